@@ -1,0 +1,66 @@
+"""Render the feature SQL files into one query: one row per customer, as of a date.
+
+The SQL files are Jinja templates over canonical table names (``customers``, ``transactions``,
+``interactions``) with the snapshot date written as ``:as_of``. Rendering is pure string work;
+``pipelines/features.py`` runs the result on DuckDB (or Spark).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from importlib import resources
+
+import jinja2
+
+FAMILY_TABLES = {"customers": "customers", "rfm": "transactions", "interactions": "interactions"}
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def slug(name: str) -> str:
+    """A column name as a lower-case identifier: 'Total Time Spent' -> 'total_time_spent'."""
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+    if not s:
+        raise ValueError(f"column name {name!r} has no letters or digits to build a feature name from")
+    return s if not s[0].isdigit() else f"c_{s}"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(family: str) -> str:
+    if family not in FAMILY_TABLES:
+        raise ValueError(f"unknown feature family {family!r}; known families: {sorted(FAMILY_TABLES)}")
+    return resources.files("features").joinpath("sql", f"{family}.sql").read_text(encoding="utf-8")
+
+
+def render_family(
+    family: str,
+    as_of: dt.date,
+    windows: Sequence[int] = (7, 30, 90),
+    interaction_types: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+) -> str:
+    """One family's SQL with the as-of date bound as a DATE literal."""
+    if not isinstance(as_of, dt.date):
+        raise TypeError(f"as_of must be a date. Got {type(as_of).__name__} instead")
+    sql = _ENV.from_string(sql_text(family)).render(
+        windows=list(windows),
+        types=list(interaction_types),
+        categorical=[(quote_ident(c), slug(c)) for c in categorical],
+        numeric=[(quote_ident(c), slug(c)) for c in numeric],
+    )
+    return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
+
+
+def feature_query(families: Sequence[str], as_of: dt.date, **params) -> str:
+    """All families joined on customer_id; the customers family decides which rows exist."""
+    if "customers" not in families:
+        raise ValueError("the 'customers' family is required: it defines one row per customer")
+    others = [f for f in families if f != "customers"]
+    ctes = [f"f_{f} AS (\n{render_family(f, as_of, **params)}\n)" for f in ["customers", *others]]
+    joins = "".join(f"\nLEFT JOIN f_{f} USING (customer_id)" for f in others)
+    return "WITH " + ",\n".join(ctes) + "\nSELECT *\nFROM f_customers" + joins + "\nORDER BY customer_id"

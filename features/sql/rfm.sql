@@ -1,0 +1,70 @@
+-- Feature family: RFM (recency, frequency, monetary), returns and purchase rhythm.
+-- One row per customer, as of :as_of: only transactions dated before :as_of count.
+-- A purchase is an invoice whose lines sum to a positive amount; negative lines are returns.
+WITH tx AS (
+    SELECT customer_id, invoice_id, amount,
+           date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
+    FROM transactions
+    WHERE ts < :as_of
+),
+purchases AS (
+    SELECT customer_id, invoice_id, max(age_days) AS age_days, sum(amount) AS amount
+    FROM tx
+    GROUP BY customer_id, invoice_id
+    HAVING sum(amount) > 0
+),
+purchase_days AS (
+    SELECT customer_id, age_days,
+           lag(age_days) OVER (PARTITION BY customer_id ORDER BY age_days DESC) - age_days AS gap_days
+    FROM (SELECT DISTINCT customer_id, age_days FROM purchases) AS d
+),
+rhythm AS (
+    SELECT customer_id,
+           avg(gap_days) AS rfm_gap_mean_days,
+           stddev_samp(gap_days) AS rfm_gap_std_days
+    FROM purchase_days
+    GROUP BY customer_id
+),
+bought AS (
+    SELECT c.customer_id,
+           min(p.age_days) AS rfm_recency_days,
+           max(p.age_days) AS rfm_first_purchase_days,
+           count(p.invoice_id) AS rfm_frequency,
+           coalesce(sum(p.amount), 0) AS rfm_purchase_amount
+           {%- for w in windows %},
+           count(p.invoice_id) FILTER (WHERE p.age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
+           coalesce(sum(p.amount) FILTER (WHERE p.age_days <= {{ w }}), 0) AS rfm_amount_{{ w }}d
+           {%- endfor %},
+           count(p.invoice_id) FILTER (WHERE p.age_days > 30 AND p.age_days <= 60) AS rfm_frequency_prev_30d
+    FROM customers AS c
+    LEFT JOIN purchases AS p ON p.customer_id = c.customer_id
+    GROUP BY c.customer_id
+),
+returned AS (
+    SELECT customer_id,
+           count(*) AS rfm_return_lines,
+           -sum(amount) AS rfm_return_amount,
+           sum(amount) AS net_amount_returns
+    FROM tx
+    WHERE amount < 0
+    GROUP BY customer_id
+)
+SELECT
+    b.customer_id,
+    b.rfm_recency_days,
+    b.rfm_first_purchase_days,
+    b.rfm_frequency,
+    b.rfm_purchase_amount + coalesce(r.net_amount_returns, 0) AS rfm_monetary,
+    CASE WHEN b.rfm_frequency > 0 THEN b.rfm_purchase_amount / b.rfm_frequency END AS rfm_monetary_div_frequency,
+    coalesce(r.rfm_return_lines, 0) AS rfm_return_lines,
+    coalesce(r.rfm_return_amount, 0) AS rfm_return_amount,
+    h.rfm_gap_mean_days,
+    h.rfm_gap_std_days
+    {%- for w in windows %},
+    b.rfm_frequency_{{ w }}d,
+    b.rfm_amount_{{ w }}d
+    {%- endfor %},
+    b.rfm_frequency_30d - b.rfm_frequency_prev_30d AS rfm_frequency_trend_30d
+FROM bought AS b
+LEFT JOIN returned AS r ON r.customer_id = b.customer_id
+LEFT JOIN rhythm AS h ON h.customer_id = b.customer_id

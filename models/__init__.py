@@ -1,0 +1,1 @@
+"""Estimators and metrics: take data, return fitted objects, predictions or numbers. No I/O."""

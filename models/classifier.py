@@ -1,0 +1,155 @@
+"""LightGBM tier classifier with scheme-ordered classes and a configurable decision rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from models.frame import ID_COLUMN, as_model_input, categorical_columns
+
+
+def decide(proba: np.ndarray, decision: str = "argmax", cost_matrix: np.ndarray | None = None) -> np.ndarray:
+    """Level index per row from probabilities.
+
+    ``argmax`` takes the most probable level. ``min_expected_cost`` takes the level whose
+    expected cost ``proba @ cost_matrix`` is lowest, where ``cost_matrix[i, j]`` is the cost of
+    predicting level ``j`` for a customer whose true level is ``i``; with ``|i - j|`` costs this is
+    the median of the ordered distribution.
+    """
+    proba = np.asarray(proba, dtype=float)
+    if decision == "argmax":
+        return proba.argmax(axis=1)
+    if decision == "min_expected_cost":
+        k = proba.shape[1]
+        cost = (
+            np.abs(np.subtract.outer(np.arange(k), np.arange(k))).astype(float)
+            if cost_matrix is None
+            else np.asarray(cost_matrix, dtype=float)
+        )
+        if cost.shape != (k, k):
+            raise ValueError(f"cost_matrix must be {k}x{k} for {k} levels. Got shape {cost.shape} instead")
+        return (proba @ cost).argmin(axis=1)
+    raise ValueError(f"decision must be 'argmax' or 'min_expected_cost'. Got {decision!r} instead")
+
+
+class TierClassifier(ClassifierMixin, BaseEstimator):
+    """Multiclass LightGBM over a customer feature table.
+
+    Text columns become categoricals (LightGBM splits on them natively); the id column is
+    ignored. ``levels`` fixes the class order (best tier first) so probabilities, metrics and
+    scores line up with the scheme.
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[str] = ("A", "B", "C", "D", "E"),
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        subsample: float = 1.0,
+        colsample_bytree: float = 1.0,
+        reg_lambda: float = 0.0,
+        class_weight: str | None = "balanced",
+        decision: str = "argmax",
+        cost_matrix: Sequence[Sequence[float]] | None = None,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ):
+        self.levels = levels
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.class_weight = class_weight
+        self.decision = decision
+        self.cost_matrix = cost_matrix
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _encode(self, y: Sequence[str]) -> np.ndarray:
+        idx = {c: i for i, c in enumerate(self.classes_)}
+        y = pd.Series(y).astype("object")
+        unknown = sorted(set(y.dropna()) - set(idx))
+        if y.isna().any():
+            raise ValueError(f"y has {int(y.isna().sum())} missing tier(s); drop unlabelled rows before fit")
+        if unknown:
+            raise ValueError(f"y holds tiers {unknown} that are not in levels {list(self.classes_)}")
+        return y.map(idx).to_numpy(dtype=int)
+
+    def fit(self, X: pd.DataFrame, y: Sequence[str]) -> TierClassifier:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame of features. Got {type(X).__name__} instead")
+        if len(X) != len(y):
+            raise ValueError(f"X and y must have the same length. Got {len(X)} and {len(y)} instead")
+        if len(self.levels) < 2:
+            raise ValueError(f"levels needs at least two tiers. Got {list(self.levels)} instead")
+        self.classes_ = np.asarray(list(self.levels), dtype=object)
+        y_idx = self._encode(y)
+        present = np.unique(y_idx)
+        if len(present) < 2:
+            raise ValueError(f"y holds a single tier {list(self.classes_[present])}; a classifier needs two or more")
+        self.feature_names_in_ = np.asarray([c for c in X.columns if c != ID_COLUMN], dtype=object)
+        cats = categorical_columns(X[list(self.feature_names_in_)])
+        self.categories_ = {
+            c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats
+        }
+        Xm = as_model_input(X, list(self.feature_names_in_), self.categories_)
+        weights = None
+        if self.class_weight == "balanced":
+            counts = np.bincount(y_idx, minlength=len(self.classes_)).astype(float)
+            per_class = np.where(counts > 0, len(y_idx) / (len(present) * np.maximum(counts, 1)), 0.0)
+            weights = per_class[y_idx]
+        # Levels absent from y get probability 0 (see predict_proba); min_per_tier guards training.
+        self.booster_ = lgb.LGBMClassifier(
+            objective="multiclass",
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            subsample=self.subsample,
+            subsample_freq=1 if self.subsample < 1 else 0,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            deterministic=True,
+            force_col_wise=True,
+            verbose=-1,
+        )
+        self.booster_.fit(Xm, y_idx, sample_weight=weights, categorical_feature=list(self.categories_) or "auto")
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def _input(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "booster_")
+        return as_model_input(X, list(self.feature_names_in_), self.categories_)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        raw = self.booster_.predict_proba(self._input(X))
+        proba = np.zeros((len(X), len(self.classes_)))
+        proba[:, self.booster_.classes_] = raw
+        return proba
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[decide(self.predict_proba(X), self.decision, self.cost_matrix)]
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """LightGBM's SHAP values: shape (rows, classes, features + 1), last column the bias."""
+        raw = self.booster_.booster_.predict(self._input(X), pred_contrib=True)
+        k, f = len(self.booster_.classes_), self.n_features_in_ + 1
+        return np.asarray(raw).reshape(len(X), k, f)
+
+    @property
+    def feature_importances_(self) -> pd.Series:
+        check_is_fitted(self, "booster_")
+        gain = self.booster_.booster_.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=list(self.feature_names_in_), name="gain").sort_values(ascending=False)

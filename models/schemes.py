@@ -1,0 +1,61 @@
+"""Tier schemes as data: ordered levels with bilingual names, meanings and follow-up playbook.
+
+A scheme lists its levels best first (A before E, high intent before low). The order drives
+quadratic weighted kappa, the ordered decision rule and the 0-100 score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TierLevel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="the value stored in labels and predictions, e.g. 'A'")
+    en: str
+    zh: str
+    meaning_en: str = ""
+    meaning_zh: str = ""
+    action_en: str = ""
+    action_zh: str = ""
+
+
+class TierScheme(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title_en: str
+    title_zh: str
+    levels: list[TierLevel]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TierScheme:
+        codes = [lv.code for lv in self.levels]
+        if len(codes) < 2:
+            raise ValueError(f"a scheme needs at least two levels. Got {codes} instead")
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"level codes must be distinct. Got {codes} instead")
+        return self
+
+    @property
+    def codes(self) -> list[str]:
+        return [lv.code for lv in self.levels]
+
+    def level(self, code: str) -> TierLevel:
+        for lv in self.levels:
+            if lv.code == code:
+                return lv
+        raise KeyError(f"{code!r} is not a level of this scheme; levels are {self.codes}")
+
+    def label(self, code: str, lang: str) -> str:
+        return getattr(self.level(code), "zh" if lang == "zh" else "en")
+
+    def score(self, proba: np.ndarray) -> np.ndarray:
+        """0-100 score: expected position on the ordered scale, 100 = surely the best level.
+
+        ``proba`` has one column per level, in scheme order.
+        """
+        k = len(self.levels)
+        weights = np.linspace(1.0, 0.0, k)
+        return np.round(100.0 * np.asarray(proba, dtype=float) @ weights, 2)

@@ -1,0 +1,50 @@
+"""Everything needed to tier a customer feature table, bundled as one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.classifier import TierClassifier
+from models.frame import ID_COLUMN, check_columns
+from models.schemes import TierScheme
+from models.segments import Segmenter
+
+
+def proba_column(code: str) -> str:
+    return f"proba_{code}"
+
+
+@dataclass
+class TierScorer:
+    """Tier classifier + segmenter + scheme: feature table in, tiers out (one row per input row)."""
+
+    scheme: TierScheme
+    classifier: TierClassifier
+    segmenter: Segmenter
+    feature_columns: list[str]
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def input_columns(self) -> list[str]:
+        return list(dict.fromkeys([*self.feature_columns, *self.segmenter.columns_]))
+
+    def output_columns(self) -> list[str]:
+        return ["tier", "score", *[proba_column(c) for c in self.scheme.codes], "segment_id", "segment"]
+
+    def score(self, features: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
+        check_columns(features, self.input_columns)
+        proba = self.classifier.predict_proba(features)
+        out = pd.DataFrame(index=features.index)
+        if ID_COLUMN in features.columns:
+            out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()
+        out["tier"] = pd.array(self.classifier.predict(features).astype(str), dtype="object")
+        out["score"] = self.scheme.score(proba)
+        for i, code in enumerate(self.scheme.codes):
+            out[proba_column(code)] = np.round(proba[:, i], 6)
+        seg = self.segmenter.predict(features) if len(features) else np.array([], dtype=int)
+        out["segment_id"] = seg.astype("int64")
+        out["segment"] = pd.array([self.segmenter.name(s, lang) for s in seg], dtype="object")
+        return out.reset_index(drop=True)

@@ -1,0 +1,177 @@
+"""Exploratory customer segments: K-means on log-scaled behaviour features, named from centroids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.metrics import calinski_harabasz_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+# Profile words: (feature column, word when the segment is high, word when low), in en and zh.
+# Recency columns are "days since", so a low value means recent.
+PROFILE_WORDS: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
+    ("rfm_recency_days", ("lapsed buyers", "久未购买"), ("recent buyers", "近期购买")),
+    ("rfm_frequency", ("frequent", "高频"), ("infrequent", "低频")),
+    ("rfm_monetary", ("high spend", "高消费"), ("low spend", "低消费")),
+    ("ix_count_30d", ("highly engaged", "互动活跃"), ("quiet", "互动少")),
+    ("ix_recency_days", ("gone silent", "久未互动"), ("recently in touch", "近期有互动")),
+    ("cust_tenure_days", ("long-standing", "老客户"), ("new", "新客户")),
+]
+
+
+def _transform_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Signed log1p of every column: money and counts are heavily skewed."""
+    x = frame[list(columns)].apply(pd.to_numeric, errors="coerce").astype("float64")
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class Segmenter(ClusterMixin, BaseEstimator):
+    """K-means with k fixed or chosen by silhouette within ``k_range``.
+
+    Rule for k: the highest silhouette (on a seeded sample of at most ``silhouette_sample``
+    rows); Calinski-Harabasz and inertia are recorded in ``k_scores_`` for the elbow plot.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        k: int | None = None,
+        k_range: tuple[int, int] = (3, 8),
+        minibatch_above: int = 200_000,
+        silhouette_sample: int = 4_000,
+        random_state: int = 0,
+    ):
+        self.columns = columns
+        self.k = k
+        self.k_range = k_range
+        self.minibatch_above = minibatch_above
+        self.silhouette_sample = silhouette_sample
+        self.random_state = random_state
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.columns_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"segmentation needs columns {missing}, absent from the feature table")
+        t = _transform_columns(X, self.columns_).fillna(self.fill_)
+        return self.scaler_.transform(t.to_numpy())
+
+    def _kmeans(self, k: int, n: int):
+        if n > self.minibatch_above:
+            return MiniBatchKMeans(n_clusters=k, random_state=self.random_state, n_init=3, batch_size=4096)
+        return KMeans(n_clusters=k, random_state=self.random_state, n_init=4)
+
+    def fit(self, X: pd.DataFrame, y=None, previous: Segmenter | None = None) -> Segmenter:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame. Got {type(X).__name__} instead")
+        cols = list(self.columns) if self.columns is not None else [
+            c for c in X.columns if c != "customer_id" and pd.api.types.is_numeric_dtype(X[c])
+        ]
+        cols = [c for c in cols if X[c].notna().any() and X[c].nunique(dropna=True) > 1]
+        if not cols:
+            raise ValueError("segmentation found no numeric column with more than one distinct value")
+        lo, hi = self.k_range
+        if self.k is None and lo > hi:
+            raise ValueError(f"k_range must be (low, high) with low <= high. Got {self.k_range} instead")
+        self.columns_ = cols
+        t = _transform_columns(X, cols)
+        # Never-seen recency ("days since" is NULL) means "longer ago than anyone": fill with max.
+        self.fill_ = pd.Series(
+            {c: (t[c].max() if c.endswith("recency_days") else t[c].median()) for c in cols}
+        )
+        self.scaler_ = StandardScaler().fit(t.fillna(self.fill_).to_numpy())
+        Z = self.scaler_.transform(t.fillna(self.fill_).to_numpy())
+        n = len(Z)
+        candidates = [self.k] if self.k is not None else list(range(lo, hi + 1))
+        candidates = [k for k in candidates if 2 <= k < n]
+        if not candidates:
+            raise ValueError(f"cannot make {self.k or self.k_range} segments from {n} customers")
+        rng = np.random.default_rng(self.random_state)
+        sample = rng.choice(n, size=min(n, self.silhouette_sample), replace=False)
+        self.k_scores_ = []
+        models = {}
+        for k in candidates:
+            km = self._kmeans(k, n).fit(Z)
+            labels = km.labels_
+            sil = silhouette_score(Z[sample], labels[sample]) if len(set(labels[sample])) > 1 else -1.0
+            ch = calinski_harabasz_score(Z[sample], labels[sample]) if len(set(labels[sample])) > 1 else 0.0
+            self.k_scores_.append({"k": k, "silhouette": float(sil), "calinski_harabasz": float(ch),
+                                   "inertia": float(km.inertia_)})
+            models[k] = km
+        best = max(self.k_scores_, key=lambda r: (r["silhouette"], -r["k"]))
+        self.n_clusters_ = best["k"]
+        self.model_ = models[self.n_clusters_]
+        labels = self.model_.labels_
+        if previous is not None:
+            labels = self._align_to(previous, labels)
+        self.profile_ = self._profile(X, labels)
+        self.names_ = self._names()
+        return self
+
+    def _align_to(self, previous: Segmenter, labels: np.ndarray) -> np.ndarray:
+        """Renumber clusters so each matches the nearest centroid of ``previous`` (stable names)."""
+        shared = [c for c in self.columns_ if c in getattr(previous, "columns_", [])]
+        if not shared:
+            return labels
+        mine = pd.DataFrame(self.model_.cluster_centers_, columns=self.columns_)[shared].to_numpy()
+        theirs = pd.DataFrame(previous.model_.cluster_centers_, columns=previous.columns_)[shared].to_numpy()
+        cost = ((mine[:, None, :] - theirs[None, :, :]) ** 2).sum(axis=2)
+        rows, cols = linear_sum_assignment(cost)
+        order = {int(r): int(c) for r, c in zip(rows, cols, strict=True)}
+        nxt = max(order.values(), default=-1) + 1
+        for r in range(len(mine)):
+            if r not in order:
+                order[r] = nxt
+                nxt += 1
+        self.relabel_ = order
+        return np.array([order[int(v)] for v in labels])
+
+    def _profile(self, X: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+        prof = X[self.columns_].apply(pd.to_numeric, errors="coerce").groupby(labels).median()
+        prof.insert(0, "size", pd.Series(labels).value_counts().sort_index().to_numpy())
+        prof.index.name = "segment_id"
+        return prof
+
+    def _names(self) -> dict[int, dict[str, str]]:
+        centers = pd.DataFrame(self.model_.cluster_centers_, columns=self.columns_)
+        relabel = getattr(self, "relabel_", None)
+        if relabel:
+            centers.index = [relabel[i] for i in range(len(centers))]
+        known = [(c, hi, lo) for c, hi, lo in PROFILE_WORDS if c in centers.columns]
+        names: dict[int, dict[str, str]] = {}
+        for sid, row in centers.sort_index().iterrows():
+            if known:
+                ranked = sorted(known, key=lambda t: -abs(row[t[0]]))[:3]
+                parts = [(hi if row[c] > 0 else lo) for c, hi, lo in ranked if abs(row[c]) >= 0.25] or [
+                    ("typical", "普通")
+                ]
+            else:
+                top = row.abs().sort_values(ascending=False).index[:2]
+                parts = [((f"high {c}", f"{c}高") if row[c] > 0 else (f"low {c}", f"{c}低")) for c in top]
+            en = ", ".join(p[0] for p in parts)
+            zh = "、".join(p[1] for p in parts)
+            names[int(sid)] = {"en": en, "zh": zh}
+        # Distinct names: number repeats.
+        seen: dict[str, int] = {}
+        for sid in sorted(names):
+            key = names[sid]["en"]
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] > 1:
+                names[sid] = {lang: f"{v} ({seen[key]})" for lang, v in names[sid].items()}
+        return names
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        labels = self.model_.predict(self._matrix(X))
+        relabel = getattr(self, "relabel_", None)
+        if relabel:
+            labels = np.array([relabel[int(v)] for v in labels])
+        return labels
+
+    def name(self, segment_id: int, lang: str = "en") -> str:
+        return self.names_[int(segment_id)]["zh" if lang == "zh" else "en"]

@@ -1,0 +1,178 @@
+"""The ``leadtier`` command line: one sub-command per stage.
+
+Errors a user can fix (config, input files, too little data, a model that cannot be loaded)
+print one clear message and exit with status 2; nothing else is swallowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="leadtier: sort sales leads and customers into tiers with machine learning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (validated at load time).")]
+DataRootOpt = Annotated[
+    str | None, typer.Option("--data-root", help="Folder with the input files; overrides data.root and $LEADTIER_DATA_ROOT.")
+]
+AsOfOpt = Annotated[
+    dt.datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date; overrides data.as_of.")
+]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from pipelines.config import ConfigError
+    from pipelines.predict import RejectShareError
+    from pipelines.sources import InputError
+    from pipelines.tracking import ModelLoadError
+    from pipelines.train import TrainingDataError
+
+    return (ConfigError, InputError, TrainingDataError, ModelLoadError, RejectShareError, FileNotFoundError)
+
+
+def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):
+    from pipelines.config import load_config
+
+    return load_config(config, data_root=data_root, as_of=as_of.date() if as_of else None)
+
+
+def _guard(fn):
+    """Run ``fn``; a user-fixable error becomes one line on stderr and exit status 2."""
+    try:
+        return fn()
+    except _user_errors() as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("demo-data")
+def demo_data(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    n_customers: Annotated[int | None, typer.Option(help="Number of customers; overrides demo.n_customers.")] = None,
+) -> None:
+    """Write synthetic demo CRM tables (customers, transactions, interactions, labels, prospects)."""
+
+    def go():
+        from pipelines.demo_data import write_demo
+
+        cfg = _load(config, data_root, None)
+        counts = write_demo(cfg, n_customers=n_customers)
+        typer.echo(f"wrote demo data to {cfg.data.root}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    _guard(go)
+
+
+@app.command("features")
+def features(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    as_of: AsOfOpt = None,
+    output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides features.output.")] = None,
+) -> None:
+    """Build the customer feature table (one row per customer, as of the snapshot date)."""
+
+    def go():
+        from pipelines.features import build
+        from pipelines.outputs import write_table
+
+        cfg = _load(config, data_root, as_of)
+        fb = build(cfg, with_labels=False)
+        path = write_table(fb.features, output or cfg.features.output)
+        typer.echo(f"wrote {len(fb.features)} rows x {fb.features.shape[1] - 1} features as of {fb.as_of} -> {path}")
+
+    _guard(go)
+
+
+@app.command("train")
+def train(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    as_of: AsOfOpt = None,
+    n_trials: Annotated[int | None, typer.Option(help="Overrides train.tuning.n_trials.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Overrides train.tuning.timeout_s.")] = None,
+) -> None:
+    """Tune, train and evaluate the tier model; log to MLflow; register; gate the champion alias."""
+
+    def go():
+        from pipelines import train as stage
+
+        cfg = _load(config, data_root, as_of)
+        if n_trials is not None:
+            cfg.train.tuning.n_trials = n_trials
+        if timeout_s is not None:
+            cfg.train.tuning.timeout_s = timeout_s
+        res = stage.run(cfg, config)
+        typer.echo(stage.summary_text(cfg, res))
+
+    _guard(go)
+
+
+@app.command("predict")
+def predict(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    as_of: AsOfOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model URI; default models:/<name>@champion.")] = None,
+    input: Annotated[str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")] = None,
+    output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides predict.output.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per scoring batch.")] = 100_000,
+) -> None:
+    """Tier customers with the champion (or --model) and write predictions plus a rejects file."""
+
+    def go():
+        from pipelines import predict as stage
+
+        cfg = _load(config, data_root, as_of)
+        res = stage.run(cfg, model_uri=model, input_path=input, output=output, batch_size=batch_size)
+        typer.echo(res.summary())
+
+    _guard(go)
+
+
+@app.command("report")
+def report(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="en or zh; overrides report.lang.")] = None,
+    predictions: Annotated[str | None, typer.Option(help="Predictions file; default predict.output.")] = None,
+    output: Annotated[str | None, typer.Option(help="HTML path; default report.output.")] = None,
+) -> None:
+    """Write the self-contained HTML segment and tier report; prints its path."""
+
+    def go():
+        from pipelines import report as stage
+
+        cfg = _load(config, data_root, None)
+        if lang is not None and lang not in ("en", "zh"):
+            raise typer.BadParameter(f"--lang must be 'en' or 'zh'. Got {lang!r} instead")
+        path = stage.run(cfg, predictions=predictions, output=output, lang=lang)
+        typer.echo(str(path))
+
+    _guard(go)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

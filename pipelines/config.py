@@ -1,0 +1,375 @@
+"""Typed configuration: YAML in ``configs/`` validated at load time.
+
+Every stage receives a :class:`Config`. Unknown keys, wrong types and impossible values fail
+at load time with a :class:`ConfigError` that names the key (``train.tuning.n_trials``) and
+what is allowed. Tier schemes are data: built-in schemes live in ``configs/schemes.yaml`` and a
+config may add its own under ``schemes:``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.schemes import TierScheme
+
+DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or inconsistent."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- data contract
+
+CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
+    # table -> canonical column -> kind (id | date | timestamp | str | float | int)
+    "customers": {"customer_id": "id", "created_at": "date"},
+    "transactions": {
+        "customer_id": "id",
+        "ts": "timestamp",
+        "invoice_id": "str",
+        "amount": "float",
+        "quantity": "int",
+    },
+    "interactions": {"customer_id": "id", "ts": "timestamp", "type": "str"},
+    "labels": {"customer_id": "id", "tier": "str"},
+}
+OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
+    "customers": {},
+    "transactions": {"product_id": "str", "channel": "str"},
+    "interactions": {"duration_s": "float"},
+    "labels": {"labelled_at": "date"},
+}
+
+
+class FileSpec(_Strict):
+    """One input file and how its columns map onto the canonical names."""
+
+    path: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical name -> column name in this file; unmapped canonical names are "
+        "looked up under their own name",
+    )
+    date_format: str | None = Field(
+        default=None, description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'"
+    )
+
+
+class TableSpec(_Strict):
+    """A logical table, read from one or more files (rows are stacked)."""
+
+    path: str | None = None
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    columns: dict[str, str] = Field(default_factory=dict)
+    date_format: str | None = None
+    files: list[FileSpec] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list, description="attribute columns used as categories")
+    numeric: list[str] = Field(default_factory=list, description="numeric attribute columns used as features")
+    personal: list[str] = Field(
+        default_factory=list, description="personal data: never a feature, never logged or reported"
+    )
+    drop_exact_duplicates: bool = Field(
+        default=True, description="identical rows (e.g. files that overlap in time) are kept once"
+    )
+    where: str | None = Field(
+        default=None,
+        description="SQL predicate on canonical columns; rows failing it are excluded and counted",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_name_files(self) -> TableSpec:
+        if self.path and self.files:
+            raise ValueError("give either 'path' (one file) or 'files' (a list), not both")
+        if self.path:
+            self.files = [
+                FileSpec(path=self.path, format=self.format, columns=self.columns, date_format=self.date_format)
+            ]
+            self.path = None
+        if not self.files:
+            raise ValueError("no input file: set 'path' or 'files'")
+        overlap = set(self.personal) & (set(self.categorical) | set(self.numeric))
+        if overlap:
+            raise ValueError(f"columns declared personal cannot be features: {sorted(overlap)}")
+        return self
+
+
+class Tables(_Strict):
+    customers: TableSpec
+    transactions: TableSpec | None = None
+    interactions: TableSpec | None = None
+    labels: TableSpec | None = None
+
+
+class DataConfig(_Strict):
+    root: str = Field(description=f"folder the table paths are relative to; ${DATA_ROOT_ENV} overrides it")
+    as_of: dt.date = Field(description="snapshot date: events on or after it are the future")
+    tables: Tables
+
+
+class DemoConfig(_Strict):
+    n_customers: Annotated[int, Field(ge=10)] = 20_000
+    history_days: Annotated[int, Field(ge=60)] = 730
+    label_share: Annotated[float, Field(gt=0, le=1)] = 0.30
+    prospects_file: str = "prospects.csv"
+
+
+# --------------------------------------------------------------------------- features
+
+
+class FeatureConfig(_Strict):
+    families: list[Literal["customers", "rfm", "interactions"]] = ["customers", "rfm", "interactions"]
+    windows_days: list[Annotated[int, Field(ge=1, le=3650)]] = [7, 30, 90]
+    interaction_types: list[str] = Field(default_factory=list)
+    output: str = "outputs/features.parquet"
+
+    @field_validator("windows_days")
+    @classmethod
+    def _sorted_unique(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("at least one window is needed, e.g. [7, 30, 90]")
+        if sorted(set(v)) != v:
+            raise ValueError(f"windows must be increasing and unique. Got {v} instead")
+        return v
+
+    @field_validator("interaction_types")
+    @classmethod
+    def _identifiers(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if not t.replace("_", "").isalnum() or not t.isascii()]
+        if bad:
+            raise ValueError(f"interaction types must be letters, digits and '_'. Got {bad} instead")
+        return v
+
+
+# --------------------------------------------------------------------------- labels
+
+
+class LabelConfig(_Strict):
+    source: Literal["table"] = "table"
+    scheme: str = "time_to_close"
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="raw label value -> scheme level code (identity when empty)"
+    )
+
+
+# --------------------------------------------------------------------------- models
+
+
+class SearchDim(_Strict):
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SearchDim:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty 'choices' list")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError("a numeric dimension needs 'low' and 'high'")
+            if self.low > self.high:
+                raise ValueError(f"'low' must not exceed 'high'. Got low={self.low}, high={self.high} instead")
+            if self.log and self.low <= 0:
+                raise ValueError(f"a log-scaled dimension needs low > 0. Got low={self.low} instead")
+        return self
+
+
+DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
+    "n_estimators": {"type": "int", "low": 100, "high": 600, "log": True},
+    "learning_rate": {"type": "float", "low": 0.02, "high": 0.2, "log": True},
+    "num_leaves": {"type": "int", "low": 8, "high": 64, "log": True},
+    "min_child_samples": {"type": "int", "low": 10, "high": 100, "log": True},
+    "subsample": {"type": "float", "low": 0.6, "high": 1.0},
+    "colsample_bytree": {"type": "float", "low": 0.5, "high": 1.0},
+    "reg_lambda": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+}
+
+
+class TuningConfig(_Strict):
+    n_trials: Annotated[int, Field(ge=1)] = 20
+    timeout_s: Annotated[float, Field(gt=0)] = 120
+    cv_folds: Annotated[int, Field(ge=2, le=10)] = 3
+    search_space: dict[str, SearchDim] = Field(
+        default_factory=lambda: {k: SearchDim(**v) for k, v in DEFAULT_SEARCH_SPACE.items()}
+    )
+
+    @field_validator("search_space")
+    @classmethod
+    def _not_empty(cls, v: dict[str, SearchDim]) -> dict[str, SearchDim]:
+        if not v:
+            raise ValueError("the search space is empty: give at least one dimension")
+        return v
+
+
+class TrainConfig(_Strict):
+    test_size: Annotated[float, Field(gt=0.05, lt=0.9)] = 0.25
+    primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy"] = "macro_f1"
+    min_per_tier: Annotated[int, Field(ge=1)] = 30
+    class_weight: Literal["balanced", "none"] = "balanced"
+    n_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1, description="LightGBM threads; 1 is fastest on small data and busy 2-core machines"
+    )
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+
+
+class SegmentConfig(_Strict):
+    k: Annotated[int, Field(ge=2)] | None = None
+    k_range: tuple[Annotated[int, Field(ge=2)], Annotated[int, Field(ge=2)]] = (3, 8)
+    minibatch_above: Annotated[int, Field(ge=1000)] = 200_000
+    silhouette_sample: Annotated[int, Field(ge=500)] = 4_000
+
+    @field_validator("k_range")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] > v[1]:
+            raise ValueError(f"k_range must be [low, high] with low <= high. Got {list(v)} instead")
+        return v
+
+
+class PredictConfig(_Strict):
+    input: str | None = Field(
+        default=None, description="customers to score (same columns as the customers table); all when empty"
+    )
+    output: str = "outputs/predictions.parquet"
+    max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+
+class ReportConfig(_Strict):
+    output: str = "outputs/report.html"
+    lang: Literal["en", "zh"] = "en"
+    top_n: Annotated[int, Field(ge=1, le=500)] = 10
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "leadtier"
+    model_name: str = "leadtier"
+
+
+class Config(_Strict):
+    name: str
+    seed: int = 42
+    data: DataConfig
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    segments: SegmentConfig = Field(default_factory=SegmentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    schemes: dict[str, TierScheme] = Field(default_factory=dict)
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def scheme(self) -> TierScheme:
+        return self.schemes[self.labels.scheme]
+
+    def data_path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else Path(self.data.root) / p
+
+    @model_validator(mode="after")
+    def _scheme_known(self) -> Config:
+        if self.labels.scheme not in self.schemes:
+            raise ValueError(
+                f"labels.scheme must be one of {sorted(self.schemes)}. Got {self.labels.scheme!r} instead"
+            )
+        levels = set(self.scheme.codes)
+        bad = sorted({v for v in self.labels.mapping.values() if v not in levels})
+        if bad:
+            raise ValueError(f"labels.mapping targets {bad} are not levels of scheme {self.labels.scheme!r}")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"invalid config {path}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+            parent = e["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            if allowed:
+                msg += f"; allowed keys here: {', '.join(allowed)}"
+        elif e["type"] == "literal_error" and "expected" in e.get("ctx", {}):
+            msg = f"must be {e['ctx']['expected']}. Got {e.get('input')!r} instead"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (args[0] if args else None)
+        if model is None:
+            return []
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level. Got {type(raw).__name__}")
+    return raw
+
+
+def load_config(
+    path: str | Path,
+    data_root: str | None = None,
+    as_of: dt.date | None = None,
+    schemes_file: str | Path | None = None,
+) -> Config:
+    """Read, merge with the built-in tier schemes and validate one YAML config.
+
+    The data root is taken from, in order: ``data_root``, ``$LEADTIER_DATA_ROOT``, the file.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    schemes_path = Path(schemes_file) if schemes_file else path.parent / "schemes.yaml"
+    builtin = _read_yaml(schemes_path).get("schemes", {}) if schemes_path.is_file() else {}
+    user_schemes = raw.get("schemes") or {}
+    if not isinstance(user_schemes, dict):
+        raise ConfigError(f"invalid config {path}:\n  schemes: must be a mapping of scheme name -> scheme")
+    raw["schemes"] = {**builtin, **user_schemes}
+    root = data_root or os.environ.get(DATA_ROOT_ENV)
+    if root:
+        raw.setdefault("data", {})
+        if isinstance(raw["data"], dict):
+            raw["data"]["root"] = root
+    if as_of is not None and isinstance(raw.get("data"), dict):
+        raw["data"]["as_of"] = as_of
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(path, err)) from None

@@ -1,0 +1,79 @@
+"""Stage: build the customer feature table as of a date with DuckDB (``leadtier features``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from features.queries import FAMILY_TABLES, feature_query
+from pipelines.config import Config, ConfigError, TableSpec
+from pipelines.sources import TableStats, register_all
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeatureBuild:
+    features: pd.DataFrame
+    stats: dict[str, TableStats]
+    as_of: dt.date
+    labels: pd.DataFrame | None = None
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """Run ``sql`` and return a pandas frame via Arrow (DuckDB 1.x and 2.x)."""
+    rel = con.sql(sql)
+    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    return table.to_pandas()
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def query_params(cfg: Config) -> dict:
+    spec = cfg.data.tables.customers
+    return {
+        "windows": cfg.features.windows_days,
+        "interaction_types": cfg.features.interaction_types,
+        "categorical": spec.categorical,
+        "numeric": spec.numeric,
+    }
+
+
+def check_families(cfg: Config) -> None:
+    for fam in cfg.features.families:
+        table = FAMILY_TABLES[fam]
+        if getattr(cfg.data.tables, table) is None:
+            raise ConfigError(f"features.families includes {fam!r}, which needs data.tables.{table}; it is not configured")
+
+
+def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
+    """Run the feature SQL on tables already registered in ``con``."""
+    sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
+    return fetch_frame(con, sql)
+
+
+def build(cfg: Config, as_of: dt.date | None = None, customers: TableSpec | None = None,
+          with_labels: bool = True) -> FeatureBuild:
+    """Register inputs, build features as of ``as_of`` (default: the config's) and read labels."""
+    check_families(cfg)
+    as_of = as_of or cfg.data.as_of
+    con = connect()
+    try:
+        stats = register_all(con, cfg, customers=customers, with_labels=with_labels)
+        feats = build_in(con, cfg, as_of)
+        labels = None
+        if with_labels and "labels" in stats:
+            labels = fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")
+    finally:
+        con.close()
+    log.info("built %d feature rows x %d columns as of %s", len(feats), feats.shape[1] - 1, as_of)
+    return FeatureBuild(features=feats, stats=stats, as_of=as_of, labels=labels)

@@ -1,0 +1,18 @@
+"""The MLflow pyfunc wrapper around :class:`models.scorer.TierScorer`."""
+
+from __future__ import annotations
+
+import joblib
+import mlflow.pyfunc
+import pandas as pd
+
+
+class LeadtierModel(mlflow.pyfunc.PythonModel):
+    """Customer feature table in; tier, per-tier probabilities, 0-100 score and segment out."""
+
+    def load_context(self, context) -> None:
+        self.scorer = joblib.load(context.artifacts["scorer"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        lang = (params or {}).get("lang", "en")
+        return self.scorer.score(pd.DataFrame(model_input), lang=lang)

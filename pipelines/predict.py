@@ -1,0 +1,197 @@
+"""Stage: tier new customers with a registered model (``leadtier predict``).
+
+Every input row is either scored or written to the rejects file with its reason; the summary
+reconciles ``input rows = scored + rejected``. Features are built by DuckDB and scored in Arrow
+batches, so memory stays bounded; the output appears atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from features.queries import feature_query
+from pipelines import tracking
+from pipelines.config import Config
+from pipelines.features import check_families, connect, fetch_frame, query_params
+from pipelines.outputs import write_table
+from pipelines.sources import register_all
+
+log = logging.getLogger(__name__)
+
+REJECT_RULES = [
+    ("customer_id IS NULL", "missing customer_id"),
+    ("dup_rank > 1", "duplicate customer_id: the first occurrence is scored"),
+    ("created_at IS NOT NULL AND CAST(created_at AS DATE) >= $as_of", "created on or after the as-of date"),
+]
+
+
+class RejectShareError(RuntimeError):
+    """More input rows were rejected than predict.max_reject_share allows."""
+
+
+@dataclass
+class PredictResult:
+    output: Path
+    rejects: Path
+    input_rows: int
+    scored: int
+    rejected: int
+    reasons: dict[str, int]
+    model_uri: str
+    model_version: str
+    as_of: dt.date
+    seconds: float
+
+    def summary(self) -> str:
+        lines = [
+            f"scored {self.scored} of {self.input_rows} input rows with {self.model_uri} "
+            f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s -> {self.output}",
+            f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
+        ]
+        lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
+        ok = self.input_rows == self.scored + self.rejected
+        lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected ({'ok' if ok else 'MISMATCH'})")
+        return "\n".join(lines)
+
+
+def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
+    """Tag every input row; move rejected rows out of ``customers``. Returns the rejects."""
+    con.execute("CREATE OR REPLACE TEMP TABLE customers__input AS SELECT row_number() OVER () AS input_row, * FROM customers")
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in REJECT_RULES) + " END"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE customers__tagged AS
+        SELECT *, {reason} AS reject_reason FROM (
+            SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY input_row) AS dup_rank
+            FROM customers__input)""",
+        {"as_of": as_of},
+    )
+    rejects = fetch_frame(
+        con,
+        "SELECT input_row, customer_id, reject_reason AS reason FROM customers__tagged "
+        "WHERE reject_reason IS NOT NULL ORDER BY input_row",
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE customers AS SELECT * EXCLUDE (input_row, dup_rank, reject_reason) "
+        "FROM customers__tagged WHERE reject_reason IS NULL ORDER BY input_row"
+    )
+    return rejects
+
+
+def run(
+    cfg: Config,
+    model_uri: str | None = None,
+    input_path: str | None = None,
+    output: str | None = None,
+    as_of: dt.date | None = None,
+    batch_size: int = 100_000,
+    progress: bool = True,
+) -> PredictResult:
+    t0 = time.perf_counter()
+    check_families(cfg)
+    as_of = as_of or cfg.data.as_of
+    out_path = Path(output or cfg.predict.output)
+    if out_path.suffix.lower() not in {".parquet", ".csv"}:
+        raise ValueError(f"output {out_path} must end in .parquet or .csv. Got {out_path.suffix or 'no extension'} instead")
+    client = tracking.setup(cfg)
+    uri = model_uri or tracking.champion_uri(cfg)
+    version = tracking.resolve_version(client, uri)
+    model = tracking.load_model(uri)
+
+    spec = cfg.data.tables.customers
+    source = input_path or cfg.predict.input
+    if source:
+        spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
+    con = connect()
+    try:
+        stats = register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False)
+        input_rows = stats["customers"].rows
+        rejects = _split_rejects(con, as_of)
+        sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
+        scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows)
+    finally:
+        con.close()
+    rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
+    if len(rejects):
+        write_table(rejects, rejects_path)
+    else:
+        rejects_path.unlink(missing_ok=True)
+    reasons = rejects["reason"].value_counts().to_dict() if len(rejects) else {}
+    result = PredictResult(
+        output=out_path,
+        rejects=rejects_path,
+        input_rows=input_rows,
+        scored=scored,
+        rejected=len(rejects),
+        reasons={str(k): int(v) for k, v in reasons.items()},
+        model_uri=uri,
+        model_version=version,
+        as_of=as_of,
+        seconds=time.perf_counter() - t0,
+    )
+    share = result.rejected / max(result.input_rows, 1)
+    if share > cfg.predict.max_reject_share:
+        out_path.unlink(missing_ok=True)
+        raise RejectShareError(
+            f"{result.rejected} of {result.input_rows} input rows ({share:.1%}) were rejected, more than "
+            f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
+            f"Reasons: {result.reasons}. See {rejects_path}"
+        )
+    return result
+
+
+def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date, batch_size: int,
+                   progress: bool, total: int) -> int:
+    """Stream feature batches through the model into a temporary file, then rename it."""
+    rel = con.sql(sql)
+    reader = rel.to_arrow_reader(batch_size) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_size)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer = None
+    n = 0
+    try:
+        with tqdm(total=total, unit="rows", desc="scoring", disable=not progress, mininterval=1.0) as bar:
+            for batch in reader:
+                frame = pa.Table.from_batches([batch]).to_pandas()
+                if frame.empty:
+                    continue
+                scored = model.predict(frame.drop(columns=["customer_id"]))
+                scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
+                scored["model_version"] = version
+                scored["as_of"] = as_of
+                table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
+                if writer is None:
+                    writer = (
+                        pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                        if out_path.suffix.lower() == ".parquet"
+                        else pacsv.CSVWriter(tmp, table.schema)
+                    )
+                writer.write_table(table)
+                n += len(frame)
+                bar.update(len(frame))
+        if writer is None:  # nothing to score: still write a valid, empty file with the columns
+            empty = pa.table({"customer_id": pa.array([], pa.string())})
+            writer = pq.ParquetWriter(tmp, empty.schema) if out_path.suffix.lower() == ".parquet" else pacsv.CSVWriter(tmp, empty.schema)
+        writer.close()
+        writer = None
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out_path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return n

@@ -1,0 +1,197 @@
+"""Read the configured input files into DuckDB under canonical table and column names.
+
+Each logical table (customers, transactions, interactions, labels) becomes a DuckDB temp table
+whose columns have the canonical names of ``config.CANONICAL_COLUMNS`` plus any declared
+attribute columns. Problems a user can fix (a missing file, a missing mapped column, dates that
+do not parse) raise :class:`InputError` naming the file, the column and how many rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from features.queries import quote_ident
+from pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
+
+
+class InputError(ValueError):
+    """An input file cannot be used as configured."""
+
+
+@dataclass
+class TableStats:
+    """What happened to the rows of one table on the way in."""
+
+    table: str
+    files: dict[str, int] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    excluded_by_rule: int = 0
+    missing_id: int = 0
+    rows: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "rows_read": sum(self.files.values()),
+            "files": self.files,
+            "duplicates_dropped": self.duplicates_dropped,
+            "excluded_by_rule": self.excluded_by_rule,
+            "missing_id": self.missing_id,
+            "rows": self.rows,
+        }
+
+
+def _reader(path: Path, fmt: str) -> str:
+    fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    lit = "'" + str(path).replace("'", "''") + "'"
+    if fmt == "parquet":
+        return f"read_parquet({lit})"
+    return f"read_csv({lit}, header = true, sample_size = -1)"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _examples(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    vals = [repr(r[0]) for r in con.execute(sql + " LIMIT 3").fetchall()]
+    return ", ".join(vals)
+
+
+def _cast(
+    con: duckdb.DuckDBPyConnection, table: str, fs: FileSpec, path: Path, src: str, kind: str, dtype: str, rel: str
+) -> str:
+    """SQL expression turning source column ``src`` into the canonical kind; checks it parses."""
+    col = quote_ident(src)
+    if kind == "id":
+        if dtype in {"FLOAT", "DOUBLE"} or dtype.startswith("DECIMAL"):
+            return f"CAST(CAST({col} AS BIGINT) AS VARCHAR)"
+        return f"CAST({col} AS VARCHAR)"
+    if kind in {"date", "timestamp"}:
+        target = "DATE" if kind == "date" else "TIMESTAMP"
+        if dtype.startswith(("TIMESTAMP", "DATE")):
+            return f"CAST({col} AS {target})"
+        text = f"CAST({col} AS VARCHAR)"
+        parsed = (
+            f"CAST(try_strptime({text}, '{fs.date_format}') AS {target})"
+            if fs.date_format
+            else f"TRY_CAST({text} AS {target})"
+        )
+        bad_where = f"{col} IS NOT NULL AND trim({text}) <> '' AND {parsed} IS NULL"
+        n_bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {bad_where}").fetchall()[0][0]
+        if n_bad:
+            ex = _examples(con, f"SELECT {text} FROM {rel} WHERE {bad_where}")
+            hint = f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in the config)"
+            raise InputError(
+                f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
+                f"{target.lower()}{hint}; e.g. {ex}"
+            )
+        return parsed
+    if kind in {"float", "int"}:
+        target = "DOUBLE" if kind == "float" else "BIGINT"
+        if dtype in {"VARCHAR"}:
+            bad_where = f"{col} IS NOT NULL AND TRY_CAST({col} AS {target}) IS NULL"
+            n_bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {bad_where}").fetchall()[0][0]
+            if n_bad:
+                ex = _examples(con, f"SELECT {col} FROM {rel} WHERE {bad_where}")
+                raise InputError(
+                    f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
+                )
+            return f"TRY_CAST({col} AS {target})"
+        return f"CAST({col} AS {target})"
+    return f"CAST({col} AS VARCHAR)"
+
+
+def _file_select(
+    con: duckdb.DuckDBPyConnection, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, stats: TableStats
+) -> str:
+    path = cfg.data_path(fs.path)
+    if not path.is_file():
+        raise InputError(f"{table}: input file not found: {path}")
+    rel = _reader(path, fs.format)
+    try:
+        cols = _columns(con, rel)
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
+    stats.files[str(path)] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
+    wanted: list[tuple[str, str, bool]] = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
+    wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
+    unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
+    if unknown:
+        allowed = [c for c, _, _ in wanted]
+        raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; allowed: {allowed}")
+    exprs = []
+    for canon, kind, required in wanted:
+        src = fs.columns.get(canon, canon)
+        if src not in cols:
+            if required:
+                raise InputError(
+                    f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
+                    f"columns present: {sorted(cols)}"
+                )
+            default = {"float": "CAST(NULL AS DOUBLE)", "int": "CAST(NULL AS BIGINT)"}.get(kind, "CAST(NULL AS VARCHAR)")
+            exprs.append(f"{default} AS {canon}")
+            continue
+        exprs.append(f"{_cast(con, table, fs, path, src, kind, cols[src], rel)} AS {canon}")
+    for attr in [*spec.categorical, *spec.numeric]:
+        if attr not in cols:
+            raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
+        exprs.append(f"{quote_ident(attr)}")
+    return f"SELECT {', '.join(exprs)} FROM {rel}"
+
+
+def register_table(
+    con: duckdb.DuckDBPyConnection, cfg: Config, table: str, spec: TableSpec | None = None,
+    drop_missing_ids: bool = True,
+) -> TableStats:
+    """Create temp table ``table`` with canonical columns from the configured file(s)."""
+    spec = spec or getattr(cfg.data.tables, table)
+    stats = TableStats(table=table)
+    selects = [_file_select(con, cfg, table, spec, fs, stats) for fs in spec.files]
+    union = "\nUNION ALL BY NAME\n".join(f"({s})" for s in selects)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}__raw AS {union}")
+    n_raw = con.execute(f"SELECT count(*) FROM {table}__raw").fetchall()[0][0]
+    source = f"{table}__raw"
+    if spec.drop_exact_duplicates:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table}__dedup AS SELECT DISTINCT * FROM {source}")
+        con.execute(f"DROP TABLE {source}")
+        source = f"{table}__dedup"
+        stats.duplicates_dropped = n_raw - con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
+    where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
+    if spec.where:
+        try:
+            stats.excluded_by_rule = con.execute(
+                f"SELECT count(*) FROM {source} WHERE customer_id IS NOT NULL AND NOT coalesce(({spec.where}), false)"
+            ).fetchall()[0][0]
+        except duckdb.Error as exc:
+            raise InputError(f"tables.{table}.where is not a valid SQL predicate: {str(exc).splitlines()[0]}") from None
+        where += f" AND coalesce(({spec.where}), false)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source} WHERE {where}")
+    con.execute(f"DROP TABLE {source}")
+    stats.rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return stats
+
+
+def register_all(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    customers: TableSpec | None = None,
+    with_labels: bool = True,
+    drop_missing_ids: bool = True,
+) -> dict[str, TableStats]:
+    """Register every configured table; ``customers`` replaces the customers table (scoring input).
+
+    With ``drop_missing_ids=False`` customer rows without an id stay, for the caller to reject.
+    """
+    stats = {"customers": register_table(con, cfg, "customers", customers, drop_missing_ids)}
+    for name in ("transactions", "interactions", "labels"):
+        spec = getattr(cfg.data.tables, name)
+        if spec is None or (name == "labels" and not with_labels):
+            continue
+        stats[name] = register_table(con, cfg, name, spec)
+    return stats

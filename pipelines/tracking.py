@@ -1,0 +1,157 @@
+"""MLflow at the edge: tracking store, model logging, registry aliases and the champion gate."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from models.metrics import HIGHER_IS_BETTER, tier_metrics
+from models.scorer import TierScorer
+from pipelines.config import Config
+from pipelines.mlflow_model import LeadtierModel
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class ModelLoadError(RuntimeError):
+    """A model URI cannot be resolved or loaded."""
+
+
+def tracking_uri(cfg: Config) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.mlflow.tracking_uri
+
+
+def setup(cfg: Config) -> MlflowClient:
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment(cfg.mlflow.experiment)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def champion_uri(cfg: Config) -> str:
+    return f"models:/{cfg.mlflow.model_name}@{CHAMPION}"
+
+
+def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
+    """Log the scorer as a pyfunc with signature and input example and register a new version."""
+    example = example[scorer.input_columns].head(5).copy()
+    for c in example.columns:
+        if not pd.api.types.is_numeric_dtype(example[c]):
+            example[c] = example[c].astype("object")
+    signature = infer_signature(example, scorer.score(example))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scorer.joblib"
+        joblib.dump(scorer, path)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadtierModel(),
+            artifacts={"scorer": str(path)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=model_name,
+            pip_requirements=_requirements(),
+        )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pkgs = ["mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pydantic", "joblib", "scipy"]
+    return [f"{p}=={version(p)}" for p in pkgs]
+
+
+def load_model(uri: str):
+    """Load a pyfunc model, turning every failure into one error that names the URI."""
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot load model {uri}: {exc.message.splitlines()[0]}") from None
+    except (OSError, EOFError, ValueError, ImportError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load model {uri}: {type(exc).__name__}: {exc}") from None
+
+
+def resolve_version(client: MlflowClient, uri: str) -> str:
+    """The registry version behind ``models:/name@alias`` or ``models:/name/3``; '' otherwise."""
+    if not uri.startswith("models:/"):
+        return ""
+    ref = uri[len("models:/") :]
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return str(client.get_model_version_by_alias(name, alias).version)
+        name, _, ver = ref.partition("/")
+        return str(client.get_model_version(name, ver).version)
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot resolve model {uri}: {exc.message.splitlines()[0]}") from None
+
+
+@dataclass
+class GateDecision:
+    alias: str
+    reasons: list[str] = field(default_factory=list)
+    champion_version: str | None = None
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def champion_gate(
+    client: MlflowClient,
+    cfg: Config,
+    new_version: str,
+    new_metrics: dict[str, float],
+    eval_features: pd.DataFrame,
+    eval_tiers: list[str],
+) -> GateDecision:
+    """Give the new version ``champion`` if it is at least as good as the current champion on the
+    same evaluation rows by the primary metric; otherwise ``challenger``. Sets the alias."""
+    name, primary = cfg.mlflow.model_name, cfg.train.primary_metric
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    decision = GateDecision(alias=CHAMPION)
+    if current is None:
+        decision.reasons.append("no champion yet: the first model becomes champion")
+    elif str(current.version) == str(new_version):
+        decision.reasons.append("this version already is the champion")
+    else:
+        decision.champion_version = str(current.version)
+        try:
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
+            scored = model.predict(eval_features)
+            proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+            old = tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
+            decision.champion_metrics = old
+        except Exception as exc:  # noqa: BLE001 - any failure means the old champion cannot compete
+            decision.reasons.append(
+                f"champion v{current.version} cannot score the current evaluation data "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the new model replaces it"
+            )
+            old = None
+        if old is not None:
+            for metric in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"]):
+                arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+                decision.reasons.append(
+                    f"{metric}: new {new_metrics[metric]:.4f} vs champion v{current.version} {old[metric]:.4f} "
+                    f"({arrow} is better)"
+                )
+            n, o = new_metrics[primary], old[primary]
+            as_good = n >= o if HIGHER_IS_BETTER[primary] else n <= o
+            if not as_good:
+                decision.alias = CHALLENGER
+                decision.reasons.insert(
+                    0, f"kept champion v{current.version}: new {primary} {n:.4f} is worse than {o:.4f}"
+                )
+            else:
+                decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} is at least as good as {o:.4f}")
+    client.set_registered_model_alias(name, decision.alias, str(new_version))
+    return decision

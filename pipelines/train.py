@@ -1,0 +1,330 @@
+"""Stage: train the tier model and the segmenter, compare with baselines, track and register.
+
+``leadtier train`` = features as of the snapshot -> labelled rows split (stratified, seeded)
+-> Optuna-tuned LightGBM on the training rows (cross-validated) -> same-split baselines ->
+MLflow run with metrics, plots, the config and the registered pyfunc -> champion gate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from models.baselines import LogisticBaseline, MajorityBaseline  # noqa: E402
+from models.classifier import TierClassifier  # noqa: E402
+from models.frame import ID_COLUMN  # noqa: E402
+from models.metrics import compare, confusion, tier_metrics  # noqa: E402
+from models.scorer import TierScorer  # noqa: E402
+from models.segments import Segmenter  # noqa: E402
+from models.tuning import tune  # noqa: E402
+from pipelines import features as feature_stage  # noqa: E402
+from pipelines import tracking  # noqa: E402
+from pipelines.config import Config  # noqa: E402
+from pipelines.sources import InputError  # noqa: E402
+
+log = logging.getLogger(__name__)
+HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
+
+
+class TrainingDataError(ValueError):
+    """The labelled data cannot support a trustworthy model."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_version: str
+    alias: str
+    reasons: list[str]
+    metrics: dict[str, dict[str, float]]
+    beats: dict[str, dict[str, bool]]
+    best_params: dict
+    n_train: int
+    n_test: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:
+    """Feature rows of labelled customers with a ``tier`` column in scheme codes."""
+    if labels is None or labels.empty:
+        raise TrainingDataError("no labels: configure data.tables.labels with at least some labelled customers")
+    lab = labels.dropna(subset=["tier"]).copy()
+    lab["tier"] = lab["tier"].astype(str).str.strip()
+    if cfg.labels.mapping:
+        lab["tier"] = lab["tier"].map(lambda v: cfg.labels.mapping.get(v, v))
+    codes = set(cfg.scheme.codes)
+    bad = lab.loc[~lab["tier"].isin(codes), "tier"]
+    if len(bad):
+        raise InputError(
+            f"labels: column 'tier' has {len(bad)} value(s) that are not levels of scheme "
+            f"{cfg.labels.scheme!r} {cfg.scheme.codes}; e.g. {sorted(bad.unique())[:5]} "
+            "(map them with labels.mapping)"
+        )
+    dup = lab["customer_id"].duplicated(keep=False)
+    if dup.any():
+        conflicting = lab[dup].groupby("customer_id")["tier"].nunique()
+        if (conflicting > 1).any():
+            raise InputError(
+                f"labels: {int((conflicting > 1).sum())} customer(s) carry different tiers; "
+                f"e.g. {conflicting[conflicting > 1].index[:3].tolist()}"
+            )
+        lab = lab.drop_duplicates("customer_id")
+    dangling = ~lab["customer_id"].isin(feats[ID_COLUMN])
+    if dangling.any():
+        log.warning(
+            "labels: %d label(s) name customers absent from the snapshot (unknown id or created after "
+            "the as-of date) and are not used; e.g. %s",
+            int(dangling.sum()),
+            lab.loc[dangling, "customer_id"].head(3).tolist(),
+        )
+    return feats.merge(lab[["customer_id", "tier"]], on=ID_COLUMN, how="inner")
+
+
+def check_minimum(cfg: Config, tiers: pd.Series) -> None:
+    counts = tiers.value_counts()
+    short = {c: int(counts.get(c, 0)) for c in cfg.scheme.codes if counts.get(c, 0) < cfg.train.min_per_tier}
+    if short:
+        raise TrainingDataError(
+            f"too few labelled customers per tier (train.min_per_tier = {cfg.train.min_per_tier}): {short}. "
+            "Label more customers, merge tiers with a coarser scheme, or lower train.min_per_tier."
+        )
+
+
+def segment_columns(feats: pd.DataFrame) -> list[str]:
+    """Behaviour columns for K-means: RFM and interaction numbers, plus tenure."""
+    cols = [c for c in feats.columns if c.startswith(("rfm_", "ix_")) and pd.api.types.is_numeric_dtype(feats[c])]
+    if not cols:  # lead-level data without an event log: use the numeric attributes
+        cols = [c for c in feats.columns if c != ID_COLUMN and pd.api.types.is_numeric_dtype(feats[c])]
+    return cols
+
+
+def _plot_confusion(cm: pd.DataFrame, title: str):
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.imshow(cm.to_numpy(), cmap="Blues")
+    ax.set_xticks(range(len(cm.columns)), cm.columns)
+    ax.set_yticks(range(len(cm.index)), cm.index)
+    ax.set_xlabel("predicted tier")
+    ax.set_ylabel("true tier")
+    ax.set_title(title)
+    vmax = cm.to_numpy().max() or 1
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            v = cm.iat[i, j]
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > vmax / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def _plot_importance(imp: pd.Series, top: int = 20):
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    s = imp.head(top)[::-1]
+    ax.barh(s.index, s.to_numpy(), color="#3b6ea5")
+    ax.set_xlabel("total gain")
+    ax.set_title(f"Top {min(top, len(imp))} features (LightGBM gain)")
+    fig.tight_layout()
+    return fig
+
+
+def _plot_k(scores: list[dict]):
+    df = pd.DataFrame(scores)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, col in zip(axes, ["silhouette", "calinski_harabasz", "inertia"], strict=True):
+        ax.plot(df["k"], df[col], marker="o")
+        ax.set_xlabel("k")
+        ax.set_title(col)
+    fig.tight_layout()
+    return fig
+
+
+def _flat(prefix: str, d: dict) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flat(key, v))
+        else:
+            out[key] = v
+    return out
+
+
+def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
+    t0 = time.perf_counter()
+    build = feature_stage.build(cfg)
+    feats = build.features
+    data = attach_labels(cfg, feats, build.labels)
+    levels = cfg.scheme.codes
+    check_minimum(cfg, data["tier"])
+    train, test = train_test_split(
+        data, test_size=cfg.train.test_size, stratify=data["tier"], random_state=cfg.seed
+    )
+    feature_cols = [c for c in feats.columns if c != ID_COLUMN]
+    X_train, y_train = train[feature_cols], train["tier"].tolist()
+    X_test, y_test = test[feature_cols], test["tier"].tolist()
+
+    client = tracking.setup(cfg)
+    with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
+        run_id = active.info.run_id
+        mlflow.set_tags({"leadtier.stage": "train", "leadtier.config": cfg.name, "leadtier.scheme": cfg.labels.scheme})
+        mlflow.log_params(
+            {
+                "as_of": cfg.data.as_of.isoformat(),
+                "seed": cfg.seed,
+                "scheme": cfg.labels.scheme,
+                "n_features": len(feature_cols),
+                "n_customers": len(feats),
+                "n_labelled": len(data),
+                "n_train": len(train),
+                "n_test": len(test),
+                "primary_metric": cfg.train.primary_metric,
+                **{f"tuning.{k}": v for k, v in _flat("", cfg.train.tuning.model_dump(exclude={"search_space"})).items()},
+            }
+        )
+        mlflow.log_dict(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)), "config.yaml")
+        mlflow.log_dict({k: v.as_dict() for k, v in build.stats.items()}, "inputs/table_stats.json")
+        mlflow.log_dict(
+            {t: int(n) for t, n in data["tier"].value_counts().reindex(levels, fill_value=0).items()},
+            "inputs/label_counts.json",
+        )
+
+        # ---------------------------------------------------------- tuning (nested run per trial)
+        base = {"class_weight": None if cfg.train.class_weight == "none" else "balanced", "n_jobs": cfg.train.n_jobs}
+
+        def log_trial(study, trial) -> None:
+            with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True):
+                mlflow.log_params(trial.params)
+                mlflow.set_tag("state", trial.state.name)
+                if trial.value is not None:
+                    mlflow.log_metric(f"cv_{cfg.train.primary_metric}", trial.value)
+
+        study = tune(
+            X_train,
+            y_train,
+            levels,
+            {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
+            n_trials=cfg.train.tuning.n_trials,
+            timeout_s=cfg.train.tuning.timeout_s,
+            cv_folds=cfg.train.tuning.cv_folds,
+            metric=cfg.train.primary_metric,
+            seed=cfg.seed,
+            base_params=base,
+            callbacks=[log_trial],
+        )
+        best_params = dict(study.best_params)
+        mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
+        mlflow.log_metric(f"cv_best_{cfg.train.primary_metric}", study.best_value)
+        trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+        mlflow.log_table(trials.astype({c: str for c in trials.columns if trials[c].dtype == object}), "tuning/trials.json")
+
+        # ---------------------------------------------------------- final model + baselines
+        clf = TierClassifier(levels=levels, random_state=cfg.seed, **base, **best_params).fit(X_train, y_train)
+        models = {
+            "model": clf,
+            "majority": MajorityBaseline(levels=levels).fit(X_train, y_train),
+            "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X_train, y_train),
+        }
+        metrics: dict[str, dict[str, float]] = {}
+        for key, est in models.items():
+            proba = est.predict_proba(X_test)
+            pred = est.predict(X_test)
+            metrics[key] = tier_metrics(y_test, proba, levels, y_pred=list(pred))
+            mlflow.log_metrics({(f"test_{k}" if key == "model" else f"{key}_{k}"): v for k, v in metrics[key].items()})
+            cm = confusion(y_test, pred, levels)
+            mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on held-out labels"), f"plots/confusion_{key}.png")
+            mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
+        plt.close("all")
+        beats = {b: compare(metrics["model"], metrics[b], HEADLINE) for b in ("majority", "logreg")}
+        mlflow.log_dict({"metrics": metrics, "model_beats": beats}, "eval/summary.json")
+
+        imp = clf.feature_importances_
+        mlflow.log_text(imp.to_csv(header=True), "model/feature_importance.csv")
+        mlflow.log_figure(_plot_importance(imp), "plots/feature_importance.png")
+
+        # ---------------------------------------------------------- segments
+        seg = Segmenter(
+            columns=segment_columns(feats),
+            k=cfg.segments.k,
+            k_range=tuple(cfg.segments.k_range),
+            minibatch_above=cfg.segments.minibatch_above,
+            silhouette_sample=cfg.segments.silhouette_sample,
+            random_state=cfg.seed,
+        ).fit(feats)
+        mlflow.log_metric("segments_k", seg.n_clusters_)
+        mlflow.log_text(pd.DataFrame(seg.k_scores_).to_csv(index=False), "segments/k_scores.csv")
+        mlflow.log_figure(_plot_k(seg.k_scores_), "plots/segments_k_selection.png")
+        profile = seg.profile_.copy()
+        profile.insert(0, "name_en", [seg.name(i, "en") for i in profile.index])
+        profile.insert(1, "name_zh", [seg.name(i, "zh") for i in profile.index])
+        mlflow.log_text(profile.to_csv(), "segments/profile.csv")
+        plt.close("all")
+
+        # ---------------------------------------------------------- log, register, gate
+        scorer = TierScorer(
+            scheme=cfg.scheme,
+            classifier=clf,
+            segmenter=seg,
+            feature_columns=feature_cols,
+            metadata={
+                "config": cfg.name,
+                "scheme_name": cfg.labels.scheme,
+                "as_of": cfg.data.as_of.isoformat(),
+                "run_id": run_id,
+                "test_metrics": metrics,
+                "seed": cfg.seed,
+            },
+        )
+        info = tracking.log_scorer(scorer, X_test, cfg.mlflow.model_name)
+        version = str(info.registered_model_version)
+        decision = tracking.champion_gate(client, cfg, version, metrics["model"], X_test, y_test)
+        mlflow.set_tags({"leadtier.model_version": version, "leadtier.alias": decision.alias})
+        mlflow.log_text("\n".join(decision.reasons), "registry/gate.txt")
+        seconds = time.perf_counter() - t0
+        mlflow.log_metric("train_seconds", seconds)
+
+    return TrainResult(
+        run_id=run_id,
+        model_version=version,
+        alias=decision.alias,
+        reasons=decision.reasons,
+        metrics=metrics,
+        beats=beats,
+        best_params=best_params,
+        n_train=len(train),
+        n_test=len(test),
+        seconds=seconds,
+        extra={"n_trials": len(study.trials), "segments_k": seg.n_clusters_},
+    )
+
+
+def summary_text(cfg: Config, res: TrainResult) -> str:
+    lines = [
+        f"trained {cfg.mlflow.model_name} v{res.model_version} -> alias '{res.alias}' "
+        f"({res.n_train} train / {res.n_test} held-out labelled customers, {res.extra['n_trials']} tuning trials, "
+        f"{res.seconds:.0f} s)",
+        "held-out metrics:            " + "  ".join(f"{m:>17}" for m in HEADLINE),
+    ]
+    for key in ("model", "logreg", "majority"):
+        lines.append(f"  {key:<26} " + "  ".join(f"{res.metrics[key][m]:>17.4f}" for m in HEADLINE))
+    for b, verdict in res.beats.items():
+        words = ", ".join(f"{m} {'yes' if v else 'NO'}" for m, v in verdict.items())
+        lines.append(f"  beats {b}: {words}")
+    lines += [f"  {r}" for r in res.reasons]
+    lines.append(f"MLflow run {res.run_id}")
+    return "\n".join(lines)
+
+
+def result_json(res: TrainResult) -> str:
+    return json.dumps(res.__dict__, default=lambda o: o if not isinstance(o, np.generic) else o.item(), indent=2)
