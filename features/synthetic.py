@@ -53,9 +53,8 @@ import pandas as pd
 
 BLOCK_SIZE = 10_000  # customers per RNG block (fixed: makes output independent of chunk_size)
 TIERS = ("A", "B", "C", "D", "E")
-TIER_MIX = (0.10, 0.18, 0.25, 0.27, 0.20)
-TIER_Z = (1.2816, 0.5828, -0.0753, -0.8416)  # N(0,1) quantiles of the cumulative mix, from the top
-NEED_SCALE, NEED_SHIFT = 1.12, 0.2  # sd and mean of the latent need (calibrated), for the tier cut points
+TIER_MIX = (0.08, 0.16, 0.25, 0.28, 0.23)  # true mix; labelled mix ~ A 10, B 18, C 25, D 27, E 20
+NEED_CUTS = (2.04, 1.15, 0.29, -0.67)  # latent need above cut k -> tier k (A..D), else E; calibrated to TIER_MIX
 
 LEAD_SOURCES = ("web_form", "referral", "trade_show", "cold_call", "partner", "paid_search", "social")
 SOURCE_P = (0.24, 0.12, 0.10, 0.14, 0.10, 0.18, 0.12)
@@ -65,15 +64,14 @@ INDUSTRIES = ("manufacturing", "retail", "software", "healthcare", "finance", "e
 INDUSTRY_P = (0.18, 0.15, 0.16, 0.10, 0.10, 0.08, 0.13, 0.10)
 INDUSTRY_NEED = (0.10, -0.10, 0.30, 0.0, 0.10, -0.30, 0.05, -0.20)
 INDUSTRY_CYCLE = (1.0, 0.5, 0.7, 2.2, 1.5, 3.0, 1.0, 0.5)  # stretches episode timing
-GOODS_INDUSTRIES = (0, 1, 6, 7)  # more sample_sent
-DIGITAL_INDUSTRIES = (2, 4)  # more webinars and meetings
-LARGE_QUOTE_BOOST = (1.0, 4.0, 4.0, 0.5, 1.0, 1.0, 0.5)  # by profile, for 201+ staff: procurement collects quotes early
-SMALL_QUOTE_BOOST = (1.5, 0.3, 0.3, 1.0, 1.0, 1.0, 1.0)  # by profile, for <= 50 staff: a quote means they are buying
+GOODS_INDUSTRIES = (0, 1, 6, 7)
+DIGITAL_INDUSTRIES = (2, 4)
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
 SIZE_P = (0.30, 0.30, 0.22, 0.12, 0.06)
 SIZE_NEED = (-0.30, -0.10, 0.10, 0.20, 0.10)
-SIZE_ACTIVITY = (0.5, 0.8, 1.0, 1.6, 2.8)
+SIZE_ACTIVITY = (0.7, 0.85, 1.0, 1.4, 2.0)
 SIZE_REVENUE_MUSD = (0.5, 3.0, 20.0, 120.0, 900.0)
+SIZE_CYCLE = (0.7, 0.85, 1.0, 1.3, 1.6)  # bigger firms decide more slowly
 SIZE_QTY_LOGMEAN = (0.3, 0.7, 1.1, 1.5, 2.0)
 REGIONS = ("north", "south", "east", "west", "central", "overseas")
 REGION_P = (0.20, 0.20, 0.22, 0.15, 0.13, 0.10)
@@ -87,16 +85,16 @@ CN_MOBILE_PREFIX = ("130", "138", "139", "150", "186", "188")
 
 NEW_LEAD_SHARE, NEW_LEAD_DAYS = 0.08, 30
 REVENUE_SIGMA, REVENUE_MISSING = 0.7, 0.08
-BUDGET_THRESHOLD, BUDGET_NEED = 0.35, 0.6  # revenue well above size peers (log-ratio > threshold) means budget
-TENURE_NEED = ((60, 0.0), (365, 0.35), (10**9, -0.35))  # (max tenure days, need effect): maturing vs stale leads
-ACTIVITY_SIGMA = 0.35
+BUDGET_THRESHOLD, BUDGET_NEED = 0.35, 1.0  # revenue well above size peers (log-ratio > threshold) means budget
+TENURE_NEED = ((60, 0.0), (365, 0.5), (10**9, -0.5))  # (max tenure days, need effect): maturing vs stale leads
+ACTIVITY_SIGMA = 0.3
 
 INTERACTION_TYPES = ("web_visit", "page_view", "email_open", "email_click", "form_submit",
                      "call", "meeting", "quote_request", "sample_sent", "webinar")
 EPISODE_MIX = np.array([  # rows: profiles (tiers A..E, then E tyre-kickers); columns: INTERACTION_TYPES
-    [.08, .22, .05, .12, .05, .15, .13, .10, .05, .05],  # A: hot, closing
-    [.10, .22, .10, .20, .04, .08, .05, .04, .02, .15],  # B: evaluating
-    [.16, .20, .20, .16, .02, .05, .01, .01, .00, .19],  # C: interested
+    [.06, .20, .04, .10, .06, .18, .15, .12, .06, .03],  # A: hot, closing
+    [.10, .20, .10, .25, .04, .07, .02, .02, .00, .20],  # B: evaluating
+    [.20, .20, .30, .10, .00, .03, .00, .00, .00, .17],  # C: interested
     [.10, .22, .06, .12, .05, .13, .10, .12, .04, .06],  # D: looked hot, went silent
     [.40, .35, .20, .05, .00, .00, .00, .00, .00, .00],  # E: a glance long ago
     [.25, .45, .00, .10, .00, .00, .00, .00, .00, .20],  # E: tyre-kicker reading everything, never talks to sales
@@ -105,9 +103,20 @@ EPISODE_MIX = np.array([  # rows: profiles (tiers A..E, then E tyre-kickers); co
 EPISODE_END = ((0, 7), (3, 30), (10, 60), (60, 240), (120, 700), (0, 15), (25, 75))  # days ago the episode ended
 EPISODE_LEN = ((10, 45), (30, 100), (60, 200), (20, 120), (3, 30), (30, 90), (15, 45))  # days
 EPISODE_PROB = (1.0, 0.97, 0.92, 0.90, 0.25, 1.0, 1.0)
-EPISODE_RATE = (0.40, 0.15, 0.06, 0.10, 0.10, 0.25, 0.25)  # events per day at activity 1
-EPISODE_SIGMA = 0.4
+EPISODE_RATE = (0.35, 0.14, 0.055, 0.09, 0.10, 0.22, 0.22)  # events per day at activity 1
+EPISODE_SIGMA = 0.6
 TYRE_KICKER_SHARE, STALLED_SHARE = 0.50, 0.45  # of tier E, of tier D
+# The same behaviour means different things per segment: (segment, type, multiplier per episode profile
+# A, B, C, D, E, E-tyre-kicker, D-stalled). Goods firms want samples; webinars are demos for digital firms but
+# general education for goods firms; large firms' procurement collects quotes early, small firms quote to buy.
+MIX_RULES = (
+    ("goods", "sample_sent", (3.0, 1.0, 1.0, 3.0, 1.0, 1.0, 3.0)),
+    ("goods", "webinar", (1.0, 0.3, 2.0, 1.0, 1.0, 1.0, 1.0)),
+    ("digital", "webinar", (1.0, 2.5, 0.3, 1.0, 1.0, 1.0, 1.0)),
+    ("digital", "meeting", (1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5)),
+    ("large", "quote_request", (1.0, 4.0, 4.0, 0.5, 1.0, 1.0, 0.5)),
+    ("small", "quote_request", (1.5, 0.3, 0.3, 1.0, 1.0, 1.0, 1.0)),
+)
 QUIET_A_SHARE, QUIET_A_INTENSITY = 0.30, 0.10
 NURTURE_SHARE, NURTURE_RATE, NURTURE_DAYS = (0.0, 0.0, 0.2, 0.6, 0.0), 0.03, 150  # D keeps reading nurture mails
 NEWSLETTER_SHARE, NEWSLETTER_RATE, BROWSE_RATE = (0.7, 0.7, 0.7, 0.6, 0.15), 0.004, 0.002
@@ -115,16 +124,16 @@ DURATION_LOGMEDIAN = (np.log(90), np.log(35), np.nan, np.nan, np.log(120),
                       np.log(300), np.log(2400), np.nan, np.nan, np.log(1800))
 DURATION_SIGMA, DURATION_MISSING = 0.8, 0.02
 
-BUY_PROB = (0.55, 0.50, 0.45, 0.45, 0.40)
+BUY_PROB = (0.65, 0.60, 0.55, 0.50, 0.45)
 NEW_LEAD_BUY_FACTOR = 0.3
 BUY_END = ((0, 10), (0, 30), (0, 60), (90, 365), (180, 720))  # days ago of the last purchase window
-BUY_RATE, BUY_SIGMA = 0.027, 0.6  # invoices per day at activity 1
+BUY_RATE, BUY_SIGMA = 0.025, 0.6  # invoices per day at activity 1
 BUY_BOOST, BUY_BOOST_DAYS = (2.5, 1.5, 1.0, 1.0, 1.0), 45
 EXTRA_LINES = (0.8, 1.0, 1.3, 1.7, 2.2)  # Poisson extra lines per invoice, by size
 N_PRODUCTS, PRODUCT_ZIPF, PRICE_LOGMEAN, PRICE_SIGMA = 200, 1.1, 3.5, 1.0
 RETURN_SHARE, PREFERRED_CHANNEL_SHARE = 0.04, 0.75
 
-LABEL_WEIGHT = (1.6, 1.3, 1.0, 0.8, 0.7)
+LABEL_WEIGHT = (1.3, 1.15, 1.0, 0.9, 0.8)
 LABEL_ADJACENT_NOISE, LABEL_RANDOM_NOISE = 0.12, 0.03
 
 WEEKLY_INTERACTIONS = (1.0, 1.0, 1.0, 1.0, 0.9, 0.35, 0.25)  # Monday..Sunday
@@ -219,25 +228,23 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     need = (np.asarray(SOURCE_NEED)[src] + np.asarray(INDUSTRY_NEED)[ind] + np.asarray(SIZE_NEED)[size]
             + BUDGET_NEED * (rel_revenue > BUDGET_THRESHOLD) + rng.normal(0, 1, n)
             + np.asarray(TENURE_NEED)[np.searchsorted(np.asarray(TENURE_NEED)[:, 0], tenure), 1])
-    tier = (need[:, None] < np.asarray(TIER_Z) * NEED_SCALE + NEED_SHIFT).sum(axis=1)
+    tier = (need[:, None] < np.asarray(NEED_CUTS)).sum(axis=1)
     activity = np.asarray(SIZE_ACTIVITY)[size] * rng.lognormal(0, ACTIVITY_SIGMA, n)
     quiet_a = (tier == 0) & (rng.random(n) < QUIET_A_SHARE)
 
     # interactions: one tier-shaped engagement episode + tier-agnostic background
     r = rng.random(n)
     profile = np.where((tier == 4) & (r < TYRE_KICKER_SHARE), 5, np.where((tier == 3) & (r < STALLED_SHARE), 6, tier))
-    cycle = np.asarray(INDUSTRY_CYCLE)[ind]
+    cycle = np.asarray(INDUSTRY_CYCLE)[ind] * np.asarray(SIZE_CYCLE)[size]
     end = _uniform(rng, EPISODE_END, profile) * cycle
     length = _uniform(rng, EPISODE_LEN, profile) * cycle
     intensity = (np.asarray(EPISODE_RATE)[profile] * activity * rng.lognormal(0, EPISODE_SIGMA, n)
                  * (rng.random(n) < np.asarray(EPISODE_PROB)[profile]) * np.where(quiet_a, QUIET_A_INTENSITY, 1.0))
     mix = EPISODE_MIX[profile]
-    mix[np.isin(ind, GOODS_INDUSTRIES), 8] *= 3.0
-    digital = np.isin(ind, DIGITAL_INDUSTRIES)
-    mix[digital, 6] *= 1.5
-    mix[digital, 9] *= 1.5
-    mix[:, 7] *= np.where(size >= 3, np.asarray(LARGE_QUOTE_BOOST)[profile],
-                          np.where(size <= 1, np.asarray(SMALL_QUOTE_BOOST)[profile], 1.0))
+    segment = {"goods": np.isin(ind, GOODS_INDUSTRIES), "digital": np.isin(ind, DIGITAL_INDUSTRIES),
+               "large": size >= 3, "small": size <= 1}
+    for who, kind, mult in MIX_RULES:
+        mix[:, INTERACTION_TYPES.index(kind)] *= np.where(segment[who], np.asarray(mult)[profile], 1.0)
     cum = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
     e_idx, e_day = _events(rng, intensity, end, end + length, tenure, WEEKLY_INTERACTIONS, as_of_day)
     e_type = np.minimum((rng.random(e_idx.size)[:, None] > cum[e_idx]).sum(axis=1), 9)

@@ -29,6 +29,16 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
     ] + [c for c in frame.columns if c != ID_COLUMN and pd.api.types.is_bool_dtype(frame[c])]
 
 
+def numbers_as_float(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every numeric feature as float64, so that a count with a missing value and the model's
+    signature (all numbers are doubles) always agree. Returns a new frame."""
+    out = frame.copy()
+    for c in out.columns:
+        if c != ID_COLUMN and pd.api.types.is_numeric_dtype(out[c].dtype) and out[c].dtype != "float64":
+            out[c] = out[c].astype("float64")
+    return out
+
+
 def check_columns(frame: pd.DataFrame, expected: list[str], what: str = "feature table") -> None:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"the {what} must be a pandas DataFrame. Got {type(frame).__name__} instead")

@@ -57,6 +57,7 @@ def tier_metrics(
     proba = np.asarray(proba, dtype=float)
     if proba.shape != (len(y_true), len(levels)):
         raise ValueError(f"proba must have shape ({len(y_true)}, {len(levels)}). Got {proba.shape} instead")
+    proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)  # undo output rounding
     idx = {c: i for i, c in enumerate(levels)}
     y_idx = np.array([idx[v] for v in y_true])
     pred_idx = proba.argmax(axis=1) if y_pred is None else np.array([idx[v] for v in y_pred])

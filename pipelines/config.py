@@ -81,7 +81,7 @@ class TableSpec(_Strict):
         default_factory=list, description="personal data: never a feature, never logged or reported"
     )
     drop_exact_duplicates: bool = Field(
-        default=True, description="identical rows (e.g. files that overlap in time) are kept once"
+        default=False, description="identical rows (e.g. files that overlap in time) are kept once, and counted"
     )
     where: str | None = Field(
         default=None,

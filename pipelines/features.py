@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 
 from features.queries import FAMILY_TABLES, feature_query
+from models.frame import numbers_as_float
 from pipelines.config import Config, ConfigError, TableSpec
 from pipelines.sources import TableStats, register_all
 
@@ -58,7 +59,7 @@ def check_families(cfg: Config) -> None:
 def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
     """Run the feature SQL on tables already registered in ``con``."""
     sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
-    return fetch_frame(con, sql)
+    return numbers_as_float(fetch_frame(con, sql))
 
 
 def build(cfg: Config, as_of: dt.date | None = None, customers: TableSpec | None = None,

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.queries import feature_query
+from models.frame import numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
 from pipelines.features import check_families, connect, fetch_frame, query_params
@@ -116,7 +117,8 @@ def run(
     con = connect()
     try:
         stats = register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False)
-        input_rows = stats["customers"].rows
+        cst = stats["customers"]
+        input_rows = sum(cst.files.values())
         rejects = _split_rejects(con, as_of)
         sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
         scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows)
@@ -128,12 +130,16 @@ def run(
     else:
         rejects_path.unlink(missing_ok=True)
     reasons = rejects["reason"].value_counts().to_dict() if len(rejects) else {}
+    if cst.duplicates_dropped:  # rows gone before tagging: counted, not listed
+        reasons["exact duplicate row (tables.customers.drop_exact_duplicates)"] = cst.duplicates_dropped
+    if cst.excluded_by_rule:
+        reasons["excluded by tables.customers.where"] = cst.excluded_by_rule
     result = PredictResult(
         output=out_path,
         rejects=rejects_path,
         input_rows=input_rows,
         scored=scored,
-        rejected=len(rejects),
+        rejected=len(rejects) + cst.duplicates_dropped + cst.excluded_by_rule,
         reasons={str(k): int(v) for k, v in reasons.items()},
         model_uri=uri,
         model_version=version,
@@ -165,7 +171,7 @@ def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date
     try:
         with tqdm(total=total, unit="rows", desc="scoring", disable=not progress, mininterval=1.0) as bar:
             for batch in reader:
-                frame = pa.Table.from_batches([batch]).to_pandas()
+                frame = numbers_as_float(pa.Table.from_batches([batch]).to_pandas())
                 if frame.empty:
                     continue
                 scored = model.predict(frame.drop(columns=["customer_id"]))

@@ -45,7 +45,7 @@ def champion_uri(cfg: Config) -> str:
 def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
     """Log the scorer as a pyfunc with signature and input example and register a new version."""
     example = example[scorer.input_columns].head(5).copy()
-    for c in example.columns:
+    for c in example.columns:  # numbers are float64 already (models.frame.numbers_as_float)
         if not pd.api.types.is_numeric_dtype(example[c]):
             example[c] = example[c].astype("object")
     signature = infer_signature(example, scorer.score(example))

@@ -1,0 +1,63 @@
+# leadtier runbook: one target per stage. `make` (or `make help`) lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+CONFIG ?= configs/demo.yaml
+ARGS   ?=
+
+.PHONY: help install demo-data features train predict report serve bench test lint browser clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "}; /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  (CONFIG=$(CONFIG); set CONFIG=configs/online_retail.yaml etc. and ARGS='--data-root DIR' to change)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev,spark]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install leadtier (re-runs only when pyproject.toml changes)
+
+demo-data: $(STAMP) ## Generate the synthetic demo CRM data (data/demo)
+	$(BIN)/leadtier demo-data --config $(CONFIG) $(ARGS)
+
+features: $(STAMP) ## Build the customer feature table as of the snapshot date
+	$(BIN)/leadtier features --config $(CONFIG) $(ARGS)
+
+train: $(STAMP) ## Set up, make demo data if missing, build features, tune, train, register (MLflow) and summarise
+	@if [ "$(CONFIG)" = "configs/demo.yaml" ] && [ ! -f data/demo/customers.parquet ]; then \
+		$(BIN)/leadtier demo-data --config $(CONFIG); fi
+	$(BIN)/leadtier features --config $(CONFIG) $(ARGS)
+	$(BIN)/leadtier train --config $(CONFIG) $(ARGS)
+
+predict: $(STAMP) ## Score the prospects with the champion model (rows in = scored + rejected)
+	$(BIN)/leadtier predict --config $(CONFIG) $(ARGS)
+
+report: $(STAMP) ## Write the HTML segment and tier report and print its path
+	$(BIN)/leadtier report --config $(CONFIG) $(ARGS)
+
+serve: $(STAMP) ## Serve the champion model over REST on 127.0.0.1 (MLflow scoring server)
+	$(BIN)/leadtier serve --config $(CONFIG) $(ARGS)
+
+bench: $(STAMP) ## Run the benchmarks; prints one JSON object per line
+	$(BIN)/python -m pipelines.bench $(ARGS)
+
+browser: ## Install headless Chromium (Debian package) for the report browser test, if missing
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium missing and not root: the browser test will be skipped"; fi; }
+
+lint: $(STAMP) ## ruff over the code
+	$(BIN)/ruff check features models pipelines tests
+
+test: $(STAMP) browser ## Install everything needed, then lint and run the whole test suite
+	$(BIN)/ruff check features models pipelines tests
+	$(BIN)/python -m pytest $(ARGS)
+
+clean: ## Remove generated data, outputs and the local MLflow store (keeps .venv)
+	rm -rf data/demo outputs mlflow.db mlruns mlartifacts test-artifacts

@@ -1,0 +1,882 @@
+"""Stage: the self-contained HTML tier and segment report (``leadtier report``).
+
+Three layers, so the data work is testable without MLflow:
+
+* :func:`build_context` turns a predictions frame plus model facts into plain aggregates
+  (vectorised: a million scored customers take seconds);
+* :func:`render` fills ``pipelines/templates/report.html.j2`` with strings from
+  ``pipelines/i18n/<lang>.yaml``: one HTML file with inline CSS and SVG charts, no external URLs;
+* :func:`run` reads the predictions file, loads the model that made them from the registry,
+  rebuilds the scored customers' features for past revenue and segment profiles, and writes
+  the report atomically.
+
+Personal data: only the columns listed in :data:`PREDICTION_COLUMNS` are ever read from the
+predictions frame; nothing per customer is rendered except the top N per tier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+import yaml
+from markupsafe import Markup, escape
+
+from models.schemes import TierScheme
+
+log = logging.getLogger(__name__)
+
+LANGS = ("en", "zh")
+REQUIRED_COLUMNS = ("customer_id", "tier", "score", "segment_id")
+# Everything the report may read from a predictions file (plus proba_<code> per level).
+PREDICTION_COLUMNS = (
+    "customer_id",
+    "tier",
+    "score",
+    "segment_id",
+    "segment",
+    "model_version",
+    "as_of",
+    "reasons",
+)
+MODEL_KEYS = ("model", "logreg", "majority")
+CARD_METRICS = ("macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece")
+HIGHER_IS_BETTER = {
+    "macro_f1": True,
+    "balanced_accuracy": True,
+    "qwk": True,
+    "accuracy": True,
+    "log_loss": False,
+    "brier": False,
+    "ece": False,
+}
+# Profile columns shown on segment cards, in this order, when present.
+KEY_FEATURES = (
+    "rfm_recency_days",
+    "rfm_frequency",
+    "rfm_monetary",
+    "ix_count_30d",
+    "ix_recency_days",
+    "cust_tenure_days",
+)
+MAX_PROFILE_ROWS = 6
+CHANGES = ("upgraded", "downgraded", "unchanged", "new", "gone")
+REVENUE_COLUMN = "rfm_monetary"
+
+
+# --------------------------------------------------------------------------- strings and formats
+
+
+@lru_cache(maxsize=4)
+def strings(lang: str) -> dict[str, Any]:
+    """The report's strings for ``lang`` from ``pipelines/i18n/<lang>.yaml``."""
+    if lang not in LANGS:
+        raise ValueError(f"report language must be one of {list(LANGS)}. Got {lang!r} instead")
+    text = resources.files("pipelines").joinpath("i18n", f"{lang}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+@lru_cache(maxsize=1)
+def _template_source() -> str:
+    return resources.files("pipelines").joinpath("templates", "report.html.j2").read_text(encoding="utf-8")
+
+
+def feature_label(column: str, lang: str) -> str:
+    """A readable name for a feature column; the column name itself when none is known."""
+    return strings(lang).get("features", {}).get(column, column)
+
+
+def fmt_num(value: Any, digits: int | None = None) -> str:
+    """Thousands separators; integers without decimals, small numbers with one or two."""
+    if value is None:
+        return "–"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "–"
+    if digits is not None:
+        return f"{v:,.{digits}f}"
+    if v == int(v) or abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:,.1f}" if abs(v) >= 1 else f"{v:,.2f}"
+
+
+def fmt_pct(value: Any, digits: int = 1) -> str:
+    """A share in [0, 1] as a percentage: 0.2345 -> '23.5 %' (en) style without the space."""
+    if value is None:
+        return "–"
+    v = float(value)
+    if not math.isfinite(v):
+        return "–"
+    return f"{100 * v:.{digits}f}%"
+
+
+TIER_ANCHORS = ((27, 127, 75), (107, 179, 74), (224, 176, 46), (224, 123, 57), (192, 57, 43))
+
+
+def tier_colors(n: int) -> list[str]:
+    """One colour per level, best first: dark green, green, amber, orange, red (interpolated for other n)."""
+    if n <= 1:
+        return ["#{:02x}{:02x}{:02x}".format(*TIER_ANCHORS[0])]
+    out = []
+    for i in range(n):
+        pos = i * (len(TIER_ANCHORS) - 1) / (n - 1)
+        lo = min(int(pos), len(TIER_ANCHORS) - 2)
+        f = pos - lo
+        rgb = [round(a + (b - a) * f) for a, b in zip(TIER_ANCHORS[lo], TIER_ANCHORS[lo + 1], strict=True)]
+        out.append("#{:02x}{:02x}{:02x}".format(*rgb))
+    return out
+
+
+# --------------------------------------------------------------------------- inline SVG charts
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def svg_tier_bars(tiers: list[dict], with_revenue: bool, s: dict[str, Any]) -> Markup:
+    """Horizontal bars: share of customers (and of past revenue) per tier."""
+    label_w, bar_w, right = 215, 355, 100
+    bar_h, gap = 16, 14
+    rows_h = bar_h * (2 if with_revenue else 1)
+    top = 30
+    height = top + len(tiers) * (rows_h + gap) + 4
+    width = label_w + bar_w + right
+    vmax = (
+        max([t["pct"] for t in tiers] + ([t["revenue_pct"] or 0 for t in tiers] if with_revenue else [])) or 1
+    )
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(s["chart_tier_sizes"])}">',
+        f'<rect x="{label_w}" y="6" width="12" height="12" fill="#4a6fa5"/>'
+        f'<text x="{label_w + 18}" y="16" class="legend">{escape(s["legend_customers"])}</text>',
+    ]
+    if with_revenue:
+        parts.append(
+            f'<rect x="{label_w + 170}" y="6" width="12" height="12" fill="#d9a441"/>'
+            f'<text x="{label_w + 188}" y="16" class="legend">{escape(s["legend_revenue"])}</text>'
+        )
+    y = top
+    for t in tiers:
+        parts.append(
+            f'<rect x="0" y="{y}" width="6" height="{rows_h}" fill="{t["color"]}"/>'
+            f'<text x="12" y="{y + rows_h / 2 + 4:.0f}" class="lbl"><title>{escape(t["label"])}</title>'
+            f"{escape(_truncate(t['label'], 28))}</text>"
+        )
+        w = bar_w * t["pct"] / vmax
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{max(w, 1):.1f}" height="{bar_h - 2}" fill="#4a6fa5">'
+            f"<title>{escape(t['label'])}: {t['count']:,} ({fmt_pct(t['pct'])})</title></rect>"
+            f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h - 5}" class="val">'
+            f"{fmt_pct(t['pct'])} · {t['count']:,}</text>"
+        )
+        if with_revenue:
+            rp = t["revenue_pct"] or 0.0
+            w = bar_w * rp / vmax
+            yr = y + bar_h
+            parts.append(
+                f'<rect x="{label_w}" y="{yr}" width="{max(w, 1):.1f}" height="{bar_h - 2}" fill="#d9a441">'
+                f"<title>{escape(t['label'])}: {fmt_pct(rp)}</title></rect>"
+                f'<text x="{label_w + w + 6:.1f}" y="{yr + bar_h - 5}" class="val">{fmt_pct(rp)}</text>'
+            )
+        y += rows_h + gap
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def svg_lorenz(points: list[tuple[float, float]], top20: float, s: dict[str, Any]) -> Markup:
+    """Cumulative share of revenue (y) against share of customers, largest first (x)."""
+    w, h, pad_l, pad_b, pad_t, pad_r = 360, 250, 56, 36, 10, 14
+    pw, ph = w - pad_l - pad_r, h - pad_b - pad_t
+
+    def xy(x: float, y: float) -> str:
+        return f"{pad_l + x * pw:.1f},{pad_t + (1 - y) * ph:.1f}"
+
+    line = " ".join(xy(x, y) for x, y in points)
+    grid = []
+    for g in (0, 0.25, 0.5, 0.75, 1.0):
+        gy, gx = pad_t + (1 - g) * ph, pad_l + g * pw
+        grid.append(
+            f'<line x1="{pad_l}" x2="{pad_l + pw}" y1="{gy:.1f}" y2="{gy:.1f}" class="grid"/>'
+            f'<text x="{pad_l - 6}" y="{gy + 4:.1f}" class="tick" text-anchor="end">{g:.0%}</text>'
+            f'<text x="{gx:.1f}" y="{pad_t + ph + 15}" class="tick" text-anchor="middle">{g:.0%}</text>'
+        )
+    mx, my = xy(0.2, top20).split(",")
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+        f'aria-label="{escape(s["lorenz_title"])}">{"".join(grid)}'
+        f'<line x1="{pad_l}" y1="{pad_t + ph}" x2="{pad_l + pw}" y2="{pad_t}" class="diag"/>'
+        f'<polyline points="{line}" class="curve"/>'
+        f'<line x1="{mx}" x2="{mx}" y1="{pad_t + ph}" y2="{my}" class="mark"/>'
+        f'<line x1="{pad_l}" x2="{mx}" y1="{my}" y2="{my}" class="mark"/>'
+        f'<circle cx="{mx}" cy="{my}" r="4" class="dot"><title>20% → {fmt_pct(top20)}</title></circle>'
+        f'<text x="{float(mx) + 7:.1f}" y="{float(my) + 14:.1f}" class="val">{fmt_pct(top20)}</text>'
+        f'<text x="{pad_l + pw / 2:.1f}" y="{h - 3}" class="tick" text-anchor="middle">'
+        f"{escape(s['lorenz_x'])}</text>"
+        f'<text transform="translate(12,{pad_t + ph / 2:.1f}) rotate(-90)" class="tick" text-anchor="middle">'
+        f"{escape(s['lorenz_y'])}</text>"
+        f"</svg>"
+    )
+
+
+def svg_stack(mix: list[dict]) -> Markup:
+    """A 100 % stacked bar of tier shares (tier mix of one segment)."""
+    parts = ['<svg class="stack" viewBox="0 0 300 16" preserveAspectRatio="none" role="img">']
+    x = 0.0
+    for m in mix:
+        if m["pct"] <= 0:
+            continue
+        w = 300 * m["pct"]
+        parts.append(
+            f'<rect x="{x:.2f}" y="0" width="{w:.2f}" height="16" fill="{m["color"]}">'
+            f"<title>{escape(m['label'])}: {m['count']:,} ({fmt_pct(m['pct'])})</title></rect>"
+        )
+        x += w
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _check_predictions(predictions: pd.DataFrame, scheme: TierScheme, source: str) -> None:
+    if not isinstance(predictions, pd.DataFrame):
+        raise TypeError(f"predictions must be a pandas DataFrame. Got {type(predictions).__name__} instead")
+    if predictions.empty:
+        raise ValueError(f"predictions {source} hold no scored customers: nothing to report")
+    missing = [c for c in REQUIRED_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise ValueError(
+            f"predictions {source} lack the columns {missing}; expected the output of `leadtier predict` "
+            f"({', '.join(REQUIRED_COLUMNS)}, proba_<tier>, segment, model_version, as_of)"
+        )
+
+
+def _segment_name(names: dict, sid: int, lang: str, fallback: str | None) -> str:
+    entry = names.get(sid, names.get(str(sid))) if names else None
+    if isinstance(entry, dict) and entry.get(lang):
+        return str(entry[lang])
+    if isinstance(entry, str) and entry:
+        return entry
+    return fallback or f"#{sid}"
+
+
+def _as_of_text(values: pd.Series | None) -> str:
+    if values is None:
+        return "–"
+    uniq = pd.unique(values.dropna())
+    if len(uniq) == 0:
+        return "–"
+    texts = sorted({(v.isoformat()[:10] if hasattr(v, "isoformat") else str(v)[:10]) for v in uniq})
+    return texts[0] if len(texts) == 1 else f"{texts[0]} – {texts[-1]}"
+
+
+def _align_revenue(revenue: pd.Series | None, predictions: pd.DataFrame) -> np.ndarray | None:
+    """Past revenue per predictions row; a Series indexed by ``customer_id`` is mapped by id."""
+    if revenue is None:
+        return None
+    if revenue.index.name == "customer_id":
+        ids = predictions["customer_id"].astype(str)
+        rev = revenue.copy()
+        rev.index = rev.index.astype(str)
+        rev = rev[~rev.index.duplicated()]
+        values = ids.map(rev)
+    else:
+        if len(revenue) != len(predictions):
+            raise ValueError(
+                f"revenue must have one value per predictions row ({len(predictions)}) or be indexed by "
+                f"customer_id. Got {len(revenue)} values instead"
+            )
+        values = revenue.reindex(predictions.index) if revenue.index.equals(predictions.index) else revenue
+    out = pd.to_numeric(pd.Series(np.asarray(values)), errors="coerce").to_numpy(dtype="float64")
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def _concentration(rev: np.ndarray) -> dict[str, Any]:
+    """Share of revenue from the top 20 % / 25 % of customers and the share bringing 80 %."""
+    n = len(rev)
+    pos = np.clip(rev, 0.0, None)  # refunds beyond purchases do not count as negative revenue
+    total = float(pos.sum())
+    if total <= 0:
+        return {"total": 0.0}
+    ordered = np.sort(pos)[::-1]
+    cum = np.cumsum(ordered) / total
+
+    def top_share(q: float) -> float:
+        k = max(1, math.ceil(q * n))
+        return float(cum[k - 1])
+
+    k80 = int(np.searchsorted(cum, 0.8 - 1e-12)) + 1
+    xs = np.linspace(0, 1, 101)
+    idx = np.clip(np.ceil(xs * n).astype(int) - 1, 0, n - 1)
+    ys = np.where(xs == 0, 0.0, cum[idx])
+    return {
+        "total": total,
+        "top20": top_share(0.20),
+        "top25": top_share(0.25),
+        "customers_for_80": k80 / n,
+        "buyers": float((pos > 0).mean()),
+        "points": list(zip(xs.tolist(), ys.tolist(), strict=True)),
+    }
+
+
+def _model_card(metrics: dict | None, scheme: TierScheme, lang: str, info: dict) -> dict[str, Any]:
+    s = strings(lang)
+    metrics = metrics or {}
+    keys = [k for k in MODEL_KEYS if isinstance(metrics.get(k), dict) and metrics[k]]
+    rows = []
+    for m in CARD_METRICS:
+        vals = {k: metrics[k].get(m) for k in keys}
+        finite = {k: float(v) for k, v in vals.items() if v is not None and math.isfinite(float(v))}
+        if not finite:
+            continue
+        higher = HIGHER_IS_BETTER[m]
+        best_v = max(finite.values()) if higher else min(finite.values())
+        rows.append(
+            {
+                "metric": m,
+                "label": s.get(f"metric_{m}", m),
+                "higher": higher,
+                "values": [
+                    {
+                        "key": k,
+                        "value": finite.get(k),
+                        "best": k in finite and math.isclose(finite[k], best_v, abs_tol=1e-12),
+                    }
+                    for k in keys
+                ],
+            }
+        )
+    per_tier = []
+    model_metrics = metrics.get("model") or {}
+    for lv in scheme.levels:
+        p, r = model_metrics.get(f"precision_{lv.code}"), model_metrics.get(f"recall_{lv.code}")
+        if p is not None or r is not None:
+            per_tier.append(
+                {"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r}
+            )
+    return {
+        "name": info.get("name") or "–",
+        "version": info.get("version") or "–",
+        "uri": info.get("uri") or "",
+        "train_as_of": info.get("train_as_of") or "–",
+        "run_id": info.get("run_id") or "",
+        "models": [{"key": k, "label": s.get(f"model_{k}", k)} for k in keys],
+        "rows": rows,
+        "per_tier": per_tier,
+        "available": bool(rows),
+    }
+
+
+def _migration(migration: pd.DataFrame, scheme: TierScheme, lang: str) -> dict[str, Any]:
+    s = strings(lang)
+    missing = [c for c in ("previous_tier", "tier", "change") if c not in migration.columns]
+    if missing:
+        raise ValueError(f"migration frame lacks the columns {missing}")
+    counts = migration["change"].astype(str).value_counts()
+    total = int(len(migration))
+    known = [c for c in CHANGES if c in counts.index] + sorted(set(counts.index) - set(CHANGES))
+    rows = [
+        {"change": c, "label": s.get(f"change_{c}", c), "count": int(counts[c]), "pct": counts[c] / total}
+        for c in known
+    ]
+    codes = scheme.codes
+    prev = migration["previous_tier"].astype("object").where(migration["previous_tier"].notna(), "__new__")
+    cur = migration["tier"].astype("object").where(migration["tier"].notna(), "__gone__")
+    cross = pd.crosstab(prev.astype(str), cur.astype(str))
+    row_keys = [c for c in codes if c in cross.index] + (["__new__"] if "__new__" in cross.index else [])
+    col_keys = [c for c in codes if c in cross.columns] + (
+        ["__gone__"] if "__gone__" in cross.columns else []
+    )
+    other_r = sorted(set(cross.index) - set(row_keys))
+    other_c = sorted(set(cross.columns) - set(col_keys))
+    row_keys += other_r
+    col_keys += other_c
+    cross = cross.reindex(index=row_keys, columns=col_keys, fill_value=0)
+
+    def name(code: str) -> str:
+        if code == "__new__":
+            return s["change_new"]
+        if code == "__gone__":
+            return s["change_gone"]
+        return scheme.label(code, lang) if code in codes else code
+
+    return {
+        "total": total,
+        "rows": rows,
+        "columns": [name(c) for c in col_keys],
+        "matrix": [{"label": name(r), "counts": [int(v) for v in cross.loc[r].to_numpy()]} for r in row_keys],
+    }
+
+
+def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
+    missing = [c for c in ("feature", "psi") if c not in drift.columns]
+    if missing:
+        raise ValueError(f"drift frame lacks the columns {missing}")
+    d = drift.copy()
+    d["psi"] = pd.to_numeric(d["psi"], errors="coerce")
+    if "warning" not in d.columns:
+        d["warning"] = d["psi"] > 0.2
+    d = d.sort_values(["warning", "psi"], ascending=[False, False], na_position="last")
+    rows = [
+        {
+            "feature": str(f),
+            "label": feature_label(str(f), lang),
+            "psi": None if pd.isna(p) else float(p),
+            "warning": bool(w),
+        }
+        for f, p, w in zip(d["feature"], d["psi"], d["warning"].fillna(False), strict=True)
+    ]
+    return {"rows": rows, "n_warnings": sum(r["warning"] for r in rows), "total": len(rows)}
+
+
+def build_context(
+    predictions: pd.DataFrame,
+    scheme: TierScheme,
+    segment_names: dict | None = None,
+    segment_profile: pd.DataFrame | None = None,
+    metrics: dict | None = None,
+    model_info: dict | None = None,
+    revenue: pd.Series | None = None,
+    lang: str = "en",
+    top_n: int = 10,
+    *,
+    migration: pd.DataFrame | None = None,
+    drift: pd.DataFrame | None = None,
+    source: str = "frame",
+) -> dict[str, Any]:
+    """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
+
+    ``segment_names``: {segment_id: {"en": ..., "zh": ...}}; ``segment_profile``: medians per
+    segment_id (one column per feature; a ``size`` column is ignored); ``metrics``: the scorer's
+    ``test_metrics`` ({"model"|"logreg"|"majority": {metric: value}}); ``model_info``: name,
+    version, uri, train_as_of, run_id; ``revenue``: past revenue, one value per predictions row
+    or indexed by customer_id (missing = 0). ``migration`` and ``drift`` add optional sections.
+    Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
+    """
+    s = strings(lang)
+    _check_predictions(predictions, scheme, source)
+    if top_n < 1:
+        raise ValueError(f"top_n must be at least 1. Got {top_n} instead")
+    codes = scheme.codes
+    model_info = dict(model_info or {})
+    n = len(predictions)
+    tiers = predictions["tier"].astype(str)
+    unknown = sorted(set(pd.unique(tiers)) - set(codes))
+    if unknown:
+        raise ValueError(
+            f"predictions {source} hold tiers {unknown[:10]} that are not levels of the scheme {codes}; "
+            "were they made by a model with another tier scheme?"
+        )
+    seg_ids = pd.to_numeric(predictions["segment_id"], errors="coerce").fillna(-1).astype("int64")
+    colors = dict(zip(codes, tier_colors(len(codes)), strict=True))
+    tier_counts = tiers.value_counts().reindex(codes, fill_value=0)
+
+    # ---------------------------------------------------------------- summary
+    rev = _align_revenue(revenue, predictions)
+    conc = _concentration(rev) if rev is not None else None
+    has_revenue = bool(conc and conc["total"] > 0)
+    rev_by_tier = (
+        pd.Series(np.clip(rev, 0, None)).groupby(tiers.to_numpy()).sum().reindex(codes, fill_value=0.0)
+        if has_revenue
+        else None
+    )
+    tier_rows = []
+    for code in codes:
+        cnt = int(tier_counts[code])
+        r = float(rev_by_tier[code]) if rev_by_tier is not None else None
+        tier_rows.append(
+            {
+                "code": code,
+                "label": scheme.label(code, lang),
+                "color": colors[code],
+                "count": cnt,
+                "pct": cnt / n,
+                "revenue": r,
+                "revenue_pct": r / conc["total"] if has_revenue else None,
+                "avg_revenue": (r / cnt if cnt else None) if has_revenue else None,
+            }
+        )
+    versions = (
+        [str(v) for v in pd.unique(predictions["model_version"].dropna().astype(str)) if str(v)]
+        if "model_version" in predictions.columns
+        else []
+    )
+    version = model_info.get("version") or (", ".join(sorted(versions)) if versions else "")
+    model_info["version"] = version
+    summary = {
+        "n_customers": n,
+        "as_of": _as_of_text(predictions["as_of"]) if "as_of" in predictions.columns else "–",
+        "model_name": model_info.get("name") or "–",
+        "model_version": version or "–",
+        "scheme_title": scheme.title_zh if lang == "zh" else scheme.title_en,
+        "tiers": tier_rows,
+        "revenue_state": "ok" if has_revenue else ("zero" if rev is not None else "missing"),
+        "revenue_total": conc["total"] if has_revenue else None,
+        "chart": svg_tier_bars(tier_rows, has_revenue, s),
+    }
+    if has_revenue:
+        summary.update(
+            {
+                "top20_share": conc["top20"],
+                "top25_share": conc["top25"],
+                "customers_for_80": conc["customers_for_80"],
+                "buyers_share": conc["buyers"],
+                "most_from_top": conc["top25"] > 0.5,
+                "lorenz": svg_lorenz(conc["points"], conc["top20"], s),
+            }
+        )
+
+    # ---------------------------------------------------------------- playbook
+    mean_score = pd.to_numeric(predictions["score"], errors="coerce").groupby(tiers.to_numpy()).mean()
+    playbook = []
+    for lv, row in zip(scheme.levels, tier_rows, strict=True):
+        playbook.append(
+            {
+                **row,
+                "meaning": (lv.meaning_zh if lang == "zh" else lv.meaning_en) or "",
+                "action": (lv.action_zh if lang == "zh" else lv.action_en) or "",
+                "avg_score": float(mean_score[lv.code]) if lv.code in mean_score.index else None,
+            }
+        )
+
+    # ---------------------------------------------------------------- segments
+    cross = pd.crosstab(seg_ids.to_numpy(), tiers.to_numpy()).reindex(columns=codes, fill_value=0)
+    profile = segment_profile if segment_profile is not None else pd.DataFrame()
+    if len(profile):
+        profile = profile.copy()
+        profile.index = (
+            pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
+        )
+    prof_cols = [c for c in profile.columns if c != "size"]
+    shown = [c for c in KEY_FEATURES if c in prof_cols] or prof_cols[:MAX_PROFILE_ROWS]
+    fallback_names: dict[int, str] = {}
+    if "segment" in predictions.columns:
+        first = pd.DataFrame({"sid": seg_ids.to_numpy(), "name": predictions["segment"].to_numpy()})
+        fallback_names = first.drop_duplicates("sid").set_index("sid")["name"].astype(str).to_dict()
+    seg_rev = pd.Series(np.clip(rev, 0, None)).groupby(seg_ids.to_numpy()).sum() if has_revenue else None
+    cards = []
+    for sid in sorted(cross.index):
+        size = int(cross.loc[sid].sum())
+        mix = [
+            {
+                "code": c,
+                "label": scheme.label(c, lang),
+                "color": colors[c],
+                "count": int(cross.loc[sid, c]),
+                "pct": int(cross.loc[sid, c]) / size if size else 0.0,
+            }
+            for c in codes
+        ]
+        prof = []
+        if sid in profile.index:
+            for c in shown:
+                prof.append({"column": c, "label": feature_label(c, lang), "value": profile.loc[sid, c]})
+        cards.append(
+            {
+                "id": int(sid),
+                "name": _segment_name(segment_names or {}, int(sid), lang, fallback_names.get(sid)),
+                "size": size,
+                "pct": size / n,
+                "revenue_pct": float(seg_rev.get(sid, 0.0)) / conc["total"] if has_revenue else None,
+                "profile": prof,
+                "mix": mix,
+                "bar": svg_stack(mix),
+            }
+        )
+    cards.sort(key=lambda c: -c["size"])
+    segments = {
+        "cards": cards,
+        "legend": [{"label": scheme.label(c, lang), "color": colors[c]} for c in codes],
+    }
+
+    # ---------------------------------------------------------------- tier x segment
+    seg_order = [c["id"] for c in sorted(cards, key=lambda c: c["id"])]
+    names = {c["id"]: c["name"] for c in cards}
+    ts = cross.T.reindex(index=codes, columns=seg_order, fill_value=0)
+    tier_segment = {
+        "columns": [{"id": sid, "name": names[sid]} for sid in seg_order],
+        "rows": [
+            {
+                "code": code,
+                "label": scheme.label(code, lang),
+                "color": colors[code],
+                "counts": [int(v) for v in ts.loc[code].to_numpy()],
+                "total": int(ts.loc[code].sum()),
+            }
+            for code in codes
+        ],
+        "col_totals": [int(v) for v in ts.sum(axis=0).to_numpy()],
+        "total": n,
+    }
+
+    # ---------------------------------------------------------------- top customers
+    has_reasons = "reasons" in predictions.columns
+    cols = ["customer_id", "tier", "score"] + (["reasons"] if has_reasons else [])
+    small = predictions[cols].copy()
+    small["tier"] = tiers.to_numpy()
+    small["score"] = pd.to_numeric(small["score"], errors="coerce")
+    small["_sid"] = seg_ids.to_numpy()
+    small["_row"] = np.arange(n)
+    best = (
+        small.sort_values(["score", "_row"], ascending=[False, True], kind="stable")
+        .groupby("tier", sort=False)
+        .head(top_n)
+    )
+    top = []
+    for code in codes:
+        part = best[best["tier"] == code]
+        pcol = f"proba_{code}"
+        probs = (
+            pd.to_numeric(predictions[pcol].to_numpy()[part["_row"].to_numpy()], errors="coerce")
+            if pcol in predictions.columns
+            else [None] * len(part)
+        )
+        rows = []
+        for i, (cid, score, sid) in enumerate(
+            zip(part["customer_id"], part["score"], part["_sid"], strict=True)
+        ):
+            reason = part["reasons"].iloc[i] if has_reasons else None
+            rows.append(
+                {
+                    "customer_id": str(cid),
+                    "score": None if pd.isna(score) else float(score),
+                    "proba": None if probs[i] is None or pd.isna(probs[i]) else float(probs[i]),
+                    "segment": names.get(int(sid), f"#{sid}"),
+                    "reasons": ""
+                    if reason is None or (isinstance(reason, float) and math.isnan(reason))
+                    else str(reason),
+                }
+            )
+        top.append(
+            {
+                "code": code,
+                "label": scheme.label(code, lang),
+                "color": colors[code],
+                "count": int(tier_counts[code]),
+                "rows": rows,
+            }
+        )
+
+    return {
+        "lang": lang,
+        "generated": dt.date.today().isoformat(),
+        "top_n": int(top_n),
+        "summary": summary,
+        "playbook": playbook,
+        "segments": segments,
+        "tier_segment": tier_segment,
+        "model_card": _model_card(metrics, scheme, lang, model_info),
+        "top": top,
+        "has_reasons": has_reasons,
+        "migration": _migration(migration, scheme, lang)
+        if migration is not None and len(migration)
+        else None,
+        "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
+    }
+
+
+# --------------------------------------------------------------------------- render
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["num"] = fmt_num
+    env.filters["pct"] = fmt_pct
+    return env
+
+
+def render(context: dict[str, Any], lang: str | None = None) -> str:
+    """The report as one HTML document (inline CSS and SVG, no external resources)."""
+    lang = lang or context.get("lang", "en")
+    if context.get("lang", lang) != lang:
+        raise ValueError(
+            f"the context was built for lang {context.get('lang')!r} but render was asked for {lang!r}; "
+            "build the context in the language you render"
+        )
+    s = strings(lang)
+    template = _environment().from_string(_template_source())
+    return template.render(c=context, s=s, lang=lang)
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Read only the report's columns from a Parquet or CSV predictions file.
+
+    Raises :class:`pipelines.sources.InputError` (a ValueError) naming the file when it is empty,
+    lacks required columns or has an unknown extension.
+    """
+    from pipelines.sources import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions file not found: {path} (run `leadtier predict` first)")
+    suffix = path.suffix.lower()
+
+    def wanted(cols: list[str]) -> list[str]:
+        return [c for c in cols if c in PREDICTION_COLUMNS or c.startswith("proba_")]
+
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        frame = pd.read_parquet(path, columns=wanted(names))
+    elif suffix == ".csv":
+        header = pd.read_csv(path, nrows=0).columns.tolist()
+        text_cols = {
+            c: str for c in ("customer_id", "tier", "model_version", "segment", "reasons") if c in header
+        }
+        frame = pd.read_csv(path, usecols=wanted(header), dtype=text_cols, keep_default_na=True)
+    else:
+        raise InputError(
+            f"predictions file {path} must end in .parquet or .csv. Got {suffix or 'no extension'} instead"
+        )
+    if frame.empty:
+        raise InputError(f"predictions file {path} holds no scored customers: nothing to report")
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"predictions file {path} lacks the columns {missing}; is it the output of `leadtier predict`?"
+        )
+    return frame
+
+
+def _past_features(cfg, predictions: pd.DataFrame, columns: list[str]) -> pd.DataFrame | None:
+    """The scored customers' features (customer_id index), rebuilt as of the predictions' date."""
+    from pipelines.features import build
+
+    spec = cfg.data.tables.customers
+    if cfg.predict.input:
+        spec = spec.model_copy(
+            update={"files": [f.model_copy(update={"path": cfg.predict.input}) for f in spec.files[:1]]}
+        )
+    as_of = None
+    if "as_of" in predictions.columns:
+        vals = pd.to_datetime(pd.Series(pd.unique(predictions["as_of"].dropna())), errors="coerce").dropna()
+        if len(vals) == 1:
+            as_of = vals.iloc[0].date()
+    try:
+        feats = build(cfg, as_of=as_of, customers=spec, with_labels=False).features
+    except (OSError, ValueError) as exc:  # missing or changed input files: report without them
+        log.warning("cannot rebuild the scored customers' features (%s); the report has no past revenue", exc)
+        return None
+    keep = [c for c in dict.fromkeys([REVENUE_COLUMN, *columns]) if c in feats.columns]
+    out = feats[["customer_id", *keep]].copy()
+    out["customer_id"] = out["customer_id"].astype(str)
+    out = out.drop_duplicates("customer_id").set_index("customer_id")
+    matched = predictions["customer_id"].astype(str).isin(out.index).mean()
+    if matched < 0.99:
+        log.warning(
+            "only %.1f%% of scored customers were found in %s; their past revenue counts as 0",
+            100 * matched,
+            cfg.predict.input or "the customers table",
+        )
+    return out
+
+
+def run(
+    cfg,
+    predictions: str | Path | None = None,
+    output: str | Path | None = None,
+    lang: str | None = None,
+    *,
+    migration: pd.DataFrame | None = None,
+    drift: pd.DataFrame | None = None,
+) -> Path:
+    """Read predictions, load their model, rebuild past revenue, write the HTML report."""
+    t0 = time.perf_counter()
+    lang = lang or cfg.report.lang
+    strings(lang)  # fail early on an unknown language
+    pred_path = Path(predictions or cfg.predict.output)
+    out_path = Path(output or cfg.report.output)
+    frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
+
+    from pipelines import tracking
+    from pipelines.outputs import write_text
+
+    versions = (
+        frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else pd.Series([])
+    )
+    versions = versions[versions != ""]
+    client = tracking.setup(cfg)
+    if len(versions):
+        counts = versions.value_counts()
+        version = str(counts.index[0])
+        if len(counts) > 1:
+            log.warning(
+                "predictions come from several model versions %s; the report uses v%s",
+                counts.to_dict(),
+                version,
+            )
+        uri = f"models:/{cfg.mlflow.model_name}/{version}"
+    else:
+        uri = tracking.champion_uri(cfg)
+        version = tracking.resolve_version(client, uri)
+        log.warning("predictions carry no model_version; describing the current champion v%s", version)
+    scorer = tracking.load_model(uri).unwrap_python_model().scorer
+    seg = scorer.segmenter
+    meta = scorer.metadata or {}
+    profile_cols = [c for c in getattr(seg, "profile_", pd.DataFrame()).columns if c != "size"]
+
+    feats = _past_features(cfg, frame, profile_cols)
+    revenue = profile = None
+    if feats is not None:
+        if REVENUE_COLUMN in feats.columns:
+            revenue = feats[REVENUE_COLUMN]
+            revenue.index.name = "customer_id"
+        cols = [c for c in profile_cols if c in feats.columns]
+        if cols:
+            ids = frame["customer_id"].astype(str)
+            sub = feats[cols].reindex(ids.to_numpy())
+            sub.index = frame.index
+            profile = sub.groupby(pd.to_numeric(frame["segment_id"], errors="coerce").to_numpy()).median()
+    if profile is None:
+        profile = getattr(seg, "profile_", None)
+
+    ctx = build_context(
+        frame,
+        scorer.scheme,
+        segment_names=getattr(seg, "names_", {}),
+        segment_profile=profile,
+        metrics=meta.get("test_metrics"),
+        model_info={
+            "name": cfg.mlflow.model_name,
+            "version": version,
+            "uri": uri,
+            "train_as_of": meta.get("as_of"),
+            "run_id": meta.get("run_id"),
+        },
+        revenue=revenue,
+        lang=lang,
+        top_n=cfg.report.top_n,
+        migration=migration,
+        drift=drift,
+        source=str(pred_path),
+    )
+    html_text = render(ctx, lang)
+    path = write_text(html_text, out_path)
+    log.info(
+        "wrote %s report on %d customers (%.0f KB) in %.1f s -> %s",
+        lang,
+        len(frame),
+        len(html_text.encode()) / 1024,
+        time.perf_counter() - t0,
+        path,
+    )
+    return path

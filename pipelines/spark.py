@@ -1,0 +1,559 @@
+"""The feature SQL and batch scoring on Apache Spark (``leadtier spark-features`` / ``spark-predict``).
+
+One source of truth: the Spark engine runs the very SQL that :mod:`features.queries` renders for
+DuckDB, transpiled by sqlglot (``read="duckdb", write="spark"``). Only the input layer is
+engine-specific: :func:`register_inputs` reads the configured Parquet/CSV files into temp views
+with the canonical column names and types of :mod:`pipelines.sources` (same mapping, same casts,
+same duplicate / missing-id / ``where`` rules).
+
+Time: the canonical ``ts`` columns are ``TIMESTAMP_NTZ`` (wall-clock time, like DuckDB's
+``TIMESTAMP``) and the session time zone is UTC, so day counts are calendar days and no timestamp
+is shifted by the driver's or the executors' local time zone.
+
+Scoring: :func:`predict_spark` applies the registered MLflow pyfunc with
+``mlflow.pyfunc.spark_udf`` (``env_manager="local"``) and writes Parquet partitioned by ``tier``.
+Input rows are checked with the same reject rules as ``leadtier predict``.
+
+Running on an existing cluster
+------------------------------
+1. Pass the master URL: ``leadtier spark-predict --master spark://host:7077`` (or ``yarn``,
+   ``k8s://...``); extra settings with ``--spark-conf key=value`` (repeatable), e.g.
+   ``--spark-conf spark.executor.memory=4g``. ``local[...]`` masters get small-machine defaults
+   (4 shuffle partitions, no UI, driver bound to 127.0.0.1); other masters keep the cluster's.
+2. Install leadtier (``pip install leadtier[spark]``, same version as the driver) and the
+   model's requirements into the executors' Python, and point ``PYSPARK_PYTHON`` at it: the UDF
+   unpickles the scorer, which imports ``models.*``. ``env_manager="local"`` means no per-task
+   virtualenv is built.
+3. Use a shared MLflow tracking server, e.g. ``MLFLOW_TRACKING_URI=http://mlflow.internal:5000``
+   (or ``mlflow.tracking_uri`` in the config), whose artifact store the driver can read; the
+   driver downloads the model once and Spark ships it to the executors.
+4. Use input and output paths every node can reach (``hdfs://``, ``s3a://``, ...). The
+   write-then-rename swap of the output folder only happens on local masters with local paths;
+   elsewhere the output is written in place with ``mode("overwrite")``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+
+from features.queries import feature_query
+from pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
+from pipelines.features import check_families, query_params
+from pipelines.sources import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+LOCAL_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+ALWAYS = {
+    # Correctness, not tuning: canonical timestamps are wall-clock times; see the module docstring.
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+_CANON_SPARK_TYPE = {"id": "string", "date": "date", "timestamp": "timestamp_ntz", "str": "string",
+                     "float": "double", "int": "bigint"}
+
+
+class SparkSetupError(RuntimeError):
+    """pyspark or Java is missing, or a Spark setting is malformed."""
+
+
+# --------------------------------------------------------------------------- session
+
+
+def spark_session(master: str = "local[2]", app_name: str = "leadtier", conf: dict[str, str] | None = None
+                  ) -> SparkSession:
+    """A SparkSession with UTC session time; small-machine defaults on ``local[...]`` masters."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkSetupError("pyspark is not installed: pip install 'leadtier[spark]'") from None
+    if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
+        raise SparkSetupError("Spark needs Java 17 or 21: install a JDK or set JAVA_HOME")
+    local = master.startswith("local")
+    if local:  # workers must run the interpreter that has leadtier and the model's requirements
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    settings = {**(LOCAL_DEFAULTS if local else {}), **ALWAYS, **(conf or {})}
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    if spark.conf.get("spark.sql.session.timeZone") != "UTC":
+        log.warning("spark.sql.session.timeZone is %s, not UTC: timestamps with a time zone may shift days",
+                    spark.conf.get("spark.sql.session.timeZone"))
+    return spark
+
+
+def parse_conf(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SparkSetupError(f"--spark-conf must be key=value. Got {pair!r} instead")
+        out[key.strip()] = value.strip()
+    return out
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def _day_diff(node: exp.Expression) -> exp.Expression:
+    """DuckDB ``date_diff('day', a, b)`` -> Spark ``CAST(datediff(b, a) AS BIGINT)``.
+
+    sqlglot writes ``DATEDIFF(DAY, a, b)``, which Spark runs as ``timestampdiff``: the dates become
+    timestamps in the session time zone first. The two-argument ``datediff(end, start)`` counts
+    calendar days with no time zone at all; the cast keeps DuckDB's BIGINT result type (Spark's
+    ``datediff`` returns INT) so the feature table and the model signature see the same types.
+    """
+    if isinstance(node, exp.DateDiff) and node.unit is not None and node.unit.name.upper() == "DAY":
+        diff = exp.Anonymous(this="DATEDIFF", expressions=[node.this.copy(), node.expression.copy()])
+        return exp.Cast(this=diff, to=exp.DataType.build("BIGINT"))
+    return node
+
+
+def to_spark_sql(sql: str, ordered: bool = True) -> str:
+    """Transpile DuckDB-dialect SQL to Spark SQL; fails loudly on anything sqlglot cannot express.
+
+    sqlglot handles the rest of the feature SQL as is (checked by tests/test_spark_parity.py):
+    ``count(x) FILTER (WHERE ...)`` stays (Spark 3+ has aggregate FILTER), ``stddev_samp`` stays
+    (NULL for one value in both engines), ``SELECT * ... USING (customer_id)`` keeps one key
+    column in both, nested ``WITH`` clauses are hoisted to the top, ``ORDER BY`` gets the
+    explicit ``NULLS LAST`` that DuckDB implies. ``ordered=False`` drops the final ORDER BY (a
+    global sort that scoring does not need).
+    """
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    tree = tree.transform(_day_diff)
+    if not ordered:
+        tree.set("order", None)
+    return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def predicate_to_spark(predicate: str) -> str:
+    """A DuckDB boolean expression (``tables.<t>.where``, reject rules) as Spark SQL."""
+    tree = sqlglot.parse_one(predicate, read="duckdb").transform(_day_diff)
+    return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def feature_sql(cfg: Config, as_of: dt.date, ordered: bool = True) -> str:
+    return to_spark_sql(feature_query(cfg.features.families, as_of, **query_params(cfg)), ordered=ordered)
+
+
+# --------------------------------------------------------------------------- inputs
+
+_STRPTIME_TO_JAVA = {
+    "%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%I": "hh", "%M": "mm", "%S": "ss",
+    "%f": "SSSSSS", "%p": "a", "%b": "MMM", "%B": "MMMM", "%a": "EEE", "%A": "EEEE", "%j": "DDD", "%%": "%",
+    "%-m": "M", "%-d": "d", "%-H": "H", "%-I": "h", "%-M": "m", "%-S": "s",
+}
+
+
+def java_date_format(fmt: str) -> str:
+    """A strptime format (as in the config, for DuckDB) as a Spark datetime pattern."""
+    out, literal = [], []
+    for token in re.findall(r"%-?[a-zA-Z%]|[^%]", fmt):
+        if token.startswith("%"):
+            if token not in _STRPTIME_TO_JAVA:
+                raise InputError(f"date_format {fmt!r}: {token} is not supported on the Spark engine")
+            if literal:
+                out.append("'" + "".join(literal).replace("'", "''") + "'")
+                literal = []
+            out.append(_STRPTIME_TO_JAVA[token])
+        elif token.isalpha() or token == "'":
+            literal.append(token)
+        else:
+            if literal:
+                out.append("'" + "".join(literal).replace("'", "''") + "'")
+                literal = []
+            out.append(token)
+    if literal:
+        out.append("'" + "".join(literal).replace("'", "''") + "'")
+    return "".join(out)
+
+
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _read(spark: SparkSession, path: Path, fmt: str) -> DataFrame:
+    fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    if fmt == "parquet":
+        return spark.read.parquet(str(path))
+    # like DuckDB's read_csv(header = true, sample_size = -1): types inferred from every row
+    return spark.read.options(header=True, inferSchema=True, mode="FAILFAST").csv(str(path))
+
+
+def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str) -> Column:
+    """Spark twin of ``sources._cast``: source column ``src`` as the canonical kind."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    col, dtype = F.col(_ident(src)), df.schema[src].dataType
+    numeric_src = isinstance(dtype, T.NumericType)
+    if kind == "id":
+        if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
+            return col.cast("bigint").cast("string")
+        return col.cast("string")
+    target = _CANON_SPARK_TYPE[kind]
+    if kind in {"date", "timestamp"}:
+        if isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
+            return col.cast(target)
+        text = col.cast("string")
+        if fs.date_format:
+            parsed = F.try_to_timestamp(text, F.lit(java_date_format(fs.date_format))).cast(target)
+        else:
+            parsed = F.expr(f"try_cast(CAST({_ident(src)} AS STRING) AS {target})")
+        bad = col.isNotNull() & (F.trim(text) != "") & parsed.isNull()
+        _raise_if_bad(df, bad, text, path, table, src,
+                      f"{'date' if kind == 'date' else 'timestamp'}"
+                      + (f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in the config)"))
+        return parsed
+    if kind in {"float", "int"}:
+        if isinstance(dtype, T.StringType):
+            parsed = F.expr(f"try_cast({_ident(src)} AS {target})")
+            _raise_if_bad(df, col.isNotNull() & parsed.isNull(), col, path, table, src, "number", noun="not")
+            return parsed
+        if not numeric_src and not isinstance(dtype, T.BooleanType):
+            raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {dtype.simpleString()}, not a number")
+        return col.cast(target)
+    return col.cast("string")
+
+
+def _raise_if_bad(df: DataFrame, bad: Column, shown: Column, path: Path, table: str, src: str, what: str,
+                  noun: str = "do not parse as a") -> None:
+    rows = df.where(bad).select(shown.alias("v")).limit(3).collect()
+    if not rows:
+        return
+    n_bad = df.where(bad).count()
+    ex = ", ".join(repr(r["v"]) for r in rows)
+    if noun == "not":
+        raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}")
+    raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that {noun} {what}; e.g. {ex}")
+
+
+def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, fs: FileSpec) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    path = cfg.data_path(fs.path)
+    if not path.is_file():
+        raise InputError(f"{table}: input file not found: {path}")
+    try:
+        df = _read(spark, path, fs.format)
+        cols = set(df.columns)
+    except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: the file is not readable as such
+        raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
+    wanted = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
+    wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
+    unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
+    if unknown:
+        raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; "
+                         f"allowed: {[c for c, _, _ in wanted]}")
+    exprs = []
+    for canon, kind, required in wanted:
+        src = fs.columns.get(canon, canon)
+        if src not in cols:
+            if required:
+                raise InputError(f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
+                                 f"columns present: {sorted(cols)}")
+            exprs.append(F.lit(None).cast(_CANON_SPARK_TYPE.get(kind, "string")).alias(canon))
+            continue
+        exprs.append(_canonical(df, table, fs, path, src, kind).alias(canon))
+    for attr in [*spec.categorical, *spec.numeric]:
+        if attr not in cols:
+            raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
+        exprs.append(F.col(_ident(attr)))
+    return df.select(*exprs)
+
+
+def register_table(spark: SparkSession, cfg: Config, table: str, spec: TableSpec | None = None,
+                   drop_missing_ids: bool = True, view: str | None = None, row_numbers: bool = False) -> DataFrame:
+    """Temp view ``view`` (default ``table``) with canonical columns from the configured file(s).
+
+    ``row_numbers=True`` adds ``input_row``: 1-based position in the input (files in config order),
+    numbered before duplicates are dropped (a dropped duplicate keeps its first position).
+    """
+    from pyspark.sql import functions as F
+
+    spec = spec or getattr(cfg.data.tables, table)
+    frames = [_file_frame(spark, cfg, table, spec, fs) for fs in spec.files]
+    df = frames[0]
+    for other in frames[1:]:
+        df = df.unionByName(other, allowMissingColumns=True)
+    data_cols = df.columns
+    if row_numbers:
+        df = _with_row_numbers(df)
+    if spec.drop_exact_duplicates:
+        df = df.groupBy(*[F.col(_ident(c)) for c in data_cols]).agg(F.min("input_row").alias("input_row")) \
+            if row_numbers else df.distinct()
+    where = F.col("customer_id").isNotNull() if drop_missing_ids else F.lit(True)
+    if spec.where:
+        try:
+            pred = F.expr(f"coalesce(({predicate_to_spark(spec.where)}), false)")
+            df.where(pred).limit(0).collect()  # analyse now: a bad predicate fails here, named
+        except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
+            raise InputError(f"tables.{table}.where is not a valid SQL predicate: {str(exc).splitlines()[0]}"
+                             ) from None
+        where = where & pred
+    df = df.where(where)
+    df.createOrReplaceTempView(view or table)
+    return df
+
+
+def _with_row_numbers(df: DataFrame) -> DataFrame:
+    """1-based row numbers in input order without a single-partition window (scales like zipWithIndex).
+
+    ``monotonically_increasing_id`` is partition index << 33 plus the position in the partition;
+    partitions follow the file order, so offsets from per-partition counts give global positions.
+    """
+    from pyspark.sql import functions as F
+
+    tagged = df.withColumn("__mono", F.monotonically_increasing_id())  # stable for a given file scan
+    part = F.shiftright(F.col("__mono"), 33)
+    counts = sorted(tagged.groupBy(part.alias("p")).count().collect())
+    offsets, total = [], 0
+    for p, n in counts:
+        offsets += [F.lit(p), F.lit(total)]
+        total += n
+    if not offsets:
+        return tagged.withColumn("input_row", F.lit(1).cast("bigint")).drop("__mono")
+    offset = F.create_map(*offsets)[part]
+    pos = F.col("__mono").bitwiseAND(F.lit((1 << 33) - 1))
+    return tagged.withColumn("input_row", (offset + pos + 1).cast("bigint")).drop("__mono")
+
+
+def register_inputs(spark: SparkSession, cfg: Config, customers: TableSpec | None = None,
+                    with_labels: bool = False) -> list[str]:
+    """Register every configured table as a temp view; ``customers`` replaces the customers table."""
+    register_table(spark, cfg, "customers", customers)
+    names = ["customers"]
+    for name in ("transactions", "interactions", "labels"):
+        spec = getattr(cfg.data.tables, name)
+        if spec is None or (name == "labels" and not with_labels):
+            continue
+        register_table(spark, cfg, name, spec)
+        names.append(name)
+    return names
+
+
+def _customers_spec(cfg: Config, customers_path: str | None) -> TableSpec:
+    spec = cfg.data.tables.customers
+    if customers_path:
+        spec = spec.model_copy(update={"files": [f.model_copy(update={"path": customers_path}) for f in spec.files[:1]]})
+    return spec
+
+
+# --------------------------------------------------------------------------- features
+
+
+def build_features_spark(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
+                         customers_path: str | None = None) -> DataFrame:
+    """The feature table as a Spark DataFrame: the DuckDB feature SQL, transpiled, over the inputs."""
+    check_families(cfg)
+    as_of = as_of or cfg.data.as_of
+    register_inputs(spark, cfg, customers=_customers_spec(cfg, customers_path))
+    return spark.sql(feature_sql(cfg, as_of))
+
+
+def _is_local(spark: SparkSession, path: str) -> bool:
+    return spark.sparkContext.master.startswith("local") and ("://" not in path or path.startswith("file:"))
+
+
+def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: list[str] | None = None) -> str:
+    """Write ``df`` as a folder of Parquet (CSV when ``output`` ends in .csv).
+
+    Locally the folder appears complete or not at all: written beside, then swapped in.
+    """
+    fmt = "csv" if output.lower().rstrip("/").endswith(".csv") else "parquet"
+
+    def write(target: str) -> None:
+        w = df.write.mode("overwrite")
+        if partition_by:
+            w = w.partitionBy(*partition_by)
+        if fmt == "csv":
+            w.option("header", True).csv(target)
+        else:
+            w.option("compression", "zstd").parquet(target)
+
+    if not _is_local(spark, output):
+        write(output)
+        return output
+    out = Path(output.removeprefix("file://").removeprefix("file:"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        write(str(tmp))
+        if out.is_dir():
+            out.rename(old)
+        elif out.exists():
+            out.unlink()
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return str(out)
+
+
+def default_output(path: str) -> str:
+    """``outputs/demo/features.parquet`` -> ``outputs/demo/features_spark`` (a folder, not the file)."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}_spark"))
+
+
+def features_spark(spark: SparkSession, cfg: Config, output: str | None = None, as_of: dt.date | None = None
+                   ) -> tuple[str, int, int]:
+    """Build and write the feature table; returns (path, rows, feature columns)."""
+    df = build_features_spark(spark, cfg, as_of)
+    path = write_dir(spark, df, output or default_output(cfg.features.output))
+    rows = spark.read.parquet(path).count() if not path.lower().endswith(".csv") else df.count()
+    return path, rows, len(df.columns) - 1
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class SparkPredictResult:
+    output: str
+    rejects: str | None
+    input_rows: int
+    scored: int
+    rejected: int
+    reasons: dict[str, int]
+    model_uri: str
+    model_version: str
+    as_of: dt.date
+    seconds: float
+
+    def summary(self) -> str:
+        lines = [
+            f"scored {self.scored} of {self.input_rows} input rows on Spark with {self.model_uri} "
+            f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s -> {self.output} "
+            "(Parquet, partitioned by tier)",
+            f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
+        ]
+        lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
+        ok = self.input_rows == self.scored + self.rejected
+        lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected "
+                     f"({'ok' if ok else 'MISMATCH'})")
+        return "\n".join(lines)
+
+
+def output_struct(model_uri: str):
+    """The pyfunc's output columns as a Spark struct, from the model's signature."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.tracking import ModelLoadError
+
+    try:
+        info = mlflow.models.get_model_info(model_uri)
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot load model {model_uri}: {exc.message.splitlines()[0]}") from None
+    sig = info.signature
+    if sig is None or sig.outputs is None or not sig.outputs.has_input_names():
+        raise ModelLoadError(f"model {model_uri} has no named output signature; re-train it with leadtier train")
+    return sig.outputs.as_spark_schema(), sig.inputs.input_names()
+
+
+def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
+    """The reject rules of ``leadtier predict`` (same SQL, transpiled) over view ``customers__input``."""
+    from pipelines.predict import REJECT_RULES
+
+    date = f"DATE '{as_of.isoformat()}'"
+    reason = "CASE " + " ".join(
+        f"WHEN {predicate_to_spark(cond.replace('$as_of', date))} THEN '{why}'" for cond, why in REJECT_RULES
+    ) + " END"
+    return spark.sql(
+        f"SELECT *, {reason} AS reject_reason FROM ("
+        "SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY input_row) AS dup_rank "
+        "FROM customers__input)"
+    )
+
+
+def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None, input_path: str | None = None,
+                  output: str | None = None, as_of: dt.date | None = None) -> SparkPredictResult:
+    """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder)."""
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from pipelines import tracking
+    from pipelines.predict import RejectShareError
+
+    t0 = time.perf_counter()
+    check_families(cfg)
+    as_of = as_of or cfg.data.as_of
+    out = output or default_output(cfg.predict.output)
+    client = tracking.setup(cfg)
+    uri = model_uri or tracking.champion_uri(cfg)
+    version = tracking.resolve_version(client, uri)
+    struct, input_cols = output_struct(uri)
+
+    spec = _customers_spec(cfg, input_path or cfg.predict.input)
+    register_table(spark, cfg, "customers", spec, drop_missing_ids=False, view="customers__input", row_numbers=True)
+    for name in ("transactions", "interactions"):
+        if getattr(cfg.data.tables, name) is not None:
+            register_table(spark, cfg, name)
+    tagged = _tag_rejects(spark, as_of).persist()
+    try:
+        counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
+        input_rows = sum(counts.values())
+        reasons = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
+        rejected = sum(reasons.values())
+        rejects_path = None
+        if rejected:
+            rejects_df = tagged.where("reject_reason IS NOT NULL").select(
+                "input_row", "customer_id", F.col("reject_reason").alias("reason")).orderBy("input_row").coalesce(1)
+            rejects_path = write_dir(spark, rejects_df, f"{out.rstrip('/')}_rejects.csv")
+        elif _is_local(spark, out):
+            shutil.rmtree(f"{out.rstrip('/')}_rejects.csv", ignore_errors=True)
+        share = rejected / max(input_rows, 1)
+        if share > cfg.predict.max_reject_share:
+            raise RejectShareError(
+                f"{rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
+                f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
+                f"Reasons: {reasons}. See {rejects_path}"
+            )
+        tagged.where("reject_reason IS NULL").drop("input_row", "dup_rank", "reject_reason") \
+            .createOrReplaceTempView("customers")
+        feats = spark.sql(feature_sql(cfg, as_of, ordered=False))
+        missing = sorted(set(input_cols) - set(feats.columns))
+        if missing:
+            raise tracking.ModelLoadError(f"model {uri} needs feature column(s) the config does not build: {missing}")
+        udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=struct, env_manager="local")
+        scored = feats.select("customer_id", udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p"))
+        result = scored.select(
+            "customer_id", "__p.*",
+            F.lit(version).cast("string").alias("model_version"),
+            F.lit(as_of).cast("date").alias("as_of"),
+        )
+        path = write_dir(spark, result, out, partition_by=["tier"])
+        n_scored = spark.read.parquet(path).count()
+    finally:
+        tagged.unpersist()
+    return SparkPredictResult(
+        output=path, rejects=rejects_path, input_rows=input_rows, scored=n_scored, rejected=rejected,
+        reasons=reasons, model_uri=uri, model_version=version, as_of=as_of, seconds=time.perf_counter() - t0,
+    )

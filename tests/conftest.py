@@ -1,0 +1,61 @@
+"""Shared fixtures: small demo data in a temporary folder and a throw-away MLflow store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "configs" / "demo.yaml"
+AS_OF = dt.date(2026, 6, 30)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run in a temporary folder with its own MLflow store (never the user's mlflow.db)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("LEADTIER_DATA_ROOT", raising=False)
+    return tmp_path
+
+
+def small_config(data_root: Path, **overrides) -> Config:
+    cfg = load_config(DEMO_CONFIG, data_root=str(data_root))
+    cfg.demo.n_customers = overrides.pop("n_customers", 2500)
+    cfg.train.tuning.n_trials = overrides.pop("n_trials", 2)
+    cfg.train.tuning.timeout_s = overrides.pop("timeout_s", 60)
+    cfg.train.tuning.cv_folds = 2
+    cfg.segments.k_range = (3, 4)
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+@pytest.fixture
+def demo_data(workdir) -> Config:
+    """2,500 synthetic customers written under workdir/data."""
+    from pipelines.demo_data import write_demo
+
+    cfg = small_config(workdir / "data")
+    write_demo(cfg)
+    return cfg
+
+
+def write_tables(root: Path, customers: pd.DataFrame, transactions: pd.DataFrame | None = None,
+                 interactions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> None:
+    """Write hand-made canonical tables as Parquet under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    customers.to_parquet(root / "customers.parquet", index=False)
+    for name, frame in (("transactions", transactions), ("interactions", interactions), ("labels", labels)):
+        if frame is not None:
+            frame.to_parquet(root / f"{name}.parquet", index=False)
+
+
+def env_without_mlflow() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

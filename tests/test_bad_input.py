@@ -1,0 +1,108 @@
+"""Bad input stops the command with one clear message (file, column, count) and writes nothing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from tests.conftest import DEMO_CONFIG, REPO
+
+runner = CliRunner()
+
+
+def _config(workdir, mutate=lambda raw: None):
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["data"]["root"] = str(workdir / "data")
+    raw["demo"]["n_customers"] = 300
+    raw["features"]["output"] = str(workdir / "out" / "features.parquet")
+    mutate(raw)
+    (workdir / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    path = workdir / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def small(workdir):
+    cfg = _config(workdir)
+    res = _invoke("demo-data", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    return cfg
+
+
+def _assert_clean_failure(res, *needles, output=None):
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    for n in needles:
+        assert n in res.output, res.output
+    if output is not None:
+        assert not output.exists()
+
+
+def test_missing_input_file(workdir, small):
+    (workdir / "data" / "interactions.parquet").unlink()
+    res = _invoke("features", "--config", small)
+    _assert_clean_failure(res, "interactions", "input file not found", "interactions.parquet",
+                          output=workdir / "out" / "features.parquet")
+
+
+def test_missing_mapped_column(workdir, small):
+    cfg = _config(workdir, lambda r: r["data"]["tables"]["transactions"].update(columns={"amount": "net_value"}))
+    res = _invoke("features", "--config", cfg)
+    _assert_clean_failure(res, "transactions.parquet", "'net_value'", "transactions.amount", "missing",
+                          output=workdir / "out" / "features.parquet")
+
+
+def test_unparseable_date_column(workdir, small):
+    path = workdir / "data" / "customers.parquet"
+    df = pd.read_parquet(path)
+    df["created_at"] = df["created_at"].dt.strftime("%Y-%m-%d").astype(object)
+    df.loc[[3, 7, 11], "created_at"] = ["31/02/2026", "soon", "2026-13-01"]
+    df.to_parquet(path, index=False)
+    res = _invoke("features", "--config", small)
+    _assert_clean_failure(res, "customers.parquet", "'created_at'", "3 value(s)", "'soon'",
+                          output=workdir / "out" / "features.parquet")
+
+
+def test_unknown_config_key(workdir):
+    cfg = _config(workdir, lambda r: r["features"].update(windowz=[7]))
+    res = _invoke("features", "--config", cfg)
+    _assert_clean_failure(res, "features.windowz", "unknown key", "windows_days")
+
+
+def test_text_in_numeric_column(workdir, small):
+    path = workdir / "data" / "transactions.parquet"
+    df = pd.read_parquet(path)
+    df["amount"] = df["amount"].astype(str)
+    df.loc[[0, 1], "amount"] = ["12,50", "n/a"]
+    df.to_parquet(path, index=False)
+    res = _invoke("features", "--config", small)
+    _assert_clean_failure(res, "transactions.parquet", "'amount'", "2 value(s)", "not numbers")
+
+
+def test_predict_without_any_model(workdir, small):
+    out = workdir / "out" / "pred.parquet"
+    res = _invoke("predict", "--config", small, "--output", str(out))
+    _assert_clean_failure(res, "models:/leadtier-demo@champion", output=out)
+
+
+def test_too_few_labels_per_tier(workdir, small):
+    cfg = _config(workdir, lambda r: r["train"].update(min_per_tier=500))
+    res = _invoke("train", "--config", cfg, "--n-trials", "1")
+    _assert_clean_failure(res, "too few labelled customers per tier", "min_per_tier = 500")
+
+
+def test_labels_outside_the_scheme(workdir, small):
+    path = workdir / "data" / "labels.parquet"
+    df = pd.read_parquet(path)
+    df.loc[df.index[:4], "tier"] = "Hot"
+    df.to_parquet(path, index=False)
+    res = _invoke("train", "--config", small, "--n-trials", "1")
+    _assert_clean_failure(res, "4 value(s)", "'Hot'", "labels.mapping")

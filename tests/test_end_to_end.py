@@ -1,0 +1,120 @@
+"""Demo data -> train (tiny budget) -> predict -> report, against a temporary MLflow store."""
+
+from __future__ import annotations
+
+import hashlib
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines import predict as predict_stage
+from pipelines import train as train_stage
+from tests.conftest import small_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small demo world trained twice (the second run meets the champion gate)."""
+    import os
+
+    work = tmp_path_factory.mktemp("e2e")
+    old_cwd, old_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(work)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    try:
+        from pipelines.demo_data import write_demo
+
+        cfg = small_config(work / "data", n_customers=3000, n_trials=3)
+        cfg.predict.output = str(work / "out" / "pred.parquet")
+        cfg.report.output = str(work / "out" / "report.html")
+        counts = write_demo(cfg)
+        first = train_stage.run(cfg)
+        cfg.train.tuning.n_trials = 1
+        second = train_stage.run(cfg)
+        yield cfg, counts, first, second, work
+    finally:
+        os.chdir(old_cwd)
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
+
+
+def test_first_model_becomes_champion_and_beats_baselines(trained):
+    cfg, _, first, _, _ = trained
+    assert first.alias == "champion"
+    assert any("first model" in r for r in first.reasons)
+    m = first.metrics
+    assert m["model"]["macro_f1"] > m["majority"]["macro_f1"]
+    assert m["model"]["qwk"] > m["majority"]["qwk"]
+    assert 0.3 < m["model"]["macro_f1"] < 0.99  # learnable, not trivially perfect
+
+
+def test_second_model_is_gated_against_the_champion(trained):
+    cfg, _, first, second, _ = trained
+    client = MlflowClient()
+    champ = client.get_model_version_by_alias(cfg.mlflow.model_name, "champion")
+    assert second.alias in {"champion", "challenger"}
+    assert any(f"champion v{first.model_version} " in r for r in second.reasons), second.reasons
+    assert not any("cannot score" in r for r in second.reasons), second.reasons
+    if second.alias == "challenger":
+        assert str(champ.version) == first.model_version
+        challenger = client.get_model_version_by_alias(cfg.mlflow.model_name, "challenger")
+        assert str(challenger.version) == second.model_version
+    else:
+        assert str(champ.version) == second.model_version
+
+
+def test_run_logs_params_metrics_artifacts_and_trials(trained):
+    _, _, first, _, _ = trained
+    client = MlflowClient()
+    run = client.get_run(first.run_id)
+    for key in ("test_macro_f1", "test_qwk", "test_log_loss", "test_balanced_accuracy",
+                "logreg_macro_f1", "majority_macro_f1"):
+        assert key in run.data.metrics
+    arts = {a.path for a in client.list_artifacts(first.run_id)}
+    assert {"config.yaml", "plots", "eval", "model"} <= arts
+    plots = {a.path for a in client.list_artifacts(first.run_id, "plots")}
+    assert "plots/confusion_model.png" in plots and "plots/feature_importance.png" in plots
+    nested = mlflow.search_runs(experiment_ids=[run.info.experiment_id],
+                                filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'")
+    assert len(nested) == 3  # one nested run per tuning trial
+    info = mlflow.models.get_model_info(f"models:/leadtier-demo/{first.model_version}")
+    assert info.signature is not None and info.saved_input_example_info is not None
+
+
+def test_predict_scores_every_prospect_reproducibly(trained):
+    cfg, counts, _, _, work = trained
+    res = predict_stage.run(cfg, progress=False)
+    out = pd.read_parquet(res.output)
+    prospects = pd.read_csv(cfg.data_path(cfg.demo.prospects_file))
+    assert res.input_rows == len(prospects) == counts["prospects"]
+    assert res.scored + res.rejected == res.input_rows
+    assert len(out) == res.scored
+    assert set(out["customer_id"]) <= set(prospects["customer_id"].astype(str))
+    cols = {"customer_id", "tier", "score", "segment", "segment_id", "model_version", "as_of"}
+    assert cols | {f"proba_{c}" for c in cfg.scheme.codes} <= set(out.columns)
+    assert out["tier"].isin(cfg.scheme.codes).all() and out["score"].between(0, 100).all()
+    first_hash = hashlib.sha256(res.output.read_bytes()).hexdigest()
+    again = predict_stage.run(cfg, progress=False)
+    assert hashlib.sha256(again.output.read_bytes()).hexdigest() == first_hash
+
+
+def test_predict_rejects_bad_rows_with_reasons(trained):
+    cfg, _, _, _, work = trained
+    prospects = pd.read_csv(cfg.data_path(cfg.demo.prospects_file))
+    bad = pd.concat([prospects.head(200), prospects.head(2)], ignore_index=True)  # 2 duplicate ids
+    bad.loc[5, "customer_id"] = None
+    bad.loc[6, "created_at"] = "2027-01-01"  # created after the as-of date
+    path = work / "bad_prospects.csv"
+    bad.to_csv(path, index=False)
+    res = predict_stage.run(cfg, input_path=str(path), output=str(work / "out" / "bad.parquet"), progress=False)
+    assert res.input_rows == 202
+    assert res.rejected == 4 and res.scored == 198
+    rejects = pd.read_csv(res.rejects)
+    assert sorted(rejects["reason"].str.split(":").str[0].str.split(" ").str[0]) == [
+        "created", "duplicate", "duplicate", "missing"]

@@ -1,0 +1,157 @@
+"""Feature SQL: exact values on hand-made data, point-in-time correctness, windows and joins."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.queries import feature_query, render_family, slug
+from pipelines.features import build
+from tests.conftest import AS_OF, small_config, write_tables
+
+TS = pd.Timestamp
+
+
+def _customers():
+    return pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c3", "late"],
+            "created_at": pd.to_datetime(["2025-01-01", "2026-06-01", "2024-05-05", "2026-07-02"]),
+            "lead_source": ["web_form", "referral", None, "web_form"],
+            "industry": ["retail", "software", "retail", "retail"],
+            "company_size": ["1-10", "11-50", "1-10", "1-10"],
+            "region": ["north", "south", "east", "west"],
+            "annual_revenue_musd": [1.5, np.nan, 3.0, 1.0],
+            "contact_name": ["A", "B", "C", "D"],
+            "email": ["a@x", "b@x", "c@x", "d@x"],
+            "phone": ["1", "2", "3", "4"],
+        }
+    )
+
+
+def _transactions():
+    rows = [
+        # customer, ts, invoice, amount, qty
+        ("c1", TS("2026-06-29 23:59:59"), "i1", 100.0, 1),  # 1 day before as-of
+        ("c1", TS("2026-05-31 12:00"), "i2", 50.0, 1),  # exactly 30 days before: inside 30d
+        ("c1", TS("2026-05-30 12:00"), "i3", 20.0, 1),  # 31 days before: outside 30d, inside prev 30d
+        ("c1", TS("2026-06-10 09:00"), "i4", -30.0, -1),  # a return
+        ("c1", TS("2026-06-30 00:00"), "i5", 999.0, 1),  # on the as-of date: the future
+        ("c3", TS("2025-01-01 08:00"), "i6", 10.0, 1),
+        ("c3", TS("2025-01-01 08:00"), "i6", 5.0, 2),  # second line of the same invoice
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "ts", "invoice_id", "amount", "quantity"])
+
+
+def _interactions():
+    rows = [
+        ("c1", TS("2026-06-29 10:00"), "call", 300.0),
+        ("c1", TS("2026-06-23 10:00"), "email_open", np.nan),  # 7 days before: inside 7d
+        ("c1", TS("2026-06-22 10:00"), "email_open", np.nan),  # 8 days before: outside 7d
+        ("c2", TS("2026-07-01 10:00"), "meeting", 3600.0),  # future
+        ("c2", TS("2026-04-15 10:00"), "web_visit", 60.0),
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "ts", "type", "duration_s"])
+
+
+@pytest.fixture
+def hand_cfg(workdir):
+    root = workdir / "hand"
+    write_tables(root, _customers(), _transactions(), _interactions())
+    cfg = small_config(root)
+    cfg.data.tables.labels = None
+    return cfg
+
+
+def test_rfm_and_windows_exact_values(hand_cfg):
+    f = build(hand_cfg, with_labels=False).features.set_index("customer_id")
+    c1 = f.loc["c1"]
+    assert c1["rfm_recency_days"] == 1
+    assert c1["rfm_frequency"] == 3  # i1, i2, i3 (the return i4 is not a purchase; i5 is the future)
+    assert c1["rfm_monetary"] == pytest.approx(100 + 50 + 20 - 30)
+    assert c1["rfm_monetary_div_frequency"] == pytest.approx(170 / 3)
+    assert c1["rfm_return_lines"] == 1 and c1["rfm_return_amount"] == pytest.approx(30)
+    assert c1["rfm_frequency_30d"] == 2  # 1 and 30 days before; 31 days is outside
+    assert c1["rfm_frequency_7d"] == 1
+    assert c1["rfm_frequency_trend_30d"] == 2 - 1
+    assert c1["rfm_gap_mean_days"] == pytest.approx((1 + 29) / 2)
+    assert c1["ix_call_7d"] == 1 and c1["ix_email_open_7d"] == 1 and c1["ix_email_open_30d"] == 2
+    assert c1["ix_recency_days"] == 1
+    assert c1["ix_duration_s_30d"] == pytest.approx(300)
+    c3 = f.loc["c3"]
+    assert c3["rfm_frequency"] == 1 and c3["rfm_monetary"] == pytest.approx(15)  # one invoice, two lines
+
+
+def test_customers_without_events_get_zero_counts_and_missing_recency(hand_cfg):
+    f = build(hand_cfg, with_labels=False).features.set_index("customer_id")
+    c2 = f.loc["c2"]
+    assert c2["rfm_frequency"] == 0 and c2["rfm_monetary"] == 0
+    assert np.isnan(c2["rfm_recency_days"])
+    assert c2["ix_meeting_90d"] == 0  # the meeting is after the as-of date
+    assert c2["cust_tenure_days"] == (AS_OF - dt.date(2026, 6, 1)).days
+
+
+def test_customer_created_after_as_of_does_not_exist_yet(hand_cfg):
+    f = build(hand_cfg, with_labels=False).features
+    assert "late" not in set(f["customer_id"])
+    assert f["customer_id"].is_unique and len(f) == 3
+
+
+def test_personal_columns_never_become_features(hand_cfg):
+    f = build(hand_cfg, with_labels=False).features
+    for col in f.columns:
+        assert col not in {"cust_contact_name", "cust_email", "cust_phone", "contact_name", "email", "phone"}, col
+    assert "a@x" not in f.astype(str).to_numpy().ravel().tolist()
+
+
+def test_events_after_as_of_change_no_feature(demo_data):
+    """Point in time: appending future events (on/after the as-of date) leaves every feature equal."""
+    cfg = demo_data
+    root = cfg.data_path(".")
+    before = build(cfg, with_labels=False).features
+    tx = pd.read_parquet(root / "transactions.parquet")
+    ix = pd.read_parquet(root / "interactions.parquet")
+    rng = np.random.default_rng(0)
+    ids = tx["customer_id"].sample(500, random_state=1).to_numpy()
+    future = pd.to_datetime(AS_OF) + pd.to_timedelta(rng.integers(0, 200 * 86400, len(ids)), unit="s")
+    tx2 = pd.concat([tx, pd.DataFrame({"customer_id": ids, "ts": future, "invoice_id": [f"F{i}" for i in range(len(ids))],
+                                       "product_id": "P1", "channel": "online", "quantity": 1,
+                                       "amount": 1e6})], ignore_index=True)
+    ix2 = pd.concat([ix, pd.DataFrame({"customer_id": ids, "ts": future, "type": "meeting",
+                                       "duration_s": 100.0})], ignore_index=True)
+    tx2.astype(tx.dtypes.to_dict()).to_parquet(root / "transactions.parquet", index=False)
+    ix2.astype(ix.dtypes.to_dict()).to_parquet(root / "interactions.parquet", index=False)
+    after = build(cfg, with_labels=False).features
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_feature_build_is_deterministic(demo_data):
+    a = build(demo_data, with_labels=False).features
+    b = build(demo_data, with_labels=False).features
+    pd.testing.assert_frame_equal(a, b)
+    assert a["customer_id"].is_monotonic_increasing
+
+
+def test_every_sql_file_states_its_grain():
+    for fam in ("customers", "rfm", "interactions"):
+        sql = render_family(fam, AS_OF, interaction_types=["call"])
+        assert "One row per customer, as of" in sql
+        assert ":as_of" not in sql and "DATE '2026-06-30'" in sql
+
+
+def test_feature_query_requires_customers_family_and_a_date():
+    with pytest.raises(ValueError, match="customers"):
+        feature_query(["rfm"], AS_OF)
+    with pytest.raises(TypeError, match="as_of must be a date"):
+        render_family("rfm", "2026-06-30")  # type: ignore[arg-type]
+
+
+def test_slug_names_columns_consistently():
+    assert slug("Total Time Spent on Website") == "total_time_spent_on_website"
+    assert slug("Page Views Per Visit") == "page_views_per_visit"
+    assert slug("2nd choice") == "c_2nd_choice"
+    with pytest.raises(ValueError, match="no letters"):
+        slug("???")

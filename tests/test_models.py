@@ -1,0 +1,147 @@
+"""Estimators: scheme-ordered probabilities, decision rules, no mutation of inputs, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.baselines import LogisticBaseline, MajorityBaseline
+from models.classifier import TierClassifier, decide
+from models.metrics import compare, confusion, tier_metrics
+from models.schemes import TierLevel, TierScheme
+from models.segments import Segmenter
+
+LEVELS = ["A", "B", "C"]
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    tier = np.where(x > 0.6, "A", np.where(x > -0.4, "B", "C"))
+    X = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "signal": x + rng.normal(scale=0.3, size=n),
+            "noise": rng.normal(size=n),
+            "industry": pd.array(rng.choice(["retail", "software", None], size=n), dtype="str"),
+        }
+    )
+    return X, tier.tolist()
+
+
+def test_probabilities_follow_level_order_and_sum_to_one():
+    X, y = _data()
+    clf = TierClassifier(levels=LEVELS, n_estimators=50).fit(X, y)
+    p = clf.predict_proba(X)
+    assert p.shape == (len(X), 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-9)
+    # the A column is highest for the customers with the largest signal
+    top = X["signal"].nlargest(20).index
+    assert (p[top].argmax(axis=1) == 0).mean() > 0.8
+    assert list(clf.classes_) == LEVELS
+
+
+def test_fit_does_not_mutate_callers_frame():
+    X, y = _data()
+    before = X.copy()
+    TierClassifier(levels=LEVELS, n_estimators=20).fit(X, y)
+    LogisticBaseline(levels=LEVELS).fit(X, y)
+    pd.testing.assert_frame_equal(X, before)
+
+
+def test_unseen_category_and_missing_values_score():
+    X, y = _data()
+    clf = TierClassifier(levels=LEVELS, n_estimators=20).fit(X, y)
+    new = X.head(3).copy()
+    new["industry"] = ["aerospace", None, "retail"]
+    new.loc[0, "signal"] = np.nan
+    assert clf.predict_proba(new).shape == (3, 3)
+
+
+def test_training_is_reproducible():
+    X, y = _data()
+    a = TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3).fit(X, y).predict_proba(X)
+    b = TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_fit_rejects_unknown_and_single_tier():
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"tiers \['Z'\] that are not in levels"):
+        TierClassifier(levels=LEVELS).fit(X, ["Z"] + y[1:])
+    with pytest.raises(ValueError, match="single tier"):
+        TierClassifier(levels=LEVELS).fit(X, ["A"] * len(X))
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        TierClassifier(levels=LEVELS).fit(X.to_numpy(), y)
+
+
+def test_decision_rules():
+    p = np.array([[0.4, 0.0, 0.6], [0.45, 0.1, 0.45], [0.34, 0.33, 0.33]])
+    assert decide(p, "argmax").tolist() == [2, 0, 0]
+    # |i-j| cost: the median of the ordered distribution
+    assert decide(p, "min_expected_cost").tolist() == [2, 1, 1]
+    with pytest.raises(ValueError, match="cost_matrix must be 3x3"):
+        decide(p, "min_expected_cost", np.ones((2, 2)))
+
+
+def test_baselines_return_level_ordered_probabilities():
+    X, y = _data()
+    maj = MajorityBaseline(levels=LEVELS).fit(X, y)
+    shares = pd.Series(y).value_counts(normalize=True).reindex(LEVELS).to_numpy()
+    np.testing.assert_allclose(maj.predict_proba(X.head(2))[0], shares)
+    lr = LogisticBaseline(levels=LEVELS).fit(X, y)
+    m = tier_metrics(y, lr.predict_proba(X), LEVELS)
+    assert m["macro_f1"] > 0.6
+
+
+def test_metrics_known_values():
+    y = ["A", "B", "C", "C"]
+    perfect = np.eye(3)[[0, 1, 2, 2]]
+    m = tier_metrics(y, perfect, LEVELS)
+    assert m["macro_f1"] == 1 and m["qwk"] == 1 and m["ece"] == pytest.approx(0, abs=1e-9)
+    reversed_ = np.eye(3)[[2, 1, 0, 0]]
+    assert tier_metrics(y, reversed_, LEVELS)["qwk"] < 0
+    cm = confusion(y, ["A", "C", "C", "C"], LEVELS)
+    assert cm.loc["B", "C"] == 1 and cm.to_numpy().sum() == 4
+    assert compare({"macro_f1": 0.7, "log_loss": 0.9}, {"macro_f1": 0.6, "log_loss": 0.8},
+                   ["macro_f1", "log_loss"]) == {"macro_f1": True, "log_loss": False}
+    with pytest.raises(ValueError, match=r"true tiers \['Q'\]"):
+        tier_metrics(["Q"], np.ones((1, 3)) / 3, LEVELS)
+
+
+def test_two_class_metrics_include_auc_and_lift():
+    y = ["yes", "no"] * 50
+    p1 = np.array([0.9 if v == "yes" else 0.2 for v in y])
+    m = tier_metrics(y, np.c_[p1, 1 - p1], ["yes", "no"])
+    assert m["roc_auc"] == 1 and m["lift_top_decile"] == pytest.approx(2.0)
+
+
+def test_scheme_score_runs_from_best_to_worst():
+    s = TierScheme(title_en="t", title_zh="t", levels=[TierLevel(code=c, en=c, zh=c) for c in "ABC"])
+    np.testing.assert_allclose(s.score(np.eye(3)), [100, 50, 0])
+    with pytest.raises(ValueError, match="distinct"):
+        TierScheme(title_en="t", title_zh="t", levels=[TierLevel(code="A", en="", zh="")] * 2)
+
+
+def test_segmenter_is_seeded_names_segments_and_keeps_names_on_retrain():
+    rng = np.random.default_rng(1)
+    n = 900
+    grp = rng.integers(0, 3, n)
+    X = pd.DataFrame({
+        "rfm_recency_days": np.choose(grp, [5.0, 200.0, 400.0]) * rng.uniform(0.9, 1.1, n),
+        "rfm_frequency": np.choose(grp, [30.0, 8.0, 2.0]) * rng.uniform(0.9, 1.1, n),
+        "rfm_monetary": np.choose(grp, [5000.0, 500.0, 50.0]) * rng.uniform(0.9, 1.1, n),
+    })
+    a = Segmenter(k_range=(2, 5), random_state=0).fit(X)
+    b = Segmenter(k_range=(2, 5), random_state=0).fit(X)
+    assert a.n_clusters_ == 3
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    names = {a.name(i) for i in range(3)}
+    assert any("recent" in n for n in names) and len(names) == 3
+    assert all(a.name(i, "zh") for i in range(3))
+    # retrain on shuffled rows: matched to the previous clusters, names stay with the same customers
+    shuffled = X.sample(frac=1, random_state=5).reset_index(drop=True)
+    c = Segmenter(k_range=(2, 5), random_state=7).fit(shuffled, previous=a)
+    same = X.head(50)
+    assert [c.name(s) for s in c.predict(same)] == [a.name(s) for s in a.predict(same)]

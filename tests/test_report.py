@@ -1,0 +1,479 @@
+"""Unit tests of the HTML report's data work and rendering (no MLflow, no network)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.schemes import TierLevel, TierScheme
+from pipelines import report
+from pipelines.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+PLANTED = {"email": "planted@example.com", "contact_name": "Planted Person", "phone": "+1-555-0100-planted"}
+
+
+@pytest.fixture(scope="module")
+def scheme5() -> TierScheme:
+    return load_config(ROOT / "configs" / "demo.yaml").scheme
+
+
+@pytest.fixture(scope="module")
+def scheme2() -> TierScheme:
+    return TierScheme(
+        title_en="Conversion",
+        title_zh="是否成交",
+        levels=[
+            TierLevel(
+                code="converted",
+                en="Converted",
+                zh="已成交",
+                meaning_en="Bought",
+                meaning_zh="已购买",
+                action_en="Hand over to account management",
+                action_zh="移交客户经理",
+            ),
+            TierLevel(
+                code="not_converted",
+                en="Not converted",
+                zh="未成交",
+                meaning_en="Not yet",
+                meaning_zh="尚未购买",
+                action_en="Keep nurturing",
+                action_zh="继续培育",
+            ),
+        ],
+    )
+
+
+SEGMENT_NAMES = {
+    0: {"en": "recent buyers, high spend", "zh": "近期购买、高消费"},
+    1: {"en": "quiet, lapsed buyers", "zh": "互动少、久未购买"},
+}
+PROFILE = pd.DataFrame(
+    {
+        "size": [10, 20],
+        "rfm_recency_days": [12.0, 300.0],
+        "rfm_monetary": [5000.0, 0.0],
+        "ix_count_30d": [3.0, 0.0],
+        "some_new_feature": [1.5, 2.5],
+    },
+    index=pd.Index([0, 1], name="segment_id"),
+)
+METRICS = {
+    "model": {
+        "macro_f1": 0.61,
+        "balanced_accuracy": 0.60,
+        "qwk": 0.75,
+        "log_loss": 1.10,
+        "brier": 0.55,
+        "ece": 0.05,
+        "precision_A": 0.7,
+        "recall_A": 0.65,
+    },
+    "logreg": {
+        "macro_f1": 0.55,
+        "balanced_accuracy": 0.62,
+        "qwk": 0.70,
+        "log_loss": 1.00,
+        "brier": 0.60,
+        "ece": 0.04,
+    },
+    "majority": {
+        "macro_f1": 0.08,
+        "balanced_accuracy": 0.20,
+        "qwk": 0.0,
+        "log_loss": 1.60,
+        "brier": 0.80,
+        "ece": 0.10,
+    },
+}
+INFO = {"name": "leadtier-demo", "version": "7", "train_as_of": "2026-06-30", "run_id": "abc123"}
+
+
+def make_predictions(
+    scheme: TierScheme,
+    tiers: list[str],
+    scores: list[float] | None = None,
+    segments: list[int] | None = None,
+    personal: bool = True,
+) -> pd.DataFrame:
+    n = len(tiers)
+    codes = scheme.codes
+    scores = scores if scores is not None else list(np.linspace(90, 10, n))
+    segments = segments if segments is not None else [i % 2 for i in range(n)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:04d}" for i in range(n)],
+            "tier": tiers,
+            "score": scores,
+        }
+    )
+    for code in codes:
+        frame[f"proba_{code}"] = [0.8 if t == code else 0.2 / (len(codes) - 1) for t in tiers]
+    frame["segment_id"] = segments
+    frame["segment"] = [SEGMENT_NAMES.get(s, {"en": f"seg {s}"})["en"] for s in segments]
+    frame["model_version"] = "7"
+    frame["as_of"] = pd.Timestamp("2026-06-30").date()
+    if personal:
+        for col, value in PLANTED.items():
+            frame[col] = value
+    return frame
+
+
+def context(scheme, frame, revenue=None, lang="en", top_n=3, **kw):
+    return report.build_context(
+        frame, scheme, SEGMENT_NAMES, PROFILE, METRICS, INFO, revenue=revenue, lang=lang, top_n=top_n, **kw
+    )
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def test_tier_counts_and_revenue_shares(scheme5):
+    tiers = ["A", "A", "B", "B", "B", "C", "E", "E", "E", "E"]
+    frame = make_predictions(scheme5, tiers)
+    revenue = pd.Series([500.0, 300.0, 100.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    ctx = context(scheme5, frame, revenue)
+    rows = {t["code"]: t for t in ctx["summary"]["tiers"]}
+    assert [rows[c]["count"] for c in "ABCDE"] == [2, 3, 1, 0, 4]
+    assert rows["A"]["pct"] == pytest.approx(0.2)
+    assert rows["E"]["pct"] == pytest.approx(0.4)
+    assert rows["A"]["revenue_pct"] == pytest.approx(800 / 1000)
+    assert rows["B"]["revenue_pct"] == pytest.approx(200 / 1000)
+    assert rows["E"]["revenue_pct"] == pytest.approx(0.0)
+    assert rows["A"]["avg_revenue"] == pytest.approx(400.0)
+    assert rows["D"]["avg_revenue"] is None
+    s = ctx["summary"]
+    assert s["n_customers"] == 10
+    assert s["revenue_total"] == pytest.approx(1000.0)
+    # top 20 % of 10 customers = the 2 biggest spenders: 500 + 300 of 1000
+    assert s["top20_share"] == pytest.approx(0.8)
+    assert s["top25_share"] == pytest.approx(0.9)  # ceil(2.5) = 3 customers
+    assert s["customers_for_80"] == pytest.approx(0.2)
+    assert s["buyers_share"] == pytest.approx(0.5)
+    assert s["most_from_top"] is True
+    assert s["as_of"] == "2026-06-30"
+    assert s["model_version"] == "7"
+    # playbook carries counts, meanings and actions in scheme order
+    assert [p["code"] for p in ctx["playbook"]] == list("ABCDE")
+    assert ctx["playbook"][0]["action"] == scheme5.level("A").action_en
+    # tier x segment table with totals
+    ts = ctx["tier_segment"]
+    assert sum(r["total"] for r in ts["rows"]) == ts["total"] == 10
+    assert sum(ts["col_totals"]) == 10
+    assert ts["rows"][0]["counts"] == [1, 1]  # A: customers 0 (segment 0) and 1 (segment 1)
+
+    html = report.render(ctx, "en")
+    assert "80.0%" in html and "revenue-answer" in html
+
+
+def test_revenue_by_customer_id_equals_positional(scheme5):
+    frame = make_predictions(scheme5, ["A", "B", "C", "D", "E"])
+    values = [10.0, 20.0, 30.0, 0.0, np.nan]
+    by_pos = context(scheme5, frame, pd.Series(values))
+    by_id = context(
+        scheme5, frame, pd.Series(values, index=pd.Index(frame["customer_id"], name="customer_id"))
+    )
+    assert by_pos["summary"]["tiers"] == by_id["summary"]["tiers"]
+    assert by_pos["summary"]["tiers"][2]["revenue_pct"] == pytest.approx(0.5)
+
+
+def test_revenue_missing_or_zero_is_explained(scheme5):
+    frame = make_predictions(scheme5, ["A", "B", "E"])
+    none_ctx = context(scheme5, frame)
+    assert none_ctx["summary"]["revenue_state"] == "missing"
+    assert report.strings("en")["no_revenue"] in report.render(none_ctx, "en")
+    zero_ctx = context(scheme5, frame, pd.Series([0.0, 0.0, 0.0]))
+    assert zero_ctx["summary"]["revenue_state"] == "zero"
+    assert report.strings("zh")["zero_revenue"] in report.render(
+        context(scheme5, frame, pd.Series([0.0] * 3), lang="zh"), "zh"
+    )
+
+
+def test_two_level_scheme(scheme2):
+    tiers = ["converted"] * 3 + ["not_converted"] * 7
+    frame = make_predictions(scheme2, tiers)
+    ctx = context(scheme2, frame, pd.Series(np.arange(10, dtype=float)))
+    assert [t["count"] for t in ctx["summary"]["tiers"]] == [3, 7]
+    html = report.render(ctx, "en")
+    assert "Hand over to account management" in html and "Keep nurturing" in html
+    zh = report.render(context(scheme2, frame, lang="zh"), "zh")
+    assert "已成交" in zh and "移交客户经理" in zh
+
+
+def test_top_customers_per_tier(scheme5):
+    tiers = ["A"] * 6 + ["B"] * 2
+    scores = [50, 90, 70, 95, 10, 60, 40, 45]
+    frame = make_predictions(scheme5, tiers, scores=scores)
+    ctx = context(scheme5, frame, top_n=3)
+    top = {t["code"]: t for t in ctx["top"]}
+    assert [r["customer_id"] for r in top["A"]["rows"]] == ["C0003", "C0001", "C0002"]
+    assert [r["score"] for r in top["A"]["rows"]] == [95, 90, 70]
+    assert all(r["proba"] == pytest.approx(0.8) for r in top["A"]["rows"])
+    assert len(top["B"]["rows"]) == 2 and top["C"]["rows"] == []
+    assert top["A"]["rows"][0]["segment"] == SEGMENT_NAMES[1]["en"]
+    assert not ctx["has_reasons"]
+
+
+def test_reasons_shown_when_present(scheme5):
+    frame = make_predictions(scheme5, ["A", "B"])
+    frame["reasons"] = ["+ many quote requests in 30 days; - no purchase in 180 days", None]
+    ctx = context(scheme5, frame)
+    html = report.render(ctx, "en")
+    assert "+ many quote requests in 30 days; - no purchase in 180 days" in html
+    assert f"<th>{report.strings('en')['reasons']}</th>" in html
+    plain = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"])), "en")
+    assert f"<th>{report.strings('en')['reasons']}</th>" not in plain
+
+
+def test_segment_cards_profile_labels(scheme5):
+    frame = make_predictions(scheme5, ["A", "B", "C", "E"], segments=[0, 0, 1, 1])
+    ctx = context(scheme5, frame, lang="zh")
+    cards = {c["id"]: c for c in ctx["segments"]["cards"]}
+    assert cards[0]["name"] == "近期购买、高消费" and cards[0]["size"] == 2
+    labels = [p["label"] for p in cards[0]["profile"]]
+    assert "距上次购买天数" in labels and "历史收入" in labels
+    assert [m["count"] for m in cards[1]["mix"]] == [0, 0, 1, 0, 1]
+    # without known features the card falls back to the column names
+    bare = report.build_context(
+        frame, scheme5, SEGMENT_NAMES, PROFILE[["size", "some_new_feature"]], METRICS, INFO, lang="en"
+    )
+    assert bare["segments"]["cards"][0]["profile"][0]["label"] == "some_new_feature"
+
+
+def test_model_card_marks_best(scheme5):
+    ctx = context(scheme5, make_predictions(scheme5, ["A", "B"]))
+    rows = {r["metric"]: r for r in ctx["model_card"]["rows"]}
+    best = {m: [v["key"] for v in r["values"] if v["best"]] for m, r in rows.items()}
+    assert best["macro_f1"] == ["model"]
+    assert best["balanced_accuracy"] == ["logreg"]
+    assert best["log_loss"] == ["logreg"]  # lower is better
+    assert best["qwk"] == ["model"]
+    html = report.render(ctx, "en")
+    assert html.count('class="n best"') == len(rows)
+    assert report.strings("en")["metrics_note"].split()[0] in html
+    none = report.build_context(make_predictions(scheme5, ["A"]), scheme5, SEGMENT_NAMES, PROFILE, None, INFO)
+    assert not none["model_card"]["available"]
+    assert report.strings("en")["no_metrics"] in report.render(none, "en")
+
+
+# --------------------------------------------------------------------------- languages
+
+
+def _headings(lang: str) -> list[str]:
+    return [v for k, v in report.strings(lang).items() if k.startswith("h_")]
+
+
+def test_zh_output_is_chinese(scheme5):
+    frame = make_predictions(scheme5, list("ABCDEABCDE"))
+    ctx = context(
+        scheme5,
+        frame,
+        pd.Series(np.arange(10, dtype=float)),
+        lang="zh",
+        migration=_migration(),
+        drift=_drift(),
+    )
+    html = report.render(ctx, "zh")
+    assert '<html lang="zh">' in html and '<meta charset="utf-8">' in html
+    for lv in scheme5.levels:
+        assert lv.zh in html and lv.action_zh in html and lv.meaning_zh in html
+    for heading in _headings("zh"):
+        assert heading in html
+    for heading in _headings("en"):
+        assert f">{heading}<" not in html, heading
+    for lv in scheme5.levels:
+        assert lv.en not in html
+    assert "近期购买、高消费" in html and "recent buyers, high spend" not in html
+
+
+def test_en_output_is_english(scheme5):
+    frame = make_predictions(scheme5, list("ABCDEABCDE"))
+    ctx = context(
+        scheme5,
+        frame,
+        pd.Series(np.arange(10, dtype=float)),
+        lang="en",
+        migration=_migration(),
+        drift=_drift(),
+    )
+    html = report.render(ctx, "en")
+    assert '<html lang="en">' in html
+    for lv in scheme5.levels:
+        assert lv.en in html and lv.action_en in html
+    for heading in _headings("en"):
+        assert f">{heading}<" in html, heading
+    assert not CJK.search(html), CJK.search(html)
+
+
+def test_i18n_files_have_the_same_keys():
+    def keys(d, prefix=""):
+        out = set()
+        for k, v in d.items():
+            out |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+        return out
+
+    en, zh = report.strings("en"), report.strings("zh")
+    assert keys(en) == keys(zh)
+    assert all(isinstance(v, str) and v for v in zh.values() if not isinstance(v, dict))
+
+
+def test_render_language_must_match_context(scheme5):
+    ctx = context(scheme5, make_predictions(scheme5, ["A"]), lang="en")
+    with pytest.raises(ValueError, match="lang"):
+        report.render(ctx, "zh")
+    with pytest.raises(ValueError, match="en.*zh"):
+        report.strings("fr")
+
+
+# --------------------------------------------------------------------------- safety
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_no_external_urls_and_no_personal_data(scheme5, lang):
+    frame = make_predictions(scheme5, list("ABCDE") * 4)
+    frame["reasons"] = "+ many quote requests"
+    ctx = context(
+        scheme5,
+        frame,
+        pd.Series(np.arange(20, dtype=float)),
+        lang=lang,
+        migration=_migration(),
+        drift=_drift(),
+    )
+    html = report.render(ctx, lang)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "http://" not in html and "https://" not in html
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    for value in PLANTED.values():
+        assert value not in html
+    assert "planted" not in html.lower()
+
+
+def test_text_is_escaped(scheme5):
+    names = {0: {"en": "<script>alert(1)</script>", "zh": "x"}, 1: {"en": "ok", "zh": "y"}}
+    frame = make_predictions(scheme5, ["A", "B"])
+    frame["reasons"] = ["<img src=x onerror=alert(1)>", ""]
+    html = report.render(report.build_context(frame, scheme5, names, PROFILE, METRICS, INFO), "en")
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<img src=x" not in html
+
+
+def test_empty_predictions_raise_naming_the_file(scheme5, tmp_path):
+    empty = make_predictions(scheme5, ["A"]).iloc[0:0]
+    with pytest.raises(ValueError, match="scored.parquet"):
+        report.build_context(empty, scheme5, source="scored.parquet")
+    path = tmp_path / "empty_predictions.parquet"
+    empty.to_parquet(path, index=False)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        report.read_predictions(path)
+    cfg = load_config(ROOT / "configs" / "demo.yaml")
+    with pytest.raises(ValueError, match="empty_predictions.parquet"):
+        report.run(cfg, predictions=path, output=tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_bad_predictions_are_explained(scheme5, tmp_path):
+    frame = make_predictions(scheme5, ["A", "Z"])
+    with pytest.raises(ValueError, match="'Z'"):
+        context(scheme5, frame)
+    with pytest.raises(ValueError, match="segment_id"):
+        context(scheme5, frame.drop(columns=["segment_id"]))
+    with pytest.raises(FileNotFoundError, match="nope.parquet"):
+        report.read_predictions(tmp_path / "nope.parquet")
+
+
+def test_read_predictions_csv_keeps_codes_as_text_and_drops_personal(tmp_path):
+    scheme = TierScheme(
+        title_en="Deal heat",
+        title_zh="成交热度",
+        levels=[TierLevel(code="90", en="90%", zh="90%"), TierLevel(code="30", en="30%", zh="30%")],
+    )
+    frame = make_predictions(scheme, ["90", "30", "90"])
+    frame["customer_id"] = ["007", "008", "009"]
+    path = tmp_path / "p.csv"
+    frame.to_csv(path, index=False)
+    back = report.read_predictions(path)
+    assert not set(PLANTED) & set(back.columns)
+    assert back["customer_id"].tolist() == ["007", "008", "009"]
+    ctx = report.build_context(back, scheme, SEGMENT_NAMES, PROFILE, METRICS, INFO)
+    assert [t["count"] for t in ctx["summary"]["tiers"]] == [2, 1]
+
+
+# --------------------------------------------------------------------------- optional sections
+
+
+def _migration() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d", "e", "f"],
+            "previous_tier": ["B", "A", "C", None, "E", "D"],
+            "tier": ["A", "B", "C", "A", None, "D"],
+            "change": ["upgraded", "downgraded", "unchanged", "new", "gone", "unchanged"],
+        }
+    )
+
+
+def _drift() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "feature": ["rfm_recency_days", "ix_count_30d", "odd_col"],
+            "psi": [0.05, 0.31, 0.12],
+            "warning": [False, True, False],
+        }
+    )
+
+
+def test_optional_sections_only_when_given(scheme5):
+    frame = make_predictions(scheme5, list("ABCDE"))
+    plain = report.render(context(scheme5, frame), "en")
+    assert 'id="migration"' not in plain and 'id="drift"' not in plain
+    ctx = context(scheme5, frame, migration=_migration(), drift=_drift())
+    mig = {r["change"]: r["count"] for r in ctx["migration"]["rows"]}
+    assert mig == {"upgraded": 1, "downgraded": 1, "unchanged": 2, "new": 1, "gone": 1}
+    assert [r["change"] for r in ctx["migration"]["rows"]] == list(report.CHANGES)
+    assert ctx["drift"]["rows"][0]["feature"] == "ix_count_30d"  # warnings first
+    assert ctx["drift"]["n_warnings"] == 1
+    html = report.render(ctx, "en")
+    assert 'id="migration"' in html and 'id="drift"' in html
+    assert html.count('<tr class="warn">') == 1
+    assert "Interactions in the last 30 days" in html
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def test_large_input_stays_small(scheme5):
+    rng = np.random.default_rng(0)
+    n = 60_000
+    codes = np.array(scheme5.codes)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in range(n)],
+            "tier": codes[rng.integers(0, len(codes), n)],
+            "score": rng.uniform(0, 100, n).round(2),
+            "segment_id": rng.integers(0, 2, n),
+            "reasons": "+ many quote requests in 30 days; - no purchase in 180 days",
+            "email": "planted@example.com",
+        }
+    )
+    for c in codes:
+        frame[f"proba_{c}"] = rng.uniform(0, 1, n)
+    revenue = pd.Series(rng.lognormal(6, 2, n))
+    top_n = 50
+    ctx = report.build_context(
+        frame, scheme5, SEGMENT_NAMES, PROFILE, METRICS, INFO, revenue=revenue, lang="en", top_n=top_n
+    )
+    html = report.render(ctx, "en")
+    assert len(html.encode()) < 5_000_000
+    assert sum(len(t["rows"]) for t in ctx["top"]) == top_n * len(codes)
+    assert html.count('<td class="id">') == top_n * len(codes)
+    for t in ctx["top"]:
+        scores = [r["score"] for r in t["rows"]]
+        assert scores == sorted(scores, reverse=True)
