@@ -56,6 +56,30 @@ def render_family(
     return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 
 
+def label_query(
+    kind: str,
+    as_of: dt.date,
+    observed_until: dt.date,
+    levels: Sequence[str],
+    thresholds: Sequence[int] = (30, 90, 180),
+    horizon: int = 365,
+    cut_points: Sequence[float] = (),
+) -> str:
+    """Outcome-label SQL: one row per customer existing at ``as_of`` with a tier or NULL (censored)."""
+    if kind not in ("days_to_next_purchase", "revenue_next_days"):
+        raise ValueError(f"unknown outcome kind {kind!r}; known: days_to_next_purchase, revenue_next_days")
+    if observed_until < as_of:
+        raise ValueError(f"observed_until ({observed_until}) must not precede as_of ({as_of})")
+    text = resources.files("features").joinpath("sql", f"labels_{kind}.sql").read_text(encoding="utf-8")
+    sql = _ENV.from_string(text).render(
+        levels=[c.replace("'", "''") for c in levels], thresholds=list(thresholds), horizon=int(horizon),
+        cut_points=[float(c) for c in cut_points],
+    )
+    return sql.replace(":observed_until", f"DATE '{observed_until.isoformat()}'").replace(
+        ":as_of", f"DATE '{as_of.isoformat()}'"
+    )
+
+
 def feature_query(families: Sequence[str], as_of: dt.date, **params) -> str:
     """All families joined on customer_id; the customers family decides which rows exist."""
     if "customers" not in families:

@@ -1,51 +1,41 @@
 """Deterministic synthetic CRM demo data for leadtier.
 
-``generate`` yields chunks of four tables (customers, transactions, interactions,
-labels) that look like a small B2B CRM export. The same ``(n_customers, seed,
-as_of, history_days, label_share)`` always gives byte-identical data: customers
-are produced in fixed blocks of ``BLOCK_SIZE``, each with its own RNG
-(``SeedSequence(seed, spawn_key=(0, block))``), so neither ``chunk_size`` nor the
-machine changes the content. No I/O and nothing happens at import time.
+``generate`` yields chunks of four tables (customers, transactions, interactions, labels) that look like a
+B2B CRM export. The same ``(n_customers, seed, as_of, history_days, label_share)`` always gives byte-identical
+data: customers are made in fixed blocks of ``BLOCK_SIZE``, each with its own RNG
+(``SeedSequence(seed, spawn_key=(0, block))``), so neither ``chunk_size`` nor the machine changes the content.
+No I/O and nothing happens at import time. contact_name, email and phone are fake personal data with no signal.
 
-Generative story (the hidden behaviour the classifier must recover)
---------------------------------------------------------------------
-1. Firmographics. Each lead gets a lead source, industry, company size and
-   region; a latent *need* ``u = source + industry + size effects + N(0, 1)``.
-   Fixed cut points on ``u`` give the true tier (A highest need ... E none),
-   roughly A 10%, B 18%, C 25%, D 27%, E 20%. ~8% of leads were created in the
-   last 30 days (few events yet); the rest up to ``history_days`` ago.
-2. Engagement episode. Each customer has one episode of interactions whose
-   timing depends on the tier: A is a hot burst ending 0-10 days ago (calls,
-   meetings, quote requests, samples); B a warm evaluation ending 5-45 days ago
-   (email clicks, webinars, page views); C a lukewarm, older one; D looked hot
-   (often with a quote request) but went silent 45-300 days ago; E mostly has
-   nothing, or one brief glance long ago. Long-cycle industries (education,
-   healthcare, finance) stretch all timings (x1.3-2.0), fast ones (retail,
-   hospitality) compress them, so "days since last touch" means different things
-   per industry. Episode intensity scales with company size (bigger firms make
-   more noise at every tier) and a lognormal per-customer factor. Goods
-   industries get more sample_sent, digital ones more webinars/meetings.
-   A quarter of A customers are "quiet reorders": little engagement, but a buyer
-   whose purchases accelerate in the last 45 days.
-3. Background noise for everyone: newsletter opens (60% subscribed) and casual
-   web browsing over the whole tenure, unrelated to tier.
-4. Purchases. ~45% of customers are existing buyers (more for partners and
-   referrals, fewer for brand-new leads). Invoices arrive as a Poisson process
-   while the customer is active: A/B/C are active until recently, D lapsed 3-12
-   months ago, E churned long ago; A (x2.5) and B (x1.5) buy faster in the last
-   45 days. Invoices have 1..n lines; quantities grow with company size; prices
-   are lognormal per product (200 products, Zipf popularity); ~4% of lines are
-   returns (negative quantity and amount).
-5. Realism: weekly (quiet weekends) and yearly (spring peak) seasonality by
-   thinning, business-hours time of day, ~8% missing revenue, some missing
-   durations. Labels exist for ~``label_share`` of customers, more often for
-   engaged tiers; like a busy sales rep, 12% of labels sit in an adjacent tier
-   and 3% are random.
-Personal data (contact_name, email, phone) is fake and carries no signal.
+Generative story (the hidden behaviour a tier model has to recover)
+-------------------------------------------------------------------
+1. Need. Each lead has a lead source, industry, size and region, and a latent need = source + industry + size
+   effects + budget (revenue far above its size peers: a threshold, so only size x revenue reveals it) +
+   lead age (2-12 months old: maturing, +; over a year: stale, -) + N(0, 1). Fixed cuts on need give the true
+   tier: A 8%, B 16%, C 25%, D 28%, E 23%. 8% of leads are brand new (< 30 days, few events yet).
+2. Engagement. Each customer has one episode of interactions shaped by its tier: A a hot burst of calls,
+   meetings, quotes and samples ending 0-7 days ago; B a warm evaluation (email clicks, webinars) ending 3-30
+   days ago; C a lukewarm, mostly-reading one ending 10-60 days ago; D a hot-looking one that went silent
+   60-240 days ago, or (45% of D) a stalled deal: quote requested, then silence from 25-75 days ago; E mostly
+   nothing, a glance long ago, or (50% of E) a tyre-kicker reading everything right now but never talking to
+   sales. 30% of A are quiet reorders: hardly any engagement, but a buyer whose purchases speed up lately.
+   Timings stretch by industry (retail x0.5 ... education x3) and size (x0.7 ... x1.6), so "days since the
+   last touch" means different tiers in different segments; volume scales with size and a lognormal factor;
+   the same act means different things per segment (MIX_RULES: e.g. large firms' procurement asks for quotes
+   early, small firms ask for one when buying). D (and some C) keep opening nurture mails.
+3. Noise for everyone: newsletter opens (fewer for E) and casual browsing over the whole tenure.
+4. Purchases. About 40% have bought (more via partners and referrals, few brand-new leads). Invoices arrive
+   as a Poisson process while active: A/B/C until recently, D lapsed 3-12 months ago, E churned long ago; A
+   (x2.5) and B (x1.5) buy faster in the last 45 days. 1..n lines per invoice, quantity grows with size,
+   lognormal prices over 200 Zipf-popular products, ~4% of lines are returns (negative quantity and amount).
+5. Realism: weekly (quiet weekends) and yearly (spring peak) seasonality, business-hours time of day, ~8%
+   missing revenue, durations missing for e-mails/quotes/samples and ~2% elsewhere. About ``label_share`` of
+   customers are labelled, engaged tiers more often (labelled mix ~ A 10, B 18, C 25, D 27, E 20%); like a
+   busy rep, 12% of labels sit one tier off and 3% are random.
 """
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,7 +81,7 @@ ACTIVITY_SIGMA = 0.3
 
 INTERACTION_TYPES = ("web_visit", "page_view", "email_open", "email_click", "form_submit",
                      "call", "meeting", "quote_request", "sample_sent", "webinar")
-EPISODE_MIX = np.array([  # rows: profiles (tiers A..E, then E tyre-kickers); columns: INTERACTION_TYPES
+EPISODE_MIX = np.array([  # rows: episode profiles; columns: INTERACTION_TYPES
     [.06, .20, .04, .10, .06, .18, .15, .12, .06, .03],  # A: hot, closing
     [.10, .20, .10, .25, .04, .07, .02, .02, .00, .20],  # B: evaluating
     [.20, .20, .30, .10, .00, .03, .00, .00, .00, .17],  # C: interested
@@ -289,8 +279,8 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     sign = np.where(rng.random(qty.size) < RETURN_SHARE, -1, 1)
 
     # labels: engaged tiers get labelled more often; a busy rep's noise
-    p_label = label_share * np.asarray(LABEL_WEIGHT)[tier] / np.dot(TIER_MIX, LABEL_WEIGHT)
-    labelled = rng.random(n) < np.minimum(p_label, 1.0)
+    tilt = label_share * np.asarray(LABEL_WEIGHT)[tier]  # odds tilt: keeps the share ~label_share, 1.0 -> all
+    labelled = rng.random(n) * (tilt + (1 - label_share) * np.dot(TIER_MIX, LABEL_WEIGHT)) < tilt
     r = rng.random(n)
     step = np.where(rng.random(n) < 0.5, -1, 1)
     step = np.where((tier + step < 0) | (tier + step > 4), -step, step)
@@ -308,6 +298,10 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
                              product=product, channel=v_channel[line_inv], qty=qty * sign, amount=amount * sign),
         "interactions": dict(cnum=cnum[i_idx[order]], ts=i_ts[order], type=i_type[order], dur=dur[order]),
     }, v_idx.size
+
+
+def _join(*parts) -> np.ndarray:
+    return functools.reduce(np.strings.add, parts)
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
@@ -328,11 +322,11 @@ def _frames(a: dict[str, dict[str, np.ndarray]], as_of_day: int, width: int) -> 
     cid = pd.array(_ids("C", c["cnum"] + 1, width), dtype="str")
     first = np.asarray(FIRST_NAMES, dtype=_SD)[c["first"]]
     last = np.asarray(LAST_NAMES, dtype=_SD)[c["last"]]
-    email = np.strings.add(np.strings.add(np.strings.lower(first), "."), np.strings.lower(last))
-    email = np.strings.add(np.strings.add(email, "."), np.strings.add(_ids("", c["cnum"] + 1, width), "@example.com"))
-    cn = np.strings.add(np.strings.add("+86-", np.asarray(CN_MOBILE_PREFIX, dtype=_SD)[c["prefix"]]), "-")
-    cn = np.strings.add(np.strings.add(cn, _ids("", c["p1"], 4)), np.strings.add("-", _ids("", c["p2"], 4)))
-    us = np.strings.add(np.strings.add("+1-555-", _ids("", c["p1"] % 1000, 3)), np.strings.add("-", _ids("", c["p2"], 4)))
+    email = _join(np.strings.lower(first), ".", np.strings.lower(last), ".", _ids("", c["cnum"] + 1, width),
+                  "@example.com")
+    mobile_cn = _join("+86-", np.asarray(CN_MOBILE_PREFIX, dtype=_SD)[c["prefix"]], "-", _ids("", c["p1"], 4), "-",
+                      _ids("", c["p2"], 4))
+    mobile_us = _join("+1-555-", _ids("", c["p1"] % 1000, 3), "-", _ids("", c["p2"], 4))
     customers = pd.DataFrame({
         "customer_id": cid,
         "created_at": _ts(c["created"] * _US_PER_DAY),
@@ -341,9 +335,9 @@ def _frames(a: dict[str, dict[str, np.ndarray]], as_of_day: int, width: int) -> 
         "company_size": _vocab(COMPANY_SIZES, c["size"]),
         "region": _vocab(REGIONS, c["region"]),
         "annual_revenue_musd": c["revenue"],
-        "contact_name": pd.array(np.strings.add(np.strings.add(first, " "), last), dtype="str"),
+        "contact_name": pd.array(_join(first, " ", last), dtype="str"),
         "email": pd.array(email, dtype="str"),
-        "phone": pd.array(np.where(c["region"] == REGIONS.index("overseas"), us, cn), dtype="str"),
+        "phone": pd.array(np.where(c["region"] == REGIONS.index("overseas"), mobile_us, mobile_cn), dtype="str"),
     })
     inv_first = int(t["invoice"][0]) if t["invoice"].size else 0
     inv_ids = pd.array(_ids("INV", np.arange(inv_first, int(t["invoice"].max(initial=-1)) + 1) + 1, 8), dtype="str")

@@ -95,3 +95,51 @@ class LogisticBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class RfmScorecard(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
+    """The classic hand-weighted RFM method: R, F and M quintile scores summed (3..15).
+
+    Higher sums go to better tiers, with cut points that reproduce the training tier shares;
+    probabilities are the (Laplace-smoothed) training tier mix of customers with the same sum.
+    Needs the ``rfm_r_score``, ``rfm_f_score`` and ``rfm_m_score`` features.
+    """
+
+    def __init__(self, levels: Sequence[str] = ("A", "B", "C", "D", "E"), weights=(1.0, 1.0, 1.0)):
+        self.levels = levels
+        self.weights = weights
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        cols = ["rfm_r_score", "rfm_f_score", "rfm_m_score"]
+        missing = [c for c in cols if c not in X.columns]
+        if missing:
+            raise ValueError(f"the RFM scorecard needs columns {missing}, absent from the feature table")
+        return np.round(X[cols].fillna(0).to_numpy(dtype=float) @ np.asarray(self.weights, dtype=float), 6)
+
+    def fit(self, X: pd.DataFrame, y: Sequence[str]) -> RfmScorecard:
+        self.classes_ = np.asarray(list(self.levels), dtype=object)
+        score = self._score(X)
+        y = np.asarray(list(y), dtype=object)
+        shares = pd.Series(y).value_counts(normalize=True).reindex(self.classes_, fill_value=0).to_numpy()
+        # best tier = highest scores: cut the score distribution at the cumulative tier shares
+        cum = np.cumsum(shares)[:-1]
+        self.cuts_ = np.quantile(score, 1 - cum) if len(score) else np.zeros(len(cum))
+        idx = {c: i for i, c in enumerate(self.classes_)}
+        table = pd.crosstab(score, pd.Series([idx[v] for v in y]))
+        table = table.reindex(columns=range(len(self.classes_)), fill_value=0) + 1.0
+        self.proba_by_score_ = table.div(table.sum(axis=1), axis=0)
+        self.prior_ = (shares * len(y) + 1) / (len(y) + len(shares))
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        score = self._score(X)
+        out = self.proba_by_score_.reindex(score).to_numpy(dtype=float, copy=True)
+        missing = np.isnan(out).any(axis=1)
+        out[missing] = self.prior_
+        return out
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        score = self._score(X)
+        # level i when score falls between cut i-1 and cut i (cuts descend from the best tier)
+        pos = np.searchsorted(-self.cuts_, -score, side="left")
+        return self.classes_[np.clip(pos, 0, len(self.classes_) - 1)]

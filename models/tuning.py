@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from models.classifier import TierClassifier
 from models.metrics import HIGHER_IS_BETTER, tier_metrics
@@ -42,13 +42,19 @@ def tune(
     seed: int = 0,
     base_params: Mapping[str, Any] | None = None,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+    groups: Sequence | None = None,
 ) -> optuna.Study:
     """TPE search with median pruning after each fold; returns the finished study.
 
-    Reproducible for a given seed as long as ``n_trials`` completes before ``timeout_s``.
+    ``groups`` (e.g. customer ids when several snapshots are stacked) keeps a customer's rows in
+    one fold. Reproducible for a given seed as long as ``n_trials`` completes before ``timeout_s``.
     """
     y = np.asarray(list(y), dtype=object)
-    folds = list(StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed).split(X, y))
+    if groups is None:
+        folds = list(StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed).split(X, y))
+    else:
+        splitter = StratifiedGroupKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
+        folds = list(splitter.split(X, y, groups=np.asarray(groups)))
     direction = "maximize" if HIGHER_IS_BETTER[metric] else "minimize"
 
     def objective(trial: optuna.Trial) -> float:

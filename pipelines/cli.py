@@ -174,5 +174,112 @@ def report(
     _guard(go)
 
 
+# --------------------------------------------------------------------------- Spark and REST scoring
+# spark-features, spark-predict (pipelines/spark.py) and serve (pipelines/serve.py).
+
+MasterOpt = Annotated[
+    str, typer.Option("--master", help="Spark master URL: local[N], spark://host:7077, yarn, k8s://...")
+]
+SparkConfOpt = Annotated[
+    list[str] | None, typer.Option("--spark-conf", help="Extra Spark setting key=value (repeatable).")
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model URI; default models:/<name>@champion.")]
+
+
+def _spark_guard(fn):
+    """``_guard`` plus Spark setup problems (no pyspark, no Java, a malformed --spark-conf)."""
+    from pipelines.spark import SparkSetupError
+
+    try:
+        return _guard(fn)
+    except SparkSetupError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command("spark-features")
+def spark_features(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    as_of: AsOfOpt = None,
+    master: MasterOpt = "local[2]",
+    spark_conf: SparkConfOpt = None,
+    output: Annotated[
+        str | None,
+        typer.Option(help="Output folder (Parquet; CSV if named *.csv); default <features.output stem>_spark."),
+    ] = None,
+) -> None:
+    """Build the feature table on Spark: the same SQL as `features`, transpiled by sqlglot."""
+
+    def go():
+        from pipelines.spark import features_spark, parse_conf, spark_session
+
+        cfg = _load(config, data_root, as_of)
+        spark = spark_session(master, "leadtier-features", parse_conf(spark_conf))
+        try:
+            path, rows, n_features = features_spark(spark, cfg, output=output)
+        finally:
+            spark.stop()
+        typer.echo(f"wrote {rows} rows x {n_features} features as of {cfg.data.as_of} on Spark ({master}) "
+                   f"-> {path}")
+
+    _spark_guard(go)
+
+
+@app.command("spark-predict")
+def spark_predict(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    as_of: AsOfOpt = None,
+    master: MasterOpt = "local[2]",
+    spark_conf: SparkConfOpt = None,
+    model: ModelOpt = None,
+    input: Annotated[
+        str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(help="Output folder (Parquet partitioned by tier); default <predict.output>_spark."),
+    ] = None,
+) -> None:
+    """Tier customers on Spark with the champion (or --model) via mlflow.pyfunc.spark_udf."""
+
+    def go():
+        from pipelines.spark import parse_conf, predict_spark, spark_session
+
+        cfg = _load(config, data_root, as_of)
+        spark = spark_session(master, "leadtier-predict", parse_conf(spark_conf))
+        try:
+            res = predict_spark(spark, cfg, model_uri=model, input_path=input, output=output)
+        finally:
+            spark.stop()
+        typer.echo(res.summary())
+
+    _spark_guard(go)
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    model: ModelOpt = None,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local (no authentication).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5088,
+    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+) -> None:
+    """Serve the champion (or --model) over REST with MLflow's scoring server, in the foreground."""
+
+    def go():
+        from pipelines import serve as stage
+
+        cfg = _load(config, None, None)
+        return stage.run(cfg, model_uri=model, host=host, port=port, workers=workers, echo=typer.echo)
+
+    code = _guard(go)
+    if code not in (0, 130, -2, -15):  # 130 / negative: stopped by Ctrl-C or a signal
+        raise typer.Exit(code=code or 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

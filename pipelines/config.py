@@ -33,7 +33,7 @@ class _Strict(BaseModel):
 
 CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
     # table -> canonical column -> kind (id | date | timestamp | str | float | int)
-    "customers": {"customer_id": "id", "created_at": "date"},
+    "customers": {"customer_id": "id"},
     "transactions": {
         "customer_id": "id",
         "ts": "timestamp",
@@ -45,8 +45,8 @@ CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
     "labels": {"customer_id": "id", "tier": "str"},
 }
 OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
-    "customers": {},
-    "transactions": {"product_id": "str", "channel": "str"},
+    "customers": {"created_at": "date"},
+    "transactions": {"product_id": "str", "channel": "str", "unit_price": "float"},
     "interactions": {"duration_s": "float"},
     "labels": {"labelled_at": "date"},
 }
@@ -65,6 +65,11 @@ class FileSpec(_Strict):
     date_format: str | None = Field(
         default=None, description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'"
     )
+    derived: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical name -> SQL expression over this file's columns, e.g. "
+        "amount: '\"Quantity\" * \"Price\"'",
+    )
 
 
 class TableSpec(_Strict):
@@ -74,7 +79,19 @@ class TableSpec(_Strict):
     format: Literal["auto", "csv", "parquet"] = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
+    derived: dict[str, str] = Field(default_factory=dict)
     files: list[FileSpec] = Field(default_factory=list)
+    derive_from: Literal["transactions"] | None = Field(
+        default=None,
+        description="customers only: no customer file; one customer per id in transactions, created at its "
+        "first transaction, attributes taken from that first transaction",
+    )
+    na_values: list[str] = Field(
+        default_factory=list, description="text values that mean missing in attribute columns, e.g. 'Select'"
+    )
+    leaky: list[str] = Field(
+        default_factory=list, description="columns that reveal the outcome: never features (e.g. Tags, Converted)"
+    )
     categorical: list[str] = Field(default_factory=list, description="attribute columns used as categories")
     numeric: list[str] = Field(default_factory=list, description="numeric attribute columns used as features")
     personal: list[str] = Field(
@@ -83,9 +100,10 @@ class TableSpec(_Strict):
     drop_exact_duplicates: bool = Field(
         default=False, description="identical rows (e.g. files that overlap in time) are kept once, and counted"
     )
-    where: str | None = Field(
-        default=None,
-        description="SQL predicate on canonical columns; rows failing it are excluded and counted",
+    exclude: dict[str, str] = Field(
+        default_factory=dict,
+        description="rule name -> SQL predicate on canonical columns; matching rows are dropped and counted "
+        "per rule, e.g. 'price <= 0': 'unit_price <= 0'",
     )
 
     @model_validator(mode="after")
@@ -94,14 +112,19 @@ class TableSpec(_Strict):
             raise ValueError("give either 'path' (one file) or 'files' (a list), not both")
         if self.path:
             self.files = [
-                FileSpec(path=self.path, format=self.format, columns=self.columns, date_format=self.date_format)
+                FileSpec(path=self.path, format=self.format, columns=self.columns, date_format=self.date_format,
+                         derived=self.derived)
             ]
             self.path = None
-        if not self.files:
-            raise ValueError("no input file: set 'path' or 'files'")
-        overlap = set(self.personal) & (set(self.categorical) | set(self.numeric))
-        if overlap:
-            raise ValueError(f"columns declared personal cannot be features: {sorted(overlap)}")
+        if not self.files and not self.derive_from:
+            raise ValueError("no input file: set 'path', 'files' or (customers only) 'derive_from'")
+        if self.files and self.derive_from:
+            raise ValueError("give either input files or 'derive_from', not both")
+        features = set(self.categorical) | set(self.numeric)
+        for kind, cols in (("personal", self.personal), ("leaky", self.leaky)):
+            overlap = features & set(cols)
+            if overlap:
+                raise ValueError(f"columns declared {kind} cannot be features: {sorted(overlap)}")
         return self
 
 
@@ -155,12 +178,61 @@ class FeatureConfig(_Strict):
 # --------------------------------------------------------------------------- labels
 
 
+class OutcomeConfig(_Strict):
+    """Tiers derived from what each customer did after the snapshot date."""
+
+    kind: Literal["days_to_next_purchase", "revenue_next_days"] = "days_to_next_purchase"
+    thresholds_days: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [30, 90, 180],
+        description="days_to_next_purchase: upper bounds of the first levels (A <= 30, B <= 90, C <= 180); "
+        "the next level is 'later within the horizon', the last 'no purchase within the horizon'",
+    )
+    horizon_days: Annotated[int, Field(ge=1)] = 365
+    cut_points: list[float] = Field(
+        default_factory=lambda: [1000.0, 100.0],
+        description="revenue_next_days: revenue lower bounds of the levels before the last, best first",
+    )
+
+    @field_validator("thresholds_days")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if sorted(set(v)) != v:
+            raise ValueError(f"tier thresholds must be strictly increasing. Got {v} instead")
+        return v
+
+    @field_validator("cut_points")
+    @classmethod
+    def _decreasing(cls, v: list[float]) -> list[float]:
+        if sorted(set(v), reverse=True) != v:
+            raise ValueError(f"cut points must be strictly decreasing (best level first). Got {v} instead")
+        return v
+
+
 class LabelConfig(_Strict):
-    source: Literal["table"] = "table"
+    source: Literal["table", "outcome"] = "table"
     scheme: str = "time_to_close"
     mapping: dict[str, str] = Field(
         default_factory=dict, description="raw label value -> scheme level code (identity when empty)"
     )
+    outcome: OutcomeConfig = Field(default_factory=OutcomeConfig)
+
+
+class SnapshotConfig(_Strict):
+    """Rolling as-of dates: train on earlier snapshots, evaluate on the latest (a backtest)."""
+
+    train_as_of: list[dt.date] = Field(default_factory=list)
+    eval_as_of: list[dt.date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _order(self) -> SnapshotConfig:
+        if bool(self.train_as_of) != bool(self.eval_as_of):
+            raise ValueError("give both train_as_of and eval_as_of, or neither")
+        if self.train_as_of and max(self.train_as_of) >= min(self.eval_as_of):
+            raise ValueError(
+                f"every training snapshot must precede the evaluation snapshots. Got train {self.train_as_of} "
+                f"and eval {self.eval_as_of} instead"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- models
@@ -216,6 +288,12 @@ class TuningConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    evaluation: Literal["holdout", "kfold", "backtest"] = Field(
+        default="holdout",
+        description="holdout: stratified split of one snapshot; kfold: stratified k-fold out-of-fold metrics "
+        "(data without time), final model on all labels; backtest: snapshots.train_as_of -> eval_as_of",
+    )
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
     test_size: Annotated[float, Field(gt=0.05, lt=0.9)] = 0.25
     primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy"] = "macro_f1"
     min_per_tier: Annotated[int, Field(ge=1)] = 30
@@ -267,6 +345,7 @@ class Config(_Strict):
     demo: DemoConfig = Field(default_factory=DemoConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     segments: SegmentConfig = Field(default_factory=SegmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
@@ -293,6 +372,24 @@ class Config(_Strict):
         bad = sorted({v for v in self.labels.mapping.values() if v not in levels})
         if bad:
             raise ValueError(f"labels.mapping targets {bad} are not levels of scheme {self.labels.scheme!r}")
+        oc, k = self.labels.outcome, len(self.scheme.codes)
+        if self.labels.source == "outcome":
+            if self.data.tables.transactions is None:
+                raise ValueError("labels.source 'outcome' needs data.tables.transactions")
+            need = len(oc.thresholds_days) + 2 if oc.kind == "days_to_next_purchase" else len(oc.cut_points) + 1
+            what = "thresholds_days + 2" if oc.kind == "days_to_next_purchase" else "cut_points + 1"
+            if need != k:
+                raise ValueError(
+                    f"labels.outcome: scheme {self.labels.scheme!r} has {k} levels but {oc.kind} makes {need} "
+                    f"({what})"
+                )
+            if oc.kind == "days_to_next_purchase" and oc.thresholds_days and oc.thresholds_days[-1] >= oc.horizon_days:
+                raise ValueError(
+                    f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
+                    f"({oc.thresholds_days[-1]})"
+                )
+        if self.train.evaluation == "backtest" and not self.snapshots.eval_as_of:
+            raise ValueError("train.evaluation 'backtest' needs snapshots.train_as_of and snapshots.eval_as_of")
         return self
 
 

@@ -132,14 +132,15 @@ def run(
     reasons = rejects["reason"].value_counts().to_dict() if len(rejects) else {}
     if cst.duplicates_dropped:  # rows gone before tagging: counted, not listed
         reasons["exact duplicate row (tables.customers.drop_exact_duplicates)"] = cst.duplicates_dropped
-    if cst.excluded_by_rule:
-        reasons["excluded by tables.customers.where"] = cst.excluded_by_rule
+    for rule, n in cst.excluded.items():
+        if n:
+            reasons[f"excluded by tables.customers.exclude[{rule!r}]"] = n
     result = PredictResult(
         output=out_path,
         rejects=rejects_path,
         input_rows=input_rows,
         scored=scored,
-        rejected=len(rejects) + cst.duplicates_dropped + cst.excluded_by_rule,
+        rejected=len(rejects) + cst.duplicates_dropped + sum(cst.excluded.values()),
         reasons={str(k): int(v) for k, v in reasons.items()},
         model_uri=uri,
         model_version=version,

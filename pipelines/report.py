@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import time
 from functools import lru_cache
 from importlib import resources
@@ -47,6 +48,7 @@ PREDICTION_COLUMNS = (
     "model_version",
     "as_of",
     "reasons",
+    "past_revenue",  # optional: when predict records it, the report skips the feature rebuild
 )
 MODEL_KEYS = ("model", "logreg", "majority")
 CARD_METRICS = ("macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece")
@@ -113,7 +115,7 @@ def fmt_num(value: Any, digits: int | None = None) -> str:
 
 
 def fmt_pct(value: Any, digits: int = 1) -> str:
-    """A share in [0, 1] as a percentage: 0.2345 -> '23.5 %' (en) style without the space."""
+    """A share in [0, 1] as a percentage: 0.2345 -> '23.5%'."""
     if value is None:
         return "–"
     v = float(value)
@@ -283,24 +285,40 @@ def _as_of_text(values: pd.Series | None) -> str:
     return texts[0] if len(texts) == 1 else f"{texts[0]} – {texts[-1]}"
 
 
+def positions(keys, ids) -> np.ndarray:
+    """Row of each of ``ids`` in ``keys`` (first occurrence; -1 when absent).
+
+    Hashes plain Python strings: pandas' ``isin``/``map`` on Arrow-backed strings take seconds
+    per million rows, this takes about one.
+    """
+    index = pd.Index(np.asarray(keys, dtype=object).astype(str).astype(object), dtype=object)
+    if not index.is_unique:
+        index = index.where(~index.duplicated(), None)
+    return index.get_indexer(np.asarray(ids, dtype=object).astype(str).astype(object))
+
+
 def _align_revenue(revenue: pd.Series | None, predictions: pd.DataFrame) -> np.ndarray | None:
-    """Past revenue per predictions row; a Series indexed by ``customer_id`` is mapped by id."""
+    """Past revenue per predictions row; a Series indexed by ``customer_id`` is matched by id."""
     if revenue is None:
         return None
+    values = pd.to_numeric(revenue, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     if revenue.index.name == "customer_id":
-        ids = predictions["customer_id"].astype(str)
-        rev = revenue.copy()
-        rev.index = rev.index.astype(str)
-        rev = rev[~rev.index.duplicated()]
-        values = ids.map(rev)
+        pos = positions(revenue.index, predictions["customer_id"])
+        out = (
+            np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
+            if len(values)
+            else np.full(len(pos), np.nan)
+        )
     else:
         if len(revenue) != len(predictions):
             raise ValueError(
                 f"revenue must have one value per predictions row ({len(predictions)}) or be indexed by "
                 f"customer_id. Got {len(revenue)} values instead"
             )
-        values = revenue.reindex(predictions.index) if revenue.index.equals(predictions.index) else revenue
-    out = pd.to_numeric(pd.Series(np.asarray(values)), errors="coerce").to_numpy(dtype="float64")
+        if revenue.index.equals(predictions.index) or not revenue.index.isin(predictions.index).all():
+            out = values
+        else:
+            out = revenue.reindex(predictions.index).to_numpy(dtype="float64", na_value=np.nan)
     return np.where(np.isfinite(out), out, 0.0)
 
 
@@ -387,19 +405,22 @@ def _migration(migration: pd.DataFrame, scheme: TierScheme, lang: str) -> dict[s
         raise ValueError(f"migration frame lacks the columns {missing}")
     counts = migration["change"].astype(str).value_counts()
     total = int(len(migration))
-    known = [c for c in CHANGES if c in counts.index] + sorted(set(counts.index) - set(CHANGES))
+    known = [*CHANGES, *sorted(set(counts.index) - set(CHANGES))]
     rows = [
-        {"change": c, "label": s.get(f"change_{c}", c), "count": int(counts[c]), "pct": counts[c] / total}
+        {
+            "change": c,
+            "label": s.get(f"change_{c}", c),
+            "count": int(counts.get(c, 0)),
+            "pct": int(counts.get(c, 0)) / total,
+        }
         for c in known
     ]
     codes = scheme.codes
     prev = migration["previous_tier"].astype("object").where(migration["previous_tier"].notna(), "__new__")
     cur = migration["tier"].astype("object").where(migration["tier"].notna(), "__gone__")
     cross = pd.crosstab(prev.astype(str), cur.astype(str))
-    row_keys = [c for c in codes if c in cross.index] + (["__new__"] if "__new__" in cross.index else [])
-    col_keys = [c for c in codes if c in cross.columns] + (
-        ["__gone__"] if "__gone__" in cross.columns else []
-    )
+    row_keys = [*codes, *(["__new__"] if "__new__" in cross.index else [])]
+    col_keys = [*codes, *(["__gone__"] if "__gone__" in cross.columns else [])]
     other_r = sorted(set(cross.index) - set(row_keys))
     other_c = sorted(set(cross.columns) - set(col_keys))
     row_keys += other_r
@@ -416,7 +437,7 @@ def _migration(migration: pd.DataFrame, scheme: TierScheme, lang: str) -> dict[s
     return {
         "total": total,
         "rows": rows,
-        "columns": [name(c) for c in col_keys],
+        "columns": [{"label": name(c), "short": c if c in codes else name(c)} for c in col_keys],
         "matrix": [{"label": name(r), "counts": [int(v) for v in cross.loc[r].to_numpy()]} for r in row_keys],
     }
 
@@ -560,8 +581,7 @@ def build_context(
         profile.index = (
             pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
         )
-    prof_cols = [c for c in profile.columns if c != "size"]
-    shown = [c for c in KEY_FEATURES if c in prof_cols] or prof_cols[:MAX_PROFILE_ROWS]
+    shown = profile_columns(list(profile.columns))
     fallback_names: dict[int, str] = {}
     if "segment" in predictions.columns:
         first = pd.DataFrame({"sid": seg_ids.to_numpy(), "name": predictions["segment"].to_numpy()})
@@ -603,7 +623,7 @@ def build_context(
     }
 
     # ---------------------------------------------------------------- tier x segment
-    seg_order = [c["id"] for c in sorted(cards, key=lambda c: c["id"])]
+    seg_order = [c["id"] for c in cards]  # largest first, as on the cards
     names = {c["id"]: c["name"] for c in cards}
     ts = cross.T.reindex(index=codes, columns=seg_order, fill_value=0)
     tier_segment = {
@@ -757,8 +777,37 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _past_features(cfg, predictions: pd.DataFrame, columns: list[str]) -> pd.DataFrame | None:
-    """The scored customers' features (customer_id index), rebuilt as of the predictions' date."""
+def profile_columns(columns: list[str]) -> list[str]:
+    """The profile columns a segment card shows: the known behaviour features, else the first few."""
+    cols = [c for c in columns if c != "size"]
+    return [c for c in KEY_FEATURES if c in cols] or cols[:MAX_PROFILE_ROWS]
+
+
+_WINDOW = re.compile(r"_(\d+)d$")
+
+
+def _lean_config(cfg, needed: list[str]):
+    """``cfg`` with only the feature windows and interaction types that the ``needed`` columns use.
+
+    The report needs a handful of columns; the full feature SQL (every window x interaction type)
+    costs twice as much on a million customers. The 30-day window is always kept: the SQL files
+    derive 30-day trends from it.
+    """
+    windows = cfg.features.windows_days
+    wanted = {int(m.group(1)) for c in needed if (m := _WINDOW.search(c))}
+    keep = [w for w in windows if w in wanted or w == 30] or windows
+    types = [t for t in cfg.features.interaction_types if any(c.startswith(f"ix_{t}_") for c in needed)]
+    features = cfg.features.model_copy(update={"windows_days": keep, "interaction_types": types})
+    return cfg.model_copy(update={"features": features})
+
+
+def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.DataFrame | None:
+    """The scored customers' ``needed`` features, one row per predictions row (NaN when not found),
+    rebuilt as of the predictions' date.
+
+    Uses the customers file that ``predict`` scored by default (``predict.input``). Returns None,
+    with a warning, when the inputs cannot be read any more.
+    """
     from pipelines.features import build
 
     spec = cfg.data.tables.customers
@@ -772,22 +821,25 @@ def _past_features(cfg, predictions: pd.DataFrame, columns: list[str]) -> pd.Dat
         if len(vals) == 1:
             as_of = vals.iloc[0].date()
     try:
-        feats = build(cfg, as_of=as_of, customers=spec, with_labels=False).features
+        feats = build(_lean_config(cfg, needed), as_of=as_of, customers=spec, with_labels=False).features
+        if any(c not in feats.columns for c in needed):  # a column the lean query does not make
+            feats = build(cfg, as_of=as_of, customers=spec, with_labels=False).features
     except (OSError, ValueError) as exc:  # missing or changed input files: report without them
         log.warning("cannot rebuild the scored customers' features (%s); the report has no past revenue", exc)
         return None
-    keep = [c for c in dict.fromkeys([REVENUE_COLUMN, *columns]) if c in feats.columns]
-    out = feats[["customer_id", *keep]].copy()
-    out["customer_id"] = out["customer_id"].astype(str)
-    out = out.drop_duplicates("customer_id").set_index("customer_id")
-    matched = predictions["customer_id"].astype(str).isin(out.index).mean()
+    keep = [c for c in dict.fromkeys(needed) if c in feats.columns]
+    pos = positions(feats["customer_id"], predictions["customer_id"])
+    matched = float((pos >= 0).mean())
     if matched < 0.99:
         log.warning(
             "only %.1f%% of scored customers were found in %s; their past revenue counts as 0",
             100 * matched,
             cfg.predict.input or "the customers table",
         )
-    return out
+    values = feats[keep].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    aligned = np.full((len(pos), len(keep)), np.nan)
+    aligned[pos >= 0] = values[pos[pos >= 0]]
+    return pd.DataFrame(aligned, columns=keep, index=predictions.index)
 
 
 def run(
@@ -799,28 +851,31 @@ def run(
     migration: pd.DataFrame | None = None,
     drift: pd.DataFrame | None = None,
 ) -> Path:
-    """Read predictions, load their model, rebuild past revenue, write the HTML report."""
+    """Read predictions, load their model, rebuild past revenue, write the HTML report.
+
+    When the predictions carry a ``past_revenue`` column the features are not rebuilt: segment
+    profiles then come from the training data (``segmenter.profile_``).
+    """
     t0 = time.perf_counter()
     lang = lang or cfg.report.lang
     strings(lang)  # fail early on an unknown language
     pred_path = Path(predictions or cfg.predict.output)
     out_path = Path(output or cfg.report.output)
     frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
+    t_read = time.perf_counter()
 
     from pipelines import tracking
     from pipelines.outputs import write_text
 
-    versions = (
-        frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else pd.Series([])
-    )
-    versions = versions[versions != ""]
+    versions = frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else None
+    versions = versions[versions != ""] if versions is not None else pd.Series([], dtype=str)
     client = tracking.setup(cfg)
     if len(versions):
         counts = versions.value_counts()
         version = str(counts.index[0])
         if len(counts) > 1:
             log.warning(
-                "predictions come from several model versions %s; the report uses v%s",
+                "predictions come from several model versions %s; the report describes v%s",
                 counts.to_dict(),
                 version,
             )
@@ -832,22 +887,25 @@ def run(
     scorer = tracking.load_model(uri).unwrap_python_model().scorer
     seg = scorer.segmenter
     meta = scorer.metadata or {}
-    profile_cols = [c for c in getattr(seg, "profile_", pd.DataFrame()).columns if c != "size"]
+    train_profile = getattr(seg, "profile_", None)
+    shown = profile_columns(list(train_profile.columns)) if train_profile is not None else []
+    t_model = time.perf_counter()
 
-    feats = _past_features(cfg, frame, profile_cols)
-    revenue = profile = None
-    if feats is not None:
-        if REVENUE_COLUMN in feats.columns:
-            revenue = feats[REVENUE_COLUMN]
-            revenue.index.name = "customer_id"
-        cols = [c for c in profile_cols if c in feats.columns]
-        if cols:
-            ids = frame["customer_id"].astype(str)
-            sub = feats[cols].reindex(ids.to_numpy())
-            sub.index = frame.index
-            profile = sub.groupby(pd.to_numeric(frame["segment_id"], errors="coerce").to_numpy()).median()
+    revenue, profile = None, None
+    if "past_revenue" in frame.columns:
+        revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")
+    else:
+        feats = _past_features(cfg, frame, [REVENUE_COLUMN, *shown])
+        if feats is not None:
+            if REVENUE_COLUMN in feats.columns:
+                revenue = feats[REVENUE_COLUMN]  # one value per predictions row
+            cols = [c for c in shown if c in feats.columns]
+            if cols:
+                seg_ids = pd.to_numeric(frame["segment_id"], errors="coerce").to_numpy()
+                profile = feats[cols].groupby(seg_ids).median()
     if profile is None:
-        profile = getattr(seg, "profile_", None)
+        profile = train_profile
+    t_feats = time.perf_counter()
 
     ctx = build_context(
         frame,
@@ -871,12 +929,18 @@ def run(
     )
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)
+    t_end = time.perf_counter()
     log.info(
-        "wrote %s report on %d customers (%.0f KB) in %.1f s -> %s",
+        "wrote %s report on %d customers (%.0f KB) in %.1f s (read %.1f, model %.1f, features %.1f, "
+        "report %.1f) -> %s",
         lang,
         len(frame),
         len(html_text.encode()) / 1024,
-        time.perf_counter() - t0,
+        t_end - t0,
+        t_read - t0,
+        t_model - t_read,
+        t_feats - t_model,
+        t_end - t_feats,
         path,
     )
     return path

@@ -28,7 +28,7 @@ class TableStats:
     table: str
     files: dict[str, int] = field(default_factory=dict)
     duplicates_dropped: int = 0
-    excluded_by_rule: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
     missing_id: int = 0
     rows: int = 0
 
@@ -38,7 +38,7 @@ class TableStats:
             "rows_read": sum(self.files.values()),
             "files": self.files,
             "duplicates_dropped": self.duplicates_dropped,
-            "excluded_by_rule": self.excluded_by_rule,
+            "excluded": self.excluded,
             "missing_id": self.missing_id,
             "rows": self.rows,
         }
@@ -106,6 +106,22 @@ def _cast(
     return f"CAST({col} AS VARCHAR)"
 
 
+_NULL_TYPES = {"id": "VARCHAR", "str": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP", "float": "DOUBLE",
+               "int": "BIGINT"}
+
+
+def _derived(con: duckdb.DuckDBPyConnection, table: str, path: Path, rel: str, canon: str, kind: str,
+             expr: str) -> str:
+    target = _NULL_TYPES[kind]
+    try:
+        con.execute(f"SELECT CAST(({expr}) AS {target}) FROM {rel} LIMIT 1").fetchall()
+    except duckdb.Error as exc:
+        raise InputError(
+            f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {str(exc).splitlines()[0]}"
+        ) from None
+    return f"CAST(({expr}) AS {target}) AS {canon}"
+
+
 def _file_select(
     con: duckdb.DuckDBPyConnection, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, stats: TableStats
 ) -> str:
@@ -126,6 +142,9 @@ def _file_select(
         raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; allowed: {allowed}")
     exprs = []
     for canon, kind, required in wanted:
+        if canon in fs.derived:
+            exprs.append(_derived(con, table, path, rel, canon, kind, fs.derived[canon]))
+            continue
         src = fs.columns.get(canon, canon)
         if src not in cols:
             if required:
@@ -133,14 +152,20 @@ def _file_select(
                     f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
                     f"columns present: {sorted(cols)}"
                 )
-            default = {"float": "CAST(NULL AS DOUBLE)", "int": "CAST(NULL AS BIGINT)"}.get(kind, "CAST(NULL AS VARCHAR)")
-            exprs.append(f"{default} AS {canon}")
+            exprs.append(f"CAST(NULL AS {_NULL_TYPES[kind]}) AS {canon}")
             continue
         exprs.append(f"{_cast(con, table, fs, path, src, kind, cols[src], rel)} AS {canon}")
+    na = ", ".join("'" + v.replace("'", "''") + "'" for v in spec.na_values)
     for attr in [*spec.categorical, *spec.numeric]:
         if attr not in cols:
             raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
-        exprs.append(f"{quote_ident(attr)}")
+        col = quote_ident(attr)
+        if attr in spec.categorical:
+            text = f"trim(CAST({col} AS VARCHAR))"
+            exprs.append(f"CASE WHEN {text} IN ({na}) OR {text} = '' THEN NULL ELSE {text} END AS {col}"
+                         if na else f"NULLIF({text}, '') AS {col}")
+        else:
+            exprs.append(_cast(con, table, fs, path, attr, "float", cols[attr], rel) + f" AS {col}")
     return f"SELECT {', '.join(exprs)} FROM {rel}"
 
 
@@ -151,6 +176,8 @@ def register_table(
     """Create temp table ``table`` with canonical columns from the configured file(s)."""
     spec = spec or getattr(cfg.data.tables, table)
     stats = TableStats(table=table)
+    if spec.derive_from:
+        return _derive_customers(con, spec, stats)
     selects = [_file_select(con, cfg, table, spec, fs, stats) for fs in spec.files]
     union = "\nUNION ALL BY NAME\n".join(f"({s})" for s in selects)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table}__raw AS {union}")
@@ -163,17 +190,41 @@ def register_table(
         stats.duplicates_dropped = n_raw - con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
     stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
     where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
-    if spec.where:
+    for rule, predicate in spec.exclude.items():
+        cond = f"coalesce(({predicate}), false)"
         try:
-            stats.excluded_by_rule = con.execute(
-                f"SELECT count(*) FROM {source} WHERE customer_id IS NOT NULL AND NOT coalesce(({spec.where}), false)"
-            ).fetchall()[0][0]
+            n = con.execute(f"SELECT count(*) FROM {source} WHERE {where} AND {cond}").fetchall()[0][0]
         except duckdb.Error as exc:
-            raise InputError(f"tables.{table}.where is not a valid SQL predicate: {str(exc).splitlines()[0]}") from None
-        where += f" AND coalesce(({spec.where}), false)"
+            raise InputError(
+                f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        stats.excluded[rule] = int(n)
+        where += f" AND NOT {cond}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source} WHERE {where}")
     con.execute(f"DROP TABLE {source}")
     stats.rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return stats
+
+
+def _derive_customers(con: duckdb.DuckDBPyConnection, spec: TableSpec, stats: TableStats) -> TableStats:
+    """Customers from the transaction log: created at the first transaction, attributes from it."""
+    attrs = "".join(
+        f", arg_min({quote_ident(a)}, ts) AS {quote_ident(a)}" for a in [*spec.categorical, *spec.numeric]
+    )
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE customers AS SELECT customer_id, CAST(min(ts) AS DATE) AS created_at"
+            f"{attrs} FROM transactions GROUP BY customer_id ORDER BY customer_id"
+        )
+    except duckdb.Error as exc:
+        raise InputError(
+            "tables.customers.derive_from: transactions must carry the customer attributes "
+            f"{[*spec.categorical, *spec.numeric]} (list them under tables.transactions.categorical): "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    stats.rows = con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
+    stats.files["(derived from transactions)"] = stats.rows
     return stats
 
 
@@ -188,10 +239,12 @@ def register_all(
 
     With ``drop_missing_ids=False`` customer rows without an id stay, for the caller to reject.
     """
-    stats = {"customers": register_table(con, cfg, "customers", customers, drop_missing_ids)}
-    for name in ("transactions", "interactions", "labels"):
-        spec = getattr(cfg.data.tables, name)
+    stats: dict[str, TableStats] = {}
+    cust = customers or cfg.data.tables.customers
+    order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
+    for name in (*order, "interactions", "labels"):
+        spec = cust if name == "customers" else getattr(cfg.data.tables, name)
         if spec is None or (name == "labels" and not with_labels):
             continue
-        stats[name] = register_table(con, cfg, name, spec)
+        stats[name] = register_table(con, cfg, name, spec, drop_missing_ids if name == "customers" else True)
     return stats

@@ -151,9 +151,9 @@ def to_spark_sql(sql: str, ordered: bool = True) -> str:
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
 
 
-def predicate_to_spark(predicate: str) -> str:
-    """A DuckDB boolean expression (``tables.<t>.where``, reject rules) as Spark SQL."""
-    tree = sqlglot.parse_one(predicate, read="duckdb").transform(_day_diff)
+def expr_to_spark(expression: str) -> str:
+    """A DuckDB expression (``exclude`` rules, ``derived`` columns, reject rules) as Spark SQL."""
+    tree = sqlglot.parse_one(expression, read="duckdb").transform(_day_diff)
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
 
 
@@ -205,13 +205,19 @@ def _read(spark: SparkSession, path: Path, fmt: str) -> DataFrame:
     return spark.read.options(header=True, inferSchema=True, mode="FAILFAST").csv(str(path))
 
 
+def _bad_values(df: DataFrame, bad: Column, shown: Column) -> tuple[int, str]:
+    rows = df.where(bad).select(shown.alias("v")).limit(3).collect()
+    if not rows:
+        return 0, ""
+    return df.where(bad).count(), ", ".join(repr(r["v"]) for r in rows)
+
+
 def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str) -> Column:
-    """Spark twin of ``sources._cast``: source column ``src`` as the canonical kind."""
+    """Spark twin of ``sources._cast``: source column ``src`` as the canonical kind; checks it parses."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     col, dtype = F.col(_ident(src)), df.schema[src].dataType
-    numeric_src = isinstance(dtype, T.NumericType)
     if kind == "id":
         if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
             return col.cast("bigint").cast("string")
@@ -225,35 +231,42 @@ def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, ki
             parsed = F.try_to_timestamp(text, F.lit(java_date_format(fs.date_format))).cast(target)
         else:
             parsed = F.expr(f"try_cast(CAST({_ident(src)} AS STRING) AS {target})")
-        bad = col.isNotNull() & (F.trim(text) != "") & parsed.isNull()
-        _raise_if_bad(df, bad, text, path, table, src,
-                      f"{'date' if kind == 'date' else 'timestamp'}"
-                      + (f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in the config)"))
+        n_bad, ex = _bad_values(df, col.isNotNull() & (F.trim(text) != "") & parsed.isNull(), text)
+        if n_bad:
+            hint = f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in config)"
+            raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse "
+                             f"as a {kind}{hint}; e.g. {ex}")
         return parsed
     if kind in {"float", "int"}:
         if isinstance(dtype, T.StringType):
             parsed = F.expr(f"try_cast({_ident(src)} AS {target})")
-            _raise_if_bad(df, col.isNotNull() & parsed.isNull(), col, path, table, src, "number", noun="not")
+            n_bad, ex = _bad_values(df, col.isNotNull() & parsed.isNull(), col)
+            if n_bad:
+                raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not "
+                                 f"numbers; e.g. {ex}")
             return parsed
-        if not numeric_src and not isinstance(dtype, T.BooleanType):
-            raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {dtype.simpleString()}, not a number")
+        if not isinstance(dtype, T.NumericType | T.BooleanType):
+            raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {dtype.simpleString()}, "
+                             "not a number")
         return col.cast(target)
     return col.cast("string")
 
 
-def _raise_if_bad(df: DataFrame, bad: Column, shown: Column, path: Path, table: str, src: str, what: str,
-                  noun: str = "do not parse as a") -> None:
-    rows = df.where(bad).select(shown.alias("v")).limit(3).collect()
-    if not rows:
-        return
-    n_bad = df.where(bad).count()
-    ex = ", ".join(repr(r["v"]) for r in rows)
-    if noun == "not":
-        raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}")
-    raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that {noun} {what}; e.g. {ex}")
+def _derived(df: DataFrame, table: str, path: Path, canon: str, kind: str, expr: str) -> Column:
+    """``columns.derived``: a DuckDB expression over the file's columns, transpiled."""
+    from pyspark.sql import functions as F
+
+    try:
+        col = F.expr(expr_to_spark(expr)).cast(_CANON_SPARK_TYPE[kind])
+        df.select(col).limit(0).collect()  # analyse now, so that a bad expression is named
+    except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
+        raise InputError(f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return col
 
 
 def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, fs: FileSpec) -> DataFrame:
+    """Spark twin of ``sources._file_select``: one file with canonical columns and attributes."""
     from pyspark.sql import functions as F
 
     path = cfg.data_path(fs.path)
@@ -262,7 +275,7 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
     try:
         df = _read(spark, path, fs.format)
         cols = set(df.columns)
-    except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: the file is not readable as such
+    except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: not readable as such
         raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
     wanted = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
     wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
@@ -272,53 +285,100 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
                          f"allowed: {[c for c, _, _ in wanted]}")
     exprs = []
     for canon, kind, required in wanted:
+        if canon in fs.derived:
+            exprs.append(_derived(df, table, path, canon, kind, fs.derived[canon]).alias(canon))
+            continue
         src = fs.columns.get(canon, canon)
         if src not in cols:
             if required:
                 raise InputError(f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
                                  f"columns present: {sorted(cols)}")
-            exprs.append(F.lit(None).cast(_CANON_SPARK_TYPE.get(kind, "string")).alias(canon))
+            exprs.append(F.lit(None).cast(_CANON_SPARK_TYPE[kind]).alias(canon))
             continue
         exprs.append(_canonical(df, table, fs, path, src, kind).alias(canon))
     for attr in [*spec.categorical, *spec.numeric]:
         if attr not in cols:
             raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
-        exprs.append(F.col(_ident(attr)))
+        if attr in spec.categorical:  # trimmed text; '' and the configured na_values are missing
+            text = F.trim(F.col(_ident(attr)).cast("string"))
+            missing = (text == "") | text.isin(list(spec.na_values)) if spec.na_values else text == ""
+            exprs.append(F.when(missing, F.lit(None).cast("string")).otherwise(text).alias(attr))
+        else:
+            exprs.append(_canonical(df, table, fs, path, attr, "float").alias(attr))
     return df.select(*exprs)
 
 
 def register_table(spark: SparkSession, cfg: Config, table: str, spec: TableSpec | None = None,
-                   drop_missing_ids: bool = True, view: str | None = None, row_numbers: bool = False) -> DataFrame:
-    """Temp view ``view`` (default ``table``) with canonical columns from the configured file(s).
+                   drop_missing_ids: bool = True, view: str | None = None,
+                   tag_rows: bool = False) -> DataFrame:
+    """Spark twin of ``sources.register_table``: temp view ``view`` (default ``table``).
 
-    ``row_numbers=True`` adds ``input_row``: 1-based position in the input (files in config order),
-    numbered before duplicates are dropped (a dropped duplicate keeps its first position).
+    ``tag_rows=True`` (scoring input) drops nothing: it adds ``input_row``, the 1-based position in
+    the input (files in config order), and ``pre_reject``, why the row would have been dropped (an
+    exact duplicate of an earlier row, an ``exclude`` rule) or NULL, so every row can be accounted for.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     spec = spec or getattr(cfg.data.tables, table)
+    if spec.derive_from:
+        df = _derive_customers(spark, spec)
+        if tag_rows:
+            df = _with_row_numbers(df).withColumn("pre_reject", F.lit(None).cast("string"))
+        df.createOrReplaceTempView(view or table)
+        return df
     frames = [_file_frame(spark, cfg, table, spec, fs) for fs in spec.files]
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other, allowMissingColumns=True)
     data_cols = df.columns
-    if row_numbers:
+    reasons: list[tuple[Column, str]] = []
+    if tag_rows:
         df = _with_row_numbers(df)
-    if spec.drop_exact_duplicates:
-        df = df.groupBy(*[F.col(_ident(c)) for c in data_cols]).agg(F.min("input_row").alias("input_row")) \
-            if row_numbers else df.distinct()
-    where = F.col("customer_id").isNotNull() if drop_missing_ids else F.lit(True)
-    if spec.where:
+        if spec.drop_exact_duplicates:
+            same = Window.partitionBy(*[F.col(_ident(c)) for c in data_cols]).orderBy("input_row")
+            df = df.withColumn("__copy", F.row_number().over(same))
+            why = f"exact duplicate row (tables.{table}.drop_exact_duplicates)"
+            reasons.append((F.col("__copy") > 1, why))
+    elif spec.drop_exact_duplicates:
+        df = df.distinct()
+    keep = F.col("customer_id").isNotNull() if drop_missing_ids else F.lit(True)
+    for rule, predicate in spec.exclude.items():
         try:
-            pred = F.expr(f"coalesce(({predicate_to_spark(spec.where)}), false)")
-            df.where(pred).limit(0).collect()  # analyse now: a bad predicate fails here, named
+            cond = F.expr(f"coalesce(({expr_to_spark(predicate)}), false)")
+            df.where(cond).limit(0).collect()  # analyse now, so that a bad predicate is named
         except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
-            raise InputError(f"tables.{table}.where is not a valid SQL predicate: {str(exc).splitlines()[0]}"
-                             ) from None
-        where = where & pred
-    df = df.where(where)
+            raise InputError(f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the "
+                             f"canonical columns: {str(exc).splitlines()[0]}") from None
+        keep = keep & ~cond
+        reasons.append((cond, f"excluded by tables.{table}.exclude[{rule!r}]"))
+    if tag_rows:
+        why = F.lit(None).cast("string")
+        for cond, text in reversed(reasons):
+            why = F.when(cond, F.lit(text)).otherwise(why)
+        df = df.withColumn("pre_reject", why).drop("__copy")
+    else:
+        df = df.where(keep)
     df.createOrReplaceTempView(view or table)
     return df
+
+
+def _derive_customers(spark: SparkSession, spec: TableSpec) -> DataFrame:
+    """Spark twin of ``sources._derive_customers`` (``arg_min`` is Spark's ``min_by``)."""
+    from pyspark.sql import functions as F
+
+    tx = spark.table("transactions")
+    attrs = [*spec.categorical, *spec.numeric]
+    missing = [a for a in attrs if a not in tx.columns]
+    if missing:
+        raise InputError(
+            "tables.customers.derive_from: transactions must carry the customer attributes "
+            f"{attrs} (list them under tables.transactions.categorical): missing {missing}"
+        )
+    return tx.groupBy("customer_id").agg(
+        F.min("ts").cast("date").alias("created_at"),
+        *[F.min_by(F.col(_ident(a)), F.col("ts")).alias(a) for a in attrs],
+    )
 
 
 def _with_row_numbers(df: DataFrame) -> DataFrame:
@@ -344,23 +404,30 @@ def _with_row_numbers(df: DataFrame) -> DataFrame:
 
 
 def register_inputs(spark: SparkSession, cfg: Config, customers: TableSpec | None = None,
-                    with_labels: bool = False) -> list[str]:
-    """Register every configured table as a temp view; ``customers`` replaces the customers table."""
-    register_table(spark, cfg, "customers", customers)
-    names = ["customers"]
-    for name in ("transactions", "interactions", "labels"):
-        spec = getattr(cfg.data.tables, name)
-        if spec is None or (name == "labels" and not with_labels):
-            continue
-        register_table(spark, cfg, name, spec)
-        names.append(name)
-    return names
+                    customers_view: str = "customers", tag_rows: bool = False) -> None:
+    """Spark twin of ``sources.register_all`` (no labels: scoring and features do not need them).
+
+    ``tag_rows=True`` registers the customers input untouched but tagged (see :func:`register_table`).
+    """
+    cust = customers or cfg.data.tables.customers
+    order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
+    for name in (*order, "interactions"):
+        if name == "customers":
+            register_table(spark, cfg, name, cust, drop_missing_ids=not tag_rows, view=customers_view,
+                           tag_rows=tag_rows)
+        elif getattr(cfg.data.tables, name) is not None:
+            register_table(spark, cfg, name)
 
 
 def _customers_spec(cfg: Config, customers_path: str | None) -> TableSpec:
+    """The customers table, or (like ``leadtier predict --input``) another file with its columns."""
     spec = cfg.data.tables.customers
+    if customers_path and spec.derive_from:
+        raise InputError("tables.customers.derive_from is set: there is no customers file to replace with "
+                         f"{customers_path!r}")
     if customers_path:
-        spec = spec.model_copy(update={"files": [f.model_copy(update={"path": customers_path}) for f in spec.files[:1]]})
+        files = [f.model_copy(update={"path": customers_path}) for f in spec.files[:1]]
+        spec = spec.model_copy(update={"files": files})
     return spec
 
 
@@ -373,7 +440,20 @@ def build_features_spark(spark: SparkSession, cfg: Config, as_of: dt.date | None
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
     register_inputs(spark, cfg, customers=_customers_spec(cfg, customers_path))
-    return spark.sql(feature_sql(cfg, as_of))
+    return numbers_as_double(spark.sql(feature_sql(cfg, as_of)))
+
+
+def numbers_as_double(df: DataFrame) -> DataFrame:
+    """Spark twin of ``models.frame.numbers_as_float``: every numeric feature as DOUBLE, like the
+    DuckDB feature table and the model signature."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    return df.select(*[
+        F.col(_ident(f.name)).cast("double").alias(f.name)
+        if f.name != "customer_id" and isinstance(f.dataType, T.NumericType) else F.col(_ident(f.name))
+        for f in df.schema.fields
+    ])
 
 
 def _is_local(spark: SparkSession, path: str) -> bool:
@@ -450,8 +530,8 @@ class SparkPredictResult:
     def summary(self) -> str:
         lines = [
             f"scored {self.scored} of {self.input_rows} input rows on Spark with {self.model_uri} "
-            f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s -> {self.output} "
-            "(Parquet, partitioned by tier)",
+            f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s "
+            f"-> {self.output} (Parquet, partitioned by tier)",
             f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
         ]
         lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
@@ -474,27 +554,39 @@ def output_struct(model_uri: str):
         raise ModelLoadError(f"cannot load model {model_uri}: {exc.message.splitlines()[0]}") from None
     sig = info.signature
     if sig is None or sig.outputs is None or not sig.outputs.has_input_names():
-        raise ModelLoadError(f"model {model_uri} has no named output signature; re-train it with leadtier train")
-    return sig.outputs.as_spark_schema(), sig.inputs.input_names()
+        raise ModelLoadError(f"model {model_uri} has no named output signature; re-train it with "
+                             "leadtier train")
+    from pyspark.sql import types as T
+
+    # as_spark_schema() marks required columns non-nullable, but the Arrow batches the UDF returns
+    # are always nullable and Spark rejects the mismatch (ARROW_TYPE_MISMATCH)
+    fields = sig.outputs.as_spark_schema().fields
+    struct = T.StructType([T.StructField(f.name, f.dataType, True) for f in fields])
+    return struct, sig.inputs.input_names()
 
 
 def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
-    """The reject rules of ``leadtier predict`` (same SQL, transpiled) over view ``customers__input``."""
+    """Why each input row is not scored (NULL: scored), over the tagged view ``customers__input``.
+
+    First the input rules (exact duplicates, ``exclude``), then the reject rules of ``leadtier
+    predict`` (the same SQL, transpiled); duplicate ids are ranked among the rows the input rules keep.
+    """
     from pipelines.predict import REJECT_RULES
 
     date = f"DATE '{as_of.isoformat()}'"
-    reason = "CASE " + " ".join(
-        f"WHEN {predicate_to_spark(cond.replace('$as_of', date))} THEN '{why}'" for cond, why in REJECT_RULES
-    ) + " END"
+    reason = "coalesce(pre_reject, CASE " + " ".join(
+        f"WHEN {expr_to_spark(cond.replace('$as_of', date))} THEN '{why}'" for cond, why in REJECT_RULES
+    ) + " END)"
     return spark.sql(
         f"SELECT *, {reason} AS reject_reason FROM ("
-        "SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY input_row) AS dup_rank "
-        "FROM customers__input)"
+        "SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) "
+        "AS dup_rank FROM customers__input)"
     )
 
 
-def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None, input_path: str | None = None,
-                  output: str | None = None, as_of: dt.date | None = None) -> SparkPredictResult:
+def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None,
+                  input_path: str | None = None, output: str | None = None,
+                  as_of: dt.date | None = None) -> SparkPredictResult:
     """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder)."""
     import mlflow
     from pyspark.sql import functions as F
@@ -512,10 +604,7 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
     struct, input_cols = output_struct(uri)
 
     spec = _customers_spec(cfg, input_path or cfg.predict.input)
-    register_table(spark, cfg, "customers", spec, drop_missing_ids=False, view="customers__input", row_numbers=True)
-    for name in ("transactions", "interactions"):
-        if getattr(cfg.data.tables, name) is not None:
-            register_table(spark, cfg, name)
+    register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
     tagged = _tag_rejects(spark, as_of).persist()
     try:
         counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
@@ -524,8 +613,12 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
         rejected = sum(reasons.values())
         rejects_path = None
         if rejected:
-            rejects_df = tagged.where("reject_reason IS NOT NULL").select(
-                "input_row", "customer_id", F.col("reject_reason").alias("reason")).orderBy("input_row").coalesce(1)
+            rejects_df = (
+                tagged.where("reject_reason IS NOT NULL")
+                .select("input_row", "customer_id", F.col("reject_reason").alias("reason"))
+                .orderBy("input_row")
+                .coalesce(1)
+            )
             rejects_path = write_dir(spark, rejects_df, f"{out.rstrip('/')}_rejects.csv")
         elif _is_local(spark, out):
             shutil.rmtree(f"{out.rstrip('/')}_rejects.csv", ignore_errors=True)
@@ -536,12 +629,13 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
                 f"Reasons: {reasons}. See {rejects_path}"
             )
-        tagged.where("reject_reason IS NULL").drop("input_row", "dup_rank", "reject_reason") \
+        tagged.where("reject_reason IS NULL").drop("input_row", "pre_reject", "dup_rank", "reject_reason") \
             .createOrReplaceTempView("customers")
-        feats = spark.sql(feature_sql(cfg, as_of, ordered=False))
+        feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False)))
         missing = sorted(set(input_cols) - set(feats.columns))
         if missing:
-            raise tracking.ModelLoadError(f"model {uri} needs feature column(s) the config does not build: {missing}")
+            raise tracking.ModelLoadError(
+                f"model {uri} needs feature column(s) that this config does not build: {missing}")
         udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=struct, env_manager="local")
         scored = feats.select("customer_id", udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p"))
         result = scored.select(

@@ -95,6 +95,10 @@ def resolve_version(client: MlflowClient, uri: str) -> str:
         raise ModelLoadError(f"cannot resolve model {uri}: {exc.message.splitlines()[0]}") from None
 
 
+class _Compared(Exception):
+    """Control flow: the champion's metrics were read from its run, nothing to re-score."""
+
+
 @dataclass
 class GateDecision:
     alias: str
@@ -110,9 +114,14 @@ def champion_gate(
     new_metrics: dict[str, float],
     eval_features: pd.DataFrame,
     eval_tiers: list[str],
+    refit_on_eval: bool = False,
 ) -> GateDecision:
     """Give the new version ``champion`` if it is at least as good as the current champion on the
-    same evaluation rows by the primary metric; otherwise ``challenger``. Sets the alias."""
+    same evaluation rows by the primary metric; otherwise ``challenger``. Sets the alias.
+
+    With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
+    own logged out-of-fold metrics are compared instead of re-scoring it on rows it may have seen.
+    """
     name, primary = cfg.mlflow.model_name, cfg.train.primary_metric
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
@@ -126,11 +135,20 @@ def champion_gate(
     else:
         decision.champion_version = str(current.version)
         try:
+            if refit_on_eval:
+                logged = client.get_run(current.run_id).data.metrics
+                old = {k[len("test_"):]: v for k, v in logged.items() if k.startswith("test_")}
+                if primary not in old:
+                    raise KeyError(f"champion run {current.run_id} logged no test_{primary}")
+                decision.champion_metrics = old
+                raise _Compared
             model = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
             scored = model.predict(eval_features)
             proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
             old = tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
             decision.champion_metrics = old
+        except _Compared:
+            decision.reasons.append("k-fold evaluation: compared with the champion's logged out-of-fold metrics")
         except Exception as exc:  # noqa: BLE001 - any failure means the old champion cannot compete
             decision.reasons.append(
                 f"champion v{current.version} cannot score the current evaluation data "
@@ -138,7 +156,8 @@ def champion_gate(
             )
             old = None
         if old is not None:
-            for metric in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"]):
+            for metric in [m for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
+                           if m in old and m in new_metrics]:
                 arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
                 decision.reasons.append(
                     f"{metric}: new {new_metrics[metric]:.4f} vs champion v{current.version} {old[metric]:.4f} "

@@ -7,6 +7,7 @@ MLflow run with metrics, plots, the config and the registered pyfunc -> champion
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -21,9 +22,9 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
 
-from models.baselines import LogisticBaseline, MajorityBaseline  # noqa: E402
+from models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard  # noqa: E402
 from models.classifier import TierClassifier  # noqa: E402
 from models.frame import ID_COLUMN  # noqa: E402
 from models.metrics import compare, confusion, tier_metrics  # noqa: E402
@@ -33,7 +34,8 @@ from models.tuning import tune  # noqa: E402
 from pipelines import features as feature_stage  # noqa: E402
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Config  # noqa: E402
-from pipelines.sources import InputError  # noqa: E402
+from pipelines.sources import InputError, register_all  # noqa: E402
+from features.queries import label_query  # noqa: E402
 
 log = logging.getLogger(__name__)
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
@@ -161,44 +163,170 @@ def _flat(prefix: str, d: dict) -> dict[str, object]:
     return out
 
 
+@dataclass
+class Prepared:
+    """Labelled rows for training and evaluation, and the snapshot used for segments."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame | None  # None: k-fold (out-of-fold evaluation on ``train``)
+    features: pd.DataFrame  # the latest snapshot (segments, drift reference)
+    stats: dict
+    protocol: dict
+
+
+def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
+    oc = cfg.labels.outcome
+    sql = label_query(oc.kind, as_of, observed_until, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days,
+                      oc.cut_points)
+    lab = feature_stage.fetch_frame(con, sql)
+    return lab[["customer_id", "tier"]]
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
+    feature_stage.check_families(cfg)
+    con = feature_stage.connect()
+    try:
+        stats = register_all(con, cfg, with_labels=cfg.labels.source == "table")
+        data_end = None
+        if "transactions" in stats:
+            last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
+            data_end = (last.date() + dt.timedelta(days=1)) if last is not None else None
+        table_labels = (
+            feature_stage.fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")
+            if cfg.labels.source == "table" else None
+        )
+
+        def snapshot(as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            feats = feature_stage.build_in(con, cfg, as_of)
+            if cfg.labels.source == "table":
+                lab = table_labels
+            else:
+                if observed_until is None or observed_until <= as_of:
+                    raise TrainingDataError(
+                        f"no transactions after the snapshot {as_of}: outcome labels need an observed future"
+                    )
+                lab = outcome_labels(con, cfg, as_of, observed_until)
+                horizon = cfg.labels.outcome.horizon_days
+                if (observed_until - as_of).days < min(horizon, cfg.labels.outcome.thresholds_days[0] + 1):
+                    raise TrainingDataError(
+                        f"the data after the snapshot {as_of} spans {(observed_until - as_of).days} days, less than "
+                        f"the label horizon ({horizon} days) needs"
+                    )
+            data = attach_labels(cfg, feats, lab)
+            data.insert(1, "snapshot", as_of)
+            return feats, data
+
+        if cfg.train.evaluation == "backtest":
+            eval_date = min(cfg.snapshots.eval_as_of)
+            parts = [snapshot(d, eval_date)[1] for d in cfg.snapshots.train_as_of]
+            train = pd.concat(parts, ignore_index=True)
+            tests = [snapshot(d, data_end) for d in cfg.snapshots.eval_as_of]
+            test = pd.concat([t[1] for t in tests], ignore_index=True)
+            feats = tests[-1][0]
+            protocol = {
+                "evaluation": "backtest",
+                "train_snapshots": [d.isoformat() for d in cfg.snapshots.train_as_of],
+                "eval_snapshots": [d.isoformat() for d in cfg.snapshots.eval_as_of],
+                "train_labels_observed_until": eval_date.isoformat(),
+                "eval_labels_observed_until": data_end.isoformat() if data_end else None,
+            }
+        else:
+            feats, data = snapshot(cfg.data.as_of, data_end)
+            if cfg.train.evaluation == "kfold":
+                train, test = data, None
+                protocol = {"evaluation": "kfold", "folds": cfg.train.folds, "as_of": cfg.data.as_of.isoformat()}
+            else:
+                check_minimum(cfg, data["tier"])
+                train, test = train_test_split(
+                    data, test_size=cfg.train.test_size, stratify=data["tier"], random_state=cfg.seed
+                )
+                protocol = {"evaluation": "holdout", "test_size": cfg.train.test_size,
+                            "as_of": cfg.data.as_of.isoformat()}
+    finally:
+        con.close()
+    check_minimum(cfg, train["tier"])
+    if test is not None and test.empty:
+        raise TrainingDataError("the evaluation snapshot has no labelled customer (all censored?)")
+    return Prepared(train=train, test=test, features=feats, stats={k: v.as_dict() for k, v in stats.items()},
+                    protocol=protocol)
+
+
+def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict) -> dict:
+    levels = cfg.scheme.codes
+    models = {
+        "model": TierClassifier(levels=levels, random_state=cfg.seed, **params).fit(X, y),
+        "majority": MajorityBaseline(levels=levels).fit(X, y),
+        "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X, y),
+    }
+    if "rfm_score" in X.columns:
+        models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)
+    return models
+
+
+def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict):
+    """Predictions on the evaluation rows for the model and every baseline (same rows for all)."""
+    train = prep.train
+    if prep.test is not None:
+        models = _fit_models(cfg, train[feature_cols], train["tier"].tolist(), params)
+        X_eval = prep.test[feature_cols]
+        preds = {k: (m.predict_proba(X_eval), list(m.predict(X_eval))) for k, m in models.items()}
+        return prep.test["tier"].tolist(), preds, models
+    # k-fold: out-of-fold predictions for every labelled row; the final model uses all of them
+    folds = StratifiedKFold(n_splits=cfg.train.folds, shuffle=True, random_state=cfg.seed)
+    y = train["tier"].to_numpy(dtype=object)
+    preds: dict[str, tuple[np.ndarray, list]] = {}
+    proba_parts: dict[str, np.ndarray] = {}
+    pred_parts: dict[str, np.ndarray] = {}
+    for tr, va in folds.split(train, y):
+        fold_models = _fit_models(cfg, train.iloc[tr][feature_cols], list(y[tr]), params)
+        for k, m in fold_models.items():
+            proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
+                train.iloc[va][feature_cols])
+            pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
+    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts}
+    models = _fit_models(cfg, train[feature_cols], list(y), params)
+    return list(y), preds, models
+
+
 def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     t0 = time.perf_counter()
-    build = feature_stage.build(cfg)
-    feats = build.features
-    data = attach_labels(cfg, feats, build.labels)
+    prep = prepare(cfg)
+    feats = prep.features
     levels = cfg.scheme.codes
-    check_minimum(cfg, data["tier"])
-    train, test = train_test_split(
-        data, test_size=cfg.train.test_size, stratify=data["tier"], random_state=cfg.seed
-    )
+    train, test = prep.train, prep.test
     feature_cols = [c for c in feats.columns if c != ID_COLUMN]
     X_train, y_train = train[feature_cols], train["tier"].tolist()
-    X_test, y_test = test[feature_cols], test["tier"].tolist()
+    eval_rows = test if test is not None else train
+    groups = train[ID_COLUMN].to_numpy() if train["snapshot"].nunique() > 1 else None
 
     client = tracking.setup(cfg)
     with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
         run_id = active.info.run_id
-        mlflow.set_tags({"leadtier.stage": "train", "leadtier.config": cfg.name, "leadtier.scheme": cfg.labels.scheme})
+        mlflow.set_tags({"leadtier.stage": "train", "leadtier.config": cfg.name, "leadtier.scheme": cfg.labels.scheme,
+                         "leadtier.evaluation": cfg.train.evaluation})
         mlflow.log_params(
             {
                 "as_of": cfg.data.as_of.isoformat(),
                 "seed": cfg.seed,
                 "scheme": cfg.labels.scheme,
+                "label_source": cfg.labels.source,
+                "evaluation": cfg.train.evaluation,
                 "n_features": len(feature_cols),
                 "n_customers": len(feats),
-                "n_labelled": len(data),
                 "n_train": len(train),
-                "n_test": len(test),
+                "n_eval": len(eval_rows),
                 "primary_metric": cfg.train.primary_metric,
                 **{f"tuning.{k}": v for k, v in _flat("", cfg.train.tuning.model_dump(exclude={"search_space"})).items()},
             }
         )
         mlflow.log_dict(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)), "config.yaml")
-        mlflow.log_dict({k: v.as_dict() for k, v in build.stats.items()}, "inputs/table_stats.json")
-        mlflow.log_dict(
-            {t: int(n) for t, n in data["tier"].value_counts().reindex(levels, fill_value=0).items()},
-            "inputs/label_counts.json",
-        )
+        mlflow.log_dict({"protocol": prep.protocol, "tables": prep.stats}, "inputs/table_stats.json")
+        counts = {
+            "train": {t: int(n) for t, n in train["tier"].value_counts().reindex(levels, fill_value=0).items()},
+            "eval": {t: int(n) for t, n in eval_rows["tier"].value_counts().reindex(levels, fill_value=0).items()},
+        }
+        mlflow.log_dict(counts, "inputs/label_counts.json")
 
         # ---------------------------------------------------------- tuning (nested run per trial)
         base = {"class_weight": None if cfg.train.class_weight == "none" else "balanced", "n_jobs": cfg.train.n_jobs}
@@ -222,6 +350,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             seed=cfg.seed,
             base_params=base,
             callbacks=[log_trial],
+            groups=groups,
         )
         best_params = dict(study.best_params)
         mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
@@ -229,25 +358,19 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
         mlflow.log_table(trials.astype({c: str for c in trials.columns if trials[c].dtype == object}), "tuning/trials.json")
 
-        # ---------------------------------------------------------- final model + baselines
-        clf = TierClassifier(levels=levels, random_state=cfg.seed, **base, **best_params).fit(X_train, y_train)
-        models = {
-            "model": clf,
-            "majority": MajorityBaseline(levels=levels).fit(X_train, y_train),
-            "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X_train, y_train),
-        }
+        # ---------------------------------------------------------- final model + baselines, same rows
+        y_eval, preds, models = _evaluate(cfg, prep, feature_cols, {**base, **best_params})
+        clf = models["model"]
         metrics: dict[str, dict[str, float]] = {}
-        for key, est in models.items():
-            proba = est.predict_proba(X_test)
-            pred = est.predict(X_test)
-            metrics[key] = tier_metrics(y_test, proba, levels, y_pred=list(pred))
+        for key, (proba, pred) in preds.items():
+            metrics[key] = tier_metrics(y_eval, proba, levels, y_pred=pred)
             mlflow.log_metrics({(f"test_{k}" if key == "model" else f"{key}_{k}"): v for k, v in metrics[key].items()})
-            cm = confusion(y_test, pred, levels)
-            mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on held-out labels"), f"plots/confusion_{key}.png")
+            cm = confusion(y_eval, pred, levels)
+            mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on evaluation rows"), f"plots/confusion_{key}.png")
             mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
         plt.close("all")
-        beats = {b: compare(metrics["model"], metrics[b], HEADLINE) for b in ("majority", "logreg")}
-        mlflow.log_dict({"metrics": metrics, "model_beats": beats}, "eval/summary.json")
+        beats = {b: compare(metrics["model"], metrics[b], HEADLINE) for b in metrics if b != "model"}
+        mlflow.log_dict({"protocol": prep.protocol, "metrics": metrics, "model_beats": beats}, "eval/summary.json")
 
         imp = clf.feature_importances_
         mlflow.log_text(imp.to_csv(header=True), "model/feature_importance.csv")
@@ -281,14 +404,17 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                 "config": cfg.name,
                 "scheme_name": cfg.labels.scheme,
                 "as_of": cfg.data.as_of.isoformat(),
+                "protocol": prep.protocol,
                 "run_id": run_id,
                 "test_metrics": metrics,
                 "seed": cfg.seed,
             },
         )
-        info = tracking.log_scorer(scorer, X_test, cfg.mlflow.model_name)
+        X_eval = eval_rows[feature_cols]
+        info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
         version = str(info.registered_model_version)
-        decision = tracking.champion_gate(client, cfg, version, metrics["model"], X_test, y_test)
+        decision = tracking.champion_gate(client, cfg, version, metrics["model"], X_eval, y_eval,
+                                          refit_on_eval=test is None)
         mlflow.set_tags({"leadtier.model_version": version, "leadtier.alias": decision.alias})
         mlflow.log_text("\n".join(decision.reasons), "registry/gate.txt")
         seconds = time.perf_counter() - t0
@@ -303,20 +429,21 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         beats=beats,
         best_params=best_params,
         n_train=len(train),
-        n_test=len(test),
+        n_test=len(eval_rows),
         seconds=seconds,
-        extra={"n_trials": len(study.trials), "segments_k": seg.n_clusters_},
+        extra={"n_trials": len(study.trials), "segments_k": seg.n_clusters_, "protocol": prep.protocol},
     )
 
 
 def summary_text(cfg: Config, res: TrainResult) -> str:
     lines = [
         f"trained {cfg.mlflow.model_name} v{res.model_version} -> alias '{res.alias}' "
-        f"({res.n_train} train / {res.n_test} held-out labelled customers, {res.extra['n_trials']} tuning trials, "
+        f"({res.n_train} train / {res.n_test} evaluation rows, {res.extra['protocol']['evaluation']}, "
+        f"{res.extra['n_trials']} tuning trials, "
         f"{res.seconds:.0f} s)",
-        "held-out metrics:            " + "  ".join(f"{m:>17}" for m in HEADLINE),
+        "evaluation metrics:          " + "  ".join(f"{m:>17}" for m in HEADLINE),
     ]
-    for key in ("model", "logreg", "majority"):
+    for key in res.metrics:
         lines.append(f"  {key:<26} " + "  ".join(f"{res.metrics[key][m]:>17.4f}" for m in HEADLINE))
     for b, verdict in res.beats.items():
         words = ", ".join(f"{m} {'yes' if v else 'NO'}" for m, v in verdict.items())

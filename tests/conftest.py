@@ -47,8 +47,13 @@ def demo_data(workdir) -> Config:
     return cfg
 
 
-def write_tables(root: Path, customers: pd.DataFrame, transactions: pd.DataFrame | None = None,
-                 interactions: pd.DataFrame | None = None, labels: pd.DataFrame | None = None) -> None:
+def write_tables(
+    root: Path,
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame | None = None,
+    interactions: pd.DataFrame | None = None,
+    labels: pd.DataFrame | None = None,
+) -> None:
     """Write hand-made canonical tables as Parquet under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     customers.to_parquet(root / "customers.parquet", index=False)

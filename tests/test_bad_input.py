@@ -49,15 +49,28 @@ def _assert_clean_failure(res, *needles, output=None):
 def test_missing_input_file(workdir, small):
     (workdir / "data" / "interactions.parquet").unlink()
     res = _invoke("features", "--config", small)
-    _assert_clean_failure(res, "interactions", "input file not found", "interactions.parquet",
-                          output=workdir / "out" / "features.parquet")
+    _assert_clean_failure(
+        res,
+        "interactions",
+        "input file not found",
+        "interactions.parquet",
+        output=workdir / "out" / "features.parquet",
+    )
 
 
 def test_missing_mapped_column(workdir, small):
-    cfg = _config(workdir, lambda r: r["data"]["tables"]["transactions"].update(columns={"amount": "net_value"}))
+    cfg = _config(
+        workdir, lambda r: r["data"]["tables"]["transactions"].update(columns={"amount": "net_value"})
+    )
     res = _invoke("features", "--config", cfg)
-    _assert_clean_failure(res, "transactions.parquet", "'net_value'", "transactions.amount", "missing",
-                          output=workdir / "out" / "features.parquet")
+    _assert_clean_failure(
+        res,
+        "transactions.parquet",
+        "'net_value'",
+        "transactions.amount",
+        "missing",
+        output=workdir / "out" / "features.parquet",
+    )
 
 
 def test_unparseable_date_column(workdir, small):
@@ -67,8 +80,14 @@ def test_unparseable_date_column(workdir, small):
     df.loc[[3, 7, 11], "created_at"] = ["31/02/2026", "soon", "2026-13-01"]
     df.to_parquet(path, index=False)
     res = _invoke("features", "--config", small)
-    _assert_clean_failure(res, "customers.parquet", "'created_at'", "3 value(s)", "'soon'",
-                          output=workdir / "out" / "features.parquet")
+    _assert_clean_failure(
+        res,
+        "customers.parquet",
+        "'created_at'",
+        "3 value(s)",
+        "'soon'",
+        output=workdir / "out" / "features.parquet",
+    )
 
 
 def test_unknown_config_key(workdir):

@@ -28,17 +28,29 @@ def test_demo_config_loads_with_builtin_schemes():
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda r: r["train"].update(n_trails=3), r"train\.n_trails: unknown key; allowed keys here: .*min_per_tier"),
+        (
+            lambda r: r["train"].update(n_trails=3),
+            r"train\.n_trails: unknown key; allowed keys here: .*min_per_tier",
+        ),
         (lambda r: r["train"]["tuning"].update(n_trials="many"), r"train\.tuning\.n_trials"),
         (lambda r: r["segments"].update(k=1), r"segments\.k"),
         (lambda r: r["segments"].update(k_range=[8, 3]), r"segments\.k_range.*low <= high"),
         (lambda r: r["train"]["tuning"].update(search_space={}), r"search space is empty"),
-        (lambda r: r["train"]["tuning"]["search_space"]["num_leaves"].update(low=100), r"'low' must not exceed"),
-        (lambda r: r["labels"].update(scheme="vip"), r"labels\.scheme must be one of .*time_to_close.*Got 'vip'"),
+        (
+            lambda r: r["train"]["tuning"]["search_space"]["num_leaves"].update(low=100),
+            r"'low' must not exceed",
+        ),
+        (
+            lambda r: r["labels"].update(scheme="vip"),
+            r"labels\.scheme must be one of .*time_to_close.*Got 'vip'",
+        ),
         (lambda r: r["data"].update(as_of="yesterday"), r"data\.as_of"),
         (lambda r: r["features"].update(windows_days=[30, 7]), r"windows must be increasing"),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
-        (lambda r: r["data"]["tables"]["customers"].update(categorical=["email"]), r"personal cannot be features"),
+        (
+            lambda r: r["data"]["tables"]["customers"].update(categorical=["email"]),
+            r"personal cannot be features",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):

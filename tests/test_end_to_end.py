@@ -73,15 +73,22 @@ def test_run_logs_params_metrics_artifacts_and_trials(trained):
     _, _, first, _, _ = trained
     client = MlflowClient()
     run = client.get_run(first.run_id)
-    for key in ("test_macro_f1", "test_qwk", "test_log_loss", "test_balanced_accuracy",
-                "logreg_macro_f1", "majority_macro_f1"):
+    for key in (
+        "test_macro_f1",
+        "test_qwk",
+        "test_log_loss",
+        "test_balanced_accuracy",
+        "logreg_macro_f1",
+        "majority_macro_f1",
+    ):
         assert key in run.data.metrics
     arts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"config.yaml", "plots", "eval", "model"} <= arts
     plots = {a.path for a in client.list_artifacts(first.run_id, "plots")}
     assert "plots/confusion_model.png" in plots and "plots/feature_importance.png" in plots
-    nested = mlflow.search_runs(experiment_ids=[run.info.experiment_id],
-                                filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'")
+    nested = mlflow.search_runs(
+        experiment_ids=[run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'"
+    )
     assert len(nested) == 3  # one nested run per tuning trial
     info = mlflow.models.get_model_info(f"models:/leadtier-demo/{first.model_version}")
     assert info.signature is not None and info.saved_input_example_info is not None
@@ -112,9 +119,15 @@ def test_predict_rejects_bad_rows_with_reasons(trained):
     bad.loc[6, "created_at"] = "2027-01-01"  # created after the as-of date
     path = work / "bad_prospects.csv"
     bad.to_csv(path, index=False)
-    res = predict_stage.run(cfg, input_path=str(path), output=str(work / "out" / "bad.parquet"), progress=False)
+    res = predict_stage.run(
+        cfg, input_path=str(path), output=str(work / "out" / "bad.parquet"), progress=False
+    )
     assert res.input_rows == 202
     assert res.rejected == 4 and res.scored == 198
     rejects = pd.read_csv(res.rejects)
     assert sorted(rejects["reason"].str.split(":").str[0].str.split(" ").str[0]) == [
-        "created", "duplicate", "duplicate", "missing"]
+        "created",
+        "duplicate",
+        "duplicate",
+        "missing",
+    ]

@@ -103,7 +103,14 @@ def test_customer_created_after_as_of_does_not_exist_yet(hand_cfg):
 def test_personal_columns_never_become_features(hand_cfg):
     f = build(hand_cfg, with_labels=False).features
     for col in f.columns:
-        assert col not in {"cust_contact_name", "cust_email", "cust_phone", "contact_name", "email", "phone"}, col
+        assert col not in {
+            "cust_contact_name",
+            "cust_email",
+            "cust_phone",
+            "contact_name",
+            "email",
+            "phone",
+        }, col
     assert "a@x" not in f.astype(str).to_numpy().ravel().tolist()
 
 
@@ -117,11 +124,27 @@ def test_events_after_as_of_change_no_feature(demo_data):
     rng = np.random.default_rng(0)
     ids = tx["customer_id"].sample(500, random_state=1).to_numpy()
     future = pd.to_datetime(AS_OF) + pd.to_timedelta(rng.integers(0, 200 * 86400, len(ids)), unit="s")
-    tx2 = pd.concat([tx, pd.DataFrame({"customer_id": ids, "ts": future, "invoice_id": [f"F{i}" for i in range(len(ids))],
-                                       "product_id": "P1", "channel": "online", "quantity": 1,
-                                       "amount": 1e6})], ignore_index=True)
-    ix2 = pd.concat([ix, pd.DataFrame({"customer_id": ids, "ts": future, "type": "meeting",
-                                       "duration_s": 100.0})], ignore_index=True)
+    tx2 = pd.concat(
+        [
+            tx,
+            pd.DataFrame(
+                {
+                    "customer_id": ids,
+                    "ts": future,
+                    "invoice_id": [f"F{i}" for i in range(len(ids))],
+                    "product_id": "P1",
+                    "channel": "online",
+                    "quantity": 1,
+                    "amount": 1e6,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    ix2 = pd.concat(
+        [ix, pd.DataFrame({"customer_id": ids, "ts": future, "type": "meeting", "duration_s": 100.0})],
+        ignore_index=True,
+    )
     tx2.astype(tx.dtypes.to_dict()).to_parquet(root / "transactions.parquet", index=False)
     ix2.astype(ix.dtypes.to_dict()).to_parquet(root / "interactions.parquet", index=False)
     after = build(cfg, with_labels=False).features

@@ -61,8 +61,16 @@ def test_unseen_category_and_missing_values_score():
 
 def test_training_is_reproducible():
     X, y = _data()
-    a = TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3).fit(X, y).predict_proba(X)
-    b = TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3).fit(X, y).predict_proba(X)
+    a = (
+        TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3)
+        .fit(X, y)
+        .predict_proba(X)
+    )
+    b = (
+        TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3)
+        .fit(X, y)
+        .predict_proba(X)
+    )
     np.testing.assert_array_equal(a, b)
 
 
@@ -104,8 +112,9 @@ def test_metrics_known_values():
     assert tier_metrics(y, reversed_, LEVELS)["qwk"] < 0
     cm = confusion(y, ["A", "C", "C", "C"], LEVELS)
     assert cm.loc["B", "C"] == 1 and cm.to_numpy().sum() == 4
-    assert compare({"macro_f1": 0.7, "log_loss": 0.9}, {"macro_f1": 0.6, "log_loss": 0.8},
-                   ["macro_f1", "log_loss"]) == {"macro_f1": True, "log_loss": False}
+    assert compare(
+        {"macro_f1": 0.7, "log_loss": 0.9}, {"macro_f1": 0.6, "log_loss": 0.8}, ["macro_f1", "log_loss"]
+    ) == {"macro_f1": True, "log_loss": False}
     with pytest.raises(ValueError, match=r"true tiers \['Q'\]"):
         tier_metrics(["Q"], np.ones((1, 3)) / 3, LEVELS)
 
@@ -128,11 +137,13 @@ def test_segmenter_is_seeded_names_segments_and_keeps_names_on_retrain():
     rng = np.random.default_rng(1)
     n = 900
     grp = rng.integers(0, 3, n)
-    X = pd.DataFrame({
-        "rfm_recency_days": np.choose(grp, [5.0, 200.0, 400.0]) * rng.uniform(0.9, 1.1, n),
-        "rfm_frequency": np.choose(grp, [30.0, 8.0, 2.0]) * rng.uniform(0.9, 1.1, n),
-        "rfm_monetary": np.choose(grp, [5000.0, 500.0, 50.0]) * rng.uniform(0.9, 1.1, n),
-    })
+    X = pd.DataFrame(
+        {
+            "rfm_recency_days": np.choose(grp, [5.0, 200.0, 400.0]) * rng.uniform(0.9, 1.1, n),
+            "rfm_frequency": np.choose(grp, [30.0, 8.0, 2.0]) * rng.uniform(0.9, 1.1, n),
+            "rfm_monetary": np.choose(grp, [5000.0, 500.0, 50.0]) * rng.uniform(0.9, 1.1, n),
+        }
+    )
     a = Segmenter(k_range=(2, 5), random_state=0).fit(X)
     b = Segmenter(k_range=(2, 5), random_state=0).fit(X)
     assert a.n_clusters_ == 3

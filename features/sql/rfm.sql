@@ -1,8 +1,10 @@
 -- Feature family: RFM (recency, frequency, monetary), returns and purchase rhythm.
 -- One row per customer, as of :as_of: only transactions dated before :as_of count.
 -- A purchase is an invoice whose lines sum to a positive amount; negative lines are returns.
+-- Quintile scores (1 = worst, 5 = best) rank buyers against each other in the same snapshot;
+-- customers without a purchase score 0. rfm_segment names the classic R x F grid cells.
 WITH tx AS (
-    SELECT customer_id, invoice_id, amount,
+    SELECT customer_id, invoice_id, amount, product_id, channel,
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
     FROM transactions
     WHERE ts < :as_of
@@ -48,7 +50,16 @@ returned AS (
     FROM tx
     WHERE amount < 0
     GROUP BY customer_id
-)
+),
+breadth AS (
+    SELECT customer_id,
+           count(DISTINCT product_id) AS rfm_distinct_products,
+           count(DISTINCT channel) AS rfm_distinct_channels
+    FROM tx
+    WHERE amount > 0
+    GROUP BY customer_id
+),
+rfm AS (
 SELECT
     b.customer_id,
     b.rfm_recency_days,
@@ -59,7 +70,9 @@ SELECT
     coalesce(r.rfm_return_lines, 0) AS rfm_return_lines,
     coalesce(r.rfm_return_amount, 0) AS rfm_return_amount,
     h.rfm_gap_mean_days,
-    h.rfm_gap_std_days
+    h.rfm_gap_std_days,
+    coalesce(x.rfm_distinct_products, 0) AS rfm_distinct_products,
+    coalesce(x.rfm_distinct_channels, 0) AS rfm_distinct_channels
     {%- for w in windows %},
     b.rfm_frequency_{{ w }}d,
     b.rfm_amount_{{ w }}d
@@ -68,3 +81,31 @@ SELECT
 FROM bought AS b
 LEFT JOIN returned AS r ON r.customer_id = b.customer_id
 LEFT JOIN rhythm AS h ON h.customer_id = b.customer_id
+LEFT JOIN breadth AS x ON x.customer_id = b.customer_id
+),
+scored AS (
+    SELECT *,
+        CASE WHEN rfm_frequency > 0 THEN least(5, 1 + floor(5 * percent_rank() OVER (
+            PARTITION BY rfm_frequency > 0 ORDER BY rfm_recency_days DESC))) ELSE 0 END AS rfm_r_score,
+        CASE WHEN rfm_frequency > 0 THEN least(5, 1 + floor(5 * percent_rank() OVER (
+            PARTITION BY rfm_frequency > 0 ORDER BY rfm_frequency))) ELSE 0 END AS rfm_f_score,
+        CASE WHEN rfm_frequency > 0 THEN least(5, 1 + floor(5 * percent_rank() OVER (
+            PARTITION BY rfm_frequency > 0 ORDER BY rfm_monetary))) ELSE 0 END AS rfm_m_score
+    FROM rfm
+)
+SELECT *,
+    rfm_r_score + rfm_f_score + rfm_m_score AS rfm_score,
+    CASE
+        WHEN rfm_frequency = 0 THEN 'no_purchase'
+        WHEN rfm_r_score >= 4 AND rfm_f_score >= 4 THEN 'champions'
+        WHEN rfm_r_score >= 3 AND rfm_f_score >= 3 THEN 'loyal'
+        WHEN rfm_r_score >= 4 AND rfm_f_score >= 2 THEN 'potential_loyalist'
+        WHEN rfm_r_score = 5 AND rfm_f_score = 1 THEN 'new_customers'
+        WHEN rfm_r_score = 4 AND rfm_f_score = 1 THEN 'promising'
+        WHEN rfm_r_score = 3 THEN 'about_to_sleep'
+        WHEN rfm_r_score <= 2 AND rfm_f_score = 5 THEN 'cannot_lose_them'
+        WHEN rfm_r_score <= 2 AND rfm_f_score >= 3 THEN 'at_risk'
+        WHEN rfm_r_score = 2 THEN 'hibernating'
+        ELSE 'lost'
+    END AS rfm_segment
+FROM scored

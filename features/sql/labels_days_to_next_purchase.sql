@@ -1,0 +1,31 @@
+-- Outcome labels: days from :as_of until the customer's next purchase, as ordered tiers.
+-- One row per customer, as of :as_of; only purchases dated before :observed_until are seen.
+-- Levels: the first ones by thresholds (e.g. A <= 30, B <= 90, C <= 180 days), then "later within
+-- the horizon", then "no purchase within the horizon" - which is only known once the whole horizon
+-- has been observed. Censoring rule: a customer without a purchase in a horizon that is not fully
+-- observed gets no tier (NULL) and is left out of training and evaluation, never labelled the last level.
+WITH purchases AS (
+    SELECT customer_id, invoice_id, min(ts) AS ts
+    FROM transactions
+    WHERE ts >= :as_of AND ts < :observed_until
+    GROUP BY customer_id, invoice_id
+    HAVING sum(amount) > 0
+),
+next_purchase AS (
+    SELECT customer_id, date_diff('day', :as_of, CAST(min(ts) AS DATE)) AS days_to_next
+    FROM purchases
+    GROUP BY customer_id
+)
+SELECT
+    c.customer_id,
+    n.days_to_next,
+    CASE
+        {%- for t in thresholds %}
+        WHEN n.days_to_next <= {{ t }} THEN '{{ levels[loop.index0] }}'
+        {%- endfor %}
+        WHEN n.days_to_next <= {{ horizon }} THEN '{{ levels[-2] }}'
+        WHEN date_diff('day', :as_of, :observed_until) >= {{ horizon }} THEN '{{ levels[-1] }}'
+    END AS tier
+FROM customers AS c
+LEFT JOIN next_purchase AS n ON n.customer_id = c.customer_id
+WHERE c.created_at IS NULL OR CAST(c.created_at AS DATE) < :as_of

@@ -1,0 +1,162 @@
+"""REST scoring with MLflow's own scoring server (``leadtier serve``).
+
+``leadtier serve`` runs ``mlflow models serve -m <uri> --env-manager local`` in the foreground, with
+``MLFLOW_TRACKING_URI`` taken from the config (``$MLFLOW_TRACKING_URI`` wins, as for every stage),
+so that ``models:/<name>@champion`` resolves against the same registry that ``leadtier train``
+wrote. The default binding is the loopback interface only; the server has no authentication.
+
+Protocol (MLflow 3): ``GET /ping`` answers 200 once the model is loaded. ``POST /invocations``
+with ``Content-Type: application/json`` and a feature table in the split orientation,
+``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` (missing values as ``null``;
+:func:`payload` builds it from a pandas frame), answers ``{"predictions": [{"tier": "A",
+"score": ..., "proba_A": ..., ..., "segment_id": ..., "segment": ...}, ...]}``: one record per
+input row, in input order, the same columns as ``leadtier predict`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import IO
+
+import pandas as pd
+
+from pipelines import tracking
+from pipelines.config import Config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5088
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class ServeError(RuntimeError):
+    """The scoring server did not start, or stopped."""
+
+
+def resolve_model(cfg: Config, model_uri: str | None = None) -> tuple[str, str]:
+    """(model URI, registry version or ''); fails early, naming the URI, if it does not resolve."""
+    from mlflow.tracking import MlflowClient
+
+    uri = model_uri or tracking.champion_uri(cfg)
+    store = tracking.tracking_uri(cfg)
+    version = tracking.resolve_version(MlflowClient(tracking_uri=store, registry_uri=store), uri)
+    return uri, version
+
+
+def command(model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
+            timeout_s: int = 60) -> list[str]:
+    """``mlflow models serve`` run by this interpreter (the one that has leadtier and the model's needs)."""
+    return [
+        sys.executable, "-m", "mlflow", "models", "serve",
+        "-m", model_uri,
+        "--env-manager", "local",
+        "--host", host,
+        "--port", str(int(port)),
+        "--workers", str(int(workers)),
+        "--timeout", str(int(timeout_s)),
+    ]
+
+
+def environment(cfg: Config) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri(cfg)
+    env.setdefault("MLFLOW_REGISTRY_URI", env["MLFLOW_TRACKING_URI"])
+    return env
+
+
+def start(cfg: Config, model_uri: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          workers: int = 1, log_file: IO | None = None) -> subprocess.Popen:
+    """Start the scoring server in its own process group (so :func:`stop` ends all its workers)."""
+    uri, _ = resolve_model(cfg, model_uri)
+    if host not in LOOPBACK:
+        log.warning("binding the scoring server to %s: it has no authentication; keep it behind a gateway",
+                    host)
+    cmd = command(uri, host, port, workers)
+    log.info("starting: %s", " ".join(cmd))
+    return subprocess.Popen(
+        cmd, env=environment(cfg), start_new_session=True,
+        stdout=log_file, stderr=subprocess.STDOUT if log_file is not None else None,
+    )
+
+
+def base_url(host: str, port: int) -> str:
+    host = "127.0.0.1" if host in {"0.0.0.0", "", "localhost"} else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout_s: float = 90.0) -> float:
+    """Poll ``GET {url}/ping`` until it answers 200; returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServeError(f"the scoring server exited with status {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - t0
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() - t0 > timeout_s:
+            raise ServeError(f"the scoring server at {url} did not answer /ping within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> int | None:
+    """SIGTERM the server's process group, then SIGKILL what is left after ``grace_s``."""
+    if proc.poll() is not None:
+        return proc.returncode
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
+
+
+def payload(features: pd.DataFrame) -> str:
+    """A feature table as an ``/invocations`` body (split orientation; NaN and None as null)."""
+    split = json.loads(features.to_json(orient="split", index=False, date_format="iso"))
+    return json.dumps({"dataframe_split": {"columns": split["columns"], "data": split["data"]}})
+
+
+def invoke(url: str, features: pd.DataFrame, timeout_s: float = 60.0) -> pd.DataFrame:
+    """POST ``features`` to ``{url}/invocations``; the predictions as a frame, one row per input row."""
+    req = urllib.request.Request(
+        f"{url}/invocations", data=payload(features).encode("utf-8"),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            body = json.loads(resp.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:500]
+        raise ServeError(f"POST {url}/invocations -> {exc.code}: {detail}") from None
+    return pd.DataFrame(body["predictions"])
+
+
+def run(cfg: Config, model_uri: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+        workers: int = 1, echo=print) -> int:
+    """Serve in the foreground until the server exits or Ctrl-C; returns its exit status."""
+    uri, version = resolve_model(cfg, model_uri)
+    proc = start(cfg, uri, host, port, workers)
+    url = base_url(host, port)
+    echo(f"serving {uri} (version {version or 'n/a'}) at {url}/invocations  (GET {url}/ping; Ctrl-C stops)")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stop(proc)
