@@ -47,9 +47,9 @@ serve: $(STAMP) ## Serve the champion model over REST on 127.0.0.1 (MLflow scori
 bench: $(STAMP) ## Run the benchmarks; prints one JSON object per line
 	$(BIN)/python -m pipelines.bench $(ARGS)
 
-browser: ## Install headless Chromium (Debian package) for the report browser test, if missing
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+browser: ## Install headless Chromium and a CJK font (Debian packages) for the report browser test
+	@{ command -v chromium && fc-list 2>/dev/null | grep -qi wqy; } >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
 		else echo "chromium missing and not root: the browser test will be skipped"; fi; }
 
 lint: $(STAMP) ## ruff over the code

@@ -8,6 +8,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from models.frame import ID_COLUMN, as_model_input, categorical_columns
@@ -43,6 +46,12 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     Text columns become categoricals (LightGBM splits on them natively); the id column is
     ignored. ``levels`` fixes the class order (best tier first) so probabilities, metrics and
     scores line up with the scheme.
+
+    ``calibration`` ('temperature', 'sigmoid' or 'isotonic') holds out ``calibration_size`` of the
+    rows (stratified), fits LightGBM on the rest and calibrates its probabilities on the held-out
+    part with scikit-learn's ``CalibratedClassifierCV`` around the frozen booster. Temperature
+    scaling never changes the most probable tier. ``decision`` turns probabilities into a tier (see
+    :func:`decide`); SHAP contributions always explain the uncalibrated booster.
     """
 
     def __init__(
@@ -58,6 +67,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | None = "balanced",
         decision: str = "argmax",
         cost_matrix: Sequence[Sequence[float]] | None = None,
+        calibration: str = "none",
+        calibration_size: float = 0.2,
         random_state: int = 0,
         n_jobs: int = 1,
     ):
@@ -72,6 +83,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.decision = decision
         self.cost_matrix = cost_matrix
+        self.calibration = calibration
+        self.calibration_size = calibration_size
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -103,11 +116,21 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats
         }
         Xm = as_model_input(X, list(self.feature_names_in_), self.categories_)
+        if self.calibration not in ("none", "temperature", "sigmoid", "isotonic"):
+            raise ValueError(
+                f"calibration must be 'none', 'temperature', 'sigmoid' or 'isotonic'. Got {self.calibration!r} instead"
+            )
+        fit_rows = np.arange(len(y_idx))
+        cal_rows = np.array([], dtype=int)
+        if self.calibration != "none":
+            fit_rows, cal_rows = train_test_split(
+                fit_rows, test_size=self.calibration_size, stratify=y_idx, random_state=self.random_state
+            )
         weights = None
         if self.class_weight == "balanced":
-            counts = np.bincount(y_idx, minlength=len(self.classes_)).astype(float)
-            per_class = np.where(counts > 0, len(y_idx) / (len(present) * np.maximum(counts, 1)), 0.0)
-            weights = per_class[y_idx]
+            counts = np.bincount(y_idx[fit_rows], minlength=len(self.classes_)).astype(float)
+            per_class = np.where(counts > 0, len(fit_rows) / (len(present) * np.maximum(counts, 1)), 0.0)
+            weights = per_class[y_idx[fit_rows]]
         # Levels absent from y get probability 0 (see predict_proba); min_per_tier guards training.
         self.booster_ = lgb.LGBMClassifier(
             objective="multiclass" if len(self.classes_) > 2 else "binary",
@@ -125,7 +148,12 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             force_col_wise=True,
             verbose=-1,
         )
-        self.booster_.fit(Xm, y_idx, sample_weight=weights, categorical_feature=list(self.categories_) or "auto")
+        self.booster_.fit(Xm.iloc[fit_rows], y_idx[fit_rows], sample_weight=weights,
+                          categorical_feature=list(self.categories_) or "auto")
+        self.calibrator_ = None
+        if self.calibration != "none":
+            self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.booster_), method=self.calibration)
+            self.calibrator_.fit(Xm.iloc[cal_rows], y_idx[cal_rows])
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
@@ -134,19 +162,30 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         return as_model_input(X, list(self.feature_names_in_), self.categories_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        raw = self.booster_.predict_proba(self._input(X))
+        model = self.calibrator_ if getattr(self, "calibrator_", None) is not None else self.booster_
+        raw = model.predict_proba(self._input(X))
         proba = np.zeros((len(X), len(self.classes_)))
-        proba[:, self.booster_.classes_] = raw
+        proba[:, model.classes_] = raw
         return proba
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[decide(self.predict_proba(X), self.decision, self.cost_matrix)]
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """LightGBM's SHAP values: shape (rows, classes, features + 1), last column the bias."""
-        raw = self.booster_.booster_.predict(self._input(X), pred_contrib=True)
-        k, f = len(self.booster_.classes_), self.n_features_in_ + 1
-        return np.asarray(raw).reshape(len(X), k, f)
+        """LightGBM's SHAP values (raw score): shape (rows, levels, features + 1), last column the bias.
+
+        A binary booster explains one raw score (the second class); the first class gets its negative.
+        """
+        raw = np.asarray(self.booster_.booster_.predict(self._input(X), pred_contrib=True))
+        f = self.n_features_in_ + 1
+        present = self.booster_.classes_
+        out = np.zeros((len(X), len(self.classes_), f))
+        if len(present) == 2:
+            out[:, present[1]] = raw.reshape(len(X), f)
+            out[:, present[0]] = -out[:, present[1]]
+        else:
+            out[:, present] = raw.reshape(len(X), len(present), f)
+        return out
 
     @property
     def feature_importances_(self) -> pd.Series:

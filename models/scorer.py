@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from models.classifier import TierClassifier
+from models.explain import top_reasons
 from models.frame import ID_COLUMN, check_columns
 from models.schemes import TierScheme
 from models.segments import Segmenter
@@ -34,17 +35,25 @@ class TierScorer:
     def output_columns(self) -> list[str]:
         return ["tier", "score", *[proba_column(c) for c in self.scheme.codes], "segment_id", "segment"]
 
-    def score(self, features: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
+    def score(self, features: pd.DataFrame, lang: str = "en", reasons: bool = False) -> pd.DataFrame:
+        """Tiers for every row; ``reasons`` adds the top 3 features for and against each tier (slower)."""
         check_columns(features, self.input_columns)
         proba = self.classifier.predict_proba(features)
         out = pd.DataFrame(index=features.index)
         if ID_COLUMN in features.columns:
             out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()
-        out["tier"] = pd.array(self.classifier.predict(features).astype(str), dtype="object")
+        tiers = self.classifier.predict(features)
+        out["tier"] = pd.array(tiers.astype(str), dtype="object")
         out["score"] = self.scheme.score(proba)
         for i, code in enumerate(self.scheme.codes):
             out[proba_column(code)] = np.round(proba[:, i], 6)
         seg = self.segmenter.predict(features) if len(features) else np.array([], dtype=int)
         out["segment_id"] = seg.astype("int64")
-        out["segment"] = pd.array([self.segmenter.name(s, lang) for s in seg], dtype="object")
+        names = {sid: self.segmenter.name(sid, lang) for sid in self.segmenter.names_}
+        out["segment"] = pd.array(pd.Series(seg, dtype="int64").map(names).to_numpy(), dtype="object")
+        if reasons:
+            idx = {c: i for i, c in enumerate(self.classifier.classes_)}
+            tier_idx = np.array([idx[t] for t in tiers], dtype=int)
+            cols = list(self.classifier.feature_names_in_)
+            out["reasons"] = top_reasons(self.classifier.contributions(features), tier_idx, features, cols)
         return out.reset_index(drop=True)

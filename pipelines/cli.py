@@ -139,6 +139,7 @@ def predict(
     input: Annotated[str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")] = None,
     output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides predict.output.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per scoring batch.")] = 100_000,
+    reasons: Annotated[bool, typer.Option("--reasons", help="Add the top 3 reasons for and against each tier (slower).")] = False,
 ) -> None:
     """Tier customers with the champion (or --model) and write predictions plus a rejects file."""
 
@@ -146,7 +147,7 @@ def predict(
         from pipelines import predict as stage
 
         cfg = _load(config, data_root, as_of)
-        res = stage.run(cfg, model_uri=model, input_path=input, output=output, batch_size=batch_size)
+        res = stage.run(cfg, model_uri=model, input_path=input, output=output, batch_size=batch_size, reasons=reasons)
         typer.echo(res.summary())
 
     _guard(go)
@@ -206,7 +207,7 @@ def spark_features(
     spark_conf: SparkConfOpt = None,
     output: Annotated[
         str | None,
-        typer.Option(help="Output folder (Parquet; CSV if named *.csv); default <features.output stem>_spark."),
+        typer.Option(help="Parquet folder (CSV if named *.csv); default <features.output stem>_spark."),
     ] = None,
 ) -> None:
     """Build the feature table on Spark: the same SQL as `features`, transpiled by sqlglot."""

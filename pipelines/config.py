@@ -298,6 +298,19 @@ class TrainConfig(_Strict):
     primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy"] = "macro_f1"
     min_per_tier: Annotated[int, Field(ge=1)] = 30
     class_weight: Literal["balanced", "none"] = "balanced"
+    calibration: Literal["none", "temperature", "sigmoid", "isotonic"] = Field(
+        default="temperature",
+        description="calibrate probabilities on a held-out share of the training rows (scikit-learn)",
+    )
+    calibration_size: Annotated[float, Field(gt=0.05, lt=0.5)] = 0.2
+    decision: Literal["argmax", "min_expected_cost"] = Field(
+        default="argmax",
+        description="tier from probabilities: most probable, or lowest expected cost over ordered tiers",
+    )
+    cost_matrix: list[list[float]] | None = Field(
+        default=None,
+        description="cost[true][predicted] for min_expected_cost, levels in scheme order; default |i - j|",
+    )
     n_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="LightGBM threads; 1 is fastest on small data and busy 2-core machines"
     )
@@ -388,6 +401,9 @@ class Config(_Strict):
                     f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
                     f"({oc.thresholds_days[-1]})"
                 )
+        cm = self.train.cost_matrix
+        if cm is not None and (len(cm) != k or any(len(r) != k for r in cm)):
+            raise ValueError(f"train.cost_matrix must be {k}x{k} for the {k} levels of {self.labels.scheme!r}")
         if self.train.evaluation == "backtest" and not self.snapshots.eval_as_of:
             raise ValueError("train.evaluation 'backtest' needs snapshots.train_as_of and snapshots.eval_as_of")
         return self

@@ -14,5 +14,6 @@ class LeadtierModel(mlflow.pyfunc.PythonModel):
         self.scorer = joblib.load(context.artifacts["scorer"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        lang = (params or {}).get("lang", "en")
-        return self.scorer.score(pd.DataFrame(model_input), lang=lang)
+        params = params or {}
+        return self.scorer.score(pd.DataFrame(model_input), lang=params.get("lang", "en"),
+                                 reasons=bool(params.get("reasons", False)))

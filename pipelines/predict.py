@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from models.frame import numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
 from pipelines.features import check_families, connect, fetch_frame, query_params
-from pipelines.outputs import write_table
+from pipelines.outputs import atomic_write, write_table
 from pipelines.sources import register_all
 
 log = logging.getLogger(__name__)
@@ -98,6 +96,7 @@ def run(
     as_of: dt.date | None = None,
     batch_size: int = 100_000,
     progress: bool = True,
+    reasons: bool = False,
 ) -> PredictResult:
     t0 = time.perf_counter()
     check_families(cfg)
@@ -121,7 +120,8 @@ def run(
         input_rows = sum(cst.files.values())
         rejects = _split_rejects(con, as_of)
         sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
-        scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows)
+        scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows,
+                                {"reasons": True} if reasons else None)
     finally:
         con.close()
     rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
@@ -159,46 +159,41 @@ def run(
 
 
 def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date, batch_size: int,
-                   progress: bool, total: int) -> int:
-    """Stream feature batches through the model into a temporary file, then rename it."""
+                   progress: bool, total: int, params: dict | None = None) -> int:
+    """Stream feature batches through the model into ``out_path`` (atomically: temp file, rename)."""
     rel = con.sql(sql)
     reader = rel.to_arrow_reader(batch_size) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_size)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    writer = None
+    parquet = out_path.suffix.lower() == ".parquet"
     n = 0
-    try:
-        with tqdm(total=total, unit="rows", desc="scoring", disable=not progress, mininterval=1.0) as bar:
-            for batch in reader:
-                frame = numbers_as_float(pa.Table.from_batches([batch]).to_pandas())
-                if frame.empty:
-                    continue
-                scored = model.predict(frame.drop(columns=["customer_id"]))
-                scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
-                scored["model_version"] = version
-                scored["as_of"] = as_of
-                table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
-                if writer is None:
-                    writer = (
-                        pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                        if out_path.suffix.lower() == ".parquet"
-                        else pacsv.CSVWriter(tmp, table.schema)
-                    )
-                writer.write_table(table)
-                n += len(frame)
-                bar.update(len(frame))
-        if writer is None:  # nothing to score: still write a valid, empty file with the columns
-            empty = pa.table({"customer_id": pa.array([], pa.string())})
-            writer = pq.ParquetWriter(tmp, empty.schema) if out_path.suffix.lower() == ".parquet" else pacsv.CSVWriter(tmp, empty.schema)
-        writer.close()
+
+    def write(tmp: Path) -> None:
+        nonlocal n
         writer = None
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+        try:
+            with tqdm(total=total, unit="rows", desc="scoring", disable=not progress, mininterval=1.0) as bar:
+                for batch in reader:
+                    frame = numbers_as_float(pa.Table.from_batches([batch]).to_pandas())
+                    if frame.empty:
+                        continue
+                    scored = model.predict(frame.drop(columns=["customer_id"]), params=params)
+                    scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
+                    if "rfm_monetary" in frame.columns:  # what the report needs for revenue shares
+                        scored["past_revenue"] = frame["rfm_monetary"].to_numpy()
+                    scored["model_version"] = version
+                    scored["as_of"] = as_of
+                    table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd") if parquet \
+                            else pacsv.CSVWriter(tmp, table.schema)
+                    writer.write_table(table)
+                    n += len(frame)
+                    bar.update(len(frame))
+            if writer is None:  # nothing to score: still a valid, empty file
+                empty = pa.schema([("customer_id", pa.string())])
+                writer = pq.ParquetWriter(tmp, empty) if parquet else pacsv.CSVWriter(tmp, empty)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(out_path, write)
     return n

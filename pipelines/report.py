@@ -907,26 +907,31 @@ def run(
         profile = train_profile
     t_feats = time.perf_counter()
 
-    ctx = build_context(
-        frame,
-        scorer.scheme,
-        segment_names=getattr(seg, "names_", {}),
-        segment_profile=profile,
-        metrics=meta.get("test_metrics"),
-        model_info={
-            "name": cfg.mlflow.model_name,
-            "version": version,
-            "uri": uri,
-            "train_as_of": meta.get("as_of"),
-            "run_id": meta.get("run_id"),
-        },
-        revenue=revenue,
-        lang=lang,
-        top_n=cfg.report.top_n,
-        migration=migration,
-        drift=drift,
-        source=str(pred_path),
-    )
+    from pipelines.sources import InputError
+
+    try:
+        ctx = build_context(
+            frame,
+            scorer.scheme,
+            segment_names=getattr(seg, "names_", {}),
+            segment_profile=profile,
+            metrics=meta.get("test_metrics"),
+            model_info={
+                "name": cfg.mlflow.model_name,
+                "version": version,
+                "uri": uri,
+                "train_as_of": meta.get("as_of"),
+                "run_id": meta.get("run_id"),
+            },
+            revenue=revenue,
+            lang=lang,
+            top_n=cfg.report.top_n,
+            migration=migration,
+            drift=drift,
+            source=str(pred_path),
+        )
+    except ValueError as exc:  # e.g. tiers the model's scheme does not know: one clear CLI message
+        raise InputError(str(exc)) from None
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)
     t_end = time.perf_counter()

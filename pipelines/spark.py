@@ -71,6 +71,9 @@ ALWAYS = {
     # Correctness, not tuning: canonical timestamps are wall-clock times; see the module docstring.
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # pandas/pyarrow often write nanosecond timestamps, which Spark refuses to read (PARQUET_TYPE_ILLEGAL);
+    # read them as longs and turn them back into timestamps in _canonical
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 _CANON_SPARK_TYPE = {"id": "string", "date": "date", "timestamp": "timestamp_ntz", "str": "string",
                      "float": "double", "int": "bigint"}
@@ -96,6 +99,7 @@ def spark_session(master: str = "local[2]", app_name: str = "leadtier", conf: di
     if local:  # workers must run the interpreter that has leadtier and the model's requirements
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback, whatever the hostname says
     settings = {**(LOCAL_DEFAULTS if local else {}), **ALWAYS, **(conf or {})}
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
@@ -165,31 +169,44 @@ def feature_sql(cfg: Config, as_of: dt.date, ordered: bool = True) -> str:
 
 _STRPTIME_TO_JAVA = {
     "%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%I": "hh", "%M": "mm", "%S": "ss",
-    "%f": "SSSSSS", "%p": "a", "%b": "MMM", "%B": "MMMM", "%a": "EEE", "%A": "EEEE", "%j": "DDD", "%%": "%",
+    "%f": "SSSSSS", "%p": "a", "%b": "MMM", "%B": "MMMM", "%a": "EEE", "%A": "EEEE", "%j": "DDD",
     "%-m": "M", "%-d": "d", "%-H": "H", "%-I": "h", "%-M": "m", "%-S": "s",
 }
+_VARIABLE_WIDTH = {"%m": "M", "%d": "d", "%H": "H", "%I": "h", "%M": "m", "%S": "s"}
 
 
 def java_date_format(fmt: str) -> str:
-    """A strptime format (as in the config, for DuckDB) as a Spark datetime pattern."""
+    """A strptime format (as in the config, for DuckDB) as a Spark datetime pattern.
+
+    DuckDB's ``%m``/``%d``/``%H``... read one or two digits; Spark's ``MM`` wants exactly two, ``M``
+    one or two. So a number between separators becomes the one-letter pattern, and only numbers
+    written back to back (``%Y%m%d``) keep the fixed width they need to be split.
+    """
+    tokens = re.findall(r"%-?[a-zA-Z%]|[^%]", fmt)
     out, literal = [], []
-    for token in re.findall(r"%-?[a-zA-Z%]|[^%]", fmt):
-        if token.startswith("%"):
+
+    def flush() -> None:
+        if literal:
+            out.append("'" + "".join(literal).replace("'", "''") + "'")
+            literal.clear()
+
+    for i, token in enumerate(tokens):
+        if token == "%%":
+            literal.append("%")
+        elif token.startswith("%"):
             if token not in _STRPTIME_TO_JAVA:
                 raise InputError(f"date_format {fmt!r}: {token} is not supported on the Spark engine")
-            if literal:
-                out.append("'" + "".join(literal).replace("'", "''") + "'")
-                literal = []
-            out.append(_STRPTIME_TO_JAVA[token])
+            flush()
+            adjacent = any(0 <= j < len(tokens) and tokens[j].startswith("%") and tokens[j] != "%%"
+                           for j in (i - 1, i + 1))
+            fixed = _STRPTIME_TO_JAVA[token]
+            out.append(fixed if adjacent else _VARIABLE_WIDTH.get(token, fixed))
         elif token.isalpha() or token == "'":
             literal.append(token)
         else:
-            if literal:
-                out.append("'" + "".join(literal).replace("'", "''") + "'")
-                literal = []
+            flush()
             out.append(token)
-    if literal:
-        out.append("'" + "".join(literal).replace("'", "''") + "'")
+    flush()
     return "".join(out)
 
 
@@ -212,12 +229,31 @@ def _bad_values(df: DataFrame, bad: Column, shown: Column) -> tuple[int, str]:
     return df.where(bad).count(), ", ".join(repr(r["v"]) for r in rows)
 
 
-def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str) -> Column:
+def _nanosecond_columns(path: Path, fmt: str) -> set[str]:
+    """Parquet timestamp columns in nanoseconds (Spark reads them as longs, see ``ALWAYS``)."""
+    fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    if fmt != "parquet":
+        return set()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return set()
+    return {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+
+
+def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str,
+               nanos: set[str] = frozenset()) -> Column:
     """Spark twin of ``sources._cast``: source column ``src`` as the canonical kind; checks it parses."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     col, dtype = F.col(_ident(src)), df.schema[src].dataType
+    if src in nanos and isinstance(dtype, T.LongType):  # a nanosecond timestamp read as a long
+        col = F.expr(f"timestamp_micros({_ident(src)} div 1000)").cast("timestamp_ntz")
+        dtype = T.TimestampNTZType()
     if kind == "id":
         if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
             return col.cast("bigint").cast("string")
@@ -226,6 +262,9 @@ def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, ki
     if kind in {"date", "timestamp"}:
         if isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
             return col.cast(target)
+        if isinstance(dtype, T.NumericType):
+            raise InputError(f"{path}: column {src!r} ({table}.{src}) is a number ({dtype.simpleString()}), "
+                             f"not a {kind}")
         text = col.cast("string")
         if fs.date_format:
             parsed = F.try_to_timestamp(text, F.lit(java_date_format(fs.date_format))).cast(target)
@@ -275,6 +314,7 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
     try:
         df = _read(spark, path, fs.format)
         cols = set(df.columns)
+        nanos = _nanosecond_columns(path, fs.format)
     except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: not readable as such
         raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
     wanted = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
@@ -295,7 +335,7 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
                                  f"columns present: {sorted(cols)}")
             exprs.append(F.lit(None).cast(_CANON_SPARK_TYPE[kind]).alias(canon))
             continue
-        exprs.append(_canonical(df, table, fs, path, src, kind).alias(canon))
+        exprs.append(_canonical(df, table, fs, path, src, kind, nanos).alias(canon))
     for attr in [*spec.categorical, *spec.numeric]:
         if attr not in cols:
             raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import joblib
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 from mlflow.tracking import MlflowClient
 
 from models.metrics import HIGHER_IS_BETTER, tier_metrics
@@ -45,10 +47,16 @@ def champion_uri(cfg: Config) -> str:
 def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
     """Log the scorer as a pyfunc with signature and input example and register a new version."""
     example = example[scorer.input_columns].head(5).copy()
-    for c in example.columns:  # numbers are float64 already (models.frame.numbers_as_float)
-        if not pd.api.types.is_numeric_dtype(example[c]):
-            example[c] = example[c].astype("object")
-    signature = infer_signature(example, scorer.score(example))
+    # The input schema comes from the model, not from 5 example rows (a text column that happens to
+    # be empty there must still be text): categoricals are strings, every number a double.
+    cats = set(scorer.classifier.categories_)
+    inputs = Schema([ColSpec("string" if c in cats else "double", c, required=False) for c in example.columns])
+    for c in example.columns:
+        example[c] = example[c].astype("object") if c in cats else example[c].astype("float64")
+    with warnings.catch_warnings():  # the integer hint concerns segment_id in the output: never missing
+        warnings.simplefilter("ignore", UserWarning)
+        inferred = infer_signature(example, scorer.score(example), params={"lang": "en", "reasons": False})
+    signature = ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scorer.joblib"
         joblib.dump(scorer, path)

@@ -254,8 +254,9 @@ def prepare(cfg: Config) -> Prepared:
 
 def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict) -> dict:
     levels = cfg.scheme.codes
+    final = {"calibration": cfg.train.calibration, "calibration_size": cfg.train.calibration_size}
     models = {
-        "model": TierClassifier(levels=levels, random_state=cfg.seed, **params).fit(X, y),
+        "model": TierClassifier(levels=levels, random_state=cfg.seed, **params, **final).fit(X, y),
         "majority": MajorityBaseline(levels=levels).fit(X, y),
         "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X, y),
     }
@@ -329,7 +330,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         mlflow.log_dict(counts, "inputs/label_counts.json")
 
         # ---------------------------------------------------------- tuning (nested run per trial)
-        base = {"class_weight": None if cfg.train.class_weight == "none" else "balanced", "n_jobs": cfg.train.n_jobs}
+        base = {"class_weight": None if cfg.train.class_weight == "none" else "balanced", "n_jobs": cfg.train.n_jobs,
+                "decision": cfg.train.decision, "cost_matrix": cfg.train.cost_matrix}
 
         def log_trial(study, trial) -> None:
             with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True):

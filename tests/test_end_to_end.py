@@ -131,3 +131,16 @@ def test_predict_rejects_bad_rows_with_reasons(trained):
         "duplicate",
         "missing",
     ]
+
+
+def test_predict_with_reasons_explains_each_customer(trained):
+    cfg, _, _, _, work = trained
+    prospects = pd.read_csv(cfg.data_path(cfg.demo.prospects_file)).head(50)
+    path = work / "few.csv"
+    prospects.to_csv(path, index=False)
+    res = predict_stage.run(cfg, input_path=str(path), output=str(work / "out" / "why.csv"), progress=False,
+                            reasons=True)
+    out = pd.read_csv(res.output)
+    assert len(out) == 50 and out["reasons"].notna().all()
+    assert out["reasons"].str.contains(r"^\+ ", regex=True).mean() > 0.9
+    assert out["reasons"].str.contains(" = ").all()

@@ -156,3 +156,43 @@ def test_segmenter_is_seeded_names_segments_and_keeps_names_on_retrain():
     c = Segmenter(k_range=(2, 5), random_state=7).fit(shuffled, previous=a)
     same = X.head(50)
     assert [c.name(s) for s in c.predict(same)] == [a.name(s) for s in a.predict(same)]
+
+
+def test_temperature_calibration_keeps_the_most_probable_tier():
+    X, y = _data(900)
+    raw = TierClassifier(levels=LEVELS, n_estimators=80, calibration="none", random_state=1)
+    cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)
+    # the same booster (same fit rows) with and without the calibrator on top
+    raw.booster_, raw.classes_ = cal.booster_, cal.classes_
+    raw.feature_names_in_, raw.categories_, raw.calibrator_ = cal.feature_names_in_, cal.categories_, None
+    p_raw, p_cal = raw.predict_proba(X), cal.predict_proba(X)
+    np.testing.assert_array_equal(p_raw.argmax(axis=1), p_cal.argmax(axis=1))
+    assert not np.allclose(p_raw, p_cal)
+    np.testing.assert_allclose(p_cal.sum(axis=1), 1, atol=1e-9)
+    with pytest.raises(ValueError, match="calibration must be"):
+        TierClassifier(levels=LEVELS, calibration="platt").fit(X, y)
+
+
+def test_shap_contributions_add_up_to_the_raw_score_and_give_reasons():
+    from models.explain import describe, top_reasons
+
+    X, y = _data(400)
+    clf = TierClassifier(levels=LEVELS, n_estimators=30).fit(X, y)
+    contrib = clf.contributions(X.head(5))
+    raw = clf.booster_.predict(clf._input(X.head(5)), raw_score=True)
+    np.testing.assert_allclose(contrib.sum(axis=2), raw, rtol=1e-6, atol=1e-6)
+    tiers = clf.predict(X.head(5))
+    words = top_reasons(contrib, np.array([LEVELS.index(t) for t in tiers]), X.head(5),
+                        list(clf.feature_names_in_))
+    assert len(words) == 5 and any("signal" in w for w in words)
+    assert describe("ix_quote_request_30d") == "quote request in the last 30 days"
+    assert describe("rfm_recency_days") == "days since last purchase"
+
+
+def test_binary_contributions_are_mirrored():
+    X, y = _data(400)
+    y2 = ["yes" if t == "A" else "no" for t in y]
+    clf = TierClassifier(levels=["yes", "no"], n_estimators=20).fit(X, y2)
+    c = clf.contributions(X.head(3))
+    assert c.shape == (3, 2, X.shape[1])  # features (incl. bias) minus the id column
+    np.testing.assert_allclose(c[:, 0], -c[:, 1])

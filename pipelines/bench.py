@@ -1,0 +1,1023 @@
+"""Benchmarks: ``python -m pipelines.bench`` (``make bench``) prints one JSON object per line.
+
+Every line has ``name``, ``value`` and ``unit`` plus context: ``n_customers``, ``rows``, ``bar`` (the
+target, e.g. ``"<= 10"``), ``ok`` (the value against the bar, ``null`` without one) and ``command`` (how
+to rerun just that figure). A benchmark that cannot run says so: ``{"name": ..., "skipped": "reason"}``;
+one that fails: ``{"name": ..., "error": "..."}`` (and the exit status is 1). Logs go to stderr.
+
+Each measurement runs in a fresh child process (``python -m pipelines.bench --child TASK``, working
+directory ``--workdir``) that reports its own wall time for the measured call only (not interpreter start
+or imports) and its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), so figures are not polluted by
+earlier work. Generated data, MLflow stores and outputs live under ``--workdir`` (default: a new folder
+under /tmp, removed afterwards unless ``--keep``), never in the repository.
+
+Adding a benchmark: write a function ``ctx -> iterator of result lines`` (build them with ``metric``) and
+decorate it with ``@benchmark("metric_a", "metric_b")``, the metric names it yields (``--only`` selects by
+these names; bars go in ``BARS``). Work that needs a fresh process is a ``@child_task("name")`` function
+``params -> dict``, run with ``ctx.child("name", **params)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("leadtier.bench")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+DEMO_CONFIG = CONFIGS / "demo.yaml"
+DEFAULT_N = 1_000_000
+TRAIN_N = 20_000  # the demo world the benchmark model is trained on (configs/demo.yaml's demo.n_customers)
+PANDAS_MAX_N = 200_000  # the pandas reference is timed on at most this many customers (see features_speedup)
+CHILD_TIMEOUT_S = 3600
+GB = 1e9
+
+# demo.yaml's customer attributes: the defaults of pandas_features
+DEMO_CATEGORICAL = ("lead_source", "industry", "company_size", "region")
+DEMO_NUMERIC = ("annual_revenue_musd",)
+
+
+# =========================================================================== pandas reference features
+
+
+def pandas_features(
+    customers: pd.DataFrame,
+    transactions: pd.DataFrame,
+    interactions: pd.DataFrame,
+    as_of: dt.date,
+    windows: Sequence[int],
+    types: Sequence[str],
+    *,
+    categorical: Sequence[str] = DEMO_CATEGORICAL,
+    numeric: Sequence[str] = DEMO_NUMERIC,
+) -> pd.DataFrame:
+    """The feature table of ``features/sql/{customers,rfm,interactions}.sql``, written with plain pandas.
+
+    A readable reference (and the baseline of ``features_speedup_vs_pandas``): the same columns, in the same
+    order, with the same values as ``pipelines.features.build`` on canonical tables (customer ids unique).
+    Day ages are whole calendar days between an event's date and ``as_of``; only events before ``as_of``
+    count.
+    """
+    as_of_ts = pd.Timestamp(as_of)
+    cust = customers[customers["customer_id"].notna()]
+    ids = pd.Index(cust["customer_id"], name="customer_id")  # every customer, existing at as_of or not
+
+    # ---- customers family: attributes and tenure, for customers created before as_of
+    created = pd.to_datetime(cust["created_at"]).dt.normalize()
+    alive = (created.isna() | (created < as_of_ts)).to_numpy()
+    out = pd.DataFrame(
+        {
+            "customer_id": cust["customer_id"].to_numpy(),
+            "cust_tenure_days": (as_of_ts - created).dt.days.to_numpy(),
+        }
+    )
+    for col in categorical:
+        text = cust[col].astype("str").str.strip()
+        out[f"cust_{_slug(col)}"] = text.where(text != "").to_numpy()
+    for col in numeric:
+        out[f"cust_{_slug(col)}"] = pd.to_numeric(cust[col], errors="coerce").astype("float64").to_numpy()
+    out = out[alive]
+
+    # ---- rfm family: purchases are invoices with a positive total, returns are negative lines
+    tx = transactions[(transactions["ts"] < as_of_ts) & transactions["customer_id"].notna()]
+    tx = tx.assign(age_days=(as_of_ts - tx["ts"].dt.normalize()).dt.days)
+    purchases = (
+        tx.groupby(["customer_id", "invoice_id"], dropna=False, sort=False)
+        .agg(age_days=("age_days", "max"), amount=("amount", "sum"))
+        .reset_index()
+    )
+    purchases = purchases[purchases["amount"] > 0]
+    by_customer = purchases.groupby("customer_id")
+    rfm = pd.DataFrame(index=ids)
+    rfm["rfm_recency_days"] = by_customer["age_days"].min()
+    rfm["rfm_first_purchase_days"] = by_customer["age_days"].max()
+    rfm["rfm_frequency"] = by_customer["invoice_id"].count()
+    purchase_amount = by_customer["amount"].sum().reindex(ids, fill_value=0.0)
+
+    returns = tx[tx["amount"] < 0].groupby("customer_id")["amount"].agg(["size", "sum"]).reindex(ids)
+    rfm["rfm_monetary"] = purchase_amount + returns["sum"].fillna(0.0)
+    rfm["rfm_frequency"] = rfm["rfm_frequency"].fillna(0)
+    rfm["rfm_monetary_div_frequency"] = (purchase_amount / rfm["rfm_frequency"]).where(
+        rfm["rfm_frequency"] > 0
+    )
+    rfm["rfm_return_lines"] = returns["size"].fillna(0)
+    rfm["rfm_return_amount"] = -returns["sum"].fillna(0.0)
+
+    # purchase rhythm: gaps between consecutive distinct purchase days
+    days = (
+        purchases[["customer_id", "age_days"]]
+        .drop_duplicates()
+        .sort_values(["customer_id", "age_days"], ascending=[True, False])
+    )
+    gaps = days.groupby("customer_id")["age_days"].shift(1) - days["age_days"]
+    rhythm = gaps.groupby(days["customer_id"]).agg(["mean", "std"])
+    rfm["rfm_gap_mean_days"] = rhythm["mean"]
+    rfm["rfm_gap_std_days"] = rhythm["std"]
+
+    bought_lines = tx[tx["amount"] > 0].groupby("customer_id")
+    rfm["rfm_distinct_products"] = bought_lines["product_id"].nunique()
+    rfm["rfm_distinct_channels"] = bought_lines["channel"].nunique()
+    rfm[["rfm_distinct_products", "rfm_distinct_channels"]] = rfm[
+        ["rfm_distinct_products", "rfm_distinct_channels"]
+    ].fillna(0)
+
+    def purchases_in(lo: int, hi: int):  # purchases with lo < age_days <= hi, grouped by customer
+        p = purchases[(purchases["age_days"] > lo) & (purchases["age_days"] <= hi)]
+        return p.groupby("customer_id")
+
+    for w in windows:
+        g = purchases_in(-1, w)
+        rfm[f"rfm_frequency_{w}d"] = g["invoice_id"].count().reindex(ids, fill_value=0)
+        rfm[f"rfm_amount_{w}d"] = g["amount"].sum().reindex(ids, fill_value=0.0)
+    frequency_30d = purchases_in(-1, 30)["invoice_id"].count().reindex(ids, fill_value=0)
+    frequency_prev_30d = purchases_in(30, 60)["invoice_id"].count().reindex(ids, fill_value=0)
+    rfm["rfm_frequency_trend_30d"] = frequency_30d - frequency_prev_30d
+
+    # quintile scores among buyers (percent_rank, ties share the lowest rank); 0 without a purchase
+    buyer = rfm["rfm_frequency"] > 0
+    n_buyers = int(buyer.sum())
+    for col, source, ascending in (
+        ("rfm_r_score", "rfm_recency_days", False),
+        ("rfm_f_score", "rfm_frequency", True),
+        ("rfm_m_score", "rfm_monetary", True),
+    ):
+        rank = rfm.loc[buyer, source].rank(method="min", ascending=ascending)
+        pct = (rank - 1) / (n_buyers - 1) if n_buyers > 1 else rank * 0.0
+        rfm[col] = np.minimum(5.0, 1.0 + np.floor(5 * pct)).reindex(ids, fill_value=0.0)
+    rfm["rfm_score"] = rfm["rfm_r_score"] + rfm["rfm_f_score"] + rfm["rfm_m_score"]
+    r, f = rfm["rfm_r_score"], rfm["rfm_f_score"]
+    rfm["rfm_segment"] = np.select(
+        [
+            rfm["rfm_frequency"] == 0,
+            (r >= 4) & (f >= 4),
+            (r >= 3) & (f >= 3),
+            (r >= 4) & (f >= 2),
+            (r == 5) & (f == 1),
+            (r == 4) & (f == 1),
+            r == 3,
+            (r <= 2) & (f == 5),
+            (r <= 2) & (f >= 3),
+            r == 2,
+        ],
+        [
+            "no_purchase",
+            "champions",
+            "loyal",
+            "potential_loyalist",
+            "new_customers",
+            "promising",
+            "about_to_sleep",
+            "cannot_lose_them",
+            "at_risk",
+            "hibernating",
+        ],
+        default="lost",
+    )
+
+    # ---- interactions family: counts per window and type, recency, 30-day duration and trend
+    ix = interactions[(interactions["ts"] < as_of_ts) & interactions["customer_id"].notna()]
+    ix = ix.assign(age_days=(as_of_ts - ix["ts"].dt.normalize()).dt.days)
+    by_customer = ix.groupby("customer_id")
+    eng = pd.DataFrame(index=ids)
+    eng["ix_recency_days"] = by_customer["age_days"].min()
+    eng["ix_count"] = by_customer.size().reindex(ids, fill_value=0)
+    eng["ix_distinct_types"] = by_customer["type"].nunique().reindex(ids, fill_value=0)
+    for w in windows:
+        recent = ix[ix["age_days"] <= w]
+        eng[f"ix_count_{w}d"] = recent.groupby("customer_id").size().reindex(ids, fill_value=0)
+        per_type = recent.groupby(["customer_id", "type"]).size().unstack(fill_value=0)
+        for t in types:
+            counts = per_type[t] if t in per_type.columns else pd.Series(dtype="int64")
+            eng[f"ix_{t}_{w}d"] = counts.reindex(ids, fill_value=0)
+    last_30 = ix[ix["age_days"] <= 30].groupby("customer_id")
+    prev_30 = ix[(ix["age_days"] > 30) & (ix["age_days"] <= 60)].groupby("customer_id")
+    eng["ix_duration_s_30d"] = last_30["duration_s"].sum().reindex(ids, fill_value=0.0)
+    eng["ix_count_trend_30d"] = last_30.size().reindex(ids, fill_value=0) - prev_30.size().reindex(
+        ids, fill_value=0
+    )
+
+    feats = out.join(rfm, on="customer_id").join(eng, on="customer_id")
+    feats = feats.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    numbers = [c for c in feats.columns if c != "customer_id" and pd.api.types.is_numeric_dtype(feats[c])]
+    feats[numbers] = feats[numbers].astype("float64")
+    feats["rfm_segment"] = feats["rfm_segment"].astype("str")
+    return feats
+
+
+def _slug(name: str) -> str:
+    from features.queries import slug
+
+    return slug(name)
+
+
+def frame_differences(left: pd.DataFrame, right: pd.DataFrame, rtol: float = 1e-9) -> list[str]:
+    """Why two feature tables differ (empty: same columns in the same order and equal values).
+
+    Numbers are compared with relative tolerance ``rtol`` (sums may add in another order), missing equals
+    missing; everything else is compared as text.
+    """
+    if list(left.columns) != list(right.columns):
+        return [
+            f"columns differ: only left {sorted(set(left.columns) - set(right.columns))}, only right "
+            f"{sorted(set(right.columns) - set(left.columns))}, or order"
+        ]
+    if len(left) != len(right):
+        return [f"row counts differ: {len(left)} != {len(right)}"]
+    diffs = []
+    for col in left.columns:
+        a, b = left[col], right[col]
+        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+            x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
+            same = np.isclose(x, y, rtol=rtol, atol=0.0, equal_nan=True)
+        else:
+            x, y = a.astype("object").to_numpy(), b.astype("object").to_numpy()
+            same = (pd.isna(x) & pd.isna(y)) | (x == y)
+        if not same.all():
+            i = int(np.flatnonzero(~same)[0])
+            diffs.append(f"{col}: {int((~same).sum())} row(s) differ, e.g. row {i}: {x[i]!r} != {y[i]!r}")
+    return diffs
+
+
+# =========================================================================== child processes
+
+
+CHILD_TASKS: dict[str, Callable[[dict], dict]] = {}
+
+
+def child_task(name: str):
+    def register(fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
+        CHILD_TASKS[name] = fn
+        return fn
+
+    return register
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
+
+
+def _demo_config(data_root: str, n_customers: int | None = None):
+    from pipelines.config import load_config
+
+    cfg = load_config(DEMO_CONFIG, data_root=data_root)
+    if n_customers:
+        cfg.demo.n_customers = n_customers
+    cfg.train.n_jobs = 1  # LightGBM: 1 thread (more hangs on busy 2-core machines)
+    return cfg
+
+
+@child_task("demo_data")
+def _task_demo_data(p: dict) -> dict:
+    from pipelines.demo_data import write_demo
+
+    cfg = _demo_config(p["data_root"])
+    t0 = time.perf_counter()
+    counts = write_demo(cfg, p["data_root"], n_customers=p["n_customers"])
+    seconds = time.perf_counter() - t0
+    Path(p["data_root"], ".complete").write_text(json.dumps(counts))
+    return {"seconds": seconds, "counts": counts}
+
+
+@child_task("features")
+def _task_features(p: dict) -> dict:
+    from pipelines import features
+
+    cfg = _demo_config(p["data_root"])
+    t0 = time.perf_counter()
+    build = features.build(cfg, with_labels=False)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "rows": len(build.features),
+        "columns": build.features.shape[1] - 1,
+        "input_rows": {k: s.rows for k, s in build.stats.items()},
+    }
+
+
+def _read_demo(data_root: str, n_customers: int | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The demo tables as pandas frames; with ``n_customers`` only the first that many customers."""
+    root = Path(data_root)
+    if n_customers is None:
+        return tuple(
+            pd.read_parquet(root / f"{t}.parquet") for t in ("customers", "transactions", "interactions")
+        )
+    customers = pd.read_parquet(root / "customers.parquet").head(n_customers)
+    last = customers["customer_id"].max()
+    filt = [("customer_id", "<=", last)]
+    return (
+        customers,
+        pd.read_parquet(root / "transactions.parquet", filters=filt),
+        pd.read_parquet(root / "interactions.parquet", filters=filt),
+    )
+
+
+@child_task("speedup")
+def _task_speedup(p: dict) -> dict:
+    """DuckDB build vs the pandas reference on the same data, in one process; outputs compared."""
+    from pipelines import features
+
+    root = Path(p["data_root"])
+    subset = p.get("subset")
+    if subset:  # write the first ``subset`` customers' rows once, outside the timings, for both engines
+        root = Path(p["subset_root"])
+        root.mkdir(parents=True, exist_ok=True)
+        for name, frame in zip(
+            ("customers", "transactions", "interactions"), _read_demo(p["data_root"], subset), strict=True
+        ):
+            frame.to_parquet(root / f"{name}.parquet", index=False)
+        del frame
+    cfg = _demo_config(str(root))
+    t0 = time.perf_counter()
+    duck = features.build(cfg, with_labels=False).features
+    duck_s = time.perf_counter() - t0
+    rss_after_duckdb = peak_rss_gb()
+
+    t0 = time.perf_counter()
+    customers, transactions, interactions = _read_demo(str(root), None)
+    read_s = time.perf_counter() - t0
+    ref = pandas_features(
+        customers,
+        transactions,
+        interactions,
+        cfg.data.as_of,
+        cfg.features.windows_days,
+        cfg.features.interaction_types,
+    )
+    pandas_s = time.perf_counter() - t0
+    diffs = frame_differences(duck, ref)
+    return {
+        "duckdb_seconds": duck_s,
+        "pandas_seconds": pandas_s,
+        "pandas_read_seconds": read_s,
+        "rows": len(duck),
+        "columns": duck.shape[1] - 1,
+        "outputs_match": not diffs,
+        "differences": diffs[:5],
+        "transactions": len(transactions),
+        "interactions": len(interactions),
+        "peak_rss_gb_after_duckdb": rss_after_duckdb,
+    }
+
+
+@child_task("train_demo")
+def _task_train_demo(p: dict) -> dict:
+    from pipelines import train
+
+    cfg = _demo_config(p["data_root"], p["n_customers"])
+    if p.get("n_trials"):
+        cfg.train.tuning.n_trials = p["n_trials"]
+        cfg.train.tuning.timeout_s = p["timeout_s"]
+    t0 = time.perf_counter()
+    res = train.run(cfg)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "model_name": cfg.mlflow.model_name,
+        "version": res.model_version,
+        "alias": res.alias,
+        "n_train": res.n_train,
+        "n_test": res.n_test,
+        "n_trials": res.extra["n_trials"],
+        "tuning": cfg.train.tuning.model_dump(exclude={"search_space"}),
+        "macro_f1": res.metrics["model"]["macro_f1"],
+    }
+
+
+@child_task("predict")
+def _task_predict(p: dict) -> dict:
+    from pipelines import predict
+
+    cfg = _demo_config(p["data_root"])
+    cfg.predict.input = None  # every customer of the world
+    t0 = time.perf_counter()
+    res = predict.run(cfg, model_uri=p["model_uri"], input_path=None, output=p["output"], progress=False)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "scored": res.scored,
+        "input_rows": res.input_rows,
+        "rejected": res.rejected,
+        "model_version": res.model_version,
+    }
+
+
+def _real_config(p: dict):
+    from pipelines.config import load_config
+
+    cfg = load_config(p["config"], data_root=p["shared"])
+    cfg.train.n_jobs = 1
+    return cfg
+
+
+@child_task("prepare")
+def _task_prepare(p: dict) -> dict:
+    from pipelines import train
+
+    cfg = _real_config(p)
+    t0 = time.perf_counter()
+    prep = train.prepare(cfg)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "train_rows": len(prep.train),
+        "eval_rows": len(prep.test or []),
+        "customers": len(prep.features),
+        "columns": prep.features.shape[1] - 1,
+        "input_rows": {k: v["rows_read"] for k, v in prep.stats.items()},
+    }
+
+
+@child_task("train_real")
+def _task_train_real(p: dict) -> dict:
+    from pipelines import train
+
+    cfg = _real_config(p)
+    t0 = time.perf_counter()
+    res = train.run(cfg)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "metrics": res.metrics,
+        "n_train": res.n_train,
+        "n_test": res.n_test,
+        "n_trials": res.extra["n_trials"],
+        "evaluation": res.extra["protocol"]["evaluation"],
+    }
+
+
+def run_child(task: str, params: dict, result_path: Path) -> int:
+    """Inside the child: run ``task``, write its result (plus peak RSS) as JSON to ``result_path``."""
+    result = CHILD_TASKS[task](params)
+    result["peak_rss_gb"] = peak_rss_gb()
+    result_path.write_text(json.dumps(result, default=_json_default))
+    return 0
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (dt.date, Path)):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# =========================================================================== orchestration
+
+
+class ChildError(RuntimeError):
+    """A child process failed."""
+
+
+@dataclass
+class Ctx:
+    n_customers: int
+    workdir: Path
+    shared: Path
+    train_customers: int = TRAIN_N
+    selected: set[str] = field(default_factory=set)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def child(self, task: str, **params: Any) -> dict:
+        """Run ``task`` in a fresh interpreter (cwd = workdir, its own MLflow store) and return its result."""
+        fd, name = tempfile.mkstemp(prefix=f"{task}-", suffix=".json", dir=self.workdir)
+        os.close(fd)
+        result_path = Path(name)
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("LEADTIER_DATA_ROOT", None)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.bench",
+            "--child",
+            task,
+            "--params",
+            json.dumps(params),
+            "--result",
+            str(result_path),
+        ]
+        log.info("child %s: %s", task, json.dumps(params))
+        try:
+            # the child's stdout goes to our stderr: our stdout carries only the JSON lines
+            proc = subprocess.run(
+                cmd, cwd=self.workdir, env=env, stdout=sys.stderr, timeout=CHILD_TIMEOUT_S, check=False
+            )
+            if proc.returncode != 0:
+                raise ChildError(
+                    f"child {task} exited with status {proc.returncode} (its log is above on stderr)"
+                )
+            return json.loads(result_path.read_text())
+        except subprocess.TimeoutExpired:
+            raise ChildError(f"child {task} ran past {CHILD_TIMEOUT_S} s") from None
+        finally:
+            result_path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ shared inputs, made once per run
+    def data_root(self, n: int) -> Path:
+        return self.workdir / f"data{size_label(n)}"
+
+    def demo_world(self, n: int) -> tuple[Path, dict | None]:
+        """The demo world of ``n`` customers under workdir, generated unless already complete there.
+
+        Returns its folder and, when generated now, the generator's result (seconds, counts)."""
+        root = self.data_root(n)
+        if (root / ".complete").is_file():
+            return root, None
+        return root, self.child("demo_data", data_root=str(root), n_customers=n)
+
+    def demo_counts(self, n: int) -> dict:
+        return json.loads((self.data_root(n) / ".complete").read_text())
+
+    def trained_model(self, full_budget: bool) -> dict:
+        """Train on the training world once per run: with demo.yaml's budget or a quick one (3 trials)."""
+        if "model" in self.cache and (self.cache["model"]["full_budget"] or not full_budget):
+            return self.cache["model"]
+        root, _ = self.demo_world(self.train_customers)
+        quick = {} if full_budget else {"n_trials": 3, "timeout_s": 60}
+        res = self.child("train_demo", data_root=str(root), n_customers=self.train_customers, **quick)
+        res["full_budget"] = full_budget
+        self.cache["model"] = res
+        return res
+
+
+def size_label(n: int) -> str:
+    """1000000 -> '1m', 20000 -> '20k', 2500 -> '2500'."""
+    for div, suffix in ((1_000_000, "m"), (1_000, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return str(n)
+
+
+BENCHMARKS: dict[str, Callable[[Ctx], Iterator[dict]]] = {}
+
+
+def benchmark(*names: str):
+    """Register a benchmark function under the metric names it yields (in that order)."""
+
+    def register(fn: Callable[[Ctx], Iterator[dict]]) -> Callable[[Ctx], Iterator[dict]]:
+        for n in names:
+            if n in BENCHMARKS:
+                raise ValueError(f"benchmark {n!r} registered twice")
+            BENCHMARKS[n] = fn
+        fn.metric_names = names  # type: ignore[attr-defined]
+        return fn
+
+    return register
+
+
+BARS: dict[str, tuple[str, float]] = {
+    "features_1m_seconds": ("<=", 10),
+    "features_1m_peak_rss_gb": ("<=", 4),
+    "features_speedup_vs_pandas": (">=", 5),
+    "online_retail_dataset_seconds": ("<=", 30),
+    "predict_1m_seconds": ("<=", 30),
+    "predict_1m_peak_rss_gb": ("<=", 4),
+    "train_demo_seconds": ("<", 300),
+    "leads_tier_macro_f1": (">=", 0.56),
+    "leads_tier_qwk": (">=", 0.54),
+    "leads_converted_auc": (">=", 0.94),
+}
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": lambda v, b: v <= b,
+    "<": lambda v, b: v < b,
+    ">=": lambda v, b: v >= b,
+    ">": lambda v, b: v > b,
+}
+
+
+def metric(name: str, value: float, unit: str, ctx: Ctx, **extra: Any) -> dict:
+    """One result line: value rounded, the bar and whether it is met, how to rerun it."""
+    bar = BARS.get(name)
+    value = float(value)
+    line: dict[str, Any] = {
+        "name": name,
+        "value": round(value, 4) if math.isfinite(value) else None,
+        "unit": unit,
+    }
+    line.update(extra)
+    line["bar"] = f"{bar[0]} {bar[1]}" if bar else None
+    line["ok"] = _OPS[bar[0]](value, bar[1]) if bar else None
+    line["command"] = rerun_command(name, ctx)
+    return line
+
+
+def rerun_command(name: str, ctx: Ctx) -> str:
+    cmd = ["python", "-m", "pipelines.bench", "--only", name]
+    if ctx.n_customers != DEFAULT_N:
+        cmd += ["--n-customers", str(ctx.n_customers)]
+    if ctx.shared != default_shared():
+        cmd += ["--shared", str(ctx.shared)]
+    return shlex.join(cmd)
+
+
+def skipped(names: Sequence[str], reason: str) -> Iterator[dict]:
+    for n in names:
+        yield {"name": n, "skipped": reason}
+
+
+def missing_inputs(config: Path, shared: Path) -> list[str]:
+    """Input files of a real-data config that are absent under ``shared``."""
+    from pipelines.config import load_config
+
+    cfg = load_config(config, data_root=str(shared))
+    specs = [
+        s
+        for s in (
+            cfg.data.tables.customers,
+            cfg.data.tables.transactions,
+            cfg.data.tables.interactions,
+            cfg.data.tables.labels,
+        )
+        if s is not None
+    ]
+    return [str(cfg.data_path(f.path)) for s in specs for f in s.files if not cfg.data_path(f.path).is_file()]
+
+
+# --------------------------------------------------------------------------- the benchmarks
+
+
+@benchmark("demo_data_1m_seconds")
+def bench_demo_data(ctx: Ctx) -> Iterator[dict]:
+    root = ctx.data_root(ctx.n_customers)
+    (root / ".complete").unlink(missing_ok=True)  # always generate: this is the figure
+    _, res = ctx.demo_world(ctx.n_customers)
+    c = res["counts"]
+    yield metric(
+        "demo_data_1m_seconds",
+        res["seconds"],
+        "s",
+        ctx,
+        n_customers=ctx.n_customers,
+        rows=c["customers"] + c["transactions"] + c["interactions"],
+        tables=c,
+        peak_rss_gb=round(res["peak_rss_gb"], 3),
+    )
+
+
+@benchmark("features_1m_seconds", "features_1m_peak_rss_gb")
+def bench_features(ctx: Ctx) -> Iterator[dict]:
+    root, _ = ctx.demo_world(ctx.n_customers)
+    res = ctx.child("features", data_root=str(root))
+    common = {
+        "n_customers": ctx.n_customers,
+        "rows": res["rows"],
+        "columns": res["columns"],
+        "input_rows": res["input_rows"],
+        "engine": "duckdb",
+    }
+    yield metric("features_1m_seconds", res["seconds"], "s", ctx, **common)
+    yield metric("features_1m_peak_rss_gb", res["peak_rss_gb"], "GB", ctx, **common)
+
+
+@benchmark("features_speedup_vs_pandas")
+def bench_speedup(ctx: Ctx) -> Iterator[dict]:
+    root, _ = ctx.demo_world(ctx.n_customers)
+    n = min(ctx.n_customers, PANDAS_MAX_N)
+    params: dict[str, Any] = {"data_root": str(root)}
+    if n < ctx.n_customers:
+        params.update(subset=n, subset_root=str(ctx.workdir / f"data{size_label(ctx.n_customers)}_first{n}"))
+    res = ctx.child("speedup", **params)
+    extra: dict[str, Any] = {}
+    if n < ctx.n_customers:
+        extra["note"] = (
+            f"both engines timed on the first {n} of the {ctx.n_customers} customers (and their "
+            f"rows): plain pandas on the whole world takes minutes and many GB"
+        )
+    yield metric(
+        "features_speedup_vs_pandas",
+        res["pandas_seconds"] / res["duckdb_seconds"],
+        "x",
+        ctx,
+        n_customers=n,
+        rows=res["rows"],
+        columns=res["columns"],
+        duckdb_seconds=round(res["duckdb_seconds"], 3),
+        pandas_seconds=round(res["pandas_seconds"], 3),
+        pandas_read_seconds=round(res["pandas_read_seconds"], 3),
+        input_rows={"transactions": res["transactions"], "interactions": res["interactions"]},
+        outputs_match=res["outputs_match"],
+        differences=res["differences"],
+        **extra,
+    )
+
+
+@benchmark("online_retail_dataset_seconds")
+def bench_online_retail_dataset(ctx: Ctx) -> Iterator[dict]:
+    config = CONFIGS / "online_retail.yaml"
+    missing = missing_inputs(config, ctx.shared)
+    if missing:
+        yield from skipped(["online_retail_dataset_seconds"], f"input files absent: {missing}")
+        return
+    res = ctx.child("prepare", config=str(config), shared=str(ctx.shared))
+    yield metric(
+        "online_retail_dataset_seconds",
+        res["seconds"],
+        "s",
+        ctx,
+        n_customers=res["customers"],
+        rows=sum(res["input_rows"].values()),
+        input_rows=res["input_rows"],
+        train_rows=res["train_rows"],
+        eval_rows=res["eval_rows"],
+        columns=res["columns"],
+        peak_rss_gb=round(res["peak_rss_gb"], 3),
+    )
+
+
+@benchmark("train_demo_seconds")
+def bench_train_demo(ctx: Ctx) -> Iterator[dict]:
+    res = ctx.trained_model(full_budget=True)
+    yield metric(
+        "train_demo_seconds",
+        res["seconds"],
+        "s",
+        ctx,
+        n_customers=ctx.train_customers,
+        rows=res["n_train"] + res["n_test"],
+        n_train=res["n_train"],
+        n_test=res["n_test"],
+        n_trials=res["n_trials"],
+        tuning=res["tuning"],
+        macro_f1=round(res["macro_f1"], 4),
+        peak_rss_gb=round(res["peak_rss_gb"], 3),
+    )
+
+
+@benchmark("predict_1m_seconds", "predict_1m_peak_rss_gb")
+def bench_predict(ctx: Ctx) -> Iterator[dict]:
+    root, _ = ctx.demo_world(ctx.n_customers)
+    model = ctx.trained_model(full_budget="train_demo_seconds" in ctx.selected)
+    uri = (
+        f"models:/{model['model_name']}@champion"
+        if model["alias"] == "champion"
+        else f"models:/{model['model_name']}/{model['version']}"
+    )
+    res = ctx.child("predict", data_root=str(root), model_uri=uri, output=str(ctx.workdir / "pred1m.parquet"))
+    common = {
+        "n_customers": ctx.n_customers,
+        "rows": res["scored"],
+        "input_rows": res["input_rows"],
+        "rejected": res["rejected"],
+        "model_uri": uri,
+        "model_version": res["model_version"],
+        "model_trained_on": ctx.train_customers,
+        "model_tuning": "demo.yaml budget" if model["full_budget"] else "quick (3 trials, 60 s)",
+    }
+    yield metric("predict_1m_seconds", res["seconds"], "s", ctx, **common)
+    yield metric("predict_1m_peak_rss_gb", res["peak_rss_gb"], "GB", ctx, **common)
+
+
+LEADS_TIER = ("leads_tier_macro_f1", "leads_tier_qwk", "leads_tier_logreg_macro_f1", "leads_tier_logreg_qwk")
+
+
+@benchmark(*LEADS_TIER)
+def bench_leads_tier(ctx: Ctx) -> Iterator[dict]:
+    config = CONFIGS / "x_education_leads.yaml"
+    missing = missing_inputs(config, ctx.shared)
+    if missing:
+        yield from skipped(LEADS_TIER, f"input files absent: {missing}")
+        return
+    res = ctx.child("train_real", config=str(config), shared=str(ctx.shared))
+    common = _train_context(res)
+    for name, key, m in zip(
+        LEADS_TIER,
+        ("model", "model", "logreg", "logreg"),
+        ("macro_f1", "qwk", "macro_f1", "qwk"),
+        strict=True,
+    ):
+        yield metric(name, res["metrics"][key][m], "", ctx, **common)
+
+
+@benchmark("leads_converted_auc")
+def bench_leads_converted(ctx: Ctx) -> Iterator[dict]:
+    config = CONFIGS / "x_education_converted.yaml"
+    missing = missing_inputs(config, ctx.shared)
+    if missing:
+        yield from skipped(["leads_converted_auc"], f"input files absent: {missing}")
+        return
+    res = ctx.child("train_real", config=str(config), shared=str(ctx.shared))
+    yield metric(
+        "leads_converted_auc",
+        res["metrics"]["model"]["roc_auc"],
+        "",
+        ctx,
+        logreg_auc=round(res["metrics"]["logreg"]["roc_auc"], 4),
+        **_train_context(res),
+    )
+
+
+ONLINE_RETAIL_TIER = (
+    "online_retail_tier_macro_f1",
+    "online_retail_tier_qwk",
+    "online_retail_tier_log_loss",
+    "online_retail_best_baseline_macro_f1",
+    "online_retail_best_baseline_qwk",
+    "online_retail_best_baseline_log_loss",
+)
+
+
+@benchmark(*ONLINE_RETAIL_TIER)
+def bench_online_retail_tier(ctx: Ctx) -> Iterator[dict]:
+    from models.metrics import HIGHER_IS_BETTER
+
+    config = CONFIGS / "online_retail.yaml"
+    missing = missing_inputs(config, ctx.shared)
+    if missing:
+        yield from skipped(ONLINE_RETAIL_TIER, f"input files absent: {missing}")
+        return
+    res = ctx.child("train_real", config=str(config), shared=str(ctx.shared))
+    common = _train_context(res)
+    metrics = res["metrics"]
+    for m in ("macro_f1", "qwk", "log_loss"):
+        pick = max if HIGHER_IS_BETTER[m] else min
+        baselines = {k: v[m] for k, v in metrics.items() if k != "model"}
+        best = pick(baselines, key=baselines.get)
+        model_value = metrics["model"][m]
+        beats = model_value > baselines[best] if HIGHER_IS_BETTER[m] else model_value < baselines[best]
+        yield metric(
+            f"online_retail_tier_{m}",
+            model_value,
+            "",
+            ctx,
+            best_baseline=best,
+            best_baseline_value=round(baselines[best], 4),
+            beats_best_baseline=beats,
+            **common,
+        )
+        yield metric(
+            f"online_retail_best_baseline_{m}",
+            baselines[best],
+            "",
+            ctx,
+            baseline=best,
+            higher_is_better=HIGHER_IS_BETTER[m],
+            **common,
+        )
+
+
+def _train_context(res: dict) -> dict:
+    """Context of a real-data training: evaluation rows (``rows``), protocol, budget used, wall time."""
+    return {
+        "rows": res["n_test"],
+        "n_train": res["n_train"],
+        "evaluation": res["evaluation"],
+        "n_trials": res["n_trials"],
+        "train_seconds": round(res["seconds"], 1),
+        "peak_rss_gb": round(res["peak_rss_gb"], 3),
+    }
+
+
+# =========================================================================== command line
+
+
+def default_shared() -> Path:
+    return Path(os.environ.get("LEADTIER_DATA_ROOT") or REPO.parent / "shared" / "datasets").resolve()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m pipelines.bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="benchmarks: " + ", ".join(BENCHMARKS),
+    )
+    ap.add_argument("--only", help="comma-separated benchmark names to run (default: all)")
+    ap.add_argument(
+        "--n-customers",
+        type=int,
+        default=DEFAULT_N,
+        help=f"size of the generated demo world (default {DEFAULT_N:,})",
+    )
+    ap.add_argument(
+        "--train-customers",
+        type=int,
+        default=TRAIN_N,
+        help=f"size of the demo world the benchmark model is trained on (default {TRAIN_N:,})",
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        help="folder for generated data, MLflow store and outputs (default: a new temp folder in /tmp; "
+        "data already complete there is reused)",
+    )
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=None,
+        help="real datasets folder (default $LEADTIER_DATA_ROOT or ../shared/datasets)",
+    )
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the default temp workdir (it is removed otherwise)"
+    )
+    ap.add_argument("--list", action="store_true", help="list the benchmark names and exit")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--params", help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def select(only: str | None) -> list[str]:
+    if not only:
+        return list(BENCHMARKS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
+    return names
+
+
+def run(ctx: Ctx, names: Sequence[str], emit: Callable[[dict], None]) -> int:
+    """Run the benchmark functions behind ``names`` once each; emit the selected lines. Returns failures."""
+    ctx.selected = set(names)
+    failures = 0
+    done: set[Callable] = set()
+    for name in BENCHMARKS:
+        fn = BENCHMARKS[name]
+        if name not in ctx.selected or fn in done:
+            continue
+        done.add(fn)
+        wanted = [n for n in fn.metric_names if n in ctx.selected]  # type: ignore[attr-defined]
+        log.info("benchmark %s", ", ".join(wanted))
+        try:
+            for line in fn(ctx):
+                if line["name"] in ctx.selected:
+                    emit(line)
+        except Exception as exc:  # one failing benchmark must not hide the others
+            failures += 1
+            log.error("benchmark %s failed:\n%s", fn.__name__, traceback.format_exc())
+            for n in wanted:
+                emit(
+                    {
+                        "name": n,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "ok": False,
+                        "command": rerun_command(n, ctx),
+                    }
+                )
+    return failures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.child:
+        return run_child(args.child, json.loads(args.params or "{}"), args.result)
+    if args.list:
+        print("\n".join(BENCHMARKS))
+        return 0
+    names = select(args.only)
+    shared = (args.shared or default_shared()).resolve()
+    tmp = args.workdir is None
+    if tmp:
+        workdir = Path(tempfile.mkdtemp(prefix="leadtier-bench-", dir="/tmp"))
+    else:
+        workdir = args.workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+    if workdir.is_relative_to(REPO):
+        raise SystemExit(f"--workdir {workdir} is inside the repository; generated data must not land there")
+    ctx = Ctx(
+        n_customers=args.n_customers, workdir=workdir, shared=shared, train_customers=args.train_customers
+    )
+    log.info("workdir %s, shared datasets %s", workdir, shared)
+
+    def emit(line: dict) -> None:
+        print(json.dumps(line, default=_json_default), flush=True)
+
+    try:
+        failures = run(ctx, names, emit)
+    finally:
+        if tmp and args.keep:
+            log.info("kept workdir %s", workdir)
+        elif tmp:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""pipelines.bench: the pandas reference equals the DuckDB features (a fair baseline); the JSON lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.synthetic import generate
+from pipelines import bench
+from pipelines.features import build
+from tests.conftest import AS_OF, REPO, small_config, write_tables
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """3,000 synthetic customers as canonical tables, and the demo config pointing at them."""
+    root = tmp_path_factory.mktemp("bench_world")
+    chunks = list(generate(n_customers=3000, seed=7, as_of=AS_OF, history_days=730, label_share=0.3,
+                           chunk_size=1000))
+    tables = {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]}
+    write_tables(root, tables["customers"], tables["transactions"], tables["interactions"], tables["labels"])
+    return small_config(root), tables
+
+
+def _reference(cfg, tables) -> pd.DataFrame:
+    return bench.pandas_features(tables["customers"], tables["transactions"], tables["interactions"],
+                                 cfg.data.as_of, cfg.features.windows_days, cfg.features.interaction_types)
+
+
+def test_pandas_reference_equals_duckdb_column_by_column(world):
+    cfg, tables = world
+    duck = build(cfg, with_labels=False).features
+    ref = _reference(cfg, tables)
+    assert list(ref.columns) == list(duck.columns)
+    assert len(ref) == len(duck) == 3000
+    assert ref["customer_id"].tolist() == duck["customer_id"].tolist()
+    for col in duck.columns:
+        a, b = duck[col], ref[col]
+        if pd.api.types.is_numeric_dtype(a):
+            assert b.dtype == "float64", col
+            np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=0, equal_nan=True,
+                                       err_msg=col)
+        else:
+            assert a.astype(object).where(a.notna(), None).tolist() == \
+                b.astype(object).where(b.notna(), None).tolist(), col
+    assert bench.frame_differences(duck, ref) == []
+    # the data exercise every family: buyers, returns, several segments, all interaction types
+    assert (ref["rfm_frequency"] > 0).mean() > 0.2
+    assert ref["rfm_return_lines"].sum() > 0
+    assert ref["rfm_segment"].nunique() >= 8
+    assert all(ref[f"ix_{t}_365d"].sum() > 0 for t in cfg.features.interaction_types)
+
+
+def test_reference_respects_the_as_of_date(world):
+    """Events on or after as_of and customers created on or after it never count, like the SQL."""
+    cfg, tables = world
+    as_of = cfg.data.as_of - dt.timedelta(days=200)
+    duck = build(cfg, as_of=as_of, with_labels=False).features
+    ref = bench.pandas_features(tables["customers"], tables["transactions"], tables["interactions"], as_of,
+                                cfg.features.windows_days, cfg.features.interaction_types)
+    assert len(ref) < 3000
+    assert bench.frame_differences(duck, ref) == []
+
+
+def test_frame_differences_reports_a_changed_value(world):
+    cfg, tables = world
+    ref = _reference(cfg, tables)
+    other = ref.copy()
+    other.loc[5, "rfm_monetary"] = other.loc[5, "rfm_monetary"] + 1
+    other.loc[7, "rfm_segment"] = "nobody"
+    diffs = bench.frame_differences(ref, other)
+    assert [d.split(":")[0] for d in diffs] == ["rfm_monetary", "rfm_segment"]
+
+
+def test_registry_names_and_size_labels():
+    for name in ("demo_data_1m_seconds", "features_1m_seconds", "features_1m_peak_rss_gb",
+                 "features_speedup_vs_pandas", "online_retail_dataset_seconds", "predict_1m_seconds",
+                 "predict_1m_peak_rss_gb", "train_demo_seconds", "leads_tier_macro_f1", "leads_tier_qwk",
+                 "leads_tier_logreg_macro_f1", "leads_tier_logreg_qwk", "leads_converted_auc",
+                 "online_retail_tier_macro_f1", "online_retail_tier_qwk", "online_retail_tier_log_loss"):
+        assert name in bench.BENCHMARKS
+    assert bench.size_label(1_000_000) == "1m" and bench.size_label(20_000) == "20k"
+    assert bench.size_label(2500) == "2500"
+    with pytest.raises(SystemExit):
+        bench.select("no_such_benchmark")
+
+
+def test_cli_prints_json_lines(tmp_path):
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.bench", "--only", "features_1m_seconds", "--n-customers", "2000",
+         "--workdir", str(work)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [line["name"] for line in lines] == ["features_1m_seconds"]
+    line = lines[0]
+    assert {"name", "value", "unit", "n_customers", "rows", "bar", "ok", "command"} <= set(line)
+    assert line["unit"] == "s" and line["value"] > 0
+    assert line["n_customers"] == 2000 and line["rows"] == 2000
+    assert line["bar"] == "<= 10" and isinstance(line["ok"], bool)
+    assert "--only features_1m_seconds" in line["command"]
+    assert (work / "data2k" / "customers.parquet").is_file()  # generated under --workdir, not the repo

@@ -1,0 +1,194 @@
+"""Outcome labels (thresholds, censoring, point in time), snapshots and source rules on tiny frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from features.queries import label_query
+from pipelines.config import ConfigError, load_config
+from pipelines.features import fetch_frame
+from pipelines.sources import InputError, register_all
+from pipelines.train import prepare
+from tests.conftest import REPO
+
+LEVELS = ["A", "B", "C", "D", "E"]
+S = dt.date(2011, 1, 1)
+
+
+def _labels(tx: pd.DataFrame, as_of=S, observed_until=dt.date(2012, 1, 1), horizon=270, kind="days_to_next_purchase",
+            cut_points=(), levels=LEVELS, customers=None):
+    con = duckdb.connect()
+    customers = customers if customers is not None else pd.DataFrame(
+        {"customer_id": sorted(set(tx["customer_id"])), "created_at": pd.Timestamp("2010-01-01")})
+    con.register("customers", customers)
+    con.register("transactions", tx)
+    sql = label_query(kind, as_of, observed_until, levels, (30, 90, 180), horizon, cut_points)
+    return fetch_frame(con, sql).set_index("customer_id")
+
+
+def _tx(rows):
+    return pd.DataFrame(rows, columns=["customer_id", "ts", "invoice_id", "amount"]).assign(
+        ts=lambda d: pd.to_datetime(d["ts"]))
+
+
+def test_days_to_next_purchase_tiers_at_the_thresholds():
+    tx = _tx([
+        ("a", "2011-01-31 10:00", "1", 5.0),  # day 30 -> A
+        ("b", "2011-02-01 10:00", "2", 5.0),  # day 31 -> B
+        ("c", "2011-06-30 10:00", "3", 5.0),  # day 180 -> C
+        ("d", "2011-07-01 10:00", "4", 5.0),  # day 181 -> D (within the 270-day horizon)
+        ("e", "2011-10-01 10:00", "5", 5.0),  # day 273 -> beyond the horizon -> E
+        ("f", "2010-12-31 23:59", "6", 5.0),  # before the snapshot only -> E
+        ("g", "2011-01-01 00:00", "7", 5.0),  # on the snapshot date: day 0 -> A
+        ("h", "2011-01-05 10:00", "8", -5.0),  # a return is not a purchase -> E
+    ])
+    lab = _labels(tx)["tier"].to_dict()
+    assert lab == {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E", "f": "E", "g": "A", "h": "E"}
+
+
+def test_censoring_never_labels_an_unobserved_horizon_E():
+    tx = _tx([("a", "2011-01-10", "1", 5.0), ("z", "2010-06-01", "2", 5.0), ("late", "2011-03-01", "3", 5.0)])
+    # observed only until 2011-02-01: 'a' bought on day 9 (certain: A); 'z' and 'late' unknown -> NULL
+    lab = _labels(tx, observed_until=dt.date(2011, 2, 1))["tier"]
+    assert lab["a"] == "A"
+    assert pd.isna(lab["z"]) and pd.isna(lab["late"])
+
+
+def test_labels_ignore_purchases_after_observed_until():
+    """Appending events after the observation end changes no label (point in time)."""
+    base = _tx([("a", "2011-04-01", "1", 5.0), ("b", "2010-11-01", "2", 5.0)])
+    more = pd.concat([base, _tx([("b", "2012-02-01", "9", 50.0), ("a", "2012-03-01", "8", 5.0)])])
+    pd.testing.assert_frame_equal(_labels(base), _labels(more))
+
+
+def test_customers_created_after_the_snapshot_get_no_label_row():
+    tx = _tx([("a", "2011-01-10", "1", 5.0), ("new", "2011-05-01", "2", 5.0)])
+    customers = pd.DataFrame({"customer_id": ["a", "new"],
+                              "created_at": pd.to_datetime(["2010-01-01", "2011-05-01"])})
+    lab = _labels(tx, customers=customers)
+    assert list(lab.index) == ["a"]
+
+
+def test_value_tiers_by_revenue_in_the_horizon_and_censoring():
+    tx = _tx([("a", "2011-01-10", "1", 1500.0), ("b", "2011-02-10", "2", 150.0), ("b", "2011-02-11", "3", 10.0),
+              ("c", "2011-09-10", "4", 5000.0)])  # c buys after the 90-day horizon
+    lab = _labels(tx, kind="revenue_next_days", horizon=90, cut_points=(1000, 100), levels=["high", "medium", "low"])
+    assert lab["tier"].to_dict() == {"a": "high", "b": "medium", "c": "low"}
+    assert lab.loc["b", "revenue_next"] == pytest.approx(160)
+    censored = _labels(tx, kind="revenue_next_days", horizon=90, cut_points=(1000, 100),
+                       levels=["high", "medium", "low"], observed_until=dt.date(2011, 2, 1))
+    assert censored["tier"].isna().all()
+
+
+def test_label_query_rejects_inverted_dates():
+    with pytest.raises(ValueError, match="must not precede"):
+        label_query("days_to_next_purchase", S, dt.date(2010, 1, 1), LEVELS)
+
+
+def _retail_like(tmp_path):
+    """Two files with different column names/types, an overlap, guests, a cancellation, postage."""
+    a = pd.DataFrame({
+        "Invoice": ["1", "1", "2", "3", "C4", "5"],
+        "StockCode": ["A1", "POST", "B2", "A1", "A1", "A1"],
+        "Quantity": [2, 1, 1, 1, -1, 3],
+        "InvoiceDate": ["2010-01-05 10:00:00", "2010-01-05 10:00:00", "2010-03-01 09:00:00",
+                        "2010-03-02 09:00:00", "2010-03-03 09:00:00", "2010-03-04 09:00:00"],
+        "Price": [5.0, 10.0, 3.0, 5.0, 5.0, 0.0],
+        "Customer ID": [100.0, 100.0, 101.0, None, 100.0, 101.0],
+        "Country": ["UK", "UK", "France", "UK", "UK", "France"],
+    })
+    b = pd.DataFrame({  # the newer file: other names, real timestamps, int ids; first row repeats a's last days
+        "InvoiceNo": ["2", "6"], "StockCode": ["B2", "B2"], "Quantity": [1, 4],
+        "InvoiceDate": pd.to_datetime(["2010-03-01 09:00:00", "2010-06-01 12:00:00"]),
+        "UnitPrice": [3.0, 2.5], "CustomerID": [101, 100], "Country": ["France", "UK"],
+    })
+    (tmp_path / "online_retail_ii").mkdir()
+    (tmp_path / "online_retail").mkdir()
+    a.to_parquet(tmp_path / "online_retail_ii" / "online_retail_ii_2009-12_2010-12.parquet", index=False)
+    b.to_parquet(tmp_path / "online_retail" / "online_retail_2010-12_2011-12.parquet", index=False)
+    return load_config(REPO / "configs" / "online_retail.yaml", data_root=str(tmp_path))
+
+
+def test_two_differently_named_files_become_one_deduplicated_log(tmp_path):
+    cfg = _retail_like(tmp_path)
+    con = duckdb.connect()
+    stats = register_all(con, cfg, with_labels=False)
+    tx = stats["transactions"]
+    assert sum(tx.files.values()) == 8
+    assert tx.duplicates_dropped == 1  # invoice 2 appears in both files
+    assert tx.missing_id == 1  # the guest line (no customer id) ...
+    assert tx.excluded == {"non-product stock code": 1, "unit price <= 0": 1}
+    assert tx.rows == 8 - 1 - 1 - 1 - 1
+    log = fetch_frame(con, "SELECT * FROM transactions ORDER BY ts")
+    assert set(log["customer_id"]) == {"100", "101"}  # 100.0 and 100 are the same customer
+    assert log.loc[log["invoice_id"] == "C4", "amount"].item() == pytest.approx(-5.0)  # cancellation = return
+    cust = fetch_frame(con, "SELECT * FROM customers ORDER BY customer_id")
+    assert cust["created_at"].astype(str).tolist() == ["2010-01-05", "2010-03-01"]
+    assert cust["Country"].tolist() == ["UK", "France"]
+
+
+def test_backtest_trains_only_on_labels_observed_by_the_evaluation_date(tmp_path):
+    cfg = _retail_like(tmp_path)
+    cfg.snapshots.train_as_of = [dt.date(2010, 2, 1)]
+    cfg.snapshots.eval_as_of = [dt.date(2010, 4, 1)]
+    cfg.labels.outcome.horizon_days = 200
+    cfg.train.min_per_tier = 0
+    prep = prepare(cfg)
+    # customer 100 bought again on 2010-06-01 (day 120 after 2010-02-01: C), but that is after the
+    # evaluation date 2010-04-01, so a model deployed then could not know it: censored, not a label.
+    assert prep.train.empty or "100" not in set(prep.train["customer_id"])
+    assert prep.protocol["train_labels_observed_until"] == "2010-04-01"
+    assert set(prep.test["snapshot"]) == {dt.date(2010, 4, 1)}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r["labels"]["outcome"].update(thresholds_days=[90, 30, 180]), "strictly increasing"),
+        (lambda r: r["labels"]["outcome"].update(horizon_days=100), "must exceed the last threshold"),
+        (lambda r: r["labels"]["outcome"].update(thresholds_days=[30, 90]), "has 5 levels but"),
+        (lambda r: r["snapshots"].update(train_as_of=["2011-06-01"]), "must precede the evaluation"),
+    ],
+)
+def test_outcome_config_errors(tmp_path, mutate, expected):
+    raw = yaml.safe_load((REPO / "configs" / "online_retail.yaml").read_text())
+    mutate(raw)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    (tmp_path / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+
+
+def test_select_means_missing_and_leaky_columns_are_refused(tmp_path):
+    leads = pd.DataFrame({"Prospect ID": ["p1", "p2"], "Lead Source": ["Select", "Google"], "TotalVisits": [1, 2],
+                          "Converted": [1, 0], "Tags": ["Closed by Horizzon", None]})
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    raw = {"name": "t", "data": {"root": str(tmp_path), "as_of": "2026-01-01", "tables": {"customers": {
+        "path": "leads.csv", "columns": {"customer_id": "Prospect ID"}, "na_values": ["Select"],
+        "categorical": ["Lead Source"], "numeric": ["TotalVisits"], "leaky": ["Converted", "Tags"]}}},
+        "features": {"families": ["customers"]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    cfg = load_config(tmp_path / "c.yaml")
+    con = duckdb.connect()
+    register_all(con, cfg, with_labels=False)
+    got = fetch_frame(con, "SELECT * FROM customers ORDER BY customer_id")
+    assert got["Lead Source"].isna().tolist() == [True, False]
+    assert "Converted" not in got.columns and "Tags" not in got.columns
+    raw["data"]["tables"]["customers"]["categorical"].append("Tags")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"declared leaky cannot be features: \['Tags'\]"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_bad_exclusion_rule_is_named(tmp_path):
+    cfg = _retail_like(tmp_path)
+    cfg.data.tables.transactions.exclude = {"typo": "unit_prize <= 0"}
+    with pytest.raises(InputError, match=r"exclude\['typo'\] is not a valid SQL predicate"):
+        register_all(duckdb.connect(), cfg, with_labels=False)

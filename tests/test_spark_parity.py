@@ -1,0 +1,342 @@
+"""The Spark engine gives the same feature table and the same predictions as DuckDB.
+
+One SparkSession (local[2], UTC, 4 shuffle partitions, no UI) for the module. Skipped with a
+reason when pyspark or Java is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.spark
+
+pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'leadtier[spark]'")
+if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
+    pytest.skip("Spark needs Java (no java on PATH and no JAVA_HOME)", allow_module_level=True)
+
+from features.synthetic import generate  # noqa: E402
+from pipelines import features as feature_stage  # noqa: E402
+from pipelines import spark as sp  # noqa: E402
+from pipelines.config import load_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "configs" / "demo.yaml"
+SCHEMES = REPO / "configs" / "schemes.yaml"
+AS_OF = dt.date(2026, 6, 30)
+
+
+def at(days_before: int, hms: str = "00:00:00") -> pd.Timestamp:
+    """A timestamp ``days_before`` days before the as-of date, at wall-clock time ``hms``."""
+    return pd.Timestamp(f"{AS_OF - dt.timedelta(days=days_before)} {hms}")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = sp.spark_session("local[2]", "leadtier-tests", {"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _edge_rows() -> dict[str, pd.DataFrame]:
+    """Hand-made customers and events at every edge the feature SQL has."""
+    attrs = {"lead_source": "web_form", "industry": "retail", "company_size": "1-10", "region": "north",
+             "annual_revenue_musd": 1.5, "contact_name": "x", "email": "x@example.com", "phone": "1"}
+    created = {
+        "Z01": at(400), "Z02": at(1),  # tenure 400 / 1 day
+        "Z03": at(0), "Z04": at(-5),  # created on / after the as-of date: not a customer yet
+        "Z05": pd.NaT,  # unknown creation date: kept, tenure NULL
+        "Z06": at(300), "Z07": at(300), "Z08": at(300), "Z09": at(300), "Z10": at(300), "Z11": at(300),
+        "Z12": at(300, "23:59:59"),  # no events at all
+    }
+    customers = pd.DataFrame([{"customer_id": c, "created_at": t, **attrs} for c, t in created.items()])
+    z9 = customers.customer_id == "Z09"
+    customers.loc[z9, ["region", "industry", "company_size"]] = [None, " retail ", ""]
+    customers.loc[z9, "annual_revenue_musd"] = np.nan
+
+    tx = []
+
+    def buy(cust, inv, ts, amount, product="P1", channel="online"):
+        tx.append({"customer_id": cust, "ts": ts, "invoice_id": inv, "product_id": product,
+                   "channel": channel, "quantity": 1, "amount": amount})
+
+    # Z01: one 10.0 invoice at each window edge
+    for inv, ts in [("E00", at(0)), ("E01", at(1, "23:59:59")), ("E07", at(7)), ("E08", at(8, "23:59:59")),
+                    ("E30", at(30)), ("E31", at(31, "23:59:59")), ("E60", at(60, "12:00:00")),
+                    ("E61", at(61)), ("E90", at(90)), ("E91", at(91)), ("EF1", at(-1))]:
+        buy("Z01", inv, ts, 10.0)
+    # Z06: returns, an all-return invoice, a missing amount, a second channel and product
+    buy("Z06", "R1", at(10, "09:00:00"), 100.0)
+    buy("Z06", "R1", at(10, "09:00:00"), -30.0)
+    buy("Z06", "R2", at(5), -50.0, channel=None)
+    buy("Z06", "R3", at(40), 20.0, product="P2", channel="store")
+    buy("Z06", "R3", at(40), None, product=None)
+    # Z07: a single purchase (no gap, no standard deviation)
+    buy("Z07", "S1", at(15), 99.99)
+    # Z08: only the as-of date and the future
+    buy("Z08", "F1", at(0), 10.0)
+    buy("Z08", "F2", at(-3), 10.0)
+    # Z11: two invoices on one day, then older ones: purchase days {3, 10, 20}
+    buy("Z11", "G1", at(3, "08:00:00"), 5.0)
+    buy("Z11", "G2", at(3, "08:00:00"), 7.0)
+    buy("Z11", "G3", at(10), 1e9)
+    buy("Z11", "G4", at(20), 1e-3)
+    # not customers: created on the as-of date, and an unknown id
+    buy("Z03", "N1", at(2), 10.0)
+    buy("Y99", "N2", at(2), 10.0)
+
+    ix = []
+
+    def touch(cust, ts, kind, duration=None):
+        ix.append({"customer_id": cust, "ts": ts, "type": kind, "duration_s": duration})
+
+    touch("Z10", at(0), "call", 60.0)  # on the as-of date: excluded
+    touch("Z10", at(1, "23:59:59"), "call", 120.0)
+    touch("Z10", at(2), None, 5.0)
+    touch("Z10", at(5), "not_a_listed_type", None)
+    touch("Z10", at(7), "meeting", 1800.0)
+    touch("Z10", at(30), "web_visit", 30.0)
+    touch("Z10", at(31), "web_visit", 30.0)
+    touch("Z10", at(60), "email_open")
+    touch("Z10", at(61), "email_open")
+    touch("Z10", at(-2), "meeting", 10.0)
+    touch("Z05", at(3), "email_click", 1.0)
+    touch("Z08", at(0, "00:00:00"), "call", 1.0)
+    return {"customers": customers, "transactions": pd.DataFrame(tx), "interactions": pd.DataFrame(ix)}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """2,000 synthetic customers plus the edge cases, as Parquet (interactions in nanoseconds)."""
+    root = tmp_path_factory.mktemp("parity")
+    chunks = list(generate(n_customers=2000, seed=7, as_of=AS_OF))
+    edges = _edge_rows()
+    for name in ("customers", "transactions", "interactions", "labels"):
+        frame = pd.concat([c[name] for c in chunks], ignore_index=True)
+        if name in edges:
+            frame = pd.concat([frame, edges[name].astype({c: frame[c].dtype for c in edges[name].columns
+                                                          if frame[c].dtype.kind == "M"})], ignore_index=True)
+        for c in frame.columns:
+            if frame[c].dtype.kind == "M":
+                frame[c] = frame[c].astype("datetime64[ns]" if name == "interactions" else "datetime64[us]")
+        frame.to_parquet(root / f"{name}.parquet", index=False)
+    return root
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def assert_same_table(duck: pd.DataFrame, spark_rows: pd.DataFrame, exact: set[str]) -> None:
+    """Same columns and rows (by customer_id); ``exact`` columns equal, other numbers to 1e-9."""
+    assert list(spark_rows.columns) == list(duck.columns)
+    a = duck.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    b = spark_rows.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    assert a["customer_id"].astype(str).tolist() == b["customer_id"].astype(str).tolist()
+    for c in a.columns:
+        if pd.api.types.is_numeric_dtype(a[c]):
+            assert pd.api.types.is_numeric_dtype(b[c]), f"{c}: {b[c].dtype} on Spark"
+            x, y = a[c].to_numpy(dtype=float), b[c].to_numpy(dtype=float)
+            assert (np.isnan(x) == np.isnan(y)).all(), f"{c}: missing values differ"
+            ok = ~np.isnan(x)
+            if c in exact:
+                assert (x[ok] == y[ok]).all(), f"{c}: integers differ"
+            else:
+                np.testing.assert_allclose(y[ok], x[ok], rtol=1e-9, atol=1e-9, err_msg=c)
+        else:
+            x = a[c].astype(object).where(a[c].notna(), None).tolist()
+            y = b[c].astype(object).where(b[c].notna(), None).tolist()
+            assert x == y, f"{c}: strings differ"
+
+
+def integer_columns(spark_session, cfg) -> set[str]:
+    """Columns the feature SQL computes as integers (before the numbers-as-double step)."""
+    from pyspark.sql import types as T
+
+    raw = spark_session.sql(sp.feature_sql(cfg, cfg.data.as_of))
+    return {f.name for f in raw.schema.fields if isinstance(f.dataType, T.IntegralType)}
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_transpiled_sql_is_spark_sql():
+    cfg = load_config(DEMO, data_root="/nowhere")
+    sql = sp.feature_sql(cfg, AS_OF)
+    assert "DATEDIFF(CAST('2026-06-30' AS DATE), CAST(ts AS DATE))" in sql  # calendar days, no time zone
+    assert "DATEDIFF(DAY" not in sql
+    assert "FILTER(WHERE" in sql and "STDDEV_SAMP" in sql
+    assert sql.rstrip().endswith("NULLS LAST")  # DuckDB's default null order, made explicit
+    assert "ORDER BY customer_id" not in sp.feature_sql(cfg, AS_OF, ordered=False)
+
+
+def test_features_identical_to_duckdb(spark, data_root):
+    cfg = load_config(DEMO, data_root=str(data_root))
+    duck = feature_stage.build(cfg, with_labels=False).features
+    got = sp.build_features_spark(spark, cfg, AS_OF).toPandas()
+    exact = integer_columns(spark, cfg)
+    assert {"rfm_frequency", "ix_count", "cust_tenure_days", "rfm_recency_days"} <= exact
+    assert len(duck) > 1500
+    assert_same_table(duck, got, exact)
+
+    row = got.set_index("customer_id")
+    assert "Z03" not in row.index and "Z04" not in row.index and "Y99" not in row.index
+    assert {"Z02", "Z05", "Z12"} <= set(row.index)
+    assert row.loc["Z02", "cust_tenure_days"] == 1 and np.isnan(row.loc["Z05", "cust_tenure_days"])
+    z1 = row.loc["Z01"]  # invoices 1 (23:59:59 the day before), 7, 8, 30, 31, 60, 61, 90, 91 days old
+    assert z1["rfm_recency_days"] == 1 and z1["rfm_first_purchase_days"] == 91
+    assert z1["rfm_frequency"] == 9 and z1["rfm_frequency_7d"] == 2 and z1["rfm_frequency_30d"] == 4
+    assert z1["rfm_frequency_90d"] == 8 and z1["rfm_frequency_trend_30d"] == 4 - 2
+    z6 = row.loc["Z06"]
+    assert z6["rfm_frequency"] == 2 and z6["rfm_return_lines"] == 2 and z6["rfm_return_amount"] == 80.0
+    assert z6["rfm_distinct_channels"] == 2
+    assert np.isnan(row.loc["Z07", "rfm_gap_mean_days"]) and np.isnan(row.loc["Z07", "rfm_gap_std_days"])
+    assert row.loc["Z08", "rfm_frequency"] == 0 and row.loc["Z08", "ix_count"] == 0
+    z11 = row.loc["Z11"]
+    assert z11["rfm_gap_mean_days"] == 8.5 and z11["rfm_gap_std_days"] == pytest.approx(np.sqrt(4.5))
+    z10 = row.loc["Z10"]  # touches 1, 2 (no type), 5 (unlisted type), 7, 30, 31, 60, 61 days old
+    assert z10["ix_recency_days"] == 1 and z10["ix_count"] == 8 and z10["ix_distinct_types"] == 5
+    assert z10["ix_count_7d"] == 4 and z10["ix_call_7d"] == 1 and z10["ix_meeting_7d"] == 1
+    assert z10["ix_web_visit_7d"] == 0 and z10["ix_web_visit_30d"] == 1 and z10["ix_count_30d"] == 5
+    assert z10["ix_duration_s_30d"] == 120 + 5 + 1800 + 30
+    assert z10["ix_count_trend_30d"] == 5 - 2  # (30, 60]: 31 and 60 days old
+    z9 = row.loc["Z09"]  # trimmed text; '' and missing values are NULL
+    assert z9["cust_industry"] == "retail" and pd.isna(z9["cust_company_size"]) and pd.isna(z9["cust_region"])
+
+
+def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
+    """Renamed columns, CSV with text dates, two customer files with an overlap, derived amounts,
+    exclude rules and na_values: the Spark input layer agrees with pipelines/sources.py."""
+    cust = pd.DataFrame({
+        "Account ID": [101, 102, 103, 104, 105],
+        "Created": ["13/01/2025", "28/02/2026", "30/06/2026", "", "15/03/2024"],
+        "Segment": [" Enterprise ", "Select", "SMB", "", "n/a"],
+        "Employees": [500, None, 12, 40, 7],
+    })
+    cust.to_csv(tmp_path / "crm_a.csv", index=False)
+    pd.DataFrame({  # 105 again (same row: an exact duplicate) and one more
+        "Account ID": [105.0, 106.0], "Created": ["15/03/2024", "20/05/2026"],
+        "Segment": ["n/a", "SMB"], "Employees": [7.0, 3.0],
+    }).to_csv(tmp_path / "crm_b.csv", index=False)
+    pd.DataFrame({
+        "cust": [101, 101, 101, 102, 103, 105, 106, 101],
+        "Order Date": ["06/29/2026 23:59", "06/30/2026 00:00", "05/31/2026 08:05", "01/02/2026 10:00",
+                       "06/01/2026 12:00", "12/24/2025 18:30", "06/20/2026 09:15", "06/28/2026 10:00"],
+        "order_no": ["A1", "A2", "A3", "B1", "C1", "E1", "F1", "TEST-9"],
+        "qty": [2, 1, -1, 3, 1, 4, 1, 1000],
+        "unit price": [9.5, 10.0, 9.5, 1.25, 100.0, 2.5, 8.0, 1.0],
+    }).to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame({
+        "cust": ["101", "102", "102", "106"],
+        "when": pd.to_datetime(["2026-06-29 12:00", "2026-06-01 00:00", "2026-06-30 00:00", "2026-05-01 09:30"],
+                               format="%Y-%m-%d %H:%M"),
+        "kind": ["call", "email", "call", "email"],
+    }).to_parquet(tmp_path / "touches.parquet", index=False)
+    raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    raw["data"]["tables"] = {
+        "customers": {
+            "files": [
+                {"path": "crm_a.csv", "columns": {"customer_id": "Account ID", "created_at": "Created"},
+                 "date_format": "%d/%m/%Y"},
+                {"path": "crm_b.csv", "columns": {"customer_id": "Account ID", "created_at": "Created"},
+                 "date_format": "%d/%m/%Y"},
+            ],
+            "categorical": ["Segment"], "numeric": ["Employees"], "na_values": ["Select", "n/a"],
+            "drop_exact_duplicates": True,
+        },
+        "transactions": {
+            "path": "orders.csv", "date_format": "%m/%d/%Y %H:%M",
+            "columns": {"customer_id": "cust", "ts": "Order Date", "invoice_id": "order_no",
+                        "quantity": "qty"},
+            "derived": {"amount": '"qty" * "unit price"'},
+            "exclude": {"test orders": "invoice_id LIKE 'TEST%'"},
+        },
+        "interactions": {"path": "touches.parquet",
+                         "columns": {"customer_id": "cust", "ts": "when", "type": "kind"}},
+    }
+    raw["features"]["interaction_types"] = ["call", "email"]
+    (tmp_path / "mapped.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    cfg = load_config(tmp_path / "mapped.yaml", data_root=str(tmp_path), schemes_file=SCHEMES)
+
+    duck = feature_stage.build(cfg, with_labels=False).features
+    got = sp.build_features_spark(spark, cfg).toPandas()
+    assert_same_table(duck, got, integer_columns(spark, cfg))
+    row = got.set_index("customer_id")
+    assert sorted(row.index) == ["101", "102", "104", "105", "106"]  # 103 created on the as-of date
+    assert row.loc["101", "cust_segment"] == "Enterprise" and pd.isna(row.loc["102", "cust_segment"])
+    assert row.loc["101", "rfm_frequency"] == 1 and row.loc["101", "rfm_return_lines"] == 1  # TEST-9 excluded
+    assert row.loc["101", "rfm_amount_7d"] == 19.0 and row.loc["101", "ix_call_7d"] == 1
+
+
+def test_java_date_format():
+    assert sp.java_date_format("%m/%d/%Y %H:%M") == "M/d/yyyy H:m"
+    assert sp.java_date_format("%Y%m%d") == "yyyyMMdd"
+    assert sp.java_date_format("%Y-%m-%dT%H:%M:%S.%f") == "yyyy-M-d'T'H:m:s.SSSSSS"
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained on 2,000 demo customers into a throw-away MLflow store."""
+    from pipelines import train
+    from pipelines.demo_data import write_demo
+
+    work = tmp_path_factory.mktemp("spark_predict")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)  # MLflow's artifact folder lands here
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        cfg = load_config(DEMO, data_root=str(work / "data"))
+        cfg.train.tuning.n_trials, cfg.train.tuning.timeout_s, cfg.train.tuning.cv_folds = 1, 10, 2
+        cfg.train.tuning.search_space["n_estimators"].low = 20
+        cfg.train.tuning.search_space["n_estimators"].high = 40
+        cfg.train.min_per_tier = 10
+        cfg.segments.k = 3
+        write_demo(cfg, n_customers=2000)
+        train.run(cfg)
+        yield cfg, work
+
+
+def test_spark_predictions_equal_batch_predictions(spark, trained):
+    from pipelines import predict
+
+    cfg, work = trained
+    prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str})
+    bad = prospects.head(3).copy()
+    bad.loc[bad.index[0], "customer_id"] = None  # missing id
+    # bad.index[1] repeats the first prospect: a duplicate id
+    bad.loc[bad.index[2], ["customer_id", "created_at"]] = ["ZNEW", str(AS_OF)]  # created on the as-of date
+    scoring = pd.concat([prospects, bad], ignore_index=True)
+    scoring.to_csv(work / "scoring.csv", index=False)
+    inp = str(work / "scoring.csv")
+
+    batch = predict.run(cfg, input_path=inp, output=str(work / "batch.parquet"), progress=False)
+    res = sp.predict_spark(spark, cfg, input_path=inp, output=str(work / "spark_out"))
+    assert res.input_rows == batch.input_rows == len(scoring)
+    assert res.reasons == batch.reasons and res.rejected == batch.rejected == 3
+    assert res.scored == batch.scored and res.model_version == batch.model_version == "1"
+    want = pd.read_csv(batch.rejects).sort_values("input_row").reset_index(drop=True)
+    got_rejects = pd.read_csv(next(Path(res.rejects).glob("part-*.csv")))
+    pd.testing.assert_frame_equal(got_rejects, want, check_dtype=False)
+
+    a = pd.read_parquet(work / "batch.parquet").sort_values("customer_id").reset_index(drop=True)
+    b = pd.read_parquet(res.output).sort_values("customer_id").reset_index(drop=True)
+    assert sorted(p.name for p in Path(res.output).iterdir() if p.is_dir()) <= [f"tier={t}" for t in "ABCDE"]
+    assert set(b.columns) == set(a.columns)
+    assert b["customer_id"].tolist() == a["customer_id"].tolist()
+    assert b["tier"].astype(str).tolist() == a["tier"].tolist()
+    for c in [c for c in a.columns if c.startswith("proba_")] + ["score"]:
+        np.testing.assert_allclose(b[c].to_numpy(), a[c].to_numpy(), rtol=0, atol=1e-6, err_msg=c)
+    assert (b["segment_id"] == a["segment_id"]).all() and (b["segment"] == a["segment"]).all()
+    assert (b["model_version"] == "1").all() and (b["as_of"] == AS_OF).all()
