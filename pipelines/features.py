@@ -13,6 +13,7 @@ from features.queries import FAMILY_TABLES, feature_query
 from models.frame import numbers_as_float
 from pipelines.config import Config, ConfigError, TableSpec
 from pipelines.sources import TableStats, register_all
+from pipelines.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def build(cfg: Config, as_of: dt.date | None = None, customers: TableSpec | None
     con = connect()
     try:
         stats = register_all(con, cfg, customers=customers, with_labels=with_labels)
+        if customers is None:  # a scoring input is checked row by row by the predict stage
+            validate(con, cfg, stats, as_of)
         feats = build_in(con, cfg, as_of)
         labels = None
         if with_labels and "labels" in stats:

@@ -35,6 +35,7 @@ from pipelines import features as feature_stage  # noqa: E402
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Config  # noqa: E402
 from pipelines.sources import InputError, register_all  # noqa: E402
+from pipelines.validate import as_records, validate  # noqa: E402
 from features.queries import label_query  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ class Prepared:
     features: pd.DataFrame  # the latest snapshot (segments, drift reference)
     stats: dict
     protocol: dict
+    problems: list = field(default_factory=list)
 
 
 def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
@@ -188,6 +190,7 @@ def prepare(cfg: Config) -> Prepared:
     con = feature_stage.connect()
     try:
         stats = register_all(con, cfg, with_labels=cfg.labels.source == "table")
+        problems = validate(con, cfg, stats, max([cfg.data.as_of, *cfg.snapshots.eval_as_of]))
         data_end = None
         if "transactions" in stats:
             last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
@@ -249,7 +252,7 @@ def prepare(cfg: Config) -> Prepared:
     if test is not None and test.empty:
         raise TrainingDataError("the evaluation snapshot has no labelled customer (all censored?)")
     return Prepared(train=train, test=test, features=feats, stats={k: v.as_dict() for k, v in stats.items()},
-                    protocol=protocol)
+                    protocol=protocol, problems=as_records(problems))
 
 
 def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict) -> dict:
@@ -323,6 +326,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         )
         mlflow.log_dict(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)), "config.yaml")
         mlflow.log_dict({"protocol": prep.protocol, "tables": prep.stats}, "inputs/table_stats.json")
+        mlflow.log_dict({"problems": prep.problems}, "inputs/validation.json")
         counts = {
             "train": {t: int(n) for t, n in train["tier"].value_counts().reindex(levels, fill_value=0).items()},
             "eval": {t: int(n) for t, n in eval_rows["tier"].value_counts().reindex(levels, fill_value=0).items()},

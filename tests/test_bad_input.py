@@ -125,3 +125,24 @@ def test_labels_outside_the_scheme(workdir, small):
     df.to_parquet(path, index=False)
     res = _invoke("train", "--config", small, "--n-trials", "1")
     _assert_clean_failure(res, "4 value(s)", "'Hot'", "labels.mapping")
+
+
+def test_duplicate_customer_ids_in_training_data(workdir, small):
+    path = workdir / "data" / "customers.parquet"
+    df = pd.read_parquet(path)
+    pd.concat([df, df.head(3)], ignore_index=True).to_parquet(path, index=False)
+    res = _invoke("features", "--config", small)
+    _assert_clean_failure(res, "customers.parquet", "column 'customer_id' of customers", "6 row(s)", "unique",
+                          output=workdir / "out" / "features.parquet")
+
+
+def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplog):
+    path = workdir / "data" / "transactions.parquet"
+    df = pd.read_parquet(path)
+    extra = df.head(2).copy()
+    extra["customer_id"] = ["GHOST-1", "GHOST-2"]
+    pd.concat([df, extra], ignore_index=True).to_parquet(path, index=False)
+    res = _invoke("features", "--config", small)
+    assert res.exit_code == 0, res.output
+    assert "2 row(s) name customers absent from the customers table" in caplog.text
+    assert "GHOST-1" in caplog.text

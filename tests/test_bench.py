@@ -108,3 +108,16 @@ def test_cli_prints_json_lines(tmp_path):
     assert line["bar"] == "<= 10" and isinstance(line["ok"], bool)
     assert "--only features_1m_seconds" in line["command"]
     assert (work / "data2k" / "customers.parquet").is_file()  # generated under --workdir, not the repo
+
+
+def test_speedup_on_a_subset_reports_matching_outputs(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.bench", "--only", "features_speedup_vs_pandas",
+         "--n-customers", "3000", "--pandas-max-customers", "1000", "--workdir", str(tmp_path / "work")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    assert line["name"] == "features_speedup_vs_pandas" and line["unit"] == "x" and line["value"] > 0
+    assert line["n_customers"] == 1000 and line["rows"] == 1000 and "note" in line
+    assert line["outputs_match"] is True, line["differences"]

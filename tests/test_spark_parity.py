@@ -237,8 +237,8 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     }).to_csv(tmp_path / "orders.csv", index=False)
     pd.DataFrame({
         "cust": ["101", "102", "102", "106"],
-        "when": pd.to_datetime(["2026-06-29 12:00", "2026-06-01 00:00", "2026-06-30 00:00", "2026-05-01 09:30"],
-                               format="%Y-%m-%d %H:%M"),
+        "when": pd.to_datetime(["2026-06-29 12:00", "2026-06-01 00:00", "2026-06-30 00:00",
+                                "2026-05-01 09:30"]),
         "kind": ["call", "email", "call", "email"],
     }).to_parquet(tmp_path / "touches.parquet", index=False)
     raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
