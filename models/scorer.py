@@ -27,6 +27,7 @@ class TierScorer:
     segmenter: Segmenter
     feature_columns: list[str]
     metadata: dict = field(default_factory=dict)
+    drift_reference: dict = field(default_factory=dict)
 
     @property
     def input_columns(self) -> list[str]:

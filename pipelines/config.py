@@ -337,6 +337,9 @@ class PredictConfig(_Strict):
     )
     output: str = "outputs/predictions.parquet"
     max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    psi_warning: Annotated[float, Field(gt=0)] = Field(
+        default=0.2, description="warn when a feature's population stability index exceeds this"
+    )
 
 
 class ReportConfig(_Strict):

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.queries import feature_query
+from models.drift import DriftAccumulator, migration
 from models.frame import numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
@@ -63,6 +64,48 @@ class PredictResult:
         ok = self.input_rows == self.scored + self.rejected
         lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected ({'ok' if ok else 'MISMATCH'})")
         return "\n".join(lines)
+
+
+def rebatch(reader, size: int):
+    """Tables of exactly ``size`` rows (the last may be shorter), whatever batches the engine hands
+    out: the row groups, hence the output bytes, then do not depend on thread timing."""
+    pending: list[pa.RecordBatch] = []
+    n = 0
+    for batch in reader:
+        pending.append(batch)
+        n += batch.num_rows
+        while n >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, n = rest.to_batches(), rest.num_rows
+    if n:
+        yield pa.Table.from_batches(pending)
+
+
+def side_file(out_path: Path, kind: str) -> Path:
+    """``predictions.parquet`` -> ``predictions.drift.csv`` / ``predictions.migration.csv``."""
+    return out_path.with_name(f"{out_path.stem}.{kind}.csv")
+
+
+def _previous_output(path: Path) -> pd.DataFrame | None:
+    """The last run's tiers, for tier migration (None when there is no readable previous output)."""
+    if not path.is_file():
+        return None
+    try:
+        prev = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"customer_id": str})
+    except (OSError, ValueError) as exc:
+        log.warning("previous predictions %s unreadable, no migration table: %s", path, exc)
+        return None
+    needed = {"customer_id", "tier", "score"}
+    return prev[list(needed)] if needed <= set(prev.columns) else None
+
+
+def _scorer_of(model):
+    try:
+        return model.unwrap_python_model().scorer
+    except AttributeError:  # not a leadtier pyfunc: no drift reference
+        return None
 
 
 def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
@@ -120,10 +163,23 @@ def run(
         input_rows = sum(cst.files.values())
         rejects = _split_rejects(con, as_of)
         sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
+        previous = _previous_output(out_path)
+        scorer = _scorer_of(model)
+        drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows,
-                                {"reasons": True} if reasons else None)
+                                {"reasons": True} if reasons else None, drift)
     finally:
         con.close()
+    drift_table = drift.table(cfg.predict.psi_warning) if drift is not None else None
+    if drift_table is not None:
+        write_table(drift_table, side_file(out_path, "drift"))
+        for row in drift_table[drift_table["warning"]].itertuples():
+            log.warning("drift: feature %s has PSI %.3f > %.2f against the training data", row.feature, row.psi,
+                        cfg.predict.psi_warning)
+    if previous is not None:
+        moved = migration(previous, pd.read_parquet(out_path) if out_path.suffix == ".parquet"
+                          else pd.read_csv(out_path, dtype={"customer_id": str}), scorer.scheme.codes)
+        write_table(moved, side_file(out_path, "migration"))
     rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
     if len(rejects):
         write_table(rejects, rejects_path)
@@ -159,7 +215,8 @@ def run(
 
 
 def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date, batch_size: int,
-                   progress: bool, total: int, params: dict | None = None) -> int:
+                   progress: bool, total: int, params: dict | None = None,
+                   drift: DriftAccumulator | None = None) -> int:
     """Stream feature batches through the model into ``out_path`` (atomically: temp file, rename)."""
     rel = con.sql(sql)
     reader = rel.to_arrow_reader(batch_size) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_size)
@@ -171,11 +228,13 @@ def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date
         writer = None
         try:
             with tqdm(total=total, unit="rows", desc="scoring", disable=not progress, mininterval=1.0) as bar:
-                for batch in reader:
-                    frame = numbers_as_float(pa.Table.from_batches([batch]).to_pandas())
+                for batch in rebatch(reader, batch_size):
+                    frame = numbers_as_float(batch.to_pandas())
                     if frame.empty:
                         continue
                     scored = model.predict(frame.drop(columns=["customer_id"]), params=params)
+                    if drift is not None:
+                        drift.add(frame)
                     scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
                     if "rfm_monetary" in frame.columns:  # what the report needs for revenue shares
                         scored["past_revenue"] = frame["rfm_monetary"].to_numpy()

@@ -862,6 +862,12 @@ def run(
     pred_path = Path(predictions or cfg.predict.output)
     out_path = Path(output or cfg.report.output)
     frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
+    from pipelines.predict import side_file
+
+    if migration is None and side_file(pred_path, "migration").is_file():
+        migration = pd.read_csv(side_file(pred_path, "migration"), dtype={"customer_id": str})
+    if drift is None and side_file(pred_path, "drift").is_file():
+        drift = pd.read_csv(side_file(pred_path, "drift"))
     t_read = time.perf_counter()
 
     from pipelines import tracking

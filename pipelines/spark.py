@@ -677,9 +677,11 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
             raise tracking.ModelLoadError(
                 f"model {uri} needs feature column(s) that this config does not build: {missing}")
         udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=struct, env_manager="local")
-        scored = feats.select("customer_id", udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p"))
-        result = scored.select(
-            "customer_id", "__p.*",
+        # like leadtier predict, keep past revenue for the report (it then needs no feature rebuild)
+        extra = [F.col("rfm_monetary").alias("past_revenue")] if "rfm_monetary" in feats.columns else []
+        prediction = udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p")
+        result = feats.select("customer_id", prediction, *extra).select(
+            "customer_id", "__p.*", *[c for c in ["past_revenue"] if extra],
             F.lit(version).cast("string").alias("model_version"),
             F.lit(as_of).cast("date").alias("as_of"),
         )

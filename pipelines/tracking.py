@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -22,6 +23,7 @@ from pipelines.config import Config
 from pipelines.mlflow_model import LeadtierModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -76,6 +78,19 @@ def _requirements() -> list[str]:
 
     pkgs = ["mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pydantic", "joblib", "scipy"]
     return [f"{p}=={version(p)}" for p in pkgs]
+
+
+def champion_segmenter(client: MlflowClient, cfg: Config):
+    """The current champion's segmenter, so that retrained segments keep their names; None if none."""
+    try:
+        client.get_model_version_by_alias(cfg.mlflow.model_name, CHAMPION)
+    except MlflowException:
+        return None
+    try:
+        return load_model(champion_uri(cfg)).unwrap_python_model().scorer.segmenter
+    except (ModelLoadError, AttributeError) as exc:
+        log.warning("segments not aligned with the champion's: %s", exc)
+        return None
 
 
 def load_model(uri: str):

@@ -22,10 +22,12 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
 
 from models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard  # noqa: E402
 from models.classifier import TierClassifier  # noqa: E402
+from models.drift import reference_profile  # noqa: E402
 from models.frame import ID_COLUMN  # noqa: E402
 from models.metrics import compare, confusion, tier_metrics  # noqa: E402
 from models.scorer import TierScorer  # noqa: E402
@@ -390,8 +392,14 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             minibatch_above=cfg.segments.minibatch_above,
             silhouette_sample=cfg.segments.silhouette_sample,
             random_state=cfg.seed,
-        ).fit(feats)
+        ).fit(feats, previous=tracking.champion_segmenter(client, cfg))
         mlflow.log_metric("segments_k", seg.n_clusters_)
+        # how much of the predefined tiers do the exploratory segments explain?
+        seg_eval = seg.predict(eval_rows)
+        mlflow.log_metric("segments_tier_ami", adjusted_mutual_info_score(eval_rows["tier"], seg_eval))
+        crosstab = pd.crosstab(pd.Series(seg_eval, name="segment_id").map(lambda i: seg.name(i)),
+                               eval_rows["tier"].to_numpy()).reindex(columns=levels, fill_value=0)
+        mlflow.log_text(crosstab.to_csv(), "segments/tier_by_segment.csv")
         mlflow.log_text(pd.DataFrame(seg.k_scores_).to_csv(index=False), "segments/k_scores.csv")
         mlflow.log_figure(_plot_k(seg.k_scores_), "plots/segments_k_selection.png")
         profile = seg.profile_.copy()
@@ -416,6 +424,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                 "seed": cfg.seed,
             },
         )
+        scorer.drift_reference = reference_profile(feats, feature_cols, clf.categories_)
         X_eval = eval_rows[feature_cols]
         info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
         version = str(info.registered_model_version)

@@ -144,3 +144,24 @@ def test_predict_with_reasons_explains_each_customer(trained):
     assert len(out) == 50 and out["reasons"].notna().all()
     assert out["reasons"].str.contains(r"^\+ ", regex=True).mean() > 0.9
     assert out["reasons"].str.contains(" = ").all()
+
+
+def test_second_scoring_run_writes_migration_and_drift_and_the_report_shows_them(trained):
+    from pipelines import report as report_stage
+    from pipelines.predict import side_file
+
+    cfg, _, _, _, work = trained
+    out = work / "out" / "twice.parquet"
+    first = predict_stage.run(cfg, output=str(out), progress=False)
+    assert not side_file(out, "migration").exists()
+    drift = pd.read_csv(side_file(out, "drift"))
+    assert {"feature", "psi", "warning"} <= set(drift.columns) and len(drift) > 10
+    # scoring the same customers one month later: tiers may move
+    later = predict_stage.run(cfg, output=str(out), progress=False,
+                              as_of=cfg.data.as_of + pd.Timedelta(days=30))
+    moved = pd.read_csv(side_file(out, "migration"))
+    assert len(moved) == first.scored == later.scored
+    assert set(moved["change"]) <= {"upgraded", "downgraded", "unchanged", "new", "gone"}
+    assert set(moved["trend"]) <= {"improving", "steady", "declining"}
+    html = report_stage.run(cfg, predictions=str(out), output=str(work / "out" / "r.html")).read_text()
+    assert 'id="migration"' in html and 'id="drift"' in html

@@ -148,10 +148,12 @@ def test_diagnostics_notebook_trains_and_diagnoses(nb_env, diagnostics):
     assert "recomputed holdout metrics match the run's logged metrics" in text
     assert "same as the logged confusion matrix" in text
     assert "Errors by true tier" in text
-    assert "softmax(sum of contributions) == predicted probabilities" in text
+    assert "sum of contributions + bias == the booster's raw scores" in text
     assert "Top 6 feature contributions for the predicted tier" in text
-    # 3 logged plots + reliability + confusion + errors by tier + contributions
-    assert n_images(nb) >= 7
+    assert "<th>reasons</th>" in html_of(nb)  # the registered model's own reasons for the picked customers
+    # the run's logged plots (model and baseline confusions, importance, k selection) + reliability
+    # + confusion + errors by tier + contributions
+    assert n_images(nb) >= 10
     # the notebook used its own store, not the one in the environment, and left nothing in the cwd
     nbdata = Path(nb_env[1]["LEADTIER_NOTEBOOK_DIR"]) / "02_diagnostics"
     assert (nbdata / "mlflow.db").is_file()
@@ -175,4 +177,4 @@ def test_diagnostics_notebook_reads_an_existing_run(nb_env, diagnostics):
     assert "trained on" not in text
     assert "Evaluation metrics (model vs baselines):" in text
     assert "recomputed holdout metrics match the run's logged metrics" in text
-    assert n_images(nb) >= 7
+    assert n_images(nb) >= 10
