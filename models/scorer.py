@@ -47,7 +47,7 @@ class TierScorer:
         out["tier"] = pd.array(tiers.astype(str), dtype="object")
         out["score"] = self.scheme.score(proba)
         for i, code in enumerate(self.scheme.codes):
-            out[proba_column(code)] = np.round(proba[:, i], 6)
+            out[proba_column(code)] = proba[:, i]
         seg = self.segmenter.predict(features) if len(features) else np.array([], dtype=int)
         out["segment_id"] = seg.astype("int64")
         names = {sid: self.segmenter.name(sid, lang) for sid in self.segmenter.names_}

@@ -287,6 +287,20 @@ class TuningConfig(_Strict):
         return v
 
 
+class SemiSupervisedConfig(_Strict):
+    enabled: bool = False
+    threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.85
+    max_rounds: Annotated[int, Field(ge=1, le=10)] = 2
+
+
+class FloorsConfig(_Strict):
+    """A new model must reach these on the evaluation rows to become champion at all."""
+
+    macro_f1: Annotated[float, Field(ge=0, le=1)] | None = None
+    qwk: Annotated[float, Field(ge=-1, le=1)] | None = None
+    balanced_accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
 class TrainConfig(_Strict):
     evaluation: Literal["holdout", "kfold", "backtest"] = Field(
         default="holdout",
@@ -311,6 +325,8 @@ class TrainConfig(_Strict):
         default=None,
         description="cost[true][predicted] for min_expected_cost, levels in scheme order; default |i - j|",
     )
+    semi_supervised: SemiSupervisedConfig = Field(default_factory=SemiSupervisedConfig)
+    floors: FloorsConfig = Field(default_factory=FloorsConfig)
     n_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="LightGBM threads; 1 is fastest on small data and busy 2-core machines"
     )

@@ -648,6 +648,7 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
     tagged = _tag_rejects(spark, as_of).persist()
     try:
         counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
+        log.info("read and checked %d input rows in %.1f s", sum(counts.values()), time.perf_counter() - t0)
         input_rows = sum(counts.values())
         reasons = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
         rejected = sum(reasons.values())
@@ -685,8 +686,10 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
             F.lit(version).cast("string").alias("model_version"),
             F.lit(as_of).cast("date").alias("as_of"),
         )
+        t1 = time.perf_counter()
         path = write_dir(spark, result, out, partition_by=["tier"])
         n_scored = spark.read.parquet(path).count()
+        log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
     finally:
         tagged.unpersist()
     return SparkPredictResult(

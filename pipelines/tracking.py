@@ -38,8 +38,13 @@ def setup(cfg: Config) -> MlflowClient:
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if uri.startswith("sqlite:///") and client.get_experiment_by_name(cfg.mlflow.experiment) is None:
+        # artifacts live beside the database, not in whatever folder the command runs from
+        store = Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
+        client.create_experiment(cfg.mlflow.experiment, artifact_location=store.as_uri())
     mlflow.set_experiment(cfg.mlflow.experiment)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client
 
 
 def champion_uri(cfg: Config) -> str:
@@ -151,7 +156,15 @@ def champion_gate(
     except MlflowException:
         current = None
     decision = GateDecision(alias=CHAMPION)
-    if current is None:
+    failed = [
+        f"{m} {new_metrics[m]:.4f} is below the floor {floor}"
+        for m, floor in cfg.train.floors.model_dump().items()
+        if floor is not None and new_metrics.get(m, float("-inf")) < floor
+    ]
+    if failed:
+        decision.alias = CHALLENGER
+        decision.reasons.append("not promoted: " + "; ".join(failed) + " (train.floors)")
+    elif current is None:
         decision.reasons.append("no champion yet: the first model becomes champion")
     elif str(current.version) == str(new_version):
         decision.reasons.append("this version already is the champion")

@@ -14,14 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
 
@@ -30,7 +28,9 @@ from models.classifier import TierClassifier  # noqa: E402
 from models.drift import reference_profile  # noqa: E402
 from models.frame import ID_COLUMN  # noqa: E402
 from models.metrics import compare, confusion, tier_metrics  # noqa: E402
+from models.metrics import HIGHER_IS_BETTER  # noqa: E402
 from models.scorer import TierScorer  # noqa: E402
+from models.semi import self_train  # noqa: E402
 from models.segments import Segmenter  # noqa: E402
 from models.tuning import tune  # noqa: E402
 from pipelines import features as feature_stage  # noqa: E402
@@ -118,7 +118,8 @@ def segment_columns(feats: pd.DataFrame) -> list[str]:
 
 
 def _plot_confusion(cm: pd.DataFrame, title: str):
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
     ax.imshow(cm.to_numpy(), cmap="Blues")
     ax.set_xticks(range(len(cm.columns)), cm.columns)
     ax.set_yticks(range(len(cm.index)), cm.index)
@@ -134,8 +135,32 @@ def _plot_confusion(cm: pd.DataFrame, title: str):
     return fig
 
 
+def _plot_reliability(y_true: list[str], proba: np.ndarray, levels: list[str]):
+    """Reliability diagram: top-label confidence vs accuracy, and one curve per tier (one-vs-rest)."""
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    y = np.asarray(y_true, dtype=object)
+    correct = (np.asarray(levels, dtype=object)[proba.argmax(axis=1)] == y).astype(int)
+    frac, mean = calibration_curve(correct, proba.max(axis=1), n_bins=10, strategy="quantile")
+    axes[0].plot(mean, frac, marker="o", label="model")
+    axes[0].set_title("top-label reliability")
+    for i, code in enumerate(levels):
+        if (y == code).any() and (y != code).any():
+            f, m = calibration_curve((y == code).astype(int), proba[:, i], n_bins=8, strategy="quantile")
+            axes[1].plot(m, f, marker=".", label=str(code))
+    axes[1].set_title("per tier (one vs rest)")
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], ls="--", color="grey")
+        ax.set_xlabel("predicted probability")
+        ax.set_ylabel("observed frequency")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _plot_importance(imp: pd.Series, top: int = 20):
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     s = imp.head(top)[::-1]
     ax.barh(s.index, s.to_numpy(), color="#3b6ea5")
     ax.set_xlabel("total gain")
@@ -146,7 +171,8 @@ def _plot_importance(imp: pd.Series, top: int = 20):
 
 def _plot_k(scores: list[dict]):
     df = pd.DataFrame(scores)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    fig = Figure(figsize=(11, 3.2))
+    axes = fig.subplots(1, 3)
     for ax, col in zip(axes, ["silhouette", "calinski_harabasz", "inertia"], strict=True):
         ax.plot(df["k"], df[col], marker="o")
         ax.set_xlabel("k")
@@ -176,6 +202,7 @@ class Prepared:
     stats: dict
     protocol: dict
     problems: list = field(default_factory=list)
+    unlabelled: pd.DataFrame | None = None  # customers of the (last) snapshot without a label
 
 
 def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
@@ -251,17 +278,35 @@ def prepare(cfg: Config) -> Prepared:
     finally:
         con.close()
     check_minimum(cfg, train["tier"])
+    unlabelled = None
+    if cfg.train.semi_supervised.enabled:
+        if cfg.labels.source != "table":
+            raise TrainingDataError(
+                "train.semi_supervised needs labels from people (labels.source: table): with outcome labels the "
+                "unlabelled customers are censored ones or the evaluation snapshot itself"
+            )
+        labelled_ids = set(train[ID_COLUMN]) | (set(test[ID_COLUMN]) if test is not None else set())
+        unlabelled = feats[~feats[ID_COLUMN].isin(labelled_ids)]
     if test is not None and test.empty:
         raise TrainingDataError("the evaluation snapshot has no labelled customer (all censored?)")
     return Prepared(train=train, test=test, features=feats, stats={k: v.as_dict() for k, v in stats.items()},
-                    protocol=protocol, problems=as_records(problems))
+                    protocol=protocol, problems=as_records(problems), unlabelled=unlabelled)
 
 
-def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict) -> dict:
+def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict,
+                unlabelled: pd.DataFrame | None = None) -> dict:
     levels = cfg.scheme.codes
     final = {"calibration": cfg.train.calibration, "calibration_size": cfg.train.calibration_size}
-    models = {
-        "model": TierClassifier(levels=levels, random_state=cfg.seed, **params, **final).fit(X, y),
+
+    def make() -> TierClassifier:
+        return TierClassifier(levels=levels, random_state=cfg.seed, **params, **final)
+
+    models = {"model": make().fit(X, y)}
+    semi = cfg.train.semi_supervised
+    if semi.enabled and unlabelled is not None and len(unlabelled):
+        models["model_self_training"], _ = self_train(make, X, y, unlabelled[X.columns], semi.threshold,
+                                                      semi.max_rounds)
+    models |= {
         "majority": MajorityBaseline(levels=levels).fit(X, y),
         "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X, y),
     }
@@ -274,7 +319,7 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
     """Predictions on the evaluation rows for the model and every baseline (same rows for all)."""
     train = prep.train
     if prep.test is not None:
-        models = _fit_models(cfg, train[feature_cols], train["tier"].tolist(), params)
+        models = _fit_models(cfg, train[feature_cols], train["tier"].tolist(), params, prep.unlabelled)
         X_eval = prep.test[feature_cols]
         preds = {k: (m.predict_proba(X_eval), list(m.predict(X_eval))) for k, m in models.items()}
         return prep.test["tier"].tolist(), preds, models
@@ -285,13 +330,13 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
     proba_parts: dict[str, np.ndarray] = {}
     pred_parts: dict[str, np.ndarray] = {}
     for tr, va in folds.split(train, y):
-        fold_models = _fit_models(cfg, train.iloc[tr][feature_cols], list(y[tr]), params)
+        fold_models = _fit_models(cfg, train.iloc[tr][feature_cols], list(y[tr]), params, prep.unlabelled)
         for k, m in fold_models.items():
             proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
                 train.iloc[va][feature_cols])
             pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
     preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts}
-    models = _fit_models(cfg, train[feature_cols], list(y), params)
+    models = _fit_models(cfg, train[feature_cols], list(y), params, prep.unlabelled)
     return list(y), preds, models
 
 
@@ -368,16 +413,28 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
 
         # ---------------------------------------------------------- final model + baselines, same rows
         y_eval, preds, models = _evaluate(cfg, prep, feature_cols, {**base, **best_params})
-        clf = models["model"]
         metrics: dict[str, dict[str, float]] = {}
         for key, (proba, pred) in preds.items():
             metrics[key] = tier_metrics(y_eval, proba, levels, y_pred=pred)
+        if "model_self_training" in metrics:  # kept only when it improves the evaluation
+            primary = cfg.train.primary_metric
+            a, b = metrics["model"][primary], metrics["model_self_training"][primary]
+            kept = b > a if HIGHER_IS_BETTER[primary] else b < a
+            mlflow.set_tag("leadtier.semi_supervised", "kept" if kept else "discarded")
+            log.info("self-training %s: %s %.4f vs %.4f without", "kept" if kept else "discarded", primary, b, a)
+            metrics["model_supervised_only"] = metrics.pop("model")
+            preds["model_supervised_only"] = preds.pop("model")
+            models["model_supervised_only"] = models.pop("model")
+            winner = "model_self_training" if kept else "model_supervised_only"
+            metrics["model"], preds["model"], models["model"] = metrics[winner], preds[winner], models[winner]
+        clf = models["model"]
+        mlflow.log_figure(_plot_reliability(y_eval, preds["model"][0], levels), "plots/reliability_model.png")
+        for key, (proba, pred) in preds.items():
             mlflow.log_metrics({(f"test_{k}" if key == "model" else f"{key}_{k}"): v for k, v in metrics[key].items()})
             cm = confusion(y_eval, pred, levels)
             mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on evaluation rows"), f"plots/confusion_{key}.png")
             mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
-        plt.close("all")
-        beats = {b: compare(metrics["model"], metrics[b], HEADLINE) for b in metrics if b != "model"}
+        beats = {b: compare(metrics["model"], metrics[b], HEADLINE) for b in metrics if not b.startswith("model")}
         mlflow.log_dict({"protocol": prep.protocol, "metrics": metrics, "model_beats": beats}, "eval/summary.json")
 
         imp = clf.feature_importances_
@@ -406,7 +463,6 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         profile.insert(0, "name_en", [seg.name(i, "en") for i in profile.index])
         profile.insert(1, "name_zh", [seg.name(i, "zh") for i in profile.index])
         mlflow.log_text(profile.to_csv(), "segments/profile.csv")
-        plt.close("all")
 
         # ---------------------------------------------------------- log, register, gate
         scorer = TierScorer(
