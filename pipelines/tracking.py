@@ -14,8 +14,8 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, Schema
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 
 from models.metrics import HIGHER_IS_BETTER, tier_metrics
 from models.scorer import TierScorer

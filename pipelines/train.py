@@ -15,30 +15,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
 
+from features.queries import label_query  # noqa: E402
 from models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard  # noqa: E402
 from models.classifier import TierClassifier  # noqa: E402
 from models.drift import reference_profile  # noqa: E402
 from models.frame import ID_COLUMN  # noqa: E402
-from models.metrics import compare, confusion, tier_metrics  # noqa: E402
-from models.metrics import HIGHER_IS_BETTER  # noqa: E402
+from models.metrics import (  # noqa: E402
+    HIGHER_IS_BETTER,  # noqa: E402
+    compare,
+    confusion,
+    tier_metrics,
+)
 from models.scorer import TierScorer  # noqa: E402
-from models.semi import self_train  # noqa: E402
 from models.segments import Segmenter  # noqa: E402
+from models.semi import self_train  # noqa: E402
 from models.tuning import tune  # noqa: E402
 from pipelines import features as feature_stage  # noqa: E402
 from pipelines import tracking  # noqa: E402
 from pipelines.config import Config  # noqa: E402
 from pipelines.sources import InputError, register_all  # noqa: E402
 from pipelines.validate import as_records, validate  # noqa: E402
-from features.queries import label_query  # noqa: E402
 
 log = logging.getLogger(__name__)
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
@@ -429,7 +433,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             metrics["model"], preds["model"], models["model"] = metrics[winner], preds[winner], models[winner]
         clf = models["model"]
         mlflow.log_figure(_plot_reliability(y_eval, preds["model"][0], levels), "plots/reliability_model.png")
-        for key, (proba, pred) in preds.items():
+        for key, (_, pred) in preds.items():
             mlflow.log_metrics({(f"test_{k}" if key == "model" else f"{key}_{k}"): v for k, v in metrics[key].items()})
             cm = confusion(y_eval, pred, levels)
             mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on evaluation rows"), f"plots/confusion_{key}.png")
