@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import IO
 
 import pandas as pd
@@ -68,6 +69,11 @@ def command(model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
 
 def environment(cfg: Config) -> dict[str, str]:
     env = dict(os.environ)
+    # MLflow starts the server as `bash -c "exec uvicorn ..."`: uvicorn must be on PATH even when
+    # this interpreter's virtualenv is not activated
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join([bindir, *filter(None, [env.get("PATH")])])
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri(cfg)
     env.setdefault("MLFLOW_REGISTRY_URI", env["MLFLOW_TRACKING_URI"])
     return env

@@ -165,3 +165,16 @@ def test_second_scoring_run_writes_migration_and_drift_and_the_report_shows_them
     assert set(moved["trend"]) <= {"improving", "steady", "declining"}
     html = report_stage.run(cfg, predictions=str(out), output=str(work / "out" / "r.html")).read_text()
     assert 'id="migration"' in html and 'id="drift"' in html
+
+
+def test_floors_keep_a_weak_model_out_of_production(trained):
+    cfg, _, _, _, _ = trained
+    client = MlflowClient()
+    before = client.get_model_version_by_alias(cfg.mlflow.model_name, "champion").version
+    strict = cfg.model_copy(deep=True)
+    strict.train.tuning.n_trials = 1
+    strict.train.floors.macro_f1 = 0.999
+    res = train_stage.run(strict)
+    assert res.alias == "challenger"
+    assert any("below the floor 0.999" in r for r in res.reasons)
+    assert client.get_model_version_by_alias(cfg.mlflow.model_name, "champion").version == before

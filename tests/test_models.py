@@ -196,3 +196,20 @@ def test_binary_contributions_are_mirrored():
     c = clf.contributions(X.head(3))
     assert c.shape == (3, 2, X.shape[1])  # features (incl. bias) minus the id column
     np.testing.assert_allclose(c[:, 0], -c[:, 1])
+
+
+def test_self_training_adds_only_confident_unlabelled_rows():
+    from models.semi import self_train
+
+    X, y = _data(600)
+    lab, unlab = X.iloc[:300], X.iloc[300:]
+
+    def make():
+        return TierClassifier(levels=LEVELS, n_estimators=40)
+
+    clf, added = self_train(make, lab, y[:300], unlab, threshold=0.9, max_rounds=2)
+    assert added and 0 < added[0] <= 300 and sum(added) <= 300
+    _, none_added = self_train(make, lab, y[:300], unlab, threshold=1.0, max_rounds=2)
+    assert none_added == [] or none_added[0] < added[0]
+    with pytest.raises(ValueError, match="threshold"):
+        self_train(make, lab, y[:300], unlab, threshold=0)
