@@ -104,8 +104,9 @@ def load_model(uri: str):
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise ModelLoadError(f"cannot load model {uri}: {exc.message.splitlines()[0]}") from None
-    except (OSError, EOFError, ValueError, ImportError, KeyError) as exc:
-        raise ModelLoadError(f"cannot load model {uri}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a missing, truncated or garbled artifact (pickle, YAML, ...): name it
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"cannot load model {uri}: {type(exc).__name__}: {first}") from exc
 
 
 def resolve_version(client: MlflowClient, uri: str) -> str:
@@ -123,16 +124,27 @@ def resolve_version(client: MlflowClient, uri: str) -> str:
         raise ModelLoadError(f"cannot resolve model {uri}: {exc.message.splitlines()[0]}") from None
 
 
-class _Compared(Exception):
-    """Control flow: the champion's metrics were read from its run, nothing to re-score."""
-
-
 @dataclass
 class GateDecision:
     alias: str
     reasons: list[str] = field(default_factory=list)
     champion_version: str | None = None
     champion_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _champion_metrics(client: MlflowClient, cfg: Config, current, eval_features: pd.DataFrame,
+                      eval_tiers: list[str], refit_on_eval: bool) -> tuple[dict[str, float], str]:
+    """The current champion's metrics on the same evaluation rows, and how they were obtained."""
+    if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
+        logged = client.get_run(current.run_id).data.metrics
+        old = {k[len("test_"):]: v for k, v in logged.items() if k.startswith("test_")}
+        if cfg.train.primary_metric not in old:
+            raise KeyError(f"champion run {current.run_id} logged no test_{cfg.train.primary_metric}")
+        return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
+    scored = model.predict(eval_features)
+    proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+    return tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist()), ""
 
 
 def champion_gate(
@@ -144,8 +156,9 @@ def champion_gate(
     eval_tiers: list[str],
     refit_on_eval: bool = False,
 ) -> GateDecision:
-    """Give the new version ``champion`` if it is at least as good as the current champion on the
-    same evaluation rows by the primary metric; otherwise ``challenger``. Sets the alias.
+    """Give the new version ``champion`` if it passes ``train.floors`` and is at least as good as the
+    current champion on the same evaluation rows by the primary metric; otherwise ``challenger``.
+    Sets the alias and says why, metric by metric.
 
     With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
     own logged out-of-fold metrics are compared instead of re-scoring it on rows it may have seen.
@@ -171,42 +184,31 @@ def champion_gate(
     else:
         decision.champion_version = str(current.version)
         try:
-            if refit_on_eval:
-                logged = client.get_run(current.run_id).data.metrics
-                old = {k[len("test_"):]: v for k, v in logged.items() if k.startswith("test_")}
-                if primary not in old:
-                    raise KeyError(f"champion run {current.run_id} logged no test_{primary}")
-                decision.champion_metrics = old
-                raise _Compared
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
-            scored = model.predict(eval_features)
-            proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
-            old = tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
-            decision.champion_metrics = old
-        except _Compared:
-            decision.reasons.append("k-fold evaluation: compared with the champion's logged out-of-fold metrics")
-        except Exception as exc:  # noqa: BLE001 - any failure means the old champion cannot compete
+            old, note = _champion_metrics(client, cfg, current, eval_features, eval_tiers, refit_on_eval)
+        except Exception as exc:  # noqa: BLE001 - any failure means the old champion cannot compete; said below
             decision.reasons.append(
                 f"champion v{current.version} cannot score the current evaluation data "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the new model replaces it"
             )
-            old = None
-        if old is not None:
-            for metric in [m for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
-                           if m in old and m in new_metrics]:
+        else:
+            decision.champion_metrics = old
+            shown = [m for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
+                     if m in old and m in new_metrics]
+            for metric in shown:
                 arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
                 decision.reasons.append(
                     f"{metric}: new {new_metrics[metric]:.4f} vs champion v{current.version} {old[metric]:.4f} "
                     f"({arrow} is better)"
                 )
+            if note:
+                decision.reasons.append(note)
             n, o = new_metrics[primary], old[primary]
-            as_good = n >= o if HIGHER_IS_BETTER[primary] else n <= o
-            if not as_good:
+            if n >= o if HIGHER_IS_BETTER[primary] else n <= o:
+                decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} is at least as good as {o:.4f}")
+            else:
                 decision.alias = CHALLENGER
                 decision.reasons.insert(
                     0, f"kept champion v{current.version}: new {primary} {n:.4f} is worse than {o:.4f}"
                 )
-            else:
-                decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} is at least as good as {o:.4f}")
     client.set_registered_model_alias(name, decision.alias, str(new_version))
     return decision
