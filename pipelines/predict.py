@@ -162,6 +162,27 @@ def run(
         cst = stats["customers"]
         input_rows = sum(cst.files.values())
         rejects = _split_rejects(con, as_of)
+        rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
+        why = rejects["reason"].value_counts().to_dict() if len(rejects) else {}
+        if cst.duplicates_dropped:  # rows gone before tagging: counted, not listed
+            why["exact duplicate row (tables.customers.drop_exact_duplicates)"] = cst.duplicates_dropped
+        for rule, n in cst.excluded.items():
+            if n:
+                why[f"excluded by tables.customers.exclude[{rule!r}]"] = n
+        why = {str(k): int(v) for k, v in why.items()}
+        n_rejected = len(rejects) + cst.duplicates_dropped + sum(cst.excluded.values())
+        share = n_rejected / max(input_rows, 1)
+        if share > cfg.predict.max_reject_share:  # before scoring: no predictions file, not even briefly
+            if len(rejects):
+                write_table(rejects, rejects_path)
+            else:
+                rejects_path.unlink(missing_ok=True)
+            out_path.unlink(missing_ok=True)
+            raise RejectShareError(
+                f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
+                f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
+                f"Reasons: {why}. See {rejects_path}"
+            )
         sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
         previous = _previous_output(out_path)
         scorer = _scorer_of(model)
@@ -180,37 +201,22 @@ def run(
         moved = migration(previous, pd.read_parquet(out_path) if out_path.suffix == ".parquet"
                           else pd.read_csv(out_path, dtype={"customer_id": str}), scorer.scheme.codes)
         write_table(moved, side_file(out_path, "migration"))
-    rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
     if len(rejects):
         write_table(rejects, rejects_path)
     else:
         rejects_path.unlink(missing_ok=True)
-    reasons = rejects["reason"].value_counts().to_dict() if len(rejects) else {}
-    if cst.duplicates_dropped:  # rows gone before tagging: counted, not listed
-        reasons["exact duplicate row (tables.customers.drop_exact_duplicates)"] = cst.duplicates_dropped
-    for rule, n in cst.excluded.items():
-        if n:
-            reasons[f"excluded by tables.customers.exclude[{rule!r}]"] = n
     result = PredictResult(
         output=out_path,
         rejects=rejects_path,
         input_rows=input_rows,
         scored=scored,
-        rejected=len(rejects) + cst.duplicates_dropped + sum(cst.excluded.values()),
-        reasons={str(k): int(v) for k, v in reasons.items()},
+        rejected=n_rejected,
+        reasons=why,
         model_uri=uri,
         model_version=version,
         as_of=as_of,
         seconds=time.perf_counter() - t0,
     )
-    share = result.rejected / max(result.input_rows, 1)
-    if share > cfg.predict.max_reject_share:
-        out_path.unlink(missing_ok=True)
-        raise RejectShareError(
-            f"{result.rejected} of {result.input_rows} input rows ({share:.1%}) were rejected, more than "
-            f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
-            f"Reasons: {result.reasons}. See {rejects_path}"
-        )
     return result
 
 

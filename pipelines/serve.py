@@ -157,12 +157,22 @@ def run(cfg: Config, model_uri: str | None = None, host: str = DEFAULT_HOST, por
         workers: int = 1, echo=print) -> int:
     """Serve in the foreground until the server exits or Ctrl-C; returns its exit status."""
     uri, version = resolve_model(cfg, model_uri)
-    proc = start(cfg, uri, host, port, workers)
-    url = base_url(host, port)
-    echo(f"serving {uri} (version {version or 'n/a'}) at {url}/invocations  (GET {url}/ping; Ctrl-C stops)")
+
+    def terminate(signum, frame):  # the server runs in its own process group: take it down with us
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 130
+        proc = start(cfg, uri, host, port, workers)
+        url = base_url(host, port)
+        echo(f"serving {uri} (version {version or 'n/a'}) at {url}/invocations "
+             f"(GET {url}/ping; Ctrl-C stops)")
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            stop(proc)
     finally:
-        stop(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -180,13 +180,15 @@ def register_table(
         return _derive_customers(con, spec, stats)
     selects = [_file_select(con, cfg, table, spec, fs, stats) for fs in spec.files]
     union = "\nUNION ALL BY NAME\n".join(f"({s})" for s in selects)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}__raw AS {union}")
-    n_raw = con.execute(f"SELECT count(*) FROM {table}__raw").fetchall()[0][0]
-    source = f"{table}__raw"
+    n_raw = sum(stats.files.values())
+    # Big event logs stay views over the files (DuckDB scans them in the feature query); a table is
+    # materialised only where rows must be compared or counted against rules, and for customers.
+    materialise = spec.drop_exact_duplicates or bool(spec.exclude) or table == "customers"
+    kind = "TABLE" if materialise else "VIEW"
+    source = f"{table}__src"
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {source} AS "
+                + (f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union))
     if spec.drop_exact_duplicates:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table}__dedup AS SELECT DISTINCT * FROM {source}")
-        con.execute(f"DROP TABLE {source}")
-        source = f"{table}__dedup"
         stats.duplicates_dropped = n_raw - con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
     stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
     where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
@@ -201,9 +203,9 @@ def register_table(
             ) from None
         stats.excluded[rule] = int(n)
         where += f" AND NOT {cond}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source} WHERE {where}")
-    con.execute(f"DROP TABLE {source}")
-    stats.rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {table} AS SELECT * FROM {source} WHERE {where}")
+    stats.rows = (n_raw - stats.duplicates_dropped - (stats.missing_id if drop_missing_ids else 0)
+                  - sum(stats.excluded.values()))
     return stats
 
 

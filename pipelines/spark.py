@@ -100,6 +100,7 @@ def spark_session(master: str = "local[2]", app_name: str = "leadtier", conf: di
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback, whatever the hostname says
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     settings = {**(LOCAL_DEFAULTS if local else {}), **ALWAYS, **(conf or {})}
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
@@ -130,7 +131,7 @@ def _day_diff(node: exp.Expression) -> exp.Expression:
     sqlglot writes ``DATEDIFF(DAY, a, b)``, which Spark runs as ``timestampdiff``: the dates become
     timestamps in the session time zone first. The two-argument ``datediff(end, start)`` counts
     calendar days with no time zone at all; the cast keeps DuckDB's BIGINT result type (Spark's
-    ``datediff`` returns INT) so the feature table and the model signature see the same types.
+    ``datediff`` returns INT), so the raw SQL result has the same column types on both engines.
     """
     if isinstance(node, exp.DateDiff) and node.unit is not None and node.unit.name.upper() == "DAY":
         diff = exp.Anonymous(this="DATEDIFF", expressions=[node.this.copy(), node.expression.copy()])
@@ -665,6 +666,8 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
             shutil.rmtree(f"{out.rstrip('/')}_rejects.csv", ignore_errors=True)
         share = rejected / max(input_rows, 1)
         if share > cfg.predict.max_reject_share:
+            if _is_local(spark, out):  # like leadtier predict: no stale predictions next to the rejects
+                shutil.rmtree(out.removeprefix("file://").removeprefix("file:"), ignore_errors=True)
             raise RejectShareError(
                 f"{rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "

@@ -1,25 +1,43 @@
 -- Feature family: engagement from interactions (visits, page views, emails, calls, meetings, ...).
 -- One row per customer, as of :as_of: only interactions dated before :as_of count.
+-- Events are aggregated per customer first, then joined to the customers (who may have none).
 WITH ix AS (
     SELECT customer_id, type, duration_s,
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
     FROM interactions
     WHERE ts < :as_of
+),
+per_customer AS (
+    SELECT
+        customer_id,
+        min(age_days) AS ix_recency_days,
+        count(*) AS ix_count
+        {%- for w in windows %},
+        count(*) FILTER (WHERE age_days <= {{ w }}) AS ix_count_{{ w }}d
+        {%- for t in types %},
+        count(*) FILTER (WHERE age_days <= {{ w }} AND type = '{{ t }}') AS ix_{{ t }}_{{ w }}d
+        {%- endfor %}
+        {%- endfor %},
+        count(*) FILTER (WHERE age_days > 30 AND age_days <= 60) AS ix_count_prev_30d,
+        sum(duration_s) FILTER (WHERE age_days <= 30) AS ix_duration_s_30d
+    FROM ix
+    GROUP BY customer_id
 )
 SELECT
     c.customer_id,
-    min(ix.age_days) AS ix_recency_days,
-    count(ix.age_days) AS ix_count,
-    count(DISTINCT ix.type) AS ix_distinct_types
+    p.ix_recency_days,
+    coalesce(p.ix_count, 0) AS ix_count
     {%- for w in windows %},
-    count(ix.age_days) FILTER (WHERE ix.age_days <= {{ w }}) AS ix_count_{{ w }}d
+    coalesce(p.ix_count_{{ w }}d, 0) AS ix_count_{{ w }}d
     {%- for t in types %},
-    count(ix.age_days) FILTER (WHERE ix.age_days <= {{ w }} AND ix.type = '{{ t }}') AS ix_{{ t }}_{{ w }}d
+    coalesce(p.ix_{{ t }}_{{ w }}d, 0) AS ix_{{ t }}_{{ w }}d
     {%- endfor %}
     {%- endfor %},
-    coalesce(sum(ix.duration_s) FILTER (WHERE ix.age_days <= 30), 0) AS ix_duration_s_30d,
-    count(ix.age_days) FILTER (WHERE ix.age_days <= 30)
-        - count(ix.age_days) FILTER (WHERE ix.age_days > 30 AND ix.age_days <= 60) AS ix_count_trend_30d
+    {%- if types %}
+    {% for t in types %}CAST(coalesce(p.ix_{{ t }}_{{ windows[-1] }}d, 0) > 0 AS INTEGER){{ " + " if not loop.last }}{% endfor %}
+        AS ix_distinct_types_{{ windows[-1] }}d,
+    {%- endif %}
+    coalesce(p.ix_duration_s_30d, 0) AS ix_duration_s_30d,
+    coalesce(p.ix_count_30d, 0) - coalesce(p.ix_count_prev_30d, 0) AS ix_count_trend_30d
 FROM customers AS c
-LEFT JOIN ix ON ix.customer_id = c.customer_id
-GROUP BY c.customer_id
+LEFT JOIN per_customer AS p ON p.customer_id = c.customer_id
