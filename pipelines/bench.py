@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.queries import slug
+
 log = logging.getLogger("leadtier.bench")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,9 +98,9 @@ def pandas_features(
     )
     for col in categorical:
         text = cust[col].astype("str").str.strip()
-        out[f"cust_{_slug(col)}"] = text.where(text != "").to_numpy()
+        out[f"cust_{slug(col)}"] = text.where(text != "").to_numpy()
     for col in numeric:
-        out[f"cust_{_slug(col)}"] = pd.to_numeric(cust[col], errors="coerce").astype("float64").to_numpy()
+        out[f"cust_{slug(col)}"] = pd.to_numeric(cust[col], errors="coerce").astype("float64").to_numpy()
     out = out[alive]
 
     # ---- rfm family: purchases are invoices with a positive total, returns are negative lines
@@ -204,7 +206,6 @@ def pandas_features(
     eng = pd.DataFrame(index=ids)
     eng["ix_recency_days"] = by_customer["age_days"].min()
     eng["ix_count"] = by_customer.size().reindex(ids, fill_value=0)
-    eng["ix_distinct_types"] = by_customer["type"].nunique().reindex(ids, fill_value=0)
     for w in windows:
         recent = ix[ix["age_days"] <= w]
         eng[f"ix_count_{w}d"] = recent.groupby("customer_id").size().reindex(ids, fill_value=0)
@@ -212,6 +213,11 @@ def pandas_features(
         for t in types:
             counts = per_type[t] if t in per_type.columns else pd.Series(dtype="int64")
             eng[f"ix_{t}_{w}d"] = counts.reindex(ids, fill_value=0)
+    if types:  # how many of the configured types were seen in the longest window
+        longest = windows[-1]
+        eng[f"ix_distinct_types_{longest}d"] = sum(
+            (eng[f"ix_{t}_{longest}d"] > 0).astype("int64") for t in types
+        )
     last_30 = ix[ix["age_days"] <= 30].groupby("customer_id")
     prev_30 = ix[(ix["age_days"] > 30) & (ix["age_days"] <= 60)].groupby("customer_id")
     eng["ix_duration_s_30d"] = last_30["duration_s"].sum().reindex(ids, fill_value=0.0)
@@ -225,12 +231,6 @@ def pandas_features(
     feats[numbers] = feats[numbers].astype("float64")
     feats["rfm_segment"] = feats["rfm_segment"].astype("str")
     return feats
-
-
-def _slug(name: str) -> str:
-    from features.queries import slug
-
-    return slug(name)
 
 
 def frame_differences(left: pd.DataFrame, right: pd.DataFrame, rtol: float = 1e-9) -> list[str]:
@@ -275,6 +275,28 @@ def child_task(name: str):
     return register
 
 
+class Stopwatch:
+    """Wall seconds and CPU seconds (user + system, all threads of this process) of a ``with`` block.
+
+    On a busy machine wall time grows with the load; CPU time much less: both are reported."""
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), _cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_seconds = _cpu_seconds() - self._cpu
+
+    def figures(self) -> dict[str, float]:
+        return {"seconds": self.seconds, "cpu_seconds": self.cpu_seconds}
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_gb() -> float:
     """This process's peak resident set size so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
@@ -295,11 +317,10 @@ def _task_demo_data(p: dict) -> dict:
     from pipelines.demo_data import write_demo
 
     cfg = _demo_config(p["data_root"])
-    t0 = time.perf_counter()
-    counts = write_demo(cfg, p["data_root"], n_customers=p["n_customers"])
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        counts = write_demo(cfg, p["data_root"], n_customers=p["n_customers"])
     Path(p["data_root"], ".complete").write_text(json.dumps(counts))
-    return {"seconds": seconds, "counts": counts}
+    return {**sw.figures(), "counts": counts}
 
 
 @child_task("features")
@@ -307,11 +328,10 @@ def _task_features(p: dict) -> dict:
     from pipelines import features
 
     cfg = _demo_config(p["data_root"])
-    t0 = time.perf_counter()
-    build = features.build(cfg, with_labels=False)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        build = features.build(cfg, with_labels=False)
     return {
-        "seconds": seconds,
+        **sw.figures(),
         "rows": len(build.features),
         "columns": build.features.shape[1] - 1,
         "input_rows": {k: s.rows for k, s in build.stats.items()},
@@ -351,28 +371,28 @@ def _task_speedup(p: dict) -> dict:
             frame.to_parquet(root / f"{name}.parquet", index=False)
         del frame
     cfg = _demo_config(str(root))
-    t0 = time.perf_counter()
-    duck = features.build(cfg, with_labels=False).features
-    duck_s = time.perf_counter() - t0
+    with Stopwatch() as duck_sw:
+        duck = features.build(cfg, with_labels=False).features
     rss_after_duckdb = peak_rss_gb()
 
-    t0 = time.perf_counter()
-    customers, transactions, interactions = _read_demo(str(root), None)
-    read_s = time.perf_counter() - t0
-    ref = pandas_features(
-        customers,
-        transactions,
-        interactions,
-        cfg.data.as_of,
-        cfg.features.windows_days,
-        cfg.features.interaction_types,
-    )
-    pandas_s = time.perf_counter() - t0
+    with Stopwatch() as pandas_sw:  # reading the files counts, as it does for DuckDB
+        with Stopwatch() as read_sw:
+            customers, transactions, interactions = _read_demo(str(root), None)
+        ref = pandas_features(
+            customers,
+            transactions,
+            interactions,
+            cfg.data.as_of,
+            cfg.features.windows_days,
+            cfg.features.interaction_types,
+        )
     diffs = frame_differences(duck, ref)
     return {
-        "duckdb_seconds": duck_s,
-        "pandas_seconds": pandas_s,
-        "pandas_read_seconds": read_s,
+        "duckdb_seconds": duck_sw.seconds,
+        "duckdb_cpu_seconds": duck_sw.cpu_seconds,
+        "pandas_seconds": pandas_sw.seconds,
+        "pandas_cpu_seconds": pandas_sw.cpu_seconds,
+        "pandas_read_seconds": read_sw.seconds,
         "rows": len(duck),
         "columns": duck.shape[1] - 1,
         "outputs_match": not diffs,
@@ -391,11 +411,10 @@ def _task_train_demo(p: dict) -> dict:
     if p.get("n_trials"):
         cfg.train.tuning.n_trials = p["n_trials"]
         cfg.train.tuning.timeout_s = p["timeout_s"]
-    t0 = time.perf_counter()
-    res = train.run(cfg)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        res = train.run(cfg)
     return {
-        "seconds": seconds,
+        **sw.figures(),
         "model_name": cfg.mlflow.model_name,
         "version": res.model_version,
         "alias": res.alias,
@@ -413,11 +432,10 @@ def _task_predict(p: dict) -> dict:
 
     cfg = _demo_config(p["data_root"])
     cfg.predict.input = None  # every customer of the world
-    t0 = time.perf_counter()
-    res = predict.run(cfg, model_uri=p["model_uri"], input_path=None, output=p["output"], progress=False)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        res = predict.run(cfg, model_uri=p["model_uri"], input_path=None, output=p["output"], progress=False)
     return {
-        "seconds": seconds,
+        **sw.figures(),
         "scored": res.scored,
         "input_rows": res.input_rows,
         "rejected": res.rejected,
@@ -438,11 +456,10 @@ def _task_prepare(p: dict) -> dict:
     from pipelines import train
 
     cfg = _real_config(p)
-    t0 = time.perf_counter()
-    prep = train.prepare(cfg)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        prep = train.prepare(cfg)
     return {
-        "seconds": seconds,
+        **sw.figures(),
         "train_rows": len(prep.train),
         "eval_rows": len(prep.test) if prep.test is not None else 0,
         "customers": len(prep.features),
@@ -456,11 +473,10 @@ def _task_train_real(p: dict) -> dict:
     from pipelines import train
 
     cfg = _real_config(p)
-    t0 = time.perf_counter()
-    res = train.run(cfg)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        res = train.run(cfg)
     return {
-        "seconds": seconds,
+        **sw.figures(),
         "metrics": res.metrics,
         "n_train": res.n_train,
         "n_test": res.n_test,
@@ -473,6 +489,7 @@ def run_child(task: str, params: dict, result_path: Path) -> int:
     """Inside the child: run ``task``, write its result (plus peak RSS) as JSON to ``result_path``."""
     result = CHILD_TASKS[task](params)
     result["peak_rss_gb"] = peak_rss_gb()
+    result["load_avg_1m"] = os.getloadavg()[0]  # other work on the machine inflates wall times
     result_path.write_text(json.dumps(result, default=_json_default))
     return 0
 
@@ -499,6 +516,7 @@ class Ctx:
     shared: Path
     train_customers: int = TRAIN_N
     pandas_max_customers: int = PANDAS_MAX_N
+    model_uri: str | None = None  # predict with this model (workdir's MLflow store) instead of training one
     selected: set[str] = field(default_factory=set)
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -635,6 +653,12 @@ def rerun_command(name: str, ctx: Ctx) -> str:
         cmd += ["--n-customers", str(ctx.n_customers)]
     if ctx.shared != default_shared():
         cmd += ["--shared", str(ctx.shared)]
+    if name.startswith("predict_") and ctx.model_uri:
+        cmd += ["--model", ctx.model_uri, "--workdir", str(ctx.workdir)]
+    elif name.startswith(("predict_", "train_demo")) and ctx.train_customers != TRAIN_N:
+        cmd += ["--train-customers", str(ctx.train_customers)]
+    if name == "features_speedup_vs_pandas" and ctx.pandas_max_customers < ctx.n_customers:
+        cmd += ["--pandas-max-customers", str(ctx.pandas_max_customers)]
     return shlex.join(cmd)
 
 
@@ -679,6 +703,7 @@ def bench_demo_data(ctx: Ctx) -> Iterator[dict]:
         rows=c["customers"] + c["transactions"] + c["interactions"],
         tables=c,
         peak_rss_gb=round(res["peak_rss_gb"], 3),
+        **machine(res),
     )
 
 
@@ -692,6 +717,7 @@ def bench_features(ctx: Ctx) -> Iterator[dict]:
         "columns": res["columns"],
         "input_rows": res["input_rows"],
         "engine": "duckdb",
+        **machine(res),
     }
     yield metric("features_1m_seconds", res["seconds"], "s", ctx, **common)
     yield metric("features_1m_peak_rss_gb", res["peak_rss_gb"], "GB", ctx, **common)
@@ -722,6 +748,9 @@ def bench_speedup(ctx: Ctx) -> Iterator[dict]:
         duckdb_seconds=round(res["duckdb_seconds"], 3),
         pandas_seconds=round(res["pandas_seconds"], 3),
         pandas_read_seconds=round(res["pandas_read_seconds"], 3),
+        duckdb_cpu_seconds=round(res["duckdb_cpu_seconds"], 1),
+        pandas_cpu_seconds=round(res["pandas_cpu_seconds"], 1),
+        load_avg_1m=round(res["load_avg_1m"], 2),
         input_rows={"transactions": res["transactions"], "interactions": res["interactions"]},
         outputs_match=res["outputs_match"],
         differences=res["differences"],
@@ -749,6 +778,7 @@ def bench_online_retail_dataset(ctx: Ctx) -> Iterator[dict]:
         eval_rows=res["eval_rows"],
         columns=res["columns"],
         peak_rss_gb=round(res["peak_rss_gb"], 3),
+        **machine(res),
     )
 
 
@@ -768,18 +798,23 @@ def bench_train_demo(ctx: Ctx) -> Iterator[dict]:
         tuning=res["tuning"],
         macro_f1=round(res["macro_f1"], 4),
         peak_rss_gb=round(res["peak_rss_gb"], 3),
+        **machine(res),
     )
 
 
 @benchmark("predict_1m_seconds", "predict_1m_peak_rss_gb")
 def bench_predict(ctx: Ctx) -> Iterator[dict]:
     root, _ = ctx.demo_world(ctx.n_customers)
-    model = ctx.trained_model(full_budget="train_demo_seconds" in ctx.selected)
-    uri = (
-        f"models:/{model['model_name']}@champion"
-        if model["alias"] == "champion"
-        else f"models:/{model['model_name']}/{model['version']}"
-    )
+    if ctx.model_uri:
+        uri, tuning = ctx.model_uri, "given with --model"
+    else:
+        model = ctx.trained_model(full_budget="train_demo_seconds" in ctx.selected)
+        tuning = "demo.yaml budget" if model["full_budget"] else "quick (3 trials, 60 s)"
+        uri = (
+            f"models:/{model['model_name']}@champion"
+            if model["alias"] == "champion"
+            else f"models:/{model['model_name']}/{model['version']}"
+        )
     res = ctx.child("predict", data_root=str(root), model_uri=uri, output=str(ctx.workdir / "pred1m.parquet"))
     common = {
         "n_customers": ctx.n_customers,
@@ -788,8 +823,9 @@ def bench_predict(ctx: Ctx) -> Iterator[dict]:
         "rejected": res["rejected"],
         "model_uri": uri,
         "model_version": res["model_version"],
-        "model_trained_on": ctx.train_customers,
-        "model_tuning": "demo.yaml budget" if model["full_budget"] else "quick (3 trials, 60 s)",
+        "model_trained_on": None if ctx.model_uri else ctx.train_customers,
+        "model_tuning": tuning,
+        **machine(res),
     }
     yield metric("predict_1m_seconds", res["seconds"], "s", ctx, **common)
     yield metric("predict_1m_peak_rss_gb", res["peak_rss_gb"], "GB", ctx, **common)
@@ -892,7 +928,13 @@ def _train_context(res: dict) -> dict:
         "n_trials": res["n_trials"],
         "train_seconds": round(res["seconds"], 1),
         "peak_rss_gb": round(res["peak_rss_gb"], 3),
+        **machine(res),
     }
+
+
+def machine(res: dict) -> dict:
+    """CPU seconds of the timed call and the load average: wall times on a shared machine need both."""
+    return {"cpu_seconds": round(res["cpu_seconds"], 1), "load_avg_1m": round(res["load_avg_1m"], 2)}
 
 
 # =========================================================================== command line
@@ -927,6 +969,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=PANDAS_MAX_N,
         help="time the pandas-vs-DuckDB comparison on at most this many customers (default: all of them)",
+    )
+    ap.add_argument(
+        "--model",
+        help="predict_*: score with this model URI from the workdir's MLflow store (e.g. "
+        "models:/leadtier-demo@champion of an earlier run with the same --workdir) instead of training one",
     )
     ap.add_argument(
         "--workdir",
@@ -1017,6 +1064,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shared=shared,
         train_customers=args.train_customers,
         pandas_max_customers=args.pandas_max_customers,
+        model_uri=args.model,
     )
     log.info("workdir %s, shared datasets %s", workdir, shared)
 

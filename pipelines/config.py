@@ -164,6 +164,8 @@ class FeatureConfig(_Strict):
             raise ValueError("at least one window is needed, e.g. [7, 30, 90]")
         if sorted(set(v)) != v:
             raise ValueError(f"windows must be increasing and unique. Got {v} instead")
+        if 30 not in v:
+            raise ValueError(f"windows must include 30 (the 30-day trend features use it). Got {v} instead")
         return v
 
     @field_validator("interaction_types")

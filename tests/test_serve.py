@@ -38,7 +38,7 @@ def test_command_binds_loopback_and_uses_the_local_environment():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model trained on 2,000 demo customers into a throw-away MLflow store (cwd = its folder)."""
+    """A tiny model trained on 1,500 demo customers into a throw-away MLflow store (cwd = its folder)."""
     from pipelines import train
     from pipelines.demo_data import write_demo
 
@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
         cfg.train.tuning.search_space["n_estimators"].high = 40
         cfg.train.min_per_tier = 10
         cfg.segments.k = 3
-        write_demo(cfg, n_customers=2000)
+        write_demo(cfg, n_customers=1500)
         train.run(cfg)
         yield cfg, work
 

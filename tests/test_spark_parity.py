@@ -198,13 +198,12 @@ def test_features_identical_to_duckdb(spark, data_root):
     assert z1["rfm_frequency_90d"] == 8 and z1["rfm_frequency_trend_30d"] == 4 - 2
     z6 = row.loc["Z06"]
     assert z6["rfm_frequency"] == 2 and z6["rfm_return_lines"] == 2 and z6["rfm_return_amount"] == 80.0
-    assert z6["rfm_distinct_channels"] == 2
     assert np.isnan(row.loc["Z07", "rfm_gap_mean_days"]) and np.isnan(row.loc["Z07", "rfm_gap_std_days"])
     assert row.loc["Z08", "rfm_frequency"] == 0 and row.loc["Z08", "ix_count"] == 0
     z11 = row.loc["Z11"]
     assert z11["rfm_gap_mean_days"] == 8.5 and z11["rfm_gap_std_days"] == pytest.approx(np.sqrt(4.5))
     z10 = row.loc["Z10"]  # touches 1, 2 (no type), 5 (unlisted type), 7, 30, 31, 60, 61 days old
-    assert z10["ix_recency_days"] == 1 and z10["ix_count"] == 8 and z10["ix_distinct_types"] == 5
+    assert z10["ix_recency_days"] == 1 and z10["ix_count"] == 8
     assert z10["ix_count_7d"] == 4 and z10["ix_call_7d"] == 1 and z10["ix_meeting_7d"] == 1
     assert z10["ix_web_visit_7d"] == 0 and z10["ix_web_visit_30d"] == 1 and z10["ix_count_30d"] == 5
     assert z10["ix_duration_s_30d"] == 120 + 5 + 1800 + 30
@@ -288,7 +287,7 @@ def test_java_date_format():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model trained on 2,000 demo customers into a throw-away MLflow store."""
+    """A tiny model trained on 1,500 demo customers into a throw-away MLflow store."""
     from pipelines import train
     from pipelines.demo_data import write_demo
 
@@ -303,7 +302,7 @@ def trained(tmp_path_factory):
         cfg.train.tuning.search_space["n_estimators"].high = 40
         cfg.train.min_per_tier = 10
         cfg.segments.k = 3
-        write_demo(cfg, n_customers=2000)
+        write_demo(cfg, n_customers=1500)
         train.run(cfg)
         yield cfg, work
 

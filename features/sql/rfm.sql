@@ -27,20 +27,19 @@ rhythm AS (
     FROM purchase_days
     GROUP BY customer_id
 ),
-bought AS (
-    SELECT c.customer_id,
-           min(p.age_days) AS rfm_recency_days,
-           max(p.age_days) AS rfm_first_purchase_days,
-           count(p.invoice_id) AS rfm_frequency,
-           coalesce(sum(p.amount), 0) AS rfm_purchase_amount
+bought AS (   -- per customer first, joined to all customers below
+    SELECT customer_id,
+           min(age_days) AS rfm_recency_days,
+           max(age_days) AS rfm_first_purchase_days,
+           count(*) AS rfm_frequency,
+           sum(amount) AS rfm_purchase_amount
            {%- for w in windows %},
-           count(p.invoice_id) FILTER (WHERE p.age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
-           coalesce(sum(p.amount) FILTER (WHERE p.age_days <= {{ w }}), 0) AS rfm_amount_{{ w }}d
+           count(*) FILTER (WHERE age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
+           coalesce(sum(amount) FILTER (WHERE age_days <= {{ w }}), 0) AS rfm_amount_{{ w }}d
            {%- endfor %},
-           count(p.invoice_id) FILTER (WHERE p.age_days > 30 AND p.age_days <= 60) AS rfm_frequency_prev_30d
-    FROM customers AS c
-    LEFT JOIN purchases AS p ON p.customer_id = c.customer_id
-    GROUP BY c.customer_id
+           count(*) FILTER (WHERE age_days > 30 AND age_days <= 60) AS rfm_frequency_prev_30d
+    FROM purchases
+    GROUP BY customer_id
 ),
 returned AS (
     SELECT customer_id,
@@ -61,12 +60,12 @@ breadth AS (
 ),
 rfm AS (
 SELECT
-    b.customer_id,
+    c.customer_id,
     b.rfm_recency_days,
     b.rfm_first_purchase_days,
-    b.rfm_frequency,
-    b.rfm_purchase_amount + coalesce(r.net_amount_returns, 0) AS rfm_monetary,
-    CASE WHEN b.rfm_frequency > 0 THEN b.rfm_purchase_amount / b.rfm_frequency END AS rfm_monetary_div_frequency,
+    coalesce(b.rfm_frequency, 0) AS rfm_frequency,
+    coalesce(b.rfm_purchase_amount, 0) + coalesce(r.net_amount_returns, 0) AS rfm_monetary,
+    b.rfm_purchase_amount / b.rfm_frequency AS rfm_monetary_div_frequency,
     coalesce(r.rfm_return_lines, 0) AS rfm_return_lines,
     coalesce(r.rfm_return_amount, 0) AS rfm_return_amount,
     h.rfm_gap_mean_days,
@@ -74,14 +73,15 @@ SELECT
     coalesce(x.rfm_distinct_products, 0) AS rfm_distinct_products,
     coalesce(x.rfm_distinct_channels, 0) AS rfm_distinct_channels
     {%- for w in windows %},
-    b.rfm_frequency_{{ w }}d,
-    b.rfm_amount_{{ w }}d
+    coalesce(b.rfm_frequency_{{ w }}d, 0) AS rfm_frequency_{{ w }}d,
+    coalesce(b.rfm_amount_{{ w }}d, 0) AS rfm_amount_{{ w }}d
     {%- endfor %},
-    b.rfm_frequency_30d - b.rfm_frequency_prev_30d AS rfm_frequency_trend_30d
-FROM bought AS b
-LEFT JOIN returned AS r ON r.customer_id = b.customer_id
-LEFT JOIN rhythm AS h ON h.customer_id = b.customer_id
-LEFT JOIN breadth AS x ON x.customer_id = b.customer_id
+    coalesce(b.rfm_frequency_30d, 0) - coalesce(b.rfm_frequency_prev_30d, 0) AS rfm_frequency_trend_30d
+FROM customers AS c
+LEFT JOIN bought AS b ON b.customer_id = c.customer_id
+LEFT JOIN returned AS r ON r.customer_id = c.customer_id
+LEFT JOIN rhythm AS h ON h.customer_id = c.customer_id
+LEFT JOIN breadth AS x ON x.customer_id = c.customer_id
 ),
 scored AS (
     SELECT *,
