@@ -39,12 +39,16 @@ def numbers_as_float(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+class FeatureMismatchError(ValueError):
+    """The feature table lacks columns the model was trained with."""
+
+
 def check_columns(frame: pd.DataFrame, expected: list[str], what: str = "feature table") -> None:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"the {what} must be a pandas DataFrame. Got {type(frame).__name__} instead")
     missing = [c for c in expected if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise FeatureMismatchError(
             f"the {what} lacks {len(missing)} column(s) the model was trained with: {missing[:10]}"
             + (" ..." if len(missing) > 10 else "")
         )

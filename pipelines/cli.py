@@ -35,10 +35,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipelines.config import ConfigError
     from pipelines.predict import RejectShareError
     from pipelines.sources import InputError
+    from pipelines.spark import SparkSetupError
     from pipelines.tracking import ModelLoadError
     from pipelines.train import TrainingDataError
 
-    return (ConfigError, InputError, TrainingDataError, ModelLoadError, RejectShareError, FileNotFoundError)
+    return (ConfigError, InputError, TrainingDataError, ModelLoadError, RejectShareError, SparkSetupError,
+            FileNotFoundError)
 
 
 def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):

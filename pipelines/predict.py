@@ -17,11 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from mlflow.exceptions import MlflowException
 from tqdm import tqdm
 
 from features.queries import feature_query
 from models.drift import DriftAccumulator, migration
-from models.frame import numbers_as_float
+from models.frame import FeatureMismatchError, numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
 from pipelines.features import check_families, connect, fetch_frame, query_params
@@ -187,8 +188,15 @@ def run(
         previous = _previous_output(out_path)
         scorer = _scorer_of(model)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
-        scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows,
-                                {"reasons": True} if reasons else None, drift)
+        try:
+            scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows,
+                                    {"reasons": True} if reasons else None, drift)
+        except (MlflowException, FeatureMismatchError) as exc:  # features changed since training
+            msg = exc.message if isinstance(exc, MlflowException) else str(exc)
+            raise tracking.ModelLoadError(
+                f"model {uri} cannot score the current feature table ({msg.splitlines()[-1][:300]}); "
+                "the feature definitions or config changed since it was trained: retrain it"
+            ) from None
     finally:
         con.close()
     drift_table = drift.table(cfg.predict.psi_warning) if drift is not None else None

@@ -10,7 +10,8 @@ with ``Content-Type: application/json`` and a feature table in the split orienta
 ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` (missing values as ``null``;
 :func:`payload` builds it from a pandas frame), answers ``{"predictions": [{"tier": "A",
 "score": ..., "proba_A": ..., ..., "segment_id": ..., "segment": ...}, ...]}``: one record per
-input row, in input order, the same columns as ``leadtier predict`` writes.
+input row, in input order, with the model's output columns (``leadtier predict`` adds customer_id,
+past_revenue, model_version and as_of around them).
 """
 
 from __future__ import annotations

@@ -42,6 +42,10 @@ def _transactions():
         ("c1", TS("2026-06-30 00:00"), "i5", 999.0, 1),  # on the as-of date: the future
         ("c3", TS("2025-01-01 08:00"), "i6", 10.0, 1),
         ("c3", TS("2025-01-01 08:00"), "i6", 5.0, 2),  # second line of the same invoice
+        ("c2", TS("2026-06-01 10:00"), "j1", 100.0, 1),  # invoice with a returned line: net +70
+        ("c2", TS("2026-06-01 10:00"), "j1", -30.0, -1),
+        ("c2", TS("2026-06-02 10:00"), "j2", 20.0, 1),
+        ("c2", TS("2026-06-03 10:00"), "j3", -50.0, -1),  # a return invoice
     ]
     return pd.DataFrame(rows, columns=["customer_id", "ts", "invoice_id", "amount", "quantity"])
 
@@ -85,13 +89,19 @@ def test_rfm_and_windows_exact_values(hand_cfg):
     assert c3["rfm_frequency"] == 1 and c3["rfm_monetary"] == pytest.approx(15)  # one invoice, two lines
 
 
-def test_customers_without_events_get_zero_counts_and_missing_recency(hand_cfg):
-    f = build(hand_cfg, with_labels=False).features.set_index("customer_id")
-    c2 = f.loc["c2"]
-    assert c2["rfm_frequency"] == 0 and c2["rfm_monetary"] == 0
-    assert np.isnan(c2["rfm_recency_days"])
+def test_monetary_is_net_of_every_returned_line_counted_once(hand_cfg):
+    c2 = build(hand_cfg, with_labels=False).features.set_index("customer_id").loc["c2"]
+    assert c2["rfm_frequency"] == 2  # j1 (net +70) and j2; j3 is a return
+    assert c2["rfm_monetary"] == pytest.approx(100 - 30 + 20 - 50)
+    assert c2["rfm_return_lines"] == 2 and c2["rfm_return_amount"] == pytest.approx(80)
     assert c2["ix_meeting_90d"] == 0  # the meeting is after the as-of date
     assert c2["cust_tenure_days"] == (AS_OF - dt.date(2026, 6, 1)).days
+
+
+def test_customers_without_events_get_zero_counts_and_missing_recency(hand_cfg):
+    c3 = build(hand_cfg, with_labels=False).features.set_index("customer_id").loc["c3"]
+    assert c3["ix_count"] == 0 and c3["ix_count_30d"] == 0
+    assert np.isnan(c3["ix_recency_days"])
 
 
 def test_customer_created_after_as_of_does_not_exist_yet(hand_cfg):

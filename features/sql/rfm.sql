@@ -41,13 +41,12 @@ bought AS (   -- per customer first, joined to all customers below
     FROM purchases
     GROUP BY customer_id
 ),
-returned AS (
+returned AS (   -- net spend over every line (returns included) and the return lines themselves
     SELECT customer_id,
-           count(*) AS rfm_return_lines,
-           -sum(amount) AS rfm_return_amount,
-           sum(amount) AS net_amount_returns
+           sum(amount) AS net_amount,
+           count(*) FILTER (WHERE amount < 0) AS rfm_return_lines,
+           coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS rfm_return_amount
     FROM tx
-    WHERE amount < 0
     GROUP BY customer_id
 ),
 breadth AS (
@@ -64,7 +63,7 @@ SELECT
     b.rfm_recency_days,
     b.rfm_first_purchase_days,
     coalesce(b.rfm_frequency, 0) AS rfm_frequency,
-    coalesce(b.rfm_purchase_amount, 0) + coalesce(r.net_amount_returns, 0) AS rfm_monetary,
+    coalesce(r.net_amount, 0) AS rfm_monetary,
     b.rfm_purchase_amount / b.rfm_frequency AS rfm_monetary_div_frequency,
     coalesce(r.rfm_return_lines, 0) AS rfm_return_lines,
     coalesce(r.rfm_return_amount, 0) AS rfm_return_amount,
