@@ -133,7 +133,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             weights = per_class[y_idx[fit_rows]]
         # Levels absent from y get probability 0 (see predict_proba); min_per_tier guards training.
         self.booster_ = lgb.LGBMClassifier(
-            objective="multiclass" if len(self.classes_) > 2 else "binary",
+            objective="multiclass" if len(present) > 2 else "binary",
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,

@@ -14,6 +14,15 @@ from models.schemes import TierScheme
 from models.segments import Segmenter
 
 
+def grade(score: np.ndarray, bands: dict[str, float]) -> np.ndarray:
+    """Letter per 0-100 score: the band with the highest lower bound the score reaches."""
+    ordered = sorted(bands.items(), key=lambda kv: -kv[1])
+    out = np.full(len(score), ordered[-1][0], dtype=object)
+    for name, low in reversed(ordered):
+        out[np.asarray(score) >= low] = name
+    return out
+
+
 def proba_column(code: str) -> str:
     return f"proba_{code}"
 
@@ -28,6 +37,7 @@ class TierScorer:
     feature_columns: list[str]
     metadata: dict = field(default_factory=dict)
     drift_reference: dict = field(default_factory=dict)
+    grade_bands: dict = field(default_factory=dict)
 
     @property
     def input_columns(self) -> list[str]:
@@ -46,6 +56,8 @@ class TierScorer:
         tiers = self.classifier.predict(features)
         out["tier"] = pd.array(tiers.astype(str), dtype="object")
         out["score"] = self.scheme.score(proba)
+        if self.grade_bands:
+            out["grade"] = grade(out["score"].to_numpy(), self.grade_bands)
         for i, code in enumerate(self.scheme.codes):
             out[proba_column(code)] = proba[:, i]
         seg = self.segmenter.predict(features) if len(features) else np.array([], dtype=int)

@@ -26,6 +26,9 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (va
 DataRootOpt = Annotated[
     str | None, typer.Option("--data-root", help="Folder with the input files; overrides data.root and $LEADTIER_DATA_ROOT.")
 ]
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="duckdb or spark; overrides the config's engine.")
+]
 AsOfOpt = Annotated[
     dt.datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date; overrides data.as_of.")
 ]
@@ -47,6 +50,16 @@ def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):
     from pipelines.config import load_config
 
     return load_config(config, data_root=data_root, as_of=as_of.date() if as_of else None)
+
+
+def _engine(config: Path, data_root, as_of, engine: str | None) -> str:
+    if engine is not None and engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"--engine must be 'duckdb' or 'spark'. Got {engine!r} instead")
+    return engine or _guard(lambda: _load(config, data_root, as_of).engine)
+
+
+def _master(config: Path, data_root) -> str:
+    return _guard(lambda: _load(config, data_root, None).spark_master)
 
 
 def _guard(fn):
@@ -93,8 +106,12 @@ def features(
     data_root: DataRootOpt = None,
     as_of: AsOfOpt = None,
     output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides features.output.")] = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Build the customer feature table (one row per customer, as of the snapshot date)."""
+    if _engine(config, data_root, as_of, engine) == "spark":
+        return spark_features(config=config, data_root=data_root, as_of=as_of, master=_master(config, data_root),
+                              spark_conf=None, output=output)
 
     def go():
         from pipelines.features import build
@@ -142,8 +159,12 @@ def predict(
     output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides predict.output.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per scoring batch.")] = 100_000,
     reasons: Annotated[bool, typer.Option("--reasons", help="Add the top 3 reasons for and against each tier (slower).")] = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Tier customers with the champion (or --model) and write predictions plus a rejects file."""
+    if _engine(config, data_root, as_of, engine) == "spark":
+        return spark_predict(config=config, data_root=data_root, as_of=as_of, master=_master(config, data_root),
+                             spark_conf=None, model=model, input=input, output=output)
 
     def go():
         from pipelines import predict as stage

@@ -327,6 +327,11 @@ class TrainConfig(_Strict):
         default=None,
         description="cost[true][predicted] for min_expected_cost, levels in scheme order; default |i - j|",
     )
+    grade_bands: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=dict,
+        description="grade -> lowest 0-100 score of the band, e.g. {A: 75, B: 50, C: 25, D: 0}; adds a "
+        "`grade` column to predictions (the score comes from calibrated probabilities)",
+    )
     semi_supervised: SemiSupervisedConfig = Field(default_factory=SemiSupervisedConfig)
     floors: FloorsConfig = Field(default_factory=FloorsConfig)
     n_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
@@ -375,6 +380,10 @@ class MlflowConfig(_Strict):
 class Config(_Strict):
     name: str
     seed: int = 42
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="where `features` and `predict` run; --engine overrides it"
+    )
+    spark_master: str = Field(default="local[2]", description="Spark master URL when engine is spark")
     data: DataConfig
     demo: DemoConfig = Field(default_factory=DemoConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -422,6 +431,10 @@ class Config(_Strict):
                     f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
                     f"({oc.thresholds_days[-1]})"
                 )
+        bands = self.train.grade_bands
+        if bands and min(bands.values()) != 0:
+            raise ValueError(f"train.grade_bands must have a band starting at 0 so every score gets a grade. "
+                             f"Got {bands} instead")
         cm = self.train.cost_matrix
         if cm is not None and (len(cm) != k or any(len(r) != k for r in cm)):
             raise ValueError(f"train.cost_matrix must be {k}x{k} for the {k} levels of {self.labels.scheme!r}")

@@ -44,12 +44,18 @@ class TableStats:
         }
 
 
-def _reader(path: Path, fmt: str) -> str:
+def _reader(path: Path, fmt: str, text_columns: list[str] = ()) -> str:
+    """DuckDB table function for one file; ``text_columns`` of a CSV are read as text, never
+    guessed as numbers (an id '007' or '1.5' must stay as written)."""
     fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
     lit = "'" + str(path).replace("'", "''") + "'"
     if fmt == "parquet":
         return f"read_parquet({lit})"
-    return f"read_csv({lit}, header = true, sample_size = -1)"
+    types = ""
+    if text_columns:
+        pairs = ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in text_columns)
+        types = f", types = {{{pairs}}}"
+    return f"read_csv({lit}, header = true, sample_size = -1{types})"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
@@ -69,7 +75,9 @@ def _cast(
     col = quote_ident(src)
     if kind == "id":
         if dtype in {"FLOAT", "DOUBLE"} or dtype.startswith("DECIMAL"):
-            return f"CAST(CAST({col} AS BIGINT) AS VARCHAR)"
+            # 12346.0 -> '12346' (ids stored as floats); anything not a whole number stays as written
+            whole = f"{col} = floor({col}) AND abs({col}) < 9e18"
+            return f"CASE WHEN {whole} THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
         return f"CAST({col} AS VARCHAR)"
     if kind in {"date", "timestamp"}:
         target = "DATE" if kind == "date" else "TIMESTAMP"
@@ -133,6 +141,10 @@ def _file_select(
         cols = _columns(con, rel)
     except duckdb.Error as exc:
         raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
+    id_col = fs.columns.get("customer_id", "customer_id")
+    if id_col in cols and cols[id_col] != "VARCHAR" and rel.startswith("read_csv"):
+        rel = _reader(path, fs.format, [id_col])
+        cols = _columns(con, rel)
     stats.files[str(path)] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
     wanted: list[tuple[str, str, bool]] = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
     wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]

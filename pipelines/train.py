@@ -485,6 +485,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             },
         )
         scorer.drift_reference = reference_profile(feats, feature_cols, clf.categories_)
+        scorer.grade_bands = dict(cfg.train.grade_bands)
         X_eval = eval_rows[feature_cols]
         info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
         version = str(info.registered_model_version)

@@ -345,15 +345,16 @@ def test_sigkill_during_predict_never_leaves_a_partial_output(world, tmp_path):
     server = ForkServer(world.env(), world.work)  # imports while the reference run below works
     try:
         # reference: the real entry point in a fresh interpreter
-        ref_run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv(out)], env=world.env(),
-                                   cwd=world.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first_temp = None
-        while ref_run.poll() is None:
-            if first_temp is None and _temps(out):
-                first_temp = time.monotonic()
-            time.sleep(0.01)
+        with open(tmp_path / "ref.out", "w") as so, open(tmp_path / "ref.err", "w") as se:
+            ref_run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv(out)], env=world.env(),
+                                       cwd=world.work, stdout=so, stderr=se)
+            first_temp = None
+            while ref_run.poll() is None:
+                if first_temp is None and _temps(out):
+                    first_temp = time.monotonic()
+                time.sleep(0.01)
         done = time.monotonic()
-        stdout, stderr = ref_run.communicate()
+        stdout, stderr = (tmp_path / "ref.out").read_text(), (tmp_path / "ref.err").read_text()
         assert ref_run.returncode == 0, stderr[-3000:]
         assert "scored 20000 of 20002 input rows" in stdout and "reconciled: 20002 = 20000 scored + 2" in stdout
         assert first_temp is not None, "never saw the temporary output file"
@@ -376,10 +377,10 @@ def test_sigkill_during_predict_never_leaves_a_partial_output(world, tmp_path):
             deadline = time.monotonic() + 300
             if i == 0:  # anywhere, setup included
                 time.sleep(rng.uniform(0.0, 3.0))
-            else:  # somewhere in the writing, or just after it
+            else:  # while the output is being written; the last one around the rename and the rejects
                 while not (_temps(target) - before) and time.monotonic() < deadline:
                     time.sleep(0.005)
-                time.sleep(rng.uniform(0.0, 1.1 * writing_s))
+                time.sleep(rng.uniform(0.0, 0.8) * writing_s if i < 4 else rng.uniform(0.9, 1.2) * writing_s)
             mid_write = bool(_temps(target) - before)
             os.kill(pid, signal.SIGKILL)  # unreaped child of the server: the pid cannot be reused
             code = server.reap()
@@ -395,6 +396,11 @@ def test_sigkill_during_predict_never_leaves_a_partial_output(world, tmp_path):
             # leftovers are hidden temporary files, never the output name
             for tmp in _temps(target):
                 assert tmp.name.startswith(".") and tmp.name.endswith(".tmp") and tmp != target
+            # and every visible file (side files such as drift or migration too) is complete
+            for f in tmp_path.glob("[!.]*.parquet"):
+                pq.read_metadata(f)
+            for f in tmp_path.glob("[!.]*.csv"):
+                pd.read_csv(f)
         assert killed_mid_write >= 2, "the kills never landed while the output was being written"
 
         # a full run after all that: byte-identical predictions (determinism, leftovers ignored)
@@ -625,10 +631,11 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
 
 def test_header_only_prospects_give_an_empty_valid_output(world, tmp_path):
     cfg = world.config()
-    path = tmp_path / "empty.csv"
-    _prospects(world, 0).to_csv(path, index=False)
-    assert len(path.read_text().splitlines()) == 1
-    for name in ("pred.parquet", "pred.csv"):
+    csv, parquet = tmp_path / "empty.csv", tmp_path / "empty.parquet"
+    _prospects(world, 0).to_csv(csv, index=False)
+    assert len(csv.read_text().splitlines()) == 1
+    _prospects(world, 0).to_parquet(parquet, index=False)
+    for path, name in ((csv, "pred.parquet"), (csv, "pred.csv"), (parquet, "p2.parquet")):
         out = tmp_path / name
         res = predict_stage.run(cfg, input_path=str(path), output=str(out), progress=False)
         assert (res.input_rows, res.scored, res.rejected) == (0, 0, 0)

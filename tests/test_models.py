@@ -213,3 +213,10 @@ def test_self_training_adds_only_confident_unlabelled_rows():
     assert none_added == [] or none_added[0] < added[0]
     with pytest.raises(ValueError, match="threshold"):
         self_train(make, lab, y[:300], unlab, threshold=0)
+
+
+def test_grade_bands_cover_every_score():
+    from models.scorer import grade
+
+    bands = {"A": 75, "B": 50, "C": 25, "D": 0}
+    assert grade(np.array([100, 75, 74.9, 50, 25, 24.99, 0]), bands).tolist() == ["A", "A", "B", "B", "C", "D", "D"]
