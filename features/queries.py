@@ -72,7 +72,9 @@ def label_query(
         raise ValueError(f"observed_until ({observed_until}) must not precede as_of ({as_of})")
     text = resources.files("features").joinpath("sql", f"labels_{kind}.sql").read_text(encoding="utf-8")
     sql = _ENV.from_string(text).render(
-        levels=[c.replace("'", "''") for c in levels], thresholds=list(thresholds), horizon=int(horizon),
+        levels=[c.replace("'", "''") for c in levels],
+        thresholds=list(thresholds),
+        horizon=int(horizon),
         cut_points=[float(c) for c in cut_points],
     )
     return sql.replace(":observed_until", f"DATE '{observed_until.isoformat()}'").replace(

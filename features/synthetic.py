@@ -32,6 +32,7 @@ Generative story (the hidden behaviour a tier model has to recover)
    customers are labelled, engaged tiers more often (labelled mix ~ A 10, B 18, C 25, D 27, E 20%); like a
    busy rep, 12% of labels sit one tier off and 3% are random.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -66,11 +67,57 @@ SIZE_QTY_LOGMEAN = (0.3, 0.7, 1.1, 1.5, 2.0)
 REGIONS = ("north", "south", "east", "west", "central", "overseas")
 REGION_P = (0.20, 0.20, 0.22, 0.15, 0.13, 0.10)
 CHANNELS = ("online", "store", "phone", "distributor")
-SIZE_CHANNEL_P = ((.5, .35, .1, .05), (.45, .3, .15, .1), (.35, .15, .3, .2), (.25, .05, .35, .35), (.15, .0, .35, .5))
-FIRST_NAMES = ("Wei", "Fang", "Min", "Jing", "Lei", "Yan", "Hui", "Jun", "Anna", "James", "Maria", "David",
-               "Laura", "Peter", "Sofia", "Omar", "Priya", "Kenji", "Elena", "Lucas")
-LAST_NAMES = ("Li", "Wang", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Smith", "Garcia", "Muller",
-              "Rossi", "Kim", "Tanaka", "Singh", "Novak", "Silva", "Brown", "Dubois", "Ivanova")
+SIZE_CHANNEL_P = (
+    (0.5, 0.35, 0.1, 0.05),
+    (0.45, 0.3, 0.15, 0.1),
+    (0.35, 0.15, 0.3, 0.2),
+    (0.25, 0.05, 0.35, 0.35),
+    (0.15, 0.0, 0.35, 0.5),
+)
+FIRST_NAMES = (
+    "Wei",
+    "Fang",
+    "Min",
+    "Jing",
+    "Lei",
+    "Yan",
+    "Hui",
+    "Jun",
+    "Anna",
+    "James",
+    "Maria",
+    "David",
+    "Laura",
+    "Peter",
+    "Sofia",
+    "Omar",
+    "Priya",
+    "Kenji",
+    "Elena",
+    "Lucas",
+)
+LAST_NAMES = (
+    "Li",
+    "Wang",
+    "Zhang",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Zhao",
+    "Huang",
+    "Smith",
+    "Garcia",
+    "Muller",
+    "Rossi",
+    "Kim",
+    "Tanaka",
+    "Singh",
+    "Novak",
+    "Silva",
+    "Brown",
+    "Dubois",
+    "Ivanova",
+)
 CN_MOBILE_PREFIX = ("130", "138", "139", "150", "186", "188")
 
 NEW_LEAD_SHARE, NEW_LEAD_DAYS = 0.08, 30
@@ -79,17 +126,40 @@ BUDGET_THRESHOLD, BUDGET_NEED = 0.35, 1.0  # revenue well above size peers (log-
 TENURE_NEED = ((60, 0.0), (365, 0.5), (10**9, -0.5))  # (max tenure days, need effect): maturing vs stale leads
 ACTIVITY_SIGMA = 0.3
 
-INTERACTION_TYPES = ("web_visit", "page_view", "email_open", "email_click", "form_submit",
-                     "call", "meeting", "quote_request", "sample_sent", "webinar")
-EPISODE_MIX = np.array([  # rows: episode profiles; columns: INTERACTION_TYPES
-    [.06, .20, .04, .10, .06, .18, .15, .12, .06, .03],  # A: hot, closing
-    [.10, .20, .10, .25, .04, .07, .02, .02, .00, .20],  # B: evaluating
-    [.20, .20, .30, .10, .00, .03, .00, .00, .00, .17],  # C: interested
-    [.10, .22, .06, .12, .05, .13, .10, .12, .04, .06],  # D: looked hot, went silent
-    [.40, .35, .20, .05, .00, .00, .00, .00, .00, .00],  # E: a glance long ago
-    [.25, .45, .00, .10, .00, .00, .00, .00, .00, .20],  # E: tyre-kicker reading everything, never talks to sales
-    [.06, .18, .05, .10, .05, .16, .15, .15, .05, .05],  # D: stalled deal, quote requested then silence
-])
+INTERACTION_TYPES = (
+    "web_visit",
+    "page_view",
+    "email_open",
+    "email_click",
+    "form_submit",
+    "call",
+    "meeting",
+    "quote_request",
+    "sample_sent",
+    "webinar",
+)
+EPISODE_MIX = np.array(
+    [  # rows: episode profiles; columns: INTERACTION_TYPES
+        [0.06, 0.20, 0.04, 0.10, 0.06, 0.18, 0.15, 0.12, 0.06, 0.03],  # A: hot, closing
+        [0.10, 0.20, 0.10, 0.25, 0.04, 0.07, 0.02, 0.02, 0.00, 0.20],  # B: evaluating
+        [0.20, 0.20, 0.30, 0.10, 0.00, 0.03, 0.00, 0.00, 0.00, 0.17],  # C: interested
+        [0.10, 0.22, 0.06, 0.12, 0.05, 0.13, 0.10, 0.12, 0.04, 0.06],  # D: looked hot, went silent
+        [0.40, 0.35, 0.20, 0.05, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00],  # E: a glance long ago
+        [
+            0.25,
+            0.45,
+            0.00,
+            0.10,
+            0.00,
+            0.00,
+            0.00,
+            0.00,
+            0.00,
+            0.20,
+        ],  # E: tyre-kicker reading everything, never talks to sales
+        [0.06, 0.18, 0.05, 0.10, 0.05, 0.16, 0.15, 0.15, 0.05, 0.05],  # D: stalled deal, quote requested then silence
+    ]
+)
 EPISODE_END = ((0, 7), (3, 30), (10, 60), (60, 240), (120, 700), (0, 15), (25, 75))  # days ago the episode ended
 EPISODE_LEN = ((10, 45), (30, 100), (60, 200), (20, 120), (3, 30), (30, 90), (15, 45))  # days
 EPISODE_PROB = (1.0, 0.97, 0.92, 0.90, 0.25, 1.0, 1.0)
@@ -110,8 +180,18 @@ MIX_RULES = (
 QUIET_A_SHARE, QUIET_A_INTENSITY = 0.30, 0.10
 NURTURE_SHARE, NURTURE_RATE, NURTURE_DAYS = (0.0, 0.0, 0.2, 0.6, 0.0), 0.03, 150  # D keeps reading nurture mails
 NEWSLETTER_SHARE, NEWSLETTER_RATE, BROWSE_RATE = (0.7, 0.7, 0.7, 0.6, 0.15), 0.004, 0.002
-DURATION_LOGMEDIAN = (np.log(90), np.log(35), np.nan, np.nan, np.log(120),
-                      np.log(300), np.log(2400), np.nan, np.nan, np.log(1800))
+DURATION_LOGMEDIAN = (
+    np.log(90),
+    np.log(35),
+    np.nan,
+    np.nan,
+    np.log(120),
+    np.log(300),
+    np.log(2400),
+    np.nan,
+    np.nan,
+    np.log(1800),
+)
 DURATION_SIGMA, DURATION_MISSING = 0.8, 0.02
 
 BUY_PROB = (0.65, 0.60, 0.55, 0.50, 0.45)
@@ -135,8 +215,14 @@ _US_PER_DAY = 86_400 * 1_000_000
 _SD = np.dtypes.StringDType()
 
 
-def generate(n_customers: int, seed: int, as_of: datetime.date, history_days: int = 730,
-             label_share: float = 0.30, chunk_size: int = 100_000) -> Iterator[dict[str, pd.DataFrame]]:
+def generate(
+    n_customers: int,
+    seed: int,
+    as_of: datetime.date,
+    history_days: int = 730,
+    label_share: float = 0.30,
+    chunk_size: int = 100_000,
+) -> Iterator[dict[str, pd.DataFrame]]:
     """Yields chunks; each chunk is a dict with keys 'customers', 'transactions', 'interactions', 'labels' (DataFrames).
 
     Each chunk holds ``chunk_size`` consecutive customers (the last may be smaller) and all their rows.
@@ -147,20 +233,24 @@ def generate(n_customers: int, seed: int, as_of: datetime.date, history_days: in
     return _chunks(int(n_customers), int(seed), as_of_day, int(history_days), float(label_share), int(chunk_size))
 
 
-def _chunks(n: int, seed: int, as_of_day: int, history_days: int, label_share: float,
-            chunk_size: int) -> Iterator[dict[str, pd.DataFrame]]:
+def _chunks(
+    n: int, seed: int, as_of_day: int, history_days: int, label_share: float, chunk_size: int
+) -> Iterator[dict[str, pd.DataFrame]]:
     cat_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     popularity = 1.0 / np.arange(1, N_PRODUCTS + 1) ** PRODUCT_ZIPF
-    catalog = (cat_rng.permutation(popularity / popularity.sum()),
-               cat_rng.lognormal(PRICE_LOGMEAN, PRICE_SIGMA, N_PRODUCTS))
+    catalog = (
+        cat_rng.permutation(popularity / popularity.sum()),
+        cat_rng.lognormal(PRICE_LOGMEAN, PRICE_SIGMA, N_PRODUCTS),
+    )
     width = max(7, len(str(n)))
     pending: list[dict[str, dict[str, np.ndarray]]] = []
     n_pending, next_cnum, next_invoice = 0, 0, 0
     for b in range((n + BLOCK_SIZE - 1) // BLOCK_SIZE):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, b)))
         size = min(BLOCK_SIZE, n - b * BLOCK_SIZE)
-        block, n_invoices = _block(rng, b * BLOCK_SIZE, size, as_of_day, history_days, label_share, catalog,
-                                   next_invoice)
+        block, n_invoices = _block(
+            rng, b * BLOCK_SIZE, size, as_of_day, history_days, label_share, catalog, next_invoice
+        )
         next_invoice += n_invoices
         pending.append(block)
         n_pending += size
@@ -210,14 +300,20 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     region = rng.choice(len(REGIONS), n, p=REGION_P)
     new = rng.random(n) < NEW_LEAD_SHARE
     new_max = min(NEW_LEAD_DAYS, history_days)
-    tenure = np.where(new, rng.integers(1, new_max + 1, n),
-                      rng.integers(min(new_max + 1, history_days), history_days + 1, n))
+    tenure = np.where(
+        new, rng.integers(1, new_max + 1, n), rng.integers(min(new_max + 1, history_days), history_days + 1, n)
+    )
     rel_revenue = rng.normal(0, REVENUE_SIGMA, n)
     revenue = np.round(np.asarray(SIZE_REVENUE_MUSD)[size] * np.exp(rel_revenue), 3)
     revenue[rng.random(n) < REVENUE_MISSING] = np.nan
-    need = (np.asarray(SOURCE_NEED)[src] + np.asarray(INDUSTRY_NEED)[ind] + np.asarray(SIZE_NEED)[size]
-            + BUDGET_NEED * (rel_revenue > BUDGET_THRESHOLD) + rng.normal(0, 1, n)
-            + np.asarray(TENURE_NEED)[np.searchsorted(np.asarray(TENURE_NEED)[:, 0], tenure), 1])
+    need = (
+        np.asarray(SOURCE_NEED)[src]
+        + np.asarray(INDUSTRY_NEED)[ind]
+        + np.asarray(SIZE_NEED)[size]
+        + BUDGET_NEED * (rel_revenue > BUDGET_THRESHOLD)
+        + rng.normal(0, 1, n)
+        + np.asarray(TENURE_NEED)[np.searchsorted(np.asarray(TENURE_NEED)[:, 0], tenure), 1]
+    )
     tier = (need[:, None] < np.asarray(NEED_CUTS)).sum(axis=1)
     activity = np.asarray(SIZE_ACTIVITY)[size] * rng.lognormal(0, ACTIVITY_SIGMA, n)
     quiet_a = (tier == 0) & (rng.random(n) < QUIET_A_SHARE)
@@ -228,11 +324,20 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     cycle = np.asarray(INDUSTRY_CYCLE)[ind] * np.asarray(SIZE_CYCLE)[size]
     end = _uniform(rng, EPISODE_END, profile) * cycle
     length = _uniform(rng, EPISODE_LEN, profile) * cycle
-    intensity = (np.asarray(EPISODE_RATE)[profile] * activity * rng.lognormal(0, EPISODE_SIGMA, n)
-                 * (rng.random(n) < np.asarray(EPISODE_PROB)[profile]) * np.where(quiet_a, QUIET_A_INTENSITY, 1.0))
+    intensity = (
+        np.asarray(EPISODE_RATE)[profile]
+        * activity
+        * rng.lognormal(0, EPISODE_SIGMA, n)
+        * (rng.random(n) < np.asarray(EPISODE_PROB)[profile])
+        * np.where(quiet_a, QUIET_A_INTENSITY, 1.0)
+    )
     mix = EPISODE_MIX[profile]
-    segment = {"goods": np.isin(ind, GOODS_INDUSTRIES), "digital": np.isin(ind, DIGITAL_INDUSTRIES),
-               "large": size >= 3, "small": size <= 1}
+    segment = {
+        "goods": np.isin(ind, GOODS_INDUSTRIES),
+        "digital": np.isin(ind, DIGITAL_INDUSTRIES),
+        "large": size >= 3,
+        "small": size <= 1,
+    }
     for who, kind, mult in MIX_RULES:
         mix[:, INTERACTION_TYPES.index(kind)] *= np.where(segment[who], np.asarray(mult)[profile], 1.0)
     cum = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
@@ -243,11 +348,13 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     n_idx, n_day = _events(rng, NEWSLETTER_RATE * subscribed, zeros, whole, tenure, WEEKLY_INTERACTIONS, as_of_day)
     b_idx, b_day = _events(rng, BROWSE_RATE * activity, zeros, whole, tenure, WEEKLY_INTERACTIONS, as_of_day)
     nurtured = rng.random(n) < np.asarray(NURTURE_SHARE)[tier]
-    u_idx, u_day = _events(rng, NURTURE_RATE * nurtured, zeros, np.full(n, float(NURTURE_DAYS)), tenure,
-                           WEEKLY_INTERACTIONS, as_of_day)
+    u_idx, u_day = _events(
+        rng, NURTURE_RATE * nurtured, zeros, np.full(n, float(NURTURE_DAYS)), tenure, WEEKLY_INTERACTIONS, as_of_day
+    )
     i_idx = np.concatenate([e_idx, n_idx, b_idx, u_idx])
-    i_type = np.concatenate([e_type, np.full(n_idx.size, 2), rng.integers(0, 2, b_idx.size),
-                             np.where(rng.random(u_idx.size) < 0.8, 2, 3)])
+    i_type = np.concatenate(
+        [e_type, np.full(n_idx.size, 2), rng.integers(0, 2, b_idx.size), np.where(rng.random(u_idx.size) < 0.8, 2, 3)]
+    )
     i_day = np.concatenate([e_day, n_day, b_day, u_day])
     i_ts = _timestamps(rng, i_day)
     dur = np.exp(np.asarray(DURATION_LOGMEDIAN)[i_type] + DURATION_SIGMA * rng.normal(size=i_type.size))
@@ -262,14 +369,18 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     last = _uniform(rng, BUY_END, tier)
     boost = (np.asarray(BUY_BOOST)[tier] - 1) * np.where(quiet_a, 2.0, 1.0)
     v1, d1 = _events(rng, rate, last, tenure + 0.0, tenure, WEEKLY_TRANSACTIONS, as_of_day)
-    v2, d2 = _events(rng, rate * boost, zeros, np.full(n, float(BUY_BOOST_DAYS)), tenure, WEEKLY_TRANSACTIONS,
-                     as_of_day)
+    v2, d2 = _events(
+        rng, rate * boost, zeros, np.full(n, float(BUY_BOOST_DAYS)), tenure, WEEKLY_TRANSACTIONS, as_of_day
+    )
     v_idx, v_ts = np.concatenate([v1, v2]), _timestamps(rng, np.concatenate([d1, d2]))
     v_order = np.lexsort((v_ts, v_idx))
     v_idx, v_ts = v_idx[v_order], v_ts[v_order]
     preferred = (rng.random(n)[:, None] > np.cumsum(SIZE_CHANNEL_P, axis=1)[size]).sum(axis=1)
-    v_channel = np.where(rng.random(v_idx.size) < PREFERRED_CHANNEL_SHARE, np.minimum(preferred[v_idx], 3),
-                         rng.integers(0, len(CHANNELS), v_idx.size))
+    v_channel = np.where(
+        rng.random(v_idx.size) < PREFERRED_CHANNEL_SHARE,
+        np.minimum(preferred[v_idx], 3),
+        rng.integers(0, len(CHANNELS), v_idx.size),
+    )
     lines = 1 + rng.poisson(np.asarray(EXTRA_LINES)[size[v_idx]])
     line_inv = np.repeat(np.arange(v_idx.size), lines)
     t_idx = v_idx[line_inv]
@@ -289,13 +400,31 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
 
     cnum = first + np.arange(n)
     return {
-        "customers": dict(cnum=cnum, created=as_of_day - tenure, src=src, ind=ind, size=size, region=region,
-                          revenue=revenue, first=rng.integers(0, len(FIRST_NAMES), n),
-                          last=rng.integers(0, len(LAST_NAMES), n), prefix=rng.integers(0, len(CN_MOBILE_PREFIX), n),
-                          p1=rng.integers(0, 10_000, n), p2=rng.integers(0, 10_000, n),
-                          labelled=labelled, tier=noisy),
-        "transactions": dict(cnum=cnum[t_idx], ts=v_ts[line_inv], invoice=first_invoice + line_inv,
-                             product=product, channel=v_channel[line_inv], qty=qty * sign, amount=amount * sign),
+        "customers": dict(
+            cnum=cnum,
+            created=as_of_day - tenure,
+            src=src,
+            ind=ind,
+            size=size,
+            region=region,
+            revenue=revenue,
+            first=rng.integers(0, len(FIRST_NAMES), n),
+            last=rng.integers(0, len(LAST_NAMES), n),
+            prefix=rng.integers(0, len(CN_MOBILE_PREFIX), n),
+            p1=rng.integers(0, 10_000, n),
+            p2=rng.integers(0, 10_000, n),
+            labelled=labelled,
+            tier=noisy,
+        ),
+        "transactions": dict(
+            cnum=cnum[t_idx],
+            ts=v_ts[line_inv],
+            invoice=first_invoice + line_inv,
+            product=product,
+            channel=v_channel[line_inv],
+            qty=qty * sign,
+            amount=amount * sign,
+        ),
         "interactions": dict(cnum=cnum[i_idx[order]], ts=i_ts[order], type=i_type[order], dur=dur[order]),
     }, v_idx.size
 
@@ -322,44 +451,59 @@ def _frames(a: dict[str, dict[str, np.ndarray]], as_of_day: int, width: int) -> 
     cid = pd.array(_ids("C", c["cnum"] + 1, width), dtype="str")
     first = np.asarray(FIRST_NAMES, dtype=_SD)[c["first"]]
     last = np.asarray(LAST_NAMES, dtype=_SD)[c["last"]]
-    email = _join(np.strings.lower(first), ".", np.strings.lower(last), ".", _ids("", c["cnum"] + 1, width),
-                  "@example.com")
-    mobile_cn = _join("+86-", np.asarray(CN_MOBILE_PREFIX, dtype=_SD)[c["prefix"]], "-", _ids("", c["p1"], 4), "-",
-                      _ids("", c["p2"], 4))
+    email = _join(
+        np.strings.lower(first), ".", np.strings.lower(last), ".", _ids("", c["cnum"] + 1, width), "@example.com"
+    )
+    mobile_cn = _join(
+        "+86-",
+        np.asarray(CN_MOBILE_PREFIX, dtype=_SD)[c["prefix"]],
+        "-",
+        _ids("", c["p1"], 4),
+        "-",
+        _ids("", c["p2"], 4),
+    )
     mobile_us = _join("+1-555-", _ids("", c["p1"] % 1000, 3), "-", _ids("", c["p2"], 4))
-    customers = pd.DataFrame({
-        "customer_id": cid,
-        "created_at": _ts(c["created"] * _US_PER_DAY),
-        "lead_source": _vocab(LEAD_SOURCES, c["src"]),
-        "industry": _vocab(INDUSTRIES, c["ind"]),
-        "company_size": _vocab(COMPANY_SIZES, c["size"]),
-        "region": _vocab(REGIONS, c["region"]),
-        "annual_revenue_musd": c["revenue"],
-        "contact_name": pd.array(_join(first, " ", last), dtype="str"),
-        "email": pd.array(email, dtype="str"),
-        "phone": pd.array(np.where(c["region"] == REGIONS.index("overseas"), mobile_us, mobile_cn), dtype="str"),
-    })
+    customers = pd.DataFrame(
+        {
+            "customer_id": cid,
+            "created_at": _ts(c["created"] * _US_PER_DAY),
+            "lead_source": _vocab(LEAD_SOURCES, c["src"]),
+            "industry": _vocab(INDUSTRIES, c["ind"]),
+            "company_size": _vocab(COMPANY_SIZES, c["size"]),
+            "region": _vocab(REGIONS, c["region"]),
+            "annual_revenue_musd": c["revenue"],
+            "contact_name": pd.array(_join(first, " ", last), dtype="str"),
+            "email": pd.array(email, dtype="str"),
+            "phone": pd.array(np.where(c["region"] == REGIONS.index("overseas"), mobile_us, mobile_cn), dtype="str"),
+        }
+    )
     inv_first = int(t["invoice"][0]) if t["invoice"].size else 0
     inv_ids = pd.array(_ids("INV", np.arange(inv_first, int(t["invoice"].max(initial=-1)) + 1) + 1, 8), dtype="str")
-    transactions = pd.DataFrame({
-        "customer_id": cid.take(t["cnum"] - first_cnum),
-        "ts": _ts(t["ts"]),
-        "invoice_id": inv_ids.take(t["invoice"] - inv_first),
-        "product_id": _vocab([f"P{k + 1:04d}" for k in range(N_PRODUCTS)], t["product"]),
-        "channel": _vocab(CHANNELS, t["channel"]),
-        "quantity": t["qty"].astype(np.int64),
-        "amount": t["amount"].astype(np.float64),
-    })
-    interactions = pd.DataFrame({
-        "customer_id": cid.take(i["cnum"] - first_cnum),
-        "ts": _ts(i["ts"]),
-        "type": _vocab(INTERACTION_TYPES, i["type"]),
-        "duration_s": i["dur"].astype(np.float64),
-    })
+    transactions = pd.DataFrame(
+        {
+            "customer_id": cid.take(t["cnum"] - first_cnum),
+            "ts": _ts(t["ts"]),
+            "invoice_id": inv_ids.take(t["invoice"] - inv_first),
+            "product_id": _vocab([f"P{k + 1:04d}" for k in range(N_PRODUCTS)], t["product"]),
+            "channel": _vocab(CHANNELS, t["channel"]),
+            "quantity": t["qty"].astype(np.int64),
+            "amount": t["amount"].astype(np.float64),
+        }
+    )
+    interactions = pd.DataFrame(
+        {
+            "customer_id": cid.take(i["cnum"] - first_cnum),
+            "ts": _ts(i["ts"]),
+            "type": _vocab(INTERACTION_TYPES, i["type"]),
+            "duration_s": i["dur"].astype(np.float64),
+        }
+    )
     lab = c["labelled"]
-    labels = pd.DataFrame({
-        "customer_id": cid[lab],
-        "tier": _vocab(TIERS, c["tier"][lab]),
-        "labelled_at": _ts(np.full(int(lab.sum()), as_of_day * _US_PER_DAY, dtype=np.int64)),
-    })
+    labels = pd.DataFrame(
+        {
+            "customer_id": cid[lab],
+            "tier": _vocab(TIERS, c["tier"][lab]),
+            "labelled_at": _ts(np.full(int(lab.sum()), as_of_day * _US_PER_DAY, dtype=np.int64)),
+        }
+    )
     return {"customers": customers, "transactions": transactions, "interactions": interactions, "labels": labels}

@@ -56,8 +56,13 @@ class MajorityBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
 class LogisticBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression: signed-log, median-imputed, scaled numbers plus one-hot text."""
 
-    def __init__(self, levels: Sequence[str] = ("A", "B", "C", "D", "E"), C: float = 1.0,
-                 class_weight: str | None = "balanced", random_state: int = 0):
+    def __init__(
+        self,
+        levels: Sequence[str] = ("A", "B", "C", "D", "E"),
+        C: float = 1.0,
+        class_weight: str | None = "balanced",
+        random_state: int = 0,
+    ):
         self.levels = levels
         self.C = C
         self.class_weight = class_weight
@@ -68,19 +73,38 @@ class LogisticBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
         cats, nums = categorical_columns(X), numeric_columns(X)
         prep = ColumnTransformer(
             [
-                ("num", make_pipeline(FunctionTransformer(_signed_log1p), SimpleImputer(strategy="median",
-                 keep_empty_features=True), StandardScaler()), nums),
-                ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
-                 OneHotEncoder(handle_unknown="ignore", min_frequency=5)), cats),
+                (
+                    "num",
+                    make_pipeline(
+                        FunctionTransformer(_signed_log1p),
+                        SimpleImputer(strategy="median", keep_empty_features=True),
+                        StandardScaler(),
+                    ),
+                    nums,
+                ),
+                (
+                    "cat",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="(missing)"),
+                        OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+                    ),
+                    cats,
+                ),
             ]
         )
         self.columns_ = cats + nums
         self.cats_ = cats
-        self.model_ = Pipeline([
-            ("prep", prep),
-            ("lr", LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000,
-                                      random_state=self.random_state)),
-        ]).fit(self._prep(X), list(y))
+        self.model_ = Pipeline(
+            [
+                ("prep", prep),
+                (
+                    "lr",
+                    LogisticRegression(
+                        C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.random_state
+                    ),
+                ),
+            ]
+        ).fit(self._prep(X), list(y))
         self.classes_ = np.asarray(list(self.levels), dtype=object)
         return self
 

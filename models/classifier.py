@@ -112,9 +112,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y holds a single tier {list(self.classes_[present])}; a classifier needs two or more")
         self.feature_names_in_ = np.asarray([c for c in X.columns if c != ID_COLUMN], dtype=object)
         cats = categorical_columns(X[list(self.feature_names_in_)])
-        self.categories_ = {
-            c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats
-        }
+        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats}
         Xm = as_model_input(X, list(self.feature_names_in_), self.categories_)
         if self.calibration not in ("none", "temperature", "sigmoid", "isotonic"):
             raise ValueError(
@@ -148,8 +146,12 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             force_col_wise=True,
             verbose=-1,
         )
-        self.booster_.fit(Xm.iloc[fit_rows], y_idx[fit_rows], sample_weight=weights,
-                          categorical_feature=list(self.categories_) or "auto")
+        self.booster_.fit(
+            Xm.iloc[fit_rows],
+            y_idx[fit_rows],
+            sample_weight=weights,
+            categorical_feature=list(self.categories_) or "auto",
+        )
         self.calibrator_ = None
         if self.calibration != "none":
             self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.booster_), method=self.calibration)

@@ -13,8 +13,9 @@ import pandas as pd
 EPS = 1e-4
 
 
-def reference_profile(frame: pd.DataFrame, columns: list[str], categories: dict[str, list[str]],
-                      bins: int = 10) -> dict[str, dict]:
+def reference_profile(
+    frame: pd.DataFrame, columns: list[str], categories: dict[str, list[str]], bins: int = 10
+) -> dict[str, dict]:
     ref: dict[str, dict] = {}
     for c in columns:
         if c in categories:
@@ -62,8 +63,11 @@ class DriftAccumulator:
                 self.counts[c] += bin_counts(frame[c], edges=r.get("edges"), cats=r.get("cats"))
 
     def table(self, threshold: float) -> pd.DataFrame:
-        rows = [{"feature": c, "psi": round(psi(r["share"], self.counts[c]), 6)}
-                for c, r in self.reference.items() if self.counts[c].sum() > 0]
+        rows = [
+            {"feature": c, "psi": round(psi(r["share"], self.counts[c]), 6)}
+            for c, r in self.reference.items()
+            if self.counts[c].sum() > 0
+        ]
         out = pd.DataFrame(rows, columns=["feature", "psi"])
         out["warning"] = out["psi"] > threshold
         return out.sort_values(["psi", "feature"], ascending=[False, True], ignore_index=True)
@@ -88,4 +92,5 @@ def migration(previous: pd.DataFrame, current: pd.DataFrame, levels: list[str]) 
     delta = m["score"] - m["previous_score"]
     trend = np.select([delta >= 5, delta <= -5, delta.notna()], ["improving", "declining", "steady"], default="")
     return m.assign(change=change, score_change=delta.round(2), trend=trend).sort_values(
-        "customer_id", ignore_index=True)
+        "customer_id", ignore_index=True
+    )

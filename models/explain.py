@@ -45,8 +45,9 @@ def _value(v) -> str:
     return str(v)
 
 
-def top_reasons(contrib: np.ndarray, tier_idx: np.ndarray, X: pd.DataFrame, features: list[str],
-                k: int = 3) -> list[str]:
+def top_reasons(
+    contrib: np.ndarray, tier_idx: np.ndarray, X: pd.DataFrame, features: list[str], k: int = 3
+) -> list[str]:
     """For each row, the ``k`` features pushing hardest towards its tier and the ``k`` pushing away.
 
     ``contrib`` has shape (rows, classes, features + 1) as from ``TierClassifier.contributions``.

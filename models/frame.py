@@ -54,9 +54,7 @@ def check_columns(frame: pd.DataFrame, expected: list[str], what: str = "feature
         )
 
 
-def as_model_input(
-    frame: pd.DataFrame, columns: list[str], categories: dict[str, list[str]]
-) -> pd.DataFrame:
+def as_model_input(frame: pd.DataFrame, columns: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
     """A new frame with ``columns``: categoricals use the training categories (unseen -> NaN)."""
     check_columns(frame, columns)
     out = pd.DataFrame(index=frame.index)

@@ -71,9 +71,7 @@ def tier_metrics(
         "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
         "ece": expected_calibration_error(y_idx, proba),
     }
-    prec, rec, _, support = precision_recall_fscore_support(
-        y_idx, pred_idx, labels=range(len(levels)), zero_division=0
-    )
+    prec, rec, _, support = precision_recall_fscore_support(y_idx, pred_idx, labels=range(len(levels)), zero_division=0)
     for i, code in enumerate(levels):
         out[f"precision_{code}"] = prec[i]
         out[f"recall_{code}"] = rec[i]

@@ -69,9 +69,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None, previous: Segmenter | None = None) -> Segmenter:
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame. Got {type(X).__name__} instead")
-        cols = list(self.columns) if self.columns is not None else [
-            c for c in X.columns if c != "customer_id" and pd.api.types.is_numeric_dtype(X[c])
-        ]
+        cols = (
+            list(self.columns)
+            if self.columns is not None
+            else [c for c in X.columns if c != "customer_id" and pd.api.types.is_numeric_dtype(X[c])]
+        )
         cols = [c for c in cols if X[c].notna().any() and X[c].nunique(dropna=True) > 1]
         if not cols:
             raise ValueError("segmentation found no numeric column with more than one distinct value")
@@ -81,9 +83,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.columns_ = cols
         t = _transform_columns(X, cols)
         # Never-seen recency ("days since" is NULL) means "longer ago than anyone": fill with max.
-        self.fill_ = pd.Series(
-            {c: (t[c].max() if c.endswith("recency_days") else t[c].median()) for c in cols}
-        )
+        self.fill_ = pd.Series({c: (t[c].max() if c.endswith("recency_days") else t[c].median()) for c in cols})
         self.scaler_ = StandardScaler().fit(t.fillna(self.fill_).to_numpy())
         Z = self.scaler_.transform(t.fillna(self.fill_).to_numpy())
         n = len(Z)
@@ -100,8 +100,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
             labels = km.labels_
             sil = silhouette_score(Z[sample], labels[sample]) if len(set(labels[sample])) > 1 else -1.0
             ch = calinski_harabasz_score(Z[sample], labels[sample]) if len(set(labels[sample])) > 1 else 0.0
-            self.k_scores_.append({"k": k, "silhouette": float(sil), "calinski_harabasz": float(ch),
-                                   "inertia": float(km.inertia_)})
+            self.k_scores_.append(
+                {"k": k, "silhouette": float(sil), "calinski_harabasz": float(ch), "inertia": float(km.inertia_)}
+            )
             models[k] = km
         best = max(self.k_scores_, key=lambda r: (r["silhouette"], -r["k"]))
         self.n_clusters_ = best["k"]

@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 
 
-def self_train(make_classifier: Callable[[], object], X: pd.DataFrame, y: list[str], X_unlabelled: pd.DataFrame,
-               threshold: float = 0.8, max_rounds: int = 3):
+def self_train(
+    make_classifier: Callable[[], object],
+    X: pd.DataFrame,
+    y: list[str],
+    X_unlabelled: pd.DataFrame,
+    threshold: float = 0.8,
+    max_rounds: int = 3,
+):
     """Fit, pseudo-label unlabelled rows whose top probability is at least ``threshold``, refit;
     repeat until no new row qualifies or ``max_rounds``. Returns (classifier, rows added per round)."""
     if not 0 < threshold <= 1:

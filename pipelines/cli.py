@@ -24,11 +24,10 @@ app = typer.Typer(
 DEFAULT_CONFIG = "configs/demo.yaml"
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML config (validated at load time).")]
 DataRootOpt = Annotated[
-    str | None, typer.Option("--data-root", help="Folder with the input files; overrides data.root and $LEADTIER_DATA_ROOT.")
+    str | None,
+    typer.Option("--data-root", help="Folder with the input files; overrides data.root and $LEADTIER_DATA_ROOT."),
 ]
-EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="duckdb or spark; overrides the config's engine.")
-]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="duckdb or spark; overrides the config's engine.")]
 AsOfOpt = Annotated[
     dt.datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date; overrides data.as_of.")
 ]
@@ -42,8 +41,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipelines.tracking import ModelLoadError
     from pipelines.train import TrainingDataError
 
-    return (ConfigError, InputError, TrainingDataError, ModelLoadError, RejectShareError, SparkSetupError,
-            FileNotFoundError)
+    return (
+        ConfigError,
+        InputError,
+        TrainingDataError,
+        ModelLoadError,
+        RejectShareError,
+        SparkSetupError,
+        FileNotFoundError,
+    )
 
 
 def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):
@@ -110,8 +116,14 @@ def features(
 ) -> None:
     """Build the customer feature table (one row per customer, as of the snapshot date)."""
     if _engine(config, data_root, as_of, engine) == "spark":
-        return spark_features(config=config, data_root=data_root, as_of=as_of, master=_master(config, data_root),
-                              spark_conf=None, output=output)
+        return spark_features(
+            config=config,
+            data_root=data_root,
+            as_of=as_of,
+            master=_master(config, data_root),
+            spark_conf=None,
+            output=output,
+        )
 
     def go():
         from pipelines.features import build
@@ -155,16 +167,28 @@ def predict(
     data_root: DataRootOpt = None,
     as_of: AsOfOpt = None,
     model: Annotated[str | None, typer.Option("--model", help="Model URI; default models:/<name>@champion.")] = None,
-    input: Annotated[str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")
+    ] = None,
     output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides predict.output.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per scoring batch.")] = 100_000,
-    reasons: Annotated[bool, typer.Option("--reasons", help="Add the top 3 reasons for and against each tier (slower).")] = False,
+    reasons: Annotated[
+        bool, typer.Option("--reasons", help="Add the top 3 reasons for and against each tier (slower).")
+    ] = False,
     engine: EngineOpt = None,
 ) -> None:
     """Tier customers with the champion (or --model) and write predictions plus a rejects file."""
     if _engine(config, data_root, as_of, engine) == "spark":
-        return spark_predict(config=config, data_root=data_root, as_of=as_of, master=_master(config, data_root),
-                             spark_conf=None, model=model, input=input, output=output)
+        return spark_predict(
+            config=config,
+            data_root=data_root,
+            as_of=as_of,
+            master=_master(config, data_root),
+            spark_conf=None,
+            model=model,
+            input=input,
+            output=output,
+        )
 
     def go():
         from pipelines import predict as stage
@@ -244,8 +268,7 @@ def spark_features(
             path, rows, n_features = features_spark(spark, cfg, output=output)
         finally:
             spark.stop()
-        typer.echo(f"wrote {rows} rows x {n_features} features as of {cfg.data.as_of} on Spark ({master}) "
-                   f"-> {path}")
+        typer.echo(f"wrote {rows} rows x {n_features} features as of {cfg.data.as_of} on Spark ({master}) -> {path}")
 
     _spark_guard(go)
 

@@ -67,8 +67,7 @@ class FileSpec(_Strict):
     )
     derived: dict[str, str] = Field(
         default_factory=dict,
-        description="canonical name -> SQL expression over this file's columns, e.g. "
-        "amount: '\"Quantity\" * \"Price\"'",
+        description='canonical name -> SQL expression over this file\'s columns, e.g. amount: \'"Quantity" * "Price"\'',
     )
 
 
@@ -112,8 +111,13 @@ class TableSpec(_Strict):
             raise ValueError("give either 'path' (one file) or 'files' (a list), not both")
         if self.path:
             self.files = [
-                FileSpec(path=self.path, format=self.format, columns=self.columns, date_format=self.date_format,
-                         derived=self.derived)
+                FileSpec(
+                    path=self.path,
+                    format=self.format,
+                    columns=self.columns,
+                    date_format=self.date_format,
+                    derived=self.derived,
+                )
             ]
             self.path = None
         if not self.files and not self.derive_from:
@@ -408,9 +412,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _scheme_known(self) -> Config:
         if self.labels.scheme not in self.schemes:
-            raise ValueError(
-                f"labels.scheme must be one of {sorted(self.schemes)}. Got {self.labels.scheme!r} instead"
-            )
+            raise ValueError(f"labels.scheme must be one of {sorted(self.schemes)}. Got {self.labels.scheme!r} instead")
         levels = set(self.scheme.codes)
         bad = sorted({v for v in self.labels.mapping.values() if v not in levels})
         if bad:
@@ -423,8 +425,7 @@ class Config(_Strict):
             what = "thresholds_days + 2" if oc.kind == "days_to_next_purchase" else "cut_points + 1"
             if need != k:
                 raise ValueError(
-                    f"labels.outcome: scheme {self.labels.scheme!r} has {k} levels but {oc.kind} makes {need} "
-                    f"({what})"
+                    f"labels.outcome: scheme {self.labels.scheme!r} has {k} levels but {oc.kind} makes {need} ({what})"
                 )
             if oc.kind == "days_to_next_purchase" and oc.thresholds_days and oc.thresholds_days[-1] >= oc.horizon_days:
                 raise ValueError(
@@ -433,8 +434,9 @@ class Config(_Strict):
                 )
         bands = self.train.grade_bands
         if bands and min(bands.values()) != 0:
-            raise ValueError(f"train.grade_bands must have a band starting at 0 so every score gets a grade. "
-                             f"Got {bands} instead")
+            raise ValueError(
+                f"train.grade_bands must have a band starting at 0 so every score gets a grade. Got {bands} instead"
+            )
         cm = self.train.cost_matrix
         if cm is not None and (len(cm) != k or any(len(r) != k for r in cm)):
             raise ValueError(f"train.cost_matrix must be {k}x{k} for the {k} levels of {self.labels.scheme!r}")

@@ -54,7 +54,9 @@ def check_families(cfg: Config) -> None:
     for fam in cfg.features.families:
         table = FAMILY_TABLES[fam]
         if getattr(cfg.data.tables, table) is None:
-            raise ConfigError(f"features.families includes {fam!r}, which needs data.tables.{table}; it is not configured")
+            raise ConfigError(
+                f"features.families includes {fam!r}, which needs data.tables.{table}; it is not configured"
+            )
 
 
 def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
@@ -63,8 +65,9 @@ def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.
     return numbers_as_float(fetch_frame(con, sql))
 
 
-def build(cfg: Config, as_of: dt.date | None = None, customers: TableSpec | None = None,
-          with_labels: bool = True) -> FeatureBuild:
+def build(
+    cfg: Config, as_of: dt.date | None = None, customers: TableSpec | None = None, with_labels: bool = True
+) -> FeatureBuild:
     """Register inputs, build features as of ``as_of`` (default: the config's) and read labels."""
     check_families(cfg)
     as_of = as_of or cfg.data.as_of

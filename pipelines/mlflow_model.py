@@ -15,5 +15,6 @@ class LeadtierModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = params or {}
-        return self.scorer.score(pd.DataFrame(model_input), lang=params.get("lang", "en"),
-                                 reasons=bool(params.get("reasons", False)))
+        return self.scorer.score(
+            pd.DataFrame(model_input), lang=params.get("lang", "en"), reasons=bool(params.get("reasons", False))
+        )

@@ -62,8 +62,8 @@ class PredictResult:
             f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
         ]
         lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
-        ok = self.input_rows == self.scored + self.rejected
-        lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected ({'ok' if ok else 'MISMATCH'})")
+        verdict = "ok" if self.input_rows == self.scored + self.rejected else "MISMATCH"
+        lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected ({verdict})")
         return "\n".join(lines)
 
 
@@ -111,7 +111,9 @@ def _scorer_of(model):
 
 def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
     """Tag every input row; move rejected rows out of ``customers``. Returns the rejects."""
-    con.execute("CREATE OR REPLACE TEMP TABLE customers__input AS SELECT row_number() OVER () AS input_row, * FROM customers")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE customers__input AS SELECT row_number() OVER () AS input_row, * FROM customers"
+    )
     reason = "CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in REJECT_RULES) + " END"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE customers__tagged AS
@@ -147,7 +149,9 @@ def run(
     as_of = as_of or cfg.data.as_of
     out_path = Path(output or cfg.predict.output)
     if out_path.suffix.lower() not in {".parquet", ".csv"}:
-        raise ValueError(f"output {out_path} must end in .parquet or .csv. Got {out_path.suffix or 'no extension'} instead")
+        raise ValueError(
+            f"output {out_path} must end in .parquet or .csv. Got {out_path.suffix or 'no extension'} instead"
+        )
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
@@ -189,8 +193,19 @@ def run(
         scorer = _scorer_of(model)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         try:
-            scored = _score_batches(con, sql, model, out_path, version, as_of, batch_size, progress, input_rows,
-                                    {"reasons": True} if reasons else None, drift)
+            scored = _score_batches(
+                con,
+                sql,
+                model,
+                out_path,
+                version,
+                as_of,
+                batch_size,
+                progress,
+                input_rows,
+                {"reasons": True} if reasons else None,
+                drift,
+            )
         except (MlflowException, FeatureMismatchError) as exc:  # features changed since training
             msg = exc.message if isinstance(exc, MlflowException) else str(exc)
             raise tracking.ModelLoadError(
@@ -203,11 +218,20 @@ def run(
     if drift_table is not None:
         write_table(drift_table, side_file(out_path, "drift"))
         for row in drift_table[drift_table["warning"]].itertuples():
-            log.warning("drift: feature %s has PSI %.3f > %.2f against the training data", row.feature, row.psi,
-                        cfg.predict.psi_warning)
+            log.warning(
+                "drift: feature %s has PSI %.3f > %.2f against the training data",
+                row.feature,
+                row.psi,
+                cfg.predict.psi_warning,
+            )
     if previous is not None:
-        moved = migration(previous, pd.read_parquet(out_path) if out_path.suffix == ".parquet"
-                          else pd.read_csv(out_path, dtype={"customer_id": str}), scorer.scheme.codes)
+        moved = migration(
+            previous,
+            pd.read_parquet(out_path)
+            if out_path.suffix == ".parquet"
+            else pd.read_csv(out_path, dtype={"customer_id": str}),
+            scorer.scheme.codes,
+        )
         write_table(moved, side_file(out_path, "migration"))
     if len(rejects):
         write_table(rejects, rejects_path)
@@ -228,9 +252,19 @@ def run(
     return result
 
 
-def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date, batch_size: int,
-                   progress: bool, total: int, params: dict | None = None,
-                   drift: DriftAccumulator | None = None) -> int:
+def _score_batches(
+    con,
+    sql,
+    model,
+    out_path: Path,
+    version: str,
+    as_of: dt.date,
+    batch_size: int,
+    progress: bool,
+    total: int,
+    params: dict | None = None,
+    drift: DriftAccumulator | None = None,
+) -> int:
     """Stream feature batches through the model into ``out_path`` (atomically: temp file, rename)."""
     rel = con.sql(sql)
     reader = rel.to_arrow_reader(batch_size) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_size)
@@ -256,8 +290,11 @@ def _score_batches(con, sql, model, out_path: Path, version: str, as_of: dt.date
                     scored["as_of"] = as_of
                     table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
                     if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd") if parquet \
+                        writer = (
+                            pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                            if parquet
                             else pacsv.CSVWriter(tmp, table.schema)
+                        )
                     writer.write_table(table)
                     n += len(frame)
                     bar.update(len(frame))

@@ -156,9 +156,7 @@ def svg_tier_bars(tiers: list[dict], with_revenue: bool, s: dict[str, Any]) -> M
     top = 30
     height = top + len(tiers) * (rows_h + gap) + 4
     width = label_w + bar_w + right
-    vmax = (
-        max([t["pct"] for t in tiers] + ([t["revenue_pct"] or 0 for t in tiers] if with_revenue else [])) or 1
-    )
+    vmax = max([t["pct"] for t in tiers] + ([t["revenue_pct"] or 0 for t in tiers] if with_revenue else [])) or 1
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(s["chart_tier_sizes"])}">',
@@ -304,11 +302,7 @@ def _align_revenue(revenue: pd.Series | None, predictions: pd.DataFrame) -> np.n
     values = pd.to_numeric(revenue, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     if revenue.index.name == "customer_id":
         pos = positions(revenue.index, predictions["customer_id"])
-        out = (
-            np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
-            if len(values)
-            else np.full(len(pos), np.nan)
-        )
+        out = np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan) if len(values) else np.full(len(pos), np.nan)
     else:
         if len(revenue) != len(predictions):
             raise ValueError(
@@ -382,9 +376,7 @@ def _model_card(metrics: dict | None, scheme: TierScheme, lang: str, info: dict)
     for lv in scheme.levels:
         p, r = model_metrics.get(f"precision_{lv.code}"), model_metrics.get(f"recall_{lv.code}")
         if p is not None or r is not None:
-            per_tier.append(
-                {"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r}
-            )
+            per_tier.append({"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r})
     return {
         "name": info.get("name") or "–",
         "version": info.get("version") or "–",
@@ -578,9 +570,7 @@ def build_context(
     profile = segment_profile if segment_profile is not None else pd.DataFrame()
     if len(profile):
         profile = profile.copy()
-        profile.index = (
-            pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
-        )
+        profile.index = pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
     shown = profile_columns(list(profile.columns))
     fallback_names: dict[int, str] = {}
     if "segment" in predictions.columns:
@@ -665,9 +655,7 @@ def build_context(
             else [None] * len(part)
         )
         rows = []
-        for i, (cid, score, sid) in enumerate(
-            zip(part["customer_id"], part["score"], part["_sid"], strict=True)
-        ):
+        for i, (cid, score, sid) in enumerate(zip(part["customer_id"], part["score"], part["_sid"], strict=True)):
             reason = part["reasons"].iloc[i] if has_reasons else None
             rows.append(
                 {
@@ -701,9 +689,7 @@ def build_context(
         "model_card": _model_card(metrics, scheme, lang, model_info),
         "top": top,
         "has_reasons": has_reasons,
-        "migration": _migration(migration, scheme, lang)
-        if migration is not None and len(migration)
-        else None,
+        "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
         "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
     }
 
@@ -712,9 +698,7 @@ def build_context(
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
-    )
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = fmt_num
     env.filters["pct"] = fmt_pct
     return env
@@ -759,9 +743,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         frame = pd.read_parquet(path, columns=wanted(names))
     elif suffix == ".csv":
         header = pd.read_csv(path, nrows=0).columns.tolist()
-        text_cols = {
-            c: str for c in ("customer_id", "tier", "model_version", "segment", "reasons") if c in header
-        }
+        text_cols = {c: str for c in ("customer_id", "tier", "model_version", "segment", "reasons") if c in header}
         frame = pd.read_csv(path, usecols=wanted(header), dtype=text_cols, keep_default_na=True)
     else:
         raise InputError(
@@ -942,8 +924,7 @@ def run(
     path = write_text(html_text, out_path)
     t_end = time.perf_counter()
     log.info(
-        "wrote %s report on %d customers (%.0f KB) in %.1f s (read %.1f, model %.1f, features %.1f, "
-        "report %.1f) -> %s",
+        "wrote %s report on %d customers (%.0f KB) in %.1f s (read %.1f, model %.1f, features %.1f, report %.1f) -> %s",
         lang,
         len(frame),
         len(html_text.encode()) / 1024,

@@ -54,17 +54,28 @@ def resolve_model(cfg: Config, model_uri: str | None = None) -> tuple[str, str]:
     return uri, version
 
 
-def command(model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
-            timeout_s: int = 60) -> list[str]:
+def command(
+    model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1, timeout_s: int = 60
+) -> list[str]:
     """``mlflow models serve`` run by this interpreter (the one that has leadtier and the model's needs)."""
     return [
-        sys.executable, "-m", "mlflow", "models", "serve",
-        "-m", model_uri,
-        "--env-manager", "local",
-        "--host", host,
-        "--port", str(int(port)),
-        "--workers", str(int(workers)),
-        "--timeout", str(int(timeout_s)),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        host,
+        "--port",
+        str(int(port)),
+        "--workers",
+        str(int(workers)),
+        "--timeout",
+        str(int(timeout_s)),
     ]
 
 
@@ -80,18 +91,26 @@ def environment(cfg: Config) -> dict[str, str]:
     return env
 
 
-def start(cfg: Config, model_uri: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          workers: int = 1, log_file: IO | None = None) -> subprocess.Popen:
+def start(
+    cfg: Config,
+    model_uri: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    log_file: IO | None = None,
+) -> subprocess.Popen:
     """Start the scoring server in its own process group (so :func:`stop` ends all its workers)."""
     uri, _ = resolve_model(cfg, model_uri)
     if host not in LOOPBACK:
-        log.warning("binding the scoring server to %s: it has no authentication; keep it behind a gateway",
-                    host)
+        log.warning("binding the scoring server to %s: it has no authentication; keep it behind a gateway", host)
     cmd = command(uri, host, port, workers)
     log.info("starting: %s", " ".join(cmd))
     return subprocess.Popen(
-        cmd, env=environment(cfg), start_new_session=True,
-        stdout=log_file, stderr=subprocess.STDOUT if log_file is not None else None,
+        cmd,
+        env=environment(cfg),
+        start_new_session=True,
+        stdout=log_file,
+        stderr=subprocess.STDOUT if log_file is not None else None,
     )
 
 
@@ -142,8 +161,10 @@ def payload(features: pd.DataFrame) -> str:
 def invoke(url: str, features: pd.DataFrame, timeout_s: float = 60.0) -> pd.DataFrame:
     """POST ``features`` to ``{url}/invocations``; the predictions as a frame, one row per input row."""
     req = urllib.request.Request(
-        f"{url}/invocations", data=payload(features).encode("utf-8"),
-        headers={"Content-Type": "application/json"}, method="POST",
+        f"{url}/invocations",
+        data=payload(features).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
@@ -154,8 +175,14 @@ def invoke(url: str, features: pd.DataFrame, timeout_s: float = 60.0) -> pd.Data
     return pd.DataFrame(body["predictions"])
 
 
-def run(cfg: Config, model_uri: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-        workers: int = 1, echo=print) -> int:
+def run(
+    cfg: Config,
+    model_uri: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    echo=print,
+) -> int:
     """Serve in the foreground until the server exits or Ctrl-C; returns its exit status."""
     uri, version = resolve_model(cfg, model_uri)
 
@@ -166,8 +193,7 @@ def run(cfg: Config, model_uri: str | None = None, host: str = DEFAULT_HOST, por
     try:
         proc = start(cfg, uri, host, port, workers)
         url = base_url(host, port)
-        echo(f"serving {uri} (version {version or 'n/a'}) at {url}/invocations "
-             f"(GET {url}/ping; Ctrl-C stops)")
+        echo(f"serving {uri} (version {version or 'n/a'}) at {url}/invocations (GET {url}/ping; Ctrl-C stops)")
         try:
             return proc.wait()
         except KeyboardInterrupt:

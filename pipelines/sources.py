@@ -114,12 +114,17 @@ def _cast(
     return f"CAST({col} AS VARCHAR)"
 
 
-_NULL_TYPES = {"id": "VARCHAR", "str": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP", "float": "DOUBLE",
-               "int": "BIGINT"}
+_NULL_TYPES = {
+    "id": "VARCHAR",
+    "str": "VARCHAR",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "float": "DOUBLE",
+    "int": "BIGINT",
+}
 
 
-def _derived(con: duckdb.DuckDBPyConnection, table: str, path: Path, rel: str, canon: str, kind: str,
-             expr: str) -> str:
+def _derived(con: duckdb.DuckDBPyConnection, table: str, path: Path, rel: str, canon: str, kind: str, expr: str) -> str:
     target = _NULL_TYPES[kind]
     try:
         con.execute(f"SELECT CAST(({expr}) AS {target}) FROM {rel} LIMIT 1").fetchall()
@@ -174,15 +179,21 @@ def _file_select(
         col = quote_ident(attr)
         if attr in spec.categorical:
             text = f"trim(CAST({col} AS VARCHAR))"
-            exprs.append(f"CASE WHEN {text} IN ({na}) OR {text} = '' THEN NULL ELSE {text} END AS {col}"
-                         if na else f"NULLIF({text}, '') AS {col}")
+            exprs.append(
+                f"CASE WHEN {text} IN ({na}) OR {text} = '' THEN NULL ELSE {text} END AS {col}"
+                if na
+                else f"NULLIF({text}, '') AS {col}"
+            )
         else:
             exprs.append(_cast(con, table, fs, path, attr, "float", cols[attr], rel) + f" AS {col}")
     return f"SELECT {', '.join(exprs)} FROM {rel}"
 
 
 def register_table(
-    con: duckdb.DuckDBPyConnection, cfg: Config, table: str, spec: TableSpec | None = None,
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    table: str,
+    spec: TableSpec | None = None,
     drop_missing_ids: bool = True,
 ) -> TableStats:
     """Create temp table ``table`` with canonical columns from the configured file(s)."""
@@ -198,8 +209,10 @@ def register_table(
     materialise = spec.drop_exact_duplicates or bool(spec.exclude) or table == "customers"
     kind = "TABLE" if materialise else "VIEW"
     source = f"{table}__src"
-    con.execute(f"CREATE OR REPLACE TEMP {kind} {source} AS "
-                + (f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union))
+    con.execute(
+        f"CREATE OR REPLACE TEMP {kind} {source} AS "
+        + (f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union)
+    )
     if spec.drop_exact_duplicates:
         stats.duplicates_dropped = n_raw - con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
     stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
@@ -216,16 +229,15 @@ def register_table(
         stats.excluded[rule] = int(n)
         where += f" AND NOT {cond}"
     con.execute(f"CREATE OR REPLACE TEMP {kind} {table} AS SELECT * FROM {source} WHERE {where}")
-    stats.rows = (n_raw - stats.duplicates_dropped - (stats.missing_id if drop_missing_ids else 0)
-                  - sum(stats.excluded.values()))
+    stats.rows = (
+        n_raw - stats.duplicates_dropped - (stats.missing_id if drop_missing_ids else 0) - sum(stats.excluded.values())
+    )
     return stats
 
 
 def _derive_customers(con: duckdb.DuckDBPyConnection, spec: TableSpec, stats: TableStats) -> TableStats:
     """Customers from the transaction log: created at the first transaction, attributes from it."""
-    attrs = "".join(
-        f", arg_min({quote_ident(a)}, ts) AS {quote_ident(a)}" for a in [*spec.categorical, *spec.numeric]
-    )
+    attrs = "".join(f", arg_min({quote_ident(a)}, ts) AS {quote_ident(a)}" for a in [*spec.categorical, *spec.numeric])
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE customers AS SELECT customer_id, CAST(min(ts) AS DATE) AS created_at"

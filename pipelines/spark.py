@@ -75,8 +75,14 @@ ALWAYS = {
     # read them as longs and turn them back into timestamps in _canonical
     "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
-_CANON_SPARK_TYPE = {"id": "string", "date": "date", "timestamp": "timestamp_ntz", "str": "string",
-                     "float": "double", "int": "bigint"}
+_CANON_SPARK_TYPE = {
+    "id": "string",
+    "date": "date",
+    "timestamp": "timestamp_ntz",
+    "str": "string",
+    "float": "double",
+    "int": "bigint",
+}
 
 
 class SparkSetupError(RuntimeError):
@@ -86,8 +92,9 @@ class SparkSetupError(RuntimeError):
 # --------------------------------------------------------------------------- session
 
 
-def spark_session(master: str = "local[2]", app_name: str = "leadtier", conf: dict[str, str] | None = None
-                  ) -> SparkSession:
+def spark_session(
+    master: str = "local[2]", app_name: str = "leadtier", conf: dict[str, str] | None = None
+) -> SparkSession:
     """A SparkSession with UTC session time; small-machine defaults on ``local[...]`` masters."""
     try:
         from pyspark.sql import SparkSession
@@ -107,8 +114,10 @@ def spark_session(master: str = "local[2]", app_name: str = "leadtier", conf: di
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if spark.conf.get("spark.sql.session.timeZone") != "UTC":
-        log.warning("spark.sql.session.timeZone is %s, not UTC: timestamps with a time zone may shift days",
-                    spark.conf.get("spark.sql.session.timeZone"))
+        log.warning(
+            "spark.sql.session.timeZone is %s, not UTC: timestamps with a time zone may shift days",
+            spark.conf.get("spark.sql.session.timeZone"),
+        )
     return spark
 
 
@@ -169,9 +178,27 @@ def feature_sql(cfg: Config, as_of: dt.date, ordered: bool = True) -> str:
 # --------------------------------------------------------------------------- inputs
 
 _STRPTIME_TO_JAVA = {
-    "%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%I": "hh", "%M": "mm", "%S": "ss",
-    "%f": "SSSSSS", "%p": "a", "%b": "MMM", "%B": "MMMM", "%a": "EEE", "%A": "EEEE", "%j": "DDD",
-    "%-m": "M", "%-d": "d", "%-H": "H", "%-I": "h", "%-M": "m", "%-S": "s",
+    "%Y": "yyyy",
+    "%y": "yy",
+    "%m": "MM",
+    "%d": "dd",
+    "%H": "HH",
+    "%I": "hh",
+    "%M": "mm",
+    "%S": "ss",
+    "%f": "SSSSSS",
+    "%p": "a",
+    "%b": "MMM",
+    "%B": "MMMM",
+    "%a": "EEE",
+    "%A": "EEEE",
+    "%j": "DDD",
+    "%-m": "M",
+    "%-d": "d",
+    "%-H": "H",
+    "%-I": "h",
+    "%-M": "m",
+    "%-S": "s",
 }
 _VARIABLE_WIDTH = {"%m": "M", "%d": "d", "%H": "H", "%I": "h", "%M": "m", "%S": "s"}
 
@@ -198,8 +225,9 @@ def java_date_format(fmt: str) -> str:
             if token not in _STRPTIME_TO_JAVA:
                 raise InputError(f"date_format {fmt!r}: {token} is not supported on the Spark engine")
             flush()
-            adjacent = any(0 <= j < len(tokens) and tokens[j].startswith("%") and tokens[j] != "%%"
-                           for j in (i - 1, i + 1))
+            adjacent = any(
+                0 <= j < len(tokens) and tokens[j].startswith("%") and tokens[j] != "%%" for j in (i - 1, i + 1)
+            )
             fixed = _STRPTIME_TO_JAVA[token]
             out.append(fixed if adjacent else _VARIABLE_WIDTH.get(token, fixed))
         elif token.isalpha() or token == "'":
@@ -245,8 +273,9 @@ def _nanosecond_columns(path: Path, fmt: str) -> set[str]:
     return {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
 
 
-def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str,
-               nanos: set[str] = frozenset()) -> Column:
+def _canonical(
+    df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str, nanos: set[str] = frozenset()
+) -> Column:
     """Spark twin of ``sources._cast``: source column ``src`` as the canonical kind; checks it parses."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -264,8 +293,9 @@ def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, ki
         if isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
             return col.cast(target)
         if isinstance(dtype, T.NumericType):
-            raise InputError(f"{path}: column {src!r} ({table}.{src}) is a number ({dtype.simpleString()}), "
-                             f"not a {kind}")
+            raise InputError(
+                f"{path}: column {src!r} ({table}.{src}) is a number ({dtype.simpleString()}), not a {kind}"
+            )
         text = col.cast("string")
         if fs.date_format:
             parsed = F.try_to_timestamp(text, F.lit(java_date_format(fs.date_format))).cast(target)
@@ -274,20 +304,22 @@ def _canonical(df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, ki
         n_bad, ex = _bad_values(df, col.isNotNull() & (F.trim(text) != "") & parsed.isNull(), text)
         if n_bad:
             hint = f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in config)"
-            raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse "
-                             f"as a {kind}{hint}; e.g. {ex}")
+            raise InputError(
+                f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse "
+                f"as a {kind}{hint}; e.g. {ex}"
+            )
         return parsed
     if kind in {"float", "int"}:
         if isinstance(dtype, T.StringType):
             parsed = F.expr(f"try_cast({_ident(src)} AS {target})")
             n_bad, ex = _bad_values(df, col.isNotNull() & parsed.isNull(), col)
             if n_bad:
-                raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not "
-                                 f"numbers; e.g. {ex}")
+                raise InputError(
+                    f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
+                )
             return parsed
         if not isinstance(dtype, T.NumericType | T.BooleanType):
-            raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {dtype.simpleString()}, "
-                             "not a number")
+            raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {dtype.simpleString()}, not a number")
         return col.cast(target)
     return col.cast("string")
 
@@ -300,8 +332,9 @@ def _derived(df: DataFrame, table: str, path: Path, canon: str, kind: str, expr:
         col = F.expr(expr_to_spark(expr)).cast(_CANON_SPARK_TYPE[kind])
         df.select(col).limit(0).collect()  # analyse now, so that a bad expression is named
     except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
-        raise InputError(f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise InputError(
+            f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {str(exc).splitlines()[0]}"
+        ) from None
     return col
 
 
@@ -322,8 +355,10 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
     wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
     unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
     if unknown:
-        raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; "
-                         f"allowed: {[c for c, _, _ in wanted]}")
+        raise InputError(
+            f"{table}: columns mapping names unknown canonical column(s) {unknown}; "
+            f"allowed: {[c for c, _, _ in wanted]}"
+        )
     exprs = []
     for canon, kind, required in wanted:
         if canon in fs.derived:
@@ -332,8 +367,10 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
         src = fs.columns.get(canon, canon)
         if src not in cols:
             if required:
-                raise InputError(f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
-                                 f"columns present: {sorted(cols)}")
+                raise InputError(
+                    f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
+                    f"columns present: {sorted(cols)}"
+                )
             exprs.append(F.lit(None).cast(_CANON_SPARK_TYPE[kind]).alias(canon))
             continue
         exprs.append(_canonical(df, table, fs, path, src, kind, nanos).alias(canon))
@@ -349,9 +386,15 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
     return df.select(*exprs)
 
 
-def register_table(spark: SparkSession, cfg: Config, table: str, spec: TableSpec | None = None,
-                   drop_missing_ids: bool = True, view: str | None = None,
-                   tag_rows: bool = False) -> DataFrame:
+def register_table(
+    spark: SparkSession,
+    cfg: Config,
+    table: str,
+    spec: TableSpec | None = None,
+    drop_missing_ids: bool = True,
+    view: str | None = None,
+    tag_rows: bool = False,
+) -> DataFrame:
     """Spark twin of ``sources.register_table``: temp view ``view`` (default ``table``).
 
     ``tag_rows=True`` (scoring input) drops nothing: it adds ``input_row``, the 1-based position in
@@ -389,8 +432,10 @@ def register_table(spark: SparkSession, cfg: Config, table: str, spec: TableSpec
             cond = F.expr(f"coalesce(({expr_to_spark(predicate)}), false)")
             df.where(cond).limit(0).collect()  # analyse now, so that a bad predicate is named
         except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
-            raise InputError(f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the "
-                             f"canonical columns: {str(exc).splitlines()[0]}") from None
+            raise InputError(
+                f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the "
+                f"canonical columns: {str(exc).splitlines()[0]}"
+            ) from None
         keep = keep & ~cond
         reasons.append((cond, f"excluded by tables.{table}.exclude[{rule!r}]"))
     if tag_rows:
@@ -444,8 +489,13 @@ def _with_row_numbers(df: DataFrame) -> DataFrame:
     return tagged.withColumn("input_row", (offset + pos + 1).cast("bigint")).drop("__mono")
 
 
-def register_inputs(spark: SparkSession, cfg: Config, customers: TableSpec | None = None,
-                    customers_view: str = "customers", tag_rows: bool = False) -> None:
+def register_inputs(
+    spark: SparkSession,
+    cfg: Config,
+    customers: TableSpec | None = None,
+    customers_view: str = "customers",
+    tag_rows: bool = False,
+) -> None:
     """Spark twin of ``sources.register_all`` (no labels: scoring and features do not need them).
 
     ``tag_rows=True`` registers the customers input untouched but tagged (see :func:`register_table`).
@@ -454,8 +504,9 @@ def register_inputs(spark: SparkSession, cfg: Config, customers: TableSpec | Non
     order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
     for name in (*order, "interactions"):
         if name == "customers":
-            register_table(spark, cfg, name, cust, drop_missing_ids=not tag_rows, view=customers_view,
-                           tag_rows=tag_rows)
+            register_table(
+                spark, cfg, name, cust, drop_missing_ids=not tag_rows, view=customers_view, tag_rows=tag_rows
+            )
         elif getattr(cfg.data.tables, name) is not None:
             register_table(spark, cfg, name)
 
@@ -464,8 +515,9 @@ def _customers_spec(cfg: Config, customers_path: str | None) -> TableSpec:
     """The customers table, or (like ``leadtier predict --input``) another file with its columns."""
     spec = cfg.data.tables.customers
     if customers_path and spec.derive_from:
-        raise InputError("tables.customers.derive_from is set: there is no customers file to replace with "
-                         f"{customers_path!r}")
+        raise InputError(
+            f"tables.customers.derive_from is set: there is no customers file to replace with {customers_path!r}"
+        )
     if customers_path:
         files = [f.model_copy(update={"path": customers_path}) for f in spec.files[:1]]
         spec = spec.model_copy(update={"files": files})
@@ -475,8 +527,9 @@ def _customers_spec(cfg: Config, customers_path: str | None) -> TableSpec:
 # --------------------------------------------------------------------------- features
 
 
-def build_features_spark(spark: SparkSession, cfg: Config, as_of: dt.date | None = None,
-                         customers_path: str | None = None) -> DataFrame:
+def build_features_spark(
+    spark: SparkSession, cfg: Config, as_of: dt.date | None = None, customers_path: str | None = None
+) -> DataFrame:
     """The feature table as a Spark DataFrame: the DuckDB feature SQL, transpiled, over the inputs."""
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
@@ -490,11 +543,14 @@ def numbers_as_double(df: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    return df.select(*[
-        F.col(_ident(f.name)).cast("double").alias(f.name)
-        if f.name != "customer_id" and isinstance(f.dataType, T.NumericType) else F.col(_ident(f.name))
-        for f in df.schema.fields
-    ])
+    return df.select(
+        *[
+            F.col(_ident(f.name)).cast("double").alias(f.name)
+            if f.name != "customer_id" and isinstance(f.dataType, T.NumericType)
+            else F.col(_ident(f.name))
+            for f in df.schema.fields
+        ]
+    )
 
 
 def _is_local(spark: SparkSession, path: str) -> bool:
@@ -543,8 +599,9 @@ def default_output(path: str) -> str:
     return str(p.with_name(f"{p.stem}_spark"))
 
 
-def features_spark(spark: SparkSession, cfg: Config, output: str | None = None, as_of: dt.date | None = None
-                   ) -> tuple[str, int, int]:
+def features_spark(
+    spark: SparkSession, cfg: Config, output: str | None = None, as_of: dt.date | None = None
+) -> tuple[str, int, int]:
     """Build and write the feature table; returns (path, rows, feature columns)."""
     df = build_features_spark(spark, cfg, as_of)
     path = write_dir(spark, df, output or default_output(cfg.features.output))
@@ -577,8 +634,10 @@ class SparkPredictResult:
         ]
         lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
         ok = self.input_rows == self.scored + self.rejected
-        lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected "
-                     f"({'ok' if ok else 'MISMATCH'})")
+        lines.append(
+            f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected "
+            f"({'ok' if ok else 'MISMATCH'})"
+        )
         return "\n".join(lines)
 
 
@@ -595,8 +654,7 @@ def output_struct(model_uri: str):
         raise ModelLoadError(f"cannot load model {model_uri}: {exc.message.splitlines()[0]}") from None
     sig = info.signature
     if sig is None or sig.outputs is None or not sig.outputs.has_input_names():
-        raise ModelLoadError(f"model {model_uri} has no named output signature; re-train it with "
-                             "leadtier train")
+        raise ModelLoadError(f"model {model_uri} has no named output signature; re-train it with leadtier train")
     from pyspark.sql import types as T
 
     # as_spark_schema() marks required columns non-nullable, but the Arrow batches the UDF returns
@@ -615,9 +673,11 @@ def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
     from pipelines.predict import REJECT_RULES
 
     date = f"DATE '{as_of.isoformat()}'"
-    reason = "coalesce(pre_reject, CASE " + " ".join(
-        f"WHEN {expr_to_spark(cond.replace('$as_of', date))} THEN '{why}'" for cond, why in REJECT_RULES
-    ) + " END)"
+    reason = (
+        "coalesce(pre_reject, CASE "
+        + " ".join(f"WHEN {expr_to_spark(cond.replace('$as_of', date))} THEN '{why}'" for cond, why in REJECT_RULES)
+        + " END)"
+    )
     return spark.sql(
         f"SELECT *, {reason} AS reject_reason FROM ("
         "SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) "
@@ -625,9 +685,14 @@ def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
     )
 
 
-def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None,
-                  input_path: str | None = None, output: str | None = None,
-                  as_of: dt.date | None = None) -> SparkPredictResult:
+def predict_spark(
+    spark: SparkSession,
+    cfg: Config,
+    model_uri: str | None = None,
+    input_path: str | None = None,
+    output: str | None = None,
+    as_of: dt.date | None = None,
+) -> SparkPredictResult:
     """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder)."""
     import mlflow
     from pyspark.sql import functions as F
@@ -673,19 +738,23 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
                 f"Reasons: {reasons}. See {rejects_path}"
             )
-        tagged.where("reject_reason IS NULL").drop("input_row", "pre_reject", "dup_rank", "reject_reason") \
-            .createOrReplaceTempView("customers")
+        tagged.where("reject_reason IS NULL").drop(
+            "input_row", "pre_reject", "dup_rank", "reject_reason"
+        ).createOrReplaceTempView("customers")
         feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False)))
         missing = sorted(set(input_cols) - set(feats.columns))
         if missing:
             raise tracking.ModelLoadError(
-                f"model {uri} needs feature column(s) that this config does not build: {missing}")
+                f"model {uri} needs feature column(s) that this config does not build: {missing}"
+            )
         udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=struct, env_manager="local")
         # like leadtier predict, keep past revenue for the report (it then needs no feature rebuild)
         extra = [F.col("rfm_monetary").alias("past_revenue")] if "rfm_monetary" in feats.columns else []
         prediction = udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p")
         result = feats.select("customer_id", prediction, *extra).select(
-            "customer_id", "__p.*", *[c for c in ["past_revenue"] if extra],
+            "customer_id",
+            "__p.*",
+            *[c for c in ["past_revenue"] if extra],
             F.lit(version).cast("string").alias("model_version"),
             F.lit(as_of).cast("date").alias("as_of"),
         )
@@ -696,6 +765,14 @@ def predict_spark(spark: SparkSession, cfg: Config, model_uri: str | None = None
     finally:
         tagged.unpersist()
     return SparkPredictResult(
-        output=path, rejects=rejects_path, input_rows=input_rows, scored=n_scored, rejected=rejected,
-        reasons=reasons, model_uri=uri, model_version=version, as_of=as_of, seconds=time.perf_counter() - t0,
+        output=path,
+        rejects=rejects_path,
+        input_rows=input_rows,
+        scored=n_scored,
+        rejected=rejected,
+        reasons=reasons,
+        model_uri=uri,
+        model_version=version,
+        as_of=as_of,
+        seconds=time.perf_counter() - t0,
     )

@@ -41,7 +41,7 @@ def setup(cfg: Config) -> MlflowClient:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if uri.startswith("sqlite:///") and client.get_experiment_by_name(cfg.mlflow.experiment) is None:
         # artifacts live beside the database, not in whatever folder the command runs from
-        store = Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
+        store = Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts"
         client.create_experiment(cfg.mlflow.experiment, artifact_location=store.as_uri())
     mlflow.set_experiment(cfg.mlflow.experiment)
     return client
@@ -132,12 +132,13 @@ class GateDecision:
     champion_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _champion_metrics(client: MlflowClient, cfg: Config, current, eval_features: pd.DataFrame,
-                      eval_tiers: list[str], refit_on_eval: bool) -> tuple[dict[str, float], str]:
+def _champion_metrics(
+    client: MlflowClient, cfg: Config, current, eval_features: pd.DataFrame, eval_tiers: list[str], refit_on_eval: bool
+) -> tuple[dict[str, float], str]:
     """The current champion's metrics on the same evaluation rows, and how they were obtained."""
     if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
         logged = client.get_run(current.run_id).data.metrics
-        old = {k[len("test_"):]: v for k, v in logged.items() if k.startswith("test_")}
+        old = {k[len("test_") :]: v for k, v in logged.items() if k.startswith("test_")}
         if cfg.train.primary_metric not in old:
             raise KeyError(f"champion run {current.run_id} logged no test_{cfg.train.primary_metric}")
         return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
@@ -192,8 +193,11 @@ def champion_gate(
             )
         else:
             decision.champion_metrics = old
-            shown = [m for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
-                     if m in old and m in new_metrics]
+            shown = [
+                m
+                for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
+                if m in old and m in new_metrics
+            ]
             for metric in shown:
                 arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
                 decision.reasons.append(

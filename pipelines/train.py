@@ -211,8 +211,9 @@ class Prepared:
 
 def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
     oc = cfg.labels.outcome
-    sql = label_query(oc.kind, as_of, observed_until, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days,
-                      oc.cut_points)
+    sql = label_query(
+        oc.kind, as_of, observed_until, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.cut_points
+    )
     lab = feature_stage.fetch_frame(con, sql)
     return lab[["customer_id", "tier"]]
 
@@ -230,7 +231,8 @@ def prepare(cfg: Config) -> Prepared:
             data_end = (last.date() + dt.timedelta(days=1)) if last is not None else None
         table_labels = (
             feature_stage.fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")
-            if cfg.labels.source == "table" else None
+            if cfg.labels.source == "table"
+            else None
         )
 
         def snapshot(as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -277,8 +279,11 @@ def prepare(cfg: Config) -> Prepared:
                 train, test = train_test_split(
                     data, test_size=cfg.train.test_size, stratify=data["tier"], random_state=cfg.seed
                 )
-                protocol = {"evaluation": "holdout", "test_size": cfg.train.test_size,
-                            "as_of": cfg.data.as_of.isoformat()}
+                protocol = {
+                    "evaluation": "holdout",
+                    "test_size": cfg.train.test_size,
+                    "as_of": cfg.data.as_of.isoformat(),
+                }
     finally:
         con.close()
     check_minimum(cfg, train["tier"])
@@ -293,12 +298,20 @@ def prepare(cfg: Config) -> Prepared:
         unlabelled = feats[~feats[ID_COLUMN].isin(labelled_ids)]
     if test is not None and test.empty:
         raise TrainingDataError("the evaluation snapshot has no labelled customer (all censored?)")
-    return Prepared(train=train, test=test, features=feats, stats={k: v.as_dict() for k, v in stats.items()},
-                    protocol=protocol, problems=as_records(problems), unlabelled=unlabelled)
+    return Prepared(
+        train=train,
+        test=test,
+        features=feats,
+        stats={k: v.as_dict() for k, v in stats.items()},
+        protocol=protocol,
+        problems=as_records(problems),
+        unlabelled=unlabelled,
+    )
 
 
-def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict,
-                unlabelled: pd.DataFrame | None = None) -> dict:
+def _fit_models(
+    cfg: Config, X: pd.DataFrame, y: list[str], params: dict, unlabelled: pd.DataFrame | None = None
+) -> dict:
     levels = cfg.scheme.codes
     final = {"calibration": cfg.train.calibration, "calibration_size": cfg.train.calibration_size}
 
@@ -308,8 +321,9 @@ def _fit_models(cfg: Config, X: pd.DataFrame, y: list[str], params: dict,
     models = {"model": make().fit(X, y)}
     semi = cfg.train.semi_supervised
     if semi.enabled and unlabelled is not None and len(unlabelled):
-        models["model_self_training"], _ = self_train(make, X, y, unlabelled[X.columns], semi.threshold,
-                                                      semi.max_rounds)
+        models["model_self_training"], _ = self_train(
+            make, X, y, unlabelled[X.columns], semi.threshold, semi.max_rounds
+        )
     models |= {
         "majority": MajorityBaseline(levels=levels).fit(X, y),
         "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X, y),
@@ -337,7 +351,8 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
         fold_models = _fit_models(cfg, train.iloc[tr][feature_cols], list(y[tr]), params, prep.unlabelled)
         for k, m in fold_models.items():
             proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
-                train.iloc[va][feature_cols])
+                train.iloc[va][feature_cols]
+            )
             pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
     preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts}
     models = _fit_models(cfg, train[feature_cols], list(y), params, prep.unlabelled)
@@ -358,8 +373,14 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     client = tracking.setup(cfg)
     with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
         run_id = active.info.run_id
-        mlflow.set_tags({"leadtier.stage": "train", "leadtier.config": cfg.name, "leadtier.scheme": cfg.labels.scheme,
-                         "leadtier.evaluation": cfg.train.evaluation})
+        mlflow.set_tags(
+            {
+                "leadtier.stage": "train",
+                "leadtier.config": cfg.name,
+                "leadtier.scheme": cfg.labels.scheme,
+                "leadtier.evaluation": cfg.train.evaluation,
+            }
+        )
         mlflow.log_params(
             {
                 "as_of": cfg.data.as_of.isoformat(),
@@ -372,7 +393,10 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                 "n_train": len(train),
                 "n_eval": len(eval_rows),
                 "primary_metric": cfg.train.primary_metric,
-                **{f"tuning.{k}": v for k, v in _flat("", cfg.train.tuning.model_dump(exclude={"search_space"})).items()},
+                **{
+                    f"tuning.{k}": v
+                    for k, v in _flat("", cfg.train.tuning.model_dump(exclude={"search_space"})).items()
+                },
             }
         )
         mlflow.log_dict(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)), "config.yaml")
@@ -385,8 +409,12 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         mlflow.log_dict(counts, "inputs/label_counts.json")
 
         # ---------------------------------------------------------- tuning (nested run per trial)
-        base = {"class_weight": None if cfg.train.class_weight == "none" else "balanced", "n_jobs": cfg.train.n_jobs,
-                "decision": cfg.train.decision, "cost_matrix": cfg.train.cost_matrix}
+        base = {
+            "class_weight": None if cfg.train.class_weight == "none" else "balanced",
+            "n_jobs": cfg.train.n_jobs,
+            "decision": cfg.train.decision,
+            "cost_matrix": cfg.train.cost_matrix,
+        }
 
         def log_trial(study, trial) -> None:
             with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True):
@@ -413,7 +441,9 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
         mlflow.log_metric(f"cv_best_{cfg.train.primary_metric}", study.best_value)
         trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-        mlflow.log_table(trials.astype({c: str for c in trials.columns if trials[c].dtype == object}), "tuning/trials.json")
+        mlflow.log_table(
+            trials.astype({c: str for c in trials.columns if trials[c].dtype == object}), "tuning/trials.json"
+        )
 
         # ---------------------------------------------------------- final model + baselines, same rows
         y_eval, preds, models = _evaluate(cfg, prep, feature_cols, {**base, **best_params})
@@ -458,8 +488,9 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         # how much of the predefined tiers do the exploratory segments explain?
         seg_eval = seg.predict(eval_rows)
         mlflow.log_metric("segments_tier_ami", adjusted_mutual_info_score(eval_rows["tier"], seg_eval))
-        crosstab = pd.crosstab(pd.Series(seg_eval, name="segment_id").map(lambda i: seg.name(i)),
-                               eval_rows["tier"].to_numpy()).reindex(columns=levels, fill_value=0)
+        crosstab = pd.crosstab(
+            pd.Series(seg_eval, name="segment_id").map(lambda i: seg.name(i)), eval_rows["tier"].to_numpy()
+        ).reindex(columns=levels, fill_value=0)
         mlflow.log_text(crosstab.to_csv(), "segments/tier_by_segment.csv")
         mlflow.log_text(pd.DataFrame(seg.k_scores_).to_csv(index=False), "segments/k_scores.csv")
         mlflow.log_figure(_plot_k(seg.k_scores_), "plots/segments_k_selection.png")
@@ -489,8 +520,9 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         X_eval = eval_rows[feature_cols]
         info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
         version = str(info.registered_model_version)
-        decision = tracking.champion_gate(client, cfg, version, metrics["model"], X_eval, y_eval,
-                                          refit_on_eval=test is None)
+        decision = tracking.champion_gate(
+            client, cfg, version, metrics["model"], X_eval, y_eval, refit_on_eval=test is None
+        )
         mlflow.set_tags({"leadtier.model_version": version, "leadtier.alias": decision.alias})
         mlflow.log_text("\n".join(decision.reasons), "registry/gate.txt")
         seconds = time.perf_counter() - t0

@@ -38,52 +38,107 @@ def _check(con, table, column, level, where, message, files: str, select: str | 
     return Problem(level, table, files, column, int(n), ex, message)
 
 
-def validate(con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats],
-             as_of: dt.date) -> list[Problem]:
+def validate(
+    con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats], as_of: dt.date
+) -> list[Problem]:
     """Run every check on the tables registered in ``con``; raise on errors, return all problems."""
     files = {t: ", ".join(s.files) for t, s in stats.items()}
     checks = [
-        ("customers", "customer_id", "error", "customer_id IN (SELECT customer_id FROM customers GROUP BY 1 "
-         "HAVING count(*) > 1)", "share a customer_id with another row (ids must be unique)", None),
+        (
+            "customers",
+            "customer_id",
+            "error",
+            "customer_id IN (SELECT customer_id FROM customers GROUP BY 1 HAVING count(*) > 1)",
+            "share a customer_id with another row (ids must be unique)",
+            None,
+        ),
     ]
     if "transactions" in stats:
         checks += [
-            ("transactions", "customer_id", "warning", "customer_id NOT IN (SELECT customer_id FROM customers)",
-             "name customers absent from the customers table (ignored)", None),
+            (
+                "transactions",
+                "customer_id",
+                "warning",
+                "customer_id NOT IN (SELECT customer_id FROM customers)",
+                "name customers absent from the customers table (ignored)",
+                None,
+            ),
             ("transactions", "amount", "warning", "amount IS NULL", "have no amount (count as 0)", "invoice_id"),
             ("transactions", "ts", "warning", "ts IS NULL", "have no timestamp (ignored)", "invoice_id"),
-            ("transactions", "ts", "warning", f"ts >= DATE '{as_of.isoformat()}'",
-             f"are dated on or after the as-of date {as_of} (the future: no feature uses them)", "ts"),
+            (
+                "transactions",
+                "ts",
+                "warning",
+                f"ts >= DATE '{as_of.isoformat()}'",
+                f"are dated on or after the as-of date {as_of} (the future: no feature uses them)",
+                "ts",
+            ),
         ]
     if "interactions" in stats:
         types = ", ".join("'" + t + "'" for t in cfg.features.interaction_types) or "NULL"
         checks += [
-            ("interactions", "customer_id", "warning", "customer_id NOT IN (SELECT customer_id FROM customers)",
-             "name customers absent from the customers table (ignored)", None),
-            ("interactions", "type", "warning", f"type NOT IN ({types}) OR type IS NULL",
-             "have a type not listed in features.interaction_types (only in totals)", "type"),
+            (
+                "interactions",
+                "customer_id",
+                "warning",
+                "customer_id NOT IN (SELECT customer_id FROM customers)",
+                "name customers absent from the customers table (ignored)",
+                None,
+            ),
+            (
+                "interactions",
+                "type",
+                "warning",
+                f"type NOT IN ({types}) OR type IS NULL",
+                "have a type not listed in features.interaction_types (only in totals)",
+                "type",
+            ),
             ("interactions", "duration_s", "warning", "duration_s < 0", "have a negative duration", None),
-            ("interactions", "ts", "warning", f"ts >= DATE '{as_of.isoformat()}'",
-             f"are dated on or after the as-of date {as_of} (the future: no feature uses them)", "ts"),
+            (
+                "interactions",
+                "ts",
+                "warning",
+                f"ts >= DATE '{as_of.isoformat()}'",
+                f"are dated on or after the as-of date {as_of} (the future: no feature uses them)",
+                "ts",
+            ),
         ]
     if "labels" in stats:
         checks += [
-            ("labels", "customer_id", "warning", "customer_id NOT IN (SELECT customer_id FROM customers)",
-             "label customers absent from the customers table (not used)", None),
+            (
+                "labels",
+                "customer_id",
+                "warning",
+                "customer_id NOT IN (SELECT customer_id FROM customers)",
+                "label customers absent from the customers table (not used)",
+                None,
+            ),
         ]
-    problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks)
-                if p]
+    problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
     for name, st in stats.items():
         if st.missing_id:
-            problems.append(Problem("warning", name, files[name], "customer_id", st.missing_id, [],
-                                    "have no customer id (excluded)"))
+            problems.append(
+                Problem(
+                    "warning", name, files[name], "customer_id", st.missing_id, [], "have no customer id (excluded)"
+                )
+            )
         if st.duplicates_dropped:
-            problems.append(Problem("warning", name, files[name], "*", st.duplicates_dropped, [],
-                                    "are exact duplicates of another row (kept once)"))
+            problems.append(
+                Problem(
+                    "warning",
+                    name,
+                    files[name],
+                    "*",
+                    st.duplicates_dropped,
+                    [],
+                    "are exact duplicates of another row (kept once)",
+                )
+            )
         for rule, n in st.excluded.items():
             if n:
-                problems.append(Problem("warning", name, files[name], "*", n, [],
-                                        f"match exclusion rule {rule!r} (excluded)"))
+                problems.append(
+                    Problem("warning", name, files[name], "*", n, [], f"match exclusion rule {rule!r} (excluded)")
+                )
     for p in problems:
         (log.error if p.level == "error" else log.warning)("%s", p)
     errors = [p for p in problems if p.level == "error"]

@@ -59,9 +59,7 @@ def test_missing_input_file(workdir, small):
 
 
 def test_missing_mapped_column(workdir, small):
-    cfg = _config(
-        workdir, lambda r: r["data"]["tables"]["transactions"].update(columns={"amount": "net_value"})
-    )
+    cfg = _config(workdir, lambda r: r["data"]["tables"]["transactions"].update(columns={"amount": "net_value"}))
     res = _invoke("features", "--config", cfg)
     _assert_clean_failure(
         res,
@@ -132,8 +130,14 @@ def test_duplicate_customer_ids_in_training_data(workdir, small):
     df = pd.read_parquet(path)
     pd.concat([df, df.head(3)], ignore_index=True).to_parquet(path, index=False)
     res = _invoke("features", "--config", small)
-    _assert_clean_failure(res, "customers.parquet", "column 'customer_id' of customers", "6 row(s)", "unique",
-                          output=workdir / "out" / "features.parquet")
+    _assert_clean_failure(
+        res,
+        "customers.parquet",
+        "column 'customer_id' of customers",
+        "6 row(s)",
+        "unique",
+        output=workdir / "out" / "features.parquet",
+    )
 
 
 def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplog):

@@ -119,9 +119,7 @@ def test_predict_rejects_bad_rows_with_reasons(trained):
     bad.loc[6, "created_at"] = "2027-01-01"  # created after the as-of date
     path = work / "bad_prospects.csv"
     bad.to_csv(path, index=False)
-    res = predict_stage.run(
-        cfg, input_path=str(path), output=str(work / "out" / "bad.parquet"), progress=False
-    )
+    res = predict_stage.run(cfg, input_path=str(path), output=str(work / "out" / "bad.parquet"), progress=False)
     assert res.input_rows == 202
     assert res.rejected == 4 and res.scored == 198
     rejects = pd.read_csv(res.rejects)
@@ -138,8 +136,9 @@ def test_predict_with_reasons_explains_each_customer(trained):
     prospects = pd.read_csv(cfg.data_path(cfg.demo.prospects_file)).head(50)
     path = work / "few.csv"
     prospects.to_csv(path, index=False)
-    res = predict_stage.run(cfg, input_path=str(path), output=str(work / "out" / "why.csv"), progress=False,
-                            reasons=True)
+    res = predict_stage.run(
+        cfg, input_path=str(path), output=str(work / "out" / "why.csv"), progress=False, reasons=True
+    )
     out = pd.read_csv(res.output)
     assert len(out) == 50 and out["reasons"].notna().all()
     assert out["reasons"].str.contains(r"^\+ ", regex=True).mean() > 0.9
@@ -157,8 +156,7 @@ def test_second_scoring_run_writes_migration_and_drift_and_the_report_shows_them
     drift = pd.read_csv(side_file(out, "drift"))
     assert {"feature", "psi", "warning"} <= set(drift.columns) and len(drift) > 10
     # scoring the same customers one month later: tiers may move
-    later = predict_stage.run(cfg, output=str(out), progress=False,
-                              as_of=cfg.data.as_of + pd.Timedelta(days=30))
+    later = predict_stage.run(cfg, output=str(out), progress=False, as_of=cfg.data.as_of + pd.Timedelta(days=30))
     moved = pd.read_csv(side_file(out, "migration"))
     assert len(moved) == first.scored == later.scored
     assert set(moved["change"]) <= {"upgraded", "downgraded", "unchanged", "new", "gone"}

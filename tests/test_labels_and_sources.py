@@ -20,11 +20,22 @@ LEVELS = ["A", "B", "C", "D", "E"]
 S = dt.date(2011, 1, 1)
 
 
-def _labels(tx: pd.DataFrame, as_of=S, observed_until=dt.date(2012, 1, 1), horizon=270, kind="days_to_next_purchase",
-            cut_points=(), levels=LEVELS, customers=None):
+def _labels(
+    tx: pd.DataFrame,
+    as_of=S,
+    observed_until=dt.date(2012, 1, 1),
+    horizon=270,
+    kind="days_to_next_purchase",
+    cut_points=(),
+    levels=LEVELS,
+    customers=None,
+):
     con = duckdb.connect()
-    customers = customers if customers is not None else pd.DataFrame(
-        {"customer_id": sorted(set(tx["customer_id"])), "created_at": pd.Timestamp("2010-01-01")})
+    customers = (
+        customers
+        if customers is not None
+        else pd.DataFrame({"customer_id": sorted(set(tx["customer_id"])), "created_at": pd.Timestamp("2010-01-01")})
+    )
     con.register("customers", customers)
     con.register("transactions", tx)
     sql = label_query(kind, as_of, observed_until, levels, (30, 90, 180), horizon, cut_points)
@@ -33,20 +44,23 @@ def _labels(tx: pd.DataFrame, as_of=S, observed_until=dt.date(2012, 1, 1), horiz
 
 def _tx(rows):
     return pd.DataFrame(rows, columns=["customer_id", "ts", "invoice_id", "amount"]).assign(
-        ts=lambda d: pd.to_datetime(d["ts"]))
+        ts=lambda d: pd.to_datetime(d["ts"])
+    )
 
 
 def test_days_to_next_purchase_tiers_at_the_thresholds():
-    tx = _tx([
-        ("a", "2011-01-31 10:00", "1", 5.0),  # day 30 -> A
-        ("b", "2011-02-01 10:00", "2", 5.0),  # day 31 -> B
-        ("c", "2011-06-30 10:00", "3", 5.0),  # day 180 -> C
-        ("d", "2011-07-01 10:00", "4", 5.0),  # day 181 -> D (within the 270-day horizon)
-        ("e", "2011-10-01 10:00", "5", 5.0),  # day 273 -> beyond the horizon -> E
-        ("f", "2010-12-31 23:59", "6", 5.0),  # before the snapshot only -> E
-        ("g", "2011-01-01 00:00", "7", 5.0),  # on the snapshot date: day 0 -> A
-        ("h", "2011-01-05 10:00", "8", -5.0),  # a return is not a purchase -> E
-    ])
+    tx = _tx(
+        [
+            ("a", "2011-01-31 10:00", "1", 5.0),  # day 30 -> A
+            ("b", "2011-02-01 10:00", "2", 5.0),  # day 31 -> B
+            ("c", "2011-06-30 10:00", "3", 5.0),  # day 180 -> C
+            ("d", "2011-07-01 10:00", "4", 5.0),  # day 181 -> D (within the 270-day horizon)
+            ("e", "2011-10-01 10:00", "5", 5.0),  # day 273 -> beyond the horizon -> E
+            ("f", "2010-12-31 23:59", "6", 5.0),  # before the snapshot only -> E
+            ("g", "2011-01-01 00:00", "7", 5.0),  # on the snapshot date: day 0 -> A
+            ("h", "2011-01-05 10:00", "8", -5.0),  # a return is not a purchase -> E
+        ]
+    )
     lab = _labels(tx)["tier"].to_dict()
     assert lab == {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E", "f": "E", "g": "A", "h": "E"}
 
@@ -68,20 +82,31 @@ def test_labels_ignore_purchases_after_observed_until():
 
 def test_customers_created_after_the_snapshot_get_no_label_row():
     tx = _tx([("a", "2011-01-10", "1", 5.0), ("new", "2011-05-01", "2", 5.0)])
-    customers = pd.DataFrame({"customer_id": ["a", "new"],
-                              "created_at": pd.to_datetime(["2010-01-01", "2011-05-01"])})
+    customers = pd.DataFrame({"customer_id": ["a", "new"], "created_at": pd.to_datetime(["2010-01-01", "2011-05-01"])})
     lab = _labels(tx, customers=customers)
     assert list(lab.index) == ["a"]
 
 
 def test_value_tiers_by_revenue_in_the_horizon_and_censoring():
-    tx = _tx([("a", "2011-01-10", "1", 1500.0), ("b", "2011-02-10", "2", 150.0), ("b", "2011-02-11", "3", 10.0),
-              ("c", "2011-09-10", "4", 5000.0)])  # c buys after the 90-day horizon
+    tx = _tx(
+        [
+            ("a", "2011-01-10", "1", 1500.0),
+            ("b", "2011-02-10", "2", 150.0),
+            ("b", "2011-02-11", "3", 10.0),
+            ("c", "2011-09-10", "4", 5000.0),
+        ]
+    )  # c buys after the 90-day horizon
     lab = _labels(tx, kind="revenue_next_days", horizon=90, cut_points=(1000, 100), levels=["high", "medium", "low"])
     assert lab["tier"].to_dict() == {"a": "high", "b": "medium", "c": "low"}
     assert lab.loc["b", "revenue_next"] == pytest.approx(160)
-    censored = _labels(tx, kind="revenue_next_days", horizon=90, cut_points=(1000, 100),
-                       levels=["high", "medium", "low"], observed_until=dt.date(2011, 2, 1))
+    censored = _labels(
+        tx,
+        kind="revenue_next_days",
+        horizon=90,
+        cut_points=(1000, 100),
+        levels=["high", "medium", "low"],
+        observed_until=dt.date(2011, 2, 1),
+    )
     assert censored["tier"].isna().all()
 
 
@@ -92,21 +117,35 @@ def test_label_query_rejects_inverted_dates():
 
 def _retail_like(tmp_path):
     """Two files with different column names/types, an overlap, guests, a cancellation, postage."""
-    a = pd.DataFrame({
-        "Invoice": ["1", "1", "2", "3", "C4", "5"],
-        "StockCode": ["A1", "POST", "B2", "A1", "A1", "A1"],
-        "Quantity": [2, 1, 1, 1, -1, 3],
-        "InvoiceDate": ["2010-01-05 10:00:00", "2010-01-05 10:00:00", "2010-03-01 09:00:00",
-                        "2010-03-02 09:00:00", "2010-03-03 09:00:00", "2010-03-04 09:00:00"],
-        "Price": [5.0, 10.0, 3.0, 5.0, 5.0, 0.0],
-        "Customer ID": [100.0, 100.0, 101.0, None, 100.0, 101.0],
-        "Country": ["UK", "UK", "France", "UK", "UK", "France"],
-    })
-    b = pd.DataFrame({  # the newer file: other names, real timestamps, int ids; first row repeats a's last days
-        "InvoiceNo": ["2", "6"], "StockCode": ["B2", "B2"], "Quantity": [1, 4],
-        "InvoiceDate": pd.to_datetime(["2010-03-01 09:00:00", "2010-06-01 12:00:00"]),
-        "UnitPrice": [3.0, 2.5], "CustomerID": [101, 100], "Country": ["France", "UK"],
-    })
+    a = pd.DataFrame(
+        {
+            "Invoice": ["1", "1", "2", "3", "C4", "5"],
+            "StockCode": ["A1", "POST", "B2", "A1", "A1", "A1"],
+            "Quantity": [2, 1, 1, 1, -1, 3],
+            "InvoiceDate": [
+                "2010-01-05 10:00:00",
+                "2010-01-05 10:00:00",
+                "2010-03-01 09:00:00",
+                "2010-03-02 09:00:00",
+                "2010-03-03 09:00:00",
+                "2010-03-04 09:00:00",
+            ],
+            "Price": [5.0, 10.0, 3.0, 5.0, 5.0, 0.0],
+            "Customer ID": [100.0, 100.0, 101.0, None, 100.0, 101.0],
+            "Country": ["UK", "UK", "France", "UK", "UK", "France"],
+        }
+    )
+    b = pd.DataFrame(
+        {  # the newer file: other names, real timestamps, int ids; first row repeats a's last days
+            "InvoiceNo": ["2", "6"],
+            "StockCode": ["B2", "B2"],
+            "Quantity": [1, 4],
+            "InvoiceDate": pd.to_datetime(["2010-03-01 09:00:00", "2010-06-01 12:00:00"]),
+            "UnitPrice": [3.0, 2.5],
+            "CustomerID": [101, 100],
+            "Country": ["France", "UK"],
+        }
+    )
     (tmp_path / "online_retail_ii").mkdir()
     (tmp_path / "online_retail").mkdir()
     a.to_parquet(tmp_path / "online_retail_ii" / "online_retail_ii_2009-12_2010-12.parquet", index=False)
@@ -166,13 +205,34 @@ def test_outcome_config_errors(tmp_path, mutate, expected):
 
 
 def test_select_means_missing_and_leaky_columns_are_refused(tmp_path):
-    leads = pd.DataFrame({"Prospect ID": ["p1", "p2"], "Lead Source": ["Select", "Google"], "TotalVisits": [1, 2],
-                          "Converted": [1, 0], "Tags": ["Closed by Horizzon", None]})
+    leads = pd.DataFrame(
+        {
+            "Prospect ID": ["p1", "p2"],
+            "Lead Source": ["Select", "Google"],
+            "TotalVisits": [1, 2],
+            "Converted": [1, 0],
+            "Tags": ["Closed by Horizzon", None],
+        }
+    )
     leads.to_csv(tmp_path / "leads.csv", index=False)
-    raw = {"name": "t", "data": {"root": str(tmp_path), "as_of": "2026-01-01", "tables": {"customers": {
-        "path": "leads.csv", "columns": {"customer_id": "Prospect ID"}, "na_values": ["Select"],
-        "categorical": ["Lead Source"], "numeric": ["TotalVisits"], "leaky": ["Converted", "Tags"]}}},
-        "features": {"families": ["customers"]}}
+    raw = {
+        "name": "t",
+        "data": {
+            "root": str(tmp_path),
+            "as_of": "2026-01-01",
+            "tables": {
+                "customers": {
+                    "path": "leads.csv",
+                    "columns": {"customer_id": "Prospect ID"},
+                    "na_values": ["Select"],
+                    "categorical": ["Lead Source"],
+                    "numeric": ["TotalVisits"],
+                    "leaky": ["Converted", "Tags"],
+                }
+            },
+        },
+        "features": {"families": ["customers"]},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     (tmp_path / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
     cfg = load_config(tmp_path / "c.yaml")

@@ -61,16 +61,8 @@ def test_unseen_category_and_missing_values_score():
 
 def test_training_is_reproducible():
     X, y = _data()
-    a = (
-        TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3)
-        .fit(X, y)
-        .predict_proba(X)
-    )
-    b = (
-        TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3)
-        .fit(X, y)
-        .predict_proba(X)
-    )
+    a = TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3).fit(X, y).predict_proba(X)
+    b = TierClassifier(levels=LEVELS, n_estimators=60, subsample=0.8, random_state=3).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
 
 
@@ -182,8 +174,7 @@ def test_shap_contributions_add_up_to_the_raw_score_and_give_reasons():
     raw = clf.booster_.predict(clf._input(X.head(5)), raw_score=True)
     np.testing.assert_allclose(contrib.sum(axis=2), raw, rtol=1e-6, atol=1e-6)
     tiers = clf.predict(X.head(5))
-    words = top_reasons(contrib, np.array([LEVELS.index(t) for t in tiers]), X.head(5),
-                        list(clf.feature_names_in_))
+    words = top_reasons(contrib, np.array([LEVELS.index(t) for t in tiers]), X.head(5), list(clf.feature_names_in_))
     assert len(words) == 5 and any("signal" in w for w in words)
     assert describe("ix_quote_request_30d") == "quote request in the last 30 days"
     assert describe("rfm_recency_days") == "days since last purchase"

@@ -15,15 +15,19 @@ from pipelines.config import load_config
 from tests.conftest import REPO
 
 SHARED = Path(os.environ.get("LEADTIER_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
-RETAIL = ["online_retail_ii/online_retail_ii_2009-12_2010-12.parquet",
-          "online_retail/online_retail_2010-12_2011-12.parquet"]
+RETAIL = [
+    "online_retail_ii/online_retail_ii_2009-12_2010-12.parquet",
+    "online_retail/online_retail_2010-12_2011-12.parquet",
+]
 LEADS = "x_education_leads/Leads.csv"
 
 pytestmark = [
     pytest.mark.realdata,
     pytest.mark.slow,
-    pytest.mark.skipif(not (SHARED / LEADS).is_file() or not all((SHARED / f).is_file() for f in RETAIL),
-                       reason=f"real datasets not found under {SHARED} (set LEADTIER_SHARED_DATASETS)"),
+    pytest.mark.skipif(
+        not (SHARED / LEADS).is_file() or not all((SHARED / f).is_file() for f in RETAIL),
+        reason=f"real datasets not found under {SHARED} (set LEADTIER_SHARED_DATASETS)",
+    ),
 ]
 
 
@@ -41,8 +45,10 @@ def test_online_retail_slice_backtest_trains_and_registers(workdir):
     for rel in RETAIL:  # every 10th customer keeps whole purchase histories
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         id_col = '"Customer ID"' if "_ii_" in rel else "CustomerID"
-        duckdb.sql(f"COPY (SELECT * FROM read_parquet('{SHARED / rel}') WHERE CAST({id_col} AS BIGINT) % 10 = 0) "
-                   f"TO '{root / rel}' (FORMAT parquet)")
+        duckdb.sql(
+            f"COPY (SELECT * FROM read_parquet('{SHARED / rel}') WHERE CAST({id_col} AS BIGINT) % 10 = 0) "
+            f"TO '{root / rel}' (FORMAT parquet)"
+        )
     cfg = _tiny_budget(load_config(REPO / "configs" / "online_retail.yaml", data_root=str(root)))
     res = train_stage.run(cfg)
     assert res.alias == "champion" and res.extra["protocol"]["evaluation"] == "backtest"

@@ -177,9 +177,7 @@ def test_revenue_by_customer_id_equals_positional(scheme5):
     frame = make_predictions(scheme5, ["A", "B", "C", "D", "E"])
     values = [10.0, 20.0, 30.0, 0.0, np.nan]
     by_pos = context(scheme5, frame, pd.Series(values))
-    by_id = context(
-        scheme5, frame, pd.Series(values, index=pd.Index(frame["customer_id"], name="customer_id"))
-    )
+    by_id = context(scheme5, frame, pd.Series(values, index=pd.Index(frame["customer_id"], name="customer_id")))
     assert by_pos["summary"]["tiers"] == by_id["summary"]["tiers"]
     assert by_pos["summary"]["tiers"][2]["revenue_pct"] == pytest.approx(0.5)
 

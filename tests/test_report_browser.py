@@ -101,9 +101,7 @@ def _synthetic_context(lang: str) -> dict:
             "change": ["upgraded", "downgraded", "new", "gone"],
         }
     )
-    drift = pd.DataFrame(
-        {"feature": ["rfm_monetary", "ix_count_30d"], "psi": [0.04, 0.27], "warning": [False, True]}
-    )
+    drift = pd.DataFrame({"feature": ["rfm_monetary", "ix_count_30d"], "psi": [0.04, 0.27], "warning": [False, True]})
     return report.build_context(
         frame,
         scheme,
@@ -152,9 +150,7 @@ def test_dom_has_every_section_and_no_script_errors(rendered):
     root = re.search(r"<html([^>]*)>", html).group(1)
     assert "data-js-errors" not in root, f"the page caught a script error: <html{root}>"
     page_lines = [
-        line
-        for line in dom.stderr.splitlines()
-        if ("CONSOLE" in line and html_path.name in line) or "Uncaught" in line
+        line for line in dom.stderr.splitlines() if ("CONSOLE" in line and html_path.name in line) or "Uncaught" in line
     ]
     assert not page_lines, "console output from the page:\n" + "\n".join(page_lines)
     assert "planted@example.com" not in html
@@ -166,9 +162,7 @@ def test_screenshot(rendered):
     ARTIFACTS.mkdir(exist_ok=True)
     png = ARTIFACTS / f"report_{lang}.png"
     png.unlink(missing_ok=True)
-    shot = _chromium(
-        ["--window-size=1280,2000", f"--screenshot={png}", html_path.as_uri()], tmp / "profile-shot"
-    )
+    shot = _chromium(["--window-size=1280,2000", f"--screenshot={png}", html_path.as_uri()], tmp / "profile-shot")
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert png.is_file(), f"chromium wrote no screenshot to {png}"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -85,14 +85,16 @@ def batch(trained):
 
     cfg, work = trained
     feats = features.build(cfg, with_labels=False).features
-    res = predict.run(cfg, input_path=str(cfg.data_path("customers.parquet")),
-                      output=str(work / "batch.parquet"), progress=False)
+    res = predict.run(
+        cfg, input_path=str(cfg.data_path("customers.parquet")), output=str(work / "batch.parquet"), progress=False
+    )
     return feats, pd.read_parquet(res.output).set_index("customer_id")
 
 
 def _post(url: str, body: str) -> dict:
-    req = urllib.request.Request(f"{url}/invocations", data=body.encode("utf-8"),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        f"{url}/invocations", data=body.encode("utf-8"), headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         assert resp.status == 200
         return json.loads(resp.read().decode("utf-8"))
@@ -100,11 +102,17 @@ def _post(url: str, body: str) -> dict:
 
 def test_rest_predictions_equal_batch_predictions(server, batch):
     feats, want = batch
-    pick = pd.concat([
-        feats[feats["cust_annual_revenue_musd"].isna()].head(5),  # missing numbers travel as null
-        feats[feats["rfm_recency_days"].isna()].head(5),
-        feats.head(20),
-    ]).drop_duplicates("customer_id").head(20)
+    pick = (
+        pd.concat(
+            [
+                feats[feats["cust_annual_revenue_musd"].isna()].head(5),  # missing numbers travel as null
+                feats[feats["rfm_recency_days"].isna()].head(5),
+                feats.head(20),
+            ]
+        )
+        .drop_duplicates("customer_id")
+        .head(20)
+    )
     assert len(pick) == 20 and pick.drop(columns="customer_id").isna().any().any()
 
     body = _post(server, serve.payload(pick.drop(columns="customer_id")))

@@ -50,13 +50,28 @@ def spark():
 
 def _edge_rows() -> dict[str, pd.DataFrame]:
     """Hand-made customers and events at every edge the feature SQL has."""
-    attrs = {"lead_source": "web_form", "industry": "retail", "company_size": "1-10", "region": "north",
-             "annual_revenue_musd": 1.5, "contact_name": "x", "email": "x@example.com", "phone": "1"}
+    attrs = {
+        "lead_source": "web_form",
+        "industry": "retail",
+        "company_size": "1-10",
+        "region": "north",
+        "annual_revenue_musd": 1.5,
+        "contact_name": "x",
+        "email": "x@example.com",
+        "phone": "1",
+    }
     created = {
-        "Z01": at(400), "Z02": at(1),  # tenure 400 / 1 day
-        "Z03": at(0), "Z04": at(-5),  # created on / after the as-of date: not a customer yet
+        "Z01": at(400),
+        "Z02": at(1),  # tenure 400 / 1 day
+        "Z03": at(0),
+        "Z04": at(-5),  # created on / after the as-of date: not a customer yet
         "Z05": pd.NaT,  # unknown creation date: kept, tenure NULL
-        "Z06": at(300), "Z07": at(300), "Z08": at(300), "Z09": at(300), "Z10": at(300), "Z11": at(300),
+        "Z06": at(300),
+        "Z07": at(300),
+        "Z08": at(300),
+        "Z09": at(300),
+        "Z10": at(300),
+        "Z11": at(300),
         "Z12": at(300, "23:59:59"),  # no events at all
     }
     customers = pd.DataFrame([{"customer_id": c, "created_at": t, **attrs} for c, t in created.items()])
@@ -67,13 +82,32 @@ def _edge_rows() -> dict[str, pd.DataFrame]:
     tx = []
 
     def buy(cust, inv, ts, amount, product="P1", channel="online"):
-        tx.append({"customer_id": cust, "ts": ts, "invoice_id": inv, "product_id": product,
-                   "channel": channel, "quantity": 1, "amount": amount})
+        tx.append(
+            {
+                "customer_id": cust,
+                "ts": ts,
+                "invoice_id": inv,
+                "product_id": product,
+                "channel": channel,
+                "quantity": 1,
+                "amount": amount,
+            }
+        )
 
     # Z01: one 10.0 invoice at each window edge
-    for inv, ts in [("E00", at(0)), ("E01", at(1, "23:59:59")), ("E07", at(7)), ("E08", at(8, "23:59:59")),
-                    ("E30", at(30)), ("E31", at(31, "23:59:59")), ("E60", at(60, "12:00:00")),
-                    ("E61", at(61)), ("E90", at(90)), ("E91", at(91)), ("EF1", at(-1))]:
+    for inv, ts in [
+        ("E00", at(0)),
+        ("E01", at(1, "23:59:59")),
+        ("E07", at(7)),
+        ("E08", at(8, "23:59:59")),
+        ("E30", at(30)),
+        ("E31", at(31, "23:59:59")),
+        ("E60", at(60, "12:00:00")),
+        ("E61", at(61)),
+        ("E90", at(90)),
+        ("E91", at(91)),
+        ("EF1", at(-1)),
+    ]:
         buy("Z01", inv, ts, 10.0)
     # Z06: returns, an all-return invoice, a missing amount, a second channel and product
     buy("Z06", "R1", at(10, "09:00:00"), 100.0)
@@ -124,8 +158,13 @@ def data_root(tmp_path_factory) -> Path:
     for name in ("customers", "transactions", "interactions", "labels"):
         frame = pd.concat([c[name] for c in chunks], ignore_index=True)
         if name in edges:
-            frame = pd.concat([frame, edges[name].astype({c: frame[c].dtype for c in edges[name].columns
-                                                          if frame[c].dtype.kind == "M"})], ignore_index=True)
+            frame = pd.concat(
+                [
+                    frame,
+                    edges[name].astype({c: frame[c].dtype for c in edges[name].columns if frame[c].dtype.kind == "M"}),
+                ],
+                ignore_index=True,
+            )
         for c in frame.columns:
             if frame[c].dtype.kind == "M":
                 frame[c] = frame[c].astype("datetime64[ns]" if name == "interactions" else "datetime64[us]")
@@ -215,52 +254,76 @@ def test_features_identical_to_duckdb(spark, data_root):
 def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     """Renamed columns, CSV with text dates, two customer files with an overlap, derived amounts,
     exclude rules and na_values: the Spark input layer agrees with pipelines/sources.py."""
-    cust = pd.DataFrame({
-        "Account ID": [101, 102, 103, 104, 105],
-        "Created": ["13/01/2025", "28/02/2026", "30/06/2026", "", "15/03/2024"],
-        "Segment": [" Enterprise ", "Select", "SMB", "", "n/a"],
-        "Employees": [500, None, 12, 40, 7],
-    })
+    cust = pd.DataFrame(
+        {
+            "Account ID": [101, 102, 103, 104, 105],
+            "Created": ["13/01/2025", "28/02/2026", "30/06/2026", "", "15/03/2024"],
+            "Segment": [" Enterprise ", "Select", "SMB", "", "n/a"],
+            "Employees": [500, None, 12, 40, 7],
+        }
+    )
     cust.to_csv(tmp_path / "crm_a.csv", index=False)
-    pd.DataFrame({  # 105 again (same row: an exact duplicate) and one more
-        "Account ID": [105.0, 106.0], "Created": ["15/03/2024", "20/05/2026"],
-        "Segment": ["n/a", "SMB"], "Employees": [7.0, 3.0],
-    }).to_csv(tmp_path / "crm_b.csv", index=False)
-    pd.DataFrame({
-        "cust": [101, 101, 101, 102, 103, 105, 106, 101],
-        "Order Date": ["06/29/2026 23:59", "06/30/2026 00:00", "05/31/2026 08:05", "01/02/2026 10:00",
-                       "06/01/2026 12:00", "12/24/2025 18:30", "06/20/2026 09:15", "06/28/2026 10:00"],
-        "order_no": ["A1", "A2", "A3", "B1", "C1", "E1", "F1", "TEST-9"],
-        "qty": [2, 1, -1, 3, 1, 4, 1, 1000],
-        "unit price": [9.5, 10.0, 9.5, 1.25, 100.0, 2.5, 8.0, 1.0],
-    }).to_csv(tmp_path / "orders.csv", index=False)
-    pd.DataFrame({
-        "cust": ["101", "102", "102", "106"],
-        "when": pd.to_datetime(["2026-06-29 12:00", "2026-06-01 00:00", "2026-06-30 00:00",
-                                "2026-05-01 09:30"]),
-        "kind": ["call", "email", "call", "email"],
-    }).to_parquet(tmp_path / "touches.parquet", index=False)
+    pd.DataFrame(
+        {  # 105 again (same row: an exact duplicate) and one more
+            "Account ID": [105.0, 106.0],
+            "Created": ["15/03/2024", "20/05/2026"],
+            "Segment": ["n/a", "SMB"],
+            "Employees": [7.0, 3.0],
+        }
+    ).to_csv(tmp_path / "crm_b.csv", index=False)
+    pd.DataFrame(
+        {
+            "cust": [101, 101, 101, 102, 103, 105, 106, 101],
+            "Order Date": [
+                "06/29/2026 23:59",
+                "06/30/2026 00:00",
+                "05/31/2026 08:05",
+                "01/02/2026 10:00",
+                "06/01/2026 12:00",
+                "12/24/2025 18:30",
+                "06/20/2026 09:15",
+                "06/28/2026 10:00",
+            ],
+            "order_no": ["A1", "A2", "A3", "B1", "C1", "E1", "F1", "TEST-9"],
+            "qty": [2, 1, -1, 3, 1, 4, 1, 1000],
+            "unit price": [9.5, 10.0, 9.5, 1.25, 100.0, 2.5, 8.0, 1.0],
+        }
+    ).to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame(
+        {
+            "cust": ["101", "102", "102", "106"],
+            "when": pd.to_datetime(["2026-06-29 12:00", "2026-06-01 00:00", "2026-06-30 00:00", "2026-05-01 09:30"]),
+            "kind": ["call", "email", "call", "email"],
+        }
+    ).to_parquet(tmp_path / "touches.parquet", index=False)
     raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     raw["data"]["tables"] = {
         "customers": {
             "files": [
-                {"path": "crm_a.csv", "columns": {"customer_id": "Account ID", "created_at": "Created"},
-                 "date_format": "%d/%m/%Y"},
-                {"path": "crm_b.csv", "columns": {"customer_id": "Account ID", "created_at": "Created"},
-                 "date_format": "%d/%m/%Y"},
+                {
+                    "path": "crm_a.csv",
+                    "columns": {"customer_id": "Account ID", "created_at": "Created"},
+                    "date_format": "%d/%m/%Y",
+                },
+                {
+                    "path": "crm_b.csv",
+                    "columns": {"customer_id": "Account ID", "created_at": "Created"},
+                    "date_format": "%d/%m/%Y",
+                },
             ],
-            "categorical": ["Segment"], "numeric": ["Employees"], "na_values": ["Select", "n/a"],
+            "categorical": ["Segment"],
+            "numeric": ["Employees"],
+            "na_values": ["Select", "n/a"],
             "drop_exact_duplicates": True,
         },
         "transactions": {
-            "path": "orders.csv", "date_format": "%m/%d/%Y %H:%M",
-            "columns": {"customer_id": "cust", "ts": "Order Date", "invoice_id": "order_no",
-                        "quantity": "qty"},
+            "path": "orders.csv",
+            "date_format": "%m/%d/%Y %H:%M",
+            "columns": {"customer_id": "cust", "ts": "Order Date", "invoice_id": "order_no", "quantity": "qty"},
             "derived": {"amount": '"qty" * "unit price"'},
             "exclude": {"test orders": "invoice_id LIKE 'TEST%'"},
         },
-        "interactions": {"path": "touches.parquet",
-                         "columns": {"customer_id": "cust", "ts": "when", "type": "kind"}},
+        "interactions": {"path": "touches.parquet", "columns": {"customer_id": "cust", "ts": "when", "type": "kind"}},
     }
     raw["features"]["interaction_types"] = ["call", "email"]
     (tmp_path / "mapped.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
