@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.classifier import TierClassifier
+from models.classifier import TierClassifier, decide
 from models.explain import top_reasons
 from models.frame import ID_COLUMN, check_columns
 from models.schemes import TierScheme
@@ -49,11 +49,14 @@ class TierScorer:
     def score(self, features: pd.DataFrame, lang: str = "en", reasons: bool = False) -> pd.DataFrame:
         """Tiers for every row; ``reasons`` adds the top 3 features for and against each tier (slower)."""
         check_columns(features, self.input_columns)
-        proba = self.classifier.predict_proba(features)
+        empty = len(features) == 0
+        k = len(self.scheme.codes)
+        proba = np.zeros((0, k)) if empty else self.classifier.predict_proba(features)
         out = pd.DataFrame(index=features.index)
         if ID_COLUMN in features.columns:
             out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()
-        tiers = self.classifier.predict(features)
+        clf = self.classifier
+        tiers = np.asarray(clf.classes_)[decide(proba, clf.decision, clf.cost_matrix)] if not empty else np.array([])
         out["tier"] = pd.array(tiers.astype(str), dtype="object")
         out["score"] = self.scheme.score(proba)
         if self.grade_bands:
@@ -64,7 +67,7 @@ class TierScorer:
         out["segment_id"] = seg.astype("int64")
         names = {sid: self.segmenter.name(sid, lang) for sid in self.segmenter.names_}
         out["segment"] = pd.array(pd.Series(seg, dtype="int64").map(names).to_numpy(), dtype="object")
-        if reasons:
+        if reasons and not empty:
             idx = {c: i for i, c in enumerate(self.classifier.classes_)}
             tier_idx = np.array([idx[t] for t in tiers], dtype=int)
             cols = list(self.classifier.feature_names_in_)

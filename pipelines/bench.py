@@ -103,7 +103,8 @@ def pandas_features(
         out[f"cust_{slug(col)}"] = pd.to_numeric(cust[col], errors="coerce").astype("float64").to_numpy()
     out = out[alive]
 
-    # ---- rfm family: purchases are invoices with a positive total, returns are negative lines
+    # ---- rfm family: purchases are invoices with a positive total, returns are negative lines,
+    # monetary is the net spend over every line (returns included)
     tx = transactions[(transactions["ts"] < as_of_ts) & transactions["customer_id"].notna()]
     tx = tx.assign(age_days=(as_of_ts - tx["ts"].dt.normalize()).dt.days)
     purchases = (
@@ -116,17 +117,12 @@ def pandas_features(
     rfm = pd.DataFrame(index=ids)
     rfm["rfm_recency_days"] = by_customer["age_days"].min()
     rfm["rfm_first_purchase_days"] = by_customer["age_days"].max()
-    rfm["rfm_frequency"] = by_customer["invoice_id"].count()
-    purchase_amount = by_customer["amount"].sum().reindex(ids, fill_value=0.0)
-
-    returns = tx[tx["amount"] < 0].groupby("customer_id")["amount"].agg(["size", "sum"]).reindex(ids)
-    rfm["rfm_monetary"] = purchase_amount + returns["sum"].fillna(0.0)
-    rfm["rfm_frequency"] = rfm["rfm_frequency"].fillna(0)
-    rfm["rfm_monetary_div_frequency"] = (purchase_amount / rfm["rfm_frequency"]).where(
-        rfm["rfm_frequency"] > 0
-    )
-    rfm["rfm_return_lines"] = returns["size"].fillna(0)
-    rfm["rfm_return_amount"] = -returns["sum"].fillna(0.0)
+    rfm["rfm_frequency"] = by_customer.size().reindex(ids, fill_value=0)
+    rfm["rfm_monetary"] = tx.groupby("customer_id")["amount"].sum().reindex(ids, fill_value=0.0)
+    rfm["rfm_monetary_div_frequency"] = by_customer["amount"].sum() / rfm["rfm_frequency"]
+    returns = tx[tx["amount"] < 0].groupby("customer_id")["amount"]
+    rfm["rfm_return_lines"] = returns.size().reindex(ids, fill_value=0)
+    rfm["rfm_return_amount"] = -returns.sum().reindex(ids, fill_value=0.0)
 
     # purchase rhythm: gaps between consecutive distinct purchase days
     days = (
@@ -152,10 +148,10 @@ def pandas_features(
 
     for w in windows:
         g = purchases_in(-1, w)
-        rfm[f"rfm_frequency_{w}d"] = g["invoice_id"].count().reindex(ids, fill_value=0)
+        rfm[f"rfm_frequency_{w}d"] = g.size().reindex(ids, fill_value=0)
         rfm[f"rfm_amount_{w}d"] = g["amount"].sum().reindex(ids, fill_value=0.0)
-    frequency_30d = purchases_in(-1, 30)["invoice_id"].count().reindex(ids, fill_value=0)
-    frequency_prev_30d = purchases_in(30, 60)["invoice_id"].count().reindex(ids, fill_value=0)
+    frequency_30d = purchases_in(-1, 30).size().reindex(ids, fill_value=0)
+    frequency_prev_30d = purchases_in(30, 60).size().reindex(ids, fill_value=0)
     rfm["rfm_frequency_trend_30d"] = frequency_30d - frequency_prev_30d
 
     # quintile scores among buyers (percent_rank, ties share the lowest rank); 0 without a purchase

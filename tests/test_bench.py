@@ -121,3 +121,15 @@ def test_speedup_on_a_subset_reports_matching_outputs(tmp_path):
     assert line["name"] == "features_speedup_vs_pandas" and line["unit"] == "x" and line["value"] > 0
     assert line["n_customers"] == 1000 and line["rows"] == 1000 and "note" in line
     assert line["outputs_match"] is True, line["differences"]
+
+
+def test_real_data_benchmarks_skip_without_the_files(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.bench", "--only", "leads_converted_auc,online_retail_dataset_seconds",
+         "--shared", str(tmp_path / "absent"), "--workdir", str(tmp_path / "work")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
+    assert [x["name"] for x in lines] == ["online_retail_dataset_seconds", "leads_converted_auc"]
+    assert all("absent" in x["skipped"] for x in lines)

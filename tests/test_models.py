@@ -211,3 +211,17 @@ def test_grade_bands_cover_every_score():
 
     bands = {"A": 75, "B": 50, "C": 25, "D": 0}
     assert grade(np.array([100, 75, 74.9, 50, 25, 24.99, 0]), bands).tolist() == ["A", "A", "B", "B", "C", "D", "D"]
+
+
+def test_scorer_scores_zero_rows_with_the_usual_columns():
+    from models.scorer import TierScorer
+
+    X, y = _data(300)
+    clf = TierClassifier(levels=LEVELS, n_estimators=10).fit(X, y)
+    seg = Segmenter(columns=["signal", "noise"], k=2).fit(X)
+    scheme = TierScheme(title_en="t", title_zh="t", levels=[TierLevel(code=c, en=c, zh=c) for c in LEVELS])
+    scorer = TierScorer(scheme=scheme, classifier=clf, segmenter=seg, feature_columns=["signal", "noise", "industry"])
+    full = scorer.score(X.head(4), reasons=True)
+    empty = scorer.score(X.head(0), reasons=True)
+    assert len(empty) == 0 and set(full.columns) - {"reasons"} <= set(empty.columns)
+    np.testing.assert_array_equal(full["tier"], clf.predict(X.head(4)))

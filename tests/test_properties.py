@@ -30,7 +30,7 @@ from tests.test_faults import build_world, world_env
 
 pytestmark = pytest.mark.slow
 
-PROPS = settings(max_examples=int(__import__("os").environ.get("PROP_N", "25")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_classifier_refuses_missing_tiers_and_scores_absent_levels_zero(frame, d
     with_holes = [None if i in holes else t for i, t in enumerate(y)]
     with pytest.raises(ValueError, match="missing tier"):
         TierClassifier(levels=LEVELS, n_estimators=5).fit(frame, with_holes)
-    assume(len(set(y)) >= 3)  # exactly two present tiers: test_two_of_five_tiers_present
+    assume(len(set(y)) >= 2)
     clf = TierClassifier(levels=LEVELS, n_estimators=5, calibration="none").fit(frame, y)
     proba = clf.predict_proba(frame)
     assert proba.shape == (len(frame), len(LEVELS))
