@@ -59,8 +59,9 @@ class TierScorer:
         tiers = np.asarray(clf.classes_)[decide(proba, clf.decision, clf.cost_matrix)] if not empty else np.array([])
         out["tier"] = pd.array(tiers.astype(str), dtype="object")
         out["score"] = self.scheme.score(proba)
-        if self.grade_bands:
-            out["grade"] = grade(out["score"].to_numpy(), self.grade_bands)
+        bands = getattr(self, "grade_bands", None)  # absent from scorers pickled before grade bands existed
+        if bands:
+            out["grade"] = grade(out["score"].to_numpy(), bands)
         for i, code in enumerate(self.scheme.codes):
             out[proba_column(code)] = proba[:, i]
         seg = self.segmenter.predict(features) if len(features) else np.array([], dtype=int)

@@ -211,15 +211,11 @@ def pandas_features(
             eng[f"ix_{t}_{w}d"] = counts.reindex(ids, fill_value=0)
     if types:  # how many of the configured types were seen in the longest window
         longest = windows[-1]
-        eng[f"ix_distinct_types_{longest}d"] = sum(
-            (eng[f"ix_{t}_{longest}d"] > 0).astype("int64") for t in types
-        )
+        eng[f"ix_distinct_types_{longest}d"] = sum((eng[f"ix_{t}_{longest}d"] > 0).astype("int64") for t in types)
     last_30 = ix[ix["age_days"] <= 30].groupby("customer_id")
     prev_30 = ix[(ix["age_days"] > 30) & (ix["age_days"] <= 60)].groupby("customer_id")
     eng["ix_duration_s_30d"] = last_30["duration_s"].sum().reindex(ids, fill_value=0.0)
-    eng["ix_count_trend_30d"] = last_30.size().reindex(ids, fill_value=0) - prev_30.size().reindex(
-        ids, fill_value=0
-    )
+    eng["ix_count_trend_30d"] = last_30.size().reindex(ids, fill_value=0) - prev_30.size().reindex(ids, fill_value=0)
 
     feats = out.join(rfm, on="customer_id").join(eng, on="customer_id")
     feats = feats.sort_values("customer_id", kind="stable").reset_index(drop=True)
@@ -338,9 +334,7 @@ def _read_demo(data_root: str, n_customers: int | None) -> tuple[pd.DataFrame, p
     """The demo tables as pandas frames; with ``n_customers`` only the first that many customers."""
     root = Path(data_root)
     if n_customers is None:
-        return tuple(
-            pd.read_parquet(root / f"{t}.parquet") for t in ("customers", "transactions", "interactions")
-        )
+        return tuple(pd.read_parquet(root / f"{t}.parquet") for t in ("customers", "transactions", "interactions"))
     customers = pd.read_parquet(root / "customers.parquet").head(n_customers)
     last = customers["customer_id"].max()
     filt = [("customer_id", "<=", last)]
@@ -545,9 +539,7 @@ class Ctx:
                 cmd, cwd=self.workdir, env=env, stdout=sys.stderr, timeout=CHILD_TIMEOUT_S, check=False
             )
             if proc.returncode != 0:
-                raise ChildError(
-                    f"child {task} exited with status {proc.returncode} (its log is above on stderr)"
-                )
+                raise ChildError(f"child {task} exited with status {proc.returncode} (its log is above on stderr)")
             return json.loads(result_path.read_text())
         except subprocess.TimeoutExpired:
             raise ChildError(f"child {task} ran past {CHILD_TIMEOUT_S} s") from None
@@ -983,9 +975,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="real datasets folder (default $LEADTIER_DATA_ROOT or ../shared/datasets)",
     )
-    ap.add_argument(
-        "--keep", action="store_true", help="keep the default temp workdir (it is removed otherwise)"
-    )
+    ap.add_argument("--keep", action="store_true", help="keep the default temp workdir (it is removed otherwise)")
     ap.add_argument("--list", action="store_true", help="list the benchmark names and exit")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
@@ -1036,9 +1026,7 @@ def run(ctx: Ctx, names: Sequence[str], emit: Callable[[dict], None]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.child:
         return run_child(args.child, json.loads(args.params or "{}"), args.result)
     if args.list:

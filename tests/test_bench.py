@@ -21,16 +21,21 @@ from tests.conftest import AS_OF, REPO, small_config, write_tables
 def world(tmp_path_factory):
     """3,000 synthetic customers as canonical tables, and the demo config pointing at them."""
     root = tmp_path_factory.mktemp("bench_world")
-    chunks = list(generate(n_customers=3000, seed=7, as_of=AS_OF, history_days=730, label_share=0.3,
-                           chunk_size=1000))
+    chunks = list(generate(n_customers=3000, seed=7, as_of=AS_OF, history_days=730, label_share=0.3, chunk_size=1000))
     tables = {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]}
     write_tables(root, tables["customers"], tables["transactions"], tables["interactions"], tables["labels"])
     return small_config(root), tables
 
 
 def _reference(cfg, tables) -> pd.DataFrame:
-    return bench.pandas_features(tables["customers"], tables["transactions"], tables["interactions"],
-                                 cfg.data.as_of, cfg.features.windows_days, cfg.features.interaction_types)
+    return bench.pandas_features(
+        tables["customers"],
+        tables["transactions"],
+        tables["interactions"],
+        cfg.data.as_of,
+        cfg.features.windows_days,
+        cfg.features.interaction_types,
+    )
 
 
 def test_pandas_reference_equals_duckdb_column_by_column(world):
@@ -44,11 +49,11 @@ def test_pandas_reference_equals_duckdb_column_by_column(world):
         a, b = duck[col], ref[col]
         if pd.api.types.is_numeric_dtype(a):
             assert b.dtype == "float64", col
-            np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=0, equal_nan=True,
-                                       err_msg=col)
+            np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-9, atol=0, equal_nan=True, err_msg=col)
         else:
-            assert a.astype(object).where(a.notna(), None).tolist() == \
-                b.astype(object).where(b.notna(), None).tolist(), col
+            assert (
+                a.astype(object).where(a.notna(), None).tolist() == b.astype(object).where(b.notna(), None).tolist()
+            ), col
     assert bench.frame_differences(duck, ref) == []
     # the data exercise every family: buyers, returns, several segments, all interaction types
     assert (ref["rfm_frequency"] > 0).mean() > 0.2
@@ -62,8 +67,14 @@ def test_reference_respects_the_as_of_date(world):
     cfg, tables = world
     as_of = cfg.data.as_of - dt.timedelta(days=200)
     duck = build(cfg, as_of=as_of, with_labels=False).features
-    ref = bench.pandas_features(tables["customers"], tables["transactions"], tables["interactions"], as_of,
-                                cfg.features.windows_days, cfg.features.interaction_types)
+    ref = bench.pandas_features(
+        tables["customers"],
+        tables["transactions"],
+        tables["interactions"],
+        as_of,
+        cfg.features.windows_days,
+        cfg.features.interaction_types,
+    )
     assert len(ref) < 3000
     assert bench.frame_differences(duck, ref) == []
 
@@ -79,11 +90,24 @@ def test_frame_differences_reports_a_changed_value(world):
 
 
 def test_registry_names_and_size_labels():
-    for name in ("demo_data_1m_seconds", "features_1m_seconds", "features_1m_peak_rss_gb",
-                 "features_speedup_vs_pandas", "online_retail_dataset_seconds", "predict_1m_seconds",
-                 "predict_1m_peak_rss_gb", "train_demo_seconds", "leads_tier_macro_f1", "leads_tier_qwk",
-                 "leads_tier_logreg_macro_f1", "leads_tier_logreg_qwk", "leads_converted_auc",
-                 "online_retail_tier_macro_f1", "online_retail_tier_qwk", "online_retail_tier_log_loss"):
+    for name in (
+        "demo_data_1m_seconds",
+        "features_1m_seconds",
+        "features_1m_peak_rss_gb",
+        "features_speedup_vs_pandas",
+        "online_retail_dataset_seconds",
+        "predict_1m_seconds",
+        "predict_1m_peak_rss_gb",
+        "train_demo_seconds",
+        "leads_tier_macro_f1",
+        "leads_tier_qwk",
+        "leads_tier_logreg_macro_f1",
+        "leads_tier_logreg_qwk",
+        "leads_converted_auc",
+        "online_retail_tier_macro_f1",
+        "online_retail_tier_qwk",
+        "online_retail_tier_log_loss",
+    ):
         assert name in bench.BENCHMARKS
     assert bench.size_label(1_000_000) == "1m" and bench.size_label(20_000) == "20k"
     assert bench.size_label(2500) == "2500"
@@ -94,9 +118,21 @@ def test_registry_names_and_size_labels():
 def test_cli_prints_json_lines(tmp_path):
     work = tmp_path / "work"
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.bench", "--only", "features_1m_seconds", "--n-customers", "2000",
-         "--workdir", str(work)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.bench",
+            "--only",
+            "features_1m_seconds",
+            "--n-customers",
+            "2000",
+            "--workdir",
+            str(work),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -112,9 +148,23 @@ def test_cli_prints_json_lines(tmp_path):
 
 def test_speedup_on_a_subset_reports_matching_outputs(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.bench", "--only", "features_speedup_vs_pandas",
-         "--n-customers", "3000", "--pandas-max-customers", "1000", "--workdir", str(tmp_path / "work")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.bench",
+            "--only",
+            "features_speedup_vs_pandas",
+            "--n-customers",
+            "3000",
+            "--pandas-max-customers",
+            "1000",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (line,) = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
@@ -125,9 +175,21 @@ def test_speedup_on_a_subset_reports_matching_outputs(tmp_path):
 
 def test_real_data_benchmarks_skip_without_the_files(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.bench", "--only", "leads_converted_auc,online_retail_dataset_seconds",
-         "--shared", str(tmp_path / "absent"), "--workdir", str(tmp_path / "work")],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.bench",
+            "--only",
+            "leads_converted_auc,online_retail_dataset_seconds",
+            "--shared",
+            str(tmp_path / "absent"),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]

@@ -91,8 +91,13 @@ class World:
     def env(self) -> dict[str, str]:
         """Environment for a subprocess: this world's MLflow store, one thread per library."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LEADTIER_"))}
-        env.update(MLFLOW_TRACKING_URI=_tracking_uri(self.work), MLFLOW_DISABLE_TELEMETRY="true",
-                   OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env.update(
+            MLFLOW_TRACKING_URI=_tracking_uri(self.work),
+            MLFLOW_DISABLE_TELEMETRY="true",
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+        )
         return env
 
 
@@ -195,8 +200,7 @@ def build_world(tmp_path_factory) -> World:
             res, output = _train(cfg, config_path)
         assert res.alias == "champion", res.reasons
         _TRAIN_OUTPUT[res.run_id] = output
-        _WORLDS["world"] = World(work=work, config_path=config_path, run_id=res.run_id,
-                                 version=res.model_version)
+        _WORLDS["world"] = World(work=work, config_path=config_path, run_id=res.run_id, version=res.model_version)
     return _WORLDS["world"]
 
 
@@ -278,8 +282,14 @@ for line in sys.stdin:
 
 class ForkServer:
     def __init__(self, env: dict[str, str], cwd: Path):
-        self.proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, cwd=cwd, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", FORK_SERVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            text=True,
+        )
         self.child: int | None = None
 
     def _read(self, word: str) -> str:
@@ -339,15 +349,29 @@ def test_sigkill_during_predict_never_leaves_a_partial_output(world, tmp_path):
     out = tmp_path / "pred.parquet"
 
     def argv(target: Path) -> list[str]:
-        return ["predict", "--config", str(world.config_path), "--input", str(data), "--output", str(target),
-                "--batch-size", "2000"]
+        return [
+            "predict",
+            "--config",
+            str(world.config_path),
+            "--input",
+            str(data),
+            "--output",
+            str(target),
+            "--batch-size",
+            "2000",
+        ]
 
     server = ForkServer(world.env(), world.work)  # imports while the reference run below works
     try:
         # reference: the real entry point in a fresh interpreter
         with open(tmp_path / "ref.out", "w") as so, open(tmp_path / "ref.err", "w") as se:
-            ref_run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv(out)], env=world.env(),
-                                       cwd=world.work, stdout=so, stderr=se)
+            ref_run = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.cli", *argv(out)],
+                env=world.env(),
+                cwd=world.work,
+                stdout=so,
+                stderr=se,
+            )
             first_temp = None
             while ref_run.poll() is None:
                 if first_temp is None and _temps(out):
@@ -421,8 +445,9 @@ def model_copy(world, tmp_path_factory) -> Path:
     """A local copy of the registered model's directory."""
     dst = tmp_path_factory.mktemp("model_copy")
     mlflow.set_tracking_uri(_tracking_uri(world.work))
-    path = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL_NAME}/{world.version}",
-                                                    dst_path=str(dst)))
+    path = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL_NAME}/{world.version}", dst_path=str(dst))
+    )
     assert (path / "MLmodel").is_file() and (path / "artifacts" / "scorer.joblib").is_file()
     return path
 
@@ -456,8 +481,15 @@ def _garble_mlmodel(model: Path) -> None:
         ("local", _truncate_python_model),
         ("local", _garble_mlmodel),
     ],
-    ids=["unknown-alias", "unknown-version", "unknown-run", "scorer-deleted", "scorer-truncated",
-         "python-model-truncated", "mlmodel-garbled"],
+    ids=[
+        "unknown-alias",
+        "unknown-version",
+        "unknown-run",
+        "scorer-deleted",
+        "scorer-truncated",
+        "python-model-truncated",
+        "mlmodel-garbled",
+    ],
 )
 def test_unloadable_model_is_one_clear_error(world, model_copy, tmp_path, uri, corrupt):
     if corrupt is not None:
@@ -529,8 +561,11 @@ def test_personal_columns_never_leave_the_input(world, tmp_path, caplog, capsys)
     roots = [r for r in _artifact_roots(world) if r.is_dir()]  # runs without artifacts have none
     run_root = MlflowClient(tracking_uri=_tracking_uri(world.work)).get_run(world.run_id).info.artifact_uri
     assert Path(unquote(urlparse(run_root).path)) in roots, (run_root, roots)
-    model_dir = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{MODEL_NAME}/{world.version}", dst_path=str(tmp_path / "registered")))
+    model_dir = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{MODEL_NAME}/{world.version}", dst_path=str(tmp_path / "registered")
+        )
+    )
     places = [*roots, world.work / "mlflow.db", model_dir, res.output, res.rejects, report]
     places += [world.work / d for d in ("mlruns", "mlartifacts") if (world.work / d).is_dir()]
     hits, n_files = _files_with_needle(places)
@@ -538,8 +573,12 @@ def test_personal_columns_never_leave_the_input(world, tmp_path, caplog, capsys)
     assert hits == [], f"personal data found in {hits}"
 
     captured = capsys.readouterr()
-    for name, text in (("training output", world.train_output), ("logs", caplog.text),
-                       ("stdout", captured.out), ("stderr", captured.err)):
+    for name, text in (
+        ("training output", world.train_output),
+        ("logs", caplog.text),
+        ("stdout", captured.out),
+        ("stderr", captured.err),
+    ):
         assert "planted" not in text.lower(), f"personal data in the {name}"
     assert world.train_output and caplog.text  # there was something to search
 

@@ -55,24 +55,33 @@ BAD_DATES = ("not a date", "2026-02-30", "2026-13-01")
 
 def _long(min_size: int, max_size: int):
     """A long string made of a short random unicode piece repeated."""
-    return st.builds(lambda piece, n: (piece * n)[:n], st.text(min_size=1, max_size=4),
-                     st.integers(min_size, max_size))
+    return st.builds(lambda piece, n: (piece * n)[:n], st.text(min_size=1, max_size=4), st.integers(min_size, max_size))
 
 
 texts = st.text(max_size=12)
 ids = st.one_of(st.none(), texts, _long(200, 3000), st.sampled_from(["C0000002", "C0000003", "客户-01", ""]))
-dates = st.one_of(st.none(), st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)),
-                  st.dates(dt.date(2020, 1, 1), dt.date(2026, 6, 29)))
-numbers = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
-                    st.sampled_from([1e308, -1e308, -1.0, 0.0, 5e-324, -0.0]))
+dates = st.one_of(
+    st.none(), st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)), st.dates(dt.date(2020, 1, 1), dt.date(2026, 6, 29))
+)
+numbers = st.one_of(
+    st.none(), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -1e308, -1.0, 0.0, 5e-324, -0.0])
+)
 
 
 def _attribute(levels):
     return st.one_of(st.none(), st.just(""), st.sampled_from(levels), texts, _long(9_000, 10_000))
 
 
-COLUMNS = ["customer_id", "created_at", "lead_source", "industry", "company_size", "region",
-           "annual_revenue_musd", "contact_name"]
+COLUMNS = [
+    "customer_id",
+    "created_at",
+    "lead_source",
+    "industry",
+    "company_size",
+    "region",
+    "annual_revenue_musd",
+    "contact_name",
+]
 rows = st.fixed_dictionaries(
     {
         "customer_id": ids,
@@ -112,9 +121,24 @@ _counter = itertools.count()
     max_share=st.sampled_from([0.05, 0.5, 1.0]),
 )
 @example(data=[], fmt=".csv", out_fmt=".parquet", bad_date=None, max_share=0.05)
-@example(data=[{"customer_id": "x" * 5000, "created_at": dt.date(1, 1, 1), "lead_source": "ü" * 10_000,
-                "industry": "", "company_size": None, "region": "overseas", "annual_revenue_musd": float("nan"),
-                "contact_name": "Zoë"}], fmt=".parquet", out_fmt=".csv", bad_date=None, max_share=1.0)
+@example(
+    data=[
+        {
+            "customer_id": "x" * 5000,
+            "created_at": dt.date(1, 1, 1),
+            "lead_source": "ü" * 10_000,
+            "industry": "",
+            "company_size": None,
+            "region": "overseas",
+            "annual_revenue_musd": float("nan"),
+            "contact_name": "Zoë",
+        }
+    ],
+    fmt=".parquet",
+    out_fmt=".csv",
+    bad_date=None,
+    max_share=1.0,
+)
 def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, out_fmt, bad_date, max_share):
     frame = pd.DataFrame(data, columns=COLUMNS)
     run_dir = tmp_path / f"ex{next(_counter)}"
@@ -141,8 +165,11 @@ def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, o
     assert res.scored + res.rejected == res.input_rows
     assert sum(res.reasons.values()) == res.rejected
     assert res.rejected / max(res.input_rows, 1) <= max_share
-    scored = pd.read_parquet(out) if out_fmt == ".parquet" else pd.read_csv(out, dtype={"customer_id": str},
-                                                                            keep_default_na=False)
+    scored = (
+        pd.read_parquet(out)
+        if out_fmt == ".parquet"
+        else pd.read_csv(out, dtype={"customer_id": str}, keep_default_na=False)
+    )
     assert len(scored) == res.scored
     if res.scored:
         codes = cfg.scheme.codes
@@ -188,12 +215,14 @@ LEVELS = ("A", "B", "C", "D", "E")
 def feature_frames(draw, min_rows=2, max_rows=30):
     n = draw(st.integers(min_rows, max_rows))
     floats = st.one_of(st.floats(-1e6, 1e6), st.just(float("nan")))
-    frame = pd.DataFrame({
-        "customer_id": [f"c{i}" for i in range(n)],
-        "x1": draw(st.lists(floats, min_size=n, max_size=n)),
-        "x2": draw(st.lists(floats, min_size=n, max_size=n)),
-        "cat": draw(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ç"])), min_size=n, max_size=n)),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "x1": draw(st.lists(floats, min_size=n, max_size=n)),
+            "x2": draw(st.lists(floats, min_size=n, max_size=n)),
+            "cat": draw(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ç"])), min_size=n, max_size=n)),
+        }
+    )
     return frame
 
 
