@@ -423,13 +423,53 @@ def _task_predict(p: dict) -> dict:
     cfg = _demo_config(p["data_root"])
     cfg.predict.input = None  # every customer of the world
     with Stopwatch() as sw:
-        res = predict.run(cfg, model_uri=p["model_uri"], input_path=None, output=p["output"], progress=False)
+        res = predict.run(
+            cfg,
+            model_uri=p["model_uri"],
+            input_path=None,
+            output=p["output"],
+            progress=False,
+            reasons=bool(p.get("reasons")),
+        )
     return {
         **sw.figures(),
         "scored": res.scored,
         "input_rows": res.input_rows,
         "rejected": res.rejected,
         "model_version": res.model_version,
+    }
+
+
+@child_task("report")
+def _task_report(p: dict) -> dict:
+    from pipelines import report
+
+    cfg = _demo_config(p["data_root"])
+    with Stopwatch() as sw:
+        path = report.run(cfg, predictions=p["predictions"], output=p["output"])
+    return {**sw.figures(), "megabytes": path.stat().st_size / 1e6}
+
+
+@child_task("spark")
+def _task_spark(p: dict) -> dict:
+    from pipelines import spark as sp
+
+    cfg = _demo_config(p["data_root"])
+    cfg.predict.input = None
+    session = sp.spark_session("local[2]", "leadtier-bench")
+    try:
+        with Stopwatch() as sw_features:
+            _, rows, _ = sp.features_spark(session, cfg, output=p["features_output"])
+        with Stopwatch() as sw_predict:
+            res = sp.predict_spark(session, cfg, model_uri=p["model_uri"], output=p["predict_output"])
+    finally:
+        session.stop()
+    return {
+        **sw_predict.figures(),
+        "features_seconds": sw_features.figures()["seconds"],
+        "predict_seconds": sw_predict.figures()["seconds"],
+        "rows": rows,
+        "scored": getattr(res, "scored", None),
     }
 
 
@@ -607,6 +647,9 @@ BARS: dict[str, tuple[str, float]] = {
     "predict_1m_seconds": ("<=", 30),
     "predict_1m_peak_rss_gb": ("<=", 4),
     "train_demo_seconds": ("<", 300),
+    "predict_1m_reasons_seconds": ("<=", 120),
+    "report_1m_seconds": ("<=", 30),
+    "report_1m_megabytes": ("<=", 5),
     "leads_tier_macro_f1": (">=", 0.56),
     "leads_tier_qwk": (">=", 0.54),
     "leads_converted_auc": (">=", 0.94),
@@ -817,6 +860,67 @@ def bench_predict(ctx: Ctx) -> Iterator[dict]:
     }
     yield metric("predict_1m_seconds", res["seconds"], "s", ctx, **common)
     yield metric("predict_1m_peak_rss_gb", res["peak_rss_gb"], "GB", ctx, **common)
+
+
+def _model_uri(ctx: Ctx) -> str:
+    if ctx.model_uri:
+        return ctx.model_uri
+    model = ctx.trained_model(full_budget="train_demo_seconds" in ctx.selected)
+    if model["alias"] == "champion":
+        return f"models:/{model['model_name']}@champion"
+    return f"models:/{model['model_name']}/{model['version']}"
+
+
+@benchmark("predict_1m_reasons_seconds")
+def bench_predict_reasons(ctx: Ctx) -> Iterator[dict]:
+    root, _ = ctx.demo_world(ctx.n_customers)
+    uri = _model_uri(ctx)
+    res = ctx.child(
+        "predict", data_root=str(root), model_uri=uri, output=str(ctx.workdir / "pred1m_reasons.parquet"), reasons=True
+    )
+    yield metric(
+        "predict_1m_reasons_seconds",
+        res["seconds"],
+        "s",
+        ctx,
+        n_customers=ctx.n_customers,
+        rows=res["scored"],
+        model_uri=uri,
+        peak_rss_gb=res["peak_rss_gb"],
+        **machine(res),
+    )
+
+
+@benchmark("report_1m_seconds", "report_1m_megabytes")
+def bench_report(ctx: Ctx) -> Iterator[dict]:
+    root, _ = ctx.demo_world(ctx.n_customers)
+    preds = ctx.workdir / "pred1m.parquet"
+    if not preds.is_file():
+        ctx.child("predict", data_root=str(root), model_uri=_model_uri(ctx), output=str(preds))
+    res = ctx.child("report", data_root=str(root), predictions=str(preds), output=str(ctx.workdir / "report1m.html"))
+    common = {"n_customers": ctx.n_customers, "peak_rss_gb": res["peak_rss_gb"], **machine(res)}
+    yield metric("report_1m_seconds", res["seconds"], "s", ctx, **common)
+    yield metric("report_1m_megabytes", res["megabytes"], "MB", ctx, **common)
+
+
+@benchmark("spark_features_1m_seconds", "spark_predict_1m_seconds")
+def bench_spark(ctx: Ctx) -> Iterator[dict]:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        yield from skipped(("spark_features_1m_seconds", "spark_predict_1m_seconds"), "pyspark is not installed")
+        return
+    root, _ = ctx.demo_world(ctx.n_customers)
+    res = ctx.child(
+        "spark",
+        data_root=str(root),
+        model_uri=_model_uri(ctx),
+        features_output=str(ctx.workdir / "spark_features"),
+        predict_output=str(ctx.workdir / "spark_pred"),
+    )
+    common = {"n_customers": ctx.n_customers, "master": "local[2]", "rows": res["rows"], **machine(res)}
+    yield metric("spark_features_1m_seconds", res["features_seconds"], "s", ctx, **common)
+    yield metric("spark_predict_1m_seconds", res["predict_seconds"], "s", ctx, **common)
 
 
 LEADS_TIER = ("leads_tier_macro_f1", "leads_tier_qwk", "leads_tier_logreg_macro_f1", "leads_tier_logreg_qwk")
