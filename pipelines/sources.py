@@ -78,7 +78,9 @@ def _cast(
             # 12346.0 -> '12346' (ids stored as floats); anything not a whole number stays as written
             whole = f"{col} = floor({col}) AND abs({col}) < 9e18"
             return f"CASE WHEN {whole} THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
-        return f"CAST({col} AS VARCHAR)"
+        # text ids stay as written ('007', '1.5'), except a float rendering of a whole number
+        # ('12346.0', as spreadsheets and float columns export them) which names customer '12346'
+        return f"regexp_replace(trim(CAST({col} AS VARCHAR)), '^(-?[0-9]+)[.]0+$', '\\1')"
     if kind in {"date", "timestamp"}:
         target = "DATE" if kind == "date" else "TIMESTAMP"
         if dtype.startswith(("TIMESTAMP", "DATE")):
