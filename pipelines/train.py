@@ -487,7 +487,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         mlflow.log_metric("segments_k", seg.n_clusters_)
         # how much of the predefined tiers do the exploratory segments explain?
         seg_eval = seg.predict(eval_rows)
-        mlflow.log_metric("segments_tier_ami", adjusted_mutual_info_score(eval_rows["tier"], seg_eval))
+        ami = float(adjusted_mutual_info_score(eval_rows["tier"], seg_eval))
+        mlflow.log_metric("segments_tier_ami", ami)
         crosstab = pd.crosstab(
             pd.Series(seg_eval, name="segment_id").map(lambda i: seg.name(i)), eval_rows["tier"].to_numpy()
         ).reindex(columns=levels, fill_value=0)
@@ -512,6 +513,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                 "protocol": prep.protocol,
                 "run_id": run_id,
                 "test_metrics": metrics,
+                "segments_tier_ami": ami,
                 "seed": cfg.seed,
             },
         )

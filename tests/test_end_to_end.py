@@ -163,6 +163,7 @@ def test_second_scoring_run_writes_migration_and_drift_and_the_report_shows_them
     assert set(moved["trend"]) <= {"improving", "steady", "declining"}
     html = report_stage.run(cfg, predictions=str(out), output=str(work / "out" / "r.html")).read_text()
     assert 'id="migration"' in html and 'id="drift"' in html
+    assert 'id="segments-ami"' in html  # how much the segments explain the tiers
 
 
 def test_floors_keep_a_weak_model_out_of_production(trained):
