@@ -44,8 +44,8 @@ class RejectShareError(RuntimeError):
 
 @dataclass
 class PredictResult:
-    output: Path
-    rejects: Path
+    output: Path | str
+    rejects: Path | str | None
     input_rows: int
     scored: int
     rejected: int
@@ -54,10 +54,11 @@ class PredictResult:
     model_version: str
     as_of: dt.date
     seconds: float
+    engine: str = "DuckDB"
 
     def summary(self) -> str:
         lines = [
-            f"scored {self.scored} of {self.input_rows} input rows with {self.model_uri} "
+            f"scored {self.scored} of {self.input_rows} input rows on {self.engine} with {self.model_uri} "
             f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s -> {self.output}",
             f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
         ]

@@ -42,7 +42,6 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +52,7 @@ from sqlglot.errors import ErrorLevel
 from features.queries import feature_query
 from pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
 from pipelines.features import check_families, query_params
+from pipelines.predict import PredictResult
 from pipelines.sources import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -612,35 +612,6 @@ def features_spark(
 # --------------------------------------------------------------------------- scoring
 
 
-@dataclass
-class SparkPredictResult:
-    output: str
-    rejects: str | None
-    input_rows: int
-    scored: int
-    rejected: int
-    reasons: dict[str, int]
-    model_uri: str
-    model_version: str
-    as_of: dt.date
-    seconds: float
-
-    def summary(self) -> str:
-        lines = [
-            f"scored {self.scored} of {self.input_rows} input rows on Spark with {self.model_uri} "
-            f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s "
-            f"-> {self.output} (Parquet, partitioned by tier)",
-            f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
-        ]
-        lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
-        ok = self.input_rows == self.scored + self.rejected
-        lines.append(
-            f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected "
-            f"({'ok' if ok else 'MISMATCH'})"
-        )
-        return "\n".join(lines)
-
-
 def output_struct(model_uri: str):
     """The pyfunc's output columns as a Spark struct, from the model's signature."""
     import mlflow
@@ -692,7 +663,7 @@ def predict_spark(
     input_path: str | None = None,
     output: str | None = None,
     as_of: dt.date | None = None,
-) -> SparkPredictResult:
+) -> PredictResult:
     """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder)."""
     import mlflow
     from pyspark.sql import functions as F
@@ -764,7 +735,8 @@ def predict_spark(
         log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
     finally:
         tagged.unpersist()
-    return SparkPredictResult(
+    return PredictResult(
+        engine="Spark (Parquet partitioned by tier)",
         output=path,
         rejects=rejects_path,
         input_rows=input_rows,
