@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 from markupsafe import Markup, escape
 
+from models.metrics import HIGHER_IS_BETTER
 from models.schemes import TierScheme
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,6 @@ PREDICTION_COLUMNS = (
 )
 MODEL_KEYS = ("model", "logreg", "majority")
 CARD_METRICS = ("macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece")
-HIGHER_IS_BETTER = {
-    "macro_f1": True,
-    "balanced_accuracy": True,
-    "qwk": True,
-    "accuracy": True,
-    "log_loss": False,
-    "brier": False,
-    "ece": False,
-}
 # Profile columns shown on segment cards, in this order, when present.
 KEY_FEATURES = (
     "rfm_recency_days",
