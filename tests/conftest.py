@@ -64,3 +64,25 @@ def write_tables(
 
 def env_without_mlflow() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
+def tiny_trained_world(tmp_path_factory, name: str):
+    """Generator for module fixtures: a tiny model trained on 1,500 demo customers into a throw-away
+    MLflow store, with the working directory moved there (MLflow's artifacts land in it). Yields (cfg, folder)."""
+    from pipelines import train
+    from pipelines.demo_data import write_demo
+
+    work = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        cfg = load_config(DEMO_CONFIG, data_root=str(work / "data"))
+        cfg.train.tuning.n_trials, cfg.train.tuning.timeout_s, cfg.train.tuning.cv_folds = 1, 10, 2
+        cfg.train.tuning.search_space["n_estimators"].low = 20
+        cfg.train.tuning.search_space["n_estimators"].high = 40
+        cfg.train.min_per_tier = 10
+        cfg.segments.k = 3
+        write_demo(cfg, n_customers=1500)
+        train.run(cfg)
+        yield cfg, work

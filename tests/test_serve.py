@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipelines import serve
-from pipelines.config import load_config
+from tests.conftest import tiny_trained_world
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "configs" / "demo.yaml"
 
 
 def free_port() -> int:
@@ -38,24 +34,7 @@ def test_command_binds_loopback_and_uses_the_local_environment():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model trained on 1,500 demo customers into a throw-away MLflow store (cwd = its folder)."""
-    from pipelines import train
-    from pipelines.demo_data import write_demo
-
-    work = tmp_path_factory.mktemp("serve")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)  # MLflow's artifact folder lands here; the server runs here too
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        cfg = load_config(DEMO, data_root=str(work / "data"))
-        cfg.train.tuning.n_trials, cfg.train.tuning.timeout_s, cfg.train.tuning.cv_folds = 1, 10, 2
-        cfg.train.tuning.search_space["n_estimators"].low = 20
-        cfg.train.tuning.search_space["n_estimators"].high = 40
-        cfg.train.min_per_tier = 10
-        cfg.segments.k = 3
-        write_demo(cfg, n_customers=1500)
-        train.run(cfg)
-        yield cfg, work
+    yield from tiny_trained_world(tmp_path_factory, "serve")
 
 
 @pytest.fixture(scope="module")

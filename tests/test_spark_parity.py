@@ -26,6 +26,7 @@ from features.synthetic import generate  # noqa: E402
 from pipelines import features as feature_stage  # noqa: E402
 from pipelines import spark as sp  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
+from tests.conftest import tiny_trained_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo.yaml"
@@ -350,24 +351,7 @@ def test_java_date_format():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model trained on 1,500 demo customers into a throw-away MLflow store."""
-    from pipelines import train
-    from pipelines.demo_data import write_demo
-
-    work = tmp_path_factory.mktemp("spark_predict")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)  # MLflow's artifact folder lands here
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        cfg = load_config(DEMO, data_root=str(work / "data"))
-        cfg.train.tuning.n_trials, cfg.train.tuning.timeout_s, cfg.train.tuning.cv_folds = 1, 10, 2
-        cfg.train.tuning.search_space["n_estimators"].low = 20
-        cfg.train.tuning.search_space["n_estimators"].high = 40
-        cfg.train.min_per_tier = 10
-        cfg.segments.k = 3
-        write_demo(cfg, n_customers=1500)
-        train.run(cfg)
-        yield cfg, work
+    yield from tiny_trained_world(tmp_path_factory, "spark_predict")
 
 
 def test_spark_predictions_equal_batch_predictions(spark, trained):
