@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Sequence
 
 import lightgbm as lgb
@@ -163,9 +165,40 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         return as_model_input(X, list(self.feature_names_in_), self.categories_)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def _lgbm_estimators(self) -> list[lgb.LGBMClassifier]:
+        """The fitted booster and every copy of it the calibrator holds (pickling may duplicate it)."""
+        found = [self.booster_]
+        for cc in getattr(getattr(self, "calibrator_", None), "calibrated_classifiers_", []):
+            inner = getattr(cc.estimator, "estimator", cc.estimator)  # FrozenEstimator -> LGBMClassifier
+            if isinstance(inner, lgb.LGBMClassifier) and all(inner is not e for e in found):
+                found.append(inner)
+        return found
+
+    @contextlib.contextmanager
+    def _threads(self, n_jobs: int | None):
+        """Predict with ``n_jobs`` LightGBM threads (fitting keeps ``self.n_jobs``)."""
+        if n_jobs is None:
+            yield
+            return
+        estimators = self._lgbm_estimators()
+        before = [e.n_jobs for e in estimators]
+        for e in estimators:
+            e.n_jobs = int(n_jobs)
+        try:
+            yield
+        finally:
+            for e, n in zip(estimators, before, strict=True):
+                e.n_jobs = n
+
+    def predict_proba(self, X: pd.DataFrame, n_jobs: int | None = None) -> np.ndarray:
+        """Probabilities per level in scheme order (calibrated when the classifier was calibrated).
+
+        ``n_jobs`` sets LightGBM's threads for this call only (default: those used for fitting).
+        """
         model = self.calibrator_ if getattr(self, "calibrator_", None) is not None else self.booster_
-        raw = model.predict_proba(self._input(X))
+        Xm = self._input(X)
+        with self._threads(n_jobs):
+            raw = model.predict_proba(Xm)
         proba = np.zeros((len(X), len(self.classes_)))
         proba[:, model.classes_] = raw
         return proba
@@ -173,12 +206,12 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.classes_[decide(self.predict_proba(X), self.decision, self.cost_matrix)]
 
-    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+    def contributions(self, X: pd.DataFrame, n_jobs: int | None = None) -> np.ndarray:
         """LightGBM's SHAP values (raw score): shape (rows, levels, features + 1), last column the bias.
 
         A binary booster explains one raw score (the second class); the first class gets its negative.
         """
-        raw = np.asarray(self.booster_.booster_.predict(self._input(X), pred_contrib=True))
+        raw = np.asarray(self.booster_.booster_.predict(self._input(X), pred_contrib=True, num_threads=n_jobs or 0))
         f = self.n_features_in_ + 1
         present = self.booster_.classes_
         out = np.zeros((len(X), len(self.classes_), f))
@@ -189,8 +222,61 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             out[:, present] = raw.reshape(len(X), len(present), f)
         return out
 
+    def contributions_for(self, X: pd.DataFrame, level_idx: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+        """SHAP values of each row's own level only: shape (rows, features + 1), last column the bias.
+
+        Equal to ``contributions(X)[i, level_idx[i]]`` but about ``levels`` times faster on a multiclass
+        booster: each level's raw score is the sum of that level's trees alone, so its SHAP values come
+        from a booster holding just those trees (see :func:`single_class_booster`).
+        """
+        level_idx = np.asarray(level_idx, dtype=int)
+        if len(level_idx) != len(X):
+            raise ValueError(f"level_idx needs one level per row of X. Got {len(level_idx)} for {len(X)} rows")
+        present = list(self.booster_.classes_)
+        f = self.n_features_in_ + 1
+        out = np.zeros((len(X), f))
+        if len(present) == 2:
+            return self.contributions(X, n_jobs)[np.arange(len(X)), level_idx]
+        Xm = self._input(X)
+        cache = self.__dict__.setdefault("_class_boosters", {})  # built on first use, not pickled state
+        for level in np.unique(level_idx):
+            rows = np.flatnonzero(level_idx == level)
+            if level not in present:  # a level the booster never saw has no trees: no contribution
+                continue
+            k = present.index(level)
+            if k not in cache:
+                cache[k] = single_class_booster(self.booster_.booster_, k)
+            out[rows] = cache[k].predict(Xm.iloc[rows], pred_contrib=True, num_threads=n_jobs or 0)
+        return out
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_class_boosters", None)
+        return state
+
     @property
     def feature_importances_(self) -> pd.Series:
         check_is_fitted(self, "booster_")
         gain = self.booster_.booster_.feature_importance(importance_type="gain")
         return pd.Series(gain, index=list(self.feature_names_in_), name="gain").sort_values(ascending=False)
+
+
+def single_class_booster(booster: lgb.Booster, k: int) -> lgb.Booster:
+    """A one-output booster made of the trees of class ``k`` of a multiclass ``booster``.
+
+    LightGBM stores a multiclass model as ``num_class`` trees per iteration, tree ``i`` belonging to
+    class ``i % num_class``; class ``k``'s raw score is the sum of its own trees. The copy keeps the
+    header (features, categorical mappings), drops the other classes' trees and says it has one class.
+    """
+    text = booster.model_to_string()
+    n_class = int(re.search(r"^num_class=(\d+)$", text, flags=re.M).group(1))
+    head, rest = text.split("\nTree=0\n", 1)
+    trees_text, tail = rest.split("\nend of trees\n", 1)
+    trees = re.split(r"\nTree=\d+\n", "\n" + "Tree=0\n" + trees_text)[1:]
+    mine = trees[k::n_class]
+    head = re.sub(r"^num_class=\d+$", "num_class=1", head, flags=re.M)
+    head = re.sub(r"^num_tree_per_iteration=\d+$", "num_tree_per_iteration=1", head, flags=re.M)
+    head = re.sub(r"^objective=.*$", "objective=regression", head, flags=re.M)
+    head = re.sub(r"^tree_sizes=.*\n", "", head, flags=re.M)
+    body = "".join(f"Tree={i}\n{t.strip(chr(10))}\n\n" for i, t in enumerate(mine))
+    return lgb.Booster(model_str=f"{head.rstrip(chr(10))}\n\n{body}end of trees\n{tail}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from models.frame import as_float
+
 EPS = 1e-4
 
 
@@ -37,7 +39,7 @@ def bin_counts(values: pd.Series, edges=None, cats=None) -> np.ndarray:
         pos = {v: i for i, v in enumerate(cats)}
         idx = s.map(pos).fillna(len(cats)).to_numpy(dtype=int)
         return np.bincount(idx, minlength=len(cats) + 1).astype(float)
-    x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    x = as_float(pd.Series(values)).to_numpy(dtype=float, na_value=np.nan)
     edges = np.asarray(edges, dtype=float)
     idx = np.where(np.isfinite(x), np.searchsorted(edges, x, side="right"), len(edges) + 1)
     return np.bincount(idx, minlength=len(edges) + 2).astype(float)

@@ -36,31 +36,32 @@ def describe(feature: str) -> str:
 
 
 def _value(v) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return "missing"
-    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and float(v).is_integer()):
+    if isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer()):
         return f"{int(v):,}"
     if isinstance(v, (float, np.floating)):
         return f"{v:,.2f}"
     return str(v)
 
 
-def top_reasons(
-    contrib: np.ndarray, tier_idx: np.ndarray, X: pd.DataFrame, features: list[str], k: int = 3
-) -> list[str]:
+def top_reasons(contrib: np.ndarray, X: pd.DataFrame, features: list[str], k: int = 3) -> list[str]:
     """For each row, the ``k`` features pushing hardest towards its tier and the ``k`` pushing away.
 
-    ``contrib`` has shape (rows, classes, features + 1) as from ``TierClassifier.contributions``.
+    ``contrib`` holds each row's SHAP values for its own tier, shape (rows, features [+ 1 bias]), as
+    from ``TierClassifier.contributions_for``; a feature with a zero contribution is never a reason.
     """
-    n = len(tier_idx)
-    picked = contrib[np.arange(n), tier_idx, : len(features)]  # drop the bias column
+    picked = np.asarray(contrib)[:, : len(features)]  # drop the bias column
     order = np.argsort(-picked, axis=1, kind="stable")
     up, down = order[:, :k], order[:, ::-1][:, :k]
-    values = X[features]
+    names = [describe(f) for f in features]
+    rows = np.arange(len(picked))[:, None]
+    cols = np.unique(np.concatenate([up.ravel(), down.ravel()])) if len(picked) else np.array([], dtype=int)
+    values = {j: X[features[j]].to_numpy(dtype=object) for j in cols}  # only the columns some row cites
+    up_pos, down_neg = picked[rows, up] > 0, picked[rows, down] < 0
     out = []
-    for i in range(n):
-        row = values.iloc[i]
-        parts = [f"+ {describe(features[j])} = {_value(row.iloc[j])}" for j in up[i] if picked[i, j] > 0]
-        parts += [f"- {describe(features[j])} = {_value(row.iloc[j])}" for j in down[i] if picked[i, j] < 0]
+    for i in range(len(picked)):
+        parts = [f"+ {names[j]} = {_value(values[j][i])}" for j, ok in zip(up[i], up_pos[i], strict=True) if ok]
+        parts += [f"- {names[j]} = {_value(values[j][i])}" for j, ok in zip(down[i], down_neg[i], strict=True) if ok]
         out.append("; ".join(parts))
     return out

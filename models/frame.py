@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 ID_COLUMN = "customer_id"
@@ -32,11 +33,12 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
 def numbers_as_float(frame: pd.DataFrame) -> pd.DataFrame:
     """Every numeric feature as float64, so that a count with a missing value and the model's
     signature (all numbers are doubles) always agree. Returns a new frame."""
-    out = frame.copy()
-    for c in out.columns:
-        if c != ID_COLUMN and pd.api.types.is_numeric_dtype(out[c].dtype) and out[c].dtype != "float64":
-            out[c] = out[c].astype("float64")
-    return out
+    cast = {
+        c: "float64"
+        for c in frame.columns
+        if c != ID_COLUMN and pd.api.types.is_numeric_dtype(frame[c].dtype) and frame[c].dtype != "float64"
+    }
+    return frame.astype(cast) if cast else frame.copy(deep=False)
 
 
 class FeatureMismatchError(ValueError):
@@ -63,5 +65,20 @@ def as_model_input(frame: pd.DataFrame, columns: list[str], categories: dict[str
             values = frame[c].astype("object").where(frame[c].notna(), None)
             out[c] = pd.Categorical(values, categories=categories[c])
         else:
-            out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
+            out[c] = as_float(frame[c])
+    return out
+
+
+def as_float(values: pd.Series) -> pd.Series:
+    """A column as float64 (text that is not a number -> NaN); float64 columns pass through uncopied."""
+    if values.dtype == "float64":
+        return values
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def float_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The ``columns`` of ``frame`` as one float64 array (missing and non-numbers -> NaN)."""
+    out = np.empty((len(frame), len(columns)), dtype="float64")
+    for j, c in enumerate(columns):
+        out[:, j] = as_float(frame[c]).to_numpy(dtype="float64", na_value=np.nan)
     return out

@@ -46,12 +46,17 @@ class TierScorer:
     def output_columns(self) -> list[str]:
         return ["tier", "score", *[proba_column(c) for c in self.scheme.codes], "segment_id", "segment"]
 
-    def score(self, features: pd.DataFrame, lang: str = "en", reasons: bool = False) -> pd.DataFrame:
-        """Tiers for every row; ``reasons`` adds the top 3 features for and against each tier (slower)."""
+    def score(
+        self, features: pd.DataFrame, lang: str = "en", reasons: bool = False, n_jobs: int | None = None
+    ) -> pd.DataFrame:
+        """Tiers for every row; ``reasons`` adds the top 3 features for and against each tier (slower).
+
+        ``n_jobs``: LightGBM threads for this call (default: as trained).
+        """
         check_columns(features, self.input_columns)
         empty = len(features) == 0
         k = len(self.scheme.codes)
-        proba = np.zeros((0, k)) if empty else self.classifier.predict_proba(features)
+        proba = np.zeros((0, k)) if empty else self.classifier.predict_proba(features, n_jobs=n_jobs)
         out = pd.DataFrame(index=features.index)
         if ID_COLUMN in features.columns:
             out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()
@@ -72,5 +77,6 @@ class TierScorer:
             idx = {c: i for i, c in enumerate(self.classifier.classes_)}
             tier_idx = np.array([idx[t] for t in tiers], dtype=int)
             cols = list(self.classifier.feature_names_in_)
-            out["reasons"] = top_reasons(self.classifier.contributions(features), tier_idx, features, cols)
+            contrib = self.classifier.contributions_for(features, tier_idx, n_jobs=n_jobs)
+            out["reasons"] = top_reasons(contrib, features, cols)
         return out.reset_index(drop=True)

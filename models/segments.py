@@ -13,6 +13,8 @@ from sklearn.metrics import calinski_harabasz_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from models.frame import float_matrix
+
 # Profile words: (feature column, word when the segment is high, word when low), in en and zh.
 # Recency columns are "days since", so a low value means recent.
 PROFILE_WORDS: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
@@ -27,8 +29,8 @@ PROFILE_WORDS: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
 
 def _transform_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Signed log1p of every column: money and counts are heavily skewed."""
-    x = frame[list(columns)].apply(pd.to_numeric, errors="coerce").astype("float64")
-    return np.sign(x) * np.log1p(np.abs(x))
+    x = float_matrix(frame, list(columns))
+    return pd.DataFrame(np.sign(x) * np.log1p(np.abs(x)), columns=list(columns), index=frame.index)
 
 
 class Segmenter(ClusterMixin, BaseEstimator):

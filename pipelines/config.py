@@ -367,6 +367,9 @@ class PredictConfig(_Strict):
     psi_warning: Annotated[float, Field(gt=0)] = Field(
         default=0.2, description="warn when a feature's population stability index exceeds this"
     )
+    n_jobs: Annotated[int, Field(ge=0, le=256)] = Field(
+        default=0, description="LightGBM threads when scoring; 0 = one per CPU core available"
+    )
 
 
 class ReportConfig(_Strict):

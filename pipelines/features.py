@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from features.queries import FAMILY_TABLES, feature_query
-from models.frame import numbers_as_float
+from models.frame import ID_COLUMN, numbers_as_float
 from pipelines.config import Config, ConfigError, TableSpec
 from pipelines.sources import TableStats, register_all
 from pipelines.validate import validate
@@ -26,10 +27,24 @@ class FeatureBuild:
     labels: pd.DataFrame | None = None
 
 
-def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
-    """Run ``sql`` and return a pandas frame via Arrow (DuckDB 1.x and 2.x)."""
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, numbers_as_double: bool = False) -> pd.DataFrame:
+    """Run ``sql`` and return a pandas frame via Arrow (DuckDB 1.x and 2.x).
+
+    ``numbers_as_double`` casts every integer and decimal column to float64 in Arrow, before pandas
+    sees it (what the model expects, without a second pandas copy).
+    """
     rel = con.sql(sql)
     table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    if numbers_as_double:
+        schema = pa.schema(
+            [
+                f.with_type(pa.float64())
+                if f.name != ID_COLUMN and (pa.types.is_integer(f.type) or pa.types.is_decimal(f.type))
+                else f
+                for f in table.schema
+            ]
+        )
+        table = table.cast(schema)
     return table.to_pandas()
 
 
@@ -62,7 +77,7 @@ def check_families(cfg: Config) -> None:
 def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
     """Run the feature SQL on tables already registered in ``con``."""
     sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
-    return numbers_as_float(fetch_frame(con, sql))
+    return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True))
 
 
 def build(

@@ -16,5 +16,8 @@ class LeadtierModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = params or {}
         return self.scorer.score(
-            pd.DataFrame(model_input), lang=params.get("lang", "en"), reasons=bool(params.get("reasons", False))
+            pd.DataFrame(model_input),
+            lang=params.get("lang", "en"),
+            reasons=bool(params.get("reasons", False)),
+            n_jobs=int(params.get("n_jobs") or 0) or None,  # 0: the threads it was trained with
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,11 @@ def rebatch(reader, size: int):
             pending, n = rest.to_batches(), rest.num_rows
     if n:
         yield pa.Table.from_batches(pending)
+
+
+def scoring_threads(cfg: Config) -> int:
+    """LightGBM threads for scoring: ``predict.n_jobs``, or one per CPU core this process may use."""
+    return cfg.predict.n_jobs or len(os.sched_getaffinity(0))
 
 
 def side_file(out_path: Path, kind: str) -> Path:
@@ -204,7 +210,7 @@ def run(
                 batch_size,
                 progress,
                 input_rows,
-                {"reasons": True} if reasons else None,
+                {"reasons": reasons, "n_jobs": scoring_threads(cfg)},
                 drift,
             )
         except (MlflowException, FeatureMismatchError) as exc:  # features changed since training

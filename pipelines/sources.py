@@ -80,7 +80,10 @@ def _cast(
             return f"CASE WHEN {whole} THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
         # text ids stay as written ('007', '1.5'), except a float rendering of a whole number
         # ('12346.0', as spreadsheets and float columns export them) which names customer '12346'
-        return f"regexp_replace(trim(CAST({col} AS VARCHAR)), '^(-?[0-9]+)[.]0+$', '\\1')"
+        # (the test for '.' or ' ' first skips the regular expression for the usual clean id)
+        text = f"CAST({col} AS VARCHAR)"
+        fix = f"regexp_replace(trim({text}), '^(-?[0-9]+)[.]0+$', '\\1')"
+        return f"CASE WHEN contains({text}, '.') OR contains({text}, ' ') THEN {fix} ELSE {text} END"
     if kind in {"date", "timestamp"}:
         target = "DATE" if kind == "date" else "TIMESTAMP"
         if dtype.startswith(("TIMESTAMP", "DATE")):

@@ -62,7 +62,7 @@ def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
         example[c] = example[c].astype("object") if c in cats else example[c].astype("float64")
     with warnings.catch_warnings():  # the integer hint concerns segment_id in the output: never missing
         warnings.simplefilter("ignore", UserWarning)
-        inferred = infer_signature(example, scorer.score(example), params={"lang": "en", "reasons": False})
+        inferred = infer_signature(example, scorer.score(example), params={"lang": "en", "reasons": False, "n_jobs": 0})
     signature = ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scorer.joblib"

@@ -174,8 +174,13 @@ def test_shap_contributions_add_up_to_the_raw_score_and_give_reasons():
     raw = clf.booster_.predict(clf._input(X.head(5)), raw_score=True)
     np.testing.assert_allclose(contrib.sum(axis=2), raw, rtol=1e-6, atol=1e-6)
     tiers = clf.predict(X.head(5))
-    words = top_reasons(contrib, np.array([LEVELS.index(t) for t in tiers]), X.head(5), list(clf.feature_names_in_))
+    tier_idx = np.array([LEVELS.index(t) for t in tiers])
+    own = clf.contributions_for(X.head(5), tier_idx)
+    np.testing.assert_allclose(own, contrib[np.arange(5), tier_idx], rtol=1e-9, atol=1e-12)
+    words = top_reasons(own, X.head(5), list(clf.feature_names_in_))
     assert len(words) == 5 and any("signal" in w for w in words)
+    first = words[0].split("; ")
+    assert first[0].startswith("+ ") and all(p[:2] in ("+ ", "- ") for p in first) and len(first) <= 6
     assert describe("ix_quote_request_30d") == "quote request in the last 30 days"
     assert describe("rfm_recency_days") == "days since last purchase"
 

@@ -1,9 +1,13 @@
 -- Feature family: engagement from interactions (visits, page views, emails, calls, meetings, ...).
 -- One row per customer, as of :as_of: only interactions dated before :as_of count.
 -- Events are aggregated per customer first, then joined to the customers (who may have none).
+-- type_code numbers the configured types (0: any other type) so that each count compares integers.
 WITH ix AS (
-    SELECT customer_id, type, duration_s,
+    SELECT customer_id, duration_s,
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
+           {%- if types %},
+           CASE type{% for t in types %} WHEN '{{ t }}' THEN {{ loop.index }}{% endfor %} ELSE 0 END AS type_code
+           {%- endif %}
     FROM interactions
     WHERE ts < :as_of
 ),
@@ -15,7 +19,7 @@ per_customer AS (
         {%- for w in windows %},
         count(*) FILTER (WHERE age_days <= {{ w }}) AS ix_count_{{ w }}d
         {%- for t in types %},
-        count(*) FILTER (WHERE age_days <= {{ w }} AND type = '{{ t }}') AS ix_{{ t }}_{{ w }}d
+        count(*) FILTER (WHERE age_days <= {{ w }} AND type_code = {{ loop.index }}) AS ix_{{ t }}_{{ w }}d
         {%- endfor %}
         {%- endfor %},
         count(*) FILTER (WHERE age_days > 30 AND age_days <= 60) AS ix_count_prev_30d,

@@ -9,16 +9,17 @@ WITH tx AS (
     FROM transactions
     WHERE ts < :as_of
 ),
-purchases AS (
-    SELECT customer_id, invoice_id, max(age_days) AS age_days, sum(amount) AS amount
+invoices AS (   -- one row per invoice: its day, its total and its return lines
+    SELECT customer_id, invoice_id, max(age_days) AS age_days, sum(amount) AS amount,
+           count(*) FILTER (WHERE amount < 0) AS return_lines,
+           sum(amount) FILTER (WHERE amount < 0) AS return_amount
     FROM tx
     GROUP BY customer_id, invoice_id
-    HAVING sum(amount) > 0
 ),
 purchase_days AS (
     SELECT customer_id, age_days,
            lag(age_days) OVER (PARTITION BY customer_id ORDER BY age_days DESC) - age_days AS gap_days
-    FROM (SELECT DISTINCT customer_id, age_days FROM purchases) AS d
+    FROM (SELECT DISTINCT customer_id, age_days FROM invoices WHERE amount > 0) AS d
 ),
 rhythm AS (
     SELECT customer_id,
@@ -27,27 +28,30 @@ rhythm AS (
     FROM purchase_days
     GROUP BY customer_id
 ),
-bought AS (   -- per customer first, joined to all customers below
+customer_invoices AS (   -- per customer first, joined to all customers below
     SELECT customer_id,
-           min(age_days) AS rfm_recency_days,
-           max(age_days) AS rfm_first_purchase_days,
-           count(*) AS rfm_frequency,
-           sum(amount) AS rfm_purchase_amount
+           min(age_days) FILTER (WHERE amount > 0) AS rfm_recency_days,
+           max(age_days) FILTER (WHERE amount > 0) AS rfm_first_purchase_days,
+           count(*) FILTER (WHERE amount > 0) AS rfm_frequency,
+           sum(amount) FILTER (WHERE amount > 0) AS rfm_purchase_amount,
+           sum(amount) AS net_amount,   -- every line, returns included
+           sum(return_lines) AS rfm_return_lines,
+           -sum(return_amount) AS rfm_return_amount
            {%- for w in windows %},
-           count(*) FILTER (WHERE age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
-           coalesce(sum(amount) FILTER (WHERE age_days <= {{ w }}), 0) AS rfm_amount_{{ w }}d
+           count(*) FILTER (WHERE amount > 0 AND age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
+           sum(amount) FILTER (WHERE amount > 0 AND age_days <= {{ w }}) AS rfm_amount_{{ w }}d
            {%- endfor %},
-           count(*) FILTER (WHERE age_days > 30 AND age_days <= 60) AS rfm_frequency_prev_30d
-    FROM purchases
+           count(*) FILTER (WHERE amount > 0 AND age_days > 30 AND age_days <= 60) AS rfm_frequency_prev_30d
+    FROM invoices
     GROUP BY customer_id
 ),
-returned AS (   -- net spend over every line (returns included) and the return lines themselves
+scores AS (   -- quintiles among the known customers who bought (the others score 0 below)
     SELECT customer_id,
-           sum(amount) AS net_amount,
-           count(*) FILTER (WHERE amount < 0) AS rfm_return_lines,
-           coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS rfm_return_amount
-    FROM tx
-    GROUP BY customer_id
+        least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_recency_days DESC))) AS rfm_r_score,
+        least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_frequency))) AS rfm_f_score,
+        least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY net_amount))) AS rfm_m_score
+    FROM customer_invoices
+    WHERE rfm_frequency > 0 AND customer_id IN (SELECT customer_id FROM customers)
 ),
 breadth AS (
     SELECT customer_id,
@@ -57,16 +61,16 @@ breadth AS (
     WHERE amount > 0
     GROUP BY customer_id
 ),
-rfm AS (
+scored AS (
 SELECT
     c.customer_id,
     b.rfm_recency_days,
     b.rfm_first_purchase_days,
     coalesce(b.rfm_frequency, 0) AS rfm_frequency,
-    coalesce(r.net_amount, 0) AS rfm_monetary,
-    b.rfm_purchase_amount / b.rfm_frequency AS rfm_monetary_div_frequency,
-    coalesce(r.rfm_return_lines, 0) AS rfm_return_lines,
-    coalesce(r.rfm_return_amount, 0) AS rfm_return_amount,
+    coalesce(b.net_amount, 0) AS rfm_monetary,
+    b.rfm_purchase_amount / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,
+    coalesce(b.rfm_return_lines, 0) AS rfm_return_lines,
+    coalesce(b.rfm_return_amount, 0) AS rfm_return_amount,
     h.rfm_gap_mean_days,
     h.rfm_gap_std_days,
     coalesce(x.rfm_distinct_products, 0) AS rfm_distinct_products,
@@ -75,22 +79,15 @@ SELECT
     coalesce(b.rfm_frequency_{{ w }}d, 0) AS rfm_frequency_{{ w }}d,
     coalesce(b.rfm_amount_{{ w }}d, 0) AS rfm_amount_{{ w }}d
     {%- endfor %},
-    coalesce(b.rfm_frequency_30d, 0) - coalesce(b.rfm_frequency_prev_30d, 0) AS rfm_frequency_trend_30d
+    coalesce(b.rfm_frequency_30d, 0) - coalesce(b.rfm_frequency_prev_30d, 0) AS rfm_frequency_trend_30d,
+    coalesce(s.rfm_r_score, 0) AS rfm_r_score,
+    coalesce(s.rfm_f_score, 0) AS rfm_f_score,
+    coalesce(s.rfm_m_score, 0) AS rfm_m_score
 FROM customers AS c
-LEFT JOIN bought AS b ON b.customer_id = c.customer_id
-LEFT JOIN returned AS r ON r.customer_id = c.customer_id
+LEFT JOIN customer_invoices AS b ON b.customer_id = c.customer_id
+LEFT JOIN scores AS s ON s.customer_id = c.customer_id
 LEFT JOIN rhythm AS h ON h.customer_id = c.customer_id
 LEFT JOIN breadth AS x ON x.customer_id = c.customer_id
-),
-scored AS (
-    SELECT *,
-        CASE WHEN rfm_frequency > 0 THEN least(5, 1 + floor(5 * percent_rank() OVER (
-            PARTITION BY rfm_frequency > 0 ORDER BY rfm_recency_days DESC))) ELSE 0 END AS rfm_r_score,
-        CASE WHEN rfm_frequency > 0 THEN least(5, 1 + floor(5 * percent_rank() OVER (
-            PARTITION BY rfm_frequency > 0 ORDER BY rfm_frequency))) ELSE 0 END AS rfm_f_score,
-        CASE WHEN rfm_frequency > 0 THEN least(5, 1 + floor(5 * percent_rank() OVER (
-            PARTITION BY rfm_frequency > 0 ORDER BY rfm_monetary))) ELSE 0 END AS rfm_m_score
-    FROM rfm
 )
 SELECT *,
     rfm_r_score + rfm_f_score + rfm_m_score AS rfm_score,
