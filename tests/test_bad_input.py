@@ -150,3 +150,22 @@ def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplo
     assert res.exit_code == 0, res.output
     assert "2 row(s) name customers absent from the customers table" in caplog.text
     assert "GHOST-1" in caplog.text
+
+
+def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, caplog):
+    from pipelines.config import load_config
+    from pipelines.train import prepare
+
+    path = workdir / "data" / "labels.parquet"
+    df = pd.read_parquet(path)
+    ghosts = df.head(3).copy()
+    ghosts["customer_id"] = ["NOBODY-1", "NOBODY-2", "NOBODY-3"]
+    pd.concat([df, ghosts], ignore_index=True).to_parquet(path, index=False)
+    cfg = load_config(small)
+    cfg.train.min_per_tier = 5  # 300 customers: few labels per tier
+    prep = prepare(cfg)
+    assert "labels.parquet: column 'customer_id' of labels: 3 row(s) label customers absent" in caplog.text
+    assert "NOBODY-1" in caplog.text
+    used = set(prep.train["customer_id"]) | set(prep.test["customer_id"] if prep.test is not None else [])
+    assert not used & {"NOBODY-1", "NOBODY-2", "NOBODY-3"}
+    assert len(used) == df["customer_id"].nunique()  # every real label is still used

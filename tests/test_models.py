@@ -230,3 +230,11 @@ def test_scorer_scores_zero_rows_with_the_usual_columns():
     empty = scorer.score(X.head(0), reasons=True)
     assert len(empty) == 0 and set(full.columns) - {"reasons"} <= set(empty.columns)
     np.testing.assert_array_equal(full["tier"], clf.predict(X.head(4)))
+
+
+def test_scoring_threads_change_nothing_but_speed():
+    X, y = _data(400)
+    clf = TierClassifier(levels=LEVELS, n_estimators=20, calibration="temperature").fit(X, y)
+    one = clf.predict_proba(X, n_jobs=1)
+    np.testing.assert_allclose(clf.predict_proba(X, n_jobs=2), one, rtol=1e-12)
+    assert all(e.n_jobs == clf.n_jobs for e in clf._lgbm_estimators())  # restored after the call
