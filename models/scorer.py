@@ -73,10 +73,12 @@ class TierScorer:
         out["segment_id"] = seg.astype("int64")
         names = {sid: self.segmenter.name(sid, lang) for sid in self.segmenter.names_}
         out["segment"] = pd.array(pd.Series(seg, dtype="int64").map(names).to_numpy(), dtype="object")
-        if reasons and not empty:
-            idx = {c: i for i, c in enumerate(self.classifier.classes_)}
-            tier_idx = np.array([idx[t] for t in tiers], dtype=int)
-            cols = list(self.classifier.feature_names_in_)
-            contrib = self.classifier.contributions_for(features, tier_idx, n_jobs=n_jobs)
-            out["reasons"] = top_reasons(contrib, features, cols)
+        if reasons:  # the column exists even for an empty batch (Spark hands the model empty ones)
+            out["reasons"] = pd.array([], dtype="object") if empty else self._reasons(features, tiers, n_jobs)
         return out.reset_index(drop=True)
+
+    def _reasons(self, features: pd.DataFrame, tiers: np.ndarray, n_jobs: int | None) -> list[str]:
+        idx = {c: i for i, c in enumerate(self.classifier.classes_)}
+        tier_idx = np.array([idx[t] for t in tiers], dtype=int)
+        contrib = self.classifier.contributions_for(features, tier_idx, n_jobs=n_jobs)
+        return top_reasons(contrib, features, list(self.classifier.feature_names_in_))

@@ -188,6 +188,8 @@ def predict(
             model=model,
             input=input,
             output=output,
+            batch_size=batch_size,
+            reasons=reasons,
         )
 
     def go():
@@ -288,6 +290,12 @@ def spark_predict(
         str | None,
         typer.Option(help="Output folder (Parquet partitioned by tier); default <predict.output>_spark."),
     ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Rows per Arrow batch handed to the model (Spark's maxRecordsPerBatch).")
+    ] = 10_000,
+    reasons: Annotated[
+        bool, typer.Option("--reasons", help="Add the top 3 reasons for and against each tier (slower).")
+    ] = False,
 ) -> None:
     """Tier customers on Spark with the champion (or --model) via mlflow.pyfunc.spark_udf."""
 
@@ -297,7 +305,9 @@ def spark_predict(
         cfg = _load(config, data_root, as_of)
         spark = spark_session(master, "leadtier-predict", parse_conf(spark_conf))
         try:
-            res = predict_spark(spark, cfg, model_uri=model, input_path=input, output=output)
+            res = predict_spark(
+                spark, cfg, model_uri=model, input_path=input, output=output, batch_size=batch_size, reasons=reasons
+            )
         finally:
             spark.stop()
         typer.echo(res.summary())

@@ -612,8 +612,8 @@ def features_spark(
 # --------------------------------------------------------------------------- scoring
 
 
-def output_struct(model_uri: str):
-    """The pyfunc's output columns as a Spark struct, from the model's signature."""
+def output_struct(model_uri: str, reasons: bool = False):
+    """The pyfunc's output columns as a Spark struct, from the model's signature (plus ``reasons``)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -632,6 +632,8 @@ def output_struct(model_uri: str):
     # are always nullable and Spark rejects the mismatch (ARROW_TYPE_MISMATCH)
     fields = sig.outputs.as_spark_schema().fields
     struct = T.StructType([T.StructField(f.name, f.dataType, True) for f in fields])
+    if reasons:
+        struct = struct.add(T.StructField("reasons", T.StringType(), True))
     return struct, sig.inputs.input_names()
 
 
@@ -663,8 +665,14 @@ def predict_spark(
     input_path: str | None = None,
     output: str | None = None,
     as_of: dt.date | None = None,
+    batch_size: int | None = None,
+    reasons: bool = False,
 ) -> PredictResult:
-    """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder)."""
+    """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder).
+
+    ``batch_size`` sets the rows per Arrow batch the model scores at once
+    (``spark.sql.execution.arrow.maxRecordsPerBatch``); ``reasons`` adds the per-customer reasons column.
+    """
     import mlflow
     from pyspark.sql import functions as F
 
@@ -678,7 +686,9 @@ def predict_spark(
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
-    struct, input_cols = output_struct(uri)
+    struct, input_cols = output_struct(uri, reasons=reasons)
+    if batch_size:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
 
     spec = _customers_spec(cfg, input_path or cfg.predict.input)
     register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
@@ -687,8 +697,8 @@ def predict_spark(
         counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
         log.info("read and checked %d input rows in %.1f s", sum(counts.values()), time.perf_counter() - t0)
         input_rows = sum(counts.values())
-        reasons = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
-        rejected = sum(reasons.values())
+        why = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
+        rejected = sum(why.values())
         rejects_path = None
         if rejected:
             rejects_df = (
@@ -707,7 +717,7 @@ def predict_spark(
             raise RejectShareError(
                 f"{rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
-                f"Reasons: {reasons}. See {rejects_path}"
+                f"Reasons: {why}. See {rejects_path}"
             )
         tagged.where("reject_reason IS NULL").drop(
             "input_row", "pre_reject", "dup_rank", "reject_reason"
@@ -718,7 +728,9 @@ def predict_spark(
             raise tracking.ModelLoadError(
                 f"model {uri} needs feature column(s) that this config does not build: {missing}"
             )
-        udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=struct, env_manager="local")
+        udf = mlflow.pyfunc.spark_udf(
+            spark, uri, result_type=struct, env_manager="local", params={"reasons": True} if reasons else None
+        )
         # like leadtier predict, keep past revenue for the report (it then needs no feature rebuild)
         extra = [F.col("rfm_monetary").alias("past_revenue")] if "rfm_monetary" in feats.columns else []
         prediction = udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p")
@@ -742,7 +754,7 @@ def predict_spark(
         input_rows=input_rows,
         scored=n_scored,
         rejected=rejected,
-        reasons=reasons,
+        reasons=why,
         model_uri=uri,
         model_version=version,
         as_of=as_of,

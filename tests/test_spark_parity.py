@@ -386,3 +386,19 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
         np.testing.assert_allclose(b[c].to_numpy(), a[c].to_numpy(), rtol=0, atol=1e-6, err_msg=c)
     assert (b["segment_id"] == a["segment_id"]).all() and (b["segment"] == a["segment"]).all()
     assert (b["model_version"] == "1").all() and (b["as_of"] == AS_OF).all()
+
+
+def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
+    from pipelines import predict
+
+    cfg, work = trained
+    prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str}).head(40)
+    prospects.to_csv(work / "few.csv", index=False)
+    inp = str(work / "few.csv")
+    batch = predict.run(cfg, input_path=inp, output=str(work / "few.parquet"), progress=False, reasons=True)
+    res = sp.predict_spark(spark, cfg, input_path=inp, output=str(work / "few_spark"), batch_size=7, reasons=True)
+    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "7"
+    a = pd.read_parquet(batch.output).sort_values("customer_id").reset_index(drop=True)
+    b = pd.read_parquet(res.output).sort_values("customer_id").reset_index(drop=True)
+    assert b["reasons"].str.len().gt(0).all()
+    assert b["reasons"].tolist() == a["reasons"].tolist()
