@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
-from features.queries import FAMILY_TABLES, feature_query
+from features.queries import FAMILY_TABLES, feature_query, quote_ident
 from models.frame import ID_COLUMN, numbers_as_float
 from pipelines.config import Config, ConfigError, TableSpec
 from pipelines.sources import TableStats, register_all
@@ -27,25 +26,26 @@ class FeatureBuild:
     labels: pd.DataFrame | None = None
 
 
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
 def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, numbers_as_double: bool = False) -> pd.DataFrame:
     """Run ``sql`` and return a pandas frame via Arrow (DuckDB 1.x and 2.x).
 
-    ``numbers_as_double`` casts every integer and decimal column to float64 in Arrow, before pandas
-    sees it (what the model expects, without a second pandas copy).
+    ``numbers_as_double`` makes every integer and decimal column a DOUBLE inside the query (what the
+    model expects; DuckDB casts in parallel, no second pandas copy).
     """
     rel = con.sql(sql)
-    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
     if numbers_as_double:
-        schema = pa.schema(
-            [
-                f.with_type(pa.float64())
-                if f.name != ID_COLUMN and (pa.types.is_integer(f.type) or pa.types.is_decimal(f.type))
-                else f
-                for f in table.schema
-            ]
-        )
-        table = table.cast(schema)
-    return table.to_pandas()
+        cols = [
+            f"CAST({quote_ident(c)} AS DOUBLE) AS {quote_ident(c)}"
+            if c != ID_COLUMN and (str(t) in _INTEGER_TYPES or str(t).startswith("DECIMAL"))
+            else quote_ident(c)
+            for c, t in zip(rel.columns, rel.types, strict=True)
+        ]
+        rel = rel.project(", ".join(cols))
+    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    return table.to_pandas(split_blocks=True, self_destruct=True)  # frees Arrow buffers as it goes
 
 
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:

@@ -211,11 +211,12 @@ def register_table(
     n_raw = sum(stats.files.values())
     # Big event logs stay views over the files (DuckDB scans them in the feature query); a table is
     # materialised only where rows must be compared or counted against rules, and for customers.
-    materialise = spec.drop_exact_duplicates or bool(spec.exclude) or table == "customers"
-    kind = "TABLE" if materialise else "VIEW"
+    # The source itself is kept only when rules pass over it more than once.
+    several_passes = spec.drop_exact_duplicates or bool(spec.exclude)
+    kind = "TABLE" if several_passes or table == "customers" else "VIEW"
     source = f"{table}__src"
     con.execute(
-        f"CREATE OR REPLACE TEMP {kind} {source} AS "
+        f"CREATE OR REPLACE TEMP {'TABLE' if several_passes else 'VIEW'} {source} AS "
         + (f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union)
     )
     if spec.drop_exact_duplicates:

@@ -17,12 +17,12 @@ per_customer AS (
         min(age_days) AS ix_recency_days,
         count(*) AS ix_count
         {%- for w in windows %},
-        count(*) FILTER (WHERE age_days <= {{ w }}) AS ix_count_{{ w }}d
+        count_if(age_days <= {{ w }}) AS ix_count_{{ w }}d
         {%- for t in types %},
-        count(*) FILTER (WHERE age_days <= {{ w }} AND type_code = {{ loop.index }}) AS ix_{{ t }}_{{ w }}d
+        count_if(age_days <= {{ w }} AND type_code = {{ loop.index }}) AS ix_{{ t }}_{{ w }}d
         {%- endfor %}
         {%- endfor %},
-        count(*) FILTER (WHERE age_days > 30 AND age_days <= 60) AS ix_count_prev_30d,
+        count_if(age_days > 30 AND age_days <= 60) AS ix_count_prev_30d,
         sum(duration_s) FILTER (WHERE age_days <= 30) AS ix_duration_s_30d
     FROM ix
     GROUP BY customer_id

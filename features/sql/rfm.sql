@@ -4,44 +4,46 @@
 -- Quintile scores (1 = worst, 5 = best) rank buyers against each other in the same snapshot;
 -- customers without a purchase score 0. rfm_segment names the classic R x F grid cells.
 WITH tx AS (
-    SELECT customer_id, invoice_id, amount, product_id, channel,
+    SELECT customer_id, invoice_id, amount,
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
     FROM transactions
     WHERE ts < :as_of
 ),
 invoices AS (   -- one row per invoice: its day, its total and its return lines
     SELECT customer_id, invoice_id, max(age_days) AS age_days, sum(amount) AS amount,
-           count(*) FILTER (WHERE amount < 0) AS return_lines,
+           count_if(amount < 0) AS return_lines,
            sum(amount) FILTER (WHERE amount < 0) AS return_amount
     FROM tx
     GROUP BY customer_id, invoice_id
 ),
-purchase_days AS (
-    SELECT customer_id, age_days,
+purchase_gaps AS (   -- days between consecutive purchases; same-day purchases give 0 and are skipped below
+    SELECT customer_id,
            lag(age_days) OVER (PARTITION BY customer_id ORDER BY age_days DESC) - age_days AS gap_days
-    FROM (SELECT DISTINCT customer_id, age_days FROM invoices WHERE amount > 0) AS d
+    FROM invoices
+    WHERE amount > 0
 ),
-rhythm AS (
+rhythm AS (   -- gaps between distinct purchase days
     SELECT customer_id,
            avg(gap_days) AS rfm_gap_mean_days,
            stddev_samp(gap_days) AS rfm_gap_std_days
-    FROM purchase_days
+    FROM purchase_gaps
+    WHERE gap_days > 0
     GROUP BY customer_id
 ),
 customer_invoices AS (   -- per customer first, joined to all customers below
     SELECT customer_id,
            min(age_days) FILTER (WHERE amount > 0) AS rfm_recency_days,
            max(age_days) FILTER (WHERE amount > 0) AS rfm_first_purchase_days,
-           count(*) FILTER (WHERE amount > 0) AS rfm_frequency,
+           count_if(amount > 0) AS rfm_frequency,
            sum(amount) FILTER (WHERE amount > 0) AS rfm_purchase_amount,
            sum(amount) AS net_amount,   -- every line, returns included
            sum(return_lines) AS rfm_return_lines,
            -sum(return_amount) AS rfm_return_amount
            {%- for w in windows %},
-           count(*) FILTER (WHERE amount > 0 AND age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
+           count_if(amount > 0 AND age_days <= {{ w }}) AS rfm_frequency_{{ w }}d,
            sum(amount) FILTER (WHERE amount > 0 AND age_days <= {{ w }}) AS rfm_amount_{{ w }}d
            {%- endfor %},
-           count(*) FILTER (WHERE amount > 0 AND age_days > 30 AND age_days <= 60) AS rfm_frequency_prev_30d
+           count_if(amount > 0 AND age_days > 30 AND age_days <= 60) AS rfm_frequency_prev_30d
     FROM invoices
     GROUP BY customer_id
 ),
@@ -53,12 +55,12 @@ scores AS (   -- quintiles among the known customers who bought (the others scor
     FROM customer_invoices
     WHERE rfm_frequency > 0 AND customer_id IN (SELECT customer_id FROM customers)
 ),
-breadth AS (
+breadth AS (   -- reads the lines again: cheaper than keeping tx in memory for a second pass
     SELECT customer_id,
            count(DISTINCT product_id) AS rfm_distinct_products,
            count(DISTINCT channel) AS rfm_distinct_channels
-    FROM tx
-    WHERE amount > 0
+    FROM transactions
+    WHERE ts < :as_of AND amount > 0
     GROUP BY customer_id
 ),
 scored AS (
