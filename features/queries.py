@@ -82,11 +82,21 @@ def label_query(
     )
 
 
-def feature_query(families: Sequence[str], as_of: dt.date, **params) -> str:
-    """All families joined on customer_id; the customers family decides which rows exist."""
+def _ordered(families: Sequence[str]) -> list[str]:
     if "customers" not in families:
         raise ValueError("the 'customers' family is required: it defines one row per customer")
-    others = [f for f in families if f != "customers"]
-    ctes = [f"f_{f} AS (\n{render_family(f, as_of, **params)}\n)" for f in ["customers", *others]]
+    return ["customers", *[f for f in families if f != "customers"]]
+
+
+def join_query(families: Sequence[str]) -> str:
+    """The families' results (``f_<family>``) joined on customer_id, the customers family deciding
+    which rows exist, ordered by customer_id."""
+    first, *others = _ordered(families)
     joins = "".join(f"\nLEFT JOIN f_{f} USING (customer_id)" for f in others)
-    return "WITH " + ",\n".join(ctes) + "\nSELECT *\nFROM f_customers" + joins + "\nORDER BY customer_id"
+    return f"SELECT *\nFROM f_{first}" + joins + "\nORDER BY customer_id"
+
+
+def feature_query(families: Sequence[str], as_of: dt.date, **params) -> str:
+    """All families in one query: each family a CTE ``f_<family>``, then :func:`join_query`."""
+    ctes = [f"f_{f} AS (\n{render_family(f, as_of, **params)}\n)" for f in _ordered(families)]
+    return "WITH " + ",\n".join(ctes) + "\n" + join_query(families)

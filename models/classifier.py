@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from models.frame import ID_COLUMN, as_model_input, categorical_columns
@@ -66,11 +66,16 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         subsample: float = 1.0,
         colsample_bytree: float = 1.0,
         reg_lambda: float = 0.0,
+        min_data_per_group: int = 100,
+        cat_smooth: float = 10.0,
+        cat_l2: float = 10.0,
+        max_cat_to_onehot: int = 4,
         class_weight: str | None = "balanced",
         decision: str = "argmax",
         cost_matrix: Sequence[Sequence[float]] | None = None,
         calibration: str = "none",
         calibration_size: float = 0.2,
+        calibration_cv: int = 0,
         random_state: int = 0,
         n_jobs: int = 1,
     ):
@@ -82,11 +87,16 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.reg_lambda = reg_lambda
+        self.min_data_per_group = min_data_per_group
+        self.cat_smooth = cat_smooth
+        self.cat_l2 = cat_l2
+        self.max_cat_to_onehot = max_cat_to_onehot
         self.class_weight = class_weight
         self.decision = decision
         self.cost_matrix = cost_matrix
         self.calibration = calibration
         self.calibration_size = calibration_size
+        self.calibration_cv = calibration_cv
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -122,7 +132,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             )
         fit_rows = np.arange(len(y_idx))
         cal_rows = np.array([], dtype=int)
-        if self.calibration != "none":
+        cross_fit = self.calibration != "none" and self.calibration_cv >= 2
+        if self.calibration != "none" and not cross_fit:
             fit_rows, cal_rows = train_test_split(
                 fit_rows, test_size=self.calibration_size, stratify=y_idx, random_state=self.random_state
             )
@@ -132,7 +143,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             per_class = np.where(counts > 0, len(fit_rows) / (len(present) * np.maximum(counts, 1)), 0.0)
             weights = per_class[y_idx[fit_rows]]
         # Levels absent from y get probability 0 (see predict_proba); min_per_tier guards training.
-        self.booster_ = lgb.LGBMClassifier(
+        booster = lgb.LGBMClassifier(
             objective="multiclass" if len(present) > 2 else "binary",
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
@@ -142,20 +153,26 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             subsample_freq=1 if self.subsample < 1 else 0,
             colsample_bytree=self.colsample_bytree,
             reg_lambda=self.reg_lambda,
+            min_data_per_group=self.min_data_per_group,
+            cat_smooth=self.cat_smooth,
+            cat_l2=self.cat_l2,
+            max_cat_to_onehot=self.max_cat_to_onehot,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             deterministic=True,
             force_col_wise=True,
             verbose=-1,
         )
-        self.booster_.fit(
-            Xm.iloc[fit_rows],
-            y_idx[fit_rows],
-            sample_weight=weights,
-            categorical_feature=list(self.categories_) or "auto",
-        )
+        fit_params = {"sample_weight": weights, "categorical_feature": list(self.categories_) or "auto"}
         self.calibrator_ = None
-        if self.calibration != "none":
+        if cross_fit:  # calibrator on out-of-fold predictions, one booster refit on all rows
+            cv = StratifiedKFold(n_splits=self.calibration_cv, shuffle=True, random_state=self.random_state)
+            self.calibrator_ = CalibratedClassifierCV(booster, method=self.calibration, cv=cv, ensemble=False)
+            self.calibrator_.fit(Xm, y_idx, **fit_params)
+            self.booster_ = self.calibrator_.calibrated_classifiers_[0].estimator
+        else:
+            self.booster_ = booster.fit(Xm.iloc[fit_rows], y_idx[fit_rows], **fit_params)
+        if self.calibration != "none" and not cross_fit:
             self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.booster_), method=self.calibration)
             self.calibrator_.fit(Xm.iloc[cal_rows], y_idx[cal_rows])
         self.n_features_in_ = len(self.feature_names_in_)

@@ -315,7 +315,10 @@ class TrainConfig(_Strict):
     )
     folds: Annotated[int, Field(ge=2, le=20)] = 5
     test_size: Annotated[float, Field(gt=0.05, lt=0.9)] = 0.25
-    primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy"] = "macro_f1"
+    primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy", "log_loss", "roc_auc", "pr_auc"] = Field(
+        default="macro_f1",
+        description="what tuning optimises and the champion gate compares; roc_auc and pr_auc need two tiers",
+    )
     min_per_tier: Annotated[int, Field(ge=1)] = 30
     class_weight: Literal["balanced", "none"] = "balanced"
     calibration: Literal["none", "temperature", "sigmoid", "isotonic"] = Field(
@@ -323,6 +326,11 @@ class TrainConfig(_Strict):
         description="calibrate probabilities on a held-out share of the training rows (scikit-learn)",
     )
     calibration_size: Annotated[float, Field(gt=0.05, lt=0.5)] = 0.2
+    calibration_cv: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=0,
+        description="0: calibrate on the held-out calibration_size share; k >= 2: fit the calibrator on k-fold "
+        "out-of-fold predictions and keep one booster trained on all rows",
+    )
     decision: Literal["argmax", "min_expected_cost"] = Field(
         default="argmax",
         description="tier from probabilities: most probable, or lowest expected cost over ordered tiers",
@@ -391,6 +399,11 @@ class Config(_Strict):
         default="duckdb", description="where `features` and `predict` run; --engine overrides it"
     )
     spark_master: str = Field(default="local[2]", description="Spark master URL when engine is spark")
+    duckdb_memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] | None = Field(
+        default=None,
+        description="DuckDB's memory_limit (e.g. '3GB'); null: DuckDB's default, 80% of RAM. Lower caps the "
+        "hash tables of a feature build (DuckDB spills to disk beyond it)",
+    )
     data: DataConfig
     demo: DemoConfig = Field(default_factory=DemoConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -435,6 +448,11 @@ class Config(_Strict):
                     f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
                     f"({oc.thresholds_days[-1]})"
                 )
+        if self.train.primary_metric in ("roc_auc", "pr_auc") and k != 2:
+            raise ValueError(
+                f"train.primary_metric {self.train.primary_metric!r} needs a two-level scheme; "
+                f"{self.labels.scheme!r} has {k} levels"
+            )
         bands = self.train.grade_bands
         if bands and min(bands.values()) != 0:
             raise ValueError(

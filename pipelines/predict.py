@@ -168,7 +168,7 @@ def run(
     source = input_path or cfg.predict.input
     if source:
         spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
-    con = connect()
+    con = connect(cfg)
     try:
         stats = register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False)
         cst = stats["customers"]

@@ -31,6 +31,8 @@ class TableStats:
     excluded: dict[str, int] = field(default_factory=dict)
     missing_id: int = 0
     rows: int = 0
+    # files' rows without an id, counted on the raw column (None: only countable after the casts)
+    raw_missing_id: int | None = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -155,7 +157,15 @@ def _file_select(
     if id_col in cols and cols[id_col] != "VARCHAR" and rel.startswith("read_csv"):
         rel = _reader(path, fs.format, [id_col])
         cols = _columns(con, rel)
-    stats.files[str(path)] = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
+    # rows, and rows without an id (a cast id is NULL exactly when the raw value is; Parquet answers
+    # both from its metadata)
+    raw_id = id_col in cols and "customer_id" not in fs.derived
+    n, n_missing = con.execute(
+        f"SELECT count(*), {f'count(*) - count({quote_ident(id_col)})' if raw_id else 'NULL'} FROM {rel}"
+    ).fetchall()[0]
+    stats.files[str(path)] = n
+    known = n_missing is not None and stats.raw_missing_id is not None
+    stats.raw_missing_id = stats.raw_missing_id + n_missing if known else None
     wanted: list[tuple[str, str, bool]] = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
     wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
     unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
@@ -221,7 +231,10 @@ def register_table(
     )
     if spec.drop_exact_duplicates:
         stats.duplicates_dropped = n_raw - con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
-    stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
+    if spec.drop_exact_duplicates or stats.raw_missing_id is None:
+        stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
+    else:
+        stats.missing_id = stats.raw_missing_id
     where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
     for rule, predicate in spec.exclude.items():
         cond = f"coalesce(({predicate}), false)"

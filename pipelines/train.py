@@ -221,7 +221,7 @@ def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) ->
 def prepare(cfg: Config) -> Prepared:
     """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
     feature_stage.check_families(cfg)
-    con = feature_stage.connect()
+    con = feature_stage.connect(cfg)
     try:
         stats = register_all(con, cfg, with_labels=cfg.labels.source == "table")
         problems = validate(con, cfg, stats, max([cfg.data.as_of, *cfg.snapshots.eval_as_of]))
@@ -313,7 +313,11 @@ def _fit_models(
     cfg: Config, X: pd.DataFrame, y: list[str], params: dict, unlabelled: pd.DataFrame | None = None
 ) -> dict:
     levels = cfg.scheme.codes
-    final = {"calibration": cfg.train.calibration, "calibration_size": cfg.train.calibration_size}
+    final = {
+        "calibration": cfg.train.calibration,
+        "calibration_size": cfg.train.calibration_size,
+        "calibration_cv": cfg.train.calibration_cv,
+    }
 
     def make() -> TierClassifier:
         return TierClassifier(levels=levels, random_state=cfg.seed, **params, **final)
@@ -333,8 +337,12 @@ def _fit_models(
     return models
 
 
-def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict):
-    """Predictions on the evaluation rows for the model and every baseline (same rows for all)."""
+def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict, tune_fold=None):
+    """Predictions on the evaluation rows for the model and every baseline (same rows for all).
+
+    k-fold: ``tune_fold(i, X, y)`` returns the hyper-parameters for outer fold ``i`` tuned on that
+    fold's training rows only (nested cross-validation), so no held-out fold influences its own model.
+    """
     train = prep.train
     if prep.test is not None:
         models = _fit_models(cfg, train[feature_cols], train["tier"].tolist(), params, prep.unlabelled)
@@ -347,8 +355,10 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
     preds: dict[str, tuple[np.ndarray, list]] = {}
     proba_parts: dict[str, np.ndarray] = {}
     pred_parts: dict[str, np.ndarray] = {}
-    for tr, va in folds.split(train, y):
-        fold_models = _fit_models(cfg, train.iloc[tr][feature_cols], list(y[tr]), params, prep.unlabelled)
+    for i, (tr, va) in enumerate(folds.split(train, y)):
+        X_tr = train.iloc[tr][feature_cols]
+        fold_params = tune_fold(i, X_tr, list(y[tr])) if tune_fold is not None else params
+        fold_models = _fit_models(cfg, X_tr, list(y[tr]), fold_params, prep.unlabelled)
         for k, m in fold_models.items():
             proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
                 train.iloc[va][feature_cols]
@@ -416,27 +426,31 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             "cost_matrix": cfg.train.cost_matrix,
         }
 
-        def log_trial(study, trial) -> None:
-            with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True):
-                mlflow.log_params(trial.params)
-                mlflow.set_tag("state", trial.state.name)
-                if trial.value is not None:
-                    mlflow.log_metric(f"cv_{cfg.train.primary_metric}", trial.value)
+        def run_study(X, y, grp, prefix: str):
+            def log_trial(study, trial) -> None:
+                with mlflow.start_run(run_name=f"{prefix}trial-{trial.number:03d}", nested=True):
+                    mlflow.log_params(trial.params)
+                    mlflow.set_tags({"state": trial.state.name, "leadtier.study": prefix.rstrip("-") or "final"})
+                    if trial.value is not None:
+                        mlflow.log_metric(f"cv_{cfg.train.primary_metric}", trial.value)
 
-        study = tune(
-            X_train,
-            y_train,
-            levels,
-            {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
-            n_trials=cfg.train.tuning.n_trials,
-            timeout_s=cfg.train.tuning.timeout_s,
-            cv_folds=cfg.train.tuning.cv_folds,
-            metric=cfg.train.primary_metric,
-            seed=cfg.seed,
-            base_params=base,
-            callbacks=[log_trial],
-            groups=groups,
-        )
+            return tune(
+                X,
+                y,
+                levels,
+                {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
+                n_trials=cfg.train.tuning.n_trials,
+                timeout_s=cfg.train.tuning.timeout_s,
+                cv_folds=cfg.train.tuning.cv_folds,
+                metric=cfg.train.primary_metric,
+                seed=cfg.seed,
+                base_params=base,
+                callbacks=[log_trial],
+                groups=grp,
+            )
+
+        # the registered model's hyper-parameters: tuned on every training row
+        study = run_study(X_train, y_train, groups, "")
         best_params = dict(study.best_params)
         mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
         mlflow.log_metric(f"cv_best_{cfg.train.primary_metric}", study.best_value)
@@ -446,7 +460,18 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         )
 
         # ---------------------------------------------------------- final model + baselines, same rows
-        y_eval, preds, models = _evaluate(cfg, prep, feature_cols, {**base, **best_params})
+        outer: list[dict] = []
+
+        def tune_fold(i: int, X, y) -> dict:  # k-fold evaluation: a study per outer fold (nested CV)
+            fold_study = run_study(X, y, None, f"fold{i + 1}-")
+            outer.append({"fold": i + 1, "cv_best": fold_study.best_value, **fold_study.best_params})
+            return {**base, **fold_study.best_params}
+
+        y_eval, preds, models = _evaluate(
+            cfg, prep, feature_cols, {**base, **best_params}, tune_fold if test is None else None
+        )
+        if outer:
+            mlflow.log_table(pd.DataFrame(outer), "tuning/outer_folds.json")
         metrics: dict[str, dict[str, float]] = {}
         for key, (proba, pred) in preds.items():
             metrics[key] = tier_metrics(y_eval, proba, levels, y_pred=pred)

@@ -51,6 +51,8 @@ def test_demo_config_loads_with_builtin_schemes():
             lambda r: r["data"]["tables"]["customers"].update(categorical=["email"]),
             r"personal cannot be features",
         ),
+        (lambda r: r.update(duckdb_memory_limit="lots"), r"duckdb_memory_limit"),
+        (lambda r: r["train"].update(primary_metric="roc_auc"), r"'roc_auc' needs a two-level scheme"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):
@@ -69,3 +71,13 @@ def test_data_root_override_order(tmp_path, monkeypatch):
     assert load_config(DEMO_CONFIG, data_root="/cli/root").data.root == "/cli/root"
     monkeypatch.delenv("LEADTIER_DATA_ROOT")
     assert load_config(DEMO_CONFIG).data.root == "data/demo"
+
+
+def test_duckdb_memory_limit_reaches_the_connection():
+    from pipelines.features import connect
+
+    cfg = load_config(DEMO_CONFIG)
+    cfg.duckdb_memory_limit = "1GB"
+    con = connect(cfg)
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit.replace(" ", "") in {"1.0GB", "953.6MiB", "1GB", "0.9GiB"}, limit

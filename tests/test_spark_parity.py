@@ -214,7 +214,7 @@ def test_transpiled_sql_is_spark_sql():
     sql = sp.feature_sql(cfg, AS_OF)
     assert "DATEDIFF(CAST('2026-06-30' AS DATE), CAST(ts AS DATE))" in sql  # calendar days, no time zone
     assert "DATEDIFF(DAY" not in sql
-    assert "FILTER(WHERE" in sql and "STDDEV_SAMP" in sql
+    assert "FILTER(WHERE" in sql and "COUNT_IF(" in sql and "PERCENT_RANK()" in sql
     assert sql.rstrip().endswith("NULLS LAST")  # DuckDB's default null order, made explicit
     assert "ORDER BY customer_id" not in sp.feature_sql(cfg, AS_OF, ordered=False)
 

@@ -23,7 +23,7 @@ per_customer AS (
         {%- endfor %}
         {%- endfor %},
         count_if(age_days > 30 AND age_days <= 60) AS ix_count_prev_30d,
-        sum(duration_s) FILTER (WHERE age_days <= 30) AS ix_duration_s_30d
+        sum(CAST(duration_s AS DECIMAL(18, 3))) FILTER (WHERE age_days <= 30) AS ix_duration_s_30d   -- exact
     FROM ix
     GROUP BY customer_id
 )

@@ -3,8 +3,10 @@
 -- A purchase is an invoice whose lines sum to a positive amount; negative lines are returns.
 -- Quintile scores (1 = worst, 5 = best) rank buyers against each other in the same snapshot;
 -- customers without a purchase score 0. rfm_segment names the classic R x F grid cells.
+-- Money is added as DECIMAL(18, 4) (to 1/10,000 of the currency unit): exact, so totals and the
+-- "sums to a positive amount" test never depend on the order in which the engine adds lines.
 WITH tx AS (
-    SELECT customer_id, invoice_id, amount,
+    SELECT customer_id, invoice_id, CAST(amount AS DECIMAL(18, 4)) AS amount,
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
     FROM transactions
     WHERE ts < :as_of
@@ -25,7 +27,10 @@ purchase_gaps AS (   -- days between consecutive purchases; same-day purchases g
 rhythm AS (   -- gaps between distinct purchase days
     SELECT customer_id,
            avg(gap_days) AS rfm_gap_mean_days,
-           stddev_samp(gap_days) AS rfm_gap_std_days
+           -- sample standard deviation from exact integer sums: one rounding, the same in every run
+           CASE WHEN count(*) > 1 THEN sqrt(
+               (count(*) * sum(gap_days * gap_days) - sum(gap_days) * sum(gap_days)) / (count(*) * (count(*) - 1))
+           ) END AS rfm_gap_std_days
     FROM purchase_gaps
     WHERE gap_days > 0
     GROUP BY customer_id
@@ -70,7 +75,7 @@ SELECT
     b.rfm_first_purchase_days,
     coalesce(b.rfm_frequency, 0) AS rfm_frequency,
     coalesce(b.net_amount, 0) AS rfm_monetary,
-    b.rfm_purchase_amount / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,
+    CAST(b.rfm_purchase_amount AS DOUBLE) / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,
     coalesce(b.rfm_return_lines, 0) AS rfm_return_lines,
     coalesce(b.rfm_return_amount, 0) AS rfm_return_amount,
     h.rfm_gap_mean_days,
