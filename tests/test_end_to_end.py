@@ -177,3 +177,30 @@ def test_floors_keep_a_weak_model_out_of_production(trained):
     assert res.alias == "challenger"
     assert any("below the floor 0.999" in r for r in res.reasons)
     assert client.get_model_version_by_alias(cfg.mlflow.model_name, "champion").version == before
+
+
+def test_kfold_evaluation_tunes_each_outer_fold_without_its_held_out_rows(demo_data, monkeypatch):
+    """Nested cross-validation: the figures reported for k-fold come from models whose
+    hyper-parameters never saw the fold they are scored on."""
+    cfg = demo_data
+    cfg.train.evaluation, cfg.train.folds = "kfold", 3
+    cfg.train.tuning.n_trials = 1
+    cfg.train.semi_supervised.enabled = False
+    seen: list[set] = []
+    real_tune = train_stage.tune
+
+    def spy(X, *args, **kwargs):
+        seen.append(set(X.index))
+        return real_tune(X, *args, **kwargs)
+
+    monkeypatch.setattr(train_stage, "tune", spy)
+    res = train_stage.run(cfg)
+    everyone, *fold_calls = seen
+    assert len(fold_calls) == 3 and res.n_test == len(everyone)
+    held_out = [everyone - s for s in fold_calls]
+    assert all(fold <= everyone and fold for fold in held_out)
+    assert set().union(*held_out) == everyone  # every labelled row is held out once ...
+    assert sum(len(h) for h in held_out) == len(everyone)  # ... and only once
+    runs = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], output_format="list")
+    studies = {r.data.tags.get("leadtier.study") for r in runs if r.data.tags.get("leadtier.study")}
+    assert studies == {"final", "fold1", "fold2", "fold3"}
