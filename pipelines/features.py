@@ -29,6 +29,17 @@ class FeatureBuild:
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 
 
+def doubles(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """``rel`` with every integer and decimal column (but the id) cast to DOUBLE, inside DuckDB."""
+    cols = [
+        f"CAST({quote_ident(c)} AS DOUBLE) AS {quote_ident(c)}"
+        if c != ID_COLUMN and (str(t) in _INTEGER_TYPES or str(t).startswith("DECIMAL"))
+        else quote_ident(c)
+        for c, t in zip(rel.columns, rel.types, strict=True)
+    ]
+    return rel.project(", ".join(cols))
+
+
 def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, numbers_as_double: bool = False) -> pd.DataFrame:
     """Run ``sql`` and return a pandas frame via Arrow (DuckDB 1.x and 2.x).
 
@@ -37,13 +48,7 @@ def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, numbers_as_double: boo
     """
     rel = con.sql(sql)
     if numbers_as_double:
-        cols = [
-            f"CAST({quote_ident(c)} AS DOUBLE) AS {quote_ident(c)}"
-            if c != ID_COLUMN and (str(t) in _INTEGER_TYPES or str(t).startswith("DECIMAL"))
-            else quote_ident(c)
-            for c, t in zip(rel.columns, rel.types, strict=True)
-        ]
-        rel = rel.project(", ".join(cols))
+        rel = doubles(rel)
     table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
     return table.to_pandas(split_blocks=True, self_destruct=True)  # frees Arrow buffers as it goes
 

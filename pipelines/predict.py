@@ -26,7 +26,7 @@ from models.drift import DriftAccumulator, migration
 from models.frame import FeatureMismatchError, numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
-from pipelines.features import check_families, connect, fetch_frame, query_params
+from pipelines.features import check_families, connect, doubles, fetch_frame, query_params
 from pipelines.outputs import atomic_write, write_table
 from pipelines.sources import register_all
 
@@ -273,7 +273,7 @@ def _score_batches(
     drift: DriftAccumulator | None = None,
 ) -> int:
     """Stream feature batches through the model into ``out_path`` (atomically: temp file, rename)."""
-    rel = con.sql(sql)
+    rel = doubles(con.sql(sql))  # numbers arrive as float64, as the model expects
     reader = rel.to_arrow_reader(batch_size) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_size)
     parquet = out_path.suffix.lower() == ".parquet"
     n = 0

@@ -51,7 +51,7 @@ PREDICTION_COLUMNS = (
     "reasons",
     "past_revenue",  # optional: when predict records it, the report skips the feature rebuild
 )
-MODEL_KEYS = ("model", "logreg", "majority")
+MODEL_KEYS = ("model", "logreg", "rfm_scorecard", "majority")
 CARD_METRICS = ("macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece")
 # Profile columns shown on segment cards, in this order, when present.
 KEY_FEATURES = (
@@ -466,7 +466,7 @@ def build_context(
 
     ``segment_names``: {segment_id: {"en": ..., "zh": ...}}; ``segment_profile``: medians per
     segment_id (one column per feature; a ``size`` column is ignored); ``metrics``: the scorer's
-    ``test_metrics`` ({"model"|"logreg"|"majority": {metric: value}}); ``model_info``: name,
+    ``test_metrics`` ({"model"|"logreg"|"rfm_scorecard"|"majority": {metric: value}}); ``model_info``: name,
     version, uri, train_as_of, run_id; ``revenue``: past revenue, one value per predictions row
     or indexed by customer_id (missing = 0). ``migration`` and ``drift`` add optional sections.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.

@@ -84,6 +84,14 @@ METRICS = {
         "brier": 0.60,
         "ece": 0.04,
     },
+    "rfm_scorecard": {
+        "macro_f1": 0.40,
+        "balanced_accuracy": 0.41,
+        "qwk": 0.78,
+        "log_loss": 1.30,
+        "brier": 0.65,
+        "ece": 0.08,
+    },
     "majority": {
         "macro_f1": 0.08,
         "balanced_accuracy": 0.20,
@@ -252,8 +260,10 @@ def test_model_card_marks_best(scheme5):
     assert best["macro_f1"] == ["model"]
     assert best["balanced_accuracy"] == ["logreg"]
     assert best["log_loss"] == ["logreg"]  # lower is better
-    assert best["qwk"] == ["model"]
+    assert best["qwk"] == ["rfm_scorecard"]  # the rule baseline is shown, and can win
+    assert [v["key"] for v in rows["macro_f1"]["values"]] == ["model", "logreg", "rfm_scorecard", "majority"]
     html = report.render(ctx, "en")
+    assert "RFM quintile scorecard" in html
     assert html.count('class="n best"') == len(rows)
     assert report.strings("en")["metrics_note"].split()[0] in html
     none = report.build_context(make_predictions(scheme5, ["A"]), scheme5, SEGMENT_NAMES, PROFILE, None, INFO)
