@@ -45,6 +45,27 @@ def _value(v) -> str:
     return str(v)
 
 
+def _texts(values: pd.Series) -> np.ndarray:
+    """Every value of one column in words (see ``_value``), each distinct value formatted once."""
+    codes, uniq = pd.factorize(values, use_na_sentinel=True)
+    words = np.array([*(_value(v) for v in uniq), "missing"], dtype=object)
+    return words[codes]  # code -1 (missing) picks the last entry
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` largest values per row, largest first (ties: lower index first)."""
+    k = min(k, values.shape[1])
+    if k == 0:
+        return np.zeros((len(values), 0), dtype=int)
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k] if k < values.shape[1] else np.tile(
+        np.arange(values.shape[1]), (len(values), 1)
+    )
+    rows = np.arange(len(values))[:, None]
+    # order the k picked columns by value (descending), then by column index
+    order = np.lexsort((part, -values[rows, part]), axis=1)
+    return part[rows, order]
+
+
 def top_reasons(contrib: np.ndarray, X: pd.DataFrame, features: list[str], k: int = 3) -> list[str]:
     """For each row, the ``k`` features pushing hardest towards its tier and the ``k`` pushing away.
 
@@ -52,16 +73,16 @@ def top_reasons(contrib: np.ndarray, X: pd.DataFrame, features: list[str], k: in
     from ``TierClassifier.contributions_for``; a feature with a zero contribution is never a reason.
     """
     picked = np.asarray(contrib)[:, : len(features)]  # drop the bias column
-    order = np.argsort(-picked, axis=1, kind="stable")
-    up, down = order[:, :k], order[:, ::-1][:, :k]
-    names = [describe(f) for f in features]
-    rows = np.arange(len(picked))[:, None]
-    cols = np.unique(np.concatenate([up.ravel(), down.ravel()])) if len(picked) else np.array([], dtype=int)
-    values = {j: X[features[j]].to_numpy(dtype=object) for j in cols}  # only the columns some row cites
-    up_pos, down_neg = picked[rows, up] > 0, picked[rows, down] < 0
-    out = []
-    for i in range(len(picked)):
-        parts = [f"+ {names[j]} = {_value(values[j][i])}" for j, ok in zip(up[i], up_pos[i], strict=True) if ok]
-        parts += [f"- {names[j]} = {_value(values[j][i])}" for j, ok in zip(down[i], down_neg[i], strict=True) if ok]
-        out.append("; ".join(parts))
-    return out
+    n = len(picked)
+    up, down = _top(picked, k), _top(-picked, k)
+    rows = np.arange(n)[:, None]
+    up_ok, down_ok = picked[rows, up] > 0, picked[rows, down] < 0
+    # one phrase per (row, slot): "+ name = value" or "" when the feature does not push that way
+    phrases = np.full((n, 2 * k), "", dtype=object)
+    for j in np.unique(np.concatenate([up[up_ok], down[down_ok]])) if n else []:
+        name = describe(features[j])
+        texts = _texts(X[features[j]])
+        for sign, slots, ok in (("+", up, up_ok), ("-", down, down_ok)):
+            r, slot = np.nonzero((slots == j) & ok)
+            phrases[r, slot + (0 if sign == "+" else k)] = [f"{sign} {name} = {t}" for t in texts[r]]
+    return ["; ".join(p for p in row if p) for row in phrases.tolist()]

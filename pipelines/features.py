@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -82,20 +83,28 @@ def check_families(cfg: Config) -> None:
             )
 
 
-def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
-    """Run the feature SQL on tables already registered in ``con``.
+@contextlib.contextmanager
+def staged_families(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date):
+    """Run each feature family on its own into a temporary table ``f_<family>`` and yield the query
+    that joins them (one row per customer, ordered by id); the tables are dropped afterwards.
 
-    Each family runs on its own into a temporary table, then one query joins them: only one
-    family's hash tables are in memory at a time (about 0.4 GB less at 1M customers than one query).
+    One family's hash tables are in memory at a time: about 0.3 GB less at 1M customers than one
+    query computing every family at once.
     """
     families = cfg.features.families
-    for fam in families:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE f_{fam} AS\n" + render_family(fam, as_of, **query_params(cfg)))
     try:
-        return numbers_as_float(fetch_frame(con, join_query(families), numbers_as_double=True))
+        for fam in families:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE f_{fam} AS\n" + render_family(fam, as_of, **query_params(cfg)))
+        yield join_query(families)
     finally:
         for fam in families:
             con.execute(f"DROP TABLE IF EXISTS f_{fam}")
+
+
+def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
+    """Run the feature SQL on tables already registered in ``con``."""
+    with staged_families(con, cfg, as_of) as sql:
+        return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True))
 
 
 def build(

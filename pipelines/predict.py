@@ -21,12 +21,11 @@ import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
 
-from features.queries import feature_query
 from models.drift import DriftAccumulator, migration
 from models.frame import FeatureMismatchError, numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
-from pipelines.features import check_families, connect, doubles, fetch_frame, query_params
+from pipelines.features import check_families, connect, doubles, fetch_frame, staged_families
 from pipelines.outputs import atomic_write, write_table
 from pipelines.sources import register_all
 
@@ -195,24 +194,24 @@ def run(
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
                 f"Reasons: {why}. See {rejects_path}"
             )
-        sql = feature_query(cfg.features.families, as_of, **query_params(cfg))
         previous = _previous_output(out_path)
         scorer = _scorer_of(model)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         try:
-            scored = _score_batches(
-                con,
-                sql,
-                model,
-                out_path,
-                version,
-                as_of,
-                batch_size,
-                progress,
-                input_rows,
-                {"reasons": reasons, "n_jobs": scoring_threads(cfg)},
-                drift,
-            )
+            with staged_families(con, cfg, as_of) as sql:
+                scored = _score_batches(
+                    con,
+                    sql,
+                    model,
+                    out_path,
+                    version,
+                    as_of,
+                    batch_size,
+                    progress,
+                    input_rows,
+                    {"reasons": reasons, "n_jobs": scoring_threads(cfg)},
+                    drift,
+                )
         except (MlflowException, FeatureMismatchError) as exc:  # features changed since training
             msg = exc.message if isinstance(exc, MlflowException) else str(exc)
             raise tracking.ModelLoadError(
