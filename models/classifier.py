@@ -62,6 +62,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
+        max_depth: int = -1,
         min_child_samples: int = 20,
         subsample: float = 1.0,
         colsample_bytree: float = 1.0,
@@ -83,6 +84,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
+        self.max_depth = max_depth
         self.min_child_samples = min_child_samples
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
@@ -148,6 +150,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
+            max_depth=self.max_depth,
             min_child_samples=self.min_child_samples,
             subsample=self.subsample,
             subsample_freq=1 if self.subsample < 1 else 0,

@@ -57,8 +57,10 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     k = min(k, values.shape[1])
     if k == 0:
         return np.zeros((len(values), 0), dtype=int)
-    part = np.argpartition(-values, k - 1, axis=1)[:, :k] if k < values.shape[1] else np.tile(
-        np.arange(values.shape[1]), (len(values), 1)
+    part = (
+        np.argpartition(-values, k - 1, axis=1)[:, :k]
+        if k < values.shape[1]
+        else np.tile(np.arange(values.shape[1]), (len(values), 1))
     )
     rows = np.arange(len(values))[:, None]
     # order the k picked columns by value (descending), then by column index

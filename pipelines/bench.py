@@ -422,6 +422,10 @@ def _task_predict(p: dict) -> dict:
 
     cfg = _demo_config(p["data_root"])
     cfg.predict.input = None  # every customer of the world
+    # a first scoring run: no previous output, so no tier migration (a repeat run also compares with it)
+    out = Path(p["output"])
+    for path in (out, predict.side_file(out, "migration"), predict.side_file(out, "drift")):
+        path.unlink(missing_ok=True)
     with Stopwatch() as sw:
         res = predict.run(
             cfg,
