@@ -51,9 +51,13 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
 
     ``calibration`` ('temperature', 'sigmoid' or 'isotonic') holds out ``calibration_size`` of the
     rows (stratified), fits LightGBM on the rest and calibrates its probabilities on the held-out
-    part with scikit-learn's ``CalibratedClassifierCV`` around the frozen booster. Temperature
-    scaling never changes the most probable tier. ``decision`` turns probabilities into a tier (see
-    :func:`decide`); SHAP contributions always explain the uncalibrated booster.
+    part with scikit-learn's ``CalibratedClassifierCV`` around the frozen booster. With
+    ``calibration_cv`` = k >= 2 the calibrator is fitted on k-fold out-of-fold predictions instead
+    and the booster is refitted on every row. Temperature scaling never changes the most probable
+    tier. ``min_data_per_group``, ``cat_smooth``, ``cat_l2`` and ``max_cat_to_onehot`` are
+    LightGBM's categorical-split settings (its defaults), there to be tuned. ``decision`` turns
+    probabilities into a tier (see :func:`decide`); SHAP contributions always explain the
+    uncalibrated booster.
     """
 
     def __init__(
@@ -175,9 +179,9 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             self.booster_ = self.calibrator_.calibrated_classifiers_[0].estimator
         else:
             self.booster_ = booster.fit(Xm.iloc[fit_rows], y_idx[fit_rows], **fit_params)
-        if self.calibration != "none" and not cross_fit:
-            self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.booster_), method=self.calibration)
-            self.calibrator_.fit(Xm.iloc[cal_rows], y_idx[cal_rows])
+            if self.calibration != "none":  # calibrator on the held-out rows, booster frozen
+                self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.booster_), method=self.calibration)
+                self.calibrator_.fit(Xm.iloc[cal_rows], y_idx[cal_rows])
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 

@@ -238,3 +238,15 @@ def test_scoring_threads_change_nothing_but_speed():
     one = clf.predict_proba(X, n_jobs=1)
     np.testing.assert_allclose(clf.predict_proba(X, n_jobs=2), one, rtol=1e-12)
     assert all(e.n_jobs == clf.n_jobs for e in clf._lgbm_estimators())  # restored after the call
+
+
+def test_cross_fitted_calibration_keeps_one_booster_on_every_row():
+    X, y = _data(400)
+    clf = TierClassifier(levels=LEVELS, n_estimators=20, calibration="temperature", calibration_cv=3).fit(X, y)
+    assert len(clf.calibrator_.calibrated_classifiers_) == 1  # ensemble=False: one booster, refitted on all rows
+    assert clf.booster_ is clf.calibrator_.calibrated_classifiers_[0].estimator
+    plain = TierClassifier(levels=LEVELS, n_estimators=20).fit(X, y)  # same rows, no calibration
+    np.testing.assert_allclose(clf.booster_.predict_proba(clf._input(X)), plain.predict_proba(X), rtol=1e-9)
+    p = clf.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-9)
+    np.testing.assert_array_equal(p.argmax(axis=1), plain.predict_proba(X).argmax(axis=1))  # temperature keeps ranks
