@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 from collections.abc import Callable
@@ -45,8 +46,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     def write(tmp: Path) -> None:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
+        else:  # text quoted always: a lone carriage return in an id must not end the line for a reader
+            frame.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)
 
     return atomic_write(path, write)
 

@@ -23,7 +23,8 @@ per_customer AS (
         {%- endfor %}
         {%- endfor %},
         count_if(age_days > 30 AND age_days <= 60) AS ix_count_prev_30d,
-        sum(CAST(duration_s AS DECIMAL(18, 3))) FILTER (WHERE age_days <= 30) AS ix_duration_s_30d   -- exact
+        -- whole milliseconds: integer-valued doubles add up exactly, in any order
+        sum(round(duration_s * 1000)) FILTER (WHERE age_days <= 30) / 1000 AS ix_duration_s_30d
     FROM ix
     GROUP BY customer_id
 )

@@ -9,7 +9,7 @@ WITH purchases AS (
     FROM transactions
     WHERE ts >= :as_of AND ts < :observed_until
     GROUP BY customer_id, invoice_id
-    HAVING sum(CAST(amount AS DECIMAL(18, 4))) > 0   -- exact money, as in rfm.sql
+    HAVING sum(round(amount * 10000)) > 0   -- exact money in 1/10,000ths, as in rfm.sql
 ),
 next_purchase AS (
     SELECT customer_id, date_diff('day', :as_of, CAST(min(ts) AS DATE)) AS days_to_next

@@ -2,7 +2,7 @@
 -- One row per customer, as of :as_of; only transactions dated before :observed_until are seen.
 -- Censoring rule: when the horizon is not fully observed by :observed_until nobody gets a tier (NULL).
 WITH revenue AS (
-    SELECT customer_id, CAST(sum(CAST(amount AS DECIMAL(18, 4))) AS DOUBLE) AS revenue   -- exact money
+    SELECT customer_id, sum(round(amount * 10000)) / 10000 AS revenue   -- exact money, as in rfm.sql
     FROM transactions
     WHERE ts >= :as_of AND ts < :as_of + INTERVAL {{ horizon }} DAY AND ts < :observed_until
     GROUP BY customer_id

@@ -3,10 +3,11 @@
 -- A purchase is an invoice whose lines sum to a positive amount; negative lines are returns.
 -- Quintile scores (1 = worst, 5 = best) rank buyers against each other in the same snapshot;
 -- customers without a purchase score 0. rfm_segment names the classic R x F grid cells.
--- Money is added as DECIMAL(18, 4) (to 1/10,000 of the currency unit): exact, so totals and the
--- "sums to a positive amount" test never depend on the order in which the engine adds lines.
+-- Money is added in whole 1/10,000ths of the currency unit (integer-valued doubles): every partial sum
+-- is an integer below 2^53, so totals, ranks and the "sums to a positive amount" test are exact and
+-- never depend on the order in which the engine adds lines (up to 900 billion per customer).
 WITH tx AS (
-    SELECT customer_id, invoice_id, CAST(amount AS DECIMAL(18, 4)) AS amount,
+    SELECT customer_id, invoice_id, round(amount * 10000) AS amount,   -- 1/10,000ths, see above
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
     FROM transactions
     WHERE ts < :as_of
@@ -74,17 +75,17 @@ SELECT
     b.rfm_recency_days,
     b.rfm_first_purchase_days,
     coalesce(b.rfm_frequency, 0) AS rfm_frequency,
-    coalesce(b.net_amount, 0) AS rfm_monetary,
-    CAST(b.rfm_purchase_amount AS DOUBLE) / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,
+    coalesce(b.net_amount, 0) / 10000 AS rfm_monetary,
+    b.rfm_purchase_amount / 10000 / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,
     coalesce(b.rfm_return_lines, 0) AS rfm_return_lines,
-    coalesce(b.rfm_return_amount, 0) AS rfm_return_amount,
+    coalesce(b.rfm_return_amount, 0) / 10000 AS rfm_return_amount,
     h.rfm_gap_mean_days,
     h.rfm_gap_std_days,
     coalesce(x.rfm_distinct_products, 0) AS rfm_distinct_products,
     coalesce(x.rfm_distinct_channels, 0) AS rfm_distinct_channels
     {%- for w in windows %},
     coalesce(b.rfm_frequency_{{ w }}d, 0) AS rfm_frequency_{{ w }}d,
-    coalesce(b.rfm_amount_{{ w }}d, 0) AS rfm_amount_{{ w }}d
+    coalesce(b.rfm_amount_{{ w }}d, 0) / 10000 AS rfm_amount_{{ w }}d
     {%- endfor %},
     coalesce(b.rfm_frequency_30d, 0) - coalesce(b.rfm_frequency_prev_30d, 0) AS rfm_frequency_trend_30d,
     coalesce(s.rfm_r_score, 0) AS rfm_r_score,
