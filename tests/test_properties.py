@@ -139,6 +139,13 @@ _counter = itertools.count()
     bad_date=None,
     max_share=1.0,
 )
+@example(  # a carriage return as an id, rejected: the rejects CSV must still read back row for row
+    data=[{c: None for c in COLUMNS}, {"customer_id": "\r", "created_at": dt.date(2027, 1, 1)}],
+    fmt=".parquet",
+    out_fmt=".parquet",
+    bad_date=None,
+    max_share=1.0,
+)
 def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, out_fmt, bad_date, max_share):
     frame = pd.DataFrame(data, columns=COLUMNS)
     run_dir = tmp_path / f"ex{next(_counter)}"
