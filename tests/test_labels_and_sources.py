@@ -73,6 +73,15 @@ def test_censoring_never_labels_an_unobserved_horizon_E():
     assert pd.isna(lab["z"]) and pd.isna(lab["late"])
 
 
+def test_no_purchase_is_E_only_once_the_last_day_of_the_horizon_is_observed():
+    """Day `horizon` still counts as "within the horizon" (D), so E needs it observed too."""
+    tx = _tx([("late", "2011-09-28 10:00", "1", 5.0), ("never", "2010-06-01 10:00", "2", 5.0)])  # day 270 = horizon
+    short = _labels(tx, observed_until=S + dt.timedelta(days=270))["tier"]  # days 0..269 seen
+    assert pd.isna(short["late"]) and pd.isna(short["never"])  # either could still buy on day 270
+    full = _labels(tx, observed_until=S + dt.timedelta(days=271))["tier"]  # days 0..270 seen
+    assert full["late"] == "D" and full["never"] == "E"
+
+
 def test_labels_ignore_purchases_after_observed_until():
     """Appending events after the observation end changes no label (point in time)."""
     base = _tx([("a", "2011-04-01", "1", 5.0), ("b", "2010-11-01", "2", 5.0)])

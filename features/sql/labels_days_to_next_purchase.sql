@@ -1,8 +1,8 @@
 -- Outcome labels: days from :as_of until the customer's next purchase, as ordered tiers.
 -- One row per customer, as of :as_of; only purchases dated before :observed_until are seen.
 -- Levels: the first ones by thresholds (e.g. A <= 30, B <= 90, C <= 180 days), then "later within
--- the horizon", then "no purchase within the horizon" - which is only known once the whole horizon
--- has been observed. Censoring rule: a customer without a purchase in a horizon that is not fully
+-- the horizon" (day <= horizon), then "no purchase within the horizon" - which is only known once every
+-- day up to and including day `horizon` has been observed (observed_until more than `horizon` days on). Censoring rule: a customer without a purchase in a horizon that is not fully
 -- observed gets no tier (NULL) and is left out of training and evaluation, never labelled the last level.
 WITH purchases AS (
     SELECT customer_id, invoice_id, min(ts) AS ts
@@ -24,7 +24,7 @@ SELECT
         WHEN n.days_to_next <= {{ t }} THEN '{{ levels[loop.index0] }}'
         {%- endfor %}
         WHEN n.days_to_next <= {{ horizon }} THEN '{{ levels[-2] }}'
-        WHEN date_diff('day', :as_of, :observed_until) >= {{ horizon }} THEN '{{ levels[-1] }}'
+        WHEN date_diff('day', :as_of, :observed_until) > {{ horizon }} THEN '{{ levels[-1] }}'
     END AS tier
 FROM customers AS c
 LEFT JOIN next_purchase AS n ON n.customer_id = c.customer_id
