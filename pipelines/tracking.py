@@ -132,19 +132,31 @@ class GateDecision:
     champion_metrics: dict[str, float] = field(default_factory=dict)
 
 
+class ChampionCannotCompete(Exception):
+    """The current champion cannot be evaluated on the current evaluation data (features, levels or
+    logged metrics changed since it was trained)."""
+
+
 def _champion_metrics(
     client: MlflowClient, cfg: Config, current, eval_features: pd.DataFrame, eval_tiers: list[str], refit_on_eval: bool
 ) -> tuple[dict[str, float], str]:
-    """The current champion's metrics on the same evaluation rows, and how they were obtained."""
+    """The current champion's metrics on the same evaluation rows, and how they were obtained.
+
+    A champion that cannot be loaded raises as usual; one that loads but cannot be compared raises
+    :class:`ChampionCannotCompete`.
+    """
     if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
         logged = client.get_run(current.run_id).data.metrics
         old = {k[len("test_") :]: v for k, v in logged.items() if k.startswith("test_")}
         if cfg.train.primary_metric not in old:
-            raise KeyError(f"champion run {current.run_id} logged no test_{cfg.train.primary_metric}")
+            raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
         return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
     model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
-    scored = model.predict(eval_features)
-    proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+    try:
+        scored = model.predict(eval_features)
+        proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+    except (MlflowException, KeyError, ValueError) as exc:  # input schema, feature columns or tier levels changed
+        raise ChampionCannotCompete(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
     return tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist()), ""
 
 
@@ -157,8 +169,8 @@ def champion_gate(
     eval_tiers: list[str],
     refit_on_eval: bool = False,
 ) -> GateDecision:
-    """Give the new version ``champion`` if it passes ``train.floors`` and is at least as good as the
-    current champion on the same evaluation rows by the primary metric; otherwise ``challenger``.
+    """Give the new version ``champion`` if it passes ``train.floors`` and beats the current champion
+    on the same evaluation rows by the primary metric (a tie keeps the champion); otherwise ``challenger``.
     Sets the alias and says why, metric by metric.
 
     With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
@@ -186,10 +198,10 @@ def champion_gate(
         decision.champion_version = str(current.version)
         try:
             old, note = _champion_metrics(client, cfg, current, eval_features, eval_tiers, refit_on_eval)
-        except Exception as exc:  # noqa: BLE001 - any failure means the old champion cannot compete; said below
+        except ChampionCannotCompete as exc:
             decision.reasons.append(
-                f"champion v{current.version} cannot score the current evaluation data "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the new model replaces it"
+                f"champion v{current.version} cannot score the current evaluation data ({exc}); "
+                "the new model replaces it"
             )
         else:
             decision.champion_metrics = old
@@ -207,12 +219,12 @@ def champion_gate(
             if note:
                 decision.reasons.append(note)
             n, o = new_metrics[primary], old[primary]
-            if n >= o if HIGHER_IS_BETTER[primary] else n <= o:
-                decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} is at least as good as {o:.4f}")
+            if n > o if HIGHER_IS_BETTER[primary] else n < o:
+                decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} beats {o:.4f}")
             else:
                 decision.alias = CHALLENGER
                 decision.reasons.insert(
-                    0, f"kept champion v{current.version}: new {primary} {n:.4f} is worse than {o:.4f}"
+                    0, f"kept champion v{current.version}: new {primary} {n:.4f} does not beat {o:.4f}"
                 )
     client.set_registered_model_alias(name, decision.alias, str(new_version))
     return decision
