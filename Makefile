@@ -13,7 +13,8 @@ ARGS   ?=
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "}; /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  (CONFIG=$(CONFIG); set CONFIG=configs/online_retail.yaml etc. and ARGS='--data-root DIR' to change)"
+	@echo "  (CONFIG=$(CONFIG); set CONFIG=configs/online_retail.yaml etc.; ARGS passes options to the command,"
+	@echo "   e.g. ARGS='--data-root DIR' for demo-data, features, train, predict and report; see leadtier CMD --help)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

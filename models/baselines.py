@@ -122,7 +122,8 @@ class LogisticBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
 
 
 class RfmScorecard(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
-    """The classic hand-weighted RFM method: R, F and M quintile scores summed (3..15).
+    """The classic hand-weighted RFM method: R, F and M quintile scores summed (3..15 for buyers, 0 for
+    customers who never bought).
 
     Higher sums go to better tiers, with cut points that reproduce the training tier shares;
     probabilities are the (Laplace-smoothed) training tier mix of customers with the same sum.

@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pandas as pd
 
-_FAMILY = {"rfm": "", "ix": "", "cust": ""}
 _WORDS = {
     "rfm_recency_days": "days since last purchase",
     "rfm_frequency": "purchases",

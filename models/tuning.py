@@ -69,7 +69,6 @@ def tune(
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction=direction,
         sampler=optuna.samplers.TPESampler(seed=seed),

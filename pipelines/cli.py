@@ -69,7 +69,8 @@ def _master(config: Path, data_root) -> str:
 
 
 def _guard(fn):
-    """Run ``fn``; a user-fixable error becomes one line on stderr and exit status 2."""
+    """Run ``fn``; a user-fixable error (Spark setup problems included) becomes an ``error:`` message on
+    stderr and exit status 2."""
     try:
         return fn()
     except _user_errors() as exc:
@@ -84,7 +85,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numexpr"):
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numexpr", "optuna"):  # optuna: a line per trial
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -236,17 +237,6 @@ SparkConfOpt = Annotated[
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model URI; default models:/<name>@champion.")]
 
 
-def _spark_guard(fn):
-    """``_guard`` plus Spark setup problems (no pyspark, no Java, a malformed --spark-conf)."""
-    from pipelines.spark import SparkSetupError
-
-    try:
-        return _guard(fn)
-    except SparkSetupError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
-
-
 @app.command("spark-features")
 def spark_features(
     config: ConfigOpt = Path(DEFAULT_CONFIG),
@@ -272,7 +262,7 @@ def spark_features(
             spark.stop()
         typer.echo(f"wrote {rows} rows x {n_features} features as of {cfg.data.as_of} on Spark ({master}) -> {path}")
 
-    _spark_guard(go)
+    _guard(go)
 
 
 @app.command("spark-predict")
@@ -312,7 +302,7 @@ def spark_predict(
             spark.stop()
         typer.echo(res.summary())
 
-    _spark_guard(go)
+    _guard(go)
 
 
 @app.command("serve")

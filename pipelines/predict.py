@@ -1,6 +1,7 @@
 """Stage: tier new customers with a registered model (``leadtier predict``).
 
-Every input row is either scored or written to the rejects file with its reason; the summary
+Every input row is scored, written to the rejects file with its reason, or (exact duplicates and
+rows excluded by a configured rule) counted in the summary under its reason; the summary
 reconciles ``input rows = scored + rejected``. Features are built by DuckDB and scored in Arrow
 batches, so memory stays bounded; the output appears atomically (temporary file, then rename).
 """
@@ -95,17 +96,25 @@ def side_file(out_path: Path, kind: str) -> Path:
     return out_path.with_name(f"{out_path.stem}.{kind}.csv")
 
 
+_TIER_COLUMNS = ["customer_id", "tier", "score"]
+
+
+def _read_tiers(path: Path) -> pd.DataFrame:
+    """The id, tier and score columns of a predictions file: all that tier migration needs."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=_TIER_COLUMNS)
+    return pd.read_csv(path, usecols=_TIER_COLUMNS, dtype={"customer_id": str})
+
+
 def _previous_output(path: Path) -> pd.DataFrame | None:
     """The last run's tiers, for tier migration (None when there is no readable previous output)."""
     if not path.is_file():
         return None
     try:
-        prev = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"customer_id": str})
-    except (OSError, ValueError) as exc:
+        return _read_tiers(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         log.warning("previous predictions %s unreadable, no migration table: %s", path, exc)
         return None
-    needed = {"customer_id", "tier", "score"}
-    return prev[list(needed)] if needed <= set(prev.columns) else None
 
 
 def _scorer_of(model):
@@ -183,12 +192,11 @@ def run(
         why = {str(k): int(v) for k, v in why.items()}
         n_rejected = len(rejects) + cst.duplicates_dropped + sum(cst.excluded.values())
         share = n_rejected / max(input_rows, 1)
-        if share > cfg.predict.max_reject_share:  # before scoring: no predictions file, not even briefly
-            if len(rejects):
+        if share > cfg.predict.max_reject_share:  # before scoring: no predictions file, not even briefly;
+            if len(rejects):  # an earlier run's predictions stay as they were (the next run's baseline)
                 write_table(rejects, rejects_path)
             else:
                 rejects_path.unlink(missing_ok=True)
-            out_path.unlink(missing_ok=True)
             raise RejectShareError(
                 f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
@@ -231,13 +239,7 @@ def run(
                 cfg.predict.psi_warning,
             )
     if previous is not None:
-        moved = migration(
-            previous,
-            pd.read_parquet(out_path)
-            if out_path.suffix == ".parquet"
-            else pd.read_csv(out_path, dtype={"customer_id": str}),
-            scorer.scheme.codes,
-        )
+        moved = migration(previous, _read_tiers(out_path), scorer.scheme.codes)
         write_table(moved, side_file(out_path, "migration"))
     if len(rejects):
         write_table(rejects, rejects_path)

@@ -14,35 +14,35 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
-from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import adjusted_mutual_info_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from features.queries import label_query  # noqa: E402
-from models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard  # noqa: E402
-from models.classifier import TierClassifier  # noqa: E402
-from models.drift import reference_profile  # noqa: E402
-from models.frame import ID_COLUMN  # noqa: E402
-from models.metrics import (  # noqa: E402
-    HIGHER_IS_BETTER,  # noqa: E402
+from features.queries import label_query
+from models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
+from models.classifier import TierClassifier
+from models.drift import reference_profile
+from models.frame import ID_COLUMN
+from models.metrics import (
+    HIGHER_IS_BETTER,
     compare,
     confusion,
     tier_metrics,
 )
-from models.scorer import TierScorer  # noqa: E402
-from models.segments import Segmenter  # noqa: E402
-from models.semi import self_train  # noqa: E402
-from models.tuning import tune  # noqa: E402
-from pipelines import features as feature_stage  # noqa: E402
-from pipelines import tracking  # noqa: E402
-from pipelines.config import Config  # noqa: E402
-from pipelines.sources import InputError, register_all  # noqa: E402
-from pipelines.validate import as_records, validate  # noqa: E402
+from models.scorer import TierScorer
+from models.segments import Segmenter
+from models.semi import self_train
+from models.tuning import tune
+from pipelines import features as feature_stage
+from pipelines import tracking
+from pipelines.config import Config
+from pipelines.sources import InputError, register_all
+from pipelines.validate import as_records, validate
 
 log = logging.getLogger(__name__)
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
@@ -65,6 +65,26 @@ class TrainResult:
     n_test: int
     seconds: float
     extra: dict = field(default_factory=dict)
+
+
+def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The labels a snapshot may use: those without a ``labelled_at`` date or assigned by ``as_of``.
+
+    A tier assigned after the snapshot date may reflect what happened after it, so it is left out of
+    that snapshot (and logged). One assigned on the day itself judges what was known that day.
+    """
+    if "labelled_at" not in labels.columns:
+        return labels
+    when = pd.to_datetime(labels["labelled_at"])
+    later = when.notna() & (when > pd.Timestamp(as_of))
+    if later.any():
+        log.warning(
+            "labels: %d label(s) were assigned after the as-of date %s (column labelled_at) and are not "
+            "used for that snapshot",
+            int(later.sum()),
+            as_of,
+        )
+    return labels.loc[~later, ["customer_id", "tier"]]
 
 
 def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:
@@ -230,7 +250,7 @@ def prepare(cfg: Config) -> Prepared:
             last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
             data_end = (last.date() + dt.timedelta(days=1)) if last is not None else None
         table_labels = (
-            feature_stage.fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")
+            feature_stage.fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier, labelled_at FROM labels")
             if cfg.labels.source == "table"
             else None
         )
@@ -238,7 +258,7 @@ def prepare(cfg: Config) -> Prepared:
         def snapshot(as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
             feats = feature_stage.build_in(con, cfg, as_of)
             if cfg.labels.source == "table":
-                lab = table_labels
+                lab = labels_known_at(table_labels, as_of)
             else:
                 if observed_until is None or observed_until <= as_of:
                     raise TrainingDataError(

@@ -143,13 +143,21 @@ def test_duplicate_customer_ids_in_training_data(workdir, small):
 def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplog):
     path = workdir / "data" / "transactions.parquet"
     df = pd.read_parquet(path)
-    extra = df.head(2).copy()
-    extra["customer_id"] = ["GHOST-1", "GHOST-2"]
+    before = _invoke("features", "--config", small)
+    assert before.exit_code == 0, before.output
+    out = workdir / "out" / "features.parquet"
+    features_before = pd.read_parquet(out)
+    extra = df.head(3).copy()
+    extra["customer_id"] = ["GHOST-1", "GHOST-2", df["customer_id"].iloc[0]]
+    extra["ts"] = [extra["ts"].iloc[0], extra["ts"].iloc[0], pd.Timestamp("2030-01-01")]  # the last: future
     pd.concat([df, extra], ignore_index=True).to_parquet(path, index=False)
+    caplog.clear()
     res = _invoke("features", "--config", small)
     assert res.exit_code == 0, res.output
     assert "2 row(s) name customers absent from the customers table" in caplog.text
     assert "GHOST-1" in caplog.text
+    assert "1 row(s) are dated on or after the as-of date" in caplog.text
+    pd.testing.assert_frame_equal(pd.read_parquet(out), features_before)  # neither changes a feature
 
 
 def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, caplog):
@@ -169,3 +177,22 @@ def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, 
     used = set(prep.train["customer_id"]) | set(prep.test["customer_id"] if prep.test is not None else [])
     assert not used & {"NOBODY-1", "NOBODY-2", "NOBODY-3"}
     assert len(used) == df["customer_id"].nunique()  # every real label is still used
+
+
+def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog):
+    from pipelines.config import load_config
+    from pipelines.train import prepare
+
+    path = workdir / "data" / "labels.parquet"
+    df = pd.read_parquet(path)
+    cfg = load_config(small)
+    late = df["customer_id"].iloc[:4].tolist()
+    df["labelled_at"] = pd.Timestamp(cfg.data.as_of)  # assigned on the snapshot day: usable
+    df.loc[df["customer_id"].isin(late), "labelled_at"] = pd.Timestamp(cfg.data.as_of) + pd.Timedelta(days=1)
+    df.to_parquet(path, index=False)
+    cfg.train.min_per_tier = 5
+    prep = prepare(cfg)
+    used = set(prep.train["customer_id"]) | set(prep.test["customer_id"] if prep.test is not None else [])
+    assert not used & set(late)
+    assert len(used) == df["customer_id"].nunique() - len(late)
+    assert "4 label(s) were assigned after the as-of date" in caplog.text

@@ -664,6 +664,11 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
     assert out not in written, "the predictions were written (then deleted) although the run failed"
     assert len(pd.read_csv(rejects)) == 80  # the rejects file the message points at
 
+    out.write_bytes(b"an earlier run's predictions")  # a failed run leaves the last good output alone
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
+    _one_line_error(res, "80 of 100", "max_reject_share")
+    assert out.read_bytes() == b"an earlier run's predictions"
+
 
 # --------------------------------------------------------------------------- 6. tiny inputs
 
