@@ -238,6 +238,24 @@ def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) ->
     return lab[["customer_id", "tier"]]
 
 
+def check_horizon(cfg: Config, as_of: dt.date, observed_until: dt.date) -> None:
+    """Refuse a snapshot whose label horizon is not fully observed by ``observed_until``.
+
+    Censoring alone would still label the customers who bought early, but only them: a training set
+    of fast buyers. ``days_to_next_purchase`` needs days 0 to ``horizon_days`` seen (day
+    ``horizon_days`` still counts as D), ``revenue_next_days`` days 0 to ``horizon_days - 1``.
+    """
+    oc = cfg.labels.outcome
+    need = oc.horizon_days + 1 if oc.kind == "days_to_next_purchase" else oc.horizon_days
+    span = (observed_until - as_of).days
+    if span < need:
+        raise TrainingDataError(
+            f"the data after the snapshot {as_of} spans {span} days (until {observed_until}), but the label horizon "
+            f"needs {need} (labels.outcome.horizon_days = {oc.horizon_days}): use an earlier snapshot or a shorter "
+            "horizon"
+        )
+
+
 def prepare(cfg: Config) -> Prepared:
     """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
     feature_stage.check_families(cfg)
@@ -264,13 +282,8 @@ def prepare(cfg: Config) -> Prepared:
                     raise TrainingDataError(
                         f"no transactions after the snapshot {as_of}: outcome labels need an observed future"
                     )
+                check_horizon(cfg, as_of, observed_until)
                 lab = outcome_labels(con, cfg, as_of, observed_until)
-                horizon = cfg.labels.outcome.horizon_days
-                if (observed_until - as_of).days < min(horizon, cfg.labels.outcome.thresholds_days[0] + 1):
-                    raise TrainingDataError(
-                        f"the data after the snapshot {as_of} spans {(observed_until - as_of).days} days, less than "
-                        f"the label horizon ({horizon} days) needs"
-                    )
             data = attach_labels(cfg, feats, lab)
             data.insert(1, "snapshot", as_of)
             return feats, data

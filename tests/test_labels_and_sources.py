@@ -13,7 +13,7 @@ from features.queries import label_query
 from pipelines.config import ConfigError, load_config
 from pipelines.features import fetch_frame
 from pipelines.sources import InputError, register_all
-from pipelines.train import prepare
+from pipelines.train import TrainingDataError, prepare
 from tests.conftest import REPO
 
 LEVELS = ["A", "B", "C", "D", "E"]
@@ -184,14 +184,25 @@ def test_backtest_trains_only_on_labels_observed_by_the_evaluation_date(tmp_path
     cfg = _retail_like(tmp_path)
     cfg.snapshots.train_as_of = [dt.date(2010, 2, 1)]
     cfg.snapshots.eval_as_of = [dt.date(2010, 4, 1)]
-    cfg.labels.outcome.horizon_days = 200
-    cfg.train.min_per_tier = 0
+    cfg.labels.outcome.thresholds_days = [10, 20, 30]
+    cfg.labels.outcome.horizon_days = 45  # 2010-02-01 + 45 days < 2010-04-01: observed by the evaluation date
+    cfg.train.min_per_tier = 0  # two customers cannot fill five tiers; the minimum is tested elsewhere
     prep = prepare(cfg)
-    # customer 100 bought again on 2010-06-01 (day 120 after 2010-02-01: C), but that is after the
-    # evaluation date 2010-04-01, so a model deployed then could not know it: censored, not a label.
-    assert prep.train.empty or "100" not in set(prep.train["customer_id"])
+    # customer 100 bought again on 2010-06-01, after the evaluation date: a model deployed on 2010-04-01
+    # knew that 100 had not bought in the 45 days after 2010-02-01 (E), nothing more
+    train = prep.train.set_index("customer_id")["tier"]
+    assert train["100"] == "E"
     assert prep.protocol["train_labels_observed_until"] == "2010-04-01"
     assert set(prep.test["snapshot"]) == {dt.date(2010, 4, 1)}
+
+
+def test_a_snapshot_whose_horizon_is_not_observed_is_refused(tmp_path):
+    cfg = _retail_like(tmp_path)
+    cfg.snapshots.train_as_of = [dt.date(2010, 2, 1)]
+    cfg.snapshots.eval_as_of = [dt.date(2010, 4, 1)]
+    cfg.labels.outcome.horizon_days = 200  # 2010-02-01 + 200 days is long after 2010-04-01
+    with pytest.raises(TrainingDataError, match=r"spans 59 days \(until 2010-04-01\), but the label horizon needs 201"):
+        prepare(cfg)
 
 
 @pytest.mark.parametrize(
