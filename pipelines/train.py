@@ -46,6 +46,13 @@ from pipelines.validate import as_records, validate
 
 log = logging.getLogger(__name__)
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
+# compared with every baseline, metric by metric (those a run has: the AUC-type ones need two tiers)
+VERDICT = [*HEADLINE, "brier", "ece", "roc_auc", "pr_auc", "lift_top_decile"]
+
+
+def headline(cfg: Config) -> list[str]:
+    """The summary table's columns: the primary metric, then the headline metrics."""
+    return list(dict.fromkeys([cfg.train.primary_metric, *HEADLINE]))
 
 
 class TrainingDataError(ValueError):
@@ -526,7 +533,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             cm = confusion(y_eval, pred, levels)
             mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on evaluation rows"), f"plots/confusion_{key}.png")
             mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
-        beats = {b: compare(metrics["model"], metrics[b], HEADLINE) for b in metrics if not b.startswith("model")}
+        compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
+        beats = {b: compare(metrics["model"], metrics[b], compared) for b in metrics if not b.startswith("model")}
         mlflow.log_dict({"protocol": prep.protocol, "metrics": metrics, "model_beats": beats}, "eval/summary.json")
 
         imp = clf.feature_importances_
@@ -609,10 +617,10 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         f"({res.n_train} train / {res.n_test} evaluation rows, {res.extra['protocol']['evaluation']}, "
         f"{res.extra['n_trials']} tuning trials, "
         f"{res.seconds:.0f} s)",
-        "evaluation metrics:          " + "  ".join(f"{m:>17}" for m in HEADLINE),
+        "evaluation metrics:          " + "  ".join(f"{m:>17}" for m in headline(cfg)),
     ]
     for key in res.metrics:
-        lines.append(f"  {key:<26} " + "  ".join(f"{res.metrics[key][m]:>17.4f}" for m in HEADLINE))
+        lines.append(f"  {key:<26} " + "  ".join(f"{res.metrics[key][m]:>17.4f}" for m in headline(cfg)))
     for b, verdict in res.beats.items():
         words = ", ".join(f"{m} {'yes' if v else 'NO'}" for m, v in verdict.items())
         lines.append(f"  beats {b}: {words}")

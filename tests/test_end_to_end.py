@@ -52,6 +52,9 @@ def test_first_model_becomes_champion_and_beats_baselines(trained):
     assert m["model"]["macro_f1"] > m["majority"]["macro_f1"]
     assert m["model"]["qwk"] > m["majority"]["qwk"]
     assert 0.3 < m["model"]["macro_f1"] < 0.99  # learnable, not trivially perfect
+    for baseline in ("majority", "rfm_scorecard"):  # a verdict per metric, calibration metrics included
+        assert {"macro_f1", "qwk", "log_loss", "brier", "ece"} <= set(first.beats[baseline]), first.beats
+    assert first.beats["majority"]["macro_f1"] and first.beats["majority"]["qwk"]
 
 
 def test_second_model_is_gated_against_the_champion(trained):
