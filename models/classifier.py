@@ -143,12 +143,9 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             fit_rows, cal_rows = train_test_split(
                 fit_rows, test_size=self.calibration_size, stratify=y_idx, random_state=self.random_state
             )
-        weights = None
-        if self.class_weight == "balanced":
-            counts = np.bincount(y_idx[fit_rows], minlength=len(self.classes_)).astype(float)
-            per_class = np.where(counts > 0, len(fit_rows) / (len(present) * np.maximum(counts, 1)), 0.0)
-            weights = per_class[y_idx[fit_rows]]
         # Levels absent from y get probability 0 (see predict_proba); min_per_tier guards training.
+        # Class weights live in the booster (weights from whichever rows it is fitted on), so that a
+        # calibrator is fitted on unweighted rows and learns the real tier frequencies.
         booster = lgb.LGBMClassifier(
             objective="multiclass" if len(present) > 2 else "binary",
             n_estimators=self.n_estimators,
@@ -164,13 +161,14 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             cat_smooth=self.cat_smooth,
             cat_l2=self.cat_l2,
             max_cat_to_onehot=self.max_cat_to_onehot,
+            class_weight="balanced" if self.class_weight == "balanced" else None,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             deterministic=True,
             force_col_wise=True,
             verbose=-1,
         )
-        fit_params = {"sample_weight": weights, "categorical_feature": list(self.categories_) or "auto"}
+        fit_params = {"categorical_feature": list(self.categories_) or "auto"}
         self.calibrator_ = None
         if cross_fit:  # calibrator on out-of-fold predictions, one booster refit on all rows
             cv = StratifiedKFold(n_splits=self.calibration_cv, shuffle=True, random_state=self.random_state)

@@ -250,3 +250,24 @@ def test_cross_fitted_calibration_keeps_one_booster_on_every_row():
     p = clf.predict_proba(X)
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-9)
     np.testing.assert_array_equal(p.argmax(axis=1), plain.predict_proba(X).argmax(axis=1))  # temperature keeps ranks
+
+
+@pytest.mark.parametrize("calibration_cv", [0, 3])
+def test_class_weights_do_not_leak_into_the_calibrator(calibration_cv):
+    """Balanced weights help the booster find the rare tier; the calibrated probabilities must still
+    match how often it really occurs (Platt scaling has an intercept to fix the shift)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame({"signal": rng.normal(size=n), "noise": rng.normal(size=n)})
+    rare = rng.random(n) < 1 / (1 + np.exp(-(2 * X["signal"] - 3)))  # about 10 %
+    y = np.where(rare, "rare", "common")
+    clf = TierClassifier(
+        levels=["rare", "common"],
+        n_estimators=30,
+        class_weight="balanced",
+        calibration="sigmoid",
+        calibration_cv=calibration_cv,
+    ).fit(X, y)
+    uncalibrated = clf.booster_.predict_proba(clf._input(X))[:, 0].mean()
+    assert uncalibrated > rare.mean() + 0.15  # the weighted booster over-predicts the rare tier ...
+    assert abs(clf.predict_proba(X)[:, 0].mean() - rare.mean()) < 0.02  # ... the calibrated model does not
