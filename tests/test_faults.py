@@ -248,7 +248,7 @@ import pipelines.cli, pipelines.mlflow_model, pipelines.predict, pipelines.track
 try:
     from mlflow.utils.requirements_utils import _init_packages_to_modules_map
     _init_packages_to_modules_map()  # what every model load pays for otherwise
-except Exception:
+except (ImportError, AttributeError):  # a private MLflow helper: only a warm-up, loads work without it
     pass
 print("READY", flush=True)
 for line in sys.stdin:

@@ -206,11 +206,8 @@ def test_numeric_looking_ids(world, tmp_path, ids):
     frame.to_csv(path, index=False)
     cfg = world.config()
     cfg.predict.max_reject_share = 1.0
-    try:
-        res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / "p.parquet"), progress=False)
-    except InputError:
-        return  # a clear error would do as well
-    assert set(pd.read_parquet(res.output)["customer_id"]) == set(ids)
+    res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / "p.parquet"), progress=False)
+    assert set(pd.read_parquet(res.output)["customer_id"]) == set(ids)  # ids are text, kept as written
 
 
 # --------------------------------------------------------------------------- classifier and metrics
