@@ -89,6 +89,7 @@ def test_run_logs_params_metrics_artifacts_and_trials(trained):
     assert {"config.yaml", "plots", "eval", "model"} <= arts
     plots = {a.path for a in client.list_artifacts(first.run_id, "plots")}
     assert "plots/confusion_model.png" in plots and "plots/feature_importance.png" in plots
+    assert "plots/reliability_model.png" in plots  # the calibration (reliability) diagram
     nested = mlflow.search_runs(
         experiment_ids=[run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'"
     )

@@ -76,7 +76,7 @@ SELECT
     b.rfm_first_purchase_days,
     coalesce(b.rfm_frequency, 0) AS rfm_frequency,
     coalesce(b.net_amount, 0) / 10000 AS rfm_monetary,
-    b.rfm_purchase_amount / 10000 / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,
+    b.rfm_purchase_amount / 10000 / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,   -- average purchase
     coalesce(b.rfm_return_lines, 0) AS rfm_return_lines,
     coalesce(b.rfm_return_amount, 0) / 10000 AS rfm_return_amount,
     h.rfm_gap_mean_days,
