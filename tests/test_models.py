@@ -218,6 +218,23 @@ def test_grade_bands_cover_every_score():
     assert grade(np.array([100, 75, 74.9, 50, 25, 24.99, 0]), bands).tolist() == ["A", "A", "B", "B", "C", "D", "D"]
 
 
+def test_scorer_grades_each_customer_from_its_score():
+    from models.scorer import TierScorer, grade
+
+    X, y = _data(300)
+    clf = TierClassifier(levels=LEVELS, n_estimators=10).fit(X, y)
+    seg = Segmenter(columns=["signal", "noise"], k=2).fit(X)
+    scheme = TierScheme(title_en="t", title_zh="t", levels=[TierLevel(code=c, en=c, zh=c) for c in LEVELS])
+    bands = {"A": 75, "B": 50, "C": 25, "D": 0}
+    scorer = TierScorer(
+        scheme=scheme, classifier=clf, segmenter=seg, feature_columns=["signal", "noise", "industry"], grade_bands=bands
+    )
+    out = scorer.score(X)
+    assert out["grade"].tolist() == grade(out["score"].to_numpy(), bands).tolist()
+    assert set(out["grade"]) <= set(bands) and out["grade"].notna().all()
+    assert "grade" not in TierScorer(scheme, clf, seg, ["signal", "noise", "industry"]).score(X).columns
+
+
 def test_scorer_scores_zero_rows_with_the_usual_columns():
     from models.scorer import TierScorer
 
