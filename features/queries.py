@@ -15,6 +15,8 @@ from importlib import resources
 import jinja2
 
 FAMILY_TABLES = {"customers": "customers", "rfm": "transactions", "interactions": "interactions"}
+# the column of a family that counts, per customer, every row of its table dated before :as_of
+FAMILY_ROW_COUNTS = {"rfm": "rfm_lines", "interactions": "ix_count"}
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 

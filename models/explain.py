@@ -10,6 +10,7 @@ import pandas as pd
 _WORDS = {
     "rfm_recency_days": "days since last purchase",
     "rfm_frequency": "purchases",
+    "rfm_lines": "transaction lines",
     "rfm_monetary": "net spend",
     "rfm_monetary_div_frequency": "average order value",
     "rfm_first_purchase_days": "days since first purchase",

@@ -118,6 +118,7 @@ def pandas_features(
     rfm["rfm_recency_days"] = by_customer["age_days"].min()
     rfm["rfm_first_purchase_days"] = by_customer["age_days"].max()
     rfm["rfm_frequency"] = by_customer.size().reindex(ids, fill_value=0)
+    rfm["rfm_lines"] = tx.groupby("customer_id").size().reindex(ids, fill_value=0)
     rfm["rfm_monetary"] = tx.groupby("customer_id")["amount"].sum().reindex(ids, fill_value=0.0)
     rfm["rfm_monetary_div_frequency"] = by_customer["amount"].sum() / rfm["rfm_frequency"]
     returns = tx[tx["amount"] < 0].groupby("customer_id")["amount"]

@@ -11,11 +11,11 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from features.queries import FAMILY_TABLES, join_query, quote_ident, render_family
+from features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
 from models.frame import ID_COLUMN, numbers_as_float
 from pipelines.config import Config, ConfigError, TableSpec
 from pipelines.sources import TableStats, register_all
-from pipelines.validate import validate
+from pipelines.validate import check_event_customers, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,28 @@ def staged_families(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date)
             con.execute(f"DROP TABLE IF EXISTS f_{fam}")
 
 
-def build_in(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date) -> pd.DataFrame:
-    """Run the feature SQL on tables already registered in ``con``."""
+def counted_rows(con: duckdb.DuckDBPyConnection, cfg: Config) -> dict[str, int]:
+    """Per event table, the rows dated before the as-of date that the staged families counted (rows of
+    known customers only)."""
+    counted = {}
+    for fam in cfg.features.families:
+        if fam in FAMILY_ROW_COUNTS:
+            n = con.execute(f"SELECT coalesce(sum({FAMILY_ROW_COUNTS[fam]}), 0) FROM f_{fam}").fetchall()[0][0]
+            counted[FAMILY_TABLES[fam]] = int(n)
+    return counted
+
+
+def build_in(
+    con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date, stats: dict[str, TableStats] | None = None
+) -> pd.DataFrame:
+    """Run the feature SQL on tables already registered in ``con``.
+
+    With ``stats``, event rows that name unknown customers are also looked for (and logged), using the
+    families' own row counts so that the search usually costs nothing.
+    """
     with staged_families(con, cfg, as_of) as sql:
+        if stats is not None:
+            check_event_customers(con, stats, as_of, counted=counted_rows(con, cfg))
         return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True))
 
 
@@ -119,9 +138,10 @@ def build(
     con = connect(cfg)
     try:
         stats = register_all(con, cfg, customers=customers, with_labels=with_labels)
-        if customers is None:  # a scoring input is checked row by row by the predict stage
-            validate(con, cfg, stats, as_of)
-        feats = build_in(con, cfg, as_of)
+        checked = customers is None  # a scoring input is checked row by row by the predict stage
+        if checked:
+            check_inputs(con, cfg, stats, as_of)
+        feats = build_in(con, cfg, as_of, stats if checked else None)
         labels = None
         if with_labels and "labels" in stats:
             labels = fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -38,10 +39,11 @@ def _check(con, table, column, level, where, message, files: str, select: str | 
     return Problem(level, table, files, column, int(n), ex, message)
 
 
-def validate(
+def check_inputs(
     con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats], as_of: dt.date
 ) -> list[Problem]:
-    """Run every check on the tables registered in ``con``; raise on errors, return all problems."""
+    """Every check but :func:`check_event_customers` on the tables registered in ``con``; log the
+    problems, raise on errors (before any feature is built), return them all."""
     files = {t: ", ".join(s.files) for t, s in stats.items()}
     checks = [
         (
@@ -55,14 +57,6 @@ def validate(
     ]
     if "transactions" in stats:
         checks += [
-            (
-                "transactions",
-                "customer_id",
-                "warning",
-                "customer_id NOT IN (SELECT customer_id FROM customers)",
-                "name customers absent from the customers table (ignored)",
-                None,
-            ),
             ("transactions", "amount", "warning", "amount IS NULL", "have no amount (count as 0)", "invoice_id"),
             ("transactions", "ts", "warning", "ts IS NULL", "have no timestamp (ignored)", "invoice_id"),
             (
@@ -77,14 +71,6 @@ def validate(
     if "interactions" in stats:
         types = ", ".join("'" + t + "'" for t in cfg.features.interaction_types) or "NULL"
         checks += [
-            (
-                "interactions",
-                "customer_id",
-                "warning",
-                "customer_id NOT IN (SELECT customer_id FROM customers)",
-                "name customers absent from the customers table (ignored)",
-                None,
-            ),
             (
                 "interactions",
                 "type",
@@ -145,6 +131,54 @@ def validate(
     if errors:
         raise InputError("; ".join(str(p) for p in errors))
     return problems
+
+
+EVENT_TABLES = ("transactions", "interactions")
+
+
+def check_event_customers(
+    con: duckdb.DuckDBPyConnection,
+    stats: dict[str, TableStats],
+    as_of: dt.date,
+    counted: Mapping[str, int] | None = None,
+) -> list[Problem]:
+    """Event rows dated before ``as_of`` (the only ones a feature could use) that name a customer absent
+    from the customers table: logged warnings; the rows are ignored.
+
+    ``counted`` (table -> rows the feature families counted for known customers, see
+    ``features.queries.FAMILY_ROW_COUNTS``) saves a pass over the table: rows before ``as_of`` minus
+    ``counted`` is exactly the number of such rows, and only when it is not zero is the table searched
+    for them (for examples, and to confirm the count).
+    """
+    files = {t: ", ".join(s.files) for t, s in stats.items()}
+    before = f"ts < DATE '{as_of.isoformat()}'"
+    problems = []
+    for table in (t for t in EVENT_TABLES if t in stats):
+        if counted is not None and table in counted:
+            n_before = con.execute(f"SELECT count(*) FROM {table} WHERE {before}").fetchall()[0][0]
+            if n_before == counted[table]:
+                continue
+        problem = _check(
+            con,
+            table,
+            "customer_id",
+            "warning",
+            f"{before} AND customer_id NOT IN (SELECT customer_id FROM customers)",
+            f"are dated before the as-of date {as_of} and name customers absent from the customers table (ignored)",
+            files[table],
+        )
+        if problem:
+            log.warning("%s", problem)
+            problems.append(problem)
+    return problems
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats], as_of: dt.date
+) -> list[Problem]:
+    """Every check on the tables registered in ``con``: :func:`check_inputs` (raises on errors) and
+    :func:`check_event_customers`. Returns all problems."""
+    return check_inputs(con, cfg, stats, as_of) + check_event_customers(con, stats, as_of)
 
 
 def as_records(problems: list[Problem]) -> list[dict]:

@@ -154,7 +154,7 @@ def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplo
     caplog.clear()
     res = _invoke("features", "--config", small)
     assert res.exit_code == 0, res.output
-    assert "2 row(s) name customers absent from the customers table" in caplog.text
+    assert "2 row(s) are dated before the as-of date 2026-06-30 and name customers absent" in caplog.text
     assert "GHOST-1" in caplog.text
     assert "1 row(s) are dated on or after the as-of date" in caplog.text
     pd.testing.assert_frame_equal(pd.read_parquet(out), features_before)  # neither changes a feature
@@ -196,3 +196,29 @@ def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog)
     assert not used & set(late)
     assert len(used) == df["customer_id"].nunique() - len(late)
     assert "4 label(s) were assigned after the as-of date" in caplog.text
+
+
+def test_unknown_customer_rows_counted_from_the_families_match_a_full_search(workdir, small):
+    """The feature stage finds event rows of unknown customers by subtracting what the families
+    counted from the rows before the as-of date; that must agree with searching the table."""
+    from pipelines import features as feature_stage
+    from pipelines.config import load_config
+    from pipelines.sources import register_all
+    from pipelines.validate import check_event_customers
+
+    path = workdir / "data" / "interactions.parquet"
+    df = pd.read_parquet(path)
+    extra = df.head(3).copy()
+    extra["customer_id"] = ["GHOST-1", "GHOST-1", "GHOST-2"]
+    pd.concat([df, extra], ignore_index=True).to_parquet(path, index=False)
+    cfg = load_config(small)
+    con = feature_stage.connect(cfg)
+    stats = register_all(con, cfg, with_labels=False)
+    with feature_stage.staged_families(con, cfg, cfg.data.as_of):
+        counted = feature_stage.counted_rows(con, cfg)
+        shortcut = check_event_customers(con, stats, cfg.data.as_of, counted=counted)
+    full = check_event_customers(con, stats, cfg.data.as_of)
+    assert [str(p) for p in shortcut] == [str(p) for p in full]
+    assert [(p.table, p.rows) for p in full] == [("interactions", 3)]
+    n_tx = con.execute(f"SELECT count(*) FROM transactions WHERE ts < DATE '{cfg.data.as_of}'").fetchall()[0][0]
+    assert counted["transactions"] == n_tx  # every transaction row before the as-of date was counted

@@ -14,6 +14,7 @@ WITH tx AS (
 ),
 invoices AS (   -- one row per invoice: its day, its total and its return lines
     SELECT customer_id, invoice_id, max(age_days) AS age_days, sum(amount) AS amount,
+           count(*) AS lines,
            count_if(amount < 0) AS return_lines,
            sum(amount) FILTER (WHERE amount < 0) AS return_amount
     FROM tx
@@ -43,6 +44,7 @@ customer_invoices AS (   -- per customer first, joined to all customers below
            count_if(amount > 0) AS rfm_frequency,
            sum(amount) FILTER (WHERE amount > 0) AS rfm_purchase_amount,
            sum(amount) AS net_amount,   -- every line, returns included
+           sum(lines) AS rfm_lines,
            sum(return_lines) AS rfm_return_lines,
            -sum(return_amount) AS rfm_return_amount
            {%- for w in windows %},
@@ -75,6 +77,7 @@ SELECT
     b.rfm_recency_days,
     b.rfm_first_purchase_days,
     coalesce(b.rfm_frequency, 0) AS rfm_frequency,
+    coalesce(b.rfm_lines, 0) AS rfm_lines,   -- every transaction line, purchases and returns
     coalesce(b.net_amount, 0) / 10000 AS rfm_monetary,
     b.rfm_purchase_amount / 10000 / nullif(b.rfm_frequency, 0) AS rfm_monetary_div_frequency,   -- average purchase
     coalesce(b.rfm_return_lines, 0) AS rfm_return_lines,
