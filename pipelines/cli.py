@@ -85,7 +85,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numexpr", "optuna"):  # optuna: a line per trial
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import optuna
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
@@ -411,6 +412,7 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
 
 def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     t0 = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # every trial is in MLflow; not a log line each
     prep = prepare(cfg)
     feats = prep.features
     levels = cfg.scheme.codes
