@@ -140,17 +140,27 @@ def test_duplicate_customer_ids_in_training_data(workdir, small):
     )
 
 
+def _append_copies(path, **columns) -> pd.DataFrame:
+    """Append copies of the first rows of a Parquet file with ``columns`` replaced (one value per
+    copy); return the file's rows as they were."""
+    df = pd.read_parquet(path)
+    n = len(next(iter(columns.values())))
+    pd.concat([df, df.head(n).assign(**columns)], ignore_index=True).to_parquet(path, index=False)
+    return df
+
+
 def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplog):
     path = workdir / "data" / "transactions.parquet"
-    df = pd.read_parquet(path)
     before = _invoke("features", "--config", small)
     assert before.exit_code == 0, before.output
     out = workdir / "out" / "features.parquet"
     features_before = pd.read_parquet(out)
-    extra = df.head(3).copy()
-    extra["customer_id"] = ["GHOST-1", "GHOST-2", df["customer_id"].iloc[0]]
-    extra["ts"] = [extra["ts"].iloc[0], extra["ts"].iloc[0], pd.Timestamp("2030-01-01")]  # the last: future
-    pd.concat([df, extra], ignore_index=True).to_parquet(path, index=False)
+    first = pd.read_parquet(path).head(1)
+    _append_copies(
+        path,
+        customer_id=["GHOST-1", "GHOST-2", first["customer_id"].item()],
+        ts=[first["ts"].item()] * 2 + [pd.Timestamp("2030-01-01")],  # the last: a known customer, the future
+    )
     caplog.clear()
     res = _invoke("features", "--config", small)
     assert res.exit_code == 0, res.output
@@ -164,11 +174,7 @@ def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, 
     from pipelines.config import load_config
     from pipelines.train import prepare
 
-    path = workdir / "data" / "labels.parquet"
-    df = pd.read_parquet(path)
-    ghosts = df.head(3).copy()
-    ghosts["customer_id"] = ["NOBODY-1", "NOBODY-2", "NOBODY-3"]
-    pd.concat([df, ghosts], ignore_index=True).to_parquet(path, index=False)
+    df = _append_copies(workdir / "data" / "labels.parquet", customer_id=["NOBODY-1", "NOBODY-2", "NOBODY-3"])
     cfg = load_config(small)
     cfg.train.min_per_tier = 5  # 300 customers: few labels per tier
     prep = prepare(cfg)
@@ -206,11 +212,7 @@ def test_unknown_customer_rows_counted_from_the_families_match_a_full_search(wor
     from pipelines.sources import register_all
     from pipelines.validate import check_event_customers
 
-    path = workdir / "data" / "interactions.parquet"
-    df = pd.read_parquet(path)
-    extra = df.head(3).copy()
-    extra["customer_id"] = ["GHOST-1", "GHOST-1", "GHOST-2"]
-    pd.concat([df, extra], ignore_index=True).to_parquet(path, index=False)
+    _append_copies(workdir / "data" / "interactions.parquet", customer_id=["GHOST-1", "GHOST-1", "GHOST-2"])
     cfg = load_config(small)
     con = feature_stage.connect(cfg)
     stats = register_all(con, cfg, with_labels=False)
