@@ -11,6 +11,7 @@ from pathlib import Path
 
 import joblib
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
@@ -133,8 +134,21 @@ class GateDecision:
 
 
 class ChampionCannotCompete(Exception):
-    """The current champion cannot be evaluated on the current evaluation data (features, levels or
+    """The current champion cannot be evaluated on the current evaluation data (features, tier scheme or
     logged metrics changed since it was trained)."""
+
+
+def _champion_scores(model, cfg: Config, features: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The champion's output and tier probabilities (columns in ``cfg.scheme.codes`` order) for ``features``."""
+    try:
+        scored = model.predict(features)
+        proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+    except (MlflowException, KeyError, ValueError) as exc:  # input schema, feature columns or tier levels changed
+        raise ChampionCannotCompete(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    unknown = set(scored["tier"]) - set(cfg.scheme.codes)
+    if unknown:
+        raise ChampionCannotCompete(f"it predicts tiers {sorted(unknown)} outside the scheme {cfg.scheme.codes}")
+    return scored, proba
 
 
 def _champion_metrics(
@@ -142,21 +156,25 @@ def _champion_metrics(
 ) -> tuple[dict[str, float], str]:
     """The current champion's metrics on the same evaluation rows, and how they were obtained.
 
-    A champion that cannot be loaded raises as usual; one that loads but cannot be compared raises
-    :class:`ChampionCannotCompete`.
+    Raises :class:`ChampionCannotCompete` when the champion was trained for another tier scheme, cannot
+    be loaded, or cannot score the current feature table.
     """
+    run = client.get_run(current.run_id)
+    scheme = run.data.params.get("scheme")
+    if scheme is not None and scheme != cfg.labels.scheme:
+        raise ChampionCannotCompete(f"it was trained for the tier scheme {scheme!r}, not {cfg.labels.scheme!r}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
+    except (MlflowException, OSError, ImportError) as exc:  # artifacts gone, or code it needs is missing
+        msg = str(exc).splitlines()[0][:200]
+        raise ChampionCannotCompete(f"it cannot be loaded: {type(exc).__name__}: {msg}") from exc
     if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
-        logged = client.get_run(current.run_id).data.metrics
-        old = {k[len("test_") :]: v for k, v in logged.items() if k.startswith("test_")}
+        _champion_scores(model, cfg, eval_features.head(100))  # ... once it is known to score these features
+        old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
         if cfg.train.primary_metric not in old:
             raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
         return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
-    model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
-    try:
-        scored = model.predict(eval_features)
-        proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
-    except (MlflowException, KeyError, ValueError) as exc:  # input schema, feature columns or tier levels changed
-        raise ChampionCannotCompete(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+    scored, proba = _champion_scores(model, cfg, eval_features)
     return tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist()), ""
 
 
@@ -200,7 +218,7 @@ def champion_gate(
             old, note = _champion_metrics(client, cfg, current, eval_features, eval_tiers, refit_on_eval)
         except ChampionCannotCompete as exc:
             decision.reasons.append(
-                f"champion v{current.version} cannot score the current evaluation data ({exc}); "
+                f"champion v{current.version} cannot compete on the current evaluation data ({exc}); "
                 "the new model replaces it"
             )
         else:

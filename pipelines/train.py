@@ -92,6 +92,11 @@ def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
             int(later.sum()),
             as_of,
         )
+    if len(labels) and later.all():
+        raise TrainingDataError(
+            f"every one of the {len(labels)} labels was assigned after the as-of date {as_of} (column labelled_at): "
+            "use a later as-of date"
+        )
     return labels.loc[~later, ["customer_id", "tier"]]
 
 

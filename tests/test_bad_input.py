@@ -187,7 +187,7 @@ def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, 
 
 def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog):
     from pipelines.config import load_config
-    from pipelines.train import prepare
+    from pipelines.train import TrainingDataError, prepare
 
     path = workdir / "data" / "labels.parquet"
     df = pd.read_parquet(path)
@@ -202,6 +202,11 @@ def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog)
     assert not used & set(late)
     assert len(used) == df["customer_id"].nunique() - len(late)
     assert "4 label(s) were assigned after the as-of date" in caplog.text
+
+    df["labelled_at"] = pd.Timestamp(cfg.data.as_of) + pd.Timedelta(days=1)  # all of them: a clear refusal
+    df.to_parquet(path, index=False)
+    with pytest.raises(TrainingDataError, match="assigned after the as-of date .* \\(column labelled_at\\)"):
+        prepare(cfg)
 
 
 def test_unknown_customer_rows_counted_from_the_families_match_a_full_search(workdir, small):
