@@ -164,10 +164,9 @@ def _champion_metrics(
     if scheme is not None and scheme != cfg.labels.scheme:
         raise ChampionCannotCompete(f"it was trained for the tier scheme {scheme!r}, not {cfg.labels.scheme!r}")
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
-    except (MlflowException, OSError, ImportError) as exc:  # artifacts gone, or code it needs is missing
-        msg = str(exc).splitlines()[0][:200]
-        raise ChampionCannotCompete(f"it cannot be loaded: {type(exc).__name__}: {msg}") from exc
+        model = load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
+    except ModelLoadError as exc:  # artifacts gone, garbled, or code it needs is missing
+        raise ChampionCannotCompete(str(exc)) from exc
     if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
         _champion_scores(model, cfg, eval_features.head(100))  # ... once it is known to score these features
         old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
