@@ -18,12 +18,15 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+from models.frame import ID_COLUMN
 from models.metrics import HIGHER_IS_BETTER, tier_metrics
 from models.scorer import TierScorer
 from pipelines.config import Config
 from pipelines.mlflow_model import LeadtierModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+TRAIN_KEYS = "inputs/train_keys.parquet"  # the rows a registered model was fitted on (customer_id, snapshot)
+MIN_UNSEEN_ROWS = 30  # fewer evaluation rows unseen by the champion than this: compare on all rows
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +80,38 @@ def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
             registered_model_name=model_name,
             pip_requirements=_requirements(),
         )
+
+
+def log_train_keys(rows: pd.DataFrame) -> None:
+    """Log which rows (customer id, snapshot date) the model of the active run was fitted on, so that a
+    later champion gate can leave those rows out when it re-scores this model."""
+    keys = pd.DataFrame(
+        {"customer_id": rows[ID_COLUMN].astype(str).to_numpy(), "snapshot": pd.to_datetime(rows["snapshot"]).to_numpy()}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(TRAIN_KEYS).name
+        keys.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(TRAIN_KEYS).parent))
+
+
+def _seen_by_champion(client: MlflowClient, cfg: Config, run_id: str, eval_keys: pd.DataFrame) -> np.ndarray | None:
+    """Which evaluation rows the champion was fitted on; None when its run did not log them.
+
+    Labels from people stay with the customer across snapshots, so any row of a customer the champion
+    trained on counts as seen; outcome labels belong to one snapshot, so only the same (customer,
+    snapshot) does.
+    """
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            seen = pd.read_parquet(client.download_artifacts(run_id, TRAIN_KEYS, tmp))
+    except (MlflowException, OSError) as exc:
+        log.info("champion run %s has no %s: %s", run_id, TRAIN_KEYS, str(exc).splitlines()[0][:200])
+        return None
+    ids = eval_keys[ID_COLUMN].astype(str)
+    if cfg.labels.source == "table":
+        return ids.isin(set(seen["customer_id"])).to_numpy()
+    pairs = pd.MultiIndex.from_arrays([ids, pd.to_datetime(eval_keys["snapshot"])])
+    return pairs.isin(pd.MultiIndex.from_frame(seen[["customer_id", "snapshot"]])).to_numpy()
 
 
 def _requirements() -> list[str]:
@@ -152,10 +187,20 @@ def _champion_scores(model, cfg: Config, features: pd.DataFrame) -> tuple[pd.Dat
 
 
 def _champion_metrics(
-    client: MlflowClient, cfg: Config, current, eval_features: pd.DataFrame, eval_tiers: list[str], refit_on_eval: bool
-) -> tuple[dict[str, float], str]:
-    """The current champion's metrics on the same evaluation rows, and how they were obtained.
+    client: MlflowClient,
+    cfg: Config,
+    current,
+    eval_features: pd.DataFrame,
+    eval_tiers: list[str],
+    refit_on_eval: bool,
+    eval_keys: pd.DataFrame | None = None,
+    new_scores: tuple[np.ndarray, list[str]] | None = None,
+) -> tuple[dict[str, float], str, dict[str, float] | None]:
+    """The current champion's metrics on the evaluation rows, how they were obtained, and the new
+    model's metrics on the same rows when these are fewer than all of them.
 
+    Rows the champion was fitted on (its run's ``inputs/train_keys.parquet``) are left out of the
+    comparison, for both models, when ``eval_keys`` and ``new_scores`` are given.
     Raises :class:`ChampionCannotCompete` when the champion was trained for another tier scheme, cannot
     be loaded, or cannot score the current feature table.
     """
@@ -172,9 +217,31 @@ def _champion_metrics(
         old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
         if cfg.train.primary_metric not in old:
             raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
-        return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
-    scored, proba = _champion_scores(model, cfg, eval_features)
-    return tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist()), ""
+        return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics", None
+    n = len(eval_tiers)
+    keep, note = np.ones(n, dtype=bool), ""
+    if eval_keys is not None and new_scores is not None:
+        seen = _seen_by_champion(client, cfg, current.run_id, eval_keys)
+        if seen is None:
+            note = "the champion's training rows were not logged: it may have trained on some evaluation rows"
+        elif seen.any() and n - seen.sum() < MIN_UNSEEN_ROWS:
+            note = (
+                f"the champion trained on {int(seen.sum())} of the {n} evaluation rows; fewer than "
+                f"{MIN_UNSEEN_ROWS} are left, so both are compared on all of them, which favours the champion"
+            )
+        elif seen.any():
+            keep = ~seen
+            note = f"compared on the {int(keep.sum())} of {n} evaluation rows the champion did not train on"
+    scored, proba = _champion_scores(model, cfg, eval_features[keep] if not keep.all() else eval_features)
+    tiers = [t for t, k in zip(eval_tiers, keep, strict=True) if k]
+    old = tier_metrics(tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
+    new = None
+    if not keep.all():
+        new_proba, new_pred = new_scores
+        new = tier_metrics(
+            tiers, new_proba[keep], cfg.scheme.codes, y_pred=[p for p, k in zip(new_pred, keep, strict=True) if k]
+        )
+    return old, note, new
 
 
 def champion_gate(
@@ -185,6 +252,8 @@ def champion_gate(
     eval_features: pd.DataFrame,
     eval_tiers: list[str],
     refit_on_eval: bool = False,
+    eval_keys: pd.DataFrame | None = None,
+    new_scores: tuple[np.ndarray, list[str]] | None = None,
 ) -> GateDecision:
     """Give the new version ``champion`` if it passes ``train.floors`` and beats the current champion
     on the same evaluation rows by the primary metric (a tie keeps the champion); otherwise ``challenger``.
@@ -192,6 +261,8 @@ def champion_gate(
 
     With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
     own logged out-of-fold metrics are compared instead of re-scoring it on rows it may have seen.
+    Otherwise, given ``eval_keys`` (customer id and snapshot of each evaluation row) and ``new_scores``
+    (the new model's probabilities and tiers for them), rows the champion was fitted on are left out.
     """
     name, primary = cfg.mlflow.model_name, cfg.train.primary_metric
     try:
@@ -214,7 +285,9 @@ def champion_gate(
     else:
         decision.champion_version = str(current.version)
         try:
-            old, note = _champion_metrics(client, cfg, current, eval_features, eval_tiers, refit_on_eval)
+            old, note, same_rows = _champion_metrics(
+                client, cfg, current, eval_features, eval_tiers, refit_on_eval, eval_keys, new_scores
+            )
         except ChampionCannotCompete as exc:
             decision.reasons.append(
                 f"champion v{current.version} cannot compete on the current evaluation data ({exc}); "
@@ -222,6 +295,7 @@ def champion_gate(
             )
         else:
             decision.champion_metrics = old
+            new_metrics = same_rows or new_metrics
             shown = [
                 m
                 for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])

@@ -595,8 +595,17 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         X_eval = eval_rows[feature_cols]
         info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
         version = str(info.registered_model_version)
+        tracking.log_train_keys(train)  # what a later gate must not re-score this model on
         decision = tracking.champion_gate(
-            client, cfg, version, metrics["model"], X_eval, y_eval, refit_on_eval=test is None
+            client,
+            cfg,
+            version,
+            metrics["model"],
+            X_eval,
+            y_eval,
+            refit_on_eval=test is None,
+            eval_keys=eval_rows[[ID_COLUMN, "snapshot"]],
+            new_scores=preds["model"],
         )
         mlflow.set_tags({"leadtier.model_version": version, "leadtier.alias": decision.alias})
         mlflow.log_text("\n".join(decision.reasons), "registry/gate.txt")

@@ -3,9 +3,14 @@ score the new feature table, or was trained for another tier scheme, is replaced
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from models.metrics import tier_metrics
 from pipelines import train as train_stage
 from tests.conftest import tiny_trained_world
 
@@ -28,6 +33,46 @@ def test_a_retrain_that_only_ties_the_champion_stays_challenger(world):
     assert res.alias == "challenger", res.reasons
     assert "does not beat" in res.reasons[0], res.reasons
     assert _champion_version(cfg) == before
+
+
+def _metric_on(cfg, version: str, rows) -> float:
+    """``cfg``'s primary metric for registered ``version`` on ``rows`` (features and tier)."""
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}/{version}")
+    scored = model.predict(rows.drop(columns=["customer_id", "snapshot", "tier", "labelled_at"], errors="ignore"))
+    proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+    return tier_metrics(rows["tier"].tolist(), proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())[
+        cfg.train.primary_metric
+    ]
+
+
+def test_the_gate_leaves_out_evaluation_rows_the_champion_trained_on(world):
+    cfg, _ = world
+    before = _champion_version(cfg)
+    changed = cfg.model_copy(deep=True)
+    changed.seed = 7  # another split of the same labelled customers: the champion trained on most new test rows
+    changed.train.test_size = 0.4
+    res = train_stage.run(changed)
+    champion_train = set(train_stage.prepare(cfg).train["customer_id"])
+    test = train_stage.prepare(changed).test
+    unseen = test[~test["customer_id"].isin(champion_train)]
+    assert 30 <= len(unseen) < len(test) / 2
+    text = "\n".join(res.reasons)
+    assert f"compared on the {len(unseen)} of {len(test)} evaluation rows the champion did not train on" in text
+    primary = cfg.train.primary_metric
+    new, old = _metric_on(cfg, res.model_version, unseen), _metric_on(cfg, before, unseen)
+    assert f"{primary}: new {new:.4f} vs champion v{before} {old:.4f}" in text, text
+    assert res.alias == ("champion" if new > old else "challenger")
+
+
+def test_a_champion_whose_training_rows_were_not_logged_is_compared_on_all_rows(world):
+    cfg, _ = world
+    client = MlflowClient()
+    current = client.get_model_version_by_alias(cfg.mlflow.model_name, "champion")
+    keys = Path(urlparse(client.get_run(current.run_id).info.artifact_uri).path) / "inputs" / "train_keys.parquet"
+    keys.unlink()  # a champion registered before the rows were logged
+    res = train_stage.run(cfg)
+    assert any("training rows were not logged" in r for r in res.reasons), res.reasons
+    assert not any("did not train on" in r for r in res.reasons), res.reasons
 
 
 def test_a_champion_that_cannot_score_the_new_features_is_replaced(world):
