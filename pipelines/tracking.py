@@ -223,7 +223,10 @@ def _champion_metrics(
     if eval_keys is not None and new_scores is not None:
         seen = _seen_by_champion(client, cfg, current.run_id, eval_keys)
         if seen is None:
-            note = "the champion's training rows were not logged: it may have trained on some evaluation rows"
+            note = (
+                "the champion's training rows were not logged: it may have trained on some evaluation rows, "
+                "which favours it"
+            )
         elif seen.any() and n - seen.sum() < MIN_UNSEEN_ROWS:
             note = (
                 f"the champion trained on {int(seen.sum())} of the {n} evaluation rows; fewer than "
