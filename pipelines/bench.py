@@ -555,7 +555,12 @@ def _task_leads_order(p: dict) -> dict:
             "ordered": (data.iloc[:cut], data.iloc[cut:]),
             "random": train_test_split(data, test_size=len(data) - cut, stratify=data["tier"], random_state=cfg.seed),
         }
-        base = {"class_weight": None if cfg.train.class_weight == "none" else "balanced", "n_jobs": 1}
+        base = {  # as train.run
+            "class_weight": None if cfg.train.class_weight == "none" else "balanced",
+            "n_jobs": 1,
+            "decision": cfg.train.decision,
+            "cost_matrix": cfg.train.cost_matrix,
+        }
         out: dict[str, dict] = {}
         for split, (tr, te) in splits.items():
             study = tune(

@@ -94,24 +94,31 @@ def log_train_keys(rows: pd.DataFrame) -> None:
         mlflow.log_artifact(str(path), str(Path(TRAIN_KEYS).parent))
 
 
-def _seen_by_champion(client: MlflowClient, cfg: Config, run_id: str, eval_keys: pd.DataFrame) -> np.ndarray | None:
-    """Which evaluation rows the champion was fitted on; None when its run did not log them.
-
-    Labels from people stay with the customer across snapshots, so any row of a customer the champion
-    trained on counts as seen; outcome labels belong to one snapshot, so only the same (customer,
-    snapshot) does.
-    """
+def _logged_train_keys(client: MlflowClient, run_id: str) -> pd.DataFrame | None:
+    """The training keys a run logged (``log_train_keys``); None when it logged none or they are unreadable."""
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            seen = pd.read_parquet(client.download_artifacts(run_id, TRAIN_KEYS, tmp))
-    except (MlflowException, OSError) as exc:
-        log.info("champion run %s has no %s: %s", run_id, TRAIN_KEYS, str(exc).splitlines()[0][:200])
+            keys = pd.read_parquet(
+                client.download_artifacts(run_id, TRAIN_KEYS, tmp), columns=["customer_id", "snapshot"]
+            )
+    except (MlflowException, OSError, ValueError, KeyError) as exc:  # absent, garbled, or other columns
+        log.warning("run %s: no usable %s (%s)", run_id, TRAIN_KEYS, str(exc).splitlines()[0][:200])
         return None
+    return keys
+
+
+def seen_rows(train_keys: pd.DataFrame, eval_keys: pd.DataFrame, by_customer: bool) -> np.ndarray:
+    """Which ``eval_keys`` rows (customer id, snapshot) a model fitted on ``train_keys`` has seen.
+
+    ``by_customer``: labels from people stay with the customer across snapshots, so any snapshot of a
+    customer counts; otherwise (outcome labels, one per snapshot) only the same customer and snapshot.
+    """
     ids = eval_keys[ID_COLUMN].astype(str)
-    if cfg.labels.source == "table":
-        return ids.isin(set(seen["customer_id"])).to_numpy()
+    if by_customer:
+        return ids.isin(set(train_keys["customer_id"].astype(str))).to_numpy()
     pairs = pd.MultiIndex.from_arrays([ids, pd.to_datetime(eval_keys["snapshot"])])
-    return pairs.isin(pd.MultiIndex.from_frame(seen[["customer_id", "snapshot"]])).to_numpy()
+    known = pd.MultiIndex.from_arrays([train_keys["customer_id"].astype(str), pd.to_datetime(train_keys["snapshot"])])
+    return np.asarray(pairs.isin(known))
 
 
 def _requirements() -> list[str]:
@@ -195,12 +202,14 @@ def _champion_metrics(
     refit_on_eval: bool,
     eval_keys: pd.DataFrame | None = None,
     new_scores: tuple[np.ndarray, list[str]] | None = None,
+    new_train_keys: pd.DataFrame | None = None,
 ) -> tuple[dict[str, float], str, dict[str, float] | None]:
     """The current champion's metrics on the evaluation rows, how they were obtained, and the new
     model's metrics on the same rows when these are fewer than all of them.
 
-    Rows the champion was fitted on (its run's ``inputs/train_keys.parquet``) are left out of the
-    comparison, for both models, when ``eval_keys`` and ``new_scores`` are given.
+    Rows the champion was fitted on (its run's ``inputs/train_keys.parquet``) and the new model was not
+    (``new_train_keys``) are left out of the comparison, for both models, when ``eval_keys`` and
+    ``new_scores`` are given.
     Raises :class:`ChampionCannotCompete` when the champion was trained for another tier scheme, cannot
     be loaded, or cannot score the current feature table.
     """
@@ -218,33 +227,46 @@ def _champion_metrics(
         if cfg.train.primary_metric not in old:
             raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
         return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics", None
-    n = len(eval_tiers)
+    n, primary = len(eval_tiers), cfg.train.primary_metric
     keep, note = np.ones(n, dtype=bool), ""
     if eval_keys is not None and new_scores is not None:
-        seen = _seen_by_champion(client, cfg, current.run_id, eval_keys)
-        if seen is None:
+        champion_keys = _logged_train_keys(client, current.run_id)
+        if champion_keys is None:
             note = (
                 "the champion's training rows were not logged: it may have trained on some evaluation rows, "
                 "which favours it"
             )
-        elif seen.any() and n - seen.sum() < MIN_UNSEEN_ROWS:
-            note = (
-                f"the champion trained on {int(seen.sum())} of the {n} evaluation rows; fewer than "
-                f"{MIN_UNSEEN_ROWS} are left, so both are compared on all of them, which favours the champion"
-            )
-        elif seen.any():
-            keep = ~seen
-            note = f"compared on the {int(keep.sum())} of {n} evaluation rows the champion did not train on"
-    scored, proba = _champion_scores(model, cfg, eval_features[keep] if not keep.all() else eval_features)
-    tiers = [t for t, k in zip(eval_tiers, keep, strict=True) if k]
-    old = tier_metrics(tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
-    new = None
+        else:
+            by_customer = cfg.labels.source == "table"
+            # rows only the champion has seen; rows both have seen (e.g. earlier snapshots of a human-labelled
+            # customer in a backtest) favour neither
+            only_champion = seen_rows(champion_keys, eval_keys, by_customer)
+            if new_train_keys is not None:
+                only_champion = only_champion & ~seen_rows(new_train_keys, eval_keys, by_customer)
+            left = n - int(only_champion.sum())
+            if only_champion.any() and left < MIN_UNSEEN_ROWS:
+                note = (
+                    f"the champion trained on {n - left} of the {n} evaluation rows; fewer than {MIN_UNSEEN_ROWS} "
+                    "are left, so both are compared on all of them, which favours the champion"
+                )
+            elif only_champion.any():
+                keep = ~only_champion
+                note = f"compared on the {left} of {n} evaluation rows the champion did not train on"
     if not keep.all():
+        tiers = [t for t, k in zip(eval_tiers, keep, strict=True) if k]
+        scored, proba = _champion_scores(model, cfg, eval_features[keep])
+        old = tier_metrics(tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
         new_proba, new_pred = new_scores
-        new = tier_metrics(
-            tiers, new_proba[keep], cfg.scheme.codes, y_pred=[p for p, k in zip(new_pred, keep, strict=True) if k]
+        new_pred = [p for p, k in zip(new_pred, keep, strict=True) if k]
+        new = tier_metrics(tiers, new_proba[keep], cfg.scheme.codes, y_pred=new_pred)
+        if all(np.isfinite(m.get(primary, np.nan)) for m in (old, new)):
+            return old, note, new
+        note = (
+            f"{primary} is undefined on the {len(tiers)} evaluation rows the champion did not train on "
+            f"(tiers there: {sorted(set(tiers))}), so both are compared on all {n} rows, which favours the champion"
         )
-    return old, note, new
+    scored, proba = _champion_scores(model, cfg, eval_features)
+    return tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist()), note, None
 
 
 def champion_gate(
@@ -257,6 +279,7 @@ def champion_gate(
     refit_on_eval: bool = False,
     eval_keys: pd.DataFrame | None = None,
     new_scores: tuple[np.ndarray, list[str]] | None = None,
+    new_train_keys: pd.DataFrame | None = None,
 ) -> GateDecision:
     """Give the new version ``champion`` if it passes ``train.floors`` and beats the current champion
     on the same evaluation rows by the primary metric (a tie keeps the champion); otherwise ``challenger``.
@@ -265,7 +288,8 @@ def champion_gate(
     With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
     own logged out-of-fold metrics are compared instead of re-scoring it on rows it may have seen.
     Otherwise, given ``eval_keys`` (customer id and snapshot of each evaluation row) and ``new_scores``
-    (the new model's probabilities and tiers for them), rows the champion was fitted on are left out.
+    (the new model's probabilities and tiers for them), rows the champion was fitted on and the new model
+    (trained on ``new_train_keys``) was not are left out.
     """
     name, primary = cfg.mlflow.model_name, cfg.train.primary_metric
     try:
@@ -289,7 +313,7 @@ def champion_gate(
         decision.champion_version = str(current.version)
         try:
             old, note, same_rows = _champion_metrics(
-                client, cfg, current, eval_features, eval_tiers, refit_on_eval, eval_keys, new_scores
+                client, cfg, current, eval_features, eval_tiers, refit_on_eval, eval_keys, new_scores, new_train_keys
             )
         except ChampionCannotCompete as exc:
             decision.reasons.append(

@@ -606,6 +606,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             refit_on_eval=test is None,
             eval_keys=eval_rows[[ID_COLUMN, "snapshot"]],
             new_scores=preds["model"],
+            new_train_keys=train[[ID_COLUMN, "snapshot"]],
         )
         mlflow.set_tags({"leadtier.model_version": version, "leadtier.alias": decision.alias})
         mlflow.log_text("\n".join(decision.reasons), "registry/gate.txt")

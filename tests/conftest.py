@@ -66,9 +66,10 @@ def env_without_mlflow() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
 
 
-def tiny_trained_world(tmp_path_factory, name: str):
-    """Generator for module fixtures: a tiny model trained on 1,500 demo customers into a throw-away
-    MLflow store, with the working directory moved there (MLflow's artifacts land in it). Yields (cfg, folder)."""
+def tiny_trained_world(tmp_path_factory, name: str, n_customers: int = 1500, adjust=None):
+    """Generator for module fixtures: a tiny model trained on ``n_customers`` demo customers into a
+    throw-away MLflow store, with the working directory moved there (MLflow's artifacts land in it).
+    ``adjust(cfg)`` changes the config once the demo files are written. Yields (cfg, folder)."""
     from pipelines import train
     from pipelines.demo_data import write_demo
 
@@ -83,6 +84,8 @@ def tiny_trained_world(tmp_path_factory, name: str):
         cfg.train.tuning.search_space["n_estimators"].high = 40
         cfg.train.min_per_tier = 10
         cfg.segments.k = 3
-        write_demo(cfg, n_customers=1500)
+        write_demo(cfg, n_customers=n_customers)
+        if adjust is not None:
+            adjust(cfg)
         train.run(cfg)
         yield cfg, work

@@ -3,15 +3,19 @@ score the new feature table, or was trained for another tier scheme, is replaced
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from models.metrics import tier_metrics
 from pipelines import train as train_stage
+from pipelines.tracking import seen_rows
 from tests.conftest import tiny_trained_world
 
 pytestmark = pytest.mark.slow
@@ -96,3 +100,50 @@ def test_a_champion_of_another_tier_scheme_is_not_compared_but_replaced(world):
     assert res.alias == "champion", res.reasons
     assert any("trained for the tier scheme 'time_to_close', not 'intent_test'" in r for r in res.reasons), res.reasons
     assert _champion_version(cfg) == res.model_version != before
+
+
+def test_seen_rows_by_customer_or_by_customer_and_snapshot():
+    # as logged and read back from Parquet (datetime64, text ids) against evaluation rows (Python dates)
+    logged = pd.DataFrame(
+        {"customer_id": ["a", "b"], "snapshot": pd.to_datetime(["2026-01-31", "2026-02-28"]).astype("datetime64[ms]")}
+    )
+    rows = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c"],
+            "snapshot": [dt.date(2026, 1, 31), dt.date(2026, 2, 28), dt.date(2026, 2, 28), dt.date(2026, 1, 31)],
+        }
+    )
+    assert seen_rows(logged, rows, by_customer=True).tolist() == [True, True, True, False]
+    assert seen_rows(logged, rows, by_customer=False).tolist() == [True, False, True, False]
+    assert isinstance(seen_rows(logged, rows, by_customer=False), np.ndarray)
+
+
+@pytest.fixture(scope="module")
+def outcome_world(tmp_path_factory):
+    """Like ``world``, with labels from days to the next purchase after the snapshot (outcome labels)."""
+
+    def outcome(cfg):
+        cfg.labels.source = "outcome"
+        cfg.data.as_of = dt.date(2025, 12, 31)
+        cfg.labels.outcome.thresholds_days = [15, 45, 90]
+        cfg.labels.outcome.horizon_days = 120
+        cfg.train.min_per_tier = 2
+        cfg.train.semi_supervised.enabled = False  # self-training needs labels from people
+
+    yield from tiny_trained_world(tmp_path_factory, "gate-outcome", n_customers=3000, adjust=outcome)
+
+
+def test_with_outcome_labels_the_gate_leaves_out_the_champions_customer_snapshots(outcome_world):
+    cfg, _ = outcome_world
+    before = _champion_version(cfg)
+    changed = cfg.model_copy(deep=True)
+    changed.seed, changed.train.test_size = 7, 0.4
+    res = train_stage.run(changed)
+    champion_train = set(train_stage.prepare(cfg).train["customer_id"])  # one snapshot: the customer decides
+    test = train_stage.prepare(changed).test
+    unseen = test[~test["customer_id"].isin(champion_train)]
+    text = "\n".join(res.reasons)
+    assert f"compared on the {len(unseen)} of {len(test)} evaluation rows the champion did not train on" in text
+    primary = cfg.train.primary_metric
+    new, old = _metric_on(cfg, res.model_version, unseen), _metric_on(cfg, before, unseen)
+    assert f"{primary}: new {new:.4f} vs champion v{before} {old:.4f}" in text, text
