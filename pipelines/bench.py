@@ -533,7 +533,6 @@ def _task_leads_order(p: dict) -> dict:
     from sklearn.model_selection import train_test_split
 
     from models.metrics import tier_metrics
-    from models.tuning import tune
     from pipelines import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -555,27 +554,11 @@ def _task_leads_order(p: dict) -> dict:
             "ordered": (data.iloc[:cut], data.iloc[cut:]),
             "random": train_test_split(data, test_size=len(data) - cut, stratify=data["tier"], random_state=cfg.seed),
         }
-        base = {  # as train.run
-            "class_weight": None if cfg.train.class_weight == "none" else "balanced",
-            "n_jobs": 1,
-            "decision": cfg.train.decision,
-            "cost_matrix": cfg.train.cost_matrix,
-        }
         out: dict[str, dict] = {}
-        for split, (tr, te) in splits.items():
-            study = tune(
-                tr[feature_cols],
-                tr["tier"].tolist(),
-                cfg.scheme.codes,
-                {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
-                n_trials=cfg.train.tuning.n_trials,
-                timeout_s=cfg.train.tuning.timeout_s,
-                cv_folds=cfg.train.tuning.cv_folds,
-                metric=cfg.train.primary_metric,
-                seed=cfg.seed,
-                base_params=base,
-            )
-            models = train._fit_models(cfg, tr[feature_cols], tr["tier"].tolist(), {**base, **study.best_params})
+        for split, (tr, te) in splits.items():  # tuned and fitted as train.run does
+            study = train.tune_with(cfg, tr[feature_cols], tr["tier"].tolist())
+            params = {**train.fixed_params(cfg), **study.best_params}
+            models = train.fit_models(cfg, tr[feature_cols], tr["tier"].tolist(), params)
             out[split] = {
                 k: tier_metrics(
                     te["tier"].tolist(),

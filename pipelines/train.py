@@ -355,9 +355,10 @@ def prepare(cfg: Config) -> Prepared:
     )
 
 
-def _fit_models(
+def fit_models(
     cfg: Config, X: pd.DataFrame, y: list[str], params: dict, unlabelled: pd.DataFrame | None = None
 ) -> dict:
+    """The tier model (and its self-training variant, when enabled) and every baseline, fitted on the same rows."""
     levels = cfg.scheme.codes
     final = {
         "calibration": cfg.train.calibration,
@@ -391,7 +392,7 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
     """
     train = prep.train
     if prep.test is not None:
-        models = _fit_models(cfg, train[feature_cols], train["tier"].tolist(), params, prep.unlabelled)
+        models = fit_models(cfg, train[feature_cols], train["tier"].tolist(), params, prep.unlabelled)
         X_eval = prep.test[feature_cols]
         preds = {k: (m.predict_proba(X_eval), list(m.predict(X_eval))) for k, m in models.items()}
         return prep.test["tier"].tolist(), preds, models
@@ -404,15 +405,43 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
     for i, (tr, va) in enumerate(folds.split(train, y)):
         X_tr = train.iloc[tr][feature_cols]
         fold_params = tune_fold(i, X_tr, list(y[tr])) if tune_fold is not None else params
-        fold_models = _fit_models(cfg, X_tr, list(y[tr]), fold_params, prep.unlabelled)
+        fold_models = fit_models(cfg, X_tr, list(y[tr]), fold_params, prep.unlabelled)
         for k, m in fold_models.items():
             proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
                 train.iloc[va][feature_cols]
             )
             pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
     preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts}
-    models = _fit_models(cfg, train[feature_cols], list(y), params, prep.unlabelled)
+    models = fit_models(cfg, train[feature_cols], list(y), params, prep.unlabelled)
     return list(y), preds, models
+
+
+def fixed_params(cfg: Config) -> dict:
+    """The classifier settings that come from config, not from tuning."""
+    return {
+        "class_weight": None if cfg.train.class_weight == "none" else "balanced",
+        "n_jobs": cfg.train.n_jobs,
+        "decision": cfg.train.decision,
+        "cost_matrix": cfg.train.cost_matrix,
+    }
+
+
+def tune_with(cfg: Config, X: pd.DataFrame, y: list[str], callbacks=(), groups=None) -> optuna.Study:
+    """An Optuna study over ``cfg.train.tuning``'s search space and budget on these rows."""
+    return tune(
+        X,
+        y,
+        cfg.scheme.codes,
+        {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
+        n_trials=cfg.train.tuning.n_trials,
+        timeout_s=cfg.train.tuning.timeout_s,
+        cv_folds=cfg.train.tuning.cv_folds,
+        metric=cfg.train.primary_metric,
+        seed=cfg.seed,
+        base_params=fixed_params(cfg),
+        callbacks=callbacks,
+        groups=groups,
+    )
 
 
 def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
@@ -466,12 +495,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         mlflow.log_dict(counts, "inputs/label_counts.json")
 
         # ---------------------------------------------------------- tuning (nested run per trial)
-        base = {
-            "class_weight": None if cfg.train.class_weight == "none" else "balanced",
-            "n_jobs": cfg.train.n_jobs,
-            "decision": cfg.train.decision,
-            "cost_matrix": cfg.train.cost_matrix,
-        }
+        base = fixed_params(cfg)
 
         def run_study(X, y, grp, prefix: str):
             def log_trial(study, trial) -> None:
@@ -481,20 +505,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                     if trial.value is not None:
                         mlflow.log_metric(f"cv_{cfg.train.primary_metric}", trial.value)
 
-            return tune(
-                X,
-                y,
-                levels,
-                {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
-                n_trials=cfg.train.tuning.n_trials,
-                timeout_s=cfg.train.tuning.timeout_s,
-                cv_folds=cfg.train.tuning.cv_folds,
-                metric=cfg.train.primary_metric,
-                seed=cfg.seed,
-                base_params=base,
-                callbacks=[log_trial],
-                groups=grp,
-            )
+            return tune_with(cfg, X, y, callbacks=[log_trial], groups=grp)
 
         # the registered model's hyper-parameters: tuned on every training row
         study = run_study(X_train, y_train, groups, "")
