@@ -53,24 +53,41 @@ def psi(expected_share, actual_counts) -> float:
 
 
 class DriftAccumulator:
-    """Add scored batches; ``table(threshold)`` gives PSI per feature, largest first."""
+    """Add scored batches; ``table(threshold)`` gives PSI per feature, largest first, and for text
+    features how many values training never saw (the model scores them as missing), with examples."""
 
     def __init__(self, reference: dict[str, dict]):
         self.reference = reference
         self.counts = {c: np.zeros(len(r["share"])) for c, r in reference.items()}
+        self.unseen = {c: 0 for c, r in reference.items() if "cats" in r}
+        self.unseen_examples: dict[str, list[str]] = {c: [] for c in self.unseen}
 
     def add(self, frame: pd.DataFrame) -> None:
         for c, r in self.reference.items():
-            if c in frame.columns:
-                self.counts[c] += bin_counts(frame[c], edges=r.get("edges"), cats=r.get("cats"))
+            if c not in frame.columns:
+                continue
+            counts = bin_counts(frame[c], edges=r.get("edges"), cats=r.get("cats"))
+            self.counts[c] += counts
+            if c in self.unseen:  # the last bin holds missing and unseen values
+                unseen = int(counts[-1]) - int(frame[c].isna().sum())
+                self.unseen[c] += unseen
+                if unseen and len(self.unseen_examples[c]) < 3:
+                    values = frame[c].dropna()
+                    new = values[~values.isin(r["cats"])].astype(str).unique().tolist()
+                    self.unseen_examples[c] = list(dict.fromkeys(self.unseen_examples[c] + new))[:3]
 
     def table(self, threshold: float) -> pd.DataFrame:
         rows = [
-            {"feature": c, "psi": round(psi(r["share"], self.counts[c]), 6)}
+            {
+                "feature": c,
+                "psi": round(psi(r["share"], self.counts[c]), 6),
+                "unseen_values": self.unseen.get(c, 0),
+                "unseen_examples": ", ".join(self.unseen_examples.get(c, [])),
+            }
             for c, r in self.reference.items()
             if self.counts[c].sum() > 0
         ]
-        out = pd.DataFrame(rows, columns=["feature", "psi"])
+        out = pd.DataFrame(rows, columns=["feature", "psi", "unseen_values", "unseen_examples"])
         out["warning"] = out["psi"] > threshold
         return out.sort_values(["psi", "feature"], ascending=[False, True], ignore_index=True)
 

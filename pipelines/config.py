@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.hyperparams import check_dimension
 from models.schemes import TierScheme
 
 DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
@@ -52,6 +53,9 @@ OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
+Encoding = Literal["utf-8", "utf-16", "latin-1"]  # what DuckDB reads without an extension
+
+
 class FileSpec(_Strict):
     """One input file and how its columns map onto the canonical names."""
 
@@ -65,6 +69,7 @@ class FileSpec(_Strict):
     date_format: str | None = Field(
         default=None, description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'"
     )
+    encoding: Encoding = Field(default="utf-8", description="text encoding of a CSV file")
     derived: dict[str, str] = Field(
         default_factory=dict,
         description='canonical name -> SQL expression over this file\'s columns, e.g. amount: \'"Quantity" * "Price"\'',
@@ -78,6 +83,7 @@ class TableSpec(_Strict):
     format: Literal["auto", "csv", "parquet"] = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
+    encoding: Encoding = "utf-8"
     derived: dict[str, str] = Field(default_factory=dict)
     files: list[FileSpec] = Field(default_factory=list)
     derive_from: Literal["transactions"] | None = Field(
@@ -116,6 +122,7 @@ class TableSpec(_Strict):
                     format=self.format,
                     columns=self.columns,
                     date_format=self.date_format,
+                    encoding=self.encoding,
                     derived=self.derived,
                 )
             ]
@@ -287,9 +294,16 @@ class TuningConfig(_Strict):
 
     @field_validator("search_space")
     @classmethod
-    def _not_empty(cls, v: dict[str, SearchDim]) -> dict[str, SearchDim]:
+    def _known_and_valid(cls, v: dict[str, SearchDim]) -> dict[str, SearchDim]:
         if not v:
             raise ValueError("the search space is empty: give at least one dimension")
+        problems = [
+            check_dimension(name, d.type, d.choices if d.type == "categorical" else [d.low, d.high])
+            for name, d in v.items()
+        ]
+        problems = [p for p in problems if p]
+        if problems:
+            raise ValueError("; ".join(problems))
         return v
 
 
@@ -482,6 +496,8 @@ def _format_errors(path: Path, err: ValidationError) -> str:
                 msg += f"; allowed keys here: {', '.join(allowed)}"
         elif e["type"] == "literal_error" and "expected" in e.get("ctx", {}):
             msg = f"must be {e['ctx']['expected']}. Got {e.get('input')!r} instead"
+        elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"  {key}: {msg}")
     return "\n".join(lines)
 

@@ -238,9 +238,18 @@ def run(
                 row.psi,
                 cfg.predict.psi_warning,
             )
-    if previous is not None:
-        moved = migration(previous, _read_tiers(out_path), scorer.scheme.codes)
-        write_table(moved, side_file(out_path, "migration"))
+        for row in drift_table[drift_table["unseen_values"] > 0].itertuples():
+            log.warning(
+                "feature %s: %d row(s) with values never seen in training, scored as missing; e.g. %s",
+                row.feature,
+                row.unseen_values,
+                row.unseen_examples,
+            )
+    moved_path = side_file(out_path, "migration")
+    if previous is not None and scored:  # nothing scored (every row rejected): no tiers to compare
+        write_table(migration(previous, _read_tiers(out_path), scorer.scheme.codes), moved_path)
+    else:
+        moved_path.unlink(missing_ok=True)  # not one from an earlier run
     if len(rejects):
         write_table(rejects, rejects_path)
     else:

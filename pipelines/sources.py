@@ -46,18 +46,54 @@ class TableStats:
         }
 
 
-def _reader(path: Path, fmt: str, text_columns: list[str] = ()) -> str:
+def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = "utf-8") -> str:
     """DuckDB table function for one file; ``text_columns`` of a CSV are read as text, never
     guessed as numbers (an id '007' or '1.5' must stay as written)."""
-    fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    fmt = _format(path, fmt)
     lit = "'" + str(path).replace("'", "''") + "'"
     if fmt == "parquet":
         return f"read_parquet({lit})"
-    types = ""
+    options = "" if encoding == "utf-8" else f", encoding = '{encoding}'"
     if text_columns:
         pairs = ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in text_columns)
-        types = f", types = {{{pairs}}}"
-    return f"read_csv({lit}, header = true, sample_size = -1{types})"
+        options += f", types = {{{pairs}}}"
+    return f"read_csv({lit}, header = true, sample_size = -1{options})"
+
+
+def _format(path: Path, fmt: str) -> str:
+    return fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+
+
+def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
+    """DuckDB's reason a file cannot be read, without its dump of sniffer settings, plus what to do."""
+    first_paragraph = str(exc).split("\n\n")[0].splitlines()
+    reason = "; ".join(line.strip() for line in first_paragraph if not line.startswith("Original Line"))
+    hint = ""
+    if "not utf-8 encoded" in reason:
+        hint = " Set encoding: latin-1 (or utf-16) for this file in the config."
+    elif _format(path, "auto") == "csv" and path.read_bytes()[:4] == b"PK\x03\x04":
+        hint = " It looks like a zip or Excel workbook: save it as CSV or Parquet."
+    return InputError(f"{path}: cannot be read as {table} data: {reason[:400]}.{hint}")
+
+
+def _ragged_line(path: Path, encoding: str) -> str | None:
+    """Where a CSV's rows stop matching its header's field count (DuckDB then reads one column)."""
+    import csv
+
+    codec = {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
+    with path.open(newline="", encoding=codec, errors="replace") as fh:
+        sample = fh.read(64_000)
+        fh.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", delimiters=",;\t|")
+        except csv.Error:
+            return None
+        rows = csv.reader(fh, dialect)
+        header = next(rows, [])
+        for line, row in enumerate(rows, start=2):
+            if row and len(row) != len(header):
+                return f"line {line} has {len(row)} fields, the header has {len(header)}"
+    return None
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
@@ -101,6 +137,9 @@ def _cast(
         if n_bad:
             ex = _examples(con, f"SELECT {text} FROM {rel} WHERE {bad_where}")
             hint = f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in the config)"
+            null_words = {"'null'", "'nan'", "'none'", "'na'", "'n/a'", "'nat'"}
+            if set(ex.lower().split(", ")) <= null_words:
+                hint = " (leave a missing date empty instead)"
             raise InputError(
                 f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
                 f"{target.lower()}{hint}; e.g. {ex}"
@@ -108,15 +147,16 @@ def _cast(
         return parsed
     if kind in {"float", "int"}:
         target = "DOUBLE" if kind == "float" else "BIGINT"
-        if dtype in {"VARCHAR"}:
-            bad_where = f"{col} IS NOT NULL AND TRY_CAST({col} AS {target}) IS NULL"
+        if dtype in {"VARCHAR"}:  # blank text is missing, as an empty CSV cell is
+            value = f"NULLIF(trim({col}), '')"
+            bad_where = f"{value} IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL"
             n_bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {bad_where}").fetchall()[0][0]
             if n_bad:
                 ex = _examples(con, f"SELECT {col} FROM {rel} WHERE {bad_where}")
                 raise InputError(
                     f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
                 )
-            return f"TRY_CAST({col} AS {target})"
+            return f"TRY_CAST({value} AS {target})"
         return f"CAST({col} AS {target})"
     return f"CAST({col} AS VARCHAR)"
 
@@ -148,14 +188,22 @@ def _file_select(
     path = cfg.data_path(fs.path)
     if not path.is_file():
         raise InputError(f"{table}: input file not found: {path}")
-    rel = _reader(path, fs.format)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); {table} data needs at least a header row")
+    rel = _reader(path, fs.format, encoding=fs.encoding)
     try:
         cols = _columns(con, rel)
     except duckdb.Error as exc:
-        raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
+        raise _unreadable(path, table, exc) from None
+    if len(cols) == 1 and rel.startswith("read_csv") and any(d in next(iter(cols)) for d in ",;\t|"):
+        where = _ragged_line(path, fs.encoding)
+        raise InputError(
+            f"{path}: cannot split the rows into columns"
+            + (f": {where}" if where else " (rows have different numbers of fields)")
+        )
     id_col = fs.columns.get("customer_id", "customer_id")
     if id_col in cols and cols[id_col] != "VARCHAR" and rel.startswith("read_csv"):
-        rel = _reader(path, fs.format, [id_col])
+        rel = _reader(path, fs.format, [id_col], fs.encoding)
         cols = _columns(con, rel)
     # rows, and rows without an id (a cast id is NULL exactly when the raw value is; Parquet answers
     # both from its metadata)

@@ -243,12 +243,13 @@ def _ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _read(spark: SparkSession, path: Path, fmt: str) -> DataFrame:
+def _read(spark: SparkSession, path: Path, fmt: str, encoding: str = "utf-8") -> DataFrame:
     fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
     if fmt == "parquet":
         return spark.read.parquet(str(path))
     # like DuckDB's read_csv(header = true, sample_size = -1): types inferred from every row
-    return spark.read.options(header=True, inferSchema=True, mode="FAILFAST").csv(str(path))
+    charset = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}[encoding]
+    return spark.read.options(header=True, inferSchema=True, mode="FAILFAST", encoding=charset).csv(str(path))
 
 
 def _bad_values(df: DataFrame, bad: Column, shown: Column) -> tuple[int, str]:
@@ -310,9 +311,10 @@ def _canonical(
             )
         return parsed
     if kind in {"float", "int"}:
-        if isinstance(dtype, T.StringType):
-            parsed = F.expr(f"try_cast({_ident(src)} AS {target})")
-            n_bad, ex = _bad_values(df, col.isNotNull() & parsed.isNull(), col)
+        if isinstance(dtype, T.StringType):  # blank text is missing, as an empty CSV cell is
+            value = f"nullif(trim({_ident(src)}), '')"
+            parsed = F.expr(f"try_cast({value} AS {target})")
+            n_bad, ex = _bad_values(df, F.expr(value).isNotNull() & parsed.isNull(), col)
             if n_bad:
                 raise InputError(
                     f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
@@ -346,7 +348,7 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
     if not path.is_file():
         raise InputError(f"{table}: input file not found: {path}")
     try:
-        df = _read(spark, path, fs.format)
+        df = _read(spark, path, fs.format, fs.encoding)
         cols = set(df.columns)
         nanos = _nanosecond_columns(path, fs.format)
     except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: not readable as such

@@ -275,6 +275,8 @@ def prepare(cfg: Config) -> Prepared:
     con = feature_stage.connect(cfg)
     try:
         stats = register_all(con, cfg, with_labels=cfg.labels.source == "table")
+        if not stats["customers"].rows:
+            raise InputError(f"{', '.join(stats['customers'].files)}: no customers to train on (a header only?)")
         problems = validate(con, cfg, stats, max([cfg.data.as_of, *cfg.snapshots.eval_as_of]))
         data_end = None
         if "transactions" in stats:

@@ -53,6 +53,18 @@ def test_demo_config_loads_with_builtin_schemes():
         ),
         (lambda r: r.update(duckdb_memory_limit="lots"), r"duckdb_memory_limit"),
         (lambda r: r["train"].update(primary_metric="roc_auc"), r"'roc_auc' needs a two-level scheme"),
+        (
+            lambda r: r["train"]["tuning"]["search_space"].update(num_leafs={"type": "int", "low": 8, "high": 64}),
+            r"train\.tuning\.search_space: 'num_leafs' is not a tunable hyper-parameter; allowed: .*'num_leaves'",
+        ),
+        (
+            lambda r: r["train"]["tuning"]["search_space"]["num_leaves"].update(type="float"),
+            r"num_leaves takes whole numbers: use type: int. Got type: float instead",
+        ),
+        (
+            lambda r: r["train"]["tuning"]["search_space"].update(subsample={"type": "float", "low": 0.6, "high": 1.5}),
+            r"subsample must lie in \(0, 1\]. Got 1.5 instead",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):

@@ -689,6 +689,99 @@ def test_header_only_prospects_give_an_empty_valid_output(world, tmp_path):
         assert res.summary().splitlines()[-1] == "reconciled: 0 = 0 scored + 0 rejected (ok)"
 
 
+def test_header_only_prospects_over_an_earlier_output_replace_it_without_a_migration(world, tmp_path):
+    cfg = world.config()
+    out = tmp_path / "pred.parquet"
+    full, empty = tmp_path / "some.csv", tmp_path / "empty.csv"
+    _prospects(world, 20).to_csv(full, index=False)
+    _prospects(world, 0).to_csv(empty, index=False)
+    predict_stage.run(cfg, input_path=str(full), output=str(out), progress=False)
+    predict_stage.run(cfg, input_path=str(full), output=str(out), progress=False)  # a second run writes a migration
+    migration = out.with_name("pred.migration.csv")
+    assert migration.exists()
+    res = predict_stage.run(cfg, input_path=str(empty), output=str(out), progress=False)
+    assert (res.input_rows, res.scored, res.rejected) == (0, 0, 0)
+    assert len(pd.read_parquet(out)) == 0
+    assert not migration.exists()  # not the previous run's, passed off as this one's
+
+
+def test_unreadable_csv_files_are_named_with_the_cause(world, tmp_path):
+    frame = _prospects(world, 10)
+    out = tmp_path / "pred.parquet"
+    cases = {}
+    empty = cases["empty"] = tmp_path / "zero.csv"
+    empty.write_bytes(b"")
+    ragged = cases["ragged"] = tmp_path / "ragged.csv"
+    lines = frame.to_csv(index=False).splitlines()
+    lines[4] = lines[4] + ",surplus"  # the 5th line of the file has one field too many
+    ragged.write_text("\n".join(lines) + "\n")
+    workbook = cases["workbook"] = tmp_path / "prospects.csv"
+    workbook.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)  # a zip (xlsx) saved under a .csv name
+    expected = {
+        "empty": "the file is empty (0 bytes)",
+        "ragged": f"cannot split the rows into columns: line 5 has {len(frame.columns) + 1} fields, "
+        f"the header has {len(frame.columns)}",
+        "workbook": "save it as CSV or Parquet",
+    }
+    for name, path in cases.items():
+        res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
+        _one_line_error(res, str(path), expected[name])
+        assert not out.exists()
+
+
+def test_latin1_csv_is_read_with_the_configured_encoding(world, tmp_path):
+    frame = _prospects(world, 10)
+    frame.loc[2, "region"] = "Île-de-France"
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(frame.to_csv(index=False).encode("latin-1"))
+    out = tmp_path / "pred.parquet"
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
+    _one_line_error(res, str(path), "not utf-8 encoded", "Set encoding: latin-1")
+    cfg = world.config()
+    for fs in cfg.data.tables.customers.files:
+        fs.encoding = "latin-1"
+    res = predict_stage.run(cfg, input_path=str(path), output=str(out), progress=False)
+    assert (res.scored, res.rejected) == (10, 0)
+
+
+def test_blank_text_in_a_numeric_parquet_column_is_missing_as_in_csv(world, tmp_path):
+    cfg = world.config()
+    frame = _prospects(world, 10)
+    frame["annual_revenue_musd"] = frame["annual_revenue_musd"].map(lambda v: f"{v}")
+    frame.loc[[1, 3], "annual_revenue_musd"] = ["", "  "]
+    outs = {}
+    for fmt in ("csv", "parquet"):
+        path = tmp_path / f"p.{fmt}"
+        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+        res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / f"{fmt}.parquet"), progress=False)
+        assert (res.scored, res.rejected) == (10, 0)
+        outs[fmt] = pd.read_parquet(res.output)
+    pd.testing.assert_frame_equal(outs["csv"], outs["parquet"])
+    frame.loc[5, "annual_revenue_musd"] = "n/a"  # text that is not blank is still an error
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    with pytest.raises(InputError, match=r"'annual_revenue_musd'.* 1 value\(s\) that are not numbers; e.g. 'n/a'"):
+        predict_stage.run(
+            cfg, input_path=str(tmp_path / "p.parquet"), output=str(tmp_path / "x.parquet"), progress=False
+        )
+
+
+def test_categories_never_seen_in_training_are_counted_and_named(world, tmp_path, caplog):
+    cfg = world.config()
+    frame = _prospects(world, 30)
+    frame.loc[[2, 5, 9], "region"] = ["Atlantis", "Atlantis", "Lemuria"]
+    frame.loc[11, "region"] = None  # missing is not "unseen"
+    path = tmp_path / "new_regions.csv"
+    frame.to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger="pipelines.predict"):
+        res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / "pred.parquet"), progress=False)
+    assert res.scored == 30
+    drift = pd.read_csv(tmp_path / "pred.drift.csv").set_index("feature")
+    assert drift.loc["cust_region", "unseen_values"] == 3
+    assert drift.loc["cust_region", "unseen_examples"] == "Atlantis, Lemuria"
+    assert drift.loc["cust_industry", "unseen_values"] == 0
+    assert "feature cust_region: 3 row(s) with values never seen in training, scored as missing" in caplog.text
+
+
 def test_single_customer_file(world, tmp_path):
     cfg = world.config()
     path = tmp_path / "one.csv"
