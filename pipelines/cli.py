@@ -197,7 +197,15 @@ def predict(
         from pipelines import predict as stage
 
         cfg = _load(config, data_root, as_of)
-        res = stage.run(cfg, model_uri=model, input_path=input, output=output, batch_size=batch_size, reasons=reasons)
+        res = stage.run(
+            cfg,
+            model_uri=model,
+            input_path=input,
+            output=output,
+            as_of=as_of.date() if as_of else None,  # --as-of beats predict.as_of
+            batch_size=batch_size,
+            reasons=reasons,
+        )
         typer.echo(res.summary())
 
     _guard(go)
@@ -296,7 +304,14 @@ def spark_predict(
         spark = spark_session(master, "leadtier-predict", parse_conf(spark_conf))
         try:
             res = predict_spark(
-                spark, cfg, model_uri=model, input_path=input, output=output, batch_size=batch_size, reasons=reasons
+                spark,
+                cfg,
+                model_uri=model,
+                input_path=input,
+                output=output,
+                as_of=as_of.date() if as_of else None,  # --as-of beats predict.as_of
+                batch_size=batch_size,
+                reasons=reasons,
             )
         finally:
             spark.stop()

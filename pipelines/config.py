@@ -20,6 +20,7 @@ from models.hyperparams import check_dimension
 from models.schemes import TierScheme
 
 DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
+BUILTIN_SCHEMES = Path(__file__).resolve().parents[1] / "configs" / "schemes.yaml"
 
 
 class ConfigError(ValueError):
@@ -384,6 +385,10 @@ class PredictConfig(_Strict):
     input: str | None = Field(
         default=None, description="customers to score (same columns as the customers table); all when empty"
     )
+    as_of: dt.date | None = Field(
+        default=None,
+        description="the date customers are scored as of; default data.as_of (--as-of overrides both)",
+    )
     output: str = "outputs/predictions.parquet"
     max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     psi_warning: Annotated[float, Field(gt=0)] = Field(
@@ -542,12 +547,15 @@ def load_config(
     """
     path = Path(path)
     raw = _read_yaml(path)
-    schemes_path = Path(schemes_file) if schemes_file else path.parent / "schemes.yaml"
-    builtin = _read_yaml(schemes_path).get("schemes", {}) if schemes_path.is_file() else {}
+    # built-in schemes, then a schemes.yaml beside the config (or ``schemes_file``), then the config's own
+    files = dict.fromkeys(
+        p.resolve() for p in (BUILTIN_SCHEMES, Path(schemes_file) if schemes_file else path.parent / "schemes.yaml")
+    )
+    shared = {k: v for f in files if f.is_file() for k, v in (_read_yaml(f).get("schemes") or {}).items()}
     user_schemes = raw.get("schemes") or {}
     if not isinstance(user_schemes, dict):
         raise ConfigError(f"invalid config {path}:\n  schemes: must be a mapping of scheme name -> scheme")
-    raw["schemes"] = {**builtin, **user_schemes}
+    raw["schemes"] = {**shared, **user_schemes}
     root = data_root or os.environ.get(DATA_ROOT_ENV)
     if root:
         raw.setdefault("data", {})

@@ -161,7 +161,7 @@ def run(
 ) -> PredictResult:
     t0 = time.perf_counter()
     check_families(cfg)
-    as_of = as_of or cfg.data.as_of
+    as_of = as_of or cfg.predict.as_of or cfg.data.as_of
     out_path = Path(output or cfg.predict.output)
     if out_path.suffix.lower() not in {".parquet", ".csv"}:
         raise ValueError(

@@ -836,6 +836,8 @@ def run(
     strings(lang)  # fail early on an unknown language
     pred_path = Path(predictions or cfg.predict.output)
     out_path = Path(output or cfg.report.output)
+    if output is None and lang != cfg.report.lang:  # report.html stays in the configured language
+        out_path = out_path.with_name(f"{out_path.stem}.{lang}{out_path.suffix}")
     frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
     from pipelines.predict import side_file
 

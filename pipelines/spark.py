@@ -683,7 +683,7 @@ def predict_spark(
 
     t0 = time.perf_counter()
     check_families(cfg)
-    as_of = as_of or cfg.data.as_of
+    as_of = as_of or cfg.predict.as_of or cfg.data.as_of
     out = output or default_output(cfg.predict.output)
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)

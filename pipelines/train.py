@@ -647,10 +647,14 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         f"({res.n_train} train / {res.n_test} evaluation rows, {res.extra['protocol']['evaluation']}, "
         f"{res.extra['n_trials']} tuning trials, "
         f"{res.seconds:.0f} s)",
-        "evaluation metrics:          " + "  ".join(f"{m:>17}" for m in headline(cfg)),
     ]
+    # every metric the verdicts below compare (the AUC-type ones only for two tiers)
+    shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT]) if m in res.metrics["model"]]
+    width = {m: max(len(m), 7) for m in shown}
+    lines.append("evaluation metrics:          " + "  ".join(f"{m:>{width[m]}}" for m in shown))
     for key in res.metrics:
-        lines.append(f"  {key:<26} " + "  ".join(f"{res.metrics[key][m]:>17.4f}" for m in headline(cfg)))
+        values = "  ".join(f"{res.metrics[key].get(m, float('nan')):>{width[m]}.4f}" for m in shown)
+        lines.append(f"  {key:<26} {values}")
     for b, verdict in res.beats.items():
         words = ", ".join(f"{m} {'yes' if v else 'NO'}" for m, v in verdict.items())
         lines.append(f"  beats {b}: {words}")

@@ -93,3 +93,27 @@ def test_duckdb_memory_limit_reaches_the_connection():
     con = connect(cfg)
     limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert limit.replace(" ", "") in {"1.0GB", "953.6MiB", "1GB", "0.9GiB"}, limit
+
+
+def test_a_config_outside_configs_still_sees_the_builtin_schemes(tmp_path):
+    elsewhere = tmp_path / "team" / "leads.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(DEMO_CONFIG.read_text())
+    cfg = load_config(elsewhere)
+    assert cfg.labels.scheme == "time_to_close" and cfg.scheme.codes == ["A", "B", "C", "D", "E"]
+    assert {"intent", "relationship", "deal_heat"} <= set(cfg.schemes)
+    # a schemes.yaml beside it adds its own
+    (elsewhere.parent / "schemes.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "schemes": {
+                    "vip": {
+                        "title_en": "VIP",
+                        "title_zh": "贵宾",
+                        "levels": [{"code": c, "en": c, "zh": c} for c in ("gold", "silver")],
+                    }
+                }
+            }
+        )
+    )
+    assert {"vip", "intent"} <= set(load_config(elsewhere).schemes)

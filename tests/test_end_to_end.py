@@ -168,6 +168,13 @@ def test_second_scoring_run_writes_migration_and_drift_and_the_report_shows_them
     html = report_stage.run(cfg, predictions=str(out), output=str(work / "out" / "r.html")).read_text()
     assert 'id="migration"' in html and 'id="drift"' in html
     assert 'id="segments-ami"' in html  # how much the segments explain the tiers
+    # another language than the config's goes beside it, not over it
+    cfg_out = cfg.model_copy(deep=True)
+    cfg_out.report.output = str(work / "out" / "report.html")
+    english = report_stage.run(cfg_out, predictions=str(out))
+    chinese = report_stage.run(cfg_out, predictions=str(out), lang="zh")
+    assert (english.name, chinese.name) == ("report.html", "report.zh.html")
+    assert '<html lang="en"' in english.read_text() and '<html lang="zh' in chinese.read_text()
 
 
 def test_floors_keep_a_weak_model_out_of_production(trained):
