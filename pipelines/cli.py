@@ -52,6 +52,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def _from_cwd(path: str | None) -> str | None:
+    """A path given on the command line is relative to the current folder (config paths: to the data root)."""
+    return path if path is None or "://" in path else str(Path(path).resolve())
+
+
 def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):
     from pipelines.config import load_config
 
@@ -169,7 +174,10 @@ def predict(
     as_of: AsOfOpt = None,
     model: Annotated[str | None, typer.Option("--model", help="Model URI; default models:/<name>@champion.")] = None,
     input: Annotated[
-        str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")
+        str | None,
+        typer.Option(
+            "--input", help="Customers file to score, relative to the current folder; overrides predict.input."
+        ),
     ] = None,
     output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides predict.output.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per scoring batch.")] = 100_000,
@@ -200,7 +208,7 @@ def predict(
         res = stage.run(
             cfg,
             model_uri=model,
-            input_path=input,
+            input_path=_from_cwd(input),
             output=output,
             as_of=as_of.date() if as_of else None,  # --as-of beats predict.as_of
             batch_size=batch_size,
@@ -282,7 +290,10 @@ def spark_predict(
     spark_conf: SparkConfOpt = None,
     model: ModelOpt = None,
     input: Annotated[
-        str | None, typer.Option("--input", help="Customers file to score; overrides predict.input.")
+        str | None,
+        typer.Option(
+            "--input", help="Customers file to score, relative to the current folder; overrides predict.input."
+        ),
     ] = None,
     output: Annotated[
         str | None,
@@ -307,7 +318,7 @@ def spark_predict(
                 spark,
                 cfg,
                 model_uri=model,
-                input_path=input,
+                input_path=_from_cwd(input),
                 output=output,
                 as_of=as_of.date() if as_of else None,  # --as-of beats predict.as_of
                 batch_size=batch_size,

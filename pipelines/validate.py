@@ -54,6 +54,14 @@ def check_inputs(
             "share a customer_id with another row (ids must be unique)",
             None,
         ),
+        (
+            "customers",
+            "created_at",
+            "warning",
+            f"CAST(created_at AS DATE) >= DATE '{as_of.isoformat()}'",
+            f"were created on or after the as-of date {as_of} (they do not exist yet: no feature row)",
+            "customer_id",
+        ),
     ]
     if "transactions" in stats:
         checks += [

@@ -170,6 +170,23 @@ def test_dangling_and_future_events_are_reported_not_fatal(workdir, small, caplo
     pd.testing.assert_frame_equal(pd.read_parquet(out), features_before)  # neither changes a feature
 
 
+def test_customers_created_after_the_snapshot_are_reported_not_silently_missing(workdir, small, caplog):
+    path = workdir / "data" / "customers.parquet"
+    customers = pd.read_parquet(path)
+    customers.loc[[4, 8, 15], "created_at"] = pd.Timestamp("2030-01-01")
+    customers.to_parquet(path, index=False)
+    as_of = pd.Timestamp(yaml.safe_load(open(small))["data"]["as_of"])
+    later = int((customers["created_at"] >= as_of).sum())
+    assert later >= 3
+    caplog.clear()
+    res = _invoke("features", "--config", small)
+    assert res.exit_code == 0, res.output
+    assert f"{later} row(s) were created on or after the as-of date" in caplog.text
+    late_ids = customers.loc[customers["created_at"] >= as_of, "customer_id"]
+    assert any(i in caplog.text for i in late_ids)  # examples name the customers
+    assert len(pd.read_parquet(workdir / "out" / "features.parquet")) == len(customers) - later
+
+
 def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, caplog):
     from pipelines.config import load_config
     from pipelines.train import prepare

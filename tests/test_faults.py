@@ -782,6 +782,17 @@ def test_categories_never_seen_in_training_are_counted_and_named(world, tmp_path
     assert "feature cust_region: 3 row(s) with values never seen in training, scored as missing" in caplog.text
 
 
+def test_a_relative_input_path_on_the_command_line_is_read_from_the_current_folder(world, tmp_path, monkeypatch):
+    (tmp_path / "today").mkdir()
+    _prospects(world, 5).to_csv(tmp_path / "today" / "prospects.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    res = _cli(
+        "predict", "--config", str(world.config_path), "--input", "today/prospects.csv", "--output", "pred.parquet"
+    )
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_parquet(tmp_path / "pred.parquet")) == 5
+
+
 def test_single_customer_file(world, tmp_path):
     cfg = world.config()
     path = tmp_path / "one.csv"
