@@ -212,6 +212,7 @@ def _plot_k(scores: list[dict]):
     axes = fig.subplots(1, 3)
     for ax, col in zip(axes, ["silhouette", "calinski_harabasz", "inertia"], strict=True):
         ax.plot(df["k"], df[col], marker="o")
+        ax.set_xticks(df["k"])  # whole numbers of clusters only
         ax.set_xlabel("k")
         ax.set_title(col)
     fig.tight_layout()
