@@ -653,7 +653,9 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
     shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT]) if m in res.metrics["model"]]
     width = {m: max(len(m), 7) for m in shown}
     lines.append("evaluation metrics:          " + "  ".join(f"{m:>{width[m]}}" for m in shown))
-    for key in res.metrics:
+    # the model first, then its self-training variants, then the baselines
+    order = sorted(res.metrics, key=lambda k: (k != "model", not k.startswith("model")))
+    for key in order:
         values = "  ".join(f"{res.metrics[key].get(m, float('nan')):>{width[m]}.4f}" for m in shown)
         lines.append(f"  {key:<26} {values}")
     for b, verdict in res.beats.items():
