@@ -71,9 +71,14 @@ def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
     hint = ""
     if "not utf-8 encoded" in reason:
         hint = " Set encoding: latin-1 (or utf-16) for this file in the config."
-    elif _format(path, "auto") == "csv" and path.read_bytes()[:4] == b"PK\x03\x04":
+    elif _format(path, "auto") == "csv" and _starts_with(path, b"PK\x03\x04"):
         hint = " It looks like a zip or Excel workbook: save it as CSV or Parquet."
     return InputError(f"{path}: cannot be read as {table} data: {reason[:400]}.{hint}")
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(magic)) == magic
 
 
 def _ragged_line(path: Path, encoding: str) -> str | None:
