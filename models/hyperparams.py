@@ -45,8 +45,8 @@ def check_dimension(name: str, kind: str, values: list[Any]) -> str | None:
     if t.kind == "int" and kind == "float":
         return f"{name} takes whole numbers: use type: int. Got type: float instead"
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return f"{name} takes numbers. Got {v!r} instead"
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return f"{name} takes finite numbers. Got {v!r} instead"
         if t.kind == "int" and float(v) != int(v):
             return f"{name} takes whole numbers. Got {v!r} instead"
         below = v <= t.low if t.low_open else v < t.low

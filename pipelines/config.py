@@ -447,7 +447,10 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _scheme_known(self) -> Config:
         if self.labels.scheme not in self.schemes:
-            raise ValueError(f"labels.scheme must be one of {sorted(self.schemes)}. Got {self.labels.scheme!r} instead")
+            where = "" if BUILTIN_SCHEMES.is_file() else f" (the built-in schemes, {BUILTIN_SCHEMES}, are not there)"
+            raise ValueError(
+                f"labels.scheme must be one of {sorted(self.schemes)}{where}. Got {self.labels.scheme!r} instead"
+            )
         levels = set(self.scheme.codes)
         bad = sorted({v for v in self.labels.mapping.values() if v not in levels})
         if bad:

@@ -28,7 +28,7 @@ from pipelines import tracking
 from pipelines.config import Config
 from pipelines.features import check_families, connect, doubles, fetch_frame, staged_families
 from pipelines.outputs import atomic_write, write_table
-from pipelines.sources import register_all
+from pipelines.sources import InputError, register_all
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,8 @@ def run(
 
     spec = cfg.data.tables.customers
     source = input_path or cfg.predict.input
+    if source and spec.derive_from:  # as spark-predict says
+        raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
     if source:
         spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
     con = connect(cfg)

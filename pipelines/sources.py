@@ -65,9 +65,12 @@ def _format(path: Path, fmt: str) -> str:
 
 
 def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
-    """DuckDB's reason a file cannot be read, without its dump of sniffer settings, plus what to do."""
-    first_paragraph = str(exc).split("\n\n")[0].splitlines()
-    reason = "; ".join(line.strip() for line in first_paragraph if not line.startswith("Original Line"))
+    """DuckDB's reason a file cannot be read, plus what to do; never the file's content (DuckDB quotes the
+    offending line, which may hold personal data) nor its dump of sniffer settings."""
+    lines = str(exc).split("\n\n")[0].split("The search space used was")[0].strip().splitlines()
+    if any(line.startswith("Original Line") for line in lines):  # CSV Error on Line: N / <content...> / reason
+        lines = [lines[0], lines[-1]] if len(lines) > 2 and not lines[-1].startswith("Original Line") else lines[:1]
+    reason = "; ".join(line.strip() for line in lines).rstrip(".")
     hint = ""
     if "not utf-8 encoded" in reason:
         hint = " Set encoding: latin-1 (or utf-16) for this file in the config."
@@ -152,8 +155,8 @@ def _cast(
         return parsed
     if kind in {"float", "int"}:
         target = "DOUBLE" if kind == "float" else "BIGINT"
-        if dtype in {"VARCHAR"}:  # blank text is missing, as an empty CSV cell is
-            value = f"NULLIF(trim({col}), '')"
+        if dtype in {"VARCHAR"}:  # blank text (spaces only, as Spark's trim) is missing, as an empty CSV cell is
+            value = f"CASE WHEN trim({col}, ' ') = '' THEN NULL ELSE {col} END"
             bad_where = f"{value} IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL"
             n_bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {bad_where}").fetchall()[0][0]
             if n_bad:
@@ -201,11 +204,9 @@ def _file_select(
     except duckdb.Error as exc:
         raise _unreadable(path, table, exc) from None
     if len(cols) == 1 and rel.startswith("read_csv") and any(d in next(iter(cols)) for d in ",;\t|"):
-        where = _ragged_line(path, fs.encoding)
-        raise InputError(
-            f"{path}: cannot split the rows into columns"
-            + (f": {where}" if where else " (rows have different numbers of fields)")
-        )
+        where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
+        if where:
+            raise InputError(f"{path}: cannot split the rows into columns: {where}")
     id_col = fs.columns.get("customer_id", "customer_id")
     if id_col in cols and cols[id_col] != "VARCHAR" and rel.startswith("read_csv"):
         rel = _reader(path, fs.format, [id_col], fs.encoding)
@@ -233,9 +234,10 @@ def _file_select(
         src = fs.columns.get(canon, canon)
         if src not in cols:
             if required:
+                ragged = _ragged_line(path, fs.encoding) if rel.startswith("read_csv") else None
                 raise InputError(
                     f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
-                    f"columns present: {sorted(cols)}"
+                    f"columns present: {sorted(cols)}" + (f" (and {ragged})" if ragged else "")
                 )
             exprs.append(f"CAST(NULL AS {_NULL_TYPES[kind]}) AS {canon}")
             continue

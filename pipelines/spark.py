@@ -248,8 +248,12 @@ def _read(spark: SparkSession, path: Path, fmt: str, encoding: str = "utf-8") ->
     if fmt == "parquet":
         return spark.read.parquet(str(path))
     # like DuckDB's read_csv(header = true, sample_size = -1): types inferred from every row
-    charset = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}[encoding]
-    return spark.read.options(header=True, inferSchema=True, mode="FAILFAST", encoding=charset).csv(str(path))
+    options = {"header": True, "inferSchema": True, "mode": "FAILFAST"}
+    if encoding == "latin-1":
+        options["encoding"] = "ISO-8859-1"
+    elif encoding == "utf-16":  # Spark splits lines as bytes unless it reads whole records (multiLine)
+        options |= {"encoding": "UTF-16LE", "multiLine": True}
+    return spark.read.options(**options).csv(str(path))
 
 
 def _bad_values(df: DataFrame, bad: Column, shown: Column) -> tuple[int, str]:
@@ -312,7 +316,7 @@ def _canonical(
         return parsed
     if kind in {"float", "int"}:
         if isinstance(dtype, T.StringType):  # blank text is missing, as an empty CSV cell is
-            value = f"nullif(trim({_ident(src)}), '')"
+            value = f"CASE WHEN trim({_ident(src)}) = '' THEN NULL ELSE {_ident(src)} END"
             parsed = F.expr(f"try_cast({value} AS {target})")
             n_bad, ex = _bad_values(df, F.expr(value).isNotNull() & parsed.isNull(), col)
             if n_bad:

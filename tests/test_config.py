@@ -58,6 +58,10 @@ def test_demo_config_loads_with_builtin_schemes():
             r"train\.tuning\.search_space: 'num_leafs' is not a tunable hyper-parameter; allowed: .*'num_leaves'",
         ),
         (
+            lambda r: r["train"]["tuning"]["search_space"]["num_leaves"].update(high=float("inf")),
+            r"num_leaves takes finite numbers. Got inf instead",
+        ),
+        (
             lambda r: r["train"]["tuning"]["search_space"]["num_leaves"].update(type="float"),
             r"num_leaves takes whole numbers: use type: int. Got type: float instead",
         ),

@@ -253,8 +253,8 @@ def test_features_identical_to_duckdb(spark, data_root):
 
 
 def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
-    """Renamed columns, CSV with text dates, two customer files with an overlap, derived amounts,
-    exclude rules and na_values: the Spark input layer agrees with pipelines/sources.py."""
+    """Renamed columns, CSV with text dates, two customer files with an overlap (one UTF-16, one Latin-1),
+    derived amounts, exclude rules and na_values: the Spark input layer agrees with pipelines/sources.py."""
     cust = pd.DataFrame(
         {
             "Account ID": [101, 102, 103, 104, 105],
@@ -263,15 +263,15 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
             "Employees": [500, None, 12, 40, 7],
         }
     )
-    cust.to_csv(tmp_path / "crm_a.csv", index=False)
+    cust.to_csv(tmp_path / "crm_a.csv", index=False, encoding="utf-16")
     pd.DataFrame(
         {  # 105 again (same row: an exact duplicate) and one more
             "Account ID": [105.0, 106.0],
             "Created": ["15/03/2024", "20/05/2026"],
-            "Segment": ["n/a", "SMB"],
+            "Segment": ["n/a", "Société"],
             "Employees": [7.0, 3.0],
         }
-    ).to_csv(tmp_path / "crm_b.csv", index=False)
+    ).to_csv(tmp_path / "crm_b.csv", index=False, encoding="latin-1")
     pd.DataFrame(
         {
             "cust": [101, 101, 101, 102, 103, 105, 106, 101],
@@ -305,11 +305,13 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
                     "path": "crm_a.csv",
                     "columns": {"customer_id": "Account ID", "created_at": "Created"},
                     "date_format": "%d/%m/%Y",
+                    "encoding": "utf-16",
                 },
                 {
                     "path": "crm_b.csv",
                     "columns": {"customer_id": "Account ID", "created_at": "Created"},
                     "date_format": "%d/%m/%Y",
+                    "encoding": "latin-1",
                 },
             ],
             "categorical": ["Segment"],
@@ -336,6 +338,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     row = got.set_index("customer_id")
     assert sorted(row.index) == ["101", "102", "104", "105", "106"]  # 103 created on the as-of date
     assert row.loc["101", "cust_segment"] == "Enterprise" and pd.isna(row.loc["102", "cust_segment"])
+    assert row.loc["106", "cust_segment"] == "Société"
     assert row.loc["101", "rfm_frequency"] == 1 and row.loc["101", "rfm_return_lines"] == 1  # TEST-9 excluded
     assert row.loc["101", "rfm_amount_7d"] == 19.0 and row.loc["101", "ix_call_7d"] == 1
 
