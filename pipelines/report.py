@@ -781,7 +781,7 @@ def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.Data
     rebuilt as of the predictions' date.
 
     Uses the customers file that ``predict`` scored by default (``predict.input``). Returns None,
-    with a warning, when the inputs cannot be read any more.
+    with a warning, when the inputs cannot be read any more or hold under 99 % of the scored customers.
     """
     from pipelines.features import build
 
@@ -805,12 +805,14 @@ def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.Data
     keep = [c for c in dict.fromkeys(needed) if c in feats.columns]
     pos = positions(feats["customer_id"], predictions["customer_id"])
     matched = float((pos >= 0).mean())
-    if matched < 0.99:
+    if matched < 0.99:  # another file was scored: wrong figures would look right, so show none
         log.warning(
-            "only %.1f%% of scored customers were found in %s; their past revenue counts as 0",
+            "only %.1f%% of scored customers were found in %s (were other customers scored?); the report shows "
+            "no past revenue, and segment profiles from the training data",
             100 * matched,
             cfg.predict.input or "the customers table",
         )
+        return None
     values = feats[keep].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     aligned = np.full((len(pos), len(keep)), np.nan)
     aligned[pos >= 0] = values[pos[pos >= 0]]

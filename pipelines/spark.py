@@ -539,8 +539,23 @@ def build_features_spark(
     """The feature table as a Spark DataFrame: the DuckDB feature SQL, transpiled, over the inputs."""
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
-    register_inputs(spark, cfg, customers=_customers_spec(cfg, customers_path))
+    spec = _customers_spec(cfg, customers_path)
+    register_inputs(spark, cfg, customers=spec)
+    _check_unique_ids(spark, spec)
     return numbers_as_double(spark.sql(feature_sql(cfg, as_of)))
+
+
+def _check_unique_ids(spark: SparkSession, spec: TableSpec) -> None:
+    """As ``validate.check_inputs`` on DuckDB: customer ids must be unique, or the feature table repeats them."""
+    dup = spark.sql("SELECT customer_id, count(*) AS n FROM customers GROUP BY customer_id HAVING count(*) > 1")
+    rows = dup.orderBy("customer_id").limit(3).collect()
+    if rows:
+        total = dup.agg({"n": "sum"}).collect()[0][0]
+        files = ", ".join(str(f.path) for f in spec.files) or "(derived from transactions)"
+        raise InputError(
+            f"{files}: column 'customer_id' of customers: {total} row(s) share a customer_id with another row "
+            f"(ids must be unique); e.g. {', '.join(r['customer_id'] for r in rows)}"
+        )
 
 
 def numbers_as_double(df: DataFrame) -> DataFrame:

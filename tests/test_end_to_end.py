@@ -215,3 +215,28 @@ def test_kfold_evaluation_tunes_each_outer_fold_without_its_held_out_rows(demo_d
     runs = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], output_format="list")
     studies = {r.data.tags.get("leadtier.study") for r in runs if r.data.tags.get("leadtier.study")}
     assert studies == {"final", "fold1", "fold2", "fold3"}
+
+
+def test_report_rebuilds_past_revenue_only_for_the_customers_that_were_scored(trained):
+    from pipelines import report as report_stage
+
+    cfg, _, _, _, work = trained
+    out = work / "out" / "rev.parquet"
+    predict_stage.run(cfg, output=str(out), progress=False)
+    preds = pd.read_parquet(out)
+    with_revenue = report_stage.run(cfg, predictions=str(out), output=str(work / "out" / "rev.html")).read_text()
+    no_revenue = report_stage.strings("en")["no_revenue"]
+    assert no_revenue not in with_revenue
+    # the same predictions without past_revenue: rebuilt from predict.input, the same report
+    lean = work / "out" / "lean.parquet"
+    preds.drop(columns=["past_revenue"]).to_parquet(lean, index=False)
+    rebuilt = report_stage.run(cfg, predictions=str(lean), output=str(work / "out" / "lean.html")).read_text()
+    assert no_revenue not in rebuilt
+    section = 'id="summary"'  # tier sizes, revenue shares and the concentration answer
+    assert rebuilt.split(section)[1].split("</section>")[0] == with_revenue.split(section)[1].split("</section>")[0]
+    # predictions of other customers than predict.input: no revenue figures rather than wrong ones
+    other = preds.drop(columns=["past_revenue"])
+    other.loc[: len(other) // 2, "customer_id"] = "elsewhere-" + other["customer_id"].astype(str)
+    other.to_parquet(lean, index=False)
+    html = report_stage.run(cfg, predictions=str(lean), output=str(work / "out" / "other.html")).read_text()
+    assert no_revenue in html

@@ -26,6 +26,7 @@ from features.synthetic import generate  # noqa: E402
 from pipelines import features as feature_stage  # noqa: E402
 from pipelines import spark as sp  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
+from pipelines.sources import InputError  # noqa: E402
 from tests.conftest import tiny_trained_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -339,6 +340,14 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     assert sorted(row.index) == ["101", "102", "104", "105", "106"]  # 103 created on the as-of date
     assert row.loc["101", "cust_segment"] == "Enterprise" and pd.isna(row.loc["102", "cust_segment"])
     assert row.loc["106", "cust_segment"] == "Société"
+
+    # one more row for customer 101 (not an exact duplicate): both engines stop, naming it
+    more = pd.read_csv(tmp_path / "crm_b.csv", encoding="latin-1")
+    more.loc[len(more)] = [101.0, "01/01/2025", "SMB", 1.0]
+    more.to_csv(tmp_path / "crm_b.csv", index=False, encoding="latin-1")
+    for build in (lambda: feature_stage.build(cfg, with_labels=False), lambda: sp.build_features_spark(spark, cfg)):
+        with pytest.raises(InputError, match=r"2 row\(s\) share a customer_id with another row.*e\.g\. 101"):
+            build()
     assert row.loc["101", "rfm_frequency"] == 1 and row.loc["101", "rfm_return_lines"] == 1  # TEST-9 excluded
     assert row.loc["101", "rfm_amount_7d"] == 19.0 and row.loc["101", "ix_call_7d"] == 1
 
