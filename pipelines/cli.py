@@ -36,6 +36,7 @@ AsOfOpt = Annotated[
 def _user_errors() -> tuple[type[BaseException], ...]:
     from pipelines.config import ConfigError
     from pipelines.predict import RejectShareError
+    from pipelines.serve import PortBusyError
     from pipelines.sources import InputError
     from pipelines.spark import SparkSetupError
     from pipelines.tracking import ModelLoadError
@@ -47,6 +48,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         TrainingDataError,
         ModelLoadError,
         RejectShareError,
+        PortBusyError,
         SparkSetupError,
         FileNotFoundError,
     )

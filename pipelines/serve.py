@@ -44,6 +44,24 @@ class ServeError(RuntimeError):
     """The scoring server did not start, or stopped."""
 
 
+class PortBusyError(ServeError):
+    """The address to serve on cannot be bound (in use, or not allowed)."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail before starting the server, naming the address, when ``host:port`` cannot be bound."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortBusyError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}; choose another with --port"
+            ) from None
+
+
 def resolve_model(cfg: Config, model_uri: str | None = None) -> tuple[str, str]:
     """(model URI, registry version or ''); fails early, naming the URI, if it does not resolve."""
     from mlflow.tracking import MlflowClient
@@ -101,6 +119,7 @@ def start(
 ) -> subprocess.Popen:
     """Start the scoring server in its own process group (so :func:`stop` ends all its workers)."""
     uri, _ = resolve_model(cfg, model_uri)
+    check_port(host, port)
     if host not in LOOPBACK:
         log.warning("binding the scoring server to %s: it has no authentication; keep it behind a gateway", host)
     cmd = command(uri, host, port, workers)

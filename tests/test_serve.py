@@ -37,6 +37,23 @@ def trained(tmp_path_factory):
     yield from tiny_trained_world(tmp_path_factory, "serve")
 
 
+def test_a_busy_port_is_one_clear_error_before_anything_starts(trained):
+    from pipelines.cli import _user_errors
+
+    cfg, _ = trained
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        echoed: list[str] = []
+        with pytest.raises(
+            serve.PortBusyError, match=rf"cannot serve on 127\.0\.0\.1:{port}: .*choose another with --port"
+        ):
+            serve.run(cfg, host="127.0.0.1", port=port, echo=echoed.append)
+    assert echoed == []  # no "serving ..." line for a server that never ran
+    assert serve.PortBusyError in _user_errors()  # the CLI prints it as one error: line, exit status 2
+
+
 @pytest.fixture(scope="module")
 def server(trained):
     """The scoring server on a free loopback port; always stopped (whole process group) afterwards."""
