@@ -344,6 +344,24 @@ def _derived(df: DataFrame, table: str, path: Path, canon: str, kind: str, expr:
     return col
 
 
+def _check_utf8(df: DataFrame, path: Path, table: str) -> None:
+    """Spark decodes invalid UTF-8 as U+FFFD without a word; DuckDB refuses the file. Refuse it too."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    text = [F.col(_ident(f.name)) for f in df.schema.fields if isinstance(f.dataType, T.StringType)]
+    replaced = any("\ufffd" in c for c in df.columns) or (
+        bool(text) and df.where(reduce(lambda a, b: a | b, [c.contains("\ufffd") for c in text])).limit(1).count() > 0
+    )
+    if replaced:
+        raise InputError(
+            f"{path}: cannot be read as {table} data: this file is not utf-8 encoded. "
+            "Set encoding: latin-1 (or utf-16) for this file in the config."
+        )
+
+
 def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, fs: FileSpec) -> DataFrame:
     """Spark twin of ``sources._file_select``: one file with canonical columns and attributes."""
     from pyspark.sql import functions as F
@@ -357,6 +375,9 @@ def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, f
         nanos = _nanosecond_columns(path, fs.format)
     except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: not readable as such
         raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
+    is_csv = fs.format == "csv" or (fs.format == "auto" and path.suffix.lower() not in {".parquet", ".pq"})
+    if is_csv and fs.encoding == "utf-8":
+        _check_utf8(df, path, table)
     wanted = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
     wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
     unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})

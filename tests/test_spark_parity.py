@@ -341,6 +341,12 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     assert row.loc["101", "cust_segment"] == "Enterprise" and pd.isna(row.loc["102", "cust_segment"])
     assert row.loc["106", "cust_segment"] == "Société"
 
+    # a Latin-1 file read as UTF-8: both engines refuse it (Spark would decode it as U+FFFD)
+    utf8 = cfg.model_copy(deep=True)
+    utf8.data.tables.customers.files[1].encoding = "utf-8"
+    for build in (lambda: feature_stage.build(utf8, with_labels=False), lambda: sp.build_features_spark(spark, utf8)):
+        with pytest.raises(InputError, match=r"crm_b\.csv: cannot be read as customers data: .*not utf-8 encoded"):
+            build()
     # one more row for customer 101 (not an exact duplicate): both engines stop, naming it
     more = pd.read_csv(tmp_path / "crm_b.csv", encoding="latin-1")
     more.loc[len(more)] = [101.0, "01/01/2025", "SMB", 1.0]
