@@ -59,6 +59,18 @@ def _from_cwd(path: str | None) -> str | None:
     return path if path is None or "://" in path else str(Path(path).resolve())
 
 
+def _scoring(model, input, output, as_of: dt.datetime | None, batch_size: int, reasons: bool) -> dict:
+    """The options both `predict` engines take, as keyword arguments."""
+    return {
+        "model_uri": model,
+        "input_path": _from_cwd(input),
+        "output": output,
+        "as_of": as_of.date() if as_of else None,  # --as-of beats predict.as_of
+        "batch_size": batch_size,
+        "reasons": reasons,
+    }
+
+
 def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):
     from pipelines.config import load_config
 
@@ -207,15 +219,7 @@ def predict(
         from pipelines import predict as stage
 
         cfg = _load(config, data_root, as_of)
-        res = stage.run(
-            cfg,
-            model_uri=model,
-            input_path=_from_cwd(input),
-            output=output,
-            as_of=as_of.date() if as_of else None,  # --as-of beats predict.as_of
-            batch_size=batch_size,
-            reasons=reasons,
-        )
+        res = stage.run(cfg, **_scoring(model, input, output, as_of, batch_size, reasons))
         typer.echo(res.summary())
 
     _guard(go)
@@ -316,16 +320,7 @@ def spark_predict(
         cfg = _load(config, data_root, as_of)
         spark = spark_session(master, "leadtier-predict", parse_conf(spark_conf))
         try:
-            res = predict_spark(
-                spark,
-                cfg,
-                model_uri=model,
-                input_path=_from_cwd(input),
-                output=output,
-                as_of=as_of.date() if as_of else None,  # --as-of beats predict.as_of
-                batch_size=batch_size,
-                reasons=reasons,
-            )
+            res = predict_spark(spark, cfg, **_scoring(model, input, output, as_of, batch_size, reasons))
         finally:
             spark.stop()
         typer.echo(res.summary())
