@@ -90,12 +90,11 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
 
     codec = {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
     with path.open(newline="", encoding=codec, errors="replace") as fh:
-        sample = fh.read(64_000)
-        fh.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", delimiters=",;\t|")
+        try:  # the delimiter, from the header line
+            dialect = csv.Sniffer().sniff(fh.readline(), delimiters=",;\t|")
         except csv.Error:
             return None
+        fh.seek(0)
         rows = csv.reader(fh, dialect)
         header = next(rows, [])
         for line, row in enumerate(rows, start=2):
