@@ -447,6 +447,23 @@ def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
     return {"rows": rows, "n_warnings": sum(r["warning"] for r in rows), "total": len(rows)}
 
 
+def _version_notes(info: dict, version: str, n: int, s: dict) -> list[str]:
+    """Warnings for the reader when the tiers may not be what production scores today."""
+    notes = []
+    counts = info.get("version_counts") or {}
+    if len(counts) > 1:
+        parts = ", ".join(f"v{v}: {c / max(n, 1):.0%}" for v, c in counts.items())
+        notes.append(s["note_mixed_versions"].format(versions=parts, version=version))
+    champion = info.get("champion_version")
+    if info.get("version_from_champion"):
+        notes.append(s["note_no_version"].format(version=version))
+    elif "champion_version" in info and not champion:
+        notes.append(s["note_no_champion"].format(version=version))
+    elif champion and version and version != str(champion):
+        notes.append(s["note_not_champion"].format(version=version, champion=champion))
+    return notes
+
+
 def build_context(
     predictions: pd.DataFrame,
     scheme: TierScheme,
@@ -521,6 +538,7 @@ def build_context(
     )
     version = model_info.get("version") or (", ".join(sorted(versions)) if versions else "")
     model_info["version"] = version
+    version_notes = _version_notes(model_info, version, n, s)
     summary = {
         "n_customers": n,
         "as_of": _as_of_text(predictions["as_of"]) if "as_of" in predictions.columns else "–",
@@ -531,6 +549,7 @@ def build_context(
         "revenue_state": "ok" if has_revenue else ("zero" if rev is not None else "missing"),
         "revenue_total": conc["total"] if has_revenue else None,
         "chart": svg_tier_bars(tier_rows, has_revenue, s),
+        "version_notes": version_notes,
     }
     if has_revenue:
         summary.update(
@@ -855,20 +874,27 @@ def run(
     versions = frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else None
     versions = versions[versions != ""] if versions is not None else pd.Series([], dtype=str)
     client = tracking.setup(cfg)
+    try:
+        champion = tracking.resolve_version(client, tracking.champion_uri(cfg))
+    except tracking.ModelLoadError:
+        champion = ""  # no champion yet: the notice below says so
+    counts: dict[str, int] = {}
     if len(versions):
-        counts = versions.value_counts()
-        version = str(counts.index[0])
+        counts = {str(k): int(v) for k, v in versions.value_counts().items()}
+        version = next(iter(counts))
         if len(counts) > 1:
-            log.warning(
-                "predictions come from several model versions %s; the report describes v%s",
-                counts.to_dict(),
-                version,
-            )
+            log.warning("predictions come from several model versions %s; the report describes v%s", counts, version)
         uri = f"models:/{cfg.mlflow.model_name}/{version}"
     else:
-        uri = tracking.champion_uri(cfg)
-        version = tracking.resolve_version(client, uri)
+        if not champion:
+            raise tracking.ModelLoadError(
+                f"{pred_path}: the predictions carry no model_version and {cfg.mlflow.model_name!r} has no champion "
+                "to describe them with"
+            )
+        uri, version = tracking.champion_uri(cfg), champion
         log.warning("predictions carry no model_version; describing the current champion v%s", version)
+    if champion and version != champion:
+        log.warning("the report describes v%s, which is not the current champion (v%s)", version, champion)
     scorer = tracking.load_model(uri).unwrap_python_model().scorer
     seg = scorer.segmenter
     meta = scorer.metadata or {}
@@ -908,6 +934,9 @@ def run(
                 "train_as_of": meta.get("as_of"),
                 "run_id": meta.get("run_id"),
                 "segments_tier_ami": meta.get("segments_tier_ami"),
+                "version_counts": counts,
+                "champion_version": champion,
+                "version_from_champion": not len(versions),
             },
             revenue=revenue,
             lang=lang,

@@ -240,3 +240,30 @@ def test_report_rebuilds_past_revenue_only_for_the_customers_that_were_scored(tr
     other.to_parquet(lean, index=False)
     html = report_stage.run(cfg, predictions=str(lean), output=str(work / "out" / "other.html")).read_text()
     assert no_revenue in html
+
+
+def test_report_says_when_tiers_do_not_come_from_the_champion(trained):
+    from pipelines import report as report_stage
+
+    cfg, _, _, _, work = trained
+    s = report_stage.strings("en")
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(cfg.mlflow.model_name, "champion").version
+    other = next(
+        v.version for v in client.search_model_versions(f"name='{cfg.mlflow.model_name}'") if v.version != champion
+    )
+    by_champion, by_other = work / "out" / "v_champion.parquet", work / "out" / "v_other.parquet"
+    predict_stage.run(cfg, output=str(by_champion), progress=False)
+    predict_stage.run(cfg, model_uri=f"models:/{cfg.mlflow.model_name}/{other}", output=str(by_other), progress=False)
+
+    def notes(path):
+        html = report_stage.run(cfg, predictions=str(path), output=str(work / "out" / "v.html")).read_text()
+        return html.count('class="warn version-note"'), html
+
+    assert notes(by_champion)[0] == 0
+    count, html = notes(by_other)
+    assert count == 1 and s["note_not_champion"].format(version=other, champion=champion) in html
+    mixed = pd.concat([pd.read_parquet(by_champion).head(100), pd.read_parquet(by_other).head(300)])
+    mixed.to_parquet(work / "out" / "v_mixed.parquet", index=False)
+    count, html = notes(work / "out" / "v_mixed.parquet")
+    assert count == 2 and f"v{other}: 75%, v{champion}: 25%" in html  # the described version is the larger share

@@ -161,6 +161,22 @@ def test_events_after_as_of_change_no_feature(demo_data):
     pd.testing.assert_frame_equal(before, after)
 
 
+def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(demo_data):
+    """RFM quintiles rank against every buyer in the transactions, so who else is scored changes nothing."""
+    cfg = demo_data
+    full = build(cfg, with_labels=False).features.set_index("customer_id")
+    customers = pd.read_parquet(cfg.data_path("customers.parquet"))
+    few = customers[customers["customer_id"].isin(full.index[full["rfm_frequency"] > 0][:7])]
+    few.to_parquet(cfg.data_path("few.parquet"), index=False)
+    spec = cfg.data.tables.customers
+    spec = spec.model_copy(update={"files": [spec.files[0].model_copy(update={"path": "few.parquet"})]})
+    alone = build(cfg, customers=spec, with_labels=False).features.set_index("customer_id")
+    assert len(alone) == 7
+    scores = ["rfm_r_score", "rfm_f_score", "rfm_m_score", "rfm_score", "rfm_segment"]
+    assert alone[scores].nunique().max() > 1  # the 7 are not all alike: the test can tell ranks apart
+    pd.testing.assert_frame_equal(alone, full.loc[alone.index, alone.columns], check_dtype=False)
+
+
 def test_feature_build_is_deterministic(demo_data, monkeypatch):
     """Bit for bit, even when DuckDB adds up many small row groups on several threads."""
     import pipelines.features as stage
