@@ -20,7 +20,10 @@ from models.hyperparams import check_dimension
 from models.schemes import TierScheme
 
 DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
-BUILTIN_SCHEMES = Path(__file__).resolve().parents[1] / "configs" / "schemes.yaml"
+# the repository's configs/schemes.yaml; an installed wheel carries the same file as pipelines/configs/
+_REPO_SCHEMES = Path(__file__).resolve().parents[1] / "configs" / "schemes.yaml"
+_WHEEL_SCHEMES = Path(__file__).resolve().parent / "configs" / "schemes.yaml"
+BUILTIN_SCHEMES = _REPO_SCHEMES if _REPO_SCHEMES.is_file() else _WHEEL_SCHEMES
 
 
 class ConfigError(ValueError):

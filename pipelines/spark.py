@@ -618,7 +618,7 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
     if not _is_local(spark, output):
         write(output)
         return output
-    out = Path(output.removeprefix("file://").removeprefix("file:"))
+    out = Path(_local(output))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
@@ -633,6 +633,31 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return str(out)
+
+
+def rejects_name(out: str) -> str:
+    """``outputs/pred_spark`` -> ``outputs/pred_spark.rejects.csv``: the name ``leadtier predict`` gives its rejects."""
+    head, sep, name = out.rstrip("/").rpartition("/")
+    return f"{head}{sep}{Path(name).stem}.rejects.csv"
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file://").removeprefix("file:")
+
+
+def _write_rejects(spark: SparkSession, df: DataFrame, path: str) -> str:
+    """One CSV file locally, as ``leadtier predict`` writes it; a folder of CSV parts on a cluster."""
+    if not _is_local(spark, path):
+        return write_dir(spark, df, path)
+    target = Path(_local(path))
+    parts = target.with_name(f".{target.name}.parts-{uuid.uuid4().hex[:8]}")
+    try:
+        write_dir(spark, df.coalesce(1), str(parts) + ".csv")
+        (part,) = Path(str(parts) + ".csv").glob("part-*.csv")
+        os.replace(part, target)
+    finally:
+        shutil.rmtree(str(parts) + ".csv", ignore_errors=True)
+    return str(target)
 
 
 def default_output(path: str) -> str:
@@ -749,13 +774,13 @@ def predict_spark(
                 .orderBy("input_row")
                 .coalesce(1)
             )
-            rejects_path = write_dir(spark, rejects_df, f"{out.rstrip('/')}_rejects.csv")
+            rejects_path = _write_rejects(spark, rejects_df, rejects_name(out))
         elif _is_local(spark, out):
-            shutil.rmtree(f"{out.rstrip('/')}_rejects.csv", ignore_errors=True)
+            Path(_local(rejects_name(out))).unlink(missing_ok=True)
         share = rejected / max(input_rows, 1)
         if share > cfg.predict.max_reject_share:
             if _is_local(spark, out):  # like leadtier predict: no stale predictions next to the rejects
-                shutil.rmtree(out.removeprefix("file://").removeprefix("file:"), ignore_errors=True)
+                shutil.rmtree(_local(out), ignore_errors=True)
             raise RejectShareError(
                 f"{rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "

@@ -391,7 +391,8 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
     assert res.reasons == batch.reasons and res.rejected == batch.rejected == 3
     assert res.scored == batch.scored and res.model_version == batch.model_version == "1"
     want = pd.read_csv(batch.rejects).sort_values("input_row").reset_index(drop=True)
-    got_rejects = pd.read_csv(next(Path(res.rejects).glob("part-*.csv")))
+    assert Path(res.rejects).name == Path(res.output).name + ".rejects.csv"  # one file, named as by leadtier predict
+    got_rejects = pd.read_csv(res.rejects)
     pd.testing.assert_frame_equal(got_rejects, want, check_dtype=False)
 
     a = pd.read_parquet(work / "batch.parquet").sort_values("customer_id").reset_index(drop=True)
@@ -404,6 +405,9 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
         np.testing.assert_allclose(b[c].to_numpy(), a[c].to_numpy(), rtol=0, atol=1e-6, err_msg=c)
     assert (b["segment_id"] == a["segment_id"]).all() and (b["segment"] == a["segment"]).all()
     assert (b["model_version"] == "1").all() and (b["as_of"] == AS_OF).all()
+    # a clean run over the same output leaves no stale rejects file behind
+    again = sp.predict_spark(spark, cfg, output=str(work / "spark_out"))
+    assert again.rejected == 0 and not Path(res.rejects).exists()
 
 
 def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
