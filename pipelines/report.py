@@ -450,16 +450,19 @@ def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
 def _version_notes(info: dict, version: str, n: int, s: dict) -> list[str]:
     """Warnings for the reader when the tiers may not be what production scores today."""
     notes = []
-    counts = info.get("version_counts") or {}
+    counts = {f"v{v}": c for v, c in (info.get("version_counts") or {}).items()}
+    if counts and sum(counts.values()) < n:  # some rows say which version, others do not
+        counts["?"] = n - sum(counts.values())
     if len(counts) > 1:
-        parts = ", ".join(f"v{v}: {c / max(n, 1):.0%}" for v, c in counts.items())
+        parts = ", ".join(f"{v}: {c / max(n, 1):.1%}" for v, c in counts.items())
         notes.append(s["note_mixed_versions"].format(versions=parts, version=version))
-    champion = info.get("champion_version")
+    champion = str(info.get("champion_version") or "")
+    version = str(version)
     if info.get("version_from_champion"):
         notes.append(s["note_no_version"].format(version=version))
     elif "champion_version" in info and not champion:
         notes.append(s["note_no_champion"].format(version=version))
-    elif champion and version and version != str(champion):
+    elif champion and version and version != champion:
         notes.append(s["note_not_champion"].format(version=version, champion=champion))
     return notes
 
@@ -874,10 +877,7 @@ def run(
     versions = frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else None
     versions = versions[versions != ""] if versions is not None else pd.Series([], dtype=str)
     client = tracking.setup(cfg)
-    try:
-        champion = tracking.resolve_version(client, tracking.champion_uri(cfg))
-    except tracking.ModelLoadError:
-        champion = ""  # no champion yet: the notice below says so
+    champion = tracking.champion_version(client, cfg)  # '' when none yet: the report says so
     counts: dict[str, int] = {}
     if len(versions):
         counts = {str(k): int(v) for k, v in versions.value_counts().items()}

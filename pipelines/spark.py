@@ -636,9 +636,11 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
 
 
 def rejects_name(out: str) -> str:
-    """``outputs/pred_spark`` -> ``outputs/pred_spark.rejects.csv``: the name ``leadtier predict`` gives its rejects."""
+    """``outputs/pred_spark`` -> ``outputs/pred_spark.rejects.csv``, ``pred.parquet`` -> ``pred.rejects.csv``:
+    the name ``leadtier predict`` gives its rejects (only a .parquet or .csv suffix is replaced)."""
     head, sep, name = out.rstrip("/").rpartition("/")
-    return f"{head}{sep}{Path(name).stem}.rejects.csv"
+    stem = re.sub(r"\.(parquet|csv)$", "", name, flags=re.IGNORECASE)
+    return f"{head}{sep}{stem}.rejects.csv"
 
 
 def _local(path: str) -> str:
@@ -650,6 +652,8 @@ def _write_rejects(spark: SparkSession, df: DataFrame, path: str) -> str:
     if not _is_local(spark, path):
         return write_dir(spark, df, path)
     target = Path(_local(path))
+    if target.is_dir():  # left by a run on a cluster master: a folder of parts
+        shutil.rmtree(target)
     parts = target.with_name(f".{target.name}.parts-{uuid.uuid4().hex[:8]}")
     try:
         write_dir(spark, df.coalesce(1), str(parts) + ".csv")
@@ -776,7 +780,11 @@ def predict_spark(
             )
             rejects_path = _write_rejects(spark, rejects_df, rejects_name(out))
         elif _is_local(spark, out):
-            Path(_local(rejects_name(out))).unlink(missing_ok=True)
+            stale = Path(_local(rejects_name(out)))
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
         share = rejected / max(input_rows, 1)
         if share > cfg.predict.max_reject_share:
             if _is_local(spark, out):  # like leadtier predict: no stale predictions next to the rejects

@@ -128,6 +128,19 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in pkgs]
 
 
+def champion_version(client: MlflowClient, cfg: Config) -> str:
+    """The champion's version; '' when the model or its champion alias does not exist (other registry
+    errors, such as an unreachable tracking server, raise)."""
+    try:
+        return str(client.get_model_version_by_alias(cfg.mlflow.model_name, CHAMPION).version)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "alias" in exc.message:
+            return ""
+        raise ModelLoadError(
+            f"cannot look up the champion of {cfg.mlflow.model_name!r}: {exc.message.splitlines()[0]}"
+        ) from None
+
+
 def champion_segmenter(client: MlflowClient, cfg: Config):
     """The current champion's segmenter, so that retrained segments keep their names; None if none."""
     try:

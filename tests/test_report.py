@@ -271,6 +271,29 @@ def test_model_card_marks_best(scheme5):
     assert report.strings("en")["no_metrics"] in report.render(none, "en")
 
 
+def test_version_notes_tell_the_reader_which_model_made_the_tiers(scheme5):
+    s = report.strings("en")
+    frame = make_predictions(scheme5, list("ABCDE") * 2)
+
+    def notes(**info):
+        ctx = report.build_context(frame, scheme5, SEGMENT_NAMES, PROFILE, METRICS, {**INFO, **info})
+        return ctx["summary"]["version_notes"]
+
+    assert notes() == []  # nothing known about the registry: nothing to say
+    assert notes(version=3, champion_version="3", version_counts={"3": 10}) == []  # 3 and "3" are one version
+    assert notes(version="3", champion_version="4", version_counts={"3": 10}) == [
+        s["note_not_champion"].format(version="3", champion="4")
+    ]
+    assert notes(version="3", champion_version="", version_counts={"3": 10}) == [
+        s["note_no_champion"].format(version="3")
+    ]
+    mixed = notes(version="3", champion_version="3", version_counts={"3": 7, "2": 2})
+    assert mixed == [s["note_mixed_versions"].format(versions="v3: 70.0%, v2: 20.0%, ?: 10.0%", version="3")]
+    assert notes(version="4", champion_version="4", version_from_champion=True) == [
+        s["note_no_version"].format(version="4")
+    ]
+
+
 # --------------------------------------------------------------------------- languages
 
 

@@ -424,3 +424,11 @@ def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
     b = pd.read_parquet(res.output).sort_values("customer_id").reset_index(drop=True)
     assert b["reasons"].str.len().gt(0).all()
     assert b["reasons"].tolist() == a["reasons"].tolist()
+
+
+def test_rejects_file_is_named_as_leadtier_predict_names_it():
+    assert sp.rejects_name("out/pred_spark") == "out/pred_spark.rejects.csv"
+    assert sp.rejects_name("out/pred.parquet/") == "out/pred.rejects.csv"
+    assert sp.rejects_name("file:/data/pred.CSV") == "file:/data/pred.rejects.csv"
+    # dots inside a name are not suffixes: two monthly runs keep their own rejects
+    assert sp.rejects_name("out/run.2024-06") != sp.rejects_name("out/run.2024-07")

@@ -63,7 +63,7 @@ scores AS (   -- quintiles among every buyer in the transactions, scored or not 
         least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_frequency))) AS rfm_f_score,
         least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY net_amount))) AS rfm_m_score
     FROM customer_invoices
-    WHERE rfm_frequency > 0
+    WHERE rfm_frequency > 0 AND customer_id IS NOT NULL
 ),
 breadth AS (   -- reads the lines again: cheaper than keeping tx in memory for a second pass
     SELECT customer_id,
