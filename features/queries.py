@@ -45,8 +45,10 @@ def render_family(
     interaction_types: Sequence[str] = (),
     categorical: Sequence[str] = (),
     numeric: Sequence[str] = (),
+    population: str = "customers",
 ) -> str:
-    """One family's SQL with the as-of date bound as a DATE literal."""
+    """One family's SQL with the as-of date bound as a DATE literal. ``population`` names the table whose
+    customers RFM quintiles rank against (a scoring run that replaces ``customers`` keeps the full base)."""
     if not isinstance(as_of, dt.date):
         raise TypeError(f"as_of must be a date. Got {type(as_of).__name__} instead")
     sql = _ENV.from_string(sql_text(family)).render(
@@ -54,6 +56,7 @@ def render_family(
         types=list(interaction_types),
         categorical=[(quote_ident(c), slug(c)) for c in categorical],
         numeric=[(quote_ident(c), slug(c)) for c in numeric],
+        population=population,
     )
     return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 

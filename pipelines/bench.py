@@ -155,22 +155,15 @@ def pandas_features(
     frequency_prev_30d = purchases_in(30, 60).size().reindex(ids, fill_value=0)
     rfm["rfm_frequency_trend_30d"] = frequency_30d - frequency_prev_30d
 
-    # quintile scores among every buyer in the transactions, a customer or not (percent_rank, ties share
-    # the lowest rank); 0 without a purchase
-    buyers = pd.DataFrame(
-        {
-            "rfm_recency_days": by_customer["age_days"].min(),
-            "rfm_frequency": by_customer.size(),
-            "rfm_monetary": tx.groupby("customer_id")["amount"].sum(),
-        }
-    ).dropna(subset=["rfm_frequency"])
-    n_buyers = len(buyers)
+    # quintile scores among buyers (percent_rank, ties share the lowest rank); 0 without a purchase
+    buyer = rfm["rfm_frequency"] > 0
+    n_buyers = int(buyer.sum())
     for col, source, ascending in (
         ("rfm_r_score", "rfm_recency_days", False),
         ("rfm_f_score", "rfm_frequency", True),
         ("rfm_m_score", "rfm_monetary", True),
     ):
-        rank = buyers[source].rank(method="min", ascending=ascending)
+        rank = rfm.loc[buyer, source].rank(method="min", ascending=ascending)
         pct = (rank - 1) / (n_buyers - 1) if n_buyers > 1 else rank * 0.0
         rfm[col] = np.minimum(5.0, 1.0 + np.floor(5 * pct)).reindex(ids, fill_value=0.0)
     rfm["rfm_score"] = rfm["rfm_r_score"] + rfm["rfm_f_score"] + rfm["rfm_m_score"]

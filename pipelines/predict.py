@@ -26,7 +26,14 @@ from models.drift import DriftAccumulator, migration
 from models.frame import FeatureMismatchError, numbers_as_float
 from pipelines import tracking
 from pipelines.config import Config
-from pipelines.features import check_families, connect, doubles, fetch_frame, staged_families
+from pipelines.features import (
+    check_families,
+    connect,
+    doubles,
+    fetch_frame,
+    register_population,
+    staged_families,
+)
 from pipelines.outputs import atomic_write, write_table
 from pipelines.sources import InputError, register_all
 
@@ -180,6 +187,7 @@ def run(
         spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
     con = connect(cfg)
     try:
+        population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
         stats = register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False)
         cst = stats["customers"]
         input_rows = sum(cst.files.values())
@@ -208,7 +216,7 @@ def run(
         scorer = _scorer_of(model)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         try:
-            with staged_families(con, cfg, as_of) as sql:
+            with staged_families(con, cfg, as_of, population) as sql:
                 scored = _score_batches(
                     con,
                     sql,

@@ -51,7 +51,7 @@ from sqlglot.errors import ErrorLevel
 
 from features.queries import feature_query
 from pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
-from pipelines.features import check_families, query_params
+from pipelines.features import POPULATION, check_families, population_readable, query_params
 from pipelines.predict import PredictResult
 from pipelines.sources import InputError
 
@@ -171,8 +171,17 @@ def expr_to_spark(expression: str) -> str:
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
 
 
-def feature_sql(cfg: Config, as_of: dt.date, ordered: bool = True) -> str:
-    return to_spark_sql(feature_query(cfg.features.families, as_of, **query_params(cfg)), ordered=ordered)
+def feature_sql(cfg: Config, as_of: dt.date, ordered: bool = True, population: str = "customers") -> str:
+    return to_spark_sql(feature_query(cfg.features.families, as_of, **query_params(cfg, population)), ordered=ordered)
+
+
+def _register_population(spark: SparkSession, cfg: Config) -> str:
+    """As ``features.register_population``: the configured customers as view ``rfm_population``, the
+    customers a scoring input's RFM quintiles rank against."""
+    if not population_readable(cfg):
+        return "customers"
+    register_table(spark, cfg, "customers", view=POPULATION)
+    return POPULATION
 
 
 # --------------------------------------------------------------------------- inputs
@@ -561,9 +570,10 @@ def build_features_spark(
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
     spec = _customers_spec(cfg, customers_path)
+    population = _register_population(spark, cfg) if customers_path else "customers"
     register_inputs(spark, cfg, customers=spec)
     _check_unique_ids(spark, spec)
-    return numbers_as_double(spark.sql(feature_sql(cfg, as_of)))
+    return numbers_as_double(spark.sql(feature_sql(cfg, as_of, population=population)))
 
 
 def _check_unique_ids(spark: SparkSession, spec: TableSpec) -> None:
@@ -762,6 +772,7 @@ def predict_spark(
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
 
     spec = _customers_spec(cfg, input_path or cfg.predict.input)
+    population = _register_population(spark, cfg) if input_path or cfg.predict.input else "customers"
     register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
     tagged = _tag_rejects(spark, as_of).persist()
     try:
@@ -797,7 +808,7 @@ def predict_spark(
         tagged.where("reject_reason IS NULL").drop(
             "input_row", "pre_reject", "dup_rank", "reject_reason"
         ).createOrReplaceTempView("customers")
-        feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False)))
+        feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False, population=population)))
         missing = sorted(set(input_cols) - set(feats.columns))
         if missing:
             raise tracking.ModelLoadError(

@@ -154,8 +154,7 @@ def check_event_customers(
     counted: Mapping[str, int] | None = None,
 ) -> list[Problem]:
     """Event rows dated before ``as_of`` (the only ones a feature could use) that name a customer absent
-    from the customers table: logged warnings; the rows give no feature row (they only count among the buyers
-    that RFM quintile scores rank against).
+    from the customers table: logged warnings; the rows are ignored.
 
     ``counted`` (table -> rows the feature families counted for known customers, see
     ``features.queries.FAMILY_ROW_COUNTS``) replaces the anti-join by a count over the timestamps: rows
@@ -178,8 +177,7 @@ def check_event_customers(
             "customer_id",
             "warning",
             f"{before} AND customer_id NOT IN (SELECT customer_id FROM customers)",
-            f"are dated before the as-of date {as_of} and name customers absent from the customers table "
-            "(no feature row; they count only among the buyers that RFM quintiles rank against)",
+            f"are dated before the as-of date {as_of} and name customers absent from the customers table (ignored)",
             files[table],
         )
         if expected is not None and (problem.rows if problem else 0) != expected:

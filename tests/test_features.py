@@ -161,8 +161,8 @@ def test_events_after_as_of_change_no_feature(demo_data):
     pd.testing.assert_frame_equal(before, after)
 
 
-def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(demo_data):
-    """RFM quintiles rank against every buyer in the transactions, so who else is scored changes nothing."""
+def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(demo_data, caplog):
+    """RFM quintiles rank against the configured customers' buyers, so who else is scored changes nothing."""
     cfg = demo_data
     full = build(cfg, with_labels=False).features.set_index("customer_id")
     customers = pd.read_parquet(cfg.data_path("customers.parquet"))
@@ -175,6 +175,11 @@ def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(dem
     scores = ["rfm_r_score", "rfm_f_score", "rfm_m_score", "rfm_score", "rfm_segment"]
     assert alone[scores].nunique().max() > 1  # the 7 are not all alike: the test can tell ranks apart
     pd.testing.assert_frame_equal(alone, full.loc[alone.index, alone.columns], check_dtype=False)
+    # without the customers table the 7 can only be ranked among themselves, and the run says so
+    cfg.data_path("customers.parquet").rename(cfg.data_path("elsewhere.parquet"))
+    among_themselves = build(cfg, customers=spec, with_labels=False).features.set_index("customer_id")
+    assert "RFM quintile scores rank the scored customers among themselves" in caplog.text
+    assert not among_themselves[scores].equals(alone[scores])
 
 
 def test_feature_build_is_deterministic(demo_data, monkeypatch):

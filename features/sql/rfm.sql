@@ -1,9 +1,10 @@
 -- Feature family: RFM (recency, frequency, monetary), returns and purchase rhythm.
 -- One row per customer, as of :as_of: only transactions dated before :as_of count.
 -- A purchase is an invoice whose lines sum to a positive amount; negative lines are returns.
--- Quintile scores (1 = worst, 5 = best) rank a customer against everyone in the transactions who bought
--- before :as_of, not only against the customers being scored: a customer scored alone or in a small
--- prospects file gets the same scores as in the full run. Customers without a purchase score 0.
+-- Quintile scores (1 = worst, 5 = best) rank a customer against the buyers of the customer base:
+-- the customers table, or, when a scoring run replaces it with a prospects file, the configured
+-- customers table (the template's `population`). A customer scored alone gets the same scores as in
+-- the full run, and event rows of unknown customers change nobody's. No purchase scores 0.
 -- rfm_segment names the classic R x F grid cells.
 -- Money is added in whole 1/10,000ths of the currency unit (integer-valued doubles): every partial sum
 -- is an integer below 2^53, so totals, ranks and the "sums to a positive amount" test are exact and
@@ -57,13 +58,13 @@ customer_invoices AS (   -- per customer first, joined to all customers below
     FROM invoices
     GROUP BY customer_id
 ),
-scores AS (   -- quintiles among every buyer in the transactions, scored or not (the others score 0 below)
+scores AS (   -- quintiles among the customer base's buyers, scored or not (the others score 0 below)
     SELECT customer_id,
         least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_recency_days DESC))) AS rfm_r_score,
         least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_frequency))) AS rfm_f_score,
         least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY net_amount))) AS rfm_m_score
     FROM customer_invoices
-    WHERE rfm_frequency > 0 AND customer_id IS NOT NULL
+    WHERE rfm_frequency > 0 AND customer_id IN (SELECT customer_id FROM {{ population }})
 ),
 breadth AS (   -- reads the lines again: cheaper than keeping tx in memory for a second pass
     SELECT customer_id,
