@@ -524,10 +524,11 @@ def _task_train_real(p: dict) -> dict:
 def _task_leads_order(p: dict) -> dict:
     """The leads tier model on the newest leads: earliest share of `Lead Number` trains, the latest is held out.
 
-    `Lead Number` is sequential, the file's only trace of time. It is not a feature (an id); here it only
-    orders the rows. The same tuning budget and model as ``train`` (baselines included), and for contrast a
-    random stratified split of the same sizes. The gap between the two is what k-fold cannot show: how
-    far labelling practice drifted between older and newer leads.
+    `Lead Number` is sequential, the file's only trace of time; here it orders the rows. The same tuning
+    budget and model as ``train`` (baselines included), and for contrast a random stratified split of the
+    same sizes (``splits``). The gap between the two is what k-fold cannot show: how far labelling
+    practice drifted between older and newer leads. ``without`` (feature columns) adds the model tuned
+    and fitted without them, as ``model_without``: whether a feature's k-fold gain holds on new leads.
     """
     import optuna
     from sklearn.model_selection import train_test_split
@@ -550,25 +551,35 @@ def _task_leads_order(p: dict) -> dict:
         data = data.sort_values("order", kind="stable").reset_index(drop=True)
         cut = int(round(len(data) * (1 - p["test_share"])))
         feature_cols = [c for c in data.columns if c not in {"customer_id", "snapshot", "tier", "order", "labelled_at"}]
+        unknown = sorted(set(p.get("without", [])) - set(feature_cols))
+        if unknown:
+            raise ValueError(f"without: {unknown} are not feature columns of {p['config']}")
         splits = {
-            "ordered": (data.iloc[:cut], data.iloc[cut:]),
-            "random": train_test_split(data, test_size=len(data) - cut, stratify=data["tier"], random_state=cfg.seed),
+            "ordered": lambda: (data.iloc[:cut], data.iloc[cut:]),
+            "random": lambda: train_test_split(
+                data, test_size=len(data) - cut, stratify=data["tier"], random_state=cfg.seed
+            ),
         }
-        out: dict[str, dict] = {}
-        for split, (tr, te) in splits.items():  # tuned and fitted as train.run does
-            study = train.tune_with(cfg, tr[feature_cols], tr["tier"].tolist())
+
+        def evaluate(tr: pd.DataFrame, te: pd.DataFrame, cols: list[str], keep: set[str]) -> dict:
+            study = train.tune_with(cfg, tr[cols], tr["tier"].tolist())  # tuned and fitted as train.run does
             params = {**train.fixed_params(cfg), **study.best_params}
-            models = train.fit_models(cfg, tr[feature_cols], tr["tier"].tolist(), params)
-            out[split] = {
+            models = train.fit_models(cfg, tr[cols], tr["tier"].tolist(), params)
+            return {
                 k: tier_metrics(
-                    te["tier"].tolist(),
-                    m.predict_proba(te[feature_cols]),
-                    cfg.scheme.codes,
-                    y_pred=list(m.predict(te[feature_cols])),
+                    te["tier"].tolist(), m.predict_proba(te[cols]), cfg.scheme.codes, y_pred=list(m.predict(te[cols]))
                 )
                 for k, m in models.items()
-                if k in {"model", "logreg"}
+                if k in keep
             }
+
+        out: dict[str, dict] = {}
+        for split in p.get("splits", list(splits)):
+            tr, te = splits[split]()
+            out[split] = evaluate(tr, te, feature_cols, {"model", "logreg"})
+            if p.get("without"):
+                reduced = [c for c in feature_cols if c not in set(p["without"])]
+                out[split]["model_without"] = evaluate(tr, te, reduced, {"model"})["model"]
     return {**sw.figures(), "metrics": out, "n_train": cut, "n_test": len(data) - cut}
 
 
@@ -1030,6 +1041,45 @@ def bench_leads_order(ctx: Ctx) -> Iterator[dict]:
             rows=res["n_test"],
             n_train=res["n_train"],
             evaluation="newest 20 % by Lead Number" if split == "ordered" else "random stratified 20 %",
+            peak_rss_gb=round(res["peak_rss_gb"], 3),
+            **machine(res),
+        )
+
+
+LEADS_CONVERTED_ORDER = {
+    # name: (model, metric)
+    "leads_converted_newest_auc": ("model", "roc_auc"),
+    "leads_converted_newest_auc_without_lead_number": ("model_without", "roc_auc"),
+    "leads_converted_newest_logreg_auc": ("logreg", "roc_auc"),
+}
+
+
+@benchmark(*LEADS_CONVERTED_ORDER)
+def bench_leads_converted_order(ctx: Ctx) -> Iterator[dict]:
+    """No bar: whether `Lead Number`'s k-fold gain for `Converted` holds on the newest 20 % of leads."""
+    config = CONFIGS / "x_education_converted.yaml"
+    missing = missing_inputs(config, ctx.shared)
+    if missing:
+        yield from skipped(list(LEADS_CONVERTED_ORDER), f"input files absent: {missing}")
+        return
+    res = ctx.child(
+        "leads_order",
+        config=str(config),
+        shared=str(ctx.shared),
+        order_by="Lead Number",
+        test_share=0.2,
+        splits=["ordered"],
+        without=["cust_lead_number"],
+    )
+    for name, (key, m) in LEADS_CONVERTED_ORDER.items():
+        yield metric(
+            name,
+            res["metrics"]["ordered"][key][m],
+            "",
+            ctx,
+            rows=res["n_test"],
+            n_train=res["n_train"],
+            evaluation="newest 20 % by Lead Number",
             peak_rss_gb=round(res["peak_rss_gb"], 3),
             **machine(res),
         )

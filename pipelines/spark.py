@@ -781,25 +781,29 @@ def predict_spark(
         input_rows = sum(counts.values())
         why = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
         rejected = sum(why.values())
-        rejects_path = None
-        if rejected:
-            rejects_df = (
-                tagged.where("reject_reason IS NOT NULL")
-                .select("input_row", "customer_id", F.col("reject_reason").alias("reason"))
-                .orderBy("input_row")
-                .coalesce(1)
-            )
-            rejects_path = _write_rejects(spark, rejects_df, rejects_name(out))
-        elif _is_local(spark, out):
-            stale = Path(_local(rejects_name(out)))
-            if stale.is_dir():
-                shutil.rmtree(stale)
-            else:
-                stale.unlink(missing_ok=True)
+        rejects_df = (
+            tagged.where("reject_reason IS NOT NULL")
+            .select("input_row", "customer_id", F.col("reject_reason").alias("reason"))
+            .orderBy("input_row")
+            .coalesce(1)
+        )
+        rejects_path = rejects_name(out)
+
+        def write_rejects() -> str | None:
+            """Like leadtier predict: the rejects file of this run, or none (an earlier run's removed)."""
+            if rejected:
+                return _write_rejects(spark, rejects_df, rejects_path)
+            if _is_local(spark, out):
+                stale = Path(_local(rejects_path))
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink(missing_ok=True)
+            return None
+
         share = rejected / max(input_rows, 1)
-        if share > cfg.predict.max_reject_share:
-            if _is_local(spark, out):  # like leadtier predict: no stale predictions next to the rejects
-                shutil.rmtree(_local(out), ignore_errors=True)
+        if share > cfg.predict.max_reject_share:  # before scoring; an earlier run's predictions stay as they were
+            write_rejects()
             raise RejectShareError(
                 f"{rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
@@ -831,12 +835,13 @@ def predict_spark(
         path = write_dir(spark, result, out, partition_by=["tier"])
         n_scored = spark.read.parquet(path).count()
         log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
+        rejects_written = write_rejects()  # after the predictions: a failed run leaves the last pair as it was
     finally:
         tagged.unpersist()
     return PredictResult(
         engine="Spark (Parquet partitioned by tier)",
         output=path,
-        rejects=rejects_path,
+        rejects=rejects_written,
         input_rows=input_rows,
         scored=n_scored,
         rejected=rejected,

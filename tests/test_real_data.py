@@ -74,3 +74,9 @@ def test_x_education_leads_slice_kfold_trains_and_scores_every_lead(workdir):
     # the leaky columns never reach the model
     model_cols = set(train_stage.prepare(cfg).features.columns)
     assert not any(c.startswith(("cust_converted", "cust_tags", "cust_lead_quality")) for c in model_cols)
+    assert "cust_lead_number" not in model_cols  # lowers QWK on the newest leads (README)
+    # the Converted config reads the same file: Lead Number is a feature there, the leaky columns are not
+    conv = load_config(REPO / "configs" / "x_education_converted.yaml", data_root=str(root))
+    conv_cols = set(train_stage.prepare(conv).features.columns)
+    assert "cust_lead_number" in conv_cols and "cust_total_time_spent_on_website" in conv_cols
+    assert not any(c.startswith(("cust_converted", "cust_tags", "cust_lead_quality")) for c in conv_cols)

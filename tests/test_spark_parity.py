@@ -407,7 +407,19 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
     assert (b["model_version"] == "1").all() and (b["as_of"] == AS_OF).all()
     # a clean run over the same output leaves no stale rejects file behind
     again = sp.predict_spark(spark, cfg, output=str(work / "spark_out"))
-    assert again.rejected == 0 and not Path(res.rejects).exists()
+    assert again.rejected == 0 and again.rejects is None and not Path(res.rejects).exists()
+    # too many rejects: as leadtier predict, the rejects file is written and the last predictions stay
+    from pipelines.predict import RejectShareError
+
+    before = pd.read_parquet(again.output).sort_values("customer_id").reset_index(drop=True)
+    strict = cfg.model_copy(deep=True)
+    strict.predict.max_reject_share = 0.0
+    with pytest.raises(RejectShareError, match="max_reject_share"):
+        sp.predict_spark(spark, strict, input_path=inp, output=str(work / "spark_out"))
+    pd.testing.assert_frame_equal(pd.read_csv(res.rejects), want, check_dtype=False)
+    kept = pd.read_parquet(again.output).sort_values("customer_id").reset_index(drop=True)
+    assert len(kept) == again.scored
+    pd.testing.assert_frame_equal(kept, before)
 
 
 def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
