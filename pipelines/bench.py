@@ -522,7 +522,8 @@ def _task_train_real(p: dict) -> dict:
 
 @child_task("leads_order")
 def _task_leads_order(p: dict) -> dict:
-    """The leads tier model on the newest leads: earliest share of `Lead Number` trains, the latest is held out.
+    """A leads model (tiers or Converted) on the newest leads: the earliest share by `Lead Number` trains,
+    the latest is held out.
 
     `Lead Number` is sequential, the file's only trace of time; here it orders the rows. The same tuning
     budget and model as ``train`` (baselines included), and for contrast a random stratified split of the
@@ -551,9 +552,9 @@ def _task_leads_order(p: dict) -> dict:
         data = data.sort_values("order", kind="stable").reset_index(drop=True)
         cut = int(round(len(data) * (1 - p["test_share"])))
         feature_cols = [c for c in data.columns if c not in {"customer_id", "snapshot", "tier", "order", "labelled_at"}]
-        unknown = sorted(set(p.get("without", [])) - set(feature_cols))
-        if unknown:
-            raise ValueError(f"without: {unknown} are not feature columns of {p['config']}")
+        without = list(p.get("without", []))
+        if isinstance(p.get("without"), str) or set(without) - set(feature_cols):
+            raise ValueError(f"without must list feature columns of {p['config']}. Got {p.get('without')!r} instead")
         splits = {
             "ordered": lambda: (data.iloc[:cut], data.iloc[cut:]),
             "random": lambda: train_test_split(
@@ -573,12 +574,15 @@ def _task_leads_order(p: dict) -> dict:
                 if k in keep
             }
 
+        chosen = p.get("splits", list(splits))
+        if isinstance(chosen, str) or not set(chosen) <= set(splits):
+            raise ValueError(f"splits must be a list drawn from {list(splits)}. Got {chosen!r} instead")
         out: dict[str, dict] = {}
-        for split in p.get("splits", list(splits)):
+        for split in chosen:
             tr, te = splits[split]()
             out[split] = evaluate(tr, te, feature_cols, {"model", "logreg"})
-            if p.get("without"):
-                reduced = [c for c in feature_cols if c not in set(p["without"])]
+            if without:
+                reduced = [c for c in feature_cols if c not in set(without)]
                 out[split]["model_without"] = evaluate(tr, te, reduced, {"model"})["model"]
     return {**sw.figures(), "metrics": out, "n_train": cut, "n_test": len(data) - cut}
 

@@ -375,6 +375,10 @@ class SegmentConfig(_Strict):
     k_range: tuple[Annotated[int, Field(ge=2)], Annotated[int, Field(ge=2)]] = (3, 8)
     minibatch_above: Annotated[int, Field(ge=1000)] = 200_000
     silhouette_sample: Annotated[int, Field(ge=500)] = 4_000
+    exclude_columns: list[str] = Field(
+        default_factory=list,
+        description="feature columns K-means never clusters on (e.g. a sequential number the classifier uses)",
+    )
 
     @field_validator("k_range")
     @classmethod

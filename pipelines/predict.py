@@ -1,9 +1,9 @@
 """Stage: tier new customers with a registered model (``leadtier predict``).
 
-Every input row is scored, written to the rejects file with its reason, or (exact duplicates and
-rows excluded by a configured rule) counted in the summary under its reason; the summary
-reconciles ``input rows = scored + rejected``. Features are built by DuckDB and scored in Arrow
-batches, so memory stays bounded; the output appears atomically (temporary file, then rename).
+Every input row is scored or written to the rejects file with its reason (its 1-based position in
+the input, its id, why); the summary reconciles ``input rows = scored + rejected``. Features are
+built by DuckDB and scored in Arrow batches, so memory stays bounded; the output appears atomically
+(temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -133,15 +133,16 @@ def _scorer_of(model):
 
 def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
     """Tag every input row; move rejected rows out of ``customers``. Returns the rejects."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE customers__input AS SELECT row_number() OVER () AS input_row, * FROM customers"
+    # customers holds every input row with input_row and pre_reject (register_all(tag_rows=True)):
+    # first the input rules, then the reject rules; duplicate ids are ranked among the rows they keep
+    reason = (
+        "coalesce(pre_reject, CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in REJECT_RULES) + " END)"
     )
-    reason = "CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in REJECT_RULES) + " END"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE customers__tagged AS
         SELECT *, {reason} AS reject_reason FROM (
-            SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY input_row) AS dup_rank
-            FROM customers__input)""",
+            SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) AS dup_rank
+            FROM customers)""",
         {"as_of": as_of},
     )
     rejects = fetch_frame(
@@ -150,7 +151,7 @@ def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
         "WHERE reject_reason IS NOT NULL ORDER BY input_row",
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE customers AS SELECT * EXCLUDE (input_row, dup_rank, reject_reason) "
+        "CREATE OR REPLACE TEMP TABLE customers AS SELECT * EXCLUDE (input_row, pre_reject, dup_rank, reject_reason) "
         "FROM customers__tagged WHERE reject_reason IS NULL ORDER BY input_row"
     )
     return rejects
@@ -188,19 +189,12 @@ def run(
     con = connect(cfg)
     try:
         population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
-        stats = register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False)
-        cst = stats["customers"]
-        input_rows = sum(cst.files.values())
+        register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False, tag_rows=True)
+        input_rows = con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
         rejects = _split_rejects(con, as_of)
         rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
-        why = rejects["reason"].value_counts().to_dict() if len(rejects) else {}
-        if cst.duplicates_dropped:  # rows gone before tagging: counted, not listed
-            why["exact duplicate row (tables.customers.drop_exact_duplicates)"] = cst.duplicates_dropped
-        for rule, n in cst.excluded.items():
-            if n:
-                why[f"excluded by tables.customers.exclude[{rule!r}]"] = n
-        why = {str(k): int(v) for k, v in why.items()}
-        n_rejected = len(rejects) + cst.duplicates_dropped + sum(cst.excluded.values())
+        why = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()} if len(rejects) else {}
+        n_rejected = len(rejects)
         share = n_rejected / max(input_rows, 1)
         if share > cfg.predict.max_reject_share:  # before scoring: no predictions file, not even briefly;
             if len(rejects):  # an earlier run's predictions stay as they were (the next run's baseline)

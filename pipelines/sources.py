@@ -264,15 +264,29 @@ def register_table(
     table: str,
     spec: TableSpec | None = None,
     drop_missing_ids: bool = True,
+    tag_rows: bool = False,
 ) -> TableStats:
-    """Create temp table ``table`` with canonical columns from the configured file(s)."""
+    """Create temp table ``table`` with canonical columns from the configured file(s).
+
+    ``tag_rows=True`` (scoring input) drops nothing: it adds ``input_row``, the 1-based position in
+    the input (files in config order), and ``pre_reject``, why the row would have been dropped (an
+    exact duplicate of an earlier row, an ``exclude`` rule) or NULL, so every row can be accounted for.
+    """
     spec = spec or getattr(cfg.data.tables, table)
     stats = TableStats(table=table)
     if spec.derive_from:
-        return _derive_customers(con, spec, stats)
+        _derive_customers(con, spec, stats)
+        if tag_rows:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () AS input_row, *, "
+                f"CAST(NULL AS VARCHAR) AS pre_reject FROM {table}"
+            )
+        return stats
     selects = [_file_select(con, cfg, table, spec, fs, stats) for fs in spec.files]
     union = "\nUNION ALL BY NAME\n".join(f"({s})" for s in selects)
     n_raw = sum(stats.files.values())
+    if tag_rows:
+        return _tag_rows(con, table, spec, union, stats)
     # Big event logs stay views over the files (DuckDB scans them in the feature query); a table is
     # materialised only where rows must be compared or counted against rules, and for customers.
     # The source itself is kept only when rules pass over it more than once.
@@ -308,6 +322,47 @@ def register_table(
     return stats
 
 
+def _tag_rows(con: duckdb.DuckDBPyConnection, table: str, spec: TableSpec, union: str, stats: TableStats) -> TableStats:
+    """``register_table(tag_rows=True)``: every row kept, numbered and tagged with the input rule it breaks."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table}__numbered AS SELECT row_number() OVER () AS input_row, * FROM ({union})"
+    )
+    data_cols = [r[0] for r in con.execute(f"DESCRIBE {table}__numbered").fetchall() if r[0] != "input_row"]
+    reasons: list[tuple[str, str]] = []
+    if spec.drop_exact_duplicates:
+        same = ", ".join(quote_ident(c) for c in data_cols)
+        copy = f"row_number() OVER (PARTITION BY {same} ORDER BY input_row)"
+        reasons.append((f"{copy} > 1", f"exact duplicate row (tables.{table}.drop_exact_duplicates)"))
+    for rule, predicate in spec.exclude.items():
+        cond = f"coalesce(({predicate}), false)"
+        try:
+            con.execute(f"SELECT count(*) FROM {table}__numbered WHERE {cond}").fetchall()
+        except duckdb.Error as exc:
+            raise InputError(
+                f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        reasons.append((cond, f"excluded by tables.{table}.exclude[{rule!r}]"))
+    why = (
+        ("CASE " + " ".join(f"WHEN {c} THEN '{t.replace(chr(39), chr(39) * 2)}'" for c, t in reasons) + " END")
+        if (reasons)
+        else "NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, CAST({why} AS VARCHAR) AS pre_reject "
+        f"FROM {table}__numbered ORDER BY input_row"
+    )
+    con.execute(f"DROP TABLE {table}__numbered")
+    counts = dict(con.execute(f"SELECT pre_reject, count(*) FROM {table} GROUP BY ALL").fetchall())
+    stats.duplicates_dropped = int(counts.get(reasons[0][1], 0)) if spec.drop_exact_duplicates else 0
+    stats.excluded = {
+        rule: int(counts.get(f"excluded by tables.{table}.exclude[{rule!r}]", 0)) for rule in spec.exclude
+    }
+    stats.missing_id = con.execute(f"SELECT count(*) FROM {table} WHERE customer_id IS NULL").fetchall()[0][0]
+    stats.rows = sum(stats.files.values()) - sum(n for k, n in counts.items() if k is not None)
+    return stats
+
+
 def _derive_customers(con: duckdb.DuckDBPyConnection, spec: TableSpec, stats: TableStats) -> TableStats:
     """Customers from the transaction log: created at the first transaction, attributes from it."""
     attrs = "".join(f", arg_min({quote_ident(a)}, ts) AS {quote_ident(a)}" for a in [*spec.categorical, *spec.numeric])
@@ -333,10 +388,12 @@ def register_all(
     customers: TableSpec | None = None,
     with_labels: bool = True,
     drop_missing_ids: bool = True,
+    tag_rows: bool = False,
 ) -> dict[str, TableStats]:
     """Register every configured table; ``customers`` replaces the customers table (scoring input).
 
-    With ``drop_missing_ids=False`` customer rows without an id stay, for the caller to reject.
+    With ``drop_missing_ids=False`` customer rows without an id stay, for the caller to reject; with
+    ``tag_rows=True`` every customer row stays, numbered and tagged (see ``register_table``).
     """
     stats: dict[str, TableStats] = {}
     cust = customers or cfg.data.tables.customers
@@ -345,5 +402,8 @@ def register_all(
         spec = cust if name == "customers" else getattr(cfg.data.tables, name)
         if spec is None or (name == "labels" and not with_labels):
             continue
-        stats[name] = register_table(con, cfg, name, spec, drop_missing_ids if name == "customers" else True)
+        if name == "customers":
+            stats[name] = register_table(con, cfg, name, spec, drop_missing_ids, tag_rows=tag_rows)
+        else:
+            stats[name] = register_table(con, cfg, name, spec)
     return stats

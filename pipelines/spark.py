@@ -799,6 +799,9 @@ def predict_spark(
                     shutil.rmtree(stale)
                 else:
                     stale.unlink(missing_ok=True)
+            else:  # a cluster's file system (HDFS, S3, ...), through Hadoop's FileSystem API
+                jpath = spark._jvm.org.apache.hadoop.fs.Path(rejects_path)
+                jpath.getFileSystem(spark._jsc.hadoopConfiguration()).delete(jpath, True)
             return None
 
         share = rejected / max(input_rows, 1)
@@ -835,7 +838,9 @@ def predict_spark(
         path = write_dir(spark, result, out, partition_by=["tier"])
         n_scored = spark.read.parquet(path).count()
         log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
-        rejects_written = write_rejects()  # after the predictions: a failed run leaves the last pair as it was
+        # after the predictions: a run that fails while scoring leaves the last pair as it was (locally;
+        # on a cluster the output folder is overwritten in place)
+        rejects_written = write_rejects()
     finally:
         tagged.unpersist()
     return PredictResult(

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,11 +147,23 @@ def check_minimum(cfg: Config, tiers: pd.Series) -> None:
         )
 
 
-def segment_columns(feats: pd.DataFrame) -> list[str]:
-    """Behaviour columns for K-means: RFM and interaction numbers, plus tenure."""
-    cols = [c for c in feats.columns if c.startswith(("rfm_", "ix_")) and pd.api.types.is_numeric_dtype(feats[c])]
-    if not cols:  # lead-level data without an event log: use the numeric attributes
-        cols = [c for c in feats.columns if c != ID_COLUMN and pd.api.types.is_numeric_dtype(feats[c])]
+def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
+    """Behaviour columns for K-means: RFM and interaction numbers; without an event log (lead-level
+    data), the numeric attributes. ``exclude`` (``segments.exclude_columns``) are never used."""
+    unknown = sorted(set(exclude) - set(feats.columns))
+    if unknown:
+        raise TrainingDataError(
+            f"segments.exclude_columns names columns the feature table does not have: {unknown}. "
+            f"Feature columns: {[c for c in feats.columns if c != ID_COLUMN]}"
+        )
+    numeric = [c for c in feats.columns if c not in set(exclude) and pd.api.types.is_numeric_dtype(feats[c])]
+    cols = [c for c in numeric if c.startswith(("rfm_", "ix_"))]
+    if not cols:
+        cols = [c for c in numeric if c != ID_COLUMN]
+    if not cols:
+        raise TrainingDataError(
+            f"no numeric feature column is left for the K-means segments (segments.exclude_columns = {list(exclude)})"
+        )
     return cols
 
 
@@ -458,6 +471,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     X_train, y_train = train[feature_cols], train["tier"].tolist()
     eval_rows = test if test is not None else train
     groups = train[ID_COLUMN].to_numpy() if train["snapshot"].nunique() > 1 else None
+    seg_cols = segment_columns(feats, cfg.segments.exclude_columns)  # a wrong name stops here, before tuning
 
     client = tracking.setup(cfg)
     with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
@@ -564,7 +578,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
 
         # ---------------------------------------------------------- segments
         seg = Segmenter(
-            columns=segment_columns(feats),
+            columns=seg_cols,
             k=cfg.segments.k,
             k_range=tuple(cfg.segments.k_range),
             minibatch_above=cfg.segments.minibatch_above,

@@ -12,6 +12,7 @@ import pytest
 from pipelines import predict as predict_stage
 from pipelines import train as train_stage
 from pipelines.config import load_config
+from pipelines.train import TrainingDataError
 from tests.conftest import REPO
 
 SHARED = Path(os.environ.get("LEADTIER_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -77,6 +78,12 @@ def test_x_education_leads_slice_kfold_trains_and_scores_every_lead(workdir):
     assert "cust_lead_number" not in model_cols  # lowers QWK on the newest leads (README)
     # the Converted config reads the same file: Lead Number is a feature there, the leaky columns are not
     conv = load_config(REPO / "configs" / "x_education_converted.yaml", data_root=str(root))
-    conv_cols = set(train_stage.prepare(conv).features.columns)
+    conv_feats = train_stage.prepare(conv).features
+    conv_cols = set(conv_feats.columns)
     assert "cust_lead_number" in conv_cols and "cust_total_time_spent_on_website" in conv_cols
     assert not any(c.startswith(("cust_converted", "cust_tags", "cust_lead_quality")) for c in conv_cols)
+    # ... but the K-means segments leave it out (segments.exclude_columns): they describe behaviour
+    seg_cols = train_stage.segment_columns(conv_feats, conv.segments.exclude_columns)
+    assert "cust_lead_number" not in seg_cols and "cust_total_time_spent_on_website" in seg_cols
+    with pytest.raises(TrainingDataError, match=r"segments\.exclude_columns .*\['cust_lead_nr'\]"):
+        train_stage.segment_columns(conv_feats, ["cust_lead_nr"])

@@ -422,6 +422,65 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
     pd.testing.assert_frame_equal(kept, before)
 
 
+def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
+    """Exact duplicates and ``exclude`` rules on the scoring input: each such row is listed in the
+    rejects file at its own position in the file, by both engines, and never scored."""
+    from pipelines import predict
+
+    cfg, work = trained
+    ruled = cfg.model_copy(deep=True)
+    ruled.data.tables.customers.drop_exact_duplicates = True
+    ruled.data.tables.customers.exclude = {"internal test accounts": "customer_id LIKE 'ZTEST%'"}
+    ruled.predict.max_reject_share = 0.5  # 4 of 34 rejected is the point here
+    prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str}).head(30)
+    extra = prospects.iloc[[4, 4, 9]].copy()  # row 5 twice more (exact duplicates), row 10 as a test account
+    extra.iloc[2, extra.columns.get_loc("customer_id")] = "ZTEST1"
+    scoring = pd.concat([prospects, extra], ignore_index=True)
+    scoring.loc[len(scoring)] = scoring.iloc[9]  # row 10 again but changed: a duplicate id, not an exact copy
+    scoring.loc[len(scoring) - 1, "created_at"] = "2020-01-01"
+    scoring.to_csv(work / "ruled.csv", index=False)
+    inp = str(work / "ruled.csv")
+
+    batch = predict.run(ruled, input_path=inp, output=str(work / "ruled.parquet"), progress=False)
+    res = sp.predict_spark(spark, ruled, input_path=inp, output=str(work / "ruled_spark"))
+    dup = "exact duplicate row (tables.customers.drop_exact_duplicates)"
+    excluded = "excluded by tables.customers.exclude['internal test accounts']"
+    want = pd.DataFrame(
+        {
+            "input_row": [31, 32, 33, 34],
+            "customer_id": [prospects["customer_id"][4]] * 2 + ["ZTEST1", prospects["customer_id"][9]],
+            "reason": [dup, dup, excluded, "duplicate customer_id: the first occurrence is scored"],
+        }
+    )
+    for got in (batch, res):
+        assert got.input_rows == 34 and got.scored == 30 and got.rejected == 4
+        assert got.reasons == {dup: 2, excluded: 1, "duplicate customer_id: the first occurrence is scored": 1}
+        pd.testing.assert_frame_equal(pd.read_csv(got.rejects, dtype={"customer_id": str}), want)
+    a = pd.read_parquet(batch.output).sort_values("customer_id").reset_index(drop=True)
+    b = pd.read_parquet(res.output).sort_values("customer_id").reset_index(drop=True)
+    assert a["customer_id"].tolist() == b["customer_id"].tolist() == sorted(prospects["customer_id"])
+    assert b["tier"].astype(str).tolist() == a["tier"].tolist()
+
+
+def test_cluster_paths_write_and_clear_rejects_through_hadoop(spark, trained, monkeypatch):
+    """On a cluster (paths not on this machine) rejects are a folder of CSV parts, and a clean run deletes an
+    earlier run's through Hadoop's FileSystem API; simulated with local paths treated as remote."""
+    cfg, work = trained
+    prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str}).head(40)
+    dirty = pd.concat([prospects, prospects.head(1).assign(customer_id=None)], ignore_index=True)
+    dirty.to_csv(work / "remote_dirty.csv", index=False)
+    prospects.to_csv(work / "remote_clean.csv", index=False)
+    monkeypatch.setattr(sp, "_is_local", lambda spark, path: False)
+    out = str(work / "remote_out")
+    res = sp.predict_spark(spark, cfg, input_path=str(work / "remote_dirty.csv"), output=out)
+    assert res.rejected == 1 and Path(res.rejects).is_dir()
+    (part,) = Path(res.rejects).glob("part-*.csv")
+    assert pd.read_csv(part)["reason"].tolist() == ["missing customer_id"]
+    again = sp.predict_spark(spark, cfg, input_path=str(work / "remote_clean.csv"), output=out)
+    assert again.rejected == 0 and again.rejects is None and not Path(res.rejects).exists()
+    assert len(pd.read_parquet(again.output)) == 40
+
+
 def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
     from pipelines import predict
 
