@@ -343,11 +343,8 @@ def _tag_rows(con: duckdb.DuckDBPyConnection, table: str, spec: TableSpec, union
                 f"{str(exc).splitlines()[0]}"
             ) from None
         reasons.append((cond, f"excluded by tables.{table}.exclude[{rule!r}]"))
-    why = (
-        ("CASE " + " ".join(f"WHEN {c} THEN '{t.replace(chr(39), chr(39) * 2)}'" for c, t in reasons) + " END")
-        if (reasons)
-        else "NULL"
-    )
+    whens = " ".join(f"WHEN {cond} THEN '{text.replace(chr(39), chr(39) * 2)}'" for cond, text in reasons)
+    why = f"CASE {whens} END" if reasons else "NULL"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, CAST({why} AS VARCHAR) AS pre_reject "
         f"FROM {table}__numbered ORDER BY input_row"
