@@ -5,6 +5,10 @@ from __future__ import annotations
 import joblib
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from models.frame import FeatureMismatchError
 
 
 class LeadtierModel(mlflow.pyfunc.PythonModel):
@@ -15,9 +19,12 @@ class LeadtierModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = params or {}
-        return self.scorer.score(
-            pd.DataFrame(model_input),
-            lang=params.get("lang", "en"),
-            reasons=bool(params.get("reasons", False)),
-            n_jobs=int(params.get("n_jobs") or 0) or None,  # 0: the threads it was trained with
-        )
+        try:
+            return self.scorer.score(
+                pd.DataFrame(model_input),
+                lang=params.get("lang", "en"),
+                reasons=bool(params.get("reasons", False)),
+                n_jobs=int(params.get("n_jobs") or 0) or None,  # 0: the threads it was trained with
+            )
+        except FeatureMismatchError as exc:  # the REST server answers 400 with this message, not a generic one
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None

@@ -142,3 +142,19 @@ def test_missing_text_and_all_missing_numbers_are_accepted(server, trained, batc
     for c in [c for c in exp.columns if c.startswith("proba_")]:
         g, e = got[c].to_numpy(float), exp[c].to_numpy(float)
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6, err_msg=c)
+
+
+def test_a_request_missing_a_feature_column_is_a_400_naming_it(server, batch):
+    feats, _ = batch
+    rows = feats.head(2).drop(columns=["customer_id", "rfm_recency_days"])
+    req = urllib.request.Request(
+        f"{server}/invocations",
+        data=serve.payload(rows).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=60)
+    assert err.value.code == 400
+    message = json.loads(err.value.read().decode("utf-8"))["message"]
+    assert "rfm_recency_days" in message, message
