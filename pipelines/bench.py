@@ -785,7 +785,8 @@ def missing_inputs(config: Path, shared: Path) -> list[str]:
         )
         if s is not None
     ]
-    return [str(cfg.data_path(f.path)) for s in specs for f in s.files if not cfg.data_path(f.path).is_file()]
+    paths = dict.fromkeys(str(cfg.data_path(f.path)) for s in specs for f in s.files)  # once each, in order
+    return [p for p in paths if not Path(p).is_file()]
 
 
 # --------------------------------------------------------------------------- the benchmarks
@@ -1027,16 +1028,16 @@ LEADS_ORDER = {
 }
 
 
-@benchmark(*LEADS_ORDER)
-def bench_leads_order(ctx: Ctx) -> Iterator[dict]:
-    """No bar: how the k-fold figures above hold on the newest 20 % of leads (by `Lead Number`)."""
-    config = CONFIGS / "x_education_leads.yaml"
+def _newest_leads(ctx: Ctx, config: Path, table: dict[str, tuple[str, str, str]], **params: Any) -> Iterator[dict]:
+    """The figures of ``table`` (name: (split, model, metric)) from one ``leads_order`` child run."""
     missing = missing_inputs(config, ctx.shared)
     if missing:
-        yield from skipped(list(LEADS_ORDER), f"input files absent: {missing}")
+        yield from skipped(list(table), f"input files absent: {missing}")
         return
-    res = ctx.child("leads_order", config=str(config), shared=str(ctx.shared), order_by="Lead Number", test_share=0.2)
-    for name, (split, key, m) in LEADS_ORDER.items():
+    res = ctx.child(
+        "leads_order", config=str(config), shared=str(ctx.shared), order_by="Lead Number", test_share=0.2, **params
+    )
+    for name, (split, key, m) in table.items():
         yield metric(
             name,
             res["metrics"][split][key][m],
@@ -1050,43 +1051,30 @@ def bench_leads_order(ctx: Ctx) -> Iterator[dict]:
         )
 
 
+@benchmark(*LEADS_ORDER)
+def bench_leads_order(ctx: Ctx) -> Iterator[dict]:
+    """No bar: how the k-fold figures above hold on the newest 20 % of leads (by `Lead Number`)."""
+    yield from _newest_leads(ctx, CONFIGS / "x_education_leads.yaml", LEADS_ORDER)
+
+
 LEADS_CONVERTED_ORDER = {
-    # name: (model, metric)
-    "leads_converted_newest_auc": ("model", "roc_auc"),
-    "leads_converted_newest_auc_without_lead_number": ("model_without", "roc_auc"),
-    "leads_converted_newest_logreg_auc": ("logreg", "roc_auc"),
+    # name: (split, model, metric)
+    "leads_converted_newest_auc": ("ordered", "model", "roc_auc"),
+    "leads_converted_newest_auc_without_lead_number": ("ordered", "model_without", "roc_auc"),
+    "leads_converted_newest_logreg_auc": ("ordered", "logreg", "roc_auc"),
 }
 
 
 @benchmark(*LEADS_CONVERTED_ORDER)
 def bench_leads_converted_order(ctx: Ctx) -> Iterator[dict]:
     """No bar: whether `Lead Number`'s k-fold gain for `Converted` holds on the newest 20 % of leads."""
-    config = CONFIGS / "x_education_converted.yaml"
-    missing = missing_inputs(config, ctx.shared)
-    if missing:
-        yield from skipped(list(LEADS_CONVERTED_ORDER), f"input files absent: {missing}")
-        return
-    res = ctx.child(
-        "leads_order",
-        config=str(config),
-        shared=str(ctx.shared),
-        order_by="Lead Number",
-        test_share=0.2,
+    yield from _newest_leads(
+        ctx,
+        CONFIGS / "x_education_converted.yaml",
+        LEADS_CONVERTED_ORDER,
         splits=["ordered"],
         without=["cust_lead_number"],
     )
-    for name, (key, m) in LEADS_CONVERTED_ORDER.items():
-        yield metric(
-            name,
-            res["metrics"]["ordered"][key][m],
-            "",
-            ctx,
-            rows=res["n_test"],
-            n_train=res["n_train"],
-            evaluation="newest 20 % by Lead Number",
-            peak_rss_gb=round(res["peak_rss_gb"], 3),
-            **machine(res),
-        )
 
 
 @benchmark("leads_converted_auc")

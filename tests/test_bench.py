@@ -189,7 +189,7 @@ def test_real_data_benchmarks_skip_without_the_files(tmp_path):
             "-m",
             "pipelines.bench",
             "--only",
-            "leads_converted_auc,online_retail_dataset_seconds",
+            "leads_converted_auc,leads_converted_newest_auc,online_retail_dataset_seconds",
             "--shared",
             str(tmp_path / "absent"),
             "--workdir",
@@ -202,5 +202,10 @@ def test_real_data_benchmarks_skip_without_the_files(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
-    assert [x["name"] for x in lines] == ["online_retail_dataset_seconds", "leads_converted_auc"]
+    assert [x["name"] for x in lines] == [
+        "online_retail_dataset_seconds",
+        "leads_converted_newest_auc",
+        "leads_converted_auc",
+    ]
     assert all("absent" in x["skipped"] for x in lines)
+    assert lines[-1]["skipped"].count("Leads.csv") == 1  # customers and labels read the same file: named once
