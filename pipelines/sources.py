@@ -336,7 +336,7 @@ def _tag_rows(con: duckdb.DuckDBPyConnection, table: str, spec: TableSpec, union
     for rule, predicate in spec.exclude.items():
         cond = f"coalesce(({predicate}), false)"
         try:
-            con.execute(f"SELECT count(*) FROM {table}__numbered WHERE {cond}").fetchall()
+            con.execute(f"SELECT * FROM {table}__numbered WHERE {cond} LIMIT 0").fetchall()  # binds it, scans nothing
         except duckdb.Error as exc:
             raise InputError(
                 f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
@@ -346,17 +346,10 @@ def _tag_rows(con: duckdb.DuckDBPyConnection, table: str, spec: TableSpec, union
     whens = " ".join(f"WHEN {cond} THEN '{text.replace(chr(39), chr(39) * 2)}'" for cond, text in reasons)
     why = f"CASE {whens} END" if reasons else "NULL"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, CAST({why} AS VARCHAR) AS pre_reject "
-        f"FROM {table}__numbered ORDER BY input_row"
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, CAST({why} AS VARCHAR) AS pre_reject FROM {table}__numbered"
     )
     con.execute(f"DROP TABLE {table}__numbered")
-    counts = dict(con.execute(f"SELECT pre_reject, count(*) FROM {table} GROUP BY ALL").fetchall())
-    stats.duplicates_dropped = int(counts.get(reasons[0][1], 0)) if spec.drop_exact_duplicates else 0
-    stats.excluded = {
-        rule: int(counts.get(f"excluded by tables.{table}.exclude[{rule!r}]", 0)) for rule in spec.exclude
-    }
-    stats.missing_id = con.execute(f"SELECT count(*) FROM {table} WHERE customer_id IS NULL").fetchall()[0][0]
-    stats.rows = sum(stats.files.values()) - sum(n for k, n in counts.items() if k is not None)
+    stats.rows = sum(stats.files.values())  # every row stays; the caller counts the tags
     return stats
 
 
