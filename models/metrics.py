@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,44 +46,115 @@ def expected_calibration_error(y_idx: np.ndarray, proba: np.ndarray, n_bins: int
     return float(ece)
 
 
-def tier_metrics(
-    y_true: Sequence[str], proba: np.ndarray, levels: Sequence[str], y_pred: Sequence[str] | None = None
-) -> dict[str, float]:
-    """Headline metrics for tier predictions; ``proba`` columns follow ``levels`` (best first)."""
-    levels = list(levels)
-    y_true = np.asarray(y_true, dtype=object)
-    unknown = sorted(set(y_true) - set(levels))
-    if unknown:
-        raise ValueError(f"true tiers {unknown} are not levels of the scheme {levels}")
-    proba = np.asarray(proba, dtype=float)
-    if proba.shape != (len(y_true), len(levels)):
-        raise ValueError(f"proba must have shape ({len(y_true)}, {len(levels)}). Got {proba.shape} instead")
-    proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)  # undo output rounding
+def _encode(y: Sequence[str], levels: list[str], what: str) -> np.ndarray:
     idx = {c: i for i, c in enumerate(levels)}
-    y_idx = np.array([idx[v] for v in y_true])
-    pred_idx = proba.argmax(axis=1) if y_pred is None else np.array([idx[v] for v in y_pred])
-    onehot = np.eye(len(levels))[y_idx]
+    unknown = sorted(set(y) - set(levels))
+    if unknown:
+        raise ValueError(f"{what} {unknown} are not levels of the scheme {levels}")
+    return np.array([idx[v] for v in y], dtype=int)
+
+
+def _normalised(proba: np.ndarray, n_rows: int, n_levels: int) -> np.ndarray:
+    proba = np.asarray(proba, dtype=float)
+    if proba.shape != (n_rows, n_levels):
+        raise ValueError(f"proba must have shape ({n_rows}, {n_levels}). Got {proba.shape} instead")
+    return proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)  # undo output rounding
+
+
+def _scores(y_idx: np.ndarray, pred_idx: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """The metrics of one set of predictions that do not name a tier (integer-coded levels)."""
+    k = proba.shape[1]
+    onehot = np.eye(k)[y_idx]
     out = {
-        "macro_f1": f1_score(y_idx, pred_idx, average="macro", labels=range(len(levels)), zero_division=0),
+        "macro_f1": f1_score(y_idx, pred_idx, average="macro", labels=range(k), zero_division=0),
         "balanced_accuracy": balanced_accuracy_score(y_idx, pred_idx),
-        "qwk": cohen_kappa_score(y_idx, pred_idx, weights="quadratic", labels=list(range(len(levels)))),
+        "qwk": cohen_kappa_score(y_idx, pred_idx, weights="quadratic", labels=list(range(k))),
         "accuracy": accuracy_score(y_idx, pred_idx),
-        "log_loss": log_loss(y_idx, np.clip(proba, 1e-15, 1), labels=range(len(levels))),
+        "log_loss": log_loss(y_idx, np.clip(proba, 1e-15, 1), labels=range(k)),
         "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
         "ece": expected_calibration_error(y_idx, proba),
     }
-    prec, rec, _, support = precision_recall_fscore_support(y_idx, pred_idx, labels=range(len(levels)), zero_division=0)
-    for i, code in enumerate(levels):
-        out[f"precision_{code}"] = prec[i]
-        out[f"recall_{code}"] = rec[i]
-    if len(levels) == 2 and len(set(y_idx)) == 2:
+    if k == 2 and len(set(y_idx)) == 2:
         pos = proba[:, 0]  # the first level is the positive one (e.g. converted)
         is_pos = (y_idx == 0).astype(int)
         out["roc_auc"] = roc_auc_score(is_pos, pos)
         out["pr_auc"] = average_precision_score(is_pos, pos)
         top = np.argsort(-pos, kind="stable")[: max(1, len(pos) // 10)]
         out["lift_top_decile"] = is_pos[top].mean() / max(is_pos.mean(), 1e-12)
-    return {k: float(v) for k, v in out.items()}
+    return {m: float(v) for m, v in out.items()}
+
+
+def tier_metrics(
+    y_true: Sequence[str], proba: np.ndarray, levels: Sequence[str], y_pred: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Headline metrics for tier predictions; ``proba`` columns follow ``levels`` (best first)."""
+    levels = list(levels)
+    y_idx = _encode(np.asarray(y_true, dtype=object), levels, "true tiers")
+    proba = _normalised(proba, len(y_idx), len(levels))
+    pred_idx = proba.argmax(axis=1) if y_pred is None else _encode(y_pred, levels, "predicted tiers")
+    out = _scores(y_idx, pred_idx, proba)
+    prec, rec, _, _ = precision_recall_fscore_support(y_idx, pred_idx, labels=range(len(levels)), zero_division=0)
+    for i, code in enumerate(levels):
+        out[f"precision_{code}"] = float(prec[i])
+        out[f"recall_{code}"] = float(rec[i])
+    return out
+
+
+def paired_bootstrap(
+    y_true: Sequence[str],
+    predictions: Mapping[str, tuple[np.ndarray, Sequence[str]]],
+    reference: str,
+    levels: Sequence[str],
+    keys: Sequence[str],
+    n_resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """How much better ``reference`` scores than each other entry of ``predictions``, with an interval.
+
+    ``predictions`` maps a name to (probabilities, predicted tiers) on the rows of ``y_true``. Every
+    resample draws the evaluation rows with replacement once and scores all models on that draw, so
+    the interval is for the paired difference. ``gain`` is positive when ``reference`` is better
+    (for log-loss, Brier and ECE: lower). The interval covers which customers happened to be
+    evaluated, not the randomness of retraining. Returns ``{name: {metric: {gain, low, high}}}``
+    for the metrics in ``keys`` that both sides have.
+    """
+    levels = list(levels)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1. Got {confidence!r} instead")
+    if n_resamples < 2:
+        raise ValueError(f"n_resamples must be at least 2. Got {n_resamples!r} instead")
+    if reference not in predictions:
+        raise ValueError(f"reference {reference!r} is not among the predictions {sorted(predictions)}")
+    y_idx = _encode(np.asarray(y_true, dtype=object), levels, "true tiers")
+    coded = {
+        name: (_normalised(proba, len(y_idx), len(levels)), _encode(pred, levels, f"predicted tiers of {name!r}"))
+        for name, (proba, pred) in predictions.items()
+    }
+    point = {name: _scores(y_idx, pred, proba) for name, (proba, pred) in coded.items()}
+    sign = {m: 1.0 if HIGHER_IS_BETTER.get(m, True) else -1.0 for m in keys}
+    others = [name for name in coded if name != reference]
+    draws: dict[str, dict[str, list[float]]] = {name: {m: [] for m in keys} for name in others}
+    rng = np.random.default_rng(seed)
+    for _ in range(n_resamples):
+        rows = rng.integers(0, len(y_idx), len(y_idx))
+        with warnings.catch_warnings():  # a draw may miss a rare tier; sklearn warns, the metric is still defined
+            warnings.simplefilter("ignore", UserWarning)
+            scored = {name: _scores(y_idx[rows], pred[rows], proba[rows]) for name, (proba, pred) in coded.items()}
+        for name in others:
+            for m in keys:
+                if m in scored[reference] and m in scored[name]:  # AUC needs both classes in the draw
+                    draws[name][m].append(sign[m] * (scored[reference][m] - scored[name][m]))
+    tail = (1 - confidence) / 2 * 100
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in others:
+        out[name] = {}
+        for m in keys:
+            if m in point[reference] and m in point[name] and draws[name][m]:
+                low, high = np.percentile(draws[name][m], [tail, 100 - tail])
+                gain = sign[m] * (point[reference][m] - point[name][m])
+                out[name][m] = {"gain": float(gain), "low": float(low), "high": float(high)}
+    return out
 
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], levels: Sequence[str]) -> pd.DataFrame:

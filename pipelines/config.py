@@ -362,12 +362,24 @@ class TrainConfig(_Strict):
         description="grade -> lowest 0-100 score of the band, e.g. {A: 75, B: 50, C: 25, D: 0}; adds a "
         "`grade` column to predictions (the score comes from calibrated probabilities)",
     )
+    bootstrap_resamples: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=200,
+        description="paired bootstrap resamples of the evaluation rows behind the 95 % interval of the model's "
+        "gain over each baseline; 0: no intervals. Seeded by `seed`",
+    )
     semi_supervised: SemiSupervisedConfig = Field(default_factory=SemiSupervisedConfig)
     floors: FloorsConfig = Field(default_factory=FloorsConfig)
     n_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="LightGBM threads; 1 is fastest on small data and busy 2-core machines"
     )
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+
+    @field_validator("bootstrap_resamples")
+    @classmethod
+    def _enough_resamples(cls, v: int) -> int:
+        if 0 < v < 20:
+            raise ValueError(f"needs 0 (no intervals) or at least 20 resamples for a 95 % interval. Got {v} instead")
+        return v
 
 
 class SegmentConfig(_Strict):

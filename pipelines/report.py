@@ -336,9 +336,12 @@ def _concentration(rev: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _model_card(metrics: dict | None, scheme: TierScheme, lang: str, info: dict) -> dict[str, Any]:
+def _model_card(
+    metrics: dict | None, scheme: TierScheme, lang: str, info: dict, gains: dict | None = None
+) -> dict[str, Any]:
     s = strings(lang)
     metrics = metrics or {}
+    vs_logreg = (gains or {}).get("logreg") or {}
     keys = [k for k in MODEL_KEYS if isinstance(metrics.get(k), dict) and metrics[k]]
     rows = []
     for m in CARD_METRICS:
@@ -348,11 +351,18 @@ def _model_card(metrics: dict | None, scheme: TierScheme, lang: str, info: dict)
             continue
         higher = HIGHER_IS_BETTER[m]
         best_v = max(finite.values()) if higher else min(finite.values())
+        g = vs_logreg.get(m)
         rows.append(
             {
                 "metric": m,
                 "label": s.get(f"metric_{m}", m),
                 "higher": higher,
+                "gain": None
+                if g is None
+                else {
+                    "text": f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]",
+                    "within_noise": g["low"] <= 0 <= g["high"],
+                },
                 "values": [
                     {
                         "key": k,
@@ -379,6 +389,7 @@ def _model_card(metrics: dict | None, scheme: TierScheme, lang: str, info: dict)
         "rows": rows,
         "per_tier": per_tier,
         "available": bool(rows),
+        "has_gain": any(r["gain"] for r in rows),
     }
 
 
@@ -480,6 +491,7 @@ def build_context(
     *,
     migration: pd.DataFrame | None = None,
     drift: pd.DataFrame | None = None,
+    gains: dict | None = None,
     source: str = "frame",
 ) -> dict[str, Any]:
     """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
@@ -489,6 +501,8 @@ def build_context(
     ``test_metrics`` ({"model"|"logreg"|"rfm_scorecard"|"majority": {metric: value}}); ``model_info``: name,
     version, uri, train_as_of, run_id; ``revenue``: past revenue, one value per predictions row
     or indexed by customer_id (missing = 0). ``migration`` and ``drift`` add optional sections.
+    ``gains``: the scorer's ``test_gains_95ci`` ({baseline: {metric: {gain, low, high}}}); the model
+    card shows the gain over the logistic regression with its interval.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
     s = strings(lang)
@@ -701,7 +715,7 @@ def build_context(
         "segments": segments,
         "tier_segment": tier_segment,
         "segments_ami": (model_info or {}).get("segments_tier_ami"),
-        "model_card": _model_card(metrics, scheme, lang, model_info),
+        "model_card": _model_card(metrics, scheme, lang, model_info, gains),
         "top": top,
         "has_reasons": has_reasons,
         "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
@@ -927,6 +941,7 @@ def run(
             segment_names=getattr(seg, "names_", {}),
             segment_profile=profile,
             metrics=meta.get("test_metrics"),
+            gains=meta.get("test_gains_95ci"),
             model_info={
                 "name": cfg.mlflow.model_name,
                 "version": version,

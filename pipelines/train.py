@@ -34,6 +34,7 @@ from models.metrics import (
     HIGHER_IS_BETTER,
     compare,
     confusion,
+    paired_bootstrap,
     tier_metrics,
 )
 from models.scorer import TierScorer
@@ -69,6 +70,7 @@ class TrainResult:
     reasons: list[str]
     metrics: dict[str, dict[str, float]]
     beats: dict[str, dict[str, bool]]
+    gains: dict[str, dict[str, dict[str, float]]]  # baseline -> metric -> {gain, low, high}; {} without bootstrap
     best_params: dict
     n_train: int
     n_test: int
@@ -569,8 +571,29 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on evaluation rows"), f"plots/confusion_{key}.png")
             mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
         compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
-        beats = {b: compare(metrics["model"], metrics[b], compared) for b in metrics if not b.startswith("model")}
-        mlflow.log_dict({"protocol": prep.protocol, "metrics": metrics, "model_beats": beats}, "eval/summary.json")
+        baselines = [b for b in metrics if not b.startswith("model")]
+        beats = {b: compare(metrics["model"], metrics[b], compared) for b in baselines}
+        gains = {}
+        if cfg.train.bootstrap_resamples:
+            gains = paired_bootstrap(
+                y_eval,
+                {k: preds[k] for k in ["model", *baselines]},
+                "model",
+                levels,
+                compared,
+                n_resamples=cfg.train.bootstrap_resamples,
+                seed=cfg.seed,
+            )
+        mlflow.log_dict(
+            {
+                "protocol": prep.protocol,
+                "metrics": metrics,
+                "model_beats": beats,
+                "model_gain_95ci": gains,
+                "bootstrap_resamples": cfg.train.bootstrap_resamples,
+            },
+            "eval/summary.json",
+        )
 
         imp = clf.feature_importances_
         mlflow.log_text(imp.to_csv(header=True), "model/feature_importance.csv")
@@ -614,6 +637,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                 "protocol": prep.protocol,
                 "run_id": run_id,
                 "test_metrics": metrics,
+                "test_gains_95ci": gains,
                 "segments_tier_ami": ami,
                 "seed": cfg.seed,
             },
@@ -648,11 +672,17 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         reasons=decision.reasons,
         metrics=metrics,
         beats=beats,
+        gains=gains,
         best_params=best_params,
         n_train=len(train),
         n_test=len(eval_rows),
         seconds=seconds,
-        extra={"n_trials": len(study.trials), "segments_k": seg.n_clusters_, "protocol": prep.protocol},
+        extra={
+            "n_trials": len(study.trials),
+            "segments_k": seg.n_clusters_,
+            "protocol": prep.protocol,
+            "bootstrap_resamples": cfg.train.bootstrap_resamples,
+        },
     )
 
 
@@ -675,6 +705,17 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
     for b, verdict in res.beats.items():
         words = ", ".join(f"{m} {'yes' if v else 'NO'}" for m, v in verdict.items())
         lines.append(f"  beats {b}: {words}")
+    if res.gains:
+        lines.append(
+            f"model's gain over each baseline, positive = better, [95 % interval from "
+            f"{res.extra['bootstrap_resamples']} paired bootstrap resamples of the evaluation rows]:"
+        )
+        for b, per_metric in res.gains.items():
+            words = ", ".join(
+                f"{m} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for m, g in per_metric.items()
+            )
+            unsure = [m for m, g in per_metric.items() if g["low"] <= 0 <= g["high"]]
+            lines.append(f"  vs {b}: {words}" + (f"; within noise: {', '.join(unsure)}" if unsure else ""))
     lines += [f"  {r}" for r in res.reasons]
     lines.append(f"MLflow run {res.run_id}")
     return "\n".join(lines)

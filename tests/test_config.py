@@ -52,6 +52,7 @@ def test_demo_config_loads_with_builtin_schemes():
             r"personal cannot be features",
         ),
         (lambda r: r.update(duckdb_memory_limit="lots"), r"duckdb_memory_limit"),
+        (lambda r: r["train"].update(bootstrap_resamples=5), r"train\.bootstrap_resamples: .*at least 20 resamples"),
         (lambda r: r["train"].update(primary_metric="roc_auc"), r"'roc_auc' needs a two-level scheme"),
         (
             lambda r: r["train"]["tuning"]["search_space"].update(num_leafs={"type": "int", "low": 8, "high": 64}),

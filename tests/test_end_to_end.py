@@ -55,6 +55,14 @@ def test_first_model_becomes_champion_and_beats_baselines(trained):
     for baseline in ("majority", "rfm_scorecard"):  # a verdict per metric, calibration metrics included
         assert {"macro_f1", "qwk", "log_loss", "brier", "ece"} <= set(first.beats[baseline]), first.beats
     assert first.beats["majority"]["macro_f1"] and first.beats["majority"]["qwk"]
+    # every verdict comes with the size of the gain and its bootstrap interval; against the majority
+    # baseline the macro-F1 gain is far from noise
+    assert {b: set(v) for b, v in first.gains.items()} == {b: set(v) for b, v in first.beats.items()}
+    g = first.gains["majority"]["macro_f1"]
+    assert 0 < g["low"] <= g["gain"] <= g["high"]
+    assert g["gain"] == pytest.approx(m["model"]["macro_f1"] - m["majority"]["macro_f1"])
+    text = train_stage.summary_text(cfg, first)
+    assert "vs logreg: macro_f1 " in text and "paired bootstrap resamples" in text
 
 
 def test_second_model_is_gated_against_the_champion(trained):

@@ -8,7 +8,7 @@ import pytest
 
 from models.baselines import LogisticBaseline, MajorityBaseline
 from models.classifier import TierClassifier, decide
-from models.metrics import compare, confusion, tier_metrics
+from models.metrics import compare, confusion, paired_bootstrap, tier_metrics
 from models.schemes import TierLevel, TierScheme
 from models.segments import Segmenter
 
@@ -109,6 +109,37 @@ def test_metrics_known_values():
     ) == {"macro_f1": True, "log_loss": False}
     with pytest.raises(ValueError, match=r"true tiers \['Q'\]"):
         tier_metrics(["Q"], np.ones((1, 3)) / 3, LEVELS)
+
+
+def test_paired_bootstrap_gives_the_gain_over_each_baseline_with_an_interval():
+    rng = np.random.default_rng(0)
+    y = rng.choice(LEVELS, 600)
+    truth = np.eye(3)[[LEVELS.index(v) for v in y]]
+    sharp = 0.8 * truth + 0.2 / 3  # right on every row, confident
+    noisy = rng.dirichlet(np.ones(3), len(y))  # guesses
+    preds = {
+        "model": (sharp, y),
+        "guess": (noisy, list(np.asarray(LEVELS)[noisy.argmax(1)])),
+        "same": (sharp.copy(), list(y)),
+    }
+    keys = ["macro_f1", "qwk", "log_loss", "ece"]
+    out = paired_bootstrap(y, preds, "model", LEVELS, keys, n_resamples=50, seed=3)
+    assert set(out) == {"guess", "same"} and set(out["guess"]) == set(keys)
+    point = {k: tier_metrics(y, proba, LEVELS, y_pred=pred) for k, (proba, pred) in preds.items()}
+    for m in keys:
+        g = out["guess"][m]
+        sign = 1 if m in ("macro_f1", "qwk") else -1  # log-loss and ECE: lower is better
+        assert g["gain"] == pytest.approx(sign * (point["model"][m] - point["guess"][m]))
+        assert g["low"] <= g["gain"] <= g["high"]
+        assert out["same"][m] == {"gain": 0.0, "low": 0.0, "high": 0.0}  # paired: the same rows every draw
+    # clearly better on the measures of fit; log-loss gain is positive although the model's is higher than 0
+    assert out["guess"]["macro_f1"]["low"] > 0.5 and out["guess"]["log_loss"]["low"] > 0
+    assert paired_bootstrap(y, preds, "model", LEVELS, keys, n_resamples=50, seed=3) == out  # seeded
+    assert paired_bootstrap(y, preds, "model", LEVELS, keys, n_resamples=50, seed=4) != out
+    with pytest.raises(ValueError, match=r"reference 'champ' is not among the predictions"):
+        paired_bootstrap(y, preds, "champ", LEVELS, keys)
+    with pytest.raises(ValueError, match=r"predicted tiers of 'guess' \['Z'\]"):
+        paired_bootstrap(y, {**preds, "guess": (noisy, ["Z"] * len(y))}, "model", LEVELS, keys)
 
 
 def test_two_class_metrics_include_auc_and_lift():

@@ -144,6 +144,9 @@ def test_diagnostics_notebook_trains_and_diagnoses(nb_env, diagnostics):
     table = text.split("Evaluation metrics (model vs baselines):", 1)[1]
     for row in ("model", "majority", "logreg", "rfm_scorecard"):
         assert re.search(rf"^{row}\s+\d", table, flags=re.MULTILINE), f"metrics table lacks row {row}"
+    assert re.search(r"^logreg\s+macro_f1\s+[-\d.]+\s+[-\d.]+\s+[-\d.]+\s+(True|False)$", text, flags=re.M), (
+        "no gain-with-interval table for the logistic regression"
+    )
     assert "registered model leadtier-demo v1" in text
     assert "recomputed holdout metrics match the run's logged metrics" in text
     assert "same as the logged confusion matrix" in text

@@ -266,6 +266,23 @@ def test_model_card_marks_best(scheme5):
     assert "RFM quintile scorecard" in html
     assert html.count('class="n best"') == len(rows)
     assert report.strings("en")["metrics_note"].split()[0] in html
+    assert report.strings("en")["gain_vs_logreg"] not in html  # no intervals given: no column
+    gains = {
+        "logreg": {
+            "macro_f1": {"gain": 0.0216, "low": 0.0031, "high": 0.0402},
+            "log_loss": {"gain": 0.0104, "low": -0.0052, "high": 0.0263},
+        }
+    }
+    with_gains = context(scheme5, make_predictions(scheme5, ["A", "B"]), gains=gains)
+    rows = {r["metric"]: r for r in with_gains["model_card"]["rows"]}
+    assert rows["macro_f1"]["gain"] == {"text": "+0.022 [+0.003, +0.040]", "within_noise": False}
+    assert rows["log_loss"]["gain"]["within_noise"] and rows["qwk"]["gain"] is None
+    html = report.render(with_gains, "en")
+    assert report.strings("en")["gain_vs_logreg"] in html and "+0.022 [+0.003, +0.040]</td>" in html
+    assert f"+0.010 [-0.005, +0.026] ({report.strings('en')['within_noise']})" in html
+    assert report.strings("zh")["gain_vs_logreg"] in report.render(
+        context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=gains), "zh"
+    )
     none = report.build_context(make_predictions(scheme5, ["A"]), scheme5, SEGMENT_NAMES, PROFILE, None, INFO)
     assert not none["model_card"]["available"]
     assert report.strings("en")["no_metrics"] in report.render(none, "en")
