@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -74,14 +73,82 @@ def _scores(y_idx: np.ndarray, pred_idx: np.ndarray, proba: np.ndarray) -> dict[
         "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
         "ece": expected_calibration_error(y_idx, proba),
     }
-    if k == 2 and len(set(y_idx)) == 2:
-        pos = proba[:, 0]  # the first level is the positive one (e.g. converted)
-        is_pos = (y_idx == 0).astype(int)
-        out["roc_auc"] = roc_auc_score(is_pos, pos)
-        out["pr_auc"] = average_precision_score(is_pos, pos)
-        top = np.argsort(-pos, kind="stable")[: max(1, len(pos) // 10)]
-        out["lift_top_decile"] = is_pos[top].mean() / max(is_pos.mean(), 1e-12)
+    out.update(_two_level_scores(y_idx, proba))
     return {m: float(v) for m, v in out.items()}
+
+
+def _two_level_scores(y_idx: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """ROC-AUC, PR-AUC and top-decile lift of a two-level scheme ({} otherwise, or with one class only)."""
+    if proba.shape[1] != 2 or len(set(y_idx)) != 2:
+        return {}
+    pos = proba[:, 0]  # the first level is the positive one (e.g. converted)
+    is_pos = (y_idx == 0).astype(int)
+    top = np.argsort(-pos, kind="stable")[: max(1, len(pos) // 10)]
+    return {
+        "roc_auc": float(roc_auc_score(is_pos, pos)),
+        "pr_auc": float(average_precision_score(is_pos, pos)),
+        "lift_top_decile": float(is_pos[top].mean() / max(is_pos.mean(), 1e-12)),
+    }
+
+
+class _Resampler:
+    """One model's predictions, prepared so that a bootstrap draw is scored from counts and sums.
+
+    A draw is given as ``counts``: how often each evaluation row was drawn. A resample needs the
+    metrics thousands of times and scikit-learn's input checks would dominate, so each metric is a
+    weighted sum of per-row terms computed once: macro-F1, balanced accuracy and QWK from the draw's
+    confusion counts, ROC-AUC and PR-AUC from counts per distinct score, log-loss, Brier and ECE
+    from per-row terms. Each follows scikit-learn's definition (and
+    :func:`expected_calibration_error`), which a test checks value by value against :func:`_scores`;
+    rows tied on the score share the top decile of the lift in proportion.
+    """
+
+    def __init__(self, y_idx: np.ndarray, pred_idx: np.ndarray, proba: np.ndarray, n_bins: int = 10):
+        k = self.k = proba.shape[1]
+        conf = proba.max(axis=1)
+        self.cell = y_idx * k + pred_idx  # confusion-matrix cell of each row
+        self.w = np.subtract.outer(np.arange(k), np.arange(k)).astype(float) ** 2
+        self.loss = -np.log(np.clip(proba[np.arange(len(y_idx)), y_idx], 1e-15, 1))
+        self.sq = np.sum((proba - np.eye(k)[y_idx]) ** 2, axis=1)
+        self.n_bins = n_bins
+        self.bin = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+        self.gap = (proba.argmax(axis=1) == y_idx) - conf  # correct minus confidence
+        if k == 2:
+            # distinct scores of the positive (first) level from highest to lowest, and each row's group
+            scores, self.group = np.unique(-proba[:, 0], return_inverse=True)
+            self.n_groups = len(scores)
+            self.is_pos = (y_idx == 0).astype(float)
+
+    def scores(self, counts: np.ndarray) -> dict[str, float]:
+        k, n = self.k, counts.sum()
+        cm = np.bincount(self.cell, counts, k * k).reshape(k, k)
+        tp, n_true, n_pred = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+        f1 = np.divide(2 * tp, n_true + n_pred, out=np.zeros(k), where=(n_true + n_pred) > 0)
+        seen = n_true > 0
+        chance = (self.w * np.outer(n_true, n_pred) / n).sum()
+        out = {
+            "macro_f1": float(f1.mean()),
+            "balanced_accuracy": float((tp[seen] / n_true[seen]).mean()),
+            "qwk": float(1 - (self.w * cm).sum() / chance) if chance > 0 else float("nan"),
+            "log_loss": float(counts @ self.loss / n),
+            "brier": float(counts @ self.sq / n),
+            "ece": float(np.abs(np.bincount(self.bin, counts * self.gap, self.n_bins)).sum() / n),
+        }
+        if k == 2:
+            pos = np.bincount(self.group, counts * self.is_pos, self.n_groups)  # per score, highest first
+            neg = np.bincount(self.group, counts * (1 - self.is_pos), self.n_groups)
+            n_pos, n_neg = pos.sum(), neg.sum()
+            if n_pos > 0 and n_neg > 0:
+                below = n_neg - np.cumsum(neg)  # negatives scored lower than each group
+                out["roc_auc"] = float(pos @ (below + neg / 2) / (n_pos * n_neg))
+                hits, seen_rows = np.cumsum(pos), np.cumsum(pos + neg)
+                precision = np.divide(hits, seen_rows, out=np.zeros_like(hits), where=seen_rows > 0)
+                out["pr_auc"] = float(pos @ precision / n_pos)
+                top = max(1.0, float(n // 10))  # rows in the top decile, filled group by group
+                taken = np.clip(top - (seen_rows - pos - neg), 0, pos + neg)
+                share = np.divide(taken, pos + neg, out=np.zeros_like(taken), where=(pos + neg) > 0)
+                out["lift_top_decile"] = float(share @ pos / top / (n_pos / n))
+        return out
 
 
 def tier_metrics(
@@ -117,7 +184,8 @@ def paired_bootstrap(
     the interval is for the paired difference. ``gain`` is positive when ``reference`` is better
     (for log-loss, Brier and ECE: lower). The interval covers which customers happened to be
     evaluated, not the randomness of retraining. Returns ``{name: {metric: {gain, low, high}}}``
-    for the metrics in ``keys`` that both sides have.
+    for the metrics in ``keys`` that both sides have and that at least half of the draws define
+    (a draw can leave QWK or an AUC-type metric undefined, e.g. with one true tier; it is skipped).
     """
     levels = list(levels)
     if not 0 < confidence < 1:
@@ -134,25 +202,27 @@ def paired_bootstrap(
     point = {name: _scores(y_idx, pred, proba) for name, (proba, pred) in coded.items()}
     sign = {m: 1.0 if HIGHER_IS_BETTER.get(m, True) else -1.0 for m in keys}
     others = [name for name in coded if name != reference]
+    fast = {name: _Resampler(y_idx, pred, proba) for name, (proba, pred) in coded.items()}
     draws: dict[str, dict[str, list[float]]] = {name: {m: [] for m in keys} for name in others}
     rng = np.random.default_rng(seed)
+    n = len(y_idx)
     for _ in range(n_resamples):
-        rows = rng.integers(0, len(y_idx), len(y_idx))
-        with warnings.catch_warnings():  # a draw may miss a rare tier; sklearn warns, the metric is still defined
-            warnings.simplefilter("ignore", UserWarning)
-            scored = {name: _scores(y_idx[rows], pred[rows], proba[rows]) for name, (proba, pred) in coded.items()}
+        counts = rng.multinomial(n, np.full(n, 1 / n)).astype(float)  # n rows drawn with replacement
+        scored = {name: r.scores(counts) for name, r in fast.items()}
         for name in others:
             for m in keys:
-                if m in scored[reference] and m in scored[name]:  # AUC needs both classes in the draw
-                    draws[name][m].append(sign[m] * (scored[reference][m] - scored[name][m]))
+                # a draw may lack a metric (AUC with one class) or leave it undefined (QWK with one tier)
+                diff = sign[m] * (scored[reference].get(m, np.nan) - scored[name].get(m, np.nan))
+                if np.isfinite(diff):
+                    draws[name][m].append(diff)
     tail = (1 - confidence) / 2 * 100
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name in others:
         out[name] = {}
         for m in keys:
-            if m in point[reference] and m in point[name] and draws[name][m]:
+            gain = sign[m] * (point[reference].get(m, np.nan) - point[name].get(m, np.nan))
+            if np.isfinite(gain) and len(draws[name][m]) >= n_resamples / 2:
                 low, high = np.percentile(draws[name][m], [tail, 100 - tail])
-                gain = sign[m] * (point[reference][m] - point[name][m])
                 out[name][m] = {"gain": float(gain), "low": float(low), "high": float(high)}
     return out
 

@@ -1094,6 +1094,7 @@ def bench_leads_converted(ctx: Ctx) -> Iterator[dict]:
         "",
         ctx,
         logreg_auc=round(res["metrics"]["logreg"]["roc_auc"], 4),
+        **_gain_ci(res, "logreg", "roc_auc", "gain_over_logreg_95ci"),
         **_train_context(res),
     )
 

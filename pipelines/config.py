@@ -362,8 +362,8 @@ class TrainConfig(_Strict):
         description="grade -> lowest 0-100 score of the band, e.g. {A: 75, B: 50, C: 25, D: 0}; adds a "
         "`grade` column to predictions (the score comes from calibrated probabilities)",
     )
-    bootstrap_resamples: Annotated[int, Field(ge=0, le=10_000)] = Field(
-        default=200,
+    bootstrap_resamples: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=2000,
         description="paired bootstrap resamples of the evaluation rows behind the 95 % interval of the model's "
         "gain over each baseline; 0: no intervals. Seeded by `seed`",
     )

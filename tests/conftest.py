@@ -31,7 +31,6 @@ def small_config(data_root: Path, **overrides) -> Config:
     cfg.train.tuning.n_trials = overrides.pop("n_trials", 2)
     cfg.train.tuning.timeout_s = overrides.pop("timeout_s", 60)
     cfg.train.tuning.cv_folds = 2
-    cfg.train.bootstrap_resamples = overrides.pop("bootstrap_resamples", 50)  # intervals, quickly
     cfg.segments.k_range = (3, 4)
     for k, v in overrides.items():
         setattr(cfg, k, v)

@@ -8,7 +8,7 @@ import pytest
 
 from models.baselines import LogisticBaseline, MajorityBaseline
 from models.classifier import TierClassifier, decide
-from models.metrics import compare, confusion, paired_bootstrap, tier_metrics
+from models.metrics import _Resampler, _scores, compare, confusion, paired_bootstrap, tier_metrics
 from models.schemes import TierLevel, TierScheme
 from models.segments import Segmenter
 
@@ -140,6 +140,41 @@ def test_paired_bootstrap_gives_the_gain_over_each_baseline_with_an_interval():
         paired_bootstrap(y, preds, "champ", LEVELS, keys)
     with pytest.raises(ValueError, match=r"predicted tiers of 'guess' \['Z'\]"):
         paired_bootstrap(y, {**preds, "guess": (noisy, ["Z"] * len(y))}, "model", LEVELS, keys)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_bootstrap_draws_score_as_scikit_learn_does(k):
+    """The bootstrap scores a draw from counts; every metric must equal scikit-learn's on the drawn rows."""
+    rng = np.random.default_rng(k)
+    for trial in range(12):
+        n = int(rng.integers(30, 300))
+        y = rng.integers(0, k, n)
+        proba = rng.dirichlet(np.ones(k), n)
+        tied = trial % 3 == 2  # scores shared by many rows: AUC and PR-AUC must group them as sklearn does
+        if tied:
+            proba = np.round(proba, 1) + 1e-9
+            proba /= proba.sum(axis=1, keepdims=True)
+        pred = proba.argmax(axis=1) if trial % 2 else rng.integers(0, k, n)
+        rows = rng.integers(0, n, n)
+        fast = _Resampler(y, pred, proba).scores(np.bincount(rows, minlength=n).astype(float))
+        slow = _scores(y[rows], pred[rows], proba[rows])
+        assert set(fast) == set(slow) - {"accuracy"}
+        for m in fast:
+            if not (tied and m == "lift_top_decile"):  # ties: proportional share, not row order
+                assert fast[m] == pytest.approx(slow[m], rel=1e-9, abs=1e-12), (m, trial)
+
+
+def test_bootstrap_skips_draws_that_leave_a_metric_undefined():
+    # 12 rows, one of them 'no': many draws hold no 'no' at all, so AUC is undefined there
+    y = ["yes"] * 11 + ["no"]
+    p = np.linspace(0.95, 0.05, 12)
+    proba = np.c_[p, 1 - p]
+    preds = {"model": (proba, ["yes"] * 12), "majority": (np.tile([11 / 12, 1 / 12], (12, 1)), ["yes"] * 12)}
+    out = paired_bootstrap(y, preds, "model", ["yes", "no"], ["macro_f1", "qwk", "roc_auc"], n_resamples=200)
+    for g in out["majority"].values():
+        assert np.isfinite([g["gain"], g["low"], g["high"]]).all() and g["low"] <= g["high"]
+    # both models say 'yes' to everyone: QWK is 0 on every draw that has a 'no' and undefined on the rest
+    assert out["majority"]["qwk"] == {"gain": 0.0, "low": 0.0, "high": 0.0}
 
 
 def test_two_class_metrics_include_auc_and_lift():
