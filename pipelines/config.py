@@ -325,6 +325,22 @@ class FloorsConfig(_Strict):
     balanced_accuracy: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
+class GateConfig(_Strict):
+    """How clearly a new model must beat the current champion to take its place."""
+
+    min_gain: Annotated[float, Field(ge=0)] = Field(
+        default=0.0,
+        description="the primary metric must improve on the champion's by more than this, in the metric's own "
+        "units (for log_loss: fall by more than this)",
+    )
+    interval: bool = Field(
+        default=False,
+        description="also require the whole 95 % paired-bootstrap interval of that gain to lie above min_gain; "
+        "where the champion's predictions for the evaluation rows are unavailable the gate says so and "
+        "compares point estimates",
+    )
+
+
 class TrainConfig(_Strict):
     evaluation: Literal["holdout", "kfold", "backtest"] = Field(
         default="holdout",
@@ -369,6 +385,7 @@ class TrainConfig(_Strict):
     )
     semi_supervised: SemiSupervisedConfig = Field(default_factory=SemiSupervisedConfig)
     floors: FloorsConfig = Field(default_factory=FloorsConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
     n_jobs: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="LightGBM threads; 1 is fastest on small data and busy 2-core machines"
     )
@@ -380,6 +397,15 @@ class TrainConfig(_Strict):
         if 0 < v < 20:
             raise ValueError(f"needs 0 (no intervals) or at least 20 resamples for a 95 % interval. Got {v} instead")
         return v
+
+    @model_validator(mode="after")
+    def _gate_has_resamples(self) -> TrainConfig:
+        if self.gate.interval and not self.bootstrap_resamples:
+            raise ValueError(
+                "gate.interval needs bootstrap resamples for its interval, but bootstrap_resamples is 0. "
+                "Set bootstrap_resamples to 20 or more, or gate.interval to false"
+            )
+        return self
 
 
 class SegmentConfig(_Strict):

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,13 +20,14 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from models.frame import ID_COLUMN
-from models.metrics import HIGHER_IS_BETTER, tier_metrics
+from models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
 from models.scorer import TierScorer
 from pipelines.config import Config
 from pipelines.mlflow_model import LeadtierModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 TRAIN_KEYS = "inputs/train_keys.parquet"  # the rows a registered model was fitted on (customer_id, snapshot)
+EVAL_PREDICTIONS = "eval/predictions.parquet"  # the model's predictions for its evaluation rows (k-fold: out of fold)
 MIN_UNSEEN_ROWS = 30  # fewer evaluation rows unseen by the champion than this: compare on all rows
 log = logging.getLogger(__name__)
 
@@ -82,29 +84,78 @@ def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
         )
 
 
+def _keys(rows: pd.DataFrame) -> pd.DataFrame:
+    """Customer id (text) and snapshot (datetime) of ``rows``, as logged and compared."""
+    return pd.DataFrame(
+        {"customer_id": rows[ID_COLUMN].astype(str).to_numpy(), "snapshot": pd.to_datetime(rows["snapshot"]).to_numpy()}
+    )
+
+
+def _log_frame(frame: pd.DataFrame, artifact: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact).name
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(artifact).parent))
+
+
+def _logged_frame(client: MlflowClient, run_id: str, artifact: str, columns: list[str]) -> pd.DataFrame | None:
+    """``columns`` of a Parquet file a run logged; None when it logged none, lacks one of them or is unreadable."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return pd.read_parquet(client.download_artifacts(run_id, artifact, tmp), columns=columns)
+    except (MlflowException, OSError, ValueError, KeyError) as exc:  # absent, garbled, or other columns
+        log.warning("run %s: no usable %s (%s)", run_id, artifact, str(exc).splitlines()[0][:200])
+        return None
+
+
 def log_train_keys(rows: pd.DataFrame) -> None:
     """Log which rows (customer id, snapshot date) the model of the active run was fitted on, so that a
     later champion gate can leave those rows out when it re-scores this model."""
-    keys = pd.DataFrame(
-        {"customer_id": rows[ID_COLUMN].astype(str).to_numpy(), "snapshot": pd.to_datetime(rows["snapshot"]).to_numpy()}
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(TRAIN_KEYS).name
-        keys.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), str(Path(TRAIN_KEYS).parent))
+    _log_frame(_keys(rows), TRAIN_KEYS)
 
 
 def _logged_train_keys(client: MlflowClient, run_id: str) -> pd.DataFrame | None:
     """The training keys a run logged (``log_train_keys``); None when it logged none or they are unreadable."""
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            keys = pd.read_parquet(
-                client.download_artifacts(run_id, TRAIN_KEYS, tmp), columns=["customer_id", "snapshot"]
-            )
-    except (MlflowException, OSError, ValueError, KeyError) as exc:  # absent, garbled, or other columns
-        log.warning("run %s: no usable %s (%s)", run_id, TRAIN_KEYS, str(exc).splitlines()[0][:200])
+    return _logged_frame(client, run_id, TRAIN_KEYS, ["customer_id", "snapshot"])
+
+
+def log_eval_predictions(rows: pd.DataFrame, proba: np.ndarray, pred: Sequence[str], codes: Sequence[str]) -> None:
+    """Log the active run's model's predictions for its evaluation ``rows`` (customer id, snapshot, tier), so
+    that a later k-fold champion gate can pair them with a new model's out-of-fold predictions."""
+    frame = _keys(rows).assign(tier=rows["tier"].astype(str).to_numpy(), predicted=np.asarray(pred, dtype=str))
+    for i, code in enumerate(codes):
+        frame[f"proba_{code}"] = proba[:, i]
+    _log_frame(frame, EVAL_PREDICTIONS)
+
+
+def _paired_with_logged(
+    client: MlflowClient,
+    run_id: str,
+    codes: Sequence[str],
+    eval_keys: pd.DataFrame,
+    eval_tiers: Sequence[str],
+    new_scores: tuple[np.ndarray, Sequence[str]],
+) -> _Paired | None:
+    """The rows of ``eval_keys`` that run ``run_id`` logged predictions for, with both models' scores; None
+    when it logged none (a model registered before they were logged) or shares no rows."""
+    proba_cols = [f"proba_{c}" for c in codes]
+    logged = _logged_frame(client, run_id, EVAL_PREDICTIONS, ["customer_id", "snapshot", "predicted", *proba_cols])
+    if logged is None or logged.isna().any(axis=None):  # none logged, or for other tiers
         return None
-    return keys
+    logged = logged.drop_duplicates(["customer_id", "snapshot"])
+    index = pd.MultiIndex.from_arrays([logged["customer_id"].astype(str), pd.to_datetime(logged["snapshot"])])
+    keys = _keys(eval_keys)
+    pos = index.get_indexer(pd.MultiIndex.from_arrays([keys["customer_id"], keys["snapshot"]]))
+    both = pos >= 0
+    if not both.any():
+        return None
+    mine = logged.iloc[pos[both]]
+    new_proba, new_pred = new_scores
+    return _Paired(
+        tiers=[t for t, b in zip(eval_tiers, both, strict=True) if b],
+        new=(new_proba[both], [p for p, b in zip(new_pred, both, strict=True) if b]),
+        champion=(mine[proba_cols].to_numpy(), mine["predicted"].astype(str).tolist()),
+    )
 
 
 def seen_rows(train_keys: pd.DataFrame, eval_keys: pd.DataFrame, by_customer: bool) -> np.ndarray:
@@ -181,6 +232,24 @@ def resolve_version(client: MlflowClient, uri: str) -> str:
 
 
 @dataclass
+class _Paired:
+    """Evaluation rows both the new model and the champion scored: the true tiers and each one's
+    (probabilities, predicted tiers), for a paired interval of the gain."""
+
+    tiers: list[str]
+    new: tuple[np.ndarray, list[str]]
+    champion: tuple[np.ndarray, list[str]]
+
+
+@dataclass
+class _Comparison:
+    champion: dict[str, float]  # the champion's metrics
+    note: str = ""  # how they were obtained, when that needs saying
+    new: dict[str, float] | None = None  # the new model's on the same rows, when fewer than all
+    paired: _Paired | None = None
+
+
+@dataclass
 class GateDecision:
     alias: str
     reasons: list[str] = field(default_factory=list)
@@ -216,9 +285,10 @@ def _champion_metrics(
     eval_keys: pd.DataFrame | None = None,
     new_scores: tuple[np.ndarray, list[str]] | None = None,
     new_train_keys: pd.DataFrame | None = None,
-) -> tuple[dict[str, float], str, dict[str, float] | None]:
-    """The current champion's metrics on the evaluation rows, how they were obtained, and the new
-    model's metrics on the same rows when these are fewer than all of them.
+) -> _Comparison:
+    """The current champion's metrics on the evaluation rows, how they were obtained, the new model's
+    metrics on the same rows when these are fewer than all of them, and both models' scores on the rows
+    they can be paired on.
 
     Rows the champion was fitted on (its run's ``inputs/train_keys.parquet``) and the new model was not
     (``new_train_keys``) are left out of the comparison, for both models, when ``eval_keys`` and
@@ -239,7 +309,11 @@ def _champion_metrics(
         old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
         if cfg.train.primary_metric not in old:
             raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
-        return old, "k-fold evaluation: compared with the champion's logged out-of-fold metrics", None
+        paired = None
+        if eval_keys is not None and new_scores is not None:  # ... and its logged out-of-fold predictions
+            paired = _paired_with_logged(client, current.run_id, cfg.scheme.codes, eval_keys, eval_tiers, new_scores)
+        note = "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
+        return _Comparison(old, note, None, paired)
     n, primary = len(eval_tiers), cfg.train.primary_metric
     keep, note = np.ones(n, dtype=bool), ""
     if eval_keys is not None and new_scores is not None:
@@ -265,21 +339,96 @@ def _champion_metrics(
             elif only_champion.any():
                 keep = ~only_champion
                 note = f"compared on the {left} of {n} evaluation rows the champion did not train on"
-    if not keep.all():
-        tiers = [t for t, k in zip(eval_tiers, keep, strict=True) if k]
-        scored, proba = _champion_scores(model, cfg, eval_features[keep])
-        old = tier_metrics(tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
+
+    def paired_on(rows: np.ndarray, scored: pd.DataFrame, proba: np.ndarray) -> _Paired | None:
+        if new_scores is None:
+            return None
         new_proba, new_pred = new_scores
-        new_pred = [p for p, k in zip(new_pred, keep, strict=True) if k]
-        new = tier_metrics(tiers, new_proba[keep], cfg.scheme.codes, y_pred=new_pred)
+        return _Paired(
+            tiers=[t for t, k in zip(eval_tiers, rows, strict=True) if k],
+            new=(new_proba[rows], [p for p, k in zip(new_pred, rows, strict=True) if k]),
+            champion=(proba, scored["tier"].astype(str).tolist()),
+        )
+
+    if not keep.all():
+        paired = paired_on(keep, *_champion_scores(model, cfg, eval_features[keep]))
+        (old_proba, old_pred), (new_proba, new_pred) = paired.champion, paired.new
+        old = tier_metrics(paired.tiers, old_proba, cfg.scheme.codes, y_pred=old_pred)
+        new = tier_metrics(paired.tiers, new_proba, cfg.scheme.codes, y_pred=new_pred)
         if all(np.isfinite(m.get(primary, np.nan)) for m in (old, new)):
-            return old, note, new
+            return _Comparison(old, note, new, paired)
         note = (
-            f"{primary} is undefined on the {len(tiers)} evaluation rows the champion did not train on "
-            f"(tiers there: {sorted(set(tiers))}), so both are compared on all {n} rows, which favours the champion"
+            f"{primary} is undefined on the {len(paired.tiers)} evaluation rows the champion did not train on "
+            f"(tiers there: {sorted(set(paired.tiers))}), so both are compared on all {n} rows, which favours the "
+            "champion"
         )
     scored, proba = _champion_scores(model, cfg, eval_features)
-    return tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist()), note, None
+    old = tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
+    return _Comparison(old, note, None, paired_on(np.ones(n, dtype=bool), scored, proba))
+
+
+def _gain_interval(cfg: Config, paired: _Paired | None) -> dict[str, float] | None:
+    """The new model's gain over the champion in the primary metric on the paired rows, with its 95 %
+    interval; None without paired rows or resamples, or when too few draws define the metric."""
+    if paired is None or not cfg.train.bootstrap_resamples:
+        return None
+    primary = cfg.train.primary_metric
+    gains = paired_bootstrap(
+        paired.tiers,
+        {"new": paired.new, "champion": paired.champion},
+        "new",
+        cfg.scheme.codes,
+        [primary],
+        n_resamples=cfg.train.bootstrap_resamples,
+        seed=cfg.seed,
+    )
+    return gains.get("champion", {}).get(primary)
+
+
+def _verdict(cfg: Config, comp: _Comparison, new_metrics: dict[str, float], version, decision: GateDecision):
+    """The alias the new model earns against the champion (``train.gate``), with the reasons added to
+    ``decision``; returns (alias, the champion's metrics)."""
+    old, primary, gate = comp.champion, cfg.train.primary_metric, cfg.train.gate
+    new_metrics = comp.new or new_metrics
+    candidates = dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
+    shown = [m for m in candidates if m in old and m in new_metrics]
+    for metric in shown:
+        arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
+        decision.reasons.append(
+            f"{metric}: new {new_metrics[metric]:.4f} vs champion v{version} {old[metric]:.4f} ({arrow} is better)"
+        )
+    if comp.note:
+        decision.reasons.append(comp.note)
+    n, o = new_metrics[primary], old[primary]
+    gain = n - o if HIGHER_IS_BETTER[primary] else o - n
+    interval = _gain_interval(cfg, comp.paired)
+    if interval is not None:
+        decision.reasons.append(
+            f"gain in {primary} over the champion on the {len(comp.paired.tiers)} evaluation rows both scored: "
+            f"{interval['gain']:+.4f} [95 % interval {interval['low']:+.4f}, {interval['high']:+.4f}]"
+        )
+    elif gate.interval:
+        decision.reasons.append(
+            "no interval for the gain: the champion's predictions for these evaluation rows were not logged "
+            "(or none is defined), so train.gate.interval compares point estimates"
+        )
+    margin = f" by more than train.gate.min_gain {gate.min_gain:g}" if gate.min_gain else ""
+    if gain <= 0:
+        verdict = f"kept champion v{version}: new {primary} {n:.4f} does not beat {o:.4f}"
+    elif gain <= gate.min_gain:
+        verdict = f"kept champion v{version}: new {primary} {n:.4f} beats {o:.4f} by {gain:.4f}, not{margin}"
+    elif gate.interval and interval is not None and interval["low"] <= gate.min_gain:
+        verdict = (
+            f"kept champion v{version}: new {primary} {n:.4f} beats {o:.4f}, but the 95 % interval of the gain "
+            f"[{interval['low']:+.4f}, {interval['high']:+.4f}] does not lie above {gate.min_gain:g}: it may be "
+            "chance (train.gate.interval)"
+        )
+    else:
+        sure = " with its whole 95 % interval" if gate.interval and interval is not None else ""
+        decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} beats {o:.4f}{margin}{sure}")
+        return CHAMPION, old
+    decision.reasons.insert(0, verdict)
+    return CHALLENGER, old
 
 
 def champion_gate(
@@ -295,8 +444,9 @@ def champion_gate(
     new_train_keys: pd.DataFrame | None = None,
 ) -> GateDecision:
     """Give the new version ``champion`` if it passes ``train.floors`` and beats the current champion
-    on the same evaluation rows by the primary metric (a tie keeps the champion); otherwise ``challenger``.
-    Sets the alias and says why, metric by metric.
+    on the same evaluation rows by the primary metric (a tie keeps the champion), by more than
+    ``train.gate.min_gain`` and, with ``train.gate.interval``, with the whole 95 % paired-bootstrap interval
+    of the gain above that margin; otherwise ``challenger``. Sets the alias and says why, metric by metric.
 
     With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
     own logged out-of-fold metrics are compared instead of re-scoring it on rows it may have seen.
@@ -304,7 +454,7 @@ def champion_gate(
     (the new model's probabilities and tiers for them), rows the champion was fitted on and the new model
     (trained on ``new_train_keys``) was not are left out.
     """
-    name, primary = cfg.mlflow.model_name, cfg.train.primary_metric
+    name = cfg.mlflow.model_name
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -325,7 +475,7 @@ def champion_gate(
     else:
         decision.champion_version = str(current.version)
         try:
-            old, note, same_rows = _champion_metrics(
+            comp = _champion_metrics(
                 client, cfg, current, eval_features, eval_tiers, refit_on_eval, eval_keys, new_scores, new_train_keys
             )
         except ChampionCannotCompete as exc:
@@ -334,28 +484,6 @@ def champion_gate(
                 "the new model replaces it"
             )
         else:
-            decision.champion_metrics = old
-            new_metrics = same_rows or new_metrics
-            shown = [
-                m
-                for m in dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
-                if m in old and m in new_metrics
-            ]
-            for metric in shown:
-                arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
-                decision.reasons.append(
-                    f"{metric}: new {new_metrics[metric]:.4f} vs champion v{current.version} {old[metric]:.4f} "
-                    f"({arrow} is better)"
-                )
-            if note:
-                decision.reasons.append(note)
-            n, o = new_metrics[primary], old[primary]
-            if n > o if HIGHER_IS_BETTER[primary] else n < o:
-                decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} beats {o:.4f}")
-            else:
-                decision.alias = CHALLENGER
-                decision.reasons.insert(
-                    0, f"kept champion v{current.version}: new {primary} {n:.4f} does not beat {o:.4f}"
-                )
+            decision.alias, decision.champion_metrics = _verdict(cfg, comp, new_metrics, current.version, decision)
     client.set_registered_model_alias(name, decision.alias, str(new_version))
     return decision

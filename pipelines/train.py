@@ -648,6 +648,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
         version = str(info.registered_model_version)
         tracking.log_train_keys(train)  # what a later gate must not re-score this model on
+        tracking.log_eval_predictions(eval_rows, *preds["model"], levels)  # what a later k-fold gate pairs with
         decision = tracking.champion_gate(
             client,
             cfg,
@@ -707,7 +708,7 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         lines.append(f"  beats {b}: {words}")
     if res.gains:
         lines.append(
-            f"model's gain over each baseline, positive = better, [95 % interval from "
+            f"model's gain over each baseline (positive = better) [95 % interval from "
             f"{res.extra['bootstrap_resamples']} paired bootstrap resamples of the evaluation rows]:"
         )
         for b, per_metric in res.gains.items():

@@ -1,5 +1,6 @@
 """The champion gate on a real MLflow registry: a tie keeps the champion; a champion that cannot
-score the new feature table, or was trained for another tier scheme, is replaced, and the reason says so."""
+score the new feature table, or was trained for another tier scheme, is replaced, and the reason says so;
+a gain inside the noise is not enough when the config asks for a margin or an interval."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models.metrics import tier_metrics
+from models.metrics import paired_bootstrap, tier_metrics
 from pipelines import train as train_stage
-from pipelines.tracking import seen_rows
-from tests.conftest import tiny_trained_world
+from pipelines.config import load_config
+from pipelines.tracking import CHALLENGER, CHAMPION, GateDecision, _Comparison, _Paired, _verdict, seen_rows
+from tests.conftest import DEMO_CONFIG, tiny_trained_world
 
 pytestmark = pytest.mark.slow
 
@@ -147,3 +149,91 @@ def test_with_outcome_labels_the_gate_leaves_out_the_champions_customer_snapshot
     primary = cfg.train.primary_metric
     new, old = _metric_on(cfg, res.model_version, unseen), _metric_on(cfg, before, unseen)
     assert f"{primary}: new {new:.4f} vs champion v{before} {old:.4f}" in text, text
+
+
+def _scores(pred: list[str], codes: list[str]) -> tuple[np.ndarray, list[str]]:
+    proba = np.full((len(pred), len(codes)), 0.1)
+    proba[np.arange(len(pred)), [codes.index(p) for p in pred]] = 0.6
+    return proba, pred
+
+
+def _comparison(cfg, n_better: int) -> _Comparison:
+    """400 evaluation rows; the champion gets 60 % right; the new model (unless ``n_better`` is 0: the same
+    tiers) gets ``n_better`` + 10 of its wrong rows right and 10 of its right rows wrong."""
+    codes, rng = cfg.scheme.codes, np.random.default_rng(0)
+    tiers = rng.choice(codes, 400).tolist()
+    champion = [t if rng.random() < 0.6 else codes[(codes.index(t) + 1) % len(codes)] for t in tiers]
+    right = [i for i, (t, p) in enumerate(zip(tiers, champion, strict=True)) if t == p]
+    fixed = {i for i, (t, p) in enumerate(zip(tiers, champion, strict=True)) if t != p}
+    fixed, broken = (set(sorted(fixed)[: n_better + 10]), set(right[:10])) if n_better else (set(), set())
+    new = [
+        tiers[i] if i in fixed else codes[(codes.index(p) + 1) % len(codes)] if i in broken else p
+        for i, p in enumerate(champion)
+    ]
+    paired = _Paired(tiers, _scores(new, codes), _scores(champion, codes))
+    old = tier_metrics(tiers, *paired.champion[:1], codes, y_pred=champion)
+    return _Comparison(old, "", tier_metrics(tiers, paired.new[0], codes, y_pred=new), paired)
+
+
+@pytest.mark.parametrize(
+    ("n_better", "min_gain", "interval", "alias", "says"),
+    [
+        (3, 0.0, False, CHAMPION, "promoted: new macro_f1"),
+        (3, 0.0, True, CHALLENGER, "does not lie above 0: it may be chance (train.gate.interval)"),
+        (3, 0.05, False, CHALLENGER, "not by more than train.gate.min_gain 0.05"),
+        (80, 0.0, True, CHAMPION, "with its whole 95 % interval"),
+        (80, 0.05, True, CHAMPION, "by more than train.gate.min_gain 0.05 with its whole 95 % interval"),
+        (0, 0.0, False, CHALLENGER, "does not beat"),
+    ],
+)
+def test_the_gate_asks_as_much_of_a_gain_as_the_config_says(n_better, min_gain, interval, alias, says):
+    cfg = load_config(DEMO_CONFIG)
+    cfg.train.gate.min_gain, cfg.train.gate.interval = min_gain, interval
+    comp = _comparison(cfg, n_better)
+    decision = GateDecision(alias=CHAMPION)
+    got, _ = _verdict(cfg, comp, {}, "3", decision)
+    assert got == alias and says in decision.reasons[0], decision.reasons
+    # the interval shown is the paired bootstrap of the new model against the champion on those rows
+    g = paired_bootstrap(
+        comp.paired.tiers,
+        {"new": comp.paired.new, "champion": comp.paired.champion},
+        "new",
+        cfg.scheme.codes,
+        ["macro_f1"],
+        n_resamples=cfg.train.bootstrap_resamples,
+        seed=cfg.seed,
+    )["champion"]["macro_f1"]
+    shown = (
+        f"on the 400 evaluation rows both scored: {g['gain']:+.4f} [95 % interval {g['low']:+.4f}, {g['high']:+.4f}]"
+    )
+    assert any(shown in r for r in decision.reasons), decision.reasons
+    if n_better == 3:
+        assert g["low"] < 0 < g["gain"]  # the case is what it claims: a point gain inside the noise
+    if n_better == 80:
+        assert g["low"] > 0.05
+
+
+def test_a_k_fold_gate_pairs_the_new_out_of_fold_predictions_with_the_champions_logged_ones(world):
+    cfg, _ = world
+    kfold = cfg.model_copy(deep=True)
+    kfold.train.evaluation, kfold.train.folds, kfold.train.gate.interval = "kfold", 3, True
+    client = MlflowClient()
+    holdout = train_stage.run(cfg)  # whatever the tests before left as champion, this one is a holdout model
+    client.set_registered_model_alias(cfg.mlflow.model_name, "champion", holdout.model_version)
+    first = train_stage.run(kfold)  # against the holdout champion: paired on its logged evaluation rows
+    holdout_eval = len(train_stage.prepare(cfg).test)
+    assert any(f"on the {holdout_eval} evaluation rows both scored" in r for r in first.reasons), first.reasons
+    client.set_registered_model_alias(cfg.mlflow.model_name, "champion", first.model_version)
+    second_cfg = kfold.model_copy(deep=True)
+    second_cfg.seed = 7
+    second = train_stage.run(second_cfg)  # both out of fold on every labelled customer
+    labelled = first.n_test
+    text = "\n".join(second.reasons)
+    assert f"on the {labelled} evaluation rows both scored" in text, text
+    assert second.alias == ("challenger" if "it may be chance" in text or "does not beat" in text else "champion")
+    # a champion whose evaluation predictions were not logged: said so, point estimates compared
+    run = client.get_run(client.get_model_version(cfg.mlflow.model_name, first.model_version).run_id)
+    (Path(urlparse(run.info.artifact_uri).path) / "eval" / "predictions.parquet").unlink()
+    client.set_registered_model_alias(cfg.mlflow.model_name, "champion", first.model_version)
+    third = train_stage.run(second_cfg)
+    assert any("no interval for the gain" in r for r in third.reasons), third.reasons

@@ -53,6 +53,15 @@ def test_demo_config_loads_with_builtin_schemes():
         ),
         (lambda r: r.update(duckdb_memory_limit="lots"), r"duckdb_memory_limit"),
         (lambda r: r["train"].update(bootstrap_resamples=5), r"train\.bootstrap_resamples: .*at least 20 resamples"),
+        (
+            lambda r: r["train"].update(bootstrap_resamples=0, gate={"interval": True}),
+            r"train: .*gate\.interval needs bootstrap resamples .* bootstrap_resamples is 0",
+        ),
+        (lambda r: r["train"].update(gate={"min_gain": -0.01}), r"train\.gate\.min_gain: .*greater than or equal to 0"),
+        (
+            lambda r: r["train"].update(gate={"margin": 0.01}),
+            r"train\.gate\.margin: unknown key; allowed keys here: interval, min_gain",
+        ),
         (lambda r: r["train"].update(primary_metric="roc_auc"), r"'roc_auc' needs a two-level scheme"),
         (
             lambda r: r["train"]["tuning"]["search_space"].update(num_leafs={"type": "int", "low": 8, "high": 64}),
