@@ -409,8 +409,8 @@ def _verdict(cfg: Config, comp: _Comparison, new_metrics: dict[str, float], vers
         )
     elif gate.interval:
         decision.reasons.append(
-            "no interval for the gain: the champion's predictions for these evaluation rows were not logged "
-            "(or none is defined), so train.gate.interval compares point estimates"
+            "no interval for the gain: the champion's run logged no predictions for these evaluation rows "
+            "(or the metric is undefined on them), so train.gate.interval compares point estimates"
         )
     margin = f" by more than train.gate.min_gain {gate.min_gain:g}" if gate.min_gain else ""
     if gain <= 0:
