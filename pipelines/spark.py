@@ -28,8 +28,8 @@ Running on an existing cluster
    (or ``mlflow.tracking_uri`` in the config), whose artifact store the driver can read; the
    driver downloads the model once and Spark ships it to the executors.
 4. Use input and output paths every node can reach (``hdfs://``, ``s3a://``, ...). The
-   write-then-rename swap of the output folder only happens on local masters with local paths;
-   elsewhere the output is written in place with ``mode("overwrite")``.
+   output folder is written beside its final name and then renamed into place (through Hadoop's
+   FileSystem API on a cluster), so a run that fails leaves the previous output as it was.
 """
 
 from __future__ import annotations
@@ -626,8 +626,7 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
             w.option("compression", "zstd").parquet(target)
 
     if not _is_local(spark, output):
-        write(output)
-        return output
+        return _swap_through_hadoop(spark, write, output)
     out = Path(_local(output))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -643,6 +642,30 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return str(out)
+
+
+def _swap_through_hadoop(spark: SparkSession, write, output: str) -> str:
+    """``write`` beside ``output`` on the cluster's file system, then rename it into place through Hadoop's
+    FileSystem API: a run that fails while writing leaves the previous output as it was. (Renames are
+    atomic on HDFS; on object stores such as S3 a rename copies, so readers may briefly see no folder.)"""
+    jpath = spark._jvm.org.apache.hadoop.fs.Path
+    target = jpath(output.rstrip("/"))
+    fs = target.getFileSystem(spark._jsc.hadoopConfiguration())
+    tag = uuid.uuid4().hex[:8]
+    tmp = jpath(target.getParent(), f".{target.getName()}.tmp-{tag}")
+    old = jpath(target.getParent(), f".{target.getName()}.old-{tag}")
+    try:
+        write(tmp.toString())
+        if fs.exists(target) and not fs.rename(target, old):
+            raise OSError(f"cannot move the previous output {output} aside to {old.toString()}")
+        if not fs.rename(tmp, target):
+            if fs.exists(old):
+                fs.rename(old, target)  # the previous output goes back
+            raise OSError(f"cannot rename {tmp.toString()} to {output}")
+    finally:
+        fs.delete(tmp, True)
+        fs.delete(old, True)
+    return output
 
 
 def rejects_name(out: str) -> str:
@@ -838,8 +861,7 @@ def predict_spark(
         path = write_dir(spark, result, out, partition_by=["tier"])
         n_scored = spark.read.parquet(path).count()
         log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
-        # after the predictions: a run that fails while scoring leaves the last pair as it was (locally;
-        # on a cluster the output folder is overwritten in place)
+        # after the predictions: a run that fails while scoring leaves the last pair as it was
         rejects_written = write_rejects()
     finally:
         tagged.unpersist()

@@ -481,6 +481,25 @@ def test_cluster_paths_write_and_clear_rejects_through_hadoop(spark, trained, mo
     assert len(pd.read_parquet(again.output)) == 40
 
 
+@pytest.mark.parametrize("cluster", [False, True], ids=["local", "cluster"])
+def test_a_write_that_fails_leaves_the_previous_output_as_it_was(spark, tmp_path, monkeypatch, cluster):
+    """Locally and on a cluster's file system (simulated: local paths treated as remote, so the swap goes
+    through Hadoop's FileSystem API), the output folder appears complete or not at all."""
+    from pyspark.sql import functions as F
+
+    if cluster:
+        monkeypatch.setattr(sp, "_is_local", lambda spark, path: False)
+    out = str(tmp_path / "out")
+    sp.write_dir(spark, spark.range(3), out)
+    failing = spark.range(5).select(F.udf(lambda i: 1 // (i - 4), "long")("id").alias("id"))  # fails on the last row
+    with pytest.raises(Exception, match="ZeroDivisionError"):
+        sp.write_dir(spark, failing, out)
+    assert sorted(pd.read_parquet(out)["id"]) == [0, 1, 2]
+    sp.write_dir(spark, spark.range(4, 6), out)  # a write that succeeds replaces it
+    assert sorted(pd.read_parquet(out)["id"]) == [4, 5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing left beside it
+
+
 def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
     from pipelines import predict
 
