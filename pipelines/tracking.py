@@ -135,27 +135,33 @@ def _paired_with_logged(
     eval_keys: pd.DataFrame,
     eval_tiers: Sequence[str],
     new_scores: tuple[np.ndarray, Sequence[str]],
-) -> _Paired | None:
-    """The rows of ``eval_keys`` that run ``run_id`` logged predictions for, with both models' scores; None
-    when it logged none (a model registered before they were logged) or shares no rows."""
+) -> tuple[_Paired | None, str]:
+    """The rows of ``eval_keys`` that run ``run_id`` logged predictions for, with both models' scores; or
+    None and why not (it logged none, for other tiers, or for fewer than ``MIN_UNSEEN_ROWS`` of these rows)."""
     proba_cols = [f"proba_{c}" for c in codes]
     logged = _logged_frame(client, run_id, EVAL_PREDICTIONS, ["customer_id", "snapshot", "predicted", *proba_cols])
-    if logged is None or logged.isna().any(axis=None):  # none logged, or for other tiers
-        return None
+    if logged is None:  # a model registered before they were logged, or for other tiers
+        return None, f"the champion's run logged no predictions for the tiers {list(codes)}"
+    if not set(logged["predicted"].astype(str)) <= set(codes):
+        return None, f"the champion's logged predictions include tiers outside {list(codes)}"
     logged = logged.drop_duplicates(["customer_id", "snapshot"])
     index = pd.MultiIndex.from_arrays([logged["customer_id"].astype(str), pd.to_datetime(logged["snapshot"])])
     keys = _keys(eval_keys)
     pos = index.get_indexer(pd.MultiIndex.from_arrays([keys["customer_id"], keys["snapshot"]]))
     both = pos >= 0
-    if not both.any():
-        return None
+    if both.sum() < MIN_UNSEEN_ROWS:
+        return None, (
+            f"the champion's logged predictions cover {int(both.sum())} of the {len(both)} evaluation rows, "
+            f"fewer than {MIN_UNSEEN_ROWS}"
+        )
     mine = logged.iloc[pos[both]]
     new_proba, new_pred = new_scores
-    return _Paired(
+    paired = _Paired(
         tiers=[t for t, b in zip(eval_tiers, both, strict=True) if b],
         new=(new_proba[both], [p for p, b in zip(new_pred, both, strict=True) if b]),
         champion=(mine[proba_cols].to_numpy(), mine["predicted"].astype(str).tolist()),
     )
+    return paired, ""
 
 
 def seen_rows(train_keys: pd.DataFrame, eval_keys: pd.DataFrame, by_customer: bool) -> np.ndarray:
@@ -247,6 +253,7 @@ class _Comparison:
     note: str = ""  # how they were obtained, when that needs saying
     new: dict[str, float] | None = None  # the new model's on the same rows, when fewer than all
     paired: _Paired | None = None
+    unpaired: str = ""  # why ``paired`` is None
 
 
 @dataclass
@@ -309,11 +316,24 @@ def _champion_metrics(
         old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
         if cfg.train.primary_metric not in old:
             raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
-        paired = None
-        if eval_keys is not None and new_scores is not None:  # ... and its logged out-of-fold predictions
-            paired = _paired_with_logged(client, current.run_id, cfg.scheme.codes, eval_keys, eval_tiers, new_scores)
-        note = "k-fold evaluation: compared with the champion's logged out-of-fold metrics"
-        return _Comparison(old, note, None, paired)
+        paired, why = None, "no scores of the new model were given"
+        if eval_keys is not None and new_scores is not None:  # ... or, better, its logged predictions row by row
+            paired, why = _paired_with_logged(
+                client, current.run_id, cfg.scheme.codes, eval_keys, eval_tiers, new_scores
+            )
+        if paired is not None:
+            on_pairs = [
+                tier_metrics(paired.tiers, p, cfg.scheme.codes, y_pred=t) for p, t in (paired.champion, paired.new)
+            ]
+            if all(np.isfinite(m.get(cfg.train.primary_metric, np.nan)) for m in on_pairs):
+                note = (
+                    f"k-fold evaluation: compared on the {len(paired.tiers)} of {len(eval_tiers)} evaluation rows "
+                    "that the champion's logged out-of-sample predictions also cover"
+                )
+                return _Comparison(on_pairs[0], note, on_pairs[1], paired)
+            why = f"{cfg.train.primary_metric} is undefined on the {len(paired.tiers)} rows both models scored"
+        note = f"k-fold evaluation: compared with the champion's logged out-of-fold metrics ({why})"
+        return _Comparison(old, note, None, None, why)
     n, primary = len(eval_tiers), cfg.train.primary_metric
     keep, note = np.ones(n, dtype=bool), ""
     if eval_keys is not None and new_scores is not None:
@@ -408,12 +428,16 @@ def _verdict(cfg: Config, comp: _Comparison, new_metrics: dict[str, float], vers
             f"{interval['gain']:+.4f} [95 % interval {interval['low']:+.4f}, {interval['high']:+.4f}]"
         )
     elif gate.interval:
-        decision.reasons.append(
-            "no interval for the gain: the champion's run logged no predictions for these evaluation rows "
-            "(or the metric is undefined on them), so train.gate.interval compares point estimates"
+        why = comp.unpaired or (
+            f"{primary} is undefined on most bootstrap draws of the {len(comp.paired.tiers)} rows both scored"
+            if comp.paired is not None
+            else "no rows scored by both models"
         )
+        decision.reasons.append(f"no interval for the gain ({why}), so train.gate.interval compares point estimates")
     margin = f" by more than train.gate.min_gain {gate.min_gain:g}" if gate.min_gain else ""
-    if gain <= 0:
+    if not np.isfinite(gain):
+        verdict = f"kept champion v{version}: {primary} is undefined (new {n:.4f}, champion {o:.4f})"
+    elif gain <= 0:
         verdict = f"kept champion v{version}: new {primary} {n:.4f} does not beat {o:.4f}"
     elif gain <= gate.min_gain:
         verdict = f"kept champion v{version}: new {primary} {n:.4f} beats {o:.4f} by {gain:.4f}, not{margin}"

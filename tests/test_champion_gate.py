@@ -176,19 +176,24 @@ def _comparison(cfg, n_better: int) -> _Comparison:
 
 
 @pytest.mark.parametrize(
-    ("n_better", "min_gain", "interval", "alias", "says"),
+    ("primary", "n_better", "min_gain", "interval", "alias", "says"),
     [
-        (3, 0.0, False, CHAMPION, "promoted: new macro_f1"),
-        (3, 0.0, True, CHALLENGER, "does not lie above 0: it may be chance (train.gate.interval)"),
-        (3, 0.05, False, CHALLENGER, "not by more than train.gate.min_gain 0.05"),
-        (80, 0.0, True, CHAMPION, "with its whole 95 % interval"),
-        (80, 0.05, True, CHAMPION, "by more than train.gate.min_gain 0.05 with its whole 95 % interval"),
-        (0, 0.0, False, CHALLENGER, "does not beat"),
+        ("macro_f1", 3, 0.0, False, CHAMPION, "promoted: new macro_f1"),
+        ("macro_f1", 3, 0.0, True, CHALLENGER, "does not lie above 0: it may be chance (train.gate.interval)"),
+        ("macro_f1", 3, 0.05, False, CHALLENGER, "not by more than train.gate.min_gain 0.05"),
+        ("macro_f1", 30, 0.05, False, CHAMPION, "by more than train.gate.min_gain 0.05"),
+        ("macro_f1", 30, 0.05, True, CHALLENGER, "does not lie above 0.05: it may be chance"),
+        ("macro_f1", 80, 0.0, True, CHAMPION, "with its whole 95 % interval"),
+        ("macro_f1", 80, 0.05, True, CHAMPION, "by more than train.gate.min_gain 0.05 with its whole 95 % interval"),
+        ("macro_f1", 0, 0.0, False, CHALLENGER, "does not beat"),
+        ("log_loss", 3, 0.0, False, CHAMPION, "promoted: new log_loss"),  # lower is better: a fall promotes
+        ("log_loss", 30, 0.1, True, CHALLENGER, "does not lie above 0.1: it may be chance"),
+        ("log_loss", 80, 0.1, True, CHAMPION, "with its whole 95 % interval"),
     ],
 )
-def test_the_gate_asks_as_much_of_a_gain_as_the_config_says(n_better, min_gain, interval, alias, says):
+def test_the_gate_asks_as_much_of_a_gain_as_the_config_says(primary, n_better, min_gain, interval, alias, says):
     cfg = load_config(DEMO_CONFIG)
-    cfg.train.gate.min_gain, cfg.train.gate.interval = min_gain, interval
+    cfg.train.primary_metric, cfg.train.gate.min_gain, cfg.train.gate.interval = primary, min_gain, interval
     comp = _comparison(cfg, n_better)
     decision = GateDecision(alias=CHAMPION)
     got, _ = _verdict(cfg, comp, {}, "3", decision)
@@ -199,18 +204,39 @@ def test_the_gate_asks_as_much_of_a_gain_as_the_config_says(n_better, min_gain, 
         {"new": comp.paired.new, "champion": comp.paired.champion},
         "new",
         cfg.scheme.codes,
-        ["macro_f1"],
+        [primary],
         n_resamples=cfg.train.bootstrap_resamples,
         seed=cfg.seed,
-    )["champion"]["macro_f1"]
+    )["champion"][primary]
     shown = (
         f"on the 400 evaluation rows both scored: {g['gain']:+.4f} [95 % interval {g['low']:+.4f}, {g['high']:+.4f}]"
     )
     assert any(shown in r for r in decision.reasons), decision.reasons
-    if n_better == 3:
-        assert g["low"] < 0 < g["gain"]  # the case is what it claims: a point gain inside the noise
+    # each case is what it claims: where the point gain and its interval's lower end lie
+    assert (g["gain"] > min_gain) == (n_better > 3 or (n_better == 3 and min_gain == 0))
+    if n_better in (3, 30) and interval:
+        assert 0 < g["gain"] and g["low"] <= min_gain
     if n_better == 80:
-        assert g["low"] > 0.05
+        assert g["low"] > min_gain
+
+
+def test_an_undefined_primary_metric_keeps_the_champion():
+    cfg = load_config(DEMO_CONFIG)
+    comp = _comparison(cfg, 80)
+    comp.champion["macro_f1"] = float("nan")  # e.g. a champion run that logged NaN
+    decision = GateDecision(alias=CHAMPION)
+    assert _verdict(cfg, comp, {}, "3", decision)[0] == CHALLENGER
+    assert "macro_f1 is undefined" in decision.reasons[0], decision.reasons
+
+
+def _logged_predictions(client, cfg, version: str) -> pd.DataFrame:
+    run = client.get_run(client.get_model_version(cfg.mlflow.model_name, version).run_id)
+    return pd.read_parquet(Path(urlparse(run.info.artifact_uri).path) / "eval" / "predictions.parquet")
+
+
+def _on_rows(cfg, frame: pd.DataFrame) -> dict[str, float]:
+    proba = frame[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
+    return tier_metrics(frame["tier"].tolist(), proba, cfg.scheme.codes, y_pred=frame["predicted"].tolist())
 
 
 def test_a_k_fold_gate_pairs_the_new_out_of_fold_predictions_with_the_champions_logged_ones(world):
@@ -220,20 +246,31 @@ def test_a_k_fold_gate_pairs_the_new_out_of_fold_predictions_with_the_champions_
     client = MlflowClient()
     holdout = train_stage.run(cfg)  # whatever the tests before left as champion, this one is a holdout model
     client.set_registered_model_alias(cfg.mlflow.model_name, "champion", holdout.model_version)
-    first = train_stage.run(kfold)  # against the holdout champion: paired on its logged evaluation rows
-    holdout_eval = len(train_stage.prepare(cfg).test)
-    assert any(f"on the {holdout_eval} evaluation rows both scored" in r for r in first.reasons), first.reasons
+    first = train_stage.run(kfold)  # against the holdout champion: its logged holdout rows, out of sample for both
+    held_out = _logged_predictions(client, cfg, holdout.model_version)
+    new = _logged_predictions(client, cfg, first.model_version)
+    assert len(new) == first.n_test > len(held_out)  # every labelled customer, out of fold
+    text = "\n".join(first.reasons)
+    assert f"compared on the {len(held_out)} of {first.n_test} evaluation rows" in text, text
+    assert f"on the {len(held_out)} evaluation rows both scored" in text, text
+    # the point estimates are the two models' on those rows, not the new model's on all rows
+    pairs = held_out.merge(new, on=["customer_id", "snapshot"], suffixes=("_old", ""))
+    old_m = _on_rows(cfg, held_out)
+    new_m = _on_rows(cfg, pairs)
+    primary = cfg.train.primary_metric
+    shown = f"{primary}: new {new_m[primary]:.4f} vs champion v{holdout.model_version} {old_m[primary]:.4f}"
+    assert shown in text, text
+
     client.set_registered_model_alias(cfg.mlflow.model_name, "champion", first.model_version)
     second_cfg = kfold.model_copy(deep=True)
     second_cfg.seed = 7
     second = train_stage.run(second_cfg)  # both out of fold on every labelled customer
-    labelled = first.n_test
-    text = "\n".join(second.reasons)
-    assert f"on the {labelled} evaluation rows both scored" in text, text
-    assert second.alias == ("challenger" if "it may be chance" in text or "does not beat" in text else "champion")
-    # a champion whose evaluation predictions were not logged: said so, point estimates compared
+    assert any(f"on the {first.n_test} evaluation rows both scored" in r for r in second.reasons), second.reasons
+    # a champion whose evaluation predictions were not logged: said so, its logged metrics compared
     run = client.get_run(client.get_model_version(cfg.mlflow.model_name, first.model_version).run_id)
     (Path(urlparse(run.info.artifact_uri).path) / "eval" / "predictions.parquet").unlink()
     client.set_registered_model_alias(cfg.mlflow.model_name, "champion", first.model_version)
     third = train_stage.run(second_cfg)
-    assert any("no interval for the gain" in r for r in third.reasons), third.reasons
+    text = "\n".join(third.reasons)
+    assert "no interval for the gain (the champion's run logged no predictions" in text, text
+    assert f"{primary}: new {third.metrics['model'][primary]:.4f} vs champion v{first.model_version} " in text, text
