@@ -149,6 +149,8 @@ def test_diagnostics_notebook_trains_and_diagnoses(nb_env, diagnostics):
     )
     assert "registered model leadtier-demo v1" in text
     assert "recomputed holdout metrics match the run's logged metrics" in text
+    assert "row by row, the registered model repeats the logged evaluation tier for 100.0% of rows" in text
+    assert "champion gate (champion):" in text and "no champion yet: the first model becomes champion" in text
     assert "same as the logged confusion matrix" in text
     assert "Errors by true tier" in text
     assert "sum of contributions + bias == the booster's raw scores" in text
@@ -180,4 +182,6 @@ def test_diagnostics_notebook_reads_an_existing_run(nb_env, diagnostics):
     assert "trained on" not in text
     assert "Evaluation metrics (model vs baselines):" in text
     assert "recomputed holdout metrics match the run's logged metrics" in text
+    assert "row by row, the registered model repeats the logged evaluation tier for 100.0% of rows" in text
+    assert "champion gate (champion):" in text and "no champion yet: the first model becomes champion" in text
     assert n_images(nb) >= 10
