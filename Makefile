@@ -46,7 +46,7 @@ serve: $(STAMP) ## Serve the champion model over REST on 127.0.0.1 (MLflow scori
 	$(BIN)/leadtier serve --config $(CONFIG) $(ARGS)
 
 bench: $(STAMP) ## Run the benchmarks; prints one JSON object per line
-	$(BIN)/python -m pipelines.bench $(ARGS)
+	$(BIN)/python -m leadtier.pipelines.bench $(ARGS)
 
 browser: ## Install headless Chromium and a CJK font (Debian packages) for the report browser test
 	@{ command -v chromium && fc-list 2>/dev/null | grep -qi wqy; } >/dev/null 2>&1 || { \

@@ -35,7 +35,7 @@ def quote_ident(name: str) -> str:
 def sql_text(family: str) -> str:
     if family not in FAMILY_TABLES:
         raise ValueError(f"unknown feature family {family!r}; known families: {sorted(FAMILY_TABLES)}")
-    return resources.files("features").joinpath("sql", f"{family}.sql").read_text(encoding="utf-8")
+    return resources.files("leadtier.features").joinpath("sql", f"{family}.sql").read_text(encoding="utf-8")
 
 
 def render_family(
@@ -75,7 +75,7 @@ def label_query(
         raise ValueError(f"unknown outcome kind {kind!r}; known: days_to_next_purchase, revenue_next_days")
     if observed_until < as_of:
         raise ValueError(f"observed_until ({observed_until}) must not precede as_of ({as_of})")
-    text = resources.files("features").joinpath("sql", f"labels_{kind}.sql").read_text(encoding="utf-8")
+    text = resources.files("leadtier.features").joinpath("sql", f"labels_{kind}.sql").read_text(encoding="utf-8")
     sql = _ENV.from_string(text).render(
         levels=[c.replace("'", "''") for c in levels],
         thresholds=list(thresholds),

@@ -9,13 +9,12 @@ from collections.abc import Sequence
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from leadtier.models.frame import ID_COLUMN, as_model_input, categorical_columns
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.utils.validation import check_is_fitted
-
-from models.frame import ID_COLUMN, as_model_input, categorical_columns
 
 
 def decide(proba: np.ndarray, decision: str = "argmax", cost_matrix: np.ndarray | None = None) -> np.ndarray:

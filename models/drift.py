@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from models.frame import as_float
+from leadtier.models.frame import as_float
 
 EPS = 1e-4
 

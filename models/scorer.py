@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from models.classifier import TierClassifier, decide
-from models.explain import top_reasons
-from models.frame import ID_COLUMN, check_columns
-from models.schemes import TierScheme
-from models.segments import Segmenter
+from leadtier.models.classifier import TierClassifier, decide
+from leadtier.models.explain import top_reasons
+from leadtier.models.frame import ID_COLUMN, check_columns
+from leadtier.models.schemes import TierScheme
+from leadtier.models.segments import Segmenter
 
 
 def grade(score: np.ndarray, bands: dict[str, float]) -> np.ndarray:

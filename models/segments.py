@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from leadtier.models.frame import float_matrix
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import calinski_harabasz_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
-
-from models.frame import float_matrix
 
 # Profile words: (feature column, word when the segment is high, word when low), in en and zh.
 # Recency columns are "days since", so a low value means recent.

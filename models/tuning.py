@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from leadtier.models.classifier import TierClassifier
+from leadtier.models.metrics import HIGHER_IS_BETTER, tier_metrics
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-from models.classifier import TierClassifier
-from models.metrics import HIGHER_IS_BETTER, tier_metrics
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

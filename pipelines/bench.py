@@ -1,11 +1,11 @@
-"""Benchmarks: ``python -m pipelines.bench`` (``make bench``) prints one JSON object per line.
+"""Benchmarks: ``python -m leadtier.pipelines.bench`` (``make bench``) prints one JSON object per line.
 
 Every line has ``name``, ``value`` and ``unit`` plus context: ``n_customers``, ``rows``, ``bar`` (the
 target, e.g. ``"<= 10"``), ``ok`` (the value against the bar, ``null`` without one) and ``command`` (how
 to rerun just that figure). A benchmark that cannot run says so: ``{"name": ..., "skipped": "reason"}``;
 one that fails: ``{"name": ..., "error": "..."}`` (and the exit status is 1). Logs go to stderr.
 
-Each measurement runs in a fresh child process (``python -m pipelines.bench --child TASK``, working
+Each measurement runs in a fresh child process (``python -m leadtier.pipelines.bench --child TASK``, working
 directory ``--workdir``) that reports its own wall time for the measured call only (not interpreter start
 or imports) and its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), so figures are not polluted by
 earlier work. Generated data, MLflow stores and outputs live under ``--workdir`` (default: a new folder
@@ -40,8 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from features.queries import slug
+from leadtier.features.queries import slug
 
 log = logging.getLogger("leadtier.bench")
 
@@ -296,7 +295,7 @@ def peak_rss_gb() -> float:
 
 
 def _demo_config(data_root: str, n_customers: int | None = None):
-    from pipelines.config import load_config
+    from leadtier.pipelines.config import load_config
 
     cfg = load_config(DEMO_CONFIG, data_root=data_root)
     if n_customers:
@@ -307,7 +306,7 @@ def _demo_config(data_root: str, n_customers: int | None = None):
 
 @child_task("demo_data")
 def _task_demo_data(p: dict) -> dict:
-    from pipelines.demo_data import write_demo
+    from leadtier.pipelines.demo_data import write_demo
 
     cfg = _demo_config(p["data_root"])
     with Stopwatch() as sw:
@@ -318,7 +317,7 @@ def _task_demo_data(p: dict) -> dict:
 
 @child_task("features")
 def _task_features(p: dict) -> dict:
-    from pipelines import features
+    from leadtier.pipelines import features
 
     cfg = _demo_config(p["data_root"])
     with Stopwatch() as sw:
@@ -349,7 +348,7 @@ def _read_demo(data_root: str, n_customers: int | None) -> tuple[pd.DataFrame, p
 @child_task("speedup")
 def _task_speedup(p: dict) -> dict:
     """DuckDB build vs the pandas reference on the same data, in one process; outputs compared."""
-    from pipelines import features
+    from leadtier.pipelines import features
 
     root = Path(p["data_root"])
     subset = p.get("subset")
@@ -396,7 +395,7 @@ def _task_speedup(p: dict) -> dict:
 
 @child_task("train_demo")
 def _task_train_demo(p: dict) -> dict:
-    from pipelines import train
+    from leadtier.pipelines import train
 
     cfg = _demo_config(p["data_root"], p["n_customers"])
     if p.get("n_trials"):
@@ -419,7 +418,7 @@ def _task_train_demo(p: dict) -> dict:
 
 @child_task("predict")
 def _task_predict(p: dict) -> dict:
-    from pipelines import predict
+    from leadtier.pipelines import predict
 
     cfg = _demo_config(p["data_root"])
     cfg.predict.input = None  # every customer of the world
@@ -447,7 +446,7 @@ def _task_predict(p: dict) -> dict:
 
 @child_task("report")
 def _task_report(p: dict) -> dict:
-    from pipelines import report
+    from leadtier.pipelines import report
 
     cfg = _demo_config(p["data_root"])
     with Stopwatch() as sw:
@@ -457,7 +456,7 @@ def _task_report(p: dict) -> dict:
 
 @child_task("spark")
 def _task_spark(p: dict) -> dict:
-    from pipelines import spark as sp
+    from leadtier.pipelines import spark as sp
 
     cfg = _demo_config(p["data_root"])
     cfg.predict.input = None
@@ -479,7 +478,7 @@ def _task_spark(p: dict) -> dict:
 
 
 def _real_config(p: dict):
-    from pipelines.config import load_config
+    from leadtier.pipelines.config import load_config
 
     cfg = load_config(p["config"], data_root=p["shared"])
     cfg.train.n_jobs = 1
@@ -488,7 +487,7 @@ def _real_config(p: dict):
 
 @child_task("prepare")
 def _task_prepare(p: dict) -> dict:
-    from pipelines import train
+    from leadtier.pipelines import train
 
     cfg = _real_config(p)
     with Stopwatch() as sw:
@@ -505,7 +504,7 @@ def _task_prepare(p: dict) -> dict:
 
 @child_task("train_real")
 def _task_train_real(p: dict) -> dict:
-    from pipelines import train
+    from leadtier.pipelines import train
 
     cfg = _real_config(p)
     with Stopwatch() as sw:
@@ -533,10 +532,9 @@ def _task_leads_order(p: dict) -> dict:
     and fitted without them, as ``model_without``: whether a feature's k-fold gain holds on new leads.
     """
     import optuna
+    from leadtier.models.metrics import tier_metrics
+    from leadtier.pipelines import train
     from sklearn.model_selection import train_test_split
-
-    from models.metrics import tier_metrics
-    from pipelines import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = _real_config(p)
@@ -637,7 +635,7 @@ class Ctx:
         cmd = [
             sys.executable,
             "-m",
-            "pipelines.bench",
+            "leadtier.pipelines.bench",
             "--child",
             task,
             "--params",
@@ -752,7 +750,7 @@ def metric(name: str, value: float, unit: str, ctx: Ctx, **extra: Any) -> dict:
 
 
 def rerun_command(name: str, ctx: Ctx) -> str:
-    cmd = ["python", "-m", "pipelines.bench", "--only", name]
+    cmd = ["python", "-m", "leadtier.pipelines.bench", "--only", name]
     if ctx.n_customers != DEFAULT_N:
         cmd += ["--n-customers", str(ctx.n_customers)]
     if ctx.shared != default_shared():
@@ -773,7 +771,7 @@ def skipped(names: Sequence[str], reason: str) -> Iterator[dict]:
 
 def missing_inputs(config: Path, shared: Path) -> list[str]:
     """Input files of a real-data config that are absent under ``shared``."""
-    from pipelines.config import load_config
+    from leadtier.pipelines.config import load_config
 
     cfg = load_config(config, data_root=str(shared))
     specs = [
@@ -1111,7 +1109,7 @@ ONLINE_RETAIL_TIER = (
 
 @benchmark(*ONLINE_RETAIL_TIER)
 def bench_online_retail_tier(ctx: Ctx) -> Iterator[dict]:
-    from models.metrics import HIGHER_IS_BETTER
+    from leadtier.models.metrics import HIGHER_IS_BETTER
 
     config = CONFIGS / "online_retail.yaml"
     missing = missing_inputs(config, ctx.shared)
@@ -1183,7 +1181,7 @@ def default_shared() -> Path:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="python -m pipelines.bench",
+        prog="python -m leadtier.pipelines.bench",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="benchmarks: " + ", ".join(BENCHMARKS),

@@ -34,13 +34,13 @@ AsOfOpt = Annotated[
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from pipelines.config import ConfigError
-    from pipelines.predict import RejectShareError
-    from pipelines.serve import PortBusyError
-    from pipelines.sources import InputError
-    from pipelines.spark import SparkSetupError
-    from pipelines.tracking import ModelLoadError
-    from pipelines.train import TrainingDataError
+    from leadtier.pipelines.config import ConfigError
+    from leadtier.pipelines.predict import RejectShareError
+    from leadtier.pipelines.serve import PortBusyError
+    from leadtier.pipelines.sources import InputError
+    from leadtier.pipelines.spark import SparkSetupError
+    from leadtier.pipelines.tracking import ModelLoadError
+    from leadtier.pipelines.train import TrainingDataError
 
     return (
         ConfigError,
@@ -72,7 +72,7 @@ def _scoring(model, input, output, as_of: dt.datetime | None, batch_size: int, r
 
 
 def _load(config: Path, data_root: str | None, as_of: dt.datetime | None):
-    from pipelines.config import load_config
+    from leadtier.pipelines.config import load_config
 
     return load_config(config, data_root=data_root, as_of=as_of.date() if as_of else None)
 
@@ -117,7 +117,7 @@ def demo_data(
     """Write synthetic demo CRM tables (customers, transactions, interactions, labels, prospects)."""
 
     def go():
-        from pipelines.demo_data import write_demo
+        from leadtier.pipelines.demo_data import write_demo
 
         cfg = _load(config, data_root, None)
         counts = write_demo(cfg, n_customers=n_customers)
@@ -146,8 +146,8 @@ def features(
         )
 
     def go():
-        from pipelines.features import build
-        from pipelines.outputs import write_table
+        from leadtier.pipelines.features import build
+        from leadtier.pipelines.outputs import write_table
 
         cfg = _load(config, data_root, as_of)
         fb = build(cfg, with_labels=False)
@@ -168,7 +168,7 @@ def train(
     """Tune, train and evaluate the tier model; log to MLflow; register; gate the champion alias."""
 
     def go():
-        from pipelines import train as stage
+        from leadtier.pipelines import train as stage
 
         cfg = _load(config, data_root, as_of)
         if n_trials is not None:
@@ -216,7 +216,7 @@ def predict(
         )
 
     def go():
-        from pipelines import predict as stage
+        from leadtier.pipelines import predict as stage
 
         cfg = _load(config, data_root, as_of)
         res = stage.run(cfg, **_scoring(model, input, output, as_of, batch_size, reasons))
@@ -236,7 +236,7 @@ def report(
     """Write the self-contained HTML segment and tier report; prints its path."""
 
     def go():
-        from pipelines import report as stage
+        from leadtier.pipelines import report as stage
 
         cfg = _load(config, data_root, None)
         if lang is not None and lang not in ("en", "zh"):
@@ -274,7 +274,7 @@ def spark_features(
     """Build the feature table on Spark: the same SQL as `features`, transpiled by sqlglot."""
 
     def go():
-        from pipelines.spark import features_spark, parse_conf, spark_session
+        from leadtier.pipelines.spark import features_spark, parse_conf, spark_session
 
         cfg = _load(config, data_root, as_of)
         spark = spark_session(master, "leadtier-features", parse_conf(spark_conf))
@@ -315,7 +315,7 @@ def spark_predict(
     """Tier customers on Spark with the champion (or --model) via mlflow.pyfunc.spark_udf."""
 
     def go():
-        from pipelines.spark import parse_conf, predict_spark, spark_session
+        from leadtier.pipelines.spark import parse_conf, predict_spark, spark_session
 
         cfg = _load(config, data_root, as_of)
         spark = spark_session(master, "leadtier-predict", parse_conf(spark_conf))
@@ -341,7 +341,7 @@ def serve(
     """Serve the champion (or --model) over REST with MLflow's scoring server, in the foreground."""
 
     def go():
-        from pipelines import serve as stage
+        from leadtier.pipelines import serve as stage
 
         cfg = _load(config, None, None)
         return stage.run(cfg, model_uri=model, host=host, port=port, workers=workers, echo=typer.echo)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from leadtier.models.hyperparams import check_dimension
+from leadtier.models.schemes import TierScheme
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from models.hyperparams import check_dimension
-from models.schemes import TierScheme
 
 DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
 # the repository's configs/schemes.yaml; an installed wheel carries the same file as pipelines/configs/

@@ -1,6 +1,6 @@
 """Stage: write the synthetic demo CRM tables (``leadtier demo-data``).
 
-The generator lives in :mod:`features.synthetic` (pure, chunked, seeded); this stage streams its
+The generator lives in :mod:`leadtier.pipelines.synthetic_crm` (pure, chunked, seeded); this stage streams its
 chunks into Parquet so a million customers fit in bounded memory, and writes the unlabelled
 customers as the prospects file that ``leadtier predict`` scores.
 """
@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from features.synthetic import generate
-from pipelines.config import Config
+from leadtier.pipelines.config import Config
+from leadtier.pipelines.synthetic_crm import generate
 
 TABLES = ("customers", "transactions", "interactions", "labels")
 

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 import pyarrow as pa
-
-from features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
-from models.frame import ID_COLUMN, numbers_as_float
-from pipelines.config import Config, ConfigError, TableSpec
-from pipelines.sources import TableStats, register_all, register_table
-from pipelines.validate import check_event_customers, check_inputs
+from leadtier.features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
+from leadtier.models.frame import ID_COLUMN, numbers_as_float
+from leadtier.pipelines.config import Config, ConfigError, TableSpec
+from leadtier.pipelines.sources import TableStats, register_all, register_table
+from leadtier.pipelines.validate import check_event_customers, check_inputs
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,13 @@
-"""The MLflow pyfunc wrapper around :class:`models.scorer.TierScorer`."""
+"""The MLflow pyfunc wrapper around :class:`leadtier.models.scorer.TierScorer`."""
 
 from __future__ import annotations
 
 import joblib
 import mlflow.pyfunc
 import pandas as pd
+from leadtier.models.frame import FeatureMismatchError
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-from models.frame import FeatureMismatchError
 
 
 class LeadtierModel(mlflow.pyfunc.PythonModel):

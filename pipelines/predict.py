@@ -19,14 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from mlflow.exceptions import MlflowException
-from tqdm import tqdm
-
-from models.drift import DriftAccumulator, migration
-from models.frame import FeatureMismatchError, numbers_as_float
-from pipelines import tracking
-from pipelines.config import Config
-from pipelines.features import (
+from leadtier.models.drift import DriftAccumulator, migration
+from leadtier.models.frame import FeatureMismatchError, numbers_as_float
+from leadtier.pipelines import tracking
+from leadtier.pipelines.config import Config
+from leadtier.pipelines.features import (
     check_families,
     connect,
     doubles,
@@ -34,8 +31,10 @@ from pipelines.features import (
     register_population,
     staged_families,
 )
-from pipelines.outputs import atomic_write, write_table
-from pipelines.sources import InputError, register_all
+from leadtier.pipelines.outputs import atomic_write, write_table
+from leadtier.pipelines.sources import InputError, register_all
+from mlflow.exceptions import MlflowException
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,9 @@ import jinja2
 import numpy as np
 import pandas as pd
 import yaml
+from leadtier.models.metrics import HIGHER_IS_BETTER
+from leadtier.models.schemes import TierScheme
 from markupsafe import Markup, escape
-
-from models.metrics import HIGHER_IS_BETTER
-from models.schemes import TierScheme
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +74,13 @@ def strings(lang: str) -> dict[str, Any]:
     """The report's strings for ``lang`` from ``pipelines/i18n/<lang>.yaml``."""
     if lang not in LANGS:
         raise ValueError(f"report language must be one of {list(LANGS)}. Got {lang!r} instead")
-    text = resources.files("pipelines").joinpath("i18n", f"{lang}.yaml").read_text(encoding="utf-8")
+    text = resources.files("leadtier.pipelines").joinpath("i18n", f"{lang}.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
 @lru_cache(maxsize=1)
 def _template_source() -> str:
-    return resources.files("pipelines").joinpath("templates", "report.html.j2").read_text(encoding="utf-8")
+    return resources.files("leadtier.pipelines").joinpath("templates", "report.html.j2").read_text(encoding="utf-8")
 
 
 def feature_label(column: str, lang: str) -> str:
@@ -752,10 +751,10 @@ def render(context: dict[str, Any], lang: str | None = None) -> str:
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read only the report's columns from a Parquet or CSV predictions file.
 
-    Raises :class:`pipelines.sources.InputError` (a ValueError) naming the file when it is empty,
+    Raises :class:`leadtier.pipelines.sources.InputError` (a ValueError) naming the file when it is empty,
     lacks required columns or has an unknown extension.
     """
-    from pipelines.sources import InputError
+    from leadtier.pipelines.sources import InputError
 
     path = Path(path)
     if not path.is_file():
@@ -819,7 +818,7 @@ def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.Data
     Uses the customers file that ``predict`` scored by default (``predict.input``). Returns None,
     with a warning, when the inputs cannot be read any more or hold under 99 % of the scored customers.
     """
-    from pipelines.features import build
+    from leadtier.pipelines.features import build
 
     spec = cfg.data.tables.customers
     if cfg.predict.input:
@@ -877,7 +876,7 @@ def run(
     if output is None and lang != cfg.report.lang:  # report.html stays in the configured language
         out_path = out_path.with_name(f"{out_path.stem}.{lang}{out_path.suffix}")
     frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
-    from pipelines.predict import side_file
+    from leadtier.pipelines.predict import side_file
 
     if migration is None and side_file(pred_path, "migration").is_file():
         migration = pd.read_csv(side_file(pred_path, "migration"), dtype={"customer_id": str})
@@ -885,8 +884,8 @@ def run(
         drift = pd.read_csv(side_file(pred_path, "drift"))
     t_read = time.perf_counter()
 
-    from pipelines import tracking
-    from pipelines.outputs import write_text
+    from leadtier.pipelines import tracking
+    from leadtier.pipelines.outputs import write_text
 
     versions = frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else None
     versions = versions[versions != ""] if versions is not None else pd.Series([], dtype=str)
@@ -932,7 +931,7 @@ def run(
         profile = train_profile
     t_feats = time.perf_counter()
 
-    from pipelines.sources import InputError
+    from leadtier.pipelines.sources import InputError
 
     try:
         ctx = build_context(

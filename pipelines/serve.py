@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import IO
 
 import pandas as pd
-
-from pipelines import tracking
-from pipelines.config import Config
+from leadtier.pipelines import tracking
+from leadtier.pipelines.config import Config
 
 log = logging.getLogger(__name__)
 

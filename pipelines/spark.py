@@ -1,9 +1,9 @@
 """The feature SQL and batch scoring on Apache Spark (``leadtier spark-features`` / ``spark-predict``).
 
-One source of truth: the Spark engine runs the very SQL that :mod:`features.queries` renders for
+One source of truth: the Spark engine runs the very SQL that :mod:`leadtier.features.queries` renders for
 DuckDB, transpiled by sqlglot (``read="duckdb", write="spark"``). Only the input layer is
 engine-specific: :func:`register_inputs` reads the configured Parquet/CSV files into temp views
-with the canonical column names and types of :mod:`pipelines.sources` (same mapping, same casts,
+with the canonical column names and types of :mod:`leadtier.pipelines.sources` (same mapping, same casts,
 same duplicate / missing-id / ``where`` rules).
 
 Time: the canonical ``ts`` columns are ``TIMESTAMP_NTZ`` (wall-clock time, like DuckDB's
@@ -22,7 +22,7 @@ Running on an existing cluster
    (4 shuffle partitions, no UI, driver bound to 127.0.0.1); other masters keep the cluster's.
 2. Install leadtier (``pip install leadtier[spark]``, same version as the driver) and the
    model's requirements into the executors' Python, and point ``PYSPARK_PYTHON`` at it: the UDF
-   unpickles the scorer, which imports ``models.*``. ``env_manager="local"`` means no per-task
+   unpickles the scorer, which imports ``leadtier.models.*``. ``env_manager="local"`` means no per-task
    virtualenv is built.
 3. Use a shared MLflow tracking server, e.g. ``MLFLOW_TRACKING_URI=http://mlflow.internal:5000``
    (or ``mlflow.tracking_uri`` in the config), whose artifact store the driver can read; the
@@ -46,14 +46,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlglot
+from leadtier.features.queries import feature_query
+from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
+from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
+from leadtier.pipelines.predict import PredictResult
+from leadtier.pipelines.sources import InputError
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
-
-from features.queries import feature_query
-from pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
-from pipelines.features import POPULATION, check_families, population_readable, query_params
-from pipelines.predict import PredictResult
-from pipelines.sources import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -590,7 +589,7 @@ def _check_unique_ids(spark: SparkSession, spec: TableSpec) -> None:
 
 
 def numbers_as_double(df: DataFrame) -> DataFrame:
-    """Spark twin of ``models.frame.numbers_as_float``: every numeric feature as DOUBLE, like the
+    """Spark twin of ``leadtier.models.frame.numbers_as_float``: every numeric feature as DOUBLE, like the
     DuckDB feature table and the model signature."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -719,9 +718,8 @@ def features_spark(
 def output_struct(model_uri: str, reasons: bool = False):
     """The pyfunc's output columns as a Spark struct, from the model's signature (plus ``reasons``)."""
     import mlflow
+    from leadtier.pipelines.tracking import ModelLoadError
     from mlflow.exceptions import MlflowException
-
-    from pipelines.tracking import ModelLoadError
 
     try:
         info = mlflow.models.get_model_info(model_uri)
@@ -747,7 +745,7 @@ def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
     First the input rules (exact duplicates, ``exclude``), then the reject rules of ``leadtier
     predict`` (the same SQL, transpiled); duplicate ids are ranked among the rows the input rules keep.
     """
-    from pipelines.predict import REJECT_RULES
+    from leadtier.pipelines.predict import REJECT_RULES
 
     date = f"DATE '{as_of.isoformat()}'"
     reason = (
@@ -778,10 +776,9 @@ def predict_spark(
     (``spark.sql.execution.arrow.maxRecordsPerBatch``); ``reasons`` adds the per-customer reasons column.
     """
     import mlflow
+    from leadtier.pipelines import tracking
+    from leadtier.pipelines.predict import RejectShareError
     from pyspark.sql import functions as F
-
-    from pipelines import tracking
-    from pipelines.predict import RejectShareError
 
     t0 = time.perf_counter()
     check_families(cfg)

@@ -14,16 +14,16 @@ import joblib
 import mlflow
 import numpy as np
 import pandas as pd
+from leadtier.models.frame import ID_COLUMN
+from leadtier.models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
+from leadtier.models.scorer import TierScorer
+from leadtier.pipelines.config import Config
+from leadtier.pipelines.legacy_names import old_module_names
+from leadtier.pipelines.mlflow_model import LeadtierModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
-
-from models.frame import ID_COLUMN
-from models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
-from models.scorer import TierScorer
-from pipelines.config import Config
-from pipelines.mlflow_model import LeadtierModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 TRAIN_KEYS = "inputs/train_keys.parquet"  # the rows a registered model was fitted on (customer_id, snapshot)
@@ -212,9 +212,12 @@ def champion_segmenter(client: MlflowClient, cfg: Config):
 
 
 def load_model(uri: str):
-    """Load a pyfunc model, turning every failure into one error that names the URI."""
+    """Load a pyfunc model, turning every failure into one error that names the URI.
+
+    Models registered before the ``leadtier`` namespace load too (see :mod:`.legacy_names`)."""
     try:
-        return mlflow.pyfunc.load_model(uri)
+        with old_module_names():
+            return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise ModelLoadError(f"cannot load model {uri}: {exc.message.splitlines()[0]}") from None
     except Exception as exc:  # a missing, truncated or garbled artifact (pickle, YAML, ...): name it

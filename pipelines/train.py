@@ -20,32 +20,31 @@ import numpy as np
 import optuna
 import pandas as pd
 import yaml
-from matplotlib.figure import Figure
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import adjusted_mutual_info_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
-
-from features.queries import label_query
-from models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
-from models.classifier import TierClassifier
-from models.drift import reference_profile
-from models.frame import ID_COLUMN
-from models.metrics import (
+from leadtier.features.queries import label_query
+from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
+from leadtier.models.classifier import TierClassifier
+from leadtier.models.drift import reference_profile
+from leadtier.models.frame import ID_COLUMN
+from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
     compare,
     confusion,
     paired_bootstrap,
     tier_metrics,
 )
-from models.scorer import TierScorer
-from models.segments import Segmenter
-from models.semi import self_train
-from models.tuning import tune
-from pipelines import features as feature_stage
-from pipelines import tracking
-from pipelines.config import Config
-from pipelines.sources import InputError, register_all
-from pipelines.validate import as_records, validate
+from leadtier.models.scorer import TierScorer
+from leadtier.models.segments import Segmenter
+from leadtier.models.semi import self_train
+from leadtier.models.tuning import tune
+from leadtier.pipelines import features as feature_stage
+from leadtier.pipelines import tracking
+from leadtier.pipelines.config import Config
+from leadtier.pipelines.sources import InputError, register_all
+from leadtier.pipelines.validate import as_records, validate
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import adjusted_mutual_info_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 log = logging.getLogger(__name__)
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]

@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import duckdb
-
-from pipelines.config import Config
-from pipelines.sources import InputError, TableStats
+from leadtier.pipelines.config import Config
+from leadtier.pipelines.sources import InputError, TableStats
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ def check_event_customers(
     from the customers table: logged warnings; the rows are ignored.
 
     ``counted`` (table -> rows the feature families counted for known customers, see
-    ``features.queries.FAMILY_ROW_COUNTS``) replaces the anti-join by a count over the timestamps: rows
+    ``leadtier.features.queries.FAMILY_ROW_COUNTS``) replaces the anti-join by a count over the timestamps: rows
     before ``as_of`` minus ``counted`` is the number of such rows, and only when it is not zero is the
     table searched for them (for examples; a different count there means a family no longer counts
     every row it reads, and is logged).

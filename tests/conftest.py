@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from pipelines.config import Config, load_config
+from leadtier.pipelines.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
@@ -40,7 +39,7 @@ def small_config(data_root: Path, **overrides) -> Config:
 @pytest.fixture
 def demo_data(workdir) -> Config:
     """2,500 synthetic customers written under workdir/data."""
-    from pipelines.demo_data import write_demo
+    from leadtier.pipelines.demo_data import write_demo
 
     cfg = small_config(workdir / "data")
     write_demo(cfg)
@@ -70,8 +69,8 @@ def tiny_trained_world(tmp_path_factory, name: str, n_customers: int = 1500, adj
     """Generator for module fixtures: a tiny model trained on ``n_customers`` demo customers into a
     throw-away MLflow store, with the working directory moved there (MLflow's artifacts land in it).
     ``adjust(cfg)`` changes the config once the demo files are written. Yields (cfg, folder)."""
-    from pipelines import train
-    from pipelines.demo_data import write_demo
+    from leadtier.pipelines import train
+    from leadtier.pipelines.demo_data import write_demo
 
     work = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:

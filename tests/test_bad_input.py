@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
+from leadtier.pipelines.cli import app
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from tests.conftest import DEMO_CONFIG, REPO
 
 runner = CliRunner()
@@ -188,8 +188,8 @@ def test_customers_created_after_the_snapshot_are_reported_not_silently_missing(
 
 
 def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, caplog):
-    from pipelines.config import load_config
-    from pipelines.train import prepare
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.train import prepare
 
     df = _append_copies(workdir / "data" / "labels.parquet", customer_id=["NOBODY-1", "NOBODY-2", "NOBODY-3"])
     cfg = load_config(small)
@@ -203,8 +203,8 @@ def test_labels_for_unknown_customers_are_reported_and_not_used(workdir, small, 
 
 
 def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog):
-    from pipelines.config import load_config
-    from pipelines.train import TrainingDataError, prepare
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.train import TrainingDataError, prepare
 
     path = workdir / "data" / "labels.parquet"
     df = pd.read_parquet(path)
@@ -229,10 +229,10 @@ def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog)
 def test_unknown_customer_rows_counted_from_the_families_match_a_full_search(workdir, small):
     """The feature stage finds event rows of unknown customers by subtracting what the families
     counted from the rows before the as-of date; that must agree with searching the table."""
-    from pipelines import features as feature_stage
-    from pipelines.config import load_config
-    from pipelines.sources import register_all
-    from pipelines.validate import check_event_customers
+    from leadtier.pipelines import features as feature_stage
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.sources import register_all
+    from leadtier.pipelines.validate import check_event_customers
 
     _append_copies(workdir / "data" / "interactions.parquet", customer_id=["GHOST-1", "GHOST-1", "GHOST-2"])
     cfg = load_config(small)

@@ -1,4 +1,4 @@
-"""pipelines.bench: the pandas reference equals the DuckDB features (a fair baseline); the JSON lines."""
+"""leadtier.pipelines.bench: the pandas reference equals the DuckDB features (a fair baseline); the JSON lines."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from leadtier.pipelines import bench
+from leadtier.pipelines.features import build
+from leadtier.pipelines.synthetic_crm import generate
 
-from features.synthetic import generate
-from pipelines import bench
-from pipelines.features import build
 from tests.conftest import AS_OF, REPO, small_config, write_tables
 
 
@@ -130,7 +130,7 @@ def test_cli_prints_json_lines(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipelines.bench",
+            "leadtier.pipelines.bench",
             "--only",
             "features_1m_seconds",
             "--n-customers",
@@ -160,7 +160,7 @@ def test_speedup_on_a_subset_reports_matching_outputs(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipelines.bench",
+            "leadtier.pipelines.bench",
             "--only",
             "features_speedup_vs_pandas",
             "--n-customers",
@@ -187,7 +187,7 @@ def test_real_data_benchmarks_skip_without_the_files(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipelines.bench",
+            "leadtier.pipelines.bench",
             "--only",
             "leads_converted_auc,leads_converted_newest_auc,online_retail_dataset_seconds",
             "--shared",

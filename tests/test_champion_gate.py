@@ -12,12 +12,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from leadtier.models.metrics import paired_bootstrap, tier_metrics
+from leadtier.pipelines import train as train_stage
+from leadtier.pipelines.config import load_config
+from leadtier.pipelines.tracking import CHALLENGER, CHAMPION, GateDecision, _Comparison, _Paired, _verdict, seen_rows
 from mlflow.tracking import MlflowClient
 
-from models.metrics import paired_bootstrap, tier_metrics
-from pipelines import train as train_stage
-from pipelines.config import load_config
-from pipelines.tracking import CHALLENGER, CHAMPION, GateDecision, _Comparison, _Paired, _verdict, seen_rows
 from tests.conftest import DEMO_CONFIG, tiny_trained_world
 
 pytestmark = pytest.mark.slow

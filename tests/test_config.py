@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from leadtier.pipelines.config import ConfigError, load_config
 
-from pipelines.config import ConfigError, load_config
 from tests.conftest import DEMO_CONFIG, REPO
 
 
@@ -100,7 +100,7 @@ def test_data_root_override_order(tmp_path, monkeypatch):
 
 
 def test_duckdb_memory_limit_reaches_the_connection():
-    from pipelines.features import connect
+    from leadtier.pipelines.features import connect
 
     cfg = load_config(DEMO_CONFIG)
     cfg.duckdb_memory_limit = "1GB"

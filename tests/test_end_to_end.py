@@ -7,10 +7,10 @@ import hashlib
 import mlflow
 import pandas as pd
 import pytest
+from leadtier.pipelines import predict as predict_stage
+from leadtier.pipelines import train as train_stage
 from mlflow.tracking import MlflowClient
 
-from pipelines import predict as predict_stage
-from pipelines import train as train_stage
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     os.chdir(work)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     try:
-        from pipelines.demo_data import write_demo
+        from leadtier.pipelines.demo_data import write_demo
 
         cfg = small_config(work / "data", n_customers=3000, n_trials=3)
         cfg.predict.output = str(work / "out" / "pred.parquet")
@@ -158,8 +158,8 @@ def test_predict_with_reasons_explains_each_customer(trained):
 
 
 def test_second_scoring_run_writes_migration_and_drift_and_the_report_shows_them(trained):
-    from pipelines import report as report_stage
-    from pipelines.predict import side_file
+    from leadtier.pipelines import report as report_stage
+    from leadtier.pipelines.predict import side_file
 
     cfg, _, _, _, work = trained
     out = work / "out" / "twice.parquet"
@@ -199,7 +199,7 @@ def test_floors_keep_a_weak_model_out_of_production(trained):
 
 
 def test_kfold_evaluation_tunes_each_outer_fold_without_its_held_out_rows(demo_data, monkeypatch):
-    """Nested cross-validation: the figures reported for k-fold come from models whose
+    """Nested cross-validation: the figures reported for k-fold come from leadtier.models whose
     hyper-parameters never saw the fold they are scored on."""
     cfg = demo_data
     cfg.train.evaluation, cfg.train.folds = "kfold", 3
@@ -226,7 +226,7 @@ def test_kfold_evaluation_tunes_each_outer_fold_without_its_held_out_rows(demo_d
 
 
 def test_report_rebuilds_past_revenue_only_for_the_customers_that_were_scored(trained):
-    from pipelines import report as report_stage
+    from leadtier.pipelines import report as report_stage
 
     cfg, _, _, _, work = trained
     out = work / "out" / "rev.parquet"
@@ -251,7 +251,7 @@ def test_report_rebuilds_past_revenue_only_for_the_customers_that_were_scored(tr
 
 
 def test_report_says_when_tiers_do_not_come_from_the_champion(trained):
-    from pipelines import report as report_stage
+    from leadtier.pipelines import report as report_stage
 
     cfg, _, _, _, work = trained
     s = report_stage.strings("en")

@@ -34,15 +34,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from leadtier.pipelines import outputs as outputs_stage
+from leadtier.pipelines import predict as predict_stage
+from leadtier.pipelines import report as report_stage
+from leadtier.pipelines.cli import app
+from leadtier.pipelines.config import Config, load_config
+from leadtier.pipelines.sources import InputError
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from pipelines import outputs as outputs_stage
-from pipelines import predict as predict_stage
-from pipelines import report as report_stage
-from pipelines.cli import app
-from pipelines.config import Config, load_config
-from pipelines.sources import InputError
 from tests.conftest import DEMO_CONFIG, REPO
 
 pytestmark = pytest.mark.slow
@@ -156,16 +156,15 @@ def _plant_personal_data(cfg: Config) -> None:
 
 def _train(cfg: Config, config_path: Path):
     """Train once, capturing every log record and everything printed."""
+    from leadtier.pipelines import train as train_stage
     from threadpoolctl import threadpool_limits
-
-    from pipelines import train as train_stage
 
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root, ml = logging.getLogger(), logging.getLogger("mlflow")
-    ours = [logging.getLogger(name) for name in ("pipelines", "models", "features")]
+    ours = [logging.getLogger(name) for name in ("leadtier",)]
     old_level, old_ours = root.level, [lg.level for lg in ours]
     root.addHandler(handler)
     ml.addHandler(handler)
@@ -189,7 +188,7 @@ def _train(cfg: Config, config_path: Path):
 def build_world(tmp_path_factory) -> World:
     """Demo data with planted personal data, one tiny registered champion. Built once per session."""
     if "world" not in _WORLDS:
-        from pipelines.demo_data import write_demo
+        from leadtier.pipelines.demo_data import write_demo
 
         work = tmp_path_factory.mktemp("leadtier_world")
         config_path = _write_config(work)
@@ -238,13 +237,14 @@ def _prospects(world: World, n: int | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- 1. SIGKILL during predict
 
 # A fork server: imports the CLI and its heavy dependencies once, then forks one child per job that
-# runs exactly what `leadtier ...` runs (pipelines.cli.app). Children are reaped only when the test
+# runs exactly what `leadtier ...` runs (leadtier.pipelines.cli.app). Children are reaped only when the test
 # says so, so a pid the test signals can never belong to another process.
 FORK_SERVER = r"""
 import json, os, sys
 import lightgbm, mlflow.pyfunc, sklearn.calibration, sklearn.cluster  # noqa: F401
 import mlflow.store.model_registry.sqlalchemy_store, mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-import pipelines.cli, pipelines.mlflow_model, pipelines.predict, pipelines.tracking  # noqa: F401
+import leadtier.pipelines.cli, leadtier.pipelines.mlflow_model  # noqa: F401
+import leadtier.pipelines.predict, leadtier.pipelines.tracking  # noqa: F401
 try:
     from mlflow.utils.requirements_utils import _init_packages_to_modules_map
     _init_packages_to_modules_map()  # what every model load pays for otherwise
@@ -262,7 +262,7 @@ for line in sys.stdin:
             os.dup2(fd, 2)
             nul = os.open(os.devnull, os.O_RDONLY)
             os.dup2(nul, 0)
-            pipelines.cli.app(args=job["argv"], prog_name="leadtier")
+            leadtier.pipelines.cli.app(args=job["argv"], prog_name="leadtier")
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -366,7 +366,7 @@ def test_sigkill_during_predict_never_leaves_a_partial_output(world, tmp_path):
         # reference: the real entry point in a fresh interpreter
         with open(tmp_path / "ref.out", "w") as so, open(tmp_path / "ref.err", "w") as se:
             ref_run = subprocess.Popen(
-                [sys.executable, "-m", "pipelines.cli", *argv(out)],
+                [sys.executable, "-m", "leadtier.pipelines.cli", *argv(out)],
                 env=world.env(),
                 cwd=world.work,
                 stdout=so,
@@ -774,7 +774,7 @@ def test_categories_never_seen_in_training_are_counted_and_named(world, tmp_path
     frame.loc[11, "region"] = None  # missing is not "unseen"
     path = tmp_path / "new_regions.csv"
     frame.to_csv(path, index=False)
-    with caplog.at_level("WARNING", logger="pipelines.predict"):
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
         res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / "pred.parquet"), progress=False)
     assert res.scored == 30
     drift = pd.read_csv(tmp_path / "pred.drift.csv").set_index("feature")

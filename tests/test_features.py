@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from leadtier.features.queries import feature_query, render_family, slug
+from leadtier.pipelines.features import build
 
-from features.queries import feature_query, render_family, slug
-from pipelines.features import build
 from tests.conftest import AS_OF, small_config, write_tables
 
 TS = pd.Timestamp
@@ -184,7 +184,7 @@ def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(dem
 
 def test_feature_build_is_deterministic(demo_data, monkeypatch):
     """Bit for bit, even when DuckDB adds up many small row groups on several threads."""
-    import pipelines.features as stage
+    import leadtier.pipelines.features as stage
 
     root = demo_data.data_path("")
     for name in ("transactions", "interactions"):

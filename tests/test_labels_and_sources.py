@@ -8,12 +8,12 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from leadtier.features.queries import label_query
+from leadtier.pipelines.config import ConfigError, load_config
+from leadtier.pipelines.features import fetch_frame
+from leadtier.pipelines.sources import InputError, register_all
+from leadtier.pipelines.train import TrainingDataError, prepare
 
-from features.queries import label_query
-from pipelines.config import ConfigError, load_config
-from pipelines.features import fetch_frame
-from pipelines.sources import InputError, register_all
-from pipelines.train import TrainingDataError, prepare
 from tests.conftest import REPO
 
 LEVELS = ["A", "B", "C", "D", "E"]

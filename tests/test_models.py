@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from models.baselines import LogisticBaseline, MajorityBaseline
-from models.classifier import TierClassifier, decide
-from models.metrics import _Resampler, _scores, compare, confusion, paired_bootstrap, tier_metrics
-from models.schemes import TierLevel, TierScheme
-from models.segments import Segmenter
+from leadtier.models.baselines import LogisticBaseline, MajorityBaseline
+from leadtier.models.classifier import TierClassifier, decide
+from leadtier.models.metrics import _Resampler, _scores, compare, confusion, paired_bootstrap, tier_metrics
+from leadtier.models.schemes import TierLevel, TierScheme
+from leadtier.models.segments import Segmenter
 
 LEVELS = ["A", "B", "C"]
 
@@ -232,7 +231,7 @@ def test_temperature_calibration_keeps_the_most_probable_tier():
 
 
 def test_shap_contributions_add_up_to_the_raw_score_and_give_reasons():
-    from models.explain import describe, top_reasons
+    from leadtier.models.explain import describe, top_reasons
 
     X, y = _data(400)
     clf = TierClassifier(levels=LEVELS, n_estimators=30).fit(X, y)
@@ -261,7 +260,7 @@ def test_binary_contributions_are_mirrored():
 
 
 def test_self_training_adds_only_confident_unlabelled_rows():
-    from models.semi import self_train
+    from leadtier.models.semi import self_train
 
     X, y = _data(600)
     lab, unlab = X.iloc[:300], X.iloc[300:]
@@ -278,14 +277,14 @@ def test_self_training_adds_only_confident_unlabelled_rows():
 
 
 def test_grade_bands_cover_every_score():
-    from models.scorer import grade
+    from leadtier.models.scorer import grade
 
     bands = {"A": 75, "B": 50, "C": 25, "D": 0}
     assert grade(np.array([100, 75, 74.9, 50, 25, 24.99, 0]), bands).tolist() == ["A", "A", "B", "B", "C", "D", "D"]
 
 
 def test_scorer_grades_each_customer_from_its_score():
-    from models.scorer import TierScorer, grade
+    from leadtier.models.scorer import TierScorer, grade
 
     X, y = _data(300)
     clf = TierClassifier(levels=LEVELS, n_estimators=10).fit(X, y)
@@ -302,7 +301,7 @@ def test_scorer_grades_each_customer_from_its_score():
 
 
 def test_scorer_scores_zero_rows_with_the_usual_columns():
-    from models.scorer import TierScorer
+    from leadtier.models.scorer import TierScorer
 
     X, y = _data(300)
     clf = TierClassifier(levels=LEVELS, n_estimators=10).fit(X, y)

@@ -17,15 +17,15 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from leadtier.models.classifier import TierClassifier
+from leadtier.models.metrics import tier_metrics
+from leadtier.pipelines import predict as predict_stage
+from leadtier.pipelines import tracking
+from leadtier.pipelines.predict import RejectShareError
+from leadtier.pipelines.sources import InputError
+from leadtier.pipelines.synthetic_crm import COMPANY_SIZES, INDUSTRIES, LEAD_SOURCES, REGIONS
+from leadtier.pipelines.train import TrainingDataError, attach_labels, check_minimum
 
-from features.synthetic import COMPANY_SIZES, INDUSTRIES, LEAD_SOURCES, REGIONS
-from models.classifier import TierClassifier
-from models.metrics import tier_metrics
-from pipelines import predict as predict_stage
-from pipelines import tracking
-from pipelines.predict import RejectShareError
-from pipelines.sources import InputError
-from pipelines.train import TrainingDataError, attach_labels, check_minimum
 from tests.test_faults import build_world, world_env
 
 pytestmark = pytest.mark.slow

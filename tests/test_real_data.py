@@ -8,11 +8,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from leadtier.pipelines import predict as predict_stage
+from leadtier.pipelines import train as train_stage
+from leadtier.pipelines.config import load_config
+from leadtier.pipelines.train import TrainingDataError
 
-from pipelines import predict as predict_stage
-from pipelines import train as train_stage
-from pipelines.config import load_config
-from pipelines.train import TrainingDataError
 from tests.conftest import REPO
 
 SHARED = Path(os.environ.get("LEADTIER_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))

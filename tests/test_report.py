@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from models.schemes import TierLevel, TierScheme
-from pipelines import report
-from pipelines.config import load_config
+from leadtier.models.schemes import TierLevel, TierScheme
+from leadtier.pipelines import report
+from leadtier.pipelines.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from pipelines import report
-from pipelines.config import load_config
+from leadtier.pipelines import report
+from leadtier.pipelines.config import load_config
 
 pytestmark = pytest.mark.browser
 

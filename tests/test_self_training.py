@@ -4,10 +4,9 @@ run reports both results."""
 from __future__ import annotations
 
 import pytest
+from leadtier.models.metrics import HIGHER_IS_BETTER
+from leadtier.pipelines import train as train_stage
 from mlflow.tracking import MlflowClient
-
-from models.metrics import HIGHER_IS_BETTER
-from pipelines import train as train_stage
 
 pytestmark = pytest.mark.slow
 

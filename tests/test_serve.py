@@ -9,8 +9,8 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
+from leadtier.pipelines import serve
 
-from pipelines import serve
 from tests.conftest import tiny_trained_world
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
 
 
 def test_a_busy_port_is_one_clear_error_before_anything_starts(trained):
-    from pipelines.cli import _user_errors
+    from leadtier.pipelines.cli import _user_errors
 
     cfg, _ = trained
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
@@ -77,7 +77,7 @@ def server(trained):
 @pytest.fixture(scope="module")
 def batch(trained):
     """Features and batch predictions (leadtier predict) for every customer."""
-    from pipelines import features, predict
+    from leadtier.pipelines import features, predict
 
     cfg, work = trained
     feats = features.build(cfg, with_labels=False).features

@@ -22,11 +22,12 @@ pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'le
 if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
     pytest.skip("Spark needs Java (no java on PATH and no JAVA_HOME)", allow_module_level=True)
 
-from features.synthetic import generate  # noqa: E402
-from pipelines import features as feature_stage  # noqa: E402
-from pipelines import spark as sp  # noqa: E402
-from pipelines.config import load_config  # noqa: E402
-from pipelines.sources import InputError  # noqa: E402
+from leadtier.pipelines import features as feature_stage  # noqa: E402
+from leadtier.pipelines import spark as sp  # noqa: E402
+from leadtier.pipelines.config import load_config  # noqa: E402
+from leadtier.pipelines.sources import InputError  # noqa: E402
+from leadtier.pipelines.synthetic_crm import generate  # noqa: E402
+
 from tests.conftest import tiny_trained_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -373,7 +374,7 @@ def trained(tmp_path_factory):
 
 
 def test_spark_predictions_equal_batch_predictions(spark, trained):
-    from pipelines import predict
+    from leadtier.pipelines import predict
 
     cfg, work = trained
     prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str})
@@ -409,7 +410,7 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
     again = sp.predict_spark(spark, cfg, output=str(work / "spark_out"))
     assert again.rejected == 0 and again.rejects is None and not Path(res.rejects).exists()
     # too many rejects: as leadtier predict, the rejects file is written and the last predictions stay
-    from pipelines.predict import RejectShareError
+    from leadtier.pipelines.predict import RejectShareError
 
     before = pd.read_parquet(again.output).sort_values("customer_id").reset_index(drop=True)
     strict = cfg.model_copy(deep=True)
@@ -425,7 +426,7 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
 def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
     """Exact duplicates and ``exclude`` rules on the scoring input: each such row is listed in the
     rejects file at its own position in the file, by both engines, and never scored."""
-    from pipelines import predict
+    from leadtier.pipelines import predict
 
     cfg, work = trained
     ruled = cfg.model_copy(deep=True)
@@ -501,7 +502,7 @@ def test_a_write_that_fails_leaves_the_previous_output_as_it_was(spark, tmp_path
 
 
 def test_spark_reasons_and_batch_size_match_batch_predict(spark, trained):
-    from pipelines import predict
+    from leadtier.pipelines import predict
 
     cfg, work = trained
     prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str}).head(40)
