@@ -8,8 +8,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= configs/demo.yaml
 ARGS   ?=
+SRC    := features models pipelines tests
+FAST_MARKERS := not slow and not spark and not browser and not realdata
 
-.PHONY: help install demo-data features train predict report serve bench test lint browser clean
+.PHONY: help install demo-data features train predict report serve bench test test-fast format lint browser clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "}; /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,12 +55,20 @@ browser: ## Install headless Chromium and a CJK font (Debian packages) for the r
 		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
 		else echo "chromium missing and not root: the browser test will be skipped"; fi; }
 
-lint: $(STAMP) ## ruff over the code
-	$(BIN)/ruff check features models pipelines tests
+lint: $(STAMP) ## ruff over the code (check and format check)
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
 
-test: $(STAMP) browser ## Install everything needed, then lint and run the whole test suite
-	$(BIN)/ruff check features models pipelines tests
+format: $(STAMP) ## Rewrite the code in place: ruff format, then ruff check --fix
+	$(BIN)/ruff format $(SRC)
+	$(BIN)/ruff check --fix $(SRC)
+
+test: $(STAMP) browser ## Install everything needed, then lint and run the whole test suite (what CI runs)
+	$(BIN)/ruff check $(SRC)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: $(STAMP) ## Unit tests only (no slow, spark, browser or realdata tests): the edit-test loop
+	$(BIN)/python -m pytest -q -m "$(FAST_MARKERS)" $(ARGS)
 
 clean: ## Remove generated data, outputs and the local MLflow store (keeps .venv)
 	rm -rf data/demo outputs mlflow.db mlruns mlartifacts test-artifacts
