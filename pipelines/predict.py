@@ -31,7 +31,7 @@ from leadtier.pipelines.features import (
     register_population,
     staged_families,
 )
-from leadtier.pipelines.outputs import atomic_write, write_table
+from leadtier.pipelines.outputs import atomic_write, neutralise_arrow, write_table
 from leadtier.pipelines.sources import InputError, register_all
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
@@ -309,6 +309,8 @@ def _score_batches(
                     scored["model_version"] = version
                     scored["as_of"] = as_of
                     table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
+                    if not parquet:  # a spreadsheet must not run an id or category as a formula
+                        table = neutralise_arrow(table)
                     if writer is None:
                         writer = (
                             pq.ParquetWriter(tmp, table.schema, compression="zstd")
