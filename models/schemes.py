@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TierLevel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     code: str = Field(description="the value stored in labels and predictions, e.g. 'A'")
     en: str
@@ -23,7 +23,7 @@ class TierLevel(BaseModel):
 
 
 class TierScheme(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     title_en: str
     title_zh: str

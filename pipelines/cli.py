@@ -34,24 +34,17 @@ AsOfOpt = Annotated[
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from leadtier.pipelines.config import ConfigError
+    """What the CLI prints as ``error:`` with exit status 2: every :class:`UserError`, a missing file, and
+    the user-error classes of modules that do not derive from :class:`UserError` yet."""
+    from leadtier.pipelines.errors import UserError
     from leadtier.pipelines.predict import RejectShareError
     from leadtier.pipelines.serve import PortBusyError
     from leadtier.pipelines.sources import InputError
     from leadtier.pipelines.spark import SparkSetupError
-    from leadtier.pipelines.tracking import ModelLoadError
     from leadtier.pipelines.train import TrainingDataError
 
-    return (
-        ConfigError,
-        InputError,
-        TrainingDataError,
-        ModelLoadError,
-        RejectShareError,
-        PortBusyError,
-        SparkSetupError,
-        FileNotFoundError,
-    )
+    pending = (InputError, TrainingDataError, RejectShareError, PortBusyError, SparkSetupError)
+    return (UserError, FileNotFoundError, *(e for e in pending if not issubclass(e, UserError)))
 
 
 def _from_cwd(path: str | None) -> str | None:
@@ -169,12 +162,13 @@ def train(
 
     def go():
         from leadtier.pipelines import train as stage
+        from leadtier.pipelines.config import override
 
         cfg = _load(config, data_root, as_of)
         if n_trials is not None:
-            cfg.train.tuning.n_trials = n_trials
+            override(cfg, "train.tuning.n_trials", n_trials, source="--n-trials")
         if timeout_s is not None:
-            cfg.train.tuning.timeout_s = timeout_s
+            override(cfg, "train.tuning.timeout_s", timeout_s, source="--timeout-s")
         res = stage.run(cfg, config)
         typer.echo(stage.summary_text(cfg, res))
 
@@ -245,6 +239,16 @@ def report(
         typer.echo(str(path))
 
     _guard(go)
+
+
+@app.command("config-schema")
+def config_schema() -> None:
+    """Print the JSON Schema of a config file (for editors that complete and check YAML)."""
+    import json
+
+    from leadtier.pipelines.config import config_schema as schema
+
+    typer.echo(json.dumps(schema(), indent=2, ensure_ascii=False))
 
 
 # --------------------------------------------------------------------------- Spark and REST scoring

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from leadtier.models.hyperparams import check_dimension
 from leadtier.models.schemes import TierScheme
+from leadtier.pipelines.errors import UserError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
@@ -25,12 +26,27 @@ _WHEEL_SCHEMES = Path(__file__).resolve().parent / "configs" / "schemes.yaml"
 BUILTIN_SCHEMES = _REPO_SCHEMES if _REPO_SCHEMES.is_file() else _WHEEL_SCHEMES
 
 
-class ConfigError(ValueError):
-    """A configuration file is missing, malformed or inconsistent."""
+class ConfigError(UserError, ValueError):
+    """A configuration file or override is missing, malformed or inconsistent."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # validate_assignment: ``cfg.train.tuning.n_trials = 0`` fails like the same value in a YAML file
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pydantic runs a model's own validators (rules across fields) after storing the value: a value
+        # they refuse must not stay behind
+        old = self.__dict__.get(name, _UNSET)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            if old is not _UNSET:
+                self.__dict__[name] = old
+            raise
+
+
+_UNSET = object()
 
 
 # --------------------------------------------------------------------------- data contract
@@ -79,6 +95,9 @@ class FileSpec(_Strict):
     )
 
 
+_FILE_KEYS = ("format", "columns", "date_format", "encoding", "derived")  # describe the one file of `path`
+
+
 class TableSpec(_Strict):
     """A logical table, read from one or more files (rows are stacked)."""
 
@@ -114,22 +133,20 @@ class TableSpec(_Strict):
         "per rule, e.g. 'price <= 0': 'unit_price <= 0'",
     )
 
-    @model_validator(mode="after")
-    def _one_way_to_name_files(self) -> TableSpec:
-        if self.path and self.files:
+    @model_validator(mode="before")
+    @classmethod
+    def _path_is_one_file(cls, data: Any) -> Any:
+        """``path`` (with its format, columns, ...) is shorthand for ``files`` with one entry."""
+        if not isinstance(data, dict) or not data.get("path"):
+            return data
+        if data.get("files"):
             raise ValueError("give either 'path' (one file) or 'files' (a list), not both")
-        if self.path:
-            self.files = [
-                FileSpec(
-                    path=self.path,
-                    format=self.format,
-                    columns=self.columns,
-                    date_format=self.date_format,
-                    encoding=self.encoding,
-                    derived=self.derived,
-                )
-            ]
-            self.path = None
+        data = dict(data)
+        one = {k: data.pop(k) for k in ("path", *_FILE_KEYS) if k in data}
+        return {**data, "files": [one]}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableSpec:
         if not self.files and not self.derive_from:
             raise ValueError("no input file: set 'path', 'files' or (customers only) 'derive_from'")
         if self.files and self.derive_from:
@@ -354,9 +371,10 @@ class TrainConfig(_Strict):
     )
     min_per_tier: Annotated[int, Field(ge=1)] = 30
     class_weight: Literal["balanced", "none"] = "balanced"
-    calibration: Literal["none", "temperature", "sigmoid", "isotonic"] = Field(
-        default="temperature",
-        description="calibrate probabilities on a held-out share of the training rows (scikit-learn)",
+    calibration: Literal["auto", "none", "temperature", "sigmoid", "isotonic"] = Field(
+        default="auto",
+        description="calibrate probabilities on a held-out share of the training rows (scikit-learn); auto: "
+        "the one (or none) with the lowest cross-validated log-loss on those rows",
     )
     calibration_size: Annotated[float, Field(gt=0.05, lt=0.5)] = 0.2
     calibration_cv: Annotated[int, Field(ge=0, le=10)] = Field(
@@ -535,14 +553,16 @@ class Config(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
-    lines = [f"invalid config {path}:"]
+def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """One line per problem under ``header``; ``prefix`` is where the validated object sits in the config."""
+    lines = [header]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = (*prefix, *e["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-            parent = e["loc"][:-1]
+            parent = loc[:-1]
             allowed = _allowed_keys(parent)
             if allowed:
                 msg += f"; allowed keys here: {', '.join(allowed)}"
@@ -613,4 +633,42 @@ def load_config(
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_errors(path, err)) from None
+        raise ConfigError(_format_errors(f"invalid config {path}:", err)) from None
+
+
+def override(cfg: Config, key: str, value: Any, source: str | None = None) -> None:
+    """Set the dotted config ``key`` (``train.tuning.n_trials``) to ``value``, checked like the YAML file.
+
+    The whole config is validated with the new value first (the cross-field rules included), so a
+    bad value raises a :class:`ConfigError` naming the key (and ``source``, e.g. ``--n-trials``) and
+    leaves ``cfg`` as it was.
+    """
+    *parents, name = key.split(".")
+    target: Any = cfg
+    for i, part in enumerate(parents):
+        target = getattr(target, part, None)
+        if not isinstance(target, BaseModel):
+            raise ConfigError(f"{'.'.join(parents[: i + 1])!r} is not a section of the config. Got key {key!r} instead")
+    raw = cfg.model_dump()
+    node = raw
+    for part in parents:
+        node = node[part]
+    node[name] = value
+    try:
+        checked: Any = Config.model_validate(raw)
+    except ValidationError as err:
+        where = f" (from {source})" if source else ""
+        raise ConfigError(_format_errors(f"invalid value {value!r} for {key}{where}:", err)) from None
+    for part in parents:
+        checked = getattr(checked, part)
+    setattr(target, name, getattr(checked, name))
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of a config file, for editors that complete and check YAML."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **Config.model_json_schema()}
+    schema["title"] = "leadtier config"
+    # data.root may come from --data-root or $LEADTIER_DATA_ROOT instead of the file
+    data = schema["$defs"]["DataConfig"]
+    data["required"] = [k for k in data["required"] if k != "root"]
+    return schema

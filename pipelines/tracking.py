@@ -18,6 +18,7 @@ from leadtier.models.frame import ID_COLUMN
 from leadtier.models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
 from leadtier.models.scorer import TierScorer
 from leadtier.pipelines.config import Config
+from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.legacy_names import old_module_names
 from leadtier.pipelines.mlflow_model import LeadtierModel
 from mlflow.exceptions import MlflowException
@@ -32,7 +33,7 @@ MIN_UNSEEN_ROWS = 30  # fewer evaluation rows unseen by the champion than this: 
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model URI cannot be resolved or loaded."""
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 import pytest
 import yaml
-from leadtier.pipelines.config import ConfigError, load_config
+from leadtier.pipelines.cli import app
+from leadtier.pipelines.config import ConfigError, TableSpec, load_config, override
+from leadtier.pipelines.errors import UserError
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from tests.conftest import DEMO_CONFIG, REPO
 
@@ -131,3 +138,80 @@ def test_a_config_outside_configs_still_sees_the_builtin_schemes(tmp_path):
         )
     )
     assert {"vip", "intent"} <= set(load_config(elsewhere).schemes)
+
+
+def test_assignment_is_validated_like_the_file():
+    cfg = load_config(DEMO_CONFIG)
+    before = cfg.model_dump()
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        cfg.train.tuning.n_trials = 0
+    with pytest.raises(ValidationError, match="windows must include 30"):
+        cfg.features.windows_days = [7, 90]
+    with pytest.raises(ValidationError, match="has no attribute .n_trails."):
+        cfg.train.n_trails = 3
+    with pytest.raises(ValidationError, match="give both train_as_of and eval_as_of"):
+        cfg.snapshots.train_as_of = [cfg.data.as_of]
+    assert cfg.model_dump() == before  # a refused value leaves the config as it was
+    cfg.train.tuning.n_trials = "5"  # coerced as in YAML
+    assert cfg.train.tuning.n_trials == 5
+
+
+def test_override_checks_the_whole_config_and_names_the_key_and_source():
+    cfg = load_config(DEMO_CONFIG)
+    override(cfg, "train.tuning.n_trials", 3, source="--n-trials")
+    assert cfg.train.tuning.n_trials == 3
+    with pytest.raises(ConfigError, match=r"(?s)from --n-trials.*train\.tuning\.n_trials: Input should be greater"):
+        override(cfg, "train.tuning.n_trials", 0, source="--n-trials")
+    # a rule across sections (primary metric vs. the scheme's levels) is checked too, and cfg is kept
+    with pytest.raises(ConfigError, match="'roc_auc' needs a two-level scheme"):
+        override(cfg, "train.primary_metric", "roc_auc")
+    with pytest.raises(ConfigError, match="unknown key; allowed keys here: cv_folds, n_trials"):
+        override(cfg, "train.tuning.n_trails", 3)
+    with pytest.raises(ConfigError, match="'trian' is not a section of the config. Got key 'trian.folds' instead"):
+        override(cfg, "trian.folds", 3)
+    assert cfg.train.tuning.n_trials == 3 and cfg.train.primary_metric == "macro_f1"
+
+
+def test_a_command_line_override_meets_the_schema():
+    res = CliRunner().invoke(app, ["train", "--config", str(DEMO_CONFIG), "--n-trials", "0"])
+    assert res.exit_code == 2, res.output
+    assert "error: invalid value 0 for train.tuning.n_trials (from --n-trials)" in res.output
+
+
+def test_path_is_shorthand_for_one_file():
+    spec = TableSpec(path="c.csv", columns={"customer_id": "Id"}, encoding="latin-1")
+    assert [(f.path, f.columns, f.encoding) for f in spec.files] == [("c.csv", {"customer_id": "Id"}, "latin-1")]
+    assert spec.path is None
+    spec.exclude = {"test rows": "customer_id < 0"}  # assignment re-runs the table's rules and keeps the file
+    assert len(spec.files) == 1
+    with pytest.raises(ValidationError, match="give either 'path'"):
+        TableSpec(path="c.csv", files=[{"path": "d.csv"}])
+
+
+def test_user_errors_share_one_base_that_the_cli_maps_to_exit_2():
+    from leadtier.pipelines.cli import _user_errors
+    from leadtier.pipelines.tracking import ModelLoadError
+
+    assert issubclass(ConfigError, UserError) and issubclass(ConfigError, ValueError)
+    assert issubclass(ModelLoadError, UserError)
+    assert UserError in _user_errors()
+
+
+def test_config_schema_command_prints_a_schema_the_example_configs_meet():
+    res = CliRunner().invoke(app, ["config-schema"])
+    assert res.exit_code == 0, res.output
+    schema = json.loads(res.output)
+    assert schema["$schema"].endswith("2020-12/schema") and schema["title"] == "leadtier config"
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def as_an_editor_reads(path):  # YAML 1.2 (what editors speak) has no date type: 2026-06-30 is a string
+        return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
+
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        if path.name != "schemes.yaml":
+            assert list(validator.iter_errors(as_an_editor_reads(path))) == [], path.name
+    raw = as_an_editor_reads(DEMO_CONFIG)
+    raw["train"]["tuning"]["n_trials"] = 0
+    raw["train"]["n_trails"] = 3
+    problems = sorted(".".join(map(str, e.absolute_path)) for e in validator.iter_errors(raw))
+    assert problems == ["train", "train.tuning.n_trials"]

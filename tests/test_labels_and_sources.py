@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from leadtier.features.queries import label_query
-from leadtier.pipelines.config import ConfigError, load_config
+from leadtier.pipelines.config import ConfigError, SnapshotConfig, load_config
 from leadtier.pipelines.features import fetch_frame
 from leadtier.pipelines.sources import InputError, register_all
 from leadtier.pipelines.train import TrainingDataError, prepare
@@ -182,11 +182,11 @@ def test_two_differently_named_files_become_one_deduplicated_log(tmp_path):
 
 def test_backtest_trains_only_on_labels_observed_by_the_evaluation_date(tmp_path):
     cfg = _retail_like(tmp_path)
-    cfg.snapshots.train_as_of = [dt.date(2010, 2, 1)]
-    cfg.snapshots.eval_as_of = [dt.date(2010, 4, 1)]
+    cfg.snapshots = SnapshotConfig(train_as_of=[dt.date(2010, 2, 1)], eval_as_of=[dt.date(2010, 4, 1)])
     cfg.labels.outcome.thresholds_days = [10, 20, 30]
     cfg.labels.outcome.horizon_days = 45  # 2010-02-01 + 45 days < 2010-04-01: observed by the evaluation date
-    cfg.train.min_per_tier = 0  # two customers cannot fill five tiers; the minimum is tested elsewhere
+    # two customers cannot fill five tiers: the per-tier minimum (tested elsewhere) goes below the schema's 1
+    cfg.train = cfg.train.model_copy(update={"min_per_tier": 0})
     prep = prepare(cfg)
     # customer 100 bought again on 2010-06-01, after the evaluation date: a model deployed on 2010-04-01
     # knew that 100 had not bought in the 45 days after 2010-02-01 (E), nothing more
@@ -198,8 +198,7 @@ def test_backtest_trains_only_on_labels_observed_by_the_evaluation_date(tmp_path
 
 def test_a_snapshot_whose_horizon_is_not_observed_is_refused(tmp_path):
     cfg = _retail_like(tmp_path)
-    cfg.snapshots.train_as_of = [dt.date(2010, 2, 1)]
-    cfg.snapshots.eval_as_of = [dt.date(2010, 4, 1)]
+    cfg.snapshots = SnapshotConfig(train_as_of=[dt.date(2010, 2, 1)], eval_as_of=[dt.date(2010, 4, 1)])
     cfg.labels.outcome.horizon_days = 200  # 2010-02-01 + 200 days is long after 2010-04-01
     with pytest.raises(TrainingDataError, match=r"spans 59 days \(until 2010-04-01\), but the label horizon needs 201"):
         prepare(cfg)
