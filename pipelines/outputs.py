@@ -17,13 +17,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from leadtier.pipelines.errors import UserError
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as the start of a formula
 FORMULA_PREFIX = r"^[=+\-@\t\r]"  # the same, for Arrow
 
 
-class OutputError(RuntimeError):
+class OutputError(UserError):
     """An output cannot be written where it was asked for (suffix, permissions, disk space)."""
 
 

@@ -31,7 +31,7 @@ from leadtier.pipelines.features import (
     register_population,
     staged_families,
 )
-from leadtier.pipelines.outputs import atomic_write, neutralise_arrow, write_table
+from leadtier.pipelines.outputs import atomic_write, check_suffix, neutralise_arrow, write_table
 from leadtier.pipelines.sources import InputError, register_all
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
@@ -169,11 +169,7 @@ def run(
     t0 = time.perf_counter()
     check_families(cfg)
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
-    out_path = Path(output or cfg.predict.output)
-    if out_path.suffix.lower() not in {".parquet", ".csv"}:
-        raise ValueError(
-            f"output {out_path} must end in .parquet or .csv. Got {out_path.suffix or 'no extension'} instead"
-        )
+    out_path = check_suffix(output or cfg.predict.output)
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
@@ -327,5 +323,8 @@ def _score_batches(
             if writer is not None:
                 writer.close()
 
-    atomic_write(out_path, write)
+    try:
+        atomic_write(out_path, write)
+    finally:  # an open result would make DuckDB refuse to drop tables or close, hiding why the write failed
+        reader.close()
     return n

@@ -69,12 +69,15 @@ def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
     lines = str(exc).split("\n\n")[0].split("The search space used was")[0].strip().splitlines()
     if any(line.startswith("Original Line") for line in lines):  # CSV Error on Line: N / <content...> / reason
         lines = [lines[0], lines[-1]] if len(lines) > 2 and not lines[-1].startswith("Original Line") else lines[:1]
+    if _format(path, "auto") == "csv" and _starts_with(path, b"PK\x03\x04"):  # DuckDB may call it a wrong encoding
+        return InputError(
+            f"{path}: cannot be read as {table} data: it is a zip archive or Excel workbook, not CSV text; "
+            "save it as CSV or Parquet"
+        )
     reason = "; ".join(line.strip() for line in lines).rstrip(".")
     hint = ""
     if "not utf-8 encoded" in reason:
         hint = " Set encoding: latin-1 (or utf-16) for this file in the config."
-    elif _format(path, "auto") == "csv" and _starts_with(path, b"PK\x03\x04"):
-        hint = " It looks like a zip or Excel workbook: save it as CSV or Parquet."
     return InputError(f"{path}: cannot be read as {table} data: {reason[:400]}.{hint}")
 
 

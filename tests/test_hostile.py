@@ -7,6 +7,9 @@ Shares the tiny trained world of ``tests/test_faults.py`` (one registered champi
 from __future__ import annotations
 
 import csv
+import errno
+import os
+import zipfile
 
 import pandas as pd
 import pytest
@@ -14,7 +17,7 @@ from leadtier.pipelines import predict as predict_stage
 from leadtier.pipelines.cli import app
 from typer.testing import CliRunner
 
-from tests.test_faults import _prospects, build_world, world_env
+from tests.test_faults import _one_line_error, _prospects, build_world, world_env
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +97,82 @@ def test_a_features_csv_is_neutralised_too(world, tmp_path):
     write_table(frame, tmp_path / "f.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "f.parquet"), frame)
     assert neutralise_formulas(frame)["customer_id"].tolist()[:2] == ["'=1+1", "ok"]
+
+
+# --------------------------------------------------------------------------- item 2: user-fixable failures
+
+
+class _FullDisk:
+    """Stands in for pyarrow's ParquetWriter: the first batch is written, the second finds the disk full."""
+
+    def __init__(self, real, errno_: int):
+        self.real, self.errno, self.calls = real, errno_, 0
+
+    def __call__(self, *args, **kwargs):
+        writer = self.real(*args, **kwargs)
+        outer = self
+
+        class Writer:
+            def write_table(self, table):
+                outer.calls += 1
+                if outer.calls > 1:
+                    raise OSError(outer.errno, os.strerror(outer.errno))
+                writer.write_table(table)
+
+            def close(self):
+                writer.close()
+
+        return Writer()
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only")])
+def test_a_write_failing_midway_is_one_error_line_and_leaves_the_old_output(world, tmp_path, monkeypatch, code, words):
+    src = tmp_path / "in.csv"
+    _prospects(world, 300).to_csv(src, index=False)
+    out = tmp_path / "pred.parquet"
+    out.write_bytes(b"the previous run")
+    monkeypatch.setattr(predict_stage.pq, "ParquetWriter", _FullDisk(predict_stage.pq.ParquetWriter, code))
+    res = _cli(
+        "predict", "--config", str(world.config_path), "--input", str(src), "--output", str(out), "--batch-size", "100"
+    )
+    error = _one_line_error(res, str(out), words)
+    assert "ResourceInUse" not in res.output and "open result" not in error
+    assert out.read_bytes() == b"the previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "pred.parquet"]  # no temporaries, no side files
+
+
+def test_an_unwritable_folder_is_one_error_line(world, tmp_path, monkeypatch):
+    from leadtier.pipelines import outputs
+
+    src = tmp_path / "in.csv"
+    _prospects(world, 30).to_csv(src, index=False)
+    out = tmp_path / "locked" / "pred.parquet"
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(src), "--output", str(out))
+    _one_line_error(res, str(out), "permission denied")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["pred.xlsx", "pred", "pred.parquet.bak"])
+def test_an_output_with_another_suffix_is_one_error_line(world, tmp_path, name):
+    src = tmp_path / "in.csv"
+    _prospects(world, 5).to_csv(src, index=False)
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(src), "--output", str(tmp_path / name))
+    _one_line_error(res, str(tmp_path / name), "must end in .parquet or .csv")
+    res = _cli("features", "--config", str(world.config_path), "--output", str(tmp_path / name))
+    _one_line_error(res, str(tmp_path / name), "must end in .parquet or .csv")
+    assert not (tmp_path / name).exists()
+
+
+def test_a_zip_named_csv_is_called_a_zip_not_an_encoding_problem(world, tmp_path):
+    path = tmp_path / "prospects.csv"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:  # DuckDB calls this one "not utf-8 encoded"
+        z.writestr("prospects.csv", _prospects(world, 50).to_csv(index=False))
+    out = tmp_path / "pred.parquet"
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
+    error = _one_line_error(res, str(path), "zip archive", "save it as CSV or Parquet")
+    assert "latin-1" not in error and "encod" not in error
