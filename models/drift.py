@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from leadtier.models.frame import as_float
+from leadtier.models.text import clip
 
 EPS = 1e-4
 
@@ -72,7 +73,7 @@ class DriftAccumulator:
                 self.unseen[c] += unseen
                 if unseen and len(self.unseen_examples[c]) < 3:
                     values = frame[c].dropna()
-                    new = values[~values.isin(r["cats"])].astype(str).unique().tolist()
+                    new = [clip(v) for v in values[~values.isin(r["cats"])].astype(str).unique()[:3]]
                     self.unseen_examples[c] = list(dict.fromkeys(self.unseen_examples[c] + new))[:3]
 
     def table(self, threshold: float) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 from leadtier.features.queries import quote_ident
+from leadtier.models.text import clip
 from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
 
 
@@ -111,7 +112,7 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
 
 
 def _examples(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    vals = [repr(r[0]) for r in con.execute(sql + " LIMIT 3").fetchall()]
+    vals = [clip(r[0], quote=True) for r in con.execute(sql + " LIMIT 3").fetchall()]
     return ", ".join(vals)
 
 

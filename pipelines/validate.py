@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import duckdb
+from leadtier.models.text import clip
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.sources import InputError, TableStats
 
@@ -34,7 +35,7 @@ def _check(con, table, column, level, where, message, files: str, select: str | 
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchall()[0][0]
     if not n:
         return None
-    ex = [str(r[0]) for r in con.execute(f"SELECT {select or column} FROM {table} WHERE {where} LIMIT 3").fetchall()]
+    ex = [clip(r[0]) for r in con.execute(f"SELECT {select or column} FROM {table} WHERE {where} LIMIT 3").fetchall()]
     return Problem(level, table, files, column, int(n), ex, message)
 
 

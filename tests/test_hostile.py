@@ -176,3 +176,47 @@ def test_a_zip_named_csv_is_called_a_zip_not_an_encoding_problem(world, tmp_path
     res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
     error = _one_line_error(res, str(path), "zip archive", "save it as CSV or Parquet")
     assert "latin-1" not in error and "encod" not in error
+
+
+# --------------------------------------------------------------------------- item 9: bounded log lines
+
+HUGE = "Z" * 1_048_576  # a 1 MB value
+
+
+def test_a_huge_unseen_category_is_cut_in_the_log_and_the_drift_file(world, tmp_path, caplog):
+    cfg = world.config()
+    frame = _prospects(world, 30)
+    frame.loc[3, "region"] = HUGE
+    frame.loc[4, "region"] = "line one\nWARNING forged line"
+    src = tmp_path / "huge.parquet"
+    frame.to_parquet(src, index=False)
+    with caplog.at_level("DEBUG"):
+        res = predict_stage.run(cfg, input_path=str(src), output=str(tmp_path / "p.parquet"), progress=False)
+    assert res.scored == 30
+    unseen = [r.getMessage() for r in caplog.records if "never seen in training" in r.getMessage()]
+    assert len(unseen) == 1 and "(1,048,576 characters)" in unseen[0], unseen
+    assert max(len(r.getMessage()) for r in caplog.records) < 2_000
+    assert "\n" not in unseen[0] and "line one\\nWARNING forged line" in unseen[0]
+    drift = pd.read_csv(tmp_path / "p.drift.csv").set_index("feature")
+    assert len(drift.loc["cust_region", "unseen_examples"]) < 400
+
+
+def test_a_huge_unparseable_value_is_cut_in_the_error_line(world, tmp_path):
+    frame = _prospects(world, 10)
+    frame["created_at"] = frame["created_at"].astype(object)
+    frame.loc[2, "created_at"] = HUGE
+    src = tmp_path / "huge_date.parquet"
+    frame.to_parquet(src, index=False)
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(src), "--output", str(tmp_path / "p.csv"))
+    error = _one_line_error(res, str(src), "'created_at'", "(1,048,576 characters)")
+    assert len(error) < 1_000
+
+
+def test_clip_bounds_and_escapes():
+    from leadtier.models.text import clip
+
+    assert clip("short") == "short" and clip("it's", quote=True) == '"it\'s"'
+    assert clip("a" * 100, limit=10) == "aaaaaaaaaa... (100 characters)"
+    assert clip("x\ny\r\x00") == "x\\ny\\r\\x00" and clip(12.5) == "12.5"
+    with pytest.raises(ValueError, match="positive number of characters. Got 0 instead"):
+        clip("x", limit=0)
