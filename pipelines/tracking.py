@@ -1,4 +1,5 @@
-"""MLflow at the edge: tracking store, model logging, registry aliases and the champion gate."""
+"""MLflow at the edge: tracking store, model logging, registry aliases, and the champion gate's I/O (reading
+the champion and its logged rows, setting the alias; the decision itself is :mod:`leadtier.models.gate`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import joblib
@@ -15,7 +15,19 @@ import mlflow
 import numpy as np
 import pandas as pd
 from leadtier.models.frame import ID_COLUMN
-from leadtier.models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
+from leadtier.models.gate import (
+    CHALLENGER,
+    CHAMPION,
+    MIN_UNSEEN_ROWS,
+    Comparison,
+    GateDecision,
+    GatePolicy,
+    Paired,
+    below_floors,
+    rows_to_compare,
+    verdict,
+)
+from leadtier.models.metrics import tier_metrics
 from leadtier.models.scorer import TierScorer
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
@@ -26,10 +38,8 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 TRAIN_KEYS = "inputs/train_keys.parquet"  # the rows a registered model was fitted on (customer_id, snapshot)
 EVAL_PREDICTIONS = "eval/predictions.parquet"  # the model's predictions for its evaluation rows (k-fold: out of fold)
-MIN_UNSEEN_ROWS = 30  # fewer evaluation rows unseen by the champion than this: compare on all rows
 log = logging.getLogger(__name__)
 
 
@@ -136,7 +146,7 @@ def _paired_with_logged(
     eval_keys: pd.DataFrame,
     eval_tiers: Sequence[str],
     new_scores: tuple[np.ndarray, Sequence[str]],
-) -> tuple[_Paired | None, str]:
+) -> tuple[Paired | None, str]:
     """The rows of ``eval_keys`` that run ``run_id`` logged predictions for, with both models' scores; or
     None and why not (it logged none, for other tiers, or for fewer than ``MIN_UNSEEN_ROWS`` of these rows)."""
     proba_cols = [f"proba_{c}" for c in codes]
@@ -157,26 +167,12 @@ def _paired_with_logged(
         )
     mine = logged.iloc[pos[both]]
     new_proba, new_pred = new_scores
-    paired = _Paired(
+    paired = Paired(
         tiers=[t for t, b in zip(eval_tiers, both, strict=True) if b],
         new=(new_proba[both], [p for p, b in zip(new_pred, both, strict=True) if b]),
         champion=(mine[proba_cols].to_numpy(), mine["predicted"].astype(str).tolist()),
     )
     return paired, ""
-
-
-def seen_rows(train_keys: pd.DataFrame, eval_keys: pd.DataFrame, by_customer: bool) -> np.ndarray:
-    """Which ``eval_keys`` rows (customer id, snapshot) a model fitted on ``train_keys`` has seen.
-
-    ``by_customer``: labels from people stay with the customer across snapshots, so any snapshot of a
-    customer counts; otherwise (outcome labels, one per snapshot) only the same customer and snapshot.
-    """
-    ids = eval_keys[ID_COLUMN].astype(str)
-    if by_customer:
-        return ids.isin(set(train_keys["customer_id"].astype(str))).to_numpy()
-    pairs = pd.MultiIndex.from_arrays([ids, pd.to_datetime(eval_keys["snapshot"])])
-    known = pd.MultiIndex.from_arrays([train_keys["customer_id"].astype(str), pd.to_datetime(train_keys["snapshot"])])
-    return np.asarray(pairs.isin(known))
 
 
 def _requirements() -> list[str]:
@@ -241,33 +237,6 @@ def resolve_version(client: MlflowClient, uri: str) -> str:
         raise ModelLoadError(f"cannot resolve model {uri}: {exc.message.splitlines()[0]}") from None
 
 
-@dataclass
-class _Paired:
-    """Evaluation rows both the new model and the champion scored: the true tiers and each one's
-    (probabilities, predicted tiers), for a paired interval of the gain."""
-
-    tiers: list[str]
-    new: tuple[np.ndarray, list[str]]
-    champion: tuple[np.ndarray, list[str]]
-
-
-@dataclass
-class _Comparison:
-    champion: dict[str, float]  # the champion's metrics
-    note: str = ""  # how they were obtained, when that needs saying
-    new: dict[str, float] | None = None  # the new model's on the same rows, when fewer than all
-    paired: _Paired | None = None
-    unpaired: str = ""  # why ``paired`` is None
-
-
-@dataclass
-class GateDecision:
-    alias: str
-    reasons: list[str] = field(default_factory=list)
-    champion_version: str | None = None
-    champion_metrics: dict[str, float] = field(default_factory=dict)
-
-
 class ChampionCannotCompete(Exception):
     """The current champion cannot be evaluated on the current evaluation data (features, tier scheme or
     logged metrics changed since it was trained)."""
@@ -286,6 +255,36 @@ def _champion_scores(model, cfg: Config, features: pd.DataFrame) -> tuple[pd.Dat
     return scored, proba
 
 
+def _kfold_comparison(
+    client: MlflowClient,
+    cfg: Config,
+    run,
+    eval_tiers: list[str],
+    eval_keys: pd.DataFrame | None,
+    new_scores: tuple[np.ndarray, list[str]] | None,
+) -> Comparison:
+    """The champion's out-of-sample figures for a k-fold run: both models on the rows the champion's run
+    logged predictions for, or else the champion's logged out-of-fold metrics."""
+    run_id, primary, codes = run.info.run_id, cfg.train.primary_metric, cfg.scheme.codes
+    old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    if primary not in old:
+        raise ChampionCannotCompete(f"its run {run_id} logged no test_{primary}")
+    paired, why = None, "no scores of the new model were given"
+    if eval_keys is not None and new_scores is not None:  # its logged predictions, row by row
+        paired, why = _paired_with_logged(client, run_id, codes, eval_keys, eval_tiers, new_scores)
+    if paired is not None:
+        on_pairs = [tier_metrics(paired.tiers, p, codes, y_pred=t) for p, t in (paired.champion, paired.new)]
+        if all(np.isfinite(m.get(primary, np.nan)) for m in on_pairs):
+            note = (
+                f"k-fold evaluation: compared on the {len(paired.tiers)} of {len(eval_tiers)} evaluation rows "
+                "that the champion's logged out-of-sample predictions also cover"
+            )
+            return Comparison(on_pairs[0], note, on_pairs[1], paired)
+        why = f"{primary} is undefined on the {len(paired.tiers)} rows both models scored"
+    note = f"k-fold evaluation: compared with the champion's logged out-of-fold metrics ({why})"
+    return Comparison(old, note, None, None, why)
+
+
 def _champion_metrics(
     client: MlflowClient,
     cfg: Config,
@@ -296,7 +295,7 @@ def _champion_metrics(
     eval_keys: pd.DataFrame | None = None,
     new_scores: tuple[np.ndarray, list[str]] | None = None,
     new_train_keys: pd.DataFrame | None = None,
-) -> _Comparison:
+) -> Comparison:
     """The current champion's metrics on the evaluation rows, how they were obtained, the new model's
     metrics on the same rows when these are fewer than all of them, and both models' scores on the rows
     they can be paired on.
@@ -317,58 +316,18 @@ def _champion_metrics(
         raise ChampionCannotCompete(str(exc)) from exc
     if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
         _champion_scores(model, cfg, eval_features.head(100))  # ... once it is known to score these features
-        old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
-        if cfg.train.primary_metric not in old:
-            raise ChampionCannotCompete(f"its run {current.run_id} logged no test_{cfg.train.primary_metric}")
-        paired, why = None, "no scores of the new model were given"
-        if eval_keys is not None and new_scores is not None:  # ... or, better, its logged predictions row by row
-            paired, why = _paired_with_logged(
-                client, current.run_id, cfg.scheme.codes, eval_keys, eval_tiers, new_scores
-            )
-        if paired is not None:
-            on_pairs = [
-                tier_metrics(paired.tiers, p, cfg.scheme.codes, y_pred=t) for p, t in (paired.champion, paired.new)
-            ]
-            if all(np.isfinite(m.get(cfg.train.primary_metric, np.nan)) for m in on_pairs):
-                note = (
-                    f"k-fold evaluation: compared on the {len(paired.tiers)} of {len(eval_tiers)} evaluation rows "
-                    "that the champion's logged out-of-sample predictions also cover"
-                )
-                return _Comparison(on_pairs[0], note, on_pairs[1], paired)
-            why = f"{cfg.train.primary_metric} is undefined on the {len(paired.tiers)} rows both models scored"
-        note = f"k-fold evaluation: compared with the champion's logged out-of-fold metrics ({why})"
-        return _Comparison(old, note, None, None, why)
+        return _kfold_comparison(client, cfg, run, eval_tiers, eval_keys, new_scores)
     n, primary = len(eval_tiers), cfg.train.primary_metric
     keep, note = np.ones(n, dtype=bool), ""
     if eval_keys is not None and new_scores is not None:
         champion_keys = _logged_train_keys(client, current.run_id)
-        if champion_keys is None:
-            note = (
-                "the champion's training rows were not logged: it may have trained on some evaluation rows, "
-                "which favours it"
-            )
-        else:
-            by_customer = cfg.labels.source == "table"
-            # rows only the champion has seen; rows both have seen (e.g. earlier snapshots of a human-labelled
-            # customer in a backtest) favour neither
-            only_champion = seen_rows(champion_keys, eval_keys, by_customer)
-            if new_train_keys is not None:
-                only_champion = only_champion & ~seen_rows(new_train_keys, eval_keys, by_customer)
-            left = n - int(only_champion.sum())
-            if only_champion.any() and left < MIN_UNSEEN_ROWS:
-                note = (
-                    f"the champion trained on {n - left} of the {n} evaluation rows; fewer than {MIN_UNSEEN_ROWS} "
-                    "are left, so both are compared on all of them, which favours the champion"
-                )
-            elif only_champion.any():
-                keep = ~only_champion
-                note = f"compared on the {left} of {n} evaluation rows the champion did not train on"
+        keep, note = rows_to_compare(champion_keys, eval_keys, new_train_keys, by_customer=cfg.labels.source == "table")
 
-    def paired_on(rows: np.ndarray, scored: pd.DataFrame, proba: np.ndarray) -> _Paired | None:
+    def paired_on(rows: np.ndarray, scored: pd.DataFrame, proba: np.ndarray) -> Paired | None:
         if new_scores is None:
             return None
         new_proba, new_pred = new_scores
-        return _Paired(
+        return Paired(
             tiers=[t for t, k in zip(eval_tiers, rows, strict=True) if k],
             new=(new_proba[rows], [p for p, k in zip(new_pred, rows, strict=True) if k]),
             champion=(proba, scored["tier"].astype(str).tolist()),
@@ -380,7 +339,7 @@ def _champion_metrics(
         old = tier_metrics(paired.tiers, old_proba, cfg.scheme.codes, y_pred=old_pred)
         new = tier_metrics(paired.tiers, new_proba, cfg.scheme.codes, y_pred=new_pred)
         if all(np.isfinite(m.get(primary, np.nan)) for m in (old, new)):
-            return _Comparison(old, note, new, paired)
+            return Comparison(old, note, new, paired)
         note = (
             f"{primary} is undefined on the {len(paired.tiers)} evaluation rows the champion did not train on "
             f"(tiers there: {sorted(set(paired.tiers))}), so both are compared on all {n} rows, which favours the "
@@ -388,75 +347,21 @@ def _champion_metrics(
         )
     scored, proba = _champion_scores(model, cfg, eval_features)
     old = tier_metrics(eval_tiers, proba, cfg.scheme.codes, y_pred=scored["tier"].tolist())
-    return _Comparison(old, note, None, paired_on(np.ones(n, dtype=bool), scored, proba))
+    return Comparison(old, note, None, paired_on(np.ones(n, dtype=bool), scored, proba))
 
 
-def _gain_interval(cfg: Config, paired: _Paired | None) -> dict[str, float] | None:
-    """The new model's gain over the champion in the primary metric on the paired rows, with its 95 %
-    interval; None without paired rows or resamples, or when too few draws define the metric."""
-    if paired is None or not cfg.train.bootstrap_resamples:
-        return None
-    primary = cfg.train.primary_metric
-    gains = paired_bootstrap(
-        paired.tiers,
-        {"new": paired.new, "champion": paired.champion},
-        "new",
-        cfg.scheme.codes,
-        [primary],
-        n_resamples=cfg.train.bootstrap_resamples,
+def gate_policy(cfg: Config) -> GatePolicy:
+    """The champion gate's rules in ``cfg``: ``train.primary_metric``, ``train.gate``, ``train.floors``."""
+    t = cfg.train
+    return GatePolicy(
+        primary=t.primary_metric,
+        codes=tuple(cfg.scheme.codes),
+        min_gain=t.gate.min_gain,
+        interval=t.gate.interval,
+        resamples=t.bootstrap_resamples,
         seed=cfg.seed,
+        floors={m: v for m, v in t.floors.model_dump().items() if v is not None},
     )
-    return gains.get("champion", {}).get(primary)
-
-
-def _verdict(cfg: Config, comp: _Comparison, new_metrics: dict[str, float], version, decision: GateDecision):
-    """The alias the new model earns against the champion (``train.gate``), with the reasons added to
-    ``decision``; returns (alias, the champion's metrics)."""
-    old, primary, gate = comp.champion, cfg.train.primary_metric, cfg.train.gate
-    new_metrics = comp.new or new_metrics
-    candidates = dict.fromkeys([primary, "macro_f1", "qwk", "balanced_accuracy", "log_loss"])
-    shown = [m for m in candidates if m in old and m in new_metrics]
-    for metric in shown:
-        arrow = "higher" if HIGHER_IS_BETTER[metric] else "lower"
-        decision.reasons.append(
-            f"{metric}: new {new_metrics[metric]:.4f} vs champion v{version} {old[metric]:.4f} ({arrow} is better)"
-        )
-    if comp.note:
-        decision.reasons.append(comp.note)
-    n, o = new_metrics[primary], old[primary]
-    gain = n - o if HIGHER_IS_BETTER[primary] else o - n
-    interval = _gain_interval(cfg, comp.paired)
-    if interval is not None:
-        decision.reasons.append(
-            f"gain in {primary} over the champion on the {len(comp.paired.tiers)} evaluation rows both scored: "
-            f"{interval['gain']:+.4f} [95 % interval {interval['low']:+.4f}, {interval['high']:+.4f}]"
-        )
-    elif gate.interval:
-        why = comp.unpaired or (
-            f"{primary} is undefined on most bootstrap draws of the {len(comp.paired.tiers)} rows both scored"
-            if comp.paired is not None
-            else "no rows scored by both models"
-        )
-        decision.reasons.append(f"no interval for the gain ({why}), so train.gate.interval compares point estimates")
-    margin = f" by more than train.gate.min_gain {gate.min_gain:g}" if gate.min_gain else ""
-    if not np.isfinite(gain):
-        verdict = f"kept champion v{version}: {primary} is undefined (new {n:.4f}, champion {o:.4f})"
-    elif gain <= 0:
-        verdict = f"kept champion v{version}: new {primary} {n:.4f} does not beat {o:.4f}"
-    elif gain <= gate.min_gain:
-        verdict = f"kept champion v{version}: new {primary} {n:.4f} beats {o:.4f} by {gain:.4f}, not{margin}"
-    elif gate.interval and interval is not None and interval["low"] <= gate.min_gain:
-        verdict = (
-            f"kept champion v{version}: new {primary} {n:.4f} beats {o:.4f}, but the 95 % interval of the gain "
-            f"[{interval['low']:+.4f}, {interval['high']:+.4f}] does not lie above {gate.min_gain:g}: it may be "
-            "chance (train.gate.interval)"
-        )
-    else:
-        sure = " with its whole 95 % interval" if gate.interval and interval is not None else ""
-        decision.reasons.insert(0, f"promoted: new {primary} {n:.4f} beats {o:.4f}{margin}{sure}")
-        return CHAMPION, old
-    decision.reasons.insert(0, verdict)
-    return CHALLENGER, old
 
 
 def champion_gate(
@@ -487,12 +392,8 @@ def champion_gate(
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         current = None
-    decision = GateDecision(alias=CHAMPION)
-    failed = [
-        f"{m} {new_metrics[m]:.4f} is below the floor {floor}"
-        for m, floor in cfg.train.floors.model_dump().items()
-        if floor is not None and new_metrics.get(m, float("-inf")) < floor
-    ]
+    decision, policy = GateDecision(alias=CHAMPION), gate_policy(cfg)
+    failed = below_floors(policy, new_metrics)
     if failed:
         decision.alias = CHALLENGER
         decision.reasons.append("not promoted: " + "; ".join(failed) + " (train.floors)")
@@ -512,6 +413,6 @@ def champion_gate(
                 "the new model replaces it"
             )
         else:
-            decision.alias, decision.champion_metrics = _verdict(cfg, comp, new_metrics, current.version, decision)
+            decision.alias, decision.champion_metrics = verdict(policy, comp, new_metrics, current.version, decision)
     client.set_registered_model_alias(name, decision.alias, str(new_version))
     return decision
