@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= configs/demo.yaml
 ARGS   ?=
-SRC    := features models pipelines tests
+SRC    := features models pipelines tests bench
 FAST_MARKERS := not slow and not spark and not browser and not realdata
 
 .PHONY: help install demo-data features train predict report serve bench test test-fast format lint browser clean
@@ -48,7 +48,7 @@ serve: $(STAMP) ## Serve the champion model over REST on 127.0.0.1 (MLflow scori
 	$(BIN)/leadtier serve --config $(CONFIG) $(ARGS)
 
 bench: $(STAMP) ## Run the benchmarks; prints one JSON object per line
-	$(BIN)/python -m leadtier.pipelines.bench $(ARGS)
+	$(BIN)/python -m bench $(ARGS)
 
 browser: ## Install headless Chromium and a CJK font (Debian packages) for the report browser test
 	@{ command -v chromium && fc-list 2>/dev/null | grep -qi wqy; } >/dev/null 2>&1 || { \

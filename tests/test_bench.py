@@ -1,4 +1,5 @@
-"""leadtier.pipelines.bench: the pandas reference equals the DuckDB features (a fair baseline); the JSON lines."""
+"""bench/ (the benchmarks beside the package): the pandas reference equals the DuckDB features (a fair
+baseline); the JSON lines."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from leadtier.pipelines import bench
 from leadtier.pipelines.features import build
 from leadtier.pipelines.synthetic_crm import generate
 
+from bench import harness, reference
 from tests.conftest import AS_OF, REPO, small_config, write_tables
 
 
@@ -28,7 +29,7 @@ def world(tmp_path_factory):
 
 
 def _reference(cfg, tables) -> pd.DataFrame:
-    return bench.pandas_features(
+    return reference.pandas_features(
         tables["customers"],
         tables["transactions"],
         tables["interactions"],
@@ -54,7 +55,7 @@ def test_pandas_reference_equals_duckdb_column_by_column(world):
             assert (
                 a.astype(object).where(a.notna(), None).tolist() == b.astype(object).where(b.notna(), None).tolist()
             ), col
-    assert bench.frame_differences(duck, ref) == []
+    assert reference.frame_differences(duck, ref) == []
     # the data exercise every family: buyers, returns, several segments, all interaction types
     assert (ref["rfm_frequency"] > 0).mean() > 0.2
     assert ref["rfm_return_lines"].sum() > 0
@@ -67,7 +68,7 @@ def test_reference_respects_the_as_of_date(world):
     cfg, tables = world
     as_of = cfg.data.as_of - dt.timedelta(days=200)
     duck = build(cfg, as_of=as_of, with_labels=False).features
-    ref = bench.pandas_features(
+    ref = reference.pandas_features(
         tables["customers"],
         tables["transactions"],
         tables["interactions"],
@@ -76,7 +77,7 @@ def test_reference_respects_the_as_of_date(world):
         cfg.features.interaction_types,
     )
     assert len(ref) < 3000
-    assert bench.frame_differences(duck, ref) == []
+    assert reference.frame_differences(duck, ref) == []
 
 
 def test_frame_differences_reports_a_changed_value(world):
@@ -85,7 +86,7 @@ def test_frame_differences_reports_a_changed_value(world):
     other = ref.copy()
     other.loc[5, "rfm_monetary"] = other.loc[5, "rfm_monetary"] + 1
     other.loc[7, "rfm_segment"] = "nobody"
-    diffs = bench.frame_differences(ref, other)
+    diffs = reference.frame_differences(ref, other)
     assert [d.split(":")[0] for d in diffs] == ["rfm_monetary", "rfm_segment"]
 
 
@@ -117,11 +118,11 @@ def test_registry_names_and_size_labels():
         "online_retail_tier_qwk",
         "online_retail_tier_log_loss",
     ):
-        assert name in bench.BENCHMARKS
-    assert bench.size_label(1_000_000) == "1m" and bench.size_label(20_000) == "20k"
-    assert bench.size_label(2500) == "2500"
+        assert name in harness.load_benchmarks()
+    assert harness.size_label(1_000_000) == "1m" and harness.size_label(20_000) == "20k"
+    assert harness.size_label(2500) == "2500"
     with pytest.raises(SystemExit):
-        bench.select("no_such_benchmark")
+        harness.select("no_such_benchmark")
 
 
 def test_cli_prints_json_lines(tmp_path):
@@ -130,7 +131,7 @@ def test_cli_prints_json_lines(tmp_path):
         [
             sys.executable,
             "-m",
-            "leadtier.pipelines.bench",
+            "bench",
             "--only",
             "features_1m_seconds",
             "--n-customers",
@@ -160,7 +161,7 @@ def test_speedup_on_a_subset_reports_matching_outputs(tmp_path):
         [
             sys.executable,
             "-m",
-            "leadtier.pipelines.bench",
+            "bench",
             "--only",
             "features_speedup_vs_pandas",
             "--n-customers",
@@ -187,7 +188,7 @@ def test_real_data_benchmarks_skip_without_the_files(tmp_path):
         [
             sys.executable,
             "-m",
-            "leadtier.pipelines.bench",
+            "bench",
             "--only",
             "leads_converted_auc,leads_converted_newest_auc,online_retail_dataset_seconds",
             "--shared",
