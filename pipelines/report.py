@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -477,6 +478,254 @@ def _version_notes(info: dict, version: str, n: int, s: dict) -> list[str]:
     return notes
 
 
+@dataclass
+class _Scored:
+    """What every section of the report reads: the scored customers, one entry per predictions row."""
+
+    predictions: pd.DataFrame
+    scheme: TierScheme
+    lang: str
+    s: dict[str, Any]  # the strings of ``lang``
+    tiers: pd.Series  # tier code per row (text)
+    seg_ids: pd.Series  # segment id per row (-1: none)
+    colors: dict[str, str]  # tier code -> colour
+    tier_counts: pd.Series  # customers per tier code, in scheme order
+    rev: np.ndarray | None  # past revenue per row, None when not known
+    conc: dict[str, Any] | None  # revenue concentration (:func:`_concentration`)
+
+    @property
+    def codes(self) -> list[str]:
+        return self.scheme.codes
+
+    @property
+    def n(self) -> int:
+        return len(self.predictions)
+
+    @property
+    def has_revenue(self) -> bool:
+        return bool(self.conc and self.conc["total"] > 0)
+
+
+def _scored(predictions: pd.DataFrame, scheme: TierScheme, revenue, lang: str, source: str) -> _Scored:
+    codes = scheme.codes
+    tiers = predictions["tier"].astype(str)
+    unknown = sorted(set(pd.unique(tiers)) - set(codes))
+    if unknown:
+        raise ValueError(
+            f"predictions {source} hold tiers {unknown[:10]} that are not levels of the scheme {codes}; "
+            "were they made by a model with another tier scheme?"
+        )
+    rev = _align_revenue(revenue, predictions)
+    return _Scored(
+        predictions=predictions,
+        scheme=scheme,
+        lang=lang,
+        s=strings(lang),
+        tiers=tiers,
+        seg_ids=pd.to_numeric(predictions["segment_id"], errors="coerce").fillna(-1).astype("int64"),
+        colors=dict(zip(codes, tier_colors(len(codes)), strict=True)),
+        tier_counts=tiers.value_counts().reindex(codes, fill_value=0),
+        rev=rev,
+        conc=_concentration(rev) if rev is not None else None,
+    )
+
+
+def _tier_rows(b: _Scored) -> list[dict]:
+    """Size and (when known) revenue of each tier, in scheme order."""
+    rev_by_tier = (
+        pd.Series(np.clip(b.rev, 0, None)).groupby(b.tiers.to_numpy()).sum().reindex(b.codes, fill_value=0.0)
+        if b.has_revenue
+        else None
+    )
+    rows = []
+    for code in b.codes:
+        cnt = int(b.tier_counts[code])
+        r = float(rev_by_tier[code]) if rev_by_tier is not None else None
+        rows.append(
+            {
+                "code": code,
+                "label": b.scheme.label(code, b.lang),
+                "color": b.colors[code],
+                "count": cnt,
+                "pct": cnt / b.n,
+                "revenue": r,
+                "revenue_pct": r / b.conc["total"] if b.has_revenue else None,
+                "avg_revenue": (r / cnt if cnt else None) if b.has_revenue else None,
+            }
+        )
+    return rows
+
+
+def _summary(b: _Scored, tier_rows: list[dict], model_info: dict) -> dict[str, Any]:
+    """The summary section; sets ``model_info["version"]`` to the version(s) behind the predictions."""
+    predictions = b.predictions
+    versions = (
+        [str(v) for v in pd.unique(predictions["model_version"].dropna().astype(str)) if str(v)]
+        if "model_version" in predictions.columns
+        else []
+    )
+    version = model_info.get("version") or (", ".join(sorted(versions)) if versions else "")
+    model_info["version"] = version
+    conc, has_revenue = b.conc, b.has_revenue
+    summary = {
+        "n_customers": b.n,
+        "as_of": _as_of_text(predictions["as_of"]) if "as_of" in predictions.columns else "–",
+        "model_name": model_info.get("name") or "–",
+        "model_version": version or "–",
+        "scheme_title": b.scheme.title_zh if b.lang == "zh" else b.scheme.title_en,
+        "tiers": tier_rows,
+        "revenue_state": "ok" if has_revenue else ("zero" if b.rev is not None else "missing"),
+        "revenue_total": conc["total"] if has_revenue else None,
+        "chart": svg_tier_bars(tier_rows, has_revenue, b.s),
+        "version_notes": _version_notes(model_info, version, b.n, b.s),
+    }
+    if has_revenue:
+        summary.update(
+            {
+                "top20_share": conc["top20"],
+                "top25_share": conc["top25"],
+                "customers_for_80": conc["customers_for_80"],
+                "buyers_share": conc["buyers"],
+                "most_from_top": conc["top25"] > 0.5,
+                "lorenz": svg_lorenz(conc["points"], conc["top20"], b.s),
+            }
+        )
+    return summary
+
+
+def _playbook(b: _Scored, tier_rows: list[dict]) -> list[dict]:
+    """Each tier's meaning, follow-up action and mean score."""
+    mean_score = pd.to_numeric(b.predictions["score"], errors="coerce").groupby(b.tiers.to_numpy()).mean()
+    zh = b.lang == "zh"
+    return [
+        {
+            **row,
+            "meaning": (lv.meaning_zh if zh else lv.meaning_en) or "",
+            "action": (lv.action_zh if zh else lv.action_en) or "",
+            "avg_score": float(mean_score[lv.code]) if lv.code in mean_score.index else None,
+        }
+        for lv, row in zip(b.scheme.levels, tier_rows, strict=True)
+    ]
+
+
+def _segment_cards(
+    b: _Scored, cross: pd.DataFrame, segment_names: dict | None, segment_profile: pd.DataFrame | None
+) -> list[dict]:
+    """One card per segment, largest first: name, size, revenue share, profile and tier mix."""
+    profile = segment_profile if segment_profile is not None else pd.DataFrame()
+    if len(profile):
+        profile = profile.copy()
+        profile.index = pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
+    shown = profile_columns(list(profile.columns))
+    fallback_names: dict[int, str] = {}
+    if "segment" in b.predictions.columns:
+        first = pd.DataFrame({"sid": b.seg_ids.to_numpy(), "name": b.predictions["segment"].to_numpy()})
+        fallback_names = first.drop_duplicates("sid").set_index("sid")["name"].astype(str).to_dict()
+    seg_rev = pd.Series(np.clip(b.rev, 0, None)).groupby(b.seg_ids.to_numpy()).sum() if b.has_revenue else None
+    cards = []
+    for sid in sorted(cross.index):
+        size = int(cross.loc[sid].sum())
+        mix = [
+            {
+                "code": c,
+                "label": b.scheme.label(c, b.lang),
+                "color": b.colors[c],
+                "count": int(cross.loc[sid, c]),
+                "pct": int(cross.loc[sid, c]) / size if size else 0.0,
+            }
+            for c in b.codes
+        ]
+        prof = []
+        if sid in profile.index:
+            prof = [{"column": c, "label": feature_label(c, b.lang), "value": profile.loc[sid, c]} for c in shown]
+        cards.append(
+            {
+                "id": int(sid),
+                "name": _segment_name(segment_names or {}, int(sid), b.lang, fallback_names.get(sid)),
+                "size": size,
+                "pct": size / b.n,
+                "revenue_pct": float(seg_rev.get(sid, 0.0)) / b.conc["total"] if b.has_revenue else None,
+                "profile": prof,
+                "mix": mix,
+                "bar": svg_stack(mix),
+            }
+        )
+    cards.sort(key=lambda c: -c["size"])
+    return cards
+
+
+def _tier_segment(b: _Scored, cross: pd.DataFrame, cards: list[dict]) -> dict[str, Any]:
+    """Customers per tier (rows) and segment (columns, in the cards' order)."""
+    seg_order = [c["id"] for c in cards]  # largest first, as on the cards
+    names = {c["id"]: c["name"] for c in cards}
+    ts = cross.T.reindex(index=b.codes, columns=seg_order, fill_value=0)
+    return {
+        "columns": [{"id": sid, "name": names[sid]} for sid in seg_order],
+        "rows": [
+            {
+                "code": code,
+                "label": b.scheme.label(code, b.lang),
+                "color": b.colors[code],
+                "counts": [int(v) for v in ts.loc[code].to_numpy()],
+                "total": int(ts.loc[code].sum()),
+            }
+            for code in b.codes
+        ],
+        "col_totals": [int(v) for v in ts.sum(axis=0).to_numpy()],
+        "total": b.n,
+    }
+
+
+def _top_customers(b: _Scored, segment_names: dict[int, str], top_n: int) -> list[dict]:
+    """The ``top_n`` highest-scored customers of each tier, with probability, segment and reasons."""
+    predictions = b.predictions
+    has_reasons = "reasons" in predictions.columns
+    cols = ["customer_id", "tier", "score"] + (["reasons"] if has_reasons else [])
+    small = predictions[cols].copy()
+    small["tier"] = b.tiers.to_numpy()
+    small["score"] = pd.to_numeric(small["score"], errors="coerce")
+    small["_sid"] = b.seg_ids.to_numpy()
+    small["_row"] = np.arange(b.n)
+    best = (
+        small.sort_values(["score", "_row"], ascending=[False, True], kind="stable")
+        .groupby("tier", sort=False)
+        .head(top_n)
+    )
+    top = []
+    for code in b.codes:
+        part = best[best["tier"] == code]
+        pcol = f"proba_{code}"
+        probs = (
+            pd.to_numeric(predictions[pcol].to_numpy()[part["_row"].to_numpy()], errors="coerce")
+            if pcol in predictions.columns
+            else [None] * len(part)
+        )
+        rows = []
+        for i, (cid, score, sid) in enumerate(zip(part["customer_id"], part["score"], part["_sid"], strict=True)):
+            reason = part["reasons"].iloc[i] if has_reasons else None
+            rows.append(
+                {
+                    "customer_id": str(cid),
+                    "score": None if pd.isna(score) else float(score),
+                    "proba": None if probs[i] is None or pd.isna(probs[i]) else float(probs[i]),
+                    "segment": segment_names.get(int(sid), f"#{sid}"),
+                    "reasons": ""
+                    if reason is None or (isinstance(reason, float) and math.isnan(reason))
+                    else str(reason),
+                }
+            )
+        top.append(
+            {
+                "code": code,
+                "label": b.scheme.label(code, b.lang),
+                "color": b.colors[code],
+                "count": int(b.tier_counts[code]),
+                "rows": rows,
+            }
+        )
+    return top
+
+
 def build_context(
     predictions: pd.DataFrame,
     scheme: TierScheme,
@@ -504,219 +753,30 @@ def build_context(
     card shows the gain over the logistic regression with its interval.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
-    s = strings(lang)
     _check_predictions(predictions, scheme, source)
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1. Got {top_n} instead")
-    codes = scheme.codes
+    b = _scored(predictions, scheme, revenue, lang, source)
     model_info = dict(model_info or {})
-    n = len(predictions)
-    tiers = predictions["tier"].astype(str)
-    unknown = sorted(set(pd.unique(tiers)) - set(codes))
-    if unknown:
-        raise ValueError(
-            f"predictions {source} hold tiers {unknown[:10]} that are not levels of the scheme {codes}; "
-            "were they made by a model with another tier scheme?"
-        )
-    seg_ids = pd.to_numeric(predictions["segment_id"], errors="coerce").fillna(-1).astype("int64")
-    colors = dict(zip(codes, tier_colors(len(codes)), strict=True))
-    tier_counts = tiers.value_counts().reindex(codes, fill_value=0)
-
-    # ---------------------------------------------------------------- summary
-    rev = _align_revenue(revenue, predictions)
-    conc = _concentration(rev) if rev is not None else None
-    has_revenue = bool(conc and conc["total"] > 0)
-    rev_by_tier = (
-        pd.Series(np.clip(rev, 0, None)).groupby(tiers.to_numpy()).sum().reindex(codes, fill_value=0.0)
-        if has_revenue
-        else None
-    )
-    tier_rows = []
-    for code in codes:
-        cnt = int(tier_counts[code])
-        r = float(rev_by_tier[code]) if rev_by_tier is not None else None
-        tier_rows.append(
-            {
-                "code": code,
-                "label": scheme.label(code, lang),
-                "color": colors[code],
-                "count": cnt,
-                "pct": cnt / n,
-                "revenue": r,
-                "revenue_pct": r / conc["total"] if has_revenue else None,
-                "avg_revenue": (r / cnt if cnt else None) if has_revenue else None,
-            }
-        )
-    versions = (
-        [str(v) for v in pd.unique(predictions["model_version"].dropna().astype(str)) if str(v)]
-        if "model_version" in predictions.columns
-        else []
-    )
-    version = model_info.get("version") or (", ".join(sorted(versions)) if versions else "")
-    model_info["version"] = version
-    version_notes = _version_notes(model_info, version, n, s)
-    summary = {
-        "n_customers": n,
-        "as_of": _as_of_text(predictions["as_of"]) if "as_of" in predictions.columns else "–",
-        "model_name": model_info.get("name") or "–",
-        "model_version": version or "–",
-        "scheme_title": scheme.title_zh if lang == "zh" else scheme.title_en,
-        "tiers": tier_rows,
-        "revenue_state": "ok" if has_revenue else ("zero" if rev is not None else "missing"),
-        "revenue_total": conc["total"] if has_revenue else None,
-        "chart": svg_tier_bars(tier_rows, has_revenue, s),
-        "version_notes": version_notes,
-    }
-    if has_revenue:
-        summary.update(
-            {
-                "top20_share": conc["top20"],
-                "top25_share": conc["top25"],
-                "customers_for_80": conc["customers_for_80"],
-                "buyers_share": conc["buyers"],
-                "most_from_top": conc["top25"] > 0.5,
-                "lorenz": svg_lorenz(conc["points"], conc["top20"], s),
-            }
-        )
-
-    # ---------------------------------------------------------------- playbook
-    mean_score = pd.to_numeric(predictions["score"], errors="coerce").groupby(tiers.to_numpy()).mean()
-    playbook = []
-    for lv, row in zip(scheme.levels, tier_rows, strict=True):
-        playbook.append(
-            {
-                **row,
-                "meaning": (lv.meaning_zh if lang == "zh" else lv.meaning_en) or "",
-                "action": (lv.action_zh if lang == "zh" else lv.action_en) or "",
-                "avg_score": float(mean_score[lv.code]) if lv.code in mean_score.index else None,
-            }
-        )
-
-    # ---------------------------------------------------------------- segments
-    cross = pd.crosstab(seg_ids.to_numpy(), tiers.to_numpy()).reindex(columns=codes, fill_value=0)
-    profile = segment_profile if segment_profile is not None else pd.DataFrame()
-    if len(profile):
-        profile = profile.copy()
-        profile.index = pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
-    shown = profile_columns(list(profile.columns))
-    fallback_names: dict[int, str] = {}
-    if "segment" in predictions.columns:
-        first = pd.DataFrame({"sid": seg_ids.to_numpy(), "name": predictions["segment"].to_numpy()})
-        fallback_names = first.drop_duplicates("sid").set_index("sid")["name"].astype(str).to_dict()
-    seg_rev = pd.Series(np.clip(rev, 0, None)).groupby(seg_ids.to_numpy()).sum() if has_revenue else None
-    cards = []
-    for sid in sorted(cross.index):
-        size = int(cross.loc[sid].sum())
-        mix = [
-            {
-                "code": c,
-                "label": scheme.label(c, lang),
-                "color": colors[c],
-                "count": int(cross.loc[sid, c]),
-                "pct": int(cross.loc[sid, c]) / size if size else 0.0,
-            }
-            for c in codes
-        ]
-        prof = []
-        if sid in profile.index:
-            for c in shown:
-                prof.append({"column": c, "label": feature_label(c, lang), "value": profile.loc[sid, c]})
-        cards.append(
-            {
-                "id": int(sid),
-                "name": _segment_name(segment_names or {}, int(sid), lang, fallback_names.get(sid)),
-                "size": size,
-                "pct": size / n,
-                "revenue_pct": float(seg_rev.get(sid, 0.0)) / conc["total"] if has_revenue else None,
-                "profile": prof,
-                "mix": mix,
-                "bar": svg_stack(mix),
-            }
-        )
-    cards.sort(key=lambda c: -c["size"])
-    segments = {
-        "cards": cards,
-        "legend": [{"label": scheme.label(c, lang), "color": colors[c]} for c in codes],
-    }
-
-    # ---------------------------------------------------------------- tier x segment
-    seg_order = [c["id"] for c in cards]  # largest first, as on the cards
-    names = {c["id"]: c["name"] for c in cards}
-    ts = cross.T.reindex(index=codes, columns=seg_order, fill_value=0)
-    tier_segment = {
-        "columns": [{"id": sid, "name": names[sid]} for sid in seg_order],
-        "rows": [
-            {
-                "code": code,
-                "label": scheme.label(code, lang),
-                "color": colors[code],
-                "counts": [int(v) for v in ts.loc[code].to_numpy()],
-                "total": int(ts.loc[code].sum()),
-            }
-            for code in codes
-        ],
-        "col_totals": [int(v) for v in ts.sum(axis=0).to_numpy()],
-        "total": n,
-    }
-
-    # ---------------------------------------------------------------- top customers
-    has_reasons = "reasons" in predictions.columns
-    cols = ["customer_id", "tier", "score"] + (["reasons"] if has_reasons else [])
-    small = predictions[cols].copy()
-    small["tier"] = tiers.to_numpy()
-    small["score"] = pd.to_numeric(small["score"], errors="coerce")
-    small["_sid"] = seg_ids.to_numpy()
-    small["_row"] = np.arange(n)
-    best = (
-        small.sort_values(["score", "_row"], ascending=[False, True], kind="stable")
-        .groupby("tier", sort=False)
-        .head(top_n)
-    )
-    top = []
-    for code in codes:
-        part = best[best["tier"] == code]
-        pcol = f"proba_{code}"
-        probs = (
-            pd.to_numeric(predictions[pcol].to_numpy()[part["_row"].to_numpy()], errors="coerce")
-            if pcol in predictions.columns
-            else [None] * len(part)
-        )
-        rows = []
-        for i, (cid, score, sid) in enumerate(zip(part["customer_id"], part["score"], part["_sid"], strict=True)):
-            reason = part["reasons"].iloc[i] if has_reasons else None
-            rows.append(
-                {
-                    "customer_id": str(cid),
-                    "score": None if pd.isna(score) else float(score),
-                    "proba": None if probs[i] is None or pd.isna(probs[i]) else float(probs[i]),
-                    "segment": names.get(int(sid), f"#{sid}"),
-                    "reasons": ""
-                    if reason is None or (isinstance(reason, float) and math.isnan(reason))
-                    else str(reason),
-                }
-            )
-        top.append(
-            {
-                "code": code,
-                "label": scheme.label(code, lang),
-                "color": colors[code],
-                "count": int(tier_counts[code]),
-                "rows": rows,
-            }
-        )
-
+    tier_rows = _tier_rows(b)
+    summary = _summary(b, tier_rows, model_info)
+    cross = pd.crosstab(b.seg_ids.to_numpy(), b.tiers.to_numpy()).reindex(columns=b.codes, fill_value=0)
+    cards = _segment_cards(b, cross, segment_names, segment_profile)
     return {
         "lang": lang,
         "generated": dt.date.today().isoformat(),
         "top_n": int(top_n),
         "summary": summary,
-        "playbook": playbook,
-        "segments": segments,
-        "tier_segment": tier_segment,
-        "segments_ami": (model_info or {}).get("segments_tier_ami"),
+        "playbook": _playbook(b, tier_rows),
+        "segments": {
+            "cards": cards,
+            "legend": [{"label": scheme.label(c, lang), "color": b.colors[c]} for c in b.codes],
+        },
+        "tier_segment": _tier_segment(b, cross, cards),
+        "segments_ami": model_info.get("segments_tier_ami"),
         "model_card": _model_card(metrics, scheme, lang, model_info, gains),
-        "top": top,
-        "has_reasons": has_reasons,
+        "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
+        "has_reasons": "reasons" in predictions.columns,
         "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
         "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
     }
