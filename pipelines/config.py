@@ -467,6 +467,13 @@ class ReportConfig(_Strict):
     top_n: Annotated[int, Field(ge=1, le=500)] = 10
 
 
+class ServeConfig(_Strict):
+    max_request_mb: Annotated[float, Field(gt=0, le=2048)] = Field(
+        default=16,
+        description="largest request body `leadtier serve` reads, in MiB; a larger one is answered 413",
+    )
+
+
 class MlflowConfig(_Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "leadtier"
@@ -494,6 +501,7 @@ class Config(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     schemes: dict[str, TierScheme] = Field(default_factory=dict)
 

@@ -1,9 +1,12 @@
 """REST scoring with MLflow's own scoring server (``leadtier serve``).
 
-``leadtier serve`` runs ``mlflow models serve -m <uri> --env-manager local`` in the foreground, with
-``MLFLOW_TRACKING_URI`` taken from the config (``$MLFLOW_TRACKING_URI`` wins, as for every stage),
+``leadtier serve`` runs MLflow's own scoring app (what ``mlflow models serve --env-manager local``
+runs) under uvicorn in the foreground, behind :mod:`leadtier.pipelines.rest`: request bodies are capped
+at ``serve.max_request_mb`` (413 beyond it) and error answers never echo the request.
+``MLFLOW_TRACKING_URI`` is taken from the config (``$MLFLOW_TRACKING_URI`` wins, as for every stage),
 so that ``models:/<name>@champion`` resolves against the same registry that ``leadtier train``
-wrote. The default binding is the loopback interface only; the server has no authentication.
+wrote; the version it names when the server starts is the one every worker loads. The default binding
+is the loopback interface only; the server has no authentication.
 
 Protocol (MLflow 3): ``GET /ping`` answers 200 once the model is loaded. ``POST /invocations``
 with ``Content-Type: application/json`` and a feature table in the split orientation,
@@ -25,11 +28,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import IO
 
 import pandas as pd
-from leadtier.pipelines import tracking
+from leadtier.pipelines import rest, tracking
 from leadtier.pipelines.config import Config
 
 log = logging.getLogger(__name__)
@@ -71,40 +73,43 @@ def resolve_model(cfg: Config, model_uri: str | None = None) -> tuple[str, str]:
     return uri, version
 
 
-def command(
-    model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1, timeout_s: int = 60
-) -> list[str]:
-    """``mlflow models serve`` run by this interpreter (the one that has leadtier and the model's needs)."""
+def pinned(uri: str, version: str) -> str:
+    """``models:/name@alias`` as ``models:/name/<version>``: every worker loads the same version, even
+    when the alias moves while they start."""
+    if version and uri.startswith("models:/"):
+        return f"models:/{uri[len('models:/') :].split('@', 1)[0].split('/', 1)[0]}/{version}"
+    return uri
+
+
+def command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> list[str]:
+    """uvicorn, run by this interpreter, serving MLflow's scoring app behind leadtier's request limits
+    (:mod:`leadtier.pipelines.rest`)."""
     return [
         sys.executable,
         "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        model_uri,
-        "--env-manager",
-        "local",
+        "uvicorn",
         "--host",
         host,
         "--port",
         str(int(port)),
         "--workers",
         str(int(workers)),
-        "--timeout",
-        str(int(timeout_s)),
+        "--no-server-header",
+        "leadtier.pipelines.rest:app",
     ]
 
 
-def environment(cfg: Config) -> dict[str, str]:
+def environment(cfg: Config, model_uri: str, timeout_s: int = 60) -> dict[str, str]:
+    """What the server processes read: the store, the model to load, the body-size cap, the request timeout."""
+    from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
+    from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
+
     env = dict(os.environ)
-    # MLflow starts the server as `bash -c "exec uvicorn ..."`: uvicorn must be on PATH even when
-    # this interpreter's virtualenv is not activated
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in env.get("PATH", "").split(os.pathsep):
-        env["PATH"] = os.pathsep.join([bindir, *filter(None, [env.get("PATH")])])
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri(cfg)
     env.setdefault("MLFLOW_REGISTRY_URI", env["MLFLOW_TRACKING_URI"])
+    env[_SERVER_MODEL_PATH] = model_uri  # what MLflow's scoring app loads (mlflow models serve sets it too)
+    env[rest.MAX_BYTES_ENV] = str(int(cfg.serve.max_request_mb * 2**20))
+    env[MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.name] = str(int(timeout_s))
     return env
 
 
@@ -117,15 +122,15 @@ def start(
     log_file: IO | None = None,
 ) -> subprocess.Popen:
     """Start the scoring server in its own process group (so :func:`stop` ends all its workers)."""
-    uri, _ = resolve_model(cfg, model_uri)
+    uri, version = resolve_model(cfg, model_uri)
     check_port(host, port)
     if host not in LOOPBACK:
         log.warning("binding the scoring server to %s: it has no authentication; keep it behind a gateway", host)
-    cmd = command(uri, host, port, workers)
-    log.info("starting: %s", " ".join(cmd))
+    cmd = command(host, port, workers)
+    log.info("starting: %s (model %s)", " ".join(cmd), pinned(uri, version))
     return subprocess.Popen(
         cmd,
-        env=environment(cfg),
+        env=environment(cfg, pinned(uri, version)),
         start_new_session=True,
         stdout=log_file,
         stderr=subprocess.STDOUT if log_file is not None else None,

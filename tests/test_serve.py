@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
+import sys
+import time
 import urllib.request
 
 import numpy as np
@@ -22,11 +25,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_command_binds_loopback_and_uses_the_local_environment():
-    cmd = serve.command("models:/x@champion", port=5099)
-    assert cmd[1:5] == ["-m", "mlflow", "models", "serve"]
-    assert cmd[cmd.index("--env-manager") + 1] == "local" and cmd[cmd.index("--host") + 1] == "127.0.0.1"
-    assert cmd[cmd.index("--port") + 1] == "5099" and cmd[cmd.index("-m", 2) + 1] == "models:/x@champion"
+def test_command_binds_loopback_and_runs_the_limited_app_in_this_interpreter():
+    cmd = serve.command(port=5099)
+    assert cmd[:3] == [sys.executable, "-m", "uvicorn"] and cmd[-1] == "leadtier.pipelines.rest:app"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5099"
+    assert serve.pinned("models:/x@champion", "7") == "models:/x/7"
+    assert serve.pinned("runs:/r/model", "") == "runs:/r/model"
     assert json.loads(serve.payload(pd.DataFrame({"a": [1.5, np.nan], "b": ["x", None]}))) == {
         "dataframe_split": {"columns": ["a", "b"], "data": [[1.5, "x"], [None, None]]}
     }
@@ -58,6 +62,7 @@ def test_a_busy_port_is_one_clear_error_before_anything_starts(trained):
 def server(trained):
     """The scoring server on a free loopback port; always stopped (whole process group) afterwards."""
     cfg, work = trained
+    cfg.serve.max_request_mb = 1  # the limit tests send a little more than this
     port = free_port()
     url = serve.base_url("127.0.0.1", port)
     with open(work / "server.log", "wb") as log:
@@ -158,3 +163,98 @@ def test_a_request_missing_a_feature_column_is_a_400_naming_it(server, batch):
     assert err.value.code == 400
     message = json.loads(err.value.read().decode("utf-8"))["message"]
     assert "rfm_recency_days" in message, message
+
+
+# --------------------------------------------------------------------------- limits
+
+LIMIT = 2**20  # serve.max_request_mb = 1 in the server fixture
+
+
+def _raw(url: str, head: dict[str, str], parts, timeout_s: float = 30.0) -> tuple[int, bytes, float]:
+    """POST ``parts`` (bytes, sent one by one) to /invocations with the given headers; stops sending as soon
+    as the server answers or closes. Returns (status, answer body, seconds)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
+    t0 = time.monotonic()
+    try:
+        conn.putrequest("POST", "/invocations")
+        for k, v in head.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        for part in parts:
+            try:
+                conn.send(part)
+            except (BrokenPipeError, ConnectionResetError):  # the server answered and closed: stop sending
+                break
+        resp = conn.getresponse()
+        return resp.status, resp.read(), time.monotonic() - t0
+    finally:
+        conn.close()
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(server, batch):
+    feats, _ = batch
+    ok = serve.payload(feats.head(3).drop(columns="customer_id")).encode("utf-8")
+    # announced: 95 MB said, 64 KB sent; the answer comes without waiting for the rest
+    status, body, seconds = _raw(
+        server,
+        {"Content-Type": "application/json", "Content-Length": str(95 * 2**20)},
+        [b" " * 65536],
+    )
+    assert status == 413 and seconds < 10, (status, body[:300])
+    assert "larger than 1,048,576 bytes" in json.loads(body)["message"]
+    # chunked, no length: cut off once past the limit (at most 24 chunks of 64 KB are offered)
+    chunk = b"10000\r\n" + b" " * 65536 + b"\r\n"
+    status, body, _ = _raw(
+        server,
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        [chunk] * 24 + [b"0\r\n\r\n"],
+    )
+    assert status == 413, (status, body[:300])
+    # just under the limit is scored as before
+    padded = ok + b" " * (LIMIT - len(ok) - 1)
+    status, body, _ = _raw(server, {"Content-Type": "application/json", "Content-Length": str(len(padded))}, [padded])
+    assert status == 200 and len(json.loads(body)["predictions"]) == 3
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b'{"dataframe_split": {"columns": ["a"], "data": [["SECRET-BODY-1' + b"x" * 50_000 + b'"'),
+        ("application/json", b"\xff\xfeSECRET-BODY-2" + b"\xfe" * 50_000),
+        ("application/json", b'{"no_such_key": ["SECRET-BODY-3' + b"y" * 50_000 + b'"]}'),
+        ("text/csv", b"a,b\nSECRET-BODY-4" + b"z" * 50_000 + b",1\n"),
+        ("application/xml; SECRET-BODY-5=1", b"<x>SECRET-BODY-5</x>"),
+    ],
+    ids=["truncated-json", "not-utf8", "unknown-key", "csv-wrong-columns", "content-type"],
+)
+def test_a_malformed_body_is_never_echoed(server, content_type, body):
+    status, answer, _ = _raw(server, {"Content-Type": content_type, "Content-Length": str(len(body))}, [body])
+    assert 400 <= status < 500, (status, answer[:300])
+    assert b"SECRET-BODY" not in answer and len(answer) < 1_000, answer[:300]
+    assert b"stack_trace" not in answer and json.loads(answer)["message"]
+
+
+def test_a_missing_column_is_still_a_400_naming_it_without_the_rows(server, batch):
+    feats, _ = batch
+    rows = feats.head(2).drop(columns=["customer_id", "rfm_recency_days"])
+    rows["cust_region"] = ["SECRET-ROW-VALUE-1", "SECRET-ROW-VALUE-2"]
+    body = serve.payload(rows).encode("utf-8")
+    status, answer, _ = _raw(server, {"Content-Type": "application/json", "Content-Length": str(len(body))}, [body])
+    assert status == 400 and b"rfm_recency_days" in answer and b"SECRET-ROW" not in answer, answer[:500]
+
+
+def test_error_messages_lose_the_request_values_they_quote():
+    from leadtier.pipelines.rest import RequestLimits, without_request
+
+    msg = (
+        "Invalid input. Failed to convert column cust_tenure_days to type 'float64'. "
+        "Error: 'ValueError(\"could not convert string to float: 'SECRET'\")'"
+    )
+    got = without_request(msg, b'{"dataframe_split": {"data": [["SECRET"]]}}')
+    assert "SECRET" not in got and "cust_tenure_days" in got and "'float64'" in got
+    frame = "Failed to predict data '   a\n0  SECRET'. \nError: the feature table lacks 1 column(s): ['rfm_x']"
+    assert without_request(frame, b"a\nSECRET") == "the feature table lacks 1 column(s): ['rfm_x']"
+    assert len(without_request("x" * 100_000, b"")) < 600
+    with pytest.raises(ValueError, match="positive number of bytes. Got 0 instead"):
+        RequestLimits(None, 0)
