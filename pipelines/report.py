@@ -914,6 +914,106 @@ def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.Data
     return pd.DataFrame(aligned, columns=keep, index=predictions.index)
 
 
+def _described_model(cfg, frame: pd.DataFrame, pred_path: Path) -> dict[str, Any]:
+    """Which registered version the report describes: the one behind most predictions, else the champion.
+
+    Returns its ``version`` and ``uri``, the current ``champion`` ('' when none) and the predictions per
+    version (``counts``, empty when they carry none)."""
+    from leadtier.pipelines import tracking
+
+    versions = frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else None
+    versions = versions[versions != ""] if versions is not None else pd.Series([], dtype=str)
+    client = tracking.setup(cfg)
+    champion = tracking.champion_version(client, cfg)  # '' when none yet: the report says so
+    counts: dict[str, int] = {}
+    if len(versions):
+        counts = {str(k): int(v) for k, v in versions.value_counts().items()}
+        version = next(iter(counts))
+        if len(counts) > 1:
+            log.warning("predictions come from several model versions %s; the report describes v%s", counts, version)
+        uri = f"models:/{cfg.mlflow.model_name}/{version}"
+    else:
+        if not champion:
+            raise tracking.ModelLoadError(
+                f"{pred_path}: the predictions carry no model_version and {cfg.mlflow.model_name!r} has no champion "
+                "to describe them with"
+            )
+        uri, version = tracking.champion_uri(cfg), champion
+        log.warning("predictions carry no model_version; describing the current champion v%s", version)
+    if champion and version != champion:
+        log.warning("the report describes v%s, which is not the current champion (v%s)", version, champion)
+    return {"version": version, "uri": uri, "champion": champion, "counts": counts}
+
+
+def _revenue_and_profile(
+    cfg, frame: pd.DataFrame, train_profile: pd.DataFrame | None
+) -> tuple[pd.Series | None, pd.DataFrame | None]:
+    """Past revenue per predictions row (None: unknown) and the segment profiles of the scored customers
+    (the training data's ``train_profile`` when their features cannot be rebuilt or are not needed)."""
+    shown = profile_columns(list(train_profile.columns)) if train_profile is not None else []
+    revenue, profile = None, None
+    if "past_revenue" in frame.columns:
+        revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")
+    else:
+        feats = _past_features(cfg, frame, [REVENUE_COLUMN, *shown])
+        if feats is not None:
+            if REVENUE_COLUMN in feats.columns:
+                revenue = feats[REVENUE_COLUMN]  # one value per predictions row
+            cols = [c for c in shown if c in feats.columns]
+            if cols:
+                seg_ids = pd.to_numeric(frame["segment_id"], errors="coerce").to_numpy()
+                profile = feats[cols].groupby(seg_ids).median()
+    return revenue, train_profile if profile is None else profile
+
+
+def _report_context(
+    frame: pd.DataFrame,
+    scorer,
+    described: dict[str, Any],
+    revenue: pd.Series | None,
+    profile: pd.DataFrame | None,
+    lang: str,
+    cfg,
+    *,
+    migration: pd.DataFrame | None,
+    drift: pd.DataFrame | None,
+    source: Path,
+) -> dict[str, Any]:
+    """:func:`build_context` for the model ``described`` (:func:`_described_model`); a problem with the
+    predictions (e.g. tiers the model's scheme does not know) is an :class:`InputError`."""
+    from leadtier.pipelines.sources import InputError
+
+    seg, meta = scorer.segmenter, scorer.metadata or {}
+    try:
+        return build_context(
+            frame,
+            scorer.scheme,
+            segment_names=getattr(seg, "names_", {}),
+            segment_profile=profile,
+            metrics=meta.get("test_metrics"),
+            gains=meta.get("test_gains_95ci"),
+            model_info={
+                "name": cfg.mlflow.model_name,
+                "version": described["version"],
+                "uri": described["uri"],
+                "train_as_of": meta.get("as_of"),
+                "run_id": meta.get("run_id"),
+                "segments_tier_ami": meta.get("segments_tier_ami"),
+                "version_counts": described["counts"],
+                "champion_version": described["champion"],
+                "version_from_champion": not described["counts"],
+            },
+            revenue=revenue,
+            lang=lang,
+            top_n=cfg.report.top_n,
+            migration=migration,
+            drift=drift,
+            source=str(source),
+        )
+    except ValueError as exc:  # one clear CLI message
+        raise InputError(str(exc)) from None
+
+
 def run(
     cfg,
     predictions: str | Path | None = None,
@@ -947,80 +1047,15 @@ def run(
     from leadtier.pipelines import tracking
     from leadtier.pipelines.outputs import write_text
 
-    versions = frame["model_version"].dropna().astype(str) if "model_version" in frame.columns else None
-    versions = versions[versions != ""] if versions is not None else pd.Series([], dtype=str)
-    client = tracking.setup(cfg)
-    champion = tracking.champion_version(client, cfg)  # '' when none yet: the report says so
-    counts: dict[str, int] = {}
-    if len(versions):
-        counts = {str(k): int(v) for k, v in versions.value_counts().items()}
-        version = next(iter(counts))
-        if len(counts) > 1:
-            log.warning("predictions come from several model versions %s; the report describes v%s", counts, version)
-        uri = f"models:/{cfg.mlflow.model_name}/{version}"
-    else:
-        if not champion:
-            raise tracking.ModelLoadError(
-                f"{pred_path}: the predictions carry no model_version and {cfg.mlflow.model_name!r} has no champion "
-                "to describe them with"
-            )
-        uri, version = tracking.champion_uri(cfg), champion
-        log.warning("predictions carry no model_version; describing the current champion v%s", version)
-    if champion and version != champion:
-        log.warning("the report describes v%s, which is not the current champion (v%s)", version, champion)
-    scorer = tracking.load_model(uri).unwrap_python_model().scorer
-    seg = scorer.segmenter
-    meta = scorer.metadata or {}
-    train_profile = getattr(seg, "profile_", None)
-    shown = profile_columns(list(train_profile.columns)) if train_profile is not None else []
+    described = _described_model(cfg, frame, pred_path)
+    scorer = tracking.load_model(described["uri"]).unwrap_python_model().scorer
     t_model = time.perf_counter()
-
-    revenue, profile = None, None
-    if "past_revenue" in frame.columns:
-        revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")
-    else:
-        feats = _past_features(cfg, frame, [REVENUE_COLUMN, *shown])
-        if feats is not None:
-            if REVENUE_COLUMN in feats.columns:
-                revenue = feats[REVENUE_COLUMN]  # one value per predictions row
-            cols = [c for c in shown if c in feats.columns]
-            if cols:
-                seg_ids = pd.to_numeric(frame["segment_id"], errors="coerce").to_numpy()
-                profile = feats[cols].groupby(seg_ids).median()
-    if profile is None:
-        profile = train_profile
+    revenue, profile = _revenue_and_profile(cfg, frame, getattr(scorer.segmenter, "profile_", None))
     t_feats = time.perf_counter()
 
-    from leadtier.pipelines.sources import InputError
-
-    try:
-        ctx = build_context(
-            frame,
-            scorer.scheme,
-            segment_names=getattr(seg, "names_", {}),
-            segment_profile=profile,
-            metrics=meta.get("test_metrics"),
-            gains=meta.get("test_gains_95ci"),
-            model_info={
-                "name": cfg.mlflow.model_name,
-                "version": version,
-                "uri": uri,
-                "train_as_of": meta.get("as_of"),
-                "run_id": meta.get("run_id"),
-                "segments_tier_ami": meta.get("segments_tier_ami"),
-                "version_counts": counts,
-                "champion_version": champion,
-                "version_from_champion": not len(versions),
-            },
-            revenue=revenue,
-            lang=lang,
-            top_n=cfg.report.top_n,
-            migration=migration,
-            drift=drift,
-            source=str(pred_path),
-        )
-    except ValueError as exc:  # e.g. tiers the model's scheme does not know: one clear CLI message
-        raise InputError(str(exc)) from None
+    ctx = _report_context(
+        frame, scorer, described, revenue, profile, lang, cfg, migration=migration, drift=drift, source=pred_path
+    )
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)
     t_end = time.perf_counter()
