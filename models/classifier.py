@@ -10,9 +10,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from leadtier.models.frame import ID_COLUMN, as_model_input, categorical_columns
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.utils.validation import check_is_fitted
 
@@ -41,22 +42,109 @@ def decide(proba: np.ndarray, decision: str = "argmax", cost_matrix: np.ndarray 
     raise ValueError(f"decision must be 'argmax' or 'min_expected_cost'. Got {decision!r} instead")
 
 
-class TierClassifier(ClassifierMixin, BaseEstimator):
+class PriorShiftMixin:
+    """Probabilities on the observed tier frequencies, decisions as the class weights ask.
+
+    Class weights shift a model's prior: with balanced weights it sees every present tier as equally
+    frequent. :meth:`_set_priors` records both priors at fit time; :meth:`_unshift` moves the weighted
+    model's probabilities back to the observed frequencies (before any calibration), and
+    :meth:`tier_index` re-applies the weights for the decision, so that with balanced weights a tier
+    wins by being likely *for its frequency* and rare tiers are still predicted."""
+
+    def _set_priors(self, y_idx: np.ndarray, n_levels: int, class_weight: str | None) -> None:
+        counts = np.bincount(y_idx, minlength=n_levels).astype(float)
+        self.prior_ = counts / counts.sum()
+        present = counts > 0
+        self.weighted_prior_ = present / present.sum() if class_weight == "balanced" else self.prior_
+
+    def _unshift(self, proba: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Weighted-model probabilities over the levels ``columns`` -> observed-frequency probabilities."""
+        shifted = proba * (self.prior_[columns] / self.weighted_prior_[columns])
+        return shifted / np.clip(shifted.sum(axis=1, keepdims=True), 1e-300, None)
+
+    def tier_index(self, proba: np.ndarray) -> np.ndarray:
+        """Level index per row from this model's probabilities, by its ``decision`` rule."""
+        proba = np.asarray(proba, dtype=float)
+        if hasattr(self, "prior_"):
+            shift = np.divide(self.weighted_prior_, self.prior_, out=np.zeros(len(self.prior_)), where=self.prior_ > 0)
+            proba = proba * shift
+            proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
+        return decide(proba, getattr(self, "decision", "argmax"), getattr(self, "cost_matrix", None))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.tier_index(self.predict_proba(X))]
+
+
+CALIBRATIONS = ("auto", "none", "temperature", "sigmoid", "isotonic")
+
+
+class _GivenProbabilities(ClassifierMixin, BaseEstimator):
+    """An estimator whose input already is its class probabilities: lets scikit-learn's calibrators
+    (``CalibratedClassifierCV`` around it, frozen) work on probabilities computed once."""
+
+    def __init__(self, n_classes: int = 2):
+        self.n_classes = n_classes
+
+    def fit(self, X, y=None):
+        self.classes_ = np.arange(self.n_classes)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=float)
+
+    def predict(self, X) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1)
+
+
+def fit_calibrator(proba: np.ndarray, y_idx: np.ndarray, method: str) -> CalibratedClassifierCV:
+    """scikit-learn's ``method`` calibrator fitted on probabilities ``proba`` of integer-coded ``y_idx``.
+
+    ``sigmoid`` and ``isotonic`` fit each class's curve with its own offset, so they correct a shifted
+    prior; ``temperature`` (one parameter) sharpens or flattens without moving the prior."""
+    given = FrozenEstimator(_GivenProbabilities(proba.shape[1]).fit(proba))
+    return CalibratedClassifierCV(given, method=method).fit(proba, y_idx)
+
+
+def calibration_losses(proba: np.ndarray, y_idx: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, float]:
+    """Cross-validated log-loss of each calibration on held-out probabilities ``proba`` (rows of
+    ``y_idx``): every calibrator is fitted on some folds and scored on the fold it did not see, so the
+    choice between them is not biased towards the most flexible one. ``none`` scores ``proba`` as is.
+    With a class of fewer than two rows there are no folds and only ``none`` is scored."""
+    k = proba.shape[1]
+    out = {"none": float(log_loss(y_idx, np.clip(proba, 1e-15, 1), labels=range(k)))}
+    n_splits = min(folds, int(np.bincount(y_idx, minlength=k)[np.unique(y_idx)].min()))
+    if n_splits < 2:
+        return out
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for method in ("temperature", "sigmoid", "isotonic"):
+        oof = np.zeros_like(proba)
+        for tr, va in cv.split(proba, y_idx):
+            oof[va] = fit_calibrator(proba[tr], y_idx[tr], method).predict_proba(proba[va])
+        out[method] = float(log_loss(y_idx, np.clip(oof, 1e-15, 1), labels=range(k)))
+    return out
+
+
+class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
     """Multiclass LightGBM over a customer feature table.
 
     Text columns become categoricals (LightGBM splits on them natively); the id column is
     ignored. ``levels`` fixes the class order (best tier first) so probabilities, metrics and
     scores line up with the scheme.
 
-    ``calibration`` ('temperature', 'sigmoid' or 'isotonic') holds out ``calibration_size`` of the
-    rows (stratified), fits LightGBM on the rest and calibrates its probabilities on the held-out
-    part with scikit-learn's ``CalibratedClassifierCV`` around the frozen booster. With
-    ``calibration_cv`` = k >= 2 the calibrator is fitted on k-fold out-of-fold predictions instead
-    and the booster is refitted on every row. Temperature scaling never changes the most probable
-    tier. ``min_data_per_group``, ``cat_smooth``, ``cat_l2`` and ``max_cat_to_onehot`` are
-    LightGBM's categorical-split settings (its defaults), there to be tuned. ``decision`` turns
-    probabilities into a tier (see :func:`decide`); SHAP contributions always explain the
-    uncalibrated booster.
+    ``class_weight='balanced'`` weights the booster's training rows so that rare tiers are found;
+    the probabilities are then put back on the observed tier frequencies (the weights' prior shift
+    undone) and the decision re-applies the weights (see :meth:`tier_index`).
+
+    ``calibration`` holds out ``calibration_size`` of the rows (stratified), fits LightGBM on the rest
+    and calibrates its probabilities on the held-out part with scikit-learn's
+    ``CalibratedClassifierCV``: ``temperature``, ``sigmoid`` or ``isotonic``, or ``auto``, which takes
+    whichever of those (or none) has the lowest cross-validated log-loss on the held-out rows
+    (``calibration_log_loss_`` keeps the figures, ``calibration_`` the choice). With
+    ``calibration_cv`` = k >= 2 the calibrator is fitted on k-fold out-of-fold predictions instead and
+    the booster is refitted on every row. ``min_data_per_group``, ``cat_smooth``, ``cat_l2`` and
+    ``max_cat_to_onehot`` are LightGBM's categorical-split settings (its defaults), there to be tuned.
+    ``decision`` turns probabilities into a tier (see :func:`decide`); SHAP contributions always
+    explain the uncalibrated booster.
     """
 
     def __init__(
@@ -77,7 +165,7 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | None = "balanced",
         decision: str = "argmax",
         cost_matrix: Sequence[Sequence[float]] | None = None,
-        calibration: str = "none",
+        calibration: str = "auto",
         calibration_size: float = 0.2,
         calibration_cv: int = 0,
         random_state: int = 0,
@@ -131,20 +219,8 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
         cats = categorical_columns(X[list(self.feature_names_in_)])
         self.categories_ = {c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats}
         Xm = as_model_input(X, list(self.feature_names_in_), self.categories_)
-        if self.calibration not in ("none", "temperature", "sigmoid", "isotonic"):
-            raise ValueError(
-                f"calibration must be 'none', 'temperature', 'sigmoid' or 'isotonic'. Got {self.calibration!r} instead"
-            )
-        fit_rows = np.arange(len(y_idx))
-        cal_rows = np.array([], dtype=int)
-        cross_fit = self.calibration != "none" and self.calibration_cv >= 2
-        if self.calibration != "none" and not cross_fit:
-            fit_rows, cal_rows = train_test_split(
-                fit_rows, test_size=self.calibration_size, stratify=y_idx, random_state=self.random_state
-            )
-        # Levels absent from y get probability 0 (see predict_proba); min_per_tier guards training.
-        # Class weights live in the booster (weights from whichever rows it is fitted on), so that a
-        # calibrator is fitted on unweighted rows and learns the real tier frequencies.
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}. Got {self.calibration!r} instead")
         booster = lgb.LGBMClassifier(
             objective="multiclass" if len(present) > 2 else "binary",
             n_estimators=self.n_estimators,
@@ -168,17 +244,39 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             verbose=-1,
         )
         fit_params = {"categorical_feature": list(self.categories_) or "auto"}
+        # the booster learns with the class weights; its probabilities are moved back to the observed
+        # tier frequencies before calibration (see PriorShiftMixin)
+        self.present_ = present
+        self._set_priors(y_idx, len(self.classes_), self.class_weight)
         self.calibrator_ = None
-        if cross_fit:  # calibrator on out-of-fold predictions, one booster refit on all rows
+        self.calibration_log_loss_ = {}
+        if self.calibration != "none" and self.calibration_cv >= 2:
+            # calibrator on out-of-fold probabilities, one booster refitted on every row
             cv = StratifiedKFold(n_splits=self.calibration_cv, shuffle=True, random_state=self.random_state)
-            self.calibrator_ = CalibratedClassifierCV(booster, method=self.calibration, cv=cv, ensemble=False)
-            self.calibrator_.fit(Xm, y_idx, **fit_params)
-            self.booster_ = self.calibrator_.calibrated_classifiers_[0].estimator
-        else:
+            cal_proba, cal_y = np.zeros((len(y_idx), len(present))), np.searchsorted(present, y_idx)
+            for tr, va in cv.split(Xm, y_idx):
+                fold = clone(booster).fit(Xm.iloc[tr], y_idx[tr], **fit_params)
+                cal_proba[va] = self._corrected(fold, Xm.iloc[va])
+            self.booster_ = booster.fit(Xm, y_idx, **fit_params)
+        elif self.calibration != "none":  # calibrator on held-out rows, the booster never sees them
+            fit_rows, cal_rows = train_test_split(
+                np.arange(len(y_idx)), test_size=self.calibration_size, stratify=y_idx, random_state=self.random_state
+            )
             self.booster_ = booster.fit(Xm.iloc[fit_rows], y_idx[fit_rows], **fit_params)
-            if self.calibration != "none":  # calibrator on the held-out rows, booster frozen
-                self.calibrator_ = CalibratedClassifierCV(FrozenEstimator(self.booster_), method=self.calibration)
-                self.calibrator_.fit(Xm.iloc[cal_rows], y_idx[cal_rows])
+            cal_proba = self._corrected(self.booster_, Xm.iloc[cal_rows])
+            cal_y = np.searchsorted(present, y_idx[cal_rows])
+        else:
+            self.booster_ = booster.fit(Xm, y_idx, **fit_params)
+        if self.calibration != "none":
+            self.calibration_log_loss_ = calibration_losses(cal_proba, cal_y, self.random_state)
+            method = self.calibration
+            if method == "auto":
+                method = min(self.calibration_log_loss_, key=self.calibration_log_loss_.get)
+            self.calibration_ = method
+            if method != "none":
+                self.calibrator_ = fit_calibrator(cal_proba, cal_y, method)
+        else:
+            self.calibration_ = "none"
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
@@ -211,21 +309,30 @@ class TierClassifier(ClassifierMixin, BaseEstimator):
             for e, n in zip(estimators, before, strict=True):
                 e.n_jobs = n
 
+    def _corrected(self, booster: lgb.LGBMClassifier, Xm: pd.DataFrame) -> np.ndarray:
+        """``booster``'s probabilities over the tiers present in training, with the prior shift of the
+        class weights undone (columns: ``present_``)."""
+        raw = np.zeros((len(Xm), len(self.present_)))
+        raw[:, np.searchsorted(self.present_, booster.classes_)] = booster.predict_proba(Xm)
+        return self._unshift(raw, self.present_)
+
     def predict_proba(self, X: pd.DataFrame, n_jobs: int | None = None) -> np.ndarray:
-        """Probabilities per level in scheme order (calibrated when the classifier was calibrated).
+        """Probabilities per level in scheme order, on the observed tier frequencies (calibrated when a
+        calibration was chosen). Levels absent from training get 0.
 
         ``n_jobs`` sets LightGBM's threads for this call only (default: those used for fitting).
         """
-        model = self.calibrator_ if getattr(self, "calibrator_", None) is not None else self.booster_
         Xm = self._input(X)
-        with self._threads(n_jobs):
-            raw = model.predict_proba(Xm)
         proba = np.zeros((len(X), len(self.classes_)))
-        proba[:, model.classes_] = raw
+        if not hasattr(self, "prior_"):  # pickled by a version that calibrated the weighted booster
+            model = self.calibrator_ if getattr(self, "calibrator_", None) is not None else self.booster_
+            with self._threads(n_jobs):
+                proba[:, model.classes_] = model.predict_proba(Xm)
+            return proba
+        with self._threads(n_jobs):
+            p = self._corrected(self.booster_, Xm)
+        proba[:, self.present_] = p if self.calibrator_ is None else self.calibrator_.predict_proba(p)
         return proba
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classes_[decide(self.predict_proba(X), self.decision, self.cost_matrix)]
 
     def contributions(self, X: pd.DataFrame, n_jobs: int | None = None) -> np.ndarray:
         """LightGBM's SHAP values (raw score): shape (rows, levels, features + 1), last column the bias.

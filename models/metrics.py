@@ -83,12 +83,33 @@ def _two_level_scores(y_idx: np.ndarray, proba: np.ndarray) -> dict[str, float]:
         return {}
     pos = proba[:, 0]  # the first level is the positive one (e.g. converted)
     is_pos = (y_idx == 0).astype(int)
-    top = np.argsort(-pos, kind="stable")[: max(1, len(pos) // 10)]
     return {
         "roc_auc": float(roc_auc_score(is_pos, pos)),
         "pr_auc": float(average_precision_score(is_pos, pos)),
-        "lift_top_decile": float(is_pos[top].mean() / max(is_pos.mean(), 1e-12)),
+        "lift_top_decile": lift_top_share(pos, is_pos, 0.1),
     }
+
+
+def lift_top_share(score: np.ndarray, is_pos: np.ndarray, share: float = 0.1) -> float:
+    """Positive rate among the ``share`` of rows with the highest ``score``, over the overall rate.
+
+    Rows tied on the score at the cut share the remaining places in proportion (each counts with the
+    fraction of its tie group that fits), so the figure does not depend on row order: all scores equal
+    gives 1.0."""
+    score, is_pos = np.asarray(score, dtype=float), np.asarray(is_pos, dtype=float)
+    _, group = np.unique(-score, return_inverse=True)  # groups from the highest score down
+    return _grouped_lift(np.bincount(group, is_pos), np.bincount(group).astype(float), share)
+
+
+def _grouped_lift(pos: np.ndarray, size: np.ndarray, share: float = 0.1) -> float:
+    """:func:`lift_top_share` from (weighted) positives and rows per score group, highest score first."""
+    n, n_pos = size.sum(), pos.sum()
+    if n <= 0 or n_pos <= 0:
+        return float("nan")
+    top = max(1.0, float(np.floor(round(n * share, 9))))  # rows in the top share, filled group by group
+    taken = np.clip(top - (np.cumsum(size) - size), 0, size)
+    fraction = np.divide(taken, size, out=np.zeros_like(taken), where=size > 0)
+    return float(fraction @ pos / top / (n_pos / n))
 
 
 class _Resampler:
@@ -144,10 +165,7 @@ class _Resampler:
                 hits, seen_rows = np.cumsum(pos), np.cumsum(pos + neg)
                 precision = np.divide(hits, seen_rows, out=np.zeros_like(hits), where=seen_rows > 0)
                 out["pr_auc"] = float(pos @ precision / n_pos)
-                top = max(1.0, float(n // 10))  # rows in the top decile, filled group by group
-                taken = np.clip(top - (seen_rows - pos - neg), 0, pos + neg)
-                share = np.divide(taken, pos + neg, out=np.zeros_like(taken), where=(pos + neg) > 0)
-                out["lift_top_decile"] = float(share @ pos / top / (n_pos / n))
+                out["lift_top_decile"] = _grouped_lift(pos, pos + neg, 0.1)
         return out
 
 

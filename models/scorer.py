@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from leadtier.models.classifier import TierClassifier, decide
+from leadtier.models.classifier import TierClassifier
 from leadtier.models.explain import top_reasons
 from leadtier.models.frame import ID_COLUMN, check_columns
 from leadtier.models.schemes import TierScheme
@@ -60,7 +60,7 @@ class TierScorer:
         if ID_COLUMN in features.columns:
             out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()
         clf = self.classifier
-        tiers = np.asarray(clf.classes_)[decide(proba, clf.decision, clf.cost_matrix)] if not empty else np.array([])
+        tiers = np.asarray(clf.classes_)[clf.tier_index(proba)] if not empty else np.array([])
         out["tier"] = pd.array(tiers.astype(str), dtype="object")
         out["score"] = self.scheme.score(proba)
         bands = getattr(self, "grade_bands", None)  # absent from scorers pickled before grade bands existed

@@ -170,6 +170,24 @@ class DataConfig(_Strict):
     root: str = Field(description=f"folder the table paths are relative to; ${DATA_ROOT_ENV} overrides it")
     as_of: dt.date = Field(description="snapshot date: events on or after it are the future")
     tables: Tables
+    time_zone: str = Field(
+        default="UTC",
+        description="session time zone of DuckDB and Spark: a timestamp with an offset or a zone is read as the "
+        "wall-clock time of this zone (IANA name, e.g. Europe/Paris)",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"time_zone must be an IANA time zone name such as UTC or Europe/Paris. Got {v!r} instead"
+            ) from None
+        return v
 
 
 class DemoConfig(_Strict):

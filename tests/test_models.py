@@ -217,16 +217,13 @@ def test_segmenter_is_seeded_names_segments_and_keeps_names_on_retrain():
 
 def test_temperature_calibration_keeps_the_most_probable_tier():
     X, y = _data(900)
-    raw = TierClassifier(levels=LEVELS, n_estimators=80, calibration="none", random_state=1)
     cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)
-    # the same booster (same fit rows) with and without the calibrator on top
-    raw.booster_, raw.classes_ = cal.booster_, cal.classes_
-    raw.feature_names_in_, raw.categories_, raw.calibrator_ = cal.feature_names_in_, cal.categories_, None
-    p_raw, p_cal = raw.predict_proba(X), cal.predict_proba(X)
+    # the same booster with and without the calibrator on top
+    p_raw, p_cal = cal._corrected(cal.booster_, cal._input(X)), cal.predict_proba(X)
     np.testing.assert_array_equal(p_raw.argmax(axis=1), p_cal.argmax(axis=1))
     assert not np.allclose(p_raw, p_cal)
     np.testing.assert_allclose(p_cal.sum(axis=1), 1, atol=1e-9)
-    with pytest.raises(ValueError, match="calibration must be"):
+    with pytest.raises(ValueError, match="calibration must be one of"):
         TierClassifier(levels=LEVELS, calibration="platt").fit(X, y)
 
 
@@ -325,13 +322,57 @@ def test_scoring_threads_change_nothing_but_speed():
 def test_cross_fitted_calibration_keeps_one_booster_on_every_row():
     X, y = _data(400)
     clf = TierClassifier(levels=LEVELS, n_estimators=20, calibration="temperature", calibration_cv=3).fit(X, y)
-    assert len(clf.calibrator_.calibrated_classifiers_) == 1  # ensemble=False: one booster, refitted on all rows
-    assert clf.booster_ is clf.calibrator_.calibrated_classifiers_[0].estimator
-    plain = TierClassifier(levels=LEVELS, n_estimators=20).fit(X, y)  # same rows, no calibration
-    np.testing.assert_allclose(clf.booster_.predict_proba(clf._input(X)), plain.predict_proba(X), rtol=1e-9)
+    plain = TierClassifier(levels=LEVELS, n_estimators=20, calibration="none").fit(X, y)  # same rows
+    np.testing.assert_allclose(clf.booster_.predict_proba(clf._input(X)), plain.booster_.predict_proba(plain._input(X)))
     p = clf.predict_proba(X)
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-9)
     np.testing.assert_array_equal(p.argmax(axis=1), plain.predict_proba(X).argmax(axis=1))  # temperature keeps ranks
+
+
+def _rare_world(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"signal": rng.normal(size=n), "noise": rng.normal(size=n)})
+    rare = rng.random(n) < 1 / (1 + np.exp(-(2 * X["signal"] - 3)))  # about 10 %
+    return X, np.where(rare, "rare", "common")
+
+
+@pytest.mark.parametrize("calibration", ["auto", "none", "temperature", "sigmoid"])
+@pytest.mark.parametrize("class_weight", ["balanced", None])
+def test_probabilities_follow_the_observed_rate_whatever_the_class_weights(calibration, class_weight):
+    """On customers it never saw, the mean probability of a 10 % tier is about 10 %, also when balanced
+    weights made the booster treat the tier as a 50 % one; the decision still finds the rare tier."""
+    X, y = _rare_world(4000, 0)
+    X_new, y_new = _rare_world(20000, 1)
+    clf = TierClassifier(
+        levels=["rare", "common"], n_estimators=60, class_weight=class_weight, calibration=calibration
+    ).fit(X, y)
+    rate = (y_new == "rare").mean()
+    assert abs(clf.predict_proba(X_new)[:, 0].mean() - rate) < 0.02
+    if class_weight == "balanced":
+        weighted = clf.booster_.predict_proba(clf._input(X_new))[:, 0].mean()
+        assert weighted > rate + 0.15  # the booster itself over-predicts the rare tier ...
+        # ... and the decision keeps that reach: more rare tiers than the most probable tier would give
+        most_probable = (clf.predict_proba(X_new).argmax(axis=1) == 0).mean()
+        assert (clf.predict(X_new) == "rare").mean() > max(rate, most_probable + 0.05)
+
+
+def test_auto_calibration_takes_the_lowest_held_out_log_loss_and_never_sharpens_an_overfit_booster():
+    """An overfit booster is over-confident on the rows it was fitted on and under-confident nowhere:
+    a calibrator fitted on the held-out rows flattens it, so new customers get a lower log-loss than
+    without calibration (a calibrator fitted on the booster's own rows would sharpen it instead)."""
+    from sklearn.metrics import log_loss
+
+    X, y = _rare_world(3000, 2)
+    X_new, y_new = _rare_world(20000, 3)
+    kw = {"levels": ["rare", "common"], "n_estimators": 300, "num_leaves": 63, "min_child_samples": 2}
+    kw |= {"learning_rate": 0.3, "random_state": 0}
+    auto = TierClassifier(calibration="auto", **kw).fit(X, y)
+    assert set(auto.calibration_log_loss_) == {"none", "temperature", "sigmoid", "isotonic"}
+    assert auto.calibration_ == min(auto.calibration_log_loss_, key=auto.calibration_log_loss_.get)
+    assert auto.calibration_ != "none"
+    raw = auto._corrected(auto.booster_, auto._input(X_new))
+    truth = (y_new == "common").astype(int)
+    assert log_loss(truth, auto.predict_proba(X_new)[:, 1]) < log_loss(truth, raw[:, 1]) - 0.05
 
 
 @pytest.mark.parametrize("calibration_cv", [0, 3])

@@ -1,0 +1,79 @@
+"""Honest numbers: metrics that do not depend on row order, intervals that hold their point estimate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from leadtier.models.metrics import lift_top_share, paired_bootstrap, tier_metrics
+
+
+def _tied_predictions(rng: np.random.Generator, n: int, k: int, positives: float, distinct: int):
+    """Labels and probabilities with few distinct values (many ties), first level the rare one."""
+    y_idx = np.where(rng.random(n) < positives, 0, rng.integers(1, k, size=n))
+    raw = rng.integers(1, distinct + 1, size=(n, k)).astype(float) + 3.0 * np.eye(k)[y_idx] * (rng.random((n, 1)) < 0.5)
+    return y_idx, raw / raw.sum(axis=1, keepdims=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(20, 300),
+    k=st.sampled_from([2, 3, 5]),
+    positives=st.floats(0.05, 0.6),
+    distinct=st.integers(1, 4),
+)
+def test_every_metric_is_the_same_whatever_the_row_order(seed, n, k, positives, distinct):
+    rng = np.random.default_rng(seed)
+    y_idx, proba = _tied_predictions(rng, n, k, positives, distinct)
+    levels = [f"L{i}" for i in range(k)]
+    y = np.array(levels, dtype=object)[y_idx]
+    first = tier_metrics(y, proba, levels)
+    order = rng.permutation(n)
+    again = tier_metrics(y[order], proba[order], levels)
+    assert first.keys() == again.keys()
+    for m, v in first.items():
+        assert again[m] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), m
+
+
+def test_lift_of_a_constant_score_is_one_and_ties_share_the_top_decile():
+    is_pos = np.r_[np.ones(10), np.zeros(90)]
+    assert lift_top_share(np.full(100, 0.3), is_pos) == pytest.approx(1.0)
+    assert lift_top_share(np.full(100, 0.3), is_pos[::-1]) == pytest.approx(1.0)
+    # 5 rows clearly on top (all positive), then 20 tied rows holding 5 positives for the other 5 places
+    score = np.r_[np.full(5, 0.9), np.full(20, 0.5), np.full(75, 0.1)]
+    pos = np.r_[np.ones(5), np.ones(5), np.zeros(15), np.zeros(75)]
+    expected = (5 + 5 * 5 / 20) / 10 / 0.10
+    assert lift_top_share(score, pos) == pytest.approx(expected)
+    assert lift_top_share(score, np.r_[pos[:5], pos[5:25][::-1], pos[25:]]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("k", "positives", "distinct"),
+    [(2, 0.08, 3), (2, 0.4, 50), (3, 0.2, 6), (5, 0.05, 20)],
+    ids=["imbalanced-ties", "balanced", "three-levels", "five-levels-rare"],
+)
+def test_every_gain_lies_inside_its_own_interval(k, positives, distinct):
+    """The interval printed beside a gain must contain it; the constant majority baseline included."""
+    rng = np.random.default_rng(7)
+    n = 600
+    y_idx, model = _tied_predictions(rng, n, k, positives, distinct)
+    levels = [f"L{i}" for i in range(k)]
+    y = np.array(levels, dtype=object)[y_idx]
+    prior = np.bincount(y_idx, minlength=k) / n
+    majority = np.tile(prior, (n, 1))
+    noisy = 0.5 * model + 0.5 * rng.dirichlet(np.ones(k), size=n)
+    preds = {
+        "model": (model, list(np.array(levels)[model.argmax(axis=1)])),
+        "majority": (majority, [levels[int(prior.argmax())]] * n),
+        "noisy": (noisy, list(np.array(levels)[noisy.argmax(axis=1)])),
+    }
+    keys = ["macro_f1", "qwk", "log_loss", "brier", "ece", "roc_auc", "pr_auc", "lift_top_decile"]
+    gains = paired_bootstrap(y, preds, "model", levels, keys, n_resamples=400, seed=1)
+    checked = 0
+    for baseline, per_metric in gains.items():
+        for m, g in per_metric.items():
+            assert g["low"] <= g["gain"] <= g["high"], (baseline, m, g)
+            checked += 1
+    assert checked >= 2 * 5
