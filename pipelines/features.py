@@ -58,12 +58,14 @@ def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, numbers_as_double: boo
 
 
 def connect(cfg: Config | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the config's memory limit."""
+    """An in-memory DuckDB connection with the config's memory limit and time zone (``data.time_zone``)."""
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if cfg is not None and cfg.duckdb_memory_limit:
         con.execute(f"SET memory_limit = '{cfg.duckdb_memory_limit}'")
+    # pinned: a timestamp with an offset must not depend on the machine's time zone (TZ)
+    con.execute(f"SET TimeZone = '{cfg.data.time_zone if cfg is not None else 'UTC'}'")
     return con
 
 

@@ -132,7 +132,7 @@ def _scorer_of(model):
 
 def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
     """Tag every input row; move rejected rows out of ``customers``. Returns the rejects."""
-    # customers holds every input row with input_row and pre_reject (register_all(tag_rows=True)):
+    # customers holds every input row with input_row, input_id and pre_reject (register_all(tag_rows=True)):
     # first the input rules, then the reject rules; duplicate ids are ranked among the rows they keep
     reason = (
         "coalesce(pre_reject, CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in REJECT_RULES) + " END)"
@@ -146,11 +146,12 @@ def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
     )
     rejects = fetch_frame(
         con,
-        "SELECT input_row, customer_id, reject_reason AS reason FROM customers__tagged "
+        "SELECT input_row, input_id AS customer_id, reject_reason AS reason FROM customers__tagged "
         "WHERE reject_reason IS NOT NULL ORDER BY input_row",
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE customers AS SELECT * EXCLUDE (input_row, pre_reject, dup_rank, reject_reason) "
+        "CREATE OR REPLACE TEMP TABLE customers AS SELECT * EXCLUDE (input_row, input_id, pre_reject, dup_rank, "
+        "reject_reason) "
         "FROM customers__tagged WHERE reject_reason IS NULL ORDER BY input_row"
     )
     return rejects

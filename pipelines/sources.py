@@ -1,20 +1,28 @@
-"""Read the configured input files into DuckDB under canonical table and column names.
+"""Read the configured input files under canonical table and column names, on DuckDB or Spark.
 
-Each logical table (customers, transactions, interactions, labels) becomes a DuckDB temp table
+Each logical table (customers, transactions, interactions, labels) becomes a temp table or view
 whose columns have the canonical names of ``config.CANONICAL_COLUMNS`` plus any declared
 attribute columns. Problems a user can fix (a missing file, a missing mapped column, dates that
 do not parse) raise :class:`InputError` naming the file, the column and how many rows.
+
+The rules (casts, ids, bad values, duplicates, ``exclude``) are the SQL of
+:mod:`leadtier.features.inputs`, run here for both engines: an engine only reads a file into a view
+(:class:`DuckEngine`, ``leadtier.pipelines.spark.SparkEngine``) and runs SQL written for DuckDB.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-from leadtier.features.queries import quote_ident
+from leadtier.features import inputs as rules
+from leadtier.features.inputs import ident
 from leadtier.models.text import clip
 from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
@@ -31,8 +39,12 @@ class TableStats:
     excluded: dict[str, int] = field(default_factory=dict)
     missing_id: int = 0
     rows: int = 0
-    # files' rows without an id, counted on the raw column (None: only countable after the casts)
-    raw_missing_id: int | None = 0
+    # files' rows without a usable id, counted on the source rows
+    raw_missing_id: int = 0
+    # rows whose id is a missing-value marker or has spaces around it, by reason (part of missing_id)
+    bad_ids: dict[str, int] = field(default_factory=dict)
+    # per column: NaN / inf / -inf values read as missing
+    not_finite: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +54,8 @@ class TableStats:
             "duplicates_dropped": self.duplicates_dropped,
             "excluded": self.excluded,
             "missing_id": self.missing_id,
+            "bad_ids": self.bad_ids,
+            "not_finite": self.not_finite,
             "rows": self.rows,
         }
 
@@ -106,288 +120,361 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
     return None
 
 
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
-    rows = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    return {r[0]: r[1] for r in rows}
+def _duck_class(dtype: str) -> str:
+    """The class (``leadtier.features.inputs``) of a DuckDB type."""
+    if dtype == "VARCHAR":
+        return rules.TEXT
+    if dtype in {"FLOAT", "DOUBLE"} or dtype.startswith("DECIMAL"):
+        return rules.FLOAT
+    if dtype.startswith(("TIMESTAMP", "DATE")):
+        return rules.TEMPORAL
+    if dtype == "BOOLEAN":
+        return rules.BOOL
+    return rules.INT if dtype.endswith("INT") or dtype in {"HUGEINT", "UHUGEINT"} else rules.OTHER
 
 
-def _examples(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    vals = [clip(r[0], quote=True) for r in con.execute(sql + " LIMIT 3").fetchall()]
-    return ", ".join(vals)
+class DuckEngine:
+    """The input rules on DuckDB: files read by ``read_csv`` / ``read_parquet``, SQL run as written."""
+
+    name = "DuckDB"
+    errors: tuple[type[Exception], ...] = (duckdb.Error,)
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def set_time_zone(self, tz: str) -> None:
+        self.con.execute(f"SET TimeZone = {rules.lit(tz)}")
+
+    def read(self, view: str, path: Path, fs: FileSpec, table: str, text_columns: set[str]) -> dict[str, str]:
+        """View ``view`` over the file; CSV columns in ``text_columns`` as text. Returns column -> class."""
+        rel = _reader(path, fs.format, encoding=fs.encoding)
+        try:
+            cols = self._types(rel)
+        except duckdb.Error as exc:
+            raise _unreadable(path, table, exc) from None
+        if len(cols) == 1 and rel.startswith("read_csv") and any(d in next(iter(cols)) for d in ",;\t|"):
+            where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
+            if where:
+                raise InputError(f"{path}: cannot split the rows into columns: {where}")
+        retype = sorted(c for c in text_columns if cols.get(c, "VARCHAR") != "VARCHAR")
+        if retype and rel.startswith("read_csv"):
+            rel = _reader(path, fs.format, retype, fs.encoding)
+            cols = self._types(rel)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {rel}")
+        return {c: _duck_class(t) for c, t in cols.items()} | {"__types__": cols}  # type: ignore[operator]
+
+    def missing_column_hint(self, path: Path, fs: FileSpec) -> str:
+        ragged = _ragged_line(path, fs.encoding) if _format(path, fs.format) == "csv" else None
+        return f" (and {ragged})" if ragged else ""
+
+    def _types(self, rel: str) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+
+    def rows(self, sql: str) -> list[tuple]:
+        return self.con.execute(sql).fetchall()
+
+    def create(self, name: str, sql: str, materialize: bool = False) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP {'TABLE' if materialize else 'VIEW'} {name} AS {sql}")
+
+    def number_rows(self, name: str, sql: str) -> None:
+        """Table ``name``: the rows of ``sql`` with ``input_row``, their 1-based position, first."""
+        self.create(name, f"SELECT row_number() OVER () AS input_row, * FROM ({sql})", materialize=True)
+
+    def columns(self, name: str) -> list[str]:
+        return [r[0] for r in self.con.execute(f"DESCRIBE {name}").fetchall()]
 
 
-def _cast(
-    con: duckdb.DuckDBPyConnection, table: str, fs: FileSpec, path: Path, src: str, kind: str, dtype: str, rel: str
-) -> str:
-    """SQL expression turning source column ``src`` into the canonical kind; checks it parses."""
-    col = quote_ident(src)
-    if kind == "id":
-        if dtype in {"FLOAT", "DOUBLE"} or dtype.startswith("DECIMAL"):
-            # 12346.0 -> '12346' (ids stored as floats); anything not a whole number stays as written
-            whole = f"{col} = floor({col}) AND abs({col}) < 9e18"
-            return f"CASE WHEN {whole} THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
-        # text ids stay as written ('007', '1.5'), except a float rendering of a whole number
-        # ('12346.0', as spreadsheets and float columns export them) which names customer '12346'
-        # (the test for '.' or ' ' first skips the regular expression for the usual clean id)
-        text = f"CAST({col} AS VARCHAR)"
-        fix = f"regexp_replace(trim({text}), '^(-?[0-9]+)[.]0+$', '\\1')"
-        return f"CASE WHEN contains({text}, '.') OR contains({text}, ' ') THEN {fix} ELSE {text} END"
-    if kind in {"date", "timestamp"}:
-        target = "DATE" if kind == "date" else "TIMESTAMP"
-        if dtype.startswith(("TIMESTAMP", "DATE")):
-            return f"CAST({col} AS {target})"
-        text = f"CAST({col} AS VARCHAR)"
-        parsed = (
-            f"CAST(try_strptime({text}, '{fs.date_format}') AS {target})"
-            if fs.date_format
-            else f"TRY_CAST({text} AS {target})"
-        )
-        bad_where = f"{col} IS NOT NULL AND trim({text}) <> '' AND {parsed} IS NULL"
-        n_bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {bad_where}").fetchall()[0][0]
-        if n_bad:
-            ex = _examples(con, f"SELECT {text} FROM {rel} WHERE {bad_where}")
-            hint = f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in the config)"
-            null_words = {"'null'", "'nan'", "'none'", "'na'", "'n/a'", "'nat'"}
-            if set(ex.lower().split(", ")) <= null_words:
-                hint = " (leave a missing date empty instead)"
-            raise InputError(
-                f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
-                f"{target.lower()}{hint}; e.g. {ex}"
-            )
-        return parsed
-    if kind in {"float", "int"}:
-        target = "DOUBLE" if kind == "float" else "BIGINT"
-        if dtype in {"VARCHAR"}:  # blank text (spaces only, as Spark's trim) is missing, as an empty CSV cell is
-            value = f"CASE WHEN trim({col}, ' ') = '' THEN NULL ELSE {col} END"
-            bad_where = f"{value} IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL"
-            n_bad = con.execute(f"SELECT count(*) FROM {rel} WHERE {bad_where}").fetchall()[0][0]
-            if n_bad:
-                ex = _examples(con, f"SELECT {col} FROM {rel} WHERE {bad_where}")
-                raise InputError(
-                    f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
-                )
-            return f"TRY_CAST({value} AS {target})"
-        return f"CAST({col} AS {target})"
-    return f"CAST({col} AS VARCHAR)"
+def engine_of(con) -> DuckEngine:
+    """A DuckDB connection as an engine; an engine as itself."""
+    return DuckEngine(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
 
 
-_NULL_TYPES = {
-    "id": "VARCHAR",
-    "str": "VARCHAR",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "float": "DOUBLE",
-    "int": "BIGINT",
-}
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _derived(con: duckdb.DuckDBPyConnection, table: str, path: Path, rel: str, canon: str, kind: str, expr: str) -> str:
-    target = _NULL_TYPES[kind]
+def _examples(engine, sql: str) -> str:
+    return ", ".join(clip(r[0], quote=True) for r in engine.rows(sql + " LIMIT 3"))
+
+
+def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, expr: str) -> str:
+    value = f"CAST(({expr}) AS {rules.SQL_TYPES[kind]})"
     try:
-        con.execute(f"SELECT CAST(({expr}) AS {target}) FROM {rel} LIMIT 1").fetchall()
-    except duckdb.Error as exc:
+        engine.rows(f"SELECT {value} FROM {view} LIMIT 1")
+    except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
+        if not isinstance(exc, (*engine.errors, ValueError)):
+            raise
         raise InputError(
-            f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {str(exc).splitlines()[0]}"
+            f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
         ) from None
-    return f"CAST(({expr}) AS {target}) AS {canon}"
+    return rules.number_value(value, rules.FLOAT, kind) if kind in {"float", "int"} else value
 
 
 def _file_select(
-    con: duckdb.DuckDBPyConnection, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, stats: TableStats
+    engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, stats: TableStats, view: str, tag_rows: bool
 ) -> str:
+    """One file as a SELECT of canonical columns and attributes over view ``view``; checks its values."""
     path = cfg.data_path(fs.path)
     if not path.is_file():
         raise InputError(f"{table}: input file not found: {path}")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); {table} data needs at least a header row")
-    rel = _reader(path, fs.format, encoding=fs.encoding)
-    try:
-        cols = _columns(con, rel)
-    except duckdb.Error as exc:
-        raise _unreadable(path, table, exc) from None
-    if len(cols) == 1 and rel.startswith("read_csv") and any(d in next(iter(cols)) for d in ",;\t|"):
-        where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
-        if where:
-            raise InputError(f"{path}: cannot split the rows into columns: {where}")
-    id_col = fs.columns.get("customer_id", "customer_id")
-    if id_col in cols and cols[id_col] != "VARCHAR" and rel.startswith("read_csv"):
-        rel = _reader(path, fs.format, [id_col], fs.encoding)
-        cols = _columns(con, rel)
-    # rows, and rows without an id (a cast id is NULL exactly when the raw value is; Parquet answers
-    # both from its metadata)
-    raw_id = id_col in cols and "customer_id" not in fs.derived
-    n, n_missing = con.execute(
-        f"SELECT count(*), {f'count(*) - count({quote_ident(id_col)})' if raw_id else 'NULL'} FROM {rel}"
-    ).fetchall()[0]
-    stats.files[str(path)] = n
-    known = n_missing is not None and stats.raw_missing_id is not None
-    stats.raw_missing_id = stats.raw_missing_id + n_missing if known else None
     wanted: list[tuple[str, str, bool]] = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
     wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
     unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
     if unknown:
         allowed = [c for c, _, _ in wanted]
         raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; allowed: {allowed}")
-    exprs = []
+    # never guessed from a CSV: ids, dates and times, categories (DuckDB reads yes/no as booleans)
+    text = {fs.columns.get(c, c) for c, k, _ in wanted if k in {"id", "date", "timestamp"} and c not in fs.derived}
+    classes = engine.read(view, path, fs, table, text | set(spec.categorical))
+    types = classes.pop("__types__", {})
+    out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
+    columns: list[tuple[str, str, str, str, str]] = []  # (output, source SQL, source name, kind, class)
     for canon, kind, required in wanted:
         if canon in fs.derived:
-            exprs.append(_derived(con, table, path, rel, canon, kind, fs.derived[canon]))
+            value = _derived(engine, table, path, view, canon, kind, fs.derived[canon])
+            if kind == "id":  # a derived id follows the rules of a text id
+                columns.append((canon, f"({value})", canon, kind, rules.TEXT))
+            out[canon] = value
             continue
         src = fs.columns.get(canon, canon)
-        if src not in cols:
+        if src not in classes:
             if required:
-                ragged = _ragged_line(path, fs.encoding) if rel.startswith("read_csv") else None
                 raise InputError(
                     f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
-                    f"columns present: {sorted(cols)}" + (f" (and {ragged})" if ragged else "")
+                    f"columns present: {sorted(classes)}" + engine.missing_column_hint(path, fs)
                 )
-            exprs.append(f"CAST(NULL AS {_NULL_TYPES[kind]}) AS {canon}")
+            out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"
             continue
-        exprs.append(f"{_cast(con, table, fs, path, src, kind, cols[src], rel)} AS {canon}")
-    na = ", ".join("'" + v.replace("'", "''") + "'" for v in spec.na_values)
+        columns.append((canon, ident(src), src, kind, classes[src]))
     for attr in [*spec.categorical, *spec.numeric]:
-        if attr not in cols:
+        if attr not in classes:
             raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
-        col = quote_ident(attr)
         if attr in spec.categorical:
-            text = f"trim(CAST({col} AS VARCHAR))"
-            exprs.append(
-                f"CASE WHEN {text} IN ({na}) OR {text} = '' THEN NULL ELSE {text} END AS {col}"
-                if na
-                else f"NULLIF({text}, '') AS {col}"
-            )
+            out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)
         else:
-            exprs.append(_cast(con, table, fs, path, attr, "float", cols[attr], rel) + f" AS {col}")
-    return f"SELECT {', '.join(exprs)} FROM {rel}"
+            columns.append((ident(attr), ident(attr), attr, "float", classes[attr]))
+    checks: dict[str, str] = {"rows": "count(*)"}  # one pass over the file for every count
+    for canon, col, src, kind, cls in columns:
+        if kind == "id":
+            reason = rules.id_reason(col, cls)
+            checks["id:missing"] = f"count(*) FILTER (WHERE {reason} IS NOT NULL)"
+            for why in (rules.MARKER_ID, rules.PADDED_ID):
+                checks[f"id:{why}"] = f"count(*) FILTER (WHERE {reason} = {rules.lit(why)})"
+            if cls == rules.TEXT:
+                checks["id:float_text"] = rules.float_text_check(col)
+        elif kind in {"date", "timestamp"}:
+            if cls in {rules.INT, rules.FLOAT}:
+                raise InputError(
+                    f"{path}: column {src!r} ({table}.{src}) is a number ({types.get(src, cls)}), not a {kind}. "
+                    "Write it as ISO 8601 text or set date_format"
+                )
+            if cls != rules.TEMPORAL:
+                checks[f"bad:{canon}"] = f"count(*) FILTER (WHERE {rules.time_bad(col, _time(col, cls, kind, fs))})"
+        elif kind in {"float", "int"}:
+            if cls not in {rules.TEXT, rules.FLOAT, rules.INT, rules.BOOL}:
+                raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {types.get(src, cls)}, not a number")
+            for name, cond in rules.number_checks(col, cls, kind).items():
+                checks[f"{name}:{canon}"] = f"count(*) FILTER (WHERE {cond})"
+    (values,) = engine.rows(f"SELECT {', '.join(checks.values())} FROM {view}")
+    counts = dict(zip(checks, values, strict=True))
+    stats.files[str(path)] = int(counts["rows"])
+    stats.raw_missing_id += int(counts.get("id:missing") or 0)
+    for canon, col, src, kind, cls in columns:
+        if kind == "id":
+            out[canon] = rules.id_value(col, cls, bool(counts.get("id:float_text")))
+            if tag_rows:
+                out["input_id"] = rules.id_as_written(col, cls)
+                out["id_reject"] = rules.id_reason(col, cls)
+            _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls)
+        elif kind in {"date", "timestamp"}:
+            out[canon] = _time(col, cls, kind, fs)
+            n_bad = int(counts.get(f"bad:{canon}") or 0)
+            if n_bad:
+                shown = f"CAST({col} AS VARCHAR)"
+                where = rules.time_bad(col, out[canon])
+                examples = [r[0] for r in engine.rows(f"SELECT {shown} FROM {view} WHERE {where} LIMIT 3")]
+                null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
+                raise InputError(
+                    f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
+                    f"{rules.SQL_TYPES[kind].lower()}{rules.time_hint(examples, fs.date_format, null_words)}; "
+                    f"e.g. {', '.join(clip(e, quote=True) for e in examples)}"
+                )
+        elif kind in {"float", "int"}:
+            out[canon] = rules.number_value(col, cls, kind)
+            _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind)
+        else:
+            out[canon] = f"CAST({col} AS VARCHAR)"
+    order = [c for c, _, _ in wanted] + [ident(a) for a in [*spec.categorical, *spec.numeric]]
+    order += ["input_id", "id_reject"] if tag_rows else []
+    return f"SELECT {', '.join(f'{out[c]} AS {c}' for c in order)} FROM {view}"
+
+
+def _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls) -> None:
+    """Ids that are missing-value markers or have spaces around them: counted and logged (not used)."""
+    for why in (rules.MARKER_ID, rules.PADDED_ID):
+        n = int(counts[f"id:{why}"] or 0)
+        if n:
+            stats.bad_ids[why] = stats.bad_ids.get(why, 0) + n
+            ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {rules.id_reason(col, cls)} = {rules.lit(why)}")
+            log.warning("%s: column %r of %s: %d row(s): %s (not used); e.g. %s", path, src, table, n, why, ex)
+
+
+def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind) -> None:
+    """Text that is no number stops the run; NaN, inf and -inf are read as missing, counted and logged."""
+    checked = rules.number_checks(col, cls, kind)
+    n_bad = int(counts.get(f"bad:{canon}") or 0)
+    if n_bad:
+        ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")
+        raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}")
+    n_inf = int(counts.get(f"not_finite:{canon}") or 0)
+    if n_inf:
+        stats.not_finite[src] = stats.not_finite.get(src, 0) + n_inf
+        ex = _examples(engine, f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {checked['not_finite']}")
+        log.warning(
+            "%s: column %r of %s: %d value(s) are NaN, inf or -inf, not finite numbers: read as missing; e.g. %s",
+            path,
+            src,
+            table,
+            n_inf,
+            ex,
+        )
+
+
+def _time(col: str, cls: str, kind: str, fs: FileSpec) -> str:
+    return rules.time_value(col, cls, kind, fs.date_format)
 
 
 def register_table(
-    con: duckdb.DuckDBPyConnection,
+    con,
     cfg: Config,
     table: str,
     spec: TableSpec | None = None,
     drop_missing_ids: bool = True,
     tag_rows: bool = False,
+    view: str | None = None,
 ) -> TableStats:
-    """Create temp table ``table`` with canonical columns from the configured file(s).
+    """Create temp table ``view`` (default ``table``) with canonical columns from the configured file(s).
 
+    ``con``: a DuckDB connection or an engine (:class:`DuckEngine`, ``spark.SparkEngine``).
     ``tag_rows=True`` (scoring input) drops nothing: it adds ``input_row``, the 1-based position in
-    the input (files in config order), and ``pre_reject``, why the row would have been dropped (an
-    exact duplicate of an earlier row, an ``exclude`` rule) or NULL, so every row can be accounted for.
+    the input (files in config order), ``input_id``, the id as written, and ``pre_reject``, why the row
+    would have been dropped (a missing or unusable id, an exact duplicate of an earlier row, an
+    ``exclude`` rule) or NULL, so every row can be accounted for.
     """
+    engine = engine_of(con)
+    engine.set_time_zone(cfg.data.time_zone)
     spec = spec or getattr(cfg.data.tables, table)
+    name = view or table
     stats = TableStats(table=table)
     if spec.derive_from:
-        _derive_customers(con, spec, stats)
+        _derive_customers(engine, spec, stats, name)
         if tag_rows:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () AS input_row, *, "
-                f"CAST(NULL AS VARCHAR) AS pre_reject FROM {table}"
+            engine.number_rows(f"{name}__numbered", f"SELECT * FROM {name}")
+            engine.create(
+                name,
+                f"SELECT *, CAST(customer_id AS VARCHAR) AS input_id, CAST(NULL AS VARCHAR) AS pre_reject "
+                f"FROM {name}__numbered",
+                materialize=True,
             )
         return stats
-    selects = [_file_select(con, cfg, table, spec, fs, stats) for fs in spec.files]
-    union = "\nUNION ALL BY NAME\n".join(f"({s})" for s in selects)
+    selects = [
+        _file_select(engine, cfg, table, spec, fs, stats, f"{name}__file{i}", tag_rows)
+        for i, fs in enumerate(spec.files)
+    ]
+    union = "\nUNION ALL\n".join(f"({s})" for s in selects)
     n_raw = sum(stats.files.values())
     if tag_rows:
-        return _tag_rows(con, table, spec, union, stats)
-    # Big event logs stay views over the files (DuckDB scans them in the feature query); a table is
+        return _tag_rows(engine, table, name, spec, union, stats)
+    # Big event logs stay views over the files (the engine scans them in the feature query); a table is
     # materialised only where rows must be compared or counted against rules, and for customers.
     # The source itself is kept only when rules pass over it more than once.
     several_passes = spec.drop_exact_duplicates or bool(spec.exclude)
-    kind = "TABLE" if several_passes or table == "customers" else "VIEW"
-    source = f"{table}__src"
-    con.execute(
-        f"CREATE OR REPLACE TEMP {'TABLE' if several_passes else 'VIEW'} {source} AS "
-        + (f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union)
-    )
+    source = f"{name}__src"
+    engine.create(source, f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union, several_passes)
     if spec.drop_exact_duplicates:
-        stats.duplicates_dropped = n_raw - con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
-    if spec.drop_exact_duplicates or stats.raw_missing_id is None:
-        stats.missing_id = con.execute(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL").fetchall()[0][0]
+        stats.duplicates_dropped = n_raw - engine.rows(f"SELECT count(*) FROM {source}")[0][0]
+        stats.missing_id = engine.rows(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL")[0][0]
     else:
         stats.missing_id = stats.raw_missing_id
     where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
     for rule, predicate in spec.exclude.items():
-        cond = f"coalesce(({predicate}), false)"
+        cond = rules.rule_condition(predicate)
         try:
-            n = con.execute(f"SELECT count(*) FROM {source} WHERE {where} AND {cond}").fetchall()[0][0]
-        except duckdb.Error as exc:
+            n = engine.rows(f"SELECT count(*) FROM {source} WHERE {where} AND {cond}")[0][0]
+        except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
+            if not isinstance(exc, (*engine.errors, ValueError)):
+                raise
             raise InputError(
                 f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
-                f"{str(exc).splitlines()[0]}"
+                f"{_first_line(exc)}"
             ) from None
         stats.excluded[rule] = int(n)
         where += f" AND NOT {cond}"
-    con.execute(f"CREATE OR REPLACE TEMP {kind} {table} AS SELECT * FROM {source} WHERE {where}")
+    engine.create(name, f"SELECT * FROM {source} WHERE {where}", several_passes or table == "customers")
     stats.rows = (
         n_raw - stats.duplicates_dropped - (stats.missing_id if drop_missing_ids else 0) - sum(stats.excluded.values())
     )
     return stats
 
 
-def _tag_rows(con: duckdb.DuckDBPyConnection, table: str, spec: TableSpec, union: str, stats: TableStats) -> TableStats:
+def _tag_rows(engine, table: str, name: str, spec: TableSpec, union: str, stats: TableStats) -> TableStats:
     """``register_table(tag_rows=True)``: every row kept, numbered and tagged with the input rule it breaks."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table}__numbered AS SELECT row_number() OVER () AS input_row, * FROM ({union})"
-    )
-    data_cols = [r[0] for r in con.execute(f"DESCRIBE {table}__numbered").fetchall() if r[0] != "input_row"]
-    reasons: list[tuple[str, str]] = []
-    if spec.drop_exact_duplicates:
-        same = ", ".join(quote_ident(c) for c in data_cols)
-        copy = f"row_number() OVER (PARTITION BY {same} ORDER BY input_row)"
-        reasons.append((f"{copy} > 1", f"exact duplicate row (tables.{table}.drop_exact_duplicates)"))
+    numbered = f"{name}__numbered"
+    engine.number_rows(numbered, union)
+    data_cols = [c for c in engine.columns(numbered) if c != "input_row"]
     for rule, predicate in spec.exclude.items():
-        cond = f"coalesce(({predicate}), false)"
-        try:
-            con.execute(f"SELECT * FROM {table}__numbered WHERE {cond} LIMIT 0").fetchall()  # binds it, scans nothing
-        except duckdb.Error as exc:
+        try:  # binds the predicate, scans nothing
+            engine.rows(f"SELECT * FROM {numbered} WHERE {rules.rule_condition(predicate)} LIMIT 0")
+        except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
+            if not isinstance(exc, (*engine.errors, ValueError)):
+                raise
             raise InputError(
                 f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
-                f"{str(exc).splitlines()[0]}"
+                f"{_first_line(exc)}"
             ) from None
-        reasons.append((cond, f"excluded by tables.{table}.exclude[{rule!r}]"))
-    whens = " ".join(f"WHEN {cond} THEN '{text.replace(chr(39), chr(39) * 2)}'" for cond, text in reasons)
-    why = f"CASE {whens} END" if reasons else "NULL"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, CAST({why} AS VARCHAR) AS pre_reject FROM {table}__numbered"
-    )
-    con.execute(f"DROP TABLE {table}__numbered")
+    why = rules.row_reasons(table, data_cols, spec.drop_exact_duplicates, spec.exclude)
+    kept = ", ".join(ident(c) for c in data_cols if c != "id_reject")
+    engine.create(name, f"SELECT input_row, {kept}, {why} AS pre_reject FROM {numbered}", materialize=True)
     stats.rows = sum(stats.files.values())  # every row stays; the caller counts the tags
     return stats
 
 
-def _derive_customers(con: duckdb.DuckDBPyConnection, spec: TableSpec, stats: TableStats) -> TableStats:
+def _derive_customers(engine, spec: TableSpec, stats: TableStats, name: str = "customers") -> TableStats:
     """Customers from the transaction log: created at the first transaction, attributes from it."""
-    attrs = "".join(f", arg_min({quote_ident(a)}, ts) AS {quote_ident(a)}" for a in [*spec.categorical, *spec.numeric])
+    attrs = [*spec.categorical, *spec.numeric]
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE customers AS SELECT customer_id, CAST(min(ts) AS DATE) AS created_at"
-            f"{attrs} FROM transactions GROUP BY customer_id ORDER BY customer_id"
-        )
-    except duckdb.Error as exc:
+        engine.create(name, rules.derive_customers(attrs), materialize=True)
+        engine.rows(f"SELECT * FROM {name} LIMIT 0")
+    except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
+        if not isinstance(exc, (*engine.errors, ValueError)):
+            raise
         raise InputError(
             "tables.customers.derive_from: transactions must carry the customer attributes "
-            f"{[*spec.categorical, *spec.numeric]} (list them under tables.transactions.categorical): "
-            f"{str(exc).splitlines()[0]}"
+            f"{attrs} (list them under tables.transactions.categorical): {_first_line(exc)}"
         ) from None
-    stats.rows = con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
+    stats.rows = engine.rows(f"SELECT count(*) FROM {name}")[0][0]
     stats.files["(derived from transactions)"] = stats.rows
     return stats
 
 
 def register_all(
-    con: duckdb.DuckDBPyConnection,
+    con,
     cfg: Config,
     customers: TableSpec | None = None,
     with_labels: bool = True,
     drop_missing_ids: bool = True,
     tag_rows: bool = False,
+    customers_view: str = "customers",
 ) -> dict[str, TableStats]:
     """Register every configured table; ``customers`` replaces the customers table (scoring input).
 
-    With ``drop_missing_ids=False`` customer rows without an id stay, for the caller to reject; with
-    ``tag_rows=True`` every customer row stays, numbered and tagged (see ``register_table``).
+    ``con``: a DuckDB connection or an engine. With ``drop_missing_ids=False`` customer rows without an
+    id stay, for the caller to reject; with ``tag_rows=True`` every customer row stays, numbered and
+    tagged (see ``register_table``), as ``customers_view``.
     """
+    engine = engine_of(con)
     stats: dict[str, TableStats] = {}
     cust = customers or cfg.data.tables.customers
     order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
@@ -396,7 +483,9 @@ def register_all(
         if spec is None or (name == "labels" and not with_labels):
             continue
         if name == "customers":
-            stats[name] = register_table(con, cfg, name, spec, drop_missing_ids, tag_rows=tag_rows)
+            stats[name] = register_table(
+                engine, cfg, name, spec, drop_missing_ids, tag_rows=tag_rows, view=customers_view
+            )
         else:
-            stats[name] = register_table(con, cfg, name, spec)
+            stats[name] = register_table(engine, cfg, name, spec)
     return stats

@@ -1,14 +1,15 @@
 """The feature SQL and batch scoring on Apache Spark (``leadtier spark-features`` / ``spark-predict``).
 
 One source of truth: the Spark engine runs the very SQL that :mod:`leadtier.features.queries` renders for
-DuckDB, transpiled by sqlglot (``read="duckdb", write="spark"``). Only the input layer is
-engine-specific: :func:`register_inputs` reads the configured Parquet/CSV files into temp views
-with the canonical column names and types of :mod:`leadtier.pipelines.sources` (same mapping, same casts,
-same duplicate / missing-id / ``where`` rules).
+DuckDB, transpiled by sqlglot (``read="duckdb", write="spark"``). The input layer is the same code
+too: :func:`register_inputs` runs ``sources.register_all`` (the rules of :mod:`leadtier.features.inputs`:
+casts, ids, bad values, duplicates, ``exclude``) through :class:`SparkEngine`, which only reads the
+files (Spark's CSV and Parquet readers) and transpiles the rules' SQL.
 
 Time: the canonical ``ts`` columns are ``TIMESTAMP_NTZ`` (wall-clock time, like DuckDB's
-``TIMESTAMP``) and the session time zone is UTC, so day counts are calendar days and no timestamp
-is shifted by the driver's or the executors' local time zone.
+``TIMESTAMP``) and the session time zone is ``data.time_zone`` (UTC unless configured) on both
+engines, so day counts are calendar days and no timestamp is shifted by the driver's or the
+executors' local time zone.
 
 Scoring: :func:`predict_spark` applies the registered MLflow pyfunc with
 ``mlflow.pyfunc.spark_udf`` (``env_manager="local"``) and writes Parquet partitioned by ``tier``.
@@ -47,15 +48,15 @@ from typing import TYPE_CHECKING
 
 import sqlglot
 from leadtier.features.queries import feature_query
-from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
+from leadtier.pipelines.config import Config, FileSpec, TableSpec
 from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
 from leadtier.pipelines.predict import PredictResult
-from leadtier.pipelines.sources import InputError
+from leadtier.pipelines.sources import InputError, register_all, register_table
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,8 @@ ALWAYS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # pandas/pyarrow often write nanosecond timestamps, which Spark refuses to read (PARQUET_TYPE_ILLEGAL);
-    # read them as longs and turn them back into timestamps in _canonical
+    # read them as longs and turn them back into timestamps in SparkEngine.read
     "spark.sql.legacy.parquet.nanosAsLong": "true",
-}
-_CANON_SPARK_TYPE = {
-    "id": "string",
-    "date": "date",
-    "timestamp": "timestamp_ntz",
-    "str": "string",
-    "float": "double",
-    "int": "bigint",
 }
 
 
@@ -179,7 +172,7 @@ def _register_population(spark: SparkSession, cfg: Config) -> str:
     customers a scoring input's RFM quintiles rank against."""
     if not population_readable(cfg):
         return "customers"
-    register_table(spark, cfg, "customers", view=POPULATION)
+    register_table(SparkEngine(spark), cfg, "customers", view=POPULATION)
     return POPULATION
 
 
@@ -251,24 +244,18 @@ def _ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _read(spark: SparkSession, path: Path, fmt: str, encoding: str = "utf-8") -> DataFrame:
+def _read(spark: SparkSession, path: Path, fmt: str, encoding: str = "utf-8", schema=None) -> DataFrame:
     fmt = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
     if fmt == "parquet":
         return spark.read.parquet(str(path))
-    # like DuckDB's read_csv(header = true, sample_size = -1): types inferred from every row
-    options = {"header": True, "inferSchema": True, "mode": "FAILFAST"}
+    # like DuckDB's read_csv(header = true, sample_size = -1): types inferred from every row, unless given
+    options = {"header": True, "inferSchema": schema is None, "mode": "FAILFAST"}
     if encoding == "latin-1":
         options["encoding"] = "ISO-8859-1"
     elif encoding == "utf-16":  # Spark splits lines as bytes unless it reads whole records (multiLine)
         options |= {"encoding": "UTF-16LE", "multiLine": True}
-    return spark.read.options(**options).csv(str(path))
-
-
-def _bad_values(df: DataFrame, bad: Column, shown: Column) -> tuple[int, str]:
-    rows = df.where(bad).select(shown.alias("v")).limit(3).collect()
-    if not rows:
-        return 0, ""
-    return df.where(bad).count(), ", ".join(repr(r["v"]) for r in rows)
+    reader = spark.read.options(**options)
+    return (reader.schema(schema) if schema is not None else reader).csv(str(path))
 
 
 def _nanosecond_columns(path: Path, fmt: str) -> set[str]:
@@ -284,72 +271,6 @@ def _nanosecond_columns(path: Path, fmt: str) -> set[str]:
     except (OSError, pa.ArrowException):
         return set()
     return {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
-
-
-def _canonical(
-    df: DataFrame, table: str, fs: FileSpec, path: Path, src: str, kind: str, nanos: set[str] = frozenset()
-) -> Column:
-    """Spark twin of ``sources._cast``: source column ``src`` as the canonical kind; checks it parses."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    col, dtype = F.col(_ident(src)), df.schema[src].dataType
-    if src in nanos and isinstance(dtype, T.LongType):  # a nanosecond timestamp read as a long
-        col = F.expr(f"timestamp_micros({_ident(src)} div 1000)").cast("timestamp_ntz")
-        dtype = T.TimestampNTZType()
-    if kind == "id":
-        if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
-            return col.cast("bigint").cast("string")
-        return col.cast("string")
-    target = _CANON_SPARK_TYPE[kind]
-    if kind in {"date", "timestamp"}:
-        if isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
-            return col.cast(target)
-        if isinstance(dtype, T.NumericType):
-            raise InputError(
-                f"{path}: column {src!r} ({table}.{src}) is a number ({dtype.simpleString()}), not a {kind}"
-            )
-        text = col.cast("string")
-        if fs.date_format:
-            parsed = F.try_to_timestamp(text, F.lit(java_date_format(fs.date_format))).cast(target)
-        else:
-            parsed = F.expr(f"try_cast(CAST({_ident(src)} AS STRING) AS {target})")
-        n_bad, ex = _bad_values(df, col.isNotNull() & (F.trim(text) != "") & parsed.isNull(), text)
-        if n_bad:
-            hint = f" with format {fs.date_format!r}" if fs.date_format else " (set date_format in config)"
-            raise InputError(
-                f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse "
-                f"as a {kind}{hint}; e.g. {ex}"
-            )
-        return parsed
-    if kind in {"float", "int"}:
-        if isinstance(dtype, T.StringType):  # blank text is missing, as an empty CSV cell is
-            value = f"CASE WHEN trim({_ident(src)}) = '' THEN NULL ELSE {_ident(src)} END"
-            parsed = F.expr(f"try_cast({value} AS {target})")
-            n_bad, ex = _bad_values(df, F.expr(value).isNotNull() & parsed.isNull(), col)
-            if n_bad:
-                raise InputError(
-                    f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
-                )
-            return parsed
-        if not isinstance(dtype, T.NumericType | T.BooleanType):
-            raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {dtype.simpleString()}, not a number")
-        return col.cast(target)
-    return col.cast("string")
-
-
-def _derived(df: DataFrame, table: str, path: Path, canon: str, kind: str, expr: str) -> Column:
-    """``columns.derived``: a DuckDB expression over the file's columns, transpiled."""
-    from pyspark.sql import functions as F
-
-    try:
-        col = F.expr(expr_to_spark(expr)).cast(_CANON_SPARK_TYPE[kind])
-        df.select(col).limit(0).collect()  # analyse now, so that a bad expression is named
-    except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
-        raise InputError(
-            f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {str(exc).splitlines()[0]}"
-        ) from None
-    return col
 
 
 def _check_utf8(df: DataFrame, path: Path, table: str) -> None:
@@ -370,136 +291,93 @@ def _check_utf8(df: DataFrame, path: Path, table: str) -> None:
         )
 
 
-def _file_frame(spark: SparkSession, cfg: Config, table: str, spec: TableSpec, fs: FileSpec) -> DataFrame:
-    """Spark twin of ``sources._file_select``: one file with canonical columns and attributes."""
-    from pyspark.sql import functions as F
+def _spark_class(dtype) -> str:
+    """The class (``leadtier.features.inputs``) of a Spark type."""
+    from leadtier.features import inputs as rules
+    from pyspark.sql import types as T
 
-    path = cfg.data_path(fs.path)
-    if not path.is_file():
-        raise InputError(f"{table}: input file not found: {path}")
-    try:
-        df = _read(spark, path, fs.format, fs.encoding)
-        cols = set(df.columns)
-        nanos = _nanosecond_columns(path, fs.format)
-    except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: not readable as such
-        raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
-    is_csv = fs.format == "csv" or (fs.format == "auto" and path.suffix.lower() not in {".parquet", ".pq"})
-    if is_csv and fs.encoding == "utf-8":
-        _check_utf8(df, path, table)
-    wanted = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
-    wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
-    unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
-    if unknown:
-        raise InputError(
-            f"{table}: columns mapping names unknown canonical column(s) {unknown}; "
-            f"allowed: {[c for c, _, _ in wanted]}"
-        )
-    exprs = []
-    for canon, kind, required in wanted:
-        if canon in fs.derived:
-            exprs.append(_derived(df, table, path, canon, kind, fs.derived[canon]).alias(canon))
-            continue
-        src = fs.columns.get(canon, canon)
-        if src not in cols:
-            if required:
-                raise InputError(
-                    f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
-                    f"columns present: {sorted(cols)}"
-                )
-            exprs.append(F.lit(None).cast(_CANON_SPARK_TYPE[kind]).alias(canon))
-            continue
-        exprs.append(_canonical(df, table, fs, path, src, kind, nanos).alias(canon))
-    for attr in [*spec.categorical, *spec.numeric]:
-        if attr not in cols:
-            raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
-        if attr in spec.categorical:  # trimmed text; '' and the configured na_values are missing
-            text = F.trim(F.col(_ident(attr)).cast("string"))
-            missing = (text == "") | text.isin(list(spec.na_values)) if spec.na_values else text == ""
-            exprs.append(F.when(missing, F.lit(None).cast("string")).otherwise(text).alias(attr))
-        else:
-            exprs.append(_canonical(df, table, fs, path, attr, "float").alias(attr))
-    return df.select(*exprs)
+    if isinstance(dtype, T.StringType):
+        return rules.TEXT
+    if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
+        return rules.FLOAT
+    if isinstance(dtype, T.IntegralType):
+        return rules.INT
+    if isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
+        return rules.TEMPORAL
+    return rules.BOOL if isinstance(dtype, T.BooleanType) else rules.OTHER
 
 
-def register_table(
-    spark: SparkSession,
-    cfg: Config,
-    table: str,
-    spec: TableSpec | None = None,
-    drop_missing_ids: bool = True,
-    view: str | None = None,
-    tag_rows: bool = False,
-) -> DataFrame:
-    """Spark twin of ``sources.register_table``: temp view ``view`` (default ``table``).
+class SparkEngine:
+    """The input rules of :mod:`leadtier.pipelines.sources` on Spark: files read by Spark's readers,
+    the rules' DuckDB SQL transpiled by sqlglot (as the feature SQL is)."""
 
-    ``tag_rows=True`` (scoring input) drops nothing: it adds ``input_row``, the 1-based position in
-    the input (files in config order), and ``pre_reject``, why the row would have been dropped (an
-    exact duplicate of an earlier row, an ``exclude`` rule) or NULL, so every row can be accounted for.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    name = "Spark"
 
-    spec = spec or getattr(cfg.data.tables, table)
-    if spec.derive_from:
-        df = _derive_customers(spark, spec)
-        if tag_rows:
-            df = _with_row_numbers(df).withColumn("pre_reject", F.lit(None).cast("string"))
-        df.createOrReplaceTempView(view or table)
-        return df
-    frames = [_file_frame(spark, cfg, table, spec, fs) for fs in spec.files]
-    df = frames[0]
-    for other in frames[1:]:
-        df = df.unionByName(other, allowMissingColumns=True)
-    data_cols = df.columns
-    reasons: list[tuple[Column, str]] = []
-    if tag_rows:
-        df = _with_row_numbers(df)
-        if spec.drop_exact_duplicates:
-            same = Window.partitionBy(*[F.col(_ident(c)) for c in data_cols]).orderBy("input_row")
-            df = df.withColumn("__copy", F.row_number().over(same))
-            why = f"exact duplicate row (tables.{table}.drop_exact_duplicates)"
-            reasons.append((F.col("__copy") > 1, why))
-    elif spec.drop_exact_duplicates:
-        df = df.distinct()
-    keep = F.col("customer_id").isNotNull() if drop_missing_ids else F.lit(True)
-    for rule, predicate in spec.exclude.items():
+    def __init__(self, spark: SparkSession):
+        from pyspark.errors import PySparkException
+        from sqlglot.errors import SqlglotError
+
+        self.spark = spark
+        self.errors = (PySparkException, SqlglotError)
+
+    def set_time_zone(self, tz: str) -> None:
+        self.spark.conf.set("spark.sql.session.timeZone", tz)
+
+    def read(self, view: str, path: Path, fs: FileSpec, table: str, text_columns: set[str]) -> dict[str, object]:
+        """Temp view ``view`` over the file; CSV columns in ``text_columns`` as text. Returns column -> class."""
+        from pyspark.sql import functions as F
+        from pyspark.sql import types as T
+
         try:
-            cond = F.expr(f"coalesce(({expr_to_spark(predicate)}), false)")
-            df.where(cond).limit(0).collect()  # analyse now, so that a bad predicate is named
-        except Exception as exc:  # noqa: BLE001 - sqlglot ParseError or Spark AnalysisException
-            raise InputError(
-                f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the "
-                f"canonical columns: {str(exc).splitlines()[0]}"
-            ) from None
-        keep = keep & ~cond
-        reasons.append((cond, f"excluded by tables.{table}.exclude[{rule!r}]"))
-    if tag_rows:
-        why = F.lit(None).cast("string")
-        for cond, text in reversed(reasons):
-            why = F.when(cond, F.lit(text)).otherwise(why)
-        df = df.withColumn("pre_reject", why).drop("__copy")
-    else:
-        df = df.where(keep)
-    df.createOrReplaceTempView(view or table)
-    return df
+            df = _read(self.spark, path, fs.format, fs.encoding)
+            nanos = _nanosecond_columns(path, fs.format)
+            is_csv = fs.format == "csv" or (fs.format == "auto" and path.suffix.lower() not in {".parquet", ".pq"})
+            if is_csv and any(f.name in text_columns and f.dataType != T.StringType() for f in df.schema.fields):
+                schema = T.StructType(
+                    [T.StructField(f.name, T.StringType(), True) if f.name in text_columns else f for f in df.schema]
+                )
+                df = _read(self.spark, path, fs.format, fs.encoding, schema)
+            df.schema  # noqa: B018 - resolves the file now
+        except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: not readable as such
+            raise InputError(f"{path}: cannot be read as {table} data: {str(exc).splitlines()[0]}") from None
+        if is_csv and fs.encoding == "utf-8":
+            _check_utf8(df, path, table)
+        for name in nanos & set(df.columns):  # a nanosecond timestamp read as a long
+            if isinstance(df.schema[name].dataType, T.LongType):
+                df = df.withColumn(name, F.expr(f"timestamp_micros({_ident(name)} div 1000)").cast("timestamp_ntz"))
+        df.createOrReplaceTempView(view)
+        types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        return {f.name: _spark_class(f.dataType) for f in df.schema.fields} | {"__types__": types}
+
+    def missing_column_hint(self, path: Path, fs: FileSpec) -> str:
+        return ""
+
+    def rows(self, sql: str) -> list[tuple]:
+        return [tuple(r) for r in self.spark.sql(input_sql(sql)).collect()]
+
+    def create(self, name: str, sql: str, materialize: bool = False) -> None:
+        self.spark.sql(input_sql(sql)).createOrReplaceTempView(name)
+
+    def number_rows(self, name: str, sql: str) -> None:
+        _with_row_numbers(self.spark.sql(input_sql(sql))).createOrReplaceTempView(name)
+
+    def columns(self, name: str) -> list[str]:
+        return self.spark.table(name).columns
 
 
-def _derive_customers(spark: SparkSession, spec: TableSpec) -> DataFrame:
-    """Spark twin of ``sources._derive_customers`` (``arg_min`` is Spark's ``min_by``)."""
-    from pyspark.sql import functions as F
+def _strptime(node: exp.Expression) -> exp.Expression:
+    """DuckDB ``try_strptime(text, '%d/%m/%Y')`` -> Spark ``try_to_timestamp(text, 'd/M/yyyy')``."""
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "TRY_STRPTIME":
+        text, fmt = node.expressions
+        java = exp.Literal.string(java_date_format(fmt.name))
+        return exp.Anonymous(this="TRY_TO_TIMESTAMP", expressions=[text.copy(), java])
+    return node
 
-    tx = spark.table("transactions")
-    attrs = [*spec.categorical, *spec.numeric]
-    missing = [a for a in attrs if a not in tx.columns]
-    if missing:
-        raise InputError(
-            "tables.customers.derive_from: transactions must carry the customer attributes "
-            f"{attrs} (list them under tables.transactions.categorical): missing {missing}"
-        )
-    return tx.groupBy("customer_id").agg(
-        F.min("ts").cast("date").alias("created_at"),
-        *[F.min_by(F.col(_ident(a)), F.col("ts")).alias(a) for a in attrs],
-    )
+
+def input_sql(sql: str) -> str:
+    """The DuckDB SQL of the input rules (:mod:`leadtier.features.inputs`) as Spark SQL."""
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_day_diff).transform(_strptime)
+    return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
 
 
 def _with_row_numbers(df: DataFrame) -> DataFrame:
@@ -530,20 +408,20 @@ def register_inputs(
     customers: TableSpec | None = None,
     customers_view: str = "customers",
     tag_rows: bool = False,
-) -> None:
-    """Spark twin of ``sources.register_all`` (no labels: scoring and features do not need them).
+) -> dict:
+    """``sources.register_all`` on Spark (no labels: scoring and features do not need them).
 
-    ``tag_rows=True`` registers the customers input untouched but tagged (see :func:`register_table`).
+    ``tag_rows=True`` registers the customers input untouched but tagged (see ``sources.register_table``).
     """
-    cust = customers or cfg.data.tables.customers
-    order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
-    for name in (*order, "interactions"):
-        if name == "customers":
-            register_table(
-                spark, cfg, name, cust, drop_missing_ids=not tag_rows, view=customers_view, tag_rows=tag_rows
-            )
-        elif getattr(cfg.data.tables, name) is not None:
-            register_table(spark, cfg, name)
+    return register_all(
+        SparkEngine(spark),
+        cfg,
+        customers=customers,
+        with_labels=False,
+        drop_missing_ids=not tag_rows,
+        tag_rows=tag_rows,
+        customers_view=customers_view,
+    )
 
 
 def _customers_spec(cfg: Config, customers_path: str | None) -> TableSpec:
@@ -803,7 +681,7 @@ def predict_spark(
         rejected = sum(why.values())
         rejects_df = (
             tagged.where("reject_reason IS NOT NULL")
-            .select("input_row", "customer_id", F.col("reject_reason").alias("reason"))
+            .select("input_row", F.col("input_id").alias("customer_id"), F.col("reject_reason").alias("reason"))
             .orderBy("input_row")
             .coalesce(1)
         )
@@ -833,7 +711,7 @@ def predict_spark(
                 f"Reasons: {why}. See {rejects_path}"
             )
         tagged.where("reject_reason IS NULL").drop(
-            "input_row", "pre_reject", "dup_rank", "reject_reason"
+            "input_row", "input_id", "pre_reject", "dup_rank", "reject_reason"
         ).createOrReplaceTempView("customers")
         feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False, population=population)))
         missing = sorted(set(input_cols) - set(feats.columns))

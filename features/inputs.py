@@ -1,0 +1,240 @@
+"""The input rules as SQL: one definition that DuckDB runs as written and Spark runs transpiled.
+
+How a source column becomes a canonical column (ids, numbers, dates and times, categories), which
+values are bad and why, and the table rules (exact duplicates, ``exclude``): pure string work in
+DuckDB's dialect. ``pipelines/sources.py`` runs it on either engine; ``pipelines/spark.py`` only
+reads the files and transpiles the SQL (sqlglot), as for the feature SQL.
+
+A source column is described by its *class*, whatever the engine calls its type: ``text``,
+``float`` (also decimals), ``int``, ``temporal`` (date or timestamp, with or without a zone),
+``bool`` or ``other``. CSV ids, dates and categorical attributes are always read as text, so
+no engine guesses them ('007' stays '007', '05/02/2026' is not silently a date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+TEXT, FLOAT, INT, TEMPORAL, BOOL, OTHER = "text", "float", "int", "temporal", "bool", "other"
+SQL_TYPES = {
+    "id": "VARCHAR",
+    "str": "VARCHAR",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "float": "DOUBLE",
+    "int": "BIGINT",
+}
+
+# ids written as these words (any case, spaces around them) mean "no id", as an empty cell does
+NULL_MARKERS = ("nan", "null", "none", "n/a", "na", "nat", "#n/a", "<na>")
+MISSING_ID = "missing customer_id"
+MARKER_ID = "missing customer_id (written as a missing-value marker such as NaN, null or N/A)"
+PADDED_ID = "customer_id has spaces before or after it"
+# a text id column every value of which is a number written with a decimal point ('105.0', '1.5'):
+# a float column (as pandas writes an integer column with gaps), whose whole numbers name integer ids
+_FLOAT_TEXT = "^-?[0-9]+[.][0-9]+$"
+_WHOLE_FLOAT_TEXT = "^-?[0-9]+[.]0+$"
+
+
+def lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def not_finite(expr: str) -> str:
+    """NaN, inf or -inf (NULL for NULL) for a number expression, on both engines."""
+    return f"(isnan(CAST({expr} AS DOUBLE)) OR abs(CAST({expr} AS DOUBLE)) = CAST('Infinity' AS DOUBLE))"
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def id_reason(col: str, cls: str) -> str:
+    """Why the id in ``col`` is no id (NULL: it is one)."""
+    if cls == TEXT:
+        return (
+            f"CASE WHEN {col} IS NULL OR trim({col}) = '' THEN {lit(MISSING_ID)} "
+            f"WHEN lower(trim({col})) IN ({', '.join(lit(m) for m in NULL_MARKERS)}) THEN {lit(MARKER_ID)} "
+            f"WHEN {col} <> trim({col}) THEN {lit(PADDED_ID)} END"
+        )
+    if cls == FLOAT:
+        return f"CASE WHEN {col} IS NULL THEN {lit(MISSING_ID)} WHEN {not_finite(col)} THEN {lit(MARKER_ID)} END"
+    return f"CASE WHEN {col} IS NULL THEN {lit(MISSING_ID)} END"
+
+
+def float_text_check(col: str) -> str:
+    """Aggregate: whether every id of a text column is a number with a decimal point (see ``_FLOAT_TEXT``)."""
+    usable = f"{id_reason(col, TEXT)} IS NULL"
+    return f"coalesce(bool_and(regexp_matches({col}, '{_FLOAT_TEXT}')) FILTER (WHERE {usable}), false)"
+
+
+def id_value(col: str, cls: str, float_text: bool = False) -> str:
+    """The canonical id: text exactly as written (never trimmed, never merged with another spelling);
+    a whole number of a float column as an integer ('12346.0' -> '12346'), any other number as written;
+    NULL when :func:`id_reason` gives a reason."""
+    if cls == TEXT:
+        value = (
+            f"CASE WHEN regexp_matches({col}, '{_WHOLE_FLOAT_TEXT}') THEN split_part({col}, '.', 1) ELSE {col} END"
+            if float_text
+            else col
+        )
+        return f"CASE WHEN {id_reason(col, cls)} IS NULL THEN {value} END"
+    if cls == FLOAT:
+        whole = f"{col} = floor({col}) AND abs({col}) < 9e18"
+        return (
+            f"CASE WHEN {col} IS NULL OR {not_finite(col)} THEN NULL "
+            f"WHEN {whole} THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END"
+        )
+    return f"CAST({col} AS VARCHAR)"
+
+
+def id_as_written(col: str, cls: str) -> str:
+    """The id as the file has it, for the rejects file (numbers as the engines agree to write them)."""
+    if cls == TEXT:
+        return col
+    if cls == FLOAT:
+        return (
+            f"CASE WHEN isnan(CAST({col} AS DOUBLE)) THEN 'NaN' WHEN {not_finite(col)} AND {col} > 0 THEN 'Infinity' "
+            f"WHEN {not_finite(col)} THEN '-Infinity' ELSE {id_value(col, cls)} END"
+        )
+    return f"CAST({col} AS VARCHAR)"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def number_text(col: str) -> str:
+    """Text as a number's source: blank (spaces only) is missing, as an empty CSV cell is."""
+    return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END"
+
+
+def number_checks(col: str, cls: str, kind: str) -> dict[str, str]:
+    """Conditions on the source rows: ``bad`` (text that is no number: an error) and ``not_finite``
+    (NaN, inf, -inf: read as missing and counted)."""
+    target = SQL_TYPES[kind]
+    if cls == TEXT:
+        value = number_text(col)
+        as_double = f"TRY_CAST({value} AS DOUBLE)"
+        return {
+            "bad": f"{value} IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL AND {as_double} IS NULL",
+            "not_finite": f"coalesce({not_finite(as_double)}, false)",
+        }
+    if cls == FLOAT:
+        return {"not_finite": f"coalesce({not_finite(col)}, false)"}
+    return {}
+
+
+def number_value(col: str, cls: str, kind: str) -> str:
+    """The canonical number: NaN, inf and -inf are missing (never an infinite feature)."""
+    target = SQL_TYPES[kind]
+    if cls == TEXT:
+        value = number_text(col)
+        return (
+            f"CASE WHEN {not_finite(f'TRY_CAST({value} AS DOUBLE)')} THEN NULL ELSE TRY_CAST({value} AS {target}) END"
+        )
+    if cls == FLOAT:
+        return f"CASE WHEN {not_finite(col)} THEN NULL ELSE CAST({col} AS {target}) END"
+    return f"CAST({col} AS {target})"
+
+
+# --------------------------------------------------------------------------- dates and times
+
+
+def time_value(col: str, cls: str, kind: str, date_format: str | None) -> str:
+    """The canonical date or timestamp. A value with a zone or an offset is an instant, written as the
+    wall-clock time of the session time zone (``data.time_zone``, UTC unless configured); text without
+    ``date_format`` must be ISO 8601."""
+    target = SQL_TYPES[kind]
+    if cls == TEMPORAL:
+        return f"CAST({col} AS {target})"
+    text = col if cls == TEXT else f"CAST({col} AS VARCHAR)"
+    if date_format:
+        return f"CAST(try_strptime({text}, {lit(date_format)}) AS {target})"
+    return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS {target})"
+
+
+def time_bad(col: str, value: str) -> str:
+    """A date or time ``col`` (not of the temporal class) that is not blank but does not parse."""
+    return f"{col} IS NOT NULL AND trim(CAST({col} AS VARCHAR)) <> '' AND {value} IS NULL"
+
+
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b")
+
+
+def day_month_readings(example: str) -> list[tuple[str, dt.date]]:
+    """The (date_format, date) readings of a text like '05/02/2026' as day/month and as month/day."""
+    m = _DAY_MONTH.match(example)
+    if not m:
+        return []
+    a, sep, b, year = m.groups()
+    y = "%Y" if len(year) == 4 else "%y"
+    out = []
+    for fmt, (day, month) in ((f"%d{sep}%m{sep}{y}", (a, b)), (f"%m{sep}%d{sep}{y}", (b, a))):
+        try:
+            out.append((fmt, dt.date(dt.datetime.strptime(year, y).year, int(month), int(day))))
+        except ValueError:
+            continue
+    return out
+
+
+def time_hint(examples: Sequence[str], date_format: str | None, null_words: bool) -> str:
+    """What to do about dates that do not parse, shown after the examples."""
+    if date_format:
+        return f" with format {date_format!r}"
+    if null_words:
+        return " (leave a missing date empty instead)"
+    for ex in examples:
+        readings = day_month_readings(ex)
+        ex = ex.strip()[:40]
+        if len(readings) == 2:
+            (f1, d1), (f2, d2) = readings
+            return (
+                f": day and month are ambiguous, {ex!r} reads as {d1} (date_format: {f1!r}) or as {d2} "
+                f"(date_format: {f2!r}); set date_format for this file in the config"
+            )
+        if readings:
+            (f1, d1), *_ = readings
+            return f": {ex!r} reads as {d1} with date_format: {f1!r}; set date_format for this file in the config"
+    return " (set date_format in the config)"
+
+
+# --------------------------------------------------------------------------- attributes and rules
+
+
+def category_value(col: str, na_values: Sequence[str]) -> str:
+    """A categorical attribute: trimmed text; '' and the configured ``na_values`` are missing."""
+    text = f"trim(CAST({col} AS VARCHAR))"
+    na = ", ".join(lit(v) for v in ["", *na_values])
+    return f"CASE WHEN {text} IN ({na}) THEN NULL ELSE {text} END"
+
+
+def rule_condition(predicate: str) -> str:
+    """An ``exclude`` rule as a condition that is never NULL."""
+    return f"coalesce(({predicate}), false)"
+
+
+def row_reasons(table: str, data_columns: Sequence[str], drop_exact_duplicates: bool, exclude: dict[str, str]) -> str:
+    """Over a numbered table (``input_row``, ``id_reject``, the data columns): why each row is not used
+    (a missing or unusable id, an exact duplicate of an earlier row, an ``exclude`` rule), or NULL."""
+    whens = []
+    if drop_exact_duplicates:
+        same = ", ".join(ident(c) for c in data_columns)
+        copy = f"row_number() OVER (PARTITION BY {same} ORDER BY input_row)"
+        whens.append((f"{copy} > 1", f"exact duplicate row (tables.{table}.drop_exact_duplicates)"))
+    whens += [(rule_condition(p), f"excluded by tables.{table}.exclude[{rule!r}]") for rule, p in exclude.items()]
+    parts = " ".join(f"WHEN {cond} THEN {lit(text)}" for cond, text in whens)
+    return f"CAST(coalesce(id_reject, CASE {parts} END) AS VARCHAR)" if whens else "id_reject"
+
+
+def derive_customers(attributes: Sequence[str]) -> str:
+    """Customers from the transaction log: created at the first transaction, attributes from it."""
+    attrs = "".join(f", arg_min({ident(a)}, ts) AS {ident(a)}" for a in attributes)
+    return (
+        f"SELECT customer_id, CAST(min(ts) AS DATE) AS created_at{attrs} FROM transactions "
+        "GROUP BY customer_id ORDER BY customer_id"
+    )

@@ -1,0 +1,246 @@
+"""The input rules (ids, values that are not values, time) give the same tables on DuckDB and Spark.
+
+Every test runs on both engines through ``sources.register_all``: DuckDB always, Spark when pyspark
+and Java are there (skipped with the reason otherwise).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from leadtier.features import inputs as rules
+from leadtier.pipelines.config import load_config
+from leadtier.pipelines.features import connect
+from leadtier.pipelines.sources import DuckEngine, InputError, register_all
+
+from tests.conftest import REPO
+
+SCHEMES = REPO / "configs" / "schemes.yaml"
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'leadtier[spark]'")
+    if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java (no java on PATH and no JAVA_HOME)")
+    from leadtier.pipelines import spark as sp
+
+    # the session the parity tests share (getOrCreate); they stop it at the end
+    return sp.spark_session("local[2]", "leadtier-tests", {"spark.sql.shuffle.partitions": "4"})
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def engine(request):
+    if request.param == "duckdb":
+        con = connect()
+        yield DuckEngine(con)
+        con.close()
+        return
+    from leadtier.pipelines.spark import SparkEngine
+
+    yield SparkEngine(request.getfixturevalue("spark"))
+
+
+def _config(root: Path, customers: dict, transactions: dict | None = None):
+    raw = {
+        "name": "rules",
+        "data": {"root": str(root), "as_of": "2026-06-30", "tables": {"customers": customers}},
+        "features": {"families": ["customers"] + (["rfm"] if transactions else [])},
+    }
+    if transactions:
+        raw["data"]["tables"]["transactions"] = transactions
+    (root / "c.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_config(root / "c.yaml", schemes_file=SCHEMES)
+
+
+def _rows(engine, sql: str) -> list[tuple]:
+    return [tuple(None if v != v else v for v in r) for r in engine.rows(sql)]  # NaN -> None
+
+
+CSV_IDS = """id,created,spend
+007,2026-01-01,10
+ 1 ,2026-01-02,inf
+1.0,2026-01-03,-inf
+1,2026-01-04,NaN
+N/A,2026-01-05,
+NaN,2026-01-06,1.5
+null,,2
+NULL,,3
+None,,4
+nan,,5
+,,6
+"""
+
+
+@pytest.fixture
+def id_files(tmp_path):
+    (tmp_path / "crm.csv").write_text(CSV_IDS, encoding="utf-8")
+    table = pa.table(
+        {
+            "id": pa.array([1.5, 2.0, NAN, INF], pa.float64(), from_pandas=False),  # real NaN, not NULL
+            "created": pa.array([dt.datetime(2026, 1, 7)] * 4, pa.timestamp("us")),
+            "spend": pa.array([INF, NAN, 1.0, -INF], pa.float64(), from_pandas=False),
+        }
+    )
+    pq.write_table(table, tmp_path / "crm.parquet")
+    files = [{"path": p, "columns": {"customer_id": "id", "created_at": "created"}} for p in ("crm.csv", "crm.parquet")]
+    return _config(tmp_path, {"files": files, "numeric": ["spend"]})
+
+
+def test_ids_are_read_as_written_and_bad_ids_are_rejected_with_their_reason(engine, id_files):
+    """'007' stays '007' and a float 1.5 stays '1.5' (Spark made them '7' and '1'); ' 1 ' and '1.0' are
+    not merged into '1'; NaN / null / None / N/A ids are no ids; each rejected row keeps its id as written."""
+    stats = register_all(engine, id_files, with_labels=False, drop_missing_ids=False, tag_rows=True)
+    got = _rows(engine, "SELECT input_row, input_id, customer_id, pre_reject, spend FROM customers ORDER BY 1")
+    marker, padded, missing = rules.MARKER_ID, rules.PADDED_ID, rules.MISSING_ID
+    assert got == [
+        (1, "007", "007", None, 10.0),
+        (2, " 1 ", None, padded, None),  # inf, -inf and NaN amounts are missing, never infinite features
+        (3, "1.0", "1.0", None, None),
+        (4, "1", "1", None, None),
+        (5, "N/A", None, marker, None),
+        (6, "NaN", None, marker, 1.5),
+        (7, "null", None, marker, 2.0),
+        (8, "NULL", None, marker, 3.0),
+        (9, "None", None, marker, 4.0),
+        (10, "nan", None, marker, 5.0),
+        (11, None, None, missing, 6.0),
+        (12, "1.5", "1.5", None, None),
+        (13, "2", "2", None, None),
+        (14, "NaN", None, marker, 1.0),
+        (15, "Infinity", None, marker, None),
+    ]
+    assert stats["customers"].not_finite == {"spend": 6}
+
+
+def test_rows_without_a_usable_id_are_counted_by_reason(engine, id_files):
+    stats = register_all(engine, id_files, with_labels=False)["customers"]
+    assert sorted(r[0] for r in engine.rows("SELECT customer_id FROM customers")) == ["007", "1", "1.0", "1.5", "2"]
+    assert stats.missing_id == 10 and stats.rows == 5
+    assert stats.bad_ids == {rules.MARKER_ID: 8, rules.PADDED_ID: 1}
+    assert stats.not_finite == {"spend": 6}
+
+
+def test_a_text_column_of_float_renderings_names_whole_numbers_as_integers(engine, tmp_path):
+    """pandas writes an integer id column with gaps as '105.0': such a column is a float column, read as
+    a Parquet float column is ('105', '1.5'); one '1.0' among other ids stays '1.0' (test above)."""
+    (tmp_path / "a.csv").write_text("id,x\n105.0,1\n106.00,2\n-3.0,3\n1.5,4\n,5\n", encoding="utf-8")
+    cfg = _config(tmp_path, {"path": "a.csv", "columns": {"customer_id": "id"}})
+    register_all(engine, cfg, with_labels=False)
+    assert sorted(r[0] for r in engine.rows("SELECT customer_id FROM customers")) == ["-3", "1.5", "105", "106"]
+
+
+def test_text_that_is_no_number_stops_the_run_naming_file_and_column(engine, tmp_path):
+    (tmp_path / "a.csv").write_text("id,spend\na,1\nb,twelve\nc,inf\n", encoding="utf-8")
+    cfg = _config(tmp_path, {"path": "a.csv", "columns": {"customer_id": "id"}, "numeric": ["spend"]})
+    with pytest.raises(
+        InputError,
+        match=r"a\.csv: column 'spend' \(customers\.spend\) has 1 value\(s\) that are not numbers; e\.g\. 'twelve'",
+    ):
+        register_all(engine, cfg, with_labels=False)
+
+
+OFFSETS = """id,ts,inv,amount,quantity
+c1,2026-06-29T23:30:00+02:00,i1,10,1
+c1,2026-06-29T23:30:00-05:00,i2,10,1
+c1,2026-06-29 10:00:00,i3,10,1
+"""
+
+
+def _offset_config(tmp_path, time_zone: str | None = None):
+    (tmp_path / "c.csv").write_text("id,created\nc1,2026-01-01\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text(OFFSETS, encoding="utf-8")
+    cfg = _config(
+        tmp_path,
+        {"path": "c.csv", "columns": {"customer_id": "id", "created_at": "created"}},
+        {"path": "t.csv", "columns": {"customer_id": "id", "invoice_id": "inv"}},
+    )
+    if time_zone:
+        cfg.data.time_zone = time_zone
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "expected"),
+    [
+        (None, ["2026-06-29 21:30:00", "2026-06-30 04:30:00", "2026-06-29 10:00:00"]),
+        ("Asia/Tokyo", ["2026-06-30 06:30:00", "2026-06-30 13:30:00", "2026-06-29 10:00:00"]),
+    ],
+)
+def test_timestamps_with_offsets_are_wall_clock_times_of_the_configured_zone(engine, tmp_path, time_zone, expected):
+    """An offset is an instant, written in ``data.time_zone`` (UTC by default), whatever zone the engine's
+    session had before (here Asia/Tokyo, then America/New_York)."""
+    engine.set_time_zone("America/New_York" if time_zone else "Asia/Tokyo")
+    register_all(engine, _offset_config(tmp_path, time_zone), with_labels=False)
+    got = [str(r[0]) for r in engine.rows("SELECT ts FROM transactions ORDER BY invoice_id")]
+    assert got == expected
+
+
+def test_features_do_not_depend_on_the_machine_time_zone(tmp_path):
+    """The same CSV with offset timestamps, ``leadtier features`` under TZ=UTC and TZ=Asia/Tokyo."""
+    cfg = _offset_config(tmp_path)
+    raw = yaml.safe_load((tmp_path / "c.yaml").read_text())
+    outputs = {}
+    for tz in ("UTC", "Asia/Tokyo"):
+        raw["features"]["output"] = str(tmp_path / f"f_{tz.replace('/', '_')}.parquet")
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+        env = {**os.environ, "TZ": tz}
+        cmd = [sys.executable, "-m", "leadtier.pipelines.cli", "features", "--config", str(tmp_path / "c.yaml")]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert res.returncode == 0, res.stderr
+        outputs[tz] = pd.read_parquet(raw["features"]["output"])
+    assert cfg.data.time_zone == "UTC"
+    pd.testing.assert_frame_equal(outputs["UTC"], outputs["Asia/Tokyo"])
+    assert outputs["UTC"]["rfm_recency_days"].tolist() == [1]  # 21:30 UTC on 29 June, not 06:30 on the 30th
+
+
+def _ambiguous(tmp_path, date_format: str | None = None):
+    (tmp_path / "a.csv").write_text("id,created\na,05/02/2026\nb,05/02/2026\n", encoding="utf-8")
+    spec = {"path": "a.csv", "columns": {"customer_id": "id", "created_at": "created"}}
+    if date_format:
+        spec["date_format"] = date_format
+    return _config(tmp_path, spec)
+
+
+def test_an_ambiguous_day_month_column_without_date_format_is_an_error(engine, tmp_path):
+    cfg = _ambiguous(tmp_path)
+    with pytest.raises(InputError) as err:
+        register_all(engine, cfg, with_labels=False)
+    msg = str(err.value)
+    assert "a.csv: column 'created' (customers.created)" in msg
+    assert (
+        "'05/02/2026' reads as 2026-02-05 (date_format: '%d/%m/%Y') or as 2026-05-02 (date_format: '%m/%d/%Y')" in msg
+    )
+    register_all(engine, _ambiguous(tmp_path, "%d/%m/%Y"), with_labels=False)
+    assert [r[0] for r in engine.rows("SELECT created_at FROM customers")] == [dt.date(2026, 2, 5)] * 2
+
+
+def test_an_ambiguous_date_column_is_an_error_line_with_exit_status_2(tmp_path):
+    from leadtier.pipelines.cli import app
+    from typer.testing import CliRunner
+
+    _ambiguous(tmp_path)
+    res = CliRunner().invoke(app, ["features", "--config", str(tmp_path / "c.yaml")])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert "error:" in res.output and "'created'" in res.output and "2026-05-02" in res.output
+
+
+def test_day_month_readings():
+    assert rules.day_month_readings("05/02/2026") == [
+        ("%d/%m/%Y", dt.date(2026, 2, 5)),
+        ("%m/%d/%Y", dt.date(2026, 5, 2)),
+    ]
+    assert rules.day_month_readings("25.02.26") == [("%d.%m.%y", dt.date(2026, 2, 25))]
+    assert rules.day_month_readings("2026-02-05") == []
