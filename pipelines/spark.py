@@ -497,8 +497,8 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
         w = df.write.mode("overwrite")
         if partition_by:
             w = w.partitionBy(*partition_by)
-        if fmt == "csv":
-            w.option("header", True).csv(target)
+        if fmt == "csv":  # values as they are: Spark's CSV writer trims spaces unless told not to
+            w.options(header=True, ignoreLeadingWhiteSpace=False, ignoreTrailingWhiteSpace=False).csv(target)
         else:
             w.option("compression", "zstd").parquet(target)
 

@@ -22,6 +22,7 @@ pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'le
 if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
     pytest.skip("Spark needs Java (no java on PATH and no JAVA_HOME)", allow_module_level=True)
 
+from leadtier.features import inputs as rules  # noqa: E402
 from leadtier.pipelines import features as feature_stage  # noqa: E402
 from leadtier.pipelines import spark as sp  # noqa: E402
 from leadtier.pipelines.config import load_config  # noqa: E402
@@ -424,21 +425,25 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
 
 
 def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
-    """Exact duplicates and ``exclude`` rules on the scoring input: each such row is listed in the
-    rejects file at its own position in the file, by both engines, and never scored."""
+    """Exact duplicates, ``exclude`` rules and ids that are no ids (N/A, spaces around) on the scoring input:
+    each such row is listed in the rejects file at its own position in the file, with its id as written,
+    by both engines, and never scored."""
     from leadtier.pipelines import predict
 
     cfg, work = trained
     ruled = cfg.model_copy(deep=True)
     ruled.data.tables.customers.drop_exact_duplicates = True
     ruled.data.tables.customers.exclude = {"internal test accounts": "customer_id LIKE 'ZTEST%'"}
-    ruled.predict.max_reject_share = 0.5  # 4 of 34 rejected is the point here
+    ruled.predict.max_reject_share = 0.5  # 6 of 36 rejected is the point here
     prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str}).head(30)
     extra = prospects.iloc[[4, 4, 9]].copy()  # row 5 twice more (exact duplicates), row 10 as a test account
     extra.iloc[2, extra.columns.get_loc("customer_id")] = "ZTEST1"
     scoring = pd.concat([prospects, extra], ignore_index=True)
     scoring.loc[len(scoring)] = scoring.iloc[9]  # row 10 again but changed: a duplicate id, not an exact copy
     scoring.loc[len(scoring) - 1, "created_at"] = "2020-01-01"
+    bad_ids = prospects.iloc[[0, 1]].copy()  # ids that are no ids: rejected, and listed as written
+    bad_ids["customer_id"] = ["N/A", f" {prospects['customer_id'][1]} "]
+    scoring = pd.concat([scoring, bad_ids], ignore_index=True)
     scoring.to_csv(work / "ruled.csv", index=False)
     inp = str(work / "ruled.csv")
 
@@ -446,17 +451,26 @@ def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
     res = sp.predict_spark(spark, ruled, input_path=inp, output=str(work / "ruled_spark"))
     dup = "exact duplicate row (tables.customers.drop_exact_duplicates)"
     excluded = "excluded by tables.customers.exclude['internal test accounts']"
+    marker, padded = rules.MARKER_ID, rules.PADDED_ID
     want = pd.DataFrame(
         {
-            "input_row": [31, 32, 33, 34],
-            "customer_id": [prospects["customer_id"][4]] * 2 + ["ZTEST1", prospects["customer_id"][9]],
-            "reason": [dup, dup, excluded, "duplicate customer_id: the first occurrence is scored"],
+            "input_row": [31, 32, 33, 34, 35, 36],
+            "customer_id": [prospects["customer_id"][4]] * 2
+            + ["ZTEST1", prospects["customer_id"][9], "N/A", f" {prospects['customer_id'][1]} "],
+            "reason": [dup, dup, excluded, "duplicate customer_id: the first occurrence is scored", marker, padded],
         }
     )
     for got in (batch, res):
-        assert got.input_rows == 34 and got.scored == 30 and got.rejected == 4
-        assert got.reasons == {dup: 2, excluded: 1, "duplicate customer_id: the first occurrence is scored": 1}
-        pd.testing.assert_frame_equal(pd.read_csv(got.rejects, dtype={"customer_id": str}), want)
+        assert got.input_rows == 36 and got.scored == 30 and got.rejected == 6
+        assert got.reasons == {
+            dup: 2,
+            excluded: 1,
+            "duplicate customer_id: the first occurrence is scored": 1,
+            marker: 1,
+            padded: 1,
+        }
+        read = pd.read_csv(got.rejects, dtype={"customer_id": str}, keep_default_na=False)
+        pd.testing.assert_frame_equal(read, want)
     a = pd.read_parquet(batch.output).sort_values("customer_id").reset_index(drop=True)
     b = pd.read_parquet(res.output).sort_values("customer_id").reset_index(drop=True)
     assert a["customer_id"].tolist() == b["customer_id"].tolist() == sorted(prospects["customer_id"])
