@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import errno
+import glob
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -148,3 +150,202 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
 
 def write_text(text: str, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- output sets
+
+JOURNAL_SUFFIX = ".commit.json"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OutputSet:
+    """The files one run writes beside each other (predictions, drift, migration, rejects), committed
+    together, under an exclusive lock on the set.
+
+    Each file is staged as a hidden temporary; :meth:`commit` writes a journal naming every rename and
+    removal, applies it, and drops it. A run killed before the journal exists leaves the previous set
+    as it was; one killed after it is rolled forward by the next :meth:`open` (the next run or report),
+    so a reader sees entirely the old set or entirely the new one. ``<stem>.manifest.json`` names the run
+    each file belongs to, with its size and SHA-256 (:func:`check_manifest`). Opening a set removes the
+    temporaries of earlier runs; a second run on the same set while one holds the lock is refused.
+    """
+
+    def __init__(self, main: str | Path, kinds: list[str]):
+        self.main = Path(main)
+        self.folder = self.main.parent
+        self.sides = {k: self.main.with_name(f"{self.main.stem}.{k}.csv") for k in kinds}
+        self.manifest = self.main.with_name(f"{self.main.stem}.manifest.json")
+        self.journal = self.folder / f".{self.main.name}{JOURNAL_SUFFIX}"
+        self.lock_path = self.folder / f".{self.main.name}.lock"
+        self.run_id = ""
+        self._fd: int | None = None
+        self._staged: dict[Path, Path] = {}  # final -> temporary
+        self._remove: set[Path] = set()
+
+    @property
+    def members(self) -> list[Path]:
+        return [self.main, *self.sides.values(), self.manifest]
+
+    # ---------------------------------------------------------------- lock, recovery, cleaning
+    def open(self, run_id: str) -> OutputSet:
+        import fcntl
+
+        self.run_id = run_id
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as exc:
+            raise output_error(self.main, exc) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise OutputError(
+                f"another leadtier run is writing {self.main} and its side files now; wait for it to finish or "
+                "choose another output"
+            ) from None
+        self.recover()
+        for member in [*self.members, self.journal]:  # temporaries of killed runs: nobody else holds the lock
+            for tmp in self.folder.glob(f".{glob.escape(member.name)}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        return self
+
+    def recover(self) -> bool:
+        """Finish a commit that a killed run left half done (roll forward); True if there was one."""
+        if not self.journal.is_file():
+            return False
+        try:
+            plan = json.loads(self.journal.read_text(encoding="utf-8"))
+        except ValueError:  # torn journal: it is renamed into place complete, so this is not one of ours
+            raise OutputError(f"{self.journal} is not a leadtier commit journal; remove it and rerun") from None
+        self._apply(plan)
+        return True
+
+    def _apply(self, plan: dict) -> None:
+        for tmp, final in plan["replace"]:
+            if (self.folder / tmp).exists():
+                os.replace(self.folder / tmp, self.folder / final)
+        for name in plan["remove"]:
+            (self.folder / name).unlink(missing_ok=True)
+        _fsync_dir(self.folder)
+        self.journal.unlink(missing_ok=True)
+        _fsync_dir(self.folder)
+
+    def close(self) -> None:
+        for tmp in self._staged.values():
+            tmp.unlink(missing_ok=True)
+        self._staged.clear()
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- staging and commit
+    def stage(self, final: Path, write: Callable[[Path], None]) -> Path:
+        """Write ``final``'s new content to a temporary (see :func:`stage`); returns the temporary."""
+        tmp = stage(final, write)
+        self._staged[Path(final)] = tmp
+        self._remove.discard(Path(final))
+        return tmp
+
+    def staged(self, final: Path) -> Path:
+        """The temporary holding ``final``'s new content."""
+        return self._staged[Path(final)]
+
+    def remove(self, final: Path) -> None:
+        """``final`` is not part of the new set: it goes at commit (an earlier run's file must not stay)."""
+        self._remove.add(Path(final))
+
+    def commit(self, status: str = "complete", keep: list[Path] = ()) -> Path:
+        """Make the staged files the set; files of the set that were neither staged nor kept are removed.
+        ``keep``: files left as the previous run wrote them (a stopped run keeps the last predictions)."""
+        previous = read_manifest(self.manifest) or {}
+        files = {}
+        for final, tmp in self._staged.items():
+            files[final.name] = {"run_id": self.run_id, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+        for final in keep:  # as they are; described as the manifest before described them, if it did
+            if final.is_file():
+                files[final.name] = previous.get("files", {}).get(final.name) or {
+                    "run_id": "earlier",
+                    "bytes": final.stat().st_size,
+                    "sha256": _sha256(final),
+                }
+        for member in self.members[:-1]:
+            if member not in self._staged and member.name not in files:
+                self._remove.add(member)
+        manifest = {"run_id": self.run_id, "status": status, "files": dict(sorted(files.items()))}
+        self.stage(self.manifest, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8"))
+        plan = {
+            "run_id": self.run_id,
+            "replace": [[tmp.name, final.name] for final, tmp in self._staged.items()],
+            "remove": sorted(p.name for p in self._remove),
+        }
+        journal_tmp = stage(self.journal, lambda tmp: tmp.write_text(json.dumps(plan), encoding="utf-8"))
+        try:
+            os.replace(journal_tmp, self.journal)  # the commit point
+            _fsync_dir(self.folder)
+        except OSError as exc:
+            journal_tmp.unlink(missing_ok=True)
+            raise output_error(self.journal, exc) from None
+        self._staged.clear()
+        self._apply(plan)
+        return self.manifest
+
+
+def read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise OutputError(f"{path} is not a leadtier manifest (not JSON); rerun leadtier predict") from None
+
+
+def check_manifest(main: str | Path, kinds: list[str]) -> dict | None:
+    """Under the set's lock (finishing a half-done commit first): check that the files beside ``main``
+    are those its manifest names, byte for byte, and that no file of the set is there that it does not
+    name. Returns the manifest (None for output written without one); raises :class:`OutputError`."""
+    with OutputSet(main, kinds) as out:
+        out.open("check")
+        manifest = read_manifest(out.manifest)
+        if manifest is None:
+            return None
+        files = manifest.get("files", {})
+        for member in out.members[:-1]:
+            entry = files.get(member.name)
+            if entry is None:
+                if member.exists():
+                    raise OutputError(
+                        f"{member} is not part of run {manifest.get('run_id')} that {out.manifest.name} describes; "
+                        "rerun leadtier predict"
+                    )
+                continue
+            if not member.is_file() or member.stat().st_size != entry["bytes"] or _sha256(member) != entry["sha256"]:
+                raise OutputError(
+                    f"{member} is not the file run {entry['run_id']} wrote ({out.manifest.name}); "
+                    "rerun leadtier predict"
+                )
+        return manifest

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from leadtier.pipelines.features import (
     register_population,
     staged_families,
 )
-from leadtier.pipelines.outputs import atomic_write, check_suffix, neutralise_arrow, write_table
+from leadtier.pipelines.outputs import OutputSet, check_suffix, neutralise_arrow, table_writer
 from leadtier.pipelines.sources import InputError, register_all
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
@@ -97,6 +98,9 @@ def scoring_threads(cfg: Config) -> int:
     return cfg.predict.n_jobs or len(os.sched_getaffinity(0))
 
 
+SIDE_KINDS = ["drift", "migration", "rejects"]  # <stem>.<kind>.csv beside the predictions, one set with them
+
+
 def side_file(out_path: Path, kind: str) -> Path:
     """``predictions.parquet`` -> ``predictions.drift.csv`` / ``predictions.migration.csv``."""
     return out_path.with_name(f"{out_path.stem}.{kind}.csv")
@@ -105,9 +109,10 @@ def side_file(out_path: Path, kind: str) -> Path:
 _TIER_COLUMNS = ["customer_id", "tier", "score"]
 
 
-def _read_tiers(path: Path) -> pd.DataFrame:
-    """The id, tier and score columns of a predictions file: all that tier migration needs."""
-    if path.suffix == ".parquet":
+def _read_tiers(path: Path, suffix: str | None = None) -> pd.DataFrame:
+    """The id, tier and score columns of a predictions file (its format by ``suffix``, default its own):
+    all that tier migration needs."""
+    if (suffix or path.suffix).lower() == ".parquet":
         return pd.read_parquet(path, columns=_TIER_COLUMNS)
     return pd.read_csv(path, usecols=_TIER_COLUMNS, dtype={"customer_id": str})
 
@@ -167,10 +172,28 @@ def run(
     progress: bool = True,
     reasons: bool = False,
 ) -> PredictResult:
+    """Score ``input_path`` (default ``predict.input``, else the customers table) into ``output`` and its
+    side files, committed together as one set (:class:`~leadtier.pipelines.outputs.OutputSet`)."""
+    out_path = check_suffix(output or cfg.predict.output)
+    with OutputSet(out_path, SIDE_KINDS) as outset:
+        outset.open(uuid.uuid4().hex)  # one run per output set at a time; finishes a killed run's commit
+        return _run(cfg, outset, model_uri, input_path, as_of, batch_size, progress, reasons)
+
+
+def _run(
+    cfg: Config,
+    outset: OutputSet,
+    model_uri: str | None,
+    input_path: str | None,
+    as_of: dt.date | None,
+    batch_size: int,
+    progress: bool,
+    reasons: bool,
+) -> PredictResult:
     t0 = time.perf_counter()
     check_families(cfg)
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
-    out_path = check_suffix(output or cfg.predict.output)
+    out_path = outset.main
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
@@ -194,9 +217,8 @@ def run(
         share = n_rejected / max(input_rows, 1)
         if share > cfg.predict.max_reject_share:  # before scoring: no predictions file, not even briefly;
             if len(rejects):  # an earlier run's predictions stay as they were (the next run's baseline)
-                write_table(rejects, rejects_path)
-            else:
-                rejects_path.unlink(missing_ok=True)
+                outset.stage(rejects_path, table_writer(rejects, rejects_path))
+            outset.commit("stopped by predict.max_reject_share", keep=[out_path, *outset.sides.values()])
             raise RejectShareError(
                 f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
                 f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
@@ -211,7 +233,7 @@ def run(
                     con,
                     sql,
                     model,
-                    out_path,
+                    outset,
                     version,
                     as_of,
                     batch_size,
@@ -230,7 +252,7 @@ def run(
         con.close()
     drift_table = drift.table(cfg.predict.psi_warning) if drift is not None else None
     if drift_table is not None:
-        write_table(drift_table, side_file(out_path, "drift"))
+        outset.stage(outset.sides["drift"], table_writer(drift_table, outset.sides["drift"]))
         for row in drift_table[drift_table["warning"]].itertuples():
             log.warning(
                 "drift: feature %s has PSI %.3f > %.2f against the training data",
@@ -245,15 +267,13 @@ def run(
                 row.unseen_values,
                 row.unseen_examples,
             )
-    moved_path = side_file(out_path, "migration")
+    moved_path = outset.sides["migration"]
     if previous is not None and scored:  # nothing scored (every row rejected): no tiers to compare
-        write_table(migration(previous, _read_tiers(out_path), scorer.scheme.codes), moved_path)
-    else:
-        moved_path.unlink(missing_ok=True)  # not one from an earlier run
+        moved = migration(previous, _read_tiers(outset.staged(out_path), out_path.suffix), scorer.scheme.codes)
+        outset.stage(moved_path, table_writer(moved, moved_path))
     if len(rejects):
-        write_table(rejects, rejects_path)
-    else:
-        rejects_path.unlink(missing_ok=True)
+        outset.stage(rejects_path, table_writer(rejects, rejects_path))
+    outset.commit()  # files not staged (no migration, no rejects this time) go: none of an earlier run stays
     result = PredictResult(
         output=out_path,
         rejects=rejects_path,
@@ -273,7 +293,7 @@ def _score_batches(
     con,
     sql,
     model,
-    out_path: Path,
+    outset: OutputSet,
     version: str,
     as_of: dt.date,
     batch_size: int,
@@ -282,10 +302,11 @@ def _score_batches(
     params: dict | None = None,
     drift: DriftAccumulator | None = None,
 ) -> int:
-    """Stream feature batches through the model into ``out_path`` (atomically: temp file, rename)."""
+    """Stream feature batches through the model into the predictions file of ``outset`` (staged: a
+    temporary file that the set's commit renames)."""
     rel = doubles(con.sql(sql))  # numbers arrive as float64, as the model expects
     reader = rel.to_arrow_reader(batch_size) if hasattr(rel, "to_arrow_reader") else rel.record_batch(batch_size)
-    parquet = out_path.suffix.lower() == ".parquet"
+    parquet = outset.main.suffix.lower() == ".parquet"
     n = 0
 
     def write(tmp: Path) -> None:
@@ -325,7 +346,7 @@ def _score_batches(
                 writer.close()
 
     try:
-        atomic_write(out_path, write)
+        outset.stage(outset.main, write)
     finally:  # an open result would make DuckDB refuse to drop tables or close, hiding why the write failed
         reader.close()
     return n

@@ -1035,6 +1035,11 @@ def run(
     out_path = Path(output or cfg.report.output)
     if output is None and lang != cfg.report.lang:  # report.html stays in the configured language
         out_path = out_path.with_name(f"{out_path.stem}.{lang}{out_path.suffix}")
+    if pred_path.is_file():  # the set one predict run committed (a half-done commit is finished first)
+        from leadtier.pipelines.outputs import check_manifest
+        from leadtier.pipelines.predict import SIDE_KINDS
+
+        check_manifest(pred_path, SIDE_KINDS)
     frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
     from leadtier.pipelines.predict import side_file
 

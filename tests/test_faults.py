@@ -649,19 +649,19 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
     frame.to_csv(path, index=False)
     out = tmp_path / "pred.parquet"
     written: list[Path] = []
-    real = outputs_stage.atomic_write
+    real = outputs_stage.stage  # every file of an output set is staged through it
 
-    def spy(target, write):
+    def spy(target, write, *args):
         written.append(Path(target))
-        return real(target, write)
+        return real(target, write, *args)
 
-    monkeypatch.setattr(outputs_stage, "atomic_write", spy)
-    monkeypatch.setattr(predict_stage, "atomic_write", spy)
+    monkeypatch.setattr(outputs_stage, "stage", spy)
     res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
     rejects = out.with_name("pred.rejects.csv")
     _one_line_error(res, "80 of 100", "80.0%", "max_reject_share", "5.0%", str(rejects))
     assert not out.exists()
     assert out not in written, "the predictions were written (then deleted) although the run failed"
+    assert rejects in written  # the spy sees what is staged
     assert len(pd.read_csv(rejects)) == 80  # the rejects file the message points at
 
     out.write_bytes(b"an earlier run's predictions")  # a failed run leaves the last good output alone

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import os
 import zipfile
 
@@ -75,7 +76,7 @@ def test_csv_outputs_never_start_a_cell_with_a_formula_and_parquet_keeps_values(
     rejects = pd.read_csv(tmp_path / "p.rejects.csv", dtype={"customer_id": str})
     assert sorted(rejects["customer_id"]) == sorted("'" + i for i in ids)
     drift = pd.read_csv(tmp_path / "p.drift.csv").set_index("feature")
-    assert drift.loc["cust_region", "unseen_examples"].startswith("'")
+    assert "+1+2" in drift.loc["cust_region", "unseen_examples"]  # named, inside a cell that starts safely
     migration = pd.read_csv(tmp_path / "p.migration.csv", dtype={"customer_id": str})
     assert (migration.loc[migration["customer_id"].isin(["'" + i for i in ids]), "change"] == "unchanged").all()
 
@@ -138,7 +139,8 @@ def test_a_write_failing_midway_is_one_error_line_and_leaves_the_old_output(worl
     error = _one_line_error(res, str(out), words)
     assert "ResourceInUse" not in res.output and "open result" not in error
     assert out.read_bytes() == b"the previous run"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "pred.parquet"]  # no temporaries, no side files
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != ".pred.parquet.lock")  # the set's lock file stays
+    assert left == ["in.csv", "pred.parquet"]  # no temporaries, no side files
 
 
 def test_an_unwritable_folder_is_one_error_line(world, tmp_path, monkeypatch):
@@ -220,3 +222,149 @@ def test_clip_bounds_and_escapes():
     assert clip("x\ny\r\x00") == "x\\ny\\r\\x00" and clip(12.5) == "12.5"
     with pytest.raises(ValueError, match="positive number of characters. Got 0 instead"):
         clip("x", limit=0)
+
+
+# --------------------------------------------------------------------------- item 1: one run, one set
+
+# Runs `leadtier predict` with os.replace wrapped: the process SIGKILLs itself just before the n-th
+# rename (1: the journal, the commit point; 2 and later: the files of the set, one by one).
+KILL_AT_RENAME = r"""
+import os, signal, sys
+n, argv = int(sys.argv[1]), sys.argv[2:]
+real, seen = os.replace, [0]
+def replace(src, dst, *a, **k):
+    seen[0] += 1
+    if seen[0] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *a, **k)
+os.replace = replace
+import leadtier.pipelines.cli
+leadtier.pipelines.cli.app(args=argv, prog_name="leadtier")
+"""
+
+SET_FILES = ["p.parquet", "p.drift.csv", "p.migration.csv", "p.rejects.csv", "p.manifest.json"]
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {n: (folder / n).read_bytes() for n in SET_FILES if (folder / n).exists()}
+
+
+def _without_manifest(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if k != "p.manifest.json"}
+
+
+@pytest.fixture(scope="module")
+def two_runs(world, tmp_path_factory):
+    """A folder holding the set of a first run (input A), and the set a second run (input B) makes over it."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("sets")
+    frame = _prospects(world)
+    a, b = root / "a.csv", root / "b.csv"
+    frame.head(300).to_csv(a, index=False)
+    pd.concat([frame.iloc[100:400], frame.iloc[100:102]]).to_csv(b, index=False)  # 2 duplicates: rejects
+    base = root / "base"
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(a), "--output", str(base / "p.parquet"))
+    assert res.exit_code == 0, res.output
+    shutil.copytree(base, root / "new")
+    out = root / "new" / "p.parquet"
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(b), "--output", str(out))
+    assert res.exit_code == 0, res.output
+    old, new = _snapshot(base), _snapshot(root / "new")
+    assert set(old) == set(SET_FILES) - {"p.migration.csv", "p.rejects.csv"} and set(new) == set(SET_FILES)
+    assert all(old[k] != new[k] for k in old)  # every file of the set changes
+    return root, b, old, new
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_a_kill_between_the_files_of_a_set_leaves_the_old_set_or_the_new_one(world, two_runs, tmp_path, n):
+    import shutil
+    import subprocess
+    import sys
+
+    from leadtier.pipelines.outputs import check_manifest
+
+    root, b, old, new = two_runs
+    folder = tmp_path / "out"
+    shutil.copytree(root / "base", folder)
+    argv = ["predict", "--config", str(world.config_path), "--input", str(b), "--output", str(folder / "p.parquet")]
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AT_RENAME, str(n), *argv],
+        env=world.env(),
+        cwd=world.work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    if n >= 3:  # killed between two files: what is on disk mixes the runs until the journal is replayed
+        assert _without_manifest(_snapshot(folder)) not in (_without_manifest(old), _without_manifest(new))
+    check_manifest(folder / "p.parquet", ["drift", "migration", "rejects"])  # what report and the next run do first
+    got = _snapshot(folder)
+    want = old if n == 1 else new  # before the journal: the old set; after it: rolled forward to the new one
+    assert _without_manifest(got) == _without_manifest(want)
+    assert json.loads(got["p.manifest.json"])["files"].keys() == _without_manifest(want).keys()
+    assert not list(folder.glob(".*.tmp")) and not list(folder.glob(".*.commit.json"))
+
+
+def test_a_disk_full_while_the_migration_is_written_keeps_the_whole_old_set(world, two_runs, tmp_path, monkeypatch):
+    import shutil
+
+    from leadtier.pipelines import outputs
+
+    root, b, old, _ = two_runs
+    folder = tmp_path / "out"
+    shutil.copytree(root / "base", folder)
+    real = outputs.table_writer
+
+    def full_for_migration(frame, path):
+        if str(path).endswith(".migration.csv"):
+
+            def write(tmp):
+                tmp.write_bytes(b"partial")
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            return write
+        return real(frame, path)
+
+    monkeypatch.setattr(predict_stage, "table_writer", full_for_migration)
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(b), "--output", str(folder / "p.parquet"))
+    _one_line_error(res, "p.migration.csv", "no space left")
+    assert _snapshot(folder) == old  # predictions, drift and manifest as the last run left them
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_a_second_run_on_a_set_in_use_is_refused_and_stale_temporaries_go(world, two_runs, tmp_path):
+    import shutil
+
+    from leadtier.pipelines.outputs import OutputSet
+
+    root, b, old, new = two_runs
+    folder = tmp_path / "out"
+    shutil.copytree(root / "base", folder)
+    (folder / ".p.parquet.killed.tmp").write_bytes(b"left by a killed run")
+    (folder / ".p.drift.csv.killed.tmp").write_bytes(b"left by a killed run")
+    argv = ["predict", "--config", str(world.config_path), "--input", str(b), "--output", str(folder / "p.parquet")]
+    with OutputSet(folder / "p.parquet", ["drift", "migration", "rejects"]) as running:
+        running.open("another run")  # holds the set's lock as a run in progress does
+        res = _cli(*argv)
+        _one_line_error(res, str(folder / "p.parquet"), "another leadtier run is writing")
+        assert _snapshot(folder) == old
+    res = _cli(*argv)
+    assert res.exit_code == 0, res.output
+    assert _without_manifest(_snapshot(folder)) == _without_manifest(new)
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_report_refuses_a_set_whose_files_come_from_different_runs(world, two_runs, tmp_path):
+    import shutil
+
+    root, _, _, _ = two_runs
+    folder = tmp_path / "out"
+    shutil.copytree(root / "new", folder)
+    shutil.copy(root / "base" / "p.drift.csv", folder / "p.drift.csv")  # an earlier run's drift beside new predictions
+    res = _cli("report", "--config", str(world.config_path), "--predictions", str(folder / "p.parquet"))
+    _one_line_error(res, "p.drift.csv", "is not the file run")
+    (folder / "p.drift.csv").unlink()
+    res = _cli("report", "--config", str(world.config_path), "--predictions", str(folder / "p.parquet"))
+    _one_line_error(res, "p.drift.csv", "is not the file run")
