@@ -11,7 +11,7 @@ ARGS   ?=
 SRC    := features models pipelines tests bench
 FAST_MARKERS := not slow and not spark and not browser and not realdata
 
-.PHONY: help install demo-data features train predict report serve bench test test-fast format lint browser clean
+.PHONY: help install demo-data features train predict report serve bench test test-fast mutation format lint browser clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "}; /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,9 @@ browser: ## Install headless Chromium and a CJK font (Debian packages) for the r
 lint: $(STAMP) ## ruff over the code (check and format check)
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
+
+mutation: $(STAMP) ## Mutation check: deliberate bugs in the rules that matter, one line each (not part of make test)
+	$(BIN)/python tests/mutation/run.py $(ARGS)
 
 format: $(STAMP) ## Rewrite the code in place: ruff format, then ruff check --fix
 	$(BIN)/ruff format $(SRC)

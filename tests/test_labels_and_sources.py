@@ -204,6 +204,24 @@ def test_a_snapshot_whose_horizon_is_not_observed_is_refused(tmp_path):
         prepare(cfg)
 
 
+def test_an_evaluation_snapshot_whose_horizon_the_data_does_not_cover_is_refused(tmp_path):
+    """Evaluation labels are observed until the end of the data (the last transaction, 2010-06-01 12:00,
+    so until 2010-06-02): a 45-day horizon needs 46 days (day 45 still counts) after the snapshot."""
+    cfg = _retail_like(tmp_path)
+    cfg.labels.outcome.thresholds_days = [10, 20, 30]
+    cfg.labels.outcome.horizon_days = 45
+    cfg.train = cfg.train.model_copy(update={"min_per_tier": 0})
+    cfg.snapshots = SnapshotConfig(train_as_of=[dt.date(2010, 2, 1)], eval_as_of=[dt.date(2010, 4, 17)])
+    assert prepare(cfg).protocol["eval_labels_observed_until"] == "2010-06-02"  # 46 days: just enough
+    for eval_as_of, span in ((dt.date(2010, 4, 18), 45), (dt.date(2010, 5, 1), 32)):
+        cfg.snapshots = SnapshotConfig(train_as_of=[dt.date(2010, 2, 1)], eval_as_of=[eval_as_of])
+        with pytest.raises(
+            TrainingDataError,
+            match=rf"snapshot {eval_as_of} spans {span} days \(until 2010-06-02\), but the label horizon needs 46",
+        ):
+            prepare(cfg)
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
