@@ -121,8 +121,11 @@ def test_registry_names_and_size_labels():
         assert name in harness.load_benchmarks()
     assert harness.size_label(1_000_000) == "1m" and harness.size_label(20_000) == "20k"
     assert harness.size_label(2500) == "2500"
-    with pytest.raises(SystemExit):
+    with pytest.raises(
+        SystemExit, match=r"^unknown benchmark\(s\) \['no_such_benchmark'\]; known: .*train_demo_seconds"
+    ):
         harness.select("no_such_benchmark")
+    assert harness.select("train_demo_seconds, features_1m_seconds") == ["train_demo_seconds", "features_1m_seconds"]
 
 
 def test_cli_prints_json_lines(tmp_path):
