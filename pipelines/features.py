@@ -7,6 +7,7 @@ import datetime as dt
 import glob
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -57,8 +58,15 @@ def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, numbers_as_double: boo
     return table.to_pandas(split_blocks=True, self_destruct=True, memory_pool=pa.system_memory_pool())
 
 
-def connect(cfg: Config | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the config's memory limit and time zone (``data.time_zone``)."""
+def connect(
+    cfg: Config | None = None, threads: int | None = None, extra_files: list[str] = ()
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the config's memory limit and time zone (``data.time_zone``).
+
+    With a config, the connection can read the configured input files (and ``extra_files``, e.g. a
+    scoring input) and nothing else: a config's SQL (``derived``, ``exclude``) is code, and this keeps an
+    expression such as ``read_csv('/etc/passwd')`` from reading other files. Its spill folder stays
+    usable."""
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -66,7 +74,36 @@ def connect(cfg: Config | None = None, threads: int | None = None) -> duckdb.Duc
         con.execute(f"SET memory_limit = '{cfg.duckdb_memory_limit}'")
     # pinned: a timestamp with an offset must not depend on the machine's time zone (TZ)
     con.execute(f"SET TimeZone = '{cfg.data.time_zone if cfg is not None else 'UTC'}'")
+    if cfg is not None:
+        restrict_files(con, [*configured_files(cfg), *(str(cfg.data_path(f)) for f in extra_files)])
     return con
+
+
+def configured_files(cfg: Config) -> list[str]:
+    """Every input file path (or glob) the config names, resolved against the data root."""
+    tables = [getattr(cfg.data.tables, t) for t in ("customers", "transactions", "interactions", "labels")]
+    return [str(cfg.data_path(fs.path)) for spec in tables if spec is not None for fs in spec.files]
+
+
+def _sql_list(values) -> str:
+    return "[" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + "]"
+
+
+def restrict_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """Let ``con`` read ``paths`` (a glob: its folder), write its spill files, and touch no other file.
+    Irreversible for the connection: DuckDB refuses to re-enable external access."""
+    files, folders = set(), set()
+    for path in paths:
+        if any(c in path for c in "*?["):  # a glob: its folder
+            folders.add(str(Path(path.split("*")[0].split("?")[0].split("[")[0]).parent.resolve()))
+        else:
+            files.add(str(Path(path).resolve()))
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] or ".tmp").resolve()
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+    folders.add(str(spill))
+    con.execute(f"SET allowed_paths = {_sql_list(sorted(files))}")
+    con.execute(f"SET allowed_directories = {_sql_list(sorted(folders))}")
+    con.execute("SET enable_external_access = false")
 
 
 def query_params(cfg: Config, population: str = "customers") -> dict:
@@ -173,7 +210,7 @@ def build(
     """Register inputs, build features as of ``as_of`` (default: the config's) and read labels."""
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
-    con = connect(cfg)
+    con = connect(cfg, extra_files=[fs.path for fs in customers.files] if customers is not None else [])
     try:
         population = register_population(con, cfg) if customers is not None else "customers"
         stats = register_all(con, cfg, customers=customers, with_labels=with_labels)

@@ -205,7 +205,7 @@ def _run(
         raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
     if source:
         spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
-    con = connect(cfg)
+    con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
     try:
         population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
         register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False, tag_rows=True)

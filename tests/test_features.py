@@ -190,7 +190,7 @@ def test_feature_build_is_deterministic(demo_data, monkeypatch):
     for name in ("transactions", "interactions"):
         pd.read_parquet(root / f"{name}.parquet").to_parquet(root / f"{name}.parquet", row_group_size=500)
     plain = stage.connect
-    monkeypatch.setattr(stage, "connect", lambda cfg=None, threads=None: plain(cfg, threads=4))
+    monkeypatch.setattr(stage, "connect", lambda cfg=None, threads=None, **kw: plain(cfg, threads=4, **kw))
     a = build(demo_data, with_labels=False).features
     for _ in range(3):
         pd.testing.assert_frame_equal(a, build(demo_data, with_labels=False).features, check_exact=True)

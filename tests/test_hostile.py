@@ -368,3 +368,38 @@ def test_report_refuses_a_set_whose_files_come_from_different_runs(world, two_ru
     (folder / "p.drift.csv").unlink()
     res = _cli("report", "--config", str(world.config_path), "--predictions", str(folder / "p.parquet"))
     _one_line_error(res, "p.drift.csv", "is not the file run")
+
+
+# --------------------------------------------------------------------------- item 8: config SQL reads no other file
+
+
+@pytest.mark.parametrize("where", ["derived", "exclude"])
+def test_config_sql_cannot_read_files_the_config_does_not_name(workdir, where):
+    import yaml
+
+    from tests.conftest import DEMO_CONFIG, REPO
+
+    secret = workdir / "elsewhere" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("token\nSECRET-TOKEN-42\n")
+    grab = f"(SELECT max(token) FROM read_csv('{secret}'))"
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["data"]["root"] = str(workdir / "data")
+    raw["demo"]["n_customers"] = 300
+    raw["features"]["output"] = str(workdir / "out" / "features.parquet")
+    (workdir / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    path = workdir / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert _cli("demo-data", "--config", str(path)).exit_code == 0
+    tx = raw["data"]["tables"]["transactions"]
+    if where == "derived":
+        tx["derived"] = {"amount": f"CASE WHEN {grab} IS NULL THEN 0 ELSE 1 END"}
+    else:
+        tx["exclude"] = {"stolen": f"{grab} = 'SECRET-TOKEN-42'"}
+    path.write_text(yaml.safe_dump(raw))
+    for target in (str(secret), "/etc/passwd"):
+        path.write_text(yaml.safe_dump(raw).replace(str(secret), target))
+        res = _cli("features", "--config", str(path))
+        error = _one_line_error(res, "file system operations are disabled")
+        assert target in error and "SECRET-TOKEN" not in res.output
+    assert not (workdir / "out" / "features.parquet").exists()
