@@ -241,6 +241,16 @@ MUTATIONS: list[Mutation] = [
         (C + "test_evaluation_rows_that_were_training_rows_stop_the_run",),
         "evaluation rows that training also used go unnoticed",
     ),
+    Mutation(
+        "self-training-always-kept",
+        "pipelines/train.py",
+        "kept = b > a if HIGHER_IS_BETTER[primary] else b < a",
+        "kept = True or (b > a if HIGHER_IS_BETTER[primary] else b < a)",
+        (
+            "tests/test_self_training.py::test_self_training_that_learns_noise_is_discarded_and_the_supervised_model_registered",
+        ),
+        "self-training is kept although it is worse than supervised-only training",
+    ),
     # ---------------------------------------------------------------- user-facing behaviour
     Mutation(
         "config-errors-on-one-line",
