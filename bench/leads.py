@@ -57,7 +57,7 @@ def _task_leads_order(p: dict) -> dict:
         def evaluate(tr: pd.DataFrame, te: pd.DataFrame, cols: list[str], keep: set[str]) -> dict:
             study = train.tune_with(cfg, tr[cols], tr["tier"].tolist())  # tuned and fitted as train.run does
             params = {**train.fixed_params(cfg), **study.best_params}
-            models = train.fit_models(cfg, tr[cols], tr["tier"].tolist(), params)
+            models, _ = train.fit_models(cfg, tr.reset_index(drop=True), cols, params)
             return {
                 k: tier_metrics(
                     te["tier"].tolist(), m.predict_proba(te[cols]), cfg.scheme.codes, y_pred=list(m.predict(te[cols]))

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from leadtier.models.classifier import PriorShiftMixin
 from leadtier.models.frame import ID_COLUMN, categorical_columns, numeric_columns
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
@@ -52,47 +53,58 @@ class MajorityBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-class LogisticBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
-    """Multinomial logistic regression: signed-log, median-imputed, scaled numbers plus one-hot text."""
+class LogisticBaseline(PriorShiftMixin, ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression, a strong linear reference and a candidate tier model.
+
+    Numbers are signed-log transformed, median-imputed with a missing-value flag, and scaled; text
+    columns are one-hot encoded with levels rarer than ``min_frequency`` (a share of the rows) pooled
+    into one. ``class_weight`` and the decision work as for :class:`TierClassifier`: probabilities on
+    the observed tier frequencies, decisions as the weights ask. Each column has its own transformer,
+    so the log-odds split exactly into per-column contributions (:meth:`contributions_for`).
+    """
 
     def __init__(
         self,
         levels: Sequence[str] = ("A", "B", "C", "D", "E"),
         C: float = 1.0,
         class_weight: str | None = "balanced",
+        min_frequency: float = 0.005,
+        decision: str = "argmax",
+        cost_matrix: Sequence[Sequence[float]] | None = None,
         random_state: int = 0,
     ):
         self.levels = levels
         self.C = C
         self.class_weight = class_weight
+        self.min_frequency = min_frequency
+        self.decision = decision
+        self.cost_matrix = cost_matrix
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: Sequence[str]) -> LogisticBaseline:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame of features. Got {type(X).__name__} instead")
         X = X.drop(columns=[ID_COLUMN], errors="ignore")
         cats, nums = categorical_columns(X), numeric_columns(X)
-        prep = ColumnTransformer(
-            [
-                (
-                    "num",
-                    make_pipeline(
-                        FunctionTransformer(_signed_log1p),
-                        SimpleImputer(strategy="median", keep_empty_features=True),
-                        StandardScaler(),
-                    ),
-                    nums,
-                ),
-                (
-                    "cat",
-                    make_pipeline(
-                        SimpleImputer(strategy="constant", fill_value="(missing)"),
-                        OneHotEncoder(handle_unknown="ignore", min_frequency=5),
-                    ),
-                    cats,
-                ),
-            ]
+        number = make_pipeline(
+            FunctionTransformer(_signed_log1p),
+            SimpleImputer(strategy="median", keep_empty_features=True, add_indicator=True),
+            StandardScaler(),
         )
+        text = make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="(missing)"),
+            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=self.min_frequency),
+        )
+        prep = ColumnTransformer([(c, clone(number), [c]) for c in nums] + [(c, clone(text), [c]) for c in cats])
         self.columns_ = cats + nums
         self.cats_ = cats
+        self.classes_ = np.asarray(list(self.levels), dtype=object)
+        idx = {c: i for i, c in enumerate(self.classes_)}
+        unknown = sorted(set(y) - set(idx))
+        if unknown:
+            raise ValueError(f"y holds tiers {unknown} that are not in levels {list(self.classes_)}")
+        y_idx = np.array([idx[v] for v in y], dtype=int)
+        self._set_priors(y_idx, len(self.classes_), self.class_weight)
         self.model_ = Pipeline(
             [
                 ("prep", prep),
@@ -103,21 +115,55 @@ class LogisticBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
                     ),
                 ),
             ]
-        ).fit(self._prep(X), list(y))
-        self.classes_ = np.asarray(list(self.levels), dtype=object)
+        ).fit(self._prep(X), y_idx)
+        self.feature_names_in_ = np.asarray(self.columns_, dtype=object)
+        self.n_features_in_ = len(self.columns_)
+        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats}
         return self
 
     def _prep(self, X: pd.DataFrame) -> pd.DataFrame:
-        X = X.copy()
+        X = X[self.columns_].copy()
         for c in self.cats_:
             X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
         return X
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.proba_in_levels(self.model_, self._prep(X[self.columns_]))
+    def predict_proba(self, X: pd.DataFrame, n_jobs: int | None = None) -> np.ndarray:
+        """Probabilities per level in scheme order, on the observed tier frequencies (``n_jobs`` unused)."""
+        lr = self.model_.named_steps["lr"]
+        out = np.zeros((len(X), len(self.classes_)))
+        out[:, lr.classes_] = self._unshift(self.model_.predict_proba(self._prep(X)), lr.classes_)
+        return out
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+    def contributions_for(self, X: pd.DataFrame, level_idx: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+        """Each row's log-odds for its own level split by column: shape (rows, columns + 1), last the
+        intercept (the weighted model's, like the booster's SHAP values). Levels absent from training
+        contribute nothing."""
+        prep, lr = self.model_.named_steps["prep"], self.model_.named_steps["lr"]
+        Z = prep.transform(self._prep(X))
+        Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z)
+        # two levels: one log-odds, the second level's; the first gets its negative (as LightGBM's)
+        coef = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_[0], lr.coef_[0]])
+        bias = lr.intercept_ if len(lr.classes_) > 2 else np.array([-lr.intercept_[0], lr.intercept_[0]])
+        pos = {int(c): i for i, c in enumerate(lr.classes_)}
+        out = np.zeros((len(X), len(self.columns_) + 1))
+        for level in np.unique(level_idx):
+            rows = np.flatnonzero(level_idx == level)
+            if level not in pos:
+                continue
+            w = coef[pos[level]]
+            for j, col in enumerate(self.columns_):
+                part = prep.output_indices_[col]
+                out[rows, j] = Z[rows, part] @ w[part]
+            out[rows, -1] = bias[pos[level]]
+        return out
+
+    @property
+    def feature_importances_(self) -> pd.Series:
+        """Mean absolute coefficient per column over its encoded parts and the levels."""
+        prep, lr = self.model_.named_steps["prep"], self.model_.named_steps["lr"]
+        size = np.abs(lr.coef_).mean(axis=0)
+        gain = [float(size[prep.output_indices_[c]].sum()) for c in self.columns_]
+        return pd.Series(gain, index=self.columns_, name="gain").sort_values(ascending=False)
 
 
 class RfmScorecard(OrderedProbaMixin, ClassifierMixin, BaseEstimator):

@@ -29,6 +29,8 @@ HIGHER_IS_BETTER = {
     "roc_auc": True,
     "pr_auc": True,
     "lift_top_decile": True,
+    "mean_proba_gap": False,
+    "adjacent_miss_share": True,
 }
 
 
@@ -243,6 +245,25 @@ def paired_bootstrap(
                 low, high = np.percentile(draws[name][m], [tail, 100 - tail])
                 out[name][m] = {"gain": float(gain), "low": float(low), "high": float(high)}
     return out
+
+
+def mean_probability_gap(y_true: Sequence[str], proba: np.ndarray, levels: Sequence[str]) -> float:
+    """Calibration in the large: the largest gap, over the levels, between the mean predicted
+    probability of a level and how often it occurs (for two levels, the positive rate's gap)."""
+    levels = list(levels)
+    y_idx = _encode(np.asarray(y_true, dtype=object), levels, "true tiers")
+    proba = _normalised(proba, len(y_idx), len(levels))
+    observed = np.bincount(y_idx, minlength=len(levels)) / max(len(y_idx), 1)
+    return float(np.abs(proba.mean(axis=0) - observed).max())
+
+
+def adjacent_miss_share(y_true: Sequence[str], y_pred: Sequence[str], levels: Sequence[str]) -> float:
+    """Of the rows whose predicted tier is wrong, the share that is one tier off (NaN with no miss)."""
+    levels = list(levels)
+    true_idx = _encode(np.asarray(y_true, dtype=object), levels, "true tiers")
+    pred_idx = _encode(np.asarray(y_pred, dtype=object), levels, "predicted tiers")
+    off = np.abs(true_idx - pred_idx)
+    return float((off == 1).sum() / (off > 0).sum()) if (off > 0).any() else float("nan")
 
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], levels: Sequence[str]) -> pd.DataFrame:

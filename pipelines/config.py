@@ -205,6 +205,11 @@ class FeatureConfig(_Strict):
     windows_days: list[Annotated[int, Field(ge=1, le=3650)]] = [7, 30, 90]
     interaction_types: list[str] = Field(default_factory=list)
     output: str = "outputs/features.parquet"
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="feature columns (or customers attributes by their file name) kept out of the model and the "
+        "segments; still in the feature table, e.g. an order column for train.order_by",
+    )
 
     @field_validator("windows_days")
     @classmethod
@@ -375,12 +380,45 @@ class GateConfig(_Strict):
     )
 
 
+class ChoiceConfig(_Strict):
+    """Which model becomes the tier model, chosen on validation rows inside the training rows."""
+
+    candidates: list[Literal["lightgbm", "logreg", "average"]] = Field(
+        default_factory=lambda: ["lightgbm", "average", "logreg"],
+        description="in order of preference: the tuned LightGBM, the logistic regression, the average of their "
+        "probabilities",
+    )
+    folds: Annotated[int, Field(ge=2, le=10)] = Field(
+        default=3,
+        description="stratified folds of the training rows that the candidates are scored on (time-ordered "
+        "protocols validate on the newest training rows instead)",
+    )
+    tolerance: Annotated[float, Field(ge=0)] = Field(
+        default=0.0,
+        description="a candidate earlier in the list wins when its primary metric is within this of the best",
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _some_unique(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"candidates must list at least one model, each once. Got {v} instead")
+        return v
+
+
 class TrainConfig(_Strict):
-    evaluation: Literal["holdout", "kfold", "backtest"] = Field(
+    evaluation: Literal["holdout", "kfold", "backtest", "ordered_holdout"] = Field(
         default="holdout",
         description="holdout: stratified split of one snapshot; kfold: stratified k-fold out-of-fold metrics "
-        "(data without time), final model on all labels; backtest: snapshots.train_as_of -> eval_as_of",
+        "(data without time), final model on all labels; backtest: snapshots.train_as_of -> eval_as_of; "
+        "ordered_holdout: the newest test_size share of rows by order_by is evaluated, the older rows train",
     )
+    order_by: str | None = Field(
+        default=None,
+        description="ordered_holdout: the column that orders the rows in time, newest highest (a feature column, "
+        "a customers attribute by its file name, or created_at); keep it out of the model with features.exclude",
+    )
+    choice: ChoiceConfig = Field(default_factory=lambda: ChoiceConfig())
     folds: Annotated[int, Field(ge=2, le=20)] = 5
     test_size: Annotated[float, Field(gt=0.05, lt=0.9)] = 0.25
     primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy", "log_loss", "roc_auc", "pr_auc"] = Field(
@@ -432,6 +470,12 @@ class TrainConfig(_Strict):
         if 0 < v < 20:
             raise ValueError(f"needs 0 (no intervals) or at least 20 resamples for a 95 % interval. Got {v} instead")
         return v
+
+    @model_validator(mode="after")
+    def _ordered_has_an_order(self) -> TrainConfig:
+        if self.evaluation == "ordered_holdout" and not self.order_by:
+            raise ValueError("evaluation ordered_holdout needs order_by: the column that orders the rows in time")
+        return self
 
     @model_validator(mode="after")
     def _gate_has_resamples(self) -> TrainConfig:

@@ -22,6 +22,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -52,7 +53,17 @@ PREDICTION_COLUMNS = (
     "past_revenue",  # optional: when predict records it, the report skips the feature rebuild
 )
 MODEL_KEYS = ("model", "logreg", "rfm_scorecard", "majority")
-CARD_METRICS = ("macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece")
+CARD_METRICS = (
+    "macro_f1",
+    "balanced_accuracy",
+    "qwk",
+    "log_loss",
+    "brier",
+    "ece",
+    "roc_auc",
+    "pr_auc",
+    "lift_top_decile",
+)
 # Profile columns shown on segment cards, in this order, when present.
 KEY_FEATURES = (
     "rfm_recency_days",
@@ -380,6 +391,7 @@ def _model_card(
         if p is not None or r is not None:
             per_tier.append({"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r})
     return {
+        **_measured(info.get("protocol") or {}, model_metrics, len(scheme.levels), s),
         "name": info.get("name") or "–",
         "version": info.get("version") or "–",
         "uri": info.get("uri") or "",
@@ -391,6 +403,47 @@ def _model_card(
         "available": bool(rows),
         "has_gain": any(r["gain"] for r in rows),
     }
+
+
+def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str, Any]:
+    """What the model card says was measured: the protocol, the row counts, the chosen model and one
+    plain sentence. Empty strings for a model logged without them."""
+    kind = protocol.get("evaluation")
+    words = {
+        "holdout": lambda: s["protocol_holdout"].format(share=round(100 * protocol.get("test_size", 0))),
+        "kfold": lambda: s["protocol_kfold"].format(folds=protocol.get("folds")),
+        "ordered_holdout": lambda: s["protocol_ordered_holdout"].format(
+            share=round(100 * protocol.get("newest_share", 0)), order_by=protocol.get("order_by")
+        ),
+        "backtest": lambda: s["protocol_backtest"].format(
+            train=", ".join(protocol.get("train_snapshots", [])), eval=", ".join(protocol.get("eval_snapshots", []))
+        ),
+    }
+    rows = protocol.get("rows")
+    counts = s["rows_counts"].format(**{k: f"{int(v):,}" for k, v in rows.items()}) if isinstance(rows, dict) else ""
+    chosen = protocol.get("model")
+    return {
+        "protocol_text": words[kind]() if kind in words else "",
+        "rows_text": counts,
+        "kind_text": s["model_kind"].format(kind=s.get(f"kind_{chosen}", chosen)) if chosen else "",
+        "plain_text": _plain_sentence(metrics, n_levels, s),
+    }
+
+
+def _plain_sentence(metrics: dict, n_levels: int, s: dict) -> str:
+    """One sentence a marketer reads: how often the tier is right (and how far off the misses are), or
+    for two tiers how well the model ranks."""
+    if n_levels == 2 and metrics.get("roc_auc") is not None and metrics.get("lift_top_decile") is not None:
+        return s["plain_auc"].format(auc=round(100 * metrics["roc_auc"]), lift=f"{metrics['lift_top_decile']:.1f}")
+    accuracy = metrics.get("accuracy")
+    if accuracy is None or not math.isfinite(accuracy):
+        return ""
+    share = Fraction(accuracy).limit_denominator(10)
+    text = s["plain_accuracy"].format(k=share.numerator, n=share.denominator, pct=round(100 * accuracy))
+    adjacent = metrics.get("adjacent_miss_share")
+    if adjacent is not None and math.isfinite(adjacent) and n_levels > 2:
+        return text + s["plain_adjacent"].format(adj=round(100 * adjacent))
+    return text + "."
 
 
 def _migration(migration: pd.DataFrame, scheme: TierScheme, lang: str) -> dict[str, Any]:
@@ -998,6 +1051,7 @@ def _report_context(
                 "uri": described["uri"],
                 "train_as_of": meta.get("as_of"),
                 "run_id": meta.get("run_id"),
+                "protocol": meta.get("protocol"),
                 "segments_tier_ami": meta.get("segments_tier_ami"),
                 "version_counts": described["counts"],
                 "champion_version": described["champion"],

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,15 +20,18 @@ import numpy as np
 import optuna
 import pandas as pd
 import yaml
-from leadtier.features.queries import label_query
+from leadtier.features.queries import label_query, slug
 from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
+from leadtier.models.candidates import AveragedTiers, Choice, choose
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.drift import reference_profile
 from leadtier.models.frame import ID_COLUMN
 from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
+    adjacent_miss_share,
     compare,
     confusion,
+    mean_probability_gap,
     paired_bootstrap,
     tier_metrics,
 )
@@ -284,6 +287,70 @@ def check_horizon(cfg: Config, as_of: dt.date, observed_until: dt.date) -> None:
         )
 
 
+def feature_column(name: str, columns: Sequence[str], key: str) -> str:
+    """The feature-table column that config key ``key`` names: the column itself, or a customers
+    attribute by its name in the file (``Lead Number`` -> ``cust_lead_number``)."""
+    if name in columns:
+        return name
+    attribute = f"cust_{slug(name)}"
+    if attribute in columns:
+        return attribute
+    raise TrainingDataError(
+        f"{key} names {name!r}, which is neither a feature column nor a customers attribute (declare it under "
+        f"categorical or numeric). Feature columns: {[c for c in columns if c != ID_COLUMN]}"
+    )
+
+
+def excluded_columns(cfg: Config, columns: Sequence[str]) -> set[str]:
+    """The feature columns ``features.exclude`` keeps out of the model and the segments."""
+    return {feature_column(name, columns, "features.exclude") for name in cfg.features.exclude}
+
+
+def ordered_split(cfg: Config, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``ordered_holdout``: rows in time order by ``train.order_by`` (ties by id); the newest
+    ``test_size`` share is evaluated, the rest trains (kept in time order, oldest first)."""
+    name = cfg.train.order_by
+    if name == "created_at" and "cust_tenure_days" in data.columns:
+        order = -data["cust_tenure_days"]  # created later = fewer days before the snapshot
+    else:
+        order = data[feature_column(name, data.columns, "train.order_by")]
+    if order.isna().any():
+        raise TrainingDataError(
+            f"train.order_by: column {name!r} is missing for {int(order.isna().sum())} labelled rows; "
+            "every row needs a place in time"
+        )
+    data = data.assign(_order=order.to_numpy()).sort_values(["_order", ID_COLUMN], kind="stable")
+    data = data.drop(columns="_order").reset_index(drop=True)
+    cut = len(data) - max(1, int(round(len(data) * cfg.train.test_size)))
+    return data.iloc[:cut].reset_index(drop=True), data.iloc[cut:].reset_index(drop=True)
+
+
+def unseen_customers(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """Backtest with labels from people: a rep's tier belongs to the customer, not to a date, so the
+    evaluation keeps only customers whose label training did not use."""
+    seen = test[ID_COLUMN].isin(train[ID_COLUMN])
+    if seen.all():
+        raise TrainingDataError(
+            f"backtest: all {len(test)} labelled customers of the evaluation snapshots were used in training; "
+            "evaluation needs customers labelled after the training snapshots (labelled_at) or created after them"
+        )
+    if seen.any():
+        log.info(
+            "backtest: %d evaluation row(s) left out: their customer's label was used in training", int(seen.sum())
+        )
+    return test.loc[~seen].reset_index(drop=True)
+
+
+def check_disjoint(train: pd.DataFrame, evaluation: pd.DataFrame, label_source: str) -> int:
+    """The number of evaluation rows that training also used, which must be 0: the same customer for
+    labels from people, the same customer and snapshot for outcome labels. Raises otherwise."""
+    keys = [ID_COLUMN] if label_source == "table" else [ID_COLUMN, "snapshot"]
+    shared = int(evaluation[keys].merge(train[keys].drop_duplicates(), on=keys).shape[0])
+    if shared:
+        raise RuntimeError(f"{shared} evaluation row(s) were also training rows (keys {keys}): the figures would lie")
+    return shared
+
+
 def prepare(cfg: Config) -> Prepared:
     """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
     feature_stage.check_families(cfg)
@@ -324,6 +391,8 @@ def prepare(cfg: Config) -> Prepared:
             train = pd.concat(parts, ignore_index=True)
             tests = [snapshot(d, data_end) for d in cfg.snapshots.eval_as_of]
             test = pd.concat([t[1] for t in tests], ignore_index=True)
+            if cfg.labels.source == "table":
+                test = unseen_customers(train, test)
             feats = tests[-1][0]
             protocol = {
                 "evaluation": "backtest",
@@ -337,6 +406,14 @@ def prepare(cfg: Config) -> Prepared:
             if cfg.train.evaluation == "kfold":
                 train, test = data, None
                 protocol = {"evaluation": "kfold", "folds": cfg.train.folds, "as_of": cfg.data.as_of.isoformat()}
+            elif cfg.train.evaluation == "ordered_holdout":
+                train, test = ordered_split(cfg, data)
+                protocol = {
+                    "evaluation": "ordered_holdout",
+                    "order_by": cfg.train.order_by,
+                    "newest_share": cfg.train.test_size,
+                    "as_of": cfg.data.as_of.isoformat(),
+                }
             else:
                 check_minimum(cfg, data["tier"])
                 train, test = train_test_split(
@@ -372,65 +449,142 @@ def prepare(cfg: Config) -> Prepared:
     )
 
 
-def fit_models(
-    cfg: Config, X: pd.DataFrame, y: list[str], params: dict, unlabelled: pd.DataFrame | None = None
-) -> dict:
-    """The tier model (and its self-training variant, when enabled) and every baseline, fitted on the same rows."""
+AVERAGES = {"average": ("lightgbm", "logreg")}  # candidates scored from their members' probabilities
+
+
+def model_factories(cfg: Config, params: dict) -> dict[str, Callable[[], object]]:
+    """Unfitted tier models by candidate name: the tuned LightGBM, the logistic regression and their
+    probability average, with the class weights and decision rule of the config."""
     levels = cfg.scheme.codes
-    final = {
+    calibration = {
         "calibration": cfg.train.calibration,
         "calibration_size": cfg.train.calibration_size,
         "calibration_cv": cfg.train.calibration_cv,
     }
+    fixed = fixed_params(cfg)
 
-    def make() -> TierClassifier:
-        return TierClassifier(levels=levels, random_state=cfg.seed, **params, **final)
+    def lightgbm() -> TierClassifier:
+        return TierClassifier(levels=levels, random_state=cfg.seed, **params, **calibration)
 
-    models = {"model": make().fit(X, y)}
-    semi = cfg.train.semi_supervised
-    if semi.enabled and unlabelled is not None and len(unlabelled):
-        models["model_self_training"], _ = self_train(
-            make, X, y, unlabelled[X.columns], semi.threshold, semi.max_rounds
+    def logreg() -> LogisticBaseline:
+        return LogisticBaseline(
+            levels=levels,
+            class_weight=fixed["class_weight"],
+            decision=fixed["decision"],
+            cost_matrix=fixed["cost_matrix"],
+            random_state=cfg.seed,
         )
-    models |= {
-        "majority": MajorityBaseline(levels=levels).fit(X, y),
-        "logreg": LogisticBaseline(levels=levels, random_state=cfg.seed).fit(X, y),
-    }
+
+    def average() -> AveragedTiers:
+        return AveragedTiers([lightgbm(), logreg()])
+
+    return {"lightgbm": lightgbm, "logreg": logreg, "average": average}
+
+
+def choice_splits(cfg: Config, rows: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Validation rows for choosing the tier model, from training ``rows`` only.
+
+    Time-ordered protocols validate on the newest part of the training window (``ordered_holdout``:
+    the newest ``test_size`` share of rows, which :func:`prepare` keeps in time order; ``backtest``:
+    the last training snapshot when there are several); otherwise stratified folds. [] when a tier has
+    fewer than two rows."""
+    n = len(rows)
+    if cfg.train.evaluation == "ordered_holdout":
+        cut = n - max(1, int(round(n * cfg.train.test_size)))
+        return [(np.arange(cut), np.arange(cut, n))]
+    if cfg.train.evaluation == "backtest" and rows["snapshot"].nunique() > 1:
+        newest = (rows["snapshot"] == rows["snapshot"].max()).to_numpy()
+        return [(np.flatnonzero(~newest), np.flatnonzero(newest))]
+    y = rows["tier"].to_numpy(dtype=object)
+    k = min(cfg.train.choice.folds, int(pd.Series(y).value_counts().min()))
+    if k < 2:
+        return []
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(np.zeros(n), y))
+
+
+def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], params: dict) -> Choice:
+    """Which candidate becomes the tier model, judged on validation rows inside ``rows`` (the training
+    rows), never on evaluation rows."""
+    candidates = list(cfg.train.choice.candidates)
+    splits = choice_splits(cfg, rows)
+    if len(candidates) == 1 or not splits:
+        why = "the only candidate" if len(candidates) == 1 else "a tier has fewer than two training rows to validate on"
+        return Choice(candidates[0], {}, cfg.train.primary_metric, 0, [f"{candidates[0]}: {why}"])
+    make = model_factories(cfg, params)
+    return choose(
+        {k: make[k] for k in ("lightgbm", "logreg")},
+        rows[feature_cols].reset_index(drop=True),
+        rows["tier"].tolist(),
+        splits,
+        cfg.scheme.codes,
+        cfg.train.primary_metric,
+        candidates=candidates,
+        averages=AVERAGES,
+        tolerance=cfg.train.choice.tolerance,
+    )
+
+
+def fit_models(
+    cfg: Config,
+    rows: pd.DataFrame,
+    feature_cols: list[str],
+    params: dict,
+    unlabelled: pd.DataFrame | None = None,
+) -> tuple[dict, Choice]:
+    """The chosen tier model (and its self-training variant, when enabled) and every baseline, fitted
+    on the same training ``rows``; the choice with its reasons."""
+    levels = cfg.scheme.codes
+    X, y = rows[feature_cols], rows["tier"].tolist()
+    choice = choose_model(cfg, rows, feature_cols, params)
+    make = model_factories(cfg, params)
+    models = {"model": make[choice.name]().fit(X, y)}
+    semi = cfg.train.semi_supervised
+    if semi.enabled and choice.name == "lightgbm" and unlabelled is not None and len(unlabelled):
+        models["model_self_training"], _ = self_train(
+            make["lightgbm"], X, y, unlabelled[X.columns], semi.threshold, semi.max_rounds
+        )
+    models |= {"majority": MajorityBaseline(levels=levels).fit(X, y), "logreg": make["logreg"]().fit(X, y)}
     if "rfm_score" in X.columns:
         models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)
-    return models
+    return models, choice
 
 
 def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict, tune_fold=None):
-    """Predictions on the evaluation rows for the model and every baseline (same rows for all).
+    """Predictions on the evaluation rows for the model and every baseline (same rows for all), the
+    fitted models, the choice of the tier model, and the training/evaluation row keys per fit.
 
     k-fold: ``tune_fold(i, X, y)`` returns the hyper-parameters for outer fold ``i`` tuned on that
-    fold's training rows only (nested cross-validation), so no held-out fold influences its own model.
+    fold's training rows only (nested cross-validation), so no held-out fold influences its own model,
+    and the tier model is chosen inside each outer fold's training rows.
     """
     train = prep.train
     if prep.test is not None:
-        models = fit_models(cfg, train[feature_cols], train["tier"].tolist(), params, prep.unlabelled)
+        models, choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
         X_eval = prep.test[feature_cols]
         preds = {k: (m.predict_proba(X_eval), list(m.predict(X_eval))) for k, m in models.items()}
-        return prep.test["tier"].tolist(), preds, models
+        overlap = check_disjoint(train, prep.test, cfg.labels.source)
+        return prep.test["tier"].tolist(), preds, models, [choice], overlap
     # k-fold: out-of-fold predictions for every labelled row; the final model uses all of them
     folds = StratifiedKFold(n_splits=cfg.train.folds, shuffle=True, random_state=cfg.seed)
     y = train["tier"].to_numpy(dtype=object)
-    preds: dict[str, tuple[np.ndarray, list]] = {}
     proba_parts: dict[str, np.ndarray] = {}
     pred_parts: dict[str, np.ndarray] = {}
+    choices = []
+    overlap = 0
     for i, (tr, va) in enumerate(folds.split(train, y)):
-        X_tr = train.iloc[tr][feature_cols]
-        fold_params = tune_fold(i, X_tr, list(y[tr])) if tune_fold is not None else params
-        fold_models = fit_models(cfg, X_tr, list(y[tr]), fold_params, prep.unlabelled)
+        fold_train = train.iloc[tr]
+        overlap += check_disjoint(fold_train, train.iloc[va], cfg.labels.source)
+        fold_params = tune_fold(i, fold_train[feature_cols], list(y[tr])) if tune_fold is not None else params
+        fold_models, choice = fit_models(cfg, fold_train, feature_cols, fold_params, prep.unlabelled)
+        choices.append(choice)
         for k, m in fold_models.items():
             proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
                 train.iloc[va][feature_cols]
             )
             pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
-    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts}
-    models = fit_models(cfg, train[feature_cols], list(y), params, prep.unlabelled)
-    return list(y), preds, models
+    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts if k in pred_parts}
+    models, final_choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
+    return list(y), preds, models, [*choices, final_choice], overlap
 
 
 def fixed_params(cfg: Config) -> dict:
@@ -468,11 +622,12 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     feats = prep.features
     levels = cfg.scheme.codes
     train, test = prep.train, prep.test
-    feature_cols = [c for c in feats.columns if c != ID_COLUMN]
+    excluded = excluded_columns(cfg, list(feats.columns))  # a wrong name stops here, before tuning
+    feature_cols = [c for c in feats.columns if c != ID_COLUMN and c not in excluded]
     X_train, y_train = train[feature_cols], train["tier"].tolist()
     eval_rows = test if test is not None else train
     groups = train[ID_COLUMN].to_numpy() if train["snapshot"].nunique() > 1 else None
-    seg_cols = segment_columns(feats, cfg.segments.exclude_columns)  # a wrong name stops here, before tuning
+    seg_cols = segment_columns(feats, [*cfg.segments.exclude_columns, *sorted(excluded)])
 
     client = tracking.setup(cfg)
     with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
@@ -543,14 +698,29 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             outer.append({"fold": i + 1, "cv_best": fold_study.best_value, **fold_study.best_params})
             return {**base, **fold_study.best_params}
 
-        y_eval, preds, models = _evaluate(
+        y_eval, preds, models, choices, overlap = _evaluate(
             cfg, prep, feature_cols, {**base, **best_params}, tune_fold if test is None else None
         )
         if outer:
             mlflow.log_table(pd.DataFrame(outer), "tuning/outer_folds.json")
+        chosen = choices[-1]  # the registered model's; the others were made inside outer folds
+        prep.protocol |= {
+            "rows": {"train": len(train), "evaluation": len(eval_rows), "overlap": overlap},
+            "model": chosen.name,
+            "model_choice": chosen.reasons,
+        }
+        for reason in chosen.reasons:
+            log.info("tier model: %s", reason)
+        mlflow.set_tag("leadtier.model_kind", chosen.name)
+        mlflow.log_metrics({"eval_train_overlap": overlap, "eval_rows": len(eval_rows), "train_rows": len(train)})
+        mlflow.log_dict(
+            {"registered": vars(chosen), "per_evaluation_fit": [vars(c) for c in choices[:-1]]}, "model/choice.json"
+        )
         metrics: dict[str, dict[str, float]] = {}
         for key, (proba, pred) in preds.items():
             metrics[key] = tier_metrics(y_eval, proba, levels, y_pred=pred)
+            metrics[key]["mean_proba_gap"] = mean_probability_gap(y_eval, proba, levels)
+            metrics[key]["adjacent_miss_share"] = adjacent_miss_share(y_eval, pred, levels)
         if "model_self_training" in metrics:  # kept only when it improves the evaluation
             primary = cfg.train.primary_metric
             a, b = metrics["model"][primary], metrics["model_self_training"][primary]
@@ -571,6 +741,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
         compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
         baselines = [b for b in metrics if not b.startswith("model")]
+        if all(c.name == "logreg" for c in (choices[:-1] or choices)):  # the model is that baseline itself
+            baselines.remove("logreg")
         beats = {b: compare(metrics["model"], metrics[b], compared) for b in baselines}
         gains = {}
         if cfg.train.bootstrap_resamples:
@@ -693,6 +865,14 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         f"{res.extra['n_trials']} tuning trials, "
         f"{res.seconds:.0f} s)",
     ]
+    protocol = res.extra["protocol"]
+    if "rows" in protocol:
+        rows = protocol["rows"]
+        lines.append(
+            f"rows: {rows['train']} train, {rows['evaluation']} evaluation, {rows['overlap']} in both "
+            f"({protocol_words(protocol)})"
+        )
+        lines += [f"tier model: {r}" for r in protocol.get("model_choice", [])]
     # every metric the verdicts below compare (the AUC-type ones only for two tiers)
     shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT]) if m in res.metrics["model"]]
     width = {m: max(len(m), 7) for m in shown}
@@ -719,6 +899,24 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
     lines += [f"  {r}" for r in res.reasons]
     lines.append(f"MLflow run {res.run_id}")
     return "\n".join(lines)
+
+
+def protocol_words(protocol: dict) -> str:
+    """The evaluation protocol in one plain sentence."""
+    kind = protocol.get("evaluation")
+    if kind == "kfold":
+        return (
+            f"{protocol['folds']}-fold cross-validation: every labelled row scored by a model that did not train on it"
+        )
+    if kind == "ordered_holdout":
+        share = round(100 * protocol["newest_share"])
+        return f"the newest {share} % of rows by {protocol['order_by']} held out; the older rows trained"
+    if kind == "backtest":
+        return (
+            f"trained on snapshots {', '.join(protocol['train_snapshots'])}, "
+            f"evaluated on {', '.join(protocol['eval_snapshots'])}"
+        )
+    return f"a random stratified {round(100 * protocol.get('test_size', 0))} % of rows held out"
 
 
 def result_json(res: TrainResult) -> str:
