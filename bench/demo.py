@@ -144,6 +144,12 @@ def _task_train_demo(p: dict) -> dict:
         "n_trials": res.extra["n_trials"],
         "tuning": cfg.train.tuning.model_dump(exclude={"search_space"}),
         "macro_f1": res.metrics["model"]["macro_f1"],
+        "metrics": res.metrics,
+        "gains": res.gains,
+        "evaluation": res.extra["protocol"]["evaluation"],
+        "rows": res.extra["protocol"].get("rows", {}),
+        "model": res.extra["protocol"].get("model"),
+        "primary_metric": cfg.train.primary_metric,
     }
 
 

@@ -56,7 +56,7 @@ CHILD_TIMEOUT_S = 3600
 GB = 1e9
 
 # the modules whose benchmarks and child tasks ``load_benchmarks`` registers, in the order they run
-MODULES = ("bench.demo", "bench.online_retail", "bench.leads")
+MODULES = ("bench.demo", "bench.online_retail", "bench.leads", "bench.honesty")
 
 
 CHILD_TASKS: dict[str, Callable[[dict], dict]] = {}
@@ -233,8 +233,13 @@ BARS: dict[str, tuple[str, float]] = {
     "predict_1m_reasons_seconds": ("<=", 120),
     "report_1m_seconds": ("<=", 30),
     "report_1m_megabytes": ("<=", 5),
-    "leads_tier_macro_f1": (">=", 0.56),
-    "leads_tier_qwk": (">=", 0.54),
+    "leads_tier_macro_f1": (">=", 0.555),
+    "leads_tier_qwk": (">=", 0.53),
+    "leads_tier_newest_macro_f1": (">=", 0.50),
+    "leads_tier_newest_qwk": (">=", 0.36),
+    **{f"{c}_overlap": ("<=", 0) for c in ("demo", "online_retail", "x_education_leads", "x_education_converted")},
+    **{f"{c}_ece": ("<=", 0.05) for c in ("demo", "online_retail", "x_education_leads", "x_education_converted")},
+    "x_education_converted_mean_proba_gap": ("<=", 0.02),  # a two-tier target: mean probability vs rate
     "leads_converted_auc": (">=", 0.94),
 }
 _OPS: dict[str, Callable[[float, float], bool]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bench.harness import CONFIGS, Ctx, benchmark, machine, metric, skipped
-from bench.real_data import gain_ci, missing_inputs, train_context
+from bench.real_data import gain_ci, missing_inputs, train_context, trained_real
 
 
 @benchmark("online_retail_dataset_seconds")
@@ -52,7 +52,7 @@ def bench_online_retail_tier(ctx: Ctx) -> Iterator[dict]:
     if missing:
         yield from skipped(ONLINE_RETAIL_TIER, f"input files absent: {missing}")
         return
-    res = ctx.child("train_real", config=str(config), shared=str(ctx.shared))
+    res = trained_real(ctx, config)
     common = train_context(res)
     metrics = res["metrics"]
     for m in ("macro_f1", "qwk", "log_loss"):

@@ -9,10 +9,14 @@ from bench.harness import Stopwatch, child_task, machine
 
 
 def real_config(p: dict):
-    from leadtier.pipelines.config import load_config
+    """The config of ``p["config"]`` on the shared datasets, with ``p["overrides"]`` ([[key, value], ...],
+    applied in order and checked like the YAML)."""
+    from leadtier.pipelines.config import load_config, override
 
     cfg = load_config(p["config"], data_root=p["shared"])
     cfg.train.n_jobs = 1
+    for key, value in p.get("overrides", []):
+        override(cfg, key, value, source="bench")
     return cfg
 
 
@@ -48,7 +52,20 @@ def _task_train_real(p: dict) -> dict:
         "n_test": res.n_test,
         "n_trials": res.extra["n_trials"],
         "evaluation": res.extra["protocol"]["evaluation"],
+        "rows": res.extra["protocol"].get("rows", {}),
+        "model": res.extra["protocol"].get("model"),
+        "primary_metric": cfg.train.primary_metric,
     }
+
+
+def trained_real(ctx, config: Path, overrides: tuple[tuple[str, object], ...] = ()) -> dict:
+    """``train_real`` on ``config`` (with ``overrides``) once per bench run: several benchmarks read the
+    same training."""
+    key = f"train_real:{config}:{overrides}"
+    if key not in ctx.cache:
+        params = {"config": str(config), "shared": str(ctx.shared), "overrides": [list(o) for o in overrides]}
+        ctx.cache[key] = ctx.child("train_real", **params)
+    return ctx.cache[key]
 
 
 def missing_inputs(config: Path, shared: Path) -> list[str]:

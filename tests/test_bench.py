@@ -17,6 +17,8 @@ from leadtier.pipelines.synthetic_crm import generate
 from bench import harness, reference
 from tests.conftest import AS_OF, REPO, small_config, write_tables
 
+CONFIGS = ("demo", "online_retail", "x_education_leads", "x_education_converted")
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
@@ -106,10 +108,6 @@ def test_registry_names_and_size_labels():
         "leads_tier_logreg_qwk",
         "leads_tier_newest_macro_f1",
         "leads_tier_newest_qwk",
-        "leads_tier_newest_logreg_macro_f1",
-        "leads_tier_newest_logreg_qwk",
-        "leads_tier_random_holdout_macro_f1",
-        "leads_tier_random_holdout_qwk",
         "leads_converted_auc",
         "leads_converted_newest_auc",
         "leads_converted_newest_auc_without_lead_number",
@@ -117,6 +115,7 @@ def test_registry_names_and_size_labels():
         "online_retail_tier_macro_f1",
         "online_retail_tier_qwk",
         "online_retail_tier_log_loss",
+        *(f"{c}_{f}" for c in CONFIGS for f in ("overlap", "log_loss", "brier", "ece", "mean_proba_gap")),
     ):
         assert name in harness.load_benchmarks()
     assert harness.size_label(1_000_000) == "1m" and harness.size_label(20_000) == "20k"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -77,3 +79,70 @@ def test_every_gain_lies_inside_its_own_interval(k, positives, distinct):
             assert g["low"] <= g["gain"] <= g["high"], (baseline, m, g)
             checked += 1
     assert checked >= 2 * 5
+
+
+# --------------------------------------------------------------------------- disjoint evaluation rows
+
+
+def _people_labelled_backtest(cfg, labelled_before_cut: float):
+    """The demo world's rep tiers with ``labelled_at``: a share assigned before the training cut, the
+    rest between the cut and the evaluation date; train on the cut, evaluate on the as-of date."""
+    import pandas as pd
+    from leadtier.pipelines.config import SnapshotConfig
+
+    labels = pd.read_parquet(cfg.data_path("labels.parquet"))
+    cut = cfg.data.as_of - dt.timedelta(days=120)
+    created = pd.read_parquet(cfg.data_path("customers.parquet")).set_index("customer_id")["created_at"]
+    existed = (
+        pd.to_datetime(labels["customer_id"].map(created)) < pd.Timestamp(cut - dt.timedelta(days=10))
+    ).to_numpy()
+    if labelled_before_cut == 1.0:  # only customers a rep could have tiered before the cut
+        labels = labels[existed].reset_index(drop=True)
+        existed = existed[existed]
+    early = existed & (np.random.default_rng(0).random(len(labels)) < labelled_before_cut)
+    labels["labelled_at"] = np.where(early, cut - dt.timedelta(days=10), cfg.data.as_of - dt.timedelta(days=5))
+    labels.to_parquet(cfg.data_path("labels.parquet"), index=False)
+    cfg.train.evaluation = "backtest"
+    cfg.snapshots = SnapshotConfig(train_as_of=[cut], eval_as_of=[cfg.data.as_of])
+    cfg.train.min_per_tier = 5
+    return labels, cut
+
+
+def test_a_backtest_with_labels_from_people_evaluates_only_customers_training_did_not_use(demo_data):
+    from leadtier.pipelines.train import check_disjoint, prepare
+
+    labels, cut = _people_labelled_backtest(demo_data, labelled_before_cut=0.6)
+    prep = prepare(demo_data)
+    trained, evaluated = set(prep.train["customer_id"]), set(prep.test["customer_id"])
+    assert trained and evaluated and not trained & evaluated
+    late = set(labels.loc[labels["labelled_at"] > cut, "customer_id"])
+    assert evaluated <= late  # labelled after the training cut ...
+    assert trained <= set(labels.loc[labels["labelled_at"] <= cut, "customer_id"])  # ... training used the rest
+    assert check_disjoint(prep.train, prep.test, "table") == 0
+
+
+def test_a_backtest_whose_evaluation_customers_were_all_trained_on_is_refused(demo_data):
+    from leadtier.pipelines.train import TrainingDataError, prepare
+
+    _people_labelled_backtest(demo_data, labelled_before_cut=1.0)
+    with pytest.raises(TrainingDataError, match=r"backtest: all \d+ labelled customers .* were used in training"):
+        prepare(demo_data)
+
+
+@pytest.mark.parametrize("label_source", ["table", "outcome"])
+def test_overlapping_rows_stop_the_run(label_source):
+    import pandas as pd
+    from leadtier.pipelines.train import check_disjoint
+
+    day = dt.date(2026, 1, 1)
+    train = pd.DataFrame({"customer_id": ["a", "b", "c"], "snapshot": [day] * 3})
+    evaluation = pd.DataFrame({"customer_id": ["c", "d"], "snapshot": [day, day]})
+    with pytest.raises(RuntimeError, match="1 evaluation row"):
+        check_disjoint(train, evaluation, label_source)
+    later = evaluation.assign(snapshot=dt.date(2026, 6, 1))
+    # the same customer at a later snapshot is a new row for outcome labels, not for a rep's tier
+    if label_source == "outcome":
+        assert check_disjoint(train, later, label_source) == 0
+    else:
+        with pytest.raises(RuntimeError):
+            check_disjoint(train, later, label_source)
