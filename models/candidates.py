@@ -77,6 +77,7 @@ class Choice:
     metric: str
     n_validation: int
     reasons: list[str] = field(default_factory=list)
+    self_training: str | None = None  # "kept" or "discarded" when self-training was judged
 
 
 def choose(

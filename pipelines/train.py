@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -524,6 +525,33 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
     )
 
 
+def keep_self_training(
+    cfg: Config, rows: pd.DataFrame, feature_cols: list[str], make: Callable[[], object], pool: pd.DataFrame
+) -> tuple[bool, str]:
+    """Does self-training on ``pool`` beat supervised-only training? Judged like the model choice, on
+    validation rows inside the training ``rows`` (the first of :func:`choice_splits`); a tie keeps the
+    supervised model."""
+    splits = choice_splits(cfg, rows)
+    if not splits:
+        return False, "self-training discarded: no validation rows to judge it on"
+    fit, val = splits[0]
+    X, y = rows[feature_cols], rows["tier"].tolist()
+    X_fit, y_fit = X.iloc[fit], [y[i] for i in fit]
+    semi, primary = cfg.train.semi_supervised, cfg.train.primary_metric
+    plain = make().fit(X_fit, y_fit)
+    trained, _ = self_train(make, X_fit, y_fit, pool, semi.threshold, semi.max_rounds)
+    y_val = [y[i] for i in val]
+    a, b = (
+        tier_metrics(y_val, m.predict_proba(X.iloc[val]), cfg.scheme.codes, y_pred=list(m.predict(X.iloc[val]))).get(
+            primary, np.nan
+        )
+        for m in (plain, trained)
+    )
+    kept = bool(b > a if HIGHER_IS_BETTER[primary] else b < a)
+    verdict = "kept" if kept else "discarded"
+    return kept, f"self-training {verdict} on {len(val)} validation rows: {primary} {b:.4f} vs {a:.4f} without"
+
+
 def fit_models(
     cfg: Config,
     rows: pd.DataFrame,
@@ -540,9 +568,13 @@ def fit_models(
     models = {"model": make[choice.name]().fit(X, y)}
     semi = cfg.train.semi_supervised
     if semi.enabled and choice.name == "lightgbm" and unlabelled is not None and len(unlabelled):
-        models["model_self_training"], _ = self_train(
-            make["lightgbm"], X, y, unlabelled[X.columns], semi.threshold, semi.max_rounds
-        )
+        pool = unlabelled[feature_cols]
+        models["model_supervised_only"] = models["model"]
+        models["model_self_training"], _ = self_train(make["lightgbm"], X, y, pool, semi.threshold, semi.max_rounds)
+        kept, why = keep_self_training(cfg, rows, feature_cols, make["lightgbm"], pool)
+        choice.self_training = "kept" if kept else "discarded"
+        choice.reasons.append(why)
+        models["model"] = models["model_self_training" if kept else "model_supervised_only"]
     models |= {"majority": MajorityBaseline(levels=levels).fit(X, y), "logreg": make["logreg"]().fit(X, y)}
     if "rfm_score" in X.columns:
         models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)
@@ -582,7 +614,12 @@ def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict
                 train.iloc[va][feature_cols]
             )
             pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
-    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts if k in pred_parts}
+    # a variant fitted in only some folds (self-training follows each fold's choice) has no full set of rows
+    fitted_in = Counter(
+        k for c in choices for k in (["model_self_training", "model_supervised_only"] if c.self_training else [])
+    )
+    partial = {k for k, n in fitted_in.items() if n < len(choices)}
+    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts if k not in partial}
     models, final_choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
     return list(y), preds, models, [*choices, final_choice], overlap
 
@@ -721,17 +758,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             metrics[key] = tier_metrics(y_eval, proba, levels, y_pred=pred)
             metrics[key]["mean_proba_gap"] = mean_probability_gap(y_eval, proba, levels)
             metrics[key]["adjacent_miss_share"] = adjacent_miss_share(y_eval, pred, levels)
-        if "model_self_training" in metrics:  # kept only when it improves the evaluation
-            primary = cfg.train.primary_metric
-            a, b = metrics["model"][primary], metrics["model_self_training"][primary]
-            kept = b > a if HIGHER_IS_BETTER[primary] else b < a
-            mlflow.set_tag("leadtier.semi_supervised", "kept" if kept else "discarded")
-            log.info("self-training %s: %s %.4f vs %.4f without", "kept" if kept else "discarded", primary, b, a)
-            metrics["model_supervised_only"] = metrics.pop("model")
-            preds["model_supervised_only"] = preds.pop("model")
-            models["model_supervised_only"] = models.pop("model")
-            winner = "model_self_training" if kept else "model_supervised_only"
-            metrics["model"], preds["model"], models["model"] = metrics[winner], preds[winner], models[winner]
+        if chosen.self_training:  # decided inside the training rows (keep_self_training); both logged
+            mlflow.set_tag("leadtier.semi_supervised", chosen.self_training)
         clf = models["model"]
         mlflow.log_figure(_plot_reliability(y_eval, preds["model"][0], levels), "plots/reliability_model.png")
         for key, (_, pred) in preds.items():

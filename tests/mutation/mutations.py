@@ -242,10 +242,37 @@ MUTATIONS: list[Mutation] = [
         "evaluation rows that training also used go unnoticed",
     ),
     Mutation(
+        "backtest-evaluates-customers-training-used",
+        "pipelines/train.py",
+        "    return test.loc[~seen].reset_index(drop=True)",
+        "    return test.reset_index(drop=True)",
+        (
+            "tests/test_honest_numbers.py::"
+            "test_a_backtest_with_labels_from_people_evaluates_only_customers_training_did_not_use",
+        ),
+        "a backtest with labels from people scores customers whose label trained the model",
+    ),
+    Mutation(
+        "class-weight-prior-shift-kept",
+        "models/classifier.py",
+        "        shifted = proba * (self.prior_[columns] / self.weighted_prior_[columns])",
+        "        shifted = proba * 1.0",
+        ("tests/test_models.py::test_probabilities_follow_the_observed_rate_whatever_the_class_weights",),
+        "balanced class weights leave the probabilities off the observed tier frequencies",
+    ),
+    Mutation(
+        "tied-scores-ordered-by-row",
+        "models/metrics.py",
+        "    _, group = np.unique(-score, return_inverse=True)  # groups from the highest score down",
+        "    group = np.argsort(np.argsort(-score, kind='stable'))  # rows ordered, ties by row",
+        ("tests/test_honest_numbers.py::test_lift_of_a_constant_score_is_one_and_ties_share_the_top_decile",),
+        "the top-decile lift depends on the order of tied rows",
+    ),
+    Mutation(
         "self-training-always-kept",
         "pipelines/train.py",
-        "kept = b > a if HIGHER_IS_BETTER[primary] else b < a",
-        "kept = True or (b > a if HIGHER_IS_BETTER[primary] else b < a)",
+        "kept = bool(b > a if HIGHER_IS_BETTER[primary] else b < a)",
+        "kept = bool(True or (b > a if HIGHER_IS_BETTER[primary] else b < a))",
         (
             "tests/test_self_training.py::test_self_training_that_learns_noise_is_discarded_and_the_supervised_model_registered",
         ),
