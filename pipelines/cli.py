@@ -7,8 +7,7 @@ print one clear message and exit with status 2; nothing else is swallowed.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import sys
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -90,15 +89,35 @@ def _guard(fn):
         raise typer.Exit(code=2) from None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"leadtier {version('leadtier')}")
+        raise typer.Exit()
+
+
+def _languages() -> list[str]:
+    """The report languages that exist: one ``pipelines/i18n/<lang>.yaml`` each."""
+    from importlib import resources
+
+    folder = resources.files("leadtier.pipelines").joinpath("i18n")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+Lang = enum.Enum("Lang", {code: code for code in _languages()}, type=str)  # --lang's choices
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numexpr"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    from leadtier.pipelines.console import configure_logging
+
+    configure_logging(verbose)
 
 
 @app.command("demo-data")
@@ -157,6 +176,13 @@ def train(
     as_of: AsOfOpt = None,
     n_trials: Annotated[int | None, typer.Option(help="Overrides train.tuning.n_trials.")] = None,
     timeout_s: Annotated[float | None, typer.Option(help="Overrides train.tuning.timeout_s.")] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show tuning progress (trial n/N, best so far, time left); default: on a terminal only.",
+        ),
+    ] = None,
 ) -> None:
     """Tune, train and evaluate the tier model; log to MLflow; register; gate the champion alias."""
 
@@ -169,6 +195,8 @@ def train(
             override(cfg, "train.tuning.n_trials", n_trials, source="--n-trials")
         if timeout_s is not None:
             override(cfg, "train.tuning.timeout_s", timeout_s, source="--timeout-s")
+        if progress is not None:
+            override(cfg, "train.tuning.progress", progress, source="--progress")
         res = stage.run(cfg, config)
         typer.echo(stage.summary_text(cfg, res))
 
@@ -223,7 +251,7 @@ def predict(
 def report(
     config: ConfigOpt = Path(DEFAULT_CONFIG),
     data_root: DataRootOpt = None,
-    lang: Annotated[str | None, typer.Option("--lang", help="en or zh; overrides report.lang.")] = None,
+    lang: Annotated[Lang | None, typer.Option("--lang", help="Report language; overrides report.lang.")] = None,
     predictions: Annotated[str | None, typer.Option(help="Predictions file; default predict.output.")] = None,
     output: Annotated[str | None, typer.Option(help="HTML path; default report.output.")] = None,
 ) -> None:
@@ -233,9 +261,7 @@ def report(
         from leadtier.pipelines import report as stage
 
         cfg = _load(config, data_root, None)
-        if lang is not None and lang not in ("en", "zh"):
-            raise typer.BadParameter(f"--lang must be 'en' or 'zh'. Got {lang!r} instead")
-        path = stage.run(cfg, predictions=predictions, output=output, lang=lang)
+        path = stage.run(cfg, predictions=predictions, output=output, lang=lang.value if lang else None)
         typer.echo(str(path))
 
     _guard(go)

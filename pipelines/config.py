@@ -331,6 +331,11 @@ class TuningConfig(_Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     timeout_s: Annotated[float, Field(gt=0)] = 120
     cv_folds: Annotated[int, Field(ge=2, le=10)] = 3
+    progress: bool | None = Field(
+        default=None,
+        description="show trial n/N, the best score so far and the time left while tuning; "
+        "null: only when stderr is a terminal (never in a log file)",
+    )
     search_space: dict[str, SearchDim] = Field(
         default_factory=lambda: {k: SearchDim(**v) for k, v in DEFAULT_SEARCH_SPACE.items()}
     )
@@ -658,13 +663,21 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return sorted(getattr(model, "model_fields", {}))
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the YAML parser says is wrong and where, on one line (its own message spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    words = "; ".join(str(w) for w in (getattr(exc, "context", None), getattr(exc, "problem", None)) if w)
+    words = words or " ".join(str(exc).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {words}" if mark is not None else words
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

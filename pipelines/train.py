@@ -43,6 +43,7 @@ from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
 from leadtier.pipelines import tracking
 from leadtier.pipelines.config import Config
+from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
 from leadtier.pipelines.sources import InputError, register_all
 from leadtier.pipelines.validate import as_records, validate
 from matplotlib.figure import Figure
@@ -635,21 +636,26 @@ def fixed_params(cfg: Config) -> dict:
 
 
 def tune_with(cfg: Config, X: pd.DataFrame, y: list[str], callbacks=(), groups=None) -> optuna.Study:
-    """An Optuna study over ``cfg.train.tuning``'s search space and budget on these rows."""
-    return tune(
-        X,
-        y,
-        cfg.scheme.codes,
-        {k: v.model_dump() for k, v in cfg.train.tuning.search_space.items()},
-        n_trials=cfg.train.tuning.n_trials,
-        timeout_s=cfg.train.tuning.timeout_s,
-        cv_folds=cfg.train.tuning.cv_folds,
-        metric=cfg.train.primary_metric,
-        seed=cfg.seed,
-        base_params=fixed_params(cfg),
-        callbacks=callbacks,
-        groups=groups,
-    )
+    """An Optuna study over ``cfg.train.tuning``'s search space and budget on these rows, with a
+    progress display (trial n/N, best score so far, time left) on a terminal or when
+    ``train.tuning.progress`` asks for one."""
+    tuning = cfg.train.tuning
+    shown = show_progress(tuning.progress)
+    with TuningProgress(tuning.n_trials, tuning.timeout_s, cfg.train.primary_metric, shown) as progress:
+        return tune(
+            X,
+            y,
+            cfg.scheme.codes,
+            {k: v.model_dump() for k, v in tuning.search_space.items()},
+            n_trials=tuning.n_trials,
+            timeout_s=tuning.timeout_s,
+            cv_folds=tuning.cv_folds,
+            metric=cfg.train.primary_metric,
+            seed=cfg.seed,
+            base_params=fixed_params(cfg),
+            callbacks=[*callbacks, progress],
+            groups=groups,
+        )
 
 
 def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
@@ -887,46 +893,59 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
 
 
 def summary_text(cfg: Config, res: TrainResult) -> str:
-    lines = [
-        f"trained {cfg.mlflow.model_name} v{res.model_version} -> alias '{res.alias}' "
-        f"({res.n_train} train / {res.n_test} evaluation rows, {res.extra['protocol']['evaluation']}, "
-        f"{res.extra['n_trials']} tuning trials, "
-        f"{res.seconds:.0f} s)",
-    ]
+    """What ``leadtier train`` prints: the run in a few lines, a table of the evaluation metrics with the
+    model's verdict against each baseline, a table of the gains with their 95 % intervals, and the
+    champion gate's reasons; everything fits ``console.WIDTH`` (100) columns."""
     protocol = res.extra["protocol"]
+    lines = wrap(
+        f"trained {cfg.mlflow.model_name} v{res.model_version} -> alias '{res.alias}' "
+        f"({protocol['evaluation']}, {res.extra['n_trials']} tuning trials, {res.seconds:.0f} s)"
+    )
     if "rows" in protocol:
         rows = protocol["rows"]
-        lines.append(
-            f"rows: {rows['train']} train, {rows['evaluation']} evaluation, {rows['overlap']} in both "
-            f"({protocol_words(protocol)})"
-        )
-        lines += [f"tier model: {r}" for r in protocol.get("model_choice", [])]
-    # every metric the verdicts below compare (the AUC-type ones only for two tiers)
-    shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT]) if m in res.metrics["model"]]
-    width = {m: max(len(m), 7) for m in shown}
-    lines.append("evaluation metrics:          " + "  ".join(f"{m:>{width[m]}}" for m in shown))
-    # the model first, then its self-training variants, then the baselines
-    order = sorted(res.metrics, key=lambda k: (k != "model", not k.startswith("model")))
-    for key in order:
-        values = "  ".join(f"{res.metrics[key].get(m, float('nan')):>{width[m]}.4f}" for m in shown)
-        lines.append(f"  {key:<26} {values}")
-    for b, verdict in res.beats.items():
-        words = ", ".join(f"{m} {'yes' if v else 'NO'}" for m, v in verdict.items())
-        lines.append(f"  beats {b}: {words}")
+        lines.append(f"rows: {rows['train']} train, {rows['evaluation']} evaluation, {rows['overlap']} in both")
+        lines += wrap(f"evaluation: {protocol_words(protocol)}")
+        for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines
+            head, _, scores = reason.partition("): ")
+            lines += wrap(f"tier model: {head})" + (":" if scores else "")) + (wrap(f"  {scores}") if scores else [])
+    lines += ["", *_metrics_table(cfg, res)]
     if res.gains:
-        lines.append(
-            f"model's gain over each baseline (positive = better) [95 % interval from "
-            f"{res.extra['bootstrap_resamples']} paired bootstrap resamples of the evaluation rows]:"
-        )
-        for b, per_metric in res.gains.items():
-            words = ", ".join(
-                f"{m} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for m, g in per_metric.items()
-            )
-            unsure = [m for m, g in per_metric.items() if g["low"] <= 0 <= g["high"]]
-            lines.append(f"  vs {b}: {words}" + (f"; within noise: {', '.join(unsure)}" if unsure else ""))
-    lines += [f"  {r}" for r in res.reasons]
-    lines.append(f"MLflow run {res.run_id}")
+        lines += ["", *_gains_table(res)]
+    lines += ["", *(line for r in res.reasons for line in wrap(r)), f"MLflow run {res.run_id}"]
     return "\n".join(lines)
+
+
+def _metrics_table(cfg: Config, res: TrainResult) -> list[str]:
+    """Rows: the model, its self-training variants, the baselines, then 'model beats <baseline>' yes/NO;
+    columns: every metric the verdicts compare (the AUC-type ones only for two tiers)."""
+    shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT]) if m in res.metrics["model"]]
+    order = sorted(res.metrics, key=lambda k: (k != "model", not k.startswith("model")))
+    rows = [[key, *(f"{res.metrics[key].get(m, float('nan')):.4f}" for m in shown)] for key in order]
+    rows += [[f"model beats {b}", *("yes" if v.get(m) else "NO" for m in shown)] for b, v in res.beats.items()]
+    return table(["evaluation metrics", *shown], rows)
+
+
+def _gains_table(res: TrainResult) -> list[str]:
+    """Rows: metrics; columns: baselines; cells: the model's gain [95 % interval], '~' when the interval
+    contains 0 (within noise)."""
+    baselines = list(res.gains)
+    metrics = list(dict.fromkeys(m for per_metric in res.gains.values() for m in per_metric))
+    rows = []
+    for m in metrics:
+        cells = []
+        for b in baselines:
+            g = res.gains[b].get(m)
+            noise = g is not None and g["low"] <= 0 <= g["high"]
+            cells.append(
+                "" if g is None else f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{' ~' if noise else '  '}"
+            )
+        rows.append([m, *cells])
+    intro = wrap(
+        f"the model's gain over each baseline (positive = better), with a 95 % interval from "
+        f"{res.extra['bootstrap_resamples']} paired bootstrap resamples of the evaluation rows; "
+        "~ = within noise (the interval contains 0):"
+    )
+    return [*intro, *table(["gain", *(f"vs {b}" for b in baselines)], rows)]
 
 
 def protocol_words(protocol: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import mlflow
 import pandas as pd
@@ -62,7 +63,10 @@ def test_first_model_becomes_champion_and_beats_baselines(trained):
     assert 0 < g["low"] <= g["gain"] <= g["high"]
     assert g["gain"] == pytest.approx(m["model"]["macro_f1"] - m["majority"]["macro_f1"])
     text = train_stage.summary_text(cfg, first)
-    assert "vs logreg: macro_f1 " in text and "paired bootstrap resamples" in text
+    assert re.search(r"^gain +vs majority ", text, re.M), text  # the gains in their own table
+    assert re.search(r"^macro_f1 +[+-]0\.\d{3} \[[+-]0\.\d{3}, [+-]0\.\d{3}\]", text, re.M), text
+    assert "paired bootstrap resamples" in " ".join(text.split())
+    assert max(map(len, text.splitlines())) <= 100
 
 
 def test_second_model_is_gated_against_the_champion(trained):

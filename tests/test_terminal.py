@@ -1,0 +1,191 @@
+"""A readable terminal: tuning progress only on a terminal or when asked, a summary that fits 100
+columns, no MLflow chatter, `leadtier --version`, and `--lang` limited to the languages that exist."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+from importlib.metadata import version
+
+import optuna
+import pytest
+from leadtier.pipelines import console
+from leadtier.pipelines import train as train_stage
+from leadtier.pipelines.cli import app
+from leadtier.pipelines.config import load_config
+from typer.testing import CliRunner
+
+from tests.conftest import DEMO_CONFIG, REPO
+
+runner = CliRunner()
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_or_when_asked_only():
+    assert console.show_progress(None, _Tty()) is True
+    assert console.show_progress(None, io.StringIO()) is False  # a log file: nothing drawn
+    assert console.show_progress(True, io.StringIO()) is True
+    assert console.show_progress(False, _Tty()) is False
+
+
+def test_time_left_is_the_pace_so_far_or_the_timeout_if_sooner():
+    assert console.time_left(0, 10, 0.0, 120) == 120
+    assert console.time_left(0, 10, 5.0, None) is None
+    assert console.time_left(2, 10, 20.0, None) == pytest.approx(80.0)  # 10 s a trial, 8 to go
+    assert console.time_left(2, 10, 20.0, 50) == pytest.approx(30.0)  # the timeout comes first
+    assert console.time_left(10, 10, 99.0, 120) == 0.0
+    assert console.time_left(3, 10, 200.0, 120) == 0.0  # past the timeout
+
+
+def _study_with_progress(enabled: bool, stream) -> None:
+    ticks = iter(range(0, 1000, 10))  # each reading of the clock is 10 s later
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    with console.TuningProgress(3, 600, "macro_f1", enabled, stream=stream, clock=lambda: next(ticks)) as bar:
+        study.optimize(lambda t: {0: 0.5, 1: 0.7, 2: 0.6}[t.number], n_trials=3, callbacks=[bar])
+
+
+def test_tuning_progress_shows_trial_n_of_n_best_so_far_and_time_left():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = _Tty()
+    _study_with_progress(True, out)
+    text = out.getvalue()
+    for n, best in ((1, "0.5000"), (2, "0.7000"), (3, "0.7000")):
+        assert re.search(rf"tuning trial {n}/3 \|.*\| best macro_f1 {best} \| \d+:\d\d left", text), text
+    assert "tuning trial 3/3" in text and "0:00 left" in text.split("tuning trial 3/3")[-1]
+    assert "best macro_f1 0.6000" not in text  # the best so far, not the last trial's score
+
+
+def test_tuning_progress_draws_nothing_when_disabled():
+    out = io.StringIO()
+    _study_with_progress(False, out)
+    assert out.getvalue() == ""
+
+
+def test_tables_fit_the_width_and_wrap_columns_into_a_second_block():
+    header = ["name", *(f"metric_{i}" for i in range(12))]
+    lines = console.table(header, [["model", *("0.1234" for _ in range(12))]], width=60)
+    assert max(map(len, lines)) <= 60
+    assert "" in lines  # a second block
+    assert sum(line.startswith("name") for line in lines) >= 2  # the first column repeats in each block
+    assert all(f"metric_{i}" in "\n".join(lines) for i in range(12))
+    one = console.table(["a", "b"], [["x", "1"], ["longer", "22"]])
+    assert one == ["a        b", "x        1", "longer  22"]
+
+
+def _result(baselines=("majority", "logreg", "rfm_scorecard")) -> train_stage.TrainResult:
+    metric_names = ["macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece"]
+    keys = ["model", "model_supervised_only", "model_self_training", *baselines]
+    metrics = {k: {m: 0.5 + i / 100 for i, m in enumerate(metric_names)} for k in keys}
+    gain = {"gain": 0.0555, "low": -0.0098, "high": 0.1062}
+    return train_stage.TrainResult(
+        run_id="abc123",
+        model_version="7",
+        alias="challenger",
+        reasons=["not promoted: " + "; ".join(f"{m} 0.50 < the champion's 0.51" for m in metric_names)],
+        metrics=metrics,
+        beats={b: {m: m != "ece" for m in metric_names} for b in baselines},
+        gains={b: {m: gain for m in metric_names} for b in baselines},
+        best_params={},
+        n_train=4000,
+        n_test=1000,
+        seconds=12.0,
+        extra={
+            "n_trials": 15,
+            "bootstrap_resamples": 2000,
+            "protocol": {
+                "evaluation": "holdout",
+                "test_size": 0.25,
+                "rows": {"train": 4000, "evaluation": 1000, "overlap": 0},
+                "model_choice": [
+                    "average chosen on 4,000 validation rows from the training rows (best macro_f1): "
+                    "lightgbm 0.5729, average 0.5805, logreg 0.5603"
+                ],
+            },
+        },
+    )
+
+
+def test_the_run_summary_is_tables_that_fit_100_columns():
+    cfg = load_config(DEMO_CONFIG)
+    text = train_stage.summary_text(cfg, _result())
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    assert "4000 train, 1000 evaluation, 0 in both" in text
+    assert "tier model: average chosen on 4,000 validation rows from the training rows (best macro_f1):" in lines
+    header = next(line for line in lines if line.startswith("evaluation metrics"))
+    assert header.split()[2:] == ["macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece"]
+    assert re.search(r"^model beats logreg +yes +yes +yes +yes +yes +NO$", text, re.M), text
+    gains = next(line for line in lines if line.startswith("gain "))
+    assert gains.split() == ["gain", "vs", "majority", "vs", "logreg", "vs", "rfm_scorecard"]
+    assert re.search(r"^macro_f1 +\+0\.056 \[-0\.010, \+0\.106\] ~", text, re.M), text
+    assert "from 2000 paired bootstrap resamples" in " ".join(text.split()) and text.endswith("MLflow run abc123")
+
+
+def test_mlflow_chatter_is_silenced_at_the_edge(monkeypatch, caplog):
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    stream = io.StringIO()
+    with warnings.catch_warnings():
+        console.configure_logging(stream=stream)
+        import os
+
+        assert os.environ["MLFLOW_LOGGING_LEVEL"] == "WARNING"
+        assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"  # not a terminal
+        pyfunc = logging.getLogger("mlflow.pyfunc")
+        with caplog.at_level(logging.WARNING, logger="mlflow.pyfunc"):
+            pyfunc.warning("Passing a Python object as `python_model` causes it to be serialized using CloudPickle")
+            pyfunc.warning("a warning that matters")
+        assert [r.getMessage() for r in caplog.records] == ["a warning that matters"]
+        assert logging.getLogger("mlflow.store.db.utils").getEffectiveLevel() >= logging.WARNING
+        with caplog.at_level(logging.WARNING, logger="py.warnings"):
+            caplog.clear()
+            for _ in range(3):  # the same warning from every fold: shown once, as one line
+                warnings.simplefilter("always")  # as a library resetting the filters would
+                warnings.warn("The least populated class in y has only 4 members", UserWarning, stacklevel=1)
+        shown = [r.getMessage() for r in caplog.records if r.name == "py.warnings"]
+        assert len(shown) == 1 and shown[0].startswith("UserWarning: The least populated class"), shown
+        assert "\n" not in shown[0]
+
+
+def test_version_option_prints_the_installed_version():
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == f"leadtier {version('leadtier')}"
+
+
+def test_lang_is_a_choice_of_the_languages_that_exist():
+    langs = sorted(p.stem for p in (REPO / "pipelines" / "i18n").glob("*.yaml"))
+    assert langs == ["en", "zh"]
+    helptext = runner.invoke(app, ["report", "--help"], terminal_width=200).output
+    assert "en|zh" in helptext.replace(" ", ""), helptext
+    res = runner.invoke(app, ["report", "--config", str(DEMO_CONFIG), "--lang", "fr"])
+    assert res.exit_code == 2
+    assert "'fr' is not one of 'en', 'zh'" in res.output, res.output
+
+
+@pytest.mark.slow
+def test_train_shows_tuning_progress_and_a_summary_without_long_lines(demo_data, tmp_path):
+    """What `make train` prints, on a small demo: the progress display during tuning (asked for with
+    --progress, as a terminal would get it), a summary with no line over 120 characters, no MLflow chatter."""
+    import yaml
+
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["data"]["root"] = str(demo_data.data.root)  # 2,500 demo customers
+    raw["features"]["output"] = str(tmp_path / "features.parquet")
+    raw["train"]["tuning"] |= {"cv_folds": 2, "timeout_s": 60}
+    raw["segments"] = {"k": 3}
+    raw["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    res = runner.invoke(app, ["train", "--config", str(config), "--n-trials", "2", "--progress"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    out, err = res.stdout, res.stderr
+    assert re.search(r"tuning trial 2/2 \|.*\| best \w+ \d\.\d{4} \| \d+:\d\d left", err), err[-3000:]
+    assert max(map(len, out.splitlines())) <= 120, max(out.splitlines(), key=len)
+    assert "evaluation metrics" in out and "model beats majority" in out
+    assert "Passing a Python object" not in err and "Creating initial MLflow database tables" not in err
