@@ -11,7 +11,7 @@ ARGS   ?=
 SRC    := features models pipelines tests bench
 FAST_MARKERS := not slow and not spark and not browser and not realdata
 
-.PHONY: help install demo-data features train predict report serve bench test test-fast mutation format lint browser clean
+.PHONY: help install demo-data features train predict worklist report serve bench test test-fast mutation format lint browser clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "}; /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ train: $(STAMP) ## Set up, make demo data if missing, build features, tune, trai
 
 predict: $(STAMP) ## Score the prospects with the champion model (rows in = scored + rejected)
 	$(BIN)/leadtier predict --config $(CONFIG) $(ARGS)
+
+worklist: $(STAMP) ## Write the due-dated call list (by owner and week, by expected value) from the predictions
+	$(BIN)/leadtier worklist --config $(CONFIG) $(ARGS)
 
 report: $(STAMP) ## Write the HTML segment and tier report and print its path
 	$(BIN)/leadtier report --config $(CONFIG) $(ARGS)

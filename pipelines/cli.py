@@ -267,6 +267,28 @@ def report(
     _guard(go)
 
 
+@app.command("worklist")
+def worklist(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    lang: Annotated[
+        Lang | None, typer.Option("--lang", help="Language of tiers and actions; overrides worklist.lang.")
+    ] = None,
+    predictions: Annotated[str | None, typer.Option(help="Predictions file; default predict.output.")] = None,
+    output: Annotated[str | None, typer.Option(help="Parquet path (CSV beside it); default worklist.output.")] = None,
+) -> None:
+    """Write a due-dated call list from the latest predictions: by owner and week, in order of expected value."""
+
+    def go():
+        from leadtier.pipelines import worklist as stage
+
+        cfg = _load(config, data_root, None)
+        res = stage.run(cfg, predictions=predictions, output=output, lang=lang.value if lang else None)
+        typer.echo(res.summary())
+
+    _guard(go)
+
+
 @app.command("config-schema")
 def config_schema() -> None:
     """Print the JSON Schema of a config file (for editors that complete and check YAML)."""

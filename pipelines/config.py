@@ -534,6 +534,51 @@ class ReportConfig(_Strict):
     top_n: Annotated[int, Field(ge=1, le=500)] = 10
 
 
+class WorklistConfig(_Strict):
+    """``leadtier worklist``: a due-dated call list from the latest predictions."""
+
+    output: str = Field(
+        default="outputs/worklist.parquet",
+        description="the worklist (Parquet); the same rows as CSV beside it (<stem>.csv)",
+    )
+    service_days: dict[str, Annotated[int, Field(ge=0, le=3650)]] = Field(
+        default_factory=dict,
+        description="per tier, days from the plan start to the due date, e.g. {A: 7, B: 30}; "
+        "tiers not listed are not put on the worklist",
+    )
+    close_tiers: list[str] = Field(
+        default_factory=list,
+        description="the tiers that mean 'closes within the horizon': their probabilities, summed, are the "
+        "probability of closing; empty: the best tier",
+    )
+    value_column: str | None = Field(
+        default=None,
+        description="a column of the scoring input with each customer's deal value; null: past revenue, else 1",
+    )
+    owner_column: str | None = Field(
+        default=None,
+        description="a column of the scoring input naming each customer's owner; null: a column named 'owner' "
+        "when there is one",
+    )
+    contacts_per_week: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="contacts each owner can make per week; null: no limit"
+    )
+    weeks: Annotated[int, Field(ge=1, le=52)] = Field(default=4, description="weeks the plan covers")
+    defer_contacted_days: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="defer a customer with an interaction within this many days before the plan start; null: never",
+    )
+    start: dt.date | None = Field(default=None, description="the plan's first day; default the predictions' as-of")
+    lang: Literal["en", "zh"] = "en"
+
+    @field_validator("output")
+    @classmethod
+    def _parquet(cls, v: str) -> str:
+        if not v.lower().endswith(".parquet"):
+            raise ValueError(f"worklist.output must end in .parquet (the CSV goes beside it). Got {v!r} instead")
+        return v
+
+
 class ServeConfig(_Strict):
     max_request_mb: Annotated[float, Field(gt=0, le=2048)] = Field(
         default=16,
@@ -569,6 +614,7 @@ class Config(_Strict):
     predict: PredictConfig = Field(default_factory=PredictConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     schemes: dict[str, TierScheme] = Field(default_factory=dict)
 
@@ -580,6 +626,23 @@ class Config(_Strict):
     def data_path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else Path(self.data.root) / p
+
+    @model_validator(mode="after")
+    def _worklist_tiers_known(self) -> Config:
+        if self.labels.scheme not in self.schemes:
+            return self  # _scheme_known says so
+        levels = self.scheme.codes
+        for key, named in (
+            ("service_days", list(self.worklist.service_days)),
+            ("close_tiers", self.worklist.close_tiers),
+        ):
+            bad = [t for t in named if t not in levels]
+            if bad:
+                raise ValueError(
+                    f"worklist.{key} names tiers that are not levels of scheme {self.labels.scheme!r} "
+                    f"({levels}). Got {bad} instead"
+                )
+        return self
 
     @model_validator(mode="after")
     def _scheme_known(self) -> Config:

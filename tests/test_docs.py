@@ -32,6 +32,7 @@ NOT_RUN = {
     "make format": "rewrites the repository's files",
     "make predict": "needs the model `make train` registers",
     "make report": "needs the predictions of `make predict`",
+    "make worklist": "needs the predictions of `make predict`; tests/test_worklist.py runs the command",
     ".venv/bin/leadtier features --config configs/acme.yaml": "an example config for data that is not here",
     ".venv/bin/leadtier train --config configs/acme.yaml": "an example config for data that is not here",
     ".venv/bin/leadtier train --config configs/online_retail.yaml --data-root ../shared/datasets": "real data "
@@ -74,10 +75,11 @@ def test_quick_command_runs(command, tmp_path):
 
 
 def _merged(base: dict, part: dict) -> dict:
-    """``part`` over ``base``; a table under data.tables replaces the base's table of that name whole."""
+    """``part`` over ``base``; a table under data.tables replaces the base's table of that name whole, and a
+    map keyed by tier (worklist.service_days) replaces the base's: its tiers belong to the part's scheme."""
     out = dict(base)
     for key, value in part.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "tables":
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("tables", "service_days"):
             out[key] = _merged(base[key], value)
         elif key == "tables":
             out[key] = {**base.get(key, {}), **value}

@@ -1,0 +1,194 @@
+"""Stage: a due-dated call list from the latest predictions (``leadtier worklist``).
+
+Reads the predictions set ``leadtier predict`` committed, the owner and value columns of the scoring
+input (when configured or present), and each customer's last interaction; plans with
+:func:`leadtier.models.worklist.plan`; writes the worklist as Parquet and CSV, committed together
+(:class:`~leadtier.pipelines.outputs.OutputSet`; CSV cells neutralised against spreadsheet formulas).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, plan, shortfall
+from leadtier.pipelines.config import Config
+from leadtier.pipelines.errors import UserError
+from leadtier.pipelines.outputs import OutputSet, check_manifest, check_suffix, table_writer
+
+COLUMNS = [
+    "owner",
+    "week",
+    "week_start",
+    "rank",
+    "customer_id",
+    "tier",
+    "tier_name",
+    "score",
+    "p_close",
+    "value",
+    "expected_value",
+    "due_date",
+    "late",
+    "action",
+    "reasons",
+    "status",
+    "last_contact",
+]
+
+
+class WorklistError(UserError):
+    """The worklist cannot be made from these predictions and this config."""
+
+
+@dataclass
+class WorklistResult:
+    output: Path
+    csv: Path
+    counts: dict[str, int]
+    late: int
+    shortfall: pd.DataFrame
+    start: dt.date
+
+    def summary(self) -> str:
+        c = self.counts
+        lines = [
+            f"worklist from {self.start}: {c[PLANNED]} planned, {c[DEFERRED]} deferred (contacted recently), "
+            f"{c[NO_CAPACITY]} do not fit -> {self.output} and {self.csv.name}",
+        ]
+        if self.late:
+            lines.append(f"{self.late} planned in a week that ends after their due date")
+        for row in self.shortfall[self.shortfall[NO_CAPACITY] > 0].to_dict("records"):
+            lines.append(
+                f"  {row['owner'] or '(no owner)'}: {row[NO_CAPACITY]} do not fit, expected value left out "
+                f"{row['expected_value_left_out']:,.2f}"
+            )
+        return "\n".join(lines)
+
+
+def _input_path(cfg: Config) -> Path | None:
+    """The scoring input (``predict.input``, else the customers file); None when customers are derived."""
+    spec = cfg.data.tables.customers
+    source = cfg.predict.input or (spec.files[0].path if spec.files else None)
+    return cfg.data_path(source) if source else None
+
+
+def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        return pd.read_parquet(path, columns=[c for c in columns if c in names])
+    header = pd.read_csv(path, nrows=0).columns.tolist()
+    return pd.read_csv(path, usecols=[c for c in columns if c in header], dtype=str)
+
+
+def customer_attributes(cfg: Config) -> pd.DataFrame:
+    """customer_id, and owner / value where the scoring input has them (configured columns must exist)."""
+    wl = cfg.worklist
+    path = _input_path(cfg)
+    if path is None or not path.is_file():
+        if wl.owner_column or wl.value_column:
+            raise WorklistError(f"worklist.owner_column / value_column need the scoring input file. Got {path}")
+        return pd.DataFrame(columns=["customer_id"])
+    id_col = cfg.data.tables.customers.columns.get("customer_id", "customer_id")
+    wanted = {id_col: "customer_id", (wl.owner_column or "owner"): "owner"}
+    if wl.value_column:
+        wanted[wl.value_column] = "value"
+    frame = _read_columns(path, list(wanted))
+    for col in (wl.owner_column, wl.value_column, id_col):
+        if col and col not in frame.columns:
+            raise WorklistError(f"the scoring input {path} has no column {col!r} (worklist). Got {list(frame)}")
+    frame = frame.rename(columns=wanted)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    if "value" in frame.columns:
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame.drop_duplicates("customer_id")
+
+
+def last_contacts(cfg: Config, start: dt.date) -> pd.DataFrame:
+    """customer_id, last_contact: each customer's last interaction before ``start`` (empty without
+    an interactions table)."""
+    if cfg.data.tables.interactions is None:
+        return pd.DataFrame(columns=["customer_id", "last_contact"])
+    from leadtier.pipelines.features import connect, fetch_frame
+    from leadtier.pipelines.sources import register_all
+
+    con = connect(cfg)
+    try:
+        register_all(con, cfg, with_labels=False)
+        sql = (
+            "SELECT CAST(customer_id AS VARCHAR) AS customer_id, max(ts) AS last_contact FROM interactions "
+            f"WHERE ts < DATE '{start.isoformat()}' GROUP BY 1"
+        )
+        return fetch_frame(con, sql)
+    finally:
+        con.close()
+
+
+def _p_close(pred: pd.DataFrame, cfg: Config) -> pd.Series:
+    tiers = cfg.worklist.close_tiers or cfg.scheme.codes[:1]
+    cols = [f"proba_{t}" for t in tiers]
+    missing = [c for c in cols if c not in pred.columns]
+    if missing:
+        raise WorklistError(f"the predictions lack {missing}, needed for worklist.close_tiers {tiers}")
+    return pred[cols].sum(axis=1)
+
+
+def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.DataFrame, start, lang: str):
+    """The planning frame from predictions, customer attributes and last contacts, then the plan."""
+    frame = pred.merge(attrs, on="customer_id", how="left").merge(contacts, on="customer_id", how="left")
+    frame["p_close"] = _p_close(frame, cfg)
+    if "value" not in frame.columns:
+        frame["value"] = frame["past_revenue"] if "past_revenue" in frame.columns else 1.0
+    if "reasons" not in frame.columns:
+        frame["reasons"] = ""
+    wl = cfg.worklist
+    out = plan(frame, start, wl.service_days, wl.contacts_per_week, wl.weeks, wl.defer_contacted_days)
+    scheme = cfg.scheme
+    out["tier_name"] = out["tier"].map(lambda t: scheme.label(t, lang))
+    out["action"] = out["tier"].map(lambda t: getattr(scheme.level(t), f"action_{lang}"))
+    for col in COLUMNS:
+        if col not in out.columns:
+            out[col] = None
+    return out[COLUMNS]
+
+
+def run(cfg: Config, predictions: str | None = None, output: str | None = None, lang: str | None = None):
+    """Plan the worklist from ``predictions`` (default ``predict.output``) into ``output`` (default
+    ``worklist.output``) and the CSV beside it."""
+    from leadtier.pipelines.predict import SIDE_KINDS
+    from leadtier.pipelines.report import read_predictions
+
+    if not cfg.worklist.service_days:
+        raise WorklistError("worklist.service_days is empty: give each tier to call its days, e.g. {A: 7, B: 30}")
+    pred_path = Path(predictions or cfg.predict.output)
+    if pred_path.is_file():
+        check_manifest(pred_path, SIDE_KINDS)
+    pred = read_predictions(pred_path)
+    start = cfg.worklist.start or _as_of(pred) or cfg.data.as_of
+    out = build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang or cfg.worklist.lang)
+    return _write(out, check_suffix(output or cfg.worklist.output), start)
+
+
+def _as_of(pred: pd.DataFrame) -> dt.date | None:
+    if "as_of" not in pred.columns or pred["as_of"].isna().all():
+        return None
+    return pd.to_datetime(pred["as_of"]).max().date()
+
+
+def _write(out: pd.DataFrame, path: Path, start: dt.date) -> WorklistResult:
+    if path.suffix.lower() != ".parquet":
+        raise WorklistError(f"the worklist output must end in .parquet (the CSV goes beside it). Got {path} instead")
+    csv_path = path.with_suffix(".csv")
+    with OutputSet(path, []) as outset:
+        outset.sides = {"csv": csv_path}  # <stem>.csv, not <stem>.csv.csv: the same rows, for spreadsheets
+        outset.open(uuid.uuid4().hex)
+        outset.stage(path, table_writer(out, path))
+        outset.stage(csv_path, table_writer(out, csv_path))
+        outset.commit()
+    counts = {s: int((out["status"] == s).sum()) for s in (PLANNED, DEFERRED, NO_CAPACITY)}
+    return WorklistResult(path, csv_path, counts, int(out["late"].sum()), shortfall(out), start)

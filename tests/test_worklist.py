@@ -1,0 +1,157 @@
+"""From tiers to action: the worklist's planning rules (models/worklist.py) and `leadtier worklist`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import yaml
+from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, plan, shortfall
+from leadtier.pipelines.cli import app
+from typer.testing import CliRunner
+
+from tests.conftest import DEMO_CONFIG
+
+START = dt.date(2026, 6, 30)
+SERVICE = {"A": 7, "B": 30}
+
+
+def _frame(n_per_owner: int = 5, owners=("ann", "bob")) -> pd.DataFrame:
+    rows = []
+    for o in owners:
+        for i in range(n_per_owner):
+            rows.append(
+                {
+                    "customer_id": f"{o}-{i}",
+                    "tier": "A" if i % 2 == 0 else "B",
+                    "p_close": 0.9 - 0.1 * i,
+                    "value": 100.0 * (i + 1),  # expected value grows with i here: 90, 160, 210, 240, 250
+                    "owner": o,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_each_owner_gets_at_most_the_weekly_capacity_and_the_rest_does_not_fit():
+    w = plan(_frame(5), START, SERVICE, contacts_per_week=2, weeks=2)
+    planned = w[w["status"] == PLANNED]
+    assert planned.groupby(["owner", "week"]).size().max() == 2
+    assert planned.groupby("owner").size().to_dict() == {"ann": 4, "bob": 4}
+    left = w[w["status"] == NO_CAPACITY]
+    assert sorted(left["customer_id"]) == ["ann-0", "bob-0"]  # the lowest expected value per owner
+    assert left["week"].isna().all() and left["week_start"].isna().all()
+    report = shortfall(w).set_index("owner")
+    assert report.loc["ann", NO_CAPACITY] == 1 and report.loc["ann", "expected_value_left_out"] == pytest.approx(90)
+
+
+def test_weeks_fill_in_order_of_expected_value_not_of_score_or_probability():
+    w = plan(_frame(5, owners=("ann",)), START, SERVICE, contacts_per_week=2, weeks=3)
+    assert w["customer_id"].tolist() == ["ann-4", "ann-3", "ann-2", "ann-1", "ann-0"]
+    assert w["week"].tolist() == [1, 1, 2, 2, 3]
+    assert w["expected_value"].tolist() == pytest.approx([250, 240, 210, 160, 90])
+    assert [str(d) for d in w["week_start"]] == ["2026-06-30"] * 2 + ["2026-07-07"] * 2 + ["2026-07-14"]
+
+
+def test_due_dates_come_from_the_tier_service_levels_and_tiers_without_one_are_left_off():
+    frame = _frame(4, owners=("ann",))
+    frame.loc[3, "tier"] = "E"
+    w = plan(frame, START, SERVICE, contacts_per_week=None, weeks=1)
+    assert "ann-3" not in set(w["customer_id"])  # E has no service level: not on the list
+    due = dict(zip(w["tier"], w["due_date"], strict=False))
+    assert due == {"A": dt.date(2026, 7, 7), "B": dt.date(2026, 7, 30)}
+    assert (w["week"] == 1).all()  # no capacity limit: everyone in the first week
+
+
+def test_a_week_that_ends_after_the_due_date_is_marked_late():
+    frame = _frame(3, owners=("ann",))
+    frame["tier"] = "A"  # due in 7 days: only the first week is on time
+    w = plan(frame, START, {"A": 7}, contacts_per_week=1, weeks=3)
+    assert w["late"].tolist() == [False, True, True]
+
+
+def test_customers_contacted_recently_are_deferred_and_free_their_slot():
+    frame = _frame(3, owners=("ann",))
+    frame["last_contact"] = [pd.NaT, pd.Timestamp("2026-06-27"), pd.Timestamp("2026-06-01")]
+    w = plan(frame, START, SERVICE, contacts_per_week=1, weeks=2, defer_days=7).set_index("customer_id")
+    assert w.loc["ann-1", "status"] == DEFERRED and pd.isna(w.loc["ann-1", "week"])  # 3 days ago
+    assert w.loc["ann-2", "week"] == 1 and w.loc["ann-0", "week"] == 2  # 29 days ago is not recent
+    no_deferral = plan(frame, START, SERVICE, contacts_per_week=1, weeks=2).set_index("customer_id")
+    assert no_deferral.loc["ann-0", "status"] == NO_CAPACITY
+
+
+def test_value_defaults_do_not_crash_on_missing_values_and_an_empty_service_map_is_refused():
+    frame = _frame(2, owners=("ann",)).assign(value=[None, 5.0])
+    w = plan(frame, START, SERVICE)
+    assert w["expected_value"].tolist() == pytest.approx([0.8 * 5.0, 0.0])
+    with pytest.raises(ValueError, match="no tier has a service level"):
+        plan(frame, START, {})
+    with pytest.raises(ValueError, match="at least 1. Got 0 instead"):
+        plan(frame, START, SERVICE, contacts_per_week=0)
+
+
+# --------------------------------------------------------------------------- the command
+
+runner = CliRunner()
+
+
+def _config(tmp_path, demo_data, **worklist) -> tuple:
+    """A predictions file for 12 demo customers and an input file with their owners and deal values."""
+    customers = pd.read_parquet(demo_data.data_path("customers.parquet"))
+    ids = customers["customer_id"].astype(str).head(12).tolist()
+    owners = ["=HYPERLINK(1)", "bob", "cy"] * 4
+    pd.DataFrame({"customer_id": ids, "owner": owners, "deal": [1000 + i for i in range(12)]}).to_csv(
+        tmp_path / "input.csv", index=False
+    )
+    pred = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "tier": ["A", "B", "C", "E"] * 3,
+            "score": 50.0,
+            "segment_id": 0,
+            "as_of": START,
+            **{f"proba_{c}": [0.5, 0.2, 0.1, 0.1, 0.1][i] for i, c in enumerate("ABCDE")},
+        }
+    )
+    pred.to_parquet(tmp_path / "pred.parquet", index=False)
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["data"]["root"] = str(demo_data.data.root)
+    raw["predict"] |= {"input": str(tmp_path / "input.csv"), "output": str(tmp_path / "pred.parquet")}
+    raw["worklist"] = {"output": str(tmp_path / "wl.parquet"), "owner_column": "owner", "value_column": "deal"}
+    raw["worklist"] |= worklist
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, ids
+
+
+def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_not_fit(demo_data, tmp_path):
+    config, ids = _config(tmp_path, demo_data, service_days={"A": 7, "B": 30, "C": 90}, contacts_per_week=1, weeks=2)
+    res = runner.invoke(app, ["worklist", "--config", str(config)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "do not fit" in res.output and "wl.parquet" in res.output
+    w = pd.read_parquet(tmp_path / "wl.parquet")
+    assert len(w) == 9  # the three E customers are not called
+    planned = w[w["status"] == "planned"]
+    assert planned.groupby(["owner", "week"]).size().max() == 1
+    assert set(w["owner"]) == {"=HYPERLINK(1)", "bob", "cy"}  # Parquet keeps values exact
+    assert (w["action"] != "").all() and w["due_date"].notna().all()
+    text = (tmp_path / "wl.csv").read_text()
+    assert "'=HYPERLINK(1)" in text and '"=HYPERLINK' not in text  # neutralised in the CSV
+    assert (tmp_path / "wl.manifest.json").is_file()
+    assert f"{(w['status'] == 'no capacity').sum()} do not fit" in res.output
+
+
+@pytest.mark.parametrize(
+    ("worklist", "message"),
+    [
+        ({"service_days": {"Z": 3}}, "worklist.service_days names tiers that are not levels"),
+        ({"service_days": {"A": 7}, "owner_column": "territory"}, "has no column 'territory'"),
+        ({}, "worklist.service_days is empty"),
+        ({"service_days": {"A": 7}, "nonsense": 1}, "nonsense"),
+    ],
+)
+def test_worklist_command_refuses_bad_settings_with_one_error_line(demo_data, tmp_path, worklist, message):
+    config, _ = _config(tmp_path, demo_data, **worklist)
+    res = runner.invoke(app, ["worklist", "--config", str(config)])
+    assert res.exit_code == 2, (res.output, res.exception)
+    assert res.stderr.startswith("error:") and message in res.stderr, res.stderr
