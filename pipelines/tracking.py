@@ -33,6 +33,7 @@ from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.legacy_names import old_module_names
 from leadtier.pipelines.mlflow_model import LeadtierModel
+from leadtier.pipelines.orphans import COMPLETE
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
@@ -68,8 +69,8 @@ def champion_uri(cfg: Config) -> str:
     return f"models:/{cfg.mlflow.model_name}@{CHAMPION}"
 
 
-def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
-    """Log the scorer as a pyfunc with signature and input example and register a new version."""
+def log_scorer(scorer: TierScorer, example: pd.DataFrame):
+    """Log the scorer as a pyfunc with signature and input example (not registered: see ``register``)."""
     example = example[scorer.input_columns].head(5).copy()
     # The input schema comes from the model, not from 5 example rows (a text column that happens to
     # be empty there must still be text): categoricals are strings, every number a double.
@@ -90,9 +91,16 @@ def log_scorer(scorer: TierScorer, example: pd.DataFrame, model_name: str):
             artifacts={"scorer": str(path)},
             signature=signature,
             input_example=example,
-            registered_model_name=model_name,
             pip_requirements=_requirements(),
         )
+
+
+def register(model_uri: str, model_name: str) -> str:
+    """Register the logged model as a new version of ``model_name``, tagged complete; returns its number.
+
+    Called once the run has logged everything a version needs (its metrics, the rows it was fitted on,
+    its evaluation predictions), so that a run killed before then leaves no version behind."""
+    return str(mlflow.register_model(model_uri, model_name, tags={COMPLETE: "true"}).version)
 
 
 def _keys(rows: pd.DataFrame) -> pd.DataFrame:
