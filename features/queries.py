@@ -46,9 +46,13 @@ def render_family(
     categorical: Sequence[str] = (),
     numeric: Sequence[str] = (),
     population: str = "customers",
+    tenure: bool = True,
 ) -> str:
     """One family's SQL with the as-of date bound as a DATE literal. ``population`` names the table whose
-    customers RFM quintiles rank against (a scoring run that replaces ``customers`` keeps the full base)."""
+    customers RFM quintiles rank against (a scoring run that replaces ``customers`` keeps the full base).
+    ``tenure=False`` (entities on their own clock, features as of each one's start) leaves out
+    ``cust_tenure_days``: days since the start as of the snapshot measure how long the outcome was
+    observed, a censoring proxy."""
     if not isinstance(as_of, dt.date):
         raise TypeError(f"as_of must be a date. Got {type(as_of).__name__} instead")
     sql = _ENV.from_string(sql_text(family)).render(
@@ -57,6 +61,7 @@ def render_family(
         categorical=[(quote_ident(c), slug(c)) for c in categorical],
         numeric=[(quote_ident(c), slug(c)) for c in numeric],
         population=population,
+        tenure=tenure,
     )
     return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 
@@ -85,6 +90,32 @@ def label_query(
     return sql.replace(":observed_until", f"DATE '{observed_until.isoformat()}'").replace(
         ":as_of", f"DATE '{as_of.isoformat()}'"
     )
+
+
+def entity_label_query(
+    as_of: dt.date,
+    levels: Sequence[str],
+    thresholds: Sequence[int] = (30, 90, 180),
+    horizon: int = 365,
+    observed_from: dt.date | None = None,
+) -> str:
+    """Outcome labels on each entity's own clock (``labels_days_to_win.sql``): one row per entity of
+    ``customers`` with its start, days to its win, a tier or NULL, and why an unlabelled one is not
+    censored (NULL reason and NULL tier: still open, censored at ``as_of``)."""
+    if not isinstance(as_of, dt.date):
+        raise TypeError(f"as_of must be a date. Got {type(as_of).__name__} instead")
+    if len(levels) != len(thresholds) + 2:
+        raise ValueError(
+            f"days_to_win needs thresholds + 2 levels. Got {list(levels)} for thresholds {list(thresholds)}"
+        )
+    text = resources.files("leadtier.features").joinpath("sql", "labels_days_to_win.sql").read_text(encoding="utf-8")
+    sql = _ENV.from_string(text).render(
+        levels=[c.replace("'", "''") for c in levels],
+        thresholds=[int(t) for t in thresholds],
+        horizon=int(horizon),
+        observed_from=observed_from.isoformat() if observed_from else None,
+    )
+    return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 
 
 def _ordered(families: Sequence[str]) -> list[str]:

@@ -63,12 +63,15 @@ CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
     },
     "interactions": {"customer_id": "id", "ts": "timestamp", "type": "str"},
     "labels": {"customer_id": "id", "tier": "str"},
+    "outcomes": {"customer_id": "id"},
 }
 OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
     "customers": {"created_at": "date"},
     "transactions": {"product_id": "str", "channel": "str", "unit_price": "float"},
     "interactions": {"duration_s": "float"},
     "labels": {"labelled_at": "date"},
+    # an entity's outcome (labels.outcome.kind days_to_win); a stage column becomes one through `derived`
+    "outcomes": {"won_at": "timestamp", "lost_at": "timestamp"},
 }
 
 
@@ -164,6 +167,11 @@ class Tables(_Strict):
     transactions: TableSpec | None = None
     interactions: TableSpec | None = None
     labels: TableSpec | None = None
+    outcomes: TableSpec | None = Field(
+        default=None,
+        description="when each entity (lead, opportunity) was won or lost: customer_id, won_at, lost_at; never "
+        "a feature (labels.outcome.kind days_to_win)",
+    )
 
 
 class DataConfig(_Strict):
@@ -237,13 +245,23 @@ class FeatureConfig(_Strict):
 class OutcomeConfig(_Strict):
     """Tiers derived from what each customer did after the snapshot date."""
 
-    kind: Literal["days_to_next_purchase", "revenue_next_days"] = "days_to_next_purchase"
+    kind: Literal["days_to_next_purchase", "revenue_next_days", "days_to_win"] = Field(
+        default="days_to_next_purchase",
+        description="days_to_next_purchase / revenue_next_days: from a snapshot date for every customer; "
+        "days_to_win: on each entity's own clock, from its start (customers.created_at) to its win "
+        "(outcomes.won_at), censored per entity at data.as_of",
+    )
     thresholds_days: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [30, 90, 180],
         description="days_to_next_purchase: upper bounds of the first levels (A <= 30, B <= 90, C <= 180); "
         "the next level is 'later within the horizon', the last 'no purchase within the horizon'",
     )
     horizon_days: Annotated[int, Field(ge=1)] = 365
+    observed_from: dt.date | None = Field(
+        default=None,
+        description="days_to_win: the first date outcomes were recorded; an entity started before it gets no "
+        "label (a win before it would be missing) and is counted as unlabelled",
+    )
     cut_points: list[float] = Field(
         default_factory=lambda: [1000.0, 100.0],
         description="revenue_next_days: revenue lower bounds of the levels before the last, best first",
@@ -271,6 +289,11 @@ class LabelConfig(_Strict):
         default_factory=dict, description="raw label value -> scheme level code (identity when empty)"
     )
     outcome: OutcomeConfig = Field(default_factory=OutcomeConfig)
+    allow_empty_tiers: bool = Field(
+        default=False,
+        description="a level that no labelled row reaches is reported and the run goes on with the levels that "
+        "exist (the registered model has those); false: the run stops",
+    )
 
 
 class SnapshotConfig(_Strict):
@@ -526,6 +549,11 @@ class PredictConfig(_Strict):
     n_jobs: Annotated[int, Field(ge=0, le=256)] = Field(
         default=0, description="LightGBM threads when scoring; 0 = one per CPU core available"
     )
+    only_open: bool = Field(
+        default=False,
+        description="score only entities still open as of the date (no won_at / lost_at in data.tables.outcomes "
+        "before it); the closed ones are skipped and counted in the rejects file",
+    )
 
 
 class ReportConfig(_Strict):
@@ -656,7 +684,9 @@ class Config(_Strict):
         if bad:
             raise ValueError(f"labels.mapping targets {bad} are not levels of scheme {self.labels.scheme!r}")
         oc, k = self.labels.outcome, len(self.scheme.codes)
-        if self.labels.source == "outcome":
+        if self.labels.source == "outcome" and oc.kind == "days_to_win":
+            self._entity_clock_fits()
+        elif self.labels.source == "outcome":
             if self.data.tables.transactions is None:
                 raise ValueError("labels.source 'outcome' needs data.tables.transactions")
             need = len(oc.thresholds_days) + 2 if oc.kind == "days_to_next_purchase" else len(oc.cut_points) + 1
@@ -685,7 +715,36 @@ class Config(_Strict):
             raise ValueError(f"train.cost_matrix must be {k}x{k} for the {k} levels of {self.labels.scheme!r}")
         if self.train.evaluation == "backtest" and not self.snapshots.eval_as_of:
             raise ValueError("train.evaluation 'backtest' needs snapshots.train_as_of and snapshots.eval_as_of")
+        if self.predict.only_open and self.data.tables.outcomes is None:
+            raise ValueError("predict.only_open needs data.tables.outcomes (when each entity was won or lost)")
         return self
+
+    def _entity_clock_fits(self) -> None:
+        """labels.outcome.kind days_to_win: an outcomes table, thresholds + 2 levels, features as of each
+        entity's start (only the customers family: event families are as of one snapshot date)."""
+        oc, k = self.labels.outcome, len(self.scheme.codes)
+        if self.data.tables.outcomes is None:
+            raise ValueError("labels.outcome.kind 'days_to_win' needs data.tables.outcomes (customer_id, won_at)")
+        if len(oc.thresholds_days) + 2 != k:
+            raise ValueError(
+                f"labels.outcome: scheme {self.labels.scheme!r} has {k} levels but days_to_win makes "
+                f"{len(oc.thresholds_days) + 2} (thresholds_days + 2)"
+            )
+        if oc.thresholds_days and oc.thresholds_days[-1] >= oc.horizon_days:
+            raise ValueError(
+                f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
+                f"({oc.thresholds_days[-1]})"
+            )
+        if self.features.families != ["customers"]:
+            raise ValueError(
+                "labels.outcome.kind 'days_to_win' takes features as of each entity's own start: features.families "
+                f"must be [customers] (attributes known at the start). Got {self.features.families} instead"
+            )
+        if self.train.evaluation == "backtest":
+            raise ValueError(
+                "labels.outcome.kind 'days_to_win' has one evaluation date (data.as_of): evaluate in time order with "
+                "train.evaluation ordered_holdout and train.order_by created_at"
+            )
 
 
 # --------------------------------------------------------------------------- loading

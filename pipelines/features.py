@@ -81,7 +81,7 @@ def connect(
 
 def configured_files(cfg: Config) -> list[str]:
     """Every input file path (or glob) the config names, resolved against the data root."""
-    tables = [getattr(cfg.data.tables, t) for t in ("customers", "transactions", "interactions", "labels")]
+    tables = [getattr(cfg.data.tables, t) for t in ("customers", "transactions", "interactions", "labels", "outcomes")]
     return [str(cfg.data_path(fs.path)) for spec in tables if spec is not None for fs in spec.files]
 
 
@@ -114,6 +114,8 @@ def query_params(cfg: Config, population: str = "customers") -> dict:
         "categorical": spec.categorical,
         "numeric": spec.numeric,
         "population": population,
+        # entities on their own clock: features as of each one's start, no tenure (a censoring proxy)
+        "tenure": not (cfg.labels.source == "outcome" and cfg.labels.outcome.kind == "days_to_win"),
     }
 
 

@@ -478,7 +478,7 @@ def register_all(
     stats: dict[str, TableStats] = {}
     cust = customers or cfg.data.tables.customers
     order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
-    for name in (*order, "interactions", "labels"):
+    for name in (*order, "interactions", "labels", "outcomes"):
         spec = cust if name == "customers" else getattr(cfg.data.tables, name)
         if spec is None or (name == "labels" and not with_labels):
             continue

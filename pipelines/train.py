@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import yaml
-from leadtier.features.queries import label_query, slug
+from leadtier.features.queries import entity_label_query, label_query, slug
 from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
 from leadtier.models.candidates import AveragedTiers, Choice, choose
 from leadtier.models.classifier import TierClassifier
@@ -36,12 +36,13 @@ from leadtier.models.metrics import (
     paired_bootstrap,
     tier_metrics,
 )
+from leadtier.models.schemes import TierScheme
 from leadtier.models.scorer import TierScorer
 from leadtier.models.segments import Segmenter
 from leadtier.models.semi import self_train
 from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
-from leadtier.pipelines import orphans, tracking
+from leadtier.pipelines import tracking
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
 from leadtier.pipelines.sources import InputError, register_all
@@ -52,6 +53,7 @@ from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 log = logging.getLogger(__name__)
+ENTITY_COUNTS = ("labelled", "censored", "unlabelled")
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
 # compared with every baseline, metric by metric (those a run has: the AUC-type ones need two tiers)
 VERDICT = [*HEADLINE, "brier", "ece", "roc_auc", "pr_auc", "lift_top_decile"]
@@ -271,6 +273,61 @@ def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) ->
     return lab[["customer_id", "tier"]]
 
 
+def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict]:
+    """Outcome labels on each entity's own clock (``labels.outcome.kind: days_to_win``), evaluated at
+    ``as_of``, and how many entities are labelled, censored (still open, horizon not observed by
+    ``as_of``: no label, never the last level) and unlabelled for another reason (logged)."""
+    oc = cfg.labels.outcome
+    sql = entity_label_query(as_of, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.observed_from)
+    lab = feature_stage.fetch_frame(con, sql)
+    labelled = lab["tier"].notna()
+    censored = ~labelled & lab["unlabelled"].isna()
+    reasons = lab.loc[~labelled & ~censored, "unlabelled"].value_counts()
+    counts = {
+        "entities": len(lab),
+        "labelled": int(labelled.sum()),
+        "censored": int(censored.sum()),
+        "unlabelled": int(len(lab) - labelled.sum() - censored.sum()),
+        "unlabelled_reasons": {str(k): int(v) for k, v in reasons.items()},
+        "evaluated_at": as_of.isoformat(),
+        "horizon_days": oc.horizon_days,
+    }
+    log.info("entities: %s", entity_words(counts))
+    return lab.loc[labelled, ["customer_id", "tier", "started_on"]], counts
+
+
+def entity_words(counts: dict) -> str:
+    """'8000 entities: 4823 labelled, 1377 censored (...), 1800 unlabelled (...)' on one line."""
+    why = ", ".join(f"{n} {r}" for r, n in counts["unlabelled_reasons"].items())
+    return (
+        f"{counts['entities']} entities: {counts['labelled']} labelled, {counts['censored']} censored (still open, "
+        f"their {counts['horizon_days']}-day horizon not observed by {counts['evaluated_at']}), "
+        f"{counts['unlabelled']} unlabelled" + (f" ({why})" if why else "")
+    )
+
+
+def drop_empty_tiers(cfg: Config, tiers: pd.Series) -> list[str]:
+    """Levels that no labelled row reaches. With ``labels.allow_empty_tiers`` the run goes on with the
+    levels that exist: the config's scheme is narrowed to them for this run (so the registered model
+    has them) and the empty ones are returned (and logged); without it, nothing changes here and
+    :func:`check_minimum` stops the run."""
+    present = set(tiers.dropna().unique())
+    empty = [c for c in cfg.scheme.codes if c not in present]
+    if not empty or not cfg.labels.allow_empty_tiers:
+        return []
+    kept = [lv for lv in cfg.scheme.levels if lv.code in present]
+    if len(kept) < 2:
+        raise TrainingDataError(f"the labelled rows reach only the tiers {sorted(present)}: a model needs two")
+    scheme = cfg.scheme
+    cfg.schemes[cfg.labels.scheme] = TierScheme(title_en=scheme.title_en, title_zh=scheme.title_zh, levels=kept)
+    log.warning(
+        "tiers %s: no labelled row reaches them; going on with %s (labels.allow_empty_tiers)",
+        empty,
+        [lv.code for lv in kept],
+    )
+    return empty
+
+
 def check_horizon(cfg: Config, as_of: dt.date, observed_until: dt.date) -> None:
     """Refuse a snapshot whose label horizon is not fully observed by ``observed_until``.
 
@@ -312,7 +369,9 @@ def ordered_split(cfg: Config, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
     """``ordered_holdout``: rows in time order by ``train.order_by`` (ties by id); the newest
     ``test_size`` share is evaluated, the rest trains (kept in time order, oldest first)."""
     name = cfg.train.order_by
-    if name == "created_at" and "cust_tenure_days" in data.columns:
+    if name == "created_at" and "started_on" in data.columns:  # entities on their own clock: by start
+        order = pd.to_datetime(data["started_on"])
+    elif name == "created_at" and "cust_tenure_days" in data.columns:
         order = -data["cust_tenure_days"]  # created later = fewer days before the snapshot
     else:
         order = data[feature_column(name, data.columns, "train.order_by")]
@@ -372,10 +431,14 @@ def prepare(cfg: Config) -> Prepared:
             else None
         )
 
+        entities: dict = {}
+
         def snapshot(as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
             feats = feature_stage.build_in(con, cfg, as_of)
             if cfg.labels.source == "table":
                 lab = labels_known_at(table_labels, as_of)
+            elif cfg.labels.outcome.kind == "days_to_win":  # each entity's own clock, censored at as_of
+                lab, entities["entities"] = entity_labels(con, cfg, as_of)
             else:
                 if observed_until is None or observed_until <= as_of:
                     raise TrainingDataError(
@@ -384,7 +447,11 @@ def prepare(cfg: Config) -> Prepared:
                 check_horizon(cfg, as_of, observed_until)
                 lab = outcome_labels(con, cfg, as_of, observed_until)
             data = attach_labels(cfg, feats, lab)
+            if "started_on" in lab.columns:
+                data = data.merge(lab[["customer_id", "started_on"]], on=ID_COLUMN, how="left")
             data.insert(1, "snapshot", as_of)
+            if cfg.train.evaluation != "backtest":  # a backtest narrows after its last snapshot
+                entities["empty_tiers"] = drop_empty_tiers(cfg, data["tier"])
             return feats, data
 
         if cfg.train.evaluation == "backtest":
@@ -395,6 +462,7 @@ def prepare(cfg: Config) -> Prepared:
             test = pd.concat([t[1] for t in tests], ignore_index=True)
             if cfg.labels.source == "table":
                 test = unseen_customers(train, test)
+            entities["empty_tiers"] = drop_empty_tiers(cfg, pd.concat([train["tier"], test["tier"]]))
             feats = tests[-1][0]
             protocol = {
                 "evaluation": "backtest",
@@ -428,6 +496,7 @@ def prepare(cfg: Config) -> Prepared:
                 }
     finally:
         con.close()
+    protocol |= entities
     check_minimum(cfg, train["tier"])
     unlabelled = None
     if cfg.train.semi_supervised.enabled:
@@ -673,8 +742,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     seg_cols = segment_columns(feats, [*cfg.segments.exclude_columns, *sorted(excluded)])
 
     client = tracking.setup(cfg)
-    orphans.fail_orphans(client, cfg.mlflow.experiment)  # runs a killed train left RUNNING
-    with mlflow.start_run(run_name=f"train-{cfg.name}", tags=orphans.process_tags()) as active:
+    with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
         run_id = active.info.run_id
         mlflow.set_tags(
             {
@@ -757,6 +825,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             log.info("tier model: %s", reason)
         mlflow.set_tag("leadtier.model_kind", chosen.name)
         mlflow.log_metrics({"eval_train_overlap": overlap, "eval_rows": len(eval_rows), "train_rows": len(train)})
+        if "entities" in prep.protocol:  # labels on each entity's own clock
+            mlflow.log_metrics({f"entities_{k}": prep.protocol["entities"][k] for k in ENTITY_COUNTS})
         mlflow.log_dict(
             {"registered": vars(chosen), "per_evaluation_fit": [vars(c) for c in choices[:-1]]}, "model/choice.json"
         )
@@ -851,10 +921,10 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         scorer.drift_reference = reference_profile(feats, feature_cols, clf.categories_)
         scorer.grade_bands = dict(cfg.train.grade_bands)
         X_eval = eval_rows[feature_cols]
+        info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
+        version = str(info.registered_model_version)
         tracking.log_train_keys(train)  # what a later gate must not re-score this model on
         tracking.log_eval_predictions(eval_rows, *preds["model"], levels)  # what a later k-fold gate pairs with
-        info = tracking.log_scorer(scorer, X_eval)
-        version = tracking.register(info.model_uri, cfg.mlflow.model_name)  # last: a killed run registers nothing
         decision = tracking.champion_gate(
             client,
             cfg,
@@ -906,6 +976,10 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         rows = protocol["rows"]
         lines.append(f"rows: {rows['train']} train, {rows['evaluation']} evaluation, {rows['overlap']} in both")
         lines += wrap(f"evaluation: {protocol_words(protocol)}")
+        if "entities" in protocol:
+            lines += wrap(entity_words(protocol["entities"]))
+        if protocol.get("empty_tiers"):
+            lines += wrap(f"tiers no labelled row reaches: {', '.join(protocol['empty_tiers'])} (left out)")
         for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines
             head, _, scores = reason.partition("): ")
             lines += wrap(f"tier model: {head})" + (":" if scores else "")) + (wrap(f"  {scores}") if scores else [])
