@@ -42,7 +42,7 @@ from leadtier.models.segments import Segmenter
 from leadtier.models.semi import self_train
 from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
-from leadtier.pipelines import tracking
+from leadtier.pipelines import orphans, tracking
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
 from leadtier.pipelines.sources import InputError, register_all
@@ -742,7 +742,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     seg_cols = segment_columns(feats, [*cfg.segments.exclude_columns, *sorted(excluded)])
 
     client = tracking.setup(cfg)
-    with mlflow.start_run(run_name=f"train-{cfg.name}") as active:
+    orphans.fail_orphans(client, cfg.mlflow.experiment)  # runs a killed train left RUNNING
+    with mlflow.start_run(run_name=f"train-{cfg.name}", tags=orphans.process_tags()) as active:
         run_id = active.info.run_id
         mlflow.set_tags(
             {
@@ -921,10 +922,10 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         scorer.drift_reference = reference_profile(feats, feature_cols, clf.categories_)
         scorer.grade_bands = dict(cfg.train.grade_bands)
         X_eval = eval_rows[feature_cols]
-        info = tracking.log_scorer(scorer, X_eval, cfg.mlflow.model_name)
-        version = str(info.registered_model_version)
         tracking.log_train_keys(train)  # what a later gate must not re-score this model on
         tracking.log_eval_predictions(eval_rows, *preds["model"], levels)  # what a later k-fold gate pairs with
+        info = tracking.log_scorer(scorer, X_eval)
+        version = tracking.register(info.model_uri, cfg.mlflow.model_name)  # last: a killed run registers nothing
         decision = tracking.champion_gate(
             client,
             cfg,
