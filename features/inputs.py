@@ -238,3 +238,69 @@ def derive_customers(attributes: Sequence[str]) -> str:
         f"SELECT customer_id, CAST(min(ts) AS DATE) AS created_at{attrs} FROM transactions "
         "GROUP BY customer_id ORDER BY customer_id"
     )
+
+
+# --------------------------------------------------------------------------- lookup tables (joins)
+
+
+def spelling_key(expr: str) -> str:
+    """A value with case, spaces, '-', '_' and '.' removed: 'GTX Pro' and 'GTXPro' share one."""
+    text = f"lower(CAST({expr} AS VARCHAR))"
+    for ch in (" ", "-", "_", "."):
+        text = f"replace({text}, {lit(ch)}, '')"
+    return text
+
+
+def key_text(expr: str) -> str:
+    """A join key as text, so a key read as a number in one file matches the same key in another."""
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def duplicate_keys(view: str, key: str) -> str:
+    """(key, rows) for every key that more than one row of lookup ``view`` carries, most rows first."""
+    k = key_text(ident(key))
+    return (
+        f"SELECT {k} AS key, count(*) AS n FROM {view} WHERE {ident(key)} IS NOT NULL "
+        f"GROUP BY {k} HAVING count(*) > 1 ORDER BY n DESC, key"
+    )
+
+
+def _distinct_keys(view: str, key: str) -> str:
+    return f"(SELECT DISTINCT {key_text(ident(key))} AS key FROM {view} WHERE {ident(key)} IS NOT NULL)"
+
+
+def join_counts(main: str, on: str, lookup: str, key: str) -> str:
+    """One row: the rows of ``main``, those without a key, and those whose key ``lookup`` does not have."""
+    return (
+        f"SELECT count(*), count(*) FILTER (WHERE m.{ident(on)} IS NULL), "
+        f"count(*) FILTER (WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL) "
+        f"FROM {main} AS m LEFT JOIN {_distinct_keys(lookup, key)} AS k ON {key_text(f'm.{ident(on)}')} = k.key"
+    )
+
+
+def spelling_pairs(main: str, on: str, lookup: str, key: str) -> str:
+    """(value in ``main``, the lookup's spelling, rows) for keys without a match that the lookup table
+    spells differently (``spelling_key``), most rows first."""
+    unmatched = (
+        f"SELECT {key_text(f'm.{ident(on)}')} AS value, count(*) AS n FROM {main} AS m "
+        f"LEFT JOIN {_distinct_keys(lookup, key)} AS k ON {key_text(f'm.{ident(on)}')} = k.key "
+        f"WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL GROUP BY {key_text(f'm.{ident(on)}')}"
+    )
+    return (
+        f"SELECT u.value, k.key, u.n FROM ({unmatched}) AS u JOIN {_distinct_keys(lookup, key)} AS k "
+        f"ON {spelling_key('u.value')} = {spelling_key('k.key')} ORDER BY u.n DESC, u.value, k.key"
+    )
+
+
+def lookup_join(
+    main: str, lookups: Sequence[tuple[str, str, str, Sequence[tuple[str, str]]]], order_by: str = ""
+) -> str:
+    """``main`` with the columns of each lookup table ``(view, on, key, [(column, as name)])`` joined
+    many-to-one by key (a row whose key has no match keeps NULLs); ``order_by``: a column of ``main``
+    that keeps the rows in input order."""
+    columns, joins = ["m.*"], []
+    for i, (view, on, key, cols) in enumerate(lookups):
+        columns += [f"l{i}.{ident(c)} AS {ident(name)}" for c, name in cols]
+        joins.append(f"LEFT JOIN {view} AS l{i} ON {key_text(f'm.{ident(on)}')} = {key_text(f'l{i}.{ident(key)}')}")
+    order = f" ORDER BY m.{ident(order_by)}" if order_by else ""
+    return f"SELECT {', '.join(columns)} FROM {main} AS m {' '.join(joins)}{order}"

@@ -101,6 +101,25 @@ class FileSpec(_Strict):
 _FILE_KEYS = ("format", "columns", "date_format", "encoding", "derived")  # describe the one file of `path`
 
 
+class JoinSpec(_Strict):
+    """A lookup table joined many-to-one onto every file of a table by a key (accounts on account_id)."""
+
+    path: str = Field(description="the lookup file, relative to data.root")
+    on: str = Field(description="the key column in this table's files")
+    key: str | None = Field(default=None, description="the key column in the lookup file; default: the same as on")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    encoding: Encoding = "utf-8"
+    prefix: str = Field(
+        default="",
+        description="put before every column name of the lookup file (not the key), e.g. 'account_', when a name "
+        "is also a column of the table",
+    )
+
+    @property
+    def lookup_key(self) -> str:
+        return self.key or self.on
+
+
 class TableSpec(_Strict):
     """A logical table, read from one or more files (rows are stacked)."""
 
@@ -111,6 +130,11 @@ class TableSpec(_Strict):
     encoding: Encoding = "utf-8"
     derived: dict[str, str] = Field(default_factory=dict)
     files: list[FileSpec] = Field(default_factory=list)
+    joins: dict[str, JoinSpec] = Field(
+        default_factory=dict,
+        description="name -> lookup table joined by key onto every file (many-to-one; the key must be unique in "
+        "the lookup file); its columns can be listed as attributes like the file's own",
+    )
     derive_from: Literal["transactions"] | None = Field(
         default=None,
         description="customers only: no customer file; one customer per id in transactions, created at its "
@@ -172,6 +196,33 @@ class Tables(_Strict):
         description="when each entity (lead, opportunity) was won or lost: customer_id, won_at, lost_at; never "
         "a feature (labels.outcome.kind days_to_win)",
     )
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> Tables:
+        """``columns`` and ``derived`` name canonical columns or declared attributes: never ignored."""
+        for table in CANONICAL_COLUMNS:
+            spec = getattr(self, table, None)
+            for fs in spec.files if spec is not None else []:
+                problem = unknown_file_keys(table, spec, fs)
+                if problem:
+                    raise ValueError(f"{table} (file {fs.path}): {problem}")
+        return self
+
+
+def unknown_file_keys(table: str, spec: TableSpec, fs: FileSpec) -> str | None:
+    """What ``fs.columns`` or ``fs.derived`` names that is no column the table has, or None."""
+    canonical = [*CANONICAL_COLUMNS.get(table, {}), *OPTIONAL_COLUMNS.get(table, {})]
+    bad = sorted(set(fs.columns) - set(canonical))
+    if bad:
+        return f"columns: {bad} are not canonical columns of {table}; allowed: {canonical}"
+    attributes = [*spec.categorical, *spec.numeric, *spec.leaky]
+    bad = sorted(set(fs.derived) - set(canonical) - set(attributes))
+    if bad:
+        return (
+            f"derived: {bad} are neither canonical columns of {table} ({canonical}) nor attributes listed under "
+            f"categorical, numeric or leaky ({attributes}); a derived column must be one of them. Got {bad} instead"
+        )
+    return None
 
 
 class DataConfig(_Strict):

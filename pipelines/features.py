@@ -82,7 +82,9 @@ def connect(
 def configured_files(cfg: Config) -> list[str]:
     """Every input file path (or glob) the config names, resolved against the data root."""
     tables = [getattr(cfg.data.tables, t) for t in ("customers", "transactions", "interactions", "labels", "outcomes")]
-    return [str(cfg.data_path(fs.path)) for spec in tables if spec is not None for fs in spec.files]
+    files = [fs.path for spec in tables if spec is not None for fs in spec.files]
+    files += [join.path for spec in tables if spec is not None for join in spec.joins.values()]  # lookup tables
+    return [str(cfg.data_path(f)) for f in files]
 
 
 def _sql_list(values) -> str:

@@ -20,7 +20,7 @@ import duckdb
 from leadtier.features import inputs as rules
 from leadtier.features.inputs import ident
 from leadtier.models.text import clip
-from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, TableSpec
+from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, JoinSpec, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class TableStats:
     bad_ids: dict[str, int] = field(default_factory=dict)
     # per column: NaN / inf / -inf values read as missing
     not_finite: dict[str, int] = field(default_factory=dict)
+    # per lookup table (``joins``): rows, rows without a key, rows whose key the lookup table does not have
+    joins: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,6 +58,7 @@ class TableStats:
             "missing_id": self.missing_id,
             "bad_ids": self.bad_ids,
             "not_finite": self.not_finite,
+            "joins": self.joins,
             "rows": self.rows,
         }
 
@@ -227,7 +230,8 @@ def _file_select(
         raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; allowed: {allowed}")
     # never guessed from a CSV: ids, dates and times, categories (DuckDB reads yes/no as booleans)
     text = {fs.columns.get(c, c) for c, k, _ in wanted if k in {"id", "date", "timestamp"} and c not in fs.derived}
-    classes = engine.read(view, path, fs, table, text | set(spec.categorical))
+    text |= set(spec.categorical) | set(spec.leaky)
+    classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
     columns: list[tuple[str, str, str, str, str]] = []  # (output, source SQL, source name, kind, class)
@@ -248,13 +252,7 @@ def _file_select(
             out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"
             continue
         columns.append((canon, ident(src), src, kind, classes[src]))
-    for attr in [*spec.categorical, *spec.numeric]:
-        if attr not in classes:
-            raise InputError(f"{path}: attribute column {attr!r} listed in tables.{table} is missing")
-        if attr in spec.categorical:
-            out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)
-        else:
-            columns.append((ident(attr), ident(attr), attr, "float", classes[attr]))
+    kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows)
     checks: dict[str, str] = {"rows": "count(*)"}  # one pass over the file for every count
     for canon, col, src, kind, cls in columns:
         if kind == "id":
@@ -306,9 +304,108 @@ def _file_select(
             _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind)
         else:
             out[canon] = f"CAST({col} AS VARCHAR)"
-    order = [c for c, _, _ in wanted] + [ident(a) for a in [*spec.categorical, *spec.numeric]]
+    order = [c for c, _, _ in wanted] + [ident(a) for a in kept]
     order += ["input_id", "id_reject"] if tag_rows else []
     return f"SELECT {', '.join(f'{out[c]} AS {c}' for c in order)} FROM {view}"
+
+
+def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
+    """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later);
+    a ``derived`` attribute is its expression. With rule labels the customers' ``leaky`` columns are kept
+    as text for the rules (not for a scoring input). Returns the attribute names, in output order."""
+    path = cfg.data_path(fs.path)
+    leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" and not tag_rows else []
+    for attr in [*spec.categorical, *spec.numeric, *leaky]:
+        if attr in fs.derived:
+            kind = "float" if attr in spec.numeric else "str"
+            value = _derived(engine, table, path, view, attr, kind, fs.derived[attr])
+            out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
+        elif attr not in classes:
+            what = "leaky column (read by labels.rules)" if attr in leaky else "attribute column"
+            raise InputError(f"{path}: {what} {attr!r} listed in tables.{table} is missing")
+        elif attr in spec.numeric:
+            columns.append((ident(attr), ident(attr), attr, "float", classes[attr]))
+        else:
+            out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)
+    return [*spec.categorical, *spec.numeric, *leaky]
+
+
+def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, view: str, text, stats, in_order):
+    """View ``view`` over one file of ``table`` with the columns of its lookup tables (``joins``) joined by
+    key, many-to-one; returns column -> class like ``engine.read``. A key that is not unique in its lookup
+    file stops the run; keys without a match are counted, and those the lookup spells differently logged."""
+    path = cfg.data_path(fs.path)
+    if not spec.joins:
+        return engine.read(view, path, fs, table, text)
+    main = f"{view}__main"
+    classes = engine.read(main, path, fs, table, text | {j.on for j in spec.joins.values()})
+    types = classes.pop("__types__", {})
+    lookups = []
+    for i, (name, join) in enumerate(spec.joins.items()):
+        lookup = f"{view}__lookup{i}"
+        lk_classes, lk_types = _read_lookup(engine, cfg, table, name, join, lookup, path, classes, text, stats)
+        cols = [(c, join.prefix + c) for c in lk_classes if c != join.lookup_key]
+        clash = sorted({n for _, n in cols} & set(classes))
+        if clash:
+            raise InputError(
+                f"{cfg.data_path(join.path)}: column(s) {clash} of lookup table tables.{table}.joins.{name} are also "
+                f"columns of {path} (or of an earlier lookup); set tables.{table}.joins.{name}.prefix to tell them "
+                "apart"
+            )
+        classes |= {n: lk_classes[c] for c, n in cols}
+        types |= {n: lk_types[c] for c, n in cols}
+        lookups.append((lookup, join.on, join.lookup_key, cols))
+    order = ""
+    if in_order:  # a scoring input's rows keep their positions through the join
+        engine.number_rows(f"{main}__rows", f"SELECT * FROM {main}")
+        main, order = f"{main}__rows", "input_row"
+    engine.create(view, rules.lookup_join(main, lookups, order))
+    return classes | {"__types__": types}
+
+
+def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, classes, text, stats) -> tuple:
+    """Read lookup ``name`` into ``view``; check its key (present on both sides, unique in the lookup) and
+    count and log the rows of ``path`` (read as ``view``'s sibling ``__main``) without a match."""
+    lk_path, where = cfg.data_path(join.path), f"tables.{table}.joins.{name}"
+    if not lk_path.is_file():
+        raise InputError(f"{where}: lookup file not found: {lk_path}")
+    if join.on not in classes:
+        raise InputError(
+            f"{path}: join key column {join.on!r} ({where}.on) is missing; columns present: {sorted(classes)}"
+        )
+    own = {c.removeprefix(join.prefix) for c in text if c.startswith(join.prefix)} | {join.lookup_key}
+    lk_classes = engine.read(
+        view, lk_path, FileSpec(path=join.path, format=join.format, encoding=join.encoding), table, own
+    )
+    lk_types = lk_classes.pop("__types__", {})
+    if join.lookup_key not in lk_classes:
+        raise InputError(
+            f"{lk_path}: key column {join.lookup_key!r} ({where}) is missing; columns present: {sorted(lk_classes)}"
+        )
+    dup = rules.duplicate_keys(view, join.lookup_key)
+    (n_dup,) = engine.rows(f"SELECT count(*) FROM ({dup})")[0]
+    if n_dup:
+        ex = ", ".join(f"{clip(k, quote=True)} ({n} rows)" for k, n in engine.rows(f"{dup} LIMIT 3"))
+        raise InputError(
+            f"{lk_path}: key column {join.lookup_key!r} ({where}) must be unique in the lookup table (one row per "
+            f"key, joined many-to-one). Got {n_dup} key(s) on more than one row instead; e.g. {ex}"
+        )
+    main = view.rsplit("__lookup", 1)[0] + "__main"
+    rows, no_key, no_match = engine.rows(rules.join_counts(main, join.on, view, join.lookup_key))[0]
+    stats_row = {"rows": int(rows), "missing_key": int(no_key), "no_match": int(no_match)}
+    log.info("%s: %s joined on %r: %s", path, where, join.on, stats_row)
+    if no_match:
+        pairs = engine.rows(f"{rules.spelling_pairs(main, join.on, view, join.lookup_key)} LIMIT 5")
+        spelt = "; ".join(f"{clip(a, quote=True)} ({n} rows) is spelt {clip(b, quote=True)} there" for a, b, n in pairs)
+        spelt = f"; values that differ only in spelling: {spelt}" if spelt else ""
+        log.warning(
+            "%s: %d row(s) have a %r that %s (%s) does not have: their %s columns are missing%s",
+            *(path, no_match, join.on, lk_path, where, name, spelt),
+        )
+    for k, n in stats_row.items():
+        stats.joins.setdefault(name, {}).setdefault(k, 0)
+        stats.joins[name][k] += n
+    return lk_classes, lk_types
 
 
 def _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls) -> None:

@@ -1,0 +1,176 @@
+"""Lookup tables joined by key (``tables.<table>.joins``) and ``derived`` attributes: on DuckDB and Spark
+through ``sources.register_all``; bad lookups through the CLI (one ``error:`` line, exit 2)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from leadtier.pipelines.cli import app
+from leadtier.pipelines.config import ConfigError, load_config
+from leadtier.pipelines.features import connect
+from leadtier.pipelines.sources import InputError, register_all
+from typer.testing import CliRunner
+
+from tests import test_input_rules as _shared
+from tests.conftest import REPO
+
+SCHEMES = REPO / "configs" / "schemes.yaml"
+engine, spark = _shared.engine, _shared.spark  # the fixtures that run a test on DuckDB and on Spark
+
+PIPELINE = """opportunity_id,created,account,sales_agent,product,close_value
+o1,2026-01-01,Acme,Ann,GTX Pro,100
+o2,2026-01-02,Acme,Bob,MG Special,20
+o3,2026-01-03,Betatech,Ann,GTX Pro,
+o4,2026-01-04,,Bob,GTX Basic,50
+o5,2026-01-05,Nowhere Inc,Cid,GTX Basic,70
+"""
+ACCOUNTS = """account,sector,employees
+Acme,retail,120
+Betatech,software,40
+"""
+TEAMS = """sales_agent,regional_office
+Ann,East
+Bob,West
+Cid,East
+"""
+PRODUCTS = """product,series,sales_price
+GTXPro,GTX,4821
+MG Special,MG,55
+GTX Basic,GTX,550
+"""
+
+
+def _world(root: Path, products: str = PRODUCTS, **customers) -> dict:
+    for name, text in {"pipeline.csv": PIPELINE, "accounts.csv": ACCOUNTS, "teams.csv": TEAMS}.items():
+        (root / name).write_text(text)
+    (root / "products.csv").write_text(products)
+    spec = {
+        "path": "pipeline.csv",
+        "columns": {"customer_id": "opportunity_id", "created_at": "created"},
+        "joins": {
+            "accounts": {"path": "accounts.csv", "on": "account"},
+            "sales_teams": {"path": "teams.csv", "on": "sales_agent"},
+            "products": {"path": "products.csv", "on": "product"},
+        },
+        "categorical": ["sector", "regional_office", "series"],
+        "numeric": ["employees", "sales_price"],
+        **customers,
+    }
+    return {
+        "name": "joins",
+        "data": {"root": str(root), "as_of": "2026-06-30", "tables": {"customers": spec}},
+        "features": {"families": ["customers"]},
+    }
+
+
+def _load(root: Path, raw: dict):
+    (root / "c.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_config(root / "c.yaml", schemes_file=SCHEMES)
+
+
+def _table(engine, sql: str) -> dict[str, tuple]:
+    return {r[0]: tuple(None if v != v else v for v in r[1:]) for r in engine.rows(sql)}  # NaN -> None
+
+
+def test_lookup_columns_become_attributes_and_missing_keys_are_counted(tmp_path, engine, caplog):
+    cfg = _load(tmp_path, _world(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="leadtier.pipelines.sources"):
+        stats = register_all(engine, cfg)
+    got = _table(engine, 'SELECT customer_id, "sector", "regional_office", "series", "employees" FROM customers')
+    assert got == {
+        "o1": ("retail", "East", None, 120.0),  # 'GTX Pro' has no match in products.csv (spelt 'GTXPro')
+        "o2": ("retail", "West", "MG", 120.0),
+        "o3": ("software", "East", None, 40.0),
+        "o4": (None, "West", "GTX", None),  # no account: no account columns
+        "o5": (None, "East", "GTX", None),  # 'Nowhere Inc' is not in accounts.csv
+    }
+    joins = stats["customers"].joins
+    assert joins["accounts"] == {"rows": 5, "missing_key": 1, "no_match": 1}
+    assert joins["sales_teams"] == {"rows": 5, "missing_key": 0, "no_match": 0}
+    assert joins["products"] == {"rows": 5, "missing_key": 0, "no_match": 2}
+    assert stats["customers"].as_dict()["joins"] == joins
+    # the misspelt category across tables is named with its two spellings and its rows
+    spelt = [r.getMessage() for r in caplog.records if "differ only in spelling" in r.getMessage()]
+    assert len(spelt) == 1 and "'GTX Pro' (2 rows) is spelt 'GTXPro' there" in spelt[0], spelt
+    unmatched = [r.getMessage() for r in caplog.records if "accounts.csv" in r.getMessage()]
+    assert len(unmatched) == 1 and "1 row(s) have a 'account'" in unmatched[0], unmatched
+
+
+def test_a_derived_attribute_is_computed_even_from_a_lookup_column(tmp_path, engine):
+    raw = _world(tmp_path, derived={"size": "CASE WHEN employees >= 100 THEN 'large' ELSE 'small' END"})
+    raw["data"]["tables"]["customers"]["categorical"].append("size")
+    cfg = _load(tmp_path, raw)
+    register_all(engine, cfg)
+    got = _table(engine, 'SELECT customer_id, "size" FROM customers')
+    assert got == {"o1": ("large",), "o2": ("large",), "o3": ("small",), "o4": ("small",), "o5": ("small",)}
+
+
+def test_an_unknown_derived_column_is_an_error_not_ignored(tmp_path):
+    raw = _world(tmp_path, derived={"sector": "(SELECT 'x')"})
+    raw["data"]["tables"]["customers"]["categorical"].remove("sector")
+    with pytest.raises(ConfigError, match=r"derived: \['sector'\] are neither canonical columns of customers"):
+        _load(tmp_path, raw)
+    raw["data"]["tables"]["customers"]["joins"]["accounts"]["how"] = "inner"
+    with pytest.raises(ConfigError, match=r"joins.accounts.how: unknown key"):
+        _load(tmp_path, raw)
+
+
+def test_a_key_that_is_not_unique_in_the_lookup_stops_the_run_with_one_error_line(tmp_path):
+    raw = _world(tmp_path, products=PRODUCTS + "GTXPro,GTX-2,4900\nGTXPro,GTX-3,4999\n")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (tmp_path / "schemes.yaml").write_text(SCHEMES.read_text())
+    res = CliRunner().invoke(app, ["features", "--config", str(tmp_path / "c.yaml")])
+    assert res.exit_code == 2, res.output
+    (line,) = [x for x in res.output.splitlines() if x.strip()]
+    assert line.startswith("error: ") and "Traceback" not in res.output
+    assert str(tmp_path / "products.csv") in line and "key column 'product'" in line
+    assert "must be unique" in line and "Got 1 key(s) on more than one row instead; e.g. 'GTXPro' (3 rows)" in line
+
+
+def test_a_missing_join_key_or_lookup_file_names_it(tmp_path):
+    raw = _world(tmp_path)
+    raw["data"]["tables"]["customers"]["joins"]["accounts"]["on"] = "account_name"
+    with pytest.raises(InputError, match=r"pipeline.csv: join key column 'account_name' \(tables.customers.joins"):
+        register_all(connect(), _load(tmp_path, raw))
+    raw["data"]["tables"]["customers"]["joins"]["accounts"] = {"path": "acc.csv", "on": "account"}
+    with pytest.raises(InputError, match=r"tables.customers.joins.accounts: lookup file not found: .*acc.csv"):
+        register_all(connect(), _load(tmp_path, raw))
+
+
+def test_a_column_in_both_tables_needs_a_prefix(tmp_path):
+    raw = _world(tmp_path)
+    (tmp_path / "accounts.csv").write_text("account,created,sector\nAcme,1999,retail\n")
+    with pytest.raises(InputError, match=r"column\(s\) \['created'\] of lookup table tables.customers.joins.accounts"):
+        register_all(connect(), _load(tmp_path, raw))
+    raw["data"]["tables"]["customers"]["joins"]["accounts"]["prefix"] = "account_"
+    raw["data"]["tables"]["customers"]["categorical"] = ["account_sector", "account_created"]
+    raw["data"]["tables"]["customers"]["numeric"] = []
+    con = connect()
+    register_all(con, _load(tmp_path, raw))
+    got = con.execute("SELECT customer_id, account_sector, account_created FROM customers ORDER BY 1").fetchall()
+    assert got[:2] == [("o1", "retail", "1999"), ("o2", "retail", "1999")] and got[3] == ("o4", None, None)
+
+
+def test_the_sandbox_lets_config_sql_read_the_lookup_files_only(tmp_path):
+    cfg = _load(tmp_path, _world(tmp_path))
+    con = connect(cfg)
+    register_all(con, cfg)  # the lookup files are readable
+    (tmp_path / "other.csv").write_text("a\n1\n")
+    with pytest.raises(Exception, match="(?i)permission|not allowed|disabled"):
+        con.execute(f"SELECT * FROM read_csv('{tmp_path / 'other.csv'}')").fetchall()
+
+
+def test_a_scoring_input_keeps_its_row_positions_through_the_joins(tmp_path, engine):
+    cfg = _load(tmp_path, _world(tmp_path))
+    register_all(engine, cfg, with_labels=False, drop_missing_ids=False, tag_rows=True)
+    got = engine.rows('SELECT input_row, customer_id, "series" FROM customers ORDER BY input_row')
+    assert [tuple(r) for r in got] == [
+        (1, "o1", None),
+        (2, "o2", "MG"),
+        (3, "o3", None),
+        (4, "o4", "GTX"),
+        (5, "o5", "GTX"),
+    ]
