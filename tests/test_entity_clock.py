@@ -1,0 +1,151 @@
+"""Entities with their own clock (labels.outcome.kind days_to_win): days from each entity's start to its
+win, censored per entity at the evaluation date; and the Olist marketing funnel config through the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from leadtier.features.queries import entity_label_query
+from leadtier.pipelines.cli import app
+from leadtier.pipelines.config import load_config
+from leadtier.pipelines.train import TrainingDataError, drop_empty_tiers
+from typer.testing import CliRunner
+
+from tests.conftest import REPO
+
+AS_OF = dt.date(2020, 1, 1)  # the evaluation date: outcomes dated on or after it are not seen
+H = 200
+START = dt.date(2019, 1, 1)
+LEVELS = ["A", "B", "C", "D", "E"]
+D = dt.timedelta
+
+
+def labels(entities: list[tuple[str, dt.date | None, str | None, str | None]], observed_from=None) -> pd.DataFrame:
+    """(id, start, won_at, lost_at) -> the label rows, indexed by id."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE customers (customer_id VARCHAR, created_at DATE)")
+    con.execute("CREATE TABLE outcomes (customer_id VARCHAR, won_at TIMESTAMP, lost_at TIMESTAMP)")
+    con.executemany("INSERT INTO customers VALUES (?, ?)", [(e[0], e[1]) for e in entities])
+    con.executemany("INSERT INTO outcomes VALUES (?, ?, ?)", [(e[0], e[2], e[3]) for e in entities if e[2] or e[3]])
+    sql = entity_label_query(AS_OF, LEVELS, [30, 90, 180], H, observed_from)
+    return con.execute(sql).df().set_index("customer_id")
+
+
+def test_censoring_at_the_exact_horizon_boundary_of_each_entity():
+    lab = labels(
+        [
+            ("ends_on_eval_date", AS_OF - D(H), None, None),  # day H is the evaluation date: not observed
+            ("one_day_short", AS_OF - D(H + 1), None, None),  # day H is the day before: all observed -> E
+            ("one_day_past", AS_OF - D(H - 1), None, None),  # day H after the evaluation date
+            ("won_on_eval_date", AS_OF - D(10), f"{AS_OF} 00:00:00", None),  # the future: still open
+        ]
+    )
+    assert lab.loc["one_day_short", "tier"] == "E"
+    for censored in ("ends_on_eval_date", "one_day_past", "won_on_eval_date"):
+        assert pd.isna(lab.loc[censored, "tier"]) and pd.isna(lab.loc[censored, "unlabelled"]), censored
+
+
+def test_days_to_win_are_calendar_days_from_the_start():
+    lab = labels(
+        [
+            ("day30_late", START, f"{START + D(30)} 23:59:59", None),
+            ("day31_early", START, f"{START + D(31)} 00:00:01", None),
+            ("day0", START, f"{START} 08:00:00", None),
+            ("day180", START, f"{START + D(180)} 12:00:00", None),
+            ("day_h", START, f"{START + D(H)} 12:00:00", None),  # the last day of the horizon: D
+            ("day_h_plus_1", START, f"{START + D(H + 1)} 00:00:00", None),  # won too late: E
+        ]
+    )
+    assert lab["tier"].to_dict() == {
+        "day0": "A",
+        "day180": "C",
+        "day30_late": "A",
+        "day31_early": "B",
+        "day_h": "D",
+        "day_h_plus_1": "E",
+    }
+    assert lab.loc["day31_early", "days_to_win"] == 31
+
+
+def test_lost_is_E_at_once_and_other_entities_are_unlabelled_with_a_reason():
+    lab = labels(
+        [
+            ("lost_early", AS_OF - D(10), None, f"{AS_OF - D(5)} 10:00:00"),  # horizon unobserved, but lost
+            ("won_before_start", START, f"{START - D(1)} 23:00:00", None),  # Olist has one: not trusted
+            ("starts_on_eval_date", AS_OF, None, None),
+            ("no_start", None, None, None),
+            ("before_records", dt.date(2018, 6, 1), None, None),
+        ],
+        observed_from=dt.date(2018, 12, 1),
+    )
+    assert lab.loc["lost_early", "tier"] == "E"
+    assert lab["unlabelled"].dropna().to_dict() == {
+        "won_before_start": "won before its start",
+        "starts_on_eval_date": "started on or after the evaluation date",
+        "no_start": "no start date",
+        "before_records": "started before outcomes were recorded",
+    }
+    assert lab.drop("lost_early")["tier"].isna().all()
+
+
+def test_an_empty_tier_stops_the_run_unless_the_config_allows_it(workdir):
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    tiers = pd.Series(["A", "B", "C", "E"] * 10)
+    assert drop_empty_tiers(cfg, tiers) == [] and cfg.scheme.codes == LEVELS  # check_minimum stops it
+    cfg.labels.allow_empty_tiers = True
+    assert drop_empty_tiers(cfg, tiers) == ["D"]
+    assert cfg.scheme.codes == ["A", "B", "C", "E"]
+    with pytest.raises(TrainingDataError, match="needs two"):
+        drop_empty_tiers(cfg, pd.Series(["A"] * 5))
+
+
+def test_entity_clock_config_refuses_event_families_and_backtests(tmp_path):
+    cfg = (REPO / "configs" / "olist_funnel.yaml").read_text(encoding="utf-8")
+    for bad, words in (
+        ("families: [customers]", "families: [customers, rfm]"),
+        ("evaluation: ordered_holdout", "evaluation: backtest"),
+    ):
+        path = tmp_path / "bad.yaml"
+        path.write_text(cfg.replace(bad, words), encoding="utf-8")
+        with pytest.raises(Exception, match="days_to_win"):
+            load_config(path)
+
+
+SHARED = Path(os.environ.get("LEADTIER_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+OLIST = "olist_marketing_funnel"
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (SHARED / OLIST / "olist_marketing_qualified_leads_dataset.csv").is_file(),
+    reason=f"the Olist marketing funnel is not under {SHARED} (set LEADTIER_SHARED_DATASETS)",
+)
+def test_olist_funnel_trains_through_the_cli_on_a_slice(workdir):
+    root = workdir / "data" / OLIST
+    root.mkdir(parents=True)
+    leads, deals = (
+        SHARED / OLIST / f for f in ("olist_marketing_qualified_leads_dataset.csv", "olist_closed_deals_dataset.csv")
+    )
+    # every won lead (D, 181-200 days to win, has only a dozen) and every other lead not won
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_csv('{leads}', all_varchar=true) WHERE hash(mql_id) % 2 = 0 "
+        f"OR mql_id IN (SELECT mql_id FROM read_csv('{deals}', all_varchar=true))) TO '{root / leads.name}' (HEADER)"
+    )
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{deals}', all_varchar=true)) TO '{root / deals.name}' (HEADER)")
+    n_leads = duckdb.sql(f"SELECT count(*) FROM read_csv('{root / leads.name}')").fetchall()[0][0]
+    config = REPO / "configs" / "olist_funnel.yaml"
+    runner = CliRunner()
+    args = ["--config", str(config), "--data-root", str(workdir / "data")]
+    res = runner.invoke(app, ["train", *args, "--n-trials", "2"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"{n_leads} entities:" in text and "1 won before its start" in text
+    n = {w: int(text.split(f" {w}")[0].split()[-1]) for w in ("labelled,", "censored", "unlabelled")}
+    assert sum(n.values()) == n_leads and min(n.values()) > 0
+    assert "rows: " in text and " 0 in both" in text
