@@ -600,11 +600,6 @@ class PredictConfig(_Strict):
     n_jobs: Annotated[int, Field(ge=0, le=256)] = Field(
         default=0, description="LightGBM threads when scoring; 0 = one per CPU core available"
     )
-    only_open: bool = Field(
-        default=False,
-        description="score only entities still open as of the date (no won_at / lost_at in data.tables.outcomes "
-        "before it); the closed ones are skipped and counted in the rejects file",
-    )
 
 
 class ReportConfig(_Strict):
@@ -766,8 +761,6 @@ class Config(_Strict):
             raise ValueError(f"train.cost_matrix must be {k}x{k} for the {k} levels of {self.labels.scheme!r}")
         if self.train.evaluation == "backtest" and not self.snapshots.eval_as_of:
             raise ValueError("train.evaluation 'backtest' needs snapshots.train_as_of and snapshots.eval_as_of")
-        if self.predict.only_open and self.data.tables.outcomes is None:
-            raise ValueError("predict.only_open needs data.tables.outcomes (when each entity was won or lost)")
         return self
 
     def _entity_clock_fits(self) -> None:
