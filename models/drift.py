@@ -54,15 +54,25 @@ def psi(expected_share, actual_counts) -> float:
 
 class DriftAccumulator:
     """Add scored batches; ``table(threshold)`` gives PSI per feature, largest first, and for text
-    features how many values training never saw (the model scores them as missing), with examples."""
+    features how many values training never saw (the model scores them as missing), with examples.
+
+    The examples are the first three such values in customer id order (in row order without a
+    ``customer_id`` column), whatever order the batches come in, so accumulators filled on parts of the
+    data (Spark partitions) and combined with :meth:`merge` give the same table as one filled with all."""
 
     def __init__(self, reference: dict[str, dict]):
         self.reference = reference
         self.counts = {c: np.zeros(len(r["share"])) for c, r in reference.items()}
         self.unseen = {c: 0 for c, r in reference.items() if "cats" in r}
-        self.unseen_examples: dict[str, list[str]] = {c: [] for c in self.unseen}
+        self.examples: dict[str, dict[str, str]] = {c: {} for c in self.unseen}  # value -> its first customer
+        self._rows = 0
 
     def add(self, frame: pd.DataFrame) -> None:
+        if "customer_id" in frame.columns:
+            keys = frame["customer_id"].astype(str)
+        else:
+            keys = pd.Series([f"{i:020d}" for i in range(self._rows, self._rows + len(frame))], index=frame.index)
+        self._rows += len(frame)
         for c, r in self.reference.items():
             if c not in frame.columns:
                 continue
@@ -71,10 +81,36 @@ class DriftAccumulator:
             if c in self.unseen:  # the last bin holds missing and unseen values
                 unseen = int(counts[-1]) - int(frame[c].isna().sum())
                 self.unseen[c] += unseen
-                if unseen and len(self.unseen_examples[c]) < 3:
-                    values = frame[c].dropna()
-                    new = [clip(v) for v in values[~values.isin(r["cats"])].astype(str).unique()[:3]]
-                    self.unseen_examples[c] = list(dict.fromkeys(self.unseen_examples[c] + new))[:3]
+                if unseen:
+                    self._note_examples(c, frame[c], keys)
+
+    def _note_examples(self, c: str, values: pd.Series, keys: pd.Series) -> None:
+        new = values.notna() & ~values.isin(self.reference[c]["cats"])
+        if len(self.examples[c]) >= 3:  # only customers before the third example can change the choice
+            new &= keys < max(self.examples[c].values())
+        if new.any():
+            first = keys[new].groupby(values[new].astype(str)).min()
+            self._keep(c, {clip(v): k for v, k in first.items()})
+
+    def _keep(self, c: str, found: dict[str, str]) -> None:
+        both = dict(self.examples[c])
+        for value, key in found.items():
+            both[value] = min(key, both.get(value, key))
+        self.examples[c] = dict(sorted(both.items(), key=lambda vk: (vk[1], vk[0]))[:3])
+
+    def state(self) -> dict:
+        """What :meth:`merge` needs (JSON-serialisable and bounded: bin counts and three examples per feature)."""
+        counts = {c: v.tolist() for c, v in self.counts.items()}
+        return {"counts": counts, "unseen": dict(self.unseen), "examples": self.examples}
+
+    def merge(self, state: dict) -> None:
+        """Add the counts and examples of another accumulator's :meth:`state` (over other rows)."""
+        for c, counts in state["counts"].items():
+            self.counts[c] += np.asarray(counts, dtype=float)
+        for c, n in state["unseen"].items():
+            self.unseen[c] += int(n)
+        for c, found in state["examples"].items():
+            self._keep(c, found)
 
     def table(self, threshold: float) -> pd.DataFrame:
         rows = [
@@ -82,7 +118,7 @@ class DriftAccumulator:
                 "feature": c,
                 "psi": round(psi(r["share"], self.counts[c]), 6),
                 "unseen_values": self.unseen.get(c, 0),
-                "unseen_examples": ", ".join(self.unseen_examples.get(c, [])),
+                "unseen_examples": ", ".join(self.examples.get(c, {})),
             }
             for c, r in self.reference.items()
             if self.counts[c].sum() > 0
@@ -93,14 +129,23 @@ class DriftAccumulator:
 
 
 def migration(previous: pd.DataFrame, current: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
-    """Tier and score changes per customer between two scoring runs (best level first).
-
-    ``change``: upgraded / downgraded / unchanged / new / gone; ``trend`` from the score:
-    improving (+5 or more), declining (-5 or more), steady.
-    """
-    rank = {c: i for i, c in enumerate(levels)}
+    """Tier and score changes per customer between two scoring runs (best level first), by customer id;
+    see :func:`tier_changes`."""
     p = previous[["customer_id", "tier", "score"]].rename(columns={"tier": "previous_tier", "score": "previous_score"})
     m = p.merge(current[["customer_id", "tier", "score"]], on="customer_id", how="outer")
+    return tier_changes(m, levels).sort_values("customer_id", ignore_index=True)
+
+
+MIGRATION_COLUMNS = ["customer_id", "previous_tier", "previous_score", "tier", "score"]  # what tier_changes reads
+
+
+def tier_changes(paired: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """``paired`` (:data:`MIGRATION_COLUMNS`: each customer's previous tier and score beside the new ones,
+    missing on the side where the customer is absent) with ``change``: upgraded / downgraded / unchanged /
+    new / gone, ``score_change``, and ``trend`` from the score: improving (+5 or more), declining (-5 or
+    more), steady. Row by row: any part of the pairs can be done on its own."""
+    rank = {c: i for i, c in enumerate(levels)}
+    m = paired
     pr = m["previous_tier"].map(rank)
     cr = m["tier"].map(rank)
     change = np.select(
@@ -110,6 +155,4 @@ def migration(previous: pd.DataFrame, current: pd.DataFrame, levels: list[str]) 
     )
     delta = m["score"] - m["previous_score"]
     trend = np.select([delta >= 5, delta <= -5, delta.notna()], ["improving", "declining", "steady"], default="")
-    return m.assign(change=change, score_change=delta.round(2), trend=trend).sort_values(
-        "customer_id", ignore_index=True
-    )
+    return m.assign(change=change, score_change=delta.round(2), trend=trend)

@@ -12,6 +12,8 @@ import errno
 import glob
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -104,30 +106,48 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def stage(path: str | Path, write: Callable[[Path], None], tag: str = "") -> Path:
+def stage(path: str | Path, write: Callable[[Path], None], tag: str = "", folder: bool = False) -> Path:
     """Call ``write(tmp)`` on a hidden temporary file beside ``path`` (``.<name>.<tag>...tmp``), fsync it
     and return it, complete, for the caller to rename. A failed write leaves no temporary behind; an
-    ``OSError`` (disk full, read-only folder) becomes an :class:`OutputError` naming ``path``."""
+    ``OSError`` (disk full, read-only folder) becomes an :class:`OutputError` naming ``path``.
+    ``folder=True``: the temporary is a folder (Spark's output), which ``write`` may replace."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{tag}", suffix=".tmp", dir=path.parent)
+        if folder:
+            tmp_name = tempfile.mkdtemp(prefix=f".{path.name}.{tag}", suffix=".tmp", dir=path.parent)
+        else:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{tag}", suffix=".tmp", dir=path.parent)
+            os.close(fd)
     except OSError as exc:
         raise output_error(path, exc) from None
-    os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
+        for file in _files(tmp):
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, (0o777 if folder else 0o666) & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise output_error(path, exc) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     return tmp
+
+
+def _files(path: Path) -> list[Path]:
+    """``path`` if it is a file, else the files below it, in a fixed order."""
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def discard(path: Path) -> None:
+    """Remove a file or a folder (with what is in it) if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def table_writer(frame: pd.DataFrame, path: str | Path) -> Callable[[Path], None]:
@@ -175,6 +195,25 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _describe(path: Path, run_id: str) -> dict:
+    """A file's manifest entry: its run, size and SHA-256. A folder (Spark's predictions): the size of all
+    its files and the SHA-256 of the list of their relative paths and SHA-256s."""
+    if not path.is_dir():
+        return {"run_id": run_id, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    import hashlib
+
+    files = _files(path)
+    listing = "".join(f"{f.relative_to(path).as_posix()}\0{_sha256(f)}\n" for f in files)
+    size = sum(f.stat().st_size for f in files)
+    return {"run_id": run_id, "bytes": size, "sha256": hashlib.sha256(listing.encode("utf-8")).hexdigest()}
+
+
+def set_stem(name: str) -> str:
+    """The name of an output without its .parquet or .csv suffix (any other dot is part of the name):
+    ``predictions.parquet`` -> ``predictions``, ``run.2024-06`` (a Spark folder) -> ``run.2024-06``."""
+    return re.sub(r"\.(parquet|csv)$", "", name, flags=re.IGNORECASE)
+
+
 class OutputSet:
     """The files one run writes beside each other (predictions, drift, migration, rejects), committed
     together, under an exclusive lock on the set.
@@ -190,8 +229,9 @@ class OutputSet:
     def __init__(self, main: str | Path, kinds: list[str]):
         self.main = Path(main)
         self.folder = self.main.parent
-        self.sides = {k: self.main.with_name(f"{self.main.stem}.{k}.csv") for k in kinds}
-        self.manifest = self.main.with_name(f"{self.main.stem}.manifest.json")
+        stem = set_stem(self.main.name)
+        self.sides = {k: self.main.with_name(f"{stem}.{k}.csv") for k in kinds}
+        self.manifest = self.main.with_name(f"{stem}.manifest.json")
         self.journal = self.folder / f".{self.main.name}{JOURNAL_SUFFIX}"
         self.lock_path = self.folder / f".{self.main.name}.lock"
         self.run_id = ""
@@ -225,7 +265,7 @@ class OutputSet:
         self.recover()
         for member in [*self.members, self.journal]:  # temporaries of killed runs: nobody else holds the lock
             for tmp in self.folder.glob(f".{glob.escape(member.name)}.*.tmp"):
-                tmp.unlink(missing_ok=True)
+                discard(tmp)
         return self
 
     def recover(self) -> bool:
@@ -241,17 +281,24 @@ class OutputSet:
 
     def _apply(self, plan: dict) -> None:
         for tmp, final in plan["replace"]:
-            if (self.folder / tmp).exists():
-                os.replace(self.folder / tmp, self.folder / final)
+            new, old = self.folder / tmp, self.folder / final
+            aside = self.folder / f".{final}.old.tmp"  # a folder cannot be renamed over: moved aside first
+            if new.exists():
+                if old.is_dir() or new.is_dir():
+                    discard(aside)
+                    if old.exists():
+                        os.replace(old, aside)
+                os.replace(new, old)
+            discard(aside)
         for name in plan["remove"]:
-            (self.folder / name).unlink(missing_ok=True)
+            discard(self.folder / name)
         _fsync_dir(self.folder)
         self.journal.unlink(missing_ok=True)
         _fsync_dir(self.folder)
 
     def close(self) -> None:
         for tmp in self._staged.values():
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
         self._staged.clear()
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
@@ -264,9 +311,9 @@ class OutputSet:
         self.close()
 
     # ---------------------------------------------------------------- staging and commit
-    def stage(self, final: Path, write: Callable[[Path], None]) -> Path:
+    def stage(self, final: Path, write: Callable[[Path], None], folder: bool = False) -> Path:
         """Write ``final``'s new content to a temporary (see :func:`stage`); returns the temporary."""
-        tmp = stage(final, write)
+        tmp = stage(final, write, folder=folder)
         self._staged[Path(final)] = tmp
         self._remove.discard(Path(final))
         return tmp
@@ -285,14 +332,10 @@ class OutputSet:
         previous = read_manifest(self.manifest) or {}
         files = {}
         for final, tmp in self._staged.items():
-            files[final.name] = {"run_id": self.run_id, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+            files[final.name] = _describe(tmp, self.run_id)
         for final in keep:  # as they are; described as the manifest before described them, if it did
-            if final.is_file():
-                files[final.name] = previous.get("files", {}).get(final.name) or {
-                    "run_id": "earlier",
-                    "bytes": final.stat().st_size,
-                    "sha256": _sha256(final),
-                }
+            if final.exists():
+                files[final.name] = previous.get("files", {}).get(final.name) or _describe(final, "earlier")
         for member in self.members[:-1]:
             if member not in self._staged and member.name not in files:
                 self._remove.add(member)
@@ -343,7 +386,7 @@ def check_manifest(main: str | Path, kinds: list[str]) -> dict | None:
                         "rerun leadtier predict"
                     )
                 continue
-            if not member.is_file() or member.stat().st_size != entry["bytes"] or _sha256(member) != entry["sha256"]:
+            if not member.exists() or _describe(member, entry["run_id"]) != entry:
                 raise OutputError(
                     f"{member} is not the file run {entry['run_id']} wrote ({out.manifest.name}); "
                     "rerun leadtier predict"

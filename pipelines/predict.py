@@ -214,16 +214,7 @@ def _run(
         rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
         why = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()} if len(rejects) else {}
         n_rejected = len(rejects)
-        share = n_rejected / max(input_rows, 1)
-        if share > cfg.predict.max_reject_share:  # before scoring: no predictions file, not even briefly;
-            if len(rejects):  # an earlier run's predictions stay as they were (the next run's baseline)
-                outset.stage(rejects_path, table_writer(rejects, rejects_path))
-            outset.commit("stopped by predict.max_reject_share", keep=[out_path, *outset.sides.values()])
-            raise RejectShareError(
-                f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
-                f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
-                f"Reasons: {why}. See {rejects_path}"
-            )
+        check_reject_share(cfg, outset, input_rows, why, table_writer(rejects, rejects_path))
         previous = _previous_output(out_path)
         scorer = _scorer_of(model)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
@@ -250,23 +241,7 @@ def _run(
             ) from None
     finally:
         con.close()
-    drift_table = drift.table(cfg.predict.psi_warning) if drift is not None else None
-    if drift_table is not None:
-        outset.stage(outset.sides["drift"], table_writer(drift_table, outset.sides["drift"]))
-        for row in drift_table[drift_table["warning"]].itertuples():
-            log.warning(
-                "drift: feature %s has PSI %.3f > %.2f against the training data",
-                row.feature,
-                row.psi,
-                cfg.predict.psi_warning,
-            )
-        for row in drift_table[drift_table["unseen_values"] > 0].itertuples():
-            log.warning(
-                "feature %s: %d row(s) with values never seen in training, scored as missing; e.g. %s",
-                row.feature,
-                row.unseen_values,
-                row.unseen_examples,
-            )
+    stage_drift(outset, drift, cfg.predict.psi_warning)
     moved_path = outset.sides["migration"]
     if previous is not None and scored:  # nothing scored (every row rejected): no tiers to compare
         moved = migration(previous, _read_tiers(outset.staged(out_path), out_path.suffix), scorer.scheme.codes)
@@ -287,6 +262,43 @@ def _run(
         seconds=time.perf_counter() - t0,
     )
     return result
+
+
+def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int], write_rejects) -> None:
+    """Before scoring, on either engine: when more input rows were rejected than predict.max_reject_share
+    allows, commit the rejects alone (``write_rejects(tmp)`` writes them) and raise
+    :class:`RejectShareError`. No predictions file, not even briefly; an earlier run's predictions, drift and
+    migration stay as they were (the next run's baseline)."""
+    n_rejected = sum(why.values())
+    share = n_rejected / max(input_rows, 1)
+    if share <= cfg.predict.max_reject_share:
+        return
+    if n_rejected:
+        outset.stage(outset.sides["rejects"], write_rejects)
+    outset.commit("stopped by predict.max_reject_share", keep=[outset.main, *outset.sides.values()])
+    raise RejectShareError(
+        f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
+        f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
+        f"Reasons: {why}. See {outset.sides['rejects']}"
+    )
+
+
+def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> None:
+    """Stage the drift file of ``outset`` from ``drift`` (no file without a drift reference) and log each
+    feature above ``threshold`` and each with values training never saw. Both engines."""
+    if drift is None:
+        return
+    table = drift.table(threshold)
+    outset.stage(outset.sides["drift"], table_writer(table, outset.sides["drift"]))
+    for row in table[table["warning"]].itertuples():
+        log.warning("drift: feature %s has PSI %.3f > %.2f against the training data", row.feature, row.psi, threshold)
+    for row in table[table["unseen_values"] > 0].itertuples():
+        log.warning(
+            "feature %s: %d row(s) with values never seen in training, scored as missing; e.g. %s",
+            row.feature,
+            row.unseen_values,
+            row.unseen_examples,
+        )
 
 
 def _score_batches(

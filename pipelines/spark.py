@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -48,8 +49,11 @@ from typing import TYPE_CHECKING
 
 import sqlglot
 from leadtier.features.queries import feature_query
+from leadtier.models.drift import DriftAccumulator
+from leadtier.models.frame import numbers_as_float
 from leadtier.pipelines.config import Config, FileSpec, TableSpec
 from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
+from leadtier.pipelines.outputs import OutputSet, neutralise_formulas, set_stem, stage
 from leadtier.pipelines.predict import PredictResult
 from leadtier.pipelines.sources import InputError, register_all, register_table
 from sqlglot import exp
@@ -486,22 +490,32 @@ def _is_local(spark: SparkSession, path: str) -> bool:
     return spark.sparkContext.master.startswith("local") and ("://" not in path or path.startswith("file:"))
 
 
+def _spark_writer(df: DataFrame, fmt: str, partition_by: list[str] | None = None):
+    """What writes ``df`` as a folder of Parquet or CSV parts to a given path (replacing what is there)."""
+
+    def write(target) -> None:
+        w = df.write.mode("overwrite")
+        if partition_by:
+            w = w.partitionBy(*partition_by)
+        if fmt == "csv":  # values as they are: Spark's CSV writer trims spaces unless told not to
+            w.options(header=True, ignoreLeadingWhiteSpace=False, ignoreTrailingWhiteSpace=False).csv(str(target))
+        else:
+            w.option("compression", "zstd").parquet(str(target))
+
+    write.spark = True  # writes to any path Spark can reach (see HadoopSet.stage)
+    return write
+
+
+def _folder_format(output: str) -> str:
+    return "csv" if output.lower().rstrip("/").endswith(".csv") else "parquet"
+
+
 def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: list[str] | None = None) -> str:
     """Write ``df`` as a folder of Parquet (CSV when ``output`` ends in .csv).
 
     Locally the folder appears complete or not at all: written beside, then swapped in.
     """
-    fmt = "csv" if output.lower().rstrip("/").endswith(".csv") else "parquet"
-
-    def write(target: str) -> None:
-        w = df.write.mode("overwrite")
-        if partition_by:
-            w = w.partitionBy(*partition_by)
-        if fmt == "csv":  # values as they are: Spark's CSV writer trims spaces unless told not to
-            w.options(header=True, ignoreLeadingWhiteSpace=False, ignoreTrailingWhiteSpace=False).csv(target)
-        else:
-            w.option("compression", "zstd").parquet(target)
-
+    write = _spark_writer(df, _folder_format(output), partition_by)
     if not _is_local(spark, output):
         return _swap_through_hadoop(spark, write, output)
     out = Path(_local(output))
@@ -521,6 +535,18 @@ def write_dir(spark: SparkSession, df: DataFrame, output: str, partition_by: lis
     return str(out)
 
 
+def _hadoop_replace(fs, tmp, target, old) -> None:
+    """Rename ``tmp`` to ``target`` (Hadoop paths on ``fs``), the previous ``target`` moved aside to ``old``
+    first and deleted after; if the rename fails the previous one goes back."""
+    if fs.exists(target) and not fs.rename(target, old):
+        raise OSError(f"cannot move the previous output {target.toString()} aside to {old.toString()}")
+    if not fs.rename(tmp, target):
+        if fs.exists(old):
+            fs.rename(old, target)
+        raise OSError(f"cannot rename {tmp.toString()} to {target.toString()}")
+    fs.delete(old, True)
+
+
 def _swap_through_hadoop(spark: SparkSession, write, output: str) -> str:
     """``write`` beside ``output`` on the cluster's file system, then rename it into place through Hadoop's
     FileSystem API: a run that fails while writing leaves the previous output as it was. (Renames are
@@ -533,45 +559,108 @@ def _swap_through_hadoop(spark: SparkSession, write, output: str) -> str:
     old = jpath(target.getParent(), f".{target.getName()}.old-{tag}")
     try:
         write(tmp.toString())
-        if fs.exists(target) and not fs.rename(target, old):
-            raise OSError(f"cannot move the previous output {output} aside to {old.toString()}")
-        if not fs.rename(tmp, target):
-            if fs.exists(old):
-                fs.rename(old, target)  # the previous output goes back
-            raise OSError(f"cannot rename {tmp.toString()} to {output}")
+        _hadoop_replace(fs, tmp, target, old)
     finally:
         fs.delete(tmp, True)
         fs.delete(old, True)
     return output
 
 
-def rejects_name(out: str) -> str:
-    """``outputs/pred_spark`` -> ``outputs/pred_spark.rejects.csv``, ``pred.parquet`` -> ``pred.rejects.csv``:
-    the name ``leadtier predict`` gives its rejects (only a .parquet or .csv suffix is replaced)."""
+def side_name(out: str, kind: str) -> str:
+    """``outputs/pred_spark`` -> ``outputs/pred_spark.<kind>.csv``, ``pred.parquet`` -> ``pred.<kind>.csv``:
+    the names ``leadtier predict`` gives its side files (only a .parquet or .csv suffix is replaced)."""
     head, sep, name = out.rstrip("/").rpartition("/")
-    stem = re.sub(r"\.(parquet|csv)$", "", name, flags=re.IGNORECASE)
-    return f"{head}{sep}{stem}.rejects.csv"
+    return f"{head}{sep}{set_stem(name)}.{kind}.csv"
+
+
+def rejects_name(out: str) -> str:
+    return side_name(out, "rejects")
 
 
 def _local(path: str) -> str:
     return path.removeprefix("file://").removeprefix("file:")
 
 
-def _write_rejects(spark: SparkSession, df: DataFrame, path: str) -> str:
-    """One CSV file locally, as ``leadtier predict`` writes it; a folder of CSV parts on a cluster."""
-    if not _is_local(spark, path):
-        return write_dir(spark, df, path)
-    target = Path(_local(path))
-    if target.is_dir():  # left by a run on a cluster master: a folder of parts
-        shutil.rmtree(target)
-    parts = target.with_name(f".{target.name}.parts-{uuid.uuid4().hex[:8]}")
-    try:
-        write_dir(spark, df.coalesce(1), str(parts) + ".csv")
-        (part,) = Path(str(parts) + ".csv").glob("part-*.csv")
-        os.replace(part, target)
-    finally:
-        shutil.rmtree(str(parts) + ".csv", ignore_errors=True)
-    return str(target)
+def _csv_file_writer(spark: SparkSession, df: DataFrame):
+    """What writes ``df`` as one CSV file to a given path, as ``leadtier predict`` writes its side files
+    (a folder of CSV parts on a cluster)."""
+
+    def write(target) -> None:
+        target = str(target)
+        if not _is_local(spark, target):
+            return _spark_writer(df, "csv")(target)
+        parts = Path(_local(target)).with_name(f".{Path(target).name}.parts-{uuid.uuid4().hex[:8]}.csv")
+        try:
+            _spark_writer(df.coalesce(1), "csv")(str(parts))
+            (part,) = parts.glob("part-*.csv")
+            os.replace(part, _local(target))
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+
+    write.spark = True
+    return write
+
+
+class HadoopSet:
+    """A Spark run's output set on a cluster's file system (HDFS, S3, ...) through Hadoop's FileSystem API,
+    staged as :class:`~leadtier.pipelines.outputs.OutputSet` stages it on this machine: each file is written
+    beside its final name and all are renamed into place by :meth:`commit`, once every one is written, so a
+    run that fails leaves the previous set as it was. There is no lock, journal or manifest here: a driver
+    killed during the renames may leave files of both runs."""
+
+    def __init__(self, spark: SparkSession, main: str, kinds: list[str]):
+        self.main = main.rstrip("/")
+        self.sides = {k: side_name(self.main, k) for k in kinds}
+        self._path = spark._jvm.org.apache.hadoop.fs.Path
+        self.fs = self._path(self.main).getFileSystem(spark._jsc.hadoopConfiguration())
+        self.tag = ""
+        self._staged: dict[str, str] = {}
+
+    def open(self, run_id: str) -> HadoopSet:
+        self.tag = run_id[:8]
+        return self
+
+    def __enter__(self) -> HadoopSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _beside(self, final: str, what: str):
+        p = self._path(final)
+        return self._path(p.getParent(), f".{p.getName()}.{self.tag}.{what}")
+
+    def stage(self, final: str, write, folder: bool = False) -> str:
+        """``write(tmp)`` beside ``final``; a writer that is not Spark's (a pandas table, the drift file) writes a
+        file on this machine, which is then copied there."""
+        tmp = self._beside(final, "tmp").toString()
+        try:
+            if getattr(write, "spark", False):
+                write(tmp)
+            else:
+                local = stage(Path(tempfile.gettempdir()) / Path(final).name, write)
+                self.fs.copyFromLocalFile(True, True, self._path(f"file:{local}"), self._path(tmp))
+        except BaseException:
+            self.fs.delete(self._path(tmp), True)
+            raise
+        self._staged[final] = tmp
+        return tmp
+
+    def staged(self, final: str) -> str:
+        return self._staged[final]
+
+    def commit(self, status: str = "complete", keep: list[str] = ()) -> None:
+        written = list(self._staged)
+        for final in written:
+            _hadoop_replace(self.fs, self._path(self._staged.pop(final)), self._path(final), self._beside(final, "old"))
+        for final in [self.main, *self.sides.values()]:
+            if final not in written and final not in keep:  # none of an earlier run's files stays
+                self.fs.delete(self._path(final), True)
+
+    def close(self) -> None:
+        for tmp in self._staged.values():
+            self.fs.delete(self._path(tmp), True)
+        self._staged.clear()
 
 
 def default_output(path: str) -> str:
@@ -638,6 +727,154 @@ def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
     )
 
 
+def _output_set(spark: SparkSession, out: str):
+    """The files of one run, committed together: an :class:`~leadtier.pipelines.outputs.OutputSet` (lock,
+    journal, manifest) on this machine, a :class:`HadoopSet` on a cluster's file system."""
+    from leadtier.pipelines.predict import SIDE_KINDS
+
+    if _is_local(spark, out):
+        return OutputSet(Path(_local(out)), SIDE_KINDS)
+    return HadoopSet(spark, out, SIDE_KINDS)
+
+
+def _read_tiers(spark: SparkSession, path: str) -> DataFrame:
+    """The id, tier and score columns of a predictions folder or file (Parquet, or CSV by its name)."""
+    from pyspark.sql import functions as F
+
+    reader = spark.read
+    df = reader.option("header", True).csv(path) if _folder_format(path) == "csv" else reader.parquet(path)
+    return df.select(F.col("customer_id").cast("string"), F.col("tier").cast("string"), F.col("score").cast("double"))
+
+
+def _previous_tiers(spark: SparkSession, outset) -> DataFrame | None:
+    """The last run's tiers at this output, for tier migration (None when there is no readable one)."""
+    main = str(outset.main)
+    there = Path(main).exists() if isinstance(outset, OutputSet) else outset.fs.exists(outset._path(main))
+    if not there:
+        return None
+    try:
+        return _read_tiers(spark, main)
+    except Exception as exc:  # noqa: BLE001 - AnalysisException and friends: as leadtier predict, no migration
+        log.warning("previous predictions %s unreadable, no migration table: %s", main, str(exc).splitlines()[0])
+        return None
+
+
+def _drift_spark(feats: DataFrame, reference: dict[str, dict]) -> DriftAccumulator:
+    """Drift counts of the feature table: one :class:`~leadtier.models.drift.DriftAccumulator` per partition
+    (on the executors), their bounded states (bin counts, three examples) merged on the driver."""
+    import json
+
+    import pandas as pd
+
+    def states(batches):
+        acc = DriftAccumulator(reference)
+        for batch in batches:
+            acc.add(numbers_as_float(batch))
+        yield pd.DataFrame({"state": [json.dumps(acc.state())]})
+
+    columns = ["customer_id", *[c for c in reference if c in feats.columns]]
+    total = DriftAccumulator(reference)
+    for row in feats.select(*[_ident(c) for c in columns]).mapInPandas(states, "state string").collect():
+        total.merge(json.loads(row["state"]))
+    return total
+
+
+def _migration_spark(previous: DataFrame, current: DataFrame, levels: list[str]) -> DataFrame:
+    """As ``models.drift.migration`` (one row per customer, by id): the pairs joined by Spark, each batch
+    of pairs classified by :func:`~leadtier.models.drift.tier_changes`, CSV cells neutralised as
+    ``leadtier predict`` writes them."""
+    from leadtier.models.drift import MIGRATION_COLUMNS, tier_changes
+    from pyspark.sql import functions as F
+
+    pairs = previous.select(
+        "customer_id", F.col("tier").alias("previous_tier"), F.col("score").alias("previous_score")
+    ).join(current, "customer_id", "full_outer")
+    schema = (
+        "customer_id string, previous_tier string, previous_score double, tier string, score double, "
+        "change string, score_change double, trend string"
+    )
+
+    def changes(batches):
+        for batch in batches:
+            yield neutralise_formulas(tier_changes(batch, levels))
+
+    return pairs.select(*MIGRATION_COLUMNS).mapInPandas(changes, schema).orderBy("customer_id").coalesce(1)
+
+
+def _scoring_input(spark: SparkSession, cfg: Config, input_path: str | None, as_of: dt.date):
+    """The input rows tagged with their reject reason (persisted: the caller unpersists), the input row
+    count, the reject counts by reason, and the RFM population view."""
+    source = input_path or cfg.predict.input
+    spec = _customers_spec(cfg, source)
+    population = _register_population(spark, cfg) if source else "customers"
+    register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
+    tagged = _tag_rejects(spark, as_of).persist()
+    counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
+    why = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
+    return tagged, sum(counts.values()), why, population
+
+
+def _rejects_frame(tagged: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return (
+        tagged.where("reject_reason IS NOT NULL")
+        .select("input_row", F.col("input_id").alias("customer_id"), F.col("reject_reason").alias("reason"))
+        .orderBy("input_row")
+        .coalesce(1)
+    )
+
+
+def _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version) -> tuple[DataFrame, DataFrame]:
+    """The features of the rows not rejected (persisted: the caller unpersists) and the predictions."""
+    import mlflow
+    from leadtier.pipelines import tracking
+    from pyspark.sql import functions as F
+
+    struct, input_cols = output_struct(uri, reasons=reasons)
+    tagged.where("reject_reason IS NULL").drop(
+        "input_row", "input_id", "pre_reject", "dup_rank", "reject_reason"
+    ).createOrReplaceTempView("customers")
+    feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False, population=population)))
+    missing = sorted(set(input_cols) - set(feats.columns))
+    if missing:
+        raise tracking.ModelLoadError(f"model {uri} needs feature column(s) that this config does not build: {missing}")
+    feats = feats.persist()  # read twice: drift and scoring
+    udf = mlflow.pyfunc.spark_udf(
+        spark, uri, result_type=struct, env_manager="local", params={"reasons": True} if reasons else None
+    )
+    # like leadtier predict, keep past revenue for the report (it then needs no feature rebuild)
+    extra = [F.col("rfm_monetary").alias("past_revenue")] if "rfm_monetary" in feats.columns else []
+    prediction = udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p")
+    result = feats.select("customer_id", prediction, *extra).select(
+        "customer_id",
+        "__p.*",
+        *[c for c in ["past_revenue"] if extra],
+        F.lit(version).cast("string").alias("model_version"),
+        F.lit(as_of).cast("date").alias("as_of"),
+    )
+    return feats, result
+
+
+def _stage_scores(spark, cfg, outset, feats, result, scorer) -> int:
+    """Stage the predictions, drift and migration files of ``outset``; returns the rows scored."""
+    from leadtier.pipelines.predict import stage_drift
+
+    previous = _previous_tiers(spark, outset)  # read before the commit replaces it
+    reference = getattr(scorer, "drift_reference", None)
+    stage_drift(outset, _drift_spark(feats, reference) if reference else None, cfg.predict.psi_warning)
+    t1 = time.perf_counter()
+    main = outset.main
+    outset.stage(main, _spark_writer(result, _folder_format(str(main)), ["tier"]), folder=True)
+    current = _read_tiers(spark, str(outset.staged(main)))
+    n_scored = current.count()
+    log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
+    if previous is not None and n_scored and scorer is not None:  # as leadtier predict
+        moved = _migration_spark(previous, current, scorer.scheme.codes)
+        outset.stage(outset.sides["migration"], _csv_file_writer(spark, moved))
+    return n_scored
+
+
 def predict_spark(
     spark: SparkSession,
     cfg: Config,
@@ -648,105 +885,53 @@ def predict_spark(
     batch_size: int | None = None,
     reasons: bool = False,
 ) -> PredictResult:
-    """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder).
+    """Tier customers on Spark; Parquet partitioned by tier under ``output`` (a folder), with the side files
+    of ``leadtier predict`` beside it (rejects, drift, migration), committed together as one set.
 
     ``batch_size`` sets the rows per Arrow batch the model scores at once
     (``spark.sql.execution.arrow.maxRecordsPerBatch``); ``reasons`` adds the per-customer reasons column.
     """
-    import mlflow
+    check_families(cfg)
+    out = output or default_output(cfg.predict.output)
+    with _output_set(spark, out) as outset:
+        outset.open(uuid.uuid4().hex)  # one run per output set at a time; finishes a killed run's commit
+        return _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons)
+
+
+def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons) -> PredictResult:
     from leadtier.pipelines import tracking
-    from leadtier.pipelines.predict import RejectShareError
-    from pyspark.sql import functions as F
+    from leadtier.pipelines.predict import _scorer_of, check_reject_share
 
     t0 = time.perf_counter()
-    check_families(cfg)
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
-    out = output or default_output(cfg.predict.output)
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
-    struct, input_cols = output_struct(uri, reasons=reasons)
+    scorer = _scorer_of(tracking.load_model(uri))  # the drift reference and the tier levels, as leadtier predict
     if batch_size:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
-
-    spec = _customers_spec(cfg, input_path or cfg.predict.input)
-    population = _register_population(spark, cfg) if input_path or cfg.predict.input else "customers"
-    register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
-    tagged = _tag_rejects(spark, as_of).persist()
+    tagged, input_rows, why, population = _scoring_input(spark, cfg, input_path, as_of)
     try:
-        counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
-        log.info("read and checked %d input rows in %.1f s", sum(counts.values()), time.perf_counter() - t0)
-        input_rows = sum(counts.values())
-        why = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
-        rejected = sum(why.values())
-        rejects_df = (
-            tagged.where("reject_reason IS NOT NULL")
-            .select("input_row", F.col("input_id").alias("customer_id"), F.col("reject_reason").alias("reason"))
-            .orderBy("input_row")
-            .coalesce(1)
-        )
-        rejects_path = rejects_name(out)
-
-        def write_rejects() -> str | None:
-            """Like leadtier predict: the rejects file of this run, or none (an earlier run's removed)."""
-            if rejected:
-                return _write_rejects(spark, rejects_df, rejects_path)
-            if _is_local(spark, out):
-                stale = Path(_local(rejects_path))
-                if stale.is_dir():
-                    shutil.rmtree(stale)
-                else:
-                    stale.unlink(missing_ok=True)
-            else:  # a cluster's file system (HDFS, S3, ...), through Hadoop's FileSystem API
-                jpath = spark._jvm.org.apache.hadoop.fs.Path(rejects_path)
-                jpath.getFileSystem(spark._jsc.hadoopConfiguration()).delete(jpath, True)
-            return None
-
-        share = rejected / max(input_rows, 1)
-        if share > cfg.predict.max_reject_share:  # before scoring; an earlier run's predictions stay as they were
-            write_rejects()
-            raise RejectShareError(
-                f"{rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
-                f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
-                f"Reasons: {why}. See {rejects_path}"
-            )
-        tagged.where("reject_reason IS NULL").drop(
-            "input_row", "input_id", "pre_reject", "dup_rank", "reject_reason"
-        ).createOrReplaceTempView("customers")
-        feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False, population=population)))
-        missing = sorted(set(input_cols) - set(feats.columns))
-        if missing:
-            raise tracking.ModelLoadError(
-                f"model {uri} needs feature column(s) that this config does not build: {missing}"
-            )
-        udf = mlflow.pyfunc.spark_udf(
-            spark, uri, result_type=struct, env_manager="local", params={"reasons": True} if reasons else None
-        )
-        # like leadtier predict, keep past revenue for the report (it then needs no feature rebuild)
-        extra = [F.col("rfm_monetary").alias("past_revenue")] if "rfm_monetary" in feats.columns else []
-        prediction = udf(*[F.col(_ident(c)) for c in input_cols]).alias("__p")
-        result = feats.select("customer_id", prediction, *extra).select(
-            "customer_id",
-            "__p.*",
-            *[c for c in ["past_revenue"] if extra],
-            F.lit(version).cast("string").alias("model_version"),
-            F.lit(as_of).cast("date").alias("as_of"),
-        )
-        t1 = time.perf_counter()
-        path = write_dir(spark, result, out, partition_by=["tier"])
-        n_scored = spark.read.parquet(path).count()
-        log.info("built features, scored and wrote %d rows in %.1f s", n_scored, time.perf_counter() - t1)
-        # after the predictions: a run that fails while scoring leaves the last pair as it was
-        rejects_written = write_rejects()
+        log.info("read and checked %d input rows in %.1f s", input_rows, time.perf_counter() - t0)
+        rejects = _csv_file_writer(spark, _rejects_frame(tagged))
+        check_reject_share(cfg, outset, input_rows, why, rejects)  # before scoring
+        feats, result = _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version)
+        try:
+            n_scored = _stage_scores(spark, cfg, outset, feats, result, scorer)
+        finally:
+            feats.unpersist()
+        if why:
+            outset.stage(outset.sides["rejects"], rejects)
+        outset.commit()  # files not staged (no migration, no rejects this time) go: none of an earlier run stays
     finally:
         tagged.unpersist()
     return PredictResult(
         engine="Spark (Parquet partitioned by tier)",
-        output=path,
-        rejects=rejects_written,
+        output=str(outset.main),
+        rejects=str(outset.sides["rejects"]) if why else None,
         input_rows=input_rows,
         scored=n_scored,
-        rejected=rejected,
+        rejected=sum(why.values()),
         reasons=why,
         model_uri=uri,
         model_version=version,

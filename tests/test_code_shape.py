@@ -18,7 +18,6 @@ LONG_FUNCTIONS = {
     "pipelines/train.py::run": "being split by the engineer who owns pipelines/train.py",
     "pipelines/train.py::prepare": "pipelines/train.py is being reworked by its owner; split after that lands",
     "pipelines/predict.py::_run": "pipelines/predict.py is being edited by its owner; split after that lands",
-    "pipelines/spark.py::predict_spark": "pipelines/spark.py is being edited by its owner; split after that lands",
     "pipelines/sources.py::_file_select": "pipelines/sources.py is being edited by its owner; split after that lands",
     "pipelines/validate.py::check_inputs": "pipelines/validate.py is being edited by its owner; split after that lands",
     "pipelines/synthetic_crm.py::_block": "one seeded draw sequence: a split must keep the demo data byte-identical, "

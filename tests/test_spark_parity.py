@@ -7,6 +7,7 @@ reason when pyspark or Java is missing.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -537,3 +538,109 @@ def test_rejects_file_is_named_as_leadtier_predict_names_it():
     assert sp.rejects_name("file:/data/pred.CSV") == "file:/data/pred.rejects.csv"
     # dots inside a name are not suffixes: two monthly runs keep their own rejects
     assert sp.rejects_name("out/run.2024-06") != sp.rejects_name("out/run.2024-07")
+
+
+# --------------------------------------------------------------------------- the output set
+
+
+def _two_inputs(cfg, work) -> tuple[str, str]:
+    """A first scoring input, and a second one that drops some customers, adds others, changes the
+    revenue of some (tiers move) and gives seven of them regions training never saw (drift names three)."""
+    prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str})
+    first, second = prospects.iloc[:150].copy(), prospects.iloc[20:200].copy()
+    second.loc[second.index[:40], "annual_revenue_musd"] = second["annual_revenue_musd"].iloc[:40] * 50 + 100
+    second.loc[second.index[40:80], "annual_revenue_musd"] = 0.0
+    second.loc[second.index[80:87], "region"] = [f"Atlantis-{i}" for i in range(7)][::-1]
+    first = pd.concat([first, first.head(2)], ignore_index=True)  # duplicates: the first run has rejects
+    paths = (str(work / "set_first.csv"), str(work / "set_second.csv"))
+    first.to_csv(paths[0], index=False)
+    second.to_csv(paths[1], index=False)
+    return paths
+
+
+def test_spark_drift_and_migration_files_equal_batch_predicts(spark, trained):
+    from leadtier.pipelines import predict
+    from leadtier.pipelines.outputs import check_manifest
+
+    cfg, work = trained
+    first, second = _two_inputs(cfg, work)
+    for inp in (first, second):
+        predict.run(cfg, input_path=inp, output=str(work / "set_duck.parquet"), progress=False)
+        res = sp.predict_spark(spark, cfg, input_path=inp, output=str(work / "set_spark"))
+    assert res.rejected == 0 and not (work / "set_spark.rejects.csv").exists()  # the first run's rejects went
+
+    duck_drift = pd.read_csv(work / "set_duck.drift.csv")
+    spark_drift = pd.read_csv(work / "set_spark.drift.csv")
+    pd.testing.assert_frame_equal(spark_drift, duck_drift)
+    region = spark_drift.set_index("feature").loc["cust_region"]
+    assert region["unseen_values"] == 7 and len(region["unseen_examples"].split(", ")) == 3
+
+    duck = pd.read_csv(work / "set_duck.migration.csv", dtype={"customer_id": str})
+    got = pd.read_csv(work / "set_spark.migration.csv", dtype={"customer_id": str})
+    assert list(got.columns) == list(duck.columns)
+    assert got["customer_id"].tolist() == duck["customer_id"].tolist()  # sorted by id, one row each
+    for c in ["previous_tier", "tier", "change", "trend"]:
+        assert got[c].fillna("").tolist() == duck[c].fillna("").tolist(), c
+    for c, tol in [("previous_score", 1e-6), ("score", 1e-6), ("score_change", 0.01 + 1e-6)]:
+        np.testing.assert_allclose(got[c].to_numpy(), duck[c].to_numpy(), atol=tol, err_msg=c)
+    assert {"new", "gone", "upgraded", "downgraded", "unchanged"} <= set(got["change"])
+
+    manifest = check_manifest(work / "set_spark", predict.SIDE_KINDS)  # what report checks first
+    assert sorted(manifest["files"]) == ["set_spark", "set_spark.drift.csv", "set_spark.migration.csv"]
+    assert {f["run_id"] for f in manifest["files"].values()} == {manifest["run_id"]}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (but the set's lock file) and its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
+@pytest.mark.parametrize("failing", ["drift.csv", "migration.csv", "manifest.json"])
+def test_a_spark_run_failing_between_its_files_leaves_the_old_set_and_a_good_run_replaces_it(
+    spark, trained, tmp_path, monkeypatch, failing
+):
+    """The disk fills up once a file of the set is written (drift first, then the predictions folder,
+    migration, rejects, the manifest): the previous set stays entirely; the next good run replaces it entirely."""
+    from leadtier.pipelines import outputs
+    from leadtier.pipelines.outputs import OutputError, check_manifest
+    from leadtier.pipelines.predict import SIDE_KINDS
+
+    cfg, work = trained
+    first, second = _two_inputs(cfg, work)
+    out = tmp_path / "sets" / "p"
+    sp.predict_spark(spark, cfg, input_path=first, output=str(out))
+    old = _tree(out.parent)
+    assert {"p.rejects.csv", "p.drift.csv", "p.manifest.json"} <= set(old) and "p.migration.csv" not in old
+    real = outputs.stage
+
+    def full_disk(path, write, tag="", folder=False):
+        def fill(tmp):
+            write(tmp)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        return real(path, fill if Path(path).name.endswith(failing) else write, tag, folder)
+
+    monkeypatch.setattr(outputs, "stage", full_disk)
+    with pytest.raises(OutputError, match=f"cannot write .*{failing}: no space left"):
+        sp.predict_spark(spark, cfg, input_path=second, output=str(out))
+    assert _tree(out.parent) == old  # nothing of the failed run, no temporary
+    monkeypatch.undo()
+
+    res = sp.predict_spark(spark, cfg, input_path=second, output=str(out))
+    new = _tree(out.parent)
+    assert res.rejected == 0 and "p.rejects.csv" not in new and "p.migration.csv" in new
+    assert new["p.drift.csv"] != old["p.drift.csv"] and new["p.manifest.json"] != old["p.manifest.json"]
+    assert not [k for k in old if "part-" in k and k in new]  # no part file of the old predictions
+    manifest = check_manifest(out, SIDE_KINDS)
+    assert sorted(manifest["files"]) == ["p", "p.drift.csv", "p.migration.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        ".p.lock",
+        "p",
+        "p.drift.csv",
+        "p.manifest.json",
+        "p.migration.csv",
+    ]
