@@ -13,7 +13,8 @@ executors' local time zone.
 
 Scoring: :func:`predict_spark` applies the registered MLflow pyfunc with
 ``mlflow.pyfunc.spark_udf`` (``env_manager="local"``) and writes Parquet partitioned by ``tier``.
-Input rows are checked with the same reject rules as ``leadtier predict``.
+Input rows are checked with the same reject rules as ``leadtier predict``, and the run writes the same
+side files (rejects, drift, migration), committed with the predictions as one set (:func:`_output_set`).
 
 Running on an existing cluster
 ------------------------------
