@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from leadtier.models.classifier import PriorShiftMixin
-from leadtier.models.metrics import HIGHER_IS_BETTER, tier_metrics
+from leadtier.models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 CANDIDATES = ("lightgbm", "logreg", "average")
@@ -80,30 +80,18 @@ class Choice:
     self_training: str | None = None  # "kept" or "discarded" when self-training was judged
 
 
-def choose(
+def validation_predictions(
     make: Mapping[str, Callable[[], object]],
     X: pd.DataFrame,
     y: Sequence[str],
     splits: Iterable[tuple[np.ndarray, np.ndarray]],
-    levels: Sequence[str],
-    metric: str,
-    candidates: Sequence[str] | None = None,
-    averages: Mapping[str, Sequence[str]] | None = None,
-    tolerance: float = 0.0,
-) -> Choice:
-    """Pick one of ``candidates`` (in order of preference; default: every model of ``make``) by
-    ``metric`` on validation rows taken from the training rows.
-
-    Each model of ``make`` (name -> unfitted-model factory) is fitted on each split's fitting rows
-    and scored on its validation rows (pooled over the splits). An entry of ``averages`` (name ->
-    member names of ``make``) is scored as the mean of its members' probabilities, decided by the first
-    member's rule, as :class:`AveragedTiers` does, without refitting. The best score wins; a candidate
-    earlier in the list wins when it is within ``tolerance`` of the best."""
-    averages = dict(averages or {})
-    candidates = list(candidates or [*make, *averages])
-    unknown = [c for c in candidates if c not in make and c not in averages]
-    if unknown or not candidates:
-        raise ValueError(f"candidates must be names of {[*make, *averages]}. Got {candidates} instead")
+    candidates: Sequence[str],
+    averages: Mapping[str, Sequence[str]],
+) -> tuple[list, dict[str, tuple[np.ndarray, list]]]:
+    """The true tiers of the validation rows (pooled over ``splits``) and each candidate's probabilities
+    and tiers on them. A model of ``make`` is fitted on each split's fitting rows; an entry of
+    ``averages`` (name -> member names) is the mean of its members' probabilities, decided by the first
+    member's rule (as :class:`AveragedTiers`), without refitting."""
     needed = list(dict.fromkeys(m for c in candidates for m in (averages.get(c) or [c])))
     y = np.asarray(list(y), dtype=object)
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c: [] for c in candidates}
@@ -119,20 +107,58 @@ def choose(
             parts[c].append((p, first.classes_[first.tier_index(p)]))
     if not truth:
         raise ValueError("choose needs validation rows; every split was empty")
-    scores = {
-        c: tier_metrics(
-            truth, np.vstack([p for p, _ in ps]), levels, y_pred=list(np.concatenate([t for _, t in ps]))
-        ).get(metric, np.nan)
-        for c, ps in parts.items()
-    }
+    pooled = {c: (np.vstack([p for p, _ in ps]), list(np.concatenate([t for _, t in ps]))) for c, ps in parts.items()}
+    return truth, pooled
+
+
+def choose(
+    make: Mapping[str, Callable[[], object]],
+    X: pd.DataFrame,
+    y: Sequence[str],
+    splits: Iterable[tuple[np.ndarray, np.ndarray]],
+    levels: Sequence[str],
+    metric: str,
+    candidates: Sequence[str] | None = None,
+    averages: Mapping[str, Sequence[str]] | None = None,
+    rule: str = "significant",
+    tolerance: float = 0.0,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Choice:
+    """Pick one of ``candidates`` (in order of preference; default: every model of ``make``) by
+    ``metric`` on validation rows taken from the training rows (see :func:`validation_predictions`).
+
+    ``rule='significant'``: the first candidate stays unless another beats it with the whole 95 %
+    paired-bootstrap interval of the gain (``resamples`` draws) above ``tolerance``; of those that do,
+    the best scoring wins. A switch on a gain within noise would trade a known model for noise.
+    ``rule='best'``: the best score wins, an earlier candidate when within ``tolerance`` of it."""
+    if rule not in ("significant", "best"):
+        raise ValueError(f"rule must be 'significant' or 'best'. Got {rule!r} instead")
+    averages = dict(averages or {})
+    candidates = list(candidates or [*make, *averages])
+    unknown = [c for c in candidates if c not in make and c not in averages]
+    if unknown or not candidates:
+        raise ValueError(f"candidates must be names of {[*make, *averages]}. Got {candidates} instead")
+    truth, pooled = validation_predictions(make, X, y, splits, candidates, averages)
+    scores = {c: tier_metrics(truth, p, levels, y_pred=t).get(metric, np.nan) for c, (p, t) in pooled.items()}
     sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
     defined = {c: v for c, v in scores.items() if np.isfinite(v)}
     shown = ", ".join(f"{c} {v:.4f}" for c, v in scores.items())
+    where = f"on {len(truth)} validation rows from the training rows"
     if not defined:
-        why = f"{metric} undefined on the validation rows ({shown}): {candidates[0]} kept"
-        return Choice(candidates[0], scores, metric, len(truth), [why])
-    best = max(sign * v for v in defined.values())
-    name = next(c for c in candidates if c in defined and sign * defined[c] >= best - tolerance)
-    rule = f"best {metric}" + (f"; an earlier candidate preferred within {tolerance:g}" if tolerance else "")
-    why = f"{name} chosen on {len(truth)} validation rows from the training rows ({rule}): {shown}"
+        return Choice(candidates[0], scores, metric, len(truth), [f"{candidates[0]} kept: {metric} undefined {where}"])
+    if rule == "best" or candidates[0] not in defined:
+        best = max(sign * v for v in defined.values())
+        name = next(c for c in candidates if c in defined and sign * defined[c] >= best - tolerance)
+        return Choice(name, scores, metric, len(truth), [f"{name} chosen {where} (best {metric}): {shown}"])
+    first = candidates[0]
+    gains = {}
+    for c in candidates[1:]:
+        g = paired_bootstrap(truth, {c: pooled[c], first: pooled[first]}, c, levels, [metric], resamples, seed=seed)
+        gains[c] = g.get(first, {}).get(metric)
+    beaten = [c for c, g in gains.items() if g is not None and g["low"] > tolerance]
+    name = max(beaten, key=lambda c: sign * defined.get(c, -np.inf)) if beaten else first
+    versus = ", ".join(f"{c} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for c, g in gains.items() if g)
+    verdict = f"{name} chosen" if beaten else f"{first} kept: no candidate beats it beyond noise"
+    why = f"{verdict} {where} ({metric}: {shown}; gain over {first} [95 % interval]: {versus or 'none'})"
     return Choice(name, scores, metric, len(truth), [why])

@@ -102,7 +102,10 @@ def fit_calibrator(proba: np.ndarray, y_idx: np.ndarray, method: str) -> Calibra
     ``sigmoid`` and ``isotonic`` fit each class's curve with its own offset, so they correct a shifted
     prior; ``temperature`` (one parameter) sharpens or flattens without moving the prior."""
     given = FrozenEstimator(_GivenProbabilities(proba.shape[1]).fit(proba))
-    return CalibratedClassifierCV(given, method=method).fit(proba, y_idx)
+    every_row = np.arange(len(y_idx))
+    # the probabilities are given, so no folds are needed: one "split" whose test part is every row
+    # (scikit-learn's default 5 folds would refuse a tier with fewer than 5 rows)
+    return CalibratedClassifierCV(given, method=method, cv=[(every_row, every_row)]).fit(proba, y_idx)
 
 
 def calibration_losses(proba: np.ndarray, y_idx: np.ndarray, seed: int = 0, folds: int = 5) -> dict[str, float]:
@@ -259,15 +262,21 @@ class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
                 cal_proba[va] = self._corrected(fold, Xm.iloc[va])
             self.booster_ = booster.fit(Xm, y_idx, **fit_params)
         elif self.calibration != "none":  # calibrator on held-out rows, the booster never sees them
+            rare = np.bincount(y_idx)[present].min() < 2  # a tier of one row cannot be stratified
             fit_rows, cal_rows = train_test_split(
-                np.arange(len(y_idx)), test_size=self.calibration_size, stratify=y_idx, random_state=self.random_state
+                np.arange(len(y_idx)),
+                test_size=self.calibration_size,
+                stratify=None if rare else y_idx,
+                random_state=self.random_state,
             )
             self.booster_ = booster.fit(Xm.iloc[fit_rows], y_idx[fit_rows], **fit_params)
             cal_proba = self._corrected(self.booster_, Xm.iloc[cal_rows])
             cal_y = np.searchsorted(present, y_idx[cal_rows])
         else:
             self.booster_ = booster.fit(Xm, y_idx, **fit_params)
-        if self.calibration != "none":
+        self.calibration_ = "none"
+        # a calibrator learns every tier's curve: with a tier absent from its rows it is not fitted
+        if self.calibration != "none" and len(np.unique(cal_y)) == len(present):
             self.calibration_log_loss_ = calibration_losses(cal_proba, cal_y, self.random_state)
             method = self.calibration
             if method == "auto":
@@ -275,8 +284,6 @@ class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
             self.calibration_ = method
             if method != "none":
                 self.calibrator_ = fit_calibrator(cal_proba, cal_y, method)
-        else:
-            self.calibration_ = "none"
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 

@@ -472,9 +472,15 @@ class ChoiceConfig(_Strict):
         description="stratified folds of the training rows that the candidates are scored on (time-ordered "
         "protocols validate on the newest training rows instead)",
     )
+    rule: Literal["significant", "best"] = Field(
+        default="significant",
+        description="significant: the first candidate stays unless another beats it with the whole 95 % bootstrap "
+        "interval of the gain above tolerance; best: the best primary metric wins",
+    )
     tolerance: Annotated[float, Field(ge=0)] = Field(
         default=0.0,
-        description="a candidate earlier in the list wins when its primary metric is within this of the best",
+        description="significant: the margin the interval must clear; best: an earlier candidate wins when within "
+        "this of the best",
     )
 
     @field_validator("candidates")

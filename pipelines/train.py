@@ -591,7 +591,9 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
         cfg.train.primary_metric,
         candidates=candidates,
         averages=AVERAGES,
+        rule=cfg.train.choice.rule,
         tolerance=cfg.train.choice.tolerance,
+        seed=cfg.seed,
     )
 
 

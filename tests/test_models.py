@@ -394,3 +394,34 @@ def test_class_weights_do_not_leak_into_the_calibrator(calibration_cv):
     uncalibrated = clf.booster_.predict_proba(clf._input(X))[:, 0].mean()
     assert uncalibrated > rare.mean() + 0.15  # the weighted booster over-predicts the rare tier ...
     assert abs(clf.predict_proba(X)[:, 0].mean() - rare.mean()) < 0.02  # ... the calibrated model does not
+
+
+def test_a_tier_of_two_rows_neither_stops_calibration_nor_tuning():
+    """Tuning folds and calibration rows of a rare tier can hold one row or none: the split is then
+    not stratified, and a calibrator that would miss a tier is not fitted (probabilities stay whole)."""
+    from leadtier.models.classifier import fit_calibrator
+    from leadtier.models.tuning import tune
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    levels = ["A", "B", "C", "D", "E"]
+    y = np.array(levels[:4], dtype=object)[rng.integers(0, 4, 300)]
+    y[:2] = "E"
+    clf = TierClassifier(levels=levels, n_estimators=10, calibration="auto").fit(X.iloc[1:], y[1:])
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1)
+    study = tune(
+        X,
+        list(y),
+        levels,
+        {"n_estimators": {"type": "int", "low": 5, "high": 10}},
+        n_trials=2,
+        timeout_s=60,
+        cv_folds=3,
+        metric="macro_f1",
+        seed=0,
+        base_params={},
+    )
+    assert len(study.trials) == 2
+    few = rng.dirichlet(np.ones(3), size=12)  # tiers of 8, 2 and 2 rows: below scikit-learn's default 5 folds
+    calibrated = fit_calibrator(few, np.r_[np.zeros(8, int), [1, 1, 2, 2]], "sigmoid").predict_proba(few)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1)
