@@ -10,6 +10,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+class Checklist(BaseModel):
+    """What must be true of one party (the project owner, the installer) for a level, in both languages."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    party_en: str
+    party_zh: str
+    en: list[str]
+    zh: list[str]
+
+    @model_validator(mode="after")
+    def _same_items(self) -> Checklist:
+        if not self.en or len(self.en) != len(self.zh):
+            raise ValueError(
+                f"a checklist needs the same items in en and zh, at least one. Got {len(self.en)} en and "
+                f"{len(self.zh)} zh items instead"
+            )
+        return self
+
+
 class TierLevel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -20,6 +40,10 @@ class TierLevel(BaseModel):
     meaning_zh: str = ""
     action_en: str = ""
     action_zh: str = ""
+    checklists: dict[str, Checklist] = Field(
+        default_factory=dict,
+        description="party (e.g. owner, installer) -> what must be true of it at this level",
+    )
 
 
 class TierScheme(BaseModel):

@@ -105,8 +105,8 @@ class JoinSpec(_Strict):
     """A lookup table joined many-to-one onto every file of a table by a key (accounts on account_id)."""
 
     path: str = Field(description="the lookup file, relative to data.root")
-    on: str = Field(description="the key column in this table's files")
-    key: str | None = Field(default=None, description="the key column in the lookup file; default: the same as on")
+    by: str = Field(description="the key column in this table's files (YAML reads a key named `on` as true)")
+    key: str | None = Field(default=None, description="the key column in the lookup file; default: the same as by")
     format: Literal["auto", "csv", "parquet"] = "auto"
     encoding: Encoding = "utf-8"
     prefix: str = Field(
@@ -117,7 +117,7 @@ class JoinSpec(_Strict):
 
     @property
     def lookup_key(self) -> str:
-        return self.key or self.on
+        return self.key or self.by
 
 
 class TableSpec(_Strict):
@@ -333,8 +333,23 @@ class OutcomeConfig(_Strict):
         return v
 
 
+class LabelRule(_Strict):
+    """One rule of ``labels.source: rules``: the rows its condition holds for (and no earlier rule's) get its tier."""
+
+    tier: str = Field(description="the scheme level code the rule gives")
+    when: str = Field(
+        description="SQL condition (DuckDB) over the customers table: canonical columns, attributes, and the "
+        "leaky columns (kept for the rules, never features), e.g. \"tender = 'only ours' AND contract = 'signed'\""
+    )
+
+
 class LabelConfig(_Strict):
-    source: Literal["table", "outcome"] = "table"
+    source: Literal["table", "outcome", "rules"] = Field(
+        default="table",
+        description="table: a labels table (people); outcome: what customers did after the snapshot; rules: "
+        "labels.rules over the customers' columns, first match wins, the rest unlabelled",
+    )
+    rules: list[LabelRule] = Field(default_factory=list, description="labels.source rules: the rules, in order")
     scheme: str = "time_to_close"
     mapping: dict[str, str] = Field(
         default_factory=dict, description="raw label value -> scheme level code (identity when empty)"
@@ -345,6 +360,16 @@ class LabelConfig(_Strict):
         description="a level that no labelled row reaches is reported and the run goes on with the levels that "
         "exist (the registered model has those); false: the run stops",
     )
+
+    @model_validator(mode="after")
+    def _rules_with_their_source(self) -> LabelConfig:
+        if self.source == "rules" and not self.rules:
+            raise ValueError("labels.source 'rules' needs labels.rules: a list of {tier, when}")
+        if self.rules and self.source != "rules":
+            raise ValueError(
+                f"labels.rules is used only with labels.source 'rules'. Got source {self.source!r} instead"
+            )
+        return self
 
 
 class SnapshotConfig(_Strict):
@@ -722,6 +747,16 @@ class Config(_Strict):
                     f"worklist.{key} names tiers that are not levels of scheme {self.labels.scheme!r} "
                     f"({levels}). Got {bad} instead"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _rules_give_levels(self) -> Config:
+        codes = self.schemes[self.labels.scheme].codes if self.labels.scheme in self.schemes else None
+        bad = [r.tier for r in self.labels.rules if codes is not None and r.tier not in codes]
+        if bad:
+            raise ValueError(
+                f"labels.rules tiers must be levels of scheme {self.labels.scheme!r} {codes}. Got {bad} instead"
+            )
         return self
 
     @model_validator(mode="after")

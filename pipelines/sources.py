@@ -338,7 +338,7 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
     if not spec.joins:
         return engine.read(view, path, fs, table, text)
     main = f"{view}__main"
-    classes = engine.read(main, path, fs, table, text | {j.on for j in spec.joins.values()})
+    classes = engine.read(main, path, fs, table, text | {j.by for j in spec.joins.values()})
     types = classes.pop("__types__", {})
     lookups = []
     for i, (name, join) in enumerate(spec.joins.items()):
@@ -354,7 +354,7 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
             )
         classes |= {n: lk_classes[c] for c, n in cols}
         types |= {n: lk_types[c] for c, n in cols}
-        lookups.append((lookup, join.on, join.lookup_key, cols))
+        lookups.append((lookup, join.by, join.lookup_key, cols))
     order = ""
     if in_order:  # a scoring input's rows keep their positions through the join
         engine.number_rows(f"{main}__rows", f"SELECT * FROM {main}")
@@ -369,9 +369,9 @@ def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, c
     lk_path, where = cfg.data_path(join.path), f"tables.{table}.joins.{name}"
     if not lk_path.is_file():
         raise InputError(f"{where}: lookup file not found: {lk_path}")
-    if join.on not in classes:
+    if join.by not in classes:
         raise InputError(
-            f"{path}: join key column {join.on!r} ({where}.on) is missing; columns present: {sorted(classes)}"
+            f"{path}: join key column {join.by!r} ({where}.by) is missing; columns present: {sorted(classes)}"
         )
     own = {c.removeprefix(join.prefix) for c in text if c.startswith(join.prefix)} | {join.lookup_key}
     lk_classes = engine.read(
@@ -391,16 +391,16 @@ def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, c
             f"key, joined many-to-one). Got {n_dup} key(s) on more than one row instead; e.g. {ex}"
         )
     main = view.rsplit("__lookup", 1)[0] + "__main"
-    rows, no_key, no_match = engine.rows(rules.join_counts(main, join.on, view, join.lookup_key))[0]
+    rows, no_key, no_match = engine.rows(rules.join_counts(main, join.by, view, join.lookup_key))[0]
     stats_row = {"rows": int(rows), "missing_key": int(no_key), "no_match": int(no_match)}
-    log.info("%s: %s joined on %r: %s", path, where, join.on, stats_row)
+    log.info("%s: %s joined on %r: %s", path, where, join.by, stats_row)
     if no_match:
-        pairs = engine.rows(f"{rules.spelling_pairs(main, join.on, view, join.lookup_key)} LIMIT 5")
+        pairs = engine.rows(f"{rules.spelling_pairs(main, join.by, view, join.lookup_key)} LIMIT 5")
         spelt = "; ".join(f"{clip(a, quote=True)} ({n} rows) is spelt {clip(b, quote=True)} there" for a, b, n in pairs)
         spelt = f"; values that differ only in spelling: {spelt}" if spelt else ""
         log.warning(
             "%s: %d row(s) have a %r that %s (%s) does not have: their %s columns are missing%s",
-            *(path, no_match, join.on, lk_path, where, name, spelt),
+            *(path, no_match, join.by, lk_path, where, name, spelt),
         )
     for k, n in stats_row.items():
         stats.joins.setdefault(name, {}).setdefault(k, 0)

@@ -329,7 +329,9 @@ def _champion_metrics(
     keep, note = np.ones(n, dtype=bool), ""
     if eval_keys is not None and new_scores is not None:
         champion_keys = _logged_train_keys(client, current.run_id)
-        keep, note = rows_to_compare(champion_keys, eval_keys, new_train_keys, by_customer=cfg.labels.source == "table")
+        keep, note = rows_to_compare(
+            champion_keys, eval_keys, new_train_keys, by_customer=cfg.labels.source != "outcome"
+        )
 
     def paired_on(rows: np.ndarray, scored: pd.DataFrame, proba: np.ndarray) -> Paired | None:
         if new_scores is None:

@@ -45,6 +45,7 @@ from leadtier.pipelines import features as feature_stage
 from leadtier.pipelines import orphans, tracking
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
+from leadtier.pipelines.label_rules import rule_labels
 from leadtier.pipelines.sources import InputError, register_all
 from leadtier.pipelines.validate import as_records, validate
 from matplotlib.figure import Figure
@@ -405,7 +406,7 @@ def unseen_customers(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 def check_disjoint(train: pd.DataFrame, evaluation: pd.DataFrame, label_source: str) -> int:
     """The number of evaluation rows that training also used, which must be 0: the same customer for
     labels from people, the same customer and snapshot for outcome labels. Raises otherwise."""
-    keys = [ID_COLUMN] if label_source == "table" else [ID_COLUMN, "snapshot"]
+    keys = [ID_COLUMN] if label_source != "outcome" else [ID_COLUMN, "snapshot"]
     shared = int(evaluation[keys].merge(train[keys].drop_duplicates(), on=keys).shape[0])
     if shared:
         raise RuntimeError(f"{shared} evaluation row(s) were also training rows (keys {keys}): the figures would lie")
@@ -432,10 +433,12 @@ def prepare(cfg: Config) -> Prepared:
         )
 
         entities: dict = {}
+        if cfg.labels.source == "rules":  # a customer's tier from its columns, like a tier from people
+            table_labels, entities["label_rules"] = rule_labels(con, cfg)
 
         def snapshot(as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
             feats = feature_stage.build_in(con, cfg, as_of)
-            if cfg.labels.source == "table":
+            if cfg.labels.source != "outcome":
                 lab = labels_known_at(table_labels, as_of)
             elif cfg.labels.outcome.kind == "days_to_win":  # each entity's own clock, censored at as_of
                 lab, entities["entities"] = entity_labels(con, cfg, as_of)
@@ -460,7 +463,7 @@ def prepare(cfg: Config) -> Prepared:
             train = pd.concat(parts, ignore_index=True)
             tests = [snapshot(d, data_end) for d in cfg.snapshots.eval_as_of]
             test = pd.concat([t[1] for t in tests], ignore_index=True)
-            if cfg.labels.source == "table":
+            if cfg.labels.source != "outcome":
                 test = unseen_customers(train, test)
             entities["empty_tiers"] = drop_empty_tiers(cfg, pd.concat([train["tier"], test["tier"]]))
             feats = tests[-1][0]
@@ -500,10 +503,10 @@ def prepare(cfg: Config) -> Prepared:
     check_minimum(cfg, train["tier"])
     unlabelled = None
     if cfg.train.semi_supervised.enabled:
-        if cfg.labels.source != "table":
+        if cfg.labels.source == "outcome":
             raise TrainingDataError(
-                "train.semi_supervised needs labels from people (labels.source: table): with outcome labels the "
-                "unlabelled customers are censored ones or the evaluation snapshot itself"
+                "train.semi_supervised needs labels from people or rules (labels.source: table or rules): with "
+                "outcome labels the unlabelled customers are censored ones or the evaluation snapshot itself"
             )
         labelled_ids = set(train[ID_COLUMN]) | (set(test[ID_COLUMN]) if test is not None else set())
         unlabelled = feats[~feats[ID_COLUMN].isin(labelled_ids)]

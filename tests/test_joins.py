@@ -51,9 +51,9 @@ def _world(root: Path, products: str = PRODUCTS, **customers) -> dict:
         "path": "pipeline.csv",
         "columns": {"customer_id": "opportunity_id", "created_at": "created"},
         "joins": {
-            "accounts": {"path": "accounts.csv", "on": "account"},
-            "sales_teams": {"path": "teams.csv", "on": "sales_agent"},
-            "products": {"path": "products.csv", "on": "product"},
+            "accounts": {"path": "accounts.csv", "by": "account"},
+            "sales_teams": {"path": "teams.csv", "by": "sales_agent"},
+            "products": {"path": "products.csv", "by": "product"},
         },
         "categorical": ["sector", "regional_office", "series"],
         "numeric": ["employees", "sales_price"],
@@ -132,10 +132,10 @@ def test_a_key_that_is_not_unique_in_the_lookup_stops_the_run_with_one_error_lin
 
 def test_a_missing_join_key_or_lookup_file_names_it(tmp_path):
     raw = _world(tmp_path)
-    raw["data"]["tables"]["customers"]["joins"]["accounts"]["on"] = "account_name"
+    raw["data"]["tables"]["customers"]["joins"]["accounts"]["by"] = "account_name"
     with pytest.raises(InputError, match=r"pipeline.csv: join key column 'account_name' \(tables.customers.joins"):
         register_all(connect(), _load(tmp_path, raw))
-    raw["data"]["tables"]["customers"]["joins"]["accounts"] = {"path": "acc.csv", "on": "account"}
+    raw["data"]["tables"]["customers"]["joins"]["accounts"] = {"path": "acc.csv", "by": "account"}
     with pytest.raises(InputError, match=r"tables.customers.joins.accounts: lookup file not found: .*acc.csv"):
         register_all(connect(), _load(tmp_path, raw))
 
