@@ -136,3 +136,23 @@ def feature_query(families: Sequence[str], as_of: dt.date, **params) -> str:
     """All families in one query: each family a CTE ``f_<family>``, then :func:`join_query`."""
     ctes = [f"f_{f} AS (\n{render_family(f, as_of, **params)}\n)" for f in _ordered(families)]
     return "WITH " + ",\n".join(ctes) + "\n" + join_query(families)
+
+
+def survival_query(
+    kind: str, as_of: dt.date, observed_until: dt.date, horizon: int = 365, observed_from: dt.date | None = None
+) -> str:
+    """Survival labels (``survival_<kind>.sql``): one row per entity with ``event``, ``duration`` (the
+    event's day, or the last day observed without one) and ``followup`` (days observed), censored
+    entities included; the same point in time as the tier labels of ``kind``. ``days_to_win`` reads
+    outcomes dated before ``as_of`` (``observed_until`` is not used)."""
+    if kind not in ("days_to_next_purchase", "days_to_win"):
+        raise ValueError(f"survival labels exist for days_to_next_purchase and days_to_win. Got {kind!r} instead")
+    if kind == "days_to_next_purchase" and observed_until <= as_of:
+        raise ValueError(f"observed_until ({observed_until}) must come after as_of ({as_of})")
+    text = resources.files("leadtier.features").joinpath("sql", f"survival_{kind}.sql").read_text(encoding="utf-8")
+    sql = _ENV.from_string(text).render(
+        horizon=int(horizon), observed_from=observed_from.isoformat() if observed_from else None
+    )
+    return sql.replace(":observed_until", f"DATE '{observed_until.isoformat()}'").replace(
+        ":as_of", f"DATE '{as_of.isoformat()}'"
+    )
