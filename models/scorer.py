@@ -48,7 +48,8 @@ class TierScorer:
     def score(
         self, features: pd.DataFrame, lang: str = "en", reasons: bool = False, n_jobs: int | None = None
     ) -> pd.DataFrame:
-        """Tiers for every row; ``reasons`` adds the top 3 features for and against each tier (slower).
+        """Tiers for every row; ``reasons`` adds the top 3 features for and against each tier in plain words
+        in ``lang`` (slower).
 
         ``n_jobs``: LightGBM threads for this call (default: as trained).
         """
@@ -73,11 +74,22 @@ class TierScorer:
         names = {sid: self.segmenter.name(sid, lang) for sid in self.segmenter.names_}
         out["segment"] = pd.array(pd.Series(seg, dtype="int64").map(names).to_numpy(), dtype="object")
         if reasons:  # the column exists even for an empty batch (Spark hands the model empty ones)
-            out["reasons"] = pd.array([], dtype="object") if empty else self._reasons(features, tiers, n_jobs)
+            out["reasons"] = pd.array([], dtype="object") if empty else self.reasons(features, tiers, lang, n_jobs)
         return out.reset_index(drop=True)
 
-    def _reasons(self, features: pd.DataFrame, tiers: np.ndarray, n_jobs: int | None) -> list[str]:
+    def reasons(
+        self,
+        features: pd.DataFrame,
+        tiers,
+        lang: str = "en",
+        n_jobs: int | None = None,
+        currency: str | None = None,
+    ) -> list[str]:
+        """Per row, the top 3 features for (↑) and against (↓) its tier ``tiers[i]`` in plain words
+        (:func:`~leadtier.models.explain.top_reasons`); money with ``currency``, else the one recorded in
+        ``metadata["currency"]`` when there is one."""
         idx = {c: i for i, c in enumerate(self.classifier.classes_)}
         tier_idx = np.array([idx[t] for t in tiers], dtype=int)
         contrib = self.classifier.contributions_for(features, tier_idx, n_jobs=n_jobs)
-        return top_reasons(contrib, features, list(self.classifier.feature_names_in_))
+        currency = currency or (self.metadata or {}).get("currency")
+        return top_reasons(contrib, features, list(self.classifier.feature_names_in_), lang=lang, currency=currency)

@@ -637,6 +637,11 @@ class ReportConfig(_Strict):
     output: str = "outputs/report.html"
     lang: Literal["en", "zh"] = "en"
     top_n: Annotated[int, Field(ge=1, le=500)] = 10
+    currency: str | None = Field(
+        default=None,
+        max_length=8,
+        description="money in reasons: a symbol written before the amount (£, $) or a code after it (EUR)",
+    )
 
 
 class WorklistConfig(_Strict):

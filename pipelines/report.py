@@ -1068,6 +1068,30 @@ def _report_context(
         raise InputError(str(exc)) from None
 
 
+def top_rows(predictions: pd.DataFrame, top_n: int) -> np.ndarray:
+    """Positions of the customers the report lists: the ``top_n`` highest scores of each tier (as
+    :func:`_top_customers` picks them)."""
+    score = pd.to_numeric(predictions["score"], errors="coerce").to_numpy()
+    small = pd.DataFrame({"tier": predictions["tier"].astype(str).to_numpy(), "score": score})
+    small["_row"] = np.arange(len(small))
+    best = small.sort_values(["score", "_row"], ascending=[False, True], kind="stable").groupby("tier").head(top_n)
+    return np.sort(best["_row"].to_numpy())
+
+
+def top_with_reasons(cfg, frame: pd.DataFrame, scorer, lang: str) -> pd.DataFrame:
+    """``frame`` with plain-word reasons in ``lang`` for the customers the report lists (only those: see
+    :mod:`leadtier.pipelines.reasons`); unchanged when their features cannot be rebuilt."""
+    from leadtier.pipelines.reasons import explain
+
+    picked = top_rows(frame, cfg.report.top_n)
+    why = explain(cfg, frame.iloc[picked], lang, scorer=scorer)
+    if why is None:
+        return frame
+    reasons = pd.Series(None, index=frame.index, dtype=object)
+    reasons.iloc[picked] = why.to_numpy()
+    return frame.assign(reasons=reasons)
+
+
 def run(
     cfg,
     predictions: str | Path | None = None,
@@ -1112,6 +1136,7 @@ def run(
     revenue, profile = _revenue_and_profile(cfg, frame, getattr(scorer.segmenter, "profile_", None))
     t_feats = time.perf_counter()
 
+    frame = top_with_reasons(cfg, frame, scorer, lang)
     ctx = _report_context(
         frame, scorer, described, revenue, profile, lang, cfg, migration=migration, drift=drift, source=pred_path
     )

@@ -170,8 +170,24 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
         check_manifest(pred_path, SIDE_KINDS)
     pred = read_predictions(pred_path)
     start = cfg.worklist.start or _as_of(pred) or cfg.data.as_of
-    out = build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang or cfg.worklist.lang)
-    return _write(out, check_suffix(output or cfg.worklist.output), start)
+    lang = lang or cfg.worklist.lang
+    out = build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang)
+    return _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
+
+
+def with_reasons(cfg: Config, out: pd.DataFrame, pred: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``out`` with each listed customer's reasons in plain words in ``lang`` (for these rows only, see
+    :mod:`leadtier.pipelines.reasons`); the predictions' own reasons stay when the model cannot be had."""
+    from leadtier.pipelines.reasons import explain
+
+    extra = [c for c in ("model_version", "as_of") if c in pred.columns]
+    rows = out[["customer_id", "tier"]].merge(
+        pred[["customer_id", *extra]].drop_duplicates("customer_id"), on="customer_id", how="left"
+    )
+    why = explain(cfg, rows, lang)
+    if why is not None:
+        out = out.assign(reasons=why.to_numpy())
+    return out
 
 
 def _as_of(pred: pd.DataFrame) -> dt.date | None:

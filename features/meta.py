@@ -1,0 +1,133 @@
+"""Feature values in plain words, from the metadata beside the feature SQL (``features/sql/features.yaml``).
+
+``phrase("rfm_recency_days", 20, "en")`` -> ``"bought 20 days ago"``; ``phrase("ix_webinar_90d", 0, "zh")``
+-> ``"近 90 天没有网络研讨会"``. Pure string work over the packaged metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+import yaml
+
+LANGS = ("en", "zh")
+UNITS = ("days", "count", "change", "money", "seconds", "score", "weekday", "category", "number")
+_SEPARATOR = {"en": "; ", "zh": "；"}
+
+
+@dataclass(frozen=True)
+class FeatureMeta:
+    pattern: re.Pattern
+    unit: str
+    texts: dict[str, dict[str, str]]  # lang -> {"text", optional "zero", "missing"}
+
+
+@lru_cache(maxsize=1)
+def metadata() -> dict[str, Any]:
+    """The parsed ``features.yaml``: ``columns`` (a list of :class:`FeatureMeta`, tried in order), ``words``
+    and ``weekdays``."""
+    text = resources.files("leadtier.features").joinpath("sql", "features.yaml").read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    columns = []
+    for entry in raw["columns"]:
+        if entry["unit"] not in UNITS:
+            raise ValueError(f"features.yaml: {entry['match']!r} has unit {entry['unit']!r}; known: {list(UNITS)}")
+        columns.append(FeatureMeta(re.compile(entry["match"]), entry["unit"], {g: entry[g] for g in LANGS}))
+    return {"columns": columns, "words": raw.get("words", {}), "weekdays": raw.get("weekdays", {})}
+
+
+def meta_of(column: str) -> tuple[FeatureMeta, dict[str, str]] | None:
+    """The first metadata entry that matches the whole of ``column``, with its named groups; None when none."""
+    for meta in metadata()["columns"]:
+        m = meta.pattern.fullmatch(column)
+        if m:
+            return meta, {k: v for k, v in m.groupdict().items() if v is not None}
+    return None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _number(value: float) -> str:
+    """1234 -> '1,234'; 12.345 -> '12.3'."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def money(value: float, currency: str | None = None) -> str:
+    """1234.5 -> '1,234.50'; with a symbol currency ('£') '£1,234.50', with a code ('EUR') '1,234.50 EUR'."""
+    text = f"{abs(value):,.2f}"
+    sign = "-" if value < 0 else ""
+    if not currency:
+        return sign + text
+    return f"{sign}{currency}{text}" if not currency.isalpha() else f"{sign}{text} {currency}"
+
+
+def _duration(seconds: float, lang: str) -> str:
+    minutes = seconds / 60
+    if lang == "zh":
+        return f"{_number(round(minutes, 1))} 分钟" if seconds >= 60 else f"{_number(seconds)} 秒"
+    return f"{_number(round(minutes, 1))} min" if seconds >= 60 else f"{_number(seconds)} s"
+
+
+def _word(name: str, lang: str, count: float | None = None) -> str:
+    """A name part in words: 'webinar' -> 'webinar' / 'webinars' by ``count`` (English), '网络研讨会'."""
+    entry = metadata()["words"].get(lang, {}).get(name)
+    if entry is None:
+        return name.replace("_", " ")
+    one, _, many = entry.partition("|")
+    return many if many and count is not None and count != 1 else one
+
+
+def format_value(value: Any, unit: str, lang: str = "en", currency: str | None = None) -> str:
+    """One value in words for its ``unit`` (a present value; see :func:`phrase` for missing ones)."""
+    if unit == "category" or isinstance(value, str):
+        return str(value)
+    v = float(value)
+    if unit == "money":
+        return money(v, currency)
+    if unit == "seconds":
+        return _duration(v, lang)
+    if unit == "weekday" and v.is_integer() and 1 <= v <= 7:
+        return metadata()["weekdays"][lang][int(v) - 1]
+    if unit == "change":
+        return ("+" if v > 0 else "") + _number(v)
+    if unit == "days":
+        return _number(round(v))
+    return _number(v)
+
+
+def phrase(column: str, value: Any, lang: str = "en", currency: str | None = None) -> str:
+    """``column`` = ``value`` in plain words in ``lang``; a column without metadata reads 'name: value'."""
+    if lang not in LANGS:
+        raise ValueError(f"reasons come in {list(LANGS)}. Got {lang!r} instead")
+    found = meta_of(column)
+    if found is None:
+        shown = "?" if _missing(value) else format_value(value, "number", lang, currency)
+        return f"{column.replace('_', ' ')}: {shown}"
+    meta, groups = found
+    texts = meta.texts[lang]
+    missing = _missing(value)
+    count = None if missing or isinstance(value, str) else float(value)
+    fields = {
+        "w": groups.get("w", ""),
+        "type": _word(groups["type"], lang, count) if "type" in groups else "",
+        "name": _word(groups["name"], lang) if "name" in groups else "",
+    }
+    if missing:
+        template = texts.get("missing") or texts["text"].replace("{v}", "?")
+        return template.format(**fields, v="?")
+    if count == 0 and "zero" in texts:  # "no webinar in the last 90 days": the singular
+        fields["type"] = _word(groups["type"], lang, 1) if "type" in groups else ""
+        return texts["zero"].format(**fields, v="0")
+    return texts["text"].format(**fields, v=format_value(value, meta.unit, lang, currency))
+
+
+def join_reasons(parts: list[str], lang: str = "en") -> str:
+    """Phrases into one cell: '; ' in English, '；' in Chinese."""
+    return _SEPARATOR[lang].join(p for p in parts if p)
