@@ -289,6 +289,35 @@ def worklist(
     _guard(go)
 
 
+@app.command("retier")
+def retier(
+    config: ConfigOpt = Path(DEFAULT_CONFIG),
+    data_root: DataRootOpt = None,
+    as_of: Annotated[
+        dt.datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date; default today.")
+    ] = None,
+    lang: Annotated[
+        Lang | None, typer.Option("--lang", help="Language of the worklist and report; overrides their lang.")
+    ] = None,
+) -> None:
+    """Re-tier with the champion as of today: features, predict, worklist, report; print who moved.
+
+    Exit status 0, 2 on an error you can fix, 3 when a feature drifted past predict.psi_warning."""
+    from leadtier.pipelines.retier import DRIFT_EXIT
+
+    def go():
+        from leadtier.pipelines import retier as stage
+
+        day = as_of.date() if as_of else dt.date.today()
+        cfg = _load(config, data_root, dt.datetime.combine(day, dt.time()))
+        res = stage.run(cfg, as_of=day, lang=lang.value if lang else None)
+        typer.echo(res.summary())
+        return res
+
+    if _guard(go).drifted:
+        raise typer.Exit(code=DRIFT_EXIT)
+
+
 @app.command("config-schema")
 def config_schema() -> None:
     """Print the JSON Schema of a config file (for editors that complete and check YAML)."""

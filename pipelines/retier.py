@@ -1,0 +1,98 @@
+"""Stage: re-tier on a cadence (``leadtier retier``): features -> predict -> worklist -> report, as of one date.
+
+Meant for cron or Airflow: one process scores with the champion as of today (or ``--as-of``), writes the
+feature table, the predictions set (with its drift and migration files), the worklist (when
+``worklist.service_days`` is set) and the report, and says who moved up or down a tier since the last run.
+The command exits 0, 2 on an error the user can fix, and :data:`DRIFT_EXIT` when a feature's population
+stability index passes ``predict.psi_warning`` (everything is still written: the scheduler decides).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from leadtier.pipelines.config import Config
+
+DRIFT_EXIT = 3  # exit status of `leadtier retier` when drift passes predict.psi_warning
+SHOWN_MOVES = 10  # upgrades and downgrades listed by name; the rest are counted
+
+
+@dataclass
+class RetierResult:
+    as_of: dt.date
+    lines: list[str]  # one per stage, what it wrote
+    moves: pd.DataFrame  # the migration rows that changed tier (upgraded, downgraded)
+    drifted: list[tuple[str, float]] = field(default_factory=list)  # (feature, PSI) above the threshold
+    threshold: float = 0.2
+    first_run: bool = False
+
+    def summary(self) -> str:
+        lines = [f"retier as of {self.as_of}", *self.lines]
+        if self.first_run:
+            lines.append("no previous predictions: no upgrades or downgrades to show")
+        for change in ("upgraded", "downgraded"):
+            part = self.moves[self.moves["change"] == change]
+            lines.append(f"{len(part)} {change} since the last run")
+            for row in part.head(SHOWN_MOVES).itertuples():
+                lines.append(f"  {row.customer_id}: {row.previous_tier} -> {row.tier} (score {row.score_change:+.1f})")
+            if len(part) > SHOWN_MOVES:
+                lines.append(f"  ... and {len(part) - SHOWN_MOVES} more")
+        if self.drifted:
+            worst = ", ".join(f"{f} {psi:.2f}" for f, psi in self.drifted[:5])
+            lines.append(
+                f"drift: {len(self.drifted)} feature(s) above predict.psi_warning = {self.threshold} ({worst}); "
+                f"exit status {DRIFT_EXIT}"
+            )
+        return "\n".join(lines)
+
+
+def _moves(path: Path) -> pd.DataFrame:
+    """Upgrades and downgrades of a migration file, the largest score change first."""
+    cols = ["customer_id", "previous_tier", "tier", "score_change", "change"]
+    if not path.is_file():
+        return pd.DataFrame(columns=cols)
+    moved = pd.read_csv(path, dtype={"customer_id": str, "previous_tier": str, "tier": str})
+    moved = moved[moved["change"].isin(["upgraded", "downgraded"])]
+    order = moved["score_change"].abs().sort_values(ascending=False, kind="stable").index
+    return moved.loc[order, cols].reset_index(drop=True)
+
+
+def _drifted(path: Path) -> list[tuple[str, float]]:
+    if not path.is_file():
+        return []
+    drift = pd.read_csv(path)
+    flagged = drift[drift["warning"].astype(str).str.lower() == "true"].sort_values("psi", ascending=False)
+    return [(str(f), float(p)) for f, p in zip(flagged["feature"], flagged["psi"], strict=True)]
+
+
+def run(cfg: Config, as_of: dt.date | None = None, lang: str | None = None, progress: bool = False) -> RetierResult:
+    """Run the four stages as of ``as_of`` (default today) with the champion."""
+    from leadtier.pipelines import predict, report, worklist
+    from leadtier.pipelines.features import build
+    from leadtier.pipelines.outputs import write_table
+
+    as_of = as_of or dt.date.today()
+    fb = build(cfg, as_of=as_of, with_labels=False)
+    feats_path = write_table(fb.features, cfg.features.output)
+    lines = [f"features: {len(fb.features)} rows as of {as_of} -> {feats_path}"]
+    out_path = Path(cfg.predict.output)
+    first_run = not out_path.is_file()
+    scored = predict.run(cfg, as_of=as_of, progress=progress)
+    lines.append(f"predict: {scored.scored} scored, {scored.rejected} rejected -> {scored.output}")
+    if cfg.worklist.service_days:
+        wl = worklist.run(cfg, lang=lang)
+        lines.append(f"worklist: {wl.counts[worklist.PLANNED]} planned -> {wl.output}")
+    else:
+        lines.append("worklist: skipped (worklist.service_days is empty)")
+    lines.append(f"report: {report.run(cfg, lang=lang)}")
+    return RetierResult(
+        as_of=as_of,
+        lines=lines,
+        moves=_moves(predict.side_file(out_path, "migration")),
+        drifted=_drifted(predict.side_file(out_path, "drift")),
+        threshold=cfg.predict.psi_warning,
+        first_run=first_run,
+    )

@@ -1,0 +1,176 @@
+"""Reasons in plain words (features/sql/features.yaml, features/meta.py, models/explain.py), the worklist's
+and report's reasons by default, and `leadtier retier` end to end (issue 19, parts 3 and 6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from leadtier.features.meta import meta_of, phrase
+from leadtier.features.queries import slug
+from leadtier.models.explain import top_reasons
+from leadtier.pipelines.cli import app
+from typer.testing import CliRunner
+
+from tests.conftest import DEMO_CONFIG, tiny_trained_world
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "currency", "en", "zh"),
+    [
+        ("rfm_recency_days", 20, None, "bought 20 days ago", "20 天前购买"),
+        ("rfm_recency_days", np.nan, None, "never bought", "从未购买"),
+        ("ix_recency_days", 3.0, None, "last interaction 3 days ago", "最近一次互动在 3 天前"),
+        ("ix_webinar_90d", 3.0, None, "3 webinars in the last 90 days", "近 90 天网络研讨会 3 次"),
+        ("ix_webinar_90d", 1.0, None, "1 webinar in the last 90 days", "近 90 天网络研讨会 1 次"),
+        ("ix_webinar_90d", 0.0, None, "no webinar in the last 90 days", "近 90 天没有网络研讨会"),
+        ("ix_count_30d", 0, None, "no interaction in the last 30 days", "近 30 天没有互动"),
+        ("rfm_frequency_365d", 12, None, "12 purchases in the last 365 days", "近 365 天购买 12 次"),
+        ("rfm_amount_30d", 1234.5, "£", "spent £1,234.50 in the last 30 days", "近 30 天消费 £1,234.50"),
+        ("rfm_amount_30d", 99.0, "EUR", "spent 99.00 EUR in the last 30 days", "近 30 天消费 99.00 EUR"),
+        ("rfm_monetary", 5000.0, None, "spent 5,000.00 in all (net of returns)", "累计消费 5,000.00（扣除退货）"),
+        ("cust_industry", "Retail", None, "industry: Retail", "行业：Retail"),
+        ("cust_region", None, None, "region unknown", "地区未知"),
+        ("cust_annual_revenue_musd", 12.5, None, "annual revenue (million USD): 12.5", "年收入（百万美元）：12.5"),
+        ("rfm_frequency_trend_30d", -2, None, "-2 purchases in the last 30 days against the 30 before", None),
+        ("ix_duration_s_30d", 300.0, None, "5 min of interactions in the last 30 days", "近 30 天互动时长 5 分钟"),
+        ("cust_start_weekday", 3, None, "started on a Wednesday", "在星期三开始"),
+        ("rfm_r_score", 4, None, "recency score 4 of 5", "最近购买评分 4/5"),
+    ],
+)
+def test_each_feature_kind_reads_in_plain_words_in_en_and_zh(column, value, currency, en, zh):
+    assert phrase(column, value, "en", currency) == en
+    if zh is not None:
+        assert phrase(column, value, "zh", currency) == zh
+
+
+def test_a_column_without_metadata_reads_name_and_value_and_an_unknown_language_is_refused():
+    assert phrase("score_from_elsewhere", 2.5) == "score from elsewhere: 2.5"
+    with pytest.raises(ValueError, match="reasons come in"):
+        phrase("rfm_recency_days", 1, "fr")
+
+
+def test_reasons_point_up_towards_the_tier_and_down_away_from_it_in_both_languages():
+    X = pd.DataFrame({"rfm_recency_days": [20.0, 400.0], "ix_webinar_90d": [0.0, 2.0], "cust_industry": ["IT", "IT"]})
+    features = list(X.columns)
+    contrib = np.array([[0.9, -0.4, 0.0, 0.1], [-0.2, 0.3, -0.05, 0.1]])  # last column: the bias
+    en = top_reasons(contrib, X, features)
+    assert en[0] == "bought 20 days ago (↑); no webinar in the last 90 days (↓)"  # a zero push is no reason
+    assert en[1] == "2 webinars in the last 90 days (↑); bought 400 days ago (↓); industry: IT (↓)"
+    zh = top_reasons(contrib, X, features, lang="zh")
+    assert zh[0] == "20 天前购买 (↑)；近 90 天没有网络研讨会 (↓)"
+    assert " = " not in "".join(en + zh) and not any(r.startswith(("+", "-")) for r in en + zh)
+
+
+def test_every_feature_column_of_the_demo_feature_table_has_metadata(demo_data):
+    """Fails when a family makes a column that features.yaml does not describe: an attribute or interaction
+    pattern counts only for the configured attributes and interaction types."""
+    from leadtier.pipelines.features import build
+
+    cfg = demo_data
+    feats = build(cfg, with_labels=False).features
+    attributes = {slug(c) for c in [*cfg.data.tables.customers.categorical, *cfg.data.tables.customers.numeric]}
+    columns = [c for c in feats.columns if c != "customer_id"] + ["cust_start_weekday"]  # days_to_win's column
+    undescribed = []
+    for column in columns:
+        found = meta_of(column)
+        groups = found[1] if found else {}
+        if (
+            found is None
+            or ("name" in groups and groups["name"] not in attributes)
+            or ("type" in groups and groups["type"] not in cfg.features.interaction_types)
+        ):
+            undescribed.append(column)
+    assert not undescribed, f"add these columns to features/sql/features.yaml: {undescribed}"
+    assert len(columns) > 80  # every window x interaction type of the demo config
+    assert meta_of("rfm_brand_new_measure") is None  # what a new rfm column without an entry gets
+
+
+# --------------------------------------------------------------------------- with a trained model
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    yield from tiny_trained_world(tmp_path_factory, "retier")
+
+
+def _config(cfg, work, **predict) -> str:
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["data"]["root"] = str(cfg.data.root)
+    raw["predict"] |= predict
+    path = work / f"retier-{len(list(work.glob('retier-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_retier_runs_every_stage_prints_moves_and_exits_3_on_drift(world):
+    cfg, work = world
+    calm = _config(cfg, work, psi_warning=1000.0)
+    first = runner.invoke(app, ["retier", "--config", calm, "--as-of", "2026-06-30"])
+    assert first.exit_code == 0, (first.output, first.exception)
+    assert "no previous predictions" in first.output
+    for name in ("features.parquet", "predictions.parquet", "worklist.parquet", "report.html"):
+        assert (work / "outputs" / "demo" / name).is_file(), name
+    pred = pd.read_parquet(work / "outputs" / "demo" / "predictions.parquet")
+    assert str(pd.to_datetime(pred["as_of"]).max().date()) == "2026-06-30"
+
+    second = runner.invoke(app, ["retier", "--config", calm, "--as-of", "2026-09-30"])
+    assert second.exit_code == 0, (second.output, second.exception)
+    moved = pd.read_csv(work / "outputs" / "demo" / "predictions.migration.csv")
+    n_up, n_down = (int((moved["change"] == c).sum()) for c in ("upgraded", "downgraded"))
+    assert f"{n_up} upgraded since the last run" in second.output
+    assert f"{n_down} downgraded since the last run" in second.output
+    assert n_up + n_down > 0 and " -> " in second.output
+
+    touchy = _config(cfg, work, psi_warning=1e-9)
+    drifted = runner.invoke(app, ["retier", "--config", touchy, "--as-of", "2026-09-30"])
+    assert drifted.exit_code == 3, (drifted.output, drifted.exception)
+    assert "above predict.psi_warning" in drifted.output and "exit status 3" in drifted.output
+
+    bad = runner.invoke(app, ["retier", "--config", calm, "--as-of", "yesterday"])
+    assert bad.exit_code == 2
+
+
+@pytest.mark.slow
+def test_worklist_and_report_carry_plain_reasons_by_default(world):
+    cfg, work = world
+    from leadtier.pipelines import predict, report, worklist
+
+    predict.run(cfg, progress=False)  # no --reasons: the predictions carry none
+    assert "reasons" not in pd.read_parquet(cfg.predict.output).columns
+    res = worklist.run(cfg, lang="zh")
+    listed = pd.read_parquet(res.output)
+    assert len(listed) > 0 and listed["reasons"].str.len().gt(0).mean() > 0.95
+    assert listed["reasons"].str.contains("(↑)", regex=False).mean() > 0.9
+    assert not listed["reasons"].str.contains(" = ", regex=False).any()
+    assert listed["reasons"].str.contains("天|次", regex=True).mean() > 0.9  # in Chinese, as asked
+    html = report.run(cfg, output=str(work / "why.html")).read_text(encoding="utf-8")
+    cells = re.findall(r'<td class="reasons">(.*?)</td>', html)
+    assert len(cells) >= cfg.report.top_n  # the top customers of each tier, explained
+    assert all("(↑)" in c or "(↓)" in c for c in cells) and not any(" = " in c for c in cells)
+    assert "bought" in html or "interaction" in html  # English, the report's language
+
+
+def test_retier_summary_lists_the_largest_moves_first():
+    from leadtier.pipelines.retier import RetierResult
+
+    moves = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "previous_tier": ["C", "A"],
+            "tier": ["A", "B"],
+            "score_change": [30.0, -12.5],
+            "change": ["upgraded", "downgraded"],
+        }
+    )
+    text = RetierResult(dt.date(2026, 6, 30), ["predict: ..."], moves, [("rfm_monetary", 0.4)], 0.2).summary()
+    assert "1 upgraded since the last run\n  a: C -> A (score +30.0)" in text
+    assert "  b: A -> B (score -12.5)" in text
+    assert "drift: 1 feature(s) above predict.psi_warning = 0.2 (rfm_monetary 0.40); exit status 3" in text
