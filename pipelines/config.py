@@ -488,9 +488,9 @@ class ChoiceConfig(_Strict):
     """Which model becomes the tier model, chosen on validation rows inside the training rows."""
 
     candidates: list[Literal["lightgbm", "logreg", "average"]] = Field(
-        default_factory=lambda: ["lightgbm", "average", "logreg"],
-        description="in order of preference: the tuned LightGBM, the logistic regression, the average of their "
-        "probabilities",
+        default_factory=lambda: ["average", "lightgbm", "logreg"],
+        description="in order of preference (the first stays unless another is better beyond noise): the average of "
+        "the LightGBM's and the logistic regression's probabilities, the tuned LightGBM, the logistic regression",
     )
     folds: Annotated[int, Field(ge=2, le=10)] = Field(
         default=3,

@@ -651,9 +651,9 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
     written: list[Path] = []
     real = outputs_stage.stage  # every file of an output set is staged through it
 
-    def spy(target, write, *args):
+    def spy(target, write, *args, **kwargs):
         written.append(Path(target))
-        return real(target, write, *args)
+        return real(target, write, *args, **kwargs)
 
     monkeypatch.setattr(outputs_stage, "stage", spy)
     res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
