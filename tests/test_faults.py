@@ -445,6 +445,7 @@ def model_copy(world, tmp_path_factory) -> Path:
     """A local copy of the registered model's directory."""
     dst = tmp_path_factory.mktemp("model_copy")
     mlflow.set_tracking_uri(_tracking_uri(world.work))
+    mlflow.set_registry_uri(_tracking_uri(world.work))  # an earlier test may have set another registry
     path = Path(
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL_NAME}/{world.version}", dst_path=str(dst))
     )
@@ -509,7 +510,7 @@ def test_unloadable_model_is_one_clear_error(world, model_copy, tmp_path, uri, c
 
 def _artifact_roots(world: World) -> list[Path]:
     """Every local folder where this store put artifacts: runs (nested trials too) and logged models."""
-    client = MlflowClient(tracking_uri=_tracking_uri(world.work))
+    client = MlflowClient(tracking_uri=_tracking_uri(world.work), registry_uri=_tracking_uri(world.work))
     exp = client.get_experiment_by_name(world.config().mlflow.experiment)
     uris = [r.info.artifact_uri for r in client.search_runs([exp.experiment_id], max_results=1000)]
     with contextlib.suppress(AttributeError):  # MLflow 3: models live beside the runs
@@ -559,7 +560,11 @@ def test_personal_columns_never_leave_the_input(world, tmp_path, caplog, capsys)
     assert report.is_file()
 
     roots = [r for r in _artifact_roots(world) if r.is_dir()]  # runs without artifacts have none
-    run_root = MlflowClient(tracking_uri=_tracking_uri(world.work)).get_run(world.run_id).info.artifact_uri
+    run_root = (
+        MlflowClient(tracking_uri=_tracking_uri(world.work), registry_uri=_tracking_uri(world.work))
+        .get_run(world.run_id)
+        .info.artifact_uri
+    )
     assert Path(unquote(urlparse(run_root).path)) in roots, (run_root, roots)
     model_dir = Path(
         mlflow.artifacts.download_artifacts(

@@ -154,7 +154,9 @@ def _failed_line(output: str, run_id: str) -> str:
 @pytest.mark.slow
 def test_a_train_killed_while_tuning_or_logging_leaves_no_running_run_and_no_incomplete_version(small_world):
     work = small_world
-    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{work / 'mlflow.db'}", registry_uri=f"sqlite:///{work / 'mlflow.db'}"
+    )
 
     _train_killed_at(work, "tuning")
     tuning_run = _top_run(client, "RUNNING")  # the debris this issue is about
@@ -195,7 +197,9 @@ def test_a_train_killed_while_tuning_or_logging_leaves_no_running_run_and_no_inc
 
 @pytest.fixture
 def store(tmp_path) -> MlflowClient:
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
     client.create_experiment(EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri())
     return client
 
