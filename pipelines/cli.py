@@ -33,17 +33,10 @@ AsOfOpt = Annotated[
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """What the CLI prints as ``error:`` with exit status 2: every :class:`UserError`, a missing file, and
-    the user-error classes of modules that do not derive from :class:`UserError` yet."""
+    """What the CLI prints as ``error:`` with exit status 2: every :class:`UserError` and a missing file."""
     from leadtier.pipelines.errors import UserError
-    from leadtier.pipelines.predict import RejectShareError
-    from leadtier.pipelines.serve import PortBusyError
-    from leadtier.pipelines.sources import InputError
-    from leadtier.pipelines.spark import SparkSetupError
-    from leadtier.pipelines.train import TrainingDataError
 
-    pending = (InputError, TrainingDataError, RejectShareError, PortBusyError, SparkSetupError)
-    return (UserError, FileNotFoundError, *(e for e in pending if not issubclass(e, UserError)))
+    return (UserError, FileNotFoundError)
 
 
 def _from_cwd(path: str | None) -> str | None:

@@ -24,6 +24,7 @@ from leadtier.models.drift import DriftAccumulator, migration
 from leadtier.models.frame import FeatureMismatchError, numbers_as_float
 from leadtier.pipelines import tracking
 from leadtier.pipelines.config import Config
+from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.features import (
     check_families,
     connect,
@@ -46,7 +47,7 @@ REJECT_RULES = [
 ]
 
 
-class RejectShareError(RuntimeError):
+class RejectShareError(UserError, RuntimeError):
     """More input rows were rejected than predict.max_reject_share allows."""
 
 

@@ -33,6 +33,7 @@ from typing import IO
 import pandas as pd
 from leadtier.pipelines import rest, tracking
 from leadtier.pipelines.config import Config
+from leadtier.pipelines.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class ServeError(RuntimeError):
     """The scoring server did not start, or stopped."""
 
 
-class PortBusyError(ServeError):
+class PortBusyError(UserError, ServeError):
     """The address to serve on cannot be bound (in use, or not allowed)."""
 
 

@@ -21,11 +21,12 @@ from leadtier.features import inputs as rules
 from leadtier.features.inputs import ident
 from leadtier.models.text import clip
 from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, JoinSpec, TableSpec
+from leadtier.pipelines.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An input file cannot be used as configured."""
 
 

@@ -53,8 +53,9 @@ from leadtier.features.queries import feature_query
 from leadtier.models.drift import DriftAccumulator
 from leadtier.models.frame import numbers_as_float
 from leadtier.pipelines.config import Config, FileSpec, TableSpec
+from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
-from leadtier.pipelines.outputs import OutputSet, neutralise_formulas, set_stem, stage
+from leadtier.pipelines.outputs import FORMULA_PREFIX, OutputSet, neutralise_formulas, set_stem, stage
 from leadtier.pipelines.predict import PredictResult
 from leadtier.pipelines.sources import InputError, register_all, register_table
 from sqlglot import exp
@@ -82,7 +83,7 @@ ALWAYS = {
 }
 
 
-class SparkSetupError(RuntimeError):
+class SparkSetupError(UserError, RuntimeError):
     """pyspark or Java is missing, or a Spark setting is malformed."""
 
 
@@ -582,9 +583,28 @@ def _local(path: str) -> str:
     return path.removeprefix("file://").removeprefix("file:")
 
 
+def neutralise_formulas_spark(df: DataFrame) -> DataFrame:
+    """``df`` with every text cell that a spreadsheet could run as a formula prefixed by ``'``, the rule
+    of :func:`~leadtier.pipelines.outputs.neutralise_formulas` (``outputs.FORMULA_PREFIX``) for CSV files."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    return df.select(
+        *(
+            F.when(F.col(f.name).rlike(FORMULA_PREFIX), F.concat(F.lit("'"), F.col(f.name)))
+            .otherwise(F.col(f.name))
+            .alias(f.name)
+            if isinstance(f.dataType, StringType)
+            else F.col(f.name)
+            for f in df.schema.fields
+        )
+    )
+
+
 def _csv_file_writer(spark: SparkSession, df: DataFrame):
     """What writes ``df`` as one CSV file to a given path, as ``leadtier predict`` writes its side files
-    (a folder of CSV parts on a cluster)."""
+    (a folder of CSV parts on a cluster), text cells that could run as spreadsheet formulas neutralised."""
+    df = neutralise_formulas_spark(df)
 
     def write(target) -> None:
         target = str(target)

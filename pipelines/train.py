@@ -40,11 +40,13 @@ from leadtier.models.schemes import TierScheme
 from leadtier.models.scorer import TierScorer
 from leadtier.models.segments import Segmenter
 from leadtier.models.semi import self_train
+from leadtier.models.text import clip
 from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
 from leadtier.pipelines import orphans, tracking
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
+from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.label_rules import rule_labels
 from leadtier.pipelines.sources import InputError, register_all
 from leadtier.pipelines.validate import as_records, validate
@@ -65,7 +67,7 @@ def headline(cfg: Config) -> list[str]:
     return list(dict.fromkeys([cfg.train.primary_metric, *HEADLINE]))
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(UserError, ValueError):
     """The labelled data cannot support a trustworthy model."""
 
 
@@ -121,10 +123,10 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
     codes = set(cfg.scheme.codes)
     bad = lab.loc[~lab["tier"].isin(codes), "tier"]
     if len(bad):
+        examples = ", ".join(clip(v, quote=True) for v in sorted(bad.unique())[:5])
         raise InputError(
             f"labels: column 'tier' has {len(bad)} value(s) that are not levels of scheme "
-            f"{cfg.labels.scheme!r} {cfg.scheme.codes}; e.g. {sorted(bad.unique())[:5]} "
-            "(map them with labels.mapping)"
+            f"{cfg.labels.scheme!r} {cfg.scheme.codes}; e.g. {examples} (map them with labels.mapping)"
         )
     dup = lab["customer_id"].duplicated(keep=False)
     if dup.any():
@@ -132,7 +134,7 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
         if (conflicting > 1).any():
             raise InputError(
                 f"labels: {int((conflicting > 1).sum())} customer(s) carry different tiers; "
-                f"e.g. {conflicting[conflicting > 1].index[:3].tolist()}"
+                f"e.g. {', '.join(clip(v, quote=True) for v in conflicting[conflicting > 1].index[:3])}"
             )
         lab = lab.drop_duplicates("customer_id")
     dangling = ~lab["customer_id"].isin(feats[ID_COLUMN])
@@ -141,7 +143,7 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
             "labels: %d label(s) name customers absent from the snapshot (unknown id or created after "
             "the as-of date) and are not used; e.g. %s",
             int(dangling.sum()),
-            lab.loc[dangling, "customer_id"].head(3).tolist(),
+            ", ".join(clip(v, quote=True) for v in lab.loc[dangling, "customer_id"].head(3)),
         )
     return feats.merge(lab[["customer_id", "tier"]], on=ID_COLUMN, how="inner")
 

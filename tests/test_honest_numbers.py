@@ -146,3 +146,41 @@ def test_overlapping_rows_stop_the_run(label_source):
     else:
         with pytest.raises(RuntimeError):
             check_disjoint(train, later, label_source)
+
+
+def test_a_huge_label_value_is_cut_in_the_error_line(demo_data):
+    """A 1 MB tier in the labels file is named in at most a few hundred characters, with its length."""
+    import pandas as pd
+    from leadtier.pipelines.sources import InputError
+    from leadtier.pipelines.train import attach_labels
+
+    feats = pd.DataFrame({"customer_id": ["a", "b"], "x": [1.0, 2.0]})
+    labels = pd.DataFrame({"customer_id": ["a", "b"], "tier": ["A", "Z" * 1_000_000]})
+    with pytest.raises(InputError) as err:
+        attach_labels(demo_data, feats, labels)
+    assert len(str(err.value)) < 600 and "1,000,000 characters" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_train_run_that_fails_leaves_the_champion_as_it_was(demo_data, monkeypatch):
+    from leadtier.pipelines import tracking
+    from leadtier.pipelines import train as train_stage
+    from mlflow.tracking import MlflowClient
+
+    cfg = demo_data
+    cfg.train.tuning.n_trials = 1
+    cfg.train.semi_supervised.enabled = False
+    first = train_stage.run(cfg)
+    assert first.alias == "champion"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tracking, "register", disk_full)  # fails after the model was logged, before the gate
+    cfg.seed = 7  # another model, which could otherwise have won the gate
+    with pytest.raises(OSError, match="No space left"):
+        train_stage.run(cfg)
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias(cfg.mlflow.model_name, "champion").version) == first.model_version
+    versions = client.search_model_versions(f"name = '{cfg.mlflow.model_name}'")
+    assert [str(v.version) for v in versions] == [first.model_version]  # the failed run registered nothing

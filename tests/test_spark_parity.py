@@ -644,3 +644,24 @@ def test_a_spark_run_failing_between_its_files_leaves_the_old_set_and_a_good_run
         "p.manifest.json",
         "p.migration.csv",
     ]
+
+
+def test_spark_csv_side_files_neutralise_formulas_as_duckdb_predict_does(spark, tmp_path):
+    """A rejects id such as ``=HYPERLINK(...)`` is written with a leading ``'`` by both engines."""
+    from leadtier.pipelines.outputs import neutralise_formulas
+
+    frame = pd.DataFrame(
+        {
+            "input_row": [1, 2, 3, 4, 5, 6],
+            "customer_id": ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\tX", "plain"],
+            "reason": ["r", "r", "r", "r", "r", "=cmd"],
+        }
+    )
+    sdf = spark.createDataFrame(frame)
+    target = tmp_path / "x.rejects.csv"
+    sp._csv_file_writer(spark, sdf)(target)
+    got = pd.read_csv(target, dtype={"customer_id": str}, keep_default_na=False)
+    want = neutralise_formulas(frame)
+    assert got["customer_id"].tolist() == want["customer_id"].tolist()
+    assert got["reason"].tolist() == want["reason"].tolist()
+    assert got["input_row"].tolist() == [1, 2, 3, 4, 5, 6]
