@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from leadtier.features.queries import entity_label_query
 from leadtier.pipelines.cli import app
-from leadtier.pipelines.config import load_config
+from leadtier.pipelines.config import ConfigError, load_config
 from leadtier.pipelines.train import TrainingDataError, drop_empty_tiers
 from typer.testing import CliRunner
 
@@ -112,7 +112,7 @@ def test_entity_clock_config_refuses_event_families_and_backtests(tmp_path):
     ):
         path = tmp_path / "bad.yaml"
         path.write_text(cfg.replace(bad, words), encoding="utf-8")
-        with pytest.raises(Exception, match="days_to_win"):
+        with pytest.raises(ConfigError, match="days_to_win"):
             load_config(path)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 from leadtier.pipelines.cli import app
@@ -159,7 +160,7 @@ def test_the_sandbox_lets_config_sql_read_the_lookup_files_only(tmp_path):
     con = connect(cfg)
     register_all(con, cfg)  # the lookup files are readable
     (tmp_path / "other.csv").write_text("a\n1\n")
-    with pytest.raises(Exception, match="(?i)permission|not allowed|disabled"):
+    with pytest.raises(duckdb.Error, match="(?i)permission|not allowed|disabled"):
         con.execute(f"SELECT * FROM read_csv('{tmp_path / 'other.csv'}')").fetchall()
 
 
