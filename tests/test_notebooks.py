@@ -153,7 +153,7 @@ def test_diagnostics_notebook_trains_and_diagnoses(nb_env, diagnostics):
     assert "champion gate (champion):" in text and "no champion yet: the first model becomes champion" in text
     assert "same as the logged confusion matrix" in text
     assert "Errors by true tier" in text
-    assert "sum of contributions + bias == the booster's raw scores" in text
+    assert "sum of the LightGBM's contributions + bias == its raw scores" in text
     assert "Top 6 feature contributions for the predicted tier" in text
     assert "<th>reasons</th>" in html_of(nb)  # the registered model's own reasons for the picked customers
     # the run's logged plots (model and baseline confusions, importance, k selection) + reliability
