@@ -252,6 +252,10 @@ def _file_select(
                 )
             out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"
             continue
+        if kind in {"date", "timestamp"} and classes[src] in {rules.INT, rules.FLOAT}:
+            if not engine.rows(f"SELECT count({ident(src)}) FROM {view}")[0][0]:  # no value: nothing to refuse
+                out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"
+                continue
         columns.append((canon, ident(src), src, kind, classes[src]))
     kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows)
     checks: dict[str, str] = {"rows": "count(*)"}  # one pass over the file for every count

@@ -169,6 +169,13 @@ def _plain(frame: pd.DataFrame) -> bool:
     bad_date=None,
     max_share=1.0,
 )
+@example(  # no created_at at all: a Parquet column of nulls (typed as a number) is missing dates, not an error
+    data=[{"customer_id": "a"}, {"customer_id": "b"}],  # absent keys: pandas makes NaN (DOUBLE) columns
+    fmt=".parquet",
+    out_fmt=".parquet",
+    bad_date=None,
+    max_share=1.0,
+)
 @example(  # a carriage return as an id, rejected: the rejects CSV must still read back row for row
     data=[{c: None for c in COLUMNS}, {"customer_id": "\r", "created_at": dt.date(2027, 1, 1)}],
     fmt=".parquet",
