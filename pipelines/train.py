@@ -652,6 +652,10 @@ def fit_models(
         choice.self_training = "kept" if kept else "discarded"
         choice.reasons.append(why)
         models["model"] = models["model_self_training" if kept else "model_supervised_only"]
+    elif semi.enabled:
+        why = f"self-training not tried: it refits the LightGBM alone, and the tier model is {choice.name}"
+        log.warning("%s (train.choice.candidates: [lightgbm] keeps it)", why)
+        choice.reasons.append(why)
     models |= {"majority": MajorityBaseline(levels=levels).fit(X, y), "logreg": make["logreg"]().fit(X, y)}
     if "rfm_score" in X.columns:
         models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)

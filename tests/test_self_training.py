@@ -28,6 +28,7 @@ def test_self_training_that_learns_noise_is_discarded_and_the_supervised_model_r
     discard it, say so, log both results, and register the supervised model."""
     cfg = demo_data
     cfg.train.semi_supervised.enabled = True
+    cfg.train.choice.candidates = ["lightgbm"]  # self-training refits the LightGBM
     assert cfg.train.primary_metric == "macro_f1"
 
     def noise(make, X, y, unlabelled, threshold, max_rounds):
@@ -56,6 +57,7 @@ def test_the_registered_model_is_the_one_the_validation_rows_favoured(demo_data)
 
     cfg = demo_data
     cfg.train.semi_supervised.enabled = True
+    cfg.train.choice.candidates = ["lightgbm"]  # self-training refits the LightGBM
     res = train_stage.run(cfg)
     m = res.metrics
     reasons = res.extra["protocol"]["model_choice"]
