@@ -193,8 +193,16 @@ def test_user_errors_share_one_base_that_the_cli_maps_to_exit_2():
     from leadtier.pipelines.tracking import ModelLoadError
 
     assert issubclass(ConfigError, UserError) and issubclass(ConfigError, ValueError)
+    from leadtier.pipelines.predict import RejectShareError
+    from leadtier.pipelines.serve import PortBusyError
+    from leadtier.pipelines.sources import InputError
+    from leadtier.pipelines.spark import SparkSetupError
+    from leadtier.pipelines.train import TrainingDataError
+
     assert issubclass(ModelLoadError, UserError)
-    assert UserError in _user_errors()
+    for error in (InputError, TrainingDataError, RejectShareError, PortBusyError, SparkSetupError):
+        assert issubclass(error, UserError), error  # one base: nothing collected by hand in the CLI
+    assert _user_errors() == (UserError, FileNotFoundError)
 
 
 def test_config_schema_command_prints_a_schema_the_example_configs_meet():
