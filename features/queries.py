@@ -149,10 +149,15 @@ def survival_query(
         raise ValueError(f"survival labels exist for days_to_next_purchase and days_to_win. Got {kind!r} instead")
     if kind == "days_to_next_purchase" and observed_until <= as_of:
         raise ValueError(f"observed_until ({observed_until}) must come after as_of ({as_of})")
-    text = resources.files("leadtier.features").joinpath("sql", f"survival_{kind}.sql").read_text(encoding="utf-8")
-    sql = _ENV.from_string(text).render(
-        horizon=int(horizon), observed_from=observed_from.isoformat() if observed_from else None
+    # the rows, days and exclusions are the tier labels' own; their tier column is not used here
+    unused = ["later", "never"]
+    tier_labels = (
+        label_query(kind, as_of, observed_until, unused, (), horizon)
+        if kind == "days_to_next_purchase"
+        else entity_label_query(as_of, unused, (), horizon, observed_from)
     )
+    text = resources.files("leadtier.features").joinpath("sql", f"survival_{kind}.sql").read_text(encoding="utf-8")
+    sql = _ENV.from_string(text).render(horizon=int(horizon), tier_labels=tier_labels)
     return sql.replace(":observed_until", f"DATE '{observed_until.isoformat()}'").replace(
         ":as_of", f"DATE '{as_of.isoformat()}'"
     )

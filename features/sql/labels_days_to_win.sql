@@ -44,6 +44,7 @@ SELECT
     customer_id,
     started_on,
     days_to_win,
+    lost,
     unlabelled,
     CASE
         WHEN unlabelled IS NOT NULL THEN NULL
