@@ -11,7 +11,10 @@ Three layers, so the data work is testable without MLflow:
   the report atomically.
 
 Personal data: only the columns listed in :data:`PREDICTION_COLUMNS` are ever read from the
-predictions frame; nothing per customer is rendered except the top N per tier.
+predictions frame; nothing per customer is rendered except the top N per tier and the worklist's
+rows (customer id, tier, score, due date, owner, action, reasons: the call-first section and at most
+:data:`WORKLIST_ROWS` rows of the worklist table, which sorts, searches and downloads them as CSV with
+a little inline script).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -32,8 +36,10 @@ import jinja2
 import numpy as np
 import pandas as pd
 import yaml
+from leadtier.features.meta import meta_of, phrase
 from leadtier.models.metrics import HIGHER_IS_BETTER
 from leadtier.models.schemes import TierScheme
+from leadtier.models.worklist import PLANNED, STATUS_ORDER
 from markupsafe import Markup, escape
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,8 @@ KEY_FEATURES = (
 MAX_PROFILE_ROWS = 6
 CHANGES = ("upgraded", "downgraded", "unchanged", "new", "gone")
 REVENUE_COLUMN = "rfm_monetary"
+WORKLIST_ROWS = 1000  # worklist rows embedded in the report; all of them are in the worklist's CSV
+CALL_FIRST_ROWS = 25  # rows of the call-first section (the first week's highest expected values)
 
 
 # --------------------------------------------------------------------------- strings and formats
@@ -96,8 +104,14 @@ def _template_source() -> str:
 
 
 def feature_label(column: str, lang: str) -> str:
-    """A readable name for a feature column; the column name itself when none is known."""
-    return strings(lang).get("features", {}).get(column, column)
+    """A readable name for a feature column: the report's own name, else its plain-word phrase from the
+    feature metadata with the value left out ('… purchases in the last 90 days'), else the column name."""
+    named = strings(lang).get("features", {}).get(column)
+    if named:
+        return named
+    if meta_of(column) is None:
+        return column
+    return phrase(column, "…", lang)
 
 
 def fmt_num(value: Any, digits: int | None = None) -> str:
@@ -125,6 +139,16 @@ def fmt_pct(value: Any, digits: int = 1) -> str:
     if not math.isfinite(v):
         return "–"
     return f"{100 * v:.{digits}f}%"
+
+
+def fmt_money(value: Any, currency: str | None = None, digits: int = 0) -> str:
+    """An amount with thousands separators and ``report.currency``: a symbol before it ('£1,235'), a code
+    after it ('1,235 EUR'), nothing when none is configured."""
+    text = fmt_num(value, digits)
+    if not currency or text == "–":
+        return text
+    sign, text = ("-", text[1:]) if text.startswith("-") else ("", text)
+    return f"{sign}{text} {currency}" if currency.isalpha() else f"{sign}{currency}{text}"
 
 
 TIER_ANCHORS = ((27, 127, 75), (107, 179, 74), (224, 176, 46), (224, 123, 57), (192, 57, 43))
@@ -508,7 +532,8 @@ def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
         }
         for f, p, w in zip(d["feature"], d["psi"], d["warning"].fillna(False), strict=True)
     ]
-    return {"rows": rows, "n_warnings": sum(r["warning"] for r in rows), "total": len(rows)}
+    drifting = [r for r in rows if r["warning"]]
+    return {"rows": rows, "drifting": drifting, "n_warnings": len(drifting), "total": len(rows)}
 
 
 def _version_notes(info: dict, version: str, n: int, s: dict) -> list[str]:
@@ -729,8 +754,15 @@ def _tier_segment(b: _Scored, cross: pd.DataFrame, cards: list[dict]) -> dict[st
     }
 
 
+def listed_tiers(codes: list[str]) -> list[str]:
+    """The tiers whose top customers the report lists: all but the lowest (a tier to move out of active
+    follow-up), unless the scheme has a single tier."""
+    return list(codes[:-1]) if len(codes) > 1 else list(codes)
+
+
 def _top_customers(b: _Scored, segment_names: dict[int, str], top_n: int) -> list[dict]:
-    """The ``top_n`` highest-scored customers of each tier, with probability, segment and reasons."""
+    """The ``top_n`` highest-scored customers of each tier but the lowest (:func:`listed_tiers`), with
+    probability, segment and reasons."""
     predictions = b.predictions
     has_reasons = "reasons" in predictions.columns
     cols = ["customer_id", "tier", "score"] + (["reasons"] if has_reasons else [])
@@ -745,7 +777,7 @@ def _top_customers(b: _Scored, segment_names: dict[int, str], top_n: int) -> lis
         .head(top_n)
     )
     top = []
-    for code in b.codes:
+    for code in listed_tiers(b.codes):
         part = best[best["tier"] == code]
         pcol = f"proba_{code}"
         probs = (
@@ -779,6 +811,110 @@ def _top_customers(b: _Scored, segment_names: dict[int, str], top_n: int) -> lis
     return top
 
 
+def worklist_head(worklist: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The first ``limit`` rows of the worklist, most urgent first: the planned ones by week and expected
+    value (across owners), then the deferred ones, then those that do not fit."""
+    if limit < 1:
+        raise ValueError(f"the report embeds at least one worklist row. Got {limit} instead")
+    keys = pd.DataFrame(
+        {
+            "order": worklist["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER)).to_numpy(dtype=float),
+            "week": pd.to_numeric(worklist["week"], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+            "ev": -pd.to_numeric(worklist["expected_value"], errors="coerce").fillna(0.0).to_numpy(dtype=float),
+            "id": worklist["customer_id"].astype(str).to_numpy(),
+        },
+        index=worklist.index,
+    )
+    order = keys.sort_values(["order", "week", "ev", "id"], kind="mergesort", na_position="last").index
+    return worklist.loc[order[:limit]]
+
+
+def _present(value: Any) -> Any:
+    """``value``, or None for a missing one (None, NaN, NaT, pd.NA)."""
+    return None if value is None or (not isinstance(value, str) and bool(pd.isna(value))) else value
+
+
+def _iso(value: Any) -> str:
+    value = _present(value)
+    return "" if value is None else (value.isoformat()[:10] if hasattr(value, "isoformat") else str(value)[:10])
+
+
+def _worklist_rows(b: _Scored, rows: pd.DataFrame, currency: str | None) -> list[dict]:
+    """Worklist rows as the report shows them: tier badge, score, chance to close, expected value (money
+    with ``currency`` when the values are money), due date, week, status, owner, action and reasons."""
+    out = []
+    for r in rows.to_dict("records"):
+        code, status = str(r["tier"]), str(r["status"])
+        ev = _present(r.get("expected_value"))
+        week = _present(r.get("week"))
+        out.append(
+            {
+                "customer_id": str(r["customer_id"]),
+                "tier": code,
+                "label": b.scheme.label(code, b.lang) if code in b.codes else code,
+                "color": b.colors.get(code, "#616e7c"),
+                "score": _present(r.get("score")),
+                "p_close": _present(r.get("p_close")),
+                "expected_value": ev,
+                "ev_text": fmt_money(ev, currency) if currency is not None else fmt_num(ev),
+                "due": _iso(r.get("due_date")),
+                "week": None if week is None else int(week),
+                "late": bool(_present(r.get("late"))),
+                "status": status,
+                "status_label": b.s.get(f"status_{status.replace(' ', '_')}", status),
+                "owner": str(_present(r.get("owner")) or ""),
+                "action": str(_present(r.get("action")) or ""),
+                "reasons": str(_present(r.get("reasons")) or ""),
+            }
+        )
+    return out
+
+
+def _money_currency(worklist: pd.DataFrame, currency: str | None) -> str | None:
+    """``currency`` ('' when none is configured) when the worklist's values are money, None when every
+    value is the placeholder 1 (no value column and no past revenue: expected value is a probability)."""
+    values = pd.to_numeric(worklist["value"], errors="coerce") if "value" in worklist.columns else pd.Series([1.0])
+    return None if values.fillna(1.0).eq(1.0).all() else (currency or "")
+
+
+def _call_first(b: _Scored, worklist: pd.DataFrame | None, note: str | None, currency: str | None) -> dict:
+    """The first week of the worklist, highest expected value first (at most :data:`CALL_FIRST_ROWS`);
+    without a worklist, the ``note`` saying why."""
+    if worklist is None:
+        return {"available": False, "note": note or b.s["call_first_none"], "rows": []}
+    week1 = worklist[(worklist["status"] == PLANNED) & (pd.to_numeric(worklist["week"], errors="coerce") == 1)]
+    starts = pd.to_datetime(pd.Series(week1["week_start"]), errors="coerce").dropna()
+    start = starts.min().date() if len(starts) else None
+    return {
+        "available": True,
+        "note": note or "",
+        "rows": _worklist_rows(b, worklist_head(week1, CALL_FIRST_ROWS), _money_currency(worklist, currency)),
+        "total": len(week1),
+        "start": start.isoformat() if start else "–",
+        "end": (start + dt.timedelta(days=6)).isoformat() if start else "–",
+        "has_owner": bool(week1["owner"].fillna("").astype(str).ne("").any()),
+    }
+
+
+def _worklist(
+    b: _Scored, worklist: pd.DataFrame | None, limit: int, csv_path: str | None, currency: str | None
+) -> dict | None:
+    """The whole worklist, its first ``limit`` rows embedded (:func:`worklist_head`), with counts per
+    status and the path of the full CSV."""
+    if worklist is None:
+        return None
+    head = worklist_head(worklist, limit)
+    counts = worklist["status"].astype(str).value_counts()
+    return {
+        "rows": _worklist_rows(b, head, _money_currency(worklist, currency)),
+        "shown": len(head),
+        "total": len(worklist),
+        "csv": csv_path or "",
+        "counts": {k.replace(" ", "_"): int(counts.get(k, 0)) for k in STATUS_ORDER},
+        "has_owner": bool(worklist["owner"].fillna("").astype(str).ne("").any()),
+    }
+
+
 def build_context(
     predictions: pd.DataFrame,
     scheme: TierScheme,
@@ -794,6 +930,11 @@ def build_context(
     drift: pd.DataFrame | None = None,
     gains: dict | None = None,
     source: str = "frame",
+    worklist: pd.DataFrame | None = None,
+    worklist_note: str | None = None,
+    worklist_csv: str | None = None,
+    worklist_rows: int = WORKLIST_ROWS,
+    currency: str | None = None,
 ) -> dict[str, Any]:
     """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
 
@@ -804,6 +945,10 @@ def build_context(
     or indexed by customer_id (missing = 0). ``migration`` and ``drift`` add optional sections.
     ``gains``: the scorer's ``test_gains_95ci`` ({baseline: {metric: {gain, low, high}}}); the model
     card shows the gain over the logistic regression with its interval.
+    ``worklist``: the plan of :func:`leadtier.pipelines.worklist.planned` (with reasons): the call-first
+    section shows its first week, the worklist section its first ``worklist_rows`` rows and links
+    ``worklist_csv``, the full list; without one the call-first section says ``worklist_note``.
+    ``currency``: ``report.currency``, written with every amount of money.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
     _check_predictions(predictions, scheme, source)
@@ -819,6 +964,9 @@ def build_context(
         "lang": lang,
         "generated": dt.date.today().isoformat(),
         "top_n": int(top_n),
+        "currency": currency or "",
+        "call_first": _call_first(b, worklist, worklist_note, currency),
+        "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency),
         "summary": summary,
         "playbook": _playbook(b, tier_rows),
         "segments": {
@@ -829,6 +977,7 @@ def build_context(
         "segments_ami": model_info.get("segments_tier_ami"),
         "model_card": _model_card(metrics, scheme, lang, model_info, gains),
         "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
+        "top_left_out": [scheme.label(c, lang) for c in b.codes if c not in listed_tiers(b.codes)],
         "has_reasons": "reasons" in predictions.columns,
         "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
         "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
@@ -842,6 +991,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = fmt_num
     env.filters["pct"] = fmt_pct
+    env.filters["money"] = fmt_money
     return env
 
 
@@ -1031,9 +1181,11 @@ def _report_context(
     migration: pd.DataFrame | None,
     drift: pd.DataFrame | None,
     source: Path,
+    action: dict[str, Any],
 ) -> dict[str, Any]:
-    """:func:`build_context` for the model ``described`` (:func:`_described_model`); a problem with the
-    predictions (e.g. tiers the model's scheme does not know) is an :class:`InputError`."""
+    """:func:`build_context` for the model ``described`` (:func:`_described_model`) with the worklist
+    arguments in ``action``; a problem with the predictions (e.g. tiers the model's scheme does not know)
+    is an :class:`InputError`."""
     from leadtier.pipelines.sources import InputError
 
     seg, meta = scorer.segmenter, scorer.metadata or {}
@@ -1063,33 +1215,75 @@ def _report_context(
             migration=migration,
             drift=drift,
             source=str(source),
+            currency=cfg.report.currency,
+            **action,
         )
     except ValueError as exc:  # one clear CLI message
         raise InputError(str(exc)) from None
 
 
-def top_rows(predictions: pd.DataFrame, top_n: int) -> np.ndarray:
-    """Positions of the customers the report lists: the ``top_n`` highest scores of each tier (as
-    :func:`_top_customers` picks them)."""
+def top_rows(predictions: pd.DataFrame, top_n: int, tiers: list[str] | None = None) -> np.ndarray:
+    """Positions of the customers the report lists: the ``top_n`` highest scores of each of ``tiers``
+    (default every tier; as :func:`_top_customers` picks them)."""
     score = pd.to_numeric(predictions["score"], errors="coerce").to_numpy()
     small = pd.DataFrame({"tier": predictions["tier"].astype(str).to_numpy(), "score": score})
     small["_row"] = np.arange(len(small))
+    if tiers is not None:
+        small = small[small["tier"].isin([str(t) for t in tiers])]
     best = small.sort_values(["score", "_row"], ascending=[False, True], kind="stable").groupby("tier").head(top_n)
     return np.sort(best["_row"].to_numpy())
 
 
-def top_with_reasons(cfg, frame: pd.DataFrame, scorer, lang: str) -> pd.DataFrame:
-    """``frame`` with plain-word reasons in ``lang`` for the customers the report lists (only those: see
-    :mod:`leadtier.pipelines.reasons`); unchanged when their features cannot be rebuilt."""
+def report_worklist(cfg, frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame | None, str | None]:
+    """The worklist of these predictions, planned as ``leadtier worklist`` plans it
+    (:func:`leadtier.pipelines.worklist.planned`), and None; or None and, when its inputs cannot be
+    read, the reason in ``lang`` (no worklist configured: None, None)."""
+    if not cfg.worklist.service_days:
+        return None, None
+    from leadtier.pipelines import worklist as stage
+    from leadtier.pipelines.sources import InputError
+
+    try:
+        plan, _ = stage.planned(cfg, frame, lang)
+    except (OSError, InputError) as exc:
+        log.warning("the report has no call list: the worklist's inputs cannot be read (%s)", exc)
+        return None, strings(lang)["call_first_failed"].format(error=exc)
+    return plan, None
+
+
+def with_reasons(
+    cfg, frame: pd.DataFrame, worklist: pd.DataFrame | None, scorer, lang: str
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``frame`` and ``worklist`` with plain-word reasons in ``lang`` for the customers the report shows
+    (the top customers and the embedded worklist rows, only those: see :mod:`leadtier.pipelines.reasons`);
+    unchanged when their features cannot be rebuilt."""
     from leadtier.pipelines.reasons import explain
 
-    picked = top_rows(frame, cfg.report.top_n)
-    why = explain(cfg, frame.iloc[picked], lang, scorer=scorer)
+    picked = top_rows(frame, cfg.report.top_n, listed_tiers(scorer.scheme.codes))
+    shown = worklist_head(worklist, WORKLIST_ROWS) if worklist is not None else None
+    rows = picked
+    if shown is not None:
+        pos = positions(frame["customer_id"], shown["customer_id"])
+        rows = np.unique(np.concatenate([picked, pos[pos >= 0]]))
+    why = explain(cfg, frame.iloc[rows], lang, scorer=scorer)
     if why is None:
-        return frame
+        return frame, worklist
     reasons = pd.Series(None, index=frame.index, dtype=object)
-    reasons.iloc[picked] = why.to_numpy()
-    return frame.assign(reasons=reasons)
+    reasons.iloc[picked] = why.to_numpy()[np.searchsorted(rows, picked)]
+    if shown is not None:
+        by_id = dict(zip(frame["customer_id"].astype(str).to_numpy()[rows], why.to_numpy(), strict=True))
+        ids = worklist["customer_id"].astype(str)
+        listed = ids.index.isin(shown.index)
+        worklist = worklist.assign(reasons=worklist["reasons"].where(~listed, ids.map(by_id)))
+    return frame.assign(reasons=reasons), worklist
+
+
+def _csv_link(cfg, out_path: Path) -> str | None:
+    """The worklist's CSV relative to the report (a link that works offline); None when none is written."""
+    csv = Path(cfg.worklist.output).with_suffix(".csv")
+    if not csv.is_file():
+        return None
+    return Path(os.path.relpath(csv.resolve(), out_path.resolve().parent)).as_posix()
 
 
 def run(
@@ -1136,9 +1330,21 @@ def run(
     revenue, profile = _revenue_and_profile(cfg, frame, getattr(scorer.segmenter, "profile_", None))
     t_feats = time.perf_counter()
 
-    frame = top_with_reasons(cfg, frame, scorer, lang)
+    worklist, note = report_worklist(cfg, frame, lang)
+    frame, worklist = with_reasons(cfg, frame, worklist, scorer, lang)
+    action = {"worklist": worklist, "worklist_note": note, "worklist_csv": _csv_link(cfg, out_path)}
     ctx = _report_context(
-        frame, scorer, described, revenue, profile, lang, cfg, migration=migration, drift=drift, source=pred_path
+        frame,
+        scorer,
+        described,
+        revenue,
+        profile,
+        lang,
+        cfg,
+        migration=migration,
+        drift=drift,
+        source=pred_path,
+        action=action,
     )
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)

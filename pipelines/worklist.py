@@ -169,10 +169,16 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     if pred_path.is_file():
         check_manifest(pred_path, SIDE_KINDS)
     pred = read_predictions(pred_path)
-    start = cfg.worklist.start or _as_of(pred) or cfg.data.as_of
     lang = lang or cfg.worklist.lang
-    out = build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang)
+    out, start = planned(cfg, pred, lang)
     return _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
+
+
+def planned(cfg: Config, pred: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dt.date]:
+    """The worklist of the predictions ``pred`` (without plain-word reasons) and its first day: owners and
+    values from the scoring input, last contacts from the interactions before that day."""
+    start = cfg.worklist.start or _as_of(pred) or cfg.data.as_of
+    return build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang), start
 
 
 def with_reasons(cfg: Config, out: pd.DataFrame, pred: pd.DataFrame, lang: str) -> pd.DataFrame:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -139,6 +141,29 @@ def context(scheme, frame, revenue=None, lang="en", top_n=3, **kw):
     )
 
 
+START = dt.date(2026, 6, 30)
+
+
+def make_worklist(frame, lang="en", owners=("ann", "bob"), values=None, **settings) -> pd.DataFrame:
+    """The worklist `leadtier worklist` plans from ``frame`` with the demo config's service levels (A 7,
+    B 30, C 90 days), two owners, and a reason per row."""
+    from leadtier.pipelines import worklist
+
+    cfg = load_config(ROOT / "configs" / "demo.yaml")
+    cfg.worklist = cfg.worklist.model_copy(update=settings)
+    attrs = pd.DataFrame(
+        {"customer_id": frame["customer_id"], "owner": [owners[i % len(owners)] for i in range(len(frame))]}
+    )
+    if values is not None:
+        attrs["value"] = values
+    contacts = pd.DataFrame(
+        {"customer_id": pd.Series([], dtype=str), "last_contact": pd.Series([], dtype="datetime64[ns]")}
+    )
+    out = worklist.build(cfg, frame, attrs, contacts, START, lang)
+    out["reasons"] = [f"bought {i} days ago (↑)" for i in range(len(out))]
+    return out
+
+
 # --------------------------------------------------------------------------- numbers
 
 
@@ -224,6 +249,19 @@ def test_top_customers_per_tier(scheme5):
     assert len(top["B"]["rows"]) == 2 and top["C"]["rows"] == []
     assert top["A"]["rows"][0]["segment"] == SEGMENT_NAMES[1]["en"]
     assert not ctx["has_reasons"]
+
+
+def test_top_lists_leave_out_the_lowest_tier(scheme5, scheme2):
+    frame = make_predictions(scheme5, list("ABCDE") * 3)
+    ctx = context(scheme5, frame)
+    assert [t["code"] for t in ctx["top"]] == list("ABCD")
+    assert ctx["top_left_out"] == [scheme5.label("E", "en")]
+    html = report.render(ctx, "en")
+    assert 'data-tier="E"' not in html and 'data-tier="D"' in html
+    assert report.strings("en")["top_left_out"].format(tiers=scheme5.label("E", "en")) in html
+    assert len(report.top_rows(frame, 2, report.listed_tiers(scheme5.codes))) == 8  # what gets explained
+    two = context(scheme2, make_predictions(scheme2, ["converted", "not_converted"] * 2))
+    assert [t["code"] for t in two["top"]] == ["converted"]
 
 
 def test_reasons_shown_when_present(scheme5):
@@ -326,6 +364,7 @@ def test_zh_output_is_chinese(scheme5):
         lang="zh",
         migration=_migration(),
         drift=_drift(),
+        worklist=make_worklist(frame, "zh"),
     )
     html = report.render(ctx, "zh")
     assert '<html lang="zh">' in html and '<meta charset="utf-8">' in html
@@ -349,6 +388,7 @@ def test_en_output_is_english(scheme5):
         lang="en",
         migration=_migration(),
         drift=_drift(),
+        worklist=make_worklist(frame, "en"),
     )
     html = report.render(ctx, "en")
     assert '<html lang="en">' in html
@@ -519,8 +559,148 @@ def test_large_input_stays_small(scheme5):
     )
     html = report.render(ctx, "en")
     assert len(html.encode()) < 5_000_000
-    assert sum(len(t["rows"]) for t in ctx["top"]) == top_n * len(codes)
-    assert html.count('<td class="id">') == top_n * len(codes)
+    assert sum(len(t["rows"]) for t in ctx["top"]) == top_n * (len(codes) - 1)  # not the lowest tier
+    assert html.count('<td class="id">') == top_n * (len(codes) - 1)
     for t in ctx["top"]:
         scores = [r["score"] for r in t["rows"]]
         assert scores == sorted(scores, reverse=True)
+
+
+# --------------------------------------------------------------------------- call first and the worklist
+
+
+def _sections(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)"', html)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_call_first_opens_the_report_with_the_first_week_of_the_worklist(scheme5, lang):
+    frame = make_predictions(scheme5, list("ABCDE") * 8, scores=list(np.linspace(95, 5, 40)))
+    wl = make_worklist(frame, lang, contacts_per_week=3, weeks=2, values=np.arange(40, dtype=float) + 100)
+    ctx = context(scheme5, frame, lang=lang, worklist=wl, drift=_drift(), migration=_migration())
+    cf = ctx["call_first"]
+    week1 = wl[(wl["status"] == "planned") & (wl["week"] == 1)]
+    assert cf["available"] and cf["total"] == len(week1) == 6  # two owners, three calls each
+    assert {r["customer_id"] for r in cf["rows"]} == set(week1["customer_id"])
+    evs = [r["expected_value"] for r in cf["rows"]]
+    assert evs == sorted(evs, reverse=True)
+    first = cf["rows"][0]
+    assert first["due"] and first["owner"] in ("ann", "bob") and first["reasons"].endswith("(↑)")
+    assert first["action"] == getattr(scheme5.level(first["tier"]), f"action_{lang}")
+    assert (cf["start"], cf["end"]) == ("2026-06-30", "2026-07-06")
+    html = report.render(ctx, lang)
+    s = report.strings(lang)
+    assert _sections(html)[:3] == ["call-first", "worklist", "summary"]
+    assert re.search(r'<nav[^>]*>\s*<a href="#call-first">', html)
+    calls = html[html.index('<section id="call-first">') : html.index('<section id="worklist">')]
+    assert f"<h2>{s['h_call_first']}</h2>" in calls and f"<th>{s['owner']}</th>" in calls
+    assert calls.count("<tr>") == 1 + len(cf["rows"]) and first["action"] in calls
+    assert all(f'data-label="{s[k]}"' in calls for k in ("due_date", "action", "reasons"))  # phone cards
+
+
+def test_worklist_table_is_capped_says_so_and_links_the_full_csv(scheme5):
+    frame = make_predictions(scheme5, list("ABCDE") * 8)
+    wl = make_worklist(frame, contacts_per_week=4, weeks=2)
+    ctx = context(scheme5, frame, worklist=wl, worklist_rows=7, worklist_csv="../demo/worklist.csv")
+    w = ctx["worklist"]
+    assert (w["shown"], w["total"]) == (7, len(wl)) and len(w["rows"]) == 7
+    assert sum(w["counts"].values()) == len(wl) and w["counts"]["no_capacity"] > 0
+    head = report.worklist_head(wl, 7)
+    assert head["status"].tolist() == ["planned"] * 7 and head["week"].tolist() == [1] * 7  # most urgent first
+    html = report.render(ctx, "en")
+    s = report.strings("en")
+    assert s["worklist_shown"].format(shown=7, total=len(wl)) in html
+    assert '<a href="../demo/worklist.csv" class="csvlink">' in html
+    table = html[html.index('<table id="worklist-table"') : html.index("</table>", html.index('id="worklist-table"'))]
+    assert table.count("<tr>") == 1 + 7
+    keys = re.findall(r'data-key="([a-z_]+)"', table)
+    assert keys == [
+        "customer_id",
+        "tier",
+        "score",
+        "p_close",
+        "expected_value",
+        "due_date",
+        "week",
+        "status",
+        "owner",
+        "reasons",
+    ]
+    assert 'id="worklist-search"' in html and 'id="worklist-download"' in html and "new Blob(" in html
+    all_rows = report.render(context(scheme5, frame, worklist=wl), "en")
+    assert s["worklist_all_shown"].format(total=len(wl)) in all_rows and s["worklist_no_csv"] in all_rows
+
+
+def test_without_a_worklist_the_call_first_section_says_why(scheme5):
+    frame = make_predictions(scheme5, list("ABCDE"))
+    html = report.render(context(scheme5, frame), "en")
+    assert _sections(html)[0] == "call-first" and 'id="worklist"' not in html
+    assert report.strings("en")["call_first_none"] in html
+    failed = report.strings("zh")["call_first_failed"].format(error="interactions.csv not found")
+    zh = report.render(context(scheme5, frame, lang="zh", worklist_note=failed), "zh")
+    assert failed in zh and _sections(zh)[0] == "call-first"
+
+
+def test_money_carries_the_configured_currency(scheme5):
+    frame = make_predictions(scheme5, list("ABCDE") * 2)
+    revenue = pd.Series(np.arange(10, dtype=float) * 1000)
+    assert report.fmt_money(1234.5, "£") == "£1,234" and report.fmt_money(-1234.5, "EUR") == "-1,234 EUR"
+    assert report.fmt_money(1234.5, None) == "1,234" and report.fmt_money(None, "£") == "–"
+    html = report.render(context(scheme5, frame, revenue, currency="£"), "en")
+    assert re.search(r'<td class="n">£\d', html)  # average past revenue per tier
+    assert re.search(
+        r'<td class="n">[\d,]+ EUR</td>', report.render(context(scheme5, frame, revenue, currency="EUR"), "en")
+    )
+    valued = make_worklist(frame, values=np.full(10, 2000.0))
+    ctx = context(scheme5, frame, worklist=valued, currency="£")
+    assert all(r["ev_text"].startswith("£") for r in ctx["worklist"]["rows"])
+    unvalued = context(scheme5, frame, worklist=make_worklist(frame), currency="£")  # values are the placeholder 1
+    assert not any("£" in r["ev_text"] for r in unvalued["worklist"]["rows"])
+
+
+def test_drift_is_folded_to_the_features_that_drift_with_readable_names(scheme5):
+    drift = pd.DataFrame(
+        {
+            "feature": ["rfm_recency_days", "ix_webinar_90d", "rfm_frequency_90d", "odd_col"],
+            "psi": [0.05, 0.41, 0.02, 0.3],
+            "warning": [False, True, False, True],
+        }
+    )
+    frame = make_predictions(scheme5, list("ABCDE"))
+    for lang, webinar in (("en", "… webinar in the last 90 days"), ("zh", "近 90 天网络研讨会 … 次")):
+        ctx = context(scheme5, frame, lang=lang, drift=drift)
+        assert [r["feature"] for r in ctx["drift"]["drifting"]] == ["ix_webinar_90d", "odd_col"]
+        assert ctx["drift"]["drifting"][0]["label"] == webinar
+        html = report.render(ctx, lang)
+        shown = html[html.index('<table id="drifting"') : html.index("</table>", html.index('id="drifting"'))]
+        assert webinar in shown and "odd_col" in shown
+        assert report.feature_label("rfm_recency_days", lang) not in shown  # stable: only in the fold
+        assert '<details class="noprint">' in html
+    calm = context(scheme5, frame, drift=drift.assign(warning=False))
+    assert report.strings("en")["drift_none"] in report.render(calm, "en")
+
+
+def test_reasons_are_computed_once_for_the_top_customers_and_the_embedded_worklist(scheme5, monkeypatch):
+    from leadtier.pipelines import reasons
+
+    frame = make_predictions(scheme5, list("ABCDE") * 30)
+    wl = make_worklist(frame, contacts_per_week=5).assign(reasons="")
+    asked = []
+
+    def fake_explain(cfg, rows, lang, scorer=None):
+        asked.append(rows["customer_id"].tolist())
+        return pd.Series([f"why {c}" for c in rows["customer_id"]], index=rows.index, dtype=object)
+
+    monkeypatch.setattr(reasons, "explain", fake_explain)
+    cfg = load_config(ROOT / "configs" / "demo.yaml")
+    scorer = SimpleNamespace(scheme=scheme5)
+    monkeypatch.setattr(report, "WORKLIST_ROWS", 20)
+    out, listed = report.with_reasons(cfg, frame, wl, scorer, "en")
+    assert len(asked) == 1 and len(asked[0]) == len(set(asked[0]))
+    head = report.worklist_head(wl, 20)
+    top = frame.iloc[report.top_rows(frame, cfg.report.top_n, list("ABCD"))]
+    assert set(asked[0]) == set(head["customer_id"]) | set(top["customer_id"])
+    assert (listed.loc[head.index, "reasons"] == "why " + head["customer_id"]).all()
+    assert (listed.drop(index=head.index)["reasons"] == "").all()
+    assert (out["reasons"].dropna() == "why " + out["customer_id"][out["reasons"].notna()]).all()
+    assert out["reasons"].notna().sum() == len(top)
