@@ -186,6 +186,11 @@ class RfmScorecard(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"the RFM scorecard needs columns {missing}, absent from the feature table")
         return np.round(X[cols].fillna(0).to_numpy(dtype=float) @ np.asarray(self.weights, dtype=float), 6)
 
+    def score(self, X: pd.DataFrame) -> np.ndarray:
+        """The scorecard itself, no fit needed: each row's weighted R + F + M quintile score sum (higher
+        is better; 0 for a customer who never bought)."""
+        return self._score(X)
+
     def fit(self, X: pd.DataFrame, y: Sequence[str]) -> RfmScorecard:
         self.classes_ = np.asarray(list(self.levels), dtype=object)
         score = self._score(X)

@@ -98,3 +98,97 @@ def shortfall(worklist: pd.DataFrame) -> pd.DataFrame:
     left_out = worklist[worklist["status"] == NO_CAPACITY].groupby("owner")["expected_value"].sum()
     counts["expected_value_left_out"] = left_out.reindex(counts.index, fill_value=0.0)
     return counts.reset_index()
+
+
+# --------------------------------------------------------------------------- does the list beat plain sorting?
+
+
+def _score_groups(score) -> tuple[np.ndarray, int]:
+    """Each row's group of equal scores, numbered from the highest score down, and the number of groups."""
+    values, group = np.unique(-np.asarray(score, dtype=float), return_inverse=True)
+    return group, len(values)
+
+
+def _captured(group: np.ndarray, n_groups: int, weight: np.ndarray, counts: np.ndarray, share: float) -> float:
+    """:func:`captured_share` from precomputed score groups; ``counts``: how often each row counts."""
+    size = np.bincount(group, counts, n_groups)
+    held = np.bincount(group, counts * weight, n_groups)
+    total = held.sum()
+    if total <= 0:
+        return float("nan")
+    top = max(1.0, float(np.floor(round(size.sum() * share, 9))))  # rows in the top share, as lift_top_share
+    taken = np.clip(top - (np.cumsum(size) - size), 0, size)
+    fraction = np.divide(taken, size, out=np.zeros_like(taken), where=size > 0)
+    return float(fraction @ held / total)
+
+
+def captured_share(score, weight, share: float) -> float:
+    """The share of the total ``weight`` (wins as 0/1, revenue) held by the ``share`` of rows with the
+    highest ``score``: what the first ``share`` of an ordering captures.
+
+    Rows tied on the score at the cut count with the fraction of their tie group that fits (the expected
+    share under a random order of the ties), the convention of
+    :func:`leadtier.models.metrics.lift_top_share`; NaN when the weights sum to 0."""
+    weight = np.asarray(weight, dtype=float)
+    group, n_groups = _score_groups(score)
+    return _captured(group, n_groups, weight, np.ones(len(weight)), share)
+
+
+def capture_gains(
+    orders: Mapping[str, np.ndarray],
+    weights: Mapping[str, np.ndarray],
+    shares: tuple[float, ...],
+    reference: str,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[float, dict[str, dict]]]:
+    """What the first ``share`` of each ordering captures of each weight, and how much more ``reference``
+    captures than each other ordering, with a paired bootstrap interval.
+
+    ``orders`` maps a name to a score per row (higher first); ``weights`` a name to a non-negative
+    amount per row (e.g. wins as 0/1, revenue). Every resample draws the rows (customers) with
+    replacement once and scores all orderings on that draw, as
+    :func:`leadtier.models.metrics.paired_bootstrap` does for the tier metrics. Returns
+    ``{weight: {share: {"captured": {order: value}, "gains": {order: {gain, low, high}}}}}``; a gain
+    has no interval (low, high NaN) when fewer than half of the draws define it."""
+    if reference not in orders:
+        raise ValueError(f"reference {reference!r} is not among the orderings {sorted(orders)}")
+    if n_resamples < 2 or not 0 < confidence < 1:
+        raise ValueError(f"need n_resamples >= 2 and 0 < confidence < 1. Got {n_resamples}, {confidence} instead")
+    n = len(orders[reference])
+    groups = {name: _score_groups(s) for name, s in orders.items()}
+    w = {name: np.asarray(v, dtype=float) for name, v in weights.items()}
+    if any(len(v) != n for v in (*w.values(), *orders.values())):
+        raise ValueError(f"every ordering and weight needs one value per row ({n} rows)")
+
+    def table(counts: np.ndarray) -> np.ndarray:  # [weight, share, order]
+        return np.array(
+            [[[_captured(*groups[o], w[k], counts, s) for o in orders] for s in shares] for k in w], dtype=float
+        )
+
+    point = table(np.ones(n))
+    rng = np.random.default_rng(seed)
+    draws = np.stack([table(rng.multinomial(n, np.full(n, 1 / n)).astype(float)) for _ in range(n_resamples)])
+    return _gain_table(point, draws, list(orders), reference, list(w), shares, confidence)
+
+
+def _gain_table(point, draws, names, reference, weights, shares, confidence) -> dict:
+    """:func:`capture_gains`'s answer from the captured shares ``[weight, share, order]`` of the whole
+    rows (``point``) and of each draw (``draws``, one more leading axis)."""
+    ref, tail = names.index(reference), (1 - confidence) / 2 * 100
+    out: dict[str, dict[float, dict[str, dict]]] = {}
+    for i, k in enumerate(weights):
+        out[k] = {}
+        for j, s in enumerate(shares):
+            gains = {}
+            for o, name in enumerate(names):
+                if o == ref:
+                    continue
+                diff = draws[:, i, j, ref] - draws[:, i, j, o]
+                diff = diff[np.isfinite(diff)]
+                enough = len(diff) >= len(draws) / 2
+                low, high = np.percentile(diff, [tail, 100 - tail]) if enough else (np.nan, np.nan)
+                gains[name] = {"gain": float(point[i, j, ref] - point[i, j, o]), "low": float(low), "high": float(high)}
+            out[k][s] = {"captured": dict(zip(names, point[i, j].tolist(), strict=True)), "gains": gains}
+    return out

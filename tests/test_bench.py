@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from leadtier.models.worklist import capture_gains
 from leadtier.pipelines.features import build
 from leadtier.pipelines.synthetic_crm import generate
 
 from bench import harness, reference
+from bench import worklist as bench_worklist
 from tests.conftest import AS_OF, REPO, small_config, write_tables
 
 CONFIGS = ("demo", "online_retail", "x_education_leads", "x_education_converted")
@@ -115,6 +118,8 @@ def test_registry_names_and_size_labels():
         "online_retail_tier_macro_f1",
         "online_retail_tier_qwk",
         "online_retail_tier_log_loss",
+        "worklist_1m_seconds",
+        *(f"worklist_{w}_captured_top{k}pct" for w in ("wins", "revenue", "leads_wins") for k in (5, 10, 20)),
         *(f"{c}_{f}" for c in CONFIGS for f in ("overlap", "log_loss", "brier", "ece", "mean_proba_gap")),
     ):
         assert name in harness.load_benchmarks()
@@ -212,3 +217,83 @@ def test_real_data_benchmarks_skip_without_the_files(tmp_path):
     ]
     assert all("absent" in x["skipped"] for x in lines)
     assert lines[-1]["skipped"].count("Leads.csv") == 1  # customers and labels read the same file: named once
+
+
+def _retail_like(shared, n_customers: int = 500, seed: int = 0) -> None:
+    """Invoice lines shaped like the two Online Retail files (their names, columns and split), for
+    ``configs/online_retail.yaml`` on ``shared``: customers who buy every 10 to 120 days for a while."""
+    rng = np.random.default_rng(seed)
+    first, days = pd.Timestamp("2009-12-01"), 738
+    lines = []
+    for c in range(n_customers):
+        start = int(rng.integers(0, 200))
+        end, gap, day = min(days, start + int(rng.integers(30, days))), float(rng.choice([10, 30, 60, 120])), start
+        while day < end:
+            for _ in range(int(rng.integers(1, 4))):
+                lines.append((f"{len(lines) + 500000}", 12000.0 + c, first + pd.Timedelta(days=day, hours=10)))
+            day += 1 + rng.exponential(gap)
+    frame = pd.DataFrame(lines, columns=["Invoice", "Customer ID", "InvoiceDate"])
+    frame["Invoice"] = frame.groupby(["Customer ID", "InvoiceDate"])["Invoice"].transform("first")
+    frame["StockCode"] = pd.Series(rng.integers(100, 130, len(frame))).map("P{}".format)
+    frame["Quantity"] = rng.integers(1, 12, len(frame))
+    frame["Price"] = np.round(rng.uniform(0.5, 20.0, len(frame)), 2)
+    frame["Country"] = rng.choice(["United Kingdom", "France", "Germany"], len(frame))
+    early = frame["InvoiceDate"] < pd.Timestamp("2010-12-01")
+    for folder, part, names in (
+        ("online_retail_ii", early, {}),
+        ("online_retail", ~early, {"Invoice": "InvoiceNo", "Customer ID": "CustomerID", "Price": "UnitPrice"}),
+    ):
+        (shared / folder).mkdir(parents=True)
+        span = "2009-12_2010-12" if folder.endswith("_ii") else "2010-12_2011-12"
+        frame[part].rename(columns=names).to_parquet(shared / folder / f"{folder}_{span}.parquet", index=False)
+
+
+def test_worklist_figures_name_each_share_with_its_gains_and_intervals(tmp_path):
+    """The worklist backtest end to end on generated Online-Retail-shaped files (one tuning trial), and
+    the worklist timing on 2,000 generated customers."""
+    _retail_like(tmp_path / "shared")
+    wanted = [*bench_worklist.ONLINE_RETAIL, "worklist_1m_seconds"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", ",".join(wanted), "--n-customers", "2000"]
+        + ["--shared", str(tmp_path / "shared"), "--workdir", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LEADTIER_BENCH_TRIALS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {x["name"]: x for x in map(json.loads, proc.stdout.splitlines())}
+    assert list(lines) == wanted
+    for name in bench_worklist.ONLINE_RETAIL:
+        line = lines[name]
+        assert line["unit"] == "share" and 0 <= line["value"] <= 1 and line["n_trials"] == 1
+        for other in bench_worklist.BASELINES:
+            gain, low, high = line[f"gain_over_{other}_95ci"]
+            assert low <= gain <= high and line[f"vs_{other}"] in {"better", "worse", "within noise"}
+            assert 0 <= line[f"{other}_captured"] <= 1
+        assert line["command"] == f"LEADTIER_BENCH_TRIALS=1 python -m bench --only {name} --n-customers 2000 " + (
+            f"--shared {tmp_path / 'shared'}"
+        )
+    assert lines["worklist_revenue_captured_top10pct"]["totals"]["revenue"] > 0
+    speed = lines["worklist_1m_seconds"]
+    assert speed["n_customers"] == 2000 and speed["bar"] == "<= 30" and speed["ok"] is True
+
+
+def test_worklist_lines_say_which_orderings_were_not_compared():
+    """Leads have no RFM features: their lines name the missing comparison instead of leaving it out silently."""
+    rng = np.random.default_rng(0)
+    wins = (rng.random(300) < 0.3).astype(float)
+    score = wins + rng.normal(0, 1, 300)
+    gains = capture_gains(
+        {"worklist": score, "score_only": score, "logreg": rng.random(300)},
+        {"wins": wins},
+        (0.05, 0.1, 0.2),
+        "worklist",
+    )
+    res = {"gains": {k: {str(s): v for s, v in by.items()} for k, by in gains.items()}}
+    ctx = harness.Ctx(n_customers=harness.DEFAULT_N, workdir=REPO, shared=harness.default_shared())
+    lines = list(bench_worklist.capture_lines(ctx, "leads_", res, {"rows": 300}))
+    assert [x["name"] for x in lines] == list(bench_worklist.LEADS)
+    assert all(x["not_compared"] == ["rfm_scorecard"] and x["vs_score_only"] == "within noise" for x in lines)
+    assert lines[1]["gain_over_score_only_95ci"] == [0.0, 0.0, 0.0]

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, plan, shortfall
+from leadtier.models.baselines import RfmScorecard
+from leadtier.models.metrics import lift_top_share
+from leadtier.models.worklist import (
+    DEFERRED,
+    NO_CAPACITY,
+    PLANNED,
+    capture_gains,
+    captured_share,
+    plan,
+    shortfall,
+)
 from leadtier.pipelines.cli import app
 from typer.testing import CliRunner
 
@@ -88,6 +99,52 @@ def test_value_defaults_do_not_crash_on_missing_values_and_an_empty_service_map_
         plan(frame, START, {})
     with pytest.raises(ValueError, match="at least 1. Got 0 instead"):
         plan(frame, START, SERVICE, contacts_per_week=0)
+
+
+# --------------------------------------------------------------------------- does the list beat plain sorting?
+
+
+def test_captured_share_is_the_top_rows_share_of_the_weight_and_ties_at_the_cut_count_in_proportion():
+    score = [5, 4, 3, 2, 1, 0, 0, 0, 0, 0]
+    assert captured_share(score, [1, 0, 1, 0, 0, 0, 0, 0, 0, 1], 0.2) == pytest.approx(1 / 3)
+    assert captured_share(score, [10, 0, 0, 0, 0, 0, 0, 0, 0, 30], 0.1) == pytest.approx(0.25)
+    # all scores equal: every ordering of the ties is as likely, so the top 20 % hold 20 % of the weight
+    assert captured_share(np.zeros(10), [0, 0, 0, 0, 0, 0, 0, 0, 0, 7], 0.2) == pytest.approx(0.2)
+    assert np.isnan(captured_share(score, np.zeros(10), 0.1))
+
+
+def test_captured_share_follows_the_lift_convention_of_the_metrics():
+    rng = np.random.default_rng(3)
+    wins = (rng.random(1000) < 0.2).astype(float)
+    for score in (wins + rng.normal(0, 1, 1000), np.round(wins + rng.normal(0, 1, 1000))):
+        for share in (0.05, 0.1, 0.2):
+            top = np.floor(1000 * share)
+            assert captured_share(score, wins, share) == pytest.approx(lift_top_share(score, wins, share) * top / 1000)
+
+
+def test_capture_gains_pairs_the_orderings_and_brackets_each_gain():
+    rng = np.random.default_rng(0)
+    wins = (rng.random(2000) < 0.2).astype(float)
+    revenue = wins * rng.gamma(2.0, 100.0, 2000)
+    good = wins + rng.normal(0, 0.5, 2000)
+    orders = {"list": good, "same": good.copy(), "noise": rng.random(2000)}
+    out = capture_gains(orders, {"wins": wins, "revenue": revenue}, (0.1, 0.2), "list", n_resamples=200)
+    assert set(out) == {"wins", "revenue"} and set(out["wins"]) == {0.1, 0.2}
+    cell = out["wins"][0.1]
+    assert cell["captured"]["list"] == pytest.approx(captured_share(good, wins, 0.1))
+    assert cell["gains"]["same"] == {"gain": 0.0, "low": 0.0, "high": 0.0}  # paired: identical orders never differ
+    noise = cell["gains"]["noise"]
+    assert noise["low"] <= noise["gain"] <= noise["high"] and noise["low"] > 0
+    with pytest.raises(ValueError, match="reference 'x' is not among"):
+        capture_gains(orders, {"wins": wins}, (0.1,), "x")
+    with pytest.raises(ValueError, match="one value per row"):
+        capture_gains(orders, {"wins": wins[:10]}, (0.1,), "list")
+
+
+def test_the_rfm_scorecard_scores_the_quintile_sum_without_a_fit():
+    X = pd.DataFrame({"rfm_r_score": [5, 1, 0], "rfm_f_score": [4, 1, 0], "rfm_m_score": [5, None, 0]})
+    assert RfmScorecard().score(X).tolist() == [14.0, 2.0, 0.0]
+    assert RfmScorecard(weights=(2, 1, 1)).score(X).tolist() == [19.0, 3.0, 0.0]
 
 
 # --------------------------------------------------------------------------- the command
