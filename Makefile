@@ -35,6 +35,8 @@ features: $(STAMP) ## Build the customer feature table as of the snapshot date
 train: $(STAMP) ## Set up, make demo data if missing, build features, tune, train, register (MLflow) and summarise
 	@if [ "$(CONFIG)" = "configs/demo.yaml" ] && [ ! -f data/demo/customers.parquet ]; then \
 		$(BIN)/leadtier demo-data --config $(CONFIG); fi
+	@if [ "$(CONFIG)" = "configs/demo_b2b.yaml" ] && [ ! -f data/demo_b2b/opportunities.parquet ]; then \
+		$(BIN)/leadtier demo-data --config $(CONFIG); fi
 	$(BIN)/leadtier features --config $(CONFIG) $(ARGS)
 	$(BIN)/leadtier train --config $(CONFIG) $(ARGS)
 
@@ -77,4 +79,4 @@ test-fast: $(STAMP) ## Unit tests only (no slow, spark, browser or realdata test
 	$(BIN)/python -m pytest -q -m "$(FAST_MARKERS)" $(ARGS)
 
 clean: ## Remove generated data, outputs and the local MLflow store (keeps .venv)
-	rm -rf data/demo outputs mlflow.db mlruns mlartifacts test-artifacts
+	rm -rf data/demo data/demo_b2b outputs mlflow.db mlruns mlartifacts test-artifacts

@@ -58,6 +58,8 @@ GB = 1e9
 # the modules whose benchmarks and child tasks ``load_benchmarks`` registers, in the order they run
 MODULES = ("bench.demo", "bench.online_retail", "bench.leads", "bench.honesty", "bench.survival", "bench.worklist")
 
+MODULES = (*MODULES, "bench.b2b")  # deals on their own clock: the B2B demo, the Olist funnel
+
 
 CHILD_TASKS: dict[str, Callable[[dict], dict]] = {}
 
@@ -230,6 +232,7 @@ BARS: dict[str, tuple[str, float]] = {
     "predict_1m_seconds": ("<=", 30),
     "predict_1m_peak_rss_gb": ("<=", 4),
     "train_demo_seconds": ("<", 300),
+    "b2b_demo_train_seconds": ("<=", 300),
     "predict_1m_reasons_seconds": ("<=", 120),
     "report_1m_seconds": ("<=", 30),
     "report_1m_megabytes": ("<=", 5),

@@ -14,7 +14,12 @@ from importlib import resources
 
 import jinja2
 
-FAMILY_TABLES = {"customers": "customers", "rfm": "transactions", "interactions": "interactions"}
+FAMILY_TABLES = {
+    "customers": "customers",
+    "rfm": "transactions",
+    "interactions": "interactions",
+    "stages": "stages",
+}
 # the column of a family that counts, per customer, every row of its table dated before :as_of
 FAMILY_ROW_COUNTS = {"rfm": "rfm_lines", "interactions": "ix_count"}
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -47,12 +52,17 @@ def render_family(
     numeric: Sequence[str] = (),
     population: str = "customers",
     tenure: bool = True,
+    stage_order: Sequence[str] = (),
+    entity_days: int | None = None,
 ) -> str:
     """One family's SQL with the as-of date bound as a DATE literal. ``population`` names the table whose
     customers RFM quintiles rank against (a scoring run that replaces ``customers`` keeps the full base).
     ``tenure=False`` (entities on their own clock, features as of each one's start) leaves out
     ``cust_tenure_days``: days since the start as of the snapshot measure how long the outcome was
-    observed, a censoring proxy."""
+    observed, a censoring proxy. ``stage_order``: the stages family's stages, first to last.
+    ``entity_days`` (entities on their own clock): the stages and interactions families see each entity as of
+    its start (``customers.created_at``) plus that many days, or ``as_of`` when earlier; None: all as of
+    ``as_of``."""
     if not isinstance(as_of, dt.date):
         raise TypeError(f"as_of must be a date. Got {type(as_of).__name__} instead")
     sql = _ENV.from_string(sql_text(family)).render(
@@ -62,6 +72,8 @@ def render_family(
         numeric=[(quote_ident(c), slug(c)) for c in numeric],
         population=population,
         tenure=tenure,
+        stage_order=[st.replace("'", "''") for st in stage_order],
+        entity_days=None if entity_days is None else int(entity_days),
     )
     return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 

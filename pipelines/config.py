@@ -64,6 +64,7 @@ CANONICAL_COLUMNS: dict[str, dict[str, str]] = {
     "interactions": {"customer_id": "id", "ts": "timestamp", "type": "str"},
     "labels": {"customer_id": "id", "tier": "str"},
     "outcomes": {"customer_id": "id"},
+    "stages": {"customer_id": "id", "ts": "timestamp", "stage": "str"},
 }
 OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
     "customers": {"created_at": "date"},
@@ -72,6 +73,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
     "labels": {"labelled_at": "date"},
     # an entity's outcome (labels.outcome.kind days_to_win); a stage column becomes one through `derived`
     "outcomes": {"won_at": "timestamp", "lost_at": "timestamp"},
+    "stages": {},
 }
 
 
@@ -196,6 +198,11 @@ class Tables(_Strict):
         description="when each entity (lead, opportunity) was won or lost: customer_id, won_at, lost_at; never "
         "a feature (labels.outcome.kind days_to_win)",
     )
+    stages: TableSpec | None = Field(
+        default=None,
+        description="a stage log: one row per stage an entity entered (customer_id, stage, ts), e.g. an "
+        "opportunity's pipeline history; read by the stages feature family (features.stage_order)",
+    )
 
     @model_validator(mode="after")
     def _known_columns(self) -> Tables:
@@ -250,6 +257,12 @@ class DataConfig(_Strict):
 
 
 class DemoConfig(_Strict):
+    world: Literal["crm", "b2b"] = Field(
+        default="crm",
+        description="what `leadtier demo-data` generates: crm (customers, transactions, interactions, labels) or "
+        "b2b (accounts, contacts, opportunities with their outcomes, a stage log and activities; n_customers "
+        "opportunities)",
+    )
     n_customers: Annotated[int, Field(ge=10)] = 20_000
     history_days: Annotated[int, Field(ge=60)] = 730
     label_share: Annotated[float, Field(gt=0, le=1)] = 0.30
@@ -259,8 +272,12 @@ class DemoConfig(_Strict):
 # --------------------------------------------------------------------------- features
 
 
+# feature families that can describe each entity on its own clock (labels.outcome.kind days_to_win)
+ENTITY_CLOCK_FAMILIES = ("stages", "interactions")
+
+
 class FeatureConfig(_Strict):
-    families: list[Literal["customers", "rfm", "interactions"]] = ["customers", "rfm", "interactions"]
+    families: list[Literal["customers", "rfm", "interactions", "stages"]] = ["customers", "rfm", "interactions"]
     windows_days: list[Annotated[int, Field(ge=1, le=3650)]] = [7, 30, 90]
     interaction_types: list[str] = Field(default_factory=list)
     output: str = "outputs/features.parquet"
@@ -268,6 +285,16 @@ class FeatureConfig(_Strict):
         default_factory=list,
         description="feature columns (or customers attributes by their file name) kept out of the model and the "
         "segments; still in the feature table, e.g. an order column for train.order_by",
+    )
+    stage_order: list[str] = Field(
+        default_factory=list,
+        description="the stages family: the stages of tables.stages in pipeline order, first to last (e.g. "
+        "[prospecting, qualification, proposal, negotiation]); the furthest stage reached is a position in it",
+    )
+    entity_as_of_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+        default=0,
+        description="labels.outcome.kind days_to_win: the stages and interactions families describe each entity "
+        "as of its start plus this many days (its first days), or data.as_of when that is earlier",
     )
 
     @field_validator("windows_days")
@@ -280,6 +307,22 @@ class FeatureConfig(_Strict):
         if 30 not in v:
             raise ValueError(f"windows must include 30 (the 30-day trend features use it). Got {v} instead")
         return v
+
+    @field_validator("stage_order")
+    @classmethod
+    def _stages_unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"stage_order must name each stage once. Got {v} instead")
+        return v
+
+    @model_validator(mode="after")
+    def _stage_order_given(self) -> FeatureConfig:
+        if "stages" in self.families and not self.stage_order:
+            raise ValueError(
+                "stage_order: the stages family needs the stages in pipeline order, e.g. [prospecting, "
+                "qualification, proposal, negotiation]"
+            )
+        return self
 
     @field_validator("interaction_types")
     @classmethod
@@ -825,10 +868,13 @@ class Config(_Strict):
                 f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
                 f"({oc.thresholds_days[-1]})"
             )
-        if self.features.families != ["customers"]:
+        clocked = ("customers", *ENTITY_CLOCK_FAMILIES)
+        if self.features.families[:1] != ["customers"] or not set(self.features.families) <= set(clocked):
             raise ValueError(
                 "labels.outcome.kind 'days_to_win' takes features as of each entity's own start: features.families "
-                f"must be [customers] (attributes known at the start). Got {self.features.families} instead"
+                f"must be [customers] (attributes known at the start), optionally followed by "
+                f"{list(ENTITY_CLOCK_FAMILIES)} (as of the start + features.entity_as_of_days). "
+                f"Got {self.features.families} instead"
             )
         if self.train.evaluation == "backtest":
             raise ValueError(

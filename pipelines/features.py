@@ -81,7 +81,8 @@ def connect(
 
 def configured_files(cfg: Config) -> list[str]:
     """Every input file path (or glob) the config names, resolved against the data root."""
-    tables = [getattr(cfg.data.tables, t) for t in ("customers", "transactions", "interactions", "labels", "outcomes")]
+    names = ("customers", "transactions", "interactions", "labels", "outcomes", "stages")
+    tables = [getattr(cfg.data.tables, t) for t in names]
     files = [fs.path for spec in tables if spec is not None for fs in spec.files]
     files += [join.path for spec in tables if spec is not None for join in spec.joins.values()]  # lookup tables
     return [str(cfg.data_path(f)) for f in files]
@@ -108,6 +109,11 @@ def restrict_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
     con.execute("SET enable_external_access = false")
 
 
+def entity_clock(cfg: Config) -> bool:
+    """Whether each entity is described on its own clock (``labels.outcome.kind: days_to_win``)."""
+    return cfg.labels.source == "outcome" and cfg.labels.outcome.kind == "days_to_win"
+
+
 def query_params(cfg: Config, population: str = "customers") -> dict:
     spec = cfg.data.tables.customers
     return {
@@ -116,8 +122,11 @@ def query_params(cfg: Config, population: str = "customers") -> dict:
         "categorical": spec.categorical,
         "numeric": spec.numeric,
         "population": population,
-        # entities on their own clock: features as of each one's start, no tenure (a censoring proxy)
-        "tenure": not (cfg.labels.source == "outcome" and cfg.labels.outcome.kind == "days_to_win"),
+        # entities on their own clock: features as of each one's start, no tenure (a censoring proxy);
+        # event families as of the start + features.entity_as_of_days
+        "tenure": not entity_clock(cfg),
+        "stage_order": cfg.features.stage_order,
+        "entity_days": cfg.features.entity_as_of_days if entity_clock(cfg) else None,
     }
 
 
@@ -169,6 +178,8 @@ def staged_families(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date,
     against (see :func:`register_population`).
     """
     families = cfg.features.families
+    if "stages" in families:
+        register_stage_log(con, cfg)
     try:
         for fam in families:
             sql = render_family(fam, as_of, **query_params(cfg, population))
@@ -179,12 +190,27 @@ def staged_families(con: duckdb.DuckDBPyConnection, cfg: Config, as_of: dt.date,
             con.execute(f"DROP TABLE IF EXISTS f_{fam}")
 
 
+def register_stage_log(con: duckdb.DuckDBPyConnection, cfg: Config) -> TableStats | None:
+    """The stage log (``tables.stages``) as table ``stages``, read by the input rules like every table,
+    unless ``con`` has it already; None when it was there."""
+    there = (
+        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'stages' AND temporary").fetchall()[0][0]
+        + con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'stages' AND temporary").fetchall()[0][0]
+    )
+    if there:
+        return None
+    stats = register_table(con, cfg, "stages")
+    log.info("stage log: %d rows from %s", stats.rows, ", ".join(stats.files))
+    return stats
+
+
 def counted_rows(con: duckdb.DuckDBPyConnection, cfg: Config) -> dict[str, int]:
     """Per event table, the rows dated before the as-of date that the staged families counted (rows of
-    known customers only)."""
+    known customers only). Families on each entity's own clock count rows before each entity's date
+    instead, and are left out."""
     counted = {}
     for fam in cfg.features.families:
-        if fam in FAMILY_ROW_COUNTS:
+        if fam in FAMILY_ROW_COUNTS and not entity_clock(cfg):
             n = con.execute(f"SELECT coalesce(sum({FAMILY_ROW_COUNTS[fam]}), 0) FROM f_{fam}").fetchall()[0][0]
             counted[FAMILY_TABLES[fam]] = int(n)
     return counted

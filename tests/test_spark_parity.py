@@ -665,3 +665,61 @@ def test_spark_csv_side_files_neutralise_formulas_as_duckdb_predict_does(spark, 
     assert got["customer_id"].tolist() == want["customer_id"].tolist()
     assert got["reason"].tolist() == want["reason"].tolist()
     assert got["input_row"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+# --------------------------------------------------------------------------- the stages family
+
+
+def _deal_tables() -> dict[str, pd.DataFrame]:
+    """Deals created on different days, stage logs with a step back, a stage outside the order, rows at
+    midnight and just before it, rows after the as-of date; activities around each deal's own date."""
+    created = [AS_OF - dt.timedelta(days=d) for d in (60, 40, 10, 3, 100)]
+    customers = pd.DataFrame({"customer_id": ["D1", "D2", "D3", "D4", "D5"], "created_at": created})
+    rows = [
+        ("D1", "prospecting", at(60, "09:00:00")),
+        ("D1", "qualification", at(52, "23:59:59")),
+        ("D1", "proposal", at(50)),
+        ("D1", "qualification", at(30, "12:00:00")),
+        ("D1", "proposal", at(20)),
+        ("D2", "prospecting", at(40)),
+        ("D2", "on_hold", at(35)),
+        ("D2", "negotiation", at(33, "08:00:00")),
+        ("D3", "prospecting", at(10)),
+        ("D3", "qualification", at(0)),  # on the as-of date: the future
+        ("D4", "prospecting", at(3, "17:00:00")),
+    ]
+    stages = pd.DataFrame(rows, columns=["customer_id", "stage", "ts"])
+    touches = [("D1", at(59), "call"), ("D1", at(47, "23:59:59"), "email"), ("D1", at(46), "call"),
+               ("D2", at(39), "meeting"), ("D3", at(2), "email"), ("D5", at(99), "demo")]  # fmt: skip
+    interactions = pd.DataFrame(touches, columns=["customer_id", "ts", "type"]).assign(duration_s=60.0)
+    return {"customers": customers, "stages": stages, "interactions": interactions}
+
+
+@pytest.mark.parametrize("entity_days", [None, 14], ids=["snapshot", "entity_clock"])
+def test_stage_and_activity_features_identical_to_duckdb(spark, entity_days):
+    import duckdb
+    from leadtier.features.queries import render_family
+
+    tables = _deal_tables()
+    session = spark.newSession()  # its own temporary views
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, frame in tables.items():
+        con.register(f"{name}_df", frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df")
+        session.createDataFrame(frame).createOrReplaceTempView(name)
+    order = ["prospecting", "qualification", "proposal", "negotiation"]
+    for family in ("stages", "interactions"):
+        sql = render_family(
+            family, AS_OF, windows=[7, 30], interaction_types=["call", "email"], stage_order=order,
+            entity_days=entity_days,
+        )  # fmt: skip
+        duck = con.execute(sql).df()
+        got = session.sql(sp.to_spark_sql(sql)).toPandas()
+        exact = {c for c in duck.columns if c != "customer_id"}
+        assert_same_table(duck, got, exact)
+    stage = con.execute(render_family("stages", AS_OF, stage_order=order, entity_days=entity_days)).df()
+    d1 = stage.set_index("customer_id").loc["D1"]
+    assert d1["stage_furthest"] == 3
+    assert d1["stage_changes"] == (4 if entity_days is None else 2)

@@ -2,14 +2,28 @@
 -- One row per customer, as of :as_of: only interactions dated before :as_of count.
 -- Events are aggregated per customer first, then joined to the customers (who may have none).
 -- type_code numbers the configured types (0: any other type) so that each count compares integers.
-WITH ix AS (
-    SELECT customer_id, duration_s,
-           date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
+-- Entities on their own clock (entity_days set: labels.outcome.kind days_to_win, e.g. activities keyed by
+-- the deal) are described as of their start (customers.created_at) plus entity_days days, or :as_of when
+-- that is earlier: windows and days count back from that date.
+{%- set as_of = "k.as_of" if entity_days is not none else ":as_of" %}
+WITH
+{%- if entity_days is not none %}
+clock AS (
+    SELECT customer_id, least(CAST(created_at AS DATE) + {{ entity_days }}, :as_of) AS as_of
+    FROM customers
+),
+{%- endif %}
+ix AS (
+    SELECT i.customer_id, i.duration_s,
+           date_diff('day', CAST(i.ts AS DATE), {{ as_of }}) AS age_days
            {%- if types %},
-           CASE type{% for t in types %} WHEN '{{ t }}' THEN {{ loop.index }}{% endfor %} ELSE 0 END AS type_code
+           CASE i.type{% for t in types %} WHEN '{{ t }}' THEN {{ loop.index }}{% endfor %} ELSE 0 END AS type_code
            {%- endif %}
-    FROM interactions
-    WHERE ts < :as_of
+    FROM interactions AS i
+    {%- if entity_days is not none %}
+    JOIN clock AS k ON k.customer_id = i.customer_id
+    {%- endif %}
+    WHERE i.ts < {{ as_of }}
 ),
 per_customer AS (
     SELECT
