@@ -141,14 +141,14 @@ def _task_train_demo(p: dict) -> dict:
         "alias": res.alias,
         "n_train": res.n_train,
         "n_test": res.n_test,
-        "n_trials": res.extra["n_trials"],
+        "n_trials": res.n_trials,
         "tuning": cfg.train.tuning.model_dump(exclude={"search_space"}),
         "macro_f1": res.metrics["model"]["macro_f1"],
         "metrics": res.metrics,
         "gains": res.gains,
-        "evaluation": res.extra["protocol"]["evaluation"],
-        "rows": res.extra["protocol"].get("rows", {}),
-        "model": res.extra["protocol"].get("model"),
+        "evaluation": res.protocol["evaluation"],
+        "rows": res.protocol.get("rows", {}),
+        "model": res.protocol.get("model"),
         "primary_metric": cfg.train.primary_metric,
     }
 

@@ -50,10 +50,10 @@ def _task_train_real(p: dict) -> dict:
         "gains": res.gains,
         "n_train": res.n_train,
         "n_test": res.n_test,
-        "n_trials": res.extra["n_trials"],
-        "evaluation": res.extra["protocol"]["evaluation"],
-        "rows": res.extra["protocol"].get("rows", {}),
-        "model": res.extra["protocol"].get("model"),
+        "n_trials": res.n_trials,
+        "evaluation": res.protocol["evaluation"],
+        "rows": res.protocol.get("rows", {}),
+        "model": res.protocol.get("model"),
         "primary_metric": cfg.train.primary_metric,
     }
 

@@ -23,7 +23,8 @@ def _task_survival_compare(p: dict) -> dict:
 
     cfg = real_config(p)
     with Stopwatch() as sw:
-        res = compare(cfg, extra=[dt.date.fromisoformat(d) for d in p["extra"]], resamples=1000)
+        cfg.snapshots.survival_as_of = [dt.date.fromisoformat(d) for d in p["extra"]]
+        res = compare(cfg, resamples=1000)
     proba = res.pop("proba")
     res["monotone_rows"] = int((np.diff(np.cumsum(proba, axis=1), axis=1) >= -1e-12).all(axis=1).sum())
     res["scored_rows"] = len(proba)

@@ -110,10 +110,13 @@ def entity_label_query(
     thresholds: Sequence[int] = (30, 90, 180),
     horizon: int = 365,
     observed_from: dt.date | None = None,
+    entity_days: int = 0,
 ) -> str:
     """Outcome labels on each entity's own clock (``labels_days_to_win.sql``): one row per entity of
     ``customers`` with its start, days to its win, a tier or NULL, and why an unlabelled one is not
-    censored (NULL reason and NULL tier: still open, censored at ``as_of``)."""
+    censored (NULL reason and NULL tier: still open, censored at ``as_of``). ``entity_days``: the
+    features describe each entity as of its start + that many days, so one closed before then gets no
+    label."""
     if not isinstance(as_of, dt.date):
         raise TypeError(f"as_of must be a date. Got {type(as_of).__name__} instead")
     if len(levels) != len(thresholds) + 2:
@@ -126,6 +129,7 @@ def entity_label_query(
         thresholds=[int(t) for t in thresholds],
         horizon=int(horizon),
         observed_from=observed_from.isoformat() if observed_from else None,
+        entity_days=int(entity_days),
     )
     return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 
@@ -151,7 +155,12 @@ def feature_query(families: Sequence[str], as_of: dt.date, **params) -> str:
 
 
 def survival_query(
-    kind: str, as_of: dt.date, observed_until: dt.date, horizon: int = 365, observed_from: dt.date | None = None
+    kind: str,
+    as_of: dt.date,
+    observed_until: dt.date,
+    horizon: int = 365,
+    observed_from: dt.date | None = None,
+    entity_days: int = 0,
 ) -> str:
     """Survival labels (``survival_<kind>.sql``): one row per entity with ``event``, ``duration`` (the
     event's day, or the last day observed without one) and ``followup`` (days observed), censored
@@ -166,7 +175,7 @@ def survival_query(
     tier_labels = (
         label_query(kind, as_of, observed_until, unused, (), horizon)
         if kind == "days_to_next_purchase"
-        else entity_label_query(as_of, unused, (), horizon, observed_from)
+        else entity_label_query(as_of, unused, (), horizon, observed_from, entity_days)
     )
     text = resources.files("leadtier.features").joinpath("sql", f"survival_{kind}.sql").read_text(encoding="utf-8")
     sql = _ENV.from_string(text).render(horizon=int(horizon), tier_labels=tier_labels)

@@ -420,6 +420,12 @@ class SnapshotConfig(_Strict):
 
     train_as_of: list[dt.date] = Field(default_factory=list)
     eval_as_of: list[dt.date] = Field(default_factory=list)
+    survival_as_of: list[dt.date] = Field(
+        default_factory=list,
+        description="train.model survival or best in a backtest: more training snapshots for the survival model "
+        "only, before the evaluation date; their horizon need not be observed by it (a censored customer counts "
+        "as 'no event for at least d days')",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> SnapshotConfig:
@@ -429,6 +435,11 @@ class SnapshotConfig(_Strict):
             raise ValueError(
                 f"every training snapshot must precede the evaluation snapshots. Got train {self.train_as_of} "
                 f"and eval {self.eval_as_of} instead"
+            )
+        if self.survival_as_of and (not self.eval_as_of or max(self.survival_as_of) >= min(self.eval_as_of)):
+            raise ValueError(
+                "survival_as_of snapshots must precede the evaluation snapshots (eval_as_of). "
+                f"Got {self.survival_as_of} and eval {self.eval_as_of} instead"
             )
         return self
 
@@ -572,6 +583,14 @@ class TrainConfig(_Strict):
         "a customers attribute by its file name, or created_at); keep it out of the model with features.exclude",
     )
     choice: ChoiceConfig = Field(default_factory=lambda: ChoiceConfig())
+    model: Literal["classifier", "survival", "best"] = Field(
+        default="classifier",
+        description="the tier model's kind for time-to-event labels (labels.outcome.kind days_to_next_purchase or "
+        "days_to_win): classifier (train.choice's candidates, on labelled rows), survival (a discrete-time hazard "
+        "model that also learns from censored entities; tier probabilities from its survival curve), or best "
+        "(the better of the two by primary_metric on validation rows inside the training rows). The other "
+        "kind is scored beside it on the same evaluation rows",
+    )
     folds: Annotated[int, Field(ge=2, le=20)] = 5
     test_size: Annotated[float, Field(gt=0.05, lt=0.9)] = 0.25
     primary_metric: Literal["macro_f1", "qwk", "balanced_accuracy", "log_loss", "roc_auc", "pr_auc"] = Field(
@@ -608,6 +627,12 @@ class TrainConfig(_Strict):
         default=2000,
         description="paired bootstrap resamples of the evaluation rows behind the 95 % interval of the model's "
         "gain over each baseline; 0: no intervals. Seeded by `seed`",
+    )
+    censoring_proxy_auc: Annotated[float, Field(gt=0.5, le=1)] | None = Field(
+        default=0.8,
+        description="name every model feature that alone tells labelled rows from unlabelled ones (censored, or "
+        "never labelled) with a ROC AUC at or above this: it may stand in for the label's availability rather "
+        "than the tier (keep it out with features.exclude); null: do not check",
     )
     semi_supervised: SemiSupervisedConfig = Field(default_factory=SemiSupervisedConfig)
     floors: FloorsConfig = Field(default_factory=FloorsConfig)
@@ -667,6 +692,12 @@ class PredictConfig(_Strict):
         description="the date customers are scored as of; default data.as_of (--as-of overrides both)",
     )
     output: str = "outputs/predictions.parquet"
+    open_only: bool = Field(
+        default=False,
+        description="score only entities still open at the as-of date: not won (outcomes.won_at) or lost "
+        "(outcomes.lost_at) before it; the others are listed in the rejects file as skipped and counted apart "
+        "from rejects. Needs data.tables.outcomes",
+    )
     max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     psi_warning: Annotated[float, Field(gt=0)] = Field(
         default=0.2, description="warn when a feature's population stability index exceeds this"
@@ -684,6 +715,11 @@ class ReportConfig(_Strict):
         default=None,
         max_length=8,
         description="money in reasons: a symbol written before the amount (£, $) or a code after it (EUR)",
+    )
+    worklist_rows: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=1000,
+        description="worklist rows embedded in the report (most urgent first; sortable, searchable, downloadable); "
+        "the report says how many of how many and links the worklist's full CSV",
     )
 
 
@@ -798,6 +834,15 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _open_only_has_outcomes(self) -> Config:
+        if self.predict.open_only and self.data.tables.outcomes is None:
+            raise ValueError(
+                "predict.open_only needs data.tables.outcomes (customer_id, won_at, lost_at) to tell closed entities "
+                "from open ones. Got no outcomes table instead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rules_give_levels(self) -> Config:
         codes = self.schemes[self.labels.scheme].codes if self.labels.scheme in self.schemes else None
         bad = [r.tier for r in self.labels.rules if codes is not None and r.tier not in codes]
@@ -848,9 +893,26 @@ class Config(_Strict):
         cm = self.train.cost_matrix
         if cm is not None and (len(cm) != k or any(len(r) != k for r in cm)):
             raise ValueError(f"train.cost_matrix must be {k}x{k} for the {k} levels of {self.labels.scheme!r}")
+        if self.train.model != "classifier":
+            self._survival_fits()
         if self.train.evaluation == "backtest" and not self.snapshots.eval_as_of:
             raise ValueError("train.evaluation 'backtest' needs snapshots.train_as_of and snapshots.eval_as_of")
         return self
+
+    def _survival_fits(self) -> None:
+        """train.model survival or best: time-to-event labels and evaluation rows apart from training rows."""
+        kinds = ("days_to_next_purchase", "days_to_win")
+        if self.labels.source != "outcome" or self.labels.outcome.kind not in kinds:
+            raise ValueError(
+                f"train.model {self.train.model!r} needs time-to-event labels: labels.source outcome with "
+                f"labels.outcome.kind one of {list(kinds)}. "
+                f"Got {self.labels.source} / {self.labels.outcome.kind} instead"
+            )
+        if self.train.evaluation == "kfold":
+            raise ValueError(
+                f"train.model {self.train.model!r} needs evaluation rows apart from the training rows: "
+                "train.evaluation backtest, ordered_holdout or holdout. Got kfold instead"
+            )
 
     def _entity_clock_fits(self) -> None:
         """labels.outcome.kind days_to_win: an outcomes table, thresholds + 2 levels, features as of each

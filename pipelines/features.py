@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from leadtier.features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
 from leadtier.models.frame import ID_COLUMN, numbers_as_float
-from leadtier.pipelines.config import Config, ConfigError, TableSpec
+from leadtier.pipelines.config import ENTITY_CLOCK_FAMILIES, Config, ConfigError, TableSpec
 from leadtier.pipelines.sources import TableStats, register_all, register_table
 from leadtier.pipelines.validate import check_event_customers, check_inputs
 
@@ -112,6 +112,14 @@ def restrict_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
 def entity_clock(cfg: Config) -> bool:
     """Whether each entity is described on its own clock (``labels.outcome.kind: days_to_win``)."""
     return cfg.labels.source == "outcome" and cfg.labels.outcome.kind == "days_to_win"
+
+
+def entity_days(cfg: Config) -> int:
+    """On each entity's own clock, the days after its start that its event families (stages,
+    interactions) describe: its labels must not count an outcome within them. 0 otherwise."""
+    if not entity_clock(cfg) or not set(cfg.features.families) & set(ENTITY_CLOCK_FAMILIES):
+        return 0
+    return cfg.features.entity_as_of_days
 
 
 def query_params(cfg: Config, population: str = "customers") -> dict:

@@ -8,6 +8,7 @@ built by DuckDB and scored in Arrow batches, so memory stays bounded; the output
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -45,6 +46,12 @@ REJECT_RULES = [
     ("dup_rank > 1", "duplicate customer_id: the first occurrence is scored"),
     ("created_at IS NOT NULL AND CAST(created_at AS DATE) >= $as_of", "created on or after the as-of date"),
 ]
+SKIPPED = "skipped: "  # a reason with this prefix leaves a row out by config (predict.open_only), not as bad input
+CLOSED_RULE = ("closed_before", SKIPPED + "closed (won or lost) before the as-of date")
+CLOSED_SQL = (
+    "customer_id IN (SELECT customer_id FROM outcomes WHERE CAST(won_at AS DATE) < $as_of "
+    "OR CAST(lost_at AS DATE) < $as_of)"
+)
 
 
 class RejectShareError(UserError, RuntimeError):
@@ -64,6 +71,13 @@ class PredictResult:
     as_of: dt.date
     seconds: float
     engine: str = "DuckDB"
+    skipped: int = 0  # left out by config (predict.open_only), listed in the rejects file too
+
+    @classmethod
+    def counts(cls, why: dict[str, int]) -> tuple[int, int]:
+        """(rejected, skipped) from the rows' reasons."""
+        skipped = sum(n for r, n in why.items() if r.startswith(SKIPPED))
+        return sum(why.values()) - skipped, skipped
 
     def summary(self) -> str:
         lines = [
@@ -71,9 +85,16 @@ class PredictResult:
             f"(version {self.model_version or 'n/a'}) as of {self.as_of} in {self.seconds:.1f} s -> {self.output}",
             f"rejected {self.rejected} -> {self.rejects}" if self.rejected else "rejected 0",
         ]
-        lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items()]
-        verdict = "ok" if self.input_rows == self.scored + self.rejected else "MISMATCH"
-        lines.append(f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected ({verdict})")
+        lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items() if not r.startswith(SKIPPED)]
+        if self.skipped:
+            lines.append(f"skipped {self.skipped} (predict.open_only, listed in {self.rejects}):")
+            lines += [f"  {n:>8}  {r[len(SKIPPED) :]}" for r, n in self.reasons.items() if r.startswith(SKIPPED)]
+        total = self.scored + self.rejected + self.skipped
+        verdict = "ok" if self.input_rows == total else "MISMATCH"
+        skipped = f" + {self.skipped} skipped" if self.skipped else ""
+        lines.append(
+            f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected{skipped} ({verdict})"
+        )
         return "\n".join(lines)
 
 
@@ -136,17 +157,19 @@ def _scorer_of(model):
         return None
 
 
-def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
-    """Tag every input row; move rejected rows out of ``customers``. Returns the rejects."""
+def _split_rejects(con, as_of: dt.date, open_only: bool = False) -> pd.DataFrame:
+    """Tag every input row; move rejected rows (and, with ``open_only``, entities closed before
+    ``as_of``: skipped) out of ``customers``. Returns them with their reasons."""
     # customers holds every input row with input_row, input_id and pre_reject (register_all(tag_rows=True)):
     # first the input rules, then the reject rules; duplicate ids are ranked among the rows they keep
-    reason = (
-        "coalesce(pre_reject, CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in REJECT_RULES) + " END)"
-    )
+    rules = [*REJECT_RULES, CLOSED_RULE]
+    reason = "coalesce(pre_reject, CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in rules) + " END)"
+    closed = CLOSED_SQL if open_only else "FALSE"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE customers__tagged AS
         SELECT *, {reason} AS reject_reason FROM (
-            SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) AS dup_rank
+            SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) AS dup_rank,
+                {closed} AS closed_before
             FROM customers)""",
         {"as_of": as_of},
     )
@@ -157,7 +180,7 @@ def _split_rejects(con, as_of: dt.date) -> pd.DataFrame:
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE customers AS SELECT * EXCLUDE (input_row, input_id, pre_reject, dup_rank, "
-        "reject_reason) "
+        "closed_before, reject_reason) "
         "FROM customers__tagged WHERE reject_reason IS NULL ORDER BY input_row"
     )
     return rejects
@@ -181,6 +204,18 @@ def run(
         return _run(cfg, outset, model_uri, input_path, as_of, batch_size, progress, reasons)
 
 
+def _customers_spec(cfg: Config, input_path: str | None):
+    """The customers table to score: the configured one, or its first file replaced by ``input_path``
+    (or ``predict.input``); and that replacement path, if any."""
+    spec = cfg.data.tables.customers
+    source = input_path or cfg.predict.input
+    if source and spec.derive_from:  # as spark-predict says
+        raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
+    if source:
+        spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
+    return spec, source
+
+
 def _run(
     cfg: Config,
     outset: OutputSet,
@@ -199,78 +234,76 @@ def _run(
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
     model = tracking.load_model(uri)
-
-    spec = cfg.data.tables.customers
-    source = input_path or cfg.predict.input
-    if source and spec.derive_from:  # as spark-predict says
-        raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
-    if source:
-        spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
+    scorer = _scorer_of(model)
+    spec, source = _customers_spec(cfg, input_path)
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
     try:
         population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
         register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False, tag_rows=True)
         input_rows = con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
-        rejects = _split_rejects(con, as_of)
+        rejects = _split_rejects(con, as_of, cfg.predict.open_only)
         rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
         why = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()} if len(rejects) else {}
-        n_rejected = len(rejects)
         check_reject_share(cfg, outset, input_rows, why, table_writer(rejects, rejects_path))
         previous = _previous_output(out_path)
-        scorer = _scorer_of(model)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
-        try:
-            with staged_families(con, cfg, as_of, population) as sql:
-                scored = _score_batches(
-                    con,
-                    sql,
-                    model,
-                    outset,
-                    version,
-                    as_of,
-                    batch_size,
-                    progress,
-                    input_rows,
-                    {"reasons": reasons, "n_jobs": scoring_threads(cfg)},
-                    drift,
-                )
-        except (MlflowException, FeatureMismatchError) as exc:  # features changed since training
-            msg = exc.message if isinstance(exc, MlflowException) else str(exc)
-            raise tracking.ModelLoadError(
-                f"model {uri} cannot score the current feature table ({msg.splitlines()[-1][:300]}); "
-                "the feature definitions or config changed since it was trained: retrain it"
-            ) from None
+        job = {"reasons": reasons, "n_jobs": scoring_threads(cfg)}
+        with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
+            scored = _score_batches(
+                con, sql, model, outset, version, as_of, batch_size, progress, input_rows, job, drift
+            )
     finally:
         con.close()
-    stage_drift(outset, drift, cfg.predict.psi_warning)
-    moved_path = outset.sides["migration"]
-    if previous is not None and scored:  # nothing scored (every row rejected): no tiers to compare
-        moved = migration(previous, _read_tiers(outset.staged(out_path), out_path.suffix), scorer.scheme.codes)
-        outset.stage(moved_path, table_writer(moved, moved_path))
+    _stage_sides(cfg, outset, drift, previous if scored else None, scorer.scheme.codes)
     if len(rejects):
         outset.stage(rejects_path, table_writer(rejects, rejects_path))
     outset.commit()  # files not staged (no migration, no rejects this time) go: none of an earlier run stays
-    result = PredictResult(
+    return PredictResult(
         output=out_path,
         rejects=rejects_path,
         input_rows=input_rows,
         scored=scored,
-        rejected=n_rejected,
+        rejected=PredictResult.counts(why)[0],
+        skipped=PredictResult.counts(why)[1],
         reasons=why,
         model_uri=uri,
         model_version=version,
         as_of=as_of,
         seconds=time.perf_counter() - t0,
     )
-    return result
+
+
+@contextlib.contextmanager
+def _feature_mismatch_is_retrain(uri: str):
+    """A model that cannot score today's feature table (definitions or config changed since it was
+    trained) is a :class:`tracking.ModelLoadError` that says to retrain it."""
+    try:
+        yield
+    except (MlflowException, FeatureMismatchError) as exc:
+        msg = exc.message if isinstance(exc, MlflowException) else str(exc)
+        raise tracking.ModelLoadError(
+            f"model {uri} cannot score the current feature table ({msg.splitlines()[-1][:300]}); "
+            "the feature definitions or config changed since it was trained: retrain it"
+        ) from None
+
+
+def _stage_sides(cfg: Config, outset: OutputSet, drift, previous: pd.DataFrame | None, levels: list[str]) -> None:
+    """Stage the drift file and, when an earlier run's tiers exist (and this run scored someone), the
+    migration of tiers since then."""
+    stage_drift(outset, drift, cfg.predict.psi_warning)
+    if previous is None:  # no earlier run, or nothing scored (every row rejected): no tiers to compare
+        return
+    out_path, moved_path = outset.main, outset.sides["migration"]
+    moved = migration(previous, _read_tiers(outset.staged(out_path), out_path.suffix), levels)
+    outset.stage(moved_path, table_writer(moved, moved_path))
 
 
 def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int], write_rejects) -> None:
     """Before scoring, on either engine: when more input rows were rejected than predict.max_reject_share
     allows, commit the rejects alone (``write_rejects(tmp)`` writes them) and raise
     :class:`RejectShareError`. No predictions file, not even briefly; an earlier run's predictions, drift and
-    migration stay as they were (the next run's baseline)."""
-    n_rejected = sum(why.values())
+    migration stay as they were (the next run's baseline). Rows skipped by config are not rejects."""
+    n_rejected, _ = PredictResult.counts(why)
     share = n_rejected / max(input_rows, 1)
     if share <= cfg.predict.max_reject_share:
         return

@@ -13,7 +13,7 @@ Three layers, so the data work is testable without MLflow:
 Personal data: only the columns listed in :data:`PREDICTION_COLUMNS` are ever read from the
 predictions frame; nothing per customer is rendered except the top N per tier and the worklist's
 rows (customer id, tier, score, due date, owner, action, reasons: the call-first section and at most
-:data:`WORKLIST_ROWS` rows of the worklist table, which sorts, searches and downloads them as CSV with
+``report.worklist_rows`` rows of the worklist table, which sorts, searches and downloads them as CSV with
 a little inline script).
 """
 
@@ -82,7 +82,7 @@ KEY_FEATURES = (
 MAX_PROFILE_ROWS = 6
 CHANGES = ("upgraded", "downgraded", "unchanged", "new", "gone")
 REVENUE_COLUMN = "rfm_monetary"
-WORKLIST_ROWS = 1000  # worklist rows embedded in the report; all of them are in the worklist's CSV
+WORKLIST_ROWS = 1000  # the default of report.worklist_rows; all of them are in the worklist's CSV
 CALL_FIRST_ROWS = 25  # rows of the call-first section (the first week's highest expected values)
 
 
@@ -1216,6 +1216,7 @@ def _report_context(
             drift=drift,
             source=str(source),
             currency=cfg.report.currency,
+            worklist_rows=cfg.report.worklist_rows,
             **action,
         )
     except ValueError as exc:  # one clear CLI message
@@ -1260,7 +1261,7 @@ def with_reasons(
     from leadtier.pipelines.reasons import explain
 
     picked = top_rows(frame, cfg.report.top_n, listed_tiers(scorer.scheme.codes))
-    shown = worklist_head(worklist, WORKLIST_ROWS) if worklist is not None else None
+    shown = worklist_head(worklist, cfg.report.worklist_rows) if worklist is not None else None
     rows = picked
     if shown is not None:
         pos = positions(frame["customer_id"], shown["customer_id"])

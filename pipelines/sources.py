@@ -214,28 +214,58 @@ def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, e
     return rules.number_value(value, rules.FLOAT, kind) if kind in {"float", "int"} else value
 
 
+Column = tuple[str, str, str, str, str]  # (output, source SQL, source name, kind, class)
+
+
 def _file_select(
     engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, stats: TableStats, view: str, tag_rows: bool
 ) -> str:
     """One file as a SELECT of canonical columns and attributes over view ``view``; checks its values."""
     path = cfg.data_path(fs.path)
-    if not path.is_file():
-        raise InputError(f"{table}: input file not found: {path}")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); {table} data needs at least a header row")
-    wanted: list[tuple[str, str, bool]] = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
-    wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
-    unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
-    if unknown:
-        allowed = [c for c, _, _ in wanted]
-        raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; allowed: {allowed}")
+    _check_file(table, path)
+    wanted = _wanted(table, fs)
     # never guessed from a CSV: ids, dates and times, categories (DuckDB reads yes/no as booleans)
     text = {fs.columns.get(c, c) for c, k, _ in wanted if k in {"id", "date", "timestamp"} and c not in fs.derived}
     text |= set(spec.categorical) | set(spec.leaky)
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
-    columns: list[tuple[str, str, str, str, str]] = []  # (output, source SQL, source name, kind, class)
+    columns = _source_columns(engine, table, path, fs, view, wanted, classes, out)
+    kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows)
+    checks = _value_checks(table, path, fs, columns, types)
+    (values,) = engine.rows(f"SELECT {', '.join(checks.values())} FROM {view}")
+    counts = dict(zip(checks, values, strict=True))
+    stats.files[str(path)] = int(counts["rows"])
+    stats.raw_missing_id += int(counts.get("id:missing") or 0)
+    for column in columns:
+        out[column[0]] = _canonical_value(engine, table, path, fs, view, stats, counts, column, out, tag_rows)
+    order = [c for c, _, _ in wanted] + [ident(a) for a in kept]
+    order += ["input_id", "id_reject"] if tag_rows else []
+    return f"SELECT {', '.join(f'{out[c]} AS {c}' for c in order)} FROM {view}"
+
+
+def _check_file(table: str, path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"{table}: input file not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); {table} data needs at least a header row")
+
+
+def _wanted(table: str, fs: FileSpec) -> list[tuple[str, str, bool]]:
+    """(canonical column, kind, required) for ``table``; a mapping naming another column is an error."""
+    wanted: list[tuple[str, str, bool]] = [(c, k, True) for c, k in CANONICAL_COLUMNS[table].items()]
+    wanted += [(c, k, False) for c, k in OPTIONAL_COLUMNS[table].items()]
+    unknown = sorted(set(fs.columns) - {c for c, _, _ in wanted})
+    if unknown:
+        allowed = [c for c, _, _ in wanted]
+        raise InputError(f"{table}: columns mapping names unknown canonical column(s) {unknown}; allowed: {allowed}")
+    return wanted
+
+
+def _source_columns(engine, table: str, path: Path, fs: FileSpec, view: str, wanted, classes, out) -> list[Column]:
+    """The canonical columns read from the file, to check and cast; fills ``out`` with the derived ones
+    and with typed NULLs for optional columns the file lacks (or date columns with no value at all)."""
+    columns: list[Column] = []
     for canon, kind, required in wanted:
         if canon in fs.derived:
             value = _derived(engine, table, path, view, canon, kind, fs.derived[canon])
@@ -257,8 +287,13 @@ def _file_select(
                 out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"
                 continue
         columns.append((canon, ident(src), src, kind, classes[src]))
-    kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows)
-    checks: dict[str, str] = {"rows": "count(*)"}  # one pass over the file for every count
+    return columns
+
+
+def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], types: dict) -> dict[str, str]:
+    """name -> aggregate SQL counting the rows each rule flags, for one pass over the file; a column whose
+    type cannot hold its kind at all is an error here."""
+    checks: dict[str, str] = {"rows": "count(*)"}
     for canon, col, src, kind, cls in columns:
         if kind == "id":
             reason = rules.id_reason(col, cls)
@@ -280,38 +315,37 @@ def _file_select(
                 raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {types.get(src, cls)}, not a number")
             for name, cond in rules.number_checks(col, cls, kind).items():
                 checks[f"{name}:{canon}"] = f"count(*) FILTER (WHERE {cond})"
-    (values,) = engine.rows(f"SELECT {', '.join(checks.values())} FROM {view}")
-    counts = dict(zip(checks, values, strict=True))
-    stats.files[str(path)] = int(counts["rows"])
-    stats.raw_missing_id += int(counts.get("id:missing") or 0)
-    for canon, col, src, kind, cls in columns:
-        if kind == "id":
-            out[canon] = rules.id_value(col, cls, bool(counts.get("id:float_text")))
-            if tag_rows:
-                out["input_id"] = rules.id_as_written(col, cls)
-                out["id_reject"] = rules.id_reason(col, cls)
-            _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls)
-        elif kind in {"date", "timestamp"}:
-            out[canon] = _time(col, cls, kind, fs)
-            n_bad = int(counts.get(f"bad:{canon}") or 0)
-            if n_bad:
-                shown = f"CAST({col} AS VARCHAR)"
-                where = rules.time_bad(col, out[canon])
-                examples = [r[0] for r in engine.rows(f"SELECT {shown} FROM {view} WHERE {where} LIMIT 3")]
-                null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
-                raise InputError(
-                    f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
-                    f"{rules.SQL_TYPES[kind].lower()}{rules.time_hint(examples, fs.date_format, null_words)}; "
-                    f"e.g. {', '.join(clip(e, quote=True) for e in examples)}"
-                )
-        elif kind in {"float", "int"}:
-            out[canon] = rules.number_value(col, cls, kind)
-            _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind)
-        else:
-            out[canon] = f"CAST({col} AS VARCHAR)"
-    order = [c for c, _, _ in wanted] + [ident(a) for a in kept]
-    order += ["input_id", "id_reject"] if tag_rows else []
-    return f"SELECT {', '.join(f'{out[c]} AS {c}' for c in order)} FROM {view}"
+    return checks
+
+
+def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, column: Column, out, tag_rows) -> str:
+    """The SQL value of one canonical column after the checks' ``counts``: ids normalised (with the
+    id as written and its reject reason when rows are tagged), times parsed (a value that does not parse
+    is an error with examples), numbers cast; bad values counted in ``stats``."""
+    canon, col, src, kind, cls = column
+    if kind == "id":
+        if tag_rows:
+            out["input_id"] = rules.id_as_written(col, cls)
+            out["id_reject"] = rules.id_reason(col, cls)
+        _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls)
+        return rules.id_value(col, cls, bool(counts.get("id:float_text")))
+    if kind in {"date", "timestamp"}:
+        value = _time(col, cls, kind, fs)
+        n_bad = int(counts.get(f"bad:{canon}") or 0)
+        if n_bad:
+            where = rules.time_bad(col, value)
+            examples = [r[0] for r in engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {where} LIMIT 3")]
+            null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
+            raise InputError(
+                f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
+                f"{rules.SQL_TYPES[kind].lower()}{rules.time_hint(examples, fs.date_format, null_words)}; "
+                f"e.g. {', '.join(clip(e, quote=True) for e in examples)}"
+            )
+        return value
+    if kind in {"float", "int"}:
+        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind)
+        return rules.number_value(col, cls, kind)
+    return f"CAST({col} AS VARCHAR)"
 
 
 def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
@@ -580,7 +614,7 @@ def register_all(
     stats: dict[str, TableStats] = {}
     cust = customers or cfg.data.tables.customers
     order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
-    for name in (*order, "interactions", "labels", "outcomes"):
+    for name in (*order, "interactions", "stages", "labels", "outcomes"):
         spec = cust if name == "customers" else getattr(cfg.data.tables, name)
         if spec is None or (name == "labels" and not with_labels):
             continue

@@ -1,10 +1,11 @@
-"""Stage helper: the survival tier model next to the classifier on the same evaluation rows.
+"""Stage helper: the survival tier model's rows, its fit and its censoring-aware figures.
 
-:func:`compare` builds the classifier's rows with :func:`leadtier.pipelines.train.prepare` (labelled
-entities only, the censoring rule), then the survival rows of the same training window with censored
-entities kept (``features/sql/survival_*.sql``), and optional extra training snapshots whose horizon is
-not observed by the evaluation date (unusable by the classifier). Both models use the same
-hyper-parameters and are scored on the classifier's evaluation rows (outcome known).
+``leadtier train`` with ``train.model: survival`` or ``best`` trains :class:`DiscreteHazardTiers` on the
+training window's entities, censored ones included (``features/sql/survival_*.sql``): labelled and
+censored entities of the training snapshots, plus ``snapshots.survival_as_of`` (snapshots whose horizon
+is not observed by the evaluation date, unusable by the classifier). No evaluation entity (same id and
+snapshot) is ever a survival training row. :func:`compare` runs the same comparison outside MLflow
+for the benchmarks.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from leadtier.features.queries import survival_query
-from leadtier.models.classifier import TierClassifier
 from leadtier.models.frame import ID_COLUMN
 from leadtier.models.metrics import paired_bootstrap, tier_metrics
 from leadtier.models.survival import DiscreteHazardTiers, known_tiers, survival_metrics
 from leadtier.pipelines import features as feature_stage
 from leadtier.pipelines.config import Config
+from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.sources import register_all
-from leadtier.pipelines.train import excluded_columns, prepare
 
 KEYS = ("macro_f1", "qwk", "log_loss")
+SURVIVAL_PROTOCOLS = ("backtest", "ordered_holdout", "holdout")
+
+
+class SurvivalDataError(UserError, ValueError):
+    """The data cannot train the survival tier model."""
 
 
 def survival_rows(cfg: Config, snapshots: Sequence[dt.date], observed_until: dt.date) -> pd.DataFrame:
@@ -38,7 +43,9 @@ def survival_rows(cfg: Config, snapshots: Sequence[dt.date], observed_until: dt.
         parts = []
         for as_of in snapshots:
             feats = feature_stage.build_in(con, cfg, as_of)
-            sql = survival_query(oc.kind, as_of, observed_until, oc.horizon_days, oc.observed_from)
+            sql = survival_query(
+                oc.kind, as_of, observed_until, oc.horizon_days, oc.observed_from, feature_stage.entity_days(cfg)
+            )
             lab = feature_stage.fetch_frame(con, sql)
             data = feats.merge(lab.drop(columns=["started_on"], errors="ignore"), on=ID_COLUMN, how="inner")
             if "started_on" in lab.columns:
@@ -50,71 +57,138 @@ def survival_rows(cfg: Config, snapshots: Sequence[dt.date], observed_until: dt.
     return pd.concat(parts, ignore_index=True)
 
 
-def _training_survival(cfg: Config, prep, extra: Sequence[dt.date]) -> pd.DataFrame:
+def data_end(cfg: Config) -> dt.date:
+    """The day after the last transaction: outcomes of a one-snapshot run are observed until then."""
+    con = feature_stage.connect(cfg)
+    try:
+        register_all(con, cfg, with_labels=False)
+        last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
+    finally:
+        con.close()
+    return last.date() + dt.timedelta(days=1)
+
+
+def training_survival(cfg: Config, train: pd.DataFrame, test: pd.DataFrame | None) -> pd.DataFrame:
     """The survival model's training entities: the classifier's training window with its censored
-    entities, plus the ``extra`` snapshots; never an evaluation entity (same id and snapshot)."""
-    if cfg.train.evaluation == "backtest":
-        eval_date = min(cfg.snapshots.eval_as_of)
-        if any(d >= eval_date for d in extra):
-            raise ValueError(f"extra training snapshots must precede the evaluation date {eval_date}. Got {extra}")
-        rows = survival_rows(cfg, [*cfg.snapshots.train_as_of, *extra], eval_date)
-    elif cfg.train.evaluation == "ordered_holdout" and cfg.labels.outcome.kind == "days_to_win":
-        rows = survival_rows(cfg, [cfg.data.as_of], cfg.data.as_of)
-        newest = pd.to_datetime(prep.train["started_on"]).max()  # the classifier's training window
-        rows = rows[pd.to_datetime(rows["started_on"]) <= newest]
-    else:
-        raise ValueError(
-            "the survival comparison runs on a backtest or an ordered holdout of days_to_win. "
-            f"Got {cfg.train.evaluation} with {cfg.labels.outcome.kind} instead"
+    entities, plus ``snapshots.survival_as_of``; never an evaluation entity (same id and snapshot).
+
+    backtest: the training snapshots and the extra ones, outcomes observed until the evaluation date;
+    ordered_holdout: the entities of ``data.as_of`` started no later than the newest training row (a
+    censored entity of the evaluation period would tell the model about that period); holdout: every
+    entity of ``data.as_of`` but the evaluation ones."""
+    kind, extra = cfg.train.evaluation, list(cfg.snapshots.survival_as_of)
+    if test is None or kind not in SURVIVAL_PROTOCOLS:
+        raise SurvivalDataError(
+            f"train.model {cfg.train.model!r} needs evaluation rows apart from training rows: train.evaluation "
+            f"one of {list(SURVIVAL_PROTOCOLS)}. Got {kind!r} instead"
         )
-    keys = prep.test[[ID_COLUMN, "snapshot"]].assign(_eval=True)
+    if kind == "backtest":
+        rows = survival_rows(cfg, [*cfg.snapshots.train_as_of, *extra], min(cfg.snapshots.eval_as_of))
+    else:
+        days_to_win = cfg.labels.outcome.kind == "days_to_win"
+        rows = survival_rows(cfg, [cfg.data.as_of], cfg.data.as_of if days_to_win else data_end(cfg))
+        if kind == "ordered_holdout":
+            order = "started_on" if "started_on" in rows.columns and "started_on" in train.columns else "snapshot"
+            rows = rows[pd.to_datetime(rows[order]) <= pd.to_datetime(train[order]).max()]
+    keys = test[[ID_COLUMN, "snapshot"]].assign(_eval=True)
     rows = rows.merge(keys, on=[ID_COLUMN, "snapshot"], how="left")
-    return rows[rows["_eval"].isna()].drop(columns="_eval").reset_index(drop=True)
+    rows = rows[rows["_eval"].isna()].drop(columns="_eval").reset_index(drop=True)
+    if not rows["event"].any():
+        raise SurvivalDataError("no training entity had its event (a purchase or a win): no hazard to learn")
+    return rows
 
 
-def compare(cfg: Config, extra: Sequence[dt.date] = (), resamples: int = 1000, params: dict | None = None) -> dict:
-    """Classifier and survival model, same hyper-parameters ``params``, on the classifier's evaluation
-    rows: tier metrics, Harrell's / Uno's C and integrated Brier (at the scheme's bounds, from the tier
-    probabilities), the survival model's gains with 95 % paired-bootstrap intervals, and the rows it
-    used that the classifier dropped."""
-    prep = prepare(cfg)
-    oc, levels = cfg.labels.outcome, cfg.scheme.codes
-    excluded = excluded_columns(cfg, list(prep.features.columns))
-    cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
-    surv = _training_survival(cfg, prep, extra)
-    fixed = {"random_state": cfg.seed, "n_jobs": cfg.train.n_jobs, **(params or {})}
-    clf = TierClassifier(levels=levels, calibration=cfg.train.calibration, **fixed)
-    clf.fit(prep.train[cols], prep.train["tier"].tolist())
-    haz = DiscreteHazardTiers(
-        levels=levels,
+def make_hazard(cfg: Config, params: dict) -> DiscreteHazardTiers:
+    """The survival tier model with the run's hyper-parameters (tuned for the classifier), decision rule
+    and calibration."""
+    oc = cfg.labels.outcome
+    return DiscreteHazardTiers(
+        levels=cfg.scheme.codes,
         thresholds_days=oc.thresholds_days,
         horizon_days=oc.horizon_days,
         calibration=cfg.train.calibration,
-        **fixed,
-    ).fit(surv[cols], surv["duration"].to_numpy(), surv["event"].to_numpy(bool), surv["followup"].to_numpy())
+        calibration_size=cfg.train.calibration_size,
+        random_state=cfg.seed,
+        **params,
+    )
+
+
+def fit_hazard(cfg: Config, rows: pd.DataFrame, cols: list[str], params: dict) -> DiscreteHazardTiers:
+    return make_hazard(cfg, params).fit(
+        rows[cols], rows["duration"].to_numpy(), rows["event"].to_numpy(bool), rows["followup"].to_numpy()
+    )
+
+
+def rows_recovered(cfg: Config, rows: pd.DataFrame) -> int:
+    """Survival training entities whose tier is not known (censored): the classifier drops them."""
+    oc = cfg.labels.outcome
+    known = known_tiers(rows["duration"], rows["event"], rows["followup"], oc.thresholds_days, oc.horizon_days)
+    return int((known == -1).sum())
+
+
+def eval_durations(cfg: Config, tiers: Sequence[str]) -> pd.DataFrame:
+    """Evaluation entities as (duration, event) at the scheme's bounds: a tier-j entity had its event by
+    bound j (its duration is that bound, exact up to the tier's width, the same for every model); the
+    last level is censored at the horizon."""
+    oc = cfg.labels.outcome
+    bounds = [*oc.thresholds_days, oc.horizon_days]
+    idx = pd.Series(list(tiers)).map({c: i for i, c in enumerate(cfg.scheme.codes)}).to_numpy(int)
+    last = len(bounds)
+    duration = np.where(idx < last, np.asarray([*bounds, oc.horizon_days])[idx], oc.horizon_days)
+    return pd.DataFrame({"duration": duration.astype(float), "event": idx < last})
+
+
+def censoring_aware(cfg: Config, tiers: Sequence[str], proba: np.ndarray, train_rows: pd.DataFrame) -> dict:
+    """Harrell's and Uno's C and the IPCW integrated Brier score of tier probabilities ``proba`` on
+    evaluation entities of known ``tiers`` (scikit-survival); the censoring weights come from the survival
+    training entities ``train_rows``."""
+    oc = cfg.labels.outcome
+    bounds = np.asarray([*oc.thresholds_days, oc.horizon_days])
+    ev = eval_durations(cfg, tiers)
+    curve = 1.0 - np.cumsum(proba, axis=1)[:, : len(bounds)]
+    return survival_metrics(
+        ev["duration"],
+        ev["event"],
+        cfg.scheme.score(proba),
+        curve,
+        bounds,
+        train_rows["duration"].to_numpy(float),
+        train_rows["event"].to_numpy(bool),
+    )
+
+
+def compare(cfg: Config, resamples: int = 1000, params: dict | None = None) -> dict:
+    """Classifier and survival model, same hyper-parameters ``params``, on the classifier's evaluation
+    rows, outside MLflow: tier metrics, Harrell's / Uno's C and integrated Brier, the survival model's
+    gains with 95 % paired-bootstrap intervals, and the rows it used that the classifier dropped."""
+    from leadtier.models.classifier import TierClassifier
+    from leadtier.pipelines.train import excluded_columns, prepare  # train imports this module
+
+    prep = prepare(cfg)
+    levels = cfg.scheme.codes
+    excluded = excluded_columns(cfg, list(prep.features.columns))
+    cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    surv = training_survival(cfg, prep.train, prep.test)
+    fixed = {"n_jobs": cfg.train.n_jobs, **(params or {})}
+    clf = TierClassifier(levels=levels, calibration=cfg.train.calibration, random_state=cfg.seed, **fixed)
+    clf.fit(prep.train[cols], prep.train["tier"].tolist())
+    haz = fit_hazard(cfg, surv, cols, fixed)
     test = prep.test
     y = test["tier"].tolist()
     preds = {
         name: (m.predict_proba(test[cols]), list(m.predict(test[cols])))
         for name, m in {"survival": haz, "classifier": clf}.items()
     }
-    # the evaluation entities' durations, from the tier (the tier bounds are the only days both know)
-    ev = _eval_durations(cfg, test)
-    tr = surv[["duration", "event"]].to_numpy()
-    bounds = np.asarray([*oc.thresholds_days, oc.horizon_days])
-    metrics = {}
-    for name, (proba, pred) in preds.items():
-        curve = 1.0 - np.cumsum(proba, axis=1)[:, : len(bounds)]
-        metrics[name] = tier_metrics(y, proba, levels, y_pred=pred) | survival_metrics(
-            ev["duration"], ev["event"], cfg.scheme.score(proba), curve, bounds, tr[:, 0], tr[:, 1].astype(bool)
-        )
+    metrics = {
+        name: tier_metrics(y, proba, levels, y_pred=pred) | censoring_aware(cfg, y, proba, surv)
+        for name, (proba, pred) in preds.items()
+    }
     gains = paired_bootstrap(y, preds, "survival", levels, list(KEYS), n_resamples=resamples, seed=cfg.seed)
-    censored = known_tiers(surv["duration"], surv["event"], surv["followup"], oc.thresholds_days, oc.horizon_days)
     return {
         "metrics": metrics,
         "gains": gains.get("classifier", {}),
-        "rows_recovered": int((censored == -1).sum()),
-        "extra_snapshot_rows": int(surv["snapshot"].isin(list(extra)).sum()),
+        "rows_recovered": rows_recovered(cfg, surv),
+        "extra_snapshot_rows": int(surv["snapshot"].isin(list(cfg.snapshots.survival_as_of)).sum()),
         "train_rows": {"classifier": len(prep.train), "survival": len(surv)},
         "person_periods": int(haz.n_person_periods_),
         "eval_rows": len(test),
@@ -123,13 +197,17 @@ def compare(cfg: Config, extra: Sequence[dt.date] = (), resamples: int = 1000, p
     }
 
 
-def _eval_durations(cfg: Config, test: pd.DataFrame) -> pd.DataFrame:
-    """Evaluation entities as (duration, event) at the scheme's bounds: a tier-j entity had its event by
-    bound j (its duration is that bound, exact up to the tier's width, the same for both models); the
-    last level is censored at the horizon."""
-    oc = cfg.labels.outcome
-    bounds = [*oc.thresholds_days, oc.horizon_days]
-    idx = test["tier"].map({c: i for i, c in enumerate(cfg.scheme.codes)}).to_numpy(int)
-    last = len(bounds)
-    duration = np.where(idx < last, np.asarray([*bounds, oc.horizon_days])[idx], oc.horizon_days)
-    return pd.DataFrame({"duration": duration.astype(float), "event": idx < last})
+def before_validation(cfg: Config, rows: pd.DataFrame, fit: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
+    """Survival training ``rows`` a model validated on ``val`` (training rows held out to choose the
+    model) may learn from, as :func:`training_survival` does for the evaluation rows: never a
+    validation entity; backtest: only snapshots before the validation snapshot; ordered_holdout: only
+    entities started no later than the newest of ``fit``."""
+    keys = val[[ID_COLUMN, "snapshot"]].assign(_val=True)
+    out = rows.merge(keys, on=[ID_COLUMN, "snapshot"], how="left")
+    out = out[out["_val"].isna()].drop(columns="_val")
+    if cfg.train.evaluation == "backtest":
+        out = out[out["snapshot"] < val["snapshot"].min()]
+    elif cfg.train.evaluation == "ordered_holdout":
+        order = "started_on" if "started_on" in out.columns and "started_on" in fit.columns else "snapshot"
+        out = out[pd.to_datetime(out[order]) <= pd.to_datetime(fit[order]).max()]
+    return out.reset_index(drop=True)

@@ -293,7 +293,38 @@ def _uniform(rng, bounds, codes):
 
 
 def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_invoice):
-    """One block of customers as numpy arrays (codes, day numbers, microsecond timestamps)."""
+    """One block of customers as numpy arrays (codes, day numbers, microsecond timestamps).
+
+    The draws happen in one fixed order (attributes, interactions, transactions, labels, personal
+    columns): the same seed gives the same data."""
+    c = _attributes(rng, n, history_days)
+    interactions = _interactions(rng, c, as_of_day)
+    transactions, n_invoices = _transactions(rng, c, as_of_day, catalog, first_invoice)
+    labelled, noisy = _rep_labels(rng, c["tier"], label_share)
+    cnum = first + np.arange(n)
+    customers = dict(
+        cnum=cnum,
+        created=as_of_day - c["tenure"],
+        src=c["src"],
+        ind=c["ind"],
+        size=c["size"],
+        region=c["region"],
+        revenue=c["revenue"],
+        first=rng.integers(0, len(FIRST_NAMES), n),
+        last=rng.integers(0, len(LAST_NAMES), n),
+        prefix=rng.integers(0, len(CN_MOBILE_PREFIX), n),
+        p1=rng.integers(0, 10_000, n),
+        p2=rng.integers(0, 10_000, n),
+        labelled=labelled,
+        tier=noisy,
+    )
+    transactions["cnum"] = cnum[transactions.pop("idx")]
+    interactions["cnum"] = cnum[interactions.pop("idx")]
+    return {"customers": customers, "transactions": transactions, "interactions": interactions}, n_invoices
+
+
+def _attributes(rng, n, history_days) -> dict[str, np.ndarray]:
+    """Firmographics, tenure, the hidden need that sets the true tier, and activity."""
     src = rng.choice(len(LEAD_SOURCES), n, p=SOURCE_P)
     ind = rng.choice(len(INDUSTRIES), n, p=INDUSTRY_P)
     size = rng.choice(len(COMPANY_SIZES), n, p=SIZE_P)
@@ -317,20 +348,14 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     tier = (need[:, None] < np.asarray(NEED_CUTS)).sum(axis=1)
     activity = np.asarray(SIZE_ACTIVITY)[size] * rng.lognormal(0, ACTIVITY_SIGMA, n)
     quiet_a = (tier == 0) & (rng.random(n) < QUIET_A_SHARE)
+    return dict(
+        src=src, ind=ind, size=size, region=region, new=new, tenure=tenure, revenue=revenue, tier=tier,
+        activity=activity, quiet_a=quiet_a,
+    )  # fmt: skip
 
-    # interactions: one tier-shaped engagement episode + tier-agnostic background
-    r = rng.random(n)
-    profile = np.where((tier == 4) & (r < TYRE_KICKER_SHARE), 5, np.where((tier == 3) & (r < STALLED_SHARE), 6, tier))
-    cycle = np.asarray(INDUSTRY_CYCLE)[ind] * np.asarray(SIZE_CYCLE)[size]
-    end = _uniform(rng, EPISODE_END, profile) * cycle
-    length = _uniform(rng, EPISODE_LEN, profile) * cycle
-    intensity = (
-        np.asarray(EPISODE_RATE)[profile]
-        * activity
-        * rng.lognormal(0, EPISODE_SIGMA, n)
-        * (rng.random(n) < np.asarray(EPISODE_PROB)[profile])
-        * np.where(quiet_a, QUIET_A_INTENSITY, 1.0)
-    )
+
+def _episode_mix(profile, ind, size) -> np.ndarray:
+    """Cumulative interaction-type shares per customer: the profile's mix, tilted by segment."""
     mix = EPISODE_MIX[profile]
     segment = {
         "goods": np.isin(ind, GOODS_INDUSTRIES),
@@ -340,7 +365,26 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     }
     for who, kind, mult in MIX_RULES:
         mix[:, INTERACTION_TYPES.index(kind)] *= np.where(segment[who], np.asarray(mult)[profile], 1.0)
-    cum = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
+    return np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
+
+
+def _interactions(rng, c, as_of_day) -> dict[str, np.ndarray]:
+    """One tier-shaped engagement episode per customer plus tier-agnostic background (newsletters,
+    browsing, nurture emails); ``idx`` is the customer's row in the block."""
+    n, tier, tenure, activity = len(c["tier"]), c["tier"], c["tenure"], c["activity"]
+    r = rng.random(n)
+    profile = np.where((tier == 4) & (r < TYRE_KICKER_SHARE), 5, np.where((tier == 3) & (r < STALLED_SHARE), 6, tier))
+    cycle = np.asarray(INDUSTRY_CYCLE)[c["ind"]] * np.asarray(SIZE_CYCLE)[c["size"]]
+    end = _uniform(rng, EPISODE_END, profile) * cycle
+    length = _uniform(rng, EPISODE_LEN, profile) * cycle
+    intensity = (
+        np.asarray(EPISODE_RATE)[profile]
+        * activity
+        * rng.lognormal(0, EPISODE_SIGMA, n)
+        * (rng.random(n) < np.asarray(EPISODE_PROB)[profile])
+        * np.where(c["quiet_a"], QUIET_A_INTENSITY, 1.0)
+    )
+    cum = _episode_mix(profile, c["ind"], c["size"])
     e_idx, e_day = _events(rng, intensity, end, end + length, tenure, WEEKLY_INTERACTIONS, as_of_day)
     e_type = np.minimum((rng.random(e_idx.size)[:, None] > cum[e_idx]).sum(axis=1), 9)
     zeros, whole = np.zeros(n), tenure + 0.0
@@ -355,19 +399,26 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     i_type = np.concatenate(
         [e_type, np.full(n_idx.size, 2), rng.integers(0, 2, b_idx.size), np.where(rng.random(u_idx.size) < 0.8, 2, 3)]
     )
-    i_day = np.concatenate([e_day, n_day, b_day, u_day])
-    i_ts = _timestamps(rng, i_day)
+    i_ts = _timestamps(rng, np.concatenate([e_day, n_day, b_day, u_day]))
     dur = np.exp(np.asarray(DURATION_LOGMEDIAN)[i_type] + DURATION_SIGMA * rng.normal(size=i_type.size))
     dur = np.round(dur, 1)
     dur[rng.random(dur.size) < DURATION_MISSING] = np.nan
     order = np.lexsort((i_ts, i_idx))
+    return dict(idx=i_idx[order], ts=i_ts[order], type=i_type[order], dur=dur[order])
 
-    # transactions: buyers purchase while active, A/B accelerate lately
-    p_buy = (np.asarray(BUY_PROB)[tier] + np.asarray(SOURCE_BUY)[src]) * np.where(new, NEW_LEAD_BUY_FACTOR, 1.0)
+
+def _transactions(rng, c, as_of_day, catalog, first_invoice) -> tuple[dict[str, np.ndarray], int]:
+    """Buyers purchase while active, A/B accelerate lately; invoice lines with products, channels and
+    returns; ``idx`` is the customer's row in the block. Also returns the number of invoices."""
+    n, tier, tenure, size, quiet_a = len(c["tier"]), c["tier"], c["tenure"], c["size"], c["quiet_a"]
+    p_buy = (np.asarray(BUY_PROB)[tier] + np.asarray(SOURCE_BUY)[c["src"]]) * np.where(
+        c["new"], NEW_LEAD_BUY_FACTOR, 1.0
+    )
     buyer = (rng.random(n) < p_buy) | quiet_a
-    rate = BUY_RATE * activity * rng.lognormal(0, BUY_SIGMA, n) * buyer
+    rate = BUY_RATE * c["activity"] * rng.lognormal(0, BUY_SIGMA, n) * buyer
     last = _uniform(rng, BUY_END, tier)
     boost = (np.asarray(BUY_BOOST)[tier] - 1) * np.where(quiet_a, 2.0, 1.0)
+    zeros = np.zeros(n)
     v1, d1 = _events(rng, rate, last, tenure + 0.0, tenure, WEEKLY_TRANSACTIONS, as_of_day)
     v2, d2 = _events(
         rng, rate * boost, zeros, np.full(n, float(BUY_BOOST_DAYS)), tenure, WEEKLY_TRANSACTIONS, as_of_day
@@ -388,8 +439,17 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     qty = np.ceil(rng.lognormal(np.asarray(SIZE_QTY_LOGMEAN)[size[t_idx]], 0.8)).astype(np.int64)
     amount = np.round(qty * catalog[1][product] * rng.lognormal(0, 0.05, qty.size), 2)
     sign = np.where(rng.random(qty.size) < RETURN_SHARE, -1, 1)
+    out = dict(
+        idx=t_idx, ts=v_ts[line_inv], invoice=first_invoice + line_inv, product=product,
+        channel=v_channel[line_inv], qty=qty * sign, amount=amount * sign,
+    )  # fmt: skip
+    return out, v_idx.size
 
-    # labels: engaged tiers get labelled more often; a busy rep's noise
+
+def _rep_labels(rng, tier, label_share) -> tuple[np.ndarray, np.ndarray]:
+    """Which customers a rep labelled (engaged tiers more often; ``label_share`` of them overall, 1.0:
+    all) and the rep's tier, with a busy rep's adjacent and random mistakes."""
+    n = len(tier)
     tilt = label_share * np.asarray(LABEL_WEIGHT)[tier]  # odds tilt: keeps the share ~label_share, 1.0 -> all
     labelled = rng.random(n) * (tilt + (1 - label_share) * np.dot(TIER_MIX, LABEL_WEIGHT)) < tilt
     r = rng.random(n)
@@ -397,36 +457,7 @@ def _block(rng, first, n, as_of_day, history_days, label_share, catalog, first_i
     step = np.where((tier + step < 0) | (tier + step > 4), -step, step)
     noisy = np.where(r < LABEL_ADJACENT_NOISE, tier + step, tier)
     noisy = np.where(r > 1 - LABEL_RANDOM_NOISE, rng.integers(0, 5, n), noisy)
-
-    cnum = first + np.arange(n)
-    return {
-        "customers": dict(
-            cnum=cnum,
-            created=as_of_day - tenure,
-            src=src,
-            ind=ind,
-            size=size,
-            region=region,
-            revenue=revenue,
-            first=rng.integers(0, len(FIRST_NAMES), n),
-            last=rng.integers(0, len(LAST_NAMES), n),
-            prefix=rng.integers(0, len(CN_MOBILE_PREFIX), n),
-            p1=rng.integers(0, 10_000, n),
-            p2=rng.integers(0, 10_000, n),
-            labelled=labelled,
-            tier=noisy,
-        ),
-        "transactions": dict(
-            cnum=cnum[t_idx],
-            ts=v_ts[line_inv],
-            invoice=first_invoice + line_inv,
-            product=product,
-            channel=v_channel[line_inv],
-            qty=qty * sign,
-            amount=amount * sign,
-        ),
-        "interactions": dict(cnum=cnum[i_idx[order]], ts=i_ts[order], type=i_type[order], dur=dur[order]),
-    }, v_idx.size
+    return labelled, noisy
 
 
 def _join(*parts) -> np.ndarray:

@@ -20,7 +20,6 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-import yaml
 from leadtier.features.queries import entity_label_query, label_query, slug
 from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
 from leadtier.models.candidates import AveragedTiers, Choice, choose
@@ -31,11 +30,11 @@ from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
     adjacent_miss_share,
     compare,
-    confusion,
     mean_probability_gap,
     paired_bootstrap,
     tier_metrics,
 )
+from leadtier.models.proxies import label_presence_auc
 from leadtier.models.schemes import TierScheme
 from leadtier.models.scorer import TierScorer
 from leadtier.models.segments import Segmenter
@@ -43,23 +42,22 @@ from leadtier.models.semi import self_train
 from leadtier.models.text import clip
 from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
-from leadtier.pipelines import orphans, tracking
+from leadtier.pipelines import orphans, tracking, train_log
+from leadtier.pipelines import survival as survival_stage
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
 from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.label_rules import rule_labels
 from leadtier.pipelines.sources import InputError, register_all
 from leadtier.pipelines.validate import as_records, validate
-from matplotlib.figure import Figure
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 log = logging.getLogger(__name__)
-ENTITY_COUNTS = ("labelled", "censored", "unlabelled")
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
 # compared with every baseline, metric by metric (those a run has: the AUC-type ones need two tiers)
 VERDICT = [*HEADLINE, "brier", "ece", "roc_auc", "pr_auc", "lift_top_decile"]
+SURVIVAL = ["c_index", "c_index_uno", "integrated_brier"]  # shown for the model and the other kind (train.model)
 
 
 def headline(cfg: Config) -> list[str]:
@@ -84,7 +82,10 @@ class TrainResult:
     n_train: int
     n_test: int
     seconds: float
-    extra: dict = field(default_factory=dict)
+    n_trials: int
+    segments_k: int
+    protocol: dict  # the evaluation protocol, row counts, model choice and entity counts
+    bootstrap_resamples: int
 
 
 def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
@@ -178,82 +179,6 @@ def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
     return cols
 
 
-def _plot_confusion(cm: pd.DataFrame, title: str):
-    fig = Figure(figsize=(5.5, 4.5))
-    ax = fig.subplots()
-    ax.imshow(cm.to_numpy(), cmap="Blues")
-    ax.set_xticks(range(len(cm.columns)), cm.columns)
-    ax.set_yticks(range(len(cm.index)), cm.index)
-    ax.set_xlabel("predicted tier")
-    ax.set_ylabel("true tier")
-    ax.set_title(title)
-    vmax = cm.to_numpy().max() or 1
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            v = cm.iat[i, j]
-            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > vmax / 2 else "black")
-    fig.tight_layout()
-    return fig
-
-
-def _plot_reliability(y_true: list[str], proba: np.ndarray, levels: list[str]):
-    """Reliability diagram: top-label confidence vs accuracy, and one curve per tier (one-vs-rest)."""
-    fig = Figure(figsize=(10, 4))
-    axes = fig.subplots(1, 2)
-    y = np.asarray(y_true, dtype=object)
-    correct = (np.asarray(levels, dtype=object)[proba.argmax(axis=1)] == y).astype(int)
-    frac, mean = calibration_curve(correct, proba.max(axis=1), n_bins=10, strategy="quantile")
-    axes[0].plot(mean, frac, marker="o", label="model")
-    axes[0].set_title("top-label reliability")
-    for i, code in enumerate(levels):
-        if (y == code).any() and (y != code).any():
-            f, m = calibration_curve((y == code).astype(int), proba[:, i], n_bins=8, strategy="quantile")
-            axes[1].plot(m, f, marker=".", label=str(code))
-    axes[1].set_title("per tier (one vs rest)")
-    for ax in axes:
-        ax.plot([0, 1], [0, 1], ls="--", color="grey")
-        ax.set_xlabel("predicted probability")
-        ax.set_ylabel("observed frequency")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _plot_importance(imp: pd.Series, top: int = 20):
-    fig = Figure(figsize=(6.5, 5.5))
-    ax = fig.subplots()
-    s = imp.head(top)[::-1]
-    ax.barh(s.index, s.to_numpy(), color="#3b6ea5")
-    ax.set_xlabel("total gain")
-    ax.set_title(f"Top {min(top, len(imp))} features (LightGBM gain)")
-    fig.tight_layout()
-    return fig
-
-
-def _plot_k(scores: list[dict]):
-    df = pd.DataFrame(scores)
-    fig = Figure(figsize=(11, 3.2))
-    axes = fig.subplots(1, 3)
-    for ax, col in zip(axes, ["silhouette", "calinski_harabasz", "inertia"], strict=True):
-        ax.plot(df["k"], df[col], marker="o")
-        ax.set_xticks(df["k"])  # whole numbers of clusters only
-        ax.set_xlabel("k")
-        ax.set_title(col)
-    fig.tight_layout()
-    return fig
-
-
-def _flat(prefix: str, d: dict) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict):
-            out.update(_flat(key, v))
-        else:
-            out[key] = v
-    return out
-
-
 @dataclass
 class Prepared:
     """Labelled rows for training and evaluation, and the snapshot used for segments."""
@@ -265,6 +190,7 @@ class Prepared:
     protocol: dict
     problems: list = field(default_factory=list)
     unlabelled: pd.DataFrame | None = None  # customers of the (last) snapshot without a label
+    survival: pd.DataFrame | None = None  # train.model survival or best: the survival model's training entities
 
 
 def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
@@ -281,7 +207,9 @@ def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict]
     ``as_of``, and how many entities are labelled, censored (still open, horizon not observed by
     ``as_of``: no label, never the last level) and unlabelled for another reason (logged)."""
     oc = cfg.labels.outcome
-    sql = entity_label_query(as_of, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.observed_from)
+    sql = entity_label_query(
+        as_of, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.observed_from, feature_stage.entity_days(cfg)
+    )
     lab = feature_stage.fetch_frame(con, sql)
     labelled = lab["tier"].notna()
     censored = ~labelled & lab["unlabelled"].isna()
@@ -415,6 +343,105 @@ def check_disjoint(train: pd.DataFrame, evaluation: pd.DataFrame, label_source: 
     return shared
 
 
+class _Snapshots:
+    """Features and labels of one snapshot at a time, on one open connection with the inputs registered.
+
+    ``entities`` collects what the labels say about the entities (rule-label counts, own-clock counts,
+    tiers no row reaches) for the run's protocol."""
+
+    def __init__(self, con, cfg: Config):
+        self.con, self.cfg, self.entities = con, cfg, {}
+        self.table_labels = None
+        if cfg.labels.source == "table":
+            self.table_labels = feature_stage.fetch_frame(
+                con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier, labelled_at FROM labels"
+            )
+        elif cfg.labels.source == "rules":  # a customer's tier from its columns, like a tier from people
+            self.table_labels, self.entities["label_rules"] = rule_labels(con, cfg)
+
+    def labels(self, as_of: dt.date, observed_until: dt.date | None) -> pd.DataFrame:
+        cfg = self.cfg
+        if cfg.labels.source != "outcome":
+            return labels_known_at(self.table_labels, as_of)
+        if cfg.labels.outcome.kind == "days_to_win":  # each entity's own clock, censored at as_of
+            lab, self.entities["entities"] = entity_labels(self.con, cfg, as_of)
+            return lab
+        if observed_until is None or observed_until <= as_of:
+            raise TrainingDataError(
+                f"no transactions after the snapshot {as_of}: outcome labels need an observed future"
+            )
+        check_horizon(cfg, as_of, observed_until)
+        return outcome_labels(self.con, cfg, as_of, observed_until)
+
+    def build(self, as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(features of every customer, labelled rows with their ``snapshot``) as of ``as_of``."""
+        feats = feature_stage.build_in(self.con, self.cfg, as_of)
+        lab = self.labels(as_of, observed_until)
+        data = attach_labels(self.cfg, feats, lab)
+        if "started_on" in lab.columns:
+            data = data.merge(lab[["customer_id", "started_on"]], on=ID_COLUMN, how="left")
+        data.insert(1, "snapshot", as_of)
+        if self.cfg.train.evaluation != "backtest":  # a backtest narrows after its last snapshot
+            self.entities["empty_tiers"] = drop_empty_tiers(self.cfg, data["tier"])
+        return feats, data
+
+
+def data_end(con) -> dt.date | None:
+    """The day after the last transaction (outcome labels are observed until then); None when there is none."""
+    last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
+    return (last.date() + dt.timedelta(days=1)) if last is not None else None
+
+
+def backtest_rows(cfg: Config, snaps: _Snapshots, end: dt.date | None):
+    """Training rows from every training snapshot (labels observed until the first evaluation snapshot),
+    evaluation rows from the evaluation snapshots; with labels from people or rules only customers the
+    training rows do not hold."""
+    eval_date = min(cfg.snapshots.eval_as_of)
+    train = pd.concat([snaps.build(d, eval_date)[1] for d in cfg.snapshots.train_as_of], ignore_index=True)
+    tests = [snaps.build(d, end) for d in cfg.snapshots.eval_as_of]
+    test = pd.concat([t[1] for t in tests], ignore_index=True)
+    if cfg.labels.source != "outcome":
+        test = unseen_customers(train, test)
+    snaps.entities["empty_tiers"] = drop_empty_tiers(cfg, pd.concat([train["tier"], test["tier"]]))
+    protocol = {
+        "evaluation": "backtest",
+        "train_snapshots": [d.isoformat() for d in cfg.snapshots.train_as_of],
+        "eval_snapshots": [d.isoformat() for d in cfg.snapshots.eval_as_of],
+        "train_labels_observed_until": eval_date.isoformat(),
+        "eval_labels_observed_until": end.isoformat() if end else None,
+    }
+    return train, test, tests[-1][0], protocol
+
+
+def one_snapshot_rows(cfg: Config, snaps: _Snapshots, end: dt.date | None):
+    """Training and evaluation rows from the one snapshot ``data.as_of``: k-fold (no separate
+    evaluation rows), the newest rows held out, or a stratified random holdout."""
+    feats, data = snaps.build(cfg.data.as_of, end)
+    as_of, kind = cfg.data.as_of.isoformat(), cfg.train.evaluation
+    if kind == "kfold":
+        return data, None, feats, {"evaluation": "kfold", "folds": cfg.train.folds, "as_of": as_of}
+    if kind == "ordered_holdout":
+        train, test = ordered_split(cfg, data)
+        protocol = {"order_by": cfg.train.order_by, "newest_share": cfg.train.test_size}
+        return train, test, feats, {"evaluation": kind, **protocol, "as_of": as_of}
+    check_minimum(cfg, data["tier"])
+    train, test = train_test_split(data, test_size=cfg.train.test_size, stratify=data["tier"], random_state=cfg.seed)
+    return train, test, feats, {"evaluation": "holdout", "test_size": cfg.train.test_size, "as_of": as_of}
+
+
+def unlabelled_pool(cfg: Config, feats: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame | None):
+    """Customers of the snapshot with no label, for self-training; None when it is off."""
+    if not cfg.train.semi_supervised.enabled:
+        return None
+    if cfg.labels.source == "outcome":
+        raise TrainingDataError(
+            "train.semi_supervised needs labels from people or rules (labels.source: table or rules): with "
+            "outcome labels the unlabelled customers are censored ones or the evaluation snapshot itself"
+        )
+    labelled_ids = set(train[ID_COLUMN]) | (set(test[ID_COLUMN]) if test is not None else set())
+    return feats[~feats[ID_COLUMN].isin(labelled_ids)]
+
+
 def prepare(cfg: Config) -> Prepared:
     """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
     feature_stage.check_families(cfg)
@@ -424,104 +451,25 @@ def prepare(cfg: Config) -> Prepared:
         if not stats["customers"].rows:
             raise InputError(f"{', '.join(stats['customers'].files)}: no customers to train on (a header only?)")
         problems = validate(con, cfg, stats, max([cfg.data.as_of, *cfg.snapshots.eval_as_of]))
-        data_end = None
-        if "transactions" in stats:
-            last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
-            data_end = (last.date() + dt.timedelta(days=1)) if last is not None else None
-        table_labels = (
-            feature_stage.fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier, labelled_at FROM labels")
-            if cfg.labels.source == "table"
-            else None
-        )
-
-        entities: dict = {}
-        if cfg.labels.source == "rules":  # a customer's tier from its columns, like a tier from people
-            table_labels, entities["label_rules"] = rule_labels(con, cfg)
-
-        def snapshot(as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-            feats = feature_stage.build_in(con, cfg, as_of)
-            if cfg.labels.source != "outcome":
-                lab = labels_known_at(table_labels, as_of)
-            elif cfg.labels.outcome.kind == "days_to_win":  # each entity's own clock, censored at as_of
-                lab, entities["entities"] = entity_labels(con, cfg, as_of)
-            else:
-                if observed_until is None or observed_until <= as_of:
-                    raise TrainingDataError(
-                        f"no transactions after the snapshot {as_of}: outcome labels need an observed future"
-                    )
-                check_horizon(cfg, as_of, observed_until)
-                lab = outcome_labels(con, cfg, as_of, observed_until)
-            data = attach_labels(cfg, feats, lab)
-            if "started_on" in lab.columns:
-                data = data.merge(lab[["customer_id", "started_on"]], on=ID_COLUMN, how="left")
-            data.insert(1, "snapshot", as_of)
-            if cfg.train.evaluation != "backtest":  # a backtest narrows after its last snapshot
-                entities["empty_tiers"] = drop_empty_tiers(cfg, data["tier"])
-            return feats, data
-
-        if cfg.train.evaluation == "backtest":
-            eval_date = min(cfg.snapshots.eval_as_of)
-            parts = [snapshot(d, eval_date)[1] for d in cfg.snapshots.train_as_of]
-            train = pd.concat(parts, ignore_index=True)
-            tests = [snapshot(d, data_end) for d in cfg.snapshots.eval_as_of]
-            test = pd.concat([t[1] for t in tests], ignore_index=True)
-            if cfg.labels.source != "outcome":
-                test = unseen_customers(train, test)
-            entities["empty_tiers"] = drop_empty_tiers(cfg, pd.concat([train["tier"], test["tier"]]))
-            feats = tests[-1][0]
-            protocol = {
-                "evaluation": "backtest",
-                "train_snapshots": [d.isoformat() for d in cfg.snapshots.train_as_of],
-                "eval_snapshots": [d.isoformat() for d in cfg.snapshots.eval_as_of],
-                "train_labels_observed_until": eval_date.isoformat(),
-                "eval_labels_observed_until": data_end.isoformat() if data_end else None,
-            }
-        else:
-            feats, data = snapshot(cfg.data.as_of, data_end)
-            if cfg.train.evaluation == "kfold":
-                train, test = data, None
-                protocol = {"evaluation": "kfold", "folds": cfg.train.folds, "as_of": cfg.data.as_of.isoformat()}
-            elif cfg.train.evaluation == "ordered_holdout":
-                train, test = ordered_split(cfg, data)
-                protocol = {
-                    "evaluation": "ordered_holdout",
-                    "order_by": cfg.train.order_by,
-                    "newest_share": cfg.train.test_size,
-                    "as_of": cfg.data.as_of.isoformat(),
-                }
-            else:
-                check_minimum(cfg, data["tier"])
-                train, test = train_test_split(
-                    data, test_size=cfg.train.test_size, stratify=data["tier"], random_state=cfg.seed
-                )
-                protocol = {
-                    "evaluation": "holdout",
-                    "test_size": cfg.train.test_size,
-                    "as_of": cfg.data.as_of.isoformat(),
-                }
+        snaps = _Snapshots(con, cfg)
+        rows = backtest_rows if cfg.train.evaluation == "backtest" else one_snapshot_rows
+        train, test, feats, protocol = rows(cfg, snaps, data_end(con) if "transactions" in stats else None)
     finally:
         con.close()
-    protocol |= entities
     check_minimum(cfg, train["tier"])
-    unlabelled = None
-    if cfg.train.semi_supervised.enabled:
-        if cfg.labels.source == "outcome":
-            raise TrainingDataError(
-                "train.semi_supervised needs labels from people or rules (labels.source: table or rules): with "
-                "outcome labels the unlabelled customers are censored ones or the evaluation snapshot itself"
-            )
-        labelled_ids = set(train[ID_COLUMN]) | (set(test[ID_COLUMN]) if test is not None else set())
-        unlabelled = feats[~feats[ID_COLUMN].isin(labelled_ids)]
+    unlabelled = unlabelled_pool(cfg, feats, train, test)
     if test is not None and test.empty:
         raise TrainingDataError("the evaluation snapshot has no labelled customer (all censored?)")
+    survival = survival_stage.training_survival(cfg, train, test) if cfg.train.model != "classifier" else None
     return Prepared(
         train=train,
         test=test,
         features=feats,
         stats={k: v.as_dict() for k, v in stats.items()},
-        protocol=protocol,
+        protocol=protocol | snaps.entities,
         problems=as_records(problems),
         unlabelled=unlabelled,
+        survival=survival,
     )
 
 
@@ -635,9 +583,11 @@ def fit_models(
     feature_cols: list[str],
     params: dict,
     unlabelled: pd.DataFrame | None = None,
+    survival: pd.DataFrame | None = None,
 ) -> tuple[dict, Choice]:
     """The chosen tier model (and its self-training variant, when enabled) and every baseline, fitted
-    on the same training ``rows``; the choice with its reasons."""
+    on the same training ``rows``; the choice with its reasons. With ``survival`` rows (train.model
+    survival or best) the survival model is fitted too: the tier model or, beside it, a comparison."""
     levels = cfg.scheme.codes
     X, y = rows[feature_cols], rows["tier"].tolist()
     choice = choose_model(cfg, rows, feature_cols, params)
@@ -659,50 +609,47 @@ def fit_models(
     models |= {"majority": MajorityBaseline(levels=levels).fit(X, y), "logreg": make["logreg"]().fit(X, y)}
     if "rfm_score" in X.columns:
         models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)
+    if survival is not None:
+        hazard = survival_stage.fit_hazard(cfg, survival, feature_cols, params)
+        kind, why = choose_kind(cfg, rows, survival, feature_cols, params, choice)
+        choice.reasons.append(why)
+        if kind == "survival":
+            models["classifier"], models["model"] = models["model"], hazard
+            choice.name = "survival"
+        else:
+            models["survival"] = hazard
     return models, choice
 
 
-def _evaluate(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict, tune_fold=None):
-    """Predictions on the evaluation rows for the model and every baseline (same rows for all), the
-    fitted models, the choice of the tier model, and the training/evaluation row keys per fit.
-
-    k-fold: ``tune_fold(i, X, y)`` returns the hyper-parameters for outer fold ``i`` tuned on that
-    fold's training rows only (nested cross-validation), so no held-out fold influences its own model,
-    and the tier model is chosen inside each outer fold's training rows.
-    """
-    train = prep.train
-    if prep.test is not None:
-        models, choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
-        X_eval = prep.test[feature_cols]
-        preds = {k: (m.predict_proba(X_eval), list(m.predict(X_eval))) for k, m in models.items()}
-        overlap = check_disjoint(train, prep.test, cfg.labels.source)
-        return prep.test["tier"].tolist(), preds, models, [choice], overlap
-    # k-fold: out-of-fold predictions for every labelled row; the final model uses all of them
-    folds = StratifiedKFold(n_splits=cfg.train.folds, shuffle=True, random_state=cfg.seed)
-    y = train["tier"].to_numpy(dtype=object)
-    proba_parts: dict[str, np.ndarray] = {}
-    pred_parts: dict[str, np.ndarray] = {}
-    choices = []
-    overlap = 0
-    for i, (tr, va) in enumerate(folds.split(train, y)):
-        fold_train = train.iloc[tr]
-        overlap += check_disjoint(fold_train, train.iloc[va], cfg.labels.source)
-        fold_params = tune_fold(i, fold_train[feature_cols], list(y[tr])) if tune_fold is not None else params
-        fold_models, choice = fit_models(cfg, fold_train, feature_cols, fold_params, prep.unlabelled)
-        choices.append(choice)
-        for k, m in fold_models.items():
-            proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = m.predict_proba(
-                train.iloc[va][feature_cols]
-            )
-            pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = m.predict(train.iloc[va][feature_cols])
-    # a variant fitted in only some folds (self-training follows each fold's choice) has no full set of rows
-    fitted_in = Counter(
-        k for c in choices for k in (["model_self_training", "model_supervised_only"] if c.self_training else [])
+def choose_kind(
+    cfg: Config, rows: pd.DataFrame, survival: pd.DataFrame, feature_cols: list[str], params: dict, choice: Choice
+) -> tuple[str, str]:
+    """``train.model``: survival, classifier, or (best) the better by the primary metric on validation
+    rows inside the training ``rows`` (the first of :func:`choice_splits`; a tie keeps the classifier)."""
+    if cfg.train.model == "survival":
+        return "survival", "survival model (train.model: survival); the classifier is scored beside it"
+    splits = choice_splits(cfg, rows)
+    if not splits:
+        return "classifier", "best: no validation rows inside the training rows, the classifier is kept"
+    fit, val = rows.iloc[splits[0][0]], rows.iloc[splits[0][1]]
+    surv = survival_stage.before_validation(cfg, survival, fit, val)
+    contenders = {
+        "survival": survival_stage.fit_hazard(cfg, surv, feature_cols, params),
+        "classifier": model_factories(cfg, params)[choice.name]().fit(fit[feature_cols], fit["tier"].tolist()),
+    }
+    primary, y_val = cfg.train.primary_metric, val["tier"].tolist()
+    score = {
+        k: tier_metrics(
+            y_val, m.predict_proba(val[feature_cols]), cfg.scheme.codes, y_pred=list(m.predict(val[feature_cols]))
+        )[primary]
+        for k, m in contenders.items()
+    }
+    a, b = score["survival"], score["classifier"]
+    kind = "survival" if (a > b if HIGHER_IS_BETTER[primary] else a < b) else "classifier"
+    return kind, (
+        f"best by {primary} on {len(val)} validation rows inside the training rows: {kind} "
+        f"(survival {a:.4f}, classifier {b:.4f}); the other is scored beside it"
     )
-    partial = {k for k, n in fitted_in.items() if n < len(choices)}
-    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts if k not in partial}
-    models, final_choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
-    return list(y), preds, models, [*choices, final_choice], overlap
 
 
 def fixed_params(cfg: Config) -> dict:
@@ -738,251 +685,276 @@ def tune_with(cfg: Config, X: pd.DataFrame, y: list[str], callbacks=(), groups=N
         )
 
 
+@dataclass
+class Evaluation:
+    """The tier model and every baseline scored on the same evaluation rows.
+
+    ``rows`` are the evaluation rows (k-fold: every training row, each scored out of fold); ``preds``
+    maps a model key (``model``, its self-training variants, the baselines) to its probabilities and
+    tiers for them; ``models`` are fitted on every training row; ``choices`` holds the tier-model choice
+    made inside each outer fold, then the registered model's."""
+
+    rows: pd.DataFrame
+    y_true: list[str]
+    preds: dict[str, tuple[np.ndarray, list]]
+    models: dict[str, object]
+    choices: list[Choice]
+    overlap: int
+    outer_folds: list[dict] = field(default_factory=list)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    beats: dict[str, dict[str, bool]] = field(default_factory=dict)
+    gains: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> Choice:
+        """The registered model's choice."""
+        return self.choices[-1]
+
+
+def predict_all(models: dict, X: pd.DataFrame) -> dict[str, tuple[np.ndarray, list]]:
+    return {k: (m.predict_proba(X), list(m.predict(X))) for k, m in models.items()}
+
+
+def fit_and_predict(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict, tune_fold=None) -> Evaluation:
+    """Fit the tier model and every baseline on the training rows and score the evaluation rows.
+
+    k-fold: ``tune_fold(i, X, y)`` returns the hyper-parameters for outer fold ``i`` tuned on that
+    fold's training rows only (nested cross-validation), so no held-out fold influences its own model,
+    and the tier model is chosen inside each outer fold's training rows.
+    """
+    train = prep.train
+    if prep.test is None:
+        return _kfold_predictions(cfg, prep, feature_cols, params, tune_fold)
+    models, choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled, prep.survival)
+    overlap = check_disjoint(train, prep.test, cfg.labels.source)
+    preds = predict_all(models, prep.test[feature_cols])
+    return Evaluation(prep.test, prep.test["tier"].tolist(), preds, models, [choice], overlap)
+
+
+def _kfold_predictions(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict, tune_fold) -> Evaluation:
+    """Out-of-fold predictions for every labelled row; the registered models use all of them."""
+    train = prep.train
+    folds = StratifiedKFold(n_splits=cfg.train.folds, shuffle=True, random_state=cfg.seed)
+    y = train["tier"].to_numpy(dtype=object)
+    proba_parts: dict[str, np.ndarray] = {}
+    pred_parts: dict[str, np.ndarray] = {}
+    choices, overlap = [], 0
+    for i, (tr, va) in enumerate(folds.split(train, y)):
+        fold_train, held_out = train.iloc[tr], train.iloc[va]
+        overlap += check_disjoint(fold_train, held_out, cfg.labels.source)
+        fold_params = tune_fold(i, fold_train[feature_cols], list(y[tr])) if tune_fold is not None else params
+        fold_models, choice = fit_models(cfg, fold_train, feature_cols, fold_params, prep.unlabelled)
+        choices.append(choice)
+        for k, (proba, pred) in predict_all(fold_models, held_out[feature_cols]).items():
+            proba_parts.setdefault(k, np.zeros((len(train), len(cfg.scheme.codes))))[va] = proba
+            pred_parts.setdefault(k, np.empty(len(train), dtype=object))[va] = pred
+    # a variant fitted in only some folds (self-training follows each fold's choice) has no full set of rows
+    fitted_in = Counter(
+        k for c in choices for k in (["model_self_training", "model_supervised_only"] if c.self_training else [])
+    )
+    partial = {k for k, n in fitted_in.items() if n < len(choices)}
+    preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts if k not in partial}
+    models, final_choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
+    return Evaluation(train, list(y), preds, models, [*choices, final_choice], overlap)
+
+
+def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> Evaluation:
+    """Fill ``ev``'s metrics per model, the model's verdict against each baseline, and (with
+    ``train.bootstrap_resamples``) its gains with paired-bootstrap 95 % intervals. With ``survival``
+    training rows, the tier model and the other kind also get censoring-aware figures (C-index, IPCW
+    integrated Brier)."""
+    levels = cfg.scheme.codes
+    for key, (proba, pred) in ev.preds.items():
+        ev.metrics[key] = tier_metrics(ev.y_true, proba, levels, y_pred=pred)
+        ev.metrics[key]["mean_proba_gap"] = mean_probability_gap(ev.y_true, proba, levels)
+        ev.metrics[key]["adjacent_miss_share"] = adjacent_miss_share(ev.y_true, pred, levels)
+        if survival is not None and key in ("model", "classifier", "survival"):
+            ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba, survival)
+    compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
+    baselines = [b for b in ev.metrics if not b.startswith("model")]
+    if all(c.name == "logreg" for c in (ev.choices[:-1] or ev.choices)):  # the model is that baseline itself
+        baselines.remove("logreg")
+    ev.beats = {b: compare(ev.metrics["model"], ev.metrics[b], compared) for b in baselines}
+    if cfg.train.bootstrap_resamples:
+        ev.gains = paired_bootstrap(
+            ev.y_true,
+            {k: ev.preds[k] for k in ["model", *baselines]},
+            "model",
+            levels,
+            compared,
+            n_resamples=cfg.train.bootstrap_resamples,
+            seed=cfg.seed,
+        )
+    return ev
+
+
+def segment(cfg: Config, feats: pd.DataFrame, columns: list[str], ev: Evaluation, previous) -> tuple[Segmenter, float]:
+    """K-means segments of the snapshot, and how much of the evaluation rows' tiers they explain
+    (adjusted mutual information)."""
+    seg = Segmenter(
+        columns=columns,
+        k=cfg.segments.k,
+        k_range=tuple(cfg.segments.k_range),
+        minibatch_above=cfg.segments.minibatch_above,
+        silhouette_sample=cfg.segments.silhouette_sample,
+        random_state=cfg.seed,
+    ).fit(feats, previous=previous)
+    ami = float(adjusted_mutual_info_score(ev.rows["tier"], seg.predict(ev.rows)))
+    return seg, ami
+
+
+def make_scorer(
+    cfg: Config, prep: Prepared, ev: Evaluation, seg: Segmenter, ami: float, feature_cols: list[str], run_id: str
+) -> TierScorer:
+    """The registered artefact: the tier model, the segmenter, the scheme and the run's evidence."""
+    clf = ev.models["model"]
+    scorer = TierScorer(
+        scheme=cfg.scheme,
+        classifier=clf,
+        segmenter=seg,
+        feature_columns=feature_cols,
+        metadata={
+            "config": cfg.name,
+            "scheme_name": cfg.labels.scheme,
+            "as_of": cfg.data.as_of.isoformat(),
+            "protocol": prep.protocol,
+            "run_id": run_id,
+            "test_metrics": ev.metrics,
+            "test_gains_95ci": ev.gains,
+            "segments_tier_ami": ami,
+            "seed": cfg.seed,
+        },
+    )
+    scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)
+    scorer.grade_bands = dict(cfg.train.grade_bands)
+    return scorer
+
+
+def censoring_proxies(cfg: Config, prep: Prepared, feature_cols: list[str]) -> dict[str, float]:
+    """Model features that alone tell the snapshot's labelled rows from its unlabelled ones (censored, or
+    never labelled) with a ROC AUC of at least ``train.censoring_proxy_auc``; each is a warning."""
+    level = cfg.train.censoring_proxy_auc
+    if level is None:
+        return {}
+    rows = prep.train if prep.test is None else pd.concat([prep.train, prep.test], ignore_index=True)
+    latest = rows.loc[rows["snapshot"] == rows["snapshot"].max(), ID_COLUMN]
+    has_label = prep.features[ID_COLUMN].isin(latest).to_numpy()
+    auc = label_presence_auc(prep.features[feature_cols], has_label, seed=cfg.seed)
+    found = {name: round(float(v), 4) for name, v in auc.items() if v >= level}
+    for name, v in found.items():
+        log.warning(
+            "feature %s alone tells labelled from unlabelled rows (AUC %.3f >= train.censoring_proxy_auc %.2f): "
+            "it may stand in for whether a label is known (a censoring proxy), not for the tier; "
+            "features.exclude keeps it out of the model",
+            name,
+            v,
+            level,
+        )
+    return found
+
+
+def survival_counts(cfg: Config, prep: Prepared, ev: Evaluation) -> dict:
+    """What the survival model trained on, for the protocol: {} without one."""
+    if prep.survival is None:
+        return {}
+    hazard = ev.models["model" if ev.chosen.name == "survival" else "survival"]
+    return {
+        "survival": {
+            "train_rows": len(prep.survival),
+            "rows_recovered": survival_stage.rows_recovered(cfg, prep.survival),
+            "extra_snapshot_rows": int(prep.survival["snapshot"].isin(list(cfg.snapshots.survival_as_of)).sum()),
+            "person_periods": int(hazard.n_person_periods_),
+            "calibration": hazard.calibration_,
+        }
+    }
+
+
 def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
+    """``leadtier train``: prepare the rows, tune, evaluate against the baselines, segment, then log,
+    register and gate the scorer in one MLflow run."""
     t0 = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # every trial is in MLflow; not a log line each
     prep = prepare(cfg)
-    feats = prep.features
-    levels = cfg.scheme.codes
-    train, test = prep.train, prep.test
-    excluded = excluded_columns(cfg, list(feats.columns))  # a wrong name stops here, before tuning
-    feature_cols = [c for c in feats.columns if c != ID_COLUMN and c not in excluded]
-    X_train, y_train = train[feature_cols], train["tier"].tolist()
-    eval_rows = test if test is not None else train
-    groups = train[ID_COLUMN].to_numpy() if train["snapshot"].nunique() > 1 else None
-    seg_cols = segment_columns(feats, [*cfg.segments.exclude_columns, *sorted(excluded)])
-
+    excluded = excluded_columns(cfg, list(prep.features.columns))  # a wrong name stops here, before tuning
+    feature_cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    seg_cols = segment_columns(prep.features, [*cfg.segments.exclude_columns, *sorted(excluded)])
+    prep.protocol["censoring_proxies"] = censoring_proxies(cfg, prep, feature_cols)
     client = tracking.setup(cfg)
     orphans.fail_orphans(client, cfg.mlflow.experiment)  # runs a killed train left RUNNING
     with mlflow.start_run(run_name=f"train-{cfg.name}", tags=orphans.process_tags()) as active:
         run_id = active.info.run_id
-        mlflow.set_tags(
-            {
-                "leadtier.stage": "train",
-                "leadtier.config": cfg.name,
-                "leadtier.scheme": cfg.labels.scheme,
-                "leadtier.evaluation": cfg.train.evaluation,
-            }
-        )
-        mlflow.log_params(
-            {
-                "as_of": cfg.data.as_of.isoformat(),
-                "seed": cfg.seed,
-                "scheme": cfg.labels.scheme,
-                "label_source": cfg.labels.source,
-                "evaluation": cfg.train.evaluation,
-                "n_features": len(feature_cols),
-                "n_customers": len(feats),
-                "n_train": len(train),
-                "n_eval": len(eval_rows),
-                "primary_metric": cfg.train.primary_metric,
-                **{
-                    f"tuning.{k}": v
-                    for k, v in _flat("", cfg.train.tuning.model_dump(exclude={"search_space"})).items()
-                },
-            }
-        )
-        mlflow.log_dict(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)), "config.yaml")
-        mlflow.log_dict({"protocol": prep.protocol, "tables": prep.stats}, "inputs/table_stats.json")
-        mlflow.log_dict({"problems": prep.problems}, "inputs/validation.json")
-        counts = {
-            "train": {t: int(n) for t, n in train["tier"].value_counts().reindex(levels, fill_value=0).items()},
-            "eval": {t: int(n) for t, n in eval_rows["tier"].value_counts().reindex(levels, fill_value=0).items()},
-        }
-        mlflow.log_dict(counts, "inputs/label_counts.json")
-
-        # ---------------------------------------------------------- tuning (nested run per trial)
-        base = fixed_params(cfg)
-
-        def run_study(X, y, grp, prefix: str):
-            def log_trial(study, trial) -> None:
-                with mlflow.start_run(run_name=f"{prefix}trial-{trial.number:03d}", nested=True):
-                    mlflow.log_params(trial.params)
-                    mlflow.set_tags({"state": trial.state.name, "leadtier.study": prefix.rstrip("-") or "final"})
-                    if trial.value is not None:
-                        mlflow.log_metric(f"cv_{cfg.train.primary_metric}", trial.value)
-
-            return tune_with(cfg, X, y, callbacks=[log_trial], groups=grp)
-
-        # the registered model's hyper-parameters: tuned on every training row
-        study = run_study(X_train, y_train, groups, "")
-        best_params = dict(study.best_params)
-        mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
-        mlflow.log_metric(f"cv_best_{cfg.train.primary_metric}", study.best_value)
-        trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-        mlflow.log_table(
-            trials.astype({c: str for c in trials.columns if trials[c].dtype == object}), "tuning/trials.json"
-        )
-
-        # ---------------------------------------------------------- final model + baselines, same rows
-        outer: list[dict] = []
-
-        def tune_fold(i: int, X, y) -> dict:  # k-fold evaluation: a study per outer fold (nested CV)
-            fold_study = run_study(X, y, None, f"fold{i + 1}-")
-            outer.append({"fold": i + 1, "cv_best": fold_study.best_value, **fold_study.best_params})
-            return {**base, **fold_study.best_params}
-
-        y_eval, preds, models, choices, overlap = _evaluate(
-            cfg, prep, feature_cols, {**base, **best_params}, tune_fold if test is None else None
-        )
-        if outer:
-            mlflow.log_table(pd.DataFrame(outer), "tuning/outer_folds.json")
-        chosen = choices[-1]  # the registered model's; the others were made inside outer folds
+        train_log.log_inputs(cfg, prep, feature_cols)
+        study, ev = tune_and_evaluate(cfg, prep, feature_cols)
+        judge(cfg, ev, prep.survival)
+        prep.protocol |= survival_counts(cfg, prep, ev)
         prep.protocol |= {
-            "rows": {"train": len(train), "evaluation": len(eval_rows), "overlap": overlap},
-            "model": chosen.name,
-            "model_choice": chosen.reasons,
+            "rows": {"train": len(prep.train), "evaluation": len(ev.rows), "overlap": ev.overlap},
+            "model": ev.chosen.name,
+            "model_choice": ev.chosen.reasons,
         }
-        for reason in chosen.reasons:
+        for reason in ev.chosen.reasons:
             log.info("tier model: %s", reason)
-        mlflow.set_tag("leadtier.model_kind", chosen.name)
-        mlflow.log_metrics({"eval_train_overlap": overlap, "eval_rows": len(eval_rows), "train_rows": len(train)})
-        if "entities" in prep.protocol:  # labels on each entity's own clock
-            mlflow.log_metrics({f"entities_{k}": prep.protocol["entities"][k] for k in ENTITY_COUNTS})
-        mlflow.log_dict(
-            {"registered": vars(chosen), "per_evaluation_fit": [vars(c) for c in choices[:-1]]}, "model/choice.json"
-        )
-        metrics: dict[str, dict[str, float]] = {}
-        for key, (proba, pred) in preds.items():
-            metrics[key] = tier_metrics(y_eval, proba, levels, y_pred=pred)
-            metrics[key]["mean_proba_gap"] = mean_probability_gap(y_eval, proba, levels)
-            metrics[key]["adjacent_miss_share"] = adjacent_miss_share(y_eval, pred, levels)
-        if chosen.self_training:  # decided inside the training rows (keep_self_training); both logged
-            mlflow.set_tag("leadtier.semi_supervised", chosen.self_training)
-        clf = models["model"]
-        mlflow.log_figure(_plot_reliability(y_eval, preds["model"][0], levels), "plots/reliability_model.png")
-        for key, (_, pred) in preds.items():
-            mlflow.log_metrics({(f"test_{k}" if key == "model" else f"{key}_{k}"): v for k, v in metrics[key].items()})
-            cm = confusion(y_eval, pred, levels)
-            mlflow.log_figure(_plot_confusion(cm, f"{key}: confusion on evaluation rows"), f"plots/confusion_{key}.png")
-            mlflow.log_text(cm.to_csv(), f"eval/confusion_{key}.csv")
-        compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
-        baselines = [b for b in metrics if not b.startswith("model")]
-        if all(c.name == "logreg" for c in (choices[:-1] or choices)):  # the model is that baseline itself
-            baselines.remove("logreg")
-        beats = {b: compare(metrics["model"], metrics[b], compared) for b in baselines}
-        gains = {}
-        if cfg.train.bootstrap_resamples:
-            gains = paired_bootstrap(
-                y_eval,
-                {k: preds[k] for k in ["model", *baselines]},
-                "model",
-                levels,
-                compared,
-                n_resamples=cfg.train.bootstrap_resamples,
-                seed=cfg.seed,
-            )
-        mlflow.log_dict(
-            {
-                "protocol": prep.protocol,
-                "metrics": metrics,
-                "model_beats": beats,
-                "model_gain_95ci": gains,
-                "bootstrap_resamples": cfg.train.bootstrap_resamples,
-            },
-            "eval/summary.json",
-        )
-
-        imp = clf.feature_importances_
-        mlflow.log_text(imp.to_csv(header=True), "model/feature_importance.csv")
-        mlflow.log_figure(_plot_importance(imp), "plots/feature_importance.png")
-
-        # ---------------------------------------------------------- segments
-        seg = Segmenter(
-            columns=seg_cols,
-            k=cfg.segments.k,
-            k_range=tuple(cfg.segments.k_range),
-            minibatch_above=cfg.segments.minibatch_above,
-            silhouette_sample=cfg.segments.silhouette_sample,
-            random_state=cfg.seed,
-        ).fit(feats, previous=tracking.champion_segmenter(client, cfg))
-        mlflow.log_metric("segments_k", seg.n_clusters_)
-        # how much of the predefined tiers do the exploratory segments explain?
-        seg_eval = seg.predict(eval_rows)
-        ami = float(adjusted_mutual_info_score(eval_rows["tier"], seg_eval))
-        mlflow.log_metric("segments_tier_ami", ami)
-        crosstab = pd.crosstab(
-            pd.Series(seg_eval, name="segment_id").map(lambda i: seg.name(i)), eval_rows["tier"].to_numpy()
-        ).reindex(columns=levels, fill_value=0)
-        mlflow.log_text(crosstab.to_csv(), "segments/tier_by_segment.csv")
-        mlflow.log_text(pd.DataFrame(seg.k_scores_).to_csv(index=False), "segments/k_scores.csv")
-        mlflow.log_figure(_plot_k(seg.k_scores_), "plots/segments_k_selection.png")
-        profile = seg.profile_.copy()
-        profile.insert(0, "name_en", [seg.name(i, "en") for i in profile.index])
-        profile.insert(1, "name_zh", [seg.name(i, "zh") for i in profile.index])
-        mlflow.log_text(profile.to_csv(), "segments/profile.csv")
-
-        # ---------------------------------------------------------- log, register, gate
-        scorer = TierScorer(
-            scheme=cfg.scheme,
-            classifier=clf,
-            segmenter=seg,
-            feature_columns=feature_cols,
-            metadata={
-                "config": cfg.name,
-                "scheme_name": cfg.labels.scheme,
-                "as_of": cfg.data.as_of.isoformat(),
-                "protocol": prep.protocol,
-                "run_id": run_id,
-                "test_metrics": metrics,
-                "test_gains_95ci": gains,
-                "segments_tier_ami": ami,
-                "seed": cfg.seed,
-            },
-        )
-        scorer.drift_reference = reference_profile(feats, feature_cols, clf.categories_)
-        scorer.grade_bands = dict(cfg.train.grade_bands)
-        X_eval = eval_rows[feature_cols]
-        tracking.log_train_keys(train)  # what a later gate must not re-score this model on
-        tracking.log_eval_predictions(eval_rows, *preds["model"], levels)  # what a later k-fold gate pairs with
-        info = tracking.log_scorer(scorer, X_eval)
-        version = tracking.register(info.model_uri, cfg.mlflow.model_name)  # last: a killed run registers nothing
-        decision = tracking.champion_gate(
-            client,
-            cfg,
-            version,
-            metrics["model"],
-            X_eval,
-            y_eval,
-            refit_on_eval=test is None,
-            eval_keys=eval_rows[[ID_COLUMN, "snapshot"]],
-            new_scores=preds["model"],
-            new_train_keys=train[[ID_COLUMN, "snapshot"]],
-        )
-        mlflow.set_tags({"leadtier.model_version": version, "leadtier.alias": decision.alias})
-        mlflow.log_text("\n".join(decision.reasons), "registry/gate.txt")
+        train_log.log_evaluation(cfg, prep, ev)
+        seg, ami = segment(cfg, prep.features, seg_cols, ev, tracking.champion_segmenter(client, cfg))
+        train_log.log_segments(cfg, seg, ami, ev)
+        scorer = make_scorer(cfg, prep, ev, seg, ami, feature_cols, run_id)
+        version, decision = train_log.register_and_gate(client, cfg, scorer, prep.train, ev)
         seconds = time.perf_counter() - t0
         mlflow.log_metric("train_seconds", seconds)
-
     return TrainResult(
         run_id=run_id,
         model_version=version,
         alias=decision.alias,
         reasons=decision.reasons,
-        metrics=metrics,
-        beats=beats,
-        gains=gains,
-        best_params=best_params,
-        n_train=len(train),
-        n_test=len(eval_rows),
+        metrics=ev.metrics,
+        beats=ev.beats,
+        gains=ev.gains,
+        best_params=dict(study.best_params),
+        n_train=len(prep.train),
+        n_test=len(ev.rows),
         seconds=seconds,
-        extra={
-            "n_trials": len(study.trials),
-            "segments_k": seg.n_clusters_,
-            "protocol": prep.protocol,
-            "bootstrap_resamples": cfg.train.bootstrap_resamples,
-        },
+        n_trials=len(study.trials),
+        segments_k=seg.n_clusters_,
+        protocol=prep.protocol,
+        bootstrap_resamples=cfg.train.bootstrap_resamples,
     )
+
+
+def tune_and_evaluate(cfg: Config, prep: Prepared, feature_cols: list[str]) -> tuple[optuna.Study, Evaluation]:
+    """Tune on every training row (the registered model's hyper-parameters), then fit and score the
+    model and the baselines; k-fold evaluation tunes again inside each outer fold (nested CV)."""
+    train = prep.train
+    groups = train[ID_COLUMN].to_numpy() if train["snapshot"].nunique() > 1 else None
+    study = run_study(cfg, train[feature_cols], train["tier"].tolist(), groups, "")
+    base = fixed_params(cfg)
+    outer: list[dict] = []
+
+    def tune_fold(i: int, X, y) -> dict:
+        fold_study = run_study(cfg, X, y, None, f"fold{i + 1}-")
+        outer.append({"fold": i + 1, "cv_best": fold_study.best_value, **fold_study.best_params})
+        return {**base, **fold_study.best_params}
+
+    ev = fit_and_predict(
+        cfg, prep, feature_cols, {**base, **study.best_params}, tune_fold if prep.test is None else None
+    )
+    ev.outer_folds = outer
+    train_log.log_study(cfg, study, outer)
+    return study, ev
+
+
+def run_study(cfg: Config, X: pd.DataFrame, y: list[str], groups, prefix: str) -> optuna.Study:
+    """A tuning study whose trials are logged as nested MLflow runs named ``<prefix>trial-NNN``."""
+    return tune_with(cfg, X, y, callbacks=[train_log.trial_logger(cfg, prefix)], groups=groups)
 
 
 def summary_text(cfg: Config, res: TrainResult) -> str:
     """What ``leadtier train`` prints: the run in a few lines, a table of the evaluation metrics with the
     model's verdict against each baseline, a table of the gains with their 95 % intervals, and the
     champion gate's reasons; everything fits ``console.WIDTH`` (100) columns."""
-    protocol = res.extra["protocol"]
+    protocol = res.protocol
     lines = wrap(
         f"trained {cfg.mlflow.model_name} v{res.model_version} -> alias '{res.alias}' "
-        f"({protocol['evaluation']}, {res.extra['n_trials']} tuning trials, {res.seconds:.0f} s)"
+        f"({protocol['evaluation']}, {res.n_trials} tuning trials, {res.seconds:.0f} s)"
     )
     if "rows" in protocol:
         rows = protocol["rows"]
@@ -990,11 +962,20 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         lines += wrap(f"evaluation: {protocol_words(protocol)}")
         if "entities" in protocol:
             lines += wrap(entity_words(protocol["entities"]))
+        if "survival" in protocol:
+            sv = protocol["survival"]
+            lines += wrap(
+                f"survival model: {sv['train_rows']} training entities, {sv['rows_recovered']} of them censored "
+                "(the classifier had to drop those)"
+            )
+        if protocol.get("censoring_proxies"):
+            named = ", ".join(f"{k} (AUC {v:.2f})" for k, v in protocol["censoring_proxies"].items())
+            lines += wrap(f"censoring proxies (alone tell labelled from unlabelled rows; features.exclude): {named}")
         if protocol.get("empty_tiers"):
             lines += wrap(f"tiers no labelled row reaches: {', '.join(protocol['empty_tiers'])} (left out)")
         for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines
             head, _, scores = reason.partition("): ")
-            lines += wrap(f"tier model: {head})" + (":" if scores else "")) + (wrap(f"  {scores}") if scores else [])
+            lines += wrap(f"tier model: {head}" + ("):" if scores else "")) + (wrap(f"  {scores}") if scores else [])
     lines += ["", *_metrics_table(cfg, res)]
     if res.gains:
         lines += ["", *_gains_table(res)]
@@ -1005,7 +986,7 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
 def _metrics_table(cfg: Config, res: TrainResult) -> list[str]:
     """Rows: the model, its self-training variants, the baselines, then 'model beats <baseline>' yes/NO;
     columns: every metric the verdicts compare (the AUC-type ones only for two tiers)."""
-    shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT]) if m in res.metrics["model"]]
+    shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT, *SURVIVAL]) if m in res.metrics["model"]]
     order = sorted(res.metrics, key=lambda k: (k != "model", not k.startswith("model")))
     rows = [[key, *(f"{res.metrics[key].get(m, float('nan')):.4f}" for m in shown)] for key in order]
     rows += [[f"model beats {b}", *("yes" if v.get(m) else "NO" for m in shown)] for b, v in res.beats.items()]
@@ -1029,7 +1010,7 @@ def _gains_table(res: TrainResult) -> list[str]:
         rows.append([m, *cells])
     intro = wrap(
         f"the model's gain over each baseline (positive = better), with a 95 % interval from "
-        f"{res.extra['bootstrap_resamples']} paired bootstrap resamples of the evaluation rows; "
+        f"{res.bootstrap_resamples} paired bootstrap resamples of the evaluation rows; "
         "~ = within noise (the interval contains 0):"
     )
     return [*intro, *table(["gain", *(f"vs {b}" for b in baselines)], rows)]

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Problem:
-    level: str  # "error" | "warning"
+    level: str  # "error" | "warning" | "info" (what the config asked for, e.g. an exclusion)
     table: str
     file: str
     column: str
@@ -39,79 +39,75 @@ def _check(con, table, column, level, where, message, files: str, select: str | 
     return Problem(level, table, files, column, int(n), ex, message)
 
 
-def check_inputs(
-    con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats], as_of: dt.date
-) -> list[Problem]:
-    """Every check but :func:`check_event_customers` on the tables registered in ``con``; log the
-    problems, raise on errors (before any feature is built), return them all."""
-    files = {t: ", ".join(s.files) for t, s in stats.items()}
-    checks = [
-        (
-            "customers",
-            "customer_id",
-            "error",
-            "customer_id IN (SELECT customer_id FROM customers GROUP BY 1 HAVING count(*) > 1)",
-            "share a customer_id with another row (ids must be unique)",
-            None,
-        ),
+LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}  # info: what config asked
+Check = tuple[str, str, str, str, str, str | None]  # (table, column, level, bad rows' WHERE, message, example)
+
+
+def _future(table: str, as_of: dt.date) -> Check:
+    return (
+        table,
+        "ts",
+        "warning",
+        f"ts >= DATE '{as_of.isoformat()}'",
+        f"are dated on or after the as-of date {as_of} (the future: no feature uses them)",
+        "ts",
+    )
+
+
+def _customer_checks(cfg: Config, as_of: dt.date) -> list[Check]:
+    unique = "customer_id IN (SELECT customer_id FROM customers GROUP BY 1 HAVING count(*) > 1)"
+    checks: list[Check] = [
+        ("customers", "customer_id", "error", unique, "share a customer_id with another row (ids must be unique)", None)
     ]
     if not cfg.data.tables.customers.derive_from:  # derived customers: their later transactions say it already
+        later = f"were created on or after the as-of date {as_of} (they do not exist yet: no feature row)"
         checks.append(
             (
                 "customers",
                 "created_at",
                 "warning",
                 f"CAST(created_at AS DATE) >= DATE '{as_of.isoformat()}'",
-                f"were created on or after the as-of date {as_of} (they do not exist yet: no feature row)",
+                later,
                 "customer_id",
             )
         )
-    if "transactions" in stats:
+    return checks
+
+
+def _event_checks(cfg: Config, tables: set[str], as_of: dt.date) -> list[Check]:
+    checks: list[Check] = []
+    if "transactions" in tables:
         checks += [
             ("transactions", "amount", "warning", "amount IS NULL", "have no amount (count as 0)", "invoice_id"),
             ("transactions", "ts", "warning", "ts IS NULL", "have no timestamp (ignored)", "invoice_id"),
-            (
-                "transactions",
-                "ts",
-                "warning",
-                f"ts >= DATE '{as_of.isoformat()}'",
-                f"are dated on or after the as-of date {as_of} (the future: no feature uses them)",
-                "ts",
-            ),
+            _future("transactions", as_of),
         ]
-    if "interactions" in stats:
+    if "interactions" in tables:
         types = ", ".join("'" + t + "'" for t in cfg.features.interaction_types) or "NULL"
+        unlisted = "have a type not listed in features.interaction_types (only in totals)"
         checks += [
-            (
-                "interactions",
-                "type",
-                "warning",
-                f"type NOT IN ({types}) OR type IS NULL",
-                "have a type not listed in features.interaction_types (only in totals)",
-                "type",
-            ),
+            ("interactions", "type", "warning", f"type NOT IN ({types}) OR type IS NULL", unlisted, "type"),
             ("interactions", "duration_s", "warning", "duration_s < 0", "have a negative duration", None),
-            (
-                "interactions",
-                "ts",
-                "warning",
-                f"ts >= DATE '{as_of.isoformat()}'",
-                f"are dated on or after the as-of date {as_of} (the future: no feature uses them)",
-                "ts",
-            ),
+            _future("interactions", as_of),
         ]
-    if "labels" in stats:
-        checks += [
+    if "labels" in tables:
+        absent = "customer_id NOT IN (SELECT customer_id FROM customers)"
+        checks.append(
             (
                 "labels",
                 "customer_id",
                 "warning",
-                "customer_id NOT IN (SELECT customer_id FROM customers)",
+                absent,
                 "label customers absent from the customers table (not used)",
                 None,
-            ),
-        ]
-    problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
+            )
+        )
+    return checks
+
+
+def _reading_problems(stats: dict[str, TableStats], files: dict[str, str]) -> list[Problem]:
+    """What reading the tables counted: rows without an id, exact duplicates, rows excluded by a rule."""
+    problems = []
     for name, st in stats.items():
         if st.missing_id:
             problems.append(
@@ -120,31 +116,34 @@ def check_inputs(
                 )
             )
         if st.duplicates_dropped:
-            problems.append(
-                Problem(
-                    "warning",
-                    name,
-                    files[name],
-                    "*",
-                    st.duplicates_dropped,
-                    [],
-                    "are exact duplicates of another row (kept once)",
-                )
-            )
+            duplicates = "are exact duplicates of another row (kept once)"
+            problems.append(Problem("warning", name, files[name], "*", st.duplicates_dropped, [], duplicates))
         for rule, n in st.excluded.items():
             if n:
                 problems.append(
-                    Problem("warning", name, files[name], "*", n, [], f"match exclusion rule {rule!r} (excluded)")
+                    Problem("info", name, files[name], "*", n, [], f"match exclusion rule {rule!r} (excluded)")
                 )
+    return problems
+
+
+def check_inputs(
+    con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats], as_of: dt.date
+) -> list[Problem]:
+    """Every check but :func:`check_event_customers` on the tables registered in ``con``; log the
+    problems, raise on errors (before any feature is built), return them all."""
+    files = {t: ", ".join(s.files) for t, s in stats.items()}
+    checks = _customer_checks(cfg, as_of) + _event_checks(cfg, set(stats), as_of)
+    problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
+    problems += _reading_problems(stats, files)
     for p in problems:
-        (log.error if p.level == "error" else log.warning)("%s", p)
+        log.log(LOG_LEVELS[p.level], "%s", p)
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise InputError("; ".join(str(p) for p in errors))
     return problems
 
 
-EVENT_TABLES = ("transactions", "interactions")
+EVENT_TABLES = ("transactions", "interactions", "stages")
 
 
 def check_event_customers(

@@ -182,17 +182,20 @@ def planned(cfg: Config, pred: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, d
 
 
 def with_reasons(cfg: Config, out: pd.DataFrame, pred: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """``out`` with each listed customer's reasons in plain words in ``lang`` (for these rows only, see
-    :mod:`leadtier.pipelines.reasons`); the predictions' own reasons stay when the model cannot be had."""
+    """``out`` with the reasons in plain words in ``lang`` of each customer the plan will call (planned or
+    deferred: the team's capacity bounds them, see :mod:`leadtier.pipelines.reasons`); customers that do
+    not fit, and every row when the model cannot be had, keep the predictions' own reasons."""
     from leadtier.pipelines.reasons import explain
 
+    called = out["status"].isin([PLANNED, DEFERRED]).to_numpy()
     extra = [c for c in ("model_version", "as_of") if c in pred.columns]
-    rows = out[["customer_id", "tier"]].merge(
+    rows = out.loc[called, ["customer_id", "tier"]].merge(
         pred[["customer_id", *extra]].drop_duplicates("customer_id"), on="customer_id", how="left"
     )
-    why = explain(cfg, rows, lang)
+    why = explain(cfg, rows, lang) if len(rows) else None
     if why is not None:
-        out = out.assign(reasons=why.to_numpy())
+        out = out.copy()
+        out.loc[called, "reasons"] = why.to_numpy()
     return out
 
 

@@ -82,4 +82,4 @@ def test_the_choice_never_sees_the_evaluation_rows(demo_data, monkeypatch):
     res = train_stage.run(cfg)
     evaluated = set(train_stage.prepare(cfg).test["customer_id"])
     assert seen and all(rows and not rows & evaluated for rows in seen)
-    assert res.extra["protocol"]["model"] in {"lightgbm", "logreg", "average"}
+    assert res.protocol["model"] in {"lightgbm", "logreg", "average"}

@@ -14,15 +14,7 @@ from tests.conftest import REPO
 MAX_LINES = 80
 PACKAGE = ("features", "models", "pipelines")
 
-LONG_FUNCTIONS = {
-    "pipelines/train.py::run": "being split by the engineer who owns pipelines/train.py",
-    "pipelines/train.py::prepare": "pipelines/train.py is being reworked by its owner; split after that lands",
-    "pipelines/predict.py::_run": "pipelines/predict.py is being edited by its owner; split after that lands",
-    "pipelines/sources.py::_file_select": "pipelines/sources.py is being edited by its owner; split after that lands",
-    "pipelines/validate.py::check_inputs": "pipelines/validate.py is being edited by its owner; split after that lands",
-    "pipelines/synthetic_crm.py::_block": "one seeded draw sequence: a split must keep the demo data byte-identical, "
-    "which needs its own before/after check",
-}
+LONG_FUNCTIONS: dict[str, str] = {}  # path::function -> why it is longer; empty: none is
 
 
 def function_lengths(root=REPO, folders=PACKAGE) -> dict[str, int]:

@@ -25,14 +25,16 @@ LEVELS = ["A", "B", "C", "D", "E"]
 D = dt.timedelta
 
 
-def labels(entities: list[tuple[str, dt.date | None, str | None, str | None]], observed_from=None) -> pd.DataFrame:
+def labels(
+    entities: list[tuple[str, dt.date | None, str | None, str | None]], observed_from=None, entity_days: int = 0
+) -> pd.DataFrame:
     """(id, start, won_at, lost_at) -> the label rows, indexed by id."""
     con = duckdb.connect()
     con.execute("CREATE TABLE customers (customer_id VARCHAR, created_at DATE)")
     con.execute("CREATE TABLE outcomes (customer_id VARCHAR, won_at TIMESTAMP, lost_at TIMESTAMP)")
     con.executemany("INSERT INTO customers VALUES (?, ?)", [(e[0], e[1]) for e in entities])
     con.executemany("INSERT INTO outcomes VALUES (?, ?, ?)", [(e[0], e[2], e[3]) for e in entities if e[2] or e[3]])
-    sql = entity_label_query(AS_OF, LEVELS, [30, 90, 180], H, observed_from)
+    sql = entity_label_query(AS_OF, LEVELS, [30, 90, 180], H, observed_from, entity_days)
     return con.execute(sql).df().set_index("customer_id")
 
 
@@ -91,6 +93,20 @@ def test_lost_is_E_at_once_and_other_entities_are_unlabelled_with_a_reason():
         "before_records": "started before outcomes were recorded",
     }
     assert lab.drop("lost_early")["tier"].isna().all()
+
+
+def test_an_entity_closed_within_the_days_its_features_describe_gets_no_label():
+    entities = [
+        ("won_day_13", START, f"{START + D(13)} 23:00:00", None),  # its first 14 days would show the win
+        ("lost_day_13", START, None, f"{START + D(13)} 09:00:00"),
+        ("won_day_14", START, f"{START + D(14)} 00:30:00", None),  # after the 14 days: labelled as usual
+        ("lost_day_14", START, None, f"{START + D(14)} 09:00:00"),
+    ]
+    lab = labels(entities, entity_days=14)
+    why = "closed within its first 14 days (its features would show it)"
+    assert lab["unlabelled"].dropna().to_dict() == {"won_day_13": why, "lost_day_13": why}
+    assert lab["tier"].dropna().to_dict() == {"won_day_14": "A", "lost_day_14": "E"}
+    assert labels(entities)["tier"].notna().all()  # features as of the start: nothing to hide
 
 
 def test_an_empty_tier_stops_the_run_unless_the_config_allows_it(workdir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import duckdb
 import pandas as pd
@@ -160,6 +161,20 @@ def _retail_like(tmp_path):
     a.to_parquet(tmp_path / "online_retail_ii" / "online_retail_ii_2009-12_2010-12.parquet", index=False)
     b.to_parquet(tmp_path / "online_retail" / "online_retail_2010-12_2011-12.parquet", index=False)
     return load_config(REPO / "configs" / "online_retail.yaml", data_root=str(tmp_path))
+
+
+def test_rows_a_configured_exclusion_drops_are_info_and_missing_ids_a_warning(tmp_path, caplog):
+    from leadtier.pipelines.validate import check_inputs
+
+    cfg = _retail_like(tmp_path)
+    con = duckdb.connect()
+    stats = register_all(con, cfg, with_labels=False)
+    with caplog.at_level(logging.INFO, logger="leadtier.pipelines.validate"):
+        problems = check_inputs(con, cfg, stats, cfg.data.as_of)
+    levels = {r.getMessage().split("row(s) ")[-1]: r.levelno for r in caplog.records}
+    assert levels["match exclusion rule 'unit price <= 0' (excluded)"] == logging.INFO  # the config asked for it
+    assert levels["have no customer id (excluded)"] == logging.WARNING  # the data did this
+    assert {p.level for p in problems if "exclusion rule" in p.message} == {"info"}
 
 
 def test_two_differently_named_files_become_one_deduplicated_log(tmp_path):

@@ -53,8 +53,8 @@ def test_online_retail_slice_backtest_trains_and_registers(workdir):
         )
     cfg = _tiny_budget(load_config(REPO / "configs" / "online_retail.yaml", data_root=str(root)))
     res = train_stage.run(cfg)
-    assert res.alias == "champion" and res.extra["protocol"]["evaluation"] == "backtest"
-    assert res.extra["protocol"]["train_labels_observed_until"] == "2011-03-01"
+    assert res.alias == "champion" and res.protocol["evaluation"] == "backtest"
+    assert res.protocol["train_labels_observed_until"] == "2011-03-01"
     assert {"model", "majority", "logreg", "rfm_scorecard"} <= set(res.metrics)
     assert res.metrics["model"]["qwk"] > 0.1
 
@@ -67,7 +67,7 @@ def test_x_education_leads_slice_kfold_trains_and_scores_every_lead(workdir):
     cfg.train.folds = 3
     cfg.predict.output = str(workdir / "leads_pred.parquet")
     res = train_stage.run(cfg)
-    assert res.extra["protocol"]["evaluation"] == "kfold"
+    assert res.protocol["evaluation"] == "kfold"
     assert res.metrics["model"]["macro_f1"] > res.metrics["majority"]["macro_f1"]
     pred = predict_stage.run(cfg, progress=False)
     assert pred.input_rows == 2500 and pred.scored + pred.rejected == 2500

@@ -694,7 +694,7 @@ def test_reasons_are_computed_once_for_the_top_customers_and_the_embedded_workli
     monkeypatch.setattr(reasons, "explain", fake_explain)
     cfg = load_config(ROOT / "configs" / "demo.yaml")
     scorer = SimpleNamespace(scheme=scheme5)
-    monkeypatch.setattr(report, "WORKLIST_ROWS", 20)
+    cfg.report.worklist_rows = 20
     out, listed = report.with_reasons(cfg, frame, wl, scorer, "en")
     assert len(asked) == 1 and len(asked[0]) == len(set(asked[0]))
     head = report.worklist_head(wl, 20)

@@ -60,7 +60,7 @@ def test_the_registered_model_is_the_one_the_validation_rows_favoured(demo_data)
     cfg.train.choice.candidates = ["lightgbm"]  # self-training refits the LightGBM
     res = train_stage.run(cfg)
     m = res.metrics
-    reasons = res.extra["protocol"]["model_choice"]
+    reasons = res.protocol["model_choice"]
     (line,) = [r for r in reasons if r.startswith("self-training")]
     verdict, with_st, without = re.match(
         r"self-training (kept|discarded) on \d+ validation rows: macro_f1 ([\d.]+) vs ([\d.]+)", line

@@ -95,18 +95,17 @@ def _result(baselines=("majority", "logreg", "rfm_scorecard")) -> train_stage.Tr
         n_train=4000,
         n_test=1000,
         seconds=12.0,
-        extra={
-            "n_trials": 15,
-            "bootstrap_resamples": 2000,
-            "protocol": {
-                "evaluation": "holdout",
-                "test_size": 0.25,
-                "rows": {"train": 4000, "evaluation": 1000, "overlap": 0},
-                "model_choice": [
-                    "average chosen on 4,000 validation rows from the training rows (best macro_f1): "
-                    "lightgbm 0.5729, average 0.5805, logreg 0.5603"
-                ],
-            },
+        n_trials=15,
+        segments_k=4,
+        bootstrap_resamples=2000,
+        protocol={
+            "evaluation": "holdout",
+            "test_size": 0.25,
+            "rows": {"train": 4000, "evaluation": 1000, "overlap": 0},
+            "model_choice": [
+                "average chosen on 4,000 validation rows from the training rows (best macro_f1): "
+                "lightgbm 0.5729, average 0.5805, logreg 0.5603"
+            ],
         },
     )
 

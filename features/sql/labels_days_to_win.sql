@@ -9,7 +9,8 @@
 -- censored (tier NULL, no reason), never labelled the last level.
 -- No label either (tier NULL, with a reason): no start date, a start on or after :as_of (not yet an
 -- entity), a start before :observed_from (outcomes were not recorded yet), a win dated before the
--- start (the dates contradict each other: neither is trusted).
+-- start (the dates contradict each other: neither is trusted), and, when the features describe each entity
+-- as of its start + entity_days, a win or loss within those first days (its features would show it).
 WITH outcome AS (
     SELECT
         customer_id,
@@ -23,6 +24,7 @@ entity AS (
         c.customer_id,
         CAST(c.created_at AS DATE) AS started_on,
         o.won_on - CAST(c.created_at AS DATE) AS days_to_win,
+        o.lost_on - CAST(c.created_at AS DATE) AS days_to_loss,
         o.lost_on IS NOT NULL AS lost
     FROM customers AS c
     LEFT JOIN outcome AS o ON o.customer_id = c.customer_id
@@ -37,6 +39,10 @@ reason AS (
             WHEN started_on < DATE '{{ observed_from }}' THEN 'started before outcomes were recorded'
             {%- endif %}
             WHEN days_to_win < 0 THEN 'won before its start'
+            {%- if entity_days %}
+            WHEN days_to_win < {{ entity_days }} OR days_to_loss < {{ entity_days }}
+                THEN 'closed within its first {{ entity_days }} days (its features would show it)'
+            {%- endif %}
         END AS unlabelled
     FROM entity
 )

@@ -1,0 +1,53 @@
+"""Which single features tell labelled rows from unlabelled ones: censoring proxies.
+
+A feature that alone predicts whether a row *has* a label (for example a field filled in only once a deal
+closes, or the days an entity has been open) lets a model learn the label's availability instead of the
+tier. ``label_presence_auc`` measures each feature's power to do that as a ROC AUC, oriented so that 0.5
+is none and 1.0 is perfect whichever way the feature points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+RARE = "__rare__"
+
+
+def _score(column: pd.Series, has_label: np.ndarray, min_count: int) -> np.ndarray:
+    """A number per row that orders it by the column: numbers as they are (missing lowest), categories
+    by their share of labelled rows (categories with fewer than ``min_count`` rows pooled, so an id-like
+    column does not separate the rows by memorising them)."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        values = column.astype("float64").to_numpy()
+        finite = values[np.isfinite(values)]
+        low = finite.min() - 1.0 if finite.size else 0.0
+        return np.where(np.isfinite(values), values, low)
+    text = column.astype("object").where(column.notna(), "__missing__").astype(str)
+    counts = text.map(text.value_counts())
+    pooled = text.where(counts >= min_count, RARE)
+    rate = pd.Series(has_label, index=column.index).groupby(pooled).transform("mean")
+    return rate.to_numpy(dtype="float64")
+
+
+def label_presence_auc(
+    X: pd.DataFrame, has_label, min_count: int = 20, max_rows: int = 200_000, seed: int = 0
+) -> pd.Series:
+    """Per column of ``X``: the oriented ROC AUC (0.5 to 1.0) of that column alone predicting ``has_label``,
+    highest first. Rows beyond ``max_rows`` are sampled (seeded). Empty when every row, or none, has a label.
+    """
+    y = np.asarray(has_label, dtype=bool)
+    if len(y) != len(X):
+        raise ValueError(f"has_label must have one value per row of X ({len(X)}). Got {len(y)} instead")
+    if y.all() or not y.any():
+        return pd.Series(dtype="float64", name="label_presence_auc")
+    if len(y) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
+        X, y = X.iloc[keep], y[keep]
+    aucs = {}
+    for col in X.columns:
+        score = _score(X[col], y, min_count)
+        auc = float(roc_auc_score(y, score)) if np.ptp(score) > 0 else 0.5
+        aucs[col] = max(auc, 1.0 - auc)
+    return pd.Series(aucs, name="label_presence_auc", dtype="float64").sort_values(ascending=False, kind="stable")
