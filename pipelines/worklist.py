@@ -94,7 +94,8 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
         if wl.owner_column or wl.value_column:
             raise WorklistError(f"worklist.owner_column / value_column need the scoring input file. Got {path}")
         return pd.DataFrame(columns=["customer_id"])
-    id_col = cfg.data.tables.customers.columns.get("customer_id", "customer_id")
+    spec = cfg.data.tables.customers
+    id_col = spec.files[0].columns.get("customer_id", "customer_id")  # the scoring input shares the first file's
     wanted = {id_col: "customer_id", (wl.owner_column or "owner"): "owner"}
     if wl.value_column:
         wanted[wl.value_column] = "value"

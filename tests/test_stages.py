@@ -154,7 +154,13 @@ def test_the_b2b_demo_trains_predicts_and_reports(workdir):
     assert res.exit_code == 0, res.output
     pred = pd.read_parquet(workdir / "outputs" / "demo_b2b" / "predictions.parquet")
     open_deals = pd.read_csv(workdir / "data" / "open_opportunities.csv")
-    assert sorted(pred["customer_id"]) == sorted(open_deals["opportunity_id"])
+    assert sorted(pred["customer_id"]) == sorted(open_deals["opportunity_id"])  # predict.open_only
+    assert f"skipped {1500 - len(open_deals)} (predict.open_only" in " ".join(res.output.split())
+    res = runner.invoke(app, ["worklist", *args])
+    assert res.exit_code == 0, res.output
+    plan = pd.read_parquet(workdir / "outputs" / "demo_b2b" / "worklist.parquet")
+    assert plan["owner"].notna().all() and plan["owner"].nunique() > 1  # each owner's own list
+    assert set(plan["customer_id"]) <= set(open_deals["opportunity_id"])
     res = runner.invoke(app, ["report", *args])
     assert res.exit_code == 0, res.output
     assert (workdir / "outputs" / "demo_b2b" / "report.html").stat().st_size > 10_000

@@ -212,3 +212,20 @@ def test_worklist_command_refuses_bad_settings_with_one_error_line(demo_data, tm
     res = runner.invoke(app, ["worklist", "--config", str(config)])
     assert res.exit_code == 2, (res.output, res.exception)
     assert res.stderr.startswith("error:") and message in res.stderr, res.stderr
+
+
+def test_owner_and_value_are_read_by_the_configured_id_column(tmp_path):
+    from leadtier.pipelines import worklist as stage
+    from leadtier.pipelines.config import TableSpec, load_config
+
+    pd.DataFrame({"Lead Id": ["007", "8"], "Owner": ["ann", "bo"], "Deal size": ["10.5", "n/a"]}).to_csv(
+        tmp_path / "leads.csv", index=False
+    )
+    cfg = load_config(DEMO_CONFIG, data_root=str(tmp_path))
+    cfg.predict.input = None
+    cfg.data.tables.customers = TableSpec(path="leads.csv", columns={"customer_id": "Lead Id"})
+    cfg.worklist.owner_column, cfg.worklist.value_column = "Owner", "Deal size"
+    attrs = stage.customer_attributes(cfg)
+    assert attrs["customer_id"].tolist() == ["007", "8"]  # the id as the scorer writes it, zeros kept
+    assert attrs["owner"].tolist() == ["ann", "bo"]
+    assert attrs["value"].iloc[0] == 10.5 and pd.isna(attrs["value"].iloc[1])
