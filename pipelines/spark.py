@@ -603,14 +603,20 @@ def neutralise_formulas_spark(df: DataFrame) -> DataFrame:
 
 def _csv_file_writer(spark: SparkSession, df: DataFrame):
     """What writes ``df`` as one CSV file to a given path, as ``leadtier predict`` writes its side files
-    (a folder of CSV parts on a cluster), text cells that could run as spreadsheet formulas neutralised."""
+    (a folder of CSV parts on a cluster), text cells that could run as spreadsheet formulas neutralised.
+
+    Locally Spark writes a hidden ``<target>.parts-<id>.tmp`` folder beside ``target`` first: for a staged
+    temporary of an :class:`~leadtier.pipelines.outputs.OutputSet` its name matches the set's temporaries,
+    so one left by a killed run is removed when the set is next opened."""
     df = neutralise_formulas_spark(df)
 
     def write(target) -> None:
         target = str(target)
         if not _is_local(spark, target):
             return _spark_writer(df, "csv")(target)
-        parts = Path(_local(target)).with_name(f".{Path(target).name}.parts-{uuid.uuid4().hex[:8]}.csv")
+        name = Path(target).name
+        hidden = name if name.startswith(".") else f".{name}"
+        parts = Path(_local(target)).with_name(f"{hidden}.parts-{uuid.uuid4().hex[:8]}.tmp")
         try:
             _spark_writer(df.coalesce(1), "csv")(str(parts))
             (part,) = parts.glob("part-*.csv")
