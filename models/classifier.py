@@ -207,25 +207,40 @@ class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         return y.map(idx).to_numpy(dtype=int)
 
     def fit(self, X: pd.DataFrame, y: Sequence[str]) -> TierClassifier:
+        y_idx, present = self._check(X, y)
+        self.feature_names_in_ = np.asarray([c for c in X.columns if c != ID_COLUMN], dtype=object)
+        cats = categorical_columns(X[list(self.feature_names_in_)])
+        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats}
+        Xm = as_model_input(X, list(self.feature_names_in_), self.categories_)
+        # the booster learns with the class weights; its probabilities are moved back to the observed
+        # tier frequencies before calibration (see PriorShiftMixin)
+        self.present_ = present
+        self._set_priors(y_idx, len(self.classes_), self.class_weight)
+        cal_proba, cal_y = self._fit_booster(Xm, y_idx, present)
+        self._fit_calibrator(cal_proba, cal_y, present)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def _check(self, X: pd.DataFrame, y: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Validate the arguments; sets ``classes_``. Returns y as level indices and the levels present."""
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame of features. Got {type(X).__name__} instead")
         if len(X) != len(y):
             raise ValueError(f"X and y must have the same length. Got {len(X)} and {len(y)} instead")
         if len(self.levels) < 2:
             raise ValueError(f"levels needs at least two tiers. Got {list(self.levels)} instead")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}. Got {self.calibration!r} instead")
         self.classes_ = np.asarray(list(self.levels), dtype=object)
         y_idx = self._encode(y)
         present = np.unique(y_idx)
         if len(present) < 2:
             raise ValueError(f"y holds a single tier {list(self.classes_[present])}; a classifier needs two or more")
-        self.feature_names_in_ = np.asarray([c for c in X.columns if c != ID_COLUMN], dtype=object)
-        cats = categorical_columns(X[list(self.feature_names_in_)])
-        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique().tolist()) for c in cats}
-        Xm = as_model_input(X, list(self.feature_names_in_), self.categories_)
-        if self.calibration not in CALIBRATIONS:
-            raise ValueError(f"calibration must be one of {list(CALIBRATIONS)}. Got {self.calibration!r} instead")
-        booster = lgb.LGBMClassifier(
-            objective="multiclass" if len(present) > 2 else "binary",
+        return y_idx, present
+
+    def _booster(self, n_present: int) -> lgb.LGBMClassifier:
+        return lgb.LGBMClassifier(
+            objective="multiclass" if n_present > 2 else "binary",
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
@@ -246,46 +261,47 @@ class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
             force_col_wise=True,
             verbose=-1,
         )
+
+    def _fit_booster(self, Xm: pd.DataFrame, y_idx: np.ndarray, present: np.ndarray):
+        """Fit ``booster_``; returns the calibration rows' prior-corrected probabilities and tiers (None,
+        None without calibration): out-of-fold with ``calibration_cv`` (the booster then sees every row),
+        else a held-out ``calibration_size`` share the booster never sees."""
+        booster = self._booster(len(present))
         fit_params = {"categorical_feature": list(self.categories_) or "auto"}
-        # the booster learns with the class weights; its probabilities are moved back to the observed
-        # tier frequencies before calibration (see PriorShiftMixin)
-        self.present_ = present
-        self._set_priors(y_idx, len(self.classes_), self.class_weight)
-        self.calibrator_ = None
-        self.calibration_log_loss_ = {}
-        if self.calibration != "none" and self.calibration_cv >= 2:
-            # calibrator on out-of-fold probabilities, one booster refitted on every row
+        if self.calibration == "none":
+            self.booster_ = booster.fit(Xm, y_idx, **fit_params)
+            return None, None
+        if self.calibration_cv >= 2:
             cv = StratifiedKFold(n_splits=self.calibration_cv, shuffle=True, random_state=self.random_state)
             cal_proba, cal_y = np.zeros((len(y_idx), len(present))), np.searchsorted(present, y_idx)
             for tr, va in cv.split(Xm, y_idx):
                 fold = clone(booster).fit(Xm.iloc[tr], y_idx[tr], **fit_params)
                 cal_proba[va] = self._corrected(fold, Xm.iloc[va])
             self.booster_ = booster.fit(Xm, y_idx, **fit_params)
-        elif self.calibration != "none":  # calibrator on held-out rows, the booster never sees them
-            rare = np.bincount(y_idx)[present].min() < 2  # a tier of one row cannot be stratified
-            fit_rows, cal_rows = train_test_split(
-                np.arange(len(y_idx)),
-                test_size=self.calibration_size,
-                stratify=None if rare else y_idx,
-                random_state=self.random_state,
-            )
-            self.booster_ = booster.fit(Xm.iloc[fit_rows], y_idx[fit_rows], **fit_params)
-            cal_proba = self._corrected(self.booster_, Xm.iloc[cal_rows])
-            cal_y = np.searchsorted(present, y_idx[cal_rows])
-        else:
-            self.booster_ = booster.fit(Xm, y_idx, **fit_params)
-        self.calibration_ = "none"
-        # a calibrator learns every tier's curve: with a tier absent from its rows it is not fitted
-        if self.calibration != "none" and len(np.unique(cal_y)) == len(present):
-            self.calibration_log_loss_ = calibration_losses(cal_proba, cal_y, self.random_state)
-            method = self.calibration
-            if method == "auto":
-                method = min(self.calibration_log_loss_, key=self.calibration_log_loss_.get)
-            self.calibration_ = method
-            if method != "none":
-                self.calibrator_ = fit_calibrator(cal_proba, cal_y, method)
-        self.n_features_in_ = len(self.feature_names_in_)
-        return self
+            return cal_proba, cal_y
+        rare = np.bincount(y_idx)[present].min() < 2  # a tier of one row cannot be stratified
+        fit_rows, cal_rows = train_test_split(
+            np.arange(len(y_idx)),
+            test_size=self.calibration_size,
+            stratify=None if rare else y_idx,
+            random_state=self.random_state,
+        )
+        self.booster_ = booster.fit(Xm.iloc[fit_rows], y_idx[fit_rows], **fit_params)
+        return self._corrected(self.booster_, Xm.iloc[cal_rows]), np.searchsorted(present, y_idx[cal_rows])
+
+    def _fit_calibrator(self, cal_proba, cal_y, present: np.ndarray) -> None:
+        """``calibration`` (auto: the lowest cross-validated log-loss on the calibration rows) fitted on
+        them; none when a tier is absent from them (a calibrator learns every tier's curve)."""
+        self.calibrator_, self.calibration_, self.calibration_log_loss_ = None, "none", {}
+        if cal_proba is None or len(np.unique(cal_y)) != len(present):
+            return
+        self.calibration_log_loss_ = calibration_losses(cal_proba, cal_y, self.random_state)
+        method = self.calibration
+        if method == "auto":
+            method = min(self.calibration_log_loss_, key=self.calibration_log_loss_.get)
+        self.calibration_ = method
+        if method != "none":
+            self.calibrator_ = fit_calibrator(cal_proba, cal_y, method)
 
     def _input(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "booster_")

@@ -48,10 +48,25 @@ REJECT_RULES = [
 ]
 SKIPPED = "skipped: "  # a reason with this prefix leaves a row out by config (predict.open_only), not as bad input
 CLOSED_RULE = ("closed_before", SKIPPED + "closed (won or lost) before the as-of date")
-CLOSED_SQL = (
-    "customer_id IN (SELECT customer_id FROM outcomes WHERE CAST(won_at AS DATE) < $as_of "
-    "OR CAST(lost_at AS DATE) < $as_of)"
-)
+
+
+def tagged_query(source: str, as_of_sql: str, open_only: bool, reject_rules=REJECT_RULES) -> str:
+    """Every input row of ``source`` (tagged by ``register_all(tag_rows=True)``) with ``reject_reason``:
+    the input rules' ``pre_reject``, then ``reject_rules`` (duplicate ids ranked among the rows the input
+    rules keep), then, with ``open_only``, entities won or lost before the as-of date (skipped). Plain SQL
+    that DuckDB and Spark both run (a join, not an IN subquery inside CASE, which Spark refuses)."""
+    rules = [*reject_rules, CLOSED_RULE]
+    reason = "coalesce(pre_reject, CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in rules) + " END)"
+    closed, join = "false", ""
+    if open_only:
+        ended = f"CAST(won_at AS DATE) < {as_of_sql} OR CAST(lost_at AS DATE) < {as_of_sql}"
+        closed = "c.customer_id IS NOT NULL"
+        join = f" LEFT JOIN (SELECT DISTINCT customer_id FROM outcomes WHERE {ended}) AS c USING (customer_id)"
+    return (
+        f"SELECT *, {reason} AS reject_reason FROM ("
+        "SELECT i.*, row_number() OVER (PARTITION BY i.customer_id, i.pre_reject IS NULL ORDER BY i.input_row) "
+        f"AS dup_rank, {closed} AS closed_before FROM {source} AS i{join})"
+    )
 
 
 class RejectShareError(UserError, RuntimeError):
@@ -162,15 +177,8 @@ def _split_rejects(con, as_of: dt.date, open_only: bool = False) -> pd.DataFrame
     ``as_of``: skipped) out of ``customers``. Returns them with their reasons."""
     # customers holds every input row with input_row, input_id and pre_reject (register_all(tag_rows=True)):
     # first the input rules, then the reject rules; duplicate ids are ranked among the rows they keep
-    rules = [*REJECT_RULES, CLOSED_RULE]
-    reason = "coalesce(pre_reject, CASE " + " ".join(f"WHEN {cond} THEN '{why}'" for cond, why in rules) + " END)"
-    closed = CLOSED_SQL if open_only else "FALSE"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE customers__tagged AS
-        SELECT *, {reason} AS reject_reason FROM (
-            SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) AS dup_rank,
-                {closed} AS closed_before
-            FROM customers)""",
+        "CREATE OR REPLACE TEMP TABLE customers__tagged AS " + tagged_query("customers", "$as_of", open_only),
         {"as_of": as_of},
     )
     rejects = fetch_frame(

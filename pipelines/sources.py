@@ -520,9 +520,15 @@ def register_table(
         for i, fs in enumerate(spec.files)
     ]
     union = "\nUNION ALL\n".join(f"({s})" for s in selects)
-    n_raw = sum(stats.files.values())
     if tag_rows:
         return _tag_rows(engine, table, name, spec, union, stats)
+    return _clean_rows(engine, table, name, spec, union, stats, drop_missing_ids)
+
+
+def _clean_rows(engine, table: str, name: str, spec: TableSpec, union: str, stats: TableStats, drop_missing_ids):
+    """Table ``name`` from the files' ``union``: exact duplicates dropped (when configured), rows without
+    an id dropped (``drop_missing_ids``), then each ``exclude`` rule's rows; every drop counted in ``stats``."""
+    n_raw = sum(stats.files.values())
     # Big event logs stay views over the files (the engine scans them in the feature query); a table is
     # materialised only where rows must be compared or counted against rules, and for customers.
     # The source itself is kept only when rules pass over it more than once.
@@ -537,22 +543,28 @@ def register_table(
     where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
     for rule, predicate in spec.exclude.items():
         cond = rules.rule_condition(predicate)
-        try:
-            n = engine.rows(f"SELECT count(*) FROM {source} WHERE {where} AND {cond}")[0][0]
-        except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
-            if not isinstance(exc, (*engine.errors, ValueError)):
-                raise
-            raise InputError(
-                f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
-                f"{_first_line(exc)}"
-            ) from None
-        stats.excluded[rule] = int(n)
+        stats.excluded[rule] = _rule_count(
+            engine, table, rule, f"SELECT count(*) FROM {source} WHERE {where} AND {cond}"
+        )
         where += f" AND NOT {cond}"
     engine.create(name, f"SELECT * FROM {source} WHERE {where}", several_passes or table == "customers")
     stats.rows = (
         n_raw - stats.duplicates_dropped - (stats.missing_id if drop_missing_ids else 0) - sum(stats.excluded.values())
     )
     return stats
+
+
+def _rule_count(engine, table: str, rule: str, sql: str) -> int:
+    """The count ``sql`` of an ``exclude`` rule's rows; a rule the engine cannot run is an InputError."""
+    try:
+        return int(engine.rows(sql)[0][0])
+    except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
+        if not isinstance(exc, (*engine.errors, ValueError)):
+            raise
+        raise InputError(
+            f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
+            f"{_first_line(exc)}"
+        ) from None
 
 
 def _tag_rows(engine, table: str, name: str, spec: TableSpec, union: str, stats: TableStats) -> TableStats:

@@ -733,25 +733,14 @@ def output_struct(model_uri: str, reasons: bool = False):
     return struct, sig.inputs.input_names()
 
 
-def _tag_rejects(spark: SparkSession, as_of: dt.date) -> DataFrame:
-    """Why each input row is not scored (NULL: scored), over the tagged view ``customers__input``.
-
-    First the input rules (exact duplicates, ``exclude``), then the reject rules of ``leadtier
-    predict`` (the same SQL, transpiled); duplicate ids are ranked among the rows the input rules keep.
-    """
-    from leadtier.pipelines.predict import REJECT_RULES
+def _tag_rejects(spark: SparkSession, as_of: dt.date, open_only: bool = False) -> DataFrame:
+    """Why each input row is not scored (NULL: scored), over the tagged view ``customers__input``: the
+    query of ``leadtier predict`` (:func:`~leadtier.pipelines.predict.tagged_query`), its rules transpiled."""
+    from leadtier.pipelines.predict import REJECT_RULES, tagged_query
 
     date = f"DATE '{as_of.isoformat()}'"
-    reason = (
-        "coalesce(pre_reject, CASE "
-        + " ".join(f"WHEN {expr_to_spark(cond.replace('$as_of', date))} THEN '{why}'" for cond, why in REJECT_RULES)
-        + " END)"
-    )
-    return spark.sql(
-        f"SELECT *, {reason} AS reject_reason FROM ("
-        "SELECT *, row_number() OVER (PARTITION BY customer_id, pre_reject IS NULL ORDER BY input_row) "
-        "AS dup_rank FROM customers__input)"
-    )
+    rules = [(expr_to_spark(cond.replace("$as_of", date)), why) for cond, why in REJECT_RULES]
+    return spark.sql(tagged_query("customers__input", date, open_only, rules))
 
 
 def _output_set(spark: SparkSession, out: str):
@@ -835,7 +824,7 @@ def _scoring_input(spark: SparkSession, cfg: Config, input_path: str | None, as_
     spec = _customers_spec(cfg, source)
     population = _register_population(spark, cfg) if source else "customers"
     register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
-    tagged = _tag_rejects(spark, as_of).persist()
+    tagged = _tag_rejects(spark, as_of, cfg.predict.open_only).persist()
     counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
     why = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
     return tagged, sum(counts.values()), why, population
@@ -860,7 +849,7 @@ def _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version) 
 
     struct, input_cols = output_struct(uri, reasons=reasons)
     tagged.where("reject_reason IS NULL").drop(
-        "input_row", "input_id", "pre_reject", "dup_rank", "reject_reason"
+        "input_row", "input_id", "pre_reject", "dup_rank", "closed_before", "reject_reason"
     ).createOrReplaceTempView("customers")
     feats = numbers_as_double(spark.sql(feature_sql(cfg, as_of, ordered=False, population=population)))
     missing = sorted(set(input_cols) - set(feats.columns))
@@ -958,7 +947,8 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         rejects=str(outset.sides["rejects"]) if why else None,
         input_rows=input_rows,
         scored=n_scored,
-        rejected=sum(why.values()),
+        rejected=PredictResult.counts(why)[0],
+        skipped=PredictResult.counts(why)[1],
         reasons=why,
         model_uri=uri,
         model_version=version,

@@ -723,3 +723,55 @@ def test_stage_and_activity_features_identical_to_duckdb(spark, entity_days):
     d1 = stage.set_index("customer_id").loc["D1"]
     assert d1["stage_furthest"] == 3
     assert d1["stage_changes"] == (4 if entity_days is None else 2)
+
+
+# --------------------------------------------------------------------------- predict.open_only
+
+
+@pytest.mark.parametrize("open_only", [False, True], ids=["every_row", "open_only"])
+def test_rejects_and_skips_are_the_same_on_both_engines(spark, open_only):
+    """The tagging query of ``leadtier predict`` on DuckDB and ``spark-predict``: duplicates and late
+    starts rejected; with predict.open_only, entities won or lost before the as-of date skipped."""
+    import duckdb
+    from leadtier.pipelines.predict import REJECT_RULES, tagged_query
+
+    inputs = pd.DataFrame(
+        {
+            "input_row": [1, 2, 3, 4, 5, 6],
+            "customer_id": ["won", "lost", "open", "open", "later", "won_today"],
+            "input_id": ["won", "lost", "open", "open", "later", "won_today"],
+            "pre_reject": [None, None, None, None, None, None],
+            "created_at": [AS_OF - dt.timedelta(days=d) for d in (90, 80, 70, 70, -1, 60)],
+        }
+    ).astype({"pre_reject": "object"})
+    outcomes = pd.DataFrame(
+        {
+            "customer_id": ["won", "lost", "won_today"],
+            "won_at": [at(5), pd.NaT, at(0, "10:00:00")],  # won on the as-of date: still open on it
+            "lost_at": [pd.NaT, at(1, "23:59:59"), pd.NaT],
+        }
+    )
+    con = duckdb.connect()
+    con.register("customers_in", inputs)
+    con.register("outcomes", outcomes)
+    date = f"DATE '{AS_OF.isoformat()}'"
+    rules = [(c.replace("$as_of", date), why) for c, why in REJECT_RULES]
+    sql = tagged_query("customers_in", date, open_only, rules)
+    want = con.execute(f"SELECT input_row, reject_reason FROM ({sql}) ORDER BY input_row").df()
+    spark.createDataFrame(inputs.astype({"pre_reject": "string"})).createOrReplaceTempView("customers__input")
+    spark.createDataFrame(outcomes).createOrReplaceTempView("outcomes")
+    got = sp._tag_rejects(spark, AS_OF, open_only).select("input_row", "reject_reason").toPandas()
+    got = got.sort_values("input_row").reset_index(drop=True)
+    assert got["reject_reason"].fillna("").tolist() == want["reject_reason"].fillna("").tolist()
+    skipped = "skipped: closed (won or lost) before the as-of date"
+    expected = [
+        "",
+        "",
+        "",
+        "duplicate customer_id: the first occurrence is scored",
+        "created on or after the as-of date",
+        "",
+    ]
+    if open_only:
+        expected[:2] = [skipped, skipped]
+    assert want["reject_reason"].fillna("").tolist() == expected
