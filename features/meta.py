@@ -125,7 +125,13 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     if count == 0 and "zero" in texts:  # "no webinar in the last 90 days": the singular
         fields["type"] = _word(groups["type"], lang, 1) if "type" in groups else ""
         return texts["zero"].format(**fields, v="0")
-    return texts["text"].format(**fields, v=format_value(value, meta.unit, lang, currency))
+    text = texts["text"].format(**fields, v=format_value(value, meta.unit, lang, currency))
+    if lang == "en" and count is not None and round(count) == 1 and meta.unit in ("days", "count"):
+        text = _ONE.sub(r"\1 \2", text)  # "bought 1 days ago" -> "bought 1 day ago"
+    return text
+
+
+_ONE = re.compile(r"\b(1) (day|purchase|interaction|order|line|change|visit|product|call|email|meeting)s\b")
 
 
 def join_reasons(parts: list[str], lang: str = "en") -> str:

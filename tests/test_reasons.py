@@ -177,3 +177,11 @@ def test_retier_summary_lists_the_largest_moves_first():
     assert "1 upgraded since the last run\n  a: C -> A (score +30.0)" in text
     assert "  b: A -> B (score -12.5)" in text
     assert "drift: 1 feature(s) above predict.psi_warning = 0.2 (rfm_monetary 0.40); exit status 3" in text
+
+
+def test_one_of_a_unit_reads_in_the_singular():
+    from leadtier.features.meta import phrase
+
+    assert phrase("rfm_recency_days", 1) == "bought 1 day ago"
+    assert phrase("rfm_recency_days", 2) == "bought 2 days ago"
+    assert phrase("rfm_frequency", 1) == "1 purchase" and phrase("rfm_frequency", 11) == "11 purchases"
