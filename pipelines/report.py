@@ -957,7 +957,6 @@ def build_context(
     b = _scored(predictions, scheme, revenue, lang, source)
     model_info = dict(model_info or {})
     tier_rows = _tier_rows(b)
-    summary = _summary(b, tier_rows, model_info)
     cross = pd.crosstab(b.seg_ids.to_numpy(), b.tiers.to_numpy()).reindex(columns=b.codes, fill_value=0)
     cards = _segment_cards(b, cross, segment_names, segment_profile)
     return {
@@ -967,20 +966,26 @@ def build_context(
         "currency": currency or "",
         "call_first": _call_first(b, worklist, worklist_note, currency),
         "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency),
-        "summary": summary,
+        "summary": _summary(b, tier_rows, model_info),
         "playbook": _playbook(b, tier_rows),
-        "segments": {
-            "cards": cards,
-            "legend": [{"label": scheme.label(c, lang), "color": b.colors[c]} for c in b.codes],
-        },
-        "tier_segment": _tier_segment(b, cross, cards),
-        "segments_ami": model_info.get("segments_tier_ami"),
+        **_segment_sections(b, cross, cards, model_info),
         "model_card": _model_card(metrics, scheme, lang, model_info, gains),
         "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
         "top_left_out": [scheme.label(c, lang) for c in b.codes if c not in listed_tiers(b.codes)],
         "has_reasons": "reasons" in predictions.columns,
         "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
         "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
+    }
+
+
+def _segment_sections(b: _Scored, cross: pd.DataFrame, cards: list[dict], model_info: dict) -> dict[str, Any]:
+    """The segment cards with the tiers' legend, the tier x segment table, and the segments' agreement
+    with the tiers (adjusted mutual information, from training)."""
+    legend = [{"label": b.scheme.label(c, b.lang), "color": b.colors[c]} for c in b.codes]
+    return {
+        "segments": {"cards": cards, "legend": legend},
+        "tier_segment": _tier_segment(b, cross, cards),
+        "segments_ami": model_info.get("segments_tier_ami"),
     }
 
 
@@ -1301,65 +1306,57 @@ def run(
     When the predictions carry a ``past_revenue`` column the features are not rebuilt: segment
     profiles then come from the training data (``segmenter.profile_``).
     """
-    t0 = time.perf_counter()
+    from leadtier.pipelines import tracking
+    from leadtier.pipelines.outputs import write_text
+
+    t = {"start": time.perf_counter()}
     lang = lang or cfg.report.lang
     strings(lang)  # fail early on an unknown language
     pred_path = Path(predictions or cfg.predict.output)
     out_path = Path(output or cfg.report.output)
     if output is None and lang != cfg.report.lang:  # report.html stays in the configured language
         out_path = out_path.with_name(f"{out_path.stem}.{lang}{out_path.suffix}")
-    if pred_path.is_file():  # the set one predict run committed (a half-done commit is finished first)
-        from leadtier.pipelines.outputs import check_manifest
-        from leadtier.pipelines.predict import SIDE_KINDS
-
-        check_manifest(pred_path, SIDE_KINDS)
-    frame = read_predictions(pred_path)  # before MLflow: a bad file fails fast
-    from leadtier.pipelines.predict import side_file
-
-    if migration is None and side_file(pred_path, "migration").is_file():
-        migration = pd.read_csv(side_file(pred_path, "migration"), dtype={"customer_id": str})
-    if drift is None and side_file(pred_path, "drift").is_file():
-        drift = pd.read_csv(side_file(pred_path, "drift"))
-    t_read = time.perf_counter()
-
-    from leadtier.pipelines import tracking
-    from leadtier.pipelines.outputs import write_text
-
+    frame, migration, drift = read_prediction_set(pred_path, migration, drift)  # before MLflow: fails fast
+    t["read"] = time.perf_counter()
     described = _described_model(cfg, frame, pred_path)
     scorer = tracking.load_model(described["uri"]).unwrap_python_model().scorer
-    t_model = time.perf_counter()
+    t["model"] = time.perf_counter()
     revenue, profile = _revenue_and_profile(cfg, frame, getattr(scorer.segmenter, "profile_", None))
-    t_feats = time.perf_counter()
-
+    t["features"] = time.perf_counter()
     worklist, note = report_worklist(cfg, frame, lang)
     frame, worklist = with_reasons(cfg, frame, worklist, scorer, lang)
     action = {"worklist": worklist, "worklist_note": note, "worklist_csv": _csv_link(cfg, out_path)}
-    ctx = _report_context(
-        frame,
-        scorer,
-        described,
-        revenue,
-        profile,
-        lang,
-        cfg,
-        migration=migration,
-        drift=drift,
-        source=pred_path,
-        action=action,
-    )
+    extra = {"migration": migration, "drift": drift, "source": pred_path, "action": action}
+    ctx = _report_context(frame, scorer, described, revenue, profile, lang, cfg, **extra)
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)
-    t_end = time.perf_counter()
+    t["end"] = time.perf_counter()
     log.info(
         "wrote %s report on %d customers (%.0f KB) in %.1f s (read %.1f, model %.1f, features %.1f, report %.1f) -> %s",
         lang,
         len(frame),
         len(html_text.encode()) / 1024,
-        t_end - t0,
-        t_read - t0,
-        t_model - t_read,
-        t_feats - t_model,
-        t_end - t_feats,
+        t["end"] - t["start"],
+        t["read"] - t["start"],
+        t["model"] - t["read"],
+        t["features"] - t["model"],
+        t["end"] - t["features"],
         path,
     )
     return path
+
+
+def read_prediction_set(pred_path: Path, migration: pd.DataFrame | None, drift: pd.DataFrame | None):
+    """The predictions of the set one predict run committed (a half-done commit is finished first), and
+    its migration and drift files unless given."""
+    from leadtier.pipelines.outputs import check_manifest
+    from leadtier.pipelines.predict import SIDE_KINDS, side_file
+
+    if pred_path.is_file():
+        check_manifest(pred_path, SIDE_KINDS)
+    frame = read_predictions(pred_path)
+    if migration is None and side_file(pred_path, "migration").is_file():
+        migration = pd.read_csv(side_file(pred_path, "migration"), dtype={"customer_id": str})
+    if drift is None and side_file(pred_path, "drift").is_file():
+        drift = pd.read_csv(side_file(pred_path, "drift"))
+    return frame, migration, drift
