@@ -317,9 +317,12 @@ def positions(keys, ids) -> np.ndarray:
     per million rows, this takes about one.
     """
     index = pd.Index(np.asarray(keys, dtype=object).astype(str).astype(object), dtype=object)
-    if not index.is_unique:
-        index = index.where(~index.duplicated(), None)
-    return index.get_indexer(np.asarray(ids, dtype=object).astype(str).astype(object))
+    wanted = np.asarray(ids, dtype=object).astype(str).astype(object)
+    if index.is_unique:
+        return index.get_indexer(wanted)
+    first = np.flatnonzero(~index.duplicated())
+    found = index[first].get_indexer(wanted)
+    return np.where(found >= 0, first[np.maximum(found, 0)], -1)
 
 
 def _align_revenue(revenue: pd.Series | None, predictions: pd.DataFrame) -> np.ndarray | None:

@@ -704,3 +704,10 @@ def test_reasons_are_computed_once_for_the_top_customers_and_the_embedded_workli
     assert (listed.drop(index=head.index)["reasons"] == "").all()
     assert (out["reasons"].dropna() == "why " + out["customer_id"][out["reasons"].notna()]).all()
     assert out["reasons"].notna().sum() == len(top)
+
+
+def test_positions_find_the_first_of_repeated_ids():
+    from leadtier.pipelines.report import positions
+
+    assert positions(["a", "b", "a", "c", "b"], ["b", "a", "x", "c"]).tolist() == [1, 0, -1, 3]
+    assert positions(["a", "b"], ["b", "z"]).tolist() == [1, -1]
