@@ -43,6 +43,7 @@ from leadtier.models.worklist import PLANNED, STATUS_ORDER
 from markupsafe import Markup, escape
 
 log = logging.getLogger(__name__)
+ENTITY_COUNTS = ("entities", "labelled", "censored", "unlabelled")
 
 LANGS = ("en", "zh")
 REQUIRED_COLUMNS = ("customer_id", "tier", "score", "segment_id")
@@ -451,10 +452,25 @@ def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str
     chosen = protocol.get("model")
     return {
         "protocol_text": words[kind]() if kind in words else "",
-        "rows_text": counts,
+        "rows_text": " ".join(t for t in (counts, *_label_notes(protocol, s)) if t),
         "kind_text": s["model_kind"].format(kind=s.get(f"kind_{chosen}", chosen)) if chosen else "",
         "plain_text": _plain_sentence(metrics, n_levels, s),
     }
+
+
+def _label_notes(protocol: dict, s: dict) -> list[str]:
+    """What the labels left out: entities on their own clock (labelled, censored, unlabelled), the
+    censored ones the survival model learned from, and features that stand in for having a label."""
+    notes = []
+    entities = protocol.get("entities")
+    if isinstance(entities, dict) and "censored" in entities:
+        notes.append(s["entities_counts"].format(**{k: f"{int(entities[k]):,}" for k in ENTITY_COUNTS}))
+    survival = protocol.get("survival")
+    if isinstance(survival, dict):
+        notes.append(s["survival_recovered"].format(n=f"{int(survival['rows_recovered']):,}"))
+    if protocol.get("censoring_proxies"):
+        notes.append(s["censoring_proxies"].format(names=", ".join(protocol["censoring_proxies"])))
+    return notes
 
 
 def _plain_sentence(metrics: dict, n_levels: int, s: dict) -> str:

@@ -711,3 +711,24 @@ def test_positions_find_the_first_of_repeated_ids():
 
     assert positions(["a", "b", "a", "c", "b"], ["b", "a", "x", "c"]).tolist() == [1, 0, -1, 3]
     assert positions(["a", "b"], ["b", "z"]).tolist() == [1, -1]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_model_card_counts_censored_entities_and_names_censoring_proxies(scheme5, lang):
+    protocol = {
+        "evaluation": "ordered_holdout",
+        "newest_share": 0.25,
+        "order_by": "created_at",
+        "rows": {"train": 964, "evaluation": 322, "overlap": 0},
+        "entities": {"entities": 1500, "labelled": 1286, "censored": 214, "unlabelled": 0},
+        "survival": {"rows_recovered": 214, "train_rows": 1178},
+        "censoring_proxies": {"days_open": 0.97},
+        "model": "survival",
+    }
+    frame = make_predictions(scheme5, list("ABCDE") * 4)
+    ctx = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": protocol})
+    text = ctx["model_card"]["rows_text"] + ctx["model_card"]["kind_text"]
+    assert all(n in text for n in ("1,500", "1,286", "214", "days_open"))
+    assert ("censored" if lang == "en" else "删失") in text
+    html = report.render(ctx, lang)
+    assert "1,286" in html and "days_open" in html
