@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bench.harness import CONFIGS, Ctx, Stopwatch, benchmark, child_task, machine, metric, skipped
+from bench.honesty import honest_figures
+from bench.honesty import names as honesty_names
 from bench.real_data import gain_ci, missing_inputs, real_config
 
 B2B_CONFIG = CONFIGS / "demo_b2b.yaml"
@@ -46,10 +48,16 @@ def _task_train_b2b(p: dict) -> dict:
         "n_trials": n_trials,
         "tuning": cfg.train.tuning.model_dump(exclude={"search_space"}),
         "macro_f1": res.metrics["model"]["macro_f1"],
+        "metrics": res.metrics,
+        "gains": res.gains,
+        "evaluation": protocol["evaluation"],
+        "rows": protocol.get("rows", {}),
+        "model": protocol.get("model"),
+        "primary_metric": cfg.train.primary_metric,
     }
 
 
-NAMES_B2B = ("b2b_demo_train_seconds", *(f"b2b_demo_{c}" for c in COUNTS))
+NAMES_B2B = ("b2b_demo_train_seconds", *(f"b2b_demo_{c}" for c in COUNTS), *honesty_names("demo_b2b"))
 
 
 @benchmark(*NAMES_B2B)
@@ -78,6 +86,8 @@ def bench_b2b_demo(ctx: Ctx) -> Iterator[dict]:
     )
     for c in COUNTS:
         yield metric(f"b2b_demo_{c}", counts[c], "entities", ctx, **common)
+    context = {"rows": res["n_test"], "n_train": res["n_train"], "evaluation": res["evaluation"]}
+    yield from honest_figures("demo_b2b", res, ctx, context)
 
 
 def won_auc(y_true: list[str], proba, classes: list[str], lost: str) -> float:

@@ -15,6 +15,7 @@ REAL = {
     "online_retail": "online_retail.yaml",
     "x_education_leads": "x_education_leads.yaml",
     "x_education_converted": "x_education_converted.yaml",
+    "olist_funnel": "olist_funnel.yaml",
 }
 
 
@@ -59,3 +60,14 @@ def _real(config: str) -> None:
 
 for _config in REAL:
     _real(_config)
+
+
+@benchmark(*names("deal_heat"))
+def bench_deal_heat_honesty(ctx: Ctx) -> Iterator[dict]:
+    """The deal-heat rule labels on their generated example (tests/fixtures/deal_heat, in the repository)."""
+    root = CONFIGS.parent / "tests" / "fixtures" / "deal_heat"
+    key = "train_real:deal_heat"
+    if key not in ctx.cache:
+        ctx.cache[key] = ctx.child("train_real", config=str(CONFIGS / "deal_heat.yaml"), shared=str(root))
+    res = ctx.cache[key]
+    yield from honest_figures("deal_heat", res, ctx, train_context(res))
