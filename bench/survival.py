@@ -90,3 +90,93 @@ def bench_olist_survival(ctx: Ctx) -> Iterator[dict]:
         return
     res = ctx.child("survival_compare", config=str(config), shared=str(ctx.shared), extra=[])
     yield from _lines(ctx, "olist_funnel", res)
+
+
+def _encoded(train, test):
+    """One-hot categories (levels of the training rows) and median-filled numbers, for scikit-survival."""
+    import pandas as pd
+
+    both = pd.get_dummies(pd.concat([train, test], keys=["train", "test"]), dummy_na=True, dtype=float)
+    both = both.apply(pd.to_numeric, errors="coerce")
+    both = both.fillna(both.loc["train"].median()).fillna(0.0)
+    return both.loc["train"].to_numpy(), both.loc["test"].to_numpy()
+
+
+@child_task("survival_library")
+def _task_survival_library(p: dict) -> dict:
+    """The LightGBM discrete-time hazard model next to scikit-survival's gradient-boosted Cox model on the
+    same training entities (censored ones included) and the same evaluation rows: C-index, IPCW
+    integrated Brier, tier log-loss and macro-F1 (tier probabilities from each survival curve), seconds."""
+    import numpy as np
+    from leadtier.models.frame import ID_COLUMN
+    from leadtier.models.metrics import tier_metrics
+    from leadtier.pipelines.survival import censoring_aware, fit_hazard, training_survival
+    from leadtier.pipelines.train import excluded_columns, prepare
+    from sksurv.ensemble import GradientBoostingSurvivalAnalysis
+    from sksurv.util import Surv
+
+    cfg = real_config(p)
+    cfg.snapshots.survival_as_of = [dt.date.fromisoformat(d) for d in p["extra"]]
+    prep = prepare(cfg)
+    cols = [
+        c for c in prep.features.columns if c != ID_COLUMN and c not in excluded_columns(cfg, prep.features.columns)
+    ]
+    surv, test = training_survival(cfg, prep.train, prep.test), prep.test
+    oc, codes, y = cfg.labels.outcome, cfg.scheme.codes, test["tier"].tolist()
+    bounds = np.asarray([*oc.thresholds_days, oc.horizon_days])
+    out = {}
+    with Stopwatch() as sw:
+        haz = fit_hazard(cfg, surv, cols, {"n_jobs": 1})
+    out["lightgbm_hazard"] = (haz.predict_proba(test[cols]), sw.seconds)
+    X, X_eval = _encoded(surv[cols], test[cols])
+    target = Surv.from_arrays(surv["event"].to_numpy(bool), surv["duration"].to_numpy(float) + 1)
+    with Stopwatch() as sw:
+        gb = GradientBoostingSurvivalAnalysis(n_estimators=200, max_depth=3, subsample=0.8, random_state=cfg.seed)
+        gb.fit(X, target)
+    curves = np.vstack([[fn(min(b + 1, fn.x[-1])) for b in bounds] for fn in gb.predict_survival_function(X_eval)])
+    cumulative = np.hstack([1.0 - curves, np.ones((len(curves), 1))])
+    out["sksurv_gradient_boosted_cox"] = (np.diff(cumulative, axis=1, prepend=0.0).clip(0.0, 1.0), sw.seconds)
+    figures = {}
+    for name, (proba, seconds) in out.items():
+        proba = proba / proba.sum(axis=1, keepdims=True)
+        pred = [codes[i] for i in proba.argmax(axis=1)]
+        figures[name] = {
+            **censoring_aware(cfg, y, proba),
+            **{k: v for k, v in tier_metrics(y, proba, codes, y_pred=pred).items() if k in ("log_loss", "macro_f1")},
+            "fit_seconds": round(seconds, 1),
+        }
+    return {"figures": figures, "train_rows": len(surv), "eval_rows": len(test)}
+
+
+LIBRARY = {"olist_funnel": ("olist_funnel.yaml", []), "online_retail": ("online_retail.yaml", ONLINE_RETAIL_EXTRA)}
+
+
+def _library(prefix: str) -> None:
+    file, extra = LIBRARY[prefix]
+    name = f"{prefix}_survival_library_c_index"
+
+    @benchmark(name)
+    def bench_survival_library(ctx: Ctx) -> Iterator[dict]:
+        """Why the hazard model is leadtier's own: scikit-survival's gradient-boosted Cox model on the same
+        training entities and evaluation rows."""
+        config = CONFIGS / file
+        missing = missing_inputs(config, ctx.shared)
+        if missing:
+            yield from skipped([name], f"input files absent: {missing}")
+            return
+        days = [d.isoformat() for d in extra]
+        res = ctx.child("survival_library", config=str(config), shared=str(ctx.shared), extra=days)
+        figures = res["figures"]
+        yield metric(
+            name,
+            figures["lightgbm_hazard"]["c_index"],
+            "",
+            ctx,
+            rows=res["eval_rows"],
+            train_rows=res["train_rows"],
+            **{model: {k: round(v, 4) for k, v in f.items()} for model, f in figures.items()},
+        )
+
+
+for _prefix in LIBRARY:
+    _library(_prefix)

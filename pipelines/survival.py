@@ -138,23 +138,18 @@ def eval_durations(cfg: Config, tiers: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({"duration": duration.astype(float), "event": idx < last})
 
 
-def censoring_aware(cfg: Config, tiers: Sequence[str], proba: np.ndarray, train_rows: pd.DataFrame) -> dict:
-    """Harrell's and Uno's C and the IPCW integrated Brier score of tier probabilities ``proba`` on
-    evaluation entities of known ``tiers`` (scikit-survival); the censoring weights come from the survival
-    training entities ``train_rows``."""
+def censoring_aware(cfg: Config, tiers: Sequence[str], proba: np.ndarray) -> dict:
+    """Harrell's and Uno's C and the integrated Brier score of tier probabilities ``proba`` on evaluation
+    entities of known ``tiers`` (scikit-survival). The inverse-probability-of-censoring weights come from
+    these entities' own censoring: each is followed to its event or to the horizon, never censored
+    before it, so the weights stay 1 where the score is integrated. (The training entities' censoring,
+    many of them cut short, is another mechanism: its weights would inflate the score.)"""
     oc = cfg.labels.outcome
     bounds = np.asarray([*oc.thresholds_days, oc.horizon_days])
     ev = eval_durations(cfg, tiers)
     curve = 1.0 - np.cumsum(proba, axis=1)[:, : len(bounds)]
-    return survival_metrics(
-        ev["duration"],
-        ev["event"],
-        cfg.scheme.score(proba),
-        curve,
-        bounds,
-        train_rows["duration"].to_numpy(float),
-        train_rows["event"].to_numpy(bool),
-    )
+    d, e = ev["duration"].to_numpy(float), ev["event"].to_numpy(bool)
+    return survival_metrics(d, e, cfg.scheme.score(proba), curve, bounds, d, e)
 
 
 def compare(cfg: Config, resamples: int = 1000, params: dict | None = None) -> dict:
@@ -180,7 +175,7 @@ def compare(cfg: Config, resamples: int = 1000, params: dict | None = None) -> d
         for name, m in {"survival": haz, "classifier": clf}.items()
     }
     metrics = {
-        name: tier_metrics(y, proba, levels, y_pred=pred) | censoring_aware(cfg, y, proba, surv)
+        name: tier_metrics(y, proba, levels, y_pred=pred) | censoring_aware(cfg, y, proba)
         for name, (proba, pred) in preds.items()
     }
     gains = paired_bootstrap(y, preds, "survival", levels, list(KEYS), n_resamples=resamples, seed=cfg.seed)

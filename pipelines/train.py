@@ -769,7 +769,7 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
         ev.metrics[key]["mean_proba_gap"] = mean_probability_gap(ev.y_true, proba, levels)
         ev.metrics[key]["adjacent_miss_share"] = adjacent_miss_share(ev.y_true, pred, levels)
         if survival is not None and key in ("model", "classifier", "survival"):
-            ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba, survival)
+            ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba)
     compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
     baselines = [b for b in ev.metrics if not b.startswith("model")]
     if all(c.name == "logreg" for c in (ev.choices[:-1] or ev.choices)):  # the model is that baseline itself
