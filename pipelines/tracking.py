@@ -293,6 +293,19 @@ def _kfold_comparison(
     return Comparison(old, note, None, None, why)
 
 
+def _competing_champion(client: MlflowClient, cfg: Config, current):
+    """The champion's run and loaded model; :class:`ChampionCannotCompete` when it was trained for another
+    tier scheme or cannot be loaded."""
+    run = client.get_run(current.run_id)
+    scheme = run.data.params.get("scheme")
+    if scheme is not None and scheme != cfg.labels.scheme:
+        raise ChampionCannotCompete(f"it was trained for the tier scheme {scheme!r}, not {cfg.labels.scheme!r}")
+    try:
+        return run, load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
+    except ModelLoadError as exc:  # artifacts gone, garbled, or code it needs is missing
+        raise ChampionCannotCompete(str(exc)) from exc
+
+
 def _champion_metrics(
     client: MlflowClient,
     cfg: Config,
@@ -314,14 +327,7 @@ def _champion_metrics(
     Raises :class:`ChampionCannotCompete` when the champion was trained for another tier scheme, cannot
     be loaded, or cannot score the current feature table.
     """
-    run = client.get_run(current.run_id)
-    scheme = run.data.params.get("scheme")
-    if scheme is not None and scheme != cfg.labels.scheme:
-        raise ChampionCannotCompete(f"it was trained for the tier scheme {scheme!r}, not {cfg.labels.scheme!r}")
-    try:
-        model = load_model(f"models:/{cfg.mlflow.model_name}/{current.version}")
-    except ModelLoadError as exc:  # artifacts gone, garbled, or code it needs is missing
-        raise ChampionCannotCompete(str(exc)) from exc
+    run, model = _competing_champion(client, cfg, current)
     if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
         _champion_scores(model, cfg, eval_features.head(100))  # ... once it is known to score these features
         return _kfold_comparison(client, cfg, run, eval_tiers, eval_keys, new_scores)
