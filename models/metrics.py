@@ -31,6 +31,9 @@ HIGHER_IS_BETTER = {
     "lift_top_decile": True,
     "mean_proba_gap": False,
     "adjacent_miss_share": True,
+    "c_index": True,  # survival figures (leadtier.models.survival.survival_metrics)
+    "c_index_uno": True,
+    "integrated_brier": False,
 }
 
 

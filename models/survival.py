@@ -93,6 +93,11 @@ class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
     that tier on the training rows (as :class:`PriorShiftMixin` does for weighted classifiers).
     Reasons (:meth:`contributions_for`) are the hazard model's SHAP values, averaged over the intervals
     of the row's tier (negated for the last level: what keeps the event away).
+
+    The trees are shallow by default (depth 2, at least 200 rows a leaf): every entity stands in the
+    person-period rows once per interval it was watched, so deep trees learn its features many times
+    over. On the Olist funnel and Online Retail's backtest the defaults of the classifier (31 leaves,
+    20 rows a leaf) ranked worse (C-index 0.61 and 0.71 against 0.68 and 0.76) and were worse calibrated.
     """
 
     def __init__(
@@ -103,9 +108,9 @@ class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         step_days: int | None = 30,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
-        max_depth: int = -1,
-        min_child_samples: int = 20,
+        num_leaves: int = 4,
+        max_depth: int = 2,
+        min_child_samples: int = 200,
         subsample: float = 1.0,
         colsample_bytree: float = 1.0,
         reg_lambda: float = 0.0,

@@ -98,9 +98,13 @@ def training_survival(cfg: Config, train: pd.DataFrame, test: pd.DataFrame | Non
     return rows
 
 
+FIXED = ("class_weight", "n_jobs", "decision", "cost_matrix")  # what the hazard model takes from the run
+
+
 def make_hazard(cfg: Config, params: dict) -> DiscreteHazardTiers:
-    """The survival tier model with the run's hyper-parameters (tuned for the classifier), decision rule
-    and calibration."""
+    """The survival tier model with the run's class weights, threads, decision rule and calibration. Its
+    trees keep their own shallow defaults: the run's tree settings are tuned for the classifier on one
+    row per entity, not for the hazard model's rows per entity and interval."""
     oc = cfg.labels.outcome
     return DiscreteHazardTiers(
         levels=cfg.scheme.codes,
@@ -109,7 +113,7 @@ def make_hazard(cfg: Config, params: dict) -> DiscreteHazardTiers:
         calibration=cfg.train.calibration,
         calibration_size=cfg.train.calibration_size,
         random_state=cfg.seed,
-        **params,
+        **{k: v for k, v in params.items() if k in FIXED},
     )
 
 
@@ -153,9 +157,10 @@ def censoring_aware(cfg: Config, tiers: Sequence[str], proba: np.ndarray) -> dic
 
 
 def compare(cfg: Config, resamples: int = 1000, params: dict | None = None) -> dict:
-    """Classifier and survival model, same hyper-parameters ``params``, on the classifier's evaluation
-    rows, outside MLflow: tier metrics, Harrell's / Uno's C and integrated Brier, the survival model's
-    gains with 95 % paired-bootstrap intervals, and the rows it used that the classifier dropped."""
+    """Classifier (with ``params``) and survival model (its own trees, see :func:`make_hazard`) on the
+    classifier's evaluation rows, outside MLflow: tier metrics, Harrell's / Uno's C and integrated Brier,
+    the survival model's gains with 95 % paired-bootstrap intervals, and the rows it used that the
+    classifier dropped."""
     from leadtier.models.classifier import TierClassifier
     from leadtier.pipelines.train import excluded_columns, prepare  # train imports this module
 

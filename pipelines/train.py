@@ -774,7 +774,7 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
     baselines = [b for b in ev.metrics if not b.startswith("model")]
     if all(c.name == "logreg" for c in (ev.choices[:-1] or ev.choices)):  # the model is that baseline itself
         baselines.remove("logreg")
-    ev.beats = {b: compare(ev.metrics["model"], ev.metrics[b], compared) for b in baselines}
+    ev.beats = {b: compare(ev.metrics["model"], ev.metrics[b], [*compared, *SURVIVAL]) for b in baselines}
     if cfg.train.bootstrap_resamples:
         ev.gains = paired_bootstrap(
             ev.y_true,
@@ -989,7 +989,8 @@ def _metrics_table(cfg: Config, res: TrainResult) -> list[str]:
     shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT, *SURVIVAL]) if m in res.metrics["model"]]
     order = sorted(res.metrics, key=lambda k: (k != "model", not k.startswith("model")))
     rows = [[key, *(f"{res.metrics[key].get(m, float('nan')):.4f}" for m in shown)] for key in order]
-    rows += [[f"model beats {b}", *("yes" if v.get(m) else "NO" for m in shown)] for b, v in res.beats.items()]
+    verdicts = {True: "yes", False: "NO", None: ""}  # "": not compared (a figure only survival models have)
+    rows += [[f"model beats {b}", *(verdicts[v.get(m)] for m in shown)] for b, v in res.beats.items()]
     return table(["evaluation metrics", *shown], rows)
 
 
