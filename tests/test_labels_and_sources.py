@@ -160,7 +160,9 @@ def _retail_like(tmp_path):
     (tmp_path / "online_retail").mkdir()
     a.to_parquet(tmp_path / "online_retail_ii" / "online_retail_ii_2009-12_2010-12.parquet", index=False)
     b.to_parquet(tmp_path / "online_retail" / "online_retail_2010-12_2011-12.parquet", index=False)
-    return load_config(REPO / "configs" / "online_retail.yaml", data_root=str(tmp_path))
+    cfg = load_config(REPO / "configs" / "online_retail.yaml", data_root=str(tmp_path))
+    cfg.train.model = "classifier"  # these tests are about the tier labels; the survival rows have their own
+    return cfg
 
 
 def test_rows_a_configured_exclusion_drops_are_info_and_missing_ids_a_warning(tmp_path, caplog):
