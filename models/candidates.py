@@ -1,8 +1,9 @@
 """Candidate tier models and the rule that picks one inside the training window.
 
 The candidates are the tuned LightGBM (:class:`~leadtier.models.classifier.TierClassifier`), the
-logistic regression (:class:`~leadtier.models.baselines.LogisticBaseline`) and their probability
-average (:class:`AveragedTiers`). :func:`choose` scores each on validation rows drawn from the
+logistic regression (:class:`~leadtier.models.baselines.LogisticBaseline`), CatBoost
+(:class:`~leadtier.models.catboost_tiers.CatBoostTiers`) and probability averages of them
+(:class:`AveragedTiers`). :func:`choose` scores each on validation rows drawn from the
 training rows only, never on the evaluation rows, and returns the choice with its reasons.
 """
 
@@ -17,7 +18,7 @@ from leadtier.models.classifier import PriorShiftMixin
 from leadtier.models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-CANDIDATES = ("lightgbm", "logreg", "average")
+CANDIDATES = ("lightgbm", "logreg", "catboost", "average", "average3")
 
 
 class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):

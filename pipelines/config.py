@@ -541,10 +541,11 @@ class GateConfig(_Strict):
 class ChoiceConfig(_Strict):
     """Which model becomes the tier model, chosen on validation rows inside the training rows."""
 
-    candidates: list[Literal["lightgbm", "logreg", "average"]] = Field(
-        default_factory=lambda: ["average", "lightgbm", "logreg"],
+    candidates: list[Literal["lightgbm", "logreg", "average", "catboost", "average3"]] = Field(
+        default_factory=lambda: ["average3", "average", "lightgbm", "logreg", "catboost"],
         description="in order of preference (the first stays unless another is better beyond noise): the average of "
-        "the LightGBM's and the logistic regression's probabilities, the tuned LightGBM, the logistic regression",
+        "the LightGBM's, the logistic regression's and CatBoost's probabilities, the average of the first two, the "
+        "tuned LightGBM, the logistic regression, CatBoost",
     )
     folds: Annotated[int, Field(ge=2, le=10)] = Field(
         default=3,

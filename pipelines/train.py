@@ -23,6 +23,7 @@ import pandas as pd
 from leadtier.features.queries import entity_label_query, label_query, slug
 from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
 from leadtier.models.candidates import AveragedTiers, Choice, choose
+from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.drift import reference_profile
 from leadtier.models.frame import ID_COLUMN
@@ -473,12 +474,16 @@ def prepare(cfg: Config) -> Prepared:
     )
 
 
-AVERAGES = {"average": ("lightgbm", "logreg")}  # candidates scored from their members' probabilities
+AVERAGES = {  # candidates scored from their members' probabilities
+    "average": ("lightgbm", "logreg"),
+    "average3": ("lightgbm", "logreg", "catboost"),
+}
 
 
 def model_factories(cfg: Config, params: dict) -> dict[str, Callable[[], object]]:
-    """Unfitted tier models by candidate name: the tuned LightGBM, the logistic regression and their
-    probability average, with the class weights and decision rule of the config."""
+    """Unfitted tier models by candidate name: the tuned LightGBM, the logistic regression, CatBoost (its
+    own settings, not tuned) and the probability averages of :data:`AVERAGES`, with the class weights,
+    decision rule, seed and threads of the config."""
     levels = cfg.scheme.codes
     calibration = {
         "calibration": cfg.train.calibration,
@@ -499,10 +504,23 @@ def model_factories(cfg: Config, params: dict) -> dict[str, Callable[[], object]
             random_state=cfg.seed,
         )
 
+    def catboost() -> CatBoostTiers:
+        return CatBoostTiers(
+            levels=levels,
+            class_weight=fixed["class_weight"],
+            decision=fixed["decision"],
+            cost_matrix=fixed["cost_matrix"],
+            random_state=cfg.seed,
+            n_jobs=fixed["n_jobs"],
+        )
+
     def average() -> AveragedTiers:
         return AveragedTiers([lightgbm(), logreg()])
 
-    return {"lightgbm": lightgbm, "logreg": logreg, "average": average}
+    def average3() -> AveragedTiers:
+        return AveragedTiers([lightgbm(), logreg(), catboost()])
+
+    return {"lightgbm": lightgbm, "logreg": logreg, "catboost": catboost, "average": average, "average3": average3}
 
 
 def choice_splits(cfg: Config, rows: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -536,7 +554,7 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
         return Choice(candidates[0], {}, cfg.train.primary_metric, 0, [f"{candidates[0]}: {why}"])
     make = model_factories(cfg, params)
     return choose(
-        {k: make[k] for k in ("lightgbm", "logreg")},
+        {k: f for k, f in make.items() if k not in AVERAGES},
         rows[feature_cols].reset_index(drop=True),
         rows["tier"].tolist(),
         splits,

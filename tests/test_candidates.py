@@ -1,5 +1,6 @@
-"""The tier model is chosen among LightGBM, the logistic regression and their average, on validation
-rows inside the training rows, and a switch away from the first candidate needs more than noise."""
+"""The tier model is chosen among LightGBM, the logistic regression, CatBoost and averages of their
+probabilities, on validation rows inside the training rows, and a switch away from the first candidate
+needs more than noise. CatBoost keeps the estimator contract of the others."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from leadtier.models.baselines import LogisticBaseline
 from leadtier.models.candidates import AveragedTiers, choose
+from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
 from sklearn.model_selection import StratifiedKFold
 
@@ -82,4 +84,129 @@ def test_the_choice_never_sees_the_evaluation_rows(demo_data, monkeypatch):
     res = train_stage.run(cfg)
     evaluated = set(train_stage.prepare(cfg).test["customer_id"])
     assert seen and all(rows and not rows & evaluated for rows in seen)
-    assert res.protocol["model"] in {"lightgbm", "logreg", "average"}
+    assert res.protocol["model"] in {"lightgbm", "logreg", "average", "average3", "catboost"}
+
+
+TIERS = ["high", "medium", "low"]
+
+
+def _mixed_world(n: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
+    """Numbers and text (pandas' string dtype), both with missing values; tiers follow both."""
+    rng = np.random.default_rng(seed)
+    score = rng.normal(size=n)
+    source = pd.Series(rng.choice(["web", "event", "referral"], size=n), dtype="string")
+    source[rng.random(n) < 0.1] = pd.NA
+    X = pd.DataFrame({"customer_id": np.arange(n).astype(str), "score": score, "source": source})
+    X.loc[rng.random(n) < 0.1, "score"] = np.nan
+    signal = np.nan_to_num(score) + np.where(source.fillna("") == "referral", 1.0, 0.0) + rng.normal(0, 0.5, n)
+    y = np.select([signal > 0.8, signal > -0.3], ["high", "medium"], "low")
+    return X, list(y)
+
+
+def _catboost(**kw) -> CatBoostTiers:
+    return CatBoostTiers(**{"levels": TIERS, "iterations": 60, "class_weight": None, **kw})
+
+
+def test_catboost_gives_probabilities_per_level_in_scheme_order():
+    X, y = _mixed_world(600, 0)
+    model = _catboost().fit(X, y)
+    proba = model.predict_proba(X)
+    assert list(model.classes_) == TIERS and proba.shape == (600, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    truth = np.asarray(y)
+    for j, level in enumerate(TIERS):  # each column is its own level's: highest on that level's rows
+        assert proba[truth == level, j].mean() > proba[truth != level, j].mean() + 0.2
+    assert list(model.feature_names_in_) == ["score", "source"]
+    three = _catboost().fit(X, ["low" if t == "medium" else t for t in y])  # a level absent from training
+    np.testing.assert_array_equal(three.predict_proba(X)[:, 1], 0.0)
+
+
+def test_catboost_is_deterministic_with_its_seed_and_leaves_the_input_alone():
+    X, y = _mixed_world(400, 1)
+    before = X.copy(deep=True)
+    first = _catboost(random_state=3).fit(X, y).predict_proba(X)
+    pd.testing.assert_frame_equal(X, before)
+    np.testing.assert_array_equal(first, _catboost(random_state=3).fit(X, y).predict_proba(X))
+    assert not np.array_equal(first, _catboost(random_state=4).fit(X, y).predict_proba(X))
+
+
+def test_catboost_scores_unseen_levels_and_missing_values():
+    X, y = _mixed_world(400, 2)
+    model = _catboost().fit(X, y)
+    new = pd.DataFrame({"customer_id": ["a", "b", "c"], "score": [np.nan, 0.5, None], "source": ["fair", None, "web"]})
+    proba = model.predict_proba(new)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    reasons = model.contributions_for(new, np.array([0, 1, 2]))
+    assert reasons.shape == (3, 3) and np.isfinite(reasons).all()
+    assert set(model.feature_importances_.index) == {"score", "source"}
+
+
+def test_catboost_refuses_bad_input_saying_what_it_got():
+    X, y = _mixed_world(100, 3)
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+        _catboost().fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match=r"not in levels"):
+        _catboost().fit(X, ["gold"] + y[1:])
+    with pytest.raises(ValueError, match="class_weight must be None or 'balanced'. Got 'heavy' instead"):
+        _catboost(class_weight="heavy").fit(X, y)
+
+
+def test_a_choice_among_candidates_with_catboost_scores_each_and_explains_its_pick():
+    X, y = _mixed_world(900, 4)
+    X = X.drop(columns="customer_id")
+    make = {
+        "lightgbm": lambda: TierClassifier(levels=TIERS, n_estimators=30, calibration="none", class_weight=None),
+        "logreg": lambda: LogisticBaseline(levels=TIERS, class_weight=None),
+        "catboost": lambda: _catboost(),
+    }
+    averages = {"average3": ("lightgbm", "logreg", "catboost"), "average": ("lightgbm", "logreg")}
+    candidates = ["average3", "average", "lightgbm", "logreg", "catboost"]
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    choice = choose(make, X, y, splits, TIERS, "macro_f1", candidates=candidates, averages=averages)
+    assert set(choice.scores) == set(candidates) and choice.name in candidates
+    assert "on 900 validation rows from the training rows" in choice.reasons[0]
+    avg = AveragedTiers([make["lightgbm"](), make["logreg"](), make["catboost"]()]).fit(X, y)
+    own = [m.predict_proba(X) for m in avg.members_]
+    np.testing.assert_allclose(avg.predict_proba(X), np.mean(own, axis=0))
+    assert avg.contributions_for(X.head(4), np.zeros(4, dtype=int)).shape == (4, 3)
+
+
+@pytest.mark.slow
+def test_a_registered_model_with_catboost_inside_loads_and_scores_through_the_cli(tmp_path, monkeypatch):
+    import mlflow
+    import yaml
+    from leadtier.pipelines.cli import app
+    from leadtier.pipelines.tracking import load_model
+    from typer.testing import CliRunner
+
+    from tests.conftest import DEMO_CONFIG
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("LEADTIER_DATA_ROOT", raising=False)
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["data"]["root"] = str(tmp_path / "data")
+    raw["demo"]["n_customers"] = 1500
+    raw["features"]["output"] = str(tmp_path / "out" / "features.parquet")
+    raw["predict"]["output"] = str(tmp_path / "out" / "predictions.parquet")
+    raw["segments"] = {"k": 3}
+    raw["train"]["min_per_tier"] = 10
+    raw["train"]["tuning"] |= {"n_trials": 1, "timeout_s": 10, "cv_folds": 2}
+    raw["train"]["choice"] = {"candidates": ["average3", "catboost"], "folds": 2}
+    config = tmp_path / "demo_catboost.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    runner = CliRunner()
+    for command in (["demo-data"], ["train"], ["predict", "--reasons"]):
+        res = runner.invoke(app, [*command, "--config", str(config)])
+        assert res.exit_code == 0, res.output
+    chosen = mlflow.MlflowClient().get_model_version_by_alias("leadtier-demo", "champion")
+    run = mlflow.get_run(chosen.run_id)
+    assert run.data.tags["leadtier.model_kind"] in {"average3", "catboost"}
+    model = load_model("models:/leadtier-demo@champion").unwrap_python_model().scorer.classifier
+    inside = getattr(model, "members_", [model])  # the pickled scorer holds a fitted CatBoost
+    assert any(isinstance(m, CatBoostTiers) for m in inside)
+    scored = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    proba = scored.filter(like="proba_")
+    assert len(scored) > 500 and proba.shape[1] == 5
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
