@@ -186,7 +186,7 @@ def _paired_with_logged(
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    pkgs = ["mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pydantic", "joblib", "scipy"]
+    pkgs = ["mlflow", "lightgbm", "catboost", "scikit-learn", "pandas", "numpy", "pydantic", "joblib", "scipy"]
     return [f"{p}=={version(p)}" for p in pkgs]
 
 
