@@ -852,7 +852,7 @@ def censoring_proxies(cfg: Config, prep: Prepared, feature_cols: list[str]) -> d
     """Model features that alone tell the snapshot's labelled rows from its unlabelled ones (censored, or
     never labelled) with a ROC AUC of at least ``train.censoring_proxy_auc``; each is a warning."""
     level = cfg.train.censoring_proxy_auc
-    if level is None:
+    if level is None or cfg.labels.source == "rules":  # rule labels are functions of the columns by design
         return {}
     rows = prep.train if prep.test is None else pd.concat([prep.train, prep.test], ignore_index=True)
     latest = rows.loc[rows["snapshot"] == rows["snapshot"].max(), ID_COLUMN]
