@@ -543,9 +543,8 @@ def _clean_rows(engine, table: str, name: str, spec: TableSpec, union: str, stat
     where = "customer_id IS NOT NULL" if drop_missing_ids else "true"
     for rule, predicate in spec.exclude.items():
         cond = rules.rule_condition(predicate)
-        stats.excluded[rule] = _rule_count(
-            engine, table, rule, f"SELECT count(*) FROM {source} WHERE {where} AND {cond}"
-        )
+        counted = _rule_rows(engine, table, rule, f"SELECT count(*) FROM {source} WHERE {where} AND {cond}")
+        stats.excluded[rule] = int(counted[0][0])
         where += f" AND NOT {cond}"
     engine.create(name, f"SELECT * FROM {source} WHERE {where}", several_passes or table == "customers")
     stats.rows = (
@@ -554,10 +553,10 @@ def _clean_rows(engine, table: str, name: str, spec: TableSpec, union: str, stat
     return stats
 
 
-def _rule_count(engine, table: str, rule: str, sql: str) -> int:
-    """The count ``sql`` of an ``exclude`` rule's rows; a rule the engine cannot run is an InputError."""
+def _rule_rows(engine, table: str, rule: str, sql: str) -> list:
+    """The rows of ``sql``, a query over an ``exclude`` rule; a rule the engine cannot run is an InputError."""
     try:
-        return int(engine.rows(sql)[0][0])
+        return engine.rows(sql)
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
@@ -573,15 +572,8 @@ def _tag_rows(engine, table: str, name: str, spec: TableSpec, union: str, stats:
     engine.number_rows(numbered, union)
     data_cols = [c for c in engine.columns(numbered) if c != "input_row"]
     for rule, predicate in spec.exclude.items():
-        try:  # binds the predicate, scans nothing
-            engine.rows(f"SELECT * FROM {numbered} WHERE {rules.rule_condition(predicate)} LIMIT 0")
-        except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
-            if not isinstance(exc, (*engine.errors, ValueError)):
-                raise
-            raise InputError(
-                f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
-                f"{_first_line(exc)}"
-            ) from None
+        bind = f"SELECT * FROM {numbered} WHERE {rules.rule_condition(predicate)} LIMIT 0"  # scans nothing
+        _rule_rows(engine, table, rule, bind)
     why = rules.row_reasons(table, data_cols, spec.drop_exact_duplicates, spec.exclude)
     kept = ", ".join(ident(c) for c in data_cols if c != "id_reject")
     engine.create(name, f"SELECT input_row, {kept}, {why} AS pre_reject FROM {numbered}", materialize=True)

@@ -495,24 +495,14 @@ def model_factories(cfg: Config, params: dict) -> dict[str, Callable[[], object]
     def lightgbm() -> TierClassifier:
         return TierClassifier(levels=levels, random_state=cfg.seed, **params, **calibration)
 
+    untuned = {"levels": levels, "random_state": cfg.seed}  # and the config's weights and decision rule
+    untuned |= {k: fixed[k] for k in ("class_weight", "decision", "cost_matrix")}
+
     def logreg() -> LogisticBaseline:
-        return LogisticBaseline(
-            levels=levels,
-            class_weight=fixed["class_weight"],
-            decision=fixed["decision"],
-            cost_matrix=fixed["cost_matrix"],
-            random_state=cfg.seed,
-        )
+        return LogisticBaseline(**untuned)
 
     def catboost() -> CatBoostTiers:
-        return CatBoostTiers(
-            levels=levels,
-            class_weight=fixed["class_weight"],
-            decision=fixed["decision"],
-            cost_matrix=fixed["cost_matrix"],
-            random_state=cfg.seed,
-            n_jobs=fixed["n_jobs"],
-        )
+        return CatBoostTiers(**untuned, n_jobs=fixed["n_jobs"])
 
     def average() -> AveragedTiers:
         return AveragedTiers([lightgbm(), logreg()])
