@@ -114,7 +114,7 @@ def entity_label_query(
 ) -> str:
     """Outcome labels on each entity's own clock (``labels_days_to_win.sql``): one row per entity of
     ``customers`` with its start, days to its win, a tier or NULL, and why an unlabelled one is not
-    censored (NULL reason and NULL tier: still open, censored at ``as_of``). ``entity_days``: the
+    censored (NULL reason and NULL tier: horizon not over at ``as_of``, open or not). ``entity_days``: the
     features describe each entity as of its start + that many days, so one closed before then gets no
     label."""
     if not isinstance(as_of, dt.date):

@@ -43,6 +43,7 @@ class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"members disagree on the levels: {list(m.classes_)} vs {list(self.classes_)}")
         self.prior_, self.weighted_prior_ = first.prior_, first.weighted_prior_
         self.decision, self.cost_matrix = first.decision, first.cost_matrix
+        self.weight_strength = getattr(first, "weight_strength", 1.0)
         self.feature_names_in_ = np.asarray(first.feature_names_in_, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.categories_ = {k: v for m in reversed(self.members_) for k, v in getattr(m, "categories_", {}).items()}
@@ -69,9 +70,14 @@ class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         return mean.rename("gain").sort_values(ascending=False)
 
 
+STRENGTHS = (1.0, 0.75, 0.5, 0.25, 0.0)  # weight strengths tried, the config's full weights first
+DECISION_METRICS = ("macro_f1", "qwk", "balanced_accuracy", "accuracy")  # metrics of the tiers, not the probabilities
+
+
 @dataclass
 class Choice:
-    """Which candidate won on the validation rows, the scores behind it and the rule, in words."""
+    """Which candidate won on the validation rows, the scores behind it and the rule, in words; the
+    decision's weight strength and its scores when one was chosen."""
 
     name: str
     scores: dict[str, float]
@@ -79,6 +85,24 @@ class Choice:
     n_validation: int
     reasons: list[str] = field(default_factory=list)
     self_training: str | None = None  # "kept" or "discarded" when self-training was judged
+    weight_strength: float = 1.0
+    strength_scores: dict[float, float] = field(default_factory=dict)
+
+
+@dataclass
+class Validation:
+    """Validation rows pooled over the splits: their true tiers and, per candidate, one (probabilities,
+    fitted model deciding them) pair per split."""
+
+    truth: list
+    parts: dict[str, list[tuple[np.ndarray, object]]]
+
+    def pooled(self, candidate: str, weight_strength: float | None = None) -> tuple[np.ndarray, list]:
+        """The candidate's probabilities and tiers on every validation row (tiers at ``weight_strength``,
+        default the model's own)."""
+        parts = self.parts[candidate]
+        tiers = [m.classes_[m.tier_index(p, weight_strength)] for p, m in parts]
+        return np.vstack([p for p, _ in parts]), list(np.concatenate(tiers))
 
 
 def validation_predictions(
@@ -87,15 +111,16 @@ def validation_predictions(
     y: Sequence[str],
     splits: Iterable[tuple[np.ndarray, np.ndarray]],
     candidates: Sequence[str],
-    averages: Mapping[str, Sequence[str]],
-) -> tuple[list, dict[str, tuple[np.ndarray, list]]]:
-    """The true tiers of the validation rows (pooled over ``splits``) and each candidate's probabilities
-    and tiers on them. A model of ``make`` is fitted on each split's fitting rows; an entry of
-    ``averages`` (name -> member names) is the mean of its members' probabilities, decided by the first
-    member's rule (as :class:`AveragedTiers`), without refitting."""
+    averages: Mapping[str, Sequence[str]] | None = None,
+) -> Validation:
+    """Each candidate's probabilities on the validation rows of ``splits``. A model of ``make`` is
+    fitted on each split's fitting rows; an entry of ``averages`` (name -> member names) is the mean of
+    its members' probabilities, decided by the first member's rule (as :class:`AveragedTiers`),
+    without refitting."""
+    averages = dict(averages or {})
     needed = list(dict.fromkeys(m for c in candidates for m in (averages.get(c) or [c])))
     y = np.asarray(list(y), dtype=object)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c: [] for c in candidates}
+    parts: dict[str, list[tuple[np.ndarray, object]]] = {c: [] for c in candidates}
     truth: list = []
     for fit_rows, val_rows in splits:
         truth.extend(y[val_rows])
@@ -103,13 +128,29 @@ def validation_predictions(
         proba = {name: m.predict_proba(X.iloc[val_rows]) for name, m in fitted.items()}
         for c in candidates:
             members = averages.get(c) or [c]
-            p = np.mean([proba[m] for m in members], axis=0)
-            first = fitted[members[0]]
-            parts[c].append((p, first.classes_[first.tier_index(p)]))
+            parts[c].append((np.mean([proba[m] for m in members], axis=0), fitted[members[0]]))
     if not truth:
         raise ValueError("choose needs validation rows; every split was empty")
-    pooled = {c: (np.vstack([p for p, _ in ps]), list(np.concatenate([t for _, t in ps]))) for c, ps in parts.items()}
-    return truth, pooled
+    return Validation(truth, parts)
+
+
+def choose_strength(
+    validation: Validation, candidate: str, levels: Sequence[str], metric: str, strengths: Sequence[float] = STRENGTHS
+) -> tuple[float, dict[float, float]]:
+    """The weight strength whose decisions score best by ``metric`` on the validation rows (the first
+    of ``strengths`` unless another is strictly better), with every strength's score. Class weights
+    help rare tiers get predicted; how far they should move the decision depends on how well the model
+    tells the tiers apart, which only held-out rows show."""
+    sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
+    scores = {}
+    for s in strengths:
+        proba, tiers = validation.pooled(candidate, s)
+        scores[float(s)] = float(tier_metrics(validation.truth, proba, levels, y_pred=tiers).get(metric, np.nan))
+    defined = {s: v for s, v in scores.items() if np.isfinite(v)}
+    if not defined:
+        return float(strengths[0]), scores
+    best = max(sign * v for v in defined.values())
+    return next(s for s, v in defined.items() if sign * v >= best), scores
 
 
 def choose(
@@ -125,9 +166,10 @@ def choose(
     tolerance: float = 0.0,
     resamples: int = 1000,
     seed: int = 0,
-) -> Choice:
+) -> tuple[Choice, Validation]:
     """Pick one of ``candidates`` (in order of preference; default: every model of ``make``) by
-    ``metric`` on validation rows taken from the training rows (see :func:`validation_predictions`).
+    ``metric`` on validation rows taken from the training rows (see :func:`validation_predictions`,
+    returned beside the choice).
 
     ``rule='significant'``: the first candidate stays unless another beats it with the whole 95 %
     paired-bootstrap interval of the gain (``resamples`` draws) above ``tolerance``; of those that do,
@@ -140,18 +182,20 @@ def choose(
     unknown = [c for c in candidates if c not in make and c not in averages]
     if unknown or not candidates:
         raise ValueError(f"candidates must be names of {[*make, *averages]}. Got {candidates} instead")
-    truth, pooled = validation_predictions(make, X, y, splits, candidates, averages)
+    validation = validation_predictions(make, X, y, splits, candidates, averages)
+    truth, pooled = validation.truth, {c: validation.pooled(c) for c in candidates}
     scores = {c: tier_metrics(truth, p, levels, y_pred=t).get(metric, np.nan) for c, (p, t) in pooled.items()}
     sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
     defined = {c: v for c, v in scores.items() if np.isfinite(v)}
     shown = ", ".join(f"{c} {v:.4f}" for c, v in scores.items())
     where = f"on {len(truth)} validation rows from the training rows"
     if not defined:
-        return Choice(candidates[0], scores, metric, len(truth), [f"{candidates[0]} kept: {metric} undefined {where}"])
+        why = f"{candidates[0]} kept: {metric} undefined {where}"
+        return Choice(candidates[0], scores, metric, len(truth), [why]), validation
     if rule == "best" or candidates[0] not in defined:
         best = max(sign * v for v in defined.values())
         name = next(c for c in candidates if c in defined and sign * defined[c] >= best - tolerance)
-        return Choice(name, scores, metric, len(truth), [f"{name} chosen {where} (best {metric}): {shown}"])
+        return Choice(name, scores, metric, len(truth), [f"{name} chosen {where} (best {metric}): {shown}"]), validation
     first = candidates[0]
     gains = {}
     for c in candidates[1:]:
@@ -162,4 +206,4 @@ def choose(
     versus = ", ".join(f"{c} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for c, g in gains.items() if g)
     verdict = f"{name} chosen" if beaten else f"{first} kept: no candidate beats it beyond noise"
     why = f"{verdict} {where} ({metric}: {shown}; gain over {first} [95 % interval]: {versus or 'none'})"
-    return Choice(name, scores, metric, len(truth), [why])
+    return Choice(name, scores, metric, len(truth), [why]), validation

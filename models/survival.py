@@ -69,13 +69,14 @@ def known_tiers(
     durations: np.ndarray, events: np.ndarray, followup: np.ndarray, thresholds_days: Sequence[int], horizon_days: int
 ) -> np.ndarray:
     """The level index the tier labels give each entity (0 = event by the first threshold, ...,
-    ``len(thresholds_days) + 1`` = no event within the horizon), -1 where the tier is not known: no
-    event so far and a horizon not fully followed (the classifier's censoring rule)."""
+    ``len(thresholds_days) + 1`` = no event within the horizon), -1 where the tier is not known: a
+    horizon not fully followed, even after an early event (the classifier's censoring rule: labelling
+    only the early events of a cohort would favour them)."""
     d, e, f = (np.asarray(a, dtype=float) for a in (durations, events, followup))
     bounds = np.asarray([*thresholds_days, horizon_days])
     within = (e > 0) & (d <= horizon_days)
     idx = np.where(within, np.searchsorted(bounds, d, side="left"), len(bounds))
-    return np.where(within | (f >= horizon_days), idx, -1).astype(int)
+    return np.where(f >= horizon_days, idx, -1).astype(int)
 
 
 class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
@@ -120,6 +121,7 @@ class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         max_cat_to_onehot: int = 4,
         class_weight: str | None = "balanced",
         decision: str = "argmax",
+        weight_strength: float = 1.0,
         cost_matrix: Sequence[Sequence[float]] | None = None,
         calibration: str = "auto",
         calibration_size: float = 0.2,
@@ -144,6 +146,7 @@ class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         self.max_cat_to_onehot = max_cat_to_onehot
         self.class_weight = class_weight
         self.decision = decision
+        self.weight_strength = weight_strength
         self.cost_matrix = cost_matrix
         self.calibration = calibration
         self.calibration_size = calibration_size

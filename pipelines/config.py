@@ -600,6 +600,13 @@ class TrainConfig(_Strict):
     )
     min_per_tier: Annotated[int, Field(ge=1)] = 30
     class_weight: Literal["balanced", "none"] = "balanced"
+    weight_strength: Literal["auto"] | Annotated[float, Field(ge=0, le=1)] = Field(
+        default="auto",
+        description="how far the decision follows class_weight: 1 as balanced weights ask (every tier as if "
+        "equally frequent), 0 the most probable tier; auto: the one of 1, 0.75, 0.5, 0.25, 0 whose tiers score "
+        "best by primary_metric on validation rows inside the training rows (1 when the metric does not "
+        "depend on the tiers decided, or with class_weight none)",
+    )
     calibration: Literal["auto", "none", "temperature", "sigmoid", "isotonic"] = Field(
         default="auto",
         description="calibrate probabilities on a held-out share of the training rows (scikit-learn); auto: "

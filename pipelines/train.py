@@ -22,7 +22,14 @@ import optuna
 import pandas as pd
 from leadtier.features.queries import entity_label_query, label_query, slug
 from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
-from leadtier.models.candidates import AveragedTiers, Choice, choose
+from leadtier.models.candidates import (
+    DECISION_METRICS,
+    AveragedTiers,
+    Choice,
+    choose,
+    choose_strength,
+    validation_predictions,
+)
 from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.drift import reference_profile
@@ -205,8 +212,8 @@ def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) ->
 
 def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict]:
     """Outcome labels on each entity's own clock (``labels.outcome.kind: days_to_win``), evaluated at
-    ``as_of``, and how many entities are labelled, censored (still open, horizon not observed by
-    ``as_of``: no label, never the last level) and unlabelled for another reason (logged)."""
+    ``as_of``, and how many entities are labelled, censored (horizon not observed by ``as_of``: no
+    label, never the last level, even when already won or lost) and unlabelled for another reason (logged)."""
     oc = cfg.labels.outcome
     sql = entity_label_query(
         as_of, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.observed_from, feature_stage.entity_days(cfg)
@@ -232,8 +239,8 @@ def entity_words(counts: dict) -> str:
     """'8000 entities: 4823 labelled, 1377 censored (...), 1800 unlabelled (...)' on one line."""
     why = ", ".join(f"{n} {r}" for r, n in counts["unlabelled_reasons"].items())
     return (
-        f"{counts['entities']} entities: {counts['labelled']} labelled, {counts['censored']} censored (still open, "
-        f"their {counts['horizon_days']}-day horizon not observed by {counts['evaluated_at']}), "
+        f"{counts['entities']} entities: {counts['labelled']} labelled, {counts['censored']} censored (their "
+        f"{counts['horizon_days']}-day horizon not observed by {counts['evaluated_at']}), "
         f"{counts['unlabelled']} unlabelled" + (f" ({why})" if why else "")
     )
 
@@ -480,10 +487,10 @@ AVERAGES = {  # candidates scored from their members' probabilities
 }
 
 
-def model_factories(cfg: Config, params: dict) -> dict[str, Callable[[], object]]:
+def model_factories(cfg: Config, params: dict, weight_strength: float = 1.0) -> dict[str, Callable[[], object]]:
     """Unfitted tier models by candidate name: the tuned LightGBM, the logistic regression, CatBoost (its
     own settings, not tuned) and the probability averages of :data:`AVERAGES`, with the class weights,
-    decision rule, seed and threads of the config."""
+    decision rule, seed and threads of the config and the decision's ``weight_strength``."""
     levels = cfg.scheme.codes
     calibration = {
         "calibration": cfg.train.calibration,
@@ -493,9 +500,11 @@ def model_factories(cfg: Config, params: dict) -> dict[str, Callable[[], object]
     fixed = fixed_params(cfg)
 
     def lightgbm() -> TierClassifier:
-        return TierClassifier(levels=levels, random_state=cfg.seed, **params, **calibration)
+        return TierClassifier(
+            levels=levels, random_state=cfg.seed, weight_strength=weight_strength, **params, **calibration
+        )
 
-    untuned = {"levels": levels, "random_state": cfg.seed}  # and the config's weights and decision rule
+    untuned = {"levels": levels, "random_state": cfg.seed, "weight_strength": weight_strength}
     untuned |= {k: fixed[k] for k in ("class_weight", "decision", "cost_matrix")}
 
     def logreg() -> LogisticBaseline:
@@ -535,26 +544,58 @@ def choice_splits(cfg: Config, rows: pd.DataFrame) -> list[tuple[np.ndarray, np.
 
 
 def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], params: dict) -> Choice:
-    """Which candidate becomes the tier model, judged on validation rows inside ``rows`` (the training
-    rows), never on evaluation rows."""
+    """Which candidate becomes the tier model, and how far its decision follows the class weights,
+    judged on validation rows inside ``rows`` (the training rows), never on evaluation rows."""
     candidates = list(cfg.train.choice.candidates)
     splits = choice_splits(cfg, rows)
-    if len(candidates) == 1 or not splits:
+    strength = cfg.train.weight_strength
+    fixed = 1.0 if strength == "auto" else float(strength)
+    if not splits or (len(candidates) == 1 and not strength_matters(cfg)):
         why = "the only candidate" if len(candidates) == 1 else "a tier has fewer than two training rows to validate on"
-        return Choice(candidates[0], {}, cfg.train.primary_metric, 0, [f"{candidates[0]}: {why}"])
-    make = model_factories(cfg, params)
-    return choose(
-        {k: f for k, f in make.items() if k not in AVERAGES},
-        rows[feature_cols].reset_index(drop=True),
-        rows["tier"].tolist(),
-        splits,
-        cfg.scheme.codes,
-        cfg.train.primary_metric,
-        candidates=candidates,
-        averages=AVERAGES,
-        rule=cfg.train.choice.rule,
-        tolerance=cfg.train.choice.tolerance,
-        seed=cfg.seed,
+        return Choice(
+            candidates[0], {}, cfg.train.primary_metric, 0, [f"{candidates[0]}: {why}"], weight_strength=fixed
+        )
+    make = {k: f for k, f in model_factories(cfg, params).items() if k not in AVERAGES}
+    X, y = rows[feature_cols].reset_index(drop=True), rows["tier"].tolist()
+    if len(candidates) == 1:
+        validation = validation_predictions(make, X, y, splits, candidates, AVERAGES)
+        choice = Choice(
+            candidates[0], {}, cfg.train.primary_metric, len(validation.truth), [f"{candidates[0]}: the only candidate"]
+        )
+    else:
+        choice, validation = choose(
+            make,
+            X,
+            y,
+            splits,
+            cfg.scheme.codes,
+            cfg.train.primary_metric,
+            candidates=candidates,
+            averages=AVERAGES,
+            rule=cfg.train.choice.rule,
+            tolerance=cfg.train.choice.tolerance,
+            seed=cfg.seed,
+        )
+    choice.weight_strength = fixed
+    if strength_matters(cfg):
+        choice.weight_strength, choice.strength_scores = choose_strength(
+            validation, choice.name, cfg.scheme.codes, cfg.train.primary_metric
+        )
+        shown = ", ".join(f"{s:g} {v:.4f}" for s, v in choice.strength_scores.items())
+        choice.reasons.append(
+            f"decides with the class weights at strength {choice.weight_strength:g} ({cfg.train.primary_metric} of "
+            f"{choice.name} on the same validation rows at strengths {shown})"
+        )
+    return choice
+
+
+def strength_matters(cfg: Config) -> bool:
+    """Is the decision's weight strength chosen on validation rows: auto, class weights that shift the
+    decision, and a primary metric of the tiers decided?"""
+    return (
+        cfg.train.weight_strength == "auto"
+        and cfg.train.class_weight != "none"
+        and cfg.train.primary_metric in DECISION_METRICS
     )
 
 
@@ -599,7 +640,7 @@ def fit_models(
     levels = cfg.scheme.codes
     X, y = rows[feature_cols], rows["tier"].tolist()
     choice = choose_model(cfg, rows, feature_cols, params)
-    make = model_factories(cfg, params)
+    make = model_factories(cfg, params, choice.weight_strength)
     models = {"model": make[choice.name]().fit(X, y)}
     semi = cfg.train.semi_supervised
     if semi.enabled and choice.name == "lightgbm" and unlabelled is not None and len(unlabelled):
@@ -643,7 +684,9 @@ def choose_kind(
     surv = survival_stage.before_validation(cfg, survival, fit, val)
     contenders = {
         "survival": survival_stage.fit_hazard(cfg, surv, feature_cols, params),
-        "classifier": model_factories(cfg, params)[choice.name]().fit(fit[feature_cols], fit["tier"].tolist()),
+        "classifier": model_factories(cfg, params, choice.weight_strength)[choice.name]().fit(
+            fit[feature_cols], fit["tier"].tolist()
+        ),
     }
     primary, y_val = cfg.train.primary_metric, val["tier"].tolist()
     score = {

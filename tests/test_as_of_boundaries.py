@@ -175,10 +175,11 @@ def test_days_to_next_purchase_counts_from_the_snapshot_midnight_to_before_obser
         ("last-seen", "2011-02-28 23:59:59", "3", 5.0),  # the last second before observed_until: day 58, B
         ("unseen", "2011-03-01 00:00:00", "4", 5.0),  # at observed_until: not observed yet
     ]
-    tiers = _labels(rows, observed_until=dt.date(2011, 3, 1), created={"new": "2011-01-01 00:00:00"})
-    assert tiers.dropna().to_dict() == {"first-moment": "A", "last-seen": "B"}
-    assert tiers[["before", "unseen"]].isna().all()  # censored: 59 of 270 days observed
+    # days 0 .. 58 observed: a 58-day horizon is whole (nothing seen in it is E), a 270-day one is not
+    tiers = _labels(rows, observed_until=dt.date(2011, 3, 1), horizon=58, created={"new": "2011-01-01 00:00:00"})
+    assert tiers.to_dict() == {"first-moment": "A", "last-seen": "B", "before": "E", "unseen": "E"}
     assert "new" not in tiers.index  # created at the snapshot's midnight: no label row
+    assert _labels(rows, observed_until=dt.date(2011, 3, 1)).isna().all()  # censored, the early buyers too
 
 
 def test_days_to_next_purchase_horizon_and_its_last_observed_day():

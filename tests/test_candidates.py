@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from leadtier.models.baselines import LogisticBaseline
-from leadtier.models.candidates import AveragedTiers, choose
+from leadtier.models.candidates import STRENGTHS, AveragedTiers, choose, choose_strength, validation_predictions
 from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
+from leadtier.models.metrics import tier_metrics
 from sklearn.model_selection import StratifiedKFold
 
 LEVELS = ["won", "lost"]
@@ -36,7 +37,7 @@ def _splits(X, y):
 
 def test_a_clearly_better_candidate_is_chosen_with_its_interval_in_the_reasons():
     X, y = _linear_world(3000, 0)  # six linear effects: three stumps cannot follow them, a logistic fit can
-    choice = choose(_make(3), X, y, _splits(X, y), LEVELS, "roc_auc", averages={"average": ("lightgbm", "logreg")})
+    choice, _ = choose(_make(3), X, y, _splits(X, y), LEVELS, "roc_auc", averages={"average": ("lightgbm", "logreg")})
     assert choice.name in {"logreg", "average"}
     assert choice.scores["logreg"] > choice.scores["lightgbm"] + 0.05
     assert f"{choice.name} chosen on 3000 validation rows from the training rows" in choice.reasons[0]
@@ -46,10 +47,10 @@ def test_a_clearly_better_candidate_is_chosen_with_its_interval_in_the_reasons()
 def test_the_first_candidate_stays_when_no_other_beats_it_beyond_noise():
     X, y = _linear_world(300, 1)
     make = {"lightgbm": _make(3)["logreg"], "logreg": _make(3)["logreg"]}  # the same model twice: a tie
-    choice = choose(make, X, y, _splits(X, y), LEVELS, "roc_auc")
+    choice, _ = choose(make, X, y, _splits(X, y), LEVELS, "roc_auc")
     assert choice.name == "lightgbm"
     assert "lightgbm kept: no candidate beats it beyond noise" in choice.reasons[0]
-    best = choose(make, X, y, _splits(X, y), LEVELS, "roc_auc", rule="best")
+    best, _ = choose(make, X, y, _splits(X, y), LEVELS, "roc_auc", rule="best")
     assert best.name == "lightgbm"  # a tie keeps the earlier candidate under 'best' too
 
 
@@ -163,7 +164,7 @@ def test_a_choice_among_candidates_with_catboost_scores_each_and_explains_its_pi
     averages = {"average3": ("lightgbm", "logreg", "catboost"), "average": ("lightgbm", "logreg")}
     candidates = ["average3", "average", "lightgbm", "logreg", "catboost"]
     splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
-    choice = choose(make, X, y, splits, TIERS, "macro_f1", candidates=candidates, averages=averages)
+    choice, _ = choose(make, X, y, splits, TIERS, "macro_f1", candidates=candidates, averages=averages)
     assert set(choice.scores) == set(candidates) and choice.name in candidates
     assert "on 900 validation rows from the training rows" in choice.reasons[0]
     avg = AveragedTiers([make["lightgbm"](), make["logreg"](), make["catboost"]()]).fit(X, y)
@@ -210,3 +211,47 @@ def test_a_registered_model_with_catboost_inside_loads_and_scores_through_the_cl
     proba = scored.filter(like="proba_")
     assert len(scored) > 500 and proba.shape[1] == 5
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def _weak_world(n: int, seed: int):
+    """Five tiers, one of them 85 % of the rows, and features that only hint at the others."""
+    rng = np.random.default_rng(seed)
+    tiers = np.array(["A", "B", "C", "D", "E"])
+    y = rng.choice(tiers, n, p=[0.06, 0.04, 0.03, 0.02, 0.85])
+    signal = pd.Series(y).map({"A": 1.0, "B": 0.7, "C": 0.5, "D": 0.3, "E": 0.0}).to_numpy()
+    X = pd.DataFrame({"x0": signal * 0.6 + rng.normal(size=n), "x1": rng.normal(size=n)})
+    return X, y
+
+
+def test_weight_strength_moves_the_decision_from_the_weights_to_the_most_probable_tier():
+    X, y = _weak_world(3000, 5)
+    model = LogisticBaseline(levels=list("ABCDE")).fit(X, y)
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(model.tier_index(proba, 0.0), proba.argmax(axis=1))
+    rare = [(model.tier_index(proba, s) != 4).mean() for s in (0.0, 0.5, 1.0)]
+    assert rare[0] < rare[1] < rare[2]  # balanced weights call more rows a rare tier
+    weak = LogisticBaseline(levels=list("ABCDE"), weight_strength=0.0).fit(X, y)
+    np.testing.assert_array_equal(weak.predict(X), model.classes_[proba.argmax(axis=1)])
+    with pytest.raises(ValueError, match=r"weight_strength must lie in \[0, 1\]. Got 1.5 instead"):
+        model.tier_index(proba, 1.5)
+
+
+def test_the_weight_strength_is_chosen_on_validation_rows_and_decides_better_on_new_rows():
+    X, y = _weak_world(6000, 6)
+    fit, new = np.arange(4000), np.arange(4000, 6000)
+    make = {"logreg": lambda: LogisticBaseline(levels=list("ABCDE"))}
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X.iloc[fit], y[fit]))
+    validation = validation_predictions(make, X.iloc[fit], y[fit], splits, ["logreg"])
+    strength, scores = choose_strength(validation, "logreg", list("ABCDE"), "macro_f1")
+    assert set(scores) == set(STRENGTHS) and strength < 1.0
+    assert scores[strength] == max(scores.values())
+    chosen = LogisticBaseline(levels=list("ABCDE"), weight_strength=strength).fit(X.iloc[fit], y[fit])
+    full = LogisticBaseline(levels=list("ABCDE")).fit(X.iloc[fit], y[fit])
+    f1 = {
+        name: tier_metrics(
+            list(y[new]), m.predict_proba(X.iloc[new]), list("ABCDE"), y_pred=list(m.predict(X.iloc[new]))
+        )["macro_f1"]
+        for name, m in (("chosen", chosen), ("full", full))
+    }
+    assert f1["chosen"] > f1["full"] + 0.01, f1
+    assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).weight_strength == strength  # the first member's

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from leadtier.features.queries import entity_label_query
@@ -74,10 +75,12 @@ def test_days_to_win_are_calendar_days_from_the_start():
     assert lab.loc["day31_early", "days_to_win"] == 31
 
 
-def test_lost_is_E_at_once_and_other_entities_are_unlabelled_with_a_reason():
+def test_an_entity_closed_before_its_horizon_is_over_is_censored_and_others_get_a_reason():
     lab = labels(
         [
             ("lost_early", AS_OF - D(10), None, f"{AS_OF - D(5)} 10:00:00"),  # horizon unobserved, but lost
+            ("won_early", AS_OF - D(10), f"{AS_OF - D(5)} 10:00:00", None),  # horizon unobserved, but won
+            ("lost_complete", AS_OF - D(H + 1), None, f"{AS_OF - D(H)} 10:00:00"),
             ("won_before_start", START, f"{START - D(1)} 23:00:00", None),  # Olist has one: not trusted
             ("starts_on_eval_date", AS_OF, None, None),
             ("no_start", None, None, None),
@@ -85,14 +88,34 @@ def test_lost_is_E_at_once_and_other_entities_are_unlabelled_with_a_reason():
         ],
         observed_from=dt.date(2018, 12, 1),
     )
-    assert lab.loc["lost_early", "tier"] == "E"
+    assert lab["tier"].dropna().to_dict() == {"lost_complete": "E"}
+    for censored in ("lost_early", "won_early"):  # censored: no tier and no reason
+        assert pd.isna(lab.loc[censored, "unlabelled"]), censored
     assert lab["unlabelled"].dropna().to_dict() == {
         "won_before_start": "won before its start",
         "starts_on_eval_date": "started on or after the evaluation date",
         "no_start": "no start date",
         "before_records": "started before outcomes were recorded",
     }
-    assert lab.drop("lost_early")["tier"].isna().all()
+
+
+def test_the_newest_cohorts_are_not_made_of_early_winners():
+    """Entities start evenly over two years and win at the same pace whenever they start: the labelled
+    ones of the newest cohorts must show the same tier mix as the oldest, not only their fast wins."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    starts = [AS_OF - D(int(d)) for d in rng.integers(1, 730, n)]
+    days = rng.exponential(150, n).astype(int)
+    entities = [
+        (f"e{i}", s, f"{s + D(int(w))} 12:00:00" if s + D(int(w)) < AS_OF else None, None)
+        for i, (s, w) in enumerate(zip(starts, days, strict=True))
+    ]
+    lab = labels(entities).dropna(subset=["tier"])
+    age = (pd.Timestamp(AS_OF) - pd.to_datetime(lab["started_on"])).dt.days
+    newest, oldest = lab.loc[age <= age.median(), "tier"], lab.loc[age > age.median(), "tier"]
+    assert (age > H).all()  # every labelled entity's horizon is over
+    assert abs((newest == "A").mean() - (oldest == "A").mean()) < 0.04
+    assert abs((newest == "E").mean() - (oldest == "E").mean()) < 0.04
 
 
 def test_an_entity_closed_within_the_days_its_features_describe_gets_no_label():

@@ -66,12 +66,14 @@ def test_days_to_next_purchase_tiers_at_the_thresholds():
     assert lab == {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E", "f": "E", "g": "A", "h": "E"}
 
 
-def test_censoring_never_labels_an_unobserved_horizon_E():
+def test_censoring_labels_nobody_while_the_horizon_is_unobserved():
     tx = _tx([("a", "2011-01-10", "1", 5.0), ("z", "2010-06-01", "2", 5.0), ("late", "2011-03-01", "3", 5.0)])
-    # observed only until 2011-02-01: 'a' bought on day 9 (certain: A); 'z' and 'late' unknown -> NULL
+    # observed only until 2011-02-01: 'a' bought on day 9, but labelling only the early buyers of a
+    # snapshot would favour them; 'z' and 'late' are unknown: every tier NULL
     lab = _labels(tx, observed_until=dt.date(2011, 2, 1))["tier"]
-    assert lab["a"] == "A"
-    assert pd.isna(lab["z"]) and pd.isna(lab["late"])
+    assert lab.isna().all()
+    full = _labels(tx, observed_until=dt.date(2011, 12, 1))["tier"]
+    assert full.to_dict() == {"a": "A", "late": "B", "z": "E"}
 
 
 def test_no_purchase_is_E_only_once_the_last_day_of_the_horizon_is_observed():

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 AS_OF = dt.date(2020, 6, 1)
 
 
-def deal_world(root: Path, n: int = 900, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+def deal_world(root: Path, n: int = 1400, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Deals started over 17 months; the origin sets how fast (and whether) a deal is won; some are lost,
     the rest still open. ``days_open`` (days from the start to the export) is a censoring proxy: old deals
     are labelled, new ones censored."""
@@ -79,7 +79,7 @@ def deal_config(folder: Path, **predict) -> Path:
         "train": {
             "evaluation": "ordered_holdout",
             "order_by": "created_at",
-            "min_per_tier": 5,
+            "min_per_tier": 2,  # D (181-200 days) is rare
             "bootstrap_resamples": 0,
             "choice": {"candidates": ["lightgbm"]},
             "tuning": {"n_trials": 1, "timeout_s": 30, "cv_folds": 2},

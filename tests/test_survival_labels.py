@@ -43,13 +43,14 @@ def _random_log(seed: int) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _agree(tiers: pd.Series, surv: pd.DataFrame, censored: bool = True) -> None:
+def _agree(tiers: pd.Series, surv: pd.DataFrame) -> np.ndarray:
+    """The tiers known from the survival labels, checked equal to the tier labels (-1: no tier)."""
     merged = surv.set_index("customer_id").join(tiers.rename("tier"), how="outer")
     assert merged["event"].notna().all(), "a labelled entity is missing from the survival labels"
     got = known_tiers(merged["duration"], merged["event"], merged["followup"], TH, H)
     want = merged["tier"].map({c: i for i, c in enumerate(LEVELS)}).fillna(-1).astype(int).to_numpy()
     np.testing.assert_array_equal(got, want)
-    assert (got >= 0).any() and (got == -1).any() == censored  # censored ones only when the horizon is not seen
+    return got
 
 
 def test_next_purchase_survival_labels_match_the_tiers_and_keep_the_censored():
@@ -57,7 +58,10 @@ def test_next_purchase_survival_labels_match_the_tiers_and_keep_the_censored():
     for observed_until in (dt.date(2011, 3, 1), dt.date(2011, 7, 20), dt.date(2011, 7, 21)):
         tiers = fetch_frame(con, label_query("days_to_next_purchase", AS_OF, observed_until, LEVELS, TH, H))
         surv = fetch_frame(con, survival_query("days_to_next_purchase", AS_OF, observed_until, H))
-        _agree(tiers.set_index("customer_id")["tier"], surv, censored=(observed_until - AS_OF).days <= H)
+        known = _agree(tiers.set_index("customer_id")["tier"], surv)
+        # a horizon not fully seen leaves every customer without a tier, the early buyers too
+        assert (known == -1).all() if (observed_until - AS_OF).days <= H else (known >= 0).all()
+        assert surv["event"].any()
         assert len(surv) == len(tiers)
         span = (observed_until - AS_OF).days
         assert (surv.loc[~surv["event"], "duration"] == span - 1).all()
@@ -66,8 +70,12 @@ def test_next_purchase_survival_labels_match_the_tiers_and_keep_the_censored():
 
 def test_win_survival_labels_match_the_entity_tiers_and_keep_the_open_ones():
     con = _random_log(1)
-    lab = fetch_frame(con, entity_label_query(AS_OF, LEVELS, TH, H, dt.date(2010, 7, 1)))
-    surv = fetch_frame(con, survival_query("days_to_win", AS_OF, AS_OF, H, dt.date(2010, 7, 1)))
+    as_of = dt.date(2011, 5, 1)  # entities started before 2010-10-13 have their whole horizon seen
+    lab = fetch_frame(con, entity_label_query(as_of, LEVELS, TH, H, dt.date(2010, 7, 1)))
+    surv = fetch_frame(con, survival_query("days_to_win", as_of, as_of, H, dt.date(2010, 7, 1)))
     kept = lab[lab["unlabelled"].isna()].set_index("customer_id")["tier"]
     assert set(surv["customer_id"]) == set(kept.index)  # the unlabelled-for-a-reason ones stay out
-    _agree(kept, surv)
+    known = _agree(kept, surv)
+    assert (known >= 0).any() and (known == -1).any()
+    early = surv["event"].to_numpy() & (known == -1)  # won, horizon not over: censored for the classifier
+    assert early.any()

@@ -1,9 +1,10 @@
 -- Outcome labels: days from :as_of until the customer's next purchase, as ordered tiers.
 -- One row per customer, as of :as_of; only purchases dated before :observed_until are seen.
 -- Levels: the first ones by thresholds (e.g. A <= 30, B <= 90, C <= 180 days), then "later within
--- the horizon" (day <= horizon), then "no purchase within the horizon" - which is only known once every
--- day up to and including day `horizon` has been observed (observed_until more than `horizon` days on). Censoring rule: a customer without a purchase in a horizon that is not fully
--- observed gets no tier (NULL) and is left out of training and evaluation, never labelled the last level.
+-- the horizon" (day <= horizon), then "no purchase within the horizon".
+-- Censoring rule: tiers exist only once every day up to and including day `horizon` has been observed
+-- (observed_until more than `horizon` days on); before that every customer gets no tier (NULL), the
+-- early buyers too: labelling them alone would favour early purchases.
 WITH purchases AS (
     SELECT customer_id, invoice_id, min(ts) AS ts
     FROM transactions
@@ -20,11 +21,12 @@ SELECT
     c.customer_id,
     n.days_to_next,
     CASE
+        WHEN date_diff('day', :as_of, :observed_until) <= {{ horizon }} THEN NULL
         {%- for t in thresholds %}
         WHEN n.days_to_next <= {{ t }} THEN '{{ levels[loop.index0] }}'
         {%- endfor %}
         WHEN n.days_to_next <= {{ horizon }} THEN '{{ levels[-2] }}'
-        WHEN date_diff('day', :as_of, :observed_until) > {{ horizon }} THEN '{{ levels[-1] }}'
+        ELSE '{{ levels[-1] }}'
     END AS tier
 FROM customers AS c
 LEFT JOIN next_purchase AS n ON n.customer_id = c.customer_id

@@ -4,9 +4,10 @@
 -- Days are whole calendar days between the two dates (date - date), never day boundaries between times.
 -- Levels: the first ones by thresholds (A <= 30, B <= 90, C <= 180 days to win), then "won later within
 -- the horizon" (day <= horizon), then "lost, or not won within the horizon".
--- Censoring, per entity: an entity neither won within its horizon nor lost gets the last level only
--- when every day of its horizon (days 0 .. horizon) lies before :as_of; otherwise it is still open and
--- censored (tier NULL, no reason), never labelled the last level.
+-- Censoring, per entity: an entity gets a tier only when every day of its horizon (days 0 .. horizon)
+-- lies before :as_of; otherwise it is censored (tier NULL, no reason), whether it is still open or
+-- already won or lost: labelling the early closes of a cohort whose slow ones are still open would
+-- favour early closes (the newest cohorts would look like winners).
 -- No label either (tier NULL, with a reason): no start date, a start on or after :as_of (not yet an
 -- entity), a start before :observed_from (outcomes were not recorded yet), a win dated before the
 -- start (the dates contradict each other: neither is trusted), and, when the features describe each entity
@@ -53,13 +54,12 @@ SELECT
     lost,
     unlabelled,
     CASE
-        WHEN unlabelled IS NOT NULL THEN NULL
+        WHEN unlabelled IS NOT NULL OR :as_of - started_on <= {{ horizon }} THEN NULL
         {%- for t in thresholds %}
         WHEN days_to_win <= {{ t }} THEN '{{ levels[loop.index0] }}'
         {%- endfor %}
         WHEN days_to_win <= {{ horizon }} THEN '{{ levels[-2] }}'
-        WHEN lost THEN '{{ levels[-1] }}'
-        WHEN :as_of - started_on > {{ horizon }} THEN '{{ levels[-1] }}'
+        ELSE '{{ levels[-1] }}'
     END AS tier
 FROM reason
 ORDER BY customer_id

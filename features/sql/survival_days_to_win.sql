@@ -3,7 +3,7 @@
 -- here too), but an entity still open at :as_of is kept, censored, instead of dropped.
 -- One row per entity: event (won before :as_of), duration (days from its start to its win; not won:
 -- the last day observed, :as_of - start - 1, or the whole horizon when it was lost: it will never be won)
--- and followup (days observed since its start; a lost entity counts as followed for the whole horizon).
+-- and followup (days observed since its start: its tier is known once followup reaches the horizon).
 SELECT
     customer_id,
     started_on,
@@ -13,8 +13,7 @@ SELECT
         WHEN lost THEN greatest({{ horizon }}, :as_of - started_on - 1)
         ELSE :as_of - started_on - 1
     END AS duration,
-    CASE WHEN lost AND days_to_win IS NULL THEN greatest({{ horizon }}, :as_of - started_on - 1)
-        ELSE :as_of - started_on - 1 END AS followup
+    :as_of - started_on - 1 AS followup
 FROM (
 {{ tier_labels }}
 ) AS labelled
