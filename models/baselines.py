@@ -70,7 +70,7 @@ class LogisticBaseline(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         class_weight: str | None = "balanced",
         min_frequency: float = 0.005,
         decision: str = "argmax",
-        weight_strength: float = 1.0,
+        decision_balance: float | None = None,
         cost_matrix: Sequence[Sequence[float]] | None = None,
         random_state: int = 0,
     ):
@@ -79,7 +79,7 @@ class LogisticBaseline(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.min_frequency = min_frequency
         self.decision = decision
-        self.weight_strength = weight_strength
+        self.decision_balance = decision_balance
         self.cost_matrix = cost_matrix
         self.random_state = random_state
 

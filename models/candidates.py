@@ -43,7 +43,7 @@ class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"members disagree on the levels: {list(m.classes_)} vs {list(self.classes_)}")
         self.prior_, self.weighted_prior_ = first.prior_, first.weighted_prior_
         self.decision, self.cost_matrix = first.decision, first.cost_matrix
-        self.weight_strength = getattr(first, "weight_strength", 1.0)
+        self.decision_balance = first.balance()
         self.feature_names_in_ = np.asarray(first.feature_names_in_, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.categories_ = {k: v for m in reversed(self.members_) for k, v in getattr(m, "categories_", {}).items()}
@@ -70,14 +70,14 @@ class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         return mean.rename("gain").sort_values(ascending=False)
 
 
-STRENGTHS = (1.0, 0.75, 0.5, 0.25, 0.0)  # weight strengths tried, the config's full weights first
+BALANCES = (1.0, 0.75, 0.5, 0.25, 0.0)  # decision balances tried
 DECISION_METRICS = ("macro_f1", "qwk", "balanced_accuracy", "accuracy")  # metrics of the tiers, not the probabilities
 
 
 @dataclass
 class Choice:
     """Which candidate won on the validation rows, the scores behind it and the rule, in words; the
-    decision's weight strength and its scores when one was chosen."""
+    decision's balance (None: the model's own) and each balance's score when one was chosen."""
 
     name: str
     scores: dict[str, float]
@@ -85,8 +85,8 @@ class Choice:
     n_validation: int
     reasons: list[str] = field(default_factory=list)
     self_training: str | None = None  # "kept" or "discarded" when self-training was judged
-    weight_strength: float = 1.0
-    strength_scores: dict[float, float] = field(default_factory=dict)
+    decision_balance: float | None = None
+    balance_scores: dict[float, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,11 +97,11 @@ class Validation:
     truth: list
     parts: dict[str, list[tuple[np.ndarray, object]]]
 
-    def pooled(self, candidate: str, weight_strength: float | None = None) -> tuple[np.ndarray, list]:
-        """The candidate's probabilities and tiers on every validation row (tiers at ``weight_strength``,
+    def pooled(self, candidate: str, decision_balance: float | None = None) -> tuple[np.ndarray, list]:
+        """The candidate's probabilities and tiers on every validation row (tiers at ``decision_balance``,
         default the model's own)."""
         parts = self.parts[candidate]
-        tiers = [m.classes_[m.tier_index(p, weight_strength)] for p, m in parts]
+        tiers = [m.classes_[m.tier_index(p, decision_balance)] for p, m in parts]
         return np.vstack([p for p, _ in parts]), list(np.concatenate(tiers))
 
 
@@ -134,23 +134,78 @@ def validation_predictions(
     return Validation(truth, parts)
 
 
-def choose_strength(
-    validation: Validation, candidate: str, levels: Sequence[str], metric: str, strengths: Sequence[float] = STRENGTHS
-) -> tuple[float, dict[float, float]]:
-    """The weight strength whose decisions score best by ``metric`` on the validation rows (the first
-    of ``strengths`` unless another is strictly better), with every strength's score. Class weights
-    help rare tiers get predicted; how far they should move the decision depends on how well the model
-    tells the tiers apart, which only held-out rows show."""
+def choose_balance(
+    validation: Validation,
+    candidate: str,
+    levels: Sequence[str],
+    metric: str,
+    balances: Sequence[float] = BALANCES,
+    rule: str = "significant",
+    tolerance: float = 0.0,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, dict[float, float], str]:
+    """The decision balance (see :class:`~leadtier.models.classifier.PriorShiftMixin`) for ``candidate``
+    by ``metric`` on the validation rows, each balance's score, and the verdict in words. How far the
+    decision should favour rare tiers depends on how well the model tells them apart, which only
+    held-out rows show. The model's own balance is the first candidate of :func:`pick` under ``rule``:
+    another replaces it only when it is better beyond noise (``significant``) or at all (``best``)."""
+    own = validation.parts[candidate][0][1].balance()
+    order = [own, *(float(b) for b in balances if float(b) != own)]
+    pooled = {b: validation.pooled(candidate, b) for b in order}
+    names = {b: f"{b:g}" for b in order}
+    choice = pick(
+        validation.truth,
+        {names[b]: p for b, p in pooled.items()},
+        levels,
+        metric,
+        [names[b] for b in order],
+        rule,
+        tolerance,
+        resamples,
+        seed,
+    )
+    chosen = next(b for b in order if names[b] == choice.name)
+    return chosen, {b: choice.scores[names[b]] for b in order}, choice.reasons[0]
+
+
+def pick(
+    truth: list,
+    pooled: Mapping[str, tuple[np.ndarray, list]],
+    levels: Sequence[str],
+    metric: str,
+    candidates: Sequence[str],
+    rule: str = "significant",
+    tolerance: float = 0.0,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Choice:
+    """One of ``candidates`` (in order of preference) by ``metric`` on validation rows whose true tiers
+    are ``truth`` and whose (probabilities, tiers) per candidate are ``pooled``; see :func:`choose`."""
+    if rule not in ("significant", "best"):
+        raise ValueError(f"rule must be 'significant' or 'best'. Got {rule!r} instead")
+    scores = {c: tier_metrics(truth, pooled[c][0], levels, y_pred=pooled[c][1]).get(metric, np.nan) for c in candidates}
     sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
-    scores = {}
-    for s in strengths:
-        proba, tiers = validation.pooled(candidate, s)
-        scores[float(s)] = float(tier_metrics(validation.truth, proba, levels, y_pred=tiers).get(metric, np.nan))
-    defined = {s: v for s, v in scores.items() if np.isfinite(v)}
+    defined = {c: v for c, v in scores.items() if np.isfinite(v)}
+    shown = ", ".join(f"{c} {v:.4f}" for c, v in scores.items())
+    where = f"on {len(truth)} validation rows from the training rows"
     if not defined:
-        return float(strengths[0]), scores
-    best = max(sign * v for v in defined.values())
-    return next(s for s, v in defined.items() if sign * v >= best), scores
+        return Choice(candidates[0], scores, metric, len(truth), [f"{candidates[0]} kept: {metric} undefined {where}"])
+    if rule == "best" or candidates[0] not in defined:
+        best = max(sign * v for v in defined.values())
+        name = next(c for c in candidates if c in defined and sign * defined[c] >= best - tolerance)
+        return Choice(name, scores, metric, len(truth), [f"{name} chosen {where} (best {metric}): {shown}"])
+    first = candidates[0]
+    gains = {}
+    for c in candidates[1:]:
+        g = paired_bootstrap(truth, {c: pooled[c], first: pooled[first]}, c, levels, [metric], resamples, seed=seed)
+        gains[c] = g.get(first, {}).get(metric)
+    beaten = [c for c, g in gains.items() if g is not None and g["low"] > tolerance]
+    name = max(beaten, key=lambda c: sign * defined.get(c, -np.inf)) if beaten else first
+    versus = ", ".join(f"{c} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for c, g in gains.items() if g)
+    verdict = f"{name} chosen" if beaten else f"{first} kept: no candidate beats it beyond noise"
+    why = f"{verdict} {where} ({metric}: {shown}; gain over {first} [95 % interval]: {versus or 'none'})"
+    return Choice(name, scores, metric, len(truth), [why])
 
 
 def choose(
@@ -183,27 +238,6 @@ def choose(
     if unknown or not candidates:
         raise ValueError(f"candidates must be names of {[*make, *averages]}. Got {candidates} instead")
     validation = validation_predictions(make, X, y, splits, candidates, averages)
-    truth, pooled = validation.truth, {c: validation.pooled(c) for c in candidates}
-    scores = {c: tier_metrics(truth, p, levels, y_pred=t).get(metric, np.nan) for c, (p, t) in pooled.items()}
-    sign = 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
-    defined = {c: v for c, v in scores.items() if np.isfinite(v)}
-    shown = ", ".join(f"{c} {v:.4f}" for c, v in scores.items())
-    where = f"on {len(truth)} validation rows from the training rows"
-    if not defined:
-        why = f"{candidates[0]} kept: {metric} undefined {where}"
-        return Choice(candidates[0], scores, metric, len(truth), [why]), validation
-    if rule == "best" or candidates[0] not in defined:
-        best = max(sign * v for v in defined.values())
-        name = next(c for c in candidates if c in defined and sign * defined[c] >= best - tolerance)
-        return Choice(name, scores, metric, len(truth), [f"{name} chosen {where} (best {metric}): {shown}"]), validation
-    first = candidates[0]
-    gains = {}
-    for c in candidates[1:]:
-        g = paired_bootstrap(truth, {c: pooled[c], first: pooled[first]}, c, levels, [metric], resamples, seed=seed)
-        gains[c] = g.get(first, {}).get(metric)
-    beaten = [c for c, g in gains.items() if g is not None and g["low"] > tolerance]
-    name = max(beaten, key=lambda c: sign * defined.get(c, -np.inf)) if beaten else first
-    versus = ", ".join(f"{c} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for c, g in gains.items() if g)
-    verdict = f"{name} chosen" if beaten else f"{first} kept: no candidate beats it beyond noise"
-    why = f"{verdict} {where} ({metric}: {shown}; gain over {first} [95 % interval]: {versus or 'none'})"
-    return Choice(name, scores, metric, len(truth), [why]), validation
+    pooled = {c: validation.pooled(c) for c in candidates}
+    choice = pick(validation.truth, pooled, levels, metric, candidates, rule, tolerance, resamples, seed)
+    return choice, validation

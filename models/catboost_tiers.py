@@ -41,7 +41,7 @@ class CatBoostTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         max_ctr_complexity: int = 1,
         class_weight: str | None = "balanced",
         decision: str = "argmax",
-        weight_strength: float = 1.0,
+        decision_balance: float | None = None,
         cost_matrix: Sequence[Sequence[float]] | None = None,
         random_state: int = 0,
         n_jobs: int = 1,
@@ -55,7 +55,7 @@ class CatBoostTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         self.max_ctr_complexity = max_ctr_complexity
         self.class_weight = class_weight
         self.decision = decision
-        self.weight_strength = weight_strength
+        self.decision_balance = decision_balance
         self.cost_matrix = cost_matrix
         self.random_state = random_state
         self.n_jobs = n_jobs

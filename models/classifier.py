@@ -43,15 +43,15 @@ def decide(proba: np.ndarray, decision: str = "argmax", cost_matrix: np.ndarray 
 
 
 class PriorShiftMixin:
-    """Probabilities on the observed tier frequencies, decisions as the class weights ask.
+    """Probabilities on the observed tier frequencies, decisions as balanced as asked.
 
     Class weights shift a model's prior: with balanced weights it sees every present tier as equally
     frequent. :meth:`_set_priors` records both priors at fit time; :meth:`_unshift` moves the weighted
-    model's probabilities back to the observed frequencies (before any calibration), and
-    :meth:`tier_index` re-applies the weights for the decision, so that with balanced weights a tier
-    wins by being likely *for its frequency* and rare tiers are still predicted. ``weight_strength``
-    (in [0, 1]) says how far: the shift is raised to that power, 1 as the weights ask, 0 the most
-    probable tier on the observed frequencies (the weights then only shape the fit)."""
+    model's probabilities back to the observed frequencies (before any calibration). The decision
+    (:meth:`tier_index`) then divides each tier's probability by its frequency raised to
+    ``decision_balance``: 1 decides as if every present tier were equally frequent (a tier wins by
+    being likely *for its frequency*, so rare tiers are still predicted), 0 takes the most probable
+    tier; None (the default) follows ``class_weight`` (1 for balanced, 0 otherwise)."""
 
     def _set_priors(self, y_idx: np.ndarray, n_levels: int, class_weight: str | None) -> None:
         counts = np.bincount(y_idx, minlength=n_levels).astype(float)
@@ -64,16 +64,25 @@ class PriorShiftMixin:
         shifted = proba * (self.prior_[columns] / self.weighted_prior_[columns])
         return shifted / np.clip(shifted.sum(axis=1, keepdims=True), 1e-300, None)
 
-    def tier_index(self, proba: np.ndarray, weight_strength: float | None = None) -> np.ndarray:
-        """Level index per row from this model's probabilities, by its ``decision`` rule and its
-        ``weight_strength`` (or the one given)."""
+    def balance(self) -> float:
+        """The decision's balance: ``decision_balance``, or 1 with balanced class weights and 0 without."""
+        given = getattr(self, "decision_balance", None)
+        if given is not None:
+            return float(given)
+        return 1.0 if getattr(self, "class_weight", None) == "balanced" else 0.0
+
+    def tier_index(self, proba: np.ndarray, decision_balance: float | None = None) -> np.ndarray:
+        """Level index per row from this model's probabilities, by its ``decision`` rule at its
+        balance (or the one given)."""
         proba = np.asarray(proba, dtype=float)
-        strength = getattr(self, "weight_strength", 1.0) if weight_strength is None else weight_strength
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"weight_strength must lie in [0, 1]. Got {strength!r} instead")
-        if hasattr(self, "prior_"):
-            shift = np.divide(self.weighted_prior_, self.prior_, out=np.zeros(len(self.prior_)), where=self.prior_ > 0)
-            proba = proba * shift**strength
+        balance = self.balance() if decision_balance is None else decision_balance
+        if not 0.0 <= balance <= 1.0:
+            raise ValueError(f"decision_balance must lie in [0, 1]. Got {balance!r} instead")
+        if hasattr(self, "prior_") and balance > 0:
+            present = self.prior_ > 0
+            even = present / present.sum()
+            shift = np.divide(even, self.prior_, out=np.zeros(len(self.prior_)), where=present)
+            proba = proba * shift**balance
             proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
         return decide(proba, getattr(self, "decision", "argmax"), getattr(self, "cost_matrix", None))
 
@@ -173,7 +182,7 @@ class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         max_cat_to_onehot: int = 4,
         class_weight: str | None = "balanced",
         decision: str = "argmax",
-        weight_strength: float = 1.0,
+        decision_balance: float | None = None,
         cost_matrix: Sequence[Sequence[float]] | None = None,
         calibration: str = "auto",
         calibration_size: float = 0.2,
@@ -196,7 +205,7 @@ class TierClassifier(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         self.max_cat_to_onehot = max_cat_to_onehot
         self.class_weight = class_weight
         self.decision = decision
-        self.weight_strength = weight_strength
+        self.decision_balance = decision_balance
         self.cost_matrix = cost_matrix
         self.calibration = calibration
         self.calibration_size = calibration_size

@@ -121,7 +121,7 @@ class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         max_cat_to_onehot: int = 4,
         class_weight: str | None = "balanced",
         decision: str = "argmax",
-        weight_strength: float = 1.0,
+        decision_balance: float | None = None,
         cost_matrix: Sequence[Sequence[float]] | None = None,
         calibration: str = "auto",
         calibration_size: float = 0.2,
@@ -146,7 +146,7 @@ class DiscreteHazardTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         self.max_cat_to_onehot = max_cat_to_onehot
         self.class_weight = class_weight
         self.decision = decision
-        self.weight_strength = weight_strength
+        self.decision_balance = decision_balance
         self.cost_matrix = cost_matrix
         self.calibration = calibration
         self.calibration_size = calibration_size

@@ -600,12 +600,13 @@ class TrainConfig(_Strict):
     )
     min_per_tier: Annotated[int, Field(ge=1)] = 30
     class_weight: Literal["balanced", "none"] = "balanced"
-    weight_strength: Literal["auto"] | Annotated[float, Field(ge=0, le=1)] = Field(
+    decision_balance: Literal["auto"] | Annotated[float, Field(ge=0, le=1)] = Field(
         default="auto",
-        description="how far the decision follows class_weight: 1 as balanced weights ask (every tier as if "
-        "equally frequent), 0 the most probable tier; auto: the one of 1, 0.75, 0.5, 0.25, 0 whose tiers score "
-        "best by primary_metric on validation rows inside the training rows (1 when the metric does not "
-        "depend on the tiers decided, or with class_weight none)",
+        description="how far the decision favours rare tiers: each tier's probability is divided by its frequency "
+        "to this power, 1 as if every tier were equally frequent (what class_weight balanced decides by), 0 the "
+        "most probable tier; auto: the one of 1, 0.75, 0.5, 0.25, 0 whose tiers score best by primary_metric on "
+        "the validation rows inside the training rows that choose the model (class_weight's own, 1 or 0, unless "
+        "another is better; with a primary metric of probabilities, class_weight's own)",
     )
     calibration: Literal["auto", "none", "temperature", "sigmoid", "isotonic"] = Field(
         default="auto",

@@ -27,7 +27,7 @@ from leadtier.models.candidates import (
     AveragedTiers,
     Choice,
     choose,
-    choose_strength,
+    choose_balance,
     validation_predictions,
 )
 from leadtier.models.catboost_tiers import CatBoostTiers
@@ -487,10 +487,13 @@ AVERAGES = {  # candidates scored from their members' probabilities
 }
 
 
-def model_factories(cfg: Config, params: dict, weight_strength: float = 1.0) -> dict[str, Callable[[], object]]:
+def model_factories(
+    cfg: Config, params: dict, decision_balance: float | None = None
+) -> dict[str, Callable[[], object]]:
     """Unfitted tier models by candidate name: the tuned LightGBM, the logistic regression, CatBoost (its
     own settings, not tuned) and the probability averages of :data:`AVERAGES`, with the class weights,
-    decision rule, seed and threads of the config and the decision's ``weight_strength``."""
+    decision rule, seed and threads of the config and ``decision_balance`` (None: as the class weights
+    ask)."""
     levels = cfg.scheme.codes
     calibration = {
         "calibration": cfg.train.calibration,
@@ -501,10 +504,10 @@ def model_factories(cfg: Config, params: dict, weight_strength: float = 1.0) -> 
 
     def lightgbm() -> TierClassifier:
         return TierClassifier(
-            levels=levels, random_state=cfg.seed, weight_strength=weight_strength, **params, **calibration
+            levels=levels, random_state=cfg.seed, decision_balance=decision_balance, **params, **calibration
         )
 
-    untuned = {"levels": levels, "random_state": cfg.seed, "weight_strength": weight_strength}
+    untuned = {"levels": levels, "random_state": cfg.seed, "decision_balance": decision_balance}
     untuned |= {k: fixed[k] for k in ("class_weight", "decision", "cost_matrix")}
 
     def logreg() -> LogisticBaseline:
@@ -544,18 +547,18 @@ def choice_splits(cfg: Config, rows: pd.DataFrame) -> list[tuple[np.ndarray, np.
 
 
 def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], params: dict) -> Choice:
-    """Which candidate becomes the tier model, and how far its decision follows the class weights,
-    judged on validation rows inside ``rows`` (the training rows), never on evaluation rows."""
+    """Which candidate becomes the tier model, and how balanced its decision is, judged on validation
+    rows inside ``rows`` (the training rows), never on evaluation rows."""
     candidates = list(cfg.train.choice.candidates)
     splits = choice_splits(cfg, rows)
-    strength = cfg.train.weight_strength
-    fixed = 1.0 if strength == "auto" else float(strength)
-    if not splits or (len(candidates) == 1 and not strength_matters(cfg)):
+    balance = cfg.train.decision_balance
+    fixed = None if balance == "auto" else float(balance)
+    if not splits or (len(candidates) == 1 and not balance_matters(cfg)):
         why = "the only candidate" if len(candidates) == 1 else "a tier has fewer than two training rows to validate on"
         return Choice(
-            candidates[0], {}, cfg.train.primary_metric, 0, [f"{candidates[0]}: {why}"], weight_strength=fixed
+            candidates[0], {}, cfg.train.primary_metric, 0, [f"{candidates[0]}: {why}"], decision_balance=fixed
         )
-    make = {k: f for k, f in model_factories(cfg, params).items() if k not in AVERAGES}
+    make = {k: f for k, f in model_factories(cfg, params, fixed).items() if k not in AVERAGES}
     X, y = rows[feature_cols].reset_index(drop=True), rows["tier"].tolist()
     if len(candidates) == 1:
         validation = validation_predictions(make, X, y, splits, candidates, AVERAGES)
@@ -576,27 +579,27 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
             tolerance=cfg.train.choice.tolerance,
             seed=cfg.seed,
         )
-    choice.weight_strength = fixed
-    if strength_matters(cfg):
-        choice.weight_strength, choice.strength_scores = choose_strength(
-            validation, choice.name, cfg.scheme.codes, cfg.train.primary_metric
+    choice.decision_balance = fixed
+    if balance_matters(cfg):
+        choice.decision_balance, choice.balance_scores, why = choose_balance(
+            validation,
+            choice.name,
+            cfg.scheme.codes,
+            cfg.train.primary_metric,
+            rule=cfg.train.choice.rule,
+            tolerance=cfg.train.choice.tolerance,
+            seed=cfg.seed,
         )
-        shown = ", ".join(f"{s:g} {v:.4f}" for s, v in choice.strength_scores.items())
         choice.reasons.append(
-            f"decides with the class weights at strength {choice.weight_strength:g} ({cfg.train.primary_metric} of "
-            f"{choice.name} on the same validation rows at strengths {shown})"
+            f"decision balance (1: every tier as if equally frequent, 0: the most probable tier), {choice.name}: {why}"
         )
     return choice
 
 
-def strength_matters(cfg: Config) -> bool:
-    """Is the decision's weight strength chosen on validation rows: auto, class weights that shift the
-    decision, and a primary metric of the tiers decided?"""
-    return (
-        cfg.train.weight_strength == "auto"
-        and cfg.train.class_weight != "none"
-        and cfg.train.primary_metric in DECISION_METRICS
-    )
+def balance_matters(cfg: Config) -> bool:
+    """Is the decision's balance chosen on validation rows: auto, and a primary metric of the tiers
+    decided (not of the probabilities)?"""
+    return cfg.train.decision_balance == "auto" and cfg.train.primary_metric in DECISION_METRICS
 
 
 def keep_self_training(
@@ -640,7 +643,7 @@ def fit_models(
     levels = cfg.scheme.codes
     X, y = rows[feature_cols], rows["tier"].tolist()
     choice = choose_model(cfg, rows, feature_cols, params)
-    make = model_factories(cfg, params, choice.weight_strength)
+    make = model_factories(cfg, params, choice.decision_balance)
     models = {"model": make[choice.name]().fit(X, y)}
     semi = cfg.train.semi_supervised
     if semi.enabled and choice.name == "lightgbm" and unlabelled is not None and len(unlabelled):
@@ -684,7 +687,7 @@ def choose_kind(
     surv = survival_stage.before_validation(cfg, survival, fit, val)
     contenders = {
         "survival": survival_stage.fit_hazard(cfg, surv, feature_cols, params),
-        "classifier": model_factories(cfg, params, choice.weight_strength)[choice.name]().fit(
+        "classifier": model_factories(cfg, params, choice.decision_balance)[choice.name]().fit(
             fit[feature_cols], fit["tier"].tolist()
         ),
     }

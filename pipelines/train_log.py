@@ -104,7 +104,8 @@ def log_evaluation(cfg: Config, prep: Prepared, ev: Evaluation) -> None:
     gains, and the tier model's feature importance."""
     levels, chosen = cfg.scheme.codes, ev.chosen
     mlflow.set_tag("leadtier.model_kind", chosen.name)
-    mlflow.set_tag("leadtier.weight_strength", f"{chosen.weight_strength:g}")
+    if chosen.decision_balance is not None:
+        mlflow.set_tag("leadtier.decision_balance", f"{chosen.decision_balance:g}")
     mlflow.log_metrics({"eval_train_overlap": ev.overlap, "eval_rows": len(ev.rows), "train_rows": len(prep.train)})
     if "entities" in prep.protocol:  # labels on each entity's own clock
         mlflow.log_metrics({f"entities_{k}": prep.protocol["entities"][k] for k in ENTITY_COUNTS})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from leadtier.models.baselines import LogisticBaseline
-from leadtier.models.candidates import STRENGTHS, AveragedTiers, choose, choose_strength, validation_predictions
+from leadtier.models.candidates import BALANCES, AveragedTiers, choose, choose_balance, validation_predictions
 from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.metrics import tier_metrics
@@ -223,29 +223,35 @@ def _weak_world(n: int, seed: int):
     return X, y
 
 
-def test_weight_strength_moves_the_decision_from_the_weights_to_the_most_probable_tier():
+def test_the_decision_balance_moves_the_decision_from_rare_tiers_to_the_most_probable_tier():
     X, y = _weak_world(3000, 5)
     model = LogisticBaseline(levels=list("ABCDE")).fit(X, y)
     proba = model.predict_proba(X)
     np.testing.assert_array_equal(model.tier_index(proba, 0.0), proba.argmax(axis=1))
     rare = [(model.tier_index(proba, s) != 4).mean() for s in (0.0, 0.5, 1.0)]
     assert rare[0] < rare[1] < rare[2]  # balanced weights call more rows a rare tier
-    weak = LogisticBaseline(levels=list("ABCDE"), weight_strength=0.0).fit(X, y)
+    weak = LogisticBaseline(levels=list("ABCDE"), decision_balance=0.0).fit(X, y)
     np.testing.assert_array_equal(weak.predict(X), model.classes_[proba.argmax(axis=1)])
-    with pytest.raises(ValueError, match=r"weight_strength must lie in \[0, 1\]. Got 1.5 instead"):
+    with pytest.raises(ValueError, match=r"decision_balance must lie in \[0, 1\]. Got 1.5 instead"):
         model.tier_index(proba, 1.5)
+    unweighted = LogisticBaseline(levels=list("ABCDE"), class_weight=None).fit(X, y)
+    assert unweighted.balance() == 0.0 and model.balance() == 1.0  # None: as the class weights ask
+    p = unweighted.predict_proba(X)
+    balanced = LogisticBaseline(levels=list("ABCDE"), class_weight=None, decision_balance=1.0).fit(X, y)
+    assert (balanced.tier_index(p) != 4).mean() > (unweighted.tier_index(p) != 4).mean()
 
 
-def test_the_weight_strength_is_chosen_on_validation_rows_and_decides_better_on_new_rows():
+def test_the_decision_balance_is_chosen_on_validation_rows_and_decides_better_on_new_rows():
     X, y = _weak_world(6000, 6)
     fit, new = np.arange(4000), np.arange(4000, 6000)
     make = {"logreg": lambda: LogisticBaseline(levels=list("ABCDE"))}
     splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X.iloc[fit], y[fit]))
     validation = validation_predictions(make, X.iloc[fit], y[fit], splits, ["logreg"])
-    strength, scores = choose_strength(validation, "logreg", list("ABCDE"), "macro_f1")
-    assert set(scores) == set(STRENGTHS) and strength < 1.0
+    strength, scores, why = choose_balance(validation, "logreg", list("ABCDE"), "macro_f1")
+    assert set(scores) == set(BALANCES) and strength < 1.0
     assert scores[strength] == max(scores.values())
-    chosen = LogisticBaseline(levels=list("ABCDE"), weight_strength=strength).fit(X.iloc[fit], y[fit])
+    assert why.startswith(f"{strength:g} chosen on 4000 validation rows") and "gain over 1 [95 % interval]" in why
+    chosen = LogisticBaseline(levels=list("ABCDE"), decision_balance=strength).fit(X.iloc[fit], y[fit])
     full = LogisticBaseline(levels=list("ABCDE")).fit(X.iloc[fit], y[fit])
     f1 = {
         name: tier_metrics(
@@ -254,4 +260,4 @@ def test_the_weight_strength_is_chosen_on_validation_rows_and_decides_better_on_
         for name, m in (("chosen", chosen), ("full", full))
     }
     assert f1["chosen"] > f1["full"] + 0.01, f1
-    assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).weight_strength == strength  # the first member's
+    assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).decision_balance == strength  # the first member's
