@@ -98,13 +98,13 @@ def training_survival(cfg: Config, train: pd.DataFrame, test: pd.DataFrame | Non
     return rows
 
 
-FIXED = ("class_weight", "n_jobs", "decision", "cost_matrix")  # what the hazard model takes from the run
+FIXED = ("class_weight", "n_jobs", "decision", "cost_matrix", "decision_balance")  # taken from the run
 
 
 def make_hazard(cfg: Config, params: dict) -> DiscreteHazardTiers:
-    """The survival tier model with the run's class weights, threads, decision rule and calibration. Its
-    trees keep their own shallow defaults: the run's tree settings are tuned for the classifier on one
-    row per entity, not for the hazard model's rows per entity and interval."""
+    """The survival tier model with the run's class weights, threads, decision rule and balance, and
+    calibration. Its trees keep their own shallow defaults: the run's tree settings are tuned for the
+    classifier on one row per entity, not for the hazard model's rows per entity and interval."""
     oc = cfg.labels.outcome
     return DiscreteHazardTiers(
         levels=cfg.scheme.codes,

@@ -26,6 +26,7 @@ from leadtier.models.candidates import (
     DECISION_METRICS,
     AveragedTiers,
     Choice,
+    Validation,
     choose,
     choose_balance,
     validation_predictions,
@@ -662,9 +663,9 @@ def fit_models(
     if "rfm_score" in X.columns:
         models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)
     if survival is not None:
-        hazard = survival_stage.fit_hazard(cfg, survival, feature_cols, params)
-        kind, why = choose_kind(cfg, rows, survival, feature_cols, params, choice)
-        choice.reasons.append(why)
+        kind, balance, why = choose_kind(cfg, rows, survival, feature_cols, params, choice)
+        hazard = survival_stage.fit_hazard(cfg, survival, feature_cols, {**params, "decision_balance": balance})
+        choice.reasons.extend(why)
         if kind == "survival":
             models["classifier"], models["model"] = models["model"], hazard
             choice.name = "survival"
@@ -675,34 +676,52 @@ def fit_models(
 
 def choose_kind(
     cfg: Config, rows: pd.DataFrame, survival: pd.DataFrame, feature_cols: list[str], params: dict, choice: Choice
-) -> tuple[str, str]:
+) -> tuple[str, float | None, list[str]]:
     """``train.model``: survival, classifier, or (best) the better by the primary metric on validation
-    rows inside the training ``rows`` (the first of :func:`choice_splits`; a tie keeps the classifier)."""
-    if cfg.train.model == "survival":
-        return "survival", "survival model (train.model: survival); the classifier is scored beside it"
+    rows inside the training ``rows`` (the first of :func:`choice_splits`; a tie keeps the classifier);
+    the survival model's decision balance, chosen as the classifier's is (:func:`choose_model`) on the
+    same validation rows; the reasons in words."""
+    fixed = None if cfg.train.decision_balance == "auto" else float(cfg.train.decision_balance)
+    survival_kind = "survival model (train.model: survival); the classifier is scored beside it"
     splits = choice_splits(cfg, rows)
-    if not splits:
-        return "classifier", "best: no validation rows inside the training rows, the classifier is kept"
+    if not splits or (cfg.train.model == "survival" and not balance_matters(cfg)):
+        if cfg.train.model == "survival":
+            return "survival", fixed, [survival_kind]
+        return "classifier", fixed, ["best: no validation rows inside the training rows, the classifier is kept"]
     fit, val = rows.iloc[splits[0][0]], rows.iloc[splits[0][1]]
     surv = survival_stage.before_validation(cfg, survival, fit, val)
-    contenders = {
-        "survival": survival_stage.fit_hazard(cfg, surv, feature_cols, params),
-        "classifier": model_factories(cfg, params, choice.decision_balance)[choice.name]().fit(
-            fit[feature_cols], fit["tier"].tolist()
-        ),
-    }
-    primary, y_val = cfg.train.primary_metric, val["tier"].tolist()
-    score = {
-        k: tier_metrics(
-            y_val, m.predict_proba(val[feature_cols]), cfg.scheme.codes, y_pred=list(m.predict(val[feature_cols]))
-        )[primary]
-        for k, m in contenders.items()
-    }
-    a, b = score["survival"], score["classifier"]
+    hazard = survival_stage.fit_hazard(cfg, surv, feature_cols, {**params, "decision_balance": fixed})
+    primary, y_val, codes = cfg.train.primary_metric, val["tier"].tolist(), cfg.scheme.codes
+    proba = hazard.predict_proba(val[feature_cols])
+    balance, reasons = fixed, []
+    if balance_matters(cfg):
+        balance, _, why = choose_balance(
+            Validation(y_val, {"survival": [(proba, hazard)]}),
+            "survival",
+            codes,
+            primary,
+            rule=cfg.train.choice.rule,
+            tolerance=cfg.train.choice.tolerance,
+            seed=cfg.seed,
+        )
+        reasons.append(f"decision balance of the survival model: {why}")
+    if cfg.train.model == "survival":
+        return "survival", balance, [survival_kind, *reasons]
+    classifier = model_factories(cfg, params, choice.decision_balance)[choice.name]()
+    classifier.fit(fit[feature_cols], fit["tier"].tolist())
+    a = tier_metrics(y_val, proba, codes, y_pred=list(hazard.classes_[hazard.tier_index(proba, balance)]))[primary]
+    b = tier_metrics(
+        y_val, classifier.predict_proba(val[feature_cols]), codes, y_pred=list(classifier.predict(val[feature_cols]))
+    )[primary]
     kind = "survival" if (a > b if HIGHER_IS_BETTER[primary] else a < b) else "classifier"
-    return kind, (
-        f"best by {primary} on {len(val)} validation rows inside the training rows: {kind} "
-        f"(survival {a:.4f}, classifier {b:.4f}); the other is scored beside it"
+    return (
+        kind,
+        balance,
+        [
+            *reasons,
+            f"best by {primary} on {len(val)} validation rows inside the training rows: {kind} "
+            f"(survival {a:.4f}, classifier {b:.4f}); the other is scored beside it",
+        ],
     )
 
 
