@@ -247,11 +247,11 @@ def test_the_decision_balance_is_chosen_on_validation_rows_and_decides_better_on
     make = {"logreg": lambda: LogisticBaseline(levels=list("ABCDE"))}
     splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X.iloc[fit], y[fit]))
     validation = validation_predictions(make, X.iloc[fit], y[fit], splits, ["logreg"])
-    strength, scores, why = choose_balance(validation, "logreg", list("ABCDE"), "macro_f1")
-    assert set(scores) == set(BALANCES) and strength < 1.0
-    assert scores[strength] == max(scores.values())
-    assert why.startswith(f"{strength:g} chosen on 4000 validation rows") and "gain over 1 [95 % interval]" in why
-    chosen = LogisticBaseline(levels=list("ABCDE"), decision_balance=strength).fit(X.iloc[fit], y[fit])
+    balance, scores, why = choose_balance(validation, "logreg", list("ABCDE"), "macro_f1")
+    assert set(scores) == set(BALANCES) and balance < 1.0
+    assert scores[balance] == max(scores.values())
+    assert why.startswith(f"{balance:g} chosen on 4000 validation rows") and "gain over 1 [95 % interval]" in why
+    chosen = LogisticBaseline(levels=list("ABCDE"), decision_balance=balance).fit(X.iloc[fit], y[fit])
     full = LogisticBaseline(levels=list("ABCDE")).fit(X.iloc[fit], y[fit])
     f1 = {
         name: tier_metrics(
@@ -260,4 +260,4 @@ def test_the_decision_balance_is_chosen_on_validation_rows_and_decides_better_on
         for name, m in (("chosen", chosen), ("full", full))
     }
     assert f1["chosen"] > f1["full"] + 0.01, f1
-    assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).decision_balance == strength  # the first member's
+    assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).decision_balance == balance  # the first member's

@@ -197,3 +197,17 @@ def test_the_model_card_says_what_was_measured(trained_shape):
     counts = f"{rows['train']:,} customers trained the model; {rows['evaluation']:,} were evaluated; 0 were in both."
     assert counts in html
     assert "How it was measured:" in html and "In plain words:" in html
+
+
+def test_the_decision_balance_is_chosen_inside_the_training_rows_when_tiers_are_scored(trained_shape):
+    name, spec, customers, output, run, summary, _ = trained_shape
+    flat = " ".join(output.split())
+    primary = spec["train"].get("primary_metric", "macro_f1")
+    if primary in ("roc_auc", "pr_auc", "log_loss"):  # metrics of probabilities: the class weights' own balance
+        assert "decision balance" not in flat and "leadtier.decision_balance" not in run.data.tags
+        return
+    balance = run.data.tags["leadtier.decision_balance"]
+    assert float(balance) in {1.0, 0.75, 0.5, 0.25, 0.0}
+    kind = run.data.tags["leadtier.model_kind"]
+    said = f"decision balance (1: every tier as if equally frequent, 0: the most probable tier), {kind}: {balance}"
+    assert said in flat and "validation rows from the training rows" in flat
