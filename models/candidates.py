@@ -49,6 +49,11 @@ class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         self.categories_ = {k: v for m in reversed(self.members_) for k, v in getattr(m, "categories_", {}).items()}
         return self
 
+    def balance(self) -> float:
+        """The first member's decision balance (also for averages pickled before it was copied here)."""
+        given = getattr(self, "decision_balance", None)
+        return float(given) if given is not None else self.members_[0].balance()
+
     def predict_proba(self, X: pd.DataFrame, n_jobs: int | None = None) -> np.ndarray:
         return np.mean([m.predict_proba(X, n_jobs=n_jobs) for m in self.members_], axis=0)
 

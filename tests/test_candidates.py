@@ -261,3 +261,14 @@ def test_the_decision_balance_is_chosen_on_validation_rows_and_decides_better_on
     }
     assert f1["chosen"] > f1["full"] + 0.01, f1
     assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).decision_balance == balance  # the first member's
+
+
+def test_an_average_pickled_before_the_balance_existed_decides_as_its_first_member():
+    X, y = _weak_world(1500, 8)
+    avg = AveragedTiers([LogisticBaseline(levels=list("ABCDE")), LogisticBaseline(levels=list("ABCDE"), C=0.1)])
+    avg.fit(X, y)
+    proba = avg.predict_proba(X)
+    expected = avg.tier_index(proba)
+    del avg.decision_balance  # as unpickled from an earlier version
+    assert avg.balance() == 1.0  # the first member's class weights: balanced
+    np.testing.assert_array_equal(avg.tier_index(proba), expected)
