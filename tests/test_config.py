@@ -70,6 +70,8 @@ def test_demo_config_loads_with_builtin_schemes():
             r"train\.gate\.margin: unknown key; allowed keys here: interval, min_gain",
         ),
         (lambda r: r["train"].update(primary_metric="roc_auc"), r"'roc_auc' needs a two-level scheme"),
+        (lambda r: r["train"].update(decision_balance=2), r"train\.decision_balance.*less than or equal to 1"),
+        (lambda r: r["train"].update(decision_balance="half"), r"train\.decision_balance.*must be 'auto'"),
         (
             lambda r: r["train"]["tuning"]["search_space"].update(num_leafs={"type": "int", "low": 8, "high": 64}),
             r"train\.tuning\.search_space: 'num_leafs' is not a tunable hyper-parameter; allowed: .*'num_leaves'",
