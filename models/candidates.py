@@ -76,7 +76,7 @@ class AveragedTiers(PriorShiftMixin, ClassifierMixin, BaseEstimator):
 
 
 BALANCES = (1.0, 0.75, 0.5, 0.25, 0.0)  # decision balances tried
-DECISION_METRICS = ("macro_f1", "qwk", "balanced_accuracy", "accuracy")  # metrics of the tiers, not the probabilities
+DECISION_METRICS = ("macro_f1", "qwk", "balanced_accuracy")  # primary metrics of the tiers, not the probabilities
 
 
 @dataclass

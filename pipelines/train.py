@@ -552,8 +552,7 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
     rows inside ``rows`` (the training rows), never on evaluation rows."""
     candidates = list(cfg.train.choice.candidates)
     splits = choice_splits(cfg, rows)
-    balance = cfg.train.decision_balance
-    fixed = None if balance == "auto" else float(balance)
+    fixed = configured_balance(cfg)
     if not splits or (len(candidates) == 1 and not balance_matters(cfg)):
         why = "the only candidate" if len(candidates) == 1 else "a tier has fewer than two training rows to validate on"
         return Choice(
@@ -582,15 +581,7 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
         )
     choice.decision_balance = fixed
     if balance_matters(cfg):
-        choice.decision_balance, choice.balance_scores, why = choose_balance(
-            validation,
-            choice.name,
-            cfg.scheme.codes,
-            cfg.train.primary_metric,
-            rule=cfg.train.choice.rule,
-            tolerance=cfg.train.choice.tolerance,
-            seed=cfg.seed,
-        )
+        choice.decision_balance, choice.balance_scores, why = balance_on(cfg, validation, choice.name)
         choice.reasons.append(
             f"decision balance (1: every tier as if equally frequent, 0: the most probable tier), {choice.name}: {why}"
         )
@@ -601,6 +592,25 @@ def balance_matters(cfg: Config) -> bool:
     """Is the decision's balance chosen on validation rows: auto, and a primary metric of the tiers
     decided (not of the probabilities)?"""
     return cfg.train.decision_balance == "auto" and cfg.train.primary_metric in DECISION_METRICS
+
+
+def configured_balance(cfg: Config) -> float | None:
+    """``train.decision_balance`` as a number, or None (auto: the class weights' own until chosen)."""
+    return None if cfg.train.decision_balance == "auto" else float(cfg.train.decision_balance)
+
+
+def balance_on(cfg: Config, validation: Validation, candidate: str) -> tuple[float, dict[float, float], str]:
+    """:func:`~leadtier.models.candidates.choose_balance` for ``candidate`` under the config's metric
+    and choice rule."""
+    return choose_balance(
+        validation,
+        candidate,
+        cfg.scheme.codes,
+        cfg.train.primary_metric,
+        rule=cfg.train.choice.rule,
+        tolerance=cfg.train.choice.tolerance,
+        seed=cfg.seed,
+    )
 
 
 def keep_self_training(
@@ -681,7 +691,7 @@ def choose_kind(
     rows inside the training ``rows`` (the first of :func:`choice_splits`; a tie keeps the classifier);
     the survival model's decision balance, chosen as the classifier's is (:func:`choose_model`) on the
     same validation rows; the reasons in words."""
-    fixed = None if cfg.train.decision_balance == "auto" else float(cfg.train.decision_balance)
+    fixed = configured_balance(cfg)
     survival_kind = "survival model (train.model: survival); the classifier is scored beside it"
     splits = choice_splits(cfg, rows)
     if not splits or (cfg.train.model == "survival" and not balance_matters(cfg)):
@@ -695,15 +705,7 @@ def choose_kind(
     proba = hazard.predict_proba(val[feature_cols])
     balance, reasons = fixed, []
     if balance_matters(cfg):
-        balance, _, why = choose_balance(
-            Validation(y_val, {"survival": [(proba, hazard)]}),
-            "survival",
-            codes,
-            primary,
-            rule=cfg.train.choice.rule,
-            tolerance=cfg.train.choice.tolerance,
-            seed=cfg.seed,
-        )
+        balance, _, why = balance_on(cfg, Validation(y_val, {"survival": [(proba, hazard)]}), "survival")
         reasons.append(f"decision balance of the survival model: {why}")
     if cfg.train.model == "survival":
         return "survival", balance, [survival_kind, *reasons]
