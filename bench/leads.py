@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.harness import CONFIGS, Ctx, Stopwatch, benchmark, child_task, machine, metric, skipped
@@ -119,6 +120,43 @@ def bench_leads_newest(ctx: Ctx) -> Iterator[dict]:
     for name, m in zip(LEADS_NEWEST, ("macro_f1", "qwk"), strict=True):
         extra = gain_ci(res, "logreg", m, "gain_over_logreg_95ci")
         yield metric(name, res["metrics"]["model"][m], "", ctx, **common, **extra, chosen_model=res.get("model"))
+
+
+LEADS_NEWEST_SEEDS = ("leads_tier_newest_macro_f1_seed_mean", "leads_tier_newest_qwk_seed_mean")
+# the config's seed and six others: seeds move tuning, model and calibration folds, not the split
+OTHER_SEEDS = (1, 2, 3, 4, 5, 6)
+
+
+@benchmark(*LEADS_NEWEST_SEEDS)
+def bench_leads_newest_seeds(ctx: Ctx) -> Iterator[dict]:
+    """No bar: how far the single-seed ``leads_tier_newest_*`` figures move with the seed alone (the
+    evaluation rows stay the same), as the mean, range and per-seed values over seven seeds."""
+    config = CONFIGS / "x_education_leads.yaml"
+    missing = missing_inputs(config, ctx.shared)
+    if missing:
+        yield from skipped(LEADS_NEWEST_SEEDS, f"input files absent: {missing}")
+        return
+    seeds = (real_config({"config": str(config), "shared": str(ctx.shared)}).seed, *OTHER_SEEDS)
+    runs = [trained_real(ctx, config, NEWEST if s == seeds[0] else (*NEWEST, ("seed", s))) for s in seeds]
+    for name, m in zip(LEADS_NEWEST_SEEDS, ("macro_f1", "qwk"), strict=True):
+        values = [r["metrics"]["model"][m] for r in runs]
+        yield metric(
+            name,
+            float(np.mean(values)),
+            "",
+            ctx,
+            rows=runs[0]["n_test"],
+            n_train=runs[0]["n_train"],
+            evaluation=runs[0]["evaluation"],
+            seeds=list(seeds),
+            per_seed=[round(v, 4) for v in values],
+            min=round(min(values), 4),
+            max=round(max(values), 4),
+            chosen_models=[r.get("model") for r in runs],
+            train_seconds=round(sum(r["seconds"] for r in runs), 1),
+            peak_rss_gb=round(max(r["peak_rss_gb"] for r in runs), 3),
+            **machine(runs[0]),
+        )
 
 
 def _newest_leads(ctx: Ctx, config: Path, table: dict[str, tuple[str, str, str]], **params: Any) -> Iterator[dict]:
