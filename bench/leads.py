@@ -155,7 +155,8 @@ def bench_leads_newest_seeds(ctx: Ctx) -> Iterator[dict]:
             chosen_models=[r.get("model") for r in runs],
             train_seconds=round(sum(r["seconds"] for r in runs), 1),
             peak_rss_gb=round(max(r["peak_rss_gb"] for r in runs), 3),
-            **machine(runs[0]),
+            cpu_seconds=round(sum(r["cpu_seconds"] for r in runs), 1),
+            load_avg_1m=round(max(r["load_avg_1m"] for r in runs), 2),
         )
 
 
