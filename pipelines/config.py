@@ -605,8 +605,9 @@ class TrainConfig(_Strict):
         description="how far the decision favours rare tiers: each tier's probability is divided by its frequency "
         "to this power, 1 as if every tier were equally frequent (what class_weight balanced decides by), 0 the "
         "most probable tier; auto: the one of 1, 0.75, 0.5, 0.25, 0 whose tiers score best by primary_metric on "
-        "the validation rows inside the training rows that choose the model (class_weight's own, 1 or 0, unless "
-        "another is better; with a primary metric of probabilities, class_weight's own)",
+        "the validation rows inside the training rows that choose the model, under train.choice.rule (class_weight's "
+        "own, 1 or 0, stays unless another beats it beyond noise, or at all under rule best; with a primary metric "
+        "of probabilities, class_weight's own)",
     )
     calibration: Literal["auto", "none", "temperature", "sigmoid", "isotonic"] = Field(
         default="auto",
@@ -958,7 +959,8 @@ class Config(_Strict):
 
 
 def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
-    """One line per problem under ``header``; ``prefix`` is where the validated object sits in the config."""
+    """The problem on the ``header``'s line, or one line per problem under it when there are several;
+    ``prefix`` is where the validated object sits in the config."""
     lines = [header]
     for e in err.errors():
         loc = (*prefix, *e["loc"])
@@ -975,7 +977,7 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
         elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
         lines.append(f"  {key}: {msg}")
-    return "\n".join(lines)
+    return f"{header} {lines[1].strip()}" if len(lines) == 2 else "\n".join(lines)
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
@@ -1033,7 +1035,7 @@ def load_config(
     shared = {k: v for f in files if f.is_file() for k, v in (_read_yaml(f).get("schemes") or {}).items()}
     user_schemes = raw.get("schemes") or {}
     if not isinstance(user_schemes, dict):
-        raise ConfigError(f"invalid config {path}:\n  schemes: must be a mapping of scheme name -> scheme")
+        raise ConfigError(f"invalid config {path}: schemes: must be a mapping of scheme name -> scheme")
     raw["schemes"] = {**shared, **user_schemes}
     root = data_root or os.environ.get(DATA_ROOT_ENV)
     if root:

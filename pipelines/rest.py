@@ -53,16 +53,44 @@ def without_request(message: str, body: bytes) -> str:
     if message.startswith(("Failed to predict data", "Failed to enforce schema of data")) and "Error: " in message:
         message = message.rsplit("Error: ", 1)[1]  # "Failed to predict data '<frame>'. \nError: <why>"
     text = body.decode("utf-8", "replace")
+    values = request_values(text)
 
     def masked(m: re.Match) -> str:
         value = m.group(1) if m.group(1) is not None else m.group(2)
-        return "'<a value of the request>'" if value and value in text else m.group(0)
+        return "'<a value of the request>'" if value and value in values else m.group(0)
 
     message = _QUOTED.sub(masked, message)
     message = clip(" ".join(message.split()), MAX_MESSAGE)
     if len(text) >= 16 and text in message:  # whatever MLflow says, never the request itself
         message = "the request could not be scored (its content is not repeated here)"
     return message
+
+
+def request_values(text: str) -> str:
+    """The request's cell values, one per line, without its column names (a missing column named in an
+    error is no secret, even when it is part of a name the request sends): the leaves of a JSON body
+    except ``columns`` and object keys, a CSV body below its header; otherwise (malformed JSON, Parquet)
+    the whole text."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        csv = "\n" in text and not text.startswith("PAR1") and text.lstrip()[:1] not in ("{", "[")
+        return text.split("\n", 1)[1] if csv else text
+    leaves: list[str] = []
+
+    def walk(node, key: str | None = None) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            if key != "columns":
+                for item in node:
+                    walk(item)
+        elif node is not None:
+            leaves.append(str(node))
+
+    walk(doc)
+    return "\n".join(leaves)
 
 
 class RequestLimits:

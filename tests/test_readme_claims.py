@@ -239,6 +239,18 @@ def test_a_config_with_several_wrong_keys_lists_one_per_line(tmp_path):
         assert sum(p in line for line in out) == 1, res.output
 
 
+def test_a_config_with_one_wrong_key_is_one_error_line(tmp_path):
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["train"]["n_trails"] = 3
+    (tmp_path / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    path = tmp_path / "wrong.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    res = runner.invoke(app, ["features", "--config", str(path)])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert lines[0].startswith(f"error: invalid config {path}: train.n_trails: unknown key; allowed keys here: ")
+
+
 # --------------------------------------------------------------------------- failed runs keep earlier outputs
 
 

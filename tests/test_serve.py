@@ -256,5 +256,15 @@ def test_error_messages_lose_the_request_values_they_quote():
     frame = "Failed to predict data '   a\n0  SECRET'. \nError: the feature table lacks 1 column(s): ['rfm_x']"
     assert without_request(frame, b"a\nSECRET") == "the feature table lacks 1 column(s): ['rfm_x']"
     assert len(without_request("x" * 100_000, b"")) < 600
+    missing = "the feature table lacks 1 column(s) the model was trained with: ['ix_count']"
+    split = b'{"dataframe_split": {"columns": ["ix_count_7d", "note"], "data": [[1, "SECRET"]]}}'
+    assert without_request(missing, split) == missing  # a column name, though part of one the request sends
+    assert "SECRET" not in without_request("bad value 'SECRET'", split)
+    records = b'{"dataframe_records": [{"ix_count_7d": 1, "cust_region": "ix_count"}]}'
+    assert "'ix_count'" not in without_request(missing, records)  # also a cell value: masked
+    csv = b"ix_count_7d,cust_region\n1,SECRET"
+    assert without_request(missing, csv) == missing and "SECRET" not in without_request("'SECRET'", csv)
+    broken = b'{"dataframe_split": {"columns": ["a"], "data": [["SECRET"]]'
+    assert "SECRET" not in without_request("bad 'SECRET'", broken)
     with pytest.raises(ValueError, match="positive number of bytes. Got 0 instead"):
         RequestLimits(None, 0)
