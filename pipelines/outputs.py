@@ -334,7 +334,7 @@ class OutputSet:
         for final, tmp in self._staged.items():
             files[final.name] = _describe(tmp, self.run_id)
         for final in keep:  # as they are; described as the manifest before described them, if it did
-            if final.exists():
+            if final.exists() and final not in self._staged:
                 files[final.name] = previous.get("files", {}).get(final.name) or _describe(final, "earlier")
         for member in self.members[:-1]:
             if member not in self._staged and member.name not in files:

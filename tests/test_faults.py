@@ -39,6 +39,7 @@ from leadtier.pipelines import predict as predict_stage
 from leadtier.pipelines import report as report_stage
 from leadtier.pipelines.cli import app
 from leadtier.pipelines.config import Config, load_config
+from leadtier.pipelines.outputs import check_manifest
 from leadtier.pipelines.sources import InputError
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -673,6 +674,29 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
     res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
     _one_line_error(res, "80 of 100", "max_reject_share")
     assert out.read_bytes() == b"an earlier run's predictions"
+
+
+def test_a_stopped_run_after_one_with_rejects_leaves_a_set_the_next_stages_accept(world, tmp_path):
+    out, rejects = tmp_path / "pred.parquet", tmp_path / "pred.rejects.csv"
+    good, bad = _prospects(world, 100), _prospects(world, 100)
+    good.loc[:1, "created_at"] = "2030-01-01"  # 2 % rejected: scored, with a rejects file
+    bad.loc[:79, "created_at"] = "2030-01-01"  # 80 %: stopped
+    for name, frame in (("good.csv", good), ("bad.csv", bad)):
+        frame.to_csv(tmp_path / name, index=False)
+    res = _cli(
+        "predict", "--config", str(world.config_path), "--input", str(tmp_path / "good.csv"), "--output", str(out)
+    )
+    assert res.exit_code == 0 and len(pd.read_csv(rejects)) == 2, res.output
+    scored = out.read_bytes()
+    res = _cli(
+        "predict", "--config", str(world.config_path), "--input", str(tmp_path / "bad.csv"), "--output", str(out)
+    )
+    _one_line_error(res, "80 of 100", "max_reject_share")
+    assert out.read_bytes() == scored and len(pd.read_csv(rejects)) == 80  # the rejects its message names
+    manifest = check_manifest(out, predict_stage.SIDE_KINDS)  # what worklist and report check first
+    assert manifest["status"] == "stopped by predict.max_reject_share"
+    assert manifest["files"]["pred.rejects.csv"]["run_id"] == manifest["run_id"]
+    assert manifest["files"]["pred.parquet"]["run_id"] != manifest["run_id"]
 
 
 # --------------------------------------------------------------------------- 6. tiny inputs
