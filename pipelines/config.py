@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -45,8 +47,30 @@ class _Strict(BaseModel):
                 self.__dict__[name] = old
             raise
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no_for_a_number(cls, value: Any, info) -> Any:
+        # pydantic reads true/false (YAML's yes/no too) as 1/0 in a number field: a typo, not a number
+        if isinstance(value, bool) and not _admits_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"is not a yes/no setting. Got {value!r} instead")
+        return value
+
 
 _UNSET = object()
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Does a field of this type take true/false as such (bool, Any, a Literal of them, a union with one)?"""
+    if annotation is bool or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return any(isinstance(v, bool) for v in typing.get_args(annotation))
+    if origin is Annotated:
+        return _admits_bool(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_admits_bool(a) for a in typing.get_args(annotation))
+    return False
 
 
 # --------------------------------------------------------------------------- data contract
@@ -1002,11 +1026,46 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {words}" if mark is not None else words
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (not the last one
+    silently), and a date that does not exist (2026-06-31) stays text, for the schema to name its key."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool) or key == "<<":
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _ConfigLoader.construct_yaml_timestamp)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}; "
+            "save it as UTF-8"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if raw is None:

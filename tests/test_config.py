@@ -52,6 +52,8 @@ def test_demo_config_loads_with_builtin_schemes():
             r"labels\.scheme must be one of .*time_to_close.*Got 'vip'",
         ),
         (lambda r: r["data"].update(as_of="yesterday"), r"data\.as_of"),
+        (lambda r: r["train"]["tuning"].update(n_trials=True), r"train\.tuning\.n_trials: is not a yes/no setting"),
+        (lambda r: r.update(seed=False), r"seed: is not a yes/no setting. Got False instead"),
         (lambda r: r["features"].update(windows_days=[30, 7]), r"windows must be increasing"),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
         (
@@ -225,3 +227,32 @@ def test_config_schema_command_prints_a_schema_the_example_configs_meet():
     raw["train"]["n_trails"] = 3
     problems = sorted(".".join(map(str, e.absolute_path)) for e in validator.iter_errors(raw))
     assert problems == ["train", "train.tuning.n_trials"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace("as_of: 2026-06-30", "as_of: 2026-06-31", 1), r"data\.as_of: .*valid date"),
+        (lambda t: t.replace("as_of: 2026-06-30", "as_of: 2026-13-01", 1), r"data\.as_of: .*valid date"),
+        (lambda t: t + "\nseed: 7\n", r"not valid YAML: line \d+, column 1: key 'seed' appears twice"),
+    ],
+    ids=["no-such-day", "no-such-month", "key-twice"],
+)
+def test_a_config_text_mistake_is_one_error_line_naming_the_key(tmp_path, edit, expected):
+    text = DEMO_CONFIG.read_text()
+    assert "as_of: 2026-06-30" in text and text.count("\nseed: ") == 1
+    path = tmp_path / "cfg.yaml"
+    path.write_text(edit(text))
+    (tmp_path / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+    res = CliRunner().invoke(app, ["features", "--config", str(path)])
+    assert res.exit_code == 2 and res.output.startswith("error: ") and "Traceback" not in res.output, res.output
+
+
+def test_a_config_that_is_not_utf8_is_an_error_naming_the_byte(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: démo\n".encode("latin-1"))
+    res = CliRunner().invoke(app, ["features", "--config", str(path)])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: config file {path} is not UTF-8 text: byte 0xe9 at offset 7; save it as UTF-8"
