@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 import types
 import typing
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
