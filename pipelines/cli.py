@@ -287,7 +287,8 @@ def retier(
     config: ConfigOpt = Path(DEFAULT_CONFIG),
     data_root: DataRootOpt = None,
     as_of: Annotated[
-        dt.datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date; default today.")
+        dt.datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date; default today in data.time_zone."),
     ] = None,
     lang: Annotated[
         Lang | None, typer.Option("--lang", help="Language of the worklist and report; overrides their lang.")
@@ -301,7 +302,7 @@ def retier(
     def go():
         from leadtier.pipelines import retier as stage
 
-        day = as_of.date() if as_of else dt.date.today()
+        day = as_of.date() if as_of else stage.today(_load(config, data_root, None))
         cfg = _load(config, data_root, dt.datetime.combine(day, dt.time()))
         res = stage.run(cfg, as_of=day, lang=lang.value if lang else None)
         typer.echo(res.summary())

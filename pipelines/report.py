@@ -39,6 +39,7 @@ import yaml
 from leadtier.features.meta import meta_of, phrase
 from leadtier.models.metrics import HIGHER_IS_BETTER
 from leadtier.models.schemes import TierScheme
+from leadtier.models.text import clip
 from leadtier.models.worklist import PLANNED, STATUS_ORDER
 from markupsafe import Markup, escape
 
@@ -279,16 +280,33 @@ def svg_stack(mix: list[dict]) -> Markup:
 # --------------------------------------------------------------------------- context
 
 
-def _check_predictions(predictions: pd.DataFrame, scheme: TierScheme, source: str) -> None:
+def check_predictions(predictions: pd.DataFrame, scheme: TierScheme, source: str) -> None:
+    """Scored customers with the columns of `leadtier predict`, each once, in tiers of ``scheme``; a
+    :class:`~leadtier.pipelines.sources.InputError` naming ``source`` (the file) and the column otherwise."""
+    from leadtier.pipelines.sources import InputError
+
     if not isinstance(predictions, pd.DataFrame):
         raise TypeError(f"predictions must be a pandas DataFrame. Got {type(predictions).__name__} instead")
     if predictions.empty:
-        raise ValueError(f"predictions {source} hold no scored customers: nothing to report")
+        raise InputError(f"predictions {source} hold no scored customers: nothing to report")
     missing = [c for c in REQUIRED_COLUMNS if c not in predictions.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"predictions {source} lack the columns {missing}; expected the output of `leadtier predict` "
             f"({', '.join(REQUIRED_COLUMNS)}, proba_<tier>, segment, model_version, as_of)"
+        )
+    unknown = sorted(set(pd.unique(predictions["tier"].astype(str))) - set(scheme.codes))
+    if unknown:
+        raise InputError(
+            f"predictions {source}: column 'tier' holds {unknown[:10]}, which are not levels of the scheme "
+            f"{scheme.codes}; were they made by a model with another tier scheme?"
+        )
+    repeated = predictions["customer_id"][predictions["customer_id"].duplicated()]
+    if len(repeated):
+        examples = ", ".join(clip(v, quote=True) for v in pd.unique(repeated.astype(str))[:3])
+        raise InputError(
+            f"predictions {source}: column 'customer_id' repeats {len(repeated)} id(s), e.g. {examples}; "
+            "one `leadtier predict` run scores each customer once"
         )
 
 
@@ -603,15 +621,9 @@ class _Scored:
         return bool(self.conc and self.conc["total"] > 0)
 
 
-def _scored(predictions: pd.DataFrame, scheme: TierScheme, revenue, lang: str, source: str) -> _Scored:
+def _scored(predictions: pd.DataFrame, scheme: TierScheme, revenue, lang: str) -> _Scored:
     codes = scheme.codes
     tiers = predictions["tier"].astype(str)
-    unknown = sorted(set(pd.unique(tiers)) - set(codes))
-    if unknown:
-        raise ValueError(
-            f"predictions {source} hold tiers {unknown[:10]} that are not levels of the scheme {codes}; "
-            "were they made by a model with another tier scheme?"
-        )
     rev = _align_revenue(revenue, predictions)
     return _Scored(
         predictions=predictions,
@@ -970,10 +982,10 @@ def build_context(
     ``currency``: ``report.currency``, written with every amount of money.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
-    _check_predictions(predictions, scheme, source)
+    check_predictions(predictions, scheme, source)
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1. Got {top_n} instead")
-    b = _scored(predictions, scheme, revenue, lang, source)
+    b = _scored(predictions, scheme, revenue, lang)
     model_info = dict(model_info or {})
     tier_rows = _tier_rows(b)
     cross = pd.crosstab(b.seg_ids.to_numpy(), b.tiers.to_numpy()).reindex(columns=b.codes, fill_value=0)
@@ -1051,19 +1063,26 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     def wanted(cols: list[str]) -> list[str]:
         return [c for c in cols if c in PREDICTION_COLUMNS or c.startswith("proba_")]
 
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        names = pq.read_schema(path).names
-        frame = pd.read_parquet(path, columns=wanted(names))
-    elif suffix == ".csv":
-        header = pd.read_csv(path, nrows=0).columns.tolist()
-        text_cols = {c: str for c in ("customer_id", "tier", "model_version", "segment", "reasons") if c in header}
-        frame = pd.read_csv(path, usecols=wanted(header), dtype=text_cols, keep_default_na=True)
-    else:
+    if suffix not in (".parquet", ".csv"):
         raise InputError(
             f"predictions file {path} must end in .parquet or .csv. Got {suffix or 'no extension'} instead"
         )
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            frame = pd.read_parquet(path, columns=wanted(names))
+        else:
+            header = pd.read_csv(path, nrows=0).columns.tolist()
+            text_cols = {c: str for c in ("customer_id", "tier", "model_version", "segment", "reasons") if c in header}
+            frame = pd.read_csv(path, usecols=wanted(header), dtype=text_cols, keep_default_na=True)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"predictions file {path} cannot be read as {suffix[1:].upper()}: {clip(first, 200)}; "
+            "is it the output of `leadtier predict`?"
+        ) from None
     if frame.empty:
         raise InputError(f"predictions file {path} holds no scored customers: nothing to report")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]

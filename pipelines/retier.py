@@ -3,13 +3,18 @@
 Meant for cron or Airflow: one process scores with the champion as of today (or ``--as-of``), writes the
 feature table, the predictions set (with its drift and migration files), the worklist (when
 ``worklist.service_days`` is set) and the report, and says who moved up or down a tier since the last run.
+A run that fails at any stage leaves all of them as the previous run wrote them (:func:`all_or_nothing`).
 The command exits 0, 2 on an error the user can fix, and :data:`DRIFT_EXIT` when a feature's population
 stability index passes ``predict.psi_warning`` (everything is still written: the scheduler decides).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,13 +73,85 @@ def _drifted(path: Path) -> list[tuple[str, float]]:
     return [(str(f), float(p)) for f, p in zip(flagged["feature"], flagged["psi"], strict=True)]
 
 
+def written_paths(cfg: Config, lang: str | None) -> list[Path]:
+    """Every file a re-tier run may write or remove: the feature table, the predictions set and the
+    worklist set (each with its manifest and commit journal), the report."""
+    from leadtier.pipelines.outputs import OutputSet
+    from leadtier.pipelines.predict import SIDE_KINDS
+
+    pred = OutputSet(cfg.predict.output, SIDE_KINDS)
+    work = OutputSet(cfg.worklist.output, [])
+    report = Path(cfg.report.output)
+    lang = lang or cfg.report.lang
+    reports = (
+        [report] if lang == cfg.report.lang else [report, report.with_name(f"{report.stem}.{lang}{report.suffix}")]
+    )
+    sets = [*pred.members, pred.journal, *work.members, work.main.with_suffix(".csv"), work.journal]
+    return [Path(cfg.features.output), *sets, *reports]
+
+
+@contextlib.contextmanager
+def all_or_nothing(paths: list[Path], spared=lambda exc: set()) -> Iterator[None]:
+    """On an exception inside the block, put each of ``paths`` back as it was before it (and remove
+    those it created), but for those in ``spared(exception)``. Every stage replaces a file by renaming
+    a new one over it, so a hard link taken before (a copy where the file system has none) keeps the
+    old content at no cost."""
+    kept: dict[Path, Path] = {}
+    try:
+        for path in paths:
+            if path.is_file():
+                aside = path.with_name(f".{path.name}.retier-{os.getpid()}.old")
+                aside.unlink(missing_ok=True)
+                try:
+                    os.link(path, aside)
+                except OSError:
+                    shutil.copy2(path, aside)
+                kept[path] = aside
+        yield
+    except BaseException as exc:
+        keep = spared(exc)
+        for path in paths:
+            if path in keep:
+                continue
+            if path in kept:
+                os.replace(kept.pop(path), path)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        for aside in kept.values():
+            aside.unlink(missing_ok=True)
+
+
+def today(cfg: Config) -> dt.date:
+    """Today's date in ``data.time_zone`` (UTC unless set): one date for one moment, wherever the job runs."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(cfg.data.time_zone)).date()
+
+
 def run(cfg: Config, as_of: dt.date | None = None, lang: str | None = None, progress: bool = False) -> RetierResult:
-    """Run the four stages as of ``as_of`` (default today) with the champion."""
+    """Run the four stages as of ``as_of`` (default :func:`today`) with the champion. A failure leaves
+    every output as it was, except that a predict stopped by ``predict.max_reject_share`` leaves the
+    rejects file its message names (beside the previous predictions, as `leadtier predict` does)."""
+    from leadtier.pipelines.outputs import OutputSet
+    from leadtier.pipelines.predict import SIDE_KINDS, RejectShareError
+
+    as_of = as_of or today(cfg)
+    predictions = set(OutputSet(cfg.predict.output, SIDE_KINDS).members)
+
+    def spared(exc: BaseException) -> set[Path]:
+        return predictions if isinstance(exc, RejectShareError) else set()
+
+    with all_or_nothing(written_paths(cfg, lang), spared):
+        return _stages(cfg, as_of, lang, progress)
+
+
+def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool) -> RetierResult:
     from leadtier.pipelines import predict, report, worklist
     from leadtier.pipelines.features import build
     from leadtier.pipelines.outputs import write_table
 
-    as_of = as_of or dt.date.today()
     fb = build(cfg, as_of=as_of, with_labels=False)
     feats_path = write_table(fb.features, cfg.features.output)
     lines = [f"features: {len(fb.features)} rows as of {as_of} -> {feats_path}"]

@@ -224,8 +224,9 @@ def _file_select(
     path = cfg.data_path(fs.path)
     _check_file(table, path)
     wanted = _wanted(table, fs)
-    # never guessed from a CSV: ids, dates and times, categories (DuckDB reads yes/no as booleans)
-    text = {fs.columns.get(c, c) for c, k, _ in wanted if k in {"id", "date", "timestamp"} and c not in fs.derived}
+    # never guessed from a CSV: ids, dates and times, text, categories (DuckDB reads yes/no as booleans)
+    kinds = {"id", "date", "timestamp", "str"}
+    text = {fs.columns.get(c, c) for c, k, _ in wanted if k in kinds and c not in fs.derived}
     text |= set(spec.categorical) | set(spec.leaky)
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
@@ -311,6 +312,11 @@ def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], t
             if cls != rules.TEMPORAL:
                 checks[f"bad:{canon}"] = f"count(*) FILTER (WHERE {rules.time_bad(col, _time(col, cls, kind, fs))})"
         elif kind in {"float", "int"}:
+            if cls == rules.BOOL and _format(path, fs.format) == "csv":  # a typed boolean (Parquet) counts as 1 / 0
+                raise InputError(
+                    f"{path}: column {src!r} ({table}.{src}) holds only yes/no or true/false values, not numbers; "
+                    "write them as 1 and 0, or list the column as categorical"
+                )
             if cls not in {rules.TEXT, rules.FLOAT, rules.INT, rules.BOOL}:
                 raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {types.get(src, cls)}, not a number")
             for name, cond in rules.number_checks(col, cls, kind).items():

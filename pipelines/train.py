@@ -122,9 +122,20 @@ def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     return labels.loc[~later, ["customer_id", "tier"]]
 
 
+def labels_where(cfg: Config) -> str:
+    """Where the tiers come from, for a message: the labels file(s) and their tier column, or the rule."""
+    spec = cfg.data.tables.labels
+    if cfg.labels.source != "table" or spec is None:
+        return f"labels (labels.source: {cfg.labels.source})"
+    files = [f"{cfg.data_path(fs.path)}, column {fs.columns.get('tier', 'tier')!r}" for fs in spec.files]
+    return "labels " + "; ".join(files)
+
+
 def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:
     """Feature rows of labelled customers with a ``tier`` column in scheme codes."""
     if labels is None or labels.empty:
+        if cfg.labels.source == "table" and cfg.data.tables.labels is not None:
+            raise TrainingDataError(f"no labels: {labels_where(cfg)} holds no labelled customers")
         raise TrainingDataError("no labels: configure data.tables.labels with at least some labelled customers")
     lab = labels.dropna(subset=["tier"]).copy()
     lab["tier"] = lab["tier"].astype(str).str.strip()
@@ -135,7 +146,7 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
     if len(bad):
         examples = ", ".join(clip(v, quote=True) for v in sorted(bad.unique())[:5])
         raise InputError(
-            f"labels: column 'tier' has {len(bad)} value(s) that are not levels of scheme "
+            f"{labels_where(cfg)}: {len(bad)} value(s) are not levels of scheme "
             f"{cfg.labels.scheme!r} {cfg.scheme.codes}; e.g. {examples} (map them with labels.mapping)"
         )
     dup = lab["customer_id"].duplicated(keep=False)
@@ -143,7 +154,7 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
         conflicting = lab[dup].groupby("customer_id")["tier"].nunique()
         if (conflicting > 1).any():
             raise InputError(
-                f"labels: {int((conflicting > 1).sum())} customer(s) carry different tiers; "
+                f"{labels_where(cfg)}: {int((conflicting > 1).sum())} customer(s) carry different tiers; "
                 f"e.g. {', '.join(clip(v, quote=True) for v in conflicting[conflicting > 1].index[:3])}"
             )
         lab = lab.drop_duplicates("customer_id")

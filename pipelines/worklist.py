@@ -162,7 +162,7 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     """Plan the worklist from ``predictions`` (default ``predict.output``) into ``output`` (default
     ``worklist.output``) and the CSV beside it."""
     from leadtier.pipelines.predict import SIDE_KINDS
-    from leadtier.pipelines.report import read_predictions
+    from leadtier.pipelines.report import check_predictions, read_predictions
 
     if not cfg.worklist.service_days:
         raise WorklistError("worklist.service_days is empty: give each tier to call its days, e.g. {A: 7, B: 30}")
@@ -170,6 +170,7 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     if pred_path.is_file():
         check_manifest(pred_path, SIDE_KINDS)
     pred = read_predictions(pred_path)
+    check_predictions(pred, cfg.scheme, str(pred_path))
     lang = lang or cfg.worklist.lang
     out, start = planned(cfg, pred, lang)
     return _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)

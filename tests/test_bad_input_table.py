@@ -146,6 +146,18 @@ def _head_only(text: str) -> bytes:
     return (text.splitlines()[0] + "\n").encode()
 
 
+def yes_no_csv(table: str, column: str) -> Callable:
+    """The table as a CSV whose ``column`` holds yes and no, alternately."""
+
+    def inject(w: World) -> list[str]:
+        frame = pd.read_parquet(w.data / f"{table}.parquet")
+        frame[column] = ["yes" if i % 2 else "no" for i in range(len(frame))]
+        w.as_csv(table, frame.to_csv(index=False).encode())
+        return []
+
+    return inject
+
+
 def _drop(column: str):
     return lambda f: f.drop(columns=column)
 
@@ -350,6 +362,14 @@ CASES: dict[str, Case] = {
         ("transactions.parquet", "'amount'", "2 value(s)", "not numbers"),
         edit(T, lambda f: _set(f.assign(amount=f["amount"].astype(str)), "amount", [0, 1], "12,50")),
     ),
+    "transactions-yes-no-amount": Case(
+        "yes/no in the amount of a CSV",
+        T,
+        "features",
+        "error",
+        ("transactions.csv", "'amount'", "only yes/no or true/false values, not numbers"),
+        yes_no_csv(T, "amount"),
+    ),
     "transactions-no-amount": Case(
         "missing amount",
         T,
@@ -460,7 +480,7 @@ CASES: dict[str, Case] = {
         L,
         "train",
         "error",
-        ("labels", "'tier'", "4 value(s)", "'Hot'", "labels.mapping"),
+        ("labels.parquet, column 'tier'", "4 value(s)", "'Hot'", "labels.mapping"),
         edit(L, lambda f: _set(f, "tier", [0, 1, 2, 3], "Hot")),
     ),
     "labels-conflicting": Case(
@@ -468,7 +488,7 @@ CASES: dict[str, Case] = {
         L,
         "train",
         "error",
-        ("labels", "1 customer(s) carry different tiers"),
+        ("labels.parquet, column 'tier'", "1 customer(s) carry different tiers"),
         edit(L, lambda f: pd.concat([f, f.head(1).assign(tier="A" if f["tier"].iloc[0] != "A" else "B")])),
     ),
     "labels-too-few": Case(
@@ -535,6 +555,14 @@ CASES: dict[str, Case] = {
             ),
             "parquet",
         ),
+    ),
+    "prospects-yes-no-number": Case(
+        "yes/no in a numeric column of a CSV",
+        P,
+        "predict",
+        "error",
+        ("prospects.csv", "'annual_revenue_musd'", "only yes/no or true/false values, not numbers"),
+        prospects(lambda f: f.assign(annual_revenue_musd=["yes" if i % 2 else "no" for i in range(len(f))])),
     ),
     "prospects-unseen-category": Case(
         "category never seen in training",

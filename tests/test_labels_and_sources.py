@@ -308,3 +308,20 @@ def test_bad_exclusion_rule_is_named(tmp_path):
     cfg.data.tables.transactions.exclude = {"typo": "unit_prize <= 0"}
     with pytest.raises(InputError, match=r"exclude\['typo'\] is not a valid SQL predicate"):
         register_all(duckdb.connect(), cfg, with_labels=False)
+
+
+@pytest.mark.parametrize("words", [("Yes", "No"), ("true", "false"), ("01", "02")])
+def test_a_csv_tier_column_is_read_as_written(tmp_path, words):
+    """Tiers are text: a yes/no (or true/false, or 01) column keeps its spelling for labels.mapping,
+    never a boolean or a number that the mapping cannot match."""
+    from leadtier.pipelines.demo_data import write_demo
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", data_root=str(tmp_path))
+    write_demo(cfg, n_customers=200)
+    labels = pd.read_parquet(tmp_path / "labels.parquet")
+    labels["tier"] = [words[i % 2] for i in range(len(labels))]
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    cfg.data.tables.labels.files[0].path = "labels.csv"
+    con = duckdb.connect()
+    register_all(con, cfg)
+    assert set(fetch_frame(con, "SELECT tier FROM labels")["tier"]) == set(words)

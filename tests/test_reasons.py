@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,17 @@ def test_retier_runs_every_stage_prints_moves_and_exits_3_on_drift(world):
     bad = runner.invoke(app, ["retier", "--config", calm, "--as-of", "yesterday"])
     assert bad.exit_code == 2
 
+    out = work / "outputs" / "demo"
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    raw = yaml.safe_load(Path(calm).read_text())
+    raw["worklist"]["owner_column"] = "territory"  # fails in the worklist stage, after predict has committed
+    late = work / "retier-late-failure.yaml"
+    late.write_text(yaml.safe_dump(raw))
+    failed = runner.invoke(app, ["retier", "--config", str(late), "--as-of", "2026-07-31"])
+    assert failed.exit_code == 2 and "territory" in failed.output, failed.output
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert after == before  # features, predictions, worklist and report: all as the last good run left them
+
 
 @pytest.mark.slow
 def test_worklist_and_report_carry_plain_reasons_by_default(world):
@@ -159,6 +171,50 @@ def test_worklist_and_report_carry_plain_reasons_by_default(world):
     assert len(cells) >= cfg.report.top_n  # the top customers of each tier, explained
     assert all("(↑)" in c or "(↓)" in c for c in cells) and not any(" = " in c for c in cells)
     assert "bought" in html or "interaction" in html  # English, the report's language
+
+
+def test_all_or_nothing_puts_back_what_a_failed_block_replaced_created_or_removed(tmp_path):
+    from leadtier.pipelines.outputs import write_text
+    from leadtier.pipelines.retier import all_or_nothing
+
+    kept, made, gone, spared = (tmp_path / n for n in ("kept.txt", "made.txt", "gone.txt", "spared.txt"))
+    for path in (kept, gone, spared):
+        path.write_text(f"old {path.name}")
+    with pytest.raises(RuntimeError, match="stage 3"), all_or_nothing([kept, made, gone, spared], lambda e: {spared}):
+        for path in (kept, made, spared):
+            write_text(f"new {path.name}", path)  # renamed over the old file, as every stage writes
+        gone.unlink()
+        raise RuntimeError("stage 3 failed")
+    assert kept.read_text() == "old kept.txt" and gone.read_text() == "old gone.txt" and not made.exists()
+    assert spared.read_text() == "new spared.txt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone.txt", "kept.txt", "spared.txt"]  # no leftovers
+    with all_or_nothing([kept, made]):
+        write_text("new", kept)
+    assert kept.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "gone.txt",
+        "kept.txt",
+        "spared.txt",
+    ]
+
+
+def test_today_is_the_date_in_the_configured_time_zone(demo_data, monkeypatch):
+    from leadtier.pipelines import retier
+
+    moment = dt.datetime(2026, 12, 6, 20, 30, tzinfo=dt.UTC)  # already 7 December in Shanghai
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return moment.astimezone(tz)
+
+    monkeypatch.setattr(retier.dt, "datetime", Clock)
+    cfg = demo_data.model_copy(deep=True)
+    assert retier.today(cfg) == dt.date(2026, 12, 6)  # UTC, the default: whatever TZ the job runs in
+    for zone in ("Asia/Shanghai", "America/Los_Angeles"):
+        monkeypatch.setenv("TZ", zone)
+        assert retier.today(cfg) == dt.date(2026, 12, 6)
+    cfg.data.time_zone = "Asia/Shanghai"
+    assert retier.today(cfg) == dt.date(2026, 12, 7)
 
 
 def test_retier_summary_lists_the_largest_moves_first():

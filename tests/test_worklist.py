@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,10 @@ from leadtier.models.worklist import (
     plan,
     shortfall,
 )
+from leadtier.pipelines import report as report_stage
 from leadtier.pipelines.cli import app
+from leadtier.pipelines.config import load_config
+from leadtier.pipelines.sources import InputError
 from typer.testing import CliRunner
 
 from tests.conftest import DEMO_CONFIG
@@ -212,6 +216,29 @@ def test_worklist_command_refuses_bad_settings_with_one_error_line(demo_data, tm
     res = runner.invoke(app, ["worklist", "--config", str(config)])
     assert res.exit_code == 2, (res.output, res.exception)
     assert res.stderr.startswith("error:") and message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda f: f.assign(tier=["A", "Z", "C", "E"] * 3), "column 'tier' holds ['Z'], which are not levels"),
+        (lambda f: pd.concat([f, f.head(2)]), "column 'customer_id' repeats 2 id(s)"),
+        (lambda f: b"not parquet", "cannot be read as PARQUET"),
+    ],
+    ids=["unknown-tier", "repeated-id", "not-parquet"],
+)
+def test_worklist_and_report_refuse_a_predictions_file_they_would_misread(demo_data, tmp_path, spoil, message):
+    config, _ = _config(tmp_path, demo_data, service_days={"A": 7, "B": 30, "C": 90})
+    path = tmp_path / "spoilt.parquet"
+    spoilt = spoil(pd.read_parquet(tmp_path / "pred.parquet"))
+    path.write_bytes(spoilt) if isinstance(spoilt, bytes) else spoilt.to_parquet(path, index=False)
+    res = runner.invoke(app, ["worklist", "--config", str(config), "--predictions", str(path)])
+    assert res.exit_code == 2, (res.output, res.exception)
+    first = res.stderr.splitlines()[0]
+    assert first.startswith("error:") and str(path) in first and message in first, res.stderr
+    assert not (tmp_path / "wl.parquet").exists()
+    with pytest.raises(InputError, match=re.escape(message)):  # the report reads and checks them alike
+        report_stage.build_context(report_stage.read_predictions(path), load_config(config).scheme, source=str(path))
 
 
 def test_owner_and_value_are_read_by_the_configured_id_column(tmp_path):
