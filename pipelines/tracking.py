@@ -3,6 +3,8 @@ the champion and its logged rows, setting the alias; the decision itself is :mod
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -99,8 +101,15 @@ def register(model_uri: str, model_name: str) -> str:
     """Register the logged model as a new version of ``model_name``, tagged complete; returns its number.
 
     Called once the run has logged everything a version needs (its metrics, the rows it was fitted on,
-    its evaluation predictions), so that a run killed before then leaves no version behind."""
-    return str(mlflow.register_model(model_uri, model_name, tags={COMPLETE: "true"}).version)
+    its evaluation predictions), so that a run killed before then leaves no version behind. MLflow prints
+    what it did to stderr; it becomes INFO lines of this log, like the rest of the run."""
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        version = mlflow.register_model(model_uri, model_name, tags={COMPLETE: "true"}).version
+    for line in said.getvalue().splitlines():
+        if line.strip():
+            log.info("registry: %s", line.strip())
+    return str(version)
 
 
 def _keys(rows: pd.DataFrame) -> pd.DataFrame:

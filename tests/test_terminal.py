@@ -168,7 +168,7 @@ def test_lang_is_a_choice_of_the_languages_that_exist():
 
 
 @pytest.mark.slow
-def test_train_shows_tuning_progress_and_a_summary_without_long_lines(demo_data, tmp_path):
+def test_train_shows_tuning_progress_and_a_summary_without_long_lines(demo_data, tmp_path, caplog):
     """What `make train` prints, on a small demo: the progress display during tuning (asked for with
     --progress, as a terminal would get it), a summary with no line over 120 characters, no MLflow chatter."""
     import yaml
@@ -181,10 +181,14 @@ def test_train_shows_tuning_progress_and_a_summary_without_long_lines(demo_data,
     raw["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(raw))
-    res = runner.invoke(app, ["train", "--config", str(config), "--n-trials", "2", "--progress"])
+    with caplog.at_level(logging.INFO, logger="leadtier"):
+        res = runner.invoke(app, ["train", "--config", str(config), "--n-trials", "2", "--progress"])
     assert res.exit_code == 0, (res.output, res.exception)
     out, err = res.stdout, res.stderr
     assert re.search(r"tuning trial 2/2 \|.*\| best \w+ \d\.\d{4} \| \d+:\d\d left", err), err[-3000:]
     assert max(map(len, out.splitlines())) <= 120, max(out.splitlines(), key=len)
     assert "evaluation metrics" in out and "model beats majority" in out
     assert "Passing a Python object" not in err and "Creating initial MLflow database tables" not in err
+    assert "Successfully registered model" not in out + err  # MLflow's own print to stderr ...
+    said = [r.getMessage() for r in caplog.records if r.name == "leadtier.pipelines.tracking"]
+    assert any(m.startswith("registry: Successfully registered model") for m in said), said  # ... is a log line
