@@ -353,7 +353,11 @@ class FeatureConfig(_Strict):
     def _identifiers(cls, v: list[str]) -> list[str]:
         bad = [t for t in v if not t.replace("_", "").isalnum() or not t.isascii()]
         if bad:
-            raise ValueError(f"interaction types must be letters, digits and '_'. Got {bad} instead")
+            raise ValueError(
+                f"interaction types must be ASCII letters, digits and '_' (they name feature columns). Got {bad} "
+                "instead; map other spellings with tables.interactions.derived, e.g. type: "
+                "'CASE \"类型\" WHEN ''拜访'' THEN ''visit'' ELSE ''other'' END'"
+            )
         return v
 
 
@@ -989,6 +993,8 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
     for e in err.errors():
         loc = (*prefix, *e["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
+        if len(loc) >= 2 and loc[-1] == "[key]":  # a mapping's key, not its value: pydantic adds the key itself
+            key = f"{'.'.join(str(p) for p in loc[:-2])} (a key)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -1000,6 +1006,8 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
             msg = f"must be {e['ctx']['expected']}. Got {e.get('input')!r} instead"
         elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
+        if e["type"] == "string_type" and isinstance(e.get("input"), bool):
+            msg += f"; YAML reads an unquoted yes/no, on/off or true/false as {e['input']}: quote it ('yes')"
         lines.append(f"  {key}: {msg}")
     return f"{header} {lines[1].strip()}" if len(lines) == 2 else "\n".join(lines)
 

@@ -132,6 +132,14 @@ def parse_conf(pairs: list[str] | None) -> dict[str, str]:
 # --------------------------------------------------------------------------- SQL
 
 
+def _spark_node(node: exp.Expression) -> exp.Expression:
+    """:func:`_day_diff`, and an identifier with letters beyond ASCII (``cust_城市``) back-quoted: Spark
+    reads only ASCII letters unquoted, sqlglot takes any letter for safe."""
+    if isinstance(node, exp.Identifier) and not node.quoted and not node.name.isascii():
+        return exp.Identifier(this=node.name, quoted=True)
+    return _day_diff(node)
+
+
 def _day_diff(node: exp.Expression) -> exp.Expression:
     """DuckDB ``date_diff('day', a, b)`` -> Spark ``CAST(datediff(b, a) AS BIGINT)``.
 
@@ -157,7 +165,7 @@ def to_spark_sql(sql: str, ordered: bool = True) -> str:
     global sort that scoring does not need).
     """
     tree = sqlglot.parse_one(sql, read="duckdb")
-    tree = tree.transform(_day_diff)
+    tree = tree.transform(_spark_node)
     if not ordered:
         tree.set("order", None)
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
@@ -165,7 +173,7 @@ def to_spark_sql(sql: str, ordered: bool = True) -> str:
 
 def expr_to_spark(expression: str) -> str:
     """A DuckDB expression (``exclude`` rules, ``derived`` columns, reject rules) as Spark SQL."""
-    tree = sqlglot.parse_one(expression, read="duckdb").transform(_day_diff)
+    tree = sqlglot.parse_one(expression, read="duckdb").transform(_spark_node)
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
 
 

@@ -462,8 +462,20 @@ def unlabelled_pool(cfg: Config, feats: pd.DataFrame, train: pd.DataFrame, test:
     return feats[~feats[ID_COLUMN].isin(labelled_ids)]
 
 
+def unread_settings(cfg: Config) -> list[str]:
+    """Settings the configured protocol does not read, in words (a user who set one expects an effect)."""
+    if cfg.train.order_by and cfg.train.evaluation != "ordered_holdout":
+        return [
+            f"train.order_by ({cfg.train.order_by!r}) is read only by train.evaluation: ordered_holdout; "
+            f"this run evaluates by {cfg.train.evaluation}, with rows in no time order"
+        ]
+    return []
+
+
 def prepare(cfg: Config) -> Prepared:
     """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
+    for unread in unread_settings(cfg):
+        log.warning("%s", unread)
     feature_stage.check_families(cfg)
     con = feature_stage.connect(cfg)
     try:

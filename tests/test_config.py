@@ -256,3 +256,28 @@ def test_a_config_that_is_not_utf8_is_an_error_naming_the_byte(tmp_path):
     res = CliRunner().invoke(app, ["features", "--config", str(path)])
     assert res.exit_code == 2, res.output
     assert res.output.strip() == f"error: config file {path} is not UTF-8 text: byte 0xe9 at offset 7; save it as UTF-8"
+
+
+def test_an_unquoted_yes_no_mapping_key_says_to_quote_it(tmp_path):
+    path = _write(tmp_path, lambda r: r["labels"].update(mapping={True: "A", False: "E"}))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2 and all(line.strip().startswith("labels.mapping (a key): ") for line in lines), lines
+    assert all(
+        "YAML reads an unquoted yes/no, on/off or true/false as" in line and "quote it" in line for line in lines
+    )
+
+
+def test_an_order_column_without_the_ordered_protocol_is_said_to_be_unread():
+    from leadtier.pipelines.train import unread_settings
+
+    cfg = load_config(DEMO_CONFIG)
+    assert unread_settings(cfg) == []
+    cfg.train.order_by = "created_at"
+    assert unread_settings(cfg) == [
+        "train.order_by ('created_at') is read only by train.evaluation: ordered_holdout; this run evaluates "
+        "by holdout, with rows in no time order"
+    ]
+    cfg.train.evaluation = "ordered_holdout"
+    assert unread_settings(cfg) == []

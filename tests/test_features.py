@@ -10,7 +10,7 @@ import pytest
 from leadtier.features.queries import feature_query, render_family, slug
 from leadtier.pipelines.features import build
 
-from tests.conftest import AS_OF, small_config, write_tables
+from tests.conftest import AS_OF, REPO, small_config, write_tables
 
 TS = pd.Timestamp
 
@@ -215,5 +215,37 @@ def test_slug_names_columns_consistently():
     assert slug("Total Time Spent on Website") == "total_time_spent_on_website"
     assert slug("Page Views Per Visit") == "page_views_per_visit"
     assert slug("2nd choice") == "c_2nd_choice"
+    assert slug("城市") == "城市" and slug("预算 (万元)") == "预算_万元" and slug("Région") == "région"
     with pytest.raises(ValueError, match="no letters"):
         slug("???")
+
+
+def test_columns_named_in_chinese_become_features_that_read_in_chinese(tmp_path):
+    from leadtier.features.meta import phrase
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.demo_data import write_demo
+    from leadtier.pipelines.features import build
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", data_root=str(tmp_path))
+    write_demo(cfg, n_customers=200)
+    customers = pd.read_parquet(tmp_path / "customers.parquet")
+    customers.rename(columns={"region": "地区", "annual_revenue_musd": "年收入(百万美元)"}).to_parquet(
+        tmp_path / "customers.parquet", index=False
+    )
+    spec = cfg.data.tables.customers
+    spec.categorical = [c if c != "region" else "地区" for c in spec.categorical]
+    spec.numeric = ["年收入(百万美元)"]
+    feats = build(cfg, with_labels=False).features
+    assert feats["cust_地区"].tolist() == customers["region"].astype(str).tolist()
+    pd.testing.assert_series_equal(
+        feats["cust_年收入_百万美元"], customers["annual_revenue_musd"], check_names=False, check_dtype=False
+    )
+    assert phrase("cust_地区", "north", lang="zh") == "地区：north"
+
+
+def test_spark_sql_back_quotes_identifiers_with_letters_beyond_ascii():
+    from leadtier.pipelines.spark import expr_to_spark, to_spark_sql
+
+    sql = to_spark_sql('SELECT c."城市" AS cust_城市, c.region AS cust_region FROM customers AS c')
+    assert "`cust_城市`" in sql and "c.`城市`" in sql and "cust_region" in sql and "`cust_region`" not in sql
+    assert expr_to_spark("\"行业\" = 'IT'") == "`行业` = 'IT'"
