@@ -326,9 +326,10 @@ class OutputSet:
         """``final`` is not part of the new set: it goes at commit (an earlier run's file must not stay)."""
         self._remove.add(Path(final))
 
-    def commit(self, status: str = "complete", keep: list[Path] = ()) -> Path:
+    def commit(self, status: str = "complete", keep: list[Path] = (), facts: dict | None = None) -> Path:
         """Make the staged files the set; files of the set that were neither staged nor kept are removed.
-        ``keep``: files left as the previous run wrote them (a stopped run keeps the last predictions)."""
+        ``keep``: files left as the previous run wrote them (a stopped run keeps the last predictions);
+        ``facts``: what else the manifest says of the run (e.g. the input it scored)."""
         previous = read_manifest(self.manifest) or {}
         files = {}
         for final, tmp in self._staged.items():
@@ -339,7 +340,7 @@ class OutputSet:
         for member in self.members[:-1]:
             if member not in self._staged and member.name not in files:
                 self._remove.add(member)
-        manifest = {"run_id": self.run_id, "status": status, "files": dict(sorted(files.items()))}
+        manifest = {"run_id": self.run_id, "status": status, **(facts or {}), "files": dict(sorted(files.items()))}
         self.stage(self.manifest, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8"))
         plan = {
             "run_id": self.run_id,

@@ -34,7 +34,7 @@ from leadtier.pipelines.features import (
     register_population,
     staged_families,
 )
-from leadtier.pipelines.outputs import OutputSet, check_suffix, neutralise_arrow, table_writer
+from leadtier.pipelines.outputs import OutputSet, check_suffix, neutralise_arrow, read_manifest, table_writer
 from leadtier.pipelines.sources import InputError, register_all
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
@@ -136,6 +136,15 @@ def scoring_threads(cfg: Config) -> int:
 
 
 SIDE_KINDS = ["drift", "migration", "rejects"]  # <stem>.<kind>.csv beside the predictions, one set with them
+
+
+def with_scored_input(cfg: Config, manifest: dict | None) -> Config:
+    """``cfg`` whose ``predict.input`` is the file the predictions' run scored (``predict --input``, as
+    its manifest records), for the stages that read owners, values and features of the same customers."""
+    scored = (manifest or {}).get("input")
+    if not scored or scored == cfg.predict.input:
+        return cfg
+    return cfg.model_copy(update={"predict": cfg.predict.model_copy(update={"input": scored})})
 
 
 def side_file(out_path: Path, kind: str) -> Path:
@@ -265,7 +274,8 @@ def _run(
     _stage_sides(cfg, outset, drift, previous if scored else None, scorer.scheme.codes)
     if len(rejects):
         outset.stage(rejects_path, table_writer(rejects, rejects_path))
-    outset.commit()  # files not staged (no migration, no rejects this time) go: none of an earlier run stays
+    scored_from = {"input": str(cfg.data_path(source).resolve())} if source else {}
+    outset.commit(facts=scored_from)  # files not staged (no migration, no rejects this time) go
     return PredictResult(
         output=out_path,
         rejects=rejects_path,
@@ -317,7 +327,9 @@ def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int]
         return
     if n_rejected:
         outset.stage(outset.sides["rejects"], write_rejects)
-    outset.commit("stopped by predict.max_reject_share", keep=[outset.main, *outset.sides.values()])
+    manifest = getattr(outset, "manifest", None)  # a Spark run's set on a cluster has none
+    kept = {k: v for k, v in (read_manifest(manifest) or {}).items() if k == "input"} if manifest else {}
+    outset.commit("stopped by predict.max_reject_share", keep=[outset.main, *outset.sides.values()], facts=kept)
     raise RejectShareError(
         f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
         f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "

@@ -1346,6 +1346,7 @@ def run(
     """
     from leadtier.pipelines import tracking
     from leadtier.pipelines.outputs import write_text
+    from leadtier.pipelines.predict import with_scored_input
 
     t = {"start": time.perf_counter()}
     lang = lang or cfg.report.lang
@@ -1354,7 +1355,8 @@ def run(
     out_path = Path(output or cfg.report.output)
     if output is None and lang != cfg.report.lang:  # report.html stays in the configured language
         out_path = out_path.with_name(f"{out_path.stem}.{lang}{out_path.suffix}")
-    frame, migration, drift = read_prediction_set(pred_path, migration, drift)  # before MLflow: fails fast
+    frame, migration, drift, manifest = read_prediction_set(pred_path, migration, drift)  # before MLflow: fails fast
+    cfg = with_scored_input(cfg, manifest)  # owners, values and features of the customers that run scored
     t["read"] = time.perf_counter()
     described = _described_model(cfg, frame, pred_path)
     scorer = tracking.load_model(described["uri"]).unwrap_python_model().scorer
@@ -1385,16 +1387,15 @@ def run(
 
 
 def read_prediction_set(pred_path: Path, migration: pd.DataFrame | None, drift: pd.DataFrame | None):
-    """The predictions of the set one predict run committed (a half-done commit is finished first), and
-    its migration and drift files unless given."""
+    """The predictions of the set one predict run committed (a half-done commit is finished first), its
+    migration and drift files unless given, and its manifest (None for a file written without one)."""
     from leadtier.pipelines.outputs import check_manifest
     from leadtier.pipelines.predict import SIDE_KINDS, side_file
 
-    if pred_path.is_file():
-        check_manifest(pred_path, SIDE_KINDS)
+    manifest = check_manifest(pred_path, SIDE_KINDS) if pred_path.is_file() else None
     frame = read_predictions(pred_path)
     if migration is None and side_file(pred_path, "migration").is_file():
         migration = pd.read_csv(side_file(pred_path, "migration"), dtype={"customer_id": str})
     if drift is None and side_file(pred_path, "drift").is_file():
         drift = pd.read_csv(side_file(pred_path, "drift"))
-    return frame, migration, drift
+    return frame, migration, drift, manifest

@@ -684,7 +684,8 @@ class HadoopSet:
     def staged(self, final: str) -> str:
         return self._staged[final]
 
-    def commit(self, status: str = "complete", keep: list[str] = ()) -> None:
+    def commit(self, status: str = "complete", keep: list[str] = (), facts: dict | None = None) -> None:
+        """Rename the staged files into place; ``status`` and ``facts`` have no manifest to go to here."""
         written = list(self._staged)
         for final in written:
             _hadoop_replace(self.fs, self._path(self._staged.pop(final)), self._path(final), self._beside(final, "old"))

@@ -161,14 +161,14 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
 def run(cfg: Config, predictions: str | None = None, output: str | None = None, lang: str | None = None):
     """Plan the worklist from ``predictions`` (default ``predict.output``) into ``output`` (default
     ``worklist.output``) and the CSV beside it."""
-    from leadtier.pipelines.predict import SIDE_KINDS
+    from leadtier.pipelines.predict import SIDE_KINDS, with_scored_input
     from leadtier.pipelines.report import check_predictions, read_predictions
 
     if not cfg.worklist.service_days:
         raise WorklistError("worklist.service_days is empty: give each tier to call its days, e.g. {A: 7, B: 30}")
     pred_path = Path(predictions or cfg.predict.output)
     if pred_path.is_file():
-        check_manifest(pred_path, SIDE_KINDS)
+        cfg = with_scored_input(cfg, check_manifest(pred_path, SIDE_KINDS))
     pred = read_predictions(pred_path)
     check_predictions(pred, cfg.scheme, str(pred_path))
     lang = lang or cfg.worklist.lang

@@ -697,6 +697,7 @@ def test_a_stopped_run_after_one_with_rejects_leaves_a_set_the_next_stages_accep
     assert manifest["status"] == "stopped by predict.max_reject_share"
     assert manifest["files"]["pred.rejects.csv"]["run_id"] == manifest["run_id"]
     assert manifest["files"]["pred.parquet"]["run_id"] != manifest["run_id"]
+    assert manifest["input"] == str((tmp_path / "good.csv").resolve())  # the input of the predictions it kept
 
 
 # --------------------------------------------------------------------------- 6. tiny inputs

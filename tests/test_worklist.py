@@ -241,6 +241,24 @@ def test_worklist_and_report_refuse_a_predictions_file_they_would_misread(demo_d
         report_stage.build_context(report_stage.read_predictions(path), load_config(config).scheme, source=str(path))
 
 
+def test_worklist_reads_owners_from_the_file_the_predictions_scored_not_predict_input(demo_data, tmp_path):
+    from leadtier.pipelines.outputs import OutputSet, table_writer
+    from leadtier.pipelines.predict import SIDE_KINDS
+
+    config, ids = _config(tmp_path, demo_data, service_days={"A": 7, "B": 30, "C": 90})
+    scored = tmp_path / "scored_with_input_option.csv"  # what `predict --input` scored, not predict.input
+    pd.DataFrame({"customer_id": ids, "owner": "zed", "deal": 5.0}).to_csv(scored, index=False)
+    pred_path = tmp_path / "pred.parquet"
+    pred = pd.read_parquet(pred_path)
+    with OutputSet(pred_path, SIDE_KINDS) as out:
+        out.open("run-with-input")
+        out.stage(pred_path, table_writer(pred, pred_path))
+        out.commit(facts={"input": str(scored)})
+    res = runner.invoke(app, ["worklist", "--config", str(config)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert set(pd.read_parquet(tmp_path / "wl.parquet")["owner"]) == {"zed"}
+
+
 def test_owner_and_value_are_read_by_the_configured_id_column(tmp_path):
     from leadtier.pipelines import worklist as stage
     from leadtier.pipelines.config import TableSpec, load_config
