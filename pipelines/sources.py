@@ -355,8 +355,8 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
 
 
 def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
-    """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later);
-    a ``derived`` attribute is its expression. With rule labels the customers' ``leaky`` columns are kept
+    """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later;
+    ``na_values`` are missing in both); a ``derived`` attribute is its expression. With rule labels the customers' ``leaky`` columns are kept
     as text for the rules (not for a scoring input). Returns the attribute names, in output order."""
     path = cfg.data_path(fs.path)
     leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" and not tag_rows else []
@@ -369,7 +369,10 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
             what = "leaky column (read by labels.rules)" if attr in leaky else "attribute column"
             raise InputError(f"{path}: {what} {attr!r} listed in tables.{table} is missing")
         elif attr in spec.numeric:
-            columns.append((ident(attr), ident(attr), attr, "float", classes[attr]))
+            source = ident(attr)
+            if spec.na_values and classes[attr] == rules.TEXT:  # 'n/a' in a number column means missing too
+                source = f"({rules.category_value(source, spec.na_values)})"
+            columns.append((ident(attr), source, attr, "float", classes[attr]))
         else:
             out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)
     return [*spec.categorical, *spec.numeric, *leaky]

@@ -249,3 +249,23 @@ def test_spark_sql_back_quotes_identifiers_with_letters_beyond_ascii():
     sql = to_spark_sql('SELECT c."城市" AS cust_城市, c.region AS cust_region FROM customers AS c')
     assert "`cust_城市`" in sql and "c.`城市`" in sql and "cust_region" in sql and "`cust_region`" not in sql
     assert expr_to_spark("\"行业\" = 'IT'") == "`行业` = 'IT'"
+
+
+def test_na_values_mean_missing_in_number_columns_as_in_categories(tmp_path):
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.demo_data import write_demo
+    from leadtier.pipelines.features import build
+    from leadtier.pipelines.sources import InputError
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", data_root=str(tmp_path))
+    write_demo(cfg, n_customers=200)
+    customers = pd.read_parquet(tmp_path / "customers.parquet")
+    revenue = customers["annual_revenue_musd"].astype(str)
+    revenue[[0, 5]] = [" n/a ", "unknown"]
+    customers.assign(annual_revenue_musd=revenue).to_parquet(tmp_path / "customers.parquet", index=False)
+    with pytest.raises(InputError, match="'annual_revenue_musd'.*2 value"):
+        build(cfg, with_labels=False)
+    cfg.data.tables.customers.na_values = ["n/a", "unknown"]
+    feats = build(cfg, with_labels=False).features.set_index("customer_id")
+    got = feats.loc[customers["customer_id"].astype(str), "cust_annual_revenue_musd"].to_numpy()
+    assert np.isnan(got[[0, 5]]).all() and np.allclose(got[1:5], customers["annual_revenue_musd"][1:5])
