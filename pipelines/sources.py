@@ -356,8 +356,9 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
 
 def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
     """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later;
-    ``na_values`` are missing in both); a ``derived`` attribute is its expression. With rule labels the customers' ``leaky`` columns are kept
-    as text for the rules (not for a scoring input). Returns the attribute names, in output order."""
+    ``na_values`` are missing in both); a ``derived`` attribute is its expression. With rule labels the
+    customers' ``leaky`` columns are kept as text for the rules (not for a scoring input). Returns the
+    attribute names, in output order."""
     path = cfg.data_path(fs.path)
     leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" and not tag_rows else []
     for attr in [*spec.categorical, *spec.numeric, *leaky]:
