@@ -448,7 +448,22 @@ def _model_card(
         "per_tier": per_tier,
         "available": bool(rows),
         "has_gain": any(r["gain"] for r in rows),
+        "verdict_text": _verdict(vs_logreg, s),
     }
+
+
+def _verdict(gains: dict, s: dict) -> str:
+    """The model against the logistic regression in one sentence, metric by metric: better or worse beyond
+    noise (the whole 95 % interval on one side of 0), or not; '' without intervals."""
+    sides: dict[str, list[str]] = {"better": [], "worse": [], "same": []}
+    for m in CARD_METRICS:
+        g = gains.get(m)
+        if g is None:
+            continue
+        side = "better" if g["low"] > 0 else "worse" if g["high"] < 0 else "same"
+        sides[side].append(s.get(f"metric_{m}", m))
+    parts = [s[f"verdict_{k}"].format(names=s["verdict_list"].join(v)) for k, v in sides.items() if v]
+    return f"{s['verdict_intro']}{s['verdict_join'].join(parts)}{s['verdict_end']}" if parts else ""
 
 
 def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str, Any]:
@@ -466,7 +481,8 @@ def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str
         ),
     }
     rows = protocol.get("rows")
-    counts = s["rows_counts"].format(**{k: f"{int(v):,}" for k, v in rows.items()}) if isinstance(rows, dict) else ""
+    template = s["rows_counts_kfold"] if kind == "kfold" else s["rows_counts"]
+    counts = template.format(**{k: f"{int(v):,}" for k, v in rows.items()}) if isinstance(rows, dict) else ""
     chosen = protocol.get("model")
     return {
         "protocol_text": words[kind]() if kind in words else "",

@@ -194,8 +194,20 @@ def test_the_model_is_not_worse_than_the_logistic_regression_beyond_noise(traine
 def test_the_model_card_says_what_was_measured(trained_shape):
     name, spec, customers, output, run, summary, html = trained_shape
     rows = summary["protocol"]["rows"]
-    counts = f"{rows['train']:,} customers trained the model; {rows['evaluation']:,} were evaluated; 0 were in both."
+    if spec["train"]["evaluation"] == "kfold":  # every row evaluated, each by a model that did not train on it
+        counts = (
+            f"Each of the {rows['evaluation']:,} labelled customers was scored once, by the model of the fold "
+            "that did not train on it (0 in both within a fold); the registered model then trained on all "
+            f"{rows['train']:,}."
+        )
+    else:
+        counts = (
+            f"{rows['train']:,} customers trained the model; {rows['evaluation']:,} were evaluated; 0 were in both."
+        )
     assert counts in html
+    assert "Against the logistic regression on the same rows: " in html or summary["metrics"]["model"] == summary[
+        "metrics"
+    ].get("logreg")
     assert "How it was measured:" in html and "In plain words:" in html
 
 

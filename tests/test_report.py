@@ -317,6 +317,11 @@ def test_model_card_marks_best(scheme5):
     html = report.render(with_gains, "en")
     assert report.strings("en")["gain_vs_logreg"] in html and "+0.022 [+0.003, +0.040]</td>" in html
     assert f"+0.010 [-0.005, +0.026] ({report.strings('en')['within_noise']})" in html
+    verdict = "Against the logistic regression on the same rows: better beyond noise in Macro-F1; no difference"
+    assert f"{verdict} beyond noise in Log-loss." in html  # what the interval column says, in one sentence
+    worse = {"logreg": {"macro_f1": {"gain": -0.03, "low": -0.05, "high": -0.01}}}
+    zh = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=worse), "zh")
+    assert "与同一批客户上的逻辑回归相比：宏平均 F1显著更差。" in zh
     assert report.strings("zh")["gain_vs_logreg"] in report.render(
         context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=gains), "zh"
     )
