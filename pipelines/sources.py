@@ -247,7 +247,8 @@ def _file_select(
 
 def _check_file(table: str, path: Path) -> None:
     if not path.is_file():
-        raise InputError(f"{table}: input file not found: {path}")
+        where = "" if path.is_absolute() else f" (from the current folder: {path.absolute()})"
+        raise InputError(f"{table}: input file not found: {path}{where}")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); {table} data needs at least a header row")
 
