@@ -26,6 +26,14 @@ PROFILE_WORDS: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
 ]
 
 
+def _words(column: str, words: dict) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(en, zh) for a segment far above and far below the average in ``column``."""
+    if column in words:
+        return words[column]
+    name = column.removeprefix("cust_").replace("_", " ")
+    return (f"high {name}", f"{name}高"), (f"low {name}", f"{name}低")
+
+
 def _transform_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Signed log1p of every column: money and counts are heavily skewed."""
     x = float_matrix(frame, list(columns))
@@ -144,17 +152,16 @@ class Segmenter(ClusterMixin, BaseEstimator):
         relabel = getattr(self, "relabel_", None)
         if relabel:
             centers.index = [relabel[i] for i in range(len(centers))]
-        known = [(c, hi, lo) for c, hi, lo in PROFILE_WORDS if c in centers.columns]
+        words = {c: (hi, lo) for c, hi, lo in PROFILE_WORDS}
         names: dict[int, dict[str, str]] = {}
         for sid, row in centers.sort_index().iterrows():
-            if known:
-                ranked = sorted(known, key=lambda t: -abs(row[t[0]]))[:3]
-                parts = [(hi if row[c] > 0 else lo) for c, hi, lo in ranked if abs(row[c]) >= 0.25] or [
-                    ("typical", "普通")
-                ]
-            else:
-                top = row.abs().sort_values(ascending=False).index[:2]
-                parts = [((f"high {c}", f"{c}高") if row[c] > 0 else (f"low {c}", f"{c}低")) for c in top]
+            # the (at most three) columns furthest from the average customer: the purchase and interaction
+            # features with words first; any column where none of those stands out (data without events)
+            far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= 0.25]
+            ranked = ([c for c in far if c in words and c.startswith(("rfm_", "ix_"))] or far)[:3]
+            parts = [(_words(c, words)[0] if row[c] > 0 else _words(c, words)[1]) for c in ranked] or [
+                ("typical", "普通")
+            ]
             en = ", ".join(p[0] for p in parts)
             zh = "、".join(p[1] for p in parts)
             names[int(sid)] = {"en": en, "zh": zh}

@@ -741,7 +741,7 @@ def _segment_cards(
     if len(profile):
         profile = profile.copy()
         profile.index = pd.to_numeric(pd.Series(profile.index), errors="coerce").fillna(-1).astype("int64").to_numpy()
-    shown = profile_columns(list(profile.columns))
+    shown = profile_columns(profile)
     fallback_names: dict[int, str] = {}
     if "segment" in b.predictions.columns:
         first = pd.DataFrame({"sid": b.seg_ids.to_numpy(), "name": b.predictions["segment"].to_numpy()})
@@ -1109,10 +1109,16 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def profile_columns(columns: list[str]) -> list[str]:
-    """The profile columns a segment card shows: the known behaviour features, else the first few."""
-    cols = [c for c in columns if c != "size"]
-    return [c for c in KEY_FEATURES if c in cols] or cols[:MAX_PROFILE_ROWS]
+def profile_columns(profile: pd.DataFrame) -> list[str]:
+    """The profile columns a segment card shows (at most :data:`MAX_PROFILE_ROWS`): the known behaviour
+    features present, then the other columns whose segment medians differ the most (relative to their
+    size), so that data without transactions or interactions still gets cards that tell segments apart."""
+    cols = [c for c in profile.columns if c != "size"]
+    key = [c for c in KEY_FEATURES if c in cols]
+    medians = profile[[c for c in cols if c not in key]].apply(pd.to_numeric, errors="coerce")
+    spread = (medians.max() - medians.min()) / (medians.abs().mean() + 1e-9)
+    others = [c for c in spread.sort_values(ascending=False, kind="stable").index if spread[c] > 0]
+    return [*key, *others][:MAX_PROFILE_ROWS]
 
 
 _WINDOW = re.compile(r"_(\d+)d$")
@@ -1212,7 +1218,7 @@ def _revenue_and_profile(
 ) -> tuple[pd.Series | None, pd.DataFrame | None]:
     """Past revenue per predictions row (None: unknown) and the segment profiles of the scored customers
     (the training data's ``train_profile`` when their features cannot be rebuilt or are not needed)."""
-    shown = profile_columns(list(train_profile.columns)) if train_profile is not None else []
+    shown = profile_columns(train_profile) if train_profile is not None else []
     revenue, profile = None, None
     if "past_revenue" in frame.columns:
         revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")

@@ -215,6 +215,28 @@ def test_segmenter_is_seeded_names_segments_and_keeps_names_on_retrain():
     assert [c.name(s) for s in c.predict(same)] == [a.name(s) for s in a.predict(same)]
 
 
+def test_segments_of_data_without_events_are_named_and_profiled_by_the_columns_that_part_them():
+    from leadtier.pipelines.report import profile_columns
+
+    rng = np.random.default_rng(2)
+    n = 900
+    grp = rng.integers(0, 3, n)
+    X = pd.DataFrame(
+        {
+            "cust_tenure_days": rng.uniform(150, 170, n),  # a known word, but the same in every group
+            "cust_age": np.choose(grp, [25.0, 45.0, 65.0]) * rng.uniform(0.95, 1.05, n),
+            "cust_balance": np.choose(grp, [100.0, 3000.0, 800.0]) * rng.uniform(0.9, 1.1, n),
+        }
+    )
+    seg = Segmenter(k=3, random_state=0).fit(X)
+    names = [seg.name(i) for i in range(3)]
+    assert len(set(names)) == 3 and not any("(" in n or n == "typical" for n in names), names
+    assert all("age" in n or "balance" in n for n in names)
+    assert all(seg.name(i, "zh").endswith(("高", "低")) for i in range(3))  # 'age高、balance低'
+    assert profile_columns(seg.profile_)[:1] == ["cust_tenure_days"]  # the known feature, then what differs
+    assert set(profile_columns(seg.profile_)[1:]) == {"cust_age", "cust_balance"}
+
+
 def test_temperature_calibration_keeps_the_most_probable_tier():
     X, y = _data(900)
     cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)
