@@ -107,13 +107,15 @@ def _template_source() -> str:
 
 def feature_label(column: str, lang: str) -> str:
     """A readable name for a feature column: the report's own name, else its plain-word phrase from the
-    feature metadata with the value left out ('… purchases in the last 90 days'), else the column name."""
+    feature metadata with the value left out ('… purchases in the last 90 days'; an attribute's
+    'balance: …' is 'balance'), else the column name."""
     named = strings(lang).get("features", {}).get(column)
     if named:
         return named
     if meta_of(column) is None:
         return column
-    return phrase(column, "…", lang)
+    text = phrase(column, "…", lang)
+    return text.removesuffix(": …").removesuffix("：…")
 
 
 def fmt_num(value: Any, digits: int | None = None) -> str:

@@ -737,3 +737,9 @@ def test_the_model_card_counts_censored_entities_and_names_censoring_proxies(sch
     assert ("censored" if lang == "en" else "删失") in text
     html = report.render(ctx, lang)
     assert "1,286" in html and "days_open" in html
+
+
+def test_an_attribute_feature_is_labelled_by_its_name_alone():
+    assert report.feature_label("cust_balance", "en") == "balance"
+    assert report.feature_label("cust_预算万元", "zh") == "预算万元"
+    assert report.feature_label("ix_count_30d", "en") == "Interactions in the last 30 days"  # the report's own
