@@ -1004,6 +1004,8 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
                 msg += f"; allowed keys here: {', '.join(allowed)}"
         elif e["type"] == "literal_error" and "expected" in e.get("ctx", {}):
             msg = f"must be {e['ctx']['expected']}. Got {e.get('input')!r} instead"
+            if loc and loc[-1] == "encoding":
+                msg += "; convert text in another encoding to UTF-8 first, e.g. iconv -f GBK -t UTF-8"
         elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
         if e["type"] == "string_type" and isinstance(e.get("input"), bool):

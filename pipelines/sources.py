@@ -78,6 +78,12 @@ def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = 
     return f"read_csv({lit}, header = true, sample_size = -1{options})"
 
 
+ENCODING_HINT = (
+    "Set encoding: latin-1 (Western European text) or utf-16 for this file in the config; text in another "
+    "encoding (GBK, Big5, Shift-JIS, ...) must be converted to UTF-8 first, e.g. iconv -f GBK -t UTF-8"
+)
+
+
 def _format(path: Path, fmt: str) -> str:
     return fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
 
@@ -96,7 +102,7 @@ def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
     reason = "; ".join(line.strip() for line in lines).rstrip(".")
     hint = ""
     if "not utf-8 encoded" in reason:
-        hint = " Set encoding: latin-1 (or utf-16) for this file in the config."
+        hint = f" {ENCODING_HINT}"
     return InputError(f"{path}: cannot be read as {table} data: {reason[:400]}.{hint}")
 
 

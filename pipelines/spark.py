@@ -57,7 +57,7 @@ from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
 from leadtier.pipelines.outputs import FORMULA_PREFIX, OutputSet, neutralise_formulas, set_stem, stage
 from leadtier.pipelines.predict import PredictResult
-from leadtier.pipelines.sources import InputError, register_all, register_table
+from leadtier.pipelines.sources import ENCODING_HINT, InputError, register_all, register_table
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
@@ -299,10 +299,7 @@ def _check_utf8(df: DataFrame, path: Path, table: str) -> None:
         bool(text) and df.where(reduce(lambda a, b: a | b, [c.contains("\ufffd") for c in text])).limit(1).count() > 0
     )
     if replaced:
-        raise InputError(
-            f"{path}: cannot be read as {table} data: this file is not utf-8 encoded. "
-            "Set encoding: latin-1 (or utf-16) for this file in the config."
-        )
+        raise InputError(f"{path}: cannot be read as {table} data: this file is not utf-8 encoded. {ENCODING_HINT}")
 
 
 def _spark_class(dtype) -> str:

@@ -281,3 +281,9 @@ def test_an_order_column_without_the_ordered_protocol_is_said_to_be_unread():
     ]
     cfg.train.evaluation = "ordered_holdout"
     assert unread_settings(cfg) == []
+
+
+def test_an_encoding_duckdb_cannot_read_says_how_to_convert_the_file(tmp_path):
+    path = _write(tmp_path, lambda r: r["data"]["tables"]["customers"].update(encoding="gbk"))
+    with pytest.raises(ConfigError, match=r"encoding: must be 'utf-8', 'utf-16' or 'latin-1'. Got 'gbk' .*iconv"):
+        load_config(path)
