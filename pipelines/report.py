@@ -668,6 +668,7 @@ def _tier_rows(b: _Scored) -> list[dict]:
     for code in b.codes:
         cnt = int(b.tier_counts[code])
         r = float(rev_by_tier[code]) if rev_by_tier is not None else None
+        proba = b.predictions.get(f"proba_{code}")
         rows.append(
             {
                 "code": code,
@@ -675,6 +676,8 @@ def _tier_rows(b: _Scored) -> list[dict]:
                 "color": b.colors[code],
                 "count": cnt,
                 "pct": cnt / b.n,
+                # how many the probabilities put there: differs from count when the decision favours rare tiers
+                "expected": float(pd.to_numeric(proba, errors="coerce").sum()) if proba is not None else None,
                 "revenue": r,
                 "revenue_pct": r / b.conc["total"] if b.has_revenue else None,
                 "avg_revenue": (r / cnt if cnt else None) if b.has_revenue else None,

@@ -743,3 +743,16 @@ def test_an_attribute_feature_is_labelled_by_its_name_alone():
     assert report.feature_label("cust_balance", "en") == "balance"
     assert report.feature_label("cust_预算万元", "zh") == "预算万元"
     assert report.feature_label("ix_count_30d", "en") == "Interactions in the last 30 days"  # the report's own
+
+
+def test_the_tier_table_shows_how_many_the_probabilities_expect_beside_the_decided_count(scheme5):
+    frame = make_predictions(scheme5, list("AABBC") * 4)
+    ctx = context(scheme5, frame)
+    rows = {t["code"]: t for t in ctx["summary"]["tiers"]}
+    for code in scheme5.codes:
+        assert rows[code]["expected"] == pytest.approx(frame[f"proba_{code}"].sum())
+    html = report.render(ctx, "en")
+    table = html[html.index('id="tier-sizes"') : html.index("</table>", html.index('id="tier-sizes"'))]
+    assert report.strings("en")["expected_count"] in table
+    assert f'<td class="n">{rows["A"]["expected"]:,.0f}</td>' in table
+    assert report.strings("en")["expected_note"] in html
