@@ -364,15 +364,12 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
 def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
     """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later;
     ``na_values`` are missing in both); a ``derived`` attribute is its expression. With rule labels the
-    customers' ``leaky`` columns are kept as text for the rules (not for a scoring input). A scoring input
-    may lack an attribute that ``features.exclude`` keeps out of the model (an order column): it is empty.
-    Returns the attribute names, in output order."""
+    customers' ``leaky`` columns are kept as text for the rules (not for a scoring input). Returns the
+    attribute names, in output order."""
     path = cfg.data_path(fs.path)
     leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" and not tag_rows else []
     for attr in [*spec.categorical, *spec.numeric, *leaky]:
-        if tag_rows and attr not in classes and attr not in fs.derived and _excluded(cfg, attr):
-            out[ident(attr)] = f"CAST(NULL AS {'DOUBLE' if attr in spec.numeric else 'VARCHAR'})"
-        elif attr in fs.derived:
+        if attr in fs.derived:
             kind = "float" if attr in spec.numeric else "str"
             value = _derived(engine, table, path, view, attr, kind, fs.derived[attr])
             out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
@@ -387,14 +384,6 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
         else:
             out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)
     return [*spec.categorical, *spec.numeric, *leaky]
-
-
-def _excluded(cfg: Config, attr: str) -> bool:
-    """Is the customers attribute ``attr`` kept out of the model by ``features.exclude`` (by its name in the
-    file or by its feature column's)?"""
-    from leadtier.features.queries import slug
-
-    return attr in cfg.features.exclude or f"cust_{slug(attr)}" in cfg.features.exclude
 
 
 def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, view: str, text, stats, in_order):

@@ -676,20 +676,6 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
     assert out.read_bytes() == b"an earlier run's predictions"
 
 
-def test_a_scoring_input_may_lack_only_the_columns_kept_out_of_the_model(world, tmp_path):
-    path, out = tmp_path / "no_revenue.csv", tmp_path / "pred.parquet"
-    _prospects(world, 30).drop(columns=["annual_revenue_musd"]).to_csv(path, index=False)
-    res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
-    _one_line_error(res, "attribute column 'annual_revenue_musd'", "is missing")  # a column the model reads
-    raw = yaml.safe_load(world.config_path.read_text())
-    raw["features"]["exclude"] = ["annual_revenue_musd"]  # an order column, say: not a feature
-    config = tmp_path / "excluding.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    res = _cli("predict", "--config", str(config), "--input", str(path), "--output", str(out))
-    assert res.exit_code == 0 and "reconciled: 30 = 30 scored + 0 rejected (ok)" in res.stdout, res.output
-    assert len(pd.read_parquet(out)) == 30
-
-
 def test_a_stopped_run_after_one_with_rejects_leaves_a_set_the_next_stages_accept(world, tmp_path):
     out, rejects = tmp_path / "pred.parquet", tmp_path / "pred.rejects.csv"
     good, bad = _prospects(world, 100), _prospects(world, 100)
