@@ -50,26 +50,40 @@ class _Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_yes_no_for_a_number(cls, value: Any, info) -> Any:
-        # pydantic reads true/false (YAML's yes/no too) as 1/0 in a number field: a typo, not a number
-        if isinstance(value, bool) and not _admits_bool(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"is not a yes/no setting. Got {value!r} instead")
+        # pydantic reads true/false (YAML's yes/no too) as 1/0 where a number goes: a typo, not a number
+        if _yes_no_for_a_number(value, cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"needs numbers, not yes/no or true/false. Got {value!r} instead")
         return value
 
 
 _UNSET = object()
 
 
-def _admits_bool(annotation: Any) -> bool:
-    """Does a field of this type take true/false as such (bool, Any, a Literal of them, a union with one)?"""
-    if annotation is bool or annotation is Any:
-        return True
+def _members(annotation: Any) -> list[Any]:
+    """The types a field annotation allows, Annotated and unions unwrapped."""
     origin = typing.get_origin(annotation)
-    if origin is Literal:
-        return any(isinstance(v, bool) for v in typing.get_args(annotation))
     if origin is Annotated:
-        return _admits_bool(typing.get_args(annotation)[0])
+        return _members(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return any(_admits_bool(a) for a in typing.get_args(annotation))
+        return [m for a in typing.get_args(annotation) for m in _members(a)]
+    return [annotation]
+
+
+def _yes_no_for_a_number(value: Any, annotation: Any) -> bool:
+    """Is ``value`` (or an item of it, for a list or mapping of numbers) a bool where the type takes
+    numbers and no bool? Text and Literal settings are left to their own messages."""
+    members = _members(annotation)
+    if isinstance(value, bool):
+        takes_bool = any(
+            m is bool or m is Any or (typing.get_origin(m) is Literal and True in typing.get_args(m)) for m in members
+        )
+        return not takes_bool and any(m in (int, float) for m in members)
+    for m in members:
+        origin, args = typing.get_origin(m), typing.get_args(m)
+        if isinstance(value, list) and origin in (list, tuple, set) and args:
+            return any(_yes_no_for_a_number(v, args[0]) for v in value)
+        if isinstance(value, dict) and origin is dict and len(args) == 2:
+            return any(_yes_no_for_a_number(v, args[1]) for v in value.values())
     return False
 
 
@@ -1008,7 +1022,7 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
                 msg += "; convert text in another encoding to UTF-8 first, e.g. iconv -f GBK -t UTF-8"
         elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
-        if e["type"] == "string_type" and isinstance(e.get("input"), bool):
+        if e["type"] in ("string_type", "literal_error") and isinstance(e.get("input"), bool):
             msg += f"; YAML reads an unquoted yes/no, on/off or true/false as {e['input']}: quote it ('yes')"
         lines.append(f"  {key}: {msg}")
     return f"{header} {lines[1].strip()}" if len(lines) == 2 else "\n".join(lines)
@@ -1044,14 +1058,16 @@ class _ConfigLoader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             seen = set()
             for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int | float | bool) or key == "<<":
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base': merged keys may be overridden
                     continue
-                if key in seen:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool):
+                    continue
+                if (type(key), key) in seen:  # 1 and true are different keys
                     raise yaml.constructor.ConstructorError(
                         None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
                     )
-                seen.add(key)
+                seen.add((type(key), key))
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_timestamp(self, node):

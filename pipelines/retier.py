@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,9 +73,9 @@ def _drifted(path: Path) -> list[tuple[str, float]]:
     return [(str(f), float(p)) for f, p in zip(flagged["feature"], flagged["psi"], strict=True)]
 
 
-def written_paths(cfg: Config, lang: str | None) -> list[Path]:
-    """Every file a re-tier run may write or remove: the feature table, the predictions set and the
-    worklist set (each with its manifest and commit journal), the report."""
+def written_paths(cfg: Config, lang: str | None) -> dict[str, list[Path]]:
+    """Every file each stage of a re-tier run may write or remove: the feature table, the predictions set
+    and the worklist set (each with its manifest and commit journal), the report."""
     from leadtier.pipelines.outputs import OutputSet
     from leadtier.pipelines.predict import SIDE_KINDS
 
@@ -83,20 +83,36 @@ def written_paths(cfg: Config, lang: str | None) -> list[Path]:
     work = OutputSet(cfg.worklist.output, [])
     report = Path(cfg.report.output)
     lang = lang or cfg.report.lang
-    reports = (
-        [report] if lang == cfg.report.lang else [report, report.with_name(f"{report.stem}.{lang}{report.suffix}")]
-    )
-    sets = [*pred.members, pred.journal, *work.members, work.main.with_suffix(".csv"), work.journal]
-    return [Path(cfg.features.output), *sets, *reports]
+    reports = [report] if lang == cfg.report.lang else [report.with_name(f"{report.stem}.{lang}{report.suffix}")]
+    return {
+        "features": [Path(cfg.features.output)],
+        "predict": [*pred.members, pred.journal],
+        "worklist": [*work.members, work.main.with_suffix(".csv"), work.journal],
+        "report": reports,
+    }
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 @contextlib.contextmanager
-def all_or_nothing(paths: list[Path], spared=lambda exc: set()) -> Iterator[None]:
-    """On an exception inside the block, put each of ``paths`` back as it was before it (and remove
-    those it created), but for those in ``spared(exception)``. Every stage replaces a file by renaming
-    a new one over it, so a hard link taken before (a copy where the file system has none) keeps the
-    old content at no cost."""
-    kept: dict[Path, Path] = {}
+def all_or_nothing(paths: list[Path]) -> Iterator[Callable[[list[Path]], None]]:
+    """Yields ``wrote(paths)``, which a stage calls once it has committed ``paths``. On an exception inside
+    the block, each path a stage wrote is put back as it was before the block (removed if it did not
+    exist), unless another process has replaced it since: a run of `leadtier predict` that committed in
+    between keeps its files. Every stage replaces a file by renaming a new one over it, so a hard link
+    taken before (a copy where the file system has none) keeps the old content at no cost."""
+    before: dict[Path, Path] = {}
+    ours: dict[Path, tuple[int, int, int] | None] = {}
+
+    def wrote(written: list[Path]) -> None:
+        ours.update({p: _identity(p) for p in written})
+
     try:
         for path in paths:
             if path.is_file():
@@ -106,65 +122,63 @@ def all_or_nothing(paths: list[Path], spared=lambda exc: set()) -> Iterator[None
                     os.link(path, aside)
                 except OSError:
                     shutil.copy2(path, aside)
-                kept[path] = aside
-        yield
-    except BaseException as exc:
-        keep = spared(exc)
-        for path in paths:
-            if path in keep:
-                continue
-            if path in kept:
-                os.replace(kept.pop(path), path)
+                before[path] = aside
+        yield wrote
+    except BaseException:
+        for path, identity in ours.items():
+            if _identity(path) != identity:
+                continue  # replaced by another run since this one wrote it: its file now
+            if path in before:
+                os.replace(before.pop(path), path)
             else:
                 path.unlink(missing_ok=True)
         raise
     finally:
-        for aside in kept.values():
+        for aside in before.values():
             aside.unlink(missing_ok=True)
 
 
-def today(cfg: Config) -> dt.date:
-    """Today's date in ``data.time_zone`` (UTC unless set): one date for one moment, wherever the job runs."""
+def today(cfg: Config, now: dt.datetime | None = None) -> dt.date:
+    """The date in ``data.time_zone`` (UTC unless set) at ``now`` (default: this moment), whatever the
+    machine's own time zone: one moment, one date."""
     from zoneinfo import ZoneInfo
 
-    return dt.datetime.now(ZoneInfo(cfg.data.time_zone)).date()
+    return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(cfg.data.time_zone)).date()
 
 
 def run(cfg: Config, as_of: dt.date | None = None, lang: str | None = None, progress: bool = False) -> RetierResult:
     """Run the four stages as of ``as_of`` (default :func:`today`) with the champion. A failure leaves
-    every output as it was, except that a predict stopped by ``predict.max_reject_share`` leaves the
-    rejects file its message names (beside the previous predictions, as `leadtier predict` does)."""
-    from leadtier.pipelines.outputs import OutputSet
-    from leadtier.pipelines.predict import SIDE_KINDS, RejectShareError
-
+    every output as it was (:func:`all_or_nothing`); a predict stopped by ``predict.max_reject_share``
+    leaves the rejects file its message names, as `leadtier predict` does."""
     as_of = as_of or today(cfg)
-    predictions = set(OutputSet(cfg.predict.output, SIDE_KINDS).members)
-
-    def spared(exc: BaseException) -> set[Path]:
-        return predictions if isinstance(exc, RejectShareError) else set()
-
-    with all_or_nothing(written_paths(cfg, lang), spared):
-        return _stages(cfg, as_of, lang, progress)
+    paths = written_paths(cfg, lang)
+    with all_or_nothing([p for group in paths.values() for p in group]) as wrote:
+        return _stages(cfg, as_of, lang, progress, lambda stage: wrote(paths[stage]))
 
 
-def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool) -> RetierResult:
+def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool, done: Callable[[str], None]) -> RetierResult:
+    """The four stages; ``done(stage)`` after each has committed its files."""
     from leadtier.pipelines import predict, report, worklist
     from leadtier.pipelines.features import build
     from leadtier.pipelines.outputs import write_table
 
     fb = build(cfg, as_of=as_of, with_labels=False)
     feats_path = write_table(fb.features, cfg.features.output)
+    done("features")
     lines = [f"features: {len(fb.features)} rows as of {as_of} -> {feats_path}"]
     out_path = Path(cfg.predict.output)
     first_run = not out_path.is_file()
     scored = predict.run(cfg, as_of=as_of, progress=progress)
+    done("predict")
     lines.append(f"predict: {scored.scored} scored, {scored.rejected} rejected -> {scored.output}")
     if cfg.worklist.service_days:
         wl = worklist.run(cfg, lang=lang)
+        done("worklist")
         lines.append(f"worklist: {wl.counts[worklist.PLANNED]} planned -> {wl.output}")
     else:
         lines.append("worklist: skipped (worklist.service_days is empty)")
     lines.append(f"report: {report.run(cfg, lang=lang)}")
+    done("report")
     return RetierResult(
         as_of=as_of,
         lines=lines,

@@ -52,8 +52,14 @@ def test_demo_config_loads_with_builtin_schemes():
             r"labels\.scheme must be one of .*time_to_close.*Got 'vip'",
         ),
         (lambda r: r["data"].update(as_of="yesterday"), r"data\.as_of"),
-        (lambda r: r["train"]["tuning"].update(n_trials=True), r"train\.tuning\.n_trials: is not a yes/no setting"),
-        (lambda r: r.update(seed=False), r"seed: is not a yes/no setting. Got False instead"),
+        (lambda r: r["train"]["tuning"].update(n_trials=True), r"train\.tuning\.n_trials: needs numbers, not yes/no"),
+        (lambda r: r.update(seed=False), r"seed: needs numbers, not yes/no or true/false. Got False instead"),
+        (lambda r: r["features"].update(windows_days=[7, True]), r"features\.windows_days: needs numbers.*\[7, True\]"),
+        (lambda r: r["worklist"].update(service_days={"A": True}), r"worklist\.service_days: needs numbers"),
+        (
+            lambda r: r["report"].update(lang=False),
+            r"report\.lang: must be 'en' or 'zh'. Got False instead; YAML reads",
+        ),
         (lambda r: r["features"].update(windows_days=[30, 7]), r"windows must be increasing"),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
         (
@@ -287,3 +293,15 @@ def test_an_encoding_duckdb_cannot_read_says_how_to_convert_the_file(tmp_path):
     path = _write(tmp_path, lambda r: r["data"]["tables"]["customers"].update(encoding="gbk"))
     with pytest.raises(ConfigError, match=r"encoding: must be 'utf-8', 'utf-16' or 'latin-1'. Got 'gbk' .*iconv"):
         load_config(path)
+
+
+def test_yaml_merge_keys_still_load_and_the_mapping_own_keys_win(tmp_path):
+    text = DEMO_CONFIG.read_text()
+    assert "segments:\n  k: null" in text and "k_range: [3, 7]" in text
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        text.replace("segments:\n", "segments:\n  <<: {k_range: [2, 9], exclude_columns: [rfm_score]}\n", 1)
+    )
+    (tmp_path / "schemes.yaml").write_text((REPO / "configs" / "schemes.yaml").read_text())
+    segments = load_config(path).segments
+    assert list(segments.k_range) == [3, 7] and list(segments.exclude_columns) == ["rfm_score"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -173,48 +174,42 @@ def test_worklist_and_report_carry_plain_reasons_by_default(world):
     assert "bought" in html or "interaction" in html  # English, the report's language
 
 
-def test_all_or_nothing_puts_back_what_a_failed_block_replaced_created_or_removed(tmp_path):
+def test_all_or_nothing_puts_back_what_the_failed_run_wrote_and_nothing_another_run_wrote(tmp_path):
     from leadtier.pipelines.outputs import write_text
     from leadtier.pipelines.retier import all_or_nothing
 
-    kept, made, gone, spared = (tmp_path / n for n in ("kept.txt", "made.txt", "gone.txt", "spared.txt"))
-    for path in (kept, gone, spared):
+    kept, made, gone, theirs, untouched = (
+        tmp_path / n for n in ("kept.txt", "made.txt", "gone.txt", "theirs.txt", "untouched.txt")
+    )
+    for path in (kept, gone, theirs, untouched):
         path.write_text(f"old {path.name}")
-    with pytest.raises(RuntimeError, match="stage 3"), all_or_nothing([kept, made, gone, spared], lambda e: {spared}):
-        for path in (kept, made, spared):
+    paths = [kept, made, gone, theirs, untouched]
+    with pytest.raises(RuntimeError, match="stage 3"), all_or_nothing(paths) as wrote:
+        for path in (kept, made, theirs):
             write_text(f"new {path.name}", path)  # renamed over the old file, as every stage writes
         gone.unlink()
+        wrote([kept, made, gone, theirs])  # the stages committed these
+        write_text("another run's", theirs)  # a `leadtier predict` that committed after this run
+        write_text("a failed stage's half", untouched)  # never committed by this run: not its to undo
         raise RuntimeError("stage 3 failed")
     assert kept.read_text() == "old kept.txt" and gone.read_text() == "old gone.txt" and not made.exists()
-    assert spared.read_text() == "new spared.txt"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone.txt", "kept.txt", "spared.txt"]  # no leftovers
-    with all_or_nothing([kept, made]):
+    assert theirs.read_text() == "another run's" and untouched.read_text() == "a failed stage's half"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone.txt", "kept.txt", "theirs.txt", "untouched.txt"]
+    with all_or_nothing([kept, made]) as wrote:
         write_text("new", kept)
-    assert kept.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == [
-        "gone.txt",
-        "kept.txt",
-        "spared.txt",
-    ]
+        wrote([kept])
+    assert kept.read_text() == "new" and not any(p.name.endswith(".old") for p in tmp_path.iterdir())
 
 
-def test_today_is_the_date_in_the_configured_time_zone(demo_data, monkeypatch):
+def test_today_is_the_date_in_the_configured_time_zone(demo_data):
     from leadtier.pipelines import retier
 
     moment = dt.datetime(2026, 12, 6, 20, 30, tzinfo=dt.UTC)  # already 7 December in Shanghai
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return moment.astimezone(tz)
-
-    monkeypatch.setattr(retier.dt, "datetime", Clock)
     cfg = demo_data.model_copy(deep=True)
-    assert retier.today(cfg) == dt.date(2026, 12, 6)  # UTC, the default: whatever TZ the job runs in
-    for zone in ("Asia/Shanghai", "America/Los_Angeles"):
-        monkeypatch.setenv("TZ", zone)
-        assert retier.today(cfg) == dt.date(2026, 12, 6)
+    assert retier.today(cfg, moment) == dt.date(2026, 12, 6)  # UTC, the default, wherever the job runs
+    assert retier.today(cfg, moment.astimezone(ZoneInfo("America/Los_Angeles"))) == dt.date(2026, 12, 6)
     cfg.data.time_zone = "Asia/Shanghai"
-    assert retier.today(cfg) == dt.date(2026, 12, 7)
+    assert retier.today(cfg, moment) == dt.date(2026, 12, 7)
 
 
 def test_retier_summary_lists_the_largest_moves_first():
