@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Sequence
 from importlib import resources
 
@@ -28,7 +29,7 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, ke
 def slug(name: str) -> str:
     """A column name as a lower-case identifier: 'Total Time Spent' -> 'total_time_spent', '城市' -> '城市'
     (letters and digits of any script; every other run of characters is one '_')."""
-    s = re.sub(r"[\W_]+", "_", name).strip("_").lower()
+    s = re.sub(r"[\W_]+", "_", unicodedata.normalize("NFC", name)).strip("_").lower()
     if not s:
         raise ValueError(f"column name {name!r} has no letters or digits to build a feature name from")
     return s if not s[0].isdigit() else f"c_{s}"

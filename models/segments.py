@@ -153,12 +153,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
         if relabel:
             centers.index = [relabel[i] for i in range(len(centers))]
         words = {c: (hi, lo) for c, hi, lo in PROFILE_WORDS}
+        events = any(c.startswith(("rfm_", "ix_")) for c in centers.columns)
         names: dict[int, dict[str, str]] = {}
         for sid, row in centers.sort_index().iterrows():
-            # the (at most three) columns furthest from the average customer: the purchase and interaction
-            # features with words first; any column where none of those stands out (data without events)
+            # the (at most three) columns furthest from the average customer: with an event log, those of
+            # the purchase and interaction features that have words; without one, any column
             far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= 0.25]
-            ranked = ([c for c in far if c in words and c.startswith(("rfm_", "ix_"))] or far)[:3]
+            ranked = ([c for c in far if c in words] if events else far)[:3]
             parts = [(_words(c, words)[0] if row[c] > 0 else _words(c, words)[1]) for c in ranked] or [
                 ("typical", "普通")
             ]

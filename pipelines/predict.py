@@ -138,6 +138,12 @@ def scoring_threads(cfg: Config) -> int:
 SIDE_KINDS = ["drift", "migration", "rejects"]  # <stem>.<kind>.csv beside the predictions, one set with them
 
 
+def input_facts(cfg: Config, input_path: str | None) -> dict:
+    """What the manifest records of the input: a file given with ``--input`` (``predict.input`` is in the
+    config, and moves with ``--data-root``)."""
+    return {"input": str(cfg.data_path(input_path).resolve())} if input_path else {}
+
+
 def with_scored_input(cfg: Config, manifest: dict | None) -> Config:
     """``cfg`` whose ``predict.input`` is the file the predictions' run scored (``predict --input``, as
     its manifest records), for the stages that read owners, values and features of the same customers."""
@@ -274,8 +280,7 @@ def _run(
     _stage_sides(cfg, outset, drift, previous if scored else None, scorer.scheme.codes)
     if len(rejects):
         outset.stage(rejects_path, table_writer(rejects, rejects_path))
-    scored_from = {"input": str(cfg.data_path(source).resolve())} if source else {}
-    outset.commit(facts=scored_from)  # files not staged (no migration, no rejects this time) go
+    outset.commit(facts=input_facts(cfg, input_path))  # files not staged (no migration, no rejects) go
     return PredictResult(
         output=out_path,
         rejects=rejects_path,

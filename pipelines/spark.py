@@ -387,7 +387,7 @@ def _strptime(node: exp.Expression) -> exp.Expression:
 
 def input_sql(sql: str) -> str:
     """The DuckDB SQL of the input rules (:mod:`leadtier.features.inputs`) as Spark SQL."""
-    tree = sqlglot.parse_one(sql, read="duckdb").transform(_day_diff).transform(_strptime)
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_spark_node).transform(_strptime)
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
 
 
@@ -922,7 +922,7 @@ def predict_spark(
 
 def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons) -> PredictResult:
     from leadtier.pipelines import tracking
-    from leadtier.pipelines.predict import _scorer_of, check_reject_share
+    from leadtier.pipelines.predict import _scorer_of, check_reject_share, input_facts
 
     t0 = time.perf_counter()
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
@@ -944,7 +944,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
             feats.unpersist()
         if why:
             outset.stage(outset.sides["rejects"], rejects)
-        outset.commit()  # files not staged (no migration, no rejects this time) go: none of an earlier run stays
+        outset.commit(facts=input_facts(cfg, input_path))  # files not staged (no migration, no rejects) go
     finally:
         tagged.unpersist()
     return PredictResult(

@@ -104,11 +104,13 @@ def register(model_uri: str, model_name: str) -> str:
     its evaluation predictions), so that a run killed before then leaves no version behind. MLflow prints
     what it did to stderr; it becomes INFO lines of this log, like the rest of the run."""
     said = io.StringIO()
-    with contextlib.redirect_stderr(said):
-        version = mlflow.register_model(model_uri, model_name, tags={COMPLETE: "true"}).version
-    for line in said.getvalue().splitlines():
-        if line.strip():
-            log.info("registry: %s", line.strip())
+    try:
+        with contextlib.redirect_stderr(said):
+            version = mlflow.register_model(model_uri, model_name, tags={COMPLETE: "true"}).version
+    finally:  # also what it said before failing
+        for line in said.getvalue().splitlines():
+            if line.strip():
+                log.info("registry: %s", line.strip())
     return str(version)
 
 

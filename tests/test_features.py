@@ -244,11 +244,14 @@ def test_columns_named_in_chinese_become_features_that_read_in_chinese(tmp_path)
 
 
 def test_spark_sql_back_quotes_identifiers_with_letters_beyond_ascii():
-    from leadtier.pipelines.spark import expr_to_spark, to_spark_sql
+    from leadtier.pipelines.spark import expr_to_spark, input_sql, to_spark_sql
 
     sql = to_spark_sql('SELECT c."城市" AS cust_城市, c.region AS cust_region FROM customers AS c')
     assert "`cust_城市`" in sql and "c.`城市`" in sql and "cust_region" in sql and "`cust_region`" not in sql
     assert expr_to_spark("\"行业\" = 'IT'") == "`行业` = 'IT'"
+    assert input_sql("SELECT upper(城市) AS city FROM t WHERE 行业 = 'IT'") == (
+        "SELECT UPPER(`城市`) AS city FROM t WHERE `行业` = 'IT'"
+    )  # derived columns and exclude rules, as written in a config
 
 
 def test_na_values_mean_missing_in_number_columns_as_in_categories(tmp_path):
