@@ -282,7 +282,7 @@ def test_report_says_when_tiers_do_not_come_from_the_champion(trained):
     assert notes(by_champion)[0] == 0
     count, html = notes(by_other)
     assert count == 1 and s["note_not_champion"].format(version=other, champion=champion) in html
-    mixed = pd.concat([pd.read_parquet(by_champion).head(100), pd.read_parquet(by_other).head(300)])
+    mixed = pd.concat([pd.read_parquet(by_champion).head(100), pd.read_parquet(by_other).iloc[100:400]])
     mixed.to_parquet(work / "out" / "v_mixed.parquet", index=False)
     count, html = notes(work / "out" / "v_mixed.parquet")
     assert count == 2 and f"v{other}: 75.0%, v{champion}: 25.0%" in html  # the described version is the larger share
