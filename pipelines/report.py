@@ -676,7 +676,7 @@ def _tier_rows(b: _Scored) -> list[dict]:
                 "color": b.colors[code],
                 "count": cnt,
                 "pct": cnt / b.n,
-                # how many the probabilities put there: differs from count when the decision favours rare tiers
+                # how many the probabilities put there: each customer counts in one tier, so it differs from count
                 "expected": float(pd.to_numeric(proba, errors="coerce").sum()) if proba is not None else None,
                 "revenue": r,
                 "revenue_pct": r / b.conc["total"] if b.has_revenue else None,
