@@ -218,9 +218,19 @@ def rule_condition(predicate: str) -> str:
     return f"coalesce(({predicate}), false)"
 
 
+def row_reject(id_reason_sql: str, bad_cells: Sequence[tuple[str, str]]) -> str:
+    """Why a scoring input row's own cells make it unusable: its id (``id_reason_sql``), then the first
+    of ``bad_cells`` (condition, reason), e.g. a number column holding text; NULL when none applies."""
+    if not bad_cells:
+        return id_reason_sql
+    whens = " ".join(f"WHEN {cond} THEN {lit(reason)}" for cond, reason in bad_cells)
+    return f"coalesce({id_reason_sql}, CASE {whens} END)"
+
+
 def row_reasons(table: str, data_columns: Sequence[str], drop_exact_duplicates: bool, exclude: dict[str, str]) -> str:
-    """Over a numbered table (``input_row``, ``id_reject``, the data columns): why each row is not used
-    (a missing or unusable id, an exact duplicate of an earlier row, an ``exclude`` rule), or NULL."""
+    """Over a numbered table (``input_row``, ``row_reject``, the data columns): why each row is not used
+    (a missing or unusable id or a value that does not parse, an exact duplicate of an earlier row, an
+    ``exclude`` rule), or NULL."""
     whens = []
     if drop_exact_duplicates:
         same = ", ".join(ident(c) for c in data_columns)
@@ -228,7 +238,7 @@ def row_reasons(table: str, data_columns: Sequence[str], drop_exact_duplicates: 
         whens.append((f"{copy} > 1", f"exact duplicate row (tables.{table}.drop_exact_duplicates)"))
     whens += [(rule_condition(p), f"excluded by tables.{table}.exclude[{rule!r}]") for rule, p in exclude.items()]
     parts = " ".join(f"WHEN {cond} THEN {lit(text)}" for cond, text in whens)
-    return f"CAST(coalesce(id_reject, CASE {parts} END) AS VARCHAR)" if whens else "id_reject"
+    return f"CAST(coalesce(row_reject, CASE {parts} END) AS VARCHAR)" if whens else "row_reject"
 
 
 def derive_customers(attributes: Sequence[str]) -> str:

@@ -244,10 +244,13 @@ def _file_select(
     counts = dict(zip(checks, values, strict=True))
     stats.files[str(path)] = int(counts["rows"])
     stats.raw_missing_id += int(counts.get("id:missing") or 0)
+    bad_cells = BadCells(cfg.predict.max_reject_share, int(counts["rows"])) if tag_rows else None
     for column in columns:
-        out[column[0]] = _canonical_value(engine, table, path, fs, view, stats, counts, column, out, tag_rows)
+        out[column[0]] = _canonical_value(engine, table, path, fs, view, stats, counts, column, out, bad_cells)
     order = [c for c, _, _ in wanted] + [ident(a) for a in kept]
-    order += ["input_id", "id_reject"] if tag_rows else []
+    if tag_rows:
+        out["row_reject"] = rules.row_reject(out["row_reject"], bad_cells.found)
+        order += ["input_id", "row_reject"]
     return f"SELECT {', '.join(f'{out[c]} AS {c}' for c in order)} FROM {view}"
 
 
@@ -331,15 +334,16 @@ def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], t
     return checks
 
 
-def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, column: Column, out, tag_rows) -> str:
-    """The SQL value of one canonical column after the checks' ``counts``: ids normalised (with the
-    id as written and its reject reason when rows are tagged), times parsed (a value that does not parse
-    is an error with examples), numbers cast; bad values counted in ``stats``."""
+def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, column: Column, out, bad_cells) -> str:
+    """The SQL value of one canonical column after the checks' ``counts``: ids normalised, times parsed,
+    numbers cast; bad values counted in ``stats``. A time or number that does not parse is an error with
+    examples, or, for a scoring input (``bad_cells`` a :class:`BadCells`), a reason that rejects its
+    row; ids then also give the id as written and why it is no id."""
     canon, col, src, kind, cls = column
     if kind == "id":
-        if tag_rows:
+        if bad_cells is not None:
             out["input_id"] = rules.id_as_written(col, cls)
-            out["id_reject"] = rules.id_reason(col, cls)
+            out["row_reject"] = rules.id_reason(col, cls)
         _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls)
         return rules.id_value(col, cls, bool(counts.get("id:float_text")))
     if kind in {"date", "timestamp"}:
@@ -349,16 +353,43 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             where = rules.time_bad(col, value)
             examples = [r[0] for r in engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {where} LIMIT 3")]
             null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
-            raise InputError(
+            problem = (
                 f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
                 f"{rules.SQL_TYPES[kind].lower()}{rules.time_hint(examples, fs.date_format, null_words)}; "
                 f"e.g. {', '.join(clip(e, quote=True) for e in examples)}"
             )
+            _bad_cells(
+                bad_cells, problem, n_bad, where, f"column {src!r} does not parse as a {rules.SQL_TYPES[kind].lower()}"
+            )
         return value
     if kind in {"float", "int"}:
-        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind)
+        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells)
         return rules.number_value(col, cls, kind)
     return f"CAST({col} AS VARCHAR)"
+
+
+@dataclass
+class BadCells:
+    """A scoring input's cells that do not parse, as (condition, reason) pairs that reject their rows.
+    A column with more such cells than ``limit`` (``predict.max_reject_share``) of the file's ``rows``
+    is wrong as a whole (a date format, a shifted column): an error that says what to change."""
+
+    limit: float
+    rows: int
+    found: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _bad_cells(cells: BadCells | None, problem: str, n_bad: int, where: str, reason: str) -> None:
+    """Values that do not parse: an error (``cells`` None, or too many), or their rows rejected with ``reason``."""
+    if cells is None:
+        raise InputError(problem)
+    if n_bad > cells.limit * cells.rows:
+        raise InputError(
+            f"{problem}; {n_bad} of {cells.rows} rows is more than predict.max_reject_share = {cells.limit:.1%}, "
+            "so the column is read wrong, not the rows (a few such rows would be rejected and listed)"
+        )
+    log.warning("%s: their rows are rejected (%s)", problem, reason)
+    cells.found.append((where, reason))
 
 
 def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
@@ -474,13 +505,15 @@ def _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls) -> N
             log.warning("%s: column %r of %s: %d row(s): %s (not used); e.g. %s", path, src, table, n, why, ex)
 
 
-def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind) -> None:
-    """Text that is no number stops the run; NaN, inf and -inf are read as missing, counted and logged."""
+def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells) -> None:
+    """Text that is no number stops the run (or rejects its row, see :class:`BadCells`); NaN, inf and -inf
+    are read as missing, counted and logged."""
     checked = rules.number_checks(col, cls, kind)
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
         ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")
-        raise InputError(f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}")
+        problem = f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
+        _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number")
     n_inf = int(counts.get(f"not_finite:{canon}") or 0)
     if n_inf:
         stats.not_finite[src] = stats.not_finite.get(src, 0) + n_inf
@@ -513,8 +546,8 @@ def register_table(
     ``con``: a DuckDB connection or an engine (:class:`DuckEngine`, ``spark.SparkEngine``).
     ``tag_rows=True`` (scoring input) drops nothing: it adds ``input_row``, the 1-based position in
     the input (files in config order), ``input_id``, the id as written, and ``pre_reject``, why the row
-    would have been dropped (a missing or unusable id, an exact duplicate of an earlier row, an
-    ``exclude`` rule) or NULL, so every row can be accounted for.
+    cannot be used (a missing or unusable id, a date or number that does not parse, an exact duplicate
+    of an earlier row, an ``exclude`` rule) or NULL, so every row can be accounted for.
     """
     engine = engine_of(con)
     engine.set_time_zone(cfg.data.time_zone)
@@ -592,7 +625,7 @@ def _tag_rows(engine, table: str, name: str, spec: TableSpec, union: str, stats:
         bind = f"SELECT * FROM {numbered} WHERE {rules.rule_condition(predicate)} LIMIT 0"  # scans nothing
         _rule_rows(engine, table, rule, bind)
     why = rules.row_reasons(table, data_cols, spec.drop_exact_duplicates, spec.exclude)
-    kept = ", ".join(ident(c) for c in data_cols if c != "id_reject")
+    kept = ", ".join(ident(c) for c in data_cols if c != "row_reject")
     engine.create(name, f"SELECT input_row, {kept}, {why} AS pre_reject FROM {numbered}", materialize=True)
     stats.rows = sum(stats.files.values())  # every row stays; the caller counts the tags
     return stats

@@ -539,22 +539,32 @@ CASES: dict[str, Case] = {
         "unparseable date",
         P,
         "predict",
-        "error",
-        ("prospects.csv", "'created_at'", "'31/02/2026'"),
+        "rejected",
+        ("column 'created_at' does not parse as a date",),
         prospects(lambda f: _set(f, "created_at", [7], "31/02/2026")),
+        1,
     ),
     "prospects-text-in-number": Case(
         "text in a numeric column",
         P,
         "predict",
-        "error",
-        ("prospects.parquet", "'annual_revenue_musd'", "'n/a'"),
+        "rejected",
+        ("column 'annual_revenue_musd' is not a number",),
         prospects(
             lambda f: _set(
                 f.assign(annual_revenue_musd=f["annual_revenue_musd"].astype(str)), "annual_revenue_musd", [5], "n/a"
             ),
             "parquet",
         ),
+        1,
+    ),
+    "prospects-text-in-every-number": Case(
+        "text in most rows of a numeric column",
+        P,
+        "predict",
+        "error",
+        ("prospects.csv", "'annual_revenue_musd'", "40 value(s)", "predict.max_reject_share"),
+        prospects(lambda f: f.assign(annual_revenue_musd=[f"{v:.1f} M" for v in f["annual_revenue_musd"]])),
     ),
     "prospects-yes-no-number": Case(
         "yes/no in a numeric column of a CSV",

@@ -40,7 +40,6 @@ from leadtier.pipelines import report as report_stage
 from leadtier.pipelines.cli import app
 from leadtier.pipelines.config import Config, load_config
 from leadtier.pipelines.outputs import check_manifest
-from leadtier.pipelines.sources import InputError
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -628,21 +627,28 @@ def test_every_row_is_scored_or_rejected_with_a_reason(world, tmp_path):
     assert res.summary().splitlines()[-1].endswith("(ok)")
 
 
-def test_unparseable_created_at_names_file_and_column(world, tmp_path):
+def test_an_unparseable_created_at_rejects_its_row_and_a_wrong_date_format_stops_the_run(world, tmp_path, caplog):
     cfg = world.config()
     frame = _prospects(world, 30)
     frame.loc[7, "created_at"] = "31/02/2026"
     path = tmp_path / "bad_dates.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "pred.parquet"
-    with pytest.raises(InputError) as err:
-        predict_stage.run(cfg, input_path=str(path), output=str(out), progress=False)
-    msg = str(err.value)
-    assert str(path) in msg and "'created_at'" in msg and "'31/02/2026'" in msg and "1 value(s)" in msg
-    assert not out.exists() and not out.with_name("pred.rejects.csv").exists()
-    res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
-    _one_line_error(res, str(path), "'created_at'")
-    assert not out.exists()
+    with caplog.at_level("WARNING"):
+        res = predict_stage.run(cfg, input_path=str(path), output=str(out), progress=False)
+    assert (res.scored, res.rejected) == (29, 1)
+    rejects = pd.read_csv(res.rejects, dtype={"customer_id": str})
+    assert rejects.values.tolist() == [[8, frame["customer_id"][7], "column 'created_at' does not parse as a date"]]
+    warned = [r.getMessage() for r in caplog.records if "'31/02/2026'" in r.getMessage()]
+    assert len(warned) == 1 and str(path) in warned[0] and "'created_at'" in warned[0], warned
+    # every date written day first: the column is read wrong, not the rows; the run stops and says what to set
+    frame = _prospects(world, 30)
+    frame["created_at"] = pd.to_datetime(frame["created_at"]).dt.strftime("%d/%m/%Y")
+    frame.to_csv(path, index=False)
+    again = tmp_path / "x.parquet"
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(again))
+    _one_line_error(res, str(path), "'created_at'", "30 value(s)", "date_format", "max_reject_share")
+    assert not again.exists() and not again.with_name("x.rejects.csv").exists()
 
 
 # --------------------------------------------------------------------------- 5. max_reject_share
@@ -789,12 +795,17 @@ def test_blank_text_in_a_numeric_parquet_column_is_missing_as_in_csv(world, tmp_
         assert (res.scored, res.rejected) == (10, 0)
         outs[fmt] = pd.read_parquet(res.output)
     pd.testing.assert_frame_equal(outs["csv"], outs["parquet"])
-    frame.loc[5, "annual_revenue_musd"] = "n/a"  # text that is not blank is still an error
+    frame.loc[5, "annual_revenue_musd"] = "n/a"  # text that is not blank is no number: its row is rejected
     frame.to_parquet(tmp_path / "p.parquet", index=False)
-    with pytest.raises(InputError, match=r"'annual_revenue_musd'.* 1 value\(s\) that are not numbers; e.g. 'n/a'"):
-        predict_stage.run(
-            cfg, input_path=str(tmp_path / "p.parquet"), output=str(tmp_path / "x.parquet"), progress=False
-        )
+    cfg.predict.max_reject_share = 0.2  # 1 of 10
+    res = predict_stage.run(
+        cfg, input_path=str(tmp_path / "p.parquet"), output=str(tmp_path / "x.parquet"), progress=False
+    )
+    assert (res.scored, res.rejected) == (9, 1)
+    assert res.reasons == {"column 'annual_revenue_musd' is not a number": 1}
+    rejects = pd.read_csv(res.rejects, dtype={"customer_id": str})
+    assert rejects[["input_row", "customer_id"]].values.tolist() == [[6, frame["customer_id"][5]]]
+    assert frame["customer_id"][5] not in set(pd.read_parquet(res.output)["customer_id"])
 
 
 def test_categories_never_seen_in_training_are_counted_and_named(world, tmp_path, caplog):

@@ -426,7 +426,8 @@ def test_spark_predictions_equal_batch_predictions(spark, trained):
 
 
 def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
-    """Exact duplicates, ``exclude`` rules and ids that are no ids (N/A, spaces around) on the scoring input:
+    """Exact duplicates, ``exclude`` rules, ids that are no ids (N/A, spaces around) and cells that do not
+    parse (text in a number column, a date that does not exist) on the scoring input:
     each such row is listed in the rejects file at its own position in the file, with its id as written,
     by both engines, and never scored."""
     from leadtier.pipelines import predict
@@ -435,7 +436,7 @@ def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
     ruled = cfg.model_copy(deep=True)
     ruled.data.tables.customers.drop_exact_duplicates = True
     ruled.data.tables.customers.exclude = {"internal test accounts": "customer_id LIKE 'ZTEST%'"}
-    ruled.predict.max_reject_share = 0.5  # 6 of 36 rejected is the point here
+    ruled.predict.max_reject_share = 0.5  # 8 of 38 rejected is the point here
     prospects = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str}).head(30)
     extra = prospects.iloc[[4, 4, 9]].copy()  # row 5 twice more (exact duplicates), row 10 as a test account
     extra.iloc[2, extra.columns.get_loc("customer_id")] = "ZTEST1"
@@ -444,7 +445,12 @@ def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
     scoring.loc[len(scoring) - 1, "created_at"] = "2020-01-01"
     bad_ids = prospects.iloc[[0, 1]].copy()  # ids that are no ids: rejected, and listed as written
     bad_ids["customer_id"] = ["N/A", f" {prospects['customer_id'][1]} "]
-    scoring = pd.concat([scoring, bad_ids], ignore_index=True)
+    bad_cells = prospects.iloc[[2, 3]].copy()  # a number that is text, a date that does not exist
+    bad_cells["customer_id"] = ["CELL1", "CELL2"]
+    bad_cells["annual_revenue_musd"] = bad_cells["annual_revenue_musd"].astype(object)
+    bad_cells.iloc[0, bad_cells.columns.get_loc("annual_revenue_musd")] = "n/a"
+    bad_cells.iloc[1, bad_cells.columns.get_loc("created_at")] = "2026-02-31"
+    scoring = pd.concat([scoring, bad_ids, bad_cells], ignore_index=True)
     scoring.to_csv(work / "ruled.csv", index=False)
     inp = str(work / "ruled.csv")
 
@@ -453,22 +459,34 @@ def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
     dup = "exact duplicate row (tables.customers.drop_exact_duplicates)"
     excluded = "excluded by tables.customers.exclude['internal test accounts']"
     marker, padded = rules.MARKER_ID, rules.PADDED_ID
+    number, date = "column 'annual_revenue_musd' is not a number", "column 'created_at' does not parse as a date"
     want = pd.DataFrame(
         {
-            "input_row": [31, 32, 33, 34, 35, 36],
+            "input_row": [31, 32, 33, 34, 35, 36, 37, 38],
             "customer_id": [prospects["customer_id"][4]] * 2
-            + ["ZTEST1", prospects["customer_id"][9], "N/A", f" {prospects['customer_id'][1]} "],
-            "reason": [dup, dup, excluded, "duplicate customer_id: the first occurrence is scored", marker, padded],
+            + ["ZTEST1", prospects["customer_id"][9], "N/A", f" {prospects['customer_id'][1]} ", "CELL1", "CELL2"],
+            "reason": [
+                dup,
+                dup,
+                excluded,
+                "duplicate customer_id: the first occurrence is scored",
+                marker,
+                padded,
+                number,
+                date,
+            ],
         }
     )
     for got in (batch, res):
-        assert got.input_rows == 36 and got.scored == 30 and got.rejected == 6
+        assert got.input_rows == 38 and got.scored == 30 and got.rejected == 8
         assert got.reasons == {
             dup: 2,
             excluded: 1,
             "duplicate customer_id: the first occurrence is scored": 1,
             marker: 1,
             padded: 1,
+            number: 1,
+            date: 1,
         }
         read = pd.read_csv(got.rejects, dtype={"customer_id": str}, keep_default_na=False)
         pd.testing.assert_frame_equal(read, want)
