@@ -273,7 +273,7 @@ def _run(
         job = {"reasons": reasons, "n_jobs": scoring_threads(cfg)}
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
             scored = _score_batches(
-                con, sql, model, outset, version, as_of, batch_size, progress, input_rows, job, drift
+                con, sql, model, outset, version, as_of, batch_size, progress, input_rows - len(rejects), job, drift
             )
     finally:
         con.close()

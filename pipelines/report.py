@@ -739,9 +739,14 @@ def _playbook(b: _Scored, tier_rows: list[dict]) -> list[dict]:
 
 
 def _segment_cards(
-    b: _Scored, cross: pd.DataFrame, segment_names: dict | None, segment_profile: pd.DataFrame | None
+    b: _Scored,
+    cross: pd.DataFrame,
+    segment_names: dict | None,
+    segment_profile: pd.DataFrame | None,
+    currency: str | None = None,
 ) -> list[dict]:
-    """One card per segment, largest first: name, size, revenue share, profile and tier mix."""
+    """One card per segment, largest first: name, size, revenue share, profile (amounts of money with
+    ``currency``) and tier mix."""
     profile = segment_profile if segment_profile is not None else pd.DataFrame()
     if len(profile):
         profile = profile.copy()
@@ -767,7 +772,14 @@ def _segment_cards(
         ]
         prof = []
         if sid in profile.index:
-            prof = [{"column": c, "label": feature_label(c, b.lang), "value": profile.loc[sid, c]} for c in shown]
+            prof = [
+                {
+                    "column": c,
+                    "label": feature_label(c, b.lang),
+                    "text": _profile_value(c, profile.loc[sid, c], currency),
+                }
+                for c in shown
+            ]
         cards.append(
             {
                 "id": int(sid),
@@ -782,6 +794,12 @@ def _segment_cards(
         )
     cards.sort(key=lambda c: -c["size"])
     return cards
+
+
+def _profile_value(column: str, value: Any, currency: str | None) -> str:
+    """A segment's mean of ``column`` as the card shows it: money with ``currency``, else a number."""
+    found = meta_of(column)
+    return fmt_money(value, currency) if found and found[0].unit == "money" else fmt_num(value)
 
 
 def _tier_segment(b: _Scored, cross: pd.DataFrame, cards: list[dict]) -> dict[str, Any]:
@@ -1010,7 +1028,7 @@ def build_context(
     model_info = dict(model_info or {})
     tier_rows = _tier_rows(b)
     cross = pd.crosstab(b.seg_ids.to_numpy(), b.tiers.to_numpy()).reindex(columns=b.codes, fill_value=0)
-    cards = _segment_cards(b, cross, segment_names, segment_profile)
+    cards = _segment_cards(b, cross, segment_names, segment_profile, currency)
     return {
         "lang": lang,
         "generated": dt.date.today().isoformat(),

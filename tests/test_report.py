@@ -661,6 +661,11 @@ def test_money_carries_the_configured_currency(scheme5):
     assert all(r["ev_text"].startswith("£") for r in ctx["worklist"]["rows"])
     unvalued = context(scheme5, frame, worklist=make_worklist(frame), currency="£")  # values are the placeholder 1
     assert not any("£" in r["ev_text"] for r in unvalued["worklist"]["rows"])
+    # a segment's past revenue on its card carries the currency; counts and days do not
+    seg = make_predictions(scheme5, ["A", "B", "C", "E"], segments=[0, 0, 1, 1])
+    card = {p["column"]: p["text"] for p in context(scheme5, seg, currency="£")["segments"]["cards"][0]["profile"]}
+    assert card["rfm_monetary"] == "£5,000" and card["rfm_recency_days"] == "12"
+    assert "£5,000" in report.render(context(scheme5, seg, currency="£"), "en")
 
 
 def test_drift_is_folded_to_the_features_that_drift_with_readable_names(scheme5):
