@@ -794,12 +794,14 @@ class WorklistConfig(_Strict):
     )
     value_column: str | None = Field(
         default=None,
-        description="a column of the scoring input with each customer's deal value; null: past revenue, else 1",
+        description="a column of the scoring input (or of a lookup table in tables.customers.joins, named with "
+        "the join's prefix) with each customer's deal value; null: past revenue, else 1",
     )
     owner_column: str | None = Field(
         default=None,
-        description="a column of the scoring input naming each customer's owner; null: a column named 'owner' "
-        "when there is one",
+        description="a column of the scoring input (or of a lookup table in tables.customers.joins, named with "
+        "the join's prefix, e.g. the account manager of accounts.csv) naming each customer's owner; null: a "
+        "column named 'owner' when there is one",
     )
     contacts_per_week: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="contacts each owner can make per week; null: no limit"

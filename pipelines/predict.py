@@ -187,6 +187,14 @@ def _scorer_of(model):
         return None
 
 
+def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFrame:
+    """Table ``customers`` in ``con``: the rows of the scoring input ``spec`` that ``predict`` scores as of
+    ``as_of``, as every stage that rebuilds their features must see them (a row predict rejected for a
+    bad cell must not stop the worklist's reasons). Returns the rejected and skipped rows with reasons."""
+    register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False, tag_rows=True)
+    return _split_rejects(con, as_of, cfg.predict.open_only)
+
+
 def _split_rejects(con, as_of: dt.date, open_only: bool = False) -> pd.DataFrame:
     """Tag every input row; move rejected rows (and, with ``open_only``, entities closed before
     ``as_of``: skipped) out of ``customers``. Returns them with their reasons."""
@@ -262,9 +270,8 @@ def _run(
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
     try:
         population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
-        register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False, tag_rows=True)
-        input_rows = con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
-        rejects = _split_rejects(con, as_of, cfg.predict.open_only)
+        rejects = register_scored_input(con, cfg, spec, as_of)
+        input_rows = len(rejects) + con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
         rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
         why = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()} if len(rejects) else {}
         check_reject_share(cfg, outset, input_rows, why, table_writer(rejects, rejects_path))

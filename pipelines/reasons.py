@@ -41,9 +41,9 @@ def _as_of(cfg: Config, rows: pd.DataFrame) -> dt.date:
 
 def features_of(cfg: Config, ids: list[str], as_of: dt.date) -> pd.DataFrame:
     """The feature rows of the customers ``ids`` of the scoring input (``predict.input``, else the customers
-    table) as of ``as_of``; customers not found are absent."""
+    table) as of ``as_of``, from the rows ``predict`` scores there; customers not found are absent."""
     from leadtier.pipelines.features import build_in, check_families, connect, register_population
-    from leadtier.pipelines.sources import register_all
+    from leadtier.pipelines.predict import register_scored_input
 
     check_families(cfg)
     spec = cfg.data.tables.customers
@@ -54,7 +54,7 @@ def features_of(cfg: Config, ids: list[str], as_of: dt.date) -> pd.DataFrame:
     con = connect(cfg, extra_files=[fs.path for fs in spec.files])
     try:
         population = register_population(con, cfg)
-        register_all(con, cfg, customers=spec, with_labels=False)
+        register_scored_input(con, cfg, spec, as_of)
         con.register("reasons__ids", pd.DataFrame({"customer_id": pd.unique(pd.Series(ids, dtype=str))}))
         con.execute(
             "CREATE OR REPLACE TEMP TABLE customers__picked AS SELECT * FROM customers "

@@ -1169,22 +1169,18 @@ def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.Data
     Uses the customers file that ``predict`` scored by default (``predict.input``). Returns None,
     with a warning, when the inputs cannot be read any more or hold under 99 % of the scored customers.
     """
-    from leadtier.pipelines.features import build
+    from leadtier.pipelines.reasons import features_of
 
-    spec = cfg.data.tables.customers
-    if cfg.predict.input:
-        spec = spec.model_copy(
-            update={"files": [f.model_copy(update={"path": cfg.predict.input}) for f in spec.files[:1]]}
-        )
-    as_of = None
+    as_of = cfg.predict.as_of or cfg.data.as_of
     if "as_of" in predictions.columns:
         vals = pd.to_datetime(pd.Series(pd.unique(predictions["as_of"].dropna())), errors="coerce").dropna()
         if len(vals) == 1:
             as_of = vals.iloc[0].date()
+    ids = predictions["customer_id"].astype(str).tolist()
     try:
-        feats = build(_lean_config(cfg, needed), as_of=as_of, customers=spec, with_labels=False).features
+        feats = features_of(_lean_config(cfg, needed), ids, as_of)
         if any(c not in feats.columns for c in needed):  # a column the lean query does not make
-            feats = build(cfg, as_of=as_of, customers=spec, with_labels=False).features
+            feats = features_of(cfg, ids, as_of)
     except (OSError, ValueError) as exc:  # missing or changed input files: report without them
         log.warning("cannot rebuild the scored customers' features (%s); the report has no past revenue", exc)
         return None

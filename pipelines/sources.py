@@ -286,9 +286,10 @@ def _source_columns(engine, table: str, path: Path, fs: FileSpec, view: str, wan
             continue
         src = fs.columns.get(canon, canon)
         if src not in classes:
-            if required:
+            if required or canon in fs.columns:  # an optional column the config maps must be there too
+                what = "required column" if required else f"column mapped by tables.{table}.columns.{canon}:"
                 raise InputError(
-                    f"{path}: required column {src!r} (mapped to {table}.{canon}) is missing; "
+                    f"{path}: {what} {src!r} (mapped to {table}.{canon}) is missing; "
                     f"columns present: {sorted(classes)}" + engine.missing_column_hint(path, fs)
                 )
             out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"

@@ -76,18 +76,42 @@ def _input_path(cfg: Config) -> Path | None:
     return cfg.data_path(source) if source else None
 
 
-def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+def _header(path: Path) -> list[str]:
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        names = pq.read_schema(path).names
-        return pd.read_parquet(path, columns=[c for c in columns if c in names])
-    header = pd.read_csv(path, nrows=0).columns.tolist()
-    return pd.read_csv(path, usecols=[c for c in columns if c in header], dtype=str)
+        return pq.read_schema(path).names
+    return pd.read_csv(path, nrows=0).columns.tolist()
+
+
+def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` of ``path`` that it has (CSV cells as text)."""
+    names = set(_header(path))
+    present = list(dict.fromkeys(c for c in columns if c in names))
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path, columns=present)
+    return pd.read_csv(path, usecols=present, dtype=str)
+
+
+def _joined_column(cfg: Config, frame: pd.DataFrame, column: str) -> pd.Series | None:
+    """``column`` of a lookup table of ``tables.customers.joins`` (named as the features name it: the join's
+    prefix, then the lookup file's column) for each row of ``frame``, matched by key as the features join
+    it; None when no lookup table has it."""
+    for join in cfg.data.tables.customers.joins.values():
+        own = column.removeprefix(join.prefix) if column.startswith(join.prefix) else None
+        lookup_path = cfg.data_path(join.path)
+        if own is None or own == join.lookup_key or not lookup_path.is_file() or own not in _header(lookup_path):
+            continue
+        lookup = _read_columns(lookup_path, [join.lookup_key, own])
+        keys = lookup[join.lookup_key].astype(str)
+        values = pd.Series(lookup[own].to_numpy(), index=keys).loc[lambda v: ~v.index.duplicated()]
+        return frame[join.by].astype(str).map(values)
+    return None
 
 
 def customer_attributes(cfg: Config) -> pd.DataFrame:
-    """customer_id, and owner / value where the scoring input has them (configured columns must exist)."""
+    """customer_id, and owner / value where the scoring input (or a lookup table joined to it) has them
+    (configured columns must exist)."""
     wl = cfg.worklist
     path = _input_path(cfg)
     if path is None or not path.is_file():
@@ -99,11 +123,21 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
     wanted = {id_col: "customer_id", (wl.owner_column or "owner"): "owner"}
     if wl.value_column:
         wanted[wl.value_column] = "value"
-    frame = _read_columns(path, list(wanted))
-    for col in (wl.owner_column, wl.value_column, id_col):
+    frame = _read_columns(path, [*wanted, *(j.by for j in spec.joins.values())])
+    for key, col in (("owner_column", wl.owner_column), ("value_column", wl.value_column)):
         if col and col not in frame.columns:
-            raise WorklistError(f"the scoring input {path} has no column {col!r} (worklist). Got {list(frame)}")
-    frame = frame.rename(columns=wanted)
+            joined = _joined_column(cfg, frame, col)
+            if joined is None:
+                lookups = [cfg.data_path(j.path).name for j in spec.joins.values()]
+                also = f" nor in the lookup tables {lookups}" if lookups else ""
+                raise WorklistError(
+                    f"worklist.{key}: column {col!r} is not in the scoring input {path}{also}. "
+                    f"Columns of {path.name}: {_header(path)}"
+                )
+            frame[col] = joined
+    if id_col not in frame.columns:
+        raise WorklistError(f"the scoring input {path} has no customer id column {id_col!r}. Got {_header(path)}")
+    frame = frame[list(wanted.keys() & set(frame.columns))].rename(columns=wanted)
     frame["customer_id"] = frame["customer_id"].astype(str)
     if "value" in frame.columns:
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")

@@ -225,6 +225,14 @@ CASES: dict[str, Case] = {
         ("transactions.parquet", "'net_value'", "missing"),
         config(lambda r: r["data"]["tables"]["transactions"].update(columns={"amount": "net_value"})),
     ),
+    "mapped-optional-column-absent": Case(
+        "an optional column mapped, absent from the file",
+        "config",
+        "features",
+        "error",
+        ("customers.parquet", "tables.customers.columns.created_at", "'opened_on'", "missing"),
+        config(lambda r: r["data"]["tables"]["customers"].update(columns={"created_at": "opened_on"})),
+    ),
     "config-not-yaml": Case(
         "config that is not YAML",
         "config",

@@ -174,6 +174,32 @@ def test_worklist_and_report_carry_plain_reasons_by_default(world):
     assert "bought" in html or "interaction" in html  # English, the report's language
 
 
+@pytest.mark.slow
+def test_rows_predict_rejected_for_a_bad_cell_leave_the_others_their_reasons_and_revenue(world, caplog):
+    cfg, work = world
+    from leadtier.pipelines import predict, report, worklist
+
+    frame = pd.read_csv(cfg.data_path(cfg.predict.input), dtype={"customer_id": str})
+    frame["annual_revenue_musd"] = frame["annual_revenue_musd"].astype(object)
+    frame.loc[3, "annual_revenue_musd"] = "n/a"  # a number column holding text
+    frame.loc[5, "created_at"] = "2026-02-31"  # a date that does not exist
+    messy = work / "messy.csv"
+    frame.to_csv(messy, index=False)
+    res = predict.run(cfg, input_path=str(messy), progress=False)
+    assert res.rejected == 2 and res.scored == len(frame) - 2
+    with caplog.at_level("WARNING"):
+        planned = pd.read_parquet(worklist.run(cfg).output)
+        html = report.run(cfg, output=str(work / "messy.html")).read_text(encoding="utf-8")
+    listed = planned[planned["status"] != "no capacity"]
+    assert len(listed) > 0 and listed["reasons"].str.len().gt(0).mean() > 0.95
+    assert not set(frame["customer_id"][[3, 5]]) & set(planned["customer_id"])
+    problems = [r.getMessage() for r in caplog.records if "no plain-word reasons" in r.getMessage()]
+    problems += [r.getMessage() for r in caplog.records if "cannot rebuild" in r.getMessage()]
+    assert not problems, problems
+    cells = re.findall(r'<td class="reasons">(.*?)</td>', html)
+    assert len(cells) >= cfg.report.top_n and all("(↑)" in c or "(↓)" in c for c in cells)
+
+
 def test_all_or_nothing_puts_back_what_the_failed_run_wrote_and_nothing_another_run_wrote(tmp_path):
     from leadtier.pipelines.outputs import write_text
     from leadtier.pipelines.retier import all_or_nothing

@@ -206,7 +206,7 @@ def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_
     ("worklist", "message"),
     [
         ({"service_days": {"Z": 3}}, "worklist.service_days names tiers that are not levels"),
-        ({"service_days": {"A": 7}, "owner_column": "territory"}, "has no column 'territory'"),
+        ({"service_days": {"A": 7}, "owner_column": "territory"}, "worklist.owner_column: column 'territory' is not"),
         ({}, "worklist.service_days is empty"),
         ({"service_days": {"A": 7}, "nonsense": 1}, "nonsense"),
     ],
@@ -274,3 +274,25 @@ def test_owner_and_value_are_read_by_the_configured_id_column(tmp_path):
     assert attrs["customer_id"].tolist() == ["007", "8"]  # the id as the scorer writes it, zeros kept
     assert attrs["owner"].tolist() == ["ann", "bo"]
     assert attrs["value"].iloc[0] == 10.5 and pd.isna(attrs["value"].iloc[1])
+
+
+def test_owner_and_value_can_come_from_a_lookup_table_joined_to_the_scoring_input(tmp_path):
+    """In B2B data the account manager sits on the account: a column of a joined lookup table, named as the
+    features name it (the join's prefix, then the lookup file's column), matched by the same key."""
+    from leadtier.pipelines import worklist as stage
+    from leadtier.pipelines.config import JoinSpec, TableSpec, load_config
+
+    pd.DataFrame({"deal": ["d1", "d2", "d3"], "acct": ["7", "8", "9"]}).to_csv(tmp_path / "deals.csv", index=False)
+    pd.DataFrame({"acct": [8, 7], "manager": ["bo", "ann"], "size": [2.0, 1.0]}).to_parquet(tmp_path / "acc.parquet")
+    cfg = load_config(DEMO_CONFIG, data_root=str(tmp_path))
+    cfg.predict.input = None
+    joins = {"accounts": JoinSpec(path="acc.parquet", by="acct", prefix="acc_")}
+    cfg.data.tables.customers = TableSpec(path="deals.csv", columns={"customer_id": "deal"}, joins=joins)
+    cfg.worklist.owner_column, cfg.worklist.value_column = "acc_manager", "acc_size"
+    attrs = stage.customer_attributes(cfg)
+    assert attrs["customer_id"].tolist() == ["d1", "d2", "d3"]
+    assert attrs["owner"].tolist()[:2] == ["ann", "bo"] and pd.isna(attrs["owner"].iloc[2])  # no such account
+    assert attrs["value"].tolist()[:2] == [1.0, 2.0]
+    cfg.worklist.owner_column = "manager"  # without the prefix it is no column of the joined table
+    with pytest.raises(stage.WorklistError, match=r"worklist.owner_column: column 'manager' .*lookup tables"):
+        stage.customer_attributes(cfg)
