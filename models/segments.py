@@ -154,25 +154,29 @@ class Segmenter(ClusterMixin, BaseEstimator):
             centers.index = [relabel[i] for i in range(len(centers))]
         words = {c: (hi, lo) for c, hi, lo in PROFILE_WORDS}
         events = any(c.startswith(("rfm_", "ix_")) for c in centers.columns)
-        names: dict[int, dict[str, str]] = {}
+        parts: dict[int, list[tuple[str, str]]] = {}
         for sid, row in centers.sort_index().iterrows():
             # the (at most three) columns furthest from the average customer: with an event log, those of
             # the purchase and interaction features that have words; without one, any column
             far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= 0.25]
             ranked = ([c for c in far if c in words] if events else far)[:3]
-            parts = [(_words(c, words)[0] if row[c] > 0 else _words(c, words)[1]) for c in ranked] or [
+            parts[int(sid)] = [(_words(c, words)[0] if row[c] > 0 else _words(c, words)[1]) for c in ranked] or [
                 ("typical", "普通")
             ]
-            en = ", ".join(p[0] for p in parts)
-            zh = "、".join(p[1] for p in parts)
-            names[int(sid)] = {"en": en, "zh": zh}
-        # Distinct names: number repeats.
-        seen: dict[str, int] = {}
-        for sid in sorted(names):
-            key = names[sid]["en"]
+        # Distinct names: segments described by the same words, in whatever order, share the first one's
+        # wording and are numbered, so that a reader sees two segments alike rather than two orders.
+        first: dict[frozenset, list[tuple[str, str]]] = {}
+        seen: dict[frozenset, int] = {}
+        names: dict[int, dict[str, str]] = {}
+        for sid in sorted(parts):
+            key = frozenset(parts[sid])
+            words_of = first.setdefault(key, parts[sid])
             seen[key] = seen.get(key, 0) + 1
-            if seen[key] > 1:
-                names[sid] = {lang: f"{v} ({seen[key]})" for lang, v in names[sid].items()}
+            suffix = f" ({seen[key]})" if seen[key] > 1 else ""
+            names[sid] = {
+                "en": ", ".join(p[0] for p in words_of) + suffix,
+                "zh": "、".join(p[1] for p in words_of) + suffix,
+            }
         return names
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

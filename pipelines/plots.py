@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import numpy as np
 import pandas as pd
+from matplotlib import font_manager, rc_context
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 
+# fonts with Chinese glyphs, the first installed one used where DejaVu Sans has no glyph
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Heiti SC",
+)
 
+
+def any_script(make):
+    """``make`` builds its figure with text in any script: DejaVu Sans, then (glyph by glyph) the first
+    installed font of ``CJK_FONTS``. Without one, matplotlib warns and draws Chinese names as boxes."""
+
+    @functools.wraps(make)
+    def wrapped(*args, **kwargs) -> Figure:
+        with rc_context({"font.family": ["DejaVu Sans", *_cjk_font()]}):
+            return make(*args, **kwargs)
+
+    return wrapped
+
+
+@functools.cache
+def _cjk_font() -> list[str]:
+    """[the first installed font of ``CJK_FONTS``], or []; fonts installed after matplotlib cached its font
+    list (``make browser`` installs one) are added first."""
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path not in known:
+            with contextlib.suppress(Exception):  # a file FreeType cannot read: matplotlib skips it too
+                font_manager.fontManager.addfont(path)
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [n for n in CJK_FONTS if n in installed][:1]
+
+
+@any_script
 def confusion(cm: pd.DataFrame, title: str) -> Figure:
     """A confusion matrix (true tier by row, predicted by column) with the counts written in."""
     fig = Figure(figsize=(5.5, 4.5))
@@ -27,6 +69,7 @@ def confusion(cm: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+@any_script
 def reliability(y_true: list[str], proba: np.ndarray, levels: list[str]) -> Figure:
     """Reliability diagram: top-label confidence vs accuracy, and one curve per tier (one-vs-rest)."""
     fig = Figure(figsize=(10, 4))
@@ -50,6 +93,7 @@ def reliability(y_true: list[str], proba: np.ndarray, levels: list[str]) -> Figu
     return fig
 
 
+@any_script
 def importance(imp: pd.Series, top: int = 20) -> Figure:
     """The ``top`` features by LightGBM gain, largest at the top."""
     fig = Figure(figsize=(6.5, 5.5))
@@ -62,6 +106,7 @@ def importance(imp: pd.Series, top: int = 20) -> Figure:
     return fig
 
 
+@any_script
 def k_selection(scores: list[dict]) -> Figure:
     """Silhouette, Calinski-Harabasz and inertia for each K tried."""
     df = pd.DataFrame(scores)

@@ -1082,13 +1082,20 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
 
 
 def _metrics_table(cfg: Config, res: TrainResult) -> list[str]:
-    """Rows: the model, its self-training variants, the baselines, then 'model beats <baseline>' yes/NO;
-    columns: every metric the verdicts compare (the AUC-type ones only for two tiers)."""
+    """Rows: the model, its self-training variants, the baselines, then 'model beats <baseline>' yes/NO
+    ('~' after it: within noise, as in the gains table); columns: every metric the verdicts compare (the
+    AUC-type ones only for two tiers)."""
     shown = [m for m in dict.fromkeys([*headline(cfg), *VERDICT, *SURVIVAL]) if m in res.metrics["model"]]
     order = sorted(res.metrics, key=lambda k: (k != "model", not k.startswith("model")))
     rows = [[key, *(f"{res.metrics[key].get(m, float('nan')):.4f}" for m in shown)] for key in order]
     verdicts = {True: "yes", False: "NO", None: ""}  # "": not compared (a figure only survival models have)
-    rows += [[f"model beats {b}", *(verdicts[v.get(m)] for m in shown)] for b, v in res.beats.items()]
+
+    def verdict(b: str, beats: dict, m: str) -> str:
+        g = res.gains.get(b, {}).get(m)
+        noise = beats.get(m) is not None and g is not None and g["low"] <= 0 <= g["high"]
+        return verdicts[beats.get(m)] + (" ~" if noise else "")  # as the gains table marks it
+
+    rows += [[f"model beats {b}", *(verdict(b, v, m) for m in shown)] for b, v in res.beats.items()]
     return table(["evaluation metrics", *shown], rows)
 
 

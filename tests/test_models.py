@@ -237,6 +237,18 @@ def test_segments_of_data_without_events_are_named_and_profiled_by_the_columns_t
     assert set(profile_columns(seg.profile_)[1:]) == {"cust_age", "cust_balance"}
 
 
+def test_segments_described_by_the_same_words_in_another_order_read_alike_and_are_numbered():
+    from types import SimpleNamespace
+
+    seg = Segmenter(k=3)
+    seg.columns_ = ["ix_count_30d", "ix_recency_days", "rfm_monetary"]
+    centers = [[1.2, -0.8, 0.0], [0.6, -0.9, 0.1], [-1.0, 1.0, 0.0]]  # two engaged and in touch, in two orders
+    seg.model_ = SimpleNamespace(cluster_centers_=np.array(centers))
+    names = seg._names()
+    assert names[0]["en"] == "highly engaged, recently in touch" and names[1]["en"] == names[0]["en"] + " (2)"
+    assert names[1]["zh"] == "互动活跃、近期有互动 (2)" and names[2]["en"] == "quiet, gone silent"
+
+
 def test_temperature_calibration_keeps_the_most_probable_tier():
     X, y = _data(900)
     cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -761,3 +762,20 @@ def test_the_tier_table_shows_how_many_the_probabilities_expect_beside_the_decid
     assert report.strings("en")["expected_count"] in table
     assert f'<td class="n">{rows["A"]["expected"]:,.0f}</td>' in table
     assert report.strings("en")["expected_note"] in html
+
+
+def test_training_figures_draw_chinese_names_with_an_installed_cjk_font():
+    import warnings
+
+    from leadtier.pipelines import plots
+
+    if not plots._cjk_font():
+        pytest.skip("no CJK font installed (make browser installs fonts-wqy-microhei)")
+    cm = pd.DataFrame([[5, 1], [2, 7]], index=["高意向", "低意向"], columns=["高意向", "低意向"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for every box it draws
+        for fig in (
+            plots.confusion(cm, "混淆矩阵"),
+            plots.importance(pd.Series({"cust_预算_万元": 3.0, "rfm_x": 1.0})),
+        ):
+            fig.savefig(io.BytesIO(), format="png")

@@ -119,7 +119,10 @@ def test_the_run_summary_is_tables_that_fit_100_columns():
     assert "tier model: average chosen on 4,000 validation rows from the training rows (best macro_f1):" in lines
     header = next(line for line in lines if line.startswith("evaluation metrics"))
     assert header.split()[2:] == ["macro_f1", "balanced_accuracy", "qwk", "log_loss", "brier", "ece"]
-    assert re.search(r"^model beats logreg +yes +yes +yes +yes +yes +NO$", text, re.M), text
+    assert re.search(r"^model beats logreg +yes ~ +yes ~ +yes ~ +yes ~ +yes ~ +NO ~$", text, re.M), text
+    sure = _result()
+    sure.gains["logreg"]["qwk"] = {"gain": 0.05, "low": 0.01, "high": 0.09}  # beyond noise: a plain verdict
+    assert re.search(r"^model beats logreg +yes ~ +yes ~ +yes +yes ~", train_stage.summary_text(cfg, sure), re.M)
     gains = next(line for line in lines if line.startswith("gain "))
     assert gains.split() == ["gain", "vs", "majority", "vs", "logreg", "vs", "rfm_scorecard"]
     assert re.search(r"^macro_f1 +\+0\.056 \[-0\.010, \+0\.106\] ~", text, re.M), text
