@@ -28,14 +28,16 @@ class Problem:
 
     def __str__(self) -> str:
         ex = f"; e.g. {', '.join(self.examples)}" if self.examples else ""
-        return f"{self.file}: column {self.column!r} of {self.table}: {self.rows} row(s) {self.message}{ex}"
+        rows = f"{self.rows} row(s) " if self.rows else ""  # 0: a problem of the column, not of rows
+        return f"{self.file}: column {self.column!r} of {self.table}: {rows}{self.message}{ex}"
 
 
 def _check(con, table, column, level, where, message, files: str, select: str | None = None) -> Problem | None:
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchall()[0][0]
     if not n:
         return None
-    ex = [clip(r[0]) for r in con.execute(f"SELECT {select or column} FROM {table} WHERE {where} LIMIT 3").fetchall()]
+    sql = f"SELECT DISTINCT {select or column} FROM {table} WHERE {where} LIMIT 3"  # three different examples
+    ex = [clip(r[0]) for r in con.execute(sql).fetchall()]
     return Problem(level, table, files, column, int(n), ex, message)
 
 
@@ -90,6 +92,10 @@ def _event_checks(cfg: Config, tables: set[str], as_of: dt.date) -> list[Check]:
             ("interactions", "duration_s", "warning", "duration_s < 0", "have a negative duration", None),
             _future("interactions", as_of),
         ]
+    if "stages" in tables and "stages" in cfg.features.families:
+        order = ", ".join("'" + st.replace("'", "''") + "'" for st in cfg.features.stage_order)
+        unlisted = "have a stage not listed in features.stage_order (a change, never a position: closed stages)"
+        checks.append(("stages", "stage", "info", f"stage NOT IN ({order}) OR stage IS NULL", unlisted, "stage"))
     if "labels" in tables:
         absent = "customer_id NOT IN (SELECT customer_id FROM customers)"
         checks.append(
@@ -126,6 +132,20 @@ def _reading_problems(stats: dict[str, TableStats], files: dict[str, str]) -> li
     return problems
 
 
+def _unseen_stages(con, cfg: Config, files: str) -> list[Problem]:
+    """A stage of ``features.stage_order`` that no row of the stage log has (a misspelling, another
+    language): a warning naming the stages the log does have."""
+    seen = [
+        r[0] for r in con.execute("SELECT DISTINCT stage FROM stages WHERE stage IS NOT NULL ORDER BY 1").fetchall()
+    ]
+    unseen = [st for st in cfg.features.stage_order if st not in set(seen)]
+    if not unseen:
+        return []
+    shown = [clip(st) for st in seen[:12]] + (["..."] if len(seen) > 12 else [])
+    message = f"features.stage_order lists {unseen}, which no row has; the stages in the log: {shown}"
+    return [Problem("warning", "stages", files, "stage", 0, [], message)]
+
+
 def check_inputs(
     con: duckdb.DuckDBPyConnection, cfg: Config, stats: dict[str, TableStats], as_of: dt.date
 ) -> list[Problem]:
@@ -135,6 +155,8 @@ def check_inputs(
     checks = _customer_checks(cfg, as_of) + _event_checks(cfg, set(stats), as_of)
     problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
     problems += _reading_problems(stats, files)
+    if "stages" in stats and "stages" in cfg.features.families:
+        problems += _unseen_stages(con, cfg, files["stages"])
     for p in problems:
         log.log(LOG_LEVELS[p.level], "%s", p)
     errors = [p for p in problems if p.level == "error"]

@@ -164,3 +164,21 @@ def test_the_b2b_demo_trains_predicts_and_reports(workdir):
     res = runner.invoke(app, ["report", *args])
     assert res.exit_code == 0, res.output
     assert (workdir / "outputs" / "demo_b2b" / "report.html").stat().st_size > 10_000
+
+
+def test_a_stage_order_naming_a_stage_the_log_lacks_is_a_warning_and_closed_stages_are_not(tmp_path, caplog):
+    from leadtier.pipelines.demo_data import write_demo
+    from leadtier.pipelines.features import build
+
+    cfg = load_config(B2B, data_root=str(tmp_path))
+    write_demo(cfg, n_customers=300)
+    with caplog.at_level("WARNING"):
+        build(cfg, with_labels=False)
+    assert not [r for r in caplog.records if "stage_order" in r.getMessage()]  # the demo's order lists them all
+    cfg.features.stage_order = ["lead", "qualification", "proposal", "negotiation"]  # 'prospecting' misspelt
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build(cfg, with_labels=False)
+    warned = [r.getMessage() for r in caplog.records if "stage_order" in r.getMessage()]
+    assert len(warned) == 1 and "column 'stage' of stages: features.stage_order lists ['lead']" in warned[0], warned
+    assert "'prospecting'" in warned[0]  # the stages the log has, to correct it with
