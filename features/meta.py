@@ -86,8 +86,13 @@ def _word(name: str, lang: str, count: float | None = None) -> str:
 
 def format_value(value: Any, unit: str, lang: str = "en", currency: str | None = None) -> str:
     """One value in words for its ``unit`` (a present value; see :func:`phrase` for missing ones)."""
-    if unit == "category" or isinstance(value, str):
-        return str(value)
+    if isinstance(value, str):
+        return value
+    if unit == "category":  # an attribute: text as written, a number as numbers read ('514', not '514.0')
+        try:
+            return _number(float(value))
+        except (TypeError, ValueError):
+            return str(value)
     v = float(value)
     if unit == "money":
         return money(v, currency)

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import types
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -365,13 +366,15 @@ class FeatureConfig(_Strict):
     @field_validator("interaction_types")
     @classmethod
     def _identifiers(cls, v: list[str]) -> list[str]:
-        bad = [t for t in v if not t.replace("_", "").isalnum() or not t.isascii()]
+        bad = [t for t in v if not t.replace("_", "").isalnum() or t != unicodedata.normalize("NFC", t)]
         if bad:
             raise ValueError(
-                f"interaction types must be ASCII letters, digits and '_' (they name feature columns). Got {bad} "
-                "instead; map other spellings with tables.interactions.derived, e.g. type: "
-                "'CASE \"类型\" WHEN ''拜访'' THEN ''visit'' ELSE ''other'' END'"
+                f"interaction types must be letters (of any script), digits and '_' (they name feature columns, "
+                f"e.g. ix_拜访_30d). Got {bad} instead; map other spellings with tables.interactions.derived, e.g. "
+                "type: 'CASE \"类型\" WHEN ''上门拜访'' THEN ''拜访'' ELSE ''其他'' END'"
             )
+        if len({t.lower() for t in v}) != len(v):
+            raise ValueError(f"interaction types must differ in more than case (they name feature columns). Got {v}")
         return v
 
 

@@ -61,6 +61,11 @@ def test_demo_config_loads_with_builtin_schemes():
             r"report\.lang: must be 'en' or 'zh'. Got False instead; YAML reads",
         ),
         (lambda r: r["features"].update(windows_days=[30, 7]), r"windows must be increasing"),
+        (
+            lambda r: r["features"].update(interaction_types=["拜访", "site visit"]),
+            r"features\.interaction_types: .*letters \(of any script\).*Got \['site visit'\]",
+        ),
+        (lambda r: r["features"].update(interaction_types=["Call", "call"]), r"differ in more than case"),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
         (
             lambda r: r["data"]["tables"]["customers"].update(categorical=["email"]),

@@ -40,6 +40,9 @@ runner = CliRunner()
         ("cust_industry", "Retail", None, "industry: Retail", "行业：Retail"),
         ("cust_region", None, None, "region unknown", "地区未知"),
         ("cust_annual_revenue_musd", 12.5, None, "annual revenue (million USD): 12.5", "年收入（百万美元）：12.5"),
+        ("cust_headcount", 514.0, None, "headcount: 514", "headcount：514"),  # a whole number, as people write it
+        ("cust_tenure_days", 417, None, "created 417 days ago", "创建于 417 天前"),  # a lead or a deal, too
+        ("ix_拜访_30d", 3.0, None, "3 拜访 in the last 30 days", "近 30 天拜访 3 次"),  # a type named in Chinese
         ("rfm_frequency_trend_30d", -2, None, "-2 purchases in the last 30 days against the 30 before", None),
         ("ix_duration_s_30d", 300.0, None, "5 min of interactions in the last 30 days", "近 30 天互动时长 5 分钟"),
         ("cust_start_weekday", 3, None, "started on a Wednesday", "在星期三开始"),

@@ -258,7 +258,8 @@ def test_features_identical_to_duckdb(spark, data_root):
 
 def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     """Renamed columns, CSV with text dates, two customer files with an overlap (one UTF-16, one Latin-1),
-    derived amounts, exclude rules and na_values: the Spark input layer agrees with pipelines/sources.py."""
+    derived amounts, exclude rules, na_values and an interaction type named in Chinese: the Spark input
+    layer and feature SQL agree with DuckDB's."""
     cust = pd.DataFrame(
         {
             "Account ID": [101, 102, 103, 104, 105],
@@ -298,7 +299,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
         {
             "cust": ["101", "102", "102", "106"],
             "when": pd.to_datetime(["2026-06-29 12:00", "2026-06-01 00:00", "2026-06-30 00:00", "2026-05-01 09:30"]),
-            "kind": ["call", "email", "call", "email"],
+            "kind": ["拜访", "email", "拜访", "email"],  # a type named in Chinese: feature ix_拜访_7d
         }
     ).to_parquet(tmp_path / "touches.parquet", index=False)
     raw = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
@@ -332,7 +333,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
         },
         "interactions": {"path": "touches.parquet", "columns": {"customer_id": "cust", "ts": "when", "type": "kind"}},
     }
-    raw["features"]["interaction_types"] = ["call", "email"]
+    raw["features"]["interaction_types"] = ["拜访", "email"]
     (tmp_path / "mapped.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     cfg = load_config(tmp_path / "mapped.yaml", data_root=str(tmp_path), schemes_file=SCHEMES)
 
@@ -358,7 +359,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
         with pytest.raises(InputError, match=r"2 row\(s\) share a customer_id with another row.*e\.g\. 101"):
             build()
     assert row.loc["101", "rfm_frequency"] == 1 and row.loc["101", "rfm_return_lines"] == 1  # TEST-9 excluded
-    assert row.loc["101", "rfm_amount_7d"] == 19.0 and row.loc["101", "ix_call_7d"] == 1
+    assert row.loc["101", "rfm_amount_7d"] == 19.0 and row.loc["101", "ix_拜访_7d"] == 1
 
 
 def test_java_date_format():
