@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from leadtier.models.classifier import PriorShiftMixin
 from leadtier.models.metrics import HIGHER_IS_BETTER, paired_bootstrap, tier_metrics
+from leadtier.models.text import signed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 CANDIDATES = ("lightgbm", "logreg", "catboost", "average", "average3")
@@ -92,6 +93,7 @@ class Choice:
     self_training: str | None = None  # "kept" or "discarded" when self-training was judged
     decision_balance: float | None = None
     balance_scores: dict[float, float] = field(default_factory=dict)
+    gains: dict[str, dict[str, float]] = field(default_factory=dict)  # rule 'significant': each over the first
 
 
 @dataclass
@@ -207,10 +209,13 @@ def pick(
         gains[c] = g.get(first, {}).get(metric)
     beaten = [c for c, g in gains.items() if g is not None and g["low"] > tolerance]
     name = max(beaten, key=lambda c: sign * defined.get(c, -np.inf)) if beaten else first
-    versus = ", ".join(f"{c} {g['gain']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}]" for c, g in gains.items() if g)
+    versus = ", ".join(
+        f"{c} {signed(g['gain'])} [{signed(g['low'])}, {signed(g['high'])}]" for c, g in gains.items() if g
+    )
     verdict = f"{name} chosen" if beaten else f"{first} kept: no candidate beats it beyond noise"
     why = f"{verdict} {where} ({metric}: {shown}; gain over {first} [95 % interval]: {versus or 'none'})"
-    return Choice(name, scores, metric, len(truth), [why])
+    kept = {c: {k: float(g[k]) for k in ("gain", "low", "high")} for c, g in gains.items() if g}
+    return Choice(name, scores, metric, len(truth), [why], gains=kept)
 
 
 def choose(

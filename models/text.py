@@ -8,6 +8,7 @@ forge another log line.
 
 from __future__ import annotations
 
+import math
 import re
 
 MAX_CHARS = 80
@@ -22,3 +23,13 @@ def clip(value: object, limit: int = MAX_CHARS, quote: bool = False) -> str:
     text = str(value)
     shown = repr(text[:limit]) if quote else _CONTROL.sub(lambda m: repr(m.group())[1:-1], text[:limit])
     return shown if len(text) <= limit else f"{shown}... ({len(text):,} characters)"
+
+
+def signed(value: float, digits: int = 4) -> str:
+    """``value`` with its sign and ``digits`` decimals ('+0.0023'); a value that is not zero but would
+    round to zero keeps decimals up to its first significant digit ('+0.00004'), so that a bound that
+    decides a rule (above zero or not) never reads as zero."""
+    text = f"{value:+.{digits}f}"
+    if value == 0 or float(text) != 0:
+        return text
+    return f"{value:+.{max(digits, -math.floor(math.log10(abs(value))))}f}"

@@ -96,7 +96,8 @@ def _best(study) -> float | None:
 class TuningProgress:
     """An Optuna callback that draws ``tuning trial n/N | best <metric> 0.6123 | 0:42 left`` (tqdm).
 
-    Use as a context manager around ``study.optimize``; disabled, it draws nothing.
+    Use as a context manager around ``study.optimize``; disabled (a log file, ``--no-progress``), it draws
+    nothing and logs the same status after the first trial and every quarter of the trials.
     """
 
     def __init__(
@@ -109,7 +110,7 @@ class TuningProgress:
         clock=time.monotonic,
     ) -> None:
         self.n_trials, self.timeout_s, self.metric, self.clock = n_trials, timeout_s, metric, clock
-        self.started = clock()
+        self.started, self.done = clock(), 0
         self.bar = tqdm(
             total=n_trials,
             bar_format="tuning trial {n_fmt}/{total_fmt} |{bar:20}| {desc}",
@@ -128,8 +129,12 @@ class TuningProgress:
         return f"best {self.metric} {best_text} | {left_text} left"
 
     def __call__(self, study, trial) -> None:
-        self.bar.set_description_str(self.status(_best(study), self.bar.n + 1), refresh=False)
+        self.done += 1  # a disabled bar counts nothing
+        done = self.done
+        self.bar.set_description_str(self.status(_best(study), done), refresh=False)
         self.bar.update(1)
+        if self.bar.disable and (done == 1 or done % max(self.n_trials // 4, 1) == 0):  # a log keeps a pulse
+            log.info("tuning trial %d/%d: %s", done, self.n_trials, self.status(_best(study), done))
 
     def __enter__(self) -> TuningProgress:
         return self

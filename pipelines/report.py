@@ -25,6 +25,7 @@ import math
 import os
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -909,6 +910,14 @@ def _iso(value: Any) -> str:
     return "" if value is None else (value.isoformat()[:10] if hasattr(value, "isoformat") else str(value)[:10])
 
 
+BADGE_WIDTH = 14  # a tier label this narrow is the worklist's badge (in the report's language), else the code
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes: a wide (East Asian) character counts two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 def _worklist_rows(b: _Scored, rows: pd.DataFrame, currency: str | None) -> list[dict]:
     """Worklist rows as the report shows them: tier badge, score, chance to close, expected value (money
     with ``currency`` when the values are money), due date, week, status, owner, action and reasons."""
@@ -917,11 +926,15 @@ def _worklist_rows(b: _Scored, rows: pd.DataFrame, currency: str | None) -> list
         code, status = str(r["tier"]), str(r["status"])
         ev = _present(r.get("expected_value"))
         week = _present(r.get("week"))
+        label = b.scheme.label(code, b.lang) if code in b.codes else code
         out.append(
             {
                 "customer_id": str(r["customer_id"]),
                 "tier": code,
-                "label": b.scheme.label(code, b.lang) if code in b.codes else code,
+                "label": label,
+                "badge": label
+                if _width(label) <= BADGE_WIDTH
+                else code,  # '高价值'; 'A' for 'A - closes within 1 month'
                 "color": b.colors.get(code, "#616e7c"),
                 "score": _present(r.get("score")),
                 "p_close": _present(r.get("p_close")),

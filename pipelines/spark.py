@@ -72,6 +72,7 @@ LOCAL_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
+    "spark.sql.debug.maxToStringFields": "1000",  # feature plans have hundreds of columns: no truncation warning
 }
 ALWAYS = {
     # Correctness, not tuning: canonical timestamps are wall-clock times; see the module docstring.
@@ -111,12 +112,27 @@ def spark_session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    _quiet_global_windows(spark)
     if spark.conf.get("spark.sql.session.timeZone") != "UTC":
         log.warning(
             "spark.sql.session.timeZone is %s, not UTC: timestamps with a time zone may shift days",
             spark.conf.get("spark.sql.session.timeZone"),
         )
     return spark
+
+
+def _quiet_global_windows(spark) -> None:
+    """Spark warns "No Partition Defined for Window operation" once per plan node, dozens of lines a run.
+    The windows over every row are meant (RFM quintiles rank all customers; the scoring input keeps its
+    row order), so say it once here and raise that logger to ERROR (log4j 2, Spark's JVM logging)."""
+    log.info("Spark: RFM quintiles and input row numbers are windows over all rows, computed on one partition")
+    jvm = getattr(spark.sparkContext, "_jvm", None)
+    if jvm is None:  # not a classic JVM session (Spark Connect): its server logs what it logs
+        return
+    level = jvm.org.apache.logging.log4j.Level.ERROR
+    jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+        "org.apache.spark.sql.execution.window.WindowExec", level
+    )
 
 
 def parse_conf(pairs: list[str] | None) -> dict[str, str]:

@@ -48,7 +48,7 @@ from leadtier.models.schemes import TierScheme
 from leadtier.models.scorer import TierScorer
 from leadtier.models.segments import Segmenter
 from leadtier.models.semi import self_train
-from leadtier.models.text import clip
+from leadtier.models.text import clip, signed
 from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
 from leadtier.pipelines import orphans, tracking, train_log
@@ -1111,7 +1111,9 @@ def _gains_table(res: TrainResult) -> list[str]:
             g = res.gains[b].get(m)
             noise = g is not None and g["low"] <= 0 <= g["high"]
             cells.append(
-                "" if g is None else f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{' ~' if noise else '  '}"
+                ""
+                if g is None
+                else f"{signed(g['gain'], 3)} [{signed(g['low'], 3)}, {signed(g['high'], 3)}]{' ~' if noise else '  '}"
             )
         rows.append([m, *cells])
     intro = wrap(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from leadtier.features.meta import money
 from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, plan, shortfall
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
@@ -52,6 +53,7 @@ class WorklistResult:
     late: int
     shortfall: pd.DataFrame
     start: dt.date
+    currency: str | None = None  # the values are money: report.currency ('' when none is set); None: not money
 
     def summary(self) -> str:
         c = self.counts
@@ -62,10 +64,13 @@ class WorklistResult:
         if self.late:
             lines.append(f"{self.late} planned in a week that ends after their due date")
         for row in self.shortfall[self.shortfall[NO_CAPACITY] > 0].to_dict("records"):
-            lines.append(
-                f"  {row['owner'] or '(no owner)'}: {row[NO_CAPACITY]} do not fit, expected value left out "
-                f"{row['expected_value_left_out']:,.2f}"
+            left = row["expected_value_left_out"]
+            what = (
+                f"expected value left out {money(left, self.currency)}"
+                if self.currency is not None
+                else f"expected closes left out {left:,.2f}"  # no values: each customer counts 1
             )
+            lines.append(f"  {row['owner'] or '(no owner)'}: {row[NO_CAPACITY]} do not fit, {what}")
         return "\n".join(lines)
 
 
@@ -207,7 +212,10 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     check_predictions(pred, cfg.scheme, str(pred_path))
     lang = lang or cfg.worklist.lang
     out, start = planned(cfg, pred, lang)
-    return _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
+    res = _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
+    if cfg.worklist.value_column or "past_revenue" in pred.columns:  # as build() values customers
+        res.currency = cfg.report.currency or ""
+    return res
 
 
 def planned(cfg: Config, pred: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dt.date]:

@@ -42,6 +42,15 @@ def test_a_clearly_better_candidate_is_chosen_with_its_interval_in_the_reasons()
     assert choice.scores["logreg"] > choice.scores["lightgbm"] + 0.05
     assert f"{choice.name} chosen on 3000 validation rows from the training rows" in choice.reasons[0]
     assert "gain over lightgbm [95 % interval]" in choice.reasons[0]
+    g = choice.gains[choice.name]  # the interval the rule read, kept with the choice (model/choice.json)
+    assert g["low"] > 0 and g["low"] <= g["gain"] <= g["high"] and set(choice.gains) == {"logreg", "average"}
+
+
+def test_a_bound_that_decides_the_rule_never_reads_as_zero():
+    from leadtier.models.text import signed
+
+    assert signed(0.0023) == "+0.0023" and signed(-0.12345, 3) == "-0.123" and signed(0.0) == "+0.0000"
+    assert signed(0.00004) == "+0.00004" and signed(-0.000049) == "-0.00005" and float(signed(1e-9)) > 0
 
 
 def test_the_first_candidate_stays_when_no_other_beats_it_beyond_noise():

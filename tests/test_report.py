@@ -779,3 +779,15 @@ def test_training_figures_draw_chinese_names_with_an_installed_cjk_font():
             plots.importance(pd.Series({"cust_预算_万元": 3.0, "rfm_x": 1.0})),
         ):
             fig.savefig(io.BytesIO(), format="png")
+
+
+def test_a_worklist_badge_is_a_short_tier_label_in_the_reports_language_else_the_code(scheme5, scheme2):
+    from types import SimpleNamespace
+
+    rows = pd.DataFrame({"customer_id": ["1", "2"], "tier": ["converted", "A"], "status": ["planned"] * 2})
+    rows.loc[2] = ["3", "not_converted", "planned"]
+    cases = ((scheme2, "zh", ["已成交", "A", "未成交"]), (scheme2, "en", ["Converted", "A", "Not converted"]))
+    for scheme, lang, badges in (*cases, (scheme5, "zh", ["converted", "A", "not_converted"])):
+        b = SimpleNamespace(scheme=scheme, lang=lang, codes=scheme.codes, colors={}, s=report.strings(lang))
+        got = report._worklist_rows(b, rows, None)
+        assert [r["badge"] for r in got] == badges  # 'A类 - 1个月内成交' is too long for a badge: its code

@@ -61,10 +61,14 @@ def test_tuning_progress_shows_trial_n_of_n_best_so_far_and_time_left():
     assert "best macro_f1 0.6000" not in text  # the best so far, not the last trial's score
 
 
-def test_tuning_progress_draws_nothing_when_disabled():
+def test_tuning_progress_draws_nothing_when_disabled_and_logs_a_pulse_instead(caplog):
     out = io.StringIO()
-    _study_with_progress(False, out)
+    with caplog.at_level("INFO", logger="leadtier"):
+        _study_with_progress(False, out)
     assert out.getvalue() == ""
+    pulse = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tuning trial")]
+    assert pulse[0].startswith("tuning trial 1/3: best macro_f1 0.5000 | ") and len(pulse) == 3, pulse
+    assert pulse[-1].startswith("tuning trial 3/3: best macro_f1 0.7000 | 0:00 left"), pulse
 
 
 def test_tables_fit_the_width_and_wrap_columns_into_a_second_block():

@@ -200,6 +200,12 @@ def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_
     assert "'=HYPERLINK(1)" in text and '"=HYPERLINK' not in text  # neutralised in the CSV
     assert (tmp_path / "wl.manifest.json").is_file()
     assert f"{(w['status'] == 'no capacity').sum()} do not fit" in res.output
+    assert re.search(r": \d+ do not fit, expected value left out [\d,]+\.\d\d$", res.output, re.M), res.output
+    raw = yaml.safe_load(config.read_text())
+    raw["report"]["currency"] = "¥"  # the deal values are money: the console shows them as the report does
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(app, ["worklist", "--config", str(config)])
+    assert re.search(r"expected value left out ¥[\d,]+\.\d\d$", res.output, re.M), res.output
 
 
 @pytest.mark.parametrize(
