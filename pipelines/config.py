@@ -1029,6 +1029,13 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
             msg = msg.removeprefix("Value error, ")
         if e["type"] in ("string_type", "literal_error") and isinstance(e.get("input"), bool):
             msg += f"; YAML reads an unquoted yes/no, on/off or true/false as {e['input']}: quote it ('yes')"
+        elif e["type"] == "string_type" and isinstance(e.get("input"), int | float):
+            msg += f". Got the number {e['input']!r} instead: quote it ('{e['input']}')"
+        elif e["type"] == "invalid_key" and isinstance(e.get("input"), bool):
+            key = f"{'.'.join(str(p) for p in loc[:-1])} (a key)"
+            msg = f"YAML reads an unquoted on/off, yes/no or true/false key as {e['input']}: quote it ('on')"
+            if "joins" in loc:
+                msg += "; a join's key column is `by:`"
         lines.append(f"  {key}: {msg}")
     return f"{header} {lines[1].strip()}" if len(lines) == 2 else "\n".join(lines)
 

@@ -66,6 +66,14 @@ def test_demo_config_loads_with_builtin_schemes():
             r"features\.interaction_types: .*letters \(of any script\).*Got \['site visit'\]",
         ),
         (lambda r: r["features"].update(interaction_types=["Call", "call"]), r"differ in more than case"),
+        (
+            lambda r: r["mlflow"].update(experiment=2026),
+            r"mlflow\.experiment: Input should be a valid string. Got the number 2026 instead: quote it \('2026'\)",
+        ),
+        (
+            lambda r: r["data"]["tables"]["customers"].update(joins={"accounts": {"path": "a.csv", True: "acct"}}),
+            r"joins\.accounts \(a key\): YAML reads an unquoted on/off.*key as True: quote it.*`by:`",
+        ),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
         (
             lambda r: r["data"]["tables"]["customers"].update(categorical=["email"]),
