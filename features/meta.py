@@ -59,6 +59,14 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def _plain(value: float) -> str:
+    """A number of unknown meaning as people write it: a whole one as an integer, without separators
+    (a year 1998, an id 660737), another to four significant digits (12.5, 0.04, 3.142)."""
+    if value.is_integer():
+        return str(int(value))
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.1f}"
+
+
 def money(value: float, currency: str | None = None) -> str:
     """1234.5 -> '1,234.50'; with a symbol currency ('£') '£1,234.50', with a code ('EUR') '1,234.50 EUR'."""
     text = f"{abs(value):,.2f}"
@@ -88,9 +96,9 @@ def format_value(value: Any, unit: str, lang: str = "en", currency: str | None =
     """One value in words for its ``unit`` (a present value; see :func:`phrase` for missing ones)."""
     if isinstance(value, str):
         return value
-    if unit == "category":  # an attribute: text as written, a number as numbers read ('514', not '514.0')
+    if unit == "category":  # an attribute: text as written, a number as written ('514', not '514.0')
         try:
-            return _number(float(value))
+            return _plain(float(value))
         except (TypeError, ValueError):
             return str(value)
     v = float(value)

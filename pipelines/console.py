@@ -8,6 +8,7 @@ a warning repeated once per fold) is silenced or shown once, as one log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -62,6 +63,18 @@ def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> No
     if _drop_pickle_notice not in pyfunc.filters:
         pyfunc.addFilter(_drop_pickle_notice)
     warnings.showwarning = _warning_as_log_line  # sklearn repeats its warnings once per fold
+
+
+@contextlib.contextmanager
+def quiet(logger: logging.Logger):
+    """Only errors from ``logger`` inside the block: warnings an earlier stage has already logged about the
+    same input are not repeated."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _is_terminal(stream) -> bool:
@@ -133,7 +146,8 @@ class TuningProgress:
         done = self.done
         self.bar.set_description_str(self.status(_best(study), done), refresh=False)
         self.bar.update(1)
-        if self.bar.disable and (done == 1 or done % max(self.n_trials // 4, 1) == 0):  # a log keeps a pulse
+        pulse = done in (1, self.n_trials) or done % max(self.n_trials // 4, 1) == 0
+        if self.bar.disable and pulse:  # a log keeps a pulse
             log.info("tuning trial %d/%d: %s", done, self.n_trials, self.status(_best(study), done))
 
     def __enter__(self) -> TuningProgress:

@@ -42,7 +42,9 @@ def _as_of(cfg: Config, rows: pd.DataFrame) -> dt.date:
 def features_of(cfg: Config, ids: list[str], as_of: dt.date) -> pd.DataFrame:
     """The feature rows of the customers ``ids`` of the scoring input (``predict.input``, else the customers
     table) as of ``as_of``, from the rows ``predict`` scores there; customers not found are absent."""
-    from leadtier.pipelines.features import build_in, check_families, connect, register_population
+    from leadtier.pipelines import sources
+    from leadtier.pipelines.console import quiet
+    from leadtier.pipelines.features import POPULATION, build_in, check_families, connect, register_population
     from leadtier.pipelines.predict import register_scored_input
 
     check_families(cfg)
@@ -53,8 +55,14 @@ def features_of(cfg: Config, ids: list[str], as_of: dt.date) -> pd.DataFrame:
         )
     con = connect(cfg, extra_files=[fs.path for fs in spec.files])
     try:
-        population = register_population(con, cfg)
-        register_scored_input(con, cfg, spec, as_of)
+        # RFM quintiles rank against what predict ranked against: the configured customers when a file
+        # replaces them, else every row predict scored (not only the customers picked here)
+        population = register_population(con, cfg) if cfg.predict.input else None
+        with quiet(sources.log):  # predict has said what is wrong with these rows once
+            register_scored_input(con, cfg, spec, as_of)
+        if population is None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {POPULATION} AS SELECT DISTINCT customer_id FROM customers")
+            population = POPULATION
         con.register("reasons__ids", pd.DataFrame({"customer_id": pd.unique(pd.Series(ids, dtype=str))}))
         con.execute(
             "CREATE OR REPLACE TEMP TABLE customers__picked AS SELECT * FROM customers "

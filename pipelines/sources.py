@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 from leadtier.features import inputs as rules
 from leadtier.features.inputs import ident
 from leadtier.models.text import clip
@@ -104,6 +105,28 @@ def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
     if "not utf-8 encoded" in reason:
         hint = f" {ENCODING_HINT}"
     return InputError(f"{path}: cannot be read as {table} data: {reason[:400]}.{hint}")
+
+
+def read_columns(
+    path: Path, what: str, columns: list[str], keys: list[str] = (), fmt: str = "auto", encoding: str = "utf-8"
+) -> tuple[pd.DataFrame, list[str]]:
+    """The ``columns`` one file has, read as the tables read it (a CSV's as written, never guessed), with
+    ``keys`` as text as joins compare them; and every column name of the file. ``what`` names the data
+    in an error (an unreadable file is an InputError)."""
+    con = duckdb.connect()
+    try:
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, fmt, [], encoding)}").fetchall()]
+        present = [c for c in dict.fromkeys(columns) if c in names]
+        if not present:
+            return pd.DataFrame(), names
+        shown = ", ".join(
+            (f"CAST({ident(c)} AS VARCHAR)" if c in keys else ident(c)) + f" AS {ident(c)}" for c in present
+        )
+        return con.execute(f"SELECT {shown} FROM {_reader(path, fmt, present, encoding)}").df(), names
+    except duckdb.Error as exc:
+        raise _unreadable(path, what, exc) from None
+    finally:
+        con.close()
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
@@ -385,10 +408,13 @@ def _bad_cells(cells: BadCells | None, problem: str, n_bad: int, where: str, rea
     if cells is None:
         raise InputError(problem)
     if n_bad > cells.limit * cells.rows:
-        raise InputError(
-            f"{problem}; {n_bad} of {cells.rows} rows is more than predict.max_reject_share = {cells.limit:.1%}, "
-            "so the column is read wrong, not the rows (a few such rows would be rejected and listed)"
+        why = (
+            "predict.max_reject_share is 0: no row may be rejected"
+            if cells.limit == 0
+            else f"{n_bad} of {cells.rows} rows is more than predict.max_reject_share = {cells.limit:.1%}, so the "
+            "column is read wrong, not the rows (a few such rows would be rejected and listed)"
         )
+        raise InputError(f"{problem}; {why}")
     log.warning("%s: their rows are rejected (%s)", problem, reason)
     cells.found.append((where, reason))
 

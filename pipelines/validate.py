@@ -95,7 +95,7 @@ def _event_checks(cfg: Config, tables: set[str], as_of: dt.date) -> list[Check]:
     if "stages" in tables and "stages" in cfg.features.families:
         order = ", ".join("'" + st.replace("'", "''") + "'" for st in cfg.features.stage_order)
         unlisted = "have a stage not listed in features.stage_order (a change, never a position: closed stages)"
-        checks.append(("stages", "stage", "info", f"stage NOT IN ({order}) OR stage IS NULL", unlisted, "stage"))
+        checks.append(("stages", "stage", "info", f"stage NOT IN ({order})", unlisted, "stage"))
     if "labels" in tables:
         absent = "customer_id NOT IN (SELECT customer_id FROM customers)"
         checks.append(

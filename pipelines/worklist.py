@@ -19,6 +19,7 @@ from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, plan, short
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.outputs import OutputSet, check_manifest, check_suffix, table_writer
+from leadtier.pipelines.sources import read_columns
 
 COLUMNS = [
     "owner",
@@ -81,36 +82,23 @@ def _input_path(cfg: Config) -> Path | None:
     return cfg.data_path(source) if source else None
 
 
-def _header(path: Path) -> list[str]:
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(path).names
-    return pd.read_csv(path, nrows=0).columns.tolist()
-
-
-def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    """The ``columns`` of ``path`` that it has (CSV cells as text)."""
-    names = set(_header(path))
-    present = list(dict.fromkeys(c for c in columns if c in names))
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path, columns=present)
-    return pd.read_csv(path, usecols=present, dtype=str)
-
-
 def _joined_column(cfg: Config, frame: pd.DataFrame, column: str) -> pd.Series | None:
     """``column`` of a lookup table of ``tables.customers.joins`` (named as the features name it: the join's
     prefix, then the lookup file's column) for each row of ``frame``, matched by key as the features join
-    it; None when no lookup table has it."""
-    for join in cfg.data.tables.customers.joins.values():
+    it (keys as text; a row without a key gets none); None when no lookup table has it."""
+    for name, join in cfg.data.tables.customers.joins.items():
         own = column.removeprefix(join.prefix) if column.startswith(join.prefix) else None
         lookup_path = cfg.data_path(join.path)
-        if own is None or own == join.lookup_key or not lookup_path.is_file() or own not in _header(lookup_path):
+        if own is None or own == join.lookup_key or not lookup_path.is_file():
             continue
-        lookup = _read_columns(lookup_path, [join.lookup_key, own])
-        keys = lookup[join.lookup_key].astype(str)
-        values = pd.Series(lookup[own].to_numpy(), index=keys).loc[lambda v: ~v.index.duplicated()]
-        return frame[join.by].astype(str).map(values)
+        what = f"tables.customers.joins.{name}"
+        lookup, names = read_columns(
+            lookup_path, what, [join.lookup_key, own], [join.lookup_key], join.format, join.encoding
+        )
+        if own not in names or join.lookup_key not in names:
+            continue
+        lookup = lookup[lookup[join.lookup_key].notna()].drop_duplicates(join.lookup_key)
+        return frame[join.by].map(lookup.set_index(join.lookup_key)[own])  # a missing key maps to nothing
     return None
 
 
@@ -124,11 +112,15 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
             raise WorklistError(f"worklist.owner_column / value_column need the scoring input file. Got {path}")
         return pd.DataFrame(columns=["customer_id"])
     spec = cfg.data.tables.customers
-    id_col = spec.files[0].columns.get("customer_id", "customer_id")  # the scoring input shares the first file's
+    fs = spec.files[0]  # the scoring input is read as the first customers file (predict replaces its path)
+    id_col = fs.columns.get("customer_id", "customer_id")
     wanted = {id_col: "customer_id", (wl.owner_column or "owner"): "owner"}
     if wl.value_column:
         wanted[wl.value_column] = "value"
-    frame = _read_columns(path, [*wanted, *(j.by for j in spec.joins.values())])
+    keys = [id_col, *(j.by for j in spec.joins.values())]
+    frame, names = read_columns(path, "the scoring input", [*wanted, *keys], keys, fs.format, fs.encoding)
+    if id_col not in frame.columns:
+        raise WorklistError(f"the scoring input {path} has no customer id column {id_col!r}. Got {names}")
     for key, col in (("owner_column", wl.owner_column), ("value_column", wl.value_column)):
         if col and col not in frame.columns:
             joined = _joined_column(cfg, frame, col)
@@ -137,12 +129,10 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
                 also = f" nor in the lookup tables {lookups}" if lookups else ""
                 raise WorklistError(
                     f"worklist.{key}: column {col!r} is not in the scoring input {path}{also}. "
-                    f"Columns of {path.name}: {_header(path)}"
+                    f"Columns of {path.name}: {names}"
                 )
             frame[col] = joined
-    if id_col not in frame.columns:
-        raise WorklistError(f"the scoring input {path} has no customer id column {id_col!r}. Got {_header(path)}")
-    frame = frame[list(wanted.keys() & set(frame.columns))].rename(columns=wanted)
+    frame = frame[[c for c in wanted if c in frame.columns]].rename(columns=wanted)
     frame["customer_id"] = frame["customer_id"].astype(str)
     if "value" in frame.columns:
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
@@ -155,11 +145,11 @@ def last_contacts(cfg: Config, start: dt.date) -> pd.DataFrame:
     if cfg.data.tables.interactions is None:
         return pd.DataFrame(columns=["customer_id", "last_contact"])
     from leadtier.pipelines.features import connect, fetch_frame
-    from leadtier.pipelines.sources import register_all
+    from leadtier.pipelines.sources import register_table
 
     con = connect(cfg)
     try:
-        register_all(con, cfg, with_labels=False)
+        register_table(con, cfg, "interactions")  # the customers file is the scoring input's business
         sql = (
             "SELECT CAST(customer_id AS VARCHAR) AS customer_id, max(ts) AS last_contact FROM interactions "
             f"WHERE ts < DATE '{start.isoformat()}' GROUP BY 1"

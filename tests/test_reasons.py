@@ -41,6 +41,8 @@ runner = CliRunner()
         ("cust_region", None, None, "region unknown", "地区未知"),
         ("cust_annual_revenue_musd", 12.5, None, "annual revenue (million USD): 12.5", "年收入（百万美元）：12.5"),
         ("cust_headcount", 514.0, None, "headcount: 514", "headcount：514"),  # a whole number, as people write it
+        ("cust_founded", 1998.0, None, "founded: 1998", "founded：1998"),  # no thousands separator
+        ("cust_share", 0.04, None, "share: 0.04", "share：0.04"),  # small numbers keep their digits
         ("cust_tenure_days", 417, None, "created 417 days ago", "创建于 417 天前"),  # a lead or a deal, too
         ("ix_拜访_30d", 3.0, None, "3 拜访 in the last 30 days", "近 30 天拜访 3 次"),  # a type named in Chinese
         ("rfm_frequency_trend_30d", -2, None, "-2 purchases in the last 30 days against the 30 before", None),
@@ -190,17 +192,43 @@ def test_rows_predict_rejected_for_a_bad_cell_leave_the_others_their_reasons_and
     frame.to_csv(messy, index=False)
     res = predict.run(cfg, input_path=str(messy), progress=False)
     assert res.rejected == 2 and res.scored == len(frame) - 2
+    caplog.clear()  # what predict logged
     with caplog.at_level("WARNING"):
         planned = pd.read_parquet(worklist.run(cfg).output)
         html = report.run(cfg, output=str(work / "messy.html")).read_text(encoding="utf-8")
     listed = planned[planned["status"] != "no capacity"]
     assert len(listed) > 0 and listed["reasons"].str.len().gt(0).mean() > 0.95
     assert not set(frame["customer_id"][[3, 5]]) & set(planned["customer_id"])
+    repeated = [r for r in caplog.records if "their rows are rejected" in r.getMessage()]
+    assert not repeated, [r.getMessage() for r in repeated]  # predict said it; the rebuilds do not repeat it
     problems = [r.getMessage() for r in caplog.records if "no plain-word reasons" in r.getMessage()]
     problems += [r.getMessage() for r in caplog.records if "cannot rebuild" in r.getMessage()]
     assert not problems, problems
     cells = re.findall(r'<td class="reasons">(.*?)</td>', html)
     assert len(cells) >= cfg.report.top_n and all("(↑)" in c or "(↓)" in c for c in cells)
+
+
+@pytest.mark.slow
+def test_without_a_scoring_file_a_rejected_customers_row_leaves_the_others_their_reasons(world, caplog):
+    cfg, work = world
+    from leadtier.pipelines import predict, worklist
+
+    own = cfg.model_copy(deep=True)  # scores the customers table itself (no predict.input)
+    customers = pd.read_parquet(cfg.data_path(cfg.data.tables.customers.files[0].path))
+    customers["annual_revenue_musd"] = customers["annual_revenue_musd"].astype(str)
+    customers.loc[4, "annual_revenue_musd"] = "n/a"
+    customers.to_parquet(work / "customers_messy.parquet", index=False)
+    own.data.tables.customers.files[0].path = str(work / "customers_messy.parquet")
+    own.predict.input = None
+    own.predict.output = str(work / "own" / "predictions.parquet")
+    own.worklist.output = str(work / "own" / "worklist.parquet")
+    res = predict.run(own, progress=False)
+    assert res.rejected == 1 and res.reasons == {"column 'annual_revenue_musd' is not a number": 1}
+    with caplog.at_level("WARNING"):
+        planned = pd.read_parquet(worklist.run(own).output)
+    listed = planned[planned["status"] != "no capacity"]
+    assert len(listed) > 0 and listed["reasons"].str.len().gt(0).mean() > 0.95
+    assert not [r for r in caplog.records if "no plain-word reasons" in r.getMessage()]
 
 
 def test_all_or_nothing_puts_back_what_the_failed_run_wrote_and_nothing_another_run_wrote(tmp_path):

@@ -8,6 +8,7 @@ import logging
 import re
 import warnings
 from importlib.metadata import version
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -68,6 +69,14 @@ def test_tuning_progress_draws_nothing_when_disabled_and_logs_a_pulse_instead(ca
     assert out.getvalue() == ""
     pulse = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tuning trial")]
     assert pulse[0].startswith("tuning trial 1/3: best macro_f1 0.5000 | ") and len(pulse) == 3, pulse
+    log = logging.getLogger("leadtier")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="leadtier"):
+        bar = console.TuningProgress(50, None, "macro_f1", False, stream=out)
+        for _ in range(50):
+            bar(SimpleNamespace(best_value=0.5), None)
+    done = [int(m.split("/")[0].split()[-1]) for m in caplog.messages if m.startswith("tuning trial")]
+    assert done == [1, 12, 24, 36, 48, 50] and log.level == logging.NOTSET  # the last trial too
     assert pulse[-1].startswith("tuning trial 3/3: best macro_f1 0.7000 | 0:00 left"), pulse
 
 

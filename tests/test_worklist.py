@@ -288,7 +288,8 @@ def test_owner_and_value_can_come_from_a_lookup_table_joined_to_the_scoring_inpu
     from leadtier.pipelines import worklist as stage
     from leadtier.pipelines.config import JoinSpec, TableSpec, load_config
 
-    pd.DataFrame({"deal": ["d1", "d2", "d3"], "acct": ["7", "8", "9"]}).to_csv(tmp_path / "deals.csv", index=False)
+    deals = pd.DataFrame({"deal": ["d1", "d2", "d3", "d4"], "acct": ["7", "8", "9", ""]})
+    deals.to_csv(tmp_path / "deals.csv", index=False)
     pd.DataFrame({"acct": [8, 7], "manager": ["bo", "ann"], "size": [2.0, 1.0]}).to_parquet(tmp_path / "acc.parquet")
     cfg = load_config(DEMO_CONFIG, data_root=str(tmp_path))
     cfg.predict.input = None
@@ -296,9 +297,16 @@ def test_owner_and_value_can_come_from_a_lookup_table_joined_to_the_scoring_inpu
     cfg.data.tables.customers = TableSpec(path="deals.csv", columns={"customer_id": "deal"}, joins=joins)
     cfg.worklist.owner_column, cfg.worklist.value_column = "acc_manager", "acc_size"
     attrs = stage.customer_attributes(cfg)
-    assert attrs["customer_id"].tolist() == ["d1", "d2", "d3"]
-    assert attrs["owner"].tolist()[:2] == ["ann", "bo"] and pd.isna(attrs["owner"].iloc[2])  # no such account
+    assert attrs["customer_id"].tolist() == ["d1", "d2", "d3", "d4"]
+    assert attrs["owner"].tolist()[:2] == ["ann", "bo"] and attrs["owner"].iloc[2:].isna().all()  # no such account
     assert attrs["value"].tolist()[:2] == [1.0, 2.0]
+    # a lookup in another encoding and a ';' separator, read as the features read it (join.encoding)
+    pd.DataFrame({"acct": ["8", "7"], "manager": ["Zoë", "ann"]}).to_csv(
+        tmp_path / "acc.csv", index=False, sep=";", encoding="latin-1"
+    )
+    cfg.data.tables.customers.joins["accounts"] = JoinSpec(path="acc.csv", by="acct", prefix="acc_", encoding="latin-1")
+    cfg.worklist.value_column = None
+    assert stage.customer_attributes(cfg)["owner"].tolist()[:2] == ["ann", "Zoë"]
     cfg.worklist.owner_column = "manager"  # without the prefix it is no column of the joined table
     with pytest.raises(stage.WorklistError, match=r"worklist.owner_column: column 'manager' .*lookup tables"):
         stage.customer_attributes(cfg)
