@@ -199,14 +199,14 @@ def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, o
         assert str(path) in msg and not out.exists()
         if "cannot be read as customers data" in msg:  # DuckDB could not sniff a strange CSV: a clear error,
             assert fmt == ".csv" and not _plain(frame), msg  # but never for Parquet or a plain, valid CSV
-        else:
+        else:  # more unparseable dates than max_reject_share allows: the column, not the rows, is wrong
             assert bad_date is not None and len(frame) and "'created_at'" in msg, msg
+            assert "max_reject_share" in msg and 1 > max_share * len(frame), msg
         return
     except RejectShareError as exc:
         assert "max_reject_share" in str(exc) and str(out.with_name("pred.rejects.csv")) in str(exc)
         assert not out.exists()
         return
-    assert bad_date is None or not len(frame), "an unparseable date was accepted"
     assert res.input_rows == len(frame)
     assert res.scored + res.rejected == res.input_rows
     assert sum(res.reasons.values()) == res.rejected
@@ -228,6 +228,10 @@ def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, o
         assert len(rejects) == res.rejected and rejects["reason"].notna().all()
     else:
         assert not res.rejects.exists()
+    if bad_date is not None and len(frame):  # the row with the unparseable date (the last) is never scored
+        assert res.rejected and len(frame) in set(pd.read_csv(res.rejects)["input_row"]), (
+            "an unparseable date was scored"
+        )
 
 
 @pytest.mark.parametrize(
