@@ -183,6 +183,13 @@ def _plain(frame: pd.DataFrame) -> bool:
     bad_date=None,
     max_share=1.0,
 )
+@example(  # an unparseable date on a row rejected anyway (no id): rejected once, with the first reason
+    data=[{c: None for c in COLUMNS}],
+    fmt=".csv",
+    out_fmt=".parquet",
+    bad_date="not a date",
+    max_share=1.0,
+)
 def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, out_fmt, bad_date, max_share):
     frame = pd.DataFrame(data, columns=COLUMNS)
     run_dir = tmp_path / f"ex{next(_counter)}"
