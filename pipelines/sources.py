@@ -108,21 +108,36 @@ def _unreadable(path: Path, table: str, exc: duckdb.Error) -> InputError:
 
 
 def read_columns(
-    path: Path, what: str, columns: list[str], keys: list[str] = (), fmt: str = "auto", encoding: str = "utf-8"
+    path: Path,
+    what: str,
+    columns: list[str],
+    keys: list[str] = (),
+    fmt: str = "auto",
+    encoding: str = "utf-8",
+    id_column: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The ``columns`` one file has, read as the tables read it (a CSV's as written, never guessed), with
-    ``keys`` as text as joins compare them; and every column name of the file. ``what`` names the data
-    in an error (an unreadable file is an InputError)."""
+    ``keys`` as text as joins compare them and ``id_column`` as the customer ids predict writes ('12346'
+    for a float 12346.0); and every column name of the file. ``what`` names the data in an error (an
+    unreadable file is an InputError)."""
     con = duckdb.connect()
     try:
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, fmt, [], encoding)}").fetchall()]
         present = [c for c in dict.fromkeys(columns) if c in names]
         if not present:
             return pd.DataFrame(), names
-        shown = ", ".join(
-            (f"CAST({ident(c)} AS VARCHAR)" if c in keys else ident(c)) + f" AS {ident(c)}" for c in present
-        )
-        return con.execute(f"SELECT {shown} FROM {_reader(path, fmt, present, encoding)}").df(), names
+        reader = _reader(path, fmt, present, encoding)
+        values = {c: f"CAST({ident(c)} AS VARCHAR)" if c in keys else ident(c) for c in present}
+        if id_column in values:
+            types = dict(r[:2] for r in con.execute(f"DESCRIBE SELECT {ident(id_column)} FROM {reader}").fetchall())
+            cls = _duck_class(types[id_column])
+            float_text = (
+                cls == rules.TEXT
+                and con.execute(f"SELECT {rules.float_text_check(ident(id_column))} FROM {reader}").fetchone()[0]
+            )
+            values[id_column] = rules.id_value(ident(id_column), cls, bool(float_text))
+        shown = ", ".join(f"{v} AS {ident(c)}" for c, v in values.items())
+        return con.execute(f"SELECT {shown} FROM {reader}").df(), names
     except duckdb.Error as exc:
         raise _unreadable(path, what, exc) from None
     finally:

@@ -117,8 +117,8 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
     wanted = {id_col: "customer_id", (wl.owner_column or "owner"): "owner"}
     if wl.value_column:
         wanted[wl.value_column] = "value"
-    keys = [id_col, *(j.by for j in spec.joins.values())]
-    frame, names = read_columns(path, "the scoring input", [*wanted, *keys], keys, fs.format, fs.encoding)
+    keys = [j.by for j in spec.joins.values()]
+    frame, names = read_columns(path, "the scoring input", [*wanted, *keys], keys, fs.format, fs.encoding, id_col)
     if id_col not in frame.columns:
         raise WorklistError(f"the scoring input {path} has no customer id column {id_col!r}. Got {names}")
     for key, col in (("owner_column", wl.owner_column), ("value_column", wl.value_column)):

@@ -280,6 +280,17 @@ def test_owner_and_value_are_read_by_the_configured_id_column(tmp_path):
     assert attrs["customer_id"].tolist() == ["007", "8"]  # the id as the scorer writes it, zeros kept
     assert attrs["owner"].tolist() == ["ann", "bo"]
     assert attrs["value"].iloc[0] == 10.5 and pd.isna(attrs["value"].iloc[1])
+    # ids in a float column with a gap (as pandas writes integers with NaN): '12346', as predict writes them
+    ids = pd.DataFrame({"Lead Id": [12346.0, None, 12347.0], "Owner": ["ann", "bo", "cy"]})
+    ids.to_parquet(tmp_path / "leads.parquet", index=False)
+    cfg.data.tables.customers = TableSpec(path="leads.parquet", columns={"customer_id": "Lead Id"})
+    cfg.worklist.value_column = None
+    attrs = stage.customer_attributes(cfg).set_index("customer_id")["owner"]
+    assert attrs["12346"] == "ann" and attrs["12347"] == "cy"
+    # and text ids all written with '.0' (a float column saved as CSV): the same
+    ids.to_csv(tmp_path / "leads.csv", index=False)
+    cfg.data.tables.customers = TableSpec(path="leads.csv", columns={"customer_id": "Lead Id"})
+    assert stage.customer_attributes(cfg).set_index("customer_id")["owner"]["12347"] == "cy"
 
 
 def test_owner_and_value_can_come_from_a_lookup_table_joined_to_the_scoring_input(tmp_path):
