@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from leadtier.features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
 from leadtier.models.frame import ID_COLUMN, numbers_as_float
-from leadtier.pipelines.config import ENTITY_CLOCK_FAMILIES, Config, ConfigError, TableSpec
+from leadtier.pipelines.config import ENTITY_CLOCK_FAMILIES, Config, ConfigError
 from leadtier.pipelines.sources import TableStats, register_all, register_table
 from leadtier.pipelines.validate import check_event_customers, check_inputs
 
@@ -242,20 +242,15 @@ def build_in(
         return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True))
 
 
-def build(
-    cfg: Config, as_of: dt.date | None = None, customers: TableSpec | None = None, with_labels: bool = True
-) -> FeatureBuild:
+def build(cfg: Config, as_of: dt.date | None = None, with_labels: bool = True) -> FeatureBuild:
     """Register inputs, build features as of ``as_of`` (default: the config's) and read labels."""
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
-    con = connect(cfg, extra_files=[fs.path for fs in customers.files] if customers is not None else [])
+    con = connect(cfg)
     try:
-        population = register_population(con, cfg) if customers is not None else "customers"
-        stats = register_all(con, cfg, customers=customers, with_labels=with_labels)
-        checked = customers is None  # a scoring input is checked row by row by the predict stage
-        if checked:
-            check_inputs(con, cfg, stats, as_of)
-        feats = build_in(con, cfg, as_of, stats if checked else None, population)
+        stats = register_all(con, cfg, with_labels=with_labels)
+        check_inputs(con, cfg, stats, as_of)
+        feats = build_in(con, cfg, as_of, stats)
         labels = None
         if with_labels and "labels" in stats:
             labels = fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")

@@ -31,14 +31,6 @@ def model_uri(cfg: Config, rows: pd.DataFrame) -> str:
     return tracking.champion_uri(cfg)
 
 
-def _as_of(cfg: Config, rows: pd.DataFrame) -> dt.date:
-    if "as_of" in rows.columns:
-        vals = pd.to_datetime(pd.Series(pd.unique(rows["as_of"].dropna())), errors="coerce").dropna()
-        if len(vals):
-            return vals.max().date()
-    return cfg.predict.as_of or cfg.data.as_of
-
-
 def features_of(cfg: Config, ids: list[str], as_of: dt.date) -> pd.DataFrame:
     """The feature rows of the customers ``ids`` of the scoring input (``predict.input``, else the customers
     table) as of ``as_of``, from the rows ``predict`` scores there; customers not found are absent."""
@@ -79,7 +71,7 @@ def explain(cfg: Config, rows: pd.DataFrame, lang: str, scorer=None) -> pd.Serie
     known), aligned with ``rows``; '' for a customer whose features cannot be found. None, with a warning,
     when the model or the inputs cannot be read (the caller keeps what it has)."""
     from leadtier.pipelines import tracking
-    from leadtier.pipelines.report import positions
+    from leadtier.pipelines.report import positions, scored_as_of
 
     if rows.empty:
         return pd.Series([], index=rows.index, dtype=object)
@@ -87,7 +79,7 @@ def explain(cfg: Config, rows: pd.DataFrame, lang: str, scorer=None) -> pd.Serie
         if scorer is None:
             tracking.setup(cfg)
             scorer = tracking.load_model(model_uri(cfg, rows)).unwrap_python_model().scorer
-        feats = features_of(cfg, rows["customer_id"].astype(str).tolist(), _as_of(cfg, rows))
+        feats = features_of(cfg, rows["customer_id"].astype(str).tolist(), scored_as_of(cfg, rows))
     except (tracking.ModelLoadError, OSError, ValueError) as exc:
         log.warning("no plain-word reasons: %s", exc)
         return None

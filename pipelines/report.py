@@ -290,14 +290,7 @@ def check_predictions(predictions: pd.DataFrame, scheme: TierScheme, source: str
 
     if not isinstance(predictions, pd.DataFrame):
         raise TypeError(f"predictions must be a pandas DataFrame. Got {type(predictions).__name__} instead")
-    if predictions.empty:
-        raise InputError(f"predictions {source} hold no scored customers: nothing to report")
-    missing = [c for c in REQUIRED_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise InputError(
-            f"predictions {source} lack the columns {missing}; expected the output of `leadtier predict` "
-            f"({', '.join(REQUIRED_COLUMNS)}, proba_<tier>, segment, model_version, as_of)"
-        )
+    _check_columns(predictions, source)
     unknown = sorted(set(pd.unique(predictions["tier"].astype(str))) - set(scheme.codes))
     if unknown:
         raise InputError(
@@ -311,6 +304,29 @@ def check_predictions(predictions: pd.DataFrame, scheme: TierScheme, source: str
             f"predictions {source}: column 'customer_id' repeats {len(repeated)} id(s), e.g. {examples}; "
             "one `leadtier predict` run scores each customer once"
         )
+
+
+def _check_columns(predictions: pd.DataFrame, source: str) -> None:
+    from leadtier.pipelines.sources import InputError
+
+    if predictions.empty:
+        raise InputError(f"the predictions in {source} hold no scored customers: nothing to report")
+    missing = [c for c in REQUIRED_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise InputError(
+            f"the predictions in {source} lack the columns {missing}; expected the output of `leadtier predict` "
+            f"({', '.join(REQUIRED_COLUMNS)}, proba_<tier>, segment, model_version, as_of)"
+        )
+
+
+def scored_as_of(cfg, predictions: pd.DataFrame) -> dt.date:
+    """The date the predictions were scored as of (the latest of their ``as_of`` column), else the date
+    ``predict`` scores as of (``predict.as_of``, else ``data.as_of``)."""
+    if "as_of" in predictions.columns:
+        vals = pd.to_datetime(pd.Series(pd.unique(predictions["as_of"].dropna())), errors="coerce").dropna()
+        if len(vals):
+            return vals.max().date()
+    return cfg.predict.as_of or cfg.data.as_of
 
 
 def _segment_name(names: dict, sid: int, lang: str, fallback: str | None) -> str:
@@ -1135,13 +1151,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
             f"predictions file {path} cannot be read as {suffix[1:].upper()}: {clip(first, 200)}; "
             "is it the output of `leadtier predict`?"
         ) from None
-    if frame.empty:
-        raise InputError(f"predictions file {path} holds no scored customers: nothing to report")
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"predictions file {path} lacks the columns {missing}; is it the output of `leadtier predict`?"
-        )
+    _check_columns(frame, str(path))
     return frame
 
 
@@ -1184,11 +1194,7 @@ def _past_features(cfg, predictions: pd.DataFrame, needed: list[str]) -> pd.Data
     """
     from leadtier.pipelines.reasons import features_of
 
-    as_of = cfg.predict.as_of or cfg.data.as_of
-    if "as_of" in predictions.columns:
-        vals = pd.to_datetime(pd.Series(pd.unique(predictions["as_of"].dropna())), errors="coerce").dropna()
-        if len(vals) == 1:
-            as_of = vals.iloc[0].date()
+    as_of = scored_as_of(cfg, predictions)
     ids = predictions["customer_id"].astype(str).tolist()
     try:
         feats = features_of(_lean_config(cfg, needed), ids, as_of)

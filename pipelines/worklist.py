@@ -211,7 +211,9 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
 def planned(cfg: Config, pred: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dt.date]:
     """The worklist of the predictions ``pred`` (without plain-word reasons) and its first day: owners and
     values from the scoring input, last contacts from the interactions before that day."""
-    start = cfg.worklist.start or _as_of(pred) or cfg.data.as_of
+    from leadtier.pipelines.report import scored_as_of
+
+    start = cfg.worklist.start or scored_as_of(cfg, pred)
     return build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang), start
 
 
@@ -231,12 +233,6 @@ def with_reasons(cfg: Config, out: pd.DataFrame, pred: pd.DataFrame, lang: str) 
         out = out.copy()
         out.loc[called, "reasons"] = why.to_numpy()
     return out
-
-
-def _as_of(pred: pd.DataFrame) -> dt.date | None:
-    if "as_of" not in pred.columns or pred["as_of"].isna().all():
-        return None
-    return pd.to_datetime(pred["as_of"]).max().date()
 
 
 def _write(out: pd.DataFrame, path: Path, start: dt.date) -> WorklistResult:

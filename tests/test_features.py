@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from leadtier.features.queries import feature_query, render_family, slug
 from leadtier.pipelines.features import build
+from leadtier.pipelines.reasons import features_of
 
 from tests.conftest import AS_OF, REPO, small_config, write_tables
 
@@ -168,16 +169,16 @@ def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(dem
     customers = pd.read_parquet(cfg.data_path("customers.parquet"))
     few = customers[customers["customer_id"].isin(full.index[full["rfm_frequency"] > 0][:7])]
     few.to_parquet(cfg.data_path("few.parquet"), index=False)
-    spec = cfg.data.tables.customers
-    spec = spec.model_copy(update={"files": [spec.files[0].model_copy(update={"path": "few.parquet"})]})
-    alone = build(cfg, customers=spec, with_labels=False).features.set_index("customer_id")
+    scoring = cfg.model_copy(update={"predict": cfg.predict.model_copy(update={"input": "few.parquet"})})
+    alone = features_of(scoring, few["customer_id"].astype(str).tolist(), cfg.data.as_of).set_index("customer_id")
     assert len(alone) == 7
     scores = ["rfm_r_score", "rfm_f_score", "rfm_m_score", "rfm_score", "rfm_segment"]
     assert alone[scores].nunique().max() > 1  # the 7 are not all alike: the test can tell ranks apart
     pd.testing.assert_frame_equal(alone, full.loc[alone.index, alone.columns], check_dtype=False)
     # without the customers table the 7 can only be ranked among themselves, and the run says so
     cfg.data_path("customers.parquet").rename(cfg.data_path("elsewhere.parquet"))
-    among_themselves = build(cfg, customers=spec, with_labels=False).features.set_index("customer_id")
+    ids = few["customer_id"].astype(str).tolist()
+    among_themselves = features_of(scoring, ids, cfg.data.as_of).set_index("customer_id")
     assert "RFM quintile scores rank the scored customers among themselves" in caplog.text
     assert not among_themselves[scores].equals(alone[scores])
 

@@ -307,7 +307,7 @@ def test_a_failed_report_run_leaves_the_earlier_report_as_it_was(features_world)
     (out / "predictions.csv").write_text("customer_id,score\nc1,50\n", encoding="utf-8")  # no tier column
     before = _listing(out)
     res = runner.invoke(app, ["report", "--config", str(config), "--predictions", str(out / "predictions.csv")])
-    assert res.exit_code == 2 and "lacks the columns" in res.output, res.output
+    assert res.exit_code == 2 and "lack the columns" in res.output, res.output
     assert _listing(out) == before
 
 
