@@ -323,7 +323,8 @@ class FeatureConfig(_Strict):
     exclude: list[str] = Field(
         default_factory=list,
         description="feature columns (or customers attributes by their file name) kept out of the model and the "
-        "segments; still in the feature table, e.g. an order column for train.order_by",
+        "segments; still in the feature table, e.g. an order column for train.order_by (a scoring input may lack such "
+        "an attribute)",
     )
     stage_order: list[str] = Field(
         default_factory=list,

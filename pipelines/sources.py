@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 from leadtier.features import inputs as rules
 from leadtier.features.inputs import ident
+from leadtier.features.queries import slug
 from leadtier.models.text import clip
 from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, JoinSpec, TableSpec
 from leadtier.pipelines.errors import UserError
@@ -446,6 +447,9 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
             kind = "float" if attr in spec.numeric else "str"
             value = _derived(engine, table, path, view, attr, kind, fs.derived[attr])
             out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
+        elif attr not in classes and tag_rows and table == "customers" and _kept_out(cfg, attr):
+            log.info("%s: attribute column %r is absent; features.exclude keeps it out of the model", path, attr)
+            out[ident(attr)] = "CAST(NULL AS DOUBLE)" if attr in spec.numeric else "CAST(NULL AS VARCHAR)"
         elif attr not in classes:
             what = "leaky column (read by labels.rules)" if attr in leaky else "attribute column"
             raise InputError(f"{path}: {what} {attr!r} listed in tables.{table} is missing")
@@ -457,6 +461,12 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
         else:
             out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)
     return [*spec.categorical, *spec.numeric, *leaky]
+
+
+def _kept_out(cfg: Config, attr: str) -> bool:
+    """Whether ``features.exclude`` names the customers attribute ``attr`` (by its file name or its feature
+    column): a scoring input may lack it."""
+    return attr in cfg.features.exclude or f"cust_{slug(attr)}" in cfg.features.exclude
 
 
 def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, view: str, text, stats, in_order):

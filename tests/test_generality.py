@@ -144,8 +144,7 @@ def trained_shape(request, tmp_path_factory):
         assert scored.exit_code == 0, scored.output
         report = runner.invoke(app, ["report", "--config", str(config)])
         assert report.exit_code == 0, report.output
-        html = (work / "out" / "report.html").read_text(encoding="utf-8")
-    return name, spec, customers, res.output, run, summary, html
+    return name, spec, customers, res.output, run, summary, work
 
 
 def test_evaluation_rows_never_overlap_training_rows(trained_shape):
@@ -192,7 +191,8 @@ def test_the_model_is_not_worse_than_the_logistic_regression_beyond_noise(traine
 
 
 def test_the_model_card_says_what_was_measured(trained_shape):
-    name, spec, customers, output, run, summary, html = trained_shape
+    name, spec, customers, output, run, summary, work = trained_shape
+    html = (work / "out" / "report.html").read_text(encoding="utf-8")
     rows = summary["protocol"]["rows"]
     if spec["train"]["evaluation"] == "kfold":  # every row evaluated, each by a model that did not train on it
         counts = (
@@ -223,3 +223,24 @@ def test_the_decision_balance_is_chosen_inside_the_training_rows_when_tiers_are_
     kind = run.data.tags["leadtier.model_kind"]
     said = f"decision balance (1: every tier as if equally frequent, 0: the most probable tier), {kind}: {balance}"
     assert said in flat and "validation rows from the training rows" in flat
+
+
+def test_a_scoring_file_may_lack_a_column_the_model_does_not_use(trained_shape):
+    """``features.exclude`` keeps the order column out of the model, so new leads need not carry it; a
+    column the model uses is still required."""
+    name, spec, customers, output, run, summary, work = trained_shape
+    if not spec.get("exclude"):
+        pytest.skip("only the shape with a column kept out of the model")
+    fresh = customers.drop(columns=["tier", *spec["exclude"]]).head(200)
+    fresh.to_csv(work / "fresh.csv", index=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        config = str(work / f"{name}.yaml")
+        res = runner.invoke(app, ["predict", "--config", config, "--input", "fresh.csv", "--output", "fresh.parquet"])
+        assert res.exit_code == 0, res.output
+        scored = pd.read_parquet(work / "fresh.parquet")
+        assert sorted(scored["customer_id"].astype(str)) == sorted(fresh["customer_id"].astype(str))
+        fresh.drop(columns="visits").to_csv(work / "fresh.csv", index=False)
+        res = runner.invoke(app, ["predict", "--config", config, "--input", "fresh.csv", "--output", "fresh.parquet"])
+        assert res.exit_code == 2 and "'visits'" in res.output and "is missing" in res.output, res.output
