@@ -73,26 +73,32 @@ class RejectShareError(UserError, RuntimeError):
     """More input rows were rejected than predict.max_reject_share allows."""
 
 
+def rejected_rows(why: dict[str, int]) -> int:
+    """The rows rejected, of the rows not scored by reason (skipped ones start with SKIPPED)."""
+    return sum(n for r, n in why.items() if not r.startswith(SKIPPED))
+
+
 @dataclass
 class PredictResult:
     output: Path | str
     rejects: Path | str | None
     input_rows: int
     scored: int
-    rejected: int
-    reasons: dict[str, int]
+    reasons: dict[str, int]  # rows not scored by reason; skipped ones (predict.open_only) start with SKIPPED
     model_uri: str
     model_version: str
     as_of: dt.date
     seconds: float
     engine: str = "DuckDB"
-    skipped: int = 0  # left out by config (predict.open_only), listed in the rejects file too
 
-    @classmethod
-    def counts(cls, why: dict[str, int]) -> tuple[int, int]:
-        """(rejected, skipped) from the rows' reasons."""
-        skipped = sum(n for r, n in why.items() if r.startswith(SKIPPED))
-        return sum(why.values()) - skipped, skipped
+    @property
+    def skipped(self) -> int:
+        """Rows left out by config (predict.open_only), listed in the rejects file too."""
+        return sum(n for r, n in self.reasons.items() if r.startswith(SKIPPED))
+
+    @property
+    def rejected(self) -> int:
+        return rejected_rows(self.reasons)
 
     def summary(self) -> str:
         lines = [
@@ -293,8 +299,6 @@ def _run(
         rejects=rejects_path,
         input_rows=input_rows,
         scored=scored,
-        rejected=PredictResult.counts(why)[0],
-        skipped=PredictResult.counts(why)[1],
         reasons=why,
         model_uri=uri,
         model_version=version,
@@ -333,7 +337,7 @@ def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int]
     allows, commit the rejects alone (``write_rejects(tmp)`` writes them) and raise
     :class:`RejectShareError`. No predictions file, not even briefly; an earlier run's predictions, drift and
     migration stay as they were (the next run's baseline). Rows skipped by config are not rejects."""
-    n_rejected, _ = PredictResult.counts(why)
+    n_rejected = rejected_rows(why)
     share = n_rejected / max(input_rows, 1)
     if share <= cfg.predict.max_reject_share:
         return
