@@ -60,7 +60,7 @@ from leadtier.pipelines.label_rules import rule_labels
 from leadtier.pipelines.sources import InputError, register_all
 from leadtier.pipelines.validate import as_records, validate
 from sklearn.metrics import adjusted_mutual_info_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 log = logging.getLogger(__name__)
 HEADLINE = ["macro_f1", "balanced_accuracy", "qwk", "log_loss"]
@@ -550,23 +550,34 @@ def model_factories(
 
 
 def choice_splits(cfg: Config, rows: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Validation rows for choosing the tier model, from training ``rows`` only.
+    """Validation rows for choosing the tier model, from training ``rows`` only, disjoint from the rows
+    that fit it as the evaluation is (:func:`check_disjoint`).
 
     Time-ordered protocols validate on the newest part of the training window (``ordered_holdout``:
     the newest ``test_size`` share of rows, which :func:`prepare` keeps in time order; ``backtest``:
-    the last training snapshot when there are several); otherwise stratified folds. [] when a tier has
-    fewer than two rows."""
+    the last training snapshot when there are several, with labels from people only its customers that
+    the older snapshots lack); otherwise stratified folds, grouped by customer when a customer has several
+    rows. [] when a tier has fewer than two rows."""
     n = len(rows)
     if cfg.train.evaluation == "ordered_holdout":
         cut = n - max(1, int(round(n * cfg.train.test_size)))
         return [(np.arange(cut), np.arange(cut, n))]
     if cfg.train.evaluation == "backtest" and rows["snapshot"].nunique() > 1:
         newest = (rows["snapshot"] == rows["snapshot"].max()).to_numpy()
-        return [(np.flatnonzero(~newest), np.flatnonzero(newest))]
+        validate = newest.copy()
+        if cfg.labels.source != "outcome":  # a rep's tier belongs to the customer: seen in training, not new
+            validate &= ~rows[ID_COLUMN].isin(rows.loc[~newest, ID_COLUMN]).to_numpy()
+        if validate.any() and pd.Series(rows["tier"].to_numpy()[validate]).nunique() > 1:
+            return [(np.flatnonzero(~newest), np.flatnonzero(validate))]
+        log.info("model choice: the newest training snapshot has no customers the older ones lack; grouped folds")
     y = rows["tier"].to_numpy(dtype=object)
     k = min(cfg.train.choice.folds, int(pd.Series(y).value_counts().min()))
     if k < 2:
         return []
+    if rows[ID_COLUMN].duplicated().any():
+        groups = rows[ID_COLUMN].to_numpy()
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
+        return list(folds.split(np.zeros(n), y, groups))
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(np.zeros(n), y))
 
 

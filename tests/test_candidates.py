@@ -97,6 +97,45 @@ def test_the_choice_never_sees_the_evaluation_rows(demo_data, monkeypatch):
     assert res.protocol["model"] in {"lightgbm", "logreg", "average", "average3", "catboost"}
 
 
+def _snapshot_rows(old: range, new: range) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame({"customer_id": [f"c{i}" for i in ids], "snapshot": snap, "tier": ["A", "B"] * (len(ids) // 2)})
+        for ids, snap in ((old, "2026-01-01"), (new, "2026-04-01"))
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("source", ["table", "outcome"])
+def test_a_backtest_chooses_on_newest_rows_whose_customers_did_not_fit_the_candidates(demo_data, source):
+    """With labels from people a customer's tier is the same in every snapshot, so a customer of the older
+    snapshots validates nothing; an outcome is the snapshot's own, as the evaluation counts it."""
+    from leadtier.pipelines.train import choice_splits
+
+    cfg = demo_data.model_copy(deep=True)
+    cfg.train.evaluation, cfg.labels.source = "backtest", source
+    rows = _snapshot_rows(range(0, 60), range(30, 100))
+    ((fit, validate),) = choice_splits(cfg, rows)
+    fitting, validating = set(rows.loc[fit, "customer_id"]), set(rows.loc[validate, "customer_id"])
+    assert set(rows.loc[fit, "snapshot"]) == {"2026-01-01"} and set(rows.loc[validate, "snapshot"]) == {"2026-04-01"}
+    if source == "table":
+        assert not fitting & validating and len(validate) == 40
+    else:
+        assert len(validate) == 70
+
+
+def test_a_backtest_whose_newest_customers_all_fitted_chooses_on_folds_grouped_by_customer(demo_data):
+    from leadtier.pipelines.train import choice_splits
+
+    cfg = demo_data.model_copy(deep=True)
+    cfg.train.evaluation, cfg.labels.source = "backtest", "table"
+    rows = _snapshot_rows(range(0, 60), range(0, 40))
+    splits = choice_splits(cfg, rows)
+    assert len(splits) == cfg.train.choice.folds
+    for fit, validate in splits:
+        assert not set(rows.loc[fit, "customer_id"]) & set(rows.loc[validate, "customer_id"])
+    assert sorted(np.concatenate([v for _, v in splits])) == list(range(len(rows)))
+
+
 TIERS = ["high", "medium", "low"]
 
 
