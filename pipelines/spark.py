@@ -149,10 +149,14 @@ def parse_conf(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _spark_node(node: exp.Expression) -> exp.Expression:
-    """:func:`_day_diff`, and an identifier with letters beyond ASCII (``cust_城市``) back-quoted: Spark
-    reads only ASCII letters unquoted, sqlglot takes any letter for safe."""
+    """:func:`_day_diff`; DuckDB's ``isodow`` (Monday 1 .. Sunday 7) as Spark's ``WEEKDAY + 1``; an
+    identifier with letters beyond ASCII (``cust_城市``) back-quoted: Spark reads only ASCII letters
+    unquoted, sqlglot takes any letter for safe."""
     if isinstance(node, exp.Identifier) and not node.quoted and not node.name.isascii():
         return exp.Identifier(this=node.name, quoted=True)
+    if isinstance(node, exp.DayOfWeekIso):  # sqlglot's (DAYOFWEEK(x) % 7) + 1 counts from Tuesday
+        weekday = exp.Anonymous(this="WEEKDAY", expressions=[node.this.copy()])  # Monday 0 .. Sunday 6
+        return exp.Paren(this=exp.Add(this=weekday, expression=exp.Literal.number(1)))
     return _day_diff(node)
 
 

@@ -729,15 +729,19 @@ def test_stage_and_activity_features_identical_to_duckdb(spark, entity_days):
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df")
         session.createDataFrame(frame).createOrReplaceTempView(name)
     order = ["prospecting", "qualification", "proposal", "negotiation"]
-    for family in ("stages", "interactions"):
+    for family in ("stages", "interactions", "customers"):
         sql = render_family(
             family, AS_OF, windows=[7, 30], interaction_types=["call", "email"], stage_order=order,
-            entity_days=entity_days,
+            entity_days=entity_days, tenure=entity_days is None,
         )  # fmt: skip
         duck = con.execute(sql).df()
         got = session.sql(sp.to_spark_sql(sql)).toPandas()
         exact = {c for c in duck.columns if c != "customer_id"}
         assert_same_table(duck, got, exact)
+        if "cust_start_weekday" in got.columns:  # Monday 1 .. Sunday 7, as DuckDB's isodow
+            created = tables["customers"].set_index("customer_id")["created_at"]
+            want = [created[c].isoweekday() for c in got["customer_id"]]
+            assert got["cust_start_weekday"].tolist() == want and len(set(want)) > 1
     stage = con.execute(render_family("stages", AS_OF, stage_order=order, entity_days=entity_days)).df()
     d1 = stage.set_index("customer_id").loc["D1"]
     assert d1["stage_furthest"] == 3
