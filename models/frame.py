@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 
 ID_COLUMN = "customer_id"
+# entities on their own clock: days from each one's start to the as-of date. Not a model feature (it
+# would tell how long the outcome was observed); the scorer reads it to rule out tiers already passed.
+OPEN_DAYS = "open_days"
 
 
 def categorical_columns(frame: pd.DataFrame) -> list[str]:

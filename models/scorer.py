@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.explain import top_reasons
-from leadtier.models.frame import ID_COLUMN, check_columns
+from leadtier.models.frame import ID_COLUMN, OPEN_DAYS, check_columns
 from leadtier.models.schemes import TierScheme
 from leadtier.models.segments import Segmenter
 
@@ -26,6 +26,27 @@ def proba_column(code: str) -> str:
     return f"proba_{code}"
 
 
+def given_open(proba: np.ndarray, codes: list[str], latest: dict[str, float], open_days) -> np.ndarray:
+    """The tier probabilities of entities not yet won after ``open_days`` days: a tier ``code`` with
+    ``latest[code]`` (the most days from the start within which a win counts for it) below an entity's days
+    is out of reach and gets 0; the rest are scaled up to sum to 1 (all out of reach by the model's own
+    figures: equal shares). The tier whose window holds the days keeps all of its probability, as the model
+    does not say how it splits within a tier. Missing days change nothing; tiers not in ``latest`` (lost or
+    not won within the horizon) stay reachable."""
+    days = pd.to_numeric(pd.Series(np.asarray(open_days, dtype=object)), errors="coerce")
+    days = days.to_numpy("float64", na_value=np.nan)
+    if proba.shape != (len(days), len(codes)):
+        raise ValueError(f"proba must have one row per entity and one column per tier. Got {proba.shape} instead")
+    reachable = np.ones(proba.shape, dtype=bool)
+    for j, code in enumerate(codes):
+        if code in latest:
+            reachable[:, j] = ~(days > latest[code])  # NaN compares False: reachable
+    kept = np.where(reachable, proba, 0.0)
+    total = kept.sum(axis=1, keepdims=True)
+    even = reachable / reachable.sum(axis=1, keepdims=True)
+    return np.where(total > 0, kept / np.where(total > 0, total, 1.0), even)
+
+
 @dataclass
 class TierScorer:
     """Tier classifier + segmenter + scheme: feature table in, tiers out (one row per input row)."""
@@ -37,10 +58,14 @@ class TierScorer:
     metadata: dict = field(default_factory=dict)
     drift_reference: dict = field(default_factory=dict)
     grade_bands: dict = field(default_factory=dict)
+    # entities on their own clock: tier -> the most days from the start within which a win counts for it;
+    # the scorer then reads OPEN_DAYS (when given) and rules out the tiers an entity open that long has passed
+    latest_open_days: dict = field(default_factory=dict)
 
     @property
     def input_columns(self) -> list[str]:
-        return list(dict.fromkeys([*self.feature_columns, *self.segmenter.columns_]))
+        open_days = [OPEN_DAYS] if getattr(self, "latest_open_days", None) else []  # absent from older scorers
+        return list(dict.fromkeys([*self.feature_columns, *self.segmenter.columns_, *open_days]))
 
     def output_columns(self) -> list[str]:
         return ["tier", "score", *[proba_column(c) for c in self.scheme.codes], "segment_id", "segment"]
@@ -53,10 +78,12 @@ class TierScorer:
 
         ``n_jobs``: LightGBM threads for this call (default: as trained).
         """
-        check_columns(features, self.input_columns)
+        check_columns(features, [c for c in self.input_columns if c != OPEN_DAYS])  # days open: optional
         empty = len(features) == 0
         k = len(self.scheme.codes)
         proba = np.zeros((0, k)) if empty else self.classifier.predict_proba(features, n_jobs=n_jobs)
+        if getattr(self, "latest_open_days", None) and OPEN_DAYS in features.columns and not empty:
+            proba = given_open(proba, list(self.scheme.codes), self.latest_open_days, features[OPEN_DAYS])
         out = pd.DataFrame(index=features.index)
         if ID_COLUMN in features.columns:
             out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()

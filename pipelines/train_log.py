@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import mlflow
+import numpy as np
 import pandas as pd
 import yaml
-from leadtier.models.frame import ID_COLUMN
+from leadtier.models.frame import ID_COLUMN, OPEN_DAYS
 from leadtier.models.gate import GateDecision
 from leadtier.models.metrics import confusion
 from leadtier.models.scorer import TierScorer
@@ -149,12 +150,19 @@ def log_segments(cfg: Config, seg: Segmenter, ami: float, ev: Evaluation) -> Non
     mlflow.log_text(profile.to_csv(), "segments/profile.csv")
 
 
+NOT_FEATURES = (ID_COLUMN, "tier", "snapshot", "labelled_at", "started_on")
+
+
 def register_and_gate(
     client: MlflowClient, cfg: Config, scorer: TierScorer, train: pd.DataFrame, ev: Evaluation
 ) -> tuple[str, GateDecision]:
     """Log the scorer with the keys a later gate needs, register it last (a killed run registers
     nothing), then let the champion gate decide its alias."""
-    X_eval = ev.rows[scorer.feature_columns]
+    # every feature column (the champion may read one this model leaves out), the entities' days open
+    # unknown: scored as the metrics were, as of each entity's feature date
+    X_eval = ev.rows.drop(columns=[c for c in NOT_FEATURES if c in ev.rows.columns])
+    if OPEN_DAYS in X_eval.columns:
+        X_eval = X_eval.assign(**{OPEN_DAYS: np.nan})
     tracking.log_train_keys(train)  # what a later gate must not re-score this model on
     tracking.log_eval_predictions(ev.rows, *ev.preds["model"], cfg.scheme.codes)  # what a k-fold gate pairs with
     info = tracking.log_scorer(scorer, X_eval)

@@ -457,3 +457,18 @@ def test_a_tier_of_two_rows_neither_stops_calibration_nor_tuning():
     few = rng.dirichlet(np.ones(3), size=12)  # tiers of 8, 2 and 2 rows: below scikit-learn's default 5 folds
     calibrated = fit_calibrator(few, np.r_[np.zeros(8, int), [1, 1, 2, 2]], "sigmoid").predict_proba(few)
     np.testing.assert_allclose(calibrated.sum(axis=1), 1)
+
+
+def test_an_entity_open_past_a_tiers_window_cannot_be_in_that_tier():
+    from leadtier.models.scorer import given_open
+
+    codes, latest = ["A", "B", "C", "E"], {"A": 30, "B": 90, "C": 180}
+    proba = np.array([[0.4, 0.3, 0.2, 0.1]] * 4 + [[1.0, 0.0, 0.0, 0.0]])
+    got = given_open(proba, codes, latest, [10, 31, 200, np.nan, 100])
+    np.testing.assert_allclose(got[0], proba[0])  # young: every tier still reachable
+    np.testing.assert_allclose(got[1], [0, 0.5, 1 / 3, 1 / 6])  # past A's 30 days: the rest scaled up
+    np.testing.assert_allclose(got[2], [0, 0, 0, 1])  # past the last window: not won in time
+    np.testing.assert_allclose(got[3], proba[3])  # days unknown: the model's own figures
+    np.testing.assert_allclose(got[4], [0, 0, 0.5, 0.5])  # the model put all on a passed tier: equal shares
+    with pytest.raises(ValueError, match="one row per entity"):
+        given_open(proba, codes, latest, [10, 20])

@@ -114,8 +114,18 @@ def test_open_only_scores_open_deals_and_lists_the_closed_ones_as_skipped(workdi
     assert set(rejects["customer_id"]) == closed
     assert set(rejects["reason"]) == {"skipped: closed (won or lost) before the as-of date"}
     out = " ".join(res.output.split())
-    assert f"skipped {len(closed)} (predict.open_only" in out and "rejected 0" in out
+    assert f"skipped {len(closed)} (not bad input" in out and "rejected 0" in out
     assert f"{len(deals)} = {len(deals) - len(closed)} scored + 0 rejected + {len(closed)} skipped (ok)" in out
+    # a deal still open after 31 days can no longer close within 30 (A), after 201 not within the horizon
+    age = scored["customer_id"].map(deals.set_index("deal_id")["days_open"])
+    proba = scored[[f"proba_{t}" for t in "ABCDE"]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    for tier, days in zip("ABCD", (30, 90, 180, 200), strict=True):
+        assert (scored.loc[age > days, f"proba_{tier}"] == 0).all() and not (
+            scored.loc[age > days, "tier"] == tier
+        ).any()
+        assert (scored.loc[age <= days, f"proba_{tier}"] > 0).all()
+    assert (age > 200).any() and (scored.loc[age > 200, "proba_E"] == 1).all()
 
     every = deal_config(workdir / "all", output=str(workdir / "all.csv"))  # the same model, open_only off
     every.write_text(every.read_text(encoding="utf-8").replace(str(workdir / "all" / "data"), str(workdir / "data")))
