@@ -44,10 +44,23 @@ log = logging.getLogger(__name__)
 REJECT_RULES = [
     ("customer_id IS NULL", "missing customer_id"),
     ("dup_rank > 1", "duplicate customer_id: the first occurrence is scored"),
-    ("created_at IS NOT NULL AND CAST(created_at AS DATE) >= $as_of", "created on or after the as-of date"),
+    ("created_at IS NOT NULL AND CAST(created_at AS DATE) >= $as_of", "skipped: created on or after the as-of date"),
 ]
-SKIPPED = "skipped: "  # a reason with this prefix leaves a row out by config (predict.open_only), not as bad input
+SKIPPED = "skipped: "  # a reason with this prefix leaves a row out by rule or config, not as bad input
 CLOSED_RULE = ("closed_before", SKIPPED + "closed (won or lost) before the as-of date")
+
+
+def scoring_rules(cfg: Config) -> list[tuple[str, str]]:
+    """:data:`REJECT_RULES`, and for entities on their own clock that the model reads as of their first
+    ``features.entity_as_of_days`` days, those not open that long yet (skipped: their features would
+    describe fewer days than the model learnt from, and read as slower than they are)."""
+    from leadtier.pipelines.features import entity_clock
+
+    days = cfg.features.entity_as_of_days if entity_clock(cfg) else 0
+    if not days:
+        return list(REJECT_RULES)
+    young = f"created_at IS NOT NULL AND date_diff('day', CAST(created_at AS DATE), $as_of) < {days}"
+    return [*REJECT_RULES, (young, f"{SKIPPED}open fewer than {days} days (the days its features describe)")]
 
 
 def tagged_query(source: str, as_of_sql: str, open_only: bool, reject_rules=REJECT_RULES) -> str:
@@ -84,7 +97,7 @@ class PredictResult:
     rejects: Path | str | None
     input_rows: int
     scored: int
-    reasons: dict[str, int]  # rows not scored by reason; skipped ones (predict.open_only) start with SKIPPED
+    reasons: dict[str, int]  # rows not scored by reason; skipped ones start with SKIPPED
     model_uri: str
     model_version: str
     as_of: dt.date
@@ -93,7 +106,7 @@ class PredictResult:
 
     @property
     def skipped(self) -> int:
-        """Rows left out by config (predict.open_only), listed in the rejects file too."""
+        """Rows left out by rule or config (not yet created, predict.open_only), listed in the rejects file too."""
         return sum(n for r, n in self.reasons.items() if r.startswith(SKIPPED))
 
     @property
@@ -108,7 +121,7 @@ class PredictResult:
         ]
         lines += [f"  {n:>8}  {r}" for r, n in self.reasons.items() if not r.startswith(SKIPPED)]
         if self.skipped:
-            lines.append(f"skipped {self.skipped} (predict.open_only, listed in {self.rejects}):")
+            lines.append(f"skipped {self.skipped} (not bad input; listed in {self.rejects}):")
             lines += [f"  {n:>8}  {r[len(SKIPPED) :]}" for r, n in self.reasons.items() if r.startswith(SKIPPED)]
         total = self.scored + self.rejected + self.skipped
         verdict = "ok" if self.input_rows == total else "MISMATCH"
@@ -186,11 +199,18 @@ def _previous_output(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _scorer_of(model):
+def _scorer_of(model, cfg: Config):
+    """The model's :class:`~leadtier.models.scorer.TierScorer` (None for a pyfunc of another kind)."""
     try:
-        return model.unwrap_python_model().scorer
+        scorer = model.unwrap_python_model().scorer
     except AttributeError:  # not a leadtier pyfunc: no drift reference
         return None
+    if getattr(scorer, "latest_open_days", None) and not cfg.predict.open_only:
+        log.warning(
+            "predict.open_only is off: every entity is scored as still open (not won) at the as-of date, so one "
+            "open longer than a tier's window is never in that tier; set predict.open_only to skip closed ones"
+        )
+    return scorer
 
 
 def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFrame:
@@ -198,16 +218,16 @@ def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFram
     ``as_of``, as every stage that rebuilds their features must see them (a row predict rejected for a
     bad cell must not stop the worklist's reasons). Returns the rejected and skipped rows with reasons."""
     register_all(con, cfg, customers=spec, with_labels=False, drop_missing_ids=False, tag_rows=True)
-    return _split_rejects(con, as_of, cfg.predict.open_only)
+    return _split_rejects(con, as_of, cfg.predict.open_only, scoring_rules(cfg))
 
 
-def _split_rejects(con, as_of: dt.date, open_only: bool = False) -> pd.DataFrame:
-    """Tag every input row; move rejected rows (and, with ``open_only``, entities closed before
-    ``as_of``: skipped) out of ``customers``. Returns them with their reasons."""
+def _split_rejects(con, as_of: dt.date, open_only: bool = False, rules=REJECT_RULES) -> pd.DataFrame:
+    """Tag every input row by ``rules``; move rejected and skipped rows (with ``open_only`` also entities
+    closed before ``as_of``) out of ``customers``. Returns them with their reasons."""
     # customers holds every input row with input_row, input_id and pre_reject (register_all(tag_rows=True)):
     # first the input rules, then the reject rules; duplicate ids are ranked among the rows they keep
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE customers__tagged AS " + tagged_query("customers", "$as_of", open_only),
+        "CREATE OR REPLACE TEMP TABLE customers__tagged AS " + tagged_query("customers", "$as_of", open_only, rules),
         {"as_of": as_of},
     )
     rejects = fetch_frame(
@@ -271,7 +291,7 @@ def _run(
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
     model = tracking.load_model(uri)
-    scorer = _scorer_of(model)
+    scorer = _scorer_of(model, cfg)
     spec, source = _customers_spec(cfg, input_path)
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
     try:

@@ -170,7 +170,8 @@ def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool, done:
     first_run = not out_path.is_file()
     scored = predict.run(cfg, as_of=as_of, progress=progress)
     done("predict")
-    lines.append(f"predict: {scored.scored} scored, {scored.rejected} rejected -> {scored.output}")
+    skipped = f", {scored.skipped} skipped" if scored.skipped else ""
+    lines.append(f"predict: {scored.scored} scored, {scored.rejected} rejected{skipped} -> {scored.output}")
     if cfg.worklist.service_days:
         wl = worklist.run(cfg, lang=lang)
         done("worklist")

@@ -759,13 +759,13 @@ def output_struct(model_uri: str, reasons: bool = False):
     return struct, sig.inputs.input_names()
 
 
-def _tag_rejects(spark: SparkSession, as_of: dt.date, open_only: bool = False) -> DataFrame:
+def _tag_rejects(spark: SparkSession, as_of: dt.date, open_only: bool = False, reject_rules=None) -> DataFrame:
     """Why each input row is not scored (NULL: scored), over the tagged view ``customers__input``: the
     query of ``leadtier predict`` (:func:`~leadtier.pipelines.predict.tagged_query`), its rules transpiled."""
     from leadtier.pipelines.predict import REJECT_RULES, tagged_query
 
     date = f"DATE '{as_of.isoformat()}'"
-    rules = [(expr_to_spark(cond.replace("$as_of", date)), why) for cond, why in REJECT_RULES]
+    rules = [(expr_to_spark(cond.replace("$as_of", date)), why) for cond, why in reject_rules or REJECT_RULES]
     return spark.sql(tagged_query("customers__input", date, open_only, rules))
 
 
@@ -846,11 +846,13 @@ def _migration_spark(previous: DataFrame, current: DataFrame, levels: list[str])
 def _scoring_input(spark: SparkSession, cfg: Config, input_path: str | None, as_of: dt.date):
     """The input rows tagged with their reject reason (persisted: the caller unpersists), the input row
     count, the reject counts by reason, and the RFM population view."""
+    from leadtier.pipelines.predict import scoring_rules
+
     source = input_path or cfg.predict.input
     spec = _customers_spec(cfg, source)
     population = _register_population(spark, cfg) if source else "customers"
     register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
-    tagged = _tag_rejects(spark, as_of, cfg.predict.open_only).persist()
+    tagged = _tag_rejects(spark, as_of, cfg.predict.open_only, scoring_rules(cfg)).persist()
     counts = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
     why = {k: int(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k is not None}
     return tagged, sum(counts.values()), why, population
@@ -949,7 +951,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
-    scorer = _scorer_of(tracking.load_model(uri))  # the drift reference and the tier levels, as leadtier predict
+    scorer = _scorer_of(tracking.load_model(uri), cfg)  # the drift reference and the tier levels, as leadtier predict
     if batch_size:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
     tagged, input_rows, why, population = _scoring_input(spark, cfg, input_path, as_of)

@@ -138,8 +138,8 @@ def test_predict_rejects_prospects_created_on_the_as_of_date_and_scores_the_rest
     finally:
         con.close()
     assert rejects[["input_row", "customer_id", "reason"]].values.tolist() == [
-        [2, "p-midnight", "created on or after the as-of date"],
-        [3, "p-noon", "created on or after the as-of date"],
+        [2, "p-midnight", "skipped: created on or after the as-of date"],
+        [3, "p-noon", "skipped: created on or after the as-of date"],
     ]
     assert sorted(scored["customer_id"]) == ["p-eve", "p-none", "p-old"]
     assert len(scored) + len(rejects) == len(prospects)

@@ -122,7 +122,7 @@ def test_predict_scores_every_prospect_reproducibly(trained):
     out = pd.read_parquet(res.output)
     prospects = pd.read_csv(cfg.data_path(cfg.demo.prospects_file))
     assert res.input_rows == len(prospects) == counts["prospects"]
-    assert res.scored + res.rejected == res.input_rows
+    assert res.scored + res.rejected + res.skipped == res.input_rows
     assert len(out) == res.scored
     assert set(out["customer_id"]) <= set(prospects["customer_id"].astype(str))
     cols = {"customer_id", "tier", "score", "segment", "segment_id", "model_version", "as_of"}
@@ -143,13 +143,13 @@ def test_predict_rejects_bad_rows_with_reasons(trained):
     bad.to_csv(path, index=False)
     res = predict_stage.run(cfg, input_path=str(path), output=str(work / "out" / "bad.parquet"), progress=False)
     assert res.input_rows == 202
-    assert res.rejected == 4 and res.scored == 198
+    assert (res.rejected, res.skipped, res.scored) == (3, 1, 198)  # a customer not created yet is no bad input
     rejects = pd.read_csv(res.rejects)
     assert sorted(rejects["reason"].str.split(":").str[0].str.split(" ").str[0]) == [
-        "created",
         "duplicate",
         "duplicate",
         "missing",
+        "skipped",
     ]
 
 

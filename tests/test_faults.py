@@ -608,15 +608,15 @@ def test_every_row_is_scored_or_rejected_with_a_reason(world, tmp_path):
 
     res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / "pred.parquet"), progress=False)
     assert res.input_rows == 40
-    assert res.scored + res.rejected == res.input_rows
-    assert (res.scored, res.rejected) == (36, 4)
+    assert res.scored + res.rejected + res.skipped == res.input_rows
+    assert (res.scored, res.rejected, res.skipped) == (36, 3, 1)
     assert res.reasons == {
         "missing customer_id": 1,
         "duplicate customer_id: the first occurrence is scored": 2,
-        "created on or after the as-of date": 1,
+        "skipped: created on or after the as-of date": 1,
     }
     rejects = pd.read_csv(res.rejects, dtype={"customer_id": str})
-    assert len(rejects) == res.rejected and rejects["reason"].notna().all()
+    assert len(rejects) == res.rejected + res.skipped and rejects["reason"].notna().all()
     # 1-based input rows: the missing id, the 2nd and 3rd rows of one customer, the future customer
     assert sorted(rejects["input_row"]) == [1, 3, 4, 5]
     out = pd.read_parquet(res.output)
@@ -656,8 +656,8 @@ def test_an_unparseable_created_at_rejects_its_row_and_a_wrong_date_format_stops
 
 def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, monkeypatch):
     frame = _prospects(world, 100)
-    frame.loc[:79, "created_at"] = "2030-01-01"  # 80 % created after the as-of date
-    path = tmp_path / "mostly_future.csv"
+    frame.loc[:79, "customer_id"] = None  # 80 % without an id
+    path = tmp_path / "mostly_without_id.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "pred.parquet"
     written: list[Path] = []
@@ -685,8 +685,8 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
 def test_a_stopped_run_after_one_with_rejects_leaves_a_set_the_next_stages_accept(world, tmp_path):
     out, rejects = tmp_path / "pred.parquet", tmp_path / "pred.rejects.csv"
     good, bad = _prospects(world, 100), _prospects(world, 100)
-    good.loc[:1, "created_at"] = "2030-01-01"  # 2 % rejected: scored, with a rejects file
-    bad.loc[:79, "created_at"] = "2030-01-01"  # 80 %: stopped
+    good.loc[:1, "customer_id"] = None  # 2 % rejected: scored, with a rejects file
+    bad.loc[:79, "customer_id"] = None  # 80 %: stopped
     for name, frame in (("good.csv", good), ("bad.csv", bad)):
         frame.to_csv(tmp_path / name, index=False)
     res = _cli(

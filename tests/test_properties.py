@@ -215,8 +215,8 @@ def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, o
         assert not out.exists()
         return
     assert res.input_rows == len(frame)
-    assert res.scored + res.rejected == res.input_rows
-    assert sum(res.reasons.values()) == res.rejected
+    assert res.scored + res.rejected + res.skipped == res.input_rows
+    assert sum(res.reasons.values()) == res.rejected + res.skipped
     assert res.rejected / max(res.input_rows, 1) <= max_share
     scored = (
         pd.read_parquet(out)
@@ -230,9 +230,9 @@ def test_predict_reconciles_or_raises_a_user_error(world, tmp_path, data, fmt, o
         assert scored["score"].between(0, 100).all()
         assert np.allclose(scored[[f"proba_{c}" for c in codes]].sum(axis=1), 1, atol=1e-4)
         assert set(scored["customer_id"]) <= set(frame["customer_id"].dropna().astype(str))
-    if res.rejected:
+    if res.rejected or res.skipped:
         rejects = pd.read_csv(res.rejects)
-        assert len(rejects) == res.rejected and rejects["reason"].notna().all()
+        assert len(rejects) == res.rejected + res.skipped and rejects["reason"].notna().all()
     else:
         assert not res.rejects.exists()
     if bad_date is not None and len(frame):  # the row with the unparseable date (the last) is never scored

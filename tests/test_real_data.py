@@ -70,7 +70,7 @@ def test_x_education_leads_slice_kfold_trains_and_scores_every_lead(workdir):
     assert res.protocol["evaluation"] == "kfold"
     assert res.metrics["model"]["macro_f1"] > res.metrics["majority"]["macro_f1"]
     pred = predict_stage.run(cfg, progress=False)
-    assert pred.input_rows == 2500 and pred.scored + pred.rejected == 2500
+    assert pred.input_rows == 2500 and pred.scored + pred.rejected + pred.skipped == 2500
     out = pd.read_parquet(pred.output)
     assert out["tier"].isin(cfg.scheme.codes).all()
     # the leaky columns never reach the model

@@ -154,8 +154,18 @@ def test_the_b2b_demo_trains_predicts_and_reports(workdir):
     assert res.exit_code == 0, res.output
     pred = pd.read_parquet(workdir / "outputs" / "demo_b2b" / "predictions.parquet")
     open_deals = pd.read_csv(workdir / "data" / "open_opportunities.csv")
-    assert sorted(pred["customer_id"]) == sorted(open_deals["opportunity_id"])  # predict.open_only
-    assert f"skipped {1500 - len(open_deals)} (predict.open_only" in " ".join(res.output.split())
+    # predict.open_only, and deals open fewer than the 14 days the model reads are skipped too
+    as_of = load_config(B2B).data.as_of
+    young = pd.to_datetime(open_deals["created_at"]).dt.date > as_of - dt.timedelta(days=14)
+    assert 0 < young.sum() < len(open_deals)
+    assert sorted(pred["customer_id"]) == sorted(open_deals.loc[~young, "opportunity_id"])
+    assert f"skipped {1500 - (~young).sum()} (not bad input" in " ".join(res.output.split())
+    rejects = pd.read_csv(workdir / "outputs" / "demo_b2b" / "predictions.rejects.csv")
+    said = rejects.set_index("customer_id")["reason"]
+    assert (
+        said[open_deals.loc[young, "opportunity_id"]]
+        == "skipped: open fewer than 14 days (the days its features describe)"
+    ).all()
     res = runner.invoke(app, ["worklist", *args])
     assert res.exit_code == 0, res.output
     plan = pd.read_parquet(workdir / "outputs" / "demo_b2b" / "worklist.parquet")
