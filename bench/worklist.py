@@ -51,8 +51,7 @@ def _fit(cfg, prep) -> tuple[dict, list[str], dict]:
     from leadtier.pipelines import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    excluded = train.excluded_columns(cfg, list(prep.features.columns))
-    cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    cols = train.model_columns(cfg, prep)
     rows = prep.train.reset_index(drop=True)
     groups = rows[ID_COLUMN].to_numpy() if rows["snapshot"].nunique() > 1 else None
     study = train.tune_with(cfg, rows[cols], rows["tier"].tolist(), groups=groups)

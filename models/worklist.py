@@ -20,6 +20,17 @@ INPUT_COLUMNS = ("customer_id", "tier", "p_close", "value")  # plus optional own
 NO_OWNER = ""
 
 
+def fill_values(value: pd.Series, unknown: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each customer's value, and whether it is an estimate: where ``unknown`` (no value given, or no
+    past revenue: a lead that has not bought yet is not worth nothing), the median of the known values,
+    else 1 when none is known. Returns (values, estimated)."""
+    value = pd.to_numeric(value, errors="coerce").astype(float)
+    estimated = unknown.fillna(True).astype(bool) | value.isna()
+    known = value[~estimated]
+    fill = float(known.median()) if len(known) else 1.0
+    return value.where(~estimated, fill), estimated
+
+
 def expected_value(p_close: pd.Series, value: pd.Series) -> pd.Series:
     """Probability of closing within the horizon x value (a missing value counts as 0)."""
     return p_close.astype(float) * value.astype(float).fillna(0.0).clip(lower=0.0)

@@ -9,17 +9,22 @@ input (when configured or present), and each customer's last interaction; plans 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from leadtier.features.inputs import NULL_MARKERS
 from leadtier.features.meta import money
-from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, plan, shortfall
+from leadtier.models.text import clip
+from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values, plan, shortfall
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.outputs import OutputSet, check_manifest, check_suffix, table_writer
 from leadtier.pipelines.sources import read_columns
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "owner",
@@ -32,6 +37,7 @@ COLUMNS = [
     "score",
     "p_close",
     "value",
+    "value_estimated",
     "expected_value",
     "due_date",
     "late",
@@ -55,13 +61,22 @@ class WorklistResult:
     shortfall: pd.DataFrame
     start: dt.date
     currency: str | None = None  # the values are money: report.currency ('' when none is set); None: not money
+    estimated: int = 0  # customers without a known value, valued at ``estimate`` (the median of the others)
+    estimate: float | None = None
+    deferring: bool = True  # worklist.defer_contacted_days is set
 
     def summary(self) -> str:
         c = self.counts
+        deferred = f"{c[DEFERRED]} deferred (contacted recently), " if self.deferring else ""
         lines = [
-            f"worklist from {self.start}: {c[PLANNED]} planned, {c[DEFERRED]} deferred (contacted recently), "
+            f"worklist from {self.start}: {c[PLANNED]} planned, {deferred}"
             f"{c[NO_CAPACITY]} do not fit -> {self.output} and {self.csv.name}",
         ]
+        if self.estimated and self.currency is not None:
+            lines.append(
+                f"{self.estimated} without a known value (none given, or no revenue yet) valued at the median "
+                f"of the others, {money(self.estimate, self.currency)} (column value_estimated)"
+            )
         if self.late:
             lines.append(f"{self.late} planned in a week that ends after their due date")
         for row in self.shortfall[self.shortfall[NO_CAPACITY] > 0].to_dict("records"):
@@ -135,8 +150,31 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
     frame = frame[[c for c in wanted if c in frame.columns]].rename(columns=wanted)
     frame["customer_id"] = frame["customer_id"].astype(str)
     if "value" in frame.columns:
-        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+        na = [v.lower() for v in spec.na_values]
+        frame["value"] = _numbers(frame["value"], wl.value_column, path, cfg.predict.max_reject_share, na)
     return frame.drop_duplicates("customer_id")
+
+
+def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_values=()) -> pd.Series:
+    """``raw`` as numbers ('n/a', 'null' and ``na_values`` are missing); a cell that is not one is unknown
+    (with a warning naming examples), unless more than ``max_share`` of the rows have one: then the column
+    is no number column and the run stops."""
+    if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        raise WorklistError(f"worklist.value_column: column {column!r} of {path} holds {raw.dtype} values, not numbers")
+    values = pd.to_numeric(raw, errors="coerce")
+    text = raw.astype("string").str.strip()
+    bad = values.isna() & text.notna() & ~text.str.lower().isin(["", *NULL_MARKERS, *na_values])
+    if not bad.any():
+        return values
+    examples = ", ".join(clip(v, quote=True) for v in pd.unique(text[bad])[:3])
+    where = f"worklist.value_column: column {column!r} of {path}"
+    if bad.mean() > max_share:
+        raise WorklistError(
+            f"{where} is not a number in {int(bad.sum())} of {len(raw)} rows, e.g. {examples}; name a column of "
+            "numbers (a deal's value), or leave value_column out to value customers by past revenue"
+        )
+    log.warning("%s: %d cell(s) are not numbers (e.g. %s): valued as unknown", where, int(bad.sum()), examples)
+    return values
 
 
 def last_contacts(cfg: Config, start: dt.date) -> pd.DataFrame:
@@ -172,8 +210,16 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
     """The planning frame from predictions, customer attributes and last contacts, then the plan."""
     frame = pred.merge(attrs, on="customer_id", how="left").merge(contacts, on="customer_id", how="left")
     frame["p_close"] = _p_close(frame, cfg)
-    if "value" not in frame.columns:
-        frame["value"] = frame["past_revenue"] if "past_revenue" in frame.columns else 1.0
+    if "value" in frame.columns:  # worklist.value_column: a missing value is not known
+        frame["value"], frame["value_estimated"] = fill_values(frame["value"], frame["value"].isna())
+    elif "past_revenue" in frame.columns:  # no revenue yet is not known either
+        revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")
+        frame["value"], frame["value_estimated"] = fill_values(revenue, ~(revenue > 0))
+    if "value" not in frame.columns or frame["value_estimated"].all():  # no value known: each counts 1
+        frame["value"], frame["value_estimated"] = 1.0, False
+        money_values = False
+    else:
+        money_values = True
     if "reasons" not in frame.columns:
         frame["reasons"] = ""
     wl = cfg.worklist
@@ -184,7 +230,9 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
     for col in COLUMNS:
         if col not in out.columns:
             out[col] = None
-    return out[COLUMNS]
+    out = out[COLUMNS]
+    out.attrs["money_values"] = money_values  # the values are amounts of money, not a count of 1 each
+    return out
 
 
 def run(cfg: Config, predictions: str | None = None, output: str | None = None, lang: str | None = None):
@@ -203,8 +251,9 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     lang = lang or cfg.worklist.lang
     out, start = planned(cfg, pred, lang)
     res = _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
-    if cfg.worklist.value_column or "past_revenue" in pred.columns:  # as build() values customers
+    if out.attrs.get("money_values"):  # some customer's value is known (given, or past revenue)
         res.currency = cfg.report.currency or ""
+    res.deferring = bool(cfg.worklist.defer_contacted_days)
     return res
 
 
@@ -246,4 +295,8 @@ def _write(out: pd.DataFrame, path: Path, start: dt.date) -> WorklistResult:
         outset.stage(csv_path, table_writer(out, csv_path))
         outset.commit()
     counts = {s: int((out["status"] == s).sum()) for s in (PLANNED, DEFERRED, NO_CAPACITY)}
-    return WorklistResult(path, csv_path, counts, int(out["late"].sum()), shortfall(out), start)
+    res = WorklistResult(path, csv_path, counts, int(out["late"].sum()), shortfall(out), start)
+    guessed = out["value_estimated"].fillna(False).astype(bool)
+    if guessed.any():
+        res.estimated, res.estimate = int(guessed.sum()), float(out.loc[guessed, "value"].iloc[0])
+    return res

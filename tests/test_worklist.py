@@ -17,6 +17,7 @@ from leadtier.models.worklist import (
     PLANNED,
     capture_gains,
     captured_share,
+    fill_values,
     plan,
     shortfall,
 )
@@ -215,6 +216,7 @@ def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_
         ({"service_days": {"A": 7}, "owner_column": "territory"}, "worklist.owner_column: column 'territory' is not"),
         ({}, "worklist.service_days is empty"),
         ({"service_days": {"A": 7}, "nonsense": 1}, "nonsense"),
+        ({"service_days": {"A": 7}, "value_column": "owner"}, "worklist.value_column: column 'owner' of"),
     ],
 )
 def test_worklist_command_refuses_bad_settings_with_one_error_line(demo_data, tmp_path, worklist, message):
@@ -245,6 +247,36 @@ def test_worklist_and_report_refuse_a_predictions_file_they_would_misread(demo_d
     assert not (tmp_path / "wl.parquet").exists()
     with pytest.raises(InputError, match=re.escape(message)):  # the report reads and checks them alike
         report_stage.build_context(report_stage.read_predictions(path), load_config(config).scheme, source=str(path))
+
+
+def test_a_customer_without_a_known_value_is_valued_at_the_median_of_the_others_not_at_nothing():
+    value, estimated = fill_values(
+        pd.Series([0.0, 300.0, None, 100.0, 50.0]), pd.Series([True, False, True, False, False])
+    )
+    assert value.tolist() == [100.0, 300.0, 100.0, 100.0, 50.0] and estimated.tolist() == [
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
+    value, estimated = fill_values(pd.Series([None, None]), pd.Series([True, True]))
+    assert value.tolist() == [1.0, 1.0] and estimated.all()  # nothing known: every customer counts the same
+
+
+def test_leads_that_have_not_bought_yet_still_get_called(demo_data, tmp_path):
+    """Valued by past revenue, a lead with none is worth the median buyer, not 0 (it would never fit)."""
+    config, ids = _config(tmp_path, demo_data, service_days={"A": 7, "B": 30, "C": 90}, value_column=None)
+    pred = pd.read_parquet(tmp_path / "pred.parquet")
+    pred.assign(past_revenue=[0.0, 0.0, 300.0, 100.0] * 3).to_parquet(tmp_path / "pred.parquet", index=False)
+    res = runner.invoke(app, ["worklist", "--config", str(config)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    w = pd.read_parquet(tmp_path / "wl.parquet").set_index("customer_id")
+    new = [ids[i] for i in range(12) if i % 4 < 2]
+    assert (w.loc[new, "value"] == 200.0).all() and w.loc[new, "value_estimated"].all()
+    assert (w.loc[new, "expected_value"] > 0).all() and not w.drop(index=new)["value_estimated"].any()
+    assert "6 without a known value (none given, or no revenue yet) valued at the median of the others" in res.output
+    assert "deferred" not in res.output  # worklist.defer_contacted_days is not set
 
 
 def test_worklist_reads_owners_from_the_file_the_predictions_scored_not_predict_input(demo_data, tmp_path):
