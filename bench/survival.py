@@ -108,19 +108,16 @@ def _task_survival_library(p: dict) -> dict:
     same training entities (censored ones included) and the same evaluation rows: C-index, IPCW
     integrated Brier, tier log-loss and macro-F1 (tier probabilities from each survival curve), seconds."""
     import numpy as np
-    from leadtier.models.frame import ID_COLUMN
     from leadtier.models.metrics import tier_metrics
     from leadtier.pipelines.survival import censoring_aware, fit_hazard, training_survival
-    from leadtier.pipelines.train import excluded_columns, prepare
+    from leadtier.pipelines.train import model_columns, prepare
     from sksurv.ensemble import GradientBoostingSurvivalAnalysis
     from sksurv.util import Surv
 
     cfg = real_config(p)
     cfg.snapshots.survival_as_of = [dt.date.fromisoformat(d) for d in p["extra"]]
     prep = prepare(cfg)
-    cols = [
-        c for c in prep.features.columns if c != ID_COLUMN and c not in excluded_columns(cfg, prep.features.columns)
-    ]
+    cols = model_columns(cfg, prep)
     surv, test = training_survival(cfg, prep.train, prep.test), prep.test
     oc, codes, y = cfg.labels.outcome, cfg.scheme.codes, test["tier"].tolist()
     bounds = np.asarray([*oc.thresholds_days, oc.horizon_days])

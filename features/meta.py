@@ -144,7 +144,8 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     return text
 
 
-_ONE = re.compile(r"\b(1) (day|purchase|interaction|order|line|change|visit|product|call|email|meeting)s\b")
+_NOUNS = "day|purchase|interaction|order|line|change|visit|product|call|email|meeting"
+_ONE = re.compile(rf"\b(1) ((?:\w+ )?(?:{_NOUNS}))s\b")
 
 
 def join_reasons(parts: list[str], lang: str = "en") -> str:

@@ -442,6 +442,12 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
     attribute names, in output order."""
     path = cfg.data_path(fs.path)
     leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" and not tag_rows else []
+    absent = [c for c in spec.personal if c not in classes]
+    if absent and not tag_rows:  # a misspelt name protects nothing; a scoring input may leave them out
+        raise InputError(
+            f"{path}: column(s) {absent} listed in tables.{table}.personal are missing. Columns of the file: "
+            f"{clip(', '.join(classes), 400)}"
+        )
     for attr in [*spec.categorical, *spec.numeric, *leaky]:
         if attr in fs.derived:
             kind = "float" if attr in spec.numeric else "str"

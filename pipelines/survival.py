@@ -162,12 +162,11 @@ def compare(cfg: Config, resamples: int = 1000, params: dict | None = None) -> d
     the survival model's gains with 95 % paired-bootstrap intervals, and the rows it used that the
     classifier dropped."""
     from leadtier.models.classifier import TierClassifier
-    from leadtier.pipelines.train import excluded_columns, prepare  # train imports this module
+    from leadtier.pipelines.train import model_columns, prepare  # train imports this module
 
     prep = prepare(cfg)
     levels = cfg.scheme.codes
-    excluded = excluded_columns(cfg, list(prep.features.columns))
-    cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    cols = model_columns(cfg, prep)
     surv = training_survival(cfg, prep.train, prep.test)
     fixed = {"n_jobs": cfg.train.n_jobs, **(params or {})}
     clf = TierClassifier(levels=levels, calibration=cfg.train.calibration, random_state=cfg.seed, **fixed)

@@ -34,7 +34,7 @@ from leadtier.models.candidates import (
 from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.drift import reference_profile
-from leadtier.models.frame import ID_COLUMN
+from leadtier.models.frame import ID_COLUMN, OPEN_DAYS
 from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
     adjacent_miss_share,
@@ -101,7 +101,8 @@ def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """The labels a snapshot may use: those without a ``labelled_at`` date or assigned by ``as_of``.
 
     A tier assigned after the snapshot date may reflect what happened after it, so it is left out of
-    that snapshot (and logged). One assigned on the day itself judges what was known that day.
+    that snapshot (and logged). One assigned on the day itself judges what was known that day. Of a
+    customer's dated labels (a history of ratings) the latest by ``as_of`` counts.
     """
     if "labelled_at" not in labels.columns:
         return labels
@@ -119,7 +120,17 @@ def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
             f"every one of the {len(labels)} labels was assigned after the as-of date {as_of} (column labelled_at): "
             "use a later as-of date"
         )
-    return labels.loc[~later, ["customer_id", "tier"]]
+    known, when = labels.loc[~later], when[~later]
+    # a history of ratings: a customer's latest dated one by the snapshot replaces the earlier ones
+    latest = when.groupby(known["customer_id"]).transform("max")
+    superseded = latest.notna() & ~(when == latest)
+    if superseded.any():
+        log.info(
+            "labels: %d earlier label(s) replaced by the customer's latest one by %s (column labelled_at)",
+            int(superseded.sum()),
+            as_of,
+        )
+    return known.loc[~superseded, ["customer_id", "tier"]]
 
 
 def labels_where(cfg: Config) -> str:
@@ -155,7 +166,9 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
         if (conflicting > 1).any():
             raise InputError(
                 f"{labels_where(cfg)}: {int((conflicting > 1).sum())} customer(s) carry different tiers; "
-                f"e.g. {', '.join(clip(v, quote=True) for v in conflicting[conflicting > 1].index[:3])}"
+                f"e.g. {', '.join(clip(v, quote=True) for v in conflicting[conflicting > 1].index[:3])} (of a "
+                "history of ratings with dates, tables.labels.columns.labelled_at, the latest by the as-of date "
+                "counts; two on the same date must agree)"
             )
         lab = lab.drop_duplicates("customer_id")
     dangling = ~lab["customer_id"].isin(feats[ID_COLUMN])
@@ -312,8 +325,28 @@ def feature_column(name: str, columns: Sequence[str], key: str) -> str:
 
 
 def excluded_columns(cfg: Config, columns: Sequence[str]) -> set[str]:
-    """The feature columns ``features.exclude`` keeps out of the model and the segments."""
-    return {feature_column(name, columns, "features.exclude") for name in cfg.features.exclude}
+    """The feature columns ``features.exclude`` keeps out of the model and the segments, and
+    :data:`~leadtier.models.frame.OPEN_DAYS` (read by the scorer, never a feature)."""
+    named = {feature_column(name, columns, "features.exclude") for name in cfg.features.exclude}
+    return named | ({OPEN_DAYS} & set(columns))
+
+
+def model_columns(cfg: Config, prep: Prepared) -> list[str]:
+    """The feature columns the tier model reads: all but the id, those :func:`excluded_columns` names, and
+    those with one value (or none) in every training row, which tell it nothing (an interaction duration
+    the data does not record, reads 0 everywhere)."""
+    excluded = excluded_columns(cfg, list(prep.features.columns))  # a wrong name stops here, before tuning
+    cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    constant = [c for c in cols if prep.train[c].nunique(dropna=False) <= 1]
+    if constant:
+        log.info("left out of the model, one value in every training row: %s", ", ".join(constant))
+    kept = [c for c in cols if c not in constant]
+    if not kept:
+        raise TrainingDataError(
+            f"no feature tells the training rows apart: every one has a single value in all {len(prep.train)} "
+            f"rows ({', '.join(constant[:10])})"
+        )
+    return kept
 
 
 def ordered_split(cfg: Config, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -569,9 +602,13 @@ def choice_splits(cfg: Config, rows: pd.DataFrame) -> list[tuple[np.ndarray, np.
             validate &= ~rows[ID_COLUMN].isin(rows.loc[~newest, ID_COLUMN]).to_numpy()
         if validate.any() and pd.Series(rows["tier"].to_numpy()[validate]).nunique() > 1:
             return [(np.flatnonzero(~newest), np.flatnonzero(validate))]
-        log.info("model choice: the newest training snapshot has no customers the older ones lack; grouped folds")
+        log.info(
+            "model choice: the newest training snapshot has too few customers the older ones lack (fewer than two "
+            "tiers); folds grouped by customer instead"
+        )
     y = rows["tier"].to_numpy(dtype=object)
-    k = min(cfg.train.choice.folds, int(pd.Series(y).value_counts().min()))
+    per_tier = rows.groupby("tier")[ID_COLUMN].nunique()  # a customer's rows share a fold
+    k = min(cfg.train.choice.folds, int(per_tier.min()))
     if k < 2:
         return []
     if rows[ID_COLUMN].duplicated().any():
@@ -936,7 +973,18 @@ def make_scorer(
     )
     scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)
     scorer.grade_bands = dict(cfg.train.grade_bands)
+    scorer.latest_open_days = latest_open_days(cfg)
     return scorer
+
+
+def latest_open_days(cfg: Config) -> dict[str, int]:
+    """Entities on their own clock: each tier's most days from the start within which a win counts for it
+    (A: 30, B: 90, ...; the last but one: the horizon), so that the scorer rules out the tiers an entity
+    still open has passed; {} otherwise."""
+    if not feature_stage.entity_clock(cfg):
+        return {}
+    oc, codes = cfg.labels.outcome, list(cfg.scheme.codes)
+    return {code: days for code, days in zip(codes, [*oc.thresholds_days, oc.horizon_days], strict=False)}
 
 
 def censoring_proxies(cfg: Config, prep: Prepared, feature_cols: list[str]) -> dict[str, float]:
@@ -984,8 +1032,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     t0 = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # every trial is in MLflow; not a log line each
     prep = prepare(cfg)
-    excluded = excluded_columns(cfg, list(prep.features.columns))  # a wrong name stops here, before tuning
-    feature_cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    feature_cols = model_columns(cfg, prep)
+    excluded = excluded_columns(cfg, list(prep.features.columns))
     seg_cols = segment_columns(prep.features, [*cfg.segments.exclude_columns, *sorted(excluded)])
     prep.protocol["censoring_proxies"] = censoring_proxies(cfg, prep, feature_cols)
     client = tracking.setup(cfg)

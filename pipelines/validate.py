@@ -89,6 +89,7 @@ def _event_checks(cfg: Config, tables: set[str], as_of: dt.date) -> list[Check]:
         unlisted = "have a type not listed in features.interaction_types (only in totals)"
         checks += [
             ("interactions", "type", "warning", f"type NOT IN ({types}) OR type IS NULL", unlisted, "type"),
+            ("interactions", "ts", "warning", "ts IS NULL", "have no timestamp (ignored)", "customer_id"),
             ("interactions", "duration_s", "warning", "duration_s < 0", "have a negative duration", None),
             _future("interactions", as_of),
         ]
@@ -96,6 +97,7 @@ def _event_checks(cfg: Config, tables: set[str], as_of: dt.date) -> list[Check]:
         order = ", ".join("'" + st.replace("'", "''") + "'" for st in cfg.features.stage_order)
         unlisted = "have a stage not listed in features.stage_order (a change, never a position: closed stages)"
         checks.append(("stages", "stage", "info", f"stage NOT IN ({order})", unlisted, "stage"))
+        checks.append(("stages", "ts", "warning", "ts IS NULL", "have no timestamp (ignored)", "customer_id"))
     if "labels" in tables:
         absent = "customer_id NOT IN (SELECT customer_id FROM customers)"
         checks.append(

@@ -361,6 +361,14 @@ CASES: dict[str, Case] = {
         ("customers.parquet", "'region'"),
         edit(C, _drop("region")),
     ),
+    "customers-missing-personal-column": Case(
+        "a column declared personal absent (misspelt)",
+        C,
+        "features",
+        "error",
+        ("customers.parquet", "['email']", "tables.customers.personal"),
+        edit(C, _drop("email")),
+    ),
     # ------------------------------------------------------------------ transactions
     "transactions-text-amount": Case(
         "text in the amount",
@@ -474,6 +482,15 @@ CASES: dict[str, Case] = {
         ("interactions.parquet", "ts", "on or after the as-of date"),
         edit(IX, lambda f: _set(f, "ts", [0], pd.Timestamp("2031-01-01"), "datetime64[us]")),
     ),
+    "interactions-no-timestamp": Case(
+        "an interaction without a timestamp",
+        IX,
+        "features",
+        "missing",
+        ("interactions.parquet", "ts", "2 row(s)", "have no timestamp (ignored)"),
+        edit(IX, lambda f: _set(f, "ts", [0, 1], pd.NaT, "datetime64[us]")),
+        2,
+    ),
     "interactions-missing-column": Case(
         "the type column absent",
         IX,
@@ -492,7 +509,7 @@ CASES: dict[str, Case] = {
         edit(L, lambda f: _set(f, "tier", [0, 1, 2, 3], "Hot")),
     ),
     "labels-conflicting": Case(
-        "one customer, two different tiers",
+        "one customer, two different tiers (no labelled_at)",
         L,
         "train",
         "error",
@@ -538,8 +555,8 @@ CASES: dict[str, Case] = {
         "created after the as-of date",
         P,
         "predict",
-        "rejected",
-        ("created on or after the as-of date",),
+        "skipped",
+        ("skipped: created on or after the as-of date",),
         prospects(lambda f: _set(f, "created_at", [3], "2027-03-01")),
         1,
     ),
@@ -637,7 +654,7 @@ CASES: dict[str, Case] = {
         "predict",
         "error",
         ("max_reject_share",),
-        prospects(lambda f: _set(f, "created_at", list(range(30)), "2030-01-01")),
+        prospects(lambda f: _set(f, "customer_id", list(range(30)), None)),
     ),
     "predict-unknown-model": Case(
         "model URI that does not resolve",
@@ -664,6 +681,7 @@ def markdown_table() -> str:
     words = {
         "error": "error line, exit 2",
         "rejected": "rejected with its reason",
+        "skipped": "skipped with its reason, not counted as a reject",
         "missing": "read as missing, counted",
     }
     for case in CASES.values():
@@ -734,7 +752,8 @@ def _check_rejected(res, case: Case, w: World) -> None:
     assert res.exit_code == 0, res.output[-3000:]
     rejects = pd.read_csv(w.out.with_name("pred.rejects.csv"))
     assert len(rejects) == case.count and rejects["reason"].str.contains(case.needles[0], regex=False).all(), rejects
-    assert re.search(rf"reconciled: (\d+) = (\d+) scored \+ {case.count} rejected \(ok\)", res.stdout), res.stdout
+    counts = f"{case.count} rejected" if case.outcome == "rejected" else f"0 rejected \\+ {case.count} skipped"
+    assert re.search(rf"reconciled: (\d+) = (\d+) scored \+ {counts} \(ok\)", res.stdout), res.stdout
 
 
 def _check_missing(res, case: Case, w: World, caplog) -> None:
@@ -772,7 +791,7 @@ def test_bad_input_is_an_error_a_reject_or_a_counted_missing_value(request, work
     assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit), repr(res.exception)
     if case.outcome == "error":
         _check_error(res, case, w)
-    elif case.outcome == "rejected":
+    elif case.outcome in ("rejected", "skipped"):
         _check_rejected(res, case, w)
     else:
         _check_missing(res, case, w, caplog)
@@ -780,7 +799,7 @@ def test_bad_input_is_an_error_a_reject_or_a_counted_missing_value(request, work
 
 def test_there_are_at_least_40_classes_of_each_kind_together():
     assert len(CASES) >= 40
-    assert {c.outcome for c in CASES.values()} == {"error", "rejected", "missing"}
+    assert {c.outcome for c in CASES.values()} == {"error", "rejected", "skipped", "missing"}
 
 
 def test_the_operations_doc_holds_this_table():

@@ -325,3 +325,19 @@ def test_a_csv_tier_column_is_read_as_written(tmp_path, words):
     con = duckdb.connect()
     register_all(con, cfg)
     assert set(fetch_frame(con, "SELECT tier FROM labels")["tier"]) == set(words)
+
+
+def test_a_history_of_ratings_gives_each_snapshot_the_latest_rating_known_by_then():
+    from leadtier.pipelines.train import labels_known_at
+
+    labels = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "c"],
+            "tier": ["low", "high", "medium", "low", "high"],
+            "labelled_at": pd.to_datetime(["2026-01-01", "2026-03-01", "2026-01-05", "2026-02-01", "2026-02-01"]),
+        }
+    )
+    early = labels_known_at(labels, dt.date(2026, 2, 15))
+    assert early.values.tolist() == [["a", "low"], ["b", "medium"], ["c", "low"], ["c", "high"]]  # c: a conflict
+    late = labels_known_at(labels, dt.date(2026, 4, 1))
+    assert late.set_index("customer_id").loc["a", "tier"] == "high" and len(late) == 4

@@ -291,5 +291,6 @@ def test_one_of_a_unit_reads_in_the_singular():
     from leadtier.features.meta import phrase
 
     assert phrase("rfm_recency_days", 1) == "bought 1 day ago"
+    assert phrase("rfm_lines", 1) == "1 transaction line" and phrase("rfm_lines", 2) == "2 transaction lines"
     assert phrase("rfm_recency_days", 2) == "bought 2 days ago"
     assert phrase("rfm_frequency", 1) == "1 purchase" and phrase("rfm_frequency", 11) == "11 purchases"
