@@ -332,21 +332,12 @@ def excluded_columns(cfg: Config, columns: Sequence[str]) -> set[str]:
 
 
 def model_columns(cfg: Config, prep: Prepared) -> list[str]:
-    """The feature columns the tier model reads: all but the id, those :func:`excluded_columns` names, and
-    those with one value (or none) in every training row, which tell it nothing (an interaction duration
-    the data does not record, reads 0 everywhere)."""
+    """The feature columns the tier model reads: all but the id and those :func:`excluded_columns` names."""
     excluded = excluded_columns(cfg, list(prep.features.columns))  # a wrong name stops here, before tuning
     cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
-    constant = [c for c in cols if prep.train[c].nunique(dropna=False) <= 1]
-    if constant:
-        log.info("left out of the model, one value in every training row: %s", ", ".join(constant))
-    kept = [c for c in cols if c not in constant]
-    if not kept:
-        raise TrainingDataError(
-            f"no feature tells the training rows apart: every one has a single value in all {len(prep.train)} "
-            f"rows ({', '.join(constant[:10])})"
-        )
-    return kept
+    if not cols:
+        raise TrainingDataError(f"no feature column is left for the model: features.exclude names all of {excluded}")
+    return cols
 
 
 def ordered_split(cfg: Config, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
