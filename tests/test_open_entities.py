@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 from leadtier.models.proxies import label_presence_auc
+from leadtier.pipelines import tracking
 from leadtier.pipelines.cli import app
 from leadtier.pipelines.config import ConfigError, load_config
+from leadtier.pipelines.features import build
 from typer.testing import CliRunner
 
 AS_OF = dt.date(2020, 6, 1)
@@ -94,7 +96,7 @@ def deal_config(folder: Path, **predict) -> Path:
     return path
 
 
-def test_open_only_scores_open_deals_and_lists_the_closed_ones_as_skipped(workdir):
+def test_open_only_scores_open_deals_and_lists_the_closed_ones_as_skipped(workdir, caplog):
     deals, outcomes = deal_world(workdir / "data")
     config = deal_config(workdir, open_only=True)
     runner = CliRunner()
@@ -127,11 +129,23 @@ def test_open_only_scores_open_deals_and_lists_the_closed_ones_as_skipped(workdi
         assert (scored.loc[age <= days, f"proba_{tier}"] > 0).all()
     assert (age > 200).any() and (scored.loc[age > 200, "proba_E"] == 1).all()
 
+    # over REST the days open are optional: without them, the tiers as seen from each deal's first days
+    cfg = load_config(config)
+    tracking.setup(cfg)
+    scorer = tracking.load_model(tracking.champion_uri(cfg)).unwrap_python_model().scorer
+    feats = build(cfg, with_labels=False).features
+    feats = feats[feats["customer_id"].isin(scored["customer_id"])]
+    plain = scorer.score(feats.drop(columns="open_days"))
+    assert np.allclose(plain[[f"proba_{t}" for t in "ABCDE"]].sum(axis=1), 1.0)
+    assert (plain.loc[(feats["open_days"] > 30).to_numpy(), "proba_A"] > 0).all()
+
     every = deal_config(workdir / "all", output=str(workdir / "all.csv"))  # the same model, open_only off
     every.write_text(every.read_text(encoding="utf-8").replace(str(workdir / "all" / "data"), str(workdir / "data")))
-    res = runner.invoke(app, ["predict", "--config", str(every)])
+    with caplog.at_level("WARNING"):
+        res = runner.invoke(app, ["predict", "--config", str(every)])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(workdir / "all.csv")) == len(deals) and "skipped" not in res.output
+    assert "predict.open_only is off: every entity is scored as still open" in caplog.text
 
 
 def test_open_only_without_an_outcomes_table_is_a_config_error(tmp_path):
