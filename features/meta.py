@@ -18,6 +18,7 @@ import yaml
 LANGS = ("en", "zh")
 UNITS = ("days", "count", "change", "money", "seconds", "score", "weekday", "category", "number")
 _SEPARATOR = {"en": "; ", "zh": "；"}
+_ON_DAY = {"en": "at day {days} after its start: ", "zh": "开始后第 {days} 天时："}
 
 
 @dataclass(frozen=True)
@@ -151,3 +152,10 @@ _ONE = re.compile(rf"\b(1) ((?:\w+ )?(?:{_NOUNS}))s\b")
 def join_reasons(parts: list[str], lang: str = "en") -> str:
     """Phrases into one cell: '; ' in English, '；' in Chinese."""
     return _SEPARATOR[lang].join(p for p in parts if p)
+
+
+def on_day(reasons: list[str], days: int, lang: str = "en") -> list[str]:
+    """Reasons about an entity described as of ``days`` after its own start (not as of today), so
+    prefixed: 'at day 14 after its start: emailed 3 days ago (↑)'; empty reasons stay empty."""
+    head = _ON_DAY[lang].format(days=days)
+    return [head + r if r else r for r in reasons]

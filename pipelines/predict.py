@@ -199,18 +199,21 @@ def _previous_output(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _scorer_of(model, cfg: Config):
+def scorer_of(model):
     """The model's :class:`~leadtier.models.scorer.TierScorer` (None for a pyfunc of another kind)."""
     try:
-        scorer = model.unwrap_python_model().scorer
+        return model.unwrap_python_model().scorer
     except AttributeError:  # not a leadtier pyfunc: no drift reference
         return None
+
+
+def warn_open_only(scorer, cfg: Config) -> None:
+    """Warn when the scorer rules out tiers by days open but ``predict.open_only`` scores closed entities too."""
     if getattr(scorer, "latest_open_days", None) and not cfg.predict.open_only:
         log.warning(
             "predict.open_only is off: every entity is scored as still open (not won) at the as-of date, so one "
             "open longer than a tier's window is never in that tier; set predict.open_only to skip closed ones"
         )
-    return scorer
 
 
 def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFrame:
@@ -291,7 +294,8 @@ def _run(
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
     model = tracking.load_model(uri)
-    scorer = _scorer_of(model, cfg)
+    scorer = scorer_of(model)
+    warn_open_only(scorer, cfg)
     spec, source = _customers_spec(cfg, input_path)
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
     try:

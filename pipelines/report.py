@@ -936,11 +936,14 @@ def _width(text: str) -> int:
 
 def _worklist_rows(b: _Scored, rows: pd.DataFrame, currency: str | None) -> list[dict]:
     """Worklist rows as the report shows them: tier badge, score, chance to close, expected value (money
-    with ``currency`` when the values are money), due date, week, status, owner, action and reasons."""
+    with ``currency`` when the values are money, marked ≈ when the customer's value was estimated), due
+    date, week, status, owner, action and reasons."""
     out = []
     for r in rows.to_dict("records"):
         code, status = str(r["tier"]), str(r["status"])
         ev = _present(r.get("expected_value"))
+        ev_text = fmt_money(ev, currency) if currency is not None else fmt_num(ev)
+        estimated = bool(_present(r.get("value_estimated")))
         week = _present(r.get("week"))
         label = b.scheme.label(code, b.lang) if code in b.codes else code
         out.append(
@@ -955,7 +958,8 @@ def _worklist_rows(b: _Scored, rows: pd.DataFrame, currency: str | None) -> list
                 "score": _present(r.get("score")),
                 "p_close": _present(r.get("p_close")),
                 "expected_value": ev,
-                "ev_text": fmt_money(ev, currency) if currency is not None else fmt_num(ev),
+                "ev_text": f"≈{ev_text}" if estimated else ev_text,
+                "estimated": estimated,
                 "due": _iso(r.get("due_date")),
                 "week": None if week is None else int(week),
                 "late": bool(_present(r.get("late"))),
@@ -1004,12 +1008,14 @@ def _worklist(
         return None
     head = worklist_head(worklist, limit)
     counts = worklist["status"].astype(str).value_counts()
+    rows = _worklist_rows(b, head, _money_currency(worklist, currency))
     return {
-        "rows": _worklist_rows(b, head, _money_currency(worklist, currency)),
+        "rows": rows,
         "shown": len(head),
         "total": len(worklist),
         "csv": csv_path or "",
         "counts": {k.replace(" ", "_"): int(counts.get(k, 0)) for k in STATUS_ORDER},
+        "estimated": sum(r["estimated"] for r in rows),
         "has_owner": bool(worklist["owner"].fillna("").astype(str).ne("").any()),
     }
 

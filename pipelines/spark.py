@@ -944,14 +944,15 @@ def predict_spark(
 
 def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons) -> PredictResult:
     from leadtier.pipelines import tracking
-    from leadtier.pipelines.predict import _scorer_of, check_reject_share, input_facts
+    from leadtier.pipelines.predict import check_reject_share, input_facts, scorer_of, warn_open_only
 
     t0 = time.perf_counter()
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
-    scorer = _scorer_of(tracking.load_model(uri), cfg)  # the drift reference and the tier levels, as leadtier predict
+    scorer = scorer_of(tracking.load_model(uri))  # the drift reference and the tier levels, as leadtier predict
+    warn_open_only(scorer, cfg)
     if batch_size:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
     tagged, input_rows, why, population = _scoring_input(spark, cfg, input_path, as_of)

@@ -960,6 +960,7 @@ def make_scorer(
             "test_gains_95ci": ev.gains,
             "segments_tier_ami": ami,
             "seed": cfg.seed,
+            "entity_days": feature_stage.entity_days(cfg),  # reasons then say the day they describe
         },
     )
     scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)

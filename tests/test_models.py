@@ -329,6 +329,23 @@ def test_scorer_grades_each_customer_from_its_score():
     assert "grade" not in TierScorer(scheme, clf, seg, ["signal", "noise", "industry"]).score(X).columns
 
 
+def test_reasons_about_an_entity_on_its_own_clock_say_which_day_they_describe():
+    from leadtier.models.scorer import TierScorer
+
+    X, y = _data(300)
+    clf = TierClassifier(levels=LEVELS, n_estimators=10).fit(X, y)
+    seg = Segmenter(columns=["signal", "noise"], k=2).fit(X)
+    scheme = TierScheme(title_en="t", title_zh="t", levels=[TierLevel(code=c, en=c, zh=c) for c in LEVELS])
+    cols = ["signal", "noise", "industry"]
+    today = TierScorer(scheme=scheme, classifier=clf, segmenter=seg, feature_columns=cols)
+    clocked = TierScorer(scheme, clf, seg, cols, metadata={"entity_days": 14})
+    tiers = clf.predict(X.head(20))
+    for lang, head in (("en", "at day 14 after its start: "), ("zh", "开始后第 14 天时：")):
+        plain, dated = today.reasons(X.head(20), tiers, lang), clocked.reasons(X.head(20), tiers, lang)
+        assert any(plain) and not any(r.startswith(head) for r in plain)
+        assert dated == [head + r if r else "" for r in plain]
+
+
 def test_scorer_scores_zero_rows_with_the_usual_columns():
     from leadtier.models.scorer import TierScorer
 

@@ -637,6 +637,26 @@ def test_worklist_table_is_capped_says_so_and_links_the_full_csv(scheme5):
     assert s["worklist_all_shown"].format(total=len(wl)) in all_rows and s["worklist_no_csv"] in all_rows
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_an_estimated_value_is_marked_in_the_worklist_and_explained(scheme5, lang):
+    frame = make_predictions(scheme5, list("ABCDE") * 8)
+    values = np.arange(40, dtype=float) + 100
+    values[::4] = np.nan  # ten customers without a known value
+    wl = make_worklist(frame, lang, contacts_per_week=40, weeks=2, values=values)
+    ctx = context(scheme5, frame, lang=lang, worklist=wl)
+    rows = ctx["worklist"]["rows"]
+    unknown = set(frame["customer_id"][::4])
+    assert {r["customer_id"] for r in rows if r["estimated"]} == unknown & {r["customer_id"] for r in rows}
+    assert all(r["ev_text"].startswith("≈") == r["estimated"] for r in rows)
+    html = report.render(ctx, lang)
+    s = report.strings(lang)
+    n = sum(r["estimated"] for r in rows)
+    assert n > 0 and s["value_estimated_note"].format(n=n) in html
+    assert html.count(f'title="{s["value_estimated_title"]}"') == n
+    known = make_worklist(frame, lang, contacts_per_week=40, weeks=2, values=np.arange(40, dtype=float) + 100)
+    assert 'id="worklist-estimated"' not in report.render(context(scheme5, frame, lang=lang, worklist=known), lang)
+
+
 def test_without_a_worklist_the_call_first_section_says_why(scheme5):
     frame = make_predictions(scheme5, list("ABCDE"))
     html = report.render(context(scheme5, frame), "en")

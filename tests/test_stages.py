@@ -171,6 +171,8 @@ def test_the_b2b_demo_trains_predicts_and_reports(workdir):
     plan = pd.read_parquet(workdir / "outputs" / "demo_b2b" / "worklist.parquet")
     assert plan["owner"].notna().all() and plan["owner"].nunique() > 1  # each owner's own list
     assert set(plan["customer_id"]) <= set(open_deals["opportunity_id"])
+    said = plan["reasons"].dropna().astype(str)  # the features describe each deal's first 14 days, not today
+    assert len(said[said != ""]) > 0 and said[said != ""].str.startswith("at day 14 after its start: ").all()
     res = runner.invoke(app, ["report", *args])
     assert res.exit_code == 0, res.output
     assert (workdir / "outputs" / "demo_b2b" / "report.html").stat().st_size > 10_000
