@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -26,6 +26,7 @@ class FeatureMeta:
     pattern: re.Pattern
     unit: str
     texts: dict[str, dict[str, str]]  # lang -> {"text", optional "zero", "missing"}
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # lang -> {category value: words}
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +39,8 @@ def metadata() -> dict[str, Any]:
     for entry in raw["columns"]:
         if entry["unit"] not in UNITS:
             raise ValueError(f"features.yaml: {entry['match']!r} has unit {entry['unit']!r}; known: {list(UNITS)}")
-        columns.append(FeatureMeta(re.compile(entry["match"]), entry["unit"], {g: entry[g] for g in LANGS}))
+        texts = {g: entry[g] for g in LANGS}
+        columns.append(FeatureMeta(re.compile(entry["match"]), entry["unit"], texts, entry.get("values", {})))
     return {"columns": columns, "words": raw.get("words", {}), "weekdays": raw.get("weekdays", {})}
 
 
@@ -139,7 +141,8 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     if count == 0 and "zero" in texts:  # "no webinar in the last 90 days": the singular
         fields["type"] = _word(groups["type"], lang, 1) if "type" in groups else ""
         return texts["zero"].format(**fields, v="0")
-    text = texts["text"].format(**fields, v=format_value(value, meta.unit, lang, currency))
+    named = meta.values.get(lang, {}).get(value) if isinstance(value, str) else None  # 'champions' -> '重要价值客户'
+    text = texts["text"].format(**fields, v=named or format_value(value, meta.unit, lang, currency))
     if lang == "en" and count is not None and round(count) == 1 and meta.unit in ("days", "count"):
         text = _ONE.sub(r"\1 \2", text)  # "bought 1 days ago" -> "bought 1 day ago"
     return text

@@ -25,6 +25,28 @@ PROFILE_WORDS: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
     ("cust_tenure_days", ("long-standing", "老客户"), ("new", "新客户")),
 ]
 
+# A "days since" column is empty for a customer who never bought (never interacted): a segment made mostly
+# of them is named so, and the low words these imply are left out of its name.
+NEVER_WORDS: dict[str, tuple[tuple[str, str], tuple[str, ...]]] = {
+    "rfm_recency_days": (("never bought", "从未购买"), ("rfm_frequency", "rfm_monetary")),
+    "ix_recency_days": (("never in touch", "从未互动"), ("ix_count_30d",)),
+}
+
+
+def is_days_since(column: str) -> bool:
+    """A column whose missing value means "never" (longer ago than anyone), not "unknown"."""
+    return column.endswith("recency_days")
+
+
+def segment_medians(X: pd.DataFrame, columns: Sequence[str], labels) -> pd.DataFrame:
+    """Median of each column per segment ``labels``; in a "days since" column a missing value counts as
+    longer ago than any (never), so a segment mostly of never-buyers gets NaN, not the days of its few buyers."""
+    values = X[list(columns)].apply(pd.to_numeric, errors="coerce")
+    days_since = [c for c in values.columns if is_days_since(c)]
+    values[days_since] = values[days_since].fillna(np.inf)
+    medians = values.groupby(np.asarray(labels)).median()
+    return medians.replace([np.inf, -np.inf], np.nan)
+
 
 def _words(column: str, words: dict) -> tuple[tuple[str, str], tuple[str, str]]:
     """(en, zh) for a segment far above and far below the average in ``column``."""
@@ -92,7 +114,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.columns_ = cols
         t = _transform_columns(X, cols)
         # Never-seen recency ("days since" is NULL) means "longer ago than anyone": fill with max.
-        self.fill_ = pd.Series({c: (t[c].max() if c.endswith("recency_days") else t[c].median()) for c in cols})
+        self.fill_ = pd.Series({c: (t[c].max() if is_days_since(c) else t[c].median()) for c in cols})
         self.scaler_ = StandardScaler().fit(t.fillna(self.fill_).to_numpy())
         Z = self.scaler_.transform(t.fillna(self.fill_).to_numpy())
         n = len(Z)
@@ -120,7 +142,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
         if previous is not None:
             labels = self._align_to(previous, labels)
         self.profile_ = self._profile(X, labels)
-        self.names_ = self._names()
+        never = X[[c for c in cols if c in NEVER_WORDS]].isna().groupby(labels).mean()
+        self.names_ = self._names(never)
         return self
 
     def _align_to(self, previous: Segmenter, labels: np.ndarray) -> np.ndarray:
@@ -142,12 +165,15 @@ class Segmenter(ClusterMixin, BaseEstimator):
         return np.array([order[int(v)] for v in labels])
 
     def _profile(self, X: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-        prof = X[self.columns_].apply(pd.to_numeric, errors="coerce").groupby(labels).median()
+        prof = segment_medians(X, self.columns_, labels)
         prof.insert(0, "size", pd.Series(labels).value_counts().sort_index().to_numpy())
         prof.index.name = "segment_id"
         return prof
 
-    def _names(self) -> dict[int, dict[str, str]]:
+    def _names(self, never: pd.DataFrame | None = None) -> dict[int, dict[str, str]]:
+        """Names from the centroids; ``never``: per segment, the share of its customers without a value in
+        each column of :data:`NEVER_WORDS` (more than half: named "never ...")."""
+        never = pd.DataFrame() if never is None else never
         centers = pd.DataFrame(self.model_.cluster_centers_, columns=self.columns_)
         relabel = getattr(self, "relabel_", None)
         if relabel:
@@ -159,10 +185,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
             # the (at most three) columns furthest from the average customer: with an event log, those of
             # the purchase and interaction features that have words; without one, any column
             far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= 0.25]
-            ranked = ([c for c in far if c in words] if events else far)[:3]
-            parts[int(sid)] = [(_words(c, words)[0] if row[c] > 0 else _words(c, words)[1]) for c in ranked] or [
-                ("typical", "普通")
-            ]
+            nevers = [c for c in never.columns if row[c] > 0 and never[c].get(sid, 0.0) > 0.5]
+            implied = {x for c in nevers for x in NEVER_WORDS[c][1]}
+            ranked = ([c for c in far if c in words and c not in implied] if events else far)[:3]
+            parts[int(sid)] = [
+                NEVER_WORDS[c][0] if c in nevers else _words(c, words)[0] if row[c] > 0 else _words(c, words)[1]
+                for c in ranked
+            ] or [("typical", "普通")]
         # Distinct names: segments described by the same words, in whatever order, share the first one's
         # wording and are numbered, so that a reader sees two segments alike rather than two orders.
         first: dict[frozenset, list[tuple[str, str]]] = {}

@@ -441,7 +441,9 @@ class LabelConfig(_Strict):
     rules: list[LabelRule] = Field(default_factory=list, description="labels.source rules: the rules, in order")
     scheme: str = "time_to_close"
     mapping: dict[str, str] = Field(
-        default_factory=dict, description="raw label value -> scheme level code (identity when empty)"
+        default_factory=dict,
+        description="raw label value -> scheme level code (identity when empty); values and keys are compared "
+        "without surrounding spaces",
     )
     outcome: OutcomeConfig = Field(default_factory=OutcomeConfig)
     allow_empty_tiers: bool = Field(
@@ -459,6 +461,18 @@ class LabelConfig(_Strict):
                 f"labels.rules is used only with labels.source 'rules'. Got source {self.source!r} instead"
             )
         return self
+
+    @field_validator("mapping")
+    @classmethod
+    def _keys_without_spaces(cls, v: dict[str, str]) -> dict[str, str]:
+        """Label values are read without surrounding spaces, so the keys are too ("iv " maps 'iv')."""
+        out: dict[str, str] = {}
+        for key, code in v.items():
+            k = str(key).strip()
+            if k in out and out[k] != code:
+                raise ValueError(f"keys {k!r} with and without spaces map to {out[k]!r} and {code!r}; keep one")
+            out[k] = code
+        return out
 
 
 class SnapshotConfig(_Strict):

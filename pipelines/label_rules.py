@@ -25,9 +25,14 @@ def rule_labels(con, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
             con.execute(f"SELECT {condition(rule.when)} FROM customers LIMIT 0").fetchall()
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
+            typed = (
+                " (a leaky column is text: compare it with text, '3', or CAST it)"
+                if cfg.data.tables.customers.leaky
+                else ""
+            )
             raise InputError(
                 f"labels.rules[{i}] (tier {rule.tier!r}): 'when' must be a SQL condition over the customers "
-                f"table's columns (list a column the rule reads under categorical, numeric or leaky). Got "
+                f"table's columns (list a column the rule reads under categorical, numeric or leaky{typed}). Got "
                 f"{rule.when!r} instead: {first}"
             ) from None
     sql = rule_label_query([(r.tier, r.when) for r in rules])

@@ -40,6 +40,7 @@ import yaml
 from leadtier.features.meta import meta_of, phrase
 from leadtier.models.metrics import HIGHER_IS_BETTER
 from leadtier.models.schemes import TierScheme
+from leadtier.models.segments import is_days_since, segment_medians
 from leadtier.models.text import clip
 from leadtier.models.worklist import PLANNED, STATUS_ORDER
 from markupsafe import Markup, escape
@@ -740,13 +741,21 @@ def _summary(b: _Scored, tier_rows: list[dict], model_info: dict) -> dict[str, A
     return summary
 
 
-def _playbook(b: _Scored, tier_rows: list[dict]) -> list[dict]:
-    """Each tier's meaning, follow-up action and mean score."""
+def _playbook(b: _Scored, tier_rows: list[dict], rules: list[dict] | None = None) -> list[dict]:
+    """Each tier's meaning, follow-up action and mean score; with labels from rules (``rules``: the
+    training's ``[{tier, when}]``) the rule that gave the tier, which is what the model learnt, whatever
+    the scheme's meaning says."""
     mean_score = pd.to_numeric(b.predictions["score"], errors="coerce").groupby(b.tiers.to_numpy()).mean()
     zh = b.lang == "zh"
+    given: dict[str, list[str]] = {}
+    for r in rules or []:
+        given.setdefault(str(r["tier"]), []).append(str(r["when"]))
     return [
         {
             **row,
+            "rule": " OR ".join(f"({w})" if len(given[lv.code]) > 1 else w for w in given[lv.code])
+            if lv.code in given
+            else "",
             "meaning": (lv.meaning_zh if zh else lv.meaning_en) or "",
             "action": (lv.action_zh if zh else lv.action_en) or "",
             "avg_score": float(mean_score[lv.code]) if lv.code in mean_score.index else None,
@@ -793,7 +802,7 @@ def _segment_cards(
                 {
                     "column": c,
                     "label": feature_label(c, b.lang),
-                    "text": _profile_value(c, profile.loc[sid, c], currency),
+                    "text": _profile_value(c, profile.loc[sid, c], currency, b.lang),
                 }
                 for c in shown
             ]
@@ -813,8 +822,11 @@ def _segment_cards(
     return cards
 
 
-def _profile_value(column: str, value: Any, currency: str | None) -> str:
-    """A segment's mean of ``column`` as the card shows it: money with ``currency``, else a number."""
+def _profile_value(column: str, value: Any, currency: str | None, lang: str = "en") -> str:
+    """A segment's median of ``column`` as the card shows it: money with ``currency``, else a number; a
+    "days since" column without a median (most of the segment never bought) in words ('never bought')."""
+    if is_days_since(column) and pd.isna(value):
+        return phrase(column, None, lang)
     found = meta_of(column)
     return fmt_money(value, currency) if found and found[0].unit == "money" else fmt_num(value)
 
@@ -1044,7 +1056,8 @@ def build_context(
     """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
 
     ``segment_names``: {segment_id: {"en": ..., "zh": ...}}; ``segment_profile``: medians per
-    segment_id (one column per feature; a ``size`` column is ignored); ``metrics``: the scorer's
+    segment_id (one column per feature; a ``size`` column is ignored; ``attrs["of_training"]``: of the
+    training customers, not the scored ones); ``metrics``: the scorer's
     ``test_metrics`` ({"model"|"logreg"|"rfm_scorecard"|"majority": {metric: value}}); ``model_info``: name,
     version, uri, train_as_of, run_id; ``revenue``: past revenue, one value per predictions row
     or indexed by customer_id (missing = 0). ``migration`` and ``drift`` add optional sections.
@@ -1072,23 +1085,39 @@ def build_context(
         "call_first": _call_first(b, worklist, worklist_note, currency),
         "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency),
         "summary": _summary(b, tier_rows, model_info),
-        "playbook": _playbook(b, tier_rows),
-        **_segment_sections(b, cross, cards, model_info),
+        "playbook": _playbook(b, tier_rows, model_info.get("label_rules")),
+        **_segment_sections(b, cross, cards, model_info, of_training=_of_training(segment_profile)),
         "model_card": _model_card(metrics, scheme, lang, model_info, gains),
         "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
-        "top_left_out": [scheme.label(c, lang) for c in b.codes if c not in listed_tiers(b.codes)],
+        "top_left_out": [
+            {"label": scheme.label(c, lang), "action": getattr(scheme.level(c), f"action_{lang}")}
+            for c in b.codes
+            if c not in listed_tiers(b.codes)
+        ],
         "has_reasons": "reasons" in predictions.columns,
         "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
         "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
     }
 
 
-def _segment_sections(b: _Scored, cross: pd.DataFrame, cards: list[dict], model_info: dict) -> dict[str, Any]:
-    """The segment cards with the tiers' legend, the tier x segment table, and the segments' agreement
-    with the tiers (adjusted mutual information, from training)."""
+def _of_training(profile: pd.DataFrame | None) -> bool:
+    """Whether the segment medians ``profile`` are of the training customers, not the scored ones."""
+    return bool(profile is not None and profile.attrs.get("of_training"))
+
+
+def _segment_sections(
+    b: _Scored, cross: pd.DataFrame, cards: list[dict], model_info: dict, of_training: bool
+) -> dict[str, Any]:
+    """The segment cards with the tiers' legend (and whether their medians are of the training customers),
+    the tier x segment table, and the segments' agreement with the
+    tiers (adjusted mutual information, from training)."""
     legend = [{"label": b.scheme.label(c, b.lang), "color": b.colors[c]} for c in b.codes]
     return {
-        "segments": {"cards": cards, "legend": legend},
+        "segments": {
+            "cards": cards,
+            "legend": legend,
+            "of_training": of_training,
+        },
         "tier_segment": _tier_segment(b, cross, cards),
         "segments_ami": model_info.get("segments_tier_ami"),
     }
@@ -1274,8 +1303,11 @@ def _revenue_and_profile(
             cols = [c for c in shown if c in feats.columns]
             if cols:
                 seg_ids = pd.to_numeric(frame["segment_id"], errors="coerce").to_numpy()
-                profile = feats[cols].groupby(seg_ids).median()
-    return revenue, train_profile if profile is None else profile
+                profile = segment_medians(feats, cols, seg_ids)
+    if profile is None and train_profile is not None:  # the cards say whose medians they show
+        profile = train_profile.copy()
+        profile.attrs["of_training"] = True
+    return revenue, profile
 
 
 def _report_context(
@@ -1314,6 +1346,7 @@ def _report_context(
                 "run_id": meta.get("run_id"),
                 "protocol": meta.get("protocol"),
                 "segments_tier_ami": meta.get("segments_tier_ami"),
+                "label_rules": meta.get("label_rules"),
                 "version_counts": described["counts"],
                 "champion_version": described["champion"],
                 "version_from_champion": not described["counts"],

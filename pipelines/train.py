@@ -961,6 +961,7 @@ def make_scorer(
             "segments_tier_ami": ami,
             "seed": cfg.seed,
             "entity_days": feature_stage.entity_days(cfg),  # reasons then say the day they describe
+            "label_rules": [{"tier": r.tier, "when": r.when} for r in cfg.labels.rules],  # the playbook shows them
         },
     )
     scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)

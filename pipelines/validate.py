@@ -41,6 +41,7 @@ def _check(con, table, column, level, where, message, files: str, select: str | 
     return Problem(level, table, files, column, int(n), ex, message)
 
 
+EVENT_TABLES = ("transactions", "interactions", "stages")
 LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}  # info: what config asked
 Check = tuple[str, str, str, str, str, str | None]  # (table, column, level, bad rows' WHERE, message, example)
 
@@ -134,6 +135,25 @@ def _reading_problems(stats: dict[str, TableStats], files: dict[str, str]) -> li
     return problems
 
 
+def _copies(con, cfg: Config, tables: set[str], files: dict[str, str]) -> list[Problem]:
+    """Event rows identical to another row of their table, each counted as an event of its own because
+    ``drop_exact_duplicates`` is off: a warning per table (an export that repeats rows counts them twice)."""
+    problems = []
+    for table in (t for t in EVENT_TABLES if t in tables):
+        spec = getattr(cfg.data.tables, table, None)
+        if spec is None or spec.drop_exact_duplicates:
+            continue
+        n = con.execute(f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {table})) FROM {table}")
+        copies = int(n.fetchall()[0][0])
+        if copies:
+            message = (
+                "are exact copies of another row, each counted as an event of its own (set "
+                f"tables.{table}.drop_exact_duplicates: true when the export repeats rows)"
+            )
+            problems.append(Problem("warning", table, files[table], "*", copies, [], message))
+    return problems
+
+
 def _unseen_stages(con, cfg: Config, files: str) -> list[Problem]:
     """A stage of ``features.stage_order`` that no row of the stage log has (a misspelling, another
     language): a warning naming the stages the log does have."""
@@ -156,7 +176,7 @@ def check_inputs(
     files = {t: ", ".join(s.files) for t, s in stats.items()}
     checks = _customer_checks(cfg, as_of) + _event_checks(cfg, set(stats), as_of)
     problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
-    problems += _reading_problems(stats, files)
+    problems += _reading_problems(stats, files) + _copies(con, cfg, set(stats), files)
     if "stages" in stats and "stages" in cfg.features.families:
         problems += _unseen_stages(con, cfg, files["stages"])
     for p in problems:
@@ -165,9 +185,6 @@ def check_inputs(
     if errors:
         raise InputError("; ".join(str(p) for p in errors))
     return problems
-
-
-EVENT_TABLES = ("transactions", "interactions", "stages")
 
 
 def check_event_customers(

@@ -22,6 +22,7 @@ from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.outputs import OutputSet, check_manifest, check_suffix, table_writer
+from leadtier.pipelines.report import strings
 from leadtier.pipelines.sources import read_columns
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ COLUMNS = [
     "action",
     "reasons",
     "status",
+    "status_name",
     "last_contact",
 ]
 
@@ -227,6 +229,8 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
     scheme = cfg.scheme
     out["tier_name"] = out["tier"].map(lambda t: scheme.label(t, lang))
     out["action"] = out["tier"].map(lambda t: getattr(scheme.level(t), f"action_{lang}"))
+    said = strings(lang)
+    out["status_name"] = out["status"].map(lambda st: said[f"status_{st.replace(' ', '_')}"])  # as the report
     for col in COLUMNS:
         if col not in out.columns:
             out[col] = None

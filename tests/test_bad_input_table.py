@@ -38,7 +38,7 @@ class Case:
     what: str  # the class of bad input
     file: str  # where it is: customers, transactions, interactions, labels, prospects, config, command line
     command: str  # features, train or predict
-    outcome: str  # error, rejected or missing
+    outcome: str  # error, rejected, skipped, missing or warned (kept and counted)
     needles: tuple[str, ...]  # what the error line, the rejects reason or the warning must hold
     inject: Callable  # inject(world) -> extra command-line arguments
     count: int = 0  # rows rejected or counted (rejected, missing)
@@ -456,6 +456,15 @@ CASES: dict[str, Case] = {
         edit(T, _drop("amount")),
     ),
     # ------------------------------------------------------------------ interactions
+    "interactions-exact-duplicate-kept": Case(
+        "the same interaction twice (drop_exact_duplicates off)",
+        IX,
+        "features",
+        "warned",
+        ("interactions.parquet", "3 row(s)", "exact copies of another row, each counted"),
+        edit(IX, _dup_first(3)),
+        3,
+    ),
     "interactions-unknown-type": Case(
         "interaction type not configured",
         IX,
@@ -683,6 +692,7 @@ def markdown_table() -> str:
         "rejected": "rejected with its reason",
         "skipped": "skipped with its reason, not counted as a reject",
         "missing": "read as missing, counted",
+        "warned": "kept and counted, with a warning",
     }
     for case in CASES.values():
         lines.append(f"| {case.what} | {case.file} | `{case.command}` | {words[case.outcome]} |")
@@ -799,7 +809,7 @@ def test_bad_input_is_an_error_a_reject_or_a_counted_missing_value(request, work
 
 def test_there_are_at_least_40_classes_of_each_kind_together():
     assert len(CASES) >= 40
-    assert {c.outcome for c in CASES.values()} == {"error", "rejected", "skipped", "missing"}
+    assert {c.outcome for c in CASES.values()} == {"error", "rejected", "skipped", "missing", "warned"}
 
 
 def test_the_operations_doc_holds_this_table():

@@ -288,6 +288,28 @@ def test_an_unquoted_yes_no_mapping_key_says_to_quote_it(tmp_path):
     )
 
 
+def test_a_mapping_key_with_the_files_spaces_maps_the_value_read_without_them(tmp_path):
+    import pandas as pd
+    from leadtier.pipelines.train import attach_labels
+
+    # label values are read without surrounding spaces; a key copied from the file with them must still map
+    path = _write(tmp_path, lambda r: r["labels"].update(mapping={"iv ": "A", " iii": "B", "ii": "C"}))
+    cfg = load_config(path)
+    assert cfg.labels.mapping == {"iv": "A", "iii": "B", "ii": "C"}
+    feats = pd.DataFrame({"customer_id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0]})
+    labels = pd.DataFrame({"customer_id": ["a", "b", "c"], "tier": ["iv ", " iii", "ii"]})
+    assert attach_labels(cfg, feats, labels).set_index("customer_id")["tier"].to_dict() == {
+        "a": "A",
+        "b": "B",
+        "c": "C",
+    }
+    clash = _write(tmp_path, lambda r: r["labels"].update(mapping={"iv ": "A", "iv": "B"}))
+    with pytest.raises(
+        ConfigError, match=r"labels.mapping.*keys 'iv' with and without spaces map to '[AB]' and '[AB]'"
+    ):
+        load_config(clash)
+
+
 def test_an_order_column_without_the_ordered_protocol_is_said_to_be_unread():
     from leadtier.pipelines.train import unread_settings
 

@@ -249,6 +249,34 @@ def test_segments_described_by_the_same_words_in_another_order_read_alike_and_ar
     assert names[1]["zh"] == "互动活跃、近期有互动 (2)" and names[2]["en"] == "quiet, gone silent"
 
 
+def test_a_segment_mostly_of_customers_who_never_bought_is_named_and_profiled_so():
+    from leadtier.models.segments import segment_medians
+
+    rng = np.random.default_rng(0)
+    n = 300  # a third bought often and recently, a third long ago, a third never (no recency, no revenue)
+    grp = np.repeat([0, 1, 2], n // 3)
+    recency = np.where(grp == 0, rng.uniform(5, 30, n), rng.uniform(600, 900, n))
+    recency[(grp == 2) & (np.arange(n) % 50 != 0)] = np.nan  # two buyers among the never-buyers
+    X = pd.DataFrame(
+        {
+            "rfm_recency_days": recency,
+            "rfm_frequency": np.choose(grp, [12.0, 2.0, 0.0]) + rng.uniform(0, 1, n) * (grp < 2),
+            "rfm_monetary": np.choose(grp, [900.0, 120.0, 0.0]) * rng.uniform(0.8, 1.2, n),
+        }
+    )
+    seg = Segmenter(k=3, random_state=0).fit(X)
+    by_group = pd.Series(seg.predict(X)).groupby(grp).agg(lambda s: s.mode()[0])
+    never, lapsed = int(by_group[2]), int(by_group[1])
+    assert seg.name(never).startswith("never bought") and seg.name(never, "zh").startswith("从未购买"), seg.names_
+    assert "low spend" not in seg.name(never) and "infrequent" not in seg.name(never)  # implied by never bought
+    assert "lapsed buyers" in seg.name(lapsed) and "never" not in seg.name(lapsed)
+    # the median days of the never-buyers' segment are not the days of its two buyers
+    assert np.isnan(seg.profile_.loc[never, "rfm_recency_days"])
+    assert seg.profile_.loc[lapsed, "rfm_recency_days"] > 500 and seg.profile_.loc[never, "rfm_monetary"] == 0
+    med = segment_medians(X, ["rfm_recency_days", "rfm_monetary"], grp)
+    assert np.isnan(med.loc[2, "rfm_recency_days"]) and med.loc[0, "rfm_recency_days"] == np.median(recency[grp == 0])
+
+
 def test_temperature_calibration_keeps_the_most_probable_tier():
     X, y = _data(900)
     cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)

@@ -18,7 +18,7 @@ from leadtier.models.explain import top_reasons
 from leadtier.pipelines.cli import app
 from typer.testing import CliRunner
 
-from tests.conftest import DEMO_CONFIG, tiny_trained_world
+from tests.conftest import DEMO_CONFIG, REPO, tiny_trained_world
 
 runner = CliRunner()
 
@@ -49,12 +49,25 @@ runner = CliRunner()
         ("ix_duration_s_30d", 300.0, None, "5 min of interactions in the last 30 days", "近 30 天互动时长 5 分钟"),
         ("cust_start_weekday", 3, None, "started on a Wednesday", "在星期三开始"),
         ("rfm_r_score", 4, None, "recency score 4 of 5", "最近购买评分 4/5"),
+        ("rfm_segment", "potential_loyalist", None, "RFM segment: potential loyalist", "RFM 分群：潜在忠诚客户"),
     ],
 )
 def test_each_feature_kind_reads_in_plain_words_in_en_and_zh(column, value, currency, en, zh):
     assert phrase(column, value, "en", currency) == en
     if zh is not None:
         assert phrase(column, value, "zh", currency) == zh
+
+
+def test_every_rfm_segment_has_words_in_each_language():
+    import re
+
+    from leadtier.features.meta import meta_of
+
+    sql = (REPO / "features" / "sql" / "rfm.sql").read_text(encoding="utf-8")
+    segments = set(re.findall(r"THEN '([a-z_]+)'", sql)) | set(re.findall(r"ELSE '([a-z_]+)'", sql))
+    values = meta_of("rfm_segment")[0].values
+    assert len(segments) >= 10 and all(set(values[lang]) == segments for lang in ("en", "zh"))
+    assert not any(re.search(r"[a-z]", w) for w in values["zh"].values())  # no English in a Chinese reason
 
 
 def test_a_column_without_metadata_reads_name_and_value_and_an_unknown_language_is_refused():

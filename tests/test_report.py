@@ -256,10 +256,23 @@ def test_top_lists_leave_out_the_lowest_tier(scheme5, scheme2):
     frame = make_predictions(scheme5, list("ABCDE") * 3)
     ctx = context(scheme5, frame)
     assert [t["code"] for t in ctx["top"]] == list("ABCD")
-    assert ctx["top_left_out"] == [scheme5.label("E", "en")]
+    e = {"tier": scheme5.label("E", "en"), "action": scheme5.level("E").action_en}
+    assert ctx["top_left_out"] == [{"label": e["tier"], "action": e["action"]}] and e["action"]
     html = report.render(ctx, "en")
     assert 'data-tier="E"' not in html and 'data-tier="D"' in html
-    assert report.strings("en")["top_left_out"].format(tiers=scheme5.label("E", "en")) in html
+    assert report.strings("en")["top_left_out_action"].format(**e) in html
+    silent = scheme5.model_copy(
+        update={"levels": [*scheme5.levels[:-1], scheme5.levels[-1].model_copy(update={"action_en": ""})]}
+    )
+    assert report.strings("en")["top_left_out"].format(tier=e["tier"]) in report.render(context(silent, frame), "en")
+    # the lowest tier's own playbook action, not one advice for every scheme (level I of a relationship
+    # scheme is still visited)
+    lowest = scheme5.levels[-1].model_copy(update={"action_en": "Visit each quarter", "action_zh": "每季度拜访"})
+    acted = scheme5.model_copy(update={"levels": [*scheme5.levels[:-1], lowest]})
+    for lang in ("en", "zh"):
+        html = report.render(context(acted, frame, lang=lang), lang)
+        said = report.strings(lang)["top_left_out_action"].format(tier=acted.label("E", lang), action=lowest.action_en)
+        assert (said if lang == "en" else lowest.action_zh) in html and "move it out of active" not in html
     assert len(report.top_rows(frame, 2, report.listed_tiers(scheme5.codes))) == 8  # what gets explained
     two = context(scheme2, make_predictions(scheme2, ["converted", "not_converted"] * 2))
     assert [t["code"] for t in two["top"]] == ["converted"]
@@ -289,6 +302,41 @@ def test_segment_cards_profile_labels(scheme5):
         frame, scheme5, SEGMENT_NAMES, PROFILE[["size", "some_new_feature"]], METRICS, INFO, lang="en"
     )
     assert bare["segments"]["cards"][0]["profile"][0]["label"] == "some_new_feature"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_segment_that_never_bought_shows_it_and_training_medians_say_so(scheme5, lang):
+    frame = make_predictions(scheme5, ["A", "B", "C", "E"], segments=[0, 0, 1, 1])
+    never = PROFILE.assign(rfm_recency_days=[12.0, np.nan])  # most of segment 1 never bought
+    s = report.strings(lang)
+    html = report.render(report.build_context(frame, scheme5, SEGMENT_NAMES, never, METRICS, INFO, lang=lang), lang)
+    card = html[html.index('id="segment-1"') :]
+    assert ("never bought" if lang == "en" else "从未购买") in card[: card.index("</table>")]
+    assert f"{s['profile']}</th>" in html and s["profile_of_training"] not in html
+    trained = never.copy()
+    trained.attrs["of_training"] = True  # the report could not rebuild the scored customers' features
+    html = report.render(report.build_context(frame, scheme5, SEGMENT_NAMES, trained, METRICS, INFO, lang=lang), lang)
+    assert f"{s['profile_of_training']}</th>" in html
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_with_labels_from_rules_the_playbook_shows_the_rule_that_gave_each_tier(scheme5, lang):
+    frame = make_predictions(scheme5, list("ABCDE"))
+    rules = [
+        {"tier": "A", "when": "tender = 'won' AND level >= 3"},
+        {"tier": "B", "when": "tender = 'open'"},
+        {"tier": "B", "when": "tender = 'won'"},
+    ]
+    ctx = report.build_context(
+        frame, scheme5, SEGMENT_NAMES, PROFILE, METRICS, {**INFO, "label_rules": rules}, lang=lang
+    )
+    rule = {p["code"]: p["rule"] for p in ctx["playbook"]}
+    assert rule == {"A": rules[0]["when"], "B": "(tender = 'open') OR (tender = 'won')", "C": "", "D": "", "E": ""}
+    html = report.render(ctx, lang)
+    assert html.count(f"<b>{report.strings(lang)['label_rule']}:</b>") == 2
+    assert "<code>tender = &#39;won&#39; AND level &gt;= 3</code>" in html
+    plain = report.render(context(scheme5, frame, lang=lang), lang)  # labels from people or outcomes
+    assert report.strings(lang)["label_rule"] not in plain
 
 
 def test_model_card_marks_best(scheme5):

@@ -207,6 +207,13 @@ def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     res = runner.invoke(app, ["worklist", "--config", str(config)])
     assert re.search(r"expected value left out ¥[\d,]+\.\d\d$", res.output, re.M), res.output
+    # the status stays a code for scripts, and is in words in the worklist's language beside it
+    names = w[["status", "status_name"]].drop_duplicates()
+    assert dict(names.to_numpy().tolist()) == {"planned": "Planned", "no capacity": "Does not fit"} and len(names) == 2
+    res = runner.invoke(app, ["worklist", "--config", str(config), "--lang", "zh"])
+    assert res.exit_code == 0, res.output
+    zh = pd.read_parquet(tmp_path / "wl.parquet")
+    assert set(zh["status"]) == set(w["status"]) and set(zh.loc[zh["status"] == "planned", "status_name"]) == {"已计划"}
 
 
 @pytest.mark.parametrize(
