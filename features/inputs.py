@@ -254,11 +254,12 @@ def derive_customers(attributes: Sequence[str]) -> str:
 
 
 def spelling_key(expr: str) -> str:
-    """A value with case, spaces, '-', '_' and '.' removed: 'GTX Pro' and 'GTXPro' share one."""
+    """A value with case, spaces, '-', '_', '.' and leading zeros removed: 'GTX Pro' and 'GTXPro' share
+    one, and so do '000123' and '123' (an id a spreadsheet read as a number)."""
     text = f"lower(CAST({expr} AS VARCHAR))"
     for ch in (" ", "-", "_", "."):
         text = f"replace({text}, {lit(ch)}, '')"
-    return text
+    return f"ltrim({text}, '0')"
 
 
 def key_text(expr: str) -> str:

@@ -74,7 +74,9 @@ def plan(
     """The worklist: one row per customer whose tier has a service level, with ``expected_value``,
     ``due_date``, ``status`` (planned / deferred / no capacity), the owner's ``rank`` by expected value,
     the ``week`` (1-based) and its ``week_start`` (planned rows only) and ``late`` (the planned week
-    ends after the due date). Rows: planned (by owner, week, rank), then deferred, then no capacity."""
+    ends after the due date). The ``contacts_per_week * weeks`` customers of highest expected value
+    (not deferred) are planned, the earliest due date first (then by rank): nobody is late whom another
+    order would have called in time. Rows: planned (by owner, week, rank), then deferred, then no capacity."""
     _check(frame, service_days, contacts_per_week, weeks)
     out = frame[frame["tier"].isin(list(service_days))].copy()
     if "owner" not in out.columns:
@@ -88,10 +90,15 @@ def plan(
         ["owner", "expected_value", "p_close", "customer_id"], ascending=[True, False, False, True], kind="mergesort"
     )
     out["rank"] = out.groupby("owner", sort=False).cumcount() + 1
-    slot = out[~deferred.loc[out.index]].groupby("owner", sort=False).cumcount()
-    week = (slot // contacts_per_week + 1) if contacts_per_week else pd.Series(1, index=slot.index)
+    callable_ = out[~deferred.loc[out.index]]
+    if contacts_per_week:  # the highest expected values fill the weeks; the earliest due is called first
+        fits = callable_.groupby("owner", sort=False).cumcount() < contacts_per_week * weeks
+        called = callable_[fits].sort_values(["owner", "due_date", "rank"], kind="mergesort")
+        week = called.groupby("owner", sort=False).cumcount() // contacts_per_week + 1
+    else:
+        week = pd.Series(1, index=callable_.index)
     out["week"] = week.reindex(out.index).astype("Int64")
-    too_late = (out["week"] > weeks).fillna(False).to_numpy(dtype=bool)
+    too_late = (out["week"].isna() & ~deferred.loc[out.index]).to_numpy(dtype=bool)
     out["status"] = np.where(deferred.loc[out.index], DEFERRED, np.where(too_late, NO_CAPACITY, PLANNED))
     out.loc[out["status"] != PLANNED, "week"] = pd.NA
     starts = pd.Timestamp(start) + pd.to_timedelta((out["week"].astype(float) - 1) * 7, unit="D")

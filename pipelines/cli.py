@@ -426,5 +426,30 @@ def serve(
         raise typer.Exit(code=code or 1)
 
 
+def run() -> None:
+    """The ``leadtier`` script: :data:`app`, with a usage error (an unknown option, a date not written
+    YYYY-MM-DD) as one ``error:`` line and exit status 2 like every other error a user can fix."""
+    import sys
+
+    # Click's UsageError and ClickException, as this Typer has them (it may bundle its own Click)
+    usage_error = typer.BadParameter.__mro__[1]
+    click_exception = usage_error.__mro__[1]
+    try:
+        code = app(standalone_mode=False, prog_name="leadtier")
+    except usage_error as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        if exc.format_message():  # no message: the help was the answer (no arguments at all)
+            typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(2)
+    except click_exception as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

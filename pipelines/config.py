@@ -406,6 +406,12 @@ class OutcomeConfig(_Strict):
         default_factory=lambda: [1000.0, 100.0],
         description="revenue_next_days: revenue lower bounds of the levels before the last, best first",
     )
+    observed_until: dt.date | None = Field(
+        default=None,
+        description="days_to_next_purchase / revenue_next_days: the day the transactions were exported (outcomes "
+        "are observed before it); default: the day after the last transaction, leaving out a few rows dated "
+        "more than horizon_days after all the others (a mistyped year)",
+    )
 
     @field_validator("thresholds_days")
     @classmethod
@@ -770,7 +776,9 @@ class PredictConfig(_Strict):
     )
     max_reject_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     psi_warning: Annotated[float, Field(gt=0)] = Field(
-        default=0.2, description="warn when a feature's population stability index exceeds this"
+        default=0.2,
+        description="warn when a feature's population stability index exceeds this (and what sampling alone "
+        "gives at the batch's row count, the drift table's psi_noise)",
     )
     n_jobs: Annotated[int, Field(ge=0, le=256)] = Field(
         default=0, description="LightGBM threads when scoring; 0 = one per CPU core available"

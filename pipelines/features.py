@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from leadtier.features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
@@ -112,6 +113,41 @@ def restrict_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
 def entity_clock(cfg: Config) -> bool:
     """Whether each entity is described on its own clock (``labels.outcome.kind: days_to_win``)."""
     return cfg.labels.source == "outcome" and cfg.labels.outcome.kind == "days_to_win"
+
+
+STRAY_SHARE = 0.01  # a tail of transactions this small, far after the rest, is not the end of the data
+
+
+def observed_until(con, cfg: Config) -> dt.date | None:
+    """The day outcome labels are observed until (exclusive): ``labels.outcome.observed_until`` when set,
+    else the day after the last transaction. Transactions dated more than ``horizon_days`` after all the
+    others and holding under :data:`STRAY_SHARE` of the rows (a year typed 2062) do not count: they
+    would make an unobserved horizon look observed. They are a warning. None without transactions."""
+    oc = cfg.labels.outcome
+    if oc.observed_until is not None:
+        return oc.observed_until
+    days = con.execute(
+        "SELECT CAST(ts AS DATE) AS day, count(*) FROM transactions WHERE ts IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    if not days:
+        return None
+    counts = np.cumsum([n for _, n in days[::-1]])[::-1]  # rows on each day and after it
+    end = len(days)
+    for i in range(len(days) - 1, 0, -1):
+        if (days[i][0] - days[i - 1][0]).days > oc.horizon_days and counts[i] < STRAY_SHARE * counts[0]:
+            end = i
+    if end < len(days):
+        log.warning(
+            "transactions: %d row(s) dated %s to %s lie more than %d days (labels.outcome.horizon_days) after all "
+            "the others: outcomes are taken as observed until %s; set labels.outcome.observed_until to the export "
+            "date to say otherwise",
+            int(counts[end]),
+            days[end][0],
+            days[-1][0],
+            oc.horizon_days,
+            days[end - 1][0] + dt.timedelta(days=1),
+        )
+    return days[end - 1][0] + dt.timedelta(days=1)
 
 
 def entity_days(cfg: Config) -> int:

@@ -385,7 +385,13 @@ def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> Non
     table = drift.table(threshold)
     outset.stage(outset.sides["drift"], table_writer(table, outset.sides["drift"]))
     for row in table[table["warning"]].itertuples():
-        log.warning("drift: feature %s has PSI %.3f > %.2f against the training data", row.feature, row.psi, threshold)
+        log.warning(
+            "drift: feature %s has PSI %.3f > %.2f against the training data (sampling alone: up to %.3f)",
+            row.feature,
+            row.psi,
+            threshold,
+            row.psi_noise,
+        )
     for row in table[table["unseen_values"] > 0].itertuples():
         log.warning(
             "feature %s: %d row(s) with values never seen in training, scored as missing; e.g. %s",

@@ -501,8 +501,12 @@ def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str
         ),
     }
     rows = protocol.get("rows")
-    template = s["rows_counts_kfold"] if kind == "kfold" else s["rows_counts"]
-    counts = template.format(**{k: f"{int(v):,}" for k, v in rows.items()}) if isinstance(rows, dict) else ""
+    template = {"kfold": s["rows_counts_kfold"], "backtest": s["rows_counts_backtest"]}.get(kind, s["rows_counts"])
+    counts = (
+        template.format(**{"customers_seen": "?", **{k: f"{int(v):,}" for k, v in rows.items()}})
+        if isinstance(rows, dict)
+        else ""
+    )
     chosen = protocol.get("model")
     return {
         "protocol_text": words[kind]() if kind in words else "",

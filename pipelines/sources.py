@@ -13,6 +13,7 @@ The rules (casts, ids, bad values, duplicates, ``exclude``) are the SQL of
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,7 +247,9 @@ def _examples(engine, sql: str) -> str:
     return ", ".join(clip(r[0], quote=True) for r in engine.rows(sql + " LIMIT 3"))
 
 
-def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, expr: str) -> str:
+def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, expr: str, classes: dict) -> str:
+    """The SQL of a ``derived`` column; one that does not evaluate is an error naming the text columns
+    it reads that hold values other than numbers (a price written '12,50 EUR'), with examples."""
     value = f"CAST(({expr}) AS {rules.SQL_TYPES[kind]})"
     try:
         engine.rows(f"SELECT {value} FROM {view} LIMIT 1")
@@ -255,8 +258,23 @@ def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, e
             raise
         raise InputError(
             f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
+            f"{_text_read_by(engine, view, expr, classes)}"
         ) from None
     return rules.number_value(value, rules.FLOAT, kind) if kind in {"float", "int"} else value
+
+
+def _text_read_by(engine, view: str, expr: str, classes: dict) -> str:
+    """The text columns the expression ``expr`` names whose values are not all numbers, with examples."""
+    named = [
+        c for c, cls in classes.items() if cls == rules.TEXT and re.search(rf"(?<![\w]){re.escape(c)}(?![\w])", expr)
+    ]
+    found = []
+    for c in named[:3]:
+        bad = rules.number_checks(ident(c), rules.TEXT, "float")["bad"]
+        ex = _examples(engine, f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {bad}")
+        if ex:
+            found.append(f"{c!r} (e.g. {ex})")
+    return f"; it reads text that is not a number in {', '.join(found)}: write plain numbers (12.50)" if found else ""
 
 
 Column = tuple[str, str, str, str, str]  # (output, source SQL, source name, kind, class)
@@ -318,7 +336,7 @@ def _source_columns(engine, table: str, path: Path, fs: FileSpec, view: str, wan
     columns: list[Column] = []
     for canon, kind, required in wanted:
         if canon in fs.derived:
-            value = _derived(engine, table, path, view, canon, kind, fs.derived[canon])
+            value = _derived(engine, table, path, view, canon, kind, fs.derived[canon], classes)
             if kind == "id":  # a derived id follows the rules of a text id
                 columns.append((canon, f"({value})", canon, kind, rules.TEXT))
             out[canon] = value
@@ -341,6 +359,11 @@ def _source_columns(engine, table: str, path: Path, fs: FileSpec, view: str, wan
     return columns
 
 
+def _named(table: str, canon: str) -> str:
+    """A column as the config names it: ``transactions.quantity`` (canonical), ``customers.Lead Number``."""
+    return f"{table}.{canon.strip(chr(34))}"
+
+
 def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], types: dict) -> dict[str, str]:
     """name -> aggregate SQL counting the rows each rule flags, for one pass over the file; a column whose
     type cannot hold its kind at all is an error here."""
@@ -356,19 +379,21 @@ def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], t
         elif kind in {"date", "timestamp"}:
             if cls in {rules.INT, rules.FLOAT}:
                 raise InputError(
-                    f"{path}: column {src!r} ({table}.{src}) is a number ({types.get(src, cls)}), not a {kind}. "
-                    "Write it as ISO 8601 text or set date_format"
+                    f"{path}: column {src!r} ({_named(table, canon)}) is a number ({types.get(src, cls)}), "
+                    f"not a {kind}. Write it as ISO 8601 text or set date_format"
                 )
             if cls != rules.TEMPORAL:
                 checks[f"bad:{canon}"] = f"count(*) FILTER (WHERE {rules.time_bad(col, _time(col, cls, kind, fs))})"
         elif kind in {"float", "int"}:
             if cls == rules.BOOL and _format(path, fs.format) == "csv":  # a typed boolean (Parquet) counts as 1 / 0
                 raise InputError(
-                    f"{path}: column {src!r} ({table}.{src}) holds only yes/no or true/false values, not numbers; "
-                    "write them as 1 and 0, or list the column as categorical"
+                    f"{path}: column {src!r} ({_named(table, canon)}) holds only yes/no or true/false values, not "
+                    "numbers; write them as 1 and 0, or list the column as categorical"
                 )
             if cls not in {rules.TEXT, rules.FLOAT, rules.INT, rules.BOOL}:
-                raise InputError(f"{path}: column {src!r} ({table}.{src}) has type {types.get(src, cls)}, not a number")
+                raise InputError(
+                    f"{path}: column {src!r} ({_named(table, canon)}) has type {types.get(src, cls)}, not a number"
+                )
             for name, cond in rules.number_checks(col, cls, kind).items():
                 checks[f"{name}:{canon}"] = f"count(*) FILTER (WHERE {cond})"
     return checks
@@ -394,7 +419,7 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             examples = [r[0] for r in engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {where} LIMIT 3")]
             null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
             problem = (
-                f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that do not parse as a "
+                f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that do not parse as a "
                 f"{rules.SQL_TYPES[kind].lower()}{rules.time_hint(examples, fs.date_format, null_words)}; "
                 f"e.g. {', '.join(clip(e, quote=True) for e in examples)}"
             )
@@ -451,7 +476,7 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
     for attr in [*spec.categorical, *spec.numeric, *leaky]:
         if attr in fs.derived:
             kind = "float" if attr in spec.numeric else "str"
-            value = _derived(engine, table, path, view, attr, kind, fs.derived[attr])
+            value = _derived(engine, table, path, view, attr, kind, fs.derived[attr], classes)
             out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
         elif attr not in classes and tag_rows and table == "customers" and _kept_out(cfg, attr):
             log.info("%s: attribute column %r is absent; features.exclude keeps it out of the model", path, attr)
@@ -570,7 +595,9 @@ def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cl
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
         ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")
-        problem = f"{path}: column {src!r} ({table}.{src}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
+        problem = (
+            f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
+        )
         _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number")
     n_inf = int(counts.get(f"not_finite:{canon}") or 0)
     if n_inf:

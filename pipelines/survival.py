@@ -58,14 +58,13 @@ def survival_rows(cfg: Config, snapshots: Sequence[dt.date], observed_until: dt.
 
 
 def data_end(cfg: Config) -> dt.date:
-    """The day after the last transaction: outcomes of a one-snapshot run are observed until then."""
+    """The day outcomes of a one-snapshot run are observed until (:func:`features.observed_until`)."""
     con = feature_stage.connect(cfg)
     try:
         register_all(con, cfg, with_labels=False)
-        last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
+        return feature_stage.observed_until(con, cfg)
     finally:
         con.close()
-    return last.date() + dt.timedelta(days=1)
 
 
 def training_survival(cfg: Config, train: pd.DataFrame, test: pd.DataFrame | None) -> pd.DataFrame:

@@ -430,12 +430,6 @@ class _Snapshots:
         return feats, data
 
 
-def data_end(con) -> dt.date | None:
-    """The day after the last transaction (outcome labels are observed until then); None when there is none."""
-    last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
-    return (last.date() + dt.timedelta(days=1)) if last is not None else None
-
-
 def backtest_rows(cfg: Config, snaps: _Snapshots, end: dt.date | None):
     """Training rows from every training snapshot (labels observed until the first evaluation snapshot),
     evaluation rows from the evaluation snapshots; with labels from people or rules only customers the
@@ -486,14 +480,25 @@ def unlabelled_pool(cfg: Config, feats: pd.DataFrame, train: pd.DataFrame, test:
     return feats[~feats[ID_COLUMN].isin(labelled_ids)]
 
 
+def _snapshot_outcomes(cfg: Config) -> bool:
+    """Whether the labels are outcomes observed after a snapshot date (not on each entity's own clock)."""
+    return cfg.labels.source == "outcome" and cfg.labels.outcome.kind != "days_to_win"
+
+
 def unread_settings(cfg: Config) -> list[str]:
     """Settings the configured protocol does not read, in words (a user who set one expects an effect)."""
+    unread = []
     if cfg.train.order_by and cfg.train.evaluation != "ordered_holdout":
-        return [
+        unread.append(
             f"train.order_by ({cfg.train.order_by!r}) is read only by train.evaluation: ordered_holdout; "
             f"this run evaluates by {cfg.train.evaluation}, with rows in no time order"
-        ]
-    return []
+        )
+    if cfg.labels.outcome.observed_until and not _snapshot_outcomes(cfg):
+        unread.append(
+            "labels.outcome.observed_until is read only by outcome labels days_to_next_purchase and "
+            "revenue_next_days; these labels do not read it"
+        )
+    return unread
 
 
 def prepare(cfg: Config) -> Prepared:
@@ -509,7 +514,8 @@ def prepare(cfg: Config) -> Prepared:
         problems = validate(con, cfg, stats, max([cfg.data.as_of, *cfg.snapshots.eval_as_of]))
         snaps = _Snapshots(con, cfg)
         rows = backtest_rows if cfg.train.evaluation == "backtest" else one_snapshot_rows
-        train, test, feats, protocol = rows(cfg, snaps, data_end(con) if "transactions" in stats else None)
+        end = feature_stage.observed_until(con, cfg) if _snapshot_outcomes(cfg) and "transactions" in stats else None
+        train, test, feats, protocol = rows(cfg, snaps, end)
     finally:
         con.close()
     check_minimum(cfg, train["tier"])
@@ -1038,7 +1044,13 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         judge(cfg, ev, prep.survival)
         prep.protocol |= survival_counts(cfg, prep, ev)
         prep.protocol |= {
-            "rows": {"train": len(prep.train), "evaluation": len(ev.rows), "overlap": ev.overlap},
+            "rows": {
+                "train": len(prep.train),
+                "evaluation": len(ev.rows),
+                "overlap": ev.overlap,
+                # a backtest's rows are customer snapshots: a customer evaluated later may be trained on earlier
+                "customers_seen": int(ev.rows[ID_COLUMN].drop_duplicates().isin(prep.train[ID_COLUMN]).sum()),
+            },
             "model": ev.chosen.name,
             "model_choice": ev.chosen.reasons,
         }

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import duckdb
+from leadtier.features.inputs import spelling_pairs
 from leadtier.models.text import clip
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.sources import InputError, TableStats
@@ -230,9 +231,21 @@ def check_event_customers(
                 problem.rows if problem else 0,
             )
         if problem:
+            problem.message += _spelt_otherwise(con, table)
             log.warning("%s", problem)
             problems.append(problem)
     return problems
+
+
+def _spelt_otherwise(con, table: str) -> str:
+    """For event rows naming unknown customers: ids that match a customer once case, separators and
+    leading zeros are ignored ('57254' for '057254': ids a spreadsheet read as numbers), as a hint."""
+    pairs = con.execute(f"{spelling_pairs(table, 'customer_id', 'customers', 'customer_id')} LIMIT 3").fetchall()
+    if not pairs:
+        return ""
+    rows = lambda n: f"{n} row" if n == 1 else f"{n} rows"  # noqa: E731
+    shown = "; ".join(f"{clip(a, quote=True)} ({rows(n)}) is {clip(b, quote=True)} there" for a, b, n in pairs)
+    return f"; ids the customers table spells otherwise or with leading zeros (keep ids as text): {shown}"
 
 
 def validate(

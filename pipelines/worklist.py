@@ -214,9 +214,9 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
     frame["p_close"] = _p_close(frame, cfg)
     if "value" in frame.columns:  # worklist.value_column: a missing value is not known
         frame["value"], frame["value_estimated"] = fill_values(frame["value"], frame["value"].isna())
-    elif "past_revenue" in frame.columns:  # no revenue yet is not known either
+    elif "past_revenue" in frame.columns:  # no revenue yet is not known either; returns beyond purchases are
         revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")
-        frame["value"], frame["value_estimated"] = fill_values(revenue, ~(revenue > 0))
+        frame["value"], frame["value_estimated"] = fill_values(revenue, revenue.eq(0))
     if "value" not in frame.columns or frame["value_estimated"].all():  # no value known: each counts 1
         frame["value"], frame["value_estimated"] = 1.0, False
         money_values = False

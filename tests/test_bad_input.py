@@ -226,6 +226,31 @@ def test_labels_assigned_after_the_snapshot_are_not_used(workdir, small, caplog)
         prepare(cfg)
 
 
+def test_event_rows_whose_ids_lost_their_leading_zeros_say_which_customer_they_are(caplog):
+    """A spreadsheet that read ids as numbers drops their zeros: the rows are not used, and the warning
+    names the customers they belong to, so the user keeps the ids as text."""
+    import datetime as dt
+
+    import duckdb
+    from leadtier.pipelines.sources import TableStats
+    from leadtier.pipelines.validate import check_event_customers
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE customers AS SELECT * FROM (VALUES ('000123'), ('000124'), ('A-7')) t(customer_id)")
+    con.execute(
+        "CREATE TABLE transactions AS SELECT customer_id, TIMESTAMP '2026-01-05' AS ts FROM "
+        "(VALUES ('000123'), ('123'), ('123'), ('124'), ('a7'), ('nobody')) t(customer_id)"
+    )
+    stats = {"transactions": TableStats(table="transactions", files={"orders.csv": 6})}
+    with caplog.at_level("WARNING"):
+        (problem,) = check_event_customers(con, stats, dt.date(2026, 2, 1))
+    assert problem.rows == 5 and "name customers absent from the customers table" in problem.message
+    assert "'123' (2 rows) is '000123' there; '124' (1 row) is '000124' there; 'a7' (1 row) is 'A-7' there" in (
+        problem.message
+    )
+    assert "keep ids as text" in caplog.text and "nobody" not in problem.message.split("there")[-1]
+
+
 def test_unknown_customer_rows_counted_from_the_families_match_a_full_search(workdir, small):
     """The feature stage finds event rows of unknown customers by subtracting what the families
     counted from the rows before the as-of date; that must agree with searching the table."""

@@ -447,6 +447,17 @@ CASES: dict[str, Case] = {
         both(edit(T, _dup_first(3)), config(lambda r: r["data"]["tables"][T].update(drop_exact_duplicates=True))),
         3,
     ),
+    "transactions-derived-from-text": Case(
+        "a derived amount over a price typed with a comma and a currency",
+        T,
+        "features",
+        "error",
+        ("transactions.parquet", "derived column transactions.amount", "'unit_price' (e.g. '12,50 EUR')", "12.50"),
+        both(
+            edit(T, lambda f: f.assign(unit_price=["12,50 EUR" if i < 2 else "3.5" for i in range(len(f))])),
+            config(lambda r: r["data"]["tables"][T].update(derived={"amount": "quantity * unit_price"})),
+        ),
+    ),
     "transactions-missing-column": Case(
         "a required column absent",
         T,

@@ -218,7 +218,7 @@ def test_an_ambiguous_day_month_column_without_date_format_is_an_error(engine, t
     with pytest.raises(InputError) as err:
         register_all(engine, cfg, with_labels=False)
     msg = str(err.value)
-    assert "a.csv: column 'created' (customers.created)" in msg
+    assert "a.csv: column 'created' (customers.created_at)" in msg
     assert (
         "'05/02/2026' reads as 2026-02-05 (date_format: '%d/%m/%Y') or as 2026-05-02 (date_format: '%m/%d/%Y')" in msg
     )

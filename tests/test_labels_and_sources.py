@@ -241,6 +241,49 @@ def test_an_evaluation_snapshot_whose_horizon_the_data_does_not_cover_is_refused
             prepare(cfg)
 
 
+def test_a_few_transactions_dated_far_after_the_rest_do_not_extend_the_observed_data(caplog):
+    """A year typed 2062 would make a horizon nobody saw look observed; a tail that is most of the data
+    (the log resumed after a pause) or close to the rest is the end of the data."""
+    import duckdb
+    from leadtier.pipelines.features import observed_until
+
+    cfg = load_config(REPO / "configs" / "online_retail.yaml")
+    cfg.labels.outcome.horizon_days = 90
+
+    def end(days: list[str]):
+        con = duckdb.connect()
+        con.execute(
+            "CREATE TABLE transactions AS SELECT CAST(d AS TIMESTAMP) AS ts FROM (SELECT unnest($d) AS d)", {"d": days}
+        )
+        return observed_until(con, cfg)
+
+    year = [str(dt.date(2024, 1, 1) + dt.timedelta(days=i)) for i in range(0, 366, 2)]  # 183 days of sales
+    with caplog.at_level("WARNING"):
+        assert end([*year, "2062-05-01 10:00"]) == dt.date(2024, 12, 31)  # the day after 2024-12-30
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "1 row(s) dated 2062-05-01 to 2062-05-01 lie more than 90 days" in said and "until 2024-12-31" in said
+    caplog.clear()
+    assert end([*year, "2025-03-01"]) == dt.date(2025, 3, 2) and not caplog.records  # 61 days later: observed
+    resumed = [str(dt.date(2026, 1, 1) + dt.timedelta(days=i)) for i in range(10)]
+    assert end([*year[:1], *resumed]) == dt.date(2026, 1, 11)  # most rows after the gap: the log resumed
+    cfg.labels.outcome.observed_until = dt.date(2025, 2, 1)
+    assert end([*year, "2062-05-01"]) == dt.date(2025, 2, 1)  # the export date, when given, is the end
+    assert end([]) == dt.date(2025, 2, 1)
+    cfg.labels.outcome.observed_until = None
+    assert end([]) is None
+
+
+def test_an_export_date_given_in_the_config_is_where_outcomes_end(tmp_path):
+    cfg = _retail_like(tmp_path)
+    cfg.labels.outcome.thresholds_days = [10, 20, 30]
+    cfg.labels.outcome.horizon_days = 45
+    cfg.labels.outcome.observed_until = dt.date(2010, 5, 20)  # before the last transaction: the export said so
+    cfg.train = cfg.train.model_copy(update={"min_per_tier": 0})
+    cfg.snapshots = SnapshotConfig(train_as_of=[dt.date(2010, 2, 1)], eval_as_of=[dt.date(2010, 4, 17)])
+    with pytest.raises(TrainingDataError, match=r"spans 33 days \(until 2010-05-20\), but the label horizon needs 46"):
+        prepare(cfg)
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from leadtier.models.drift import DriftAccumulator, migration, psi
+from leadtier.models.drift import DriftAccumulator, migration, psi, reference_profile
 from leadtier.models.gate import MIN_UNSEEN_ROWS, rows_to_compare
 from leadtier.models.metrics import tier_metrics
 from leadtier.pipelines import tracking
@@ -166,6 +166,27 @@ def test_psi_is_the_population_stability_index_and_warns_only_above_the_threshol
         "steady": False,
     }
     assert (table.loc["industry", "unseen_values"], table.loc["industry", "unseen_examples"]) == (15, "mining")
+
+
+def test_a_small_batch_warns_of_drift_only_beyond_what_sampling_alone_gives():
+    rng = np.random.default_rng(5)
+    train = pd.DataFrame({"x": rng.normal(size=5000)})
+    reference = reference_profile(train, ["x"], {})
+    same = lambda n: pd.DataFrame({"x": rng.normal(size=n)})  # noqa: E731 - no drift at all
+
+    def table(batch):
+        acc = DriftAccumulator(reference)
+        acc.add(batch)
+        return acc.table(threshold=0.25).set_index("feature").loc["x"]
+
+    small = [table(same(26)) for _ in range(20)]
+    assert max(t["psi"] for t in small) > 0.25  # sampling alone passes the threshold at 26 rows ...
+    assert not any(t["warning"] for t in small) and small[0]["psi_noise"] > 1  # ... and is no alarm
+    shifted = table(pd.DataFrame({"x": rng.normal(loc=3.0, size=26)}))
+    assert shifted["warning"] and shifted["psi"] > shifted["psi_noise"]  # a real shift still warns
+    big = table(same(20_000))
+    assert big["psi_noise"] < 0.01 and not big["warning"]
+    assert table(same(26))["psi_noise"] == small[0]["psi_noise"]  # seeded: the same noise level each run
 
 
 def test_migration_names_each_change_and_the_score_trend_at_five_points():

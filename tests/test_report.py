@@ -813,6 +813,25 @@ def test_the_model_card_counts_censored_entities_and_names_censoring_proxies(sch
     assert "1,286" in html and "days_open" in html
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_backtests_model_card_counts_snapshots_and_says_its_customers_were_trained_on_earlier(scheme5, lang):
+    protocol = {
+        "evaluation": "backtest",
+        "train_snapshots": ["2025-01-01", "2025-04-01"],
+        "eval_snapshots": ["2025-10-01"],
+        "rows": {"train": 9071, "evaluation": 3124, "overlap": 0, "customers_seen": 2706},
+    }
+    frame = make_predictions(scheme5, list("ABCDE"))
+    text = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": protocol})["model_card"]["rows_text"]
+    assert text == report.strings(lang)["rows_counts_backtest"].format(
+        train="9,071", evaluation="3,124", overlap="0", customers_seen="2,706"
+    )
+    assert ("customers trained the model" if lang == "en" else "位客户用于训练") not in text
+    older = {**protocol, "rows": {"train": 9071, "evaluation": 3124, "overlap": 0}}  # a model logged before
+    text = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": older})["model_card"]["rows_text"]
+    assert "?" in text and "9,071" in text
+
+
 def test_an_attribute_feature_is_labelled_by_its_name_alone():
     assert report.feature_label("cust_balance", "en") == "balance"
     assert report.feature_label("cust_预算万元", "zh") == "预算万元"

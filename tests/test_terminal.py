@@ -173,6 +173,33 @@ def test_version_option_prints_the_installed_version():
     assert res.output.strip() == f"leadtier {version('leadtier')}"
 
 
+@pytest.mark.parametrize(
+    ("args", "said", "code"),
+    [
+        (["features", "--as-of", "01/11/2025"], "error: Invalid value for '--as-of'", 2),
+        (["--nonsense"], "error: No such option: --nonsense (see leadtier --help)", 2),
+        (["report", "--lang", "fr"], "error: Invalid value for '--lang'", 2),
+        (["features", "--help"], "", 0),
+    ],
+)
+def test_the_script_says_a_usage_error_in_one_error_line(monkeypatch, capsys, args, said, code):
+    """The installed `leadtier` script (cli.run): a mistyped option is one `error:` line, exit 2, like
+    every other error a user can fix, not a box or a traceback."""
+    import sys
+
+    from leadtier.pipelines.cli import run
+
+    monkeypatch.setattr(sys, "argv", ["leadtier", *args])
+    with pytest.raises(SystemExit) as done:
+        run()
+    assert done.value.code == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "╭" not in err
+    if said:
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith(said), err
+
+
 def test_lang_is_a_choice_of_the_languages_that_exist():
     langs = sorted(p.stem for p in (REPO / "pipelines" / "i18n").glob("*.yaml"))
     assert langs == ["en", "zh"]

@@ -62,11 +62,26 @@ def test_each_owner_gets_at_most_the_weekly_capacity_and_the_rest_does_not_fit()
 
 
 def test_weeks_fill_in_order_of_expected_value_not_of_score_or_probability():
-    w = plan(_frame(5, owners=("ann",)), START, SERVICE, contacts_per_week=2, weeks=3)
+    w = plan(_frame(5, owners=("ann",)).assign(tier="B"), START, SERVICE, contacts_per_week=2, weeks=3)
     assert w["customer_id"].tolist() == ["ann-4", "ann-3", "ann-2", "ann-1", "ann-0"]
     assert w["week"].tolist() == [1, 1, 2, 2, 3]
     assert w["expected_value"].tolist() == pytest.approx([250, 240, 210, 160, 90])
     assert [str(d) for d in w["week_start"]] == ["2026-06-30"] * 2 + ["2026-07-07"] * 2 + ["2026-07-14"]
+
+
+def test_the_planned_customers_are_called_earliest_due_first_so_nobody_is_late_who_need_not_be():
+    # A is due in 7 days, B in 30: by expected value alone ann-3 (B, 240) would take week 1 and leave
+    # ann-0 (A, 90) late in week 3
+    w = plan(_frame(5, owners=("ann",)), START, SERVICE, contacts_per_week=2, weeks=3).set_index("customer_id")
+    assert w.loc[["ann-4", "ann-2"], "week"].tolist() == [1, 1]  # the A customers by expected value ...
+    assert w.loc[["ann-0", "ann-3"], "week"].tolist() == [2, 2] and w.loc["ann-1", "week"] == 3  # ... then B
+    assert w["rank"].to_dict() == {"ann-4": 1, "ann-3": 2, "ann-2": 3, "ann-1": 4, "ann-0": 5}
+    late = plan(_frame(5, owners=("ann",)), START, SERVICE, contacts_per_week=3, weeks=2)
+    assert not late["late"].any()  # three A customers fit week 1, within their 7 days
+    # who is called is still the highest expected value: an urgent customer of low value does not fit
+    tight = plan(_frame(5, owners=("ann",)), START, SERVICE, contacts_per_week=1, weeks=2).set_index("customer_id")
+    assert tight.loc[["ann-4", "ann-3"], "status"].eq(PLANNED).all() and tight.loc["ann-0", "status"] == NO_CAPACITY
+    assert tight.loc["ann-4", "week"] == 1 and tight.loc["ann-3", "week"] == 2
 
 
 def test_due_dates_come_from_the_tier_service_levels_and_tiers_without_one_are_left_off():
@@ -275,13 +290,16 @@ def test_leads_that_have_not_bought_yet_still_get_called(demo_data, tmp_path):
     """Valued by past revenue, a lead with none is worth the median buyer, not 0 (it would never fit)."""
     config, ids = _config(tmp_path, demo_data, service_days={"A": 7, "B": 30, "C": 90}, value_column=None)
     pred = pd.read_parquet(tmp_path / "pred.parquet")
-    pred.assign(past_revenue=[0.0, 0.0, 300.0, 100.0] * 3).to_parquet(tmp_path / "pred.parquet", index=False)
+    pred.assign(past_revenue=[0.0, 0.0, -50.0, 300.0] * 3).to_parquet(tmp_path / "pred.parquet", index=False)
     res = runner.invoke(app, ["worklist", "--config", str(config)])
     assert res.exit_code == 0, (res.output, res.exception)
     w = pd.read_parquet(tmp_path / "wl.parquet").set_index("customer_id")
     new = [ids[i] for i in range(12) if i % 4 < 2]
-    assert (w.loc[new, "value"] == 200.0).all() and w.loc[new, "value_estimated"].all()
+    assert (w.loc[new, "value"] == 125.0).all() and w.loc[new, "value_estimated"].all()
     assert (w.loc[new, "expected_value"] > 0).all() and not w.drop(index=new)["value_estimated"].any()
+    # one who returned more than they bought is known to be worth nothing so far, not the median buyer
+    returned = [i for i in (ids[j] for j in range(12) if j % 4 == 2) if i in w.index]
+    assert returned and (w.loc[returned, "expected_value"] == 0).all()
     assert "6 without a known value (none given, or no revenue yet) valued at the median of the others" in res.output
     assert "deferred" not in res.output  # worklist.defer_contacted_days is not set
 

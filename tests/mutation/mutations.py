@@ -194,10 +194,18 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "psi-warns-at-the-threshold",
         "models/drift.py",
-        'out["warning"] = out["psi"] > threshold',
-        'out["warning"] = out["psi"] >= threshold',
+        'out["warning"] = (out["psi"] > threshold) & (out["psi"] > out["psi_noise"])',
+        'out["warning"] = (out["psi"] >= threshold) & (out["psi"] > out["psi_noise"])',
         (C + "test_psi_is_the_population_stability_index_and_warns_only_above_the_threshold",),
         "a PSI equal to predict.psi_warning warns",
+    ),
+    Mutation(
+        "psi-noise-ignored",
+        "models/drift.py",
+        'out["warning"] = (out["psi"] > threshold) & (out["psi"] > out["psi_noise"])',
+        'out["warning"] = out["psi"] > threshold',
+        (C + "test_a_small_batch_warns_of_drift_only_beyond_what_sampling_alone_gives",),
+        "a batch of a few rows raises drift alarms from sampling noise alone",
     ),
     Mutation(
         "migration-upgrade-is-a-downgrade",
