@@ -103,7 +103,7 @@ def revenue_after(cfg, ids: pd.Series, as_of: dt.date, days: int) -> np.ndarray:
 @child_task("worklist_backtest")
 def _task_worklist_backtest(p: dict) -> dict:
     from leadtier.models.baselines import RfmScorecard
-    from leadtier.models.worklist import capture_gains, fill_values
+    from leadtier.models.worklist import capture_gains, fill_values, revenue_values
     from leadtier.pipelines import train
 
     cfg = real_config(p)
@@ -114,8 +114,8 @@ def _task_worklist_backtest(p: dict) -> dict:
         p_close = _p_close(cfg, models["model"], test[cols])
         if p.get("value_column"):  # as the worklist values them: an unknown value is the median of the others
             given = pd.to_numeric(test[p["value_column"]], errors="coerce")
-            unknown = ~(given > 0) if p["value_column"] == "rfm_monetary" else given.isna()  # past revenue: 0 too
-            value = fill_values(given, unknown)[0].to_numpy(dtype=float)
+            filled = revenue_values(given) if p["value_column"] == "rfm_monetary" else fill_values(given, given.isna())
+            value = filled[0].to_numpy(dtype=float)
         else:
             value = np.ones(len(test))
         start = pd.to_datetime(test["snapshot"]).max().date()

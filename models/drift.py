@@ -57,6 +57,7 @@ def _psi_rows(expected_share, counts: np.ndarray) -> np.ndarray:
 
 
 NOISE_DRAWS, NOISE_QUANTILE = 2000, 0.999  # one false alarm in a thousand batches per feature
+NOISE_CELLS = 2_000_000  # draws x bins at a time: a text feature of 20,000 categories stays in memory
 
 
 def psi_noise(expected_share, rows: int, seed: int = 0) -> float:
@@ -66,8 +67,15 @@ def psi_noise(expected_share, rows: int, seed: int = 0) -> float:
     share = np.clip(np.asarray(expected_share, dtype=float), 0, None)
     if rows <= 0 or share.sum() <= 0:
         return 0.0
-    draws = np.random.default_rng(seed).multinomial(int(rows), share / share.sum(), size=NOISE_DRAWS)
-    return float(np.quantile(_psi_rows(expected_share, draws.astype(float)), NOISE_QUANTILE))
+    rng, chunk = np.random.default_rng(seed), max(1, NOISE_CELLS // len(share))
+    draws = min(NOISE_DRAWS, max(200, 20 * NOISE_CELLS // len(share)))  # fewer for thousands of categories
+    psis = [
+        _psi_rows(
+            expected_share, rng.multinomial(int(rows), share / share.sum(), size=min(chunk, draws - i)).astype(float)
+        )
+        for i in range(0, draws, chunk)
+    ]
+    return float(np.quantile(np.concatenate(psis), NOISE_QUANTILE))
 
 
 class DriftAccumulator:

@@ -185,9 +185,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
             # the (at most three) columns furthest from the average customer: with an event log, those of
             # the purchase and interaction features that have words; without one, any column
             far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= 0.25]
-            nevers = [c for c in never.columns if row[c] > 0 and never[c].get(sid, 0.0) > 0.5]
-            implied = {x for c in nevers for x in NEVER_WORDS[c][1]}
-            ranked = ([c for c in far if c in words and c not in implied] if events else far)[:3]
+            named = [c for c in far if c in words] if events else far
+            nevers = [c for c in named[:3] if c in never.columns and row[c] > 0 and never[c].get(sid, 0.0) > 0.5]
+            implied = {x for c in nevers for x in NEVER_WORDS[c][1]}  # 'never bought' says 'low spend' already
+            ranked = [c for c in named if c not in implied][:3]
             parts[int(sid)] = [
                 NEVER_WORDS[c][0] if c in nevers else _words(c, words)[0] if row[c] > 0 else _words(c, words)[1]
                 for c in ranked

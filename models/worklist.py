@@ -20,15 +20,23 @@ INPUT_COLUMNS = ("customer_id", "tier", "p_close", "value")  # plus optional own
 NO_OWNER = ""
 
 
-def fill_values(value: pd.Series, unknown: pd.Series) -> tuple[pd.Series, pd.Series]:
+def fill_values(value: pd.Series, unknown: pd.Series, positive_basis: bool = False) -> tuple[pd.Series, pd.Series]:
     """Each customer's value, and whether it is an estimate: where ``unknown`` (no value given, or no
-    past revenue: a lead that has not bought yet is not worth nothing), the median of the known values,
+    past revenue: a lead that has not bought yet is not worth nothing), the median of the known values
+    (with ``positive_basis`` of those above 0: a typical buyer, not one who returned more than bought),
     else 1 when none is known. Returns (values, estimated)."""
     value = pd.to_numeric(value, errors="coerce").astype(float)
     estimated = unknown.fillna(True).astype(bool) | value.isna()
-    known = value[~estimated]
+    known = value[~estimated & (value > 0)] if positive_basis else value[~estimated]
     fill = float(known.median()) if len(known) else 1.0
     return value.where(~estimated, fill), estimated
+
+
+def revenue_values(revenue: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Values from past revenue (:func:`fill_values`): none yet is unknown, valued as the median buyer;
+    a customer who returned more than they bought is known, and worth nothing (expected value 0)."""
+    revenue = pd.to_numeric(revenue, errors="coerce")
+    return fill_values(revenue, revenue.eq(0), positive_basis=True)
 
 
 def expected_value(p_close: pd.Series, value: pd.Series) -> pd.Series:
@@ -75,8 +83,9 @@ def plan(
     ``due_date``, ``status`` (planned / deferred / no capacity), the owner's ``rank`` by expected value,
     the ``week`` (1-based) and its ``week_start`` (planned rows only) and ``late`` (the planned week
     ends after the due date). The ``contacts_per_week * weeks`` customers of highest expected value
-    (not deferred) are planned, the earliest due date first (then by rank): nobody is late whom another
-    order would have called in time. Rows: planned (by owner, week, rank), then deferred, then no capacity."""
+    (not deferred) are planned, the earliest due date first (then by rank), which keeps the longest delay
+    past a due date as short as any order can. Rows: planned (by owner, week, rank), then deferred, then
+    no capacity."""
     _check(frame, service_days, contacts_per_week, weeks)
     out = frame[frame["tier"].isin(list(service_days))].copy()
     if "owner" not in out.columns:

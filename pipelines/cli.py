@@ -296,7 +296,8 @@ def retier(
 ) -> None:
     """Re-tier with the champion as of today: features, predict, worklist, report; print who moved.
 
-    Exit status 0, 2 on an error you can fix, 3 when a feature drifted past predict.psi_warning."""
+    Exit status 0, 2 on an error you can fix, 3 when a feature drifted past predict.psi_warning (and past
+    the sampling noise of that many rows)."""
     from leadtier.pipelines.retier import DRIFT_EXIT
 
     def go():
@@ -432,8 +433,8 @@ def run() -> None:
     import sys
 
     # Click's UsageError and ClickException, as this Typer has them (it may bundle its own Click)
-    usage_error = typer.BadParameter.__mro__[1]
-    click_exception = usage_error.__mro__[1]
+    bases = {c.__name__: c for c in typer.BadParameter.__mro__}
+    usage_error, click_exception = bases["UsageError"], bases["ClickException"]
     try:
         code = app(standalone_mode=False, prog_name="leadtier")
     except usage_error as exc:

@@ -501,12 +501,11 @@ def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str
         ),
     }
     rows = protocol.get("rows")
-    template = {"kfold": s["rows_counts_kfold"], "backtest": s["rows_counts_backtest"]}.get(kind, s["rows_counts"])
-    counts = (
-        template.format(**{"customers_seen": "?", **{k: f"{int(v):,}" for k, v in rows.items()}})
-        if isinstance(rows, dict)
-        else ""
-    )
+    counts = ""
+    if isinstance(rows, dict):
+        backtest = "rows_counts_backtest" if "customers_seen" in rows else "rows_counts_snapshots"  # older models
+        template = {"kfold": s["rows_counts_kfold"], "backtest": s[backtest]}.get(kind, s["rows_counts"])
+        counts = template.format(**{k: f"{int(v):,}" for k, v in rows.items()})
     chosen = protocol.get("model")
     return {
         "protocol_text": words[kind]() if kind in words else "",
@@ -600,17 +599,20 @@ def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
     if "warning" not in d.columns:
         d["warning"] = d["psi"] > 0.2
     d = d.sort_values(["warning", "psi"], ascending=[False, False], na_position="last")
+    noise = pd.to_numeric(d["psi_noise"], errors="coerce") if "psi_noise" in d.columns else pd.Series(np.nan, d.index)
     rows = [
         {
             "feature": str(f),
             "label": feature_label(str(f), lang),
             "psi": None if pd.isna(p) else float(p),
+            "noise": None if pd.isna(n) else float(n),
             "warning": bool(w),
         }
-        for f, p, w in zip(d["feature"], d["psi"], d["warning"].fillna(False), strict=True)
+        for f, p, n, w in zip(d["feature"], d["psi"], noise, d["warning"].fillna(False), strict=True)
     ]
     drifting = [r for r in rows if r["warning"]]
-    return {"rows": rows, "drifting": drifting, "n_warnings": len(drifting), "total": len(rows)}
+    has_noise = any(r["noise"] is not None for r in rows)
+    return {"rows": rows, "drifting": drifting, "n_warnings": len(drifting), "total": len(rows), "noise": has_noise}
 
 
 def _version_notes(info: dict, version: str, n: int, s: dict) -> list[str]:

@@ -264,14 +264,19 @@ def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, e
 
 
 def _text_read_by(engine, view: str, expr: str, classes: dict) -> str:
-    """The text columns the expression ``expr`` names whose values are not all numbers, with examples."""
-    named = [
-        c for c, cls in classes.items() if cls == rules.TEXT and re.search(rf"(?<![\w]){re.escape(c)}(?![\w])", expr)
-    ]
+    """The text columns the expression ``expr`` names whose values are not all numbers, with examples
+    ('' when there are none, or when looking fails: the caller's error stands without the hint)."""
+    said = [(c, rf"(?<!\w){re.escape(c)}(?!\w)") for c, cls in classes.items() if cls == rules.TEXT]
+    named = [c for c, pattern in said if re.search(pattern, expr, re.IGNORECASE)]
     found = []
     for c in named[:3]:
         bad = rules.number_checks(ident(c), rules.TEXT, "float")["bad"]
-        ex = _examples(engine, f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {bad}")
+        try:
+            ex = _examples(engine, f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {bad}")
+        except Exception as exc:  # noqa: BLE001 - a hint only: the engine's own error is what the user gets
+            if not isinstance(exc, (*engine.errors, ValueError)):
+                raise
+            return ""
         if ex:
             found.append(f"{c!r} (e.g. {ex})")
     return f"; it reads text that is not a number in {', '.join(found)}: write plain numbers (12.50)" if found else ""

@@ -18,7 +18,7 @@ import pandas as pd
 from leadtier.features.inputs import NULL_MARKERS
 from leadtier.features.meta import money
 from leadtier.models.text import clip
-from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values, plan, shortfall
+from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values, plan, revenue_values, shortfall
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.outputs import OutputSet, check_manifest, check_suffix, table_writer
@@ -215,8 +215,7 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
     if "value" in frame.columns:  # worklist.value_column: a missing value is not known
         frame["value"], frame["value_estimated"] = fill_values(frame["value"], frame["value"].isna())
     elif "past_revenue" in frame.columns:  # no revenue yet is not known either; returns beyond purchases are
-        revenue = pd.to_numeric(frame["past_revenue"], errors="coerce")
-        frame["value"], frame["value_estimated"] = fill_values(revenue, revenue.eq(0))
+        frame["value"], frame["value_estimated"] = revenue_values(frame["past_revenue"])
     if "value" not in frame.columns or frame["value_estimated"].all():  # no value known: each counts 1
         frame["value"], frame["value_estimated"] = 1.0, False
         money_values = False

@@ -277,6 +277,20 @@ def test_a_segment_mostly_of_customers_who_never_bought_is_named_and_profiled_so
     assert np.isnan(med.loc[2, "rfm_recency_days"]) and med.loc[0, "rfm_recency_days"] == np.median(recency[grp == 0])
 
 
+def test_a_never_word_replaces_only_words_it_implies_when_it_is_itself_in_the_name():
+    from types import SimpleNamespace
+
+    seg = Segmenter(k=2)
+    seg.columns_ = ["ix_count_30d", "rfm_recency_days", "rfm_frequency", "rfm_monetary"]
+    # segment 0: mostly never-buyers, but its recency is near the average (not among the words that part it)
+    seg.model_ = SimpleNamespace(cluster_centers_=np.array([[1.5, 0.1, -0.6, -0.5], [-1.5, -0.1, 0.6, 0.5]]))
+    never = pd.DataFrame({"rfm_recency_days": [0.8, 0.1]}, index=[0, 1])
+    names = seg._names(never)
+    assert names[0]["en"] == "highly engaged, infrequent, low spend"  # no 'never bought': nothing dropped
+    seg.model_ = SimpleNamespace(cluster_centers_=np.array([[1.5, 1.2, -0.6, -0.5], [-1.5, -1.2, 0.6, 0.5]]))
+    assert seg._names(never)[0]["en"] == "highly engaged, never bought"
+
+
 def test_temperature_calibration_keeps_the_most_probable_tier():
     X, y = _data(900)
     cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)
