@@ -164,17 +164,21 @@ def time_bad(col: str, value: str) -> str:
 
 
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b")
+_TIME_OF_DAY = re.compile(r"^([ T])\d{1,2}:\d{2}(:\d{2})?\s*$")
 
 
 def day_month_readings(example: str) -> list[tuple[str, dt.date]]:
-    """The (date_format, date) readings of a text like '05/02/2026' as day/month and as month/day."""
+    """The (date_format, date) readings of a text like '05/02/2026' (or '05.02.2026 07:13') as day/month
+    and as month/day; the format covers a time of day after the date."""
     m = _DAY_MONTH.match(example)
     if not m:
         return []
     a, sep, b, year = m.groups()
     y = "%Y" if len(year) == 4 else "%y"
+    clock = _TIME_OF_DAY.match(example[m.end() :])
+    time = f"{clock.group(1)}%H:%M{':%S' if clock.group(2) else ''}" if clock else ""
     out = []
-    for fmt, (day, month) in ((f"%d{sep}%m{sep}{y}", (a, b)), (f"%m{sep}%d{sep}{y}", (b, a))):
+    for fmt, (day, month) in ((f"%d{sep}%m{sep}{y}{time}", (a, b)), (f"%m{sep}%d{sep}{y}{time}", (b, a))):
         try:
             out.append((fmt, dt.date(dt.datetime.strptime(year, y).year, int(month), int(day))))
         except ValueError:

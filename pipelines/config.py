@@ -204,14 +204,37 @@ class TableSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _path_is_one_file(cls, data: Any) -> Any:
-        """``path`` (with its format, columns, ...) is shorthand for ``files`` with one entry."""
-        if not isinstance(data, dict) or not data.get("path"):
+        """``path`` (with its format, columns, ...) is shorthand for ``files`` with one entry; beside
+        ``files``, those keys describe every file (a file's own ``columns`` and ``derived`` add to them,
+        its other keys replace them)."""
+        if not isinstance(data, dict):
             return data
+        if not data.get("path"):
+            return cls._shared_file_keys(data)
         if data.get("files"):
             raise ValueError("give either 'path' (one file) or 'files' (a list), not both")
         data = dict(data)
         one = {k: data.pop(k) for k in ("path", *_FILE_KEYS) if k in data}
         return {**data, "files": [one]}
+
+    @staticmethod
+    def _shared_file_keys(data: dict) -> dict:
+        shared = {k: data[k] for k in _FILE_KEYS if k in data}
+        if not shared or not isinstance(data.get("files"), list):
+            return data
+        data = {k: v for k, v in data.items() if k not in shared}
+        files = []
+        for f in data["files"]:
+            if isinstance(f, dict):
+                mine = {k: v for k, v in f.items() if k in shared}
+                both = {
+                    k: {**v, **mine[k]}
+                    for k, v in shared.items()
+                    if isinstance(v, dict) and isinstance(mine.get(k), dict)
+                }
+                f = {**shared, **f, **both}
+            files.append(f)
+        return {**data, "files": files}
 
     @model_validator(mode="after")
     def _consistent(self) -> TableSpec:

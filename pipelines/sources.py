@@ -251,35 +251,38 @@ def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, e
     """The SQL of a ``derived`` column; one that does not evaluate is an error naming the text columns
     it reads that hold values other than numbers (a price written '12,50 EUR'), with examples."""
     value = f"CAST(({expr}) AS {rules.SQL_TYPES[kind]})"
-    try:
-        engine.rows(f"SELECT {value} FROM {view} LIMIT 1")
+    try:  # every row: a value the expression cannot convert fails here, not later in the feature query
+        engine.rows(f"SELECT count({value}) FROM {view}")
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
         raise InputError(
             f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
-            f"{_text_read_by(engine, view, expr, classes)}"
+            f"{_text_read_by(engine, view, expr, classes, value)}"
         ) from None
     return rules.number_value(value, rules.FLOAT, kind) if kind in {"float", "int"} else value
 
 
-def _text_read_by(engine, view: str, expr: str, classes: dict) -> str:
-    """The text columns the expression ``expr`` names whose values are not all numbers, with examples
-    ('' when there are none, or when looking fails: the caller's error stands without the hint)."""
+def _text_read_by(engine, view: str, expr: str, classes: dict, value: str) -> str:
+    """The text columns the expression ``expr`` names, with examples of the values it fails on (or, where
+    the engine cannot say which rows fail, of the values that are not plain numbers); '' when there are
+    none, or when looking fails: the caller's error stands without the hint."""
     said = [(c, rf"(?<!\w){re.escape(c)}(?!\w)") for c, cls in classes.items() if cls == rules.TEXT]
-    named = [c for c, pattern in said if re.search(pattern, expr, re.IGNORECASE)]
+    named = [c for c, pattern in said if re.search(pattern, expr, re.IGNORECASE)][:3]
     found = []
-    for c in named[:3]:
-        bad = rules.number_checks(ident(c), rules.TEXT, "float")["bad"]
-        try:
-            ex = _examples(engine, f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {bad}")
-        except Exception as exc:  # noqa: BLE001 - a hint only: the engine's own error is what the user gets
-            if not isinstance(exc, (*engine.errors, ValueError)):
-                raise
-            return ""
+    for c in named:
+        plain = rules.number_checks(ident(c), rules.TEXT, "float")["bad"]
+        for where in (f"TRY(coalesce({value}, 0)) IS NULL", plain):  # DuckDB's TRY: the rows that fail
+            try:
+                ex = _examples(engine, f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {where}")
+                break
+            except Exception as exc:  # noqa: BLE001 - a hint only: the engine's own error is what the user gets
+                if not isinstance(exc, (*engine.errors, ValueError)):
+                    raise
+                ex = ""
         if ex:
             found.append(f"{c!r} (e.g. {ex})")
-    return f"; it reads text that is not a number in {', '.join(found)}: write plain numbers (12.50)" if found else ""
+    return f"; it reads text it cannot convert in {', '.join(found)}: write plain numbers (12.50)" if found else ""
 
 
 Column = tuple[str, str, str, str, str]  # (output, source SQL, source name, kind, class)

@@ -458,6 +458,21 @@ CASES: dict[str, Case] = {
             config(lambda r: r["data"]["tables"][T].update(derived={"amount": "quantity * unit_price"})),
         ),
     ),
+    "transactions-derived-bad-cell": Case(
+        "a derived amount converting text, with one cell it cannot convert",
+        T,
+        "features",
+        "error",
+        ("transactions.parquet", "derived column transactions.amount", "'unit_price' (e.g. '1.234,5,6')"),
+        both(
+            edit(T, lambda f: f.assign(unit_price=["1.234,5,6" if i == 7 else "3,5" for i in range(len(f))])),
+            config(
+                lambda r: r["data"]["tables"][T].update(
+                    derived={"amount": "CAST(replace(replace(unit_price, '.', ''), ',', '.') AS DOUBLE)"}
+                )
+            ),
+        ),
+    ),
     "transactions-missing-column": Case(
         "a required column absent",
         T,

@@ -288,6 +288,24 @@ def test_an_unquoted_yes_no_mapping_key_says_to_quote_it(tmp_path):
     )
 
 
+def test_keys_beside_files_describe_every_file_and_a_files_own_keys_win(tmp_path):
+    def two_exports(r):
+        r["data"]["tables"]["transactions"] = {
+            "columns": {"customer_id": "Kunden-Nr", "ts": "Datum"},
+            "date_format": "%d.%m.%Y %H:%M",
+            "encoding": "latin-1",
+            "files": [
+                {"path": "jan.csv"},
+                {"path": "feb.csv", "columns": {"amount": "Betrag"}, "date_format": "%d.%m.%Y"},
+            ],
+        }
+
+    jan, feb = load_config(_write(tmp_path, two_exports)).data.tables.transactions.files
+    assert jan.columns == {"customer_id": "Kunden-Nr", "ts": "Datum"} and jan.date_format == "%d.%m.%Y %H:%M"
+    assert feb.columns == {"customer_id": "Kunden-Nr", "ts": "Datum", "amount": "Betrag"}
+    assert feb.date_format == "%d.%m.%Y" and jan.encoding == feb.encoding == "latin-1"
+
+
 def test_a_mapping_key_with_the_files_spaces_maps_the_value_read_without_them(tmp_path):
     import pandas as pd
     from leadtier.pipelines.train import attach_labels

@@ -244,3 +244,11 @@ def test_day_month_readings():
     ]
     assert rules.day_month_readings("25.02.26") == [("%d.%m.%y", dt.date(2026, 2, 25))]
     assert rules.day_month_readings("2026-02-05") == []
+    # a time of day after the date is in the suggested format, so that following the hint works
+    assert rules.day_month_readings("01.07.2024 07:13") == [
+        ("%d.%m.%Y %H:%M", dt.date(2024, 7, 1)),
+        ("%m.%d.%Y %H:%M", dt.date(2024, 1, 7)),
+    ]
+    assert rules.day_month_readings("25/12/2024 23:59:30")[0][0] == "%d/%m/%Y %H:%M:%S"
+    for example, fmt in (("01.07.2024 07:13", "%d.%m.%Y %H:%M"), ("25/12/2024 23:59:30", "%d/%m/%Y %H:%M:%S")):
+        dt.datetime.strptime(example, fmt)  # the suggestion parses the example
