@@ -108,17 +108,19 @@ def id_as_written(col: str, cls: str) -> str:
 # --------------------------------------------------------------------------- numbers
 
 
-def number_text(col: str) -> str:
-    """Text as a number's source: blank (spaces only) is missing, as an empty CSV cell is."""
-    return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END"
+def number_text(col: str, decimal: str = ".") -> str:
+    """Text as a number's source: blank (spaces only) is missing, as an empty CSV cell is. With a decimal
+    comma ('1.234,56') the thousands separators ('.' and spaces) go and the comma becomes a point."""
+    text = col if decimal == "." else f"replace(replace(replace(trim({col}), '.', ''), ' ', ''), ',', '.')"
+    return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {text} END"
 
 
-def number_checks(col: str, cls: str, kind: str) -> dict[str, str]:
+def number_checks(col: str, cls: str, kind: str, decimal: str = ".") -> dict[str, str]:
     """Conditions on the source rows: ``bad`` (text that is no number: an error) and ``not_finite``
-    (NaN, inf, -inf: read as missing and counted)."""
+    (NaN, inf, -inf: read as missing and counted); ``decimal``: the decimal mark of the text."""
     target = SQL_TYPES[kind]
     if cls == TEXT:
-        value = number_text(col)
+        value = number_text(col, decimal)
         as_double = f"TRY_CAST({value} AS DOUBLE)"
         return {
             "bad": f"{value} IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL AND {as_double} IS NULL",
@@ -129,11 +131,11 @@ def number_checks(col: str, cls: str, kind: str) -> dict[str, str]:
     return {}
 
 
-def number_value(col: str, cls: str, kind: str) -> str:
+def number_value(col: str, cls: str, kind: str, decimal: str = ".") -> str:
     """The canonical number: NaN, inf and -inf are missing (never an infinite feature)."""
     target = SQL_TYPES[kind]
     if cls == TEXT:
-        value = number_text(col)
+        value = number_text(col, decimal)
         return (
             f"CASE WHEN {not_finite(f'TRY_CAST({value} AS DOUBLE)')} THEN NULL ELSE TRY_CAST({value} AS {target}) END"
         )

@@ -133,13 +133,18 @@ class FileSpec(_Strict):
         default=None, description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'"
     )
     encoding: Encoding = Field(default="utf-8", description="text encoding of a CSV file")
+    decimal: Literal[".", ","] = Field(
+        default=".",
+        description="the decimal mark of numbers written as text: ',' reads '1.234,56' as 1234.56 (a '.' or space "
+        "between thousands is dropped)",
+    )
     derived: dict[str, str] = Field(
         default_factory=dict,
         description='canonical name -> SQL expression over this file\'s columns, e.g. amount: \'"Quantity" * "Price"\'',
     )
 
 
-_FILE_KEYS = ("format", "columns", "date_format", "encoding", "derived")  # describe the one file of `path`
+_FILE_KEYS = ("format", "columns", "date_format", "encoding", "decimal", "derived")  # describe the one file of `path`
 
 
 class JoinSpec(_Strict):
@@ -169,6 +174,7 @@ class TableSpec(_Strict):
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
     encoding: Encoding = "utf-8"
+    decimal: Literal[".", ","] = "."
     derived: dict[str, str] = Field(default_factory=dict)
     files: list[FileSpec] = Field(default_factory=list)
     joins: dict[str, JoinSpec] = Field(

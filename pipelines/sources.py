@@ -297,8 +297,9 @@ def _file_select(
     wanted = _wanted(table, fs)
     # never guessed from a CSV: ids, dates and times, text, categories (DuckDB reads yes/no as booleans)
     kinds = {"id", "date", "timestamp", "str"}
+    kinds |= {"float", "int"} if fs.decimal == "," else set()  # '2.171' is 2171 there: never guessed a number
     text = {fs.columns.get(c, c) for c, k, _ in wanted if k in kinds and c not in fs.derived}
-    text |= set(spec.categorical) | set(spec.leaky)
+    text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if fs.decimal == "," else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
@@ -402,7 +403,7 @@ def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], t
                 raise InputError(
                     f"{path}: column {src!r} ({_named(table, canon)}) has type {types.get(src, cls)}, not a number"
                 )
-            for name, cond in rules.number_checks(col, cls, kind).items():
+            for name, cond in rules.number_checks(col, cls, kind, fs.decimal).items():
                 checks[f"{name}:{canon}"] = f"count(*) FILTER (WHERE {cond})"
     return checks
 
@@ -436,8 +437,8 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             )
         return value
     if kind in {"float", "int"}:
-        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells)
-        return rules.number_value(col, cls, kind)
+        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs.decimal)
+        return rules.number_value(col, cls, kind, fs.decimal)
     return f"CAST({col} AS VARCHAR)"
 
 
@@ -596,10 +597,10 @@ def _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls) -> N
             log.warning("%s: column %r of %s: %d row(s): %s (not used); e.g. %s", path, src, table, n, why, ex)
 
 
-def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells) -> None:
+def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, decimal) -> None:
     """Text that is no number stops the run (or rejects its row, see :class:`BadCells`); NaN, inf and -inf
     are read as missing, counted and logged."""
-    checked = rules.number_checks(col, cls, kind)
+    checked = rules.number_checks(col, cls, kind, decimal)
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
         ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")

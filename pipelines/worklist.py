@@ -153,18 +153,20 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
     frame["customer_id"] = frame["customer_id"].astype(str)
     if "value" in frame.columns:
         na = [v.lower() for v in spec.na_values]
-        frame["value"] = _numbers(frame["value"], wl.value_column, path, cfg.predict.max_reject_share, na)
+        frame["value"] = _numbers(frame["value"], wl.value_column, path, cfg.predict.max_reject_share, na, fs.decimal)
     return frame.drop_duplicates("customer_id")
 
 
-def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_values=()) -> pd.Series:
-    """``raw`` as numbers ('n/a', 'null' and ``na_values`` are missing); a cell that is not one is unknown
-    (with a warning naming examples), unless more than ``max_share`` of the rows have one: then the column
-    is no number column and the run stops."""
+def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_values=(), decimal: str = ".") -> pd.Series:
+    """``raw`` as numbers ('n/a', 'null' and ``na_values`` are missing; text with a ``decimal`` comma reads
+    '1.234,56' as 1234.56, as the tables do); a cell that is not one is unknown (with a warning naming
+    examples), unless more than ``max_share`` of the rows have one: then the column is no number column
+    and the run stops."""
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         raise WorklistError(f"worklist.value_column: column {column!r} of {path} holds {raw.dtype} values, not numbers")
-    values = pd.to_numeric(raw, errors="coerce")
     text = raw.astype("string").str.strip()
+    written = text.str.replace(r"[.\s]", "", regex=True).str.replace(",", ".") if decimal == "," else raw
+    values = pd.to_numeric(written if not pd.api.types.is_numeric_dtype(raw) else raw, errors="coerce")
     bad = values.isna() & text.notna() & ~text.str.lower().isin(["", *NULL_MARKERS, *na_values])
     if not bad.any():
         return values

@@ -151,6 +151,43 @@ def test_text_that_is_no_number_stops_the_run_naming_file_and_column(engine, tmp
         register_all(engine, cfg, with_labels=False)
 
 
+def test_numbers_with_a_decimal_comma_read_as_the_file_means_them(engine, tmp_path):
+    """A European export: ';' between fields, '1.234,56' for 1234.56, '2.171' for 2171 (a guessed
+    number would read 2.171); an amount '12,5,0' is an error naming it."""
+    (tmp_path / "k.csv").write_text(
+        "Kunden-Nr;Mitarbeiter;Umsatz\nk1;2.171;1.234,56\nk2;12;-0,5\nk3; ;7\nk4;1 000;3,\n", encoding="utf-8"
+    )
+    (tmp_path / "a.csv").write_text(
+        "Kunde;Datum;Beleg;Betrag;Menge\nk1;2026-01-02;b1;1.000,25;2\nk2;2026-01-03;b2;-12,5;1\n", encoding="utf-8"
+    )
+    customers = {"path": "k.csv", "columns": {"customer_id": "Kunden-Nr"}, "numeric": ["Mitarbeiter", "Umsatz"]}
+    transactions = {
+        "path": "a.csv",
+        "columns": {
+            "customer_id": "Kunde",
+            "ts": "Datum",
+            "invoice_id": "Beleg",
+            "amount": "Betrag",
+            "quantity": "Menge",
+        },
+    }
+    cfg = _config(tmp_path, {**customers, "decimal": ","}, {**transactions, "decimal": ","})
+    register_all(engine, cfg, with_labels=False)
+    got = {r[0]: r[1:] for r in _rows(engine, 'SELECT customer_id, "Mitarbeiter", "Umsatz" FROM customers')}
+    assert got == {"k1": (2171.0, 1234.56), "k2": (12.0, -0.5), "k3": (None, 7.0), "k4": (1000.0, 3.0)}
+    assert sorted(_rows(engine, "SELECT amount FROM transactions")) == [(-12.5,), (1000.25,)]
+    plain = _config(tmp_path, customers)  # without the setting, a comma is no decimal mark: said, not guessed
+    with pytest.raises(
+        InputError, match=r"k\.csv: column 'Mitarbeiter' \(customers\.Mitarbeiter\) has 1 value\(s\) that are not"
+    ):
+        register_all(engine, plain, with_labels=False)
+    (tmp_path / "a.csv").write_text("Kunde;Datum;Beleg;Betrag;Menge\nk1;2026-01-02;b1;12,5,0;2\n", encoding="utf-8")
+    with pytest.raises(
+        InputError, match=r"a\.csv: column 'Betrag' \(transactions\.amount\) has 1 value\(s\).*'12,5,0'"
+    ):
+        register_all(engine, cfg, with_labels=False)
+
+
 OFFSETS = """id,ts,inv,amount,quantity
 c1,2026-06-29T23:30:00+02:00,i1,10,1
 c1,2026-06-29T23:30:00-05:00,i2,10,1

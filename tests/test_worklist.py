@@ -337,6 +337,10 @@ def test_owner_and_value_are_read_by_the_configured_id_column(tmp_path):
     assert attrs["customer_id"].tolist() == ["007", "8"]  # the id as the scorer writes it, zeros kept
     assert attrs["owner"].tolist() == ["ann", "bo"]
     assert attrs["value"].iloc[0] == 10.5 and pd.isna(attrs["value"].iloc[1])
+    # a European export: the value read as the tables read it with decimal: ','
+    (tmp_path / "de.csv").write_text("Lead Id;Owner;Deal size\n007;ann;1.234,5\n8;bo;2.171\n", encoding="utf-8")
+    cfg.data.tables.customers = TableSpec(path="de.csv", columns={"customer_id": "Lead Id"}, decimal=",")
+    assert stage.customer_attributes(cfg)["value"].tolist() == [1234.5, 2171.0]
     # ids in a float column with a gap (as pandas writes integers with NaN): '12346', as predict writes them
     ids = pd.DataFrame({"Lead Id": [12346.0, None, 12347.0], "Owner": ["ann", "bo", "cy"]})
     ids.to_parquet(tmp_path / "leads.parquet", index=False)
