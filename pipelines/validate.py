@@ -136,13 +136,21 @@ def _reading_problems(stats: dict[str, TableStats], files: dict[str, str]) -> li
     return problems
 
 
-def _copies(con, cfg: Config, tables: set[str], files: dict[str, str]) -> list[Problem]:
+COPY_CHECK_ROWS = 2_000_000  # above this many rows a table is not searched for copies (a pass of its own)
+
+
+def _copies(con, cfg: Config, stats: dict[str, TableStats], files: dict[str, str]) -> list[Problem]:
     """Event rows identical to another row of their table, each counted as an event of its own because
-    ``drop_exact_duplicates`` is off: a warning per table (an export that repeats rows counts them twice)."""
+    ``drop_exact_duplicates`` is off: a warning per table (an export that repeats rows counts them twice).
+    A table of more than :data:`COPY_CHECK_ROWS` rows is not searched (it would cost a third of the
+    feature build); an info line says so."""
     problems = []
-    for table in (t for t in EVENT_TABLES if t in tables):
+    for table in (t for t in EVENT_TABLES if t in stats):
         spec = getattr(cfg.data.tables, table, None)
         if spec is None or spec.drop_exact_duplicates:
+            continue
+        if sum(stats[table].files.values()) > COPY_CHECK_ROWS:
+            log.info("%s: not searched for exact copies of rows (over %d rows)", table, COPY_CHECK_ROWS)
             continue
         # rows whose whole content hashes alike (a 64-bit hash: a collision in a billion rows is unlikely)
         n = con.execute(f"SELECT count(*) - count(DISTINCT hash(t)) FROM {table} AS t")
@@ -178,7 +186,7 @@ def check_inputs(
     files = {t: ", ".join(s.files) for t, s in stats.items()}
     checks = _customer_checks(cfg, as_of) + _event_checks(cfg, set(stats), as_of)
     problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
-    problems += _reading_problems(stats, files) + _copies(con, cfg, set(stats), files)
+    problems += _reading_problems(stats, files) + _copies(con, cfg, stats, files)
     if "stages" in stats and "stages" in cfg.features.families:
         problems += _unseen_stages(con, cfg, files["stages"])
     for p in problems:
