@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,26 @@ def any_script(make):
             return make(*args, **kwargs)
 
     return wrapped
+
+
+@contextlib.contextmanager
+def glyphs_missing_said_once(log: logging.Logger):
+    """Matplotlib warns once per character a label has that no installed font draws (16 warnings for a
+    few Chinese feature names); within this block they become one warning saying what to install. Other
+    warnings pass through unchanged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    missing = [w for w in caught if "missing from font" in str(w.message)]
+    for w in caught:
+        if w not in missing:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if missing:
+        log.warning(
+            "plots: %d character(s) of the labels are in no installed font and are drawn as boxes; install a "
+            "font with Chinese glyphs (Debian: fonts-wqy-microhei, as make browser does)",
+            len({str(w.message) for w in missing}),
+        )
 
 
 @functools.cache

@@ -51,7 +51,7 @@ from leadtier.models.semi import self_train
 from leadtier.models.text import clip, signed
 from leadtier.models.tuning import tune
 from leadtier.pipelines import features as feature_stage
-from leadtier.pipelines import orphans, tracking, train_log
+from leadtier.pipelines import orphans, plots, tracking, train_log
 from leadtier.pipelines import survival as survival_stage
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.console import TuningProgress, show_progress, table, wrap
@@ -1056,9 +1056,10 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         }
         for reason in ev.chosen.reasons:
             log.info("tier model: %s", reason)
-        train_log.log_evaluation(cfg, prep, ev)
-        seg, ami = segment(cfg, prep.features, seg_cols, ev, tracking.champion_segmenter(client, cfg))
-        train_log.log_segments(cfg, seg, ami, ev)
+        with plots.glyphs_missing_said_once(log):  # the figures of the run, one warning for a missing font
+            train_log.log_evaluation(cfg, prep, ev)
+            seg, ami = segment(cfg, prep.features, seg_cols, ev, tracking.champion_segmenter(client, cfg))
+            train_log.log_segments(cfg, seg, ami, ev)
         scorer = make_scorer(cfg, prep, ev, seg, ami, feature_cols, run_id)
         version, decision = train_log.register_and_gate(client, cfg, scorer, prep.train, ev)
         seconds = time.perf_counter() - t0

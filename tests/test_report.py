@@ -879,6 +879,24 @@ def test_training_figures_draw_chinese_names_with_an_installed_cjk_font():
             fig.savefig(io.BytesIO(), format="png")
 
 
+def test_without_a_cjk_font_the_training_figures_say_so_once_and_pass_other_warnings_on(monkeypatch, caplog):
+    import logging
+    import warnings
+
+    from leadtier.pipelines import plots
+
+    monkeypatch.setattr(plots, "_cjk_font", lambda: [])  # as on a machine with no Chinese font
+    log = logging.getLogger("leadtier.test")
+    with warnings.catch_warnings(record=True) as escaped, caplog.at_level("WARNING", logger="leadtier.test"):
+        warnings.simplefilter("always")
+        with plots.glyphs_missing_said_once(log):
+            plots.importance(pd.Series({"cust_预算_万元": 3.0, "ix_拜访_30d": 1.0})).savefig(io.BytesIO(), format="png")
+            warnings.warn("something else", UserWarning, stacklevel=1)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "are in no installed font" in said[0] and "fonts-wqy-microhei" in said[0], said
+    assert [str(w.message) for w in escaped] == ["something else"]
+
+
 def test_a_worklist_badge_is_a_short_tier_label_in_the_reports_language_else_the_code(scheme5, scheme2):
     from types import SimpleNamespace
 
