@@ -575,8 +575,7 @@ def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, c
     log.info("%s: %s joined on %r: %s", path, where, join.by, stats_row)
     if no_match:
         pairs = engine.rows(f"{rules.spelling_pairs(main, join.by, view, join.lookup_key)} LIMIT 5")
-        spelt = "; ".join(f"{clip(a, quote=True)} ({n} rows) is spelt {clip(b, quote=True)} there" for a, b, n in pairs)
-        spelt = f"; values that differ only in spelling: {spelt}" if spelt else ""
+        spelt = spelt_otherwise(pairs, "values that differ only in spelling")
         log.warning(
             "%s: %d row(s) have a %r that %s (%s) does not have: their %s columns are missing%s",
             *(path, no_match, join.by, lk_path, where, name, spelt),
@@ -585,6 +584,16 @@ def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, c
         stats.joins.setdefault(name, {}).setdefault(k, 0)
         stats.joins[name][k] += n
     return lk_classes, lk_types
+
+
+def spelt_otherwise(pairs, what: str) -> str:
+    """``; what: 'GTX Pro' (2 rows) is spelt 'GTXPro' there; ...`` for the (value, other spelling, rows)
+    of ``features.inputs.spelling_pairs``; '' when there are none."""
+    shown = "; ".join(
+        f"{clip(a, quote=True)} ({n} row{'' if n == 1 else 's'}) is spelt {clip(b, quote=True)} there"
+        for a, b, n in pairs
+    )
+    return f"; {what}: {shown}" if shown else ""
 
 
 def _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls) -> None:

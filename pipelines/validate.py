@@ -12,7 +12,7 @@ import duckdb
 from leadtier.features.inputs import spelling_pairs
 from leadtier.models.text import clip
 from leadtier.pipelines.config import Config
-from leadtier.pipelines.sources import InputError, TableStats
+from leadtier.pipelines.sources import InputError, TableStats, spelt_otherwise
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +250,7 @@ def _spelt_otherwise(con, rows: str) -> str:
     """For event ``rows`` (a table or subquery) naming unknown customers: ids that match a customer once case,
     separators and leading zeros are ignored ('57254' for '057254': ids a spreadsheet read as numbers)."""
     pairs = con.execute(f"{spelling_pairs(rows, 'customer_id', 'customers', 'customer_id')} LIMIT 3").fetchall()
-    if not pairs:
-        return ""
-    rows = lambda n: f"{n} row" if n == 1 else f"{n} rows"  # noqa: E731
-    shown = "; ".join(f"{clip(a, quote=True)} ({rows(n)}) is {clip(b, quote=True)} there" for a, b, n in pairs)
-    return f"; ids the customers table spells otherwise or with leading zeros (keep ids as text): {shown}"
+    return spelt_otherwise(pairs, "ids the customers table spells otherwise or with leading zeros (keep ids as text)")
 
 
 def validate(

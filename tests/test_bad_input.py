@@ -245,8 +245,9 @@ def test_event_rows_whose_ids_lost_their_leading_zeros_say_which_customer_they_a
     with caplog.at_level("WARNING"):
         (problem,) = check_event_customers(con, stats, dt.date(2026, 2, 1))
     assert problem.rows == 5 and "name customers absent from the customers table" in problem.message
-    assert "'123' (2 rows) is '000123' there; '124' (1 row) is '000124' there; 'a7' (1 row) is 'A-7' there" in (
-        problem.message
+    assert (
+        "'123' (2 rows) is spelt '000123' there; '124' (1 row) is spelt '000124' there; "
+        "'a7' (1 row) is spelt 'A-7' there" in problem.message
     )
     assert "keep ids as text" in caplog.text and "nobody" not in problem.message.split("there")[-1]
 
