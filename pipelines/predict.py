@@ -52,15 +52,20 @@ CLOSED_RULE = ("closed_before", SKIPPED + "closed (won or lost) before the as-of
 
 def scoring_rules(cfg: Config) -> list[tuple[str, str]]:
     """:data:`REJECT_RULES`, and for entities on their own clock that the model reads as of their first
-    ``features.entity_as_of_days`` days, those not open that long yet (skipped: their features would
-    describe fewer days than the model learnt from, and read as slower than they are)."""
+    ``features.entity_as_of_days`` days, those without a start (``created_at``: rejected, there are no
+    first days to describe) and those not open that long yet (skipped: their features would describe
+    fewer days than the model learnt from, and read as slower than they are)."""
     from leadtier.pipelines.features import entity_clock
 
     days = cfg.features.entity_as_of_days if entity_clock(cfg) else 0
     if not days:
         return list(REJECT_RULES)
     young = f"created_at IS NOT NULL AND date_diff('day', CAST(created_at AS DATE), $as_of) < {days}"
-    return [*REJECT_RULES, (young, f"{SKIPPED}open fewer than {days} days (the days its features describe)")]
+    return [
+        *REJECT_RULES,
+        ("created_at IS NULL", f"missing created_at: the features describe the first {days} days after it"),
+        (young, f"{SKIPPED}open fewer than {days} days (the days its features describe)"),
+    ]
 
 
 def tagged_query(source: str, as_of_sql: str, open_only: bool, reject_rules=REJECT_RULES) -> str:

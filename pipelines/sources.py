@@ -247,20 +247,42 @@ def _examples(engine, sql: str) -> str:
     return ", ".join(clip(r[0], quote=True) for r in engine.rows(sql + " LIMIT 3"))
 
 
-def _derived(engine, table: str, path: Path, view: str, canon: str, kind: str, expr: str, classes: dict) -> str:
+def _derived(
+    engine, table: str, path: Path, view: str, canon: str, kind: str, expr: str, classes: dict, failing=None
+) -> str:
     """The SQL of a ``derived`` column; one that does not evaluate is an error naming the text columns
-    it reads that hold values other than numbers (a price written '12,50 EUR'), with examples."""
+    it reads that hold values other than numbers (a price written '12,50 EUR'), with examples. For a
+    scoring input (``failing`` a list) the rows it fails on, where the engine can tell them, are added to
+    ``failing`` as (problem, count, condition, reason) to reject, and the column is NULL on them."""
     value = f"CAST(({expr}) AS {rules.SQL_TYPES[kind]})"
     try:  # every row: a value the expression cannot convert fails here, not later in the feature query
         engine.rows(f"SELECT count({value}) FROM {view}")
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
-        raise InputError(
+        problem = (
             f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
             f"{_text_read_by(engine, view, expr, classes, value)}"
-        ) from None
+        )
+        rows = _rows_failing(engine, view, value) if failing is not None else None
+        if rows is None:
+            raise InputError(problem) from None
+        failing.append((problem, *rows, f"derived column {canon!r} does not evaluate"))
+        value = f"TRY({value})"
     return rules.number_value(value, rules.FLOAT, kind) if kind in {"float", "int"} else value
+
+
+def _rows_failing(engine, view: str, value: str) -> tuple[int, str] | None:
+    """(count, condition) of the rows on which ``value`` fails, with DuckDB's TRY (NULL where a
+    conversion fails; a NULL value is no failure); None where the engine cannot tell them apart."""
+    where = f"TRY(coalesce(CAST({value} AS VARCHAR), '')) IS NULL"
+    try:
+        (n_bad,) = engine.rows(f"SELECT count(*) FILTER (WHERE {where}) FROM {view}")[0]
+    except Exception as exc:  # noqa: BLE001 - no TRY (Spark): the caller's error stands
+        if not isinstance(exc, (*engine.errors, ValueError)):
+            raise
+        return None
+    return (int(n_bad), where) if n_bad else None
 
 
 def _text_read_by(engine, view: str, expr: str, classes: dict, value: str) -> str:
@@ -303,14 +325,17 @@ def _file_select(
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
-    columns = _source_columns(engine, table, path, fs, view, wanted, classes, out)
-    kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows)
+    failing: list | None = [] if tag_rows else None  # rows a derived column fails on, to reject
+    columns = _source_columns(engine, table, path, fs, view, wanted, classes, out, failing)
+    kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows, failing)
     checks = _value_checks(table, path, fs, columns, types)
     (values,) = engine.rows(f"SELECT {', '.join(checks.values())} FROM {view}")
     counts = dict(zip(checks, values, strict=True))
     stats.files[str(path)] = int(counts["rows"])
     stats.raw_missing_id += int(counts.get("id:missing") or 0)
     bad_cells = BadCells(cfg.predict.max_reject_share, int(counts["rows"])) if tag_rows else None
+    for problem, n_bad, where, reason in failing or ():
+        _bad_cells(bad_cells, problem, n_bad, where, reason)
     for column in columns:
         out[column[0]] = _canonical_value(engine, table, path, fs, view, stats, counts, column, out, bad_cells)
     order = [c for c, _, _ in wanted] + [ident(a) for a in kept]
@@ -339,13 +364,16 @@ def _wanted(table: str, fs: FileSpec) -> list[tuple[str, str, bool]]:
     return wanted
 
 
-def _source_columns(engine, table: str, path: Path, fs: FileSpec, view: str, wanted, classes, out) -> list[Column]:
+def _source_columns(
+    engine, table: str, path: Path, fs: FileSpec, view: str, wanted, classes, out, failing=None
+) -> list[Column]:
     """The canonical columns read from the file, to check and cast; fills ``out`` with the derived ones
-    and with typed NULLs for optional columns the file lacks (or date columns with no value at all)."""
+    (``failing``: see :func:`_derived`) and with typed NULLs for optional columns the file lacks (or date
+    columns with no value at all)."""
     columns: list[Column] = []
     for canon, kind, required in wanted:
         if canon in fs.derived:
-            value = _derived(engine, table, path, view, canon, kind, fs.derived[canon], classes)
+            value = _derived(engine, table, path, view, canon, kind, fs.derived[canon], classes, failing)
             if kind == "id":  # a derived id follows the rules of a text id
                 columns.append((canon, f"({value})", canon, kind, rules.TEXT))
             out[canon] = value
@@ -469,9 +497,12 @@ def _bad_cells(cells: BadCells | None, problem: str, n_bad: int, where: str, rea
     cells.found.append((where, reason))
 
 
-def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows):
+def _attributes(
+    engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows, failing=None
+):
     """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later;
-    ``na_values`` are missing in both); a ``derived`` attribute is its expression. With rule labels the
+    ``na_values`` are missing in both); a ``derived`` attribute is its expression (``failing``: see
+    :func:`_derived`). With rule labels the
     customers' ``leaky`` columns are kept as text for the rules (not for a scoring input). Returns the
     attribute names, in output order."""
     path = cfg.data_path(fs.path)
@@ -485,7 +516,7 @@ def _attributes(engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view,
     for attr in [*spec.categorical, *spec.numeric, *leaky]:
         if attr in fs.derived:
             kind = "float" if attr in spec.numeric else "str"
-            value = _derived(engine, table, path, view, attr, kind, fs.derived[attr], classes)
+            value = _derived(engine, table, path, view, attr, kind, fs.derived[attr], classes, failing)
             out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
         elif attr not in classes and tag_rows and table == "customers" and _kept_out(cfg, attr):
             log.info("%s: attribute column %r is absent; features.exclude keeps it out of the model", path, attr)

@@ -618,6 +618,22 @@ CASES: dict[str, Case] = {
         ),
         1,
     ),
+    "prospects-derived-bad-cell": Case(
+        "a derived number that one row's text cannot give",
+        P,
+        "predict",
+        "rejected",
+        ("derived column 'annual_revenue_musd' does not evaluate",),
+        both(
+            prospects(lambda f: _set(f, "annual_revenue_musd", [4], "12 M")),
+            config(
+                lambda r: r["data"]["tables"]["customers"].update(
+                    derived={"annual_revenue_musd": "CAST(annual_revenue_musd AS DOUBLE)"}
+                )
+            ),
+        ),
+        1,
+    ),
     "prospects-text-in-every-number": Case(
         "text in most rows of a numeric column",
         P,

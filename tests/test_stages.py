@@ -150,18 +150,25 @@ def test_the_b2b_demo_trains_predicts_and_reports(workdir):
     n = {w: int(text.split(f" {w}")[0].split()[-1]) for w in ("labelled,", "censored", "unlabelled")}
     assert "1500 entities:" in text and sum(n.values()) == 1500
     assert n["labelled,"] > 0 and n["censored"] > 0 and " 0 in both" in text
+    open_deals = pd.read_csv(workdir / "data" / "open_opportunities.csv")
+    as_of = load_config(B2B).data.as_of
+    young = pd.to_datetime(open_deals["created_at"]).dt.date > as_of - dt.timedelta(days=14)
+    assert 0 < young.sum() < len(open_deals) - 1
+    no_start = open_deals.index[~young][0]  # a deal without a start has no first 14 days to describe
+    scoring = workdir / "data" / "opportunities.parquet"
+    deals = pd.read_parquet(scoring)
+    gone = deals["opportunity_id"] == open_deals.loc[no_start, "opportunity_id"]
+    deals.assign(created_at=deals["created_at"].mask(gone)).to_parquet(scoring, index=False)
     res = runner.invoke(app, ["predict", *args])
     assert res.exit_code == 0, res.output
     pred = pd.read_parquet(workdir / "outputs" / "demo_b2b" / "predictions.parquet")
-    open_deals = pd.read_csv(workdir / "data" / "open_opportunities.csv")
     # predict.open_only, and deals open fewer than the 14 days the model reads are skipped too
-    as_of = load_config(B2B).data.as_of
-    young = pd.to_datetime(open_deals["created_at"]).dt.date > as_of - dt.timedelta(days=14)
-    assert 0 < young.sum() < len(open_deals)
-    assert sorted(pred["customer_id"]) == sorted(open_deals.loc[~young, "opportunity_id"])
+    scored = ~young & (open_deals.index != no_start)
+    assert sorted(pred["customer_id"]) == sorted(open_deals.loc[scored, "opportunity_id"])
     assert f"skipped {1500 - (~young).sum()} (not bad input" in " ".join(res.output.split())
     rejects = pd.read_csv(workdir / "outputs" / "demo_b2b" / "predictions.rejects.csv")
     said = rejects.set_index("customer_id")["reason"]
+    assert said[open_deals.loc[no_start, "opportunity_id"]].startswith("missing created_at: the features describe")
     assert (
         said[open_deals.loc[young, "opportunity_id"]]
         == "skipped: open fewer than 14 days (the days its features describe)"
