@@ -14,8 +14,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import pandas as pd
-from leadtier.features.inputs import NULL_MARKERS
+from leadtier.features.inputs import NULL_MARKERS, TEXT, number_value
 from leadtier.features.meta import money
 from leadtier.models.text import clip
 from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values, plan, revenue_values, shortfall
@@ -165,8 +167,14 @@ def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_value
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         raise WorklistError(f"worklist.value_column: column {column!r} of {path} holds {raw.dtype} values, not numbers")
     text = raw.astype("string").str.strip()
-    written = text.str.replace(r"[.\s]", "", regex=True).str.replace(",", ".") if decimal == "," else raw
-    values = pd.to_numeric(written if not pd.api.types.is_numeric_dtype(raw) else raw, errors="coerce")
+    if pd.api.types.is_numeric_dtype(raw):
+        values = pd.to_numeric(raw).where(lambda v: np.isfinite(v))
+    else:  # the tables' own rule for text numbers, so a value reads as the features read it
+        cell = text.mask(text.str.lower().isin([*NULL_MARKERS, *na_values]))
+        sql = f"SELECT {number_value('cell', TEXT, 'float', decimal)} FROM frame"
+        con = duckdb.connect()
+        con.register("frame", pd.DataFrame({"cell": cell.astype(object)}))
+        values = pd.Series(con.execute(sql).df().iloc[:, 0].to_numpy(), index=raw.index, dtype=float)
     bad = values.isna() & text.notna() & ~text.str.lower().isin(["", *NULL_MARKERS, *na_values])
     if not bad.any():
         return values
