@@ -73,17 +73,25 @@ def float_text_check(col: str) -> str:
     return f"coalesce(bool_and(regexp_matches({col}, '{_FLOAT_TEXT}')) FILTER (WHERE {usable}), false)"
 
 
-def id_value(col: str, cls: str, float_text: bool = False) -> str:
+def float_text_refuted(col: str) -> str:
+    """Aggregate: whether some usable id of a text column is not a number with a decimal point; over a
+    few rows it settles :func:`float_text_check` (false) without reading the others."""
+    usable = f"{id_reason(col, TEXT)} IS NULL"
+    return f"coalesce(bool_or(NOT regexp_matches({col}, '{_FLOAT_TEXT}')) FILTER (WHERE {usable}), false)"
+
+
+def id_value(col: str, cls: str, float_text: bool = False, all_usable: bool = False) -> str:
     """The canonical id: text exactly as written (never trimmed, never merged with another spelling);
     a whole number of a float column as an integer ('12346.0' -> '12346'), any other number as written;
-    NULL when :func:`id_reason` gives a reason."""
+    NULL when :func:`id_reason` gives a reason (``all_usable``: the rows were counted and none has one, so
+    the reason is not looked for again on every read)."""
     if cls == TEXT:
         value = (
             f"CASE WHEN regexp_matches({col}, '{_WHOLE_FLOAT_TEXT}') THEN split_part({col}, '.', 1) ELSE {col} END"
             if float_text
             else col
         )
-        return f"CASE WHEN {id_reason(col, cls)} IS NULL THEN {value} END"
+        return value if all_usable else f"CASE WHEN {id_reason(col, cls)} IS NULL THEN {value} END"
     if cls == FLOAT:
         whole = f"{col} = floor({col}) AND abs({col}) < 9e18"
         return (

@@ -329,6 +329,14 @@ def _file_select(
     columns = _source_columns(engine, table, path, fs, view, wanted, classes, out, failing)
     kept = _attributes(engine, cfg, table, spec, fs, view, classes, columns, out, tag_rows, failing)
     checks = _value_checks(table, path, fs, columns, types)
+    float_text = [c for _, c, _, kind, cls in columns if kind == "id" and cls == rules.TEXT]
+    if (
+        float_text
+        and engine.rows(f"SELECT {rules.float_text_refuted(float_text[0])} FROM (SELECT * FROM {view} LIMIT 1000)")[0][
+            0
+        ]
+    ):
+        checks["id:float_text"] = "false"  # the first rows settle it: no regex over every id
     (values,) = engine.rows(f"SELECT {', '.join(checks.values())} FROM {view}")
     counts = dict(zip(checks, values, strict=True))
     stats.files[str(path)] = int(counts["rows"])
@@ -447,7 +455,7 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             out["input_id"] = rules.id_as_written(col, cls)
             out["row_reject"] = rules.id_reason(col, cls)
         _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls)
-        return rules.id_value(col, cls, bool(counts.get("id:float_text")))
+        return rules.id_value(col, cls, bool(counts.get("id:float_text")), all_usable=not counts.get("id:missing"))
     if kind in {"date", "timestamp"}:
         value = _time(col, cls, kind, fs)
         n_bad = int(counts.get(f"bad:{canon}") or 0)
