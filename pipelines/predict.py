@@ -307,6 +307,7 @@ def _run(
         population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
         rejects = register_scored_input(con, cfg, spec, as_of)
         input_rows = len(rejects) + con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
+        check_has_rows(cfg, source, input_rows)
         rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
         why = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()} if len(rejects) else {}
         check_reject_share(cfg, outset, input_rows, why, table_writer(rejects, rejects_path))
@@ -359,6 +360,15 @@ def _stage_sides(cfg: Config, outset: OutputSet, drift, previous: pd.DataFrame |
     out_path, moved_path = outset.main, outset.sides["migration"]
     moved = migration(previous, _read_tiers(outset.staged(out_path), out_path.suffix), levels)
     outset.stage(moved_path, table_writer(moved, moved_path))
+
+
+def check_has_rows(cfg: Config, source: str | None, input_rows: int) -> None:
+    """A scoring input (``source``, or the customers table) without a single row is an error on either
+    engine: scoring it would replace the last predictions with none (a half-written export, a header only)."""
+    if not input_rows:
+        paths = [source] if source else [f.path for f in cfg.data.tables.customers.files]
+        files = ", ".join(str(cfg.data_path(p)) for p in paths)
+        raise InputError(f"{files}: the scoring input has no rows, only a header; nothing scored, nothing replaced")
 
 
 def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int], write_rejects) -> None:
@@ -426,26 +436,28 @@ def _score_batches(
     parquet = outset.main.suffix.lower() == ".parquet"
     n = 0
 
+    def scored_table(batch) -> pa.Table:
+        frame = numbers_as_float(batch.to_pandas())
+        scored = model.predict(frame.drop(columns=["customer_id"]), params=params)
+        if drift is not None and len(frame):
+            drift.add(frame)
+        scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
+        if "rfm_monetary" in frame.columns:  # what the report needs for revenue shares
+            scored["past_revenue"] = frame["rfm_monetary"].to_numpy()
+        table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
+        table = table.append_column("model_version", pa.array([version] * len(frame), pa.string()))
+        table = table.append_column("as_of", pa.array([as_of] * len(frame), pa.date32()))
+        return table if parquet else neutralise_arrow(table)  # a spreadsheet must not run an id as a formula
+
     def write(tmp: Path) -> None:
         nonlocal n
         writer = None
         try:
             with tqdm(total=total, unit="rows", desc="scoring", disable=not progress, mininterval=1.0) as bar:
                 for batch in rebatch(reader, batch_size):
-                    frame = numbers_as_float(batch.to_pandas())
-                    if frame.empty:
+                    if not batch.num_rows:
                         continue
-                    scored = model.predict(frame.drop(columns=["customer_id"]), params=params)
-                    if drift is not None:
-                        drift.add(frame)
-                    scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
-                    if "rfm_monetary" in frame.columns:  # what the report needs for revenue shares
-                        scored["past_revenue"] = frame["rfm_monetary"].to_numpy()
-                    scored["model_version"] = version
-                    scored["as_of"] = as_of
-                    table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)
-                    if not parquet:  # a spreadsheet must not run an id or category as a formula
-                        table = neutralise_arrow(table)
+                    table = scored_table(batch)
                     if writer is None:
                         writer = (
                             pq.ParquetWriter(tmp, table.schema, compression="zstd")
@@ -453,11 +465,12 @@ def _score_batches(
                             else pacsv.CSVWriter(tmp, table.schema)
                         )
                     writer.write_table(table)
-                    n += len(frame)
-                    bar.update(len(frame))
-            if writer is None:  # nothing to score: still a valid, empty file
-                empty = pa.schema([("customer_id", pa.string())])
-                writer = pq.ParquetWriter(tmp, empty) if parquet else pacsv.CSVWriter(tmp, empty)
+                    n += batch.num_rows
+                    bar.update(batch.num_rows)
+            if writer is None:  # nothing to score (every row skipped): a valid empty file with every column
+                table = scored_table(reader.schema.empty_table())
+                writer = pq.ParquetWriter(tmp, table.schema) if parquet else pacsv.CSVWriter(tmp, table.schema)
+                writer.write_table(table)
         finally:
             if writer is not None:
                 writer.close()

@@ -953,7 +953,7 @@ def predict_spark(
 
 def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons) -> PredictResult:
     from leadtier.pipelines import tracking
-    from leadtier.pipelines.predict import check_reject_share, input_facts, scorer_of, warn_open_only
+    from leadtier.pipelines.predict import check_has_rows, check_reject_share, input_facts, scorer_of, warn_open_only
 
     t0 = time.perf_counter()
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
@@ -966,6 +966,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
     tagged, input_rows, why, population = _scoring_input(spark, cfg, input_path, as_of)
     try:
+        check_has_rows(cfg, input_path or cfg.predict.input, input_rows)
         log.info("read and checked %d input rows in %.1f s", input_rows, time.perf_counter() - t0)
         rejects = _csv_file_writer(spark, _rejects_frame(tagged))
         check_reject_share(cfg, outset, input_rows, why, rejects)  # before scoring

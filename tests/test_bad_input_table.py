@@ -667,6 +667,14 @@ CASES: dict[str, Case] = {
         ("prospects.csv", "the file is empty (0 bytes)"),
         prospects(lambda f: b""),
     ),
+    "prospects-header-only": Case(
+        "a header and no rows",
+        P,
+        "predict",
+        "error",
+        ("prospects.csv", "the scoring input has no rows"),
+        prospects(lambda f: f.head(0)),
+    ),
     "prospects-ragged": Case(
         "a line with one field too many",
         P,

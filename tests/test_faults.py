@@ -709,36 +709,36 @@ def test_a_stopped_run_after_one_with_rejects_leaves_a_set_the_next_stages_accep
 # --------------------------------------------------------------------------- 6. tiny inputs
 
 
-def test_header_only_prospects_give_an_empty_valid_output(world, tmp_path):
-    cfg = world.config()
-    csv, parquet = tmp_path / "empty.csv", tmp_path / "empty.parquet"
-    _prospects(world, 0).to_csv(csv, index=False)
-    assert len(csv.read_text().splitlines()) == 1
-    _prospects(world, 0).to_parquet(parquet, index=False)
-    for path, name in ((csv, "pred.parquet"), (csv, "pred.csv"), (parquet, "p2.parquet")):
-        out = tmp_path / name
-        res = predict_stage.run(cfg, input_path=str(path), output=str(out), progress=False)
-        assert (res.input_rows, res.scored, res.rejected) == (0, 0, 0)
-        assert res.reasons == {} and not res.rejects.exists()
-        frame = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
-        assert len(frame) == 0 and "customer_id" in frame.columns
-        assert res.summary().splitlines()[-1] == "reconciled: 0 = 0 scored + 0 rejected (ok)"
+def test_header_only_prospects_are_an_error_that_leaves_the_earlier_outputs(world, tmp_path):
+    from leadtier.pipelines.sources import InputError
 
-
-def test_header_only_prospects_over_an_earlier_output_replace_it_without_a_migration(world, tmp_path):
     cfg = world.config()
     out = tmp_path / "pred.parquet"
-    full, empty = tmp_path / "some.csv", tmp_path / "empty.csv"
+    full = tmp_path / "some.csv"
     _prospects(world, 20).to_csv(full, index=False)
-    _prospects(world, 0).to_csv(empty, index=False)
     predict_stage.run(cfg, input_path=str(full), output=str(out), progress=False)
     predict_stage.run(cfg, input_path=str(full), output=str(out), progress=False)  # a second run writes a migration
-    migration = out.with_name("pred.migration.csv")
-    assert migration.exists()
-    res = predict_stage.run(cfg, input_path=str(empty), output=str(out), progress=False)
-    assert (res.input_rows, res.scored, res.rejected) == (0, 0, 0)
-    assert len(pd.read_parquet(out)) == 0
-    assert not migration.exists()  # not the previous run's, passed off as this one's
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("pred*")}
+    assert "pred.migration.csv" in before
+    for name, write in (("empty.csv", pd.DataFrame.to_csv), ("empty.parquet", pd.DataFrame.to_parquet)):
+        write(_prospects(world, 0), tmp_path / name, index=False)  # a half-written export: a header only
+        with pytest.raises(InputError, match=rf"{name}: the scoring input has no rows"):
+            predict_stage.run(cfg, input_path=str(tmp_path / name), output=str(out), progress=False)
+        assert {p.name: p.read_bytes() for p in tmp_path.glob("pred*")} == before
+
+
+def test_a_run_that_skips_every_row_writes_an_empty_file_with_every_column(world, tmp_path):
+    cfg = world.config()
+    later = tmp_path / "later.csv"
+    _prospects(world, 5).assign(created_at="2099-01-01").to_csv(later, index=False)
+    full = predict_stage.run(cfg, input_path=str(world.prospects), output=str(tmp_path / "full.parquet"), progress=False)
+    for name in ("pred.parquet", "pred.csv"):
+        out = tmp_path / name
+        res = predict_stage.run(cfg, input_path=str(later), output=str(out), progress=False)
+        assert (res.input_rows, res.scored, res.rejected, res.skipped) == (5, 0, 0, 5)
+        frame = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
+        assert len(frame) == 0 and list(frame.columns) == list(pd.read_parquet(full.output).columns)
+        assert res.summary().splitlines()[-1] == "reconciled: 5 = 0 scored + 0 rejected + 5 skipped (ok)"
 
 
 def test_unreadable_csv_files_are_named_with_the_cause(world, tmp_path):
