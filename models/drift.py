@@ -140,19 +140,23 @@ class DriftAccumulator:
 
     def table(self, threshold: float) -> pd.DataFrame:
         """PSI per feature with ``psi_noise`` (:func:`psi_noise` at this many rows) and ``warning``: above
-        both ``threshold`` and the noise, so a small batch does not raise false alarms."""
+        both ``threshold`` and the noise, so a small batch does not raise false alarms; ``missing_share``
+        of the scored rows without a value beside ``training_missing_share``."""
         rows = [
             {
                 "feature": c,
                 "psi": round(psi(r["share"], self.counts[c]), 6),
                 "psi_noise": round(psi_noise(r["share"], int(self.counts[c].sum())), 6),
+                "missing_share": round((self.counts[c][-1] - self.unseen.get(c, 0)) / self.counts[c].sum(), 6),
+                "training_missing_share": round(float(r["share"][-1]), 6),
                 "unseen_values": self.unseen.get(c, 0),
                 "unseen_examples": ", ".join(self.examples.get(c, {})),
             }
             for c, r in self.reference.items()
             if self.counts[c].sum() > 0
         ]
-        out = pd.DataFrame(rows, columns=["feature", "psi", "psi_noise", "unseen_values", "unseen_examples"])
+        columns = ["feature", "psi", "psi_noise", "missing_share", "training_missing_share"]
+        out = pd.DataFrame(rows, columns=[*columns, "unseen_values", "unseen_examples"])
         out["warning"] = (out["psi"] > threshold) & (out["psi"] > out["psi_noise"])
         return out.sort_values(["psi", "feature"], ascending=[False, True], ignore_index=True)
 

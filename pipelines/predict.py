@@ -35,7 +35,7 @@ from leadtier.pipelines.features import (
     staged_families,
 )
 from leadtier.pipelines.outputs import OutputSet, check_suffix, neutralise_arrow, read_manifest, table_writer
-from leadtier.pipelines.sources import InputError, register_all
+from leadtier.pipelines.sources import InputError, register_all, scoring_spec
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
 
@@ -269,18 +269,6 @@ def run(
         return _run(cfg, outset, model_uri, input_path, as_of, batch_size, progress, reasons)
 
 
-def _customers_spec(cfg: Config, input_path: str | None):
-    """The customers table to score: the configured one, or its first file replaced by ``input_path``
-    (or ``predict.input``); and that replacement path, if any."""
-    spec = cfg.data.tables.customers
-    source = input_path or cfg.predict.input
-    if source and spec.derive_from:  # as spark-predict says
-        raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
-    if source:
-        spec = spec.model_copy(update={"files": [f.model_copy(update={"path": source}) for f in spec.files[:1]]})
-    return spec, source
-
-
 def _run(
     cfg: Config,
     outset: OutputSet,
@@ -301,7 +289,8 @@ def _run(
     model = tracking.load_model(uri)
     scorer = scorer_of(model)
     warn_open_only(scorer, cfg)
-    spec, source = _customers_spec(cfg, input_path)
+    source = input_path or cfg.predict.input
+    spec = scoring_spec(cfg, source)
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
     try:
         population = register_population(con, cfg) if source else "customers"  # RFM ranks as in training
@@ -392,6 +381,9 @@ def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int]
     )
 
 
+EMPTY_IN_TRAINING = 0.5  # a feature missing for fewer training rows than this, and for every scored one, is named
+
+
 def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> None:
     """Stage the drift file of ``outset`` from ``drift`` (no file without a drift reference) and log each
     feature above ``threshold`` and each with values training never saw. Both engines."""
@@ -413,6 +405,14 @@ def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> Non
             row.feature,
             row.unseen_values,
             row.unseen_examples,
+        )
+    empty = table[(table["missing_share"] == 1) & (table["training_missing_share"] < EMPTY_IN_TRAINING)]
+    if len(empty):
+        log.warning(
+            "%d feature(s) have no value in any scored row, though training had one for most customers: %s; "
+            "is a column of the scoring input empty, or named otherwise than in the training data?",
+            len(empty),
+            ", ".join(f"{r.feature} ({1 - r.training_missing_share:.0%} in training)" for r in empty.itertuples()),
         )
 
 

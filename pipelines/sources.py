@@ -67,9 +67,10 @@ class TableStats:
         }
 
 
-def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = "utf-8") -> str:
+def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = "utf-8", sample: int = -1) -> str:
     """DuckDB table function for one file; ``text_columns`` of a CSV are read as text, never
-    guessed as numbers (an id '007' or '1.5' must stay as written)."""
+    guessed as numbers (an id '007' or '1.5' must stay as written); the others' types are sniffed from
+    ``sample`` rows (-1: all)."""
     fmt = _format(path, fmt)
     lit = "'" + str(path).replace("'", "''") + "'"
     if fmt == "parquet":
@@ -78,7 +79,7 @@ def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = 
     if text_columns:
         pairs = ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in text_columns)
         options += f", types = {{{pairs}}}"
-    return f"read_csv({lit}, header = true, sample_size = -1{options})"
+    return f"read_csv({lit}, header = true, sample_size = {int(sample)}{options})"
 
 
 ENCODING_HINT = (
@@ -324,6 +325,8 @@ def _file_select(
     text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if fs.decimal == "," else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
+    if tag_rows and not cfg.data.tables.customers.derive_from:
+        _check_scored_columns(cfg, path, classes)
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
     failing: list | None = [] if tag_rows else None  # rows a derived column fails on, to reject
     columns = _source_columns(engine, table, path, fs, view, wanted, classes, out, failing)
@@ -789,6 +792,47 @@ def _derive_customers(engine, spec: TableSpec, stats: TableStats, name: str = "c
     stats.rows = engine.rows(f"SELECT count(*) FROM {name}")[0][0]
     stats.files["(derived from transactions)"] = stats.rows
     return stats
+
+
+def scoring_spec(cfg: Config, source: str | None) -> TableSpec:
+    """The customers table to score: the configured one, or (``source``: ``predict --input`` or
+    ``predict.input``) its first file replaced by that file."""
+    spec = cfg.data.tables.customers
+    if source and spec.derive_from:
+        raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
+    if not source:
+        return spec
+    return spec.model_copy(update={"files": [spec.files[0].model_copy(update={"path": source})]})
+
+
+def _check_scored_columns(cfg: Config, path: Path, classes: dict) -> None:
+    """A scoring input (at ``path``, with columns ``classes``) that lacks an optional column the configured
+    customers file has is an error: without ``created_at`` every tenure would be scored as missing."""
+    fs = cfg.data.tables.customers.files[0]
+    trained = cfg.data_path(fs.path)
+    if trained.resolve() == path.resolve():
+        return
+    optional = [fs.columns.get(c, c) for c in OPTIONAL_COLUMNS["customers"] if c not in fs.derived]
+    lacking = [c for c in optional if c not in classes and c in _column_names(trained, fs)]
+    if lacking:
+        raise InputError(
+            f"{path}: column(s) {lacking} missing; the customers file {trained} has them and the model reads "
+            f"features from them (each would be scored as missing). Its columns: {clip(', '.join(classes), 400)}"
+        )
+
+
+def _column_names(path: Path, fs: FileSpec) -> list[str]:
+    """The column names of one file (a glob: of its files); [] for one DuckDB cannot read."""
+    con = duckdb.connect()
+    try:
+        return [
+            r[0]
+            for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, fs.format, [], fs.encoding, 1000)}").fetchall()
+        ]
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
 
 
 def register_all(

@@ -57,7 +57,7 @@ from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
 from leadtier.pipelines.outputs import FORMULA_PREFIX, OutputSet, neutralise_formulas, set_stem, stage
 from leadtier.pipelines.predict import PredictResult
-from leadtier.pipelines.sources import ENCODING_HINT, InputError, register_all, register_table
+from leadtier.pipelines.sources import ENCODING_HINT, InputError, register_all, register_table, scoring_spec
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
@@ -464,19 +464,6 @@ def register_inputs(
     )
 
 
-def _customers_spec(cfg: Config, customers_path: str | None) -> TableSpec:
-    """The customers table, or (like ``leadtier predict --input``) another file with its columns."""
-    spec = cfg.data.tables.customers
-    if customers_path and spec.derive_from:
-        raise InputError(
-            f"tables.customers.derive_from is set: there is no customers file to replace with {customers_path!r}"
-        )
-    if customers_path:
-        files = [f.model_copy(update={"path": customers_path}) for f in spec.files[:1]]
-        spec = spec.model_copy(update={"files": files})
-    return spec
-
-
 # --------------------------------------------------------------------------- features
 
 
@@ -486,7 +473,7 @@ def build_features_spark(
     """The feature table as a Spark DataFrame: the DuckDB feature SQL, transpiled, over the inputs."""
     check_families(cfg)
     as_of = as_of or cfg.data.as_of
-    spec = _customers_spec(cfg, customers_path)
+    spec = scoring_spec(cfg, customers_path)
     population = _register_population(spark, cfg) if customers_path else "customers"
     register_inputs(spark, cfg, customers=spec)
     _check_unique_ids(spark, spec)
@@ -858,7 +845,7 @@ def _scoring_input(spark: SparkSession, cfg: Config, input_path: str | None, as_
     from leadtier.pipelines.predict import scoring_rules
 
     source = input_path or cfg.predict.input
-    spec = _customers_spec(cfg, source)
+    spec = scoring_spec(cfg, source)
     population = _register_population(spark, cfg) if source else "customers"
     register_inputs(spark, cfg, customers=spec, customers_view="customers__input", tag_rows=True)
     tagged = _tag_rejects(spark, as_of, cfg.predict.open_only, scoring_rules(cfg)).persist()

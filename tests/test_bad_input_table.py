@@ -707,6 +707,14 @@ CASES: dict[str, Case] = {
         ("prospects.csv", "'region'"),
         prospects(_drop("region")),
     ),
+    "prospects-no-created-at": Case(
+        "a column the customers file has (created_at) absent or renamed",
+        P,
+        "predict",
+        "error",
+        ("prospects.csv", "column(s) ['created_at'] missing", "the model reads features from them"),
+        prospects(lambda f: f.rename(columns={"created_at": "created"})),
+    ),
     "prospects-mostly-rejected": Case(
         "most rows rejected",
         P,

@@ -731,7 +731,9 @@ def test_a_run_that_skips_every_row_writes_an_empty_file_with_every_column(world
     cfg = world.config()
     later = tmp_path / "later.csv"
     _prospects(world, 5).assign(created_at="2099-01-01").to_csv(later, index=False)
-    full = predict_stage.run(cfg, input_path=str(world.prospects), output=str(tmp_path / "full.parquet"), progress=False)
+    full = predict_stage.run(
+        cfg, input_path=str(world.prospects), output=str(tmp_path / "full.parquet"), progress=False
+    )
     for name in ("pred.parquet", "pred.csv"):
         out = tmp_path / name
         res = predict_stage.run(cfg, input_path=str(later), output=str(out), progress=False)
@@ -823,6 +825,25 @@ def test_categories_never_seen_in_training_are_counted_and_named(world, tmp_path
     assert drift.loc["cust_region", "unseen_examples"] == "Atlantis, Lemuria"
     assert drift.loc["cust_industry", "unseen_values"] == 0
     assert "feature cust_region: 3 row(s) with values never seen in training, scored as missing" in caplog.text
+
+
+def test_a_column_left_blank_in_every_scored_row_is_named(world, tmp_path, caplog):
+    cfg = world.config()
+    path = tmp_path / "blank_dates.csv"
+    frame = _prospects(world, 30).assign(created_at=None)  # an export that lost its dates
+    frame.loc[3, "annual_revenue_musd"] = None
+    frame.to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        res = predict_stage.run(cfg, input_path=str(path), output=str(tmp_path / "pred.parquet"), progress=False)
+    assert res.scored == 30
+    drift = pd.read_csv(tmp_path / "pred.drift.csv").set_index("feature")
+    assert (
+        drift.loc["cust_tenure_days", "missing_share"] == 1
+        and drift.loc["cust_tenure_days", "training_missing_share"] < 0.5
+    )
+    assert 0 < drift.loc["cust_annual_revenue_musd", "missing_share"] < 1
+    warned = [r.getMessage() for r in caplog.records if "no value in any scored row" in r.getMessage()]
+    assert len(warned) == 1 and "cust_tenure_days (" in warned[0] and "cust_annual_revenue_musd" not in warned[0]
 
 
 def test_a_relative_input_path_on_the_command_line_is_read_from_the_current_folder(world, tmp_path, monkeypatch):
