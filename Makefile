@@ -11,7 +11,7 @@ ARGS   ?=
 SRC    := features models pipelines tests bench
 FAST_MARKERS := not slow and not spark and not browser and not realdata
 
-.PHONY: help install demo-data features train predict worklist report serve bench test test-fast mutation format lint browser clean
+.PHONY: help install demo-data features train predict worklist report retier serve bench test test-fast mutation format lint browser clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "}; /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,7 +49,10 @@ worklist: $(STAMP) ## Write the due-dated call list (by owner and week, by expec
 report: $(STAMP) ## Write the HTML segment and tier report and print its path
 	$(BIN)/leadtier report --config $(CONFIG) $(ARGS)
 
-serve: $(STAMP) ## Serve the champion model over REST on 127.0.0.1 (MLflow scoring server)
+retier: $(STAMP) ## Re-tier as of today (features, predict, worklist, report as one set); prints who moved
+	$(BIN)/leadtier retier --config $(CONFIG) $(ARGS)
+
+serve: $(STAMP) ## Serve the champion model over REST on 127.0.0.1 (MLflow's scoring app behind leadtier's request checks)
 	$(BIN)/leadtier serve --config $(CONFIG) $(ARGS)
 
 bench: $(STAMP) ## Run the benchmarks; prints one JSON object per line

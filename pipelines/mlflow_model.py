@@ -5,7 +5,9 @@ from __future__ import annotations
 import joblib
 import mlflow.pyfunc
 import pandas as pd
+from leadtier.features.meta import LANGS
 from leadtier.models.frame import FeatureMismatchError
+from leadtier.models.text import clip
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
@@ -18,6 +20,11 @@ class LeadtierModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = params or {}
+        if params.get("lang", "en") not in LANGS:
+            raise MlflowException(
+                f"params.lang must be {' or '.join(LANGS)}. Got {clip(repr(params.get('lang')), 40)} instead",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
         try:
             return self.scorer.score(
                 pd.DataFrame(model_input),

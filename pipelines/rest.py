@@ -4,6 +4,10 @@
 * A request body larger than ``serve.max_request_mb`` is answered 413 without being read: at once when
   its ``Content-Length`` says so, or as soon as a chunked body passes the limit. The server never holds
   more than the limit of any one request.
+* A JSON request is checked against the model's input schema before MLflow reads it, since MLflow would
+  score it anyway: a column the model does not know, a column named twice, a row of ``dataframe_split``
+  with fewer or more values than ``columns`` (pandas would pad it with nulls), a number or true/false in a
+  text column (it would be scored as an unseen category) are each a 400 naming the column or row.
 * An error answer never echoes the request. MLflow's messages quote the body they could not parse, or
   the frame they could not score; the answer keeps MLflow's status and error code and the message without
   them (a 400 for a missing feature column still names the column), at most ``MAX_MESSAGE`` characters,
@@ -93,14 +97,75 @@ def request_values(text: str) -> str:
     return "\n".join(leaves)
 
 
-class RequestLimits:
-    """ASGI middleware: the body-size cap and the error answers described in the module docstring."""
+ID_COLUMN = "customer_id"  # accepted beside the features, as batch predict's input has it
 
-    def __init__(self, app, max_bytes: int):
+
+def request_problem(text: str, schema: dict[str, str]) -> str | None:
+    """What is wrong with a JSON request body ``text`` for a model whose inputs are ``schema`` (column ->
+    'string' or 'double'), or None (also for what MLflow itself refuses clearly: malformed JSON, other
+    formats). Names columns and row numbers (0-based), never values."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if isinstance(doc.get("dataframe_split"), dict):
+        split = doc["dataframe_split"]
+        columns, data = split.get("columns"), split.get("data")
+        if not isinstance(columns, list) or not isinstance(data, list):
+            return None
+        rows = [dict(zip(columns, row, strict=False)) for row in data if isinstance(row, list)]
+        short = [i for i, row in enumerate(data) if isinstance(row, list) and len(row) != len(columns)]
+        if short:
+            return (
+                f"dataframe_split: row {short[0]} has {len(data[short[0]])} values, columns has {len(columns)}"
+                f"{f' ({len(short)} such rows)' if len(short) > 1 else ''}; every row needs one value per column"
+            )
+    elif isinstance(doc.get("dataframe_records"), list):
+        rows = [r for r in doc["dataframe_records"] if isinstance(r, dict)]
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    else:
+        return None
+    named = [str(c) for c in columns]
+    twice = sorted({c for c in named if named.count(c) > 1})
+    if twice:
+        return f"column(s) {twice} named more than once"
+    unknown = [c for c in named if c not in schema and c != ID_COLUMN]
+    if unknown:
+        return (
+            f"unknown column(s) {clip(str(unknown), 200)}; the model reads {len(schema)} feature columns "
+            "(its signature in MLmodel lists them) and customer_id"
+        )
+    for c in named:
+        if schema.get(c) == "string":
+            bad = [i for i, r in enumerate(rows) if isinstance(r.get(c), (bool, int, float))]
+            if bad:
+                return (
+                    f"column {c!r} holds text, but row {bad[0]} gives a number or true/false; "
+                    "send it as a string, or null"
+                )
+    return None
+
+
+def input_schema(model_path: str) -> dict[str, str]:
+    """column -> type name of the model's input signature (empty without one)."""
+    from mlflow.models import Model
+
+    inputs = Model.load(model_path).get_input_schema()
+    return {c.name: c.type.name for c in inputs.inputs} if inputs is not None else {}
+
+
+class RequestLimits:
+    """ASGI middleware: the body-size cap, the request checks and the error answers described in the
+    module docstring (``schema``: the model's input columns and types, as :func:`input_schema`)."""
+
+    def __init__(self, app, max_bytes: int, schema: dict[str, str] | None = None):
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be a positive number of bytes. Got {max_bytes} instead")
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.schema = schema or {}
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_bytes:,} bytes (serve.max_request_mb); send fewer rows"
@@ -128,6 +193,11 @@ class RequestLimits:
                 break
         body = b"".join(chunks)
         del chunks
+        kind = _headers(scope).get(b"content-type", b"").split(b";")[0].strip().lower()
+        if self.schema and scope.get("method") == "POST" and kind == b"application/json":
+            problem = request_problem(body.decode("utf-8", "replace"), self.schema)
+            if problem:
+                return await _answer(send, 400, "BAD_REQUEST", problem)
         replayed = False
 
         async def replay():
@@ -159,6 +229,9 @@ class RequestLimits:
         if start["status"] == 415:  # MLflow names the content type it was sent, header parameters included
             message = "unsupported content type: send application/json, text/csv or application/x-parquet, in UTF-8"
             return await _answer(send, 415, "UNSUPPORTED_MEDIA_TYPE", message)
+        if start["status"] == 405:  # MLflow says nothing
+            message = "method not allowed: score with POST /invocations; GET /ping or /health checks the server"
+            return await _answer(send, 405, "METHOD_NOT_ALLOWED", message)
         try:
             error = json.loads(answer)
             code, message = str(error.get("error_code", "BAD_REQUEST")), str(error.get("message", ""))
@@ -168,9 +241,10 @@ class RequestLimits:
 
 
 def _app():
+    from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
     from mlflow.pyfunc.scoring_server.app import app as scoring_app  # loads the model named in the environment
 
-    return RequestLimits(scoring_app, int(os.environ[MAX_BYTES_ENV]))
+    return RequestLimits(scoring_app, int(os.environ[MAX_BYTES_ENV]), input_schema(os.environ[_SERVER_MODEL_PATH]))
 
 
 def __getattr__(name: str):

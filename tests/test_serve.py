@@ -268,3 +268,47 @@ def test_error_messages_lose_the_request_values_they_quote():
     assert "SECRET" not in without_request("bad 'SECRET'", broken)
     with pytest.raises(ValueError, match="positive number of bytes. Got 0 instead"):
         RequestLimits(None, 0)
+
+
+def test_a_request_the_model_would_misread_is_a_400_naming_the_column_or_row():
+    from leadtier.pipelines.rest import request_problem
+
+    schema = {"cust_region": "string", "rfm_recency_days": "double"}
+
+    def split(columns, data):
+        return json.dumps({"dataframe_split": {"columns": columns, "data": data}})
+
+    ok = split(["customer_id", "cust_region", "rfm_recency_days"], [["C1", "north", 3.0], ["C2", None, None]])
+    assert request_problem(ok, schema) is None
+    short = split(["cust_region", "rfm_recency_days"], [["north", 3.0], ["south"], ["east"]])
+    assert request_problem(short, schema).startswith("dataframe_split: row 1 has 1 values, columns has 2 (2 such rows)")
+    twice = split(["cust_region", "cust_region", "rfm_recency_days"], [["a", "b", 1.0]])
+    assert request_problem(twice, schema) == "column(s) ['cust_region'] named more than once"
+    unknown = split(["cust_region", "rfm_recency_days", "zzz"], [["a", 1.0, 2]])
+    assert request_problem(unknown, schema).startswith("unknown column(s) ['zzz']; the model reads 2 feature columns")
+    number = split(["cust_region", "rfm_recency_days"], [["a", 1.0], [5, 1.0]])
+    assert request_problem(number, schema).startswith("column 'cust_region' holds text, but row 1 gives a number")
+    records = json.dumps({"dataframe_records": [{"cust_region": "a", "rfm_recency_days": 1.0, "zzz": 0}]})
+    assert request_problem(records, schema).startswith("unknown column(s) ['zzz']")
+    assert request_problem(json.dumps({"dataframe_records": [{"cust_region": True}]}), schema).startswith(
+        "column 'cust_region' holds text, but row 0"
+    )
+    assert request_problem("{not json", schema) is None  # MLflow's own answer, without the body
+
+
+def test_the_server_refuses_short_rows_unknown_languages_and_a_get_with_a_reason(server, batch):
+    feats, _ = batch
+    rows = feats.head(2).drop(columns="customer_id")
+    doc = json.loads(serve.payload(rows))
+    doc["dataframe_split"]["data"][0] = doc["dataframe_split"]["data"][0][:-3]  # pandas would pad it with nulls
+    body = json.dumps(doc).encode("utf-8")
+    status, answer, _ = _raw(server, {"Content-Type": "application/json", "Content-Length": str(len(body))}, [body])
+    assert status == 400 and "row 0 has" in json.loads(answer)["message"], answer[:500]
+    doc = json.loads(serve.payload(rows))
+    doc["params"] = {"lang": "fr"}
+    body = json.dumps(doc).encode("utf-8")
+    status, answer, _ = _raw(server, {"Content-Type": "application/json", "Content-Length": str(len(body))}, [body])
+    assert status == 400 and "params.lang must be en or zh. Got" in json.loads(answer)["message"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{server}/invocations", timeout=30)
+    assert err.value.code == 405 and "POST /invocations" in json.loads(err.value.read())["message"]
