@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -234,7 +235,7 @@ def predict(
         from leadtier.pipelines import predict as stage
 
         cfg = _load(config, data_root, as_of)
-        res = stage.run(cfg, **_scoring(model, input, output, as_of, batch_size, reasons))
+        res = stage.run(cfg, **_scoring(model, input, output, as_of, batch_size, reasons), progress=sys.stderr.isatty())
         typer.echo(res.summary())
 
     _guard(go)

@@ -1235,3 +1235,11 @@ def config_schema() -> dict[str, Any]:
     data = schema["$defs"]["DataConfig"]
     data["required"] = [k for k in data["required"] if k != "root"]
     return schema
+
+
+def today(cfg: Config, now: dt.datetime | None = None) -> dt.date:
+    """The date in ``data.time_zone`` (UTC unless set) at ``now`` (default: this moment), whatever the
+    machine's own time zone: one moment, one date."""
+    from zoneinfo import ZoneInfo
+
+    return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(cfg.data.time_zone)).date()

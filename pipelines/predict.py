@@ -264,6 +264,7 @@ def run(
     """Score ``input_path`` (default ``predict.input``, else the customers table) into ``output`` and its
     side files, committed together as one set (:class:`~leadtier.pipelines.outputs.OutputSet`)."""
     out_path = check_suffix(output or cfg.predict.output)
+    tracking.check_store(cfg, model_uri)
     with OutputSet(out_path, SIDE_KINDS) as outset:
         outset.open(uuid.uuid4().hex)  # one run per output set at a time; finishes a killed run's commit
         return _run(cfg, outset, model_uri, input_path, as_of, batch_size, progress, reasons)

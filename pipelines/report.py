@@ -43,6 +43,7 @@ from leadtier.models.schemes import TierScheme
 from leadtier.models.segments import is_days_since, segment_medians
 from leadtier.models.text import clip
 from leadtier.models.worklist import PLANNED, STATUS_ORDER
+from leadtier.pipelines.config import today
 from markupsafe import Markup, escape
 
 log = logging.getLogger(__name__)
@@ -1058,6 +1059,7 @@ def build_context(
     worklist_csv: str | None = None,
     worklist_rows: int = WORKLIST_ROWS,
     currency: str | None = None,
+    generated: dt.date | None = None,
 ) -> dict[str, Any]:
     """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
 
@@ -1085,7 +1087,7 @@ def build_context(
     cards = _segment_cards(b, cross, segment_names, segment_profile, currency)
     return {
         "lang": lang,
-        "generated": dt.date.today().isoformat(),
+        "generated": (generated or dt.datetime.now(dt.UTC).date()).isoformat(),
         "top_n": int(top_n),
         "currency": currency or "",
         "call_first": _call_first(b, worklist, worklist_note, currency),
@@ -1365,6 +1367,7 @@ def _report_context(
             source=str(source),
             currency=cfg.report.currency,
             worklist_rows=cfg.report.worklist_rows,
+            generated=today(cfg),
             **action,
         )
     except ValueError as exc:  # one clear CLI message

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from leadtier.pipelines.config import Config
+from leadtier.pipelines.config import Config, today
 
 DRIFT_EXIT = 3  # exit status of `leadtier retier` when drift passes predict.psi_warning
 SHOWN_MOVES = 10  # upgrades and downgrades listed by name; the rest are counted
@@ -136,14 +136,6 @@ def all_or_nothing(paths: list[Path]) -> Iterator[Callable[[list[Path]], None]]:
     finally:
         for aside in before.values():
             aside.unlink(missing_ok=True)
-
-
-def today(cfg: Config, now: dt.datetime | None = None) -> dt.date:
-    """The date in ``data.time_zone`` (UTC unless set) at ``now`` (default: this moment), whatever the
-    machine's own time zone: one moment, one date."""
-    from zoneinfo import ZoneInfo
-
-    return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(cfg.data.time_zone)).date()
 
 
 def run(cfg: Config, as_of: dt.date | None = None, lang: str | None = None, progress: bool = False) -> RetierResult:

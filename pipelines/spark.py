@@ -931,8 +931,11 @@ def predict_spark(
     ``batch_size`` sets the rows per Arrow batch the model scores at once
     (``spark.sql.execution.arrow.maxRecordsPerBatch``); ``reasons`` adds the per-customer reasons column.
     """
+    from leadtier.pipelines import tracking
+
     check_families(cfg)
     out = output or default_output(cfg.predict.output)
+    tracking.check_store(cfg, model_uri)
     with _output_set(spark, out) as outset:
         outset.open(uuid.uuid4().hex)  # one run per output set at a time; finishes a killed run's commit
         return _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons)

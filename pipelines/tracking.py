@@ -54,6 +54,22 @@ def tracking_uri(cfg: Config) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or cfg.mlflow.tracking_uri
 
 
+def check_store(cfg: Config, model_uri: str | None = None) -> None:
+    """Before anything is written: a model of the registry or a run (``model_uri``, default the champion)
+    in a local SQLite tracking store that does not exist is an error saying where the store was looked
+    for; a relative path is read from the current folder, so a job started elsewhere finds none."""
+    uri = tracking_uri(cfg)
+    if not uri.startswith("sqlite:///") or (model_uri and not model_uri.startswith(("models:/", "runs:/"))):
+        return
+    path = Path(uri[len("sqlite:///") :])
+    if not path.is_file():
+        relative = "" if path.is_absolute() else f" ({uri} is relative to the current folder)"
+        raise ModelLoadError(
+            f"no MLflow tracking store at {path.resolve()}{relative}, so no model to score with: run from the "
+            "folder you trained in, or set MLFLOW_TRACKING_URI (or mlflow.tracking_uri) to the store train wrote"
+        )
+
+
 def setup(cfg: Config) -> MlflowClient:
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)

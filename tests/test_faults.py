@@ -846,6 +846,18 @@ def test_a_column_left_blank_in_every_scored_row_is_named(world, tmp_path, caplo
     assert len(warned) == 1 and "cust_tenure_days (" in warned[0] and "cust_annual_revenue_musd" not in warned[0]
 
 
+def test_predict_from_another_folder_says_where_it_looked_for_the_store_and_writes_nothing(
+    world, tmp_path, monkeypatch
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")  # the default: relative to the current folder
+    res = _cli("predict", "--config", str(world.config_path), "--input", str(world.prospects), "--output", "p.parquet")
+    _one_line_error(res, f"no MLflow tracking store at {elsewhere / 'mlflow.db'}", "relative to the current folder")
+    assert list(elsewhere.iterdir()) == []  # no empty store, no lock, no output folder
+
+
 def test_a_relative_input_path_on_the_command_line_is_read_from_the_current_folder(world, tmp_path, monkeypatch):
     (tmp_path / "today").mkdir()
     _prospects(world, 5).to_csv(tmp_path / "today" / "prospects.csv", index=False)
