@@ -171,6 +171,21 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
     return None
 
 
+def _repeated_names(path: Path, encoding: str) -> list[str]:
+    """The names a CSV's header line holds more than once."""
+    import csv
+
+    codec = {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
+    with path.open(newline="", encoding=codec, errors="replace") as fh:
+        line = fh.readline()
+    try:
+        header = next(csv.reader([line], csv.Sniffer().sniff(line, delimiters=",;\t|")), [])
+    except csv.Error:
+        return []
+    names = [h.strip() for h in header]
+    return sorted({h for h in names if h and names.count(h) > 1})
+
+
 def _duck_class(dtype: str) -> str:
     """The class (``leadtier.features.inputs``) of a DuckDB type."""
     if dtype == "VARCHAR":
@@ -199,10 +214,22 @@ class DuckEngine:
     def read(self, view: str, path: Path, fs: FileSpec, table: str, text_columns: set[str]) -> dict[str, str]:
         """View ``view`` over the file; CSV columns in ``text_columns`` as text. Returns column -> class."""
         rel = _reader(path, fs.format, encoding=fs.encoding)
+        is_csv = rel.startswith("read_csv")
         try:
             cols = self._types(rel)
         except duckdb.Error as exc:
+            where = _ragged_line(path, fs.encoding) if is_csv else None  # e.g. a last line cut short: no dialect fits
+            if where:
+                raise InputError(f"{path}: cannot split the rows into columns: {where}") from None
             raise _unreadable(path, table, exc) from None
+        twice = _repeated_names(path, fs.encoding) if is_csv and path.is_file() else []
+        if twice:
+            log.warning(
+                "%s: column(s) %s appear more than once in the header; the first of each is read, the others as %s",
+                path,
+                twice,
+                [c for c in cols if any(re.fullmatch(rf"{re.escape(t)}_\d+", c) for t in twice)],
+            )
         if len(cols) == 1 and rel.startswith("read_csv") and any(d in next(iter(cols)) for d in ",;\t|"):
             where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
             if where:

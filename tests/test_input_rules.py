@@ -289,3 +289,23 @@ def test_day_month_readings():
     assert rules.day_month_readings("25/12/2024 23:59:30")[0][0] == "%d/%m/%Y %H:%M:%S"
     for example, fmt in (("01.07.2024 07:13", "%d.%m.%Y %H:%M"), ("25/12/2024 23:59:30", "%d/%m/%Y %H:%M:%S")):
         dt.datetime.strptime(example, fmt)  # the suggestion parses the example
+
+
+def test_a_long_csv_cut_short_names_the_line_and_a_repeated_header_name_is_a_warning(tmp_path, caplog):
+    from leadtier.pipelines.config import FileSpec
+
+    rows = pd.DataFrame({"customer_id": [f"C{i:05d}" for i in range(20_000)], "region": "north", "size": 3.5})
+    text = rows.to_csv(index=False)
+    cut = tmp_path / "cut.csv"
+    cut.write_text(text[: text.rindex(",")])  # a half-written export: the last line lacks its last field
+    engine = DuckEngine(connect())
+    with pytest.raises(InputError, match=r"cut\.csv: cannot split the rows into columns: line 20001 has 2 fields"):
+        engine.read("v", cut, FileSpec(path="cut.csv"), "customers", set())
+    twice = tmp_path / "twice.csv"
+    rows.head(5).rename(columns={"size": "region"}).to_csv(twice, index=False)
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.sources"):
+        classes = engine.read("w", twice, FileSpec(path="twice.csv"), "customers", set())
+    assert {"region", "region_1"} <= set(classes)
+    assert "column(s) ['region'] appear more than once in the header; the first of each is read, the others as" in (
+        caplog.text
+    )
