@@ -65,7 +65,8 @@ def check_store(cfg: Config, model_uri: str | None = None) -> None:
     if not path.is_file():
         relative = "" if path.is_absolute() else f" ({uri} is relative to the current folder)"
         raise ModelLoadError(
-            f"no MLflow tracking store at {path.resolve()}{relative}, so no model to score with: run from the "
+            f"no MLflow tracking store at {path.resolve()}{relative}, so no model {model_uri or champion_uri(cfg)} "
+            "to score with: run from the "
             "folder you trained in, or set MLFLOW_TRACKING_URI (or mlflow.tracking_uri) to the store train wrote"
         )
 
