@@ -14,7 +14,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
 
 
 def _signed_log1p(x):
@@ -56,7 +56,9 @@ class MajorityBaseline(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
 class LogisticBaseline(PriorShiftMixin, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression, a strong linear reference and a candidate tier model.
 
-    Numbers are signed-log transformed, median-imputed with a missing-value flag, and scaled; text
+    Numbers are signed-log transformed, median-imputed with a missing-value flag, held to the range
+    seen in training (a linear model must not extrapolate: a tenure longer than any in training scores as
+    the longest), and scaled; text
     columns are one-hot encoded with levels rarer than ``min_frequency`` (a share of the rows) pooled
     into one. ``class_weight`` and the decision work as for :class:`TierClassifier`: probabilities on
     the observed tier frequencies, decisions as the weights ask. Each column has its own transformer,
@@ -91,6 +93,7 @@ class LogisticBaseline(PriorShiftMixin, ClassifierMixin, BaseEstimator):
         number = make_pipeline(
             FunctionTransformer(_signed_log1p),
             SimpleImputer(strategy="median", keep_empty_features=True, add_indicator=True),
+            MinMaxScaler(clip=True),  # a later value beyond the training range (tenure) is not extrapolated
             StandardScaler(),
         )
         text = make_pipeline(

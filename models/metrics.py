@@ -260,6 +260,17 @@ def mean_probability_gap(y_true: Sequence[str], proba: np.ndarray, levels: Seque
     return float(np.abs(proba.mean(axis=0) - observed).max())
 
 
+def level_shares(y_true: Sequence[str], proba: np.ndarray, levels: Sequence[str]) -> dict[str, float]:
+    """Per level, how often it occurs (``observed_share_<level>``) and its mean predicted probability
+    (``mean_proba_<level>``): the two agree when the probabilities mean what they say."""
+    levels = list(levels)
+    y_idx = _encode(np.asarray(y_true, dtype=object), levels, "true tiers")
+    proba = _normalised(proba, len(y_idx), len(levels))
+    observed = np.bincount(y_idx, minlength=len(levels)) / max(len(y_idx), 1)
+    out = {f"observed_share_{lv}": float(o) for lv, o in zip(levels, observed, strict=True)}
+    return out | {f"mean_proba_{lv}": float(m) for lv, m in zip(levels, proba.mean(axis=0), strict=True)}
+
+
 def adjacent_miss_share(y_true: Sequence[str], y_pred: Sequence[str], levels: Sequence[str]) -> float:
     """Of the rows whose predicted tier is wrong, the share that is one tier off (NaN with no miss)."""
     levels = list(levels)

@@ -458,7 +458,8 @@ def _model_card(
         if p is not None or r is not None:
             per_tier.append({"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r})
     return {
-        **_measured(info.get("protocol") or {}, model_metrics, len(scheme.levels), s),
+        **_measured(info.get("protocol") or {}, model_metrics, s),
+        "plain_text": _plain_sentence(model_metrics, metrics.get("majority") or {}, scheme, lang),
         "name": info.get("name") or "–",
         "version": info.get("version") or "–",
         "uri": info.get("uri") or "",
@@ -487,9 +488,9 @@ def _verdict(gains: dict, s: dict) -> str:
     return f"{s['verdict_intro']}{s['verdict_join'].join(parts)}{s['verdict_end']}" if parts else ""
 
 
-def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str, Any]:
-    """What the model card says was measured: the protocol, the row counts, the chosen model and one
-    plain sentence. Empty strings for a model logged without them."""
+def _measured(protocol: dict, metrics: dict, s: dict) -> dict[str, Any]:
+    """What the model card says was measured: the protocol, the row counts and the chosen model. Empty
+    strings for a model logged without them."""
     kind = protocol.get("evaluation")
     words = {
         "holdout": lambda: s["protocol_holdout"].format(share=round(100 * protocol.get("test_size", 0))),
@@ -512,7 +513,6 @@ def _measured(protocol: dict, metrics: dict, n_levels: int, s: dict) -> dict[str
         "protocol_text": words[kind]() if kind in words else "",
         "rows_text": " ".join(t for t in (counts, *_label_notes(protocol, s)) if t),
         "kind_text": s["model_kind"].format(kind=s.get(f"kind_{chosen}", chosen)) if chosen else "",
-        "plain_text": _plain_sentence(metrics, n_levels, s),
     }
 
 
@@ -531,11 +531,21 @@ def _label_notes(protocol: dict, s: dict) -> list[str]:
     return notes
 
 
-def _plain_sentence(metrics: dict, n_levels: int, s: dict) -> str:
-    """One sentence a marketer reads: how often the tier is right (and how far off the misses are), or
-    for two tiers how well the model ranks."""
+def _plain_sentence(metrics: dict, majority: dict, scheme: TierScheme, lang: str) -> str:
+    """One sentence a marketer reads: for two tiers how well the model ranks (in the words of the scheme's
+    positive tier) and how many it expects in that tier against how many were; otherwise how often the
+    tier is right, how far off the misses are, and how often always naming the most common tier would be
+    right (a share the model may not beat when one tier dominates)."""
+    s = strings(lang)
+    n_levels, best = len(scheme.levels), scheme.codes[0]
     if n_levels == 2 and metrics.get("roc_auc") is not None and metrics.get("lift_top_decile") is not None:
-        return s["plain_auc"].format(auc=round(100 * metrics["roc_auc"]), lift=f"{metrics['lift_top_decile']:.1f}")
+        text = s["plain_auc"].format(
+            auc=round(100 * metrics["roc_auc"]), lift=f"{metrics['lift_top_decile']:.1f}", tier=scheme.label(best, lang)
+        )
+        observed, expected = metrics.get(f"observed_share_{best}"), metrics.get(f"mean_proba_{best}")
+        if observed is None or expected is None:
+            return text
+        return text + s["plain_rate"].format(expected=f"{100 * expected:.1f}", observed=f"{100 * observed:.1f}")
     accuracy = metrics.get("accuracy")
     if accuracy is None or not math.isfinite(accuracy):
         return ""
@@ -543,8 +553,13 @@ def _plain_sentence(metrics: dict, n_levels: int, s: dict) -> str:
     text = s["plain_accuracy"].format(k=share.numerator, n=share.denominator, pct=round(100 * accuracy))
     adjacent = metrics.get("adjacent_miss_share")
     if adjacent is not None and math.isfinite(adjacent) and n_levels > 2:
-        return text + s["plain_adjacent"].format(adj=round(100 * adjacent))
-    return text + "."
+        text += s["plain_adjacent"].format(adj=round(100 * adjacent))
+    else:
+        text += s["plain_end"]
+    common = majority.get("accuracy")
+    if common is not None and math.isfinite(common):
+        text += s["plain_majority"].format(pct=round(100 * common))
+    return text
 
 
 def _migration(migration: pd.DataFrame, scheme: TierScheme, lang: str) -> dict[str, Any]:
@@ -748,12 +763,20 @@ def _summary(b: _Scored, tier_rows: list[dict], model_info: dict) -> dict[str, A
     return summary
 
 
-def _playbook(b: _Scored, tier_rows: list[dict], rules: list[dict] | None = None) -> list[dict]:
+def _playbook(
+    b: _Scored,
+    tier_rows: list[dict],
+    rules: list[dict] | None = None,
+    outcome: dict | None = None,
+    currency: str | None = None,
+) -> list[dict]:
     """Each tier's meaning, follow-up action and mean score; with labels from rules (``rules``: the
-    training's ``[{tier, when}]``) the rule that gave the tier, which is what the model learnt, whatever
-    the scheme's meaning says."""
+    training's ``[{tier, when}]``) the rule that gave the tier, and with labels from outcomes
+    (``outcome``: the training's ``labels.outcome``) what happened to earn it: what the model learnt,
+    whatever the scheme's meaning says."""
     mean_score = pd.to_numeric(b.predictions["score"], errors="coerce").groupby(b.tiers.to_numpy()).mean()
     zh = b.lang == "zh"
+    happened = outcome_words(outcome, b.scheme.codes, b.lang, currency) if outcome else {}
     given: dict[str, list[str]] = {}
     for r in rules or []:
         given.setdefault(str(r["tier"]), []).append(str(r["when"]))
@@ -764,11 +787,33 @@ def _playbook(b: _Scored, tier_rows: list[dict], rules: list[dict] | None = None
             if lv.code in given
             else "",
             "meaning": (lv.meaning_zh if zh else lv.meaning_en) or "",
+            "outcome": happened.get(lv.code, ""),
             "action": (lv.action_zh if zh else lv.action_en) or "",
             "avg_score": float(mean_score[lv.code]) if lv.code in mean_score.index else None,
         }
         for lv, row in zip(b.scheme.levels, tier_rows, strict=True)
     ]
+
+
+def outcome_words(outcome: dict, codes: list[str], lang: str, currency: str | None = None) -> dict[str, str]:
+    """Tier code -> what happened to earn it under ``labels.outcome`` (``outcome``: its fields), in words:
+    'next purchase 0–30 days after the snapshot', ...; {} when the levels do not match its windows."""
+    s = strings(lang)
+    kind = outcome.get("kind")
+    if kind == "revenue_next_days":
+        cuts, days = [float(c) for c in outcome.get("cut_points", [])], int(outcome["horizon_days"])
+        if not cuts or len(codes) != len(cuts) + 1:
+            return {}
+        words = [s["outcome_revenue_at_least"].format(amount=fmt_money(c, currency), days=days) for c in cuts]
+        words.append(s["outcome_revenue_below"].format(amount=fmt_money(cuts[-1], currency), days=days))
+        return dict(zip(codes, words, strict=True))
+    prefix = "outcome_win" if kind == "days_to_win" else "outcome_purchase"
+    bounds, horizon = [int(t) for t in outcome.get("thresholds_days", [])], int(outcome["horizon_days"])
+    if len(codes) != len(bounds) + 2:
+        return {}
+    lows = [0, *(t + 1 for t in bounds)]
+    words = [s[prefix].format(low=lo, high=hi) for lo, hi in zip(lows, [*bounds, horizon], strict=True)]
+    return dict(zip(codes, [*words, s[f"{prefix}_none"].format(days=horizon)], strict=True))
 
 
 def _segment_cards(
@@ -1093,7 +1138,7 @@ def build_context(
         "call_first": _call_first(b, worklist, worklist_note, currency),
         "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency),
         "summary": _summary(b, tier_rows, model_info),
-        "playbook": _playbook(b, tier_rows, model_info.get("label_rules")),
+        "playbook": _playbook(b, tier_rows, model_info.get("label_rules"), model_info.get("label_outcome"), currency),
         **_segment_sections(b, cross, cards, model_info, of_training=_of_training(segment_profile)),
         "model_card": _model_card(metrics, scheme, lang, model_info, gains),
         "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
@@ -1355,6 +1400,7 @@ def _report_context(
                 "protocol": meta.get("protocol"),
                 "segments_tier_ami": meta.get("segments_tier_ami"),
                 "label_rules": meta.get("label_rules"),
+                "label_outcome": meta.get("label_outcome"),
                 "version_counts": described["counts"],
                 "champion_version": described["champion"],
                 "version_from_champion": not described["counts"],

@@ -218,7 +218,8 @@ class DuckEngine:
         try:
             cols = self._types(rel)
         except duckdb.Error as exc:
-            where = _ragged_line(path, fs.encoding) if is_csv else None  # e.g. a last line cut short: no dialect fits
+            text = is_csv and path.is_file() and not _starts_with(path, b"PK\x03\x04")  # not a zip (an Excel file)
+            where = _ragged_line(path, fs.encoding) if text else None  # e.g. a last line cut short: no dialect fits
             if where:
                 raise InputError(f"{path}: cannot split the rows into columns: {where}") from None
             raise _unreadable(path, table, exc) from None

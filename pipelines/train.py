@@ -39,6 +39,7 @@ from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
     adjacent_miss_share,
     compare,
+    level_shares,
     mean_probability_gap,
     paired_bootstrap,
     tier_metrics,
@@ -910,6 +911,7 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
     for key, (proba, pred) in ev.preds.items():
         ev.metrics[key] = tier_metrics(ev.y_true, proba, levels, y_pred=pred)
         ev.metrics[key]["mean_proba_gap"] = mean_probability_gap(ev.y_true, proba, levels)
+        ev.metrics[key] |= level_shares(ev.y_true, proba, levels)
         ev.metrics[key]["adjacent_miss_share"] = adjacent_miss_share(ev.y_true, pred, levels)
         if survival is not None and key in ("model", "classifier", "survival"):
             ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba)
@@ -968,6 +970,7 @@ def make_scorer(
             "seed": cfg.seed,
             "entity_days": feature_stage.entity_days(cfg),  # reasons then say the day they describe
             "label_rules": [{"tier": r.tier, "when": r.when} for r in cfg.labels.rules],  # the playbook shows them
+            "label_outcome": cfg.labels.outcome.model_dump(mode="json") if cfg.labels.source == "outcome" else None,
         },
     )
     scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)
@@ -1139,7 +1142,7 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines
             head, _, scores = reason.partition("): ")
             lines += wrap(f"tier model: {head}" + ("):" if scores else "")) + (wrap(f"  {scores}") if scores else [])
-    lines += ["", *_metrics_table(cfg, res)]
+    lines += ["", *_metrics_table(cfg, res), *wrap(_shares_line(cfg, res.metrics["model"]))]
     if res.gains:
         lines += ["", *_gains_table(res)]
     lines += ["", *(line for r in res.reasons for line in wrap(r)), f"MLflow run {res.run_id}"]
@@ -1162,6 +1165,20 @@ def _metrics_table(cfg: Config, res: TrainResult) -> list[str]:
 
     rows += [[f"model beats {b}", *(verdict(b, v, m) for m in shown)] for b, v in res.beats.items()]
     return table(["evaluation metrics", *shown], rows)
+
+
+def _shares_line(cfg: Config, metrics: dict) -> str:
+    """Each tier's share of the evaluation rows beside the model's mean probability of it ('' for a model
+    logged without them); brier, when shown, is summed over the tiers."""
+    codes = [c for c in cfg.scheme.codes if f"observed_share_{c}" in metrics]
+    if not codes:
+        return ""
+    shown = codes[:1] if len(codes) == 2 else codes  # two tiers: the positive one says it all
+    pairs = ", ".join(
+        f"{c} {100 * metrics[f'observed_share_{c}']:.1f} % / {100 * metrics[f'mean_proba_{c}']:.1f} %" for c in shown
+    )
+    brier = " (brier is summed over the tiers: twice the usual two-class figure)" if len(codes) == 2 else ""
+    return f"tier shares of the evaluation rows, observed / the model's mean probability: {pairs}{brier}"
 
 
 def _gains_table(res: TrainResult) -> list[str]:

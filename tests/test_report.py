@@ -907,3 +907,45 @@ def test_a_worklist_badge_is_a_short_tier_label_in_the_reports_language_else_the
         b = SimpleNamespace(scheme=scheme, lang=lang, codes=scheme.codes, colors={}, s=report.strings(lang))
         got = report._worklist_rows(b, rows, None)
         assert [r["badge"] for r in got] == badges  # 'A类 - 1个月内成交' is too long for a badge: its code
+
+
+def test_the_plain_sentence_names_the_positive_tier_and_the_share_always_guessing_would_reach(scheme2, scheme5):
+    two = scheme2
+    best = two.codes[0]
+    metrics = {"roc_auc": 0.9, "lift_top_decile": 7.26, f"observed_share_{best}": 0.0149, f"mean_proba_{best}": 0.0139}
+    text = report._plain_sentence(metrics, {"accuracy": 0.985}, two, "en")
+    assert f"whose tier turned out to be “{two.label(best, 'en')}”" in text and "higher 90 %" in text
+    assert text.endswith("It expects 1.4 % of the evaluated customers to be in that tier; 1.5 % were.")
+    five = scheme5
+    metrics = {"accuracy": 0.875, "adjacent_miss_share": 0.6}
+    text = report._plain_sentence(metrics, {"accuracy": 0.982}, five, "en")
+    assert "about 7 in 8 evaluated customers in the right tier (88 %); 60 % of the misses are one tier off." in text
+    assert text.endswith("Always naming the most common tier would be right for 98 %.")  # it does not beat that
+    assert report._plain_sentence(metrics, {}, five, "zh").endswith("只差一级。")
+
+
+def test_the_playbook_says_what_happened_to_earn_each_tier_under_outcome_labels():
+    codes = ["A", "B", "C", "D", "E"]
+    purchase = {"kind": "days_to_next_purchase", "thresholds_days": [7, 14, 30], "horizon_days": 45}
+    words = report.outcome_words(purchase, codes, "en")
+    assert words["A"] == "next purchase 0–7 days after the snapshot" and words["C"].startswith("next purchase 15–30")
+    assert (words["D"], words["E"]) == (
+        "next purchase 31–45 days after the snapshot",
+        "no purchase within 45 days of the snapshot",
+    )
+    win = report.outcome_words({"kind": "days_to_win", "thresholds_days": [], "horizon_days": 90}, ["won", "not"], "zh")
+    assert win == {"won": "开始后第 0–90 天内成交", "not": "丢单，或开始后 90 天内未成交"}
+    revenue = {"kind": "revenue_next_days", "cut_points": [1000, 100], "horizon_days": 180}
+    assert report.outcome_words(revenue, ["high", "mid", "low"], "en", "£")["low"] == (
+        "revenue below £100 in the 180 days after the snapshot"
+    )
+    assert report.outcome_words(purchase, ["A", "B"], "en") == {}  # levels that do not match the windows: no claim
+
+
+def test_the_playbook_renders_the_outcome_beside_a_scheme_meaning_it_may_contradict(scheme5):
+    frame = make_predictions(scheme5, list("ABCDE"))
+    outcome = {"kind": "days_to_next_purchase", "thresholds_days": [7, 14, 30], "horizon_days": 45}
+    ctx = report.build_context(frame, scheme5, SEGMENT_NAMES, PROFILE, METRICS, {**INFO, "label_outcome": outcome})
+    html = report.render(ctx, "en")
+    assert "<b>Labelled from what happened:</b> next purchase 0–7 days after the snapshot</div>" in html
+    assert html.count("<b>Labelled from what happened:</b>") == 5
