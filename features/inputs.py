@@ -255,12 +255,21 @@ def row_reasons(table: str, data_columns: Sequence[str], drop_exact_duplicates: 
     return f"CAST(coalesce(row_reject, CASE {parts} END) AS VARCHAR)" if whens else "row_reject"
 
 
-def derive_customers(attributes: Sequence[str]) -> str:
-    """Customers from the transaction log: created at the first transaction, attributes from it."""
-    attrs = "".join(f", arg_min({ident(a)}, ts) AS {ident(a)}" for a in attributes)
+def derive_customers(attributes: Sequence[str], tables: Sequence[str] = ("transactions",)) -> str:
+    """Customers from event tables (``tables``): one per id seen in any, created at its first event,
+    ``attributes`` from its first row of the first table."""
+    events = " UNION ALL ".join(f"SELECT customer_id, ts FROM {t}" for t in tables)
+    if not attributes:
+        return (
+            f"SELECT customer_id, CAST(min(ts) AS DATE) AS created_at FROM ({events}) AS e "
+            "GROUP BY customer_id ORDER BY customer_id"
+        )
+    firsts = ", ".join(f"arg_min({ident(a)}, ts) AS {ident(a)}" for a in attributes)
     return (
-        f"SELECT customer_id, CAST(min(ts) AS DATE) AS created_at{attrs} FROM transactions "
-        "GROUP BY customer_id ORDER BY customer_id"
+        f"SELECT e.customer_id, e.created_at, {', '.join(f'a.{ident(a)}' for a in attributes)} FROM "
+        f"(SELECT customer_id, CAST(min(ts) AS DATE) AS created_at FROM ({events}) AS u GROUP BY customer_id) AS e "
+        f"LEFT JOIN (SELECT customer_id, {firsts} FROM {tables[0]} GROUP BY customer_id) AS a "
+        "ON a.customer_id = e.customer_id ORDER BY e.customer_id"
     )
 
 

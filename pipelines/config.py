@@ -182,10 +182,11 @@ class TableSpec(_Strict):
         description="name -> lookup table joined by key onto every file (many-to-one; the key must be unique in "
         "the lookup file); its columns can be listed as attributes like the file's own",
     )
-    derive_from: Literal["transactions"] | None = Field(
+    derive_from: list[Literal["transactions", "interactions"]] | None = Field(
         default=None,
-        description="customers only: no customer file; one customer per id in transactions, created at its "
-        "first transaction, attributes taken from that first transaction",
+        description="customers only: no customer file; one customer per id seen in these event tables "
+        "(transactions, interactions or both: an event log where most visitors never buy), created at its first "
+        "event there, attributes taken from its first row of the first table listed",
     )
     na_values: list[str] = Field(
         default_factory=list, description="text values that mean missing in attribute columns, e.g. 'Select'"
@@ -242,12 +243,23 @@ class TableSpec(_Strict):
             files.append(f)
         return {**data, "files": files}
 
+    @field_validator("derive_from", mode="before")
+    @classmethod
+    def _one_or_more(cls, value):
+        return [value] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _consistent(self) -> TableSpec:
         if not self.files and not self.derive_from:
             raise ValueError("no input file: set 'path', 'files' or (customers only) 'derive_from'")
         if self.files and self.derive_from:
             raise ValueError("give either input files or 'derive_from', not both")
+        if (
+            self.derive_from is not None
+            and len(set(self.derive_from)) != len(self.derive_from)
+            or self.derive_from == []
+        ):
+            raise ValueError(f"derive_from names each event table once, at least one. Got {self.derive_from} instead")
         features = set(self.categorical) | set(self.numeric)
         for kind, cols in (("personal", self.personal), ("leaky", self.leaky)):
             overlap = features & set(cols)
@@ -271,6 +283,13 @@ class Tables(_Strict):
         description="a stage log: one row per stage an entity entered (customer_id, stage, ts), e.g. an "
         "opportunity's pipeline history; read by the stages feature family (features.stage_order)",
     )
+
+    @model_validator(mode="after")
+    def _derived_from_configured(self) -> Tables:
+        absent = [t for t in self.customers.derive_from or [] if getattr(self, t) is None]
+        if absent:
+            raise ValueError(f"customers.derive_from names {absent}, which are not configured tables")
+        return self
 
     @model_validator(mode="after")
     def _known_columns(self) -> Tables:

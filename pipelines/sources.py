@@ -784,8 +784,9 @@ def _rule_rows(engine, table: str, rule: str, sql: str) -> list:
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
         raise InputError(
-            f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns: "
-            f"{_first_line(exc)}"
+            f"tables.{table}.exclude[{rule!r}] is not a valid SQL predicate on the canonical columns and the "
+            f"attributes: {_first_line(exc)} (a column of the file that is neither is read only when listed under "
+            f"tables.{table}.categorical or numeric)"
         ) from None
 
 
@@ -805,20 +806,21 @@ def _tag_rows(engine, table: str, name: str, spec: TableSpec, union: str, stats:
 
 
 def _derive_customers(engine, spec: TableSpec, stats: TableStats, name: str = "customers") -> TableStats:
-    """Customers from the transaction log: created at the first transaction, attributes from it."""
-    attrs = [*spec.categorical, *spec.numeric]
+    """Customers from event tables (``derive_from``): created at the first event, attributes from the
+    first row of the first table."""
+    attrs, tables = [*spec.categorical, *spec.numeric], spec.derive_from
     try:
-        engine.create(name, rules.derive_customers(attrs), materialize=True)
+        engine.create(name, rules.derive_customers(attrs, tables), materialize=True)
         engine.rows(f"SELECT * FROM {name} LIMIT 0")
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
         raise InputError(
-            "tables.customers.derive_from: transactions must carry the customer attributes "
-            f"{attrs} (list them under tables.transactions.categorical): {_first_line(exc)}"
+            f"tables.customers.derive_from: {tables[0]} must carry the customer attributes "
+            f"{attrs} (list them under tables.{tables[0]}.categorical): {_first_line(exc)}"
         ) from None
     stats.rows = engine.rows(f"SELECT count(*) FROM {name}")[0][0]
-    stats.files["(derived from transactions)"] = stats.rows
+    stats.files[f"(derived from {' and '.join(tables)})"] = stats.rows
     return stats
 
 
@@ -881,8 +883,9 @@ def register_all(
     engine = engine_of(con)
     stats: dict[str, TableStats] = {}
     cust = customers or cfg.data.tables.customers
-    order = ("transactions", "customers") if cust.derive_from else ("customers", "transactions")
-    for name in (*order, "interactions", "stages", "labels", "outcomes"):
+    events = ("transactions", "interactions")
+    order = (*events, "customers") if cust.derive_from else ("customers", *events)
+    for name in (*order, "stages", "labels", "outcomes"):
         spec = cust if name == "customers" else getattr(cfg.data.tables, name)
         if spec is None or (name == "labels" and not with_labels):
             continue

@@ -486,7 +486,7 @@ def _check_unique_ids(spark: SparkSession, spec: TableSpec) -> None:
     rows = dup.orderBy("customer_id").limit(3).collect()
     if rows:
         total = dup.agg({"n": "sum"}).collect()[0][0]
-        files = ", ".join(str(f.path) for f in spec.files) or "(derived from transactions)"
+        files = ", ".join(str(f.path) for f in spec.files) or f"(derived from {' and '.join(spec.derive_from or [])})"
         raise InputError(
             f"{files}: column 'customer_id' of customers: {total} row(s) share a customer_id with another row "
             f"(ids must be unique); e.g. {', '.join(r['customer_id'] for r in rows)}"

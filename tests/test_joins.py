@@ -175,3 +175,53 @@ def test_a_scoring_input_keeps_its_row_positions_through_the_joins(tmp_path, eng
         (4, "o4", "GTX"),
         (5, "o5", "GTX"),
     ]
+
+
+EVENTS = """user_id,event_time,event_type,price,device
+u1,2026-01-05 10:00:00,view,,mobile
+u1,2026-01-06 11:00:00,purchase,20.5,desktop
+u2,2026-01-03 09:00:00,view,,tablet
+u2,2026-01-04 09:30:00,cart,,tablet
+u3,2026-02-01 08:00:00,purchase,9.0,mobile
+u3,2026-01-20 08:00:00,view,,mobile
+"""
+
+
+def test_customers_derived_from_an_event_log_include_the_visitors_who_never_bought(tmp_path, engine):
+    (tmp_path / "events.csv").write_text(EVENTS)
+    purchases = {
+        "path": "events.csv",
+        "columns": {"customer_id": "user_id", "ts": "event_time", "invoice_id": "event_time", "amount": "price"},
+        "derived": {"quantity": "1"},
+        "categorical": ["event_type", "device"],
+        "exclude": {"not a purchase": "event_type <> 'purchase'"},
+    }
+    events = {"path": "events.csv", "columns": {"customer_id": "user_id", "ts": "event_time", "type": "event_type"}}
+    raw = {
+        "name": "events",
+        "data": {
+            "root": str(tmp_path),
+            "as_of": "2026-06-30",
+            "tables": {
+                "customers": {"derive_from": ["transactions", "interactions"], "categorical": ["device"]},
+                "transactions": purchases,
+                "interactions": events,
+            },
+        },
+        "features": {"families": ["customers"]},
+    }
+    stats = register_all(engine, _load(tmp_path, raw))
+    got = _table(engine, 'SELECT customer_id, CAST(created_at AS VARCHAR), "device" FROM customers ORDER BY 1')
+    # u2 never bought: a customer all the same, first seen at its first view; the device of the first purchase
+    assert got == {"u1": ("2026-01-05", "desktop"), "u2": ("2026-01-03", None), "u3": ("2026-01-20", "mobile")}
+    assert stats["customers"].files == {"(derived from transactions and interactions)": 3}
+    raw["data"]["tables"]["customers"]["derive_from"] = "transactions"  # one table, written as a word
+    register_all(engine, _load(tmp_path, raw))
+    assert sorted(_table(engine, "SELECT customer_id FROM customers")) == ["u1", "u3"]
+    raw["data"]["tables"]["customers"]["derive_from"] = ["interactions", "interactions"]
+    with pytest.raises(ConfigError, match="derive_from names each event table once"):
+        _load(tmp_path, raw)
+    raw["data"]["tables"]["customers"]["derive_from"] = ["interactions"]
+    del raw["data"]["tables"]["interactions"]
+    with pytest.raises(ConfigError, match=r"derive_from names \['interactions'\], which are not configured tables"):
+        _load(tmp_path, raw)
