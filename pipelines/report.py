@@ -88,6 +88,7 @@ MAX_PROFILE_ROWS = 6
 CHANGES = ("upgraded", "downgraded", "unchanged", "new", "gone")
 REVENUE_COLUMN = "rfm_monetary"
 WORKLIST_ROWS = 1000  # the default of report.worklist_rows; all of them are in the worklist's CSV
+INFLATED = 1.5  # a tier holding this many times the customers its probabilities expect is named in a note
 CALL_FIRST_ROWS = 25  # rows of the call-first section (the first week's highest expected values)
 
 
@@ -748,6 +749,11 @@ def _summary(b: _Scored, tier_rows: list[dict], model_info: dict) -> dict[str, A
         "revenue_total": conc["total"] if has_revenue else None,
         "chart": svg_tier_bars(tier_rows, has_revenue, b.s),
         "version_notes": _version_notes(model_info, version, b.n, b.s),
+        "inflated": [
+            b.s["inflated_tier"].format(tier=t["label"], count=f"{t['count']:,}", expected=f"{t['expected']:,.0f}")
+            for t in tier_rows
+            if t["expected"] is not None and t["count"] >= max(INFLATED * t["expected"], t["expected"] + 10)
+        ],
     }
     if has_revenue:
         summary.update(

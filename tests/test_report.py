@@ -949,3 +949,20 @@ def test_the_playbook_renders_the_outcome_beside_a_scheme_meaning_it_may_contrad
     html = report.render(ctx, "en")
     assert "<b>Labelled from what happened:</b> next purchase 0–7 days after the snapshot</div>" in html
     assert html.count("<b>Labelled from what happened:</b>") == 5
+
+
+def test_a_tier_holding_far_more_customers_than_its_probabilities_expect_is_named(scheme2):
+    best, rest = scheme2.codes
+    frame = make_predictions(scheme2, [best] * 40 + [rest] * 60)
+    frame[f"proba_{best}"] = 0.1  # the balanced decision put 40 in the rare tier; the probabilities expect 10
+    frame[f"proba_{rest}"] = 0.9
+    ctx = report.build_context(frame, scheme2, SEGMENT_NAMES, PROFILE, METRICS, INFO)
+    notes = ctx["summary"]["inflated"]
+    assert notes == [
+        f"“{scheme2.label(best, 'en')}” holds 40 customers where their probabilities expect about 10: the decision "
+        "rule gives this tier customers who are more likely in another (train.decision, decision_balance), so "
+        "within it call by score."
+    ]
+    assert notes[0] in report.render(ctx, "en")
+    fair = report.build_context(make_predictions(scheme2, [best] * 40 + [rest] * 60), scheme2, SEGMENT_NAMES)
+    assert fair["summary"]["inflated"] == []
