@@ -54,11 +54,20 @@ def not_finite(expr: str) -> str:
 # --------------------------------------------------------------------------- ids
 
 
+_LONGEST_MARKER = max(len(m) for m in NULL_MARKERS)
+
+
 def id_reason(col: str, cls: str) -> str:
-    """Why the id in ``col`` is no id (NULL: it is one)."""
+    """Why the id in ``col`` is no id (NULL: it is one). Most ids are settled without ``trim`` (which
+    removes spaces, ASCII and Unicode): longer than any missing-value marker, with a first and last
+    character that are ASCII but not a space."""
     if cls == TEXT:
+        plain = (
+            f"length({col}) > {_LONGEST_MARKER} AND {col} NOT LIKE ' %' AND {col} NOT LIKE '% ' "
+            f"AND ascii({col}) < 128 AND ascii(right({col}, 1)) < 128"
+        )
         return (
-            f"CASE WHEN {col} IS NULL OR trim({col}) = '' THEN {lit(MISSING_ID)} "
+            f"CASE WHEN {plain} THEN NULL WHEN {col} IS NULL OR trim({col}) = '' THEN {lit(MISSING_ID)} "
             f"WHEN lower(trim({col})) IN ({', '.join(lit(m) for m in NULL_MARKERS)}) THEN {lit(MARKER_ID)} "
             f"WHEN {col} <> trim({col}) THEN {lit(PADDED_ID)} END"
         )
