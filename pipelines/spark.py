@@ -58,6 +58,7 @@ from leadtier.pipelines.features import POPULATION, check_families, population_r
 from leadtier.pipelines.outputs import FORMULA_PREFIX, OutputSet, neutralise_formulas, set_stem, stage
 from leadtier.pipelines.predict import PredictResult
 from leadtier.pipelines.sources import ENCODING_HINT, InputError, register_all, register_table, scoring_spec
+from leadtier.pipelines.validate import DUPLICATE_IDS
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
@@ -488,8 +489,8 @@ def _check_unique_ids(spark: SparkSession, spec: TableSpec) -> None:
         total = dup.agg({"n": "sum"}).collect()[0][0]
         files = ", ".join(str(f.path) for f in spec.files) or f"(derived from {' and '.join(spec.derive_from or [])})"
         raise InputError(
-            f"{files}: column 'customer_id' of customers: {total} row(s) share a customer_id with another row "
-            f"(ids must be unique); e.g. {', '.join(r['customer_id'] for r in rows)}"
+            f"{files}: column 'customer_id' of customers: {total} row(s) {DUPLICATE_IDS}; "
+            f"e.g. {', '.join(r['customer_id'] for r in rows)}"
         )
 
 

@@ -58,11 +58,16 @@ def _future(table: str, as_of: dt.date) -> Check:
     )
 
 
+DUPLICATE_IDS = (
+    "share a customer_id with another row (ids must be unique; a file of events, one row per visit or order, "
+    "is no customers file: give its events as transactions or interactions and set "
+    "tables.customers.derive_from instead)"
+)
+
+
 def _customer_checks(cfg: Config, as_of: dt.date) -> list[Check]:
     unique = "customer_id IN (SELECT customer_id FROM customers GROUP BY 1 HAVING count(*) > 1)"
-    checks: list[Check] = [
-        ("customers", "customer_id", "error", unique, "share a customer_id with another row (ids must be unique)", None)
-    ]
+    checks: list[Check] = [("customers", "customer_id", "error", unique, DUPLICATE_IDS, None)]
     if not cfg.data.tables.customers.derive_from:  # derived customers: their later transactions say it already
         later = f"were created on or after the as-of date {as_of} (they do not exist yet: no feature row)"
         checks.append(
