@@ -885,6 +885,12 @@ class WorklistConfig(_Strict):
         default=None,
         description="defer a customer with an interaction within this many days before the plan start; null: never",
     )
+    contact_types: list[str] | None = Field(
+        default=None,
+        description="the interaction types that are contacts by the sales team (e.g. [call, email, meeting]): the "
+        "worklist's last contact and defer_contacted_days read only these; null: every interaction (in an event "
+        "log of the customer's own visits, a page view is no contact)",
+    )
     start: dt.date | None = Field(default=None, description="the plan's first day; default the predictions' as-of")
     lang: Literal["en", "zh"] = "en"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from leadtier.features.inputs import NULL_MARKERS, TEXT, number_value
+from leadtier.features.inputs import NULL_MARKERS, TEXT, lit, number_value
 from leadtier.features.meta import money
 from leadtier.models.text import clip
 from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values, plan, revenue_values, shortfall
@@ -190,8 +190,9 @@ def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_value
 
 
 def last_contacts(cfg: Config, start: dt.date) -> pd.DataFrame:
-    """customer_id, last_contact: each customer's last interaction before ``start`` (empty without
-    an interactions table)."""
+    """customer_id, last_contact: each customer's last interaction before ``start`` (of the types
+    ``worklist.contact_types``, when set; a listed type the table never has is a warning); empty without
+    an interactions table."""
     if cfg.data.tables.interactions is None:
         return pd.DataFrame(columns=["customer_id", "last_contact"])
     from leadtier.pipelines.features import connect, fetch_frame
@@ -200,10 +201,20 @@ def last_contacts(cfg: Config, start: dt.date) -> pd.DataFrame:
     con = connect(cfg)
     try:
         register_table(con, cfg, "interactions")  # the customers file is the scoring input's business
+        types = cfg.worklist.contact_types
+        only = f" AND CAST(type AS VARCHAR) IN ({', '.join(lit(t) for t in types)})" if types is not None else ""
         sql = (
             "SELECT CAST(customer_id AS VARCHAR) AS customer_id, max(ts) AS last_contact FROM interactions "
-            f"WHERE ts < DATE '{start.isoformat()}' GROUP BY 1"
+            f"WHERE ts < DATE '{start.isoformat()}'{only} GROUP BY 1"
         )
+        if types:
+            seen = {r[0] for r in con.execute("SELECT DISTINCT CAST(type AS VARCHAR) FROM interactions").fetchall()}
+            if set(types) - seen:
+                log.warning(
+                    "worklist.contact_types: %s never occur in the interactions (types there: %s)",
+                    sorted(set(types) - seen),
+                    clip(", ".join(sorted(map(str, seen - {None}))), 300),
+                )
         return fetch_frame(con, sql)
     finally:
         con.close()

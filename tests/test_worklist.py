@@ -382,3 +382,20 @@ def test_owner_and_value_can_come_from_a_lookup_table_joined_to_the_scoring_inpu
     cfg.worklist.owner_column = "manager"  # without the prefix it is no column of the joined table
     with pytest.raises(stage.WorklistError, match=r"worklist.owner_column: column 'manager' .*lookup tables"):
         stage.customer_attributes(cfg)
+
+
+def test_only_the_configured_contact_types_count_as_the_last_contact(demo_data, tmp_path, caplog):
+    from leadtier.pipelines.worklist import last_contacts
+
+    config, _ = _config(tmp_path, demo_data)
+    cfg = load_config(config)
+    every = last_contacts(cfg, START).set_index("customer_id")["last_contact"]
+    events = pd.read_parquet(demo_data.data_path("interactions.parquet"))
+    kind = events["type"].value_counts().index[-1]  # the rarest type: most customers never had one
+    cfg.worklist.contact_types = [kind, "fax"]
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.worklist"):
+        only = last_contacts(cfg, START).set_index("customer_id")["last_contact"]
+    mine = events[(events["type"] == kind) & (events["ts"] < pd.Timestamp(START))]
+    assert sorted(only.index) == sorted(mine["customer_id"].astype(str).unique())
+    assert len(only) < len(every) and (only <= every.loc[only.index]).all()
+    assert "worklist.contact_types: ['fax'] never occur" in caplog.text
