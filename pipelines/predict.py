@@ -356,9 +356,10 @@ def check_has_rows(cfg: Config, source: str | None, input_rows: int) -> None:
     """A scoring input (``source``, or the customers table) without a single row is an error on either
     engine: scoring it would replace the last predictions with none (a half-written export, a header only)."""
     if not input_rows:
-        paths = [source] if source else [f.path for f in cfg.data.tables.customers.files]
-        files = ", ".join(str(cfg.data_path(p)) for p in paths)
-        raise InputError(f"{files}: the scoring input has no rows, only a header; nothing scored, nothing replaced")
+        spec = cfg.data.tables.customers
+        paths = [source] if source else [f.path for f in spec.files]
+        where = ", ".join(str(cfg.data_path(p)) for p in paths) or f"customers derived from {spec.derive_from}"
+        raise InputError(f"{where}: the scoring input has no rows; nothing scored, nothing replaced")
 
 
 def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int], write_rejects) -> None:

@@ -775,6 +775,7 @@ def _playbook(
     rules: list[dict] | None = None,
     outcome: dict | None = None,
     currency: str | None = None,
+    first_day: int = 0,
 ) -> list[dict]:
     """Each tier's meaning, follow-up action and mean score; with labels from rules (``rules``: the
     training's ``[{tier, when}]``) the rule that gave the tier, and with labels from outcomes
@@ -782,7 +783,7 @@ def _playbook(
     whatever the scheme's meaning says."""
     mean_score = pd.to_numeric(b.predictions["score"], errors="coerce").groupby(b.tiers.to_numpy()).mean()
     zh = b.lang == "zh"
-    happened = outcome_words(outcome, b.scheme.codes, b.lang, currency) if outcome else {}
+    happened = outcome_words(outcome, b.scheme.codes, b.lang, currency, first_day) if outcome else {}
     given: dict[str, list[str]] = {}
     for r in rules or []:
         given.setdefault(str(r["tier"]), []).append(str(r["when"]))
@@ -801,9 +802,13 @@ def _playbook(
     ]
 
 
-def outcome_words(outcome: dict, codes: list[str], lang: str, currency: str | None = None) -> dict[str, str]:
+def outcome_words(
+    outcome: dict, codes: list[str], lang: str, currency: str | None = None, first_day: int = 0
+) -> dict[str, str]:
     """Tier code -> what happened to earn it under ``labels.outcome`` (``outcome``: its fields), in words:
-    'next purchase 0–30 days after the snapshot', ...; {} when the levels do not match its windows."""
+    'next purchase 0–30 days after the snapshot', ...; {} when the levels do not match its windows.
+    ``first_day``: for ``days_to_win``, the days after its start that the features describe, in which a
+    win gives no tier (``features.entity_as_of_days``)."""
     s = strings(lang)
     kind = outcome.get("kind")
     if kind == "revenue_next_days":
@@ -817,7 +822,7 @@ def outcome_words(outcome: dict, codes: list[str], lang: str, currency: str | No
     bounds, horizon = [int(t) for t in outcome.get("thresholds_days", [])], int(outcome["horizon_days"])
     if len(codes) != len(bounds) + 2:
         return {}
-    lows = [0, *(t + 1 for t in bounds)]
+    lows = [first_day if kind == "days_to_win" else 0, *(t + 1 for t in bounds)]
     words = [s[prefix].format(low=lo, high=hi) for lo, hi in zip(lows, [*bounds, horizon], strict=True)]
     return dict(zip(codes, [*words, s[f"{prefix}_none"].format(days=horizon)], strict=True))
 
@@ -1144,7 +1149,14 @@ def build_context(
         "call_first": _call_first(b, worklist, worklist_note, currency),
         "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency),
         "summary": _summary(b, tier_rows, model_info),
-        "playbook": _playbook(b, tier_rows, model_info.get("label_rules"), model_info.get("label_outcome"), currency),
+        "playbook": _playbook(
+            b,
+            tier_rows,
+            model_info.get("label_rules"),
+            model_info.get("label_outcome"),
+            currency,
+            int(model_info.get("entity_days") or 0),
+        ),
         **_segment_sections(b, cross, cards, model_info, of_training=_of_training(segment_profile)),
         "model_card": _model_card(metrics, scheme, lang, model_info, gains),
         "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
@@ -1407,6 +1419,7 @@ def _report_context(
                 "segments_tier_ami": meta.get("segments_tier_ami"),
                 "label_rules": meta.get("label_rules"),
                 "label_outcome": meta.get("label_outcome"),
+                "entity_days": meta.get("entity_days"),
                 "version_counts": described["counts"],
                 "champion_version": described["champion"],
                 "version_from_champion": not described["counts"],

@@ -20,6 +20,7 @@ app reads (``__pyfunc_model_path__``), the limit from ``LEADTIER_SERVE_MAX_BYTES
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 
@@ -98,6 +99,7 @@ def request_values(text: str) -> str:
 
 
 ID_COLUMN = "customer_id"  # accepted beside the features, as batch predict's input has it
+IGNORED = "ignored"  # the type of a feature-table column the model does not read (input_schema)
 
 
 def request_problem(text: str, schema: dict[str, str]) -> str | None:
@@ -113,8 +115,8 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
     if isinstance(doc.get("dataframe_split"), dict):
         split = doc["dataframe_split"]
         columns, data = split.get("columns"), split.get("data")
-        if not isinstance(columns, list) or not isinstance(data, list):
-            return None
+        if not isinstance(columns, list) or not isinstance(data, list) or not all(isinstance(c, str) for c in columns):
+            return None  # MLflow refuses it itself
         rows = [dict(zip(columns, row, strict=False)) for row in data if isinstance(row, list)]
         short = [i for i, row in enumerate(data) if isinstance(row, list) and len(row) != len(columns)]
         if short:
@@ -127,19 +129,20 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
         columns = list(dict.fromkeys(k for r in rows for k in r))
     else:
         return None
-    named = [str(c) for c in columns]
+    named = list(columns)
     twice = sorted({c for c in named if named.count(c) > 1})
     if twice:
         return f"column(s) {twice} named more than once"
     unknown = [c for c in named if c not in schema and c != ID_COLUMN]
     if unknown:
         return (
-            f"unknown column(s) {clip(str(unknown), 200)}; the model reads {len(schema)} feature columns "
+            f"unknown column(s) {clip(str(unknown), 200)}; the model reads "
+            f"{sum(t != IGNORED for t in schema.values())} feature columns "
             "(its signature in MLmodel lists them) and customer_id"
         )
     for c in named:
         if schema.get(c) == "string":
-            bad = [i for i, r in enumerate(rows) if isinstance(r.get(c), (bool, int, float))]
+            bad = [i for i, r in enumerate(rows) if _number(r.get(c))]
             if bad:
                 return (
                     f"column {c!r} holds text, but row {bad[0]} gives a number or true/false; "
@@ -148,12 +151,24 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
     return None
 
 
+def _number(value) -> bool:
+    """A JSON number or true/false, not NaN (which MLflow reads as missing)."""
+    return isinstance(value, (bool, int)) or (isinstance(value, float) and not math.isnan(value))
+
+
 def input_schema(model_path: str) -> dict[str, str]:
-    """column -> type name of the model's input signature (empty without one)."""
+    """column -> type name of the model's input signature (empty without one), plus the feature table's
+    columns the model does not read (``IGNORED``: excluded by config; MLflow ignores them)."""
+    from leadtier.pipelines.tracking import NOT_READ_KEY
     from mlflow.models import Model
 
-    inputs = Model.load(model_path).get_input_schema()
-    return {c.name: c.type.name for c in inputs.inputs} if inputs is not None else {}
+    model = Model.load(model_path)
+    inputs = model.get_input_schema()
+    if inputs is None:
+        return {}
+    return {c: IGNORED for c in (model.metadata or {}).get(NOT_READ_KEY, [])} | {
+        c.name: c.type.name for c in inputs.inputs
+    }
 
 
 class RequestLimits:

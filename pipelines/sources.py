@@ -164,10 +164,13 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
             return None
         fh.seek(0)
         rows = csv.reader(fh, dialect)
-        header = next(rows, [])
-        for line, row in enumerate(rows, start=2):
-            if row and len(row) != len(header):
-                return f"line {line} has {len(row)} fields, the header has {len(header)}"
+        try:
+            header = next(rows, [])
+            for line, row in enumerate(rows, start=2):
+                if row and len(row) != len(header):
+                    return f"line {line} has {len(row)} fields, the header has {len(header)}"
+        except csv.Error:  # a field past the csv module's limit: no finding; the caller's own error stands
+            return None
     return None
 
 
@@ -182,8 +185,8 @@ def _repeated_names(path: Path, encoding: str) -> list[str]:
         header = next(csv.reader([line], csv.Sniffer().sniff(line, delimiters=",;\t|")), [])
     except csv.Error:
         return []
-    names = [h.strip() for h in header]
-    return sorted({h for h in names if h and names.count(h) > 1})
+    folded = [h.lower() for h in header]  # DuckDB's names are case-insensitive: 'Region' and 'region' clash
+    return sorted({h for h, f in zip(header, folded, strict=True) if h and folded.count(f) > 1})
 
 
 def _duck_class(dtype: str) -> str:
@@ -229,7 +232,7 @@ class DuckEngine:
                 "%s: column(s) %s appear more than once in the header; the first of each is read, the others as %s",
                 path,
                 twice,
-                [c for c in cols if any(re.fullmatch(rf"{re.escape(t)}_\d+", c) for t in twice)],
+                [c for c in cols if any(re.fullmatch(rf"{re.escape(t)}_\d+", c, re.IGNORECASE) for t in twice)],
             )
         if len(cols) == 1 and rel.startswith("read_csv") and any(d in next(iter(cols)) for d in ",;\t|"):
             where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
@@ -353,8 +356,8 @@ def _file_select(
     text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if fs.decimal == "," else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
-    if tag_rows and not cfg.data.tables.customers.derive_from:
-        _check_scored_columns(cfg, path, classes)
+    if tag_rows and spec is not cfg.data.tables.customers:  # a scoring file replaced the customers table
+        _check_scored_columns(cfg, path, fs, classes)
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
     failing: list | None = [] if tag_rows else None  # rows a derived column fails on, to reject
     columns = _source_columns(engine, table, path, fs, view, wanted, classes, out, failing)
@@ -835,15 +838,16 @@ def scoring_spec(cfg: Config, source: str | None) -> TableSpec:
     return spec.model_copy(update={"files": [spec.files[0].model_copy(update={"path": source})]})
 
 
-def _check_scored_columns(cfg: Config, path: Path, classes: dict) -> None:
-    """A scoring input (at ``path``, with columns ``classes``) that lacks an optional column the configured
-    customers file has is an error: without ``created_at`` every tenure would be scored as missing."""
-    fs = cfg.data.tables.customers.files[0]
-    trained = cfg.data_path(fs.path)
+def _check_scored_columns(cfg: Config, path: Path, fs: FileSpec, classes: dict) -> None:
+    """A scoring input (at ``path``, read as ``fs``, with columns ``classes``) that replaces the configured
+    customers file and lacks an optional column that file has is an error: without ``created_at`` every
+    tenure would be scored as missing."""
+    configured = cfg.data.tables.customers.files[0]
+    trained = cfg.data_path(configured.path)
     if trained.resolve() == path.resolve():
         return
     optional = [fs.columns.get(c, c) for c in OPTIONAL_COLUMNS["customers"] if c not in fs.derived]
-    lacking = [c for c in optional if c not in classes and c in _column_names(trained, fs)]
+    lacking = [c for c in optional if c not in classes and c in _column_names(trained, configured)]
     if lacking:
         raise InputError(
             f"{path}: column(s) {lacking} missing; the customers file {trained} has them and the model reads "

@@ -88,8 +88,12 @@ def champion_uri(cfg: Config) -> str:
     return f"models:/{cfg.mlflow.model_name}@{CHAMPION}"
 
 
+NOT_READ_KEY = "leadtier_feature_columns_not_read"
+
+
 def log_scorer(scorer: TierScorer, example: pd.DataFrame):
     """Log the scorer as a pyfunc with signature and input example (not registered: see ``register``)."""
+    not_read = [c for c in example.columns if c not in scorer.input_columns and c != ID_COLUMN]
     example = example[scorer.input_columns].head(5).copy()
     # The input schema comes from the model, not from 5 example rows (a text column that happens to
     # be empty there must still be text): categoricals are strings, every number a double.
@@ -110,6 +114,7 @@ def log_scorer(scorer: TierScorer, example: pd.DataFrame):
             artifacts={"scorer": str(path)},
             signature=signature,
             input_example=example,
+            metadata={NOT_READ_KEY: not_read},  # the REST checks accept them: feature columns the model ignores
             pip_requirements=_requirements(),
         )
 

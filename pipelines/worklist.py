@@ -175,7 +175,8 @@ def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_value
         con = duckdb.connect()
         con.register("frame", pd.DataFrame({"cell": cell.astype(object)}))
         values = pd.Series(con.execute(sql).df().iloc[:, 0].to_numpy(), index=raw.index, dtype=float)
-    bad = values.isna() & text.notna() & ~text.str.lower().isin(["", *NULL_MARKERS, *na_values])
+    infinite = text.str.lower().str.lstrip("+-").isin(["inf", "infinity"])  # missing, as the tables read them
+    bad = values.isna() & text.notna() & ~text.str.lower().isin(["", *NULL_MARKERS, *na_values]) & ~infinite
     if not bad.any():
         return values
     examples = ", ".join(clip(v, quote=True) for v in pd.unique(text[bad])[:3])

@@ -225,3 +225,20 @@ def test_customers_derived_from_an_event_log_include_the_visitors_who_never_boug
     del raw["data"]["tables"]["interactions"]
     with pytest.raises(ConfigError, match=r"derive_from names \['interactions'\], which are not configured tables"):
         _load(tmp_path, raw)
+
+
+def test_scoring_a_configured_multi_file_customers_table_checks_no_file_against_another(tmp_path):
+    (tmp_path / "a.csv").write_text("id,created\nc1,2026-01-01\n")
+    (tmp_path / "b.csv").write_text("id,signup\nc2,2026-01-02\n")
+    files = [
+        {"path": "a.csv", "columns": {"customer_id": "id", "created_at": "created"}},
+        {"path": "b.csv", "columns": {"customer_id": "id", "created_at": "signup"}},
+    ]
+    raw = {
+        "name": "two",
+        "data": {"root": str(tmp_path), "as_of": "2026-06-30", "tables": {"customers": {"files": files}}},
+        "features": {"families": ["customers"]},
+    }
+    con = connect()
+    register_all(con, _load(tmp_path, raw), with_labels=False, drop_missing_ids=False, tag_rows=True)
+    assert sorted(r[0] for r in con.execute("SELECT customer_id FROM customers").fetchall()) == ["c1", "c2"]

@@ -935,6 +935,10 @@ def test_the_playbook_says_what_happened_to_earn_each_tier_under_outcome_labels(
     )
     win = report.outcome_words({"kind": "days_to_win", "thresholds_days": [], "horizon_days": 90}, ["won", "not"], "zh")
     assert win == {"won": "开始后第 0–90 天内成交", "not": "丢单，或开始后 90 天内未成交"}
+    late = report.outcome_words(
+        {"kind": "days_to_win", "thresholds_days": [30], "horizon_days": 90}, "ABC", "en", None, 14
+    )
+    assert late["A"] == "won 14–30 days after its start"  # a win within the 14 days the features describe: no tier
     revenue = {"kind": "revenue_next_days", "cut_points": [1000, 100], "horizon_days": 180}
     assert report.outcome_words(revenue, ["high", "mid", "low"], "en", "£")["low"] == (
         "revenue below £100 in the 180 days after the snapshot"
@@ -959,9 +963,9 @@ def test_a_tier_holding_far_more_customers_than_its_probabilities_expect_is_name
     ctx = report.build_context(frame, scheme2, SEGMENT_NAMES, PROFILE, METRICS, INFO)
     notes = ctx["summary"]["inflated"]
     assert notes == [
-        f"“{scheme2.label(best, 'en')}” holds 40 customers where their probabilities expect about 10: the decision "
-        "rule gives this tier customers who are more likely in another (train.decision, decision_balance), so "
-        "within it call by score."
+        f"“{scheme2.label(best, 'en')}” holds 40 customers though their probabilities of it add up to about 10: "
+        "many in it are far from sure to belong there, so within it call by score (train.decision and "
+        "decision_balance set how readily a customer is put in a rarer tier)."
     ]
     assert notes[0] in report.render(ctx, "en")
     fair = report.build_context(make_predictions(scheme2, [best] * 40 + [rest] * 60), scheme2, SEGMENT_NAMES)

@@ -294,6 +294,12 @@ def test_a_request_the_model_would_misread_is_a_400_naming_the_column_or_row():
         "column 'cust_region' holds text, but row 0"
     )
     assert request_problem("{not json", schema) is None  # MLflow's own answer, without the body
+    nan = '{"dataframe_split": {"columns": ["cust_region", "rfm_recency_days"], "data": [[NaN, 1.0]]}}'
+    assert request_problem(nan, schema) is None  # NaN is missing to MLflow, as null is
+    assert request_problem(split([["cust_region"]], [[1]]), schema) is None  # MLflow refuses it itself
+    excluded = {**schema, "cust_lead_number": "ignored"}  # a feature-table column features.exclude keeps out
+    assert request_problem(split(["cust_region", "cust_lead_number"], [["a", 7]]), excluded) is None
+    assert "the model reads 2 feature columns" in request_problem(split(["zzz"], [[1]]), excluded)
 
 
 def test_the_server_refuses_short_rows_unknown_languages_and_a_get_with_a_reason(server, batch):
