@@ -116,6 +116,7 @@ OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
+EventTable = Literal["transactions", "interactions"]
 Encoding = Literal["utf-8", "utf-16", "latin-1"]  # what DuckDB reads without an extension
 
 
@@ -182,7 +183,7 @@ class TableSpec(_Strict):
         description="name -> lookup table joined by key onto every file (many-to-one; the key must be unique in "
         "the lookup file); its columns can be listed as attributes like the file's own",
     )
-    derive_from: list[Literal["transactions", "interactions"]] | None = Field(
+    derive_from: EventTable | list[EventTable] | None = Field(
         default=None,
         description="customers only: no customer file; one customer per id seen in these event tables "
         "(transactions, interactions or both: an event log where most visitors never buy), created at its first "
@@ -243,10 +244,10 @@ class TableSpec(_Strict):
             files.append(f)
         return {**data, "files": files}
 
-    @field_validator("derive_from", mode="before")
+    @field_validator("derive_from", mode="after")
     @classmethod
     def _one_or_more(cls, value):
-        return [value] if isinstance(value, str) else value
+        return [value] if isinstance(value, str) else value  # a list from here on
 
     @model_validator(mode="after")
     def _consistent(self) -> TableSpec:
