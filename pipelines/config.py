@@ -203,6 +203,12 @@ class TableSpec(_Strict):
     drop_exact_duplicates: bool = Field(
         default=False, description="identical rows (e.g. files that overlap in time) are kept once, and counted"
     )
+    restated_by: list[str] = Field(
+        default_factory=list,
+        description="event tables read from overlapping exports (files): canonical columns, e.g. [invoice_id], "
+        "whose rows in a later file replace the rows with the same values in every earlier file (an invoice "
+        "restated with a new amount is counted once, as the later export has it); dropped rows are counted",
+    )
     exclude: dict[str, str] = Field(
         default_factory=dict,
         description="rule name -> SQL predicate on canonical columns; matching rows are dropped and counted "
@@ -284,6 +290,22 @@ class Tables(_Strict):
         description="a stage log: one row per stage an entity entered (customer_id, stage, ts), e.g. an "
         "opportunity's pipeline history; read by the stages feature family (features.stage_order)",
     )
+
+    @model_validator(mode="after")
+    def _restated_by_canonical_event_columns(self) -> Tables:
+        for table in ("transactions", "interactions", "stages"):
+            spec = getattr(self, table)
+            canonical = [*CANONICAL_COLUMNS[table], *OPTIONAL_COLUMNS[table]]
+            bad = sorted(set(spec.restated_by) - set(canonical)) if spec is not None else []
+            if bad:
+                raise ValueError(
+                    f"{table}.restated_by: {bad} are not canonical columns of {table}; allowed: {canonical}"
+                )
+        for table in ("customers", "labels", "outcomes"):
+            spec = getattr(self, table)
+            if spec is not None and spec.restated_by:
+                raise ValueError(f"{table}.restated_by: only event tables (transactions, interactions, stages) take it")
+        return self
 
     @model_validator(mode="after")
     def _derived_from_configured(self) -> Tables:

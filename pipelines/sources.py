@@ -40,6 +40,7 @@ class TableStats:
     table: str
     files: dict[str, int] = field(default_factory=dict)
     duplicates_dropped: int = 0
+    restated: int = 0  # rows replaced by a later file's rows with the same ``restated_by`` values
     excluded: dict[str, int] = field(default_factory=dict)
     missing_id: int = 0
     rows: int = 0
@@ -58,6 +59,7 @@ class TableStats:
             "rows_read": sum(self.files.values()),
             "files": self.files,
             "duplicates_dropped": self.duplicates_dropped,
+            "restated": self.restated,
             "excluded": self.excluded,
             "missing_id": self.missing_id,
             "bad_ids": self.bad_ids,
@@ -745,6 +747,8 @@ def register_table(
         _file_select(engine, cfg, table, spec, fs, stats, f"{name}__file{i}", tag_rows)
         for i, fs in enumerate(spec.files)
     ]
+    if spec.restated_by and not tag_rows:  # which file each row comes from, later files numbered higher
+        selects = [f"SELECT *, {i} AS {FILE_ORDER} FROM ({s})" for i, s in enumerate(selects)]
     union = "\nUNION ALL\n".join(f"({s})" for s in selects)
     if tag_rows:
         return _tag_rows(engine, table, name, spec, union, stats)
@@ -758,11 +762,14 @@ def _clean_rows(engine, table: str, name: str, spec: TableSpec, union: str, stat
     # Big event logs stay views over the files (the engine scans them in the feature query); a table is
     # materialised only where rows must be compared or counted against rules, and for customers.
     # The source itself is kept only when rules pass over it more than once.
-    several_passes = spec.drop_exact_duplicates or bool(spec.exclude)
+    several_passes = spec.drop_exact_duplicates or bool(spec.exclude) or bool(spec.restated_by)
     source = f"{name}__src"
+    if spec.restated_by:
+        union = _latest_files(engine, name, spec.restated_by, union, stats)
     engine.create(source, f"SELECT DISTINCT * FROM ({union})" if spec.drop_exact_duplicates else union, several_passes)
     if spec.drop_exact_duplicates:
-        stats.duplicates_dropped = n_raw - engine.rows(f"SELECT count(*) FROM {source}")[0][0]
+        stats.duplicates_dropped = n_raw - stats.restated - engine.rows(f"SELECT count(*) FROM {source}")[0][0]
+    if spec.drop_exact_duplicates or spec.restated_by:
         stats.missing_id = engine.rows(f"SELECT count(*) FROM {source} WHERE customer_id IS NULL")[0][0]
     else:
         stats.missing_id = stats.raw_missing_id
@@ -774,9 +781,34 @@ def _clean_rows(engine, table: str, name: str, spec: TableSpec, union: str, stat
         where += f" AND NOT {cond}"
     engine.create(name, f"SELECT * FROM {source} WHERE {where}", several_passes or table == "customers")
     stats.rows = (
-        n_raw - stats.duplicates_dropped - (stats.missing_id if drop_missing_ids else 0) - sum(stats.excluded.values())
+        n_raw
+        - stats.restated
+        - stats.duplicates_dropped
+        - (stats.missing_id if drop_missing_ids else 0)
+        - sum(stats.excluded.values())
     )
     return stats
+
+
+FILE_ORDER = "file_order__"  # a row's file, in config order (``restated_by``)
+
+
+def _latest_files(engine, name: str, keys: list[str], union: str, stats: TableStats) -> str:
+    """The rows of ``union`` (files numbered in :data:`FILE_ORDER`) less those whose ``keys`` a later
+    file also has: each key's rows come from the last file holding it; a row with a missing key stays.
+    Materialised as ``<name>__files``; the rows dropped are counted in ``stats.restated``."""
+    numbered = f"{name}__files"
+    engine.create(numbered, union, materialize=True)
+    cols = [c for c in engine.columns(numbered) if c != FILE_ORDER]
+    on = ", ".join(ident(k) for k in keys)
+    missing = " OR ".join(f"{ident(k)} IS NULL" for k in keys)
+    latest = (
+        f"SELECT {', '.join(ident(c) for c in cols)} FROM (SELECT *, max({FILE_ORDER}) OVER (PARTITION BY {on}) "
+        f"AS latest__ FROM {numbered}) AS t WHERE {FILE_ORDER} = latest__ OR {missing}"
+    )
+    total = engine.rows(f"SELECT count(*) FROM {numbered}")[0][0]
+    stats.restated = int(total - engine.rows(f"SELECT count(*) FROM ({latest}) AS k")[0][0])
+    return latest
 
 
 def _rule_rows(engine, table: str, rule: str, sql: str) -> list:

@@ -130,6 +130,9 @@ def _reading_problems(stats: dict[str, TableStats], files: dict[str, str]) -> li
                     "warning", name, files[name], "customer_id", st.missing_id, [], "have no customer id (excluded)"
                 )
             )
+        if st.restated:
+            restated = "are restated in a later file (restated_by: the later file's rows are kept)"
+            problems.append(Problem("info", name, files[name], "*", st.restated, [], restated))
         if st.duplicates_dropped:
             duplicates = "are exact duplicates of another row (kept once)"
             problems.append(Problem("warning", name, files[name], "*", st.duplicates_dropped, [], duplicates))

@@ -242,3 +242,37 @@ def test_scoring_a_configured_multi_file_customers_table_checks_no_file_against_
     con = connect()
     register_all(con, _load(tmp_path, raw), with_labels=False, drop_missing_ids=False, tag_rows=True)
     assert sorted(r[0] for r in con.execute("SELECT customer_id FROM customers").fetchall()) == ["c1", "c2"]
+
+
+def test_a_later_export_replaces_the_rows_an_earlier_one_has_for_the_same_invoice(tmp_path, engine, caplog):
+    (tmp_path / "customers.csv").write_text("id,created\nc1,2026-01-01\nc2,2026-01-01\n")
+    (tmp_path / "jan.csv").write_text(
+        "id,invoice,ts,amount,qty\nc1,i1,2026-01-05,10,1\nc1,i2,2026-01-20,5,1\nc1,i2,2026-01-20,5,1\nc2,,2026-01-21,3,1\n"
+    )
+    (tmp_path / "feb.csv").write_text("id,invoice,ts,amount,qty\nc1,i2,2026-01-20,7,1\nc2,i3,2026-02-02,4,2\n")
+    columns = {"customer_id": "id", "invoice_id": "invoice", "ts": "ts", "amount": "amount", "quantity": "qty"}
+    raw = {
+        "name": "restated",
+        "data": {
+            "root": str(tmp_path),
+            "as_of": "2026-06-30",
+            "tables": {
+                "customers": {"path": "customers.csv", "columns": {"customer_id": "id", "created_at": "created"}},
+                "transactions": {
+                    "files": [{"path": "jan.csv"}, {"path": "feb.csv"}],
+                    "columns": columns,
+                    "restated_by": ["invoice_id"],
+                },
+            },
+        },
+        "features": {"families": ["customers", "rfm"]},
+    }
+    with caplog.at_level(logging.INFO):
+        stats = register_all(engine, _load(tmp_path, raw))
+    got = sorted(engine.rows("SELECT invoice_id, amount FROM transactions"), key=str)
+    # i2 twice in January (two lines), once restated in February: February's line only; no invoice: kept
+    assert got == sorted([("i1", 10.0), ("i2", 7.0), ("i3", 4.0), (None, 3.0)], key=str)
+    assert stats["transactions"].restated == 2 and stats["transactions"].rows == 4
+    raw["data"]["tables"]["transactions"]["restated_by"] = ["invoice"]
+    with pytest.raises(ConfigError, match=r"transactions.restated_by: \['invoice'\] are not canonical columns"):
+        _load(tmp_path, raw)
