@@ -60,8 +60,11 @@ def pandas_features(
     # monetary is the net spend over every line (returns included)
     tx = transactions[(transactions["ts"] < as_of_ts) & transactions["customer_id"].notna()]
     tx = tx.assign(age_days=(as_of_ts - tx["ts"].dt.normalize()).dt.days)
+    # a line without an invoice id is an invoice of its own, one per customer and timestamp
+    invoice = tx["invoice_id"].astype("object").where(tx["invoice_id"].notna(), "no invoice " + tx["ts"].astype(str))
     purchases = (
-        tx.groupby(["customer_id", "invoice_id"], dropna=False, sort=False)
+        tx.assign(invoice_id=invoice)
+        .groupby(["customer_id", "invoice_id"], dropna=False, sort=False)
         .agg(age_days=("age_days", "max"), amount=("amount", "sum"))
         .reset_index()
     )

@@ -305,6 +305,12 @@ class Tables(_Strict):
             spec = getattr(self, table)
             if spec is not None and spec.restated_by:
                 raise ValueError(f"{table}.restated_by: only event tables (transactions, interactions, stages) take it")
+        for table in ("transactions", "interactions", "stages"):
+            spec = getattr(self, table)
+            if spec is not None and spec.restated_by and len(spec.files) < 2:
+                raise ValueError(
+                    f"{table}.restated_by: a later file replaces an earlier one's rows; list the files under 'files'"
+                )
         return self
 
     @model_validator(mode="after")
@@ -908,7 +914,7 @@ class WorklistConfig(_Strict):
         default=None,
         description="defer a customer with an interaction within this many days before the plan start; null: never",
     )
-    contact_types: list[str] | None = Field(
+    contact_types: Annotated[list[str], Field(min_length=1)] | None = Field(
         default=None,
         description="the interaction types that are contacts by the sales team (e.g. [call, email, meeting]): the "
         "worklist's last contact and defer_contacted_days read only these; null: every interaction (in an event "

@@ -864,7 +864,11 @@ def scoring_spec(cfg: Config, source: str | None) -> TableSpec:
     ``predict.input``) its first file replaced by that file."""
     spec = cfg.data.tables.customers
     if source and spec.derive_from:
-        raise InputError(f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}")
+        raise InputError(
+            f"tables.customers.derive_from is set: there is no customers file to replace with {source!r}; predict "
+            "scores every customer of the event tables it names. To score prospects from a file, give customers "
+            "a file (path) with their ids instead of derive_from"
+        )
     if not source:
         return spec
     return spec.model_copy(update={"files": [spec.files[0].model_copy(update={"path": source})]})

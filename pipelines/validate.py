@@ -83,11 +83,15 @@ def _customer_checks(cfg: Config, as_of: dt.date) -> list[Check]:
     return checks
 
 
+NO_INVOICE = "have no invoice_id (each counts as a purchase of its own, one per customer and timestamp)"
+
+
 def _event_checks(cfg: Config, tables: set[str], as_of: dt.date) -> list[Check]:
     checks: list[Check] = []
     if "transactions" in tables:
         checks += [
             ("transactions", "amount", "warning", "amount IS NULL", "have no amount (count as 0)", "invoice_id"),
+            ("transactions", "invoice_id", "warning", "invoice_id IS NULL", NO_INVOICE, "customer_id"),
             ("transactions", "ts", "warning", "ts IS NULL", "have no timestamp (ignored)", "invoice_id"),
             _future("transactions", as_of),
         ]

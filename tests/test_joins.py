@@ -276,3 +276,29 @@ def test_a_later_export_replaces_the_rows_an_earlier_one_has_for_the_same_invoic
     raw["data"]["tables"]["transactions"]["restated_by"] = ["invoice"]
     with pytest.raises(ConfigError, match=r"transactions.restated_by: \['invoice'\] are not canonical columns"):
         _load(tmp_path, raw)
+
+
+def test_purchase_lines_without_an_invoice_id_are_purchases_of_their_own_and_warned(tmp_path, caplog):
+    from leadtier.pipelines.features import build
+
+    (tmp_path / "customers.csv").write_text("id,created\nc1,2026-01-01\n")
+    (tmp_path / "tx.csv").write_text(
+        "id,invoice,ts,amount,qty\nc1,,2026-02-10,5,1\nc1,,2026-03-10,7,1\nc1,i1,2026-03-12,3,1\nc1,i1,2026-03-12,4,1\n"
+    )
+    columns = {"customer_id": "id", "invoice_id": "invoice", "ts": "ts", "amount": "amount", "quantity": "qty"}
+    raw = {
+        "name": "no-invoice",
+        "data": {
+            "root": str(tmp_path),
+            "as_of": "2026-06-30",
+            "tables": {
+                "customers": {"path": "customers.csv", "columns": {"customer_id": "id", "created_at": "created"}},
+                "transactions": {"path": "tx.csv", "columns": columns},
+            },
+        },
+        "features": {"families": ["customers", "rfm"]},
+    }
+    with caplog.at_level(logging.WARNING):
+        feats = build(_load(tmp_path, raw), with_labels=False).features.set_index("customer_id")
+    assert (feats.loc["c1", "rfm_frequency"], feats.loc["c1", "rfm_monetary"]) == (3, 19.0)  # two dates, one invoice
+    assert "2 row(s) have no invoice_id (each counts as a purchase of its own" in caplog.text

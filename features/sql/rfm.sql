@@ -10,7 +10,9 @@
 -- is an integer below 2^53, so totals, ranks and the "sums to a positive amount" test are exact and
 -- never depend on the order in which the engine adds lines (up to 900 billion per customer).
 WITH tx AS (
-    SELECT customer_id, invoice_id, round(amount * 10000) AS amount,   -- 1/10,000ths, see above
+    -- a line without an invoice id is an invoice of its own, one per customer and timestamp
+    SELECT customer_id, coalesce(invoice_id, 'no invoice ' || CAST(ts AS VARCHAR)) AS invoice_id,
+           round(amount * 10000) AS amount,   -- 1/10,000ths, see above
            date_diff('day', CAST(ts AS DATE), :as_of) AS age_days
     FROM transactions
     WHERE ts < :as_of
