@@ -154,20 +154,36 @@ def _starts_with(path: Path, magic: bytes) -> bool:
         return fh.read(len(magic)) == magic
 
 
+def _codec(encoding: str) -> str:
+    """Python's codec for a file's configured ``encoding`` (UTF-8 with or without a byte-order mark)."""
+    return {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
+
+
+def _csv_header(path: Path, encoding: str):
+    """A CSV's dialect (sniffed from its header line) and header fields; None when no dialect fits."""
+    import csv
+
+    with path.open(newline="", encoding=_codec(encoding), errors="replace") as fh:
+        line = fh.readline()
+    try:
+        dialect = csv.Sniffer().sniff(line, delimiters=",;\t|")
+    except csv.Error:
+        return None
+    return dialect, next(csv.reader([line], dialect), [])
+
+
 def _ragged_line(path: Path, encoding: str) -> str | None:
     """Where a CSV's rows stop matching its header's field count (DuckDB then reads one column)."""
     import csv
 
-    codec = {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
-    with path.open(newline="", encoding=codec, errors="replace") as fh:
-        try:  # the delimiter, from the header line
-            dialect = csv.Sniffer().sniff(fh.readline(), delimiters=",;\t|")
-        except csv.Error:
-            return None
-        fh.seek(0)
+    sniffed = _csv_header(path, encoding)
+    if sniffed is None:
+        return None
+    dialect, header = sniffed
+    with path.open(newline="", encoding=_codec(encoding), errors="replace") as fh:
         rows = csv.reader(fh, dialect)
         try:
-            header = next(rows, [])
+            next(rows, None)
             for line, row in enumerate(rows, start=2):
                 if row and len(row) != len(header):
                     return f"line {line} has {len(row)} fields, the header has {len(header)}"
@@ -178,15 +194,8 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
 
 def _repeated_names(path: Path, encoding: str) -> list[str]:
     """The names a CSV's header line holds more than once."""
-    import csv
-
-    codec = {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
-    with path.open(newline="", encoding=codec, errors="replace") as fh:
-        line = fh.readline()
-    try:
-        header = next(csv.reader([line], csv.Sniffer().sniff(line, delimiters=",;\t|")), [])
-    except csv.Error:
-        return []
+    sniffed = _csv_header(path, encoding)
+    header = sniffed[1] if sniffed else []
     folded = [h.lower() for h in header]  # DuckDB's names are case-insensitive: 'Region' and 'region' clash
     return sorted({h for h, f in zip(header, folded, strict=True) if h and folded.count(f) > 1})
 
