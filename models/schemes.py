@@ -40,6 +40,12 @@ class TierLevel(BaseModel):
     meaning_zh: str = ""
     action_en: str = ""
     action_zh: str = ""
+    within_days: int | None = Field(
+        default=None,
+        ge=0,
+        description="the days this level's names promise (e.g. 30 for 'closes within 1 month'); an outcome "
+        "label's windows must match",
+    )
     checklists: dict[str, Checklist] = Field(
         default_factory=dict,
         description="party (e.g. owner, installer) -> what must be true of it at this level",
@@ -65,6 +71,20 @@ class TierScheme(BaseModel):
     @property
     def codes(self) -> list[str]:
         return [lv.code for lv in self.levels]
+
+    def window_mismatch(self, bounds: list[int]) -> str | None:
+        """How the days the level names promise (``within_days``) differ from an outcome label's upper
+        bounds per level (``bounds[i]`` for the i-th level, best first); None when they agree."""
+        promised = [(i, lv) for i, lv in enumerate(self.levels) if lv.within_days is not None]
+        wrong = [(lv, bounds[i] if i < len(bounds) else None) for i, lv in promised]
+        wrong = [(lv, b) for lv, b in wrong if b != lv.within_days]
+        if not wrong:
+            return None
+        return "; ".join(
+            f"{lv.code} ({lv.en!r}) promises {lv.within_days} days, the label gives "
+            + ("no window" if b is None else f"{b}")
+            for lv, b in wrong
+        )
 
     def level(self, code: str) -> TierLevel:
         for lv in self.levels:

@@ -1043,6 +1043,8 @@ class Config(_Strict):
                     f"labels.outcome.horizon_days ({oc.horizon_days}) must exceed the last threshold "
                     f"({oc.thresholds_days[-1]})"
                 )
+        if self.labels.source == "outcome" and oc.kind in ("days_to_win", "days_to_next_purchase"):
+            self._windows_fit()
         if self.train.primary_metric in ("roc_auc", "pr_auc") and k != 2:
             raise ValueError(
                 f"train.primary_metric {self.train.primary_metric!r} needs a two-level scheme; "
@@ -1061,6 +1063,19 @@ class Config(_Strict):
         if self.train.evaluation == "backtest" and not self.snapshots.eval_as_of:
             raise ValueError("train.evaluation 'backtest' needs snapshots.train_as_of and snapshots.eval_as_of")
         return self
+
+    def _windows_fit(self) -> None:
+        """The days a scheme's level names promise (``within_days``) are the label's windows: a tier named
+        'closes within 1 month' is not labelled by a 14-day window."""
+        oc = self.labels.outcome
+        wrong = self.scheme.window_mismatch([*oc.thresholds_days, oc.horizon_days])
+        if wrong:
+            promised = [lv.within_days for lv in self.scheme.levels if lv.within_days is not None]
+            raise ValueError(
+                f"labels.outcome.thresholds_days {oc.thresholds_days} do not match the windows scheme "
+                f"{self.labels.scheme!r} names its levels by: {wrong}. Set thresholds_days to start with "
+                f"{promised}, or add a scheme under schemes: whose names say your windows (see docs/config.md)"
+            )
 
     def _survival_fits(self) -> None:
         """train.model survival or best: time-to-event labels and evaluation rows apart from training rows."""

@@ -108,6 +108,8 @@ def outcome_world(tmp_path_factory):
     def outcome(cfg):
         cfg.labels.source = "outcome"
         cfg.data.as_of = dt.date(2025, 12, 31)
+        for level in cfg.scheme.levels:  # windows shorter than the level names promise: names without days
+            level.within_days = None
         cfg.labels.outcome.thresholds_days = [15, 45, 90]
         cfg.labels.outcome.horizon_days = 120
         cfg.train.min_per_tier = 2

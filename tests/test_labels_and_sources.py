@@ -164,6 +164,8 @@ def _retail_like(tmp_path):
     b.to_parquet(tmp_path / "online_retail" / "online_retail_2010-12_2011-12.parquet", index=False)
     cfg = load_config(REPO / "configs" / "online_retail.yaml", data_root=str(tmp_path))
     cfg.train.model = "classifier"  # these tests are about the tier labels; the survival rows have their own
+    for level in cfg.scheme.levels:  # short label windows on a handful of days: no level names promise days
+        level.within_days = None
     return cfg
 
 
@@ -290,6 +292,11 @@ def test_an_export_date_given_in_the_config_is_where_outcomes_end(tmp_path):
         (lambda r: r["labels"]["outcome"].update(thresholds_days=[90, 30, 180]), "strictly increasing"),
         (lambda r: r["labels"]["outcome"].update(horizon_days=100), "must exceed the last threshold"),
         (lambda r: r["labels"]["outcome"].update(thresholds_days=[30, 90]), "has 5 levels but"),
+        (
+            lambda r: r["labels"]["outcome"].update(thresholds_days=[14, 90, 180]),
+            r"do not match the windows scheme 'time_to_close' names its levels by: A \('A - closes within 1 "
+            r"month'\) promises 30 days, the label gives 14\. Set thresholds_days to start with \[30, 90, 180\]",
+        ),
         (lambda r: r["snapshots"].update(train_as_of=["2011-06-01"]), "must precede the evaluation"),
     ],
 )
