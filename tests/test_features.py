@@ -183,6 +183,32 @@ def test_a_customer_scored_in_a_small_file_gets_the_features_of_the_full_run(dem
     assert not among_themselves[scores].equals(alone[scores])
 
 
+def test_a_scored_buyer_outside_the_customer_base_ranks_as_if_it_joined_it(demo_data):
+    """New prospects who already bought are scored against the base's buyers, never as 'no purchase' (0)."""
+    cfg = demo_data
+    full = build(cfg, with_labels=False).features.set_index("customer_id")
+    customers = pd.read_parquet(cfg.data_path("customers.parquet"))
+    buyers = full.index[full["rfm_frequency"] > 0]
+    new_ids = list(buyers[::40])  # spread over the ranks
+    is_new = customers["customer_id"].astype(str).isin(new_ids)
+    customers[is_new].to_parquet(cfg.data_path("prospects.parquet"), index=False)
+    customers[~is_new].to_parquet(cfg.data_path("customers.parquet"), index=False)  # not in the base
+    scoring = cfg.model_copy(update={"predict": cfg.predict.model_copy(update={"input": "prospects.parquet"})})
+    scored = features_of(scoring, new_ids, cfg.data.as_of).set_index("customer_id").loc[new_ids]
+    base = full.loc[buyers.difference(new_ids)]
+    for score, source, better_is_lower in (
+        ("rfm_r_score", "rfm_recency_days", True),
+        ("rfm_f_score", "rfm_frequency", False),
+        ("rfm_m_score", "rfm_monetary", False),
+    ):
+        mine = full.loc[new_ids, source].to_numpy()[:, None]
+        below = (base[source].to_numpy() > mine) if better_is_lower else (base[source].to_numpy() < mine)
+        expected = np.minimum(5, 1 + np.floor(5 * below.sum(axis=1) / len(base)))
+        np.testing.assert_array_equal(scored[score].to_numpy(dtype=float), expected, err_msg=score)
+    assert scored["rfm_r_score"].min() >= 1 and scored["rfm_r_score"].nunique() > 2
+    assert (scored["rfm_segment"] != "no_purchase").all()
+
+
 def test_feature_build_is_deterministic(demo_data, monkeypatch):
     """Bit for bit, even when DuckDB adds up many small row groups on several threads."""
     import leadtier.pipelines.features as stage

@@ -218,7 +218,7 @@ def test_transpiled_sql_is_spark_sql():
     sql = sp.feature_sql(cfg, AS_OF)
     assert "DATEDIFF(CAST('2026-06-30' AS DATE), CAST(ts AS DATE))" in sql  # calendar days, no time zone
     assert "DATEDIFF(DAY" not in sql
-    assert "FILTER(WHERE" in sql and "COUNT_IF(" in sql and "PERCENT_RANK()" in sql
+    assert "FILTER(WHERE" in sql and "COUNT_IF(" in sql and "SUM(base) OVER (PARTITION BY rfm_frequency)" in sql
     assert sql.rstrip().endswith("NULLS LAST")  # DuckDB's default null order, made explicit
     assert "ORDER BY customer_id" not in sp.feature_sql(cfg, AS_OF, ordered=False)
 

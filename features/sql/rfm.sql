@@ -3,8 +3,9 @@
 -- A purchase is an invoice whose lines sum to a positive amount; negative lines are returns.
 -- Quintile scores (1 = worst, 5 = best) rank a customer against the buyers of the customer base:
 -- the customers table, or, when a scoring run replaces it with a prospects file, the configured
--- customers table (the template's `population`). A customer scored alone gets the same scores as in
--- the full run, and event rows of unknown customers change nobody's. No purchase scores 0.
+-- customers table (the template's `population`); a scored buyer outside the base ranks as if it joined
+-- it. A customer scored alone gets the same scores as in the full run, and event rows of unknown
+-- customers change nobody's. No purchase scores 0.
 -- rfm_segment names the classic R x F grid cells.
 -- Money is added in whole 1/10,000ths of the currency unit (integer-valued doubles): every partial sum
 -- is an integer below 2^53, so totals, ranks and the "sums to a positive amount" test are exact and
@@ -60,13 +61,26 @@ customer_invoices AS (   -- per customer first, joined to all customers below
     FROM invoices
     GROUP BY customer_id
 ),
-scores AS (   -- quintiles among the customer base's buyers, scored or not (the others score 0 below)
-    SELECT customer_id,
-        least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_recency_days DESC))) AS rfm_r_score,
-        least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY rfm_frequency))) AS rfm_f_score,
-        least(5, 1 + floor(5 * percent_rank() OVER (ORDER BY net_amount))) AS rfm_m_score
+buyers AS (   -- the customer base's buyers (base 1) and the scored buyers outside it (base 0)
+    SELECT customer_id, rfm_recency_days, rfm_frequency, net_amount,
+           CASE WHEN customer_id IN (SELECT customer_id FROM {{ population }}) THEN 1 ELSE 0 END AS base
     FROM customer_invoices
-    WHERE rfm_frequency > 0 AND customer_id IN (SELECT customer_id FROM {{ population }})
+    WHERE rfm_frequency > 0
+      AND (customer_id IN (SELECT customer_id FROM {{ population }}) OR customer_id IN (SELECT customer_id FROM customers))
+),
+below AS (   -- per buyer and axis: how many of the base's buyers rank strictly below it (ties excluded)
+    SELECT customer_id, sum(base) OVER () - base AS others,
+        sum(base) OVER (ORDER BY rfm_recency_days DESC) - sum(base) OVER (PARTITION BY rfm_recency_days) AS r_below,
+        sum(base) OVER (ORDER BY rfm_frequency) - sum(base) OVER (PARTITION BY rfm_frequency) AS f_below,
+        sum(base) OVER (ORDER BY net_amount) - sum(base) OVER (PARTITION BY net_amount) AS m_below
+    FROM buyers
+),
+scores AS (   -- quintiles: a base buyer's percent_rank among the base's buyers; one outside as if it joined them
+    SELECT customer_id,
+        least(5, 1 + floor(5 * coalesce(r_below / nullif(others, 0), 0))) AS rfm_r_score,
+        least(5, 1 + floor(5 * coalesce(f_below / nullif(others, 0), 0))) AS rfm_f_score,
+        least(5, 1 + floor(5 * coalesce(m_below / nullif(others, 0), 0))) AS rfm_m_score
+    FROM below
 ),
 breadth AS (   -- reads the lines again: cheaper than keeping tx in memory for a second pass
     SELECT customer_id,
