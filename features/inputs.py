@@ -125,11 +125,29 @@ def id_as_written(col: str, cls: str) -> str:
 # --------------------------------------------------------------------------- numbers
 
 
+# a number written with a decimal comma: digits, optionally grouped by thousands ('.', a space, a no-break
+# or a narrow no-break space, three digits a group), then ',' and the decimals, then an exponent. A '.'
+# that groups no three digits ('12.5', '1,234.56') is no such number: an error, never a guess.
+_GROUP_MARKS = ". \u00a0\u202f"
+_COMMA_NUMBER = f"^[+-]?([0-9]{{1,3}}([{_GROUP_MARKS}][0-9]{{3}})+|[0-9]+)(,[0-9]*)?([eE][+-]?[0-9]+)?$"
+_NOT_FINITE_WORD = "^[+-]?(nan|inf|infinity)$"
+
+
 def number_text(col: str, decimal: str = ".") -> str:
     """Text as a number's source: blank (spaces only) is missing, as an empty CSV cell is. With a decimal
-    comma ('1.234,56') the thousands separators ('.' and spaces) go and the comma becomes a point."""
-    text = col if decimal == "." else f"replace(replace(replace(trim({col}), '.', ''), ' ', ''), ',', '.')"
-    return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {text} END"
+    comma ('1.234,56') the thousands separators go and the comma becomes a point; text that is not such
+    a number (see ``_COMMA_NUMBER``) is NULL, and :func:`number_checks` counts it as bad."""
+    if decimal == ".":
+        return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END"
+    text = f"trim({col})"
+    plain = text
+    for mark in _GROUP_MARKS:
+        plain = f"replace({plain}, {lit(mark)}, '')"
+    return (
+        f"CASE WHEN {text} = '' THEN NULL "
+        f"WHEN regexp_matches({text}, {lit(_COMMA_NUMBER)}) THEN replace({plain}, ',', '.') "
+        f"WHEN regexp_matches(lower({text}), {lit(_NOT_FINITE_WORD)}) THEN {text} END"
+    )
 
 
 def number_checks(col: str, cls: str, kind: str, decimal: str = ".") -> dict[str, str]:
@@ -140,7 +158,8 @@ def number_checks(col: str, cls: str, kind: str, decimal: str = ".") -> dict[str
         value = number_text(col, decimal)
         as_double = f"TRY_CAST({value} AS DOUBLE)"
         return {
-            "bad": f"{value} IS NOT NULL AND TRY_CAST({value} AS {target}) IS NULL AND {as_double} IS NULL",
+            "bad": f"coalesce(trim({col}) <> '', false) AND ({value} IS NULL OR "
+            f"(TRY_CAST({value} AS {target}) IS NULL AND {as_double} IS NULL))",
             "not_finite": f"coalesce({not_finite(as_double)}, false)",
         }
     if cls == FLOAT:

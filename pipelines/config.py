@@ -136,8 +136,8 @@ class FileSpec(_Strict):
     encoding: Encoding = Field(default="utf-8", description="text encoding of a CSV file")
     decimal: Literal[".", ","] = Field(
         default=".",
-        description="the decimal mark of numbers written as text: ',' reads '1.234,56' as 1234.56 (a '.' or space "
-        "between thousands is dropped)",
+        description="the decimal mark of numbers written as text: ',' reads '1.234,56' as 1234.56 (a '.' or a space "
+        "groups thousands, three digits a group; '12.5' is no number there)",
     )
     derived: dict[str, str] = Field(
         default_factory=dict,

@@ -697,10 +697,16 @@ def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cl
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
         ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")
-        problem = (
-            f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers; e.g. {ex}"
+        grammar = (
+            " with decimal ',' (a '.' only groups thousands, three digits a group: '1.234,56')"
+            if decimal == ","
+            else ""
         )
-        _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number")
+        problem = (
+            f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers"
+            f"{grammar}; e.g. {ex}"
+        )
+        _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number{grammar}")
     n_inf = int(counts.get(f"not_finite:{canon}") or 0)
     if n_inf:
         stats.not_finite[src] = stats.not_finite.get(src, 0) + n_inf

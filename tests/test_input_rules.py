@@ -186,6 +186,26 @@ def test_numbers_with_a_decimal_comma_read_as_the_file_means_them(engine, tmp_pa
         InputError, match=r"a\.csv: column 'Betrag' \(transactions\.amount\) has 1 value\(s\).*'12,5,0'"
     ):
         register_all(engine, cfg, with_labels=False)
+    # a colleague's file with decimal points: '12.5' and '1,234.56' are no numbers there, never 125 or 1.23456;
+    # French Excel groups thousands with a (narrow) no-break space
+    (tmp_path / "a.csv").write_text(
+        "Kunde;Datum;Beleg;Betrag;Menge\nk1;2026-01-02;b1;1\u202f000,5;2\nk2;2026-01-02;b2;1\u00a0234;1\n"
+        "k1;2026-01-03;b3;12.5;1\nk2;2026-01-03;b4;1,234.56;1\nk1;2026-01-04;b5;1.2345,6;1\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        InputError,
+        match=r"column 'Betrag' \(transactions\.amount\) has 3 value\(s\) that are not numbers with decimal ',' "
+        r"\(a '\.' only groups thousands, three digits a group: '1\.234,56'\); "
+        r"e\.g\. '12\.5', '1,234\.56', '1\.2345,6'",
+    ):
+        register_all(engine, cfg, with_labels=False)
+    (tmp_path / "a.csv").write_text(
+        "Kunde;Datum;Beleg;Betrag;Menge\nk1;2026-01-02;b1;1\u202f000,5;2\nk2;2026-01-02;b2;1\u00a0234;1\n",
+        encoding="utf-8",
+    )
+    register_all(engine, cfg, with_labels=False)
+    assert sorted(_rows(engine, "SELECT amount FROM transactions")) == [(1000.5,), (1234.0,)]
 
 
 OFFSETS = """id,ts,inv,amount,quantity
