@@ -1,9 +1,11 @@
-"""Which single features tell labelled rows from unlabelled ones: censoring proxies.
+"""Single features that tell too much: censoring proxies and one-tier giveaways.
 
 A feature that alone predicts whether a row *has* a label (for example a field filled in only once a deal
 closes, or the days an entity has been open) lets a model learn the label's availability instead of the
 tier. ``label_presence_auc`` measures each feature's power to do that as a ROC AUC, oriented so that 0.5
-is none and 1.0 is perfect whichever way the feature points.
+is none and 1.0 is perfect whichever way the feature points. ``tier_giveaway_auc`` measures the same for
+each tier against the others: an attribute that alone picks out one tier (a deal's current stage picks out
+the lost ones) may be recorded after the outcome.
 """
 
 from __future__ import annotations
@@ -51,3 +53,23 @@ def label_presence_auc(
         auc = float(roc_auc_score(y, score)) if np.ptp(score) > 0 else 0.5
         aucs[col] = max(auc, 1.0 - auc)
     return pd.Series(aucs, name="label_presence_auc", dtype="float64").sort_values(ascending=False, kind="stable")
+
+
+def tier_giveaway_auc(
+    X: pd.DataFrame, tiers, min_count: int = 20, max_rows: int = 50_000, seed: int = 0
+) -> pd.DataFrame:
+    """Per column of ``X``: the tier that column alone picks out best from the others and its oriented
+    ROC AUC (:func:`label_presence_auc` of ``tiers == tier``), highest first; columns ``tier`` and ``auc``.
+    Rows beyond ``max_rows`` are sampled (seeded); tiers with fewer than ``min_count`` rows are skipped."""
+    y = pd.Series(tiers, index=X.index).astype(str)
+    if len(y) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
+        X, y = X.iloc[keep], y.iloc[keep]
+    best = pd.DataFrame({"tier": pd.Series(dtype="str"), "auc": pd.Series(dtype="float64")})
+    for tier, n in y.value_counts().sort_index().items():
+        if n < min_count or n == len(y):
+            continue
+        auc = label_presence_auc(X, (y == tier).to_numpy(), min_count=min_count, max_rows=max_rows, seed=seed)
+        better = auc.index[auc > best["auc"].reindex(auc.index).fillna(0.0)]
+        best = pd.concat([best.drop(better, errors="ignore"), pd.DataFrame({"tier": tier, "auc": auc[better]})])
+    return best.sort_values("auc", ascending=False, kind="stable")

@@ -787,6 +787,13 @@ class TrainConfig(_Strict):
         "never labelled) with a ROC AUC at or above this: it may stand in for the label's availability rather "
         "than the tier (keep it out with features.exclude); null: do not check",
     )
+    giveaway_auc: Annotated[float, Field(gt=0.5, le=1)] | None = Field(
+        default=0.95,
+        description="name every attribute of the customers table (read as exported, with no date of its own) "
+        "that alone picks out one tier from the others with a ROC AUC at or above this: it may have been "
+        "recorded after the outcome (a deal's current stage, a close date); list such a column under leaky. "
+        "Event features are cut at the as-of date and are not checked; null: do not check",
+    )
     semi_supervised: SemiSupervisedConfig = Field(default_factory=SemiSupervisedConfig)
     floors: FloorsConfig = Field(default_factory=FloorsConfig)
     gate: GateConfig = Field(default_factory=GateConfig)

@@ -529,6 +529,10 @@ def _label_notes(protocol: dict, s: dict) -> list[str]:
         notes.append(s["survival_recovered"].format(n=f"{int(survival['rows_recovered']):,}"))
     if protocol.get("censoring_proxies"):
         notes.append(s["censoring_proxies"].format(names=", ".join(protocol["censoring_proxies"])))
+    giveaways = protocol.get("giveaways")
+    if isinstance(giveaways, dict) and giveaways:
+        named = ", ".join(f"{k} ({v['tier']}, AUC {float(v['auc']):.2f})" for k, v in giveaways.items())
+        notes.append(s["giveaways"].format(names=named))
     return notes
 
 

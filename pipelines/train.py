@@ -44,7 +44,7 @@ from leadtier.models.metrics import (
     paired_bootstrap,
     tier_metrics,
 )
-from leadtier.models.proxies import label_presence_auc
+from leadtier.models.proxies import label_presence_auc, tier_giveaway_auc
 from leadtier.models.schemes import TierScheme
 from leadtier.models.scorer import TierScorer
 from leadtier.models.segments import Segmenter
@@ -1012,6 +1012,31 @@ def censoring_proxies(cfg: Config, prep: Prepared, feature_cols: list[str]) -> d
     return found
 
 
+def tier_giveaways(cfg: Config, prep: Prepared, feature_cols: list[str]) -> dict[str, dict]:
+    """Customer attributes (no date of their own, so never cut at the as-of date) that alone pick out one
+    tier of the training rows with a ROC AUC of at least ``train.giveaway_auc``; each is a warning."""
+    level = cfg.train.giveaway_auc
+    if level is None or cfg.labels.source == "rules":  # rule labels are functions of the columns by design
+        return {}
+    spec = cfg.data.tables.customers
+    attributes = [c for c in feature_cols if c in {f"cust_{slug(a)}" for a in [*spec.categorical, *spec.numeric]}]
+    if not attributes:
+        return {}
+    auc = tier_giveaway_auc(prep.train[attributes], prep.train["tier"], seed=cfg.seed)
+    found = {name: {"tier": str(r.tier), "auc": round(float(r.auc), 4)} for name, r in auc.iterrows() if r.auc >= level}
+    for name, v in found.items():
+        log.warning(
+            "attribute %s alone picks out tier %s of the training rows (AUC %.3f >= train.giveaway_auc %.2f): "
+            "it is read as exported, not as of the as-of date; if it was recorded after the outcome (a current "
+            "stage, a close date, a win probability), list it under leaky",
+            name,
+            v["tier"],
+            v["auc"],
+            level,
+        )
+    return found
+
+
 def survival_counts(cfg: Config, prep: Prepared, ev: Evaluation) -> dict:
     """What the survival model trained on, for the protocol: {} without one."""
     if prep.survival is None:
@@ -1038,6 +1063,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
     excluded = excluded_columns(cfg, list(prep.features.columns))
     seg_cols = segment_columns(prep.features, [*cfg.segments.exclude_columns, *sorted(excluded)])
     prep.protocol["censoring_proxies"] = censoring_proxies(cfg, prep, feature_cols)
+    prep.protocol["giveaways"] = tier_giveaways(cfg, prep, feature_cols)
     client = tracking.setup(cfg)
     orphans.fail_orphans(client, cfg.mlflow.experiment)  # runs a killed train left RUNNING
     with mlflow.start_run(run_name=f"train-{cfg.name}", tags=orphans.process_tags()) as active:
@@ -1137,6 +1163,9 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         if protocol.get("censoring_proxies"):
             named = ", ".join(f"{k} (AUC {v:.2f})" for k, v in protocol["censoring_proxies"].items())
             lines += wrap(f"censoring proxies (alone tell labelled from unlabelled rows; features.exclude): {named}")
+        if protocol.get("giveaways"):
+            named = ", ".join(f"{k} (tier {v['tier']}, AUC {v['auc']:.2f})" for k, v in protocol["giveaways"].items())
+            lines += wrap(f"attributes that alone pick out a tier (recorded after the outcome? leaky): {named}")
         if protocol.get("empty_tiers"):
             lines += wrap(f"tiers no labelled row reaches: {', '.join(protocol['empty_tiers'])} (left out)")
         for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines

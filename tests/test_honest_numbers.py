@@ -184,3 +184,36 @@ def test_a_train_run_that_fails_leaves_the_champion_as_it_was(demo_data, monkeyp
     assert str(client.get_model_version_by_alias(cfg.mlflow.model_name, "champion").version) == first.model_version
     versions = client.search_model_versions(f"name = '{cfg.mlflow.model_name}'")
     assert [str(v.version) for v in versions] == [first.model_version]  # the failed run registered nothing
+
+
+def test_an_attribute_exported_after_the_outcome_is_named_and_a_leaky_one_is_not(demo_data, caplog):
+    """A CRM export's current stage ('lost' for every E) has no date of its own, so it is never cut at the
+    as-of date: alone it picks out tier E, and train names it; an honest attribute is not named, and
+    one listed under leaky is no feature to name."""
+    import pandas as pd
+    from leadtier.models.proxies import tier_giveaway_auc
+    from leadtier.pipelines.train import prepare, tier_giveaways
+
+    cfg = demo_data
+    customers = pd.read_parquet(cfg.data_path("customers.parquet"))
+    tiers = pd.read_parquet(cfg.data_path("labels.parquet")).set_index("customer_id")["tier"]
+    tier = customers["customer_id"].map(tiers)
+    rng = np.random.default_rng(0)
+    customers["current_stage"] = np.where(tier == "E", "lost", rng.choice(["open", "proposal", "won"], len(tier)))
+    customers.to_parquet(cfg.data_path("customers.parquet"), index=False)
+    cfg.data.tables.customers.categorical = [*cfg.data.tables.customers.categorical, "current_stage"]
+    prep = prepare(cfg)
+    found = tier_giveaways(cfg, prep, [c for c in prep.train.columns if c.startswith(("cust_", "rfm_", "ix_"))])
+    assert list(found) == ["cust_current_stage"] and found["cust_current_stage"]["tier"] == "E"
+    assert found["cust_current_stage"]["auc"] > 0.95
+    assert "attribute cust_current_stage alone picks out tier E" in caplog.text and "list it under leaky" in caplog.text
+    # the honest attributes stay well below the bar: the check is not a false alarm on the demo's own columns
+    honest = [f"cust_{c}" for c in ("lead_source", "industry", "company_size", "region", "annual_revenue_musd")]
+    assert tier_giveaway_auc(prep.train[honest], prep.train["tier"])["auc"].max() < 0.8
+    cfg.data.tables.customers.categorical = [c for c in cfg.data.tables.customers.categorical if c != "current_stage"]
+    cfg.data.tables.customers.leaky = ["current_stage"]
+    prep = prepare(cfg)
+    assert "cust_current_stage" not in prep.train.columns
+    assert tier_giveaways(cfg, prep, [c for c in prep.train.columns if c.startswith("cust_")]) == {}
+    cfg.train.giveaway_auc = None  # the check can be turned off
+    assert tier_giveaways(cfg, prep, ["cust_region"]) == {}

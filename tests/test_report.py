@@ -804,7 +804,7 @@ def test_positions_find_the_first_of_repeated_ids():
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_the_model_card_counts_censored_entities_and_names_censoring_proxies(scheme5, lang):
+def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways(scheme5, lang):
     protocol = {
         "evaluation": "ordered_holdout",
         "newest_share": 0.25,
@@ -813,15 +813,17 @@ def test_the_model_card_counts_censored_entities_and_names_censoring_proxies(sch
         "entities": {"entities": 1500, "labelled": 1286, "censored": 214, "unlabelled": 0},
         "survival": {"rows_recovered": 214, "train_rows": 1178},
         "censoring_proxies": {"days_open": 0.97},
+        "giveaways": {"cust_stage": {"tier": "E", "auc": 0.986}},
         "model": "survival",
     }
     frame = make_predictions(scheme5, list("ABCDE") * 4)
     ctx = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": protocol})
     text = ctx["model_card"]["rows_text"] + ctx["model_card"]["kind_text"]
-    assert all(n in text for n in ("1,500", "1,286", "214", "days_open"))
+    assert all(n in text for n in ("1,500", "1,286", "214", "days_open", "cust_stage (E, AUC 0.99)"))
     assert ("censored" if lang == "en" else "删失") in text
+    assert ("too good" if lang == "en" else "偏高") in text
     html = report.render(ctx, lang)
-    assert "1,286" in html and "days_open" in html
+    assert "1,286" in html and "days_open" in html and "cust_stage" in html
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
