@@ -213,6 +213,9 @@ def _duck_class(dtype: str) -> str:
     return rules.INT if dtype.endswith("INT") or dtype in {"HUGEINT", "UHUGEINT"} else rules.OTHER
 
 
+MIN_THOUSANDS_DOTS = 5  # decimal numbers in a column, all with three digits after the point, before a warning
+
+
 class DuckEngine:
     """The input rules on DuckDB: files read by ``read_csv`` / ``read_parquet``, SQL run as written."""
 
@@ -249,12 +252,39 @@ class DuckEngine:
             where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
             if where:
                 raise InputError(f"{path}: cannot split the rows into columns: {where}")
+        if is_csv and fs.decimal == "." and path.is_file():
+            self._warn_thousands_dots(path, fs, [c for c, t in cols.items() if t in {"DOUBLE", "FLOAT"}])
         retype = sorted(c for c in text_columns if cols.get(c, "VARCHAR") != "VARCHAR")
         if retype and rel.startswith("read_csv"):
             rel = _reader(path, fs.format, retype, fs.encoding)
             cols = self._types(rel)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {rel}")
         return {c: _duck_class(t) for c, t in cols.items()} | {"__types__": cols}  # type: ignore[operator]
+
+    def _warn_thousands_dots(self, path: Path, fs: FileSpec, floats: list[str]) -> None:
+        """A ';'-separated export (a European Excel's) whose decimal numbers all have three digits after the
+        point ('3.370', '12.500') most likely groups thousands with it: read as 3.37 unless decimal is ','."""
+        sniffed = _csv_header(path, fs.encoding)
+        if not floats or sniffed is None or sniffed[0].delimiter != ";":
+            return
+        text = _reader(path, fs.format, floats, fs.encoding)
+        grouped = r"^[+-]?[0-9]{1,3}(\.[0-9]{3})+$"
+        counts = ", ".join(
+            f"count_if(contains({ident(c)}, '.')), count_if(regexp_matches(trim({ident(c)}), '{grouped}'))"
+            for c in floats
+        )
+        row = self.con.execute(f"SELECT {counts} FROM {text}").fetchone()
+        suspects = [
+            c for i, c in enumerate(floats) if row[2 * i] >= MIN_THOUSANDS_DOTS and row[2 * i] == row[2 * i + 1]
+        ]
+        if suspects:
+            log.warning(
+                "%s: column(s) %s of this ';'-separated file write every decimal number with three digits after "
+                "the point (e.g. '3.370'), as a decimal-comma export groups thousands: they are read as decimals "
+                "(3.37); if the point groups thousands, set decimal: ',' for this file",
+                path,
+                suspects,
+            )
 
     def missing_column_hint(self, path: Path, fs: FileSpec) -> str:
         ragged = _ragged_line(path, fs.encoding) if _format(path, fs.format) == "csv" else None

@@ -208,6 +208,22 @@ def test_numbers_with_a_decimal_comma_read_as_the_file_means_them(engine, tmp_pa
     assert sorted(_rows(engine, "SELECT amount FROM transactions")) == [(1000.5,), (1234.0,)]
 
 
+def test_a_semicolon_export_whose_decimals_all_have_three_digits_is_questioned(tmp_path, caplog):
+    """'3.370' in a European export is 3370 seconds: read as 3.37 without decimal ',', and the run says so."""
+    rows = "".join(f"k{i};{d}.{d * 7 % 1000:03d};{i}.5\n" for i, d in enumerate(range(1, 9)))
+    (tmp_path / "k.csv").write_text("Kunde;Dauer;Punkte\n" + rows + "k9;12;3\n", encoding="utf-8")
+    customers = {"path": "k.csv", "columns": {"customer_id": "Kunde"}, "numeric": ["Dauer", "Punkte"]}
+    con = connect()
+    register_all(DuckEngine(con), _config(tmp_path, customers), with_labels=False)
+    assert "column(s) ['Dauer'] of this ';'-separated file write every decimal number with three digits" in caplog.text
+    assert "set decimal: ','" in caplog.text and "Punkte" not in caplog.text  # '1.5': a decimal, not questioned
+    caplog.clear()
+    as_meant = {**customers, "numeric": ["Dauer"], "decimal": ","}  # 'Punkte' (1.5) is no such file's number
+    register_all(DuckEngine(con), _config(tmp_path, as_meant), with_labels=False)
+    assert "three digits" not in caplog.text
+    assert con.execute("SELECT \"Dauer\" FROM customers WHERE customer_id = 'k0'").fetchone()[0] == 1007.0
+
+
 OFFSETS = """id,ts,inv,amount,quantity
 c1,2026-06-29T23:30:00+02:00,i1,10,1
 c1,2026-06-29T23:30:00-05:00,i2,10,1
