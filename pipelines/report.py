@@ -85,6 +85,7 @@ KEY_FEATURES = (
     "cust_tenure_days",
 )
 MAX_PROFILE_ROWS = 6
+SHORT_CODE = 3  # a tier code this short (A, IV, 90) names its tier in the segment cards; longer ones by label
 CHANGES = ("upgraded", "downgraded", "unchanged", "new", "gone")
 REVENUE_COLUMN = "rfm_monetary"
 WORKLIST_ROWS = 1000  # the default of report.worklist_rows; all of them are in the worklist's CSV
@@ -857,6 +858,7 @@ def _segment_cards(
             {
                 "code": c,
                 "label": b.scheme.label(c, b.lang),
+                "short": c if len(c) <= SHORT_CODE else b.scheme.label(c, b.lang),  # 'A', 'IV'; '高意向' for 'high'
                 "color": b.colors[c],
                 "count": int(cross.loc[sid, c]),
                 "pct": int(cross.loc[sid, c]) / size if size else 0.0,

@@ -297,11 +297,19 @@ def test_segment_cards_profile_labels(scheme5):
     labels = [p["label"] for p in cards[0]["profile"]]
     assert "距上次购买天数" in labels and "历史收入" in labels
     assert [m["count"] for m in cards[1]["mix"]] == [0, 0, 1, 0, 1]
+    assert [m["short"] for m in cards[1]["mix"]] == list("ABCDE")  # a short code names its tier
+
     # without known features the card falls back to the column names
     bare = report.build_context(
         frame, scheme5, SEGMENT_NAMES, PROFILE[["size", "some_new_feature"]], METRICS, INFO, lang="en"
     )
     assert bare["segments"]["cards"][0]["profile"][0]["label"] == "some_new_feature"
+
+
+def test_segment_cards_name_long_tier_codes_in_the_readers_language(scheme2):
+    frame = make_predictions(scheme2, ["converted", "not_converted"], segments=[0, 0])
+    html = report.render(context(scheme2, frame, lang="zh"), "zh")
+    assert "已成交 50%" in html and "converted 50%" not in html
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
