@@ -298,7 +298,6 @@ def test_segment_cards_profile_labels(scheme5):
     assert "距上次购买天数" in labels and "历史收入" in labels
     assert [m["count"] for m in cards[1]["mix"]] == [0, 0, 1, 0, 1]
     assert [m["short"] for m in cards[1]["mix"]] == list("ABCDE")  # a short code names its tier
-
     # without known features the card falls back to the column names
     bare = report.build_context(
         frame, scheme5, SEGMENT_NAMES, PROFILE[["size", "some_new_feature"]], METRICS, INFO, lang="en"
