@@ -118,8 +118,9 @@ def format_value(value: Any, unit: str, lang: str = "en", currency: str | None =
     return _number(v)
 
 
-def phrase(column: str, value: Any, lang: str = "en", currency: str | None = None) -> str:
-    """``column`` = ``value`` in plain words in ``lang``; a column without metadata reads 'name: value'."""
+def phrase(column: str, value: Any, lang: str = "en", currency: str | None = None, name: str | None = None) -> str:
+    """``column`` = ``value`` in plain words in ``lang``; a column without metadata reads 'name: value'.
+    ``name``: the attribute's column as the user's file writes it ('Budget (EUR)'), for ``cust_budget_eur``."""
     if lang not in LANGS:
         raise ValueError(f"reasons come in {list(LANGS)}. Got {lang!r} instead")
     found = meta_of(column)
@@ -133,7 +134,7 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     fields = {
         "w": groups.get("w", ""),
         "type": _word(groups["type"], lang, count) if "type" in groups else "",
-        "name": _word(groups["name"], lang) if "name" in groups else "",
+        "name": (name or _word(groups["name"], lang)) if "name" in groups else "",
     }
     if missing:
         template = texts.get("missing") or texts["text"].replace("{v}", "?")

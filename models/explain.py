@@ -30,10 +30,11 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     return part[rows, order]
 
 
-def _phrases(values: pd.Series, feature: str, lang: str, currency: str | None) -> np.ndarray:
+def _phrases(values: pd.Series, feature: str, lang: str, currency: str | None, name: str | None) -> np.ndarray:
     """Every value of one column in words, each distinct value phrased once."""
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
-    words = np.array([*(phrase(feature, v, lang, currency) for v in uniq), phrase(feature, None, lang)], dtype=object)
+    words = [*(phrase(feature, v, lang, currency, name) for v in uniq), phrase(feature, None, lang, name=name)]
+    words = np.array(words, dtype=object)
     return words[codes]  # code -1 (missing) picks the last entry
 
 
@@ -44,9 +45,11 @@ def top_reasons(
     k: int = 3,
     lang: str = "en",
     currency: str | None = None,
+    names: dict[str, str] | None = None,
 ) -> list[str]:
     """For each row, the ``k`` features pushing hardest towards its tier (``↑``) and the ``k`` pushing away
-    (``↓``), in plain words in ``lang``; money with ``currency`` when given.
+    (``↓``), in plain words in ``lang``; money with ``currency`` when given; ``names``: feature -> the
+    attribute's column as the user's file writes it.
 
     ``contrib`` holds each row's SHAP values for its own tier, shape (rows, features [+ 1 bias]), as
     from ``TierClassifier.contributions_for``; a feature with a zero contribution is never a reason.
@@ -59,7 +62,7 @@ def top_reasons(
     # one phrase per (row, slot): "words (↑)" or "" when the feature does not push that way
     phrases = np.full((n, 2 * k), "", dtype=object)
     for j in np.unique(np.concatenate([up[up_ok], down[down_ok]])) if n else []:
-        texts = _phrases(X[features[j]], features[j], lang, currency)
+        texts = _phrases(X[features[j]], features[j], lang, currency, (names or {}).get(features[j]))
         for arrow, slots, ok, offset in ((UP, up, up_ok, 0), (DOWN, down, down_ok, k)):
             r, slot = np.nonzero((slots == j) & ok)
             phrases[r, slot + offset] = [f"{t} ({arrow})" for t in texts[r]]

@@ -115,12 +115,20 @@ class TierScorer:
     ) -> list[str]:
         """Per row, the top 3 features for (↑) and against (↓) its tier ``tiers[i]`` in plain words
         (:func:`~leadtier.models.explain.top_reasons`); money with ``currency``, else the one recorded in
-        ``metadata["currency"]`` when there is one. An entity described as of its start plus
+        ``metadata["currency"]`` when there is one; attributes by their columns' names as written
+        (``metadata["attribute_names"]``). An entity described as of its start plus
         ``metadata["entity_days"]`` days gets reasons that say so (:func:`~leadtier.features.meta.on_day`)."""
         idx = {c: i for i, c in enumerate(self.classifier.classes_)}
         tier_idx = np.array([idx[t] for t in tiers], dtype=int)
         contrib = self.classifier.contributions_for(features, tier_idx, n_jobs=n_jobs)
         meta = self.metadata or {}
         currency = currency or meta.get("currency")
-        out = top_reasons(contrib, features, list(self.classifier.feature_names_in_), lang=lang, currency=currency)
+        out = top_reasons(
+            contrib,
+            features,
+            list(self.classifier.feature_names_in_),
+            lang=lang,
+            currency=currency,
+            names=meta.get("attribute_names"),
+        )
         return on_day(out, meta["entity_days"], lang) if meta.get("entity_days") else out

@@ -948,6 +948,13 @@ def segment(cfg: Config, feats: pd.DataFrame, columns: list[str], ev: Evaluation
     return seg, ami
 
 
+def attribute_names(cfg: Config) -> dict[str, str]:
+    """Each customers attribute's feature -> its column as written ('cust_budget_eur' -> 'Budget (EUR)');
+    a snake_case name ('lead_source') is left out: the reasons' words ('lead source') read better."""
+    spec = cfg.data.tables.customers
+    return {f"cust_{slug(a)}": a for a in [*spec.categorical, *spec.numeric] if a != slug(a)}
+
+
 def make_scorer(
     cfg: Config, prep: Prepared, ev: Evaluation, seg: Segmenter, ami: float, feature_cols: list[str], run_id: str
 ) -> TierScorer:
@@ -971,6 +978,7 @@ def make_scorer(
             "entity_days": feature_stage.entity_days(cfg),  # reasons then say the day they describe
             "label_rules": [{"tier": r.tier, "when": r.when} for r in cfg.labels.rules],  # the playbook shows them
             "label_outcome": cfg.labels.outcome.model_dump(mode="json") if cfg.labels.source == "outcome" else None,
+            "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
         },
     )
     scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)

@@ -86,6 +86,10 @@ def test_reasons_point_up_towards_the_tier_and_down_away_from_it_in_both_languag
     zh = top_reasons(contrib, X, features, lang="zh")
     assert zh[0] == "20 天前购买 (↑)；近 90 天没有网络研讨会 (↓)"
     assert " = " not in "".join(en + zh) and not any(r.startswith(("+", "-")) for r in en + zh)
+    # an attribute is named as the user's file writes it, not as its feature column
+    named = top_reasons(contrib, X, features, lang="zh", names={"cust_industry": "行业(大类)"})
+    assert named[1].endswith("行业(大类)：IT (↓)")
+    assert phrase("cust_budget_wan", None, "en", name="Budget (10k)") == "Budget (10k) unknown"
 
 
 def test_every_feature_column_of_the_demo_feature_table_has_metadata(demo_data):
@@ -307,3 +311,13 @@ def test_one_of_a_unit_reads_in_the_singular():
     assert phrase("rfm_lines", 1) == "1 transaction line" and phrase("rfm_lines", 2) == "2 transaction lines"
     assert phrase("rfm_recency_days", 2) == "bought 2 days ago"
     assert phrase("rfm_frequency", 1) == "1 purchase" and phrase("rfm_frequency", 11) == "11 purchases"
+
+
+def test_the_scorer_keeps_the_attribute_names_as_the_users_file_writes_them():
+    """'Lead Source' reads better than 'lead source'; a snake_case name is left to the reasons' words."""
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.train import attribute_names
+
+    leads = attribute_names(load_config(REPO / "configs" / "x_education_leads.yaml", data_root="/nowhere"))
+    assert leads["cust_lead_source"] == "Lead Source"
+    assert attribute_names(load_config(REPO / "configs" / "demo.yaml", data_root="/nowhere")) == {}
