@@ -518,13 +518,27 @@ def _measured(protocol: dict, metrics: dict, s: dict) -> dict[str, Any]:
     }
 
 
+def _unlabelled_why(reasons: dict, s: dict) -> str:
+    """'120 closed within their first 7 days, 3 no start date' in the report's language: each reason the
+    label query gives (its number of days as ``{days}``) looked up in ``unlabelled_reasons``."""
+    parts = []
+    for reason, n in reasons.items():
+        days = re.search(r"\d+", reason)
+        key = re.sub(r"\d+", "{days}", reason, count=1)
+        text = s["unlabelled_reasons"].get(key)
+        parts.append(f"{int(n):,} " + (text.format(days=days.group()) if text and days else text or reason))
+    return s["list_separator"].join(parts) if parts else "-"
+
+
 def _label_notes(protocol: dict, s: dict) -> list[str]:
     """What the labels left out: entities on their own clock (labelled, censored, unlabelled), the
     censored ones the survival model learned from, and features that stand in for having a label."""
     notes = []
     entities = protocol.get("entities")
     if isinstance(entities, dict) and "censored" in entities:
-        notes.append(s["entities_counts"].format(**{k: f"{int(entities[k]):,}" for k in ENTITY_COUNTS}))
+        why = _unlabelled_why(entities.get("unlabelled_reasons") or {}, s)
+        counts = {k: f"{int(entities[k]):,}" for k in ENTITY_COUNTS}
+        notes.append(s["entities_counts"].format(**counts, why=why))
     survival = protocol.get("survival")
     if isinstance(survival, dict):
         notes.append(s["survival_recovered"].format(n=f"{int(survival['rows_recovered']):,}"))

@@ -817,7 +817,16 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
         "newest_share": 0.25,
         "order_by": "created_at",
         "rows": {"train": 964, "evaluation": 322, "overlap": 0},
-        "entities": {"entities": 1500, "labelled": 1286, "censored": 214, "unlabelled": 0},
+        "entities": {
+            "entities": 1500,
+            "labelled": 1286,
+            "censored": 200,
+            "unlabelled": 14,
+            "unlabelled_reasons": {
+                "closed within its first 7 days (its features would show it)": 12,
+                "no start date": 2,
+            },
+        },
         "survival": {"rows_recovered": 214, "train_rows": 1178},
         "censoring_proxies": {"days_open": 0.97},
         "giveaways": {"cust_stage": {"tier": "E", "auc": 0.986}},
@@ -826,7 +835,12 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
     frame = make_predictions(scheme5, list("ABCDE") * 4)
     ctx = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": protocol})
     text = ctx["model_card"]["rows_text"] + ctx["model_card"]["kind_text"]
-    assert all(n in text for n in ("1,500", "1,286", "214", "days_open", "cust_stage (E, AUC 0.99)"))
+    assert all(n in text for n in ("1,500", "1,286", "200", "days_open", "cust_stage (E, AUC 0.99)"))
+    why = {
+        "en": "14 had no label (12 closed within the first 7 days, which the features describe, 2 no start date)",
+        "zh": "14 个无标签（12 在开始后 7 天内已结束（特征所描述的时段内），2 无开始日期）",
+    }
+    assert why[lang] in text
     assert ("censored" if lang == "en" else "删失") in text
     assert ("too good" if lang == "en" else "偏高") in text
     html = report.render(ctx, lang)
