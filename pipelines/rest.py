@@ -24,6 +24,7 @@ import math
 import os
 import re
 
+from leadtier.features.meta import meta_of
 from leadtier.models.text import clip
 
 MAX_BYTES_ENV = "LEADTIER_SERVE_MAX_BYTES"
@@ -148,7 +149,22 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
                     f"column {c!r} holds text, but row {bad[0]} gives a number or true/false; "
                     "send it as a string, or null"
                 )
+        unit = _never_negative(c) if schema.get(c) not in (None, "string", IGNORED) else None
+        if unit:
+            bad = [i for i, r in enumerate(rows) if _number(r.get(c)) and r.get(c) < 0]
+            if bad:
+                return (
+                    f"column {c!r} counts {unit}, never below 0 in the feature table `leadtier features` builds, "
+                    f"but row {bad[0]} gives a negative number"
+                )
     return None
+
+
+def _never_negative(column: str) -> str | None:
+    """The unit of a feature column that is never negative (a count, days, seconds, an RFM score), or None."""
+    found = meta_of(column)
+    unit = found[0].unit if found else None
+    return {"count": "events", "days": "days", "seconds": "seconds", "score": "score points"}.get(unit)
 
 
 def _number(value) -> bool:
