@@ -1133,12 +1133,27 @@ class Config(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+def _as_written(loc: tuple, raw: Any) -> tuple:
+    """``loc`` as the config writes it: a table given by ``path`` is read as ``files`` with one entry,
+    so ``...customers.files.0.date_format`` is ``...customers.date_format`` there."""
+    node, out, i = raw, [], 0
+    while i < len(loc):
+        part = loc[i]
+        if part == "files" and loc[i + 1 : i + 2] == (0,) and isinstance(node, dict) and node.get("path"):
+            i += 2  # the one file's keys sit beside `path`
+            continue
+        out.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+        i += 1
+    return tuple(out)
+
+
+def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = (), raw: Any = None) -> str:
     """The problem on the ``header``'s line, or one line per problem under it when there are several;
-    ``prefix`` is where the validated object sits in the config."""
+    ``prefix`` is where the validated object sits in the config; ``raw``: the config as written."""
     lines = [header]
     for e in err.errors():
-        loc = (*prefix, *e["loc"])
+        loc = _as_written((*prefix, *e["loc"]), raw)
         key = ".".join(str(p) for p in loc) or "(top level)"
         if len(loc) >= 2 and loc[-1] == "[key]":  # a mapping's key, not its value: pydantic adds the key itself
             key = f"{'.'.join(str(p) for p in loc[:-2])} (a key)"
@@ -1272,7 +1287,7 @@ def load_config(
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_errors(f"invalid config {path}:", err)) from None
+        raise ConfigError(_format_errors(f"invalid config {path}:", err, raw=raw)) from None
 
 
 def override(cfg: Config, key: str, value: Any, source: str | None = None) -> None:

@@ -75,6 +75,14 @@ def test_demo_config_loads_with_builtin_schemes():
             r"joins\.accounts \(a key\): YAML reads an unquoted on/off.*key as True: quote it.*`by:`",
         ),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
+        (  # a table given by `path` is named as written, not as the one-entry `files` it stands for
+            lambda r: r["data"]["tables"]["customers"].update(date_format=["%d.%m.%Y", "%Y-%m-%d"]),
+            r"data\.tables\.customers\.date_format: Input should be a valid string",
+        ),
+        (
+            lambda r: r["data"]["tables"]["customers"].update(path=None, files=[{"path": "a.csv", "decimal": ";"}]),
+            r"data\.tables\.customers\.files\.0\.decimal: must be '\.' or ','",
+        ),
         (
             lambda r: r["data"]["tables"]["customers"].update(categorical=["email"]),
             r"personal cannot be features",
