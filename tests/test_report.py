@@ -841,6 +841,11 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
         "zh": "14 个无标签（12 在开始后 7 天内已结束（特征所描述的时段内），2 无开始日期）",
     }
     assert why[lang] in text
+    later = {"en": "live figures may be somewhat lower", "zh": "实际效果可能略低"}  # outcomes after the newest began
+    assert later[lang] in ctx["model_card"]["protocol_text"]
+    people = {k: v for k, v in protocol.items() if k not in ("entities", "survival")}  # labels from people
+    plain = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": people})
+    assert later[lang] not in plain["model_card"]["protocol_text"]
     assert ("censored" if lang == "en" else "删失") in text
     assert ("too good" if lang == "en" else "偏高") in text
     html = report.render(ctx, lang)
