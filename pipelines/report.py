@@ -497,10 +497,12 @@ def _measured(protocol: dict, metrics: dict, s: dict) -> dict[str, Any]:
     words = {
         "holdout": lambda: s["protocol_holdout"].format(share=round(100 * protocol.get("test_size", 0))),
         "kfold": lambda: s["protocol_kfold"].format(folds=protocol.get("folds")),
-        "ordered_holdout": lambda: s["protocol_ordered_holdout"].format(
-            share=round(100 * protocol.get("newest_share", 0)), order_by=protocol.get("order_by")
-        )
-        + (f" {s['protocol_outcomes_later']}" if isinstance(protocol.get("entities"), dict) else ""),
+        "ordered_holdout": lambda: (
+            s["protocol_ordered_holdout"].format(
+                share=round(100 * protocol.get("newest_share", 0)), order_by=protocol.get("order_by")
+            )
+            + (f" {s['protocol_outcomes_later']}" if isinstance(protocol.get("entities"), dict) else "")
+        ),
         "backtest": lambda: s["protocol_backtest"].format(
             train=", ".join(protocol.get("train_snapshots", [])), eval=", ".join(protocol.get("eval_snapshots", []))
         ),
