@@ -183,16 +183,19 @@ def number_value(col: str, cls: str, kind: str, decimal: str = ".") -> str:
 # --------------------------------------------------------------------------- dates and times
 
 
-def time_value(col: str, cls: str, kind: str, date_format: str | None) -> str:
+def time_value(col: str, cls: str, kind: str, date_format: str | Sequence[str] | None) -> str:
     """The canonical date or timestamp. A value with a zone or an offset is an instant, written as the
     wall-clock time of the session time zone (``data.time_zone``, UTC unless configured); text without
-    ``date_format`` must be ISO 8601."""
+    ``date_format`` must be ISO 8601; with a list of formats, each cell is read by the first that fits."""
     target = SQL_TYPES[kind]
     if cls == TEMPORAL:
         return f"CAST({col} AS {target})"
     text = col if cls == TEXT else f"CAST({col} AS VARCHAR)"
     if date_format:
-        return f"CAST(try_strptime({text}, {lit(date_format)}) AS {target})"
+        formats = [date_format] if isinstance(date_format, str) else list(date_format)
+        tries = [f"try_strptime({text}, {lit(f)})" for f in formats]
+        value = tries[0] if len(tries) == 1 else f"coalesce({', '.join(tries)})"
+        return f"CAST({value} AS {target})"
     return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS {target})"
 
 
@@ -224,10 +227,12 @@ def day_month_readings(example: str) -> list[tuple[str, dt.date]]:
     return out
 
 
-def time_hint(examples: Sequence[str], date_format: str | None, null_words: bool) -> str:
+def time_hint(examples: Sequence[str], date_format: str | Sequence[str] | None, null_words: bool) -> str:
     """What to do about dates that do not parse, shown after the examples."""
-    if date_format:
+    if isinstance(date_format, str):
         return f" with format {date_format!r}"
+    if date_format:
+        return f" with any of the formats {list(date_format)!r}"
     if null_words:
         return " (leave a missing date empty instead)"
     for ex in examples:

@@ -130,8 +130,10 @@ class FileSpec(_Strict):
         description="canonical name -> column name in this file; unmapped canonical names are "
         "looked up under their own name",
     )
-    date_format: str | None = Field(
-        default=None, description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'"
+    date_format: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+        default=None,
+        description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'; a list: each cell is read "
+        "with the first format that fits it (e.g. ['%d.%m.%Y %H:%M', '%d.%m.%Y'])",
     )
     encoding: Encoding = Field(default="utf-8", description="text encoding of a CSV file")
     decimal: Literal[".", ","] = Field(
@@ -173,7 +175,7 @@ class TableSpec(_Strict):
     path: str | None = None
     format: Literal["auto", "csv", "parquet"] = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
-    date_format: str | None = None
+    date_format: str | Annotated[list[str], Field(min_length=1)] | None = None
     encoding: Encoding = "utf-8"
     decimal: Literal[".", ","] = "."
     derived: dict[str, str] = Field(default_factory=dict)

@@ -299,6 +299,28 @@ def test_an_ambiguous_day_month_column_without_date_format_is_an_error(engine, t
     assert [r[0] for r in engine.rows("SELECT created_at FROM customers")] == [dt.date(2026, 2, 5)] * 2
 
 
+def test_a_column_of_several_date_formats_reads_each_cell_with_the_first_that_fits(engine, tmp_path):
+    """An export mixing '05.02.2026 14:30', '06.02.2026' and ISO timestamps in one column."""
+    (tmp_path / "t.csv").write_text(
+        "id,ts,inv,amount,quantity\nc1,05.02.2026 14:30,i1,10,1\nc1,06.02.2026,i2,10,1\n"
+        "c1,2026-02-07 09:00:00,i3,10,1\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "c.csv").write_text("id\nc1\n", encoding="utf-8")
+    formats = ["%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S"]
+    tx = {"path": "t.csv", "columns": {"customer_id": "id", "ts": "ts", "invoice_id": "inv"}, "date_format": formats}
+    cfg = _config(tmp_path, {"path": "c.csv", "columns": {"customer_id": "id"}}, tx)
+    register_all(engine, cfg, with_labels=False)
+    assert sorted(r[0] for r in engine.rows("SELECT ts FROM transactions")) == [
+        dt.datetime(2026, 2, 5, 14, 30),
+        dt.datetime(2026, 2, 6),
+        dt.datetime(2026, 2, 7, 9, 0),
+    ]
+    (tmp_path / "t.csv").write_text("id,ts,inv,amount,quantity\nc1,2026/02/05,i1,10,1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"with any of the formats \['%d\.%m\.%Y %H:%M', '%d\.%m\.%Y', "):
+        register_all(engine, cfg, with_labels=False)
+
+
 def test_an_ambiguous_date_column_is_an_error_line_with_exit_status_2(tmp_path):
     from leadtier.pipelines.cli import app
     from typer.testing import CliRunner
