@@ -20,7 +20,7 @@ import yaml
 from leadtier.models.hyperparams import check_dimension
 from leadtier.models.schemes import TierScheme
 from leadtier.pipelines.errors import UserError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATA_ROOT_ENV = "LEADTIER_DATA_ROOT"
 # the repository's configs/schemes.yaml; an installed wheel carries the same file as pipelines/configs/
@@ -120,6 +120,18 @@ EventTable = Literal["transactions", "interactions"]
 Encoding = Literal["utf-8", "utf-16", "latin-1"]  # what DuckDB reads without an extension
 
 
+def _date_formats(value: Any) -> Any:
+    """A strptime format, or a non-empty list of them; anything else is one plain error."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError(f"must be a strptime format or a non-empty list of them. Got {value!r} instead")
+
+
+DateFormat = Annotated[str | list[str] | None, BeforeValidator(_date_formats)]
+
+
 class FileSpec(_Strict):
     """One input file and how its columns map onto the canonical names."""
 
@@ -130,7 +142,7 @@ class FileSpec(_Strict):
         description="canonical name -> column name in this file; unmapped canonical names are "
         "looked up under their own name",
     )
-    date_format: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+    date_format: DateFormat = Field(
         default=None,
         description="strptime format for text date columns, e.g. '%m/%d/%Y %H:%M'; a list: each cell is read "
         "with the first format that fits it (e.g. ['%d.%m.%Y %H:%M', '%d.%m.%Y'])",
@@ -175,7 +187,7 @@ class TableSpec(_Strict):
     path: str | None = None
     format: Literal["auto", "csv", "parquet"] = "auto"
     columns: dict[str, str] = Field(default_factory=dict)
-    date_format: str | Annotated[list[str], Field(min_length=1)] | None = None
+    date_format: DateFormat = None
     encoding: Encoding = "utf-8"
     decimal: Literal[".", ","] = "."
     derived: dict[str, str] = Field(default_factory=dict)

@@ -76,8 +76,12 @@ def test_demo_config_loads_with_builtin_schemes():
         ),
         (lambda r: r["report"].update(lang="fr"), r"report\.lang: must be 'en' or 'zh'. Got 'fr'"),
         (  # a table given by `path` is named as written, not as the one-entry `files` it stands for
-            lambda r: r["data"]["tables"]["customers"].update(date_format=["%d.%m.%Y", "%Y-%m-%d"]),
-            r"data\.tables\.customers\.date_format: Input should be a valid string",
+            lambda r: r["data"]["tables"]["customers"].update(date_format=[]),
+            r"data\.tables\.customers\.date_format: must be a strptime format or a non-empty list of them\. Got \[\]",
+        ),
+        (
+            lambda r: r["data"]["tables"]["customers"].update(decimal=";"),
+            r"data\.tables\.customers\.decimal: must be '\.' or ','. Got ';' instead",
         ),
         (
             lambda r: r["data"]["tables"]["customers"].update(path=None, files=[{"path": "a.csv", "decimal": ";"}]),
