@@ -1185,12 +1185,14 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
         elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
         if e["type"] in ("string_type", "literal_error") and isinstance(e.get("input"), bool):
-            msg += f"; YAML reads an unquoted yes/no, on/off or true/false as {e['input']}: quote it ('yes')"
+            word = "yes" if e["input"] else "no"
+            msg += f"; YAML reads an unquoted yes/no, on/off or true/false as {e['input']}: quote it ('{word}')"
         elif e["type"] == "string_type" and isinstance(e.get("input"), int | float):
             msg += f". Got the number {e['input']!r} instead: quote it ('{e['input']}')"
         elif e["type"] == "invalid_key" and isinstance(e.get("input"), bool):
             key = f"{'.'.join(str(p) for p in loc[:-1])} (a key)"
-            msg = f"YAML reads an unquoted on/off, yes/no or true/false key as {e['input']}: quote it ('on')"
+            word = "on" if e["input"] else "off"
+            msg = f"YAML reads an unquoted on/off, yes/no or true/false key as {e['input']}: quote it ('{word}')"
             if "joins" in loc:
                 msg += "; a join's key column is `by:`"
         lines.append(f"  {key}: {msg}")
