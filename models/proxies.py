@@ -59,17 +59,21 @@ def tier_giveaway_auc(
     X: pd.DataFrame, tiers, min_count: int = 20, max_rows: int = 50_000, seed: int = 0
 ) -> pd.DataFrame:
     """Per column of ``X``: the tier that column alone picks out best from the others and its oriented
-    ROC AUC (:func:`label_presence_auc` of ``tiers == tier``), highest first; columns ``tier`` and ``auc``.
-    Rows beyond ``max_rows`` are sampled (seeded); tiers with fewer than ``min_count`` rows are skipped."""
+    ROC AUC (:func:`label_presence_auc` of ``tiers == tier``), and the lowest such AUC over the tiers
+    (near 1 for every tier: the column determines the tier); columns ``tier``, ``auc`` and ``every_tier_auc``,
+    highest ``auc`` first. Rows beyond ``max_rows`` are sampled (seeded); tiers with fewer than
+    ``min_count`` rows are skipped."""
     y = pd.Series(tiers, index=X.index).astype(str)
     if len(y) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
         X, y = X.iloc[keep], y.iloc[keep]
-    best = pd.DataFrame({"tier": pd.Series(dtype="str"), "auc": pd.Series(dtype="float64")})
-    for tier, n in y.value_counts().sort_index().items():
-        if n < min_count or n == len(y):
-            continue
-        auc = label_presence_auc(X, (y == tier).to_numpy(), min_count=min_count, max_rows=max_rows, seed=seed)
-        better = auc.index[auc > best["auc"].reindex(auc.index).fillna(0.0)]
-        best = pd.concat([best.drop(better, errors="ignore"), pd.DataFrame({"tier": tier, "auc": auc[better]})])
-    return best.sort_values("auc", ascending=False, kind="stable")
+    per_tier = {
+        tier: label_presence_auc(X, (y == tier).to_numpy(), min_count=min_count, max_rows=max_rows, seed=seed)
+        for tier, n in y.value_counts().sort_index().items()
+        if min_count <= n < len(y)
+    }
+    if not per_tier:
+        return pd.DataFrame({"tier": pd.Series(dtype="str"), "auc": [], "every_tier_auc": []})
+    table = pd.DataFrame(per_tier).reindex(X.columns)
+    out = pd.DataFrame({"tier": table.idxmax(axis=1), "auc": table.max(axis=1), "every_tier_auc": table.min(axis=1)})
+    return out.sort_values("auc", ascending=False, kind="stable")

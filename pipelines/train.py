@@ -75,6 +75,9 @@ def headline(cfg: Config) -> list[str]:
     return list(dict.fromkeys([cfg.train.primary_metric, *HEADLINE]))
 
 
+LABEL_ITSELF = 0.999  # an attribute this good at telling every tier apart is the label, not a feature
+
+
 class TrainingDataError(UserError, ValueError):
     """The labelled data cannot support a trustworthy model."""
 
@@ -1031,6 +1034,14 @@ def tier_giveaways(cfg: Config, prep: Prepared, feature_cols: list[str]) -> dict
     if not attributes:
         return {}
     auc = tier_giveaway_auc(prep.train[attributes], prep.train["tier"], seed=cfg.seed)
+    itself = auc.index[auc["every_tier_auc"] >= LABEL_ITSELF].tolist()
+    if itself:
+        raise TrainingDataError(
+            f"attribute(s) {itself} alone tell every tier of the training rows apart (ROC AUC "
+            f"{auc.loc[itself[0], 'every_tier_auc']:.3f} for each tier): the tier itself, or written from it. "
+            "List such a column under leaky in data.tables.customers; if it truly is known before the outcome, "
+            "set train.giveaway_auc: null"
+        )
     found = {name: {"tier": str(r.tier), "auc": round(float(r.auc), 4)} for name, r in auc.iterrows() if r.auc >= level}
     for name, v in found.items():
         log.warning(

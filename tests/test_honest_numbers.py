@@ -192,7 +192,7 @@ def test_an_attribute_exported_after_the_outcome_is_named_and_a_leaky_one_is_not
     one listed under leaky is no feature to name."""
     import pandas as pd
     from leadtier.models.proxies import tier_giveaway_auc
-    from leadtier.pipelines.train import prepare, tier_giveaways
+    from leadtier.pipelines.train import TrainingDataError, prepare, tier_giveaways
 
     cfg = demo_data
     customers = pd.read_parquet(cfg.data_path("customers.parquet"))
@@ -215,5 +215,14 @@ def test_an_attribute_exported_after_the_outcome_is_named_and_a_leaky_one_is_not
     prep = prepare(cfg)
     assert "cust_current_stage" not in prep.train.columns
     assert tier_giveaways(cfg, prep, [c for c in prep.train.columns if c.startswith("cust_")]) == {}
+    # the tier itself among the attributes (a target column listed as a feature) stops the run
+    customers["rep_tier"] = tier.fillna("none")
+    customers.to_parquet(cfg.data_path("customers.parquet"), index=False)
+    cfg.data.tables.customers.categorical = [*cfg.data.tables.customers.categorical, "rep_tier"]
+    prep = prepare(cfg)
+    with pytest.raises(
+        TrainingDataError, match=r"\['cust_rep_tier'\] alone tell every tier .*List such a column under"
+    ):
+        tier_giveaways(cfg, prep, ["cust_region", "cust_rep_tier"])
     cfg.train.giveaway_auc = None  # the check can be turned off
-    assert tier_giveaways(cfg, prep, ["cust_region"]) == {}
+    assert tier_giveaways(cfg, prep, ["cust_region", "cust_rep_tier"]) == {}
