@@ -271,6 +271,21 @@ def level_shares(y_true: Sequence[str], proba: np.ndarray, levels: Sequence[str]
     return out | {f"mean_proba_{lv}": float(m) for lv, m in zip(levels, proba.mean(axis=0), strict=True)}
 
 
+def share_gaps(metrics: dict, levels: Sequence[str], n: int, floor: float = 0.02, z: float = 3.0) -> dict:
+    """The levels whose mean predicted probability (``mean_proba_<level>``, :func:`level_shares`) is off
+    their observed share on the ``n`` evaluation rows by more than ``floor`` and by more than ``z``
+    binomial standard errors of that share (more than chance explains): {level: {"observed", "expected"}}."""
+    out = {}
+    for lv in levels:
+        observed, expected = metrics.get(f"observed_share_{lv}"), metrics.get(f"mean_proba_{lv}")
+        if observed is None or expected is None or n <= 0:
+            continue
+        noise = z * float(np.sqrt(max(observed * (1 - observed), 1.0 / n) / n))
+        if abs(expected - observed) > max(floor, noise):
+            out[str(lv)] = {"observed": round(float(observed), 4), "expected": round(float(expected), 4)}
+    return out
+
+
 def adjacent_miss_share(y_true: Sequence[str], y_pred: Sequence[str], levels: Sequence[str]) -> float:
     """Of the rows whose predicted tier is wrong, the share that is one tier off (NaN with no miss)."""
     levels = list(levels)

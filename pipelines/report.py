@@ -547,6 +547,13 @@ def _label_notes(protocol: dict, s: dict) -> list[str]:
         notes.append(s["survival_recovered"].format(n=f"{int(survival['rows_recovered']):,}"))
     if protocol.get("censoring_proxies"):
         notes.append(s["censoring_proxies"].format(names=", ".join(protocol["censoring_proxies"])))
+    gaps = protocol.get("share_gaps")
+    if isinstance(gaps, dict) and gaps:
+        named = s["list_separator"].join(
+            s["share_gap"].format(tier=k, expected=f"{100 * v['expected']:.1f}", observed=f"{100 * v['observed']:.1f}")
+            for k, v in gaps.items()
+        )
+        notes.append(s["share_gaps"].format(gaps=named))
     giveaways = protocol.get("giveaways")
     if isinstance(giveaways, dict) and giveaways:
         named = ", ".join(f"{k} ({v['tier']}, AUC {float(v['auc']):.2f})" for k, v in giveaways.items())

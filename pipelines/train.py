@@ -42,6 +42,7 @@ from leadtier.models.metrics import (
     level_shares,
     mean_probability_gap,
     paired_bootstrap,
+    share_gaps,
     tier_metrics,
 )
 from leadtier.models.proxies import label_presence_auc, tier_giveaway_auc
@@ -849,6 +850,7 @@ class Evaluation:
     overlap: int
     outer_folds: list[dict] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    share_gaps: dict[str, dict[str, float]] = field(default_factory=dict)  # tiers whose probabilities are off
     beats: dict[str, dict[str, bool]] = field(default_factory=dict)
     gains: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
@@ -918,6 +920,17 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
         ev.metrics[key]["adjacent_miss_share"] = adjacent_miss_share(ev.y_true, pred, levels)
         if survival is not None and key in ("model", "classifier", "survival"):
             ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba)
+    ev.share_gaps = share_gaps(ev.metrics["model"], levels, len(ev.y_true))
+    for code, gap in ev.share_gaps.items():
+        log.warning(
+            "the model's probabilities are off on the evaluation rows: it expected %.1f %% in tier %s, %.1f %% "
+            "were (%d rows; more than chance explains): the tiers' shares differ between the training and the "
+            "evaluation rows (over time, under a time-ordered protocol); read its probabilities as a ranking",
+            100 * gap["expected"],
+            code,
+            100 * gap["observed"],
+            len(ev.y_true),
+        )
     compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
     baselines = [b for b in ev.metrics if not b.startswith("model")]
     if all(c.name == "logreg" for c in (ev.choices[:-1] or ev.choices)):  # the model is that baseline itself
@@ -1090,7 +1103,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
         train_log.log_inputs(cfg, prep, feature_cols)
         study, ev = tune_and_evaluate(cfg, prep, feature_cols)
         judge(cfg, ev, prep.survival)
-        prep.protocol |= survival_counts(cfg, prep, ev)
+        prep.protocol |= survival_counts(cfg, prep, ev) | {"share_gaps": ev.share_gaps}
         prep.protocol |= {
             "rows": {
                 "train": len(prep.train),
@@ -1185,6 +1198,12 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         if protocol.get("giveaways"):
             named = ", ".join(f"{k} (tier {v['tier']}, AUC {v['auc']:.2f})" for k, v in protocol["giveaways"].items())
             lines += wrap(f"attributes that alone pick out a tier (recorded after the outcome? leaky): {named}")
+        if protocol.get("share_gaps"):
+            named = ", ".join(
+                f"{k} {100 * v['expected']:.1f} % expected, {100 * v['observed']:.1f} % observed"
+                for k, v in protocol["share_gaps"].items()
+            )
+            lines += wrap(f"probabilities off on the evaluation rows (shares moved?): {named}")
         if protocol.get("empty_tiers"):
             lines += wrap(f"tiers no labelled row reaches: {', '.join(protocol['empty_tiers'])} (left out)")
         for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines

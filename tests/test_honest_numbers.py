@@ -226,3 +226,16 @@ def test_an_attribute_exported_after_the_outcome_is_named_and_a_leaky_one_is_not
         tier_giveaways(cfg, prep, ["cust_region", "cust_rep_tier"])
     cfg.train.giveaway_auc = None  # the check can be turned off
     assert tier_giveaways(cfg, prep, ["cust_region", "cust_rep_tier"]) == {}
+
+
+def test_share_gaps_name_only_tiers_whose_probabilities_are_off_beyond_chance():
+    from leadtier.models.metrics import share_gaps
+
+    drifted = {"observed_share_yes": 0.236, "mean_proba_yes": 0.115, "observed_share_no": 0.764, "mean_proba_no": 0.885}
+    assert share_gaps(drifted, ["yes", "no"], 4000) == {
+        "yes": {"observed": 0.236, "expected": 0.115},
+        "no": {"observed": 0.764, "expected": 0.885},
+    }
+    assert share_gaps(drifted, ["yes", "no"], 20) == {}  # on 20 rows such a gap is chance
+    calibrated = {"observed_share_yes": 0.112, "mean_proba_yes": 0.105}
+    assert share_gaps(calibrated, ["yes"], 100_000) == {}  # within the 0.02 floor

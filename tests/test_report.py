@@ -830,6 +830,7 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
         "survival": {"rows_recovered": 214, "train_rows": 1178},
         "censoring_proxies": {"days_open": 0.97},
         "giveaways": {"cust_stage": {"tier": "E", "auc": 0.986}},
+        "share_gaps": {"A": {"observed": 0.236, "expected": 0.115}},
         "model": "survival",
     }
     frame = make_predictions(scheme5, list("ABCDE") * 4)
@@ -841,6 +842,8 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
         "zh": "14 个无标签（12 在开始后 7 天内已结束（特征所描述的时段内），2 无开始日期）",
     }
     assert why[lang] in text
+    gap = {"en": "(tier A: 11.5 % expected, 23.6 % observed)", "zh": "（A 级：预计 11.5%，实际 23.6%）"}
+    assert gap[lang] in text
     later = {"en": "live figures may be somewhat lower", "zh": "实际效果可能略低"}  # outcomes after the newest began
     assert later[lang] in ctx["model_card"]["protocol_text"]
     people = {k: v for k, v in protocol.items() if k not in ("entities", "survival")}  # labels from people
