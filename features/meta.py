@@ -95,6 +95,14 @@ def _word(name: str, lang: str, count: float | None = None) -> str:
     return many if many and count is not None and count != 1 else one
 
 
+def _attribute_word(slugged: str, lang: str, written: str | None) -> str:
+    """An attribute's name in words: the metadata's word for ``lang`` ('线索来源') when there is one, else the
+    column as the user's file writes it ('Budget (EUR)'), else the slug in words ('budget eur')."""
+    if slugged in metadata()["words"].get(lang, {}) or not written:
+        return _word(slugged, lang)
+    return written
+
+
 def format_value(value: Any, unit: str, lang: str = "en", currency: str | None = None) -> str:
     """One value in words for its ``unit`` (a present value; see :func:`phrase` for missing ones)."""
     if isinstance(value, str):
@@ -134,7 +142,7 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     fields = {
         "w": groups.get("w", ""),
         "type": _word(groups["type"], lang, count) if "type" in groups else "",
-        "name": (name or _word(groups["name"], lang)) if "name" in groups else "",
+        "name": _attribute_word(groups["name"], lang, name) if "name" in groups else "",
     }
     if missing:
         template = texts.get("missing") or texts["text"].replace("{v}", "?")

@@ -87,9 +87,10 @@ def test_reasons_point_up_towards_the_tier_and_down_away_from_it_in_both_languag
     assert zh[0] == "20 天前购买 (↑)；近 90 天没有网络研讨会 (↓)"
     assert " = " not in "".join(en + zh) and not any(r.startswith(("+", "-")) for r in en + zh)
     # an attribute is named as the user's file writes it, not as its feature column
-    named = top_reasons(contrib, X, features, lang="zh", names={"cust_industry": "行业(大类)"})
-    assert named[1].endswith("行业(大类)：IT (↓)")
+    named = top_reasons(contrib, X, features, names={"cust_industry": "Industry (NACE)"})
+    assert named[1].endswith("Industry (NACE): IT (↓)")
     assert phrase("cust_budget_wan", None, "en", name="Budget (10k)") == "Budget (10k) unknown"
+    assert phrase("cust_lead_source", "Google", "zh", name="Lead Source") == "线索来源：Google"  # a translation wins
 
 
 def test_every_feature_column_of_the_demo_feature_table_has_metadata(demo_data):
