@@ -164,12 +164,12 @@ def _csv_header(path: Path, encoding: str):
     import csv
 
     with path.open(newline="", encoding=_codec(encoding), errors="replace") as fh:
-        line = fh.readline()
-    try:
-        dialect = csv.Sniffer().sniff(line, delimiters=",;\t|")
-    except csv.Error:
-        return None
-    return dialect, next(csv.reader([line], dialect), [])
+        try:
+            dialect = csv.Sniffer().sniff(fh.readline(), delimiters=",;\t|")
+            fh.seek(0)
+            return dialect, next(csv.reader(fh, dialect), [])  # the first record: a quoted name may span lines
+        except csv.Error:
+            return None
 
 
 def _ragged_line(path: Path, encoding: str) -> str | None:
@@ -184,9 +184,9 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
         rows = csv.reader(fh, dialect)
         try:
             next(rows, None)
-            for line, row in enumerate(rows, start=2):
-                if row and len(row) != len(header):
-                    return f"line {line} has {len(row)} fields, the header has {len(header)}"
+            for row in rows:
+                if row and len(row) != len(header):  # line_num: the file's line where the record ends
+                    return f"line {rows.line_num} has {len(row)} fields, the header has {len(header)}"
         except csv.Error:  # a field past the csv module's limit: no finding; the caller's own error stands
             return None
     return None
@@ -268,12 +268,15 @@ class DuckEngine:
         if not floats or sniffed is None or sniffed[0].delimiter != ";":
             return
         text = _reader(path, fs.format, floats, fs.encoding)
-        grouped = r"^[+-]?[0-9]{1,3}(\.[0-9]{3})+$"
+        grouped = r"^[+-]?[1-9][0-9]{0,2}(\.[0-9]{3})+$"  # '0.125' groups nothing
         counts = ", ".join(
             f"count_if(contains({ident(c)}, '.')), count_if(regexp_matches(trim({ident(c)}), '{grouped}'))"
             for c in floats
         )
-        row = self.con.execute(f"SELECT {counts} FROM {text}").fetchone()
+        try:
+            row = self.con.execute(f"SELECT {counts} FROM {text}").fetchone()
+        except duckdb.Error:  # a warning's check: the read itself reports what is wrong with the file
+            return
         suspects = [
             c for i, c in enumerate(floats) if row[2 * i] >= MIN_THOUSANDS_DOTS and row[2 * i] == row[2 * i + 1]
         ]

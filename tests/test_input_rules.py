@@ -210,13 +210,14 @@ def test_numbers_with_a_decimal_comma_read_as_the_file_means_them(engine, tmp_pa
 
 def test_a_semicolon_export_whose_decimals_all_have_three_digits_is_questioned(tmp_path, caplog):
     """'3.370' in a European export is 3370 seconds: read as 3.37 without decimal ',', and the run says so."""
-    rows = "".join(f"k{i};{d}.{d * 7 % 1000:03d};{i}.5\n" for i, d in enumerate(range(1, 9)))
-    (tmp_path / "k.csv").write_text("Kunde;Dauer;Punkte\n" + rows + "k9;12;3\n", encoding="utf-8")
-    customers = {"path": "k.csv", "columns": {"customer_id": "Kunde"}, "numeric": ["Dauer", "Punkte"]}
+    rows = "".join(f"k{i};{d}.{d * 7 % 1000:03d};{i}.5;0.{d}25\n" for i, d in enumerate(range(1, 9)))
+    (tmp_path / "k.csv").write_text("Kunde;Dauer;Punkte;Anteil\n" + rows + "k9;12;3;1\n", encoding="utf-8")
+    customers = {"path": "k.csv", "columns": {"customer_id": "Kunde"}, "numeric": ["Dauer", "Punkte", "Anteil"]}
     con = connect()
     register_all(DuckEngine(con), _config(tmp_path, customers), with_labels=False)
     assert "column(s) ['Dauer'] of this ';'-separated file write every decimal number with three digits" in caplog.text
     assert "set decimal: ','" in caplog.text and "Punkte" not in caplog.text  # '1.5': a decimal, not questioned
+    assert "Anteil" not in caplog.text  # '0.125' groups no thousands
     caplog.clear()
     as_meant = {**customers, "numeric": ["Dauer"], "decimal": ","}  # 'Punkte' (1.5) is no such file's number
     register_all(DuckEngine(con), _config(tmp_path, as_meant), with_labels=False)
@@ -367,3 +368,15 @@ def test_a_long_csv_cut_short_names_the_line_and_a_repeated_header_name_is_a_war
     assert "column(s) ['region'] appear more than once in the header; the first of each is read, the others as" in (
         caplog.text
     )
+
+
+def test_a_header_name_spanning_two_lines_is_one_field_of_the_header(tmp_path):
+    """Excel quotes a header cell with a line break in it: the header is still one record of 3 fields."""
+    from leadtier.pipelines.sources import _ragged_line, _repeated_names
+
+    path = tmp_path / "h.csv"
+    path.write_bytes(b'id;"Budget\n(EUR)";id\r\na;1;2\r\nb;3;4\r\n')
+    assert _ragged_line(path, "utf-8") is None
+    assert _repeated_names(path, "utf-8") == ["id"]
+    path.write_bytes(b'id;"Budget\n(EUR)";x\r\na;1;2\r\nb;3\r\n')
+    assert _ragged_line(path, "utf-8") == "line 4 has 2 fields, the header has 3"  # the file's line, as an editor
