@@ -129,8 +129,9 @@ def id_as_written(col: str, cls: str) -> str:
 # or a narrow no-break space, three digits a group), then ',' and the decimals, then an exponent. A '.'
 # that groups no three digits ('12.5', '1,234.56') is no such number: an error, never a guess.
 _GROUP_MARKS = ". \u00a0\u202f"
-_COMMA_NUMBER = f"^[+-]?([0-9]{{1,3}}([{_GROUP_MARKS}][0-9]{{3}})+|[0-9]+)(,[0-9]*)?([eE][+-]?[0-9]+)?$"
-_NOT_FINITE_WORD = "^[+-]?(nan|inf|infinity)$"
+# \z, not $: Java's $ (Spark) also matches before a final line break
+_COMMA_NUMBER = f"^[+-]?([0-9]{{1,3}}([{_GROUP_MARKS}][0-9]{{3}})+|[0-9]*)(,[0-9]*)?([eE][+-]?[0-9]+)?\\z"
+_NOT_FINITE_WORD = "^[+-]?(nan|inf|infinity)\\z"
 
 
 def number_text(col: str, decimal: str = ".") -> str:
