@@ -72,19 +72,11 @@ class TierScheme(BaseModel):
     def codes(self) -> list[str]:
         return [lv.code for lv in self.levels]
 
-    def window_mismatch(self, bounds: list[int]) -> str | None:
-        """How the days the level names promise (``within_days``) differ from an outcome label's upper
-        bounds per level (``bounds[i]`` for the i-th level, best first); None when they agree."""
-        promised = [(i, lv) for i, lv in enumerate(self.levels) if lv.within_days is not None]
-        wrong = [(lv, bounds[i] if i < len(bounds) else None) for i, lv in promised]
-        wrong = [(lv, b) for lv, b in wrong if b != lv.within_days]
-        if not wrong:
-            return None
-        return "; ".join(
-            f"{lv.code} ({lv.en!r}) promises {lv.within_days} days, the label gives "
-            + ("no window" if b is None else f"{b}")
-            for lv, b in wrong
-        )
+    def window_mismatches(self, bounds: list[int]) -> list[tuple[int, TierLevel, int | None]]:
+        """The levels whose names promise days (``within_days``) that an outcome label's upper bound for
+        them (``bounds[i]`` for the i-th level, best first) does not give: (i, level, bound or None)."""
+        found = [(i, lv, bounds[i] if i < len(bounds) else None) for i, lv in enumerate(self.levels)]
+        return [(i, lv, b) for i, lv, b in found if lv.within_days is not None and b != lv.within_days]
 
     def level(self, code: str) -> TierLevel:
         for lv in self.levels:

@@ -1089,14 +1089,23 @@ class Config(_Strict):
         """The days a scheme's level names promise (``within_days``) are the label's windows: a tier named
         'closes within 1 month' is not labelled by a 14-day window."""
         oc = self.labels.outcome
-        wrong = self.scheme.window_mismatch([*oc.thresholds_days, oc.horizon_days])
-        if wrong:
-            promised = [lv.within_days for lv in self.scheme.levels if lv.within_days is not None]
-            raise ValueError(
-                f"labels.outcome.thresholds_days {oc.thresholds_days} do not match the windows scheme "
-                f"{self.labels.scheme!r} names its levels by: {wrong}. Set thresholds_days to start with "
-                f"{promised}, or add a scheme under schemes: whose names say your windows (see docs/config.md)"
-            )
+        wrong = self.scheme.window_mismatches([*oc.thresholds_days, oc.horizon_days])
+        if not wrong:
+            return
+        n = len(oc.thresholds_days)
+        thresholds, horizon, said = list(oc.thresholds_days), oc.horizon_days, []
+        for i, lv, given in wrong:
+            key = f"thresholds_days[{i}] is {given}" if i < n else f"horizon_days is {given}" if i == n else "no window"
+            said.append(f"{lv.code} ({lv.en!r}) promises {lv.within_days} days, {key}")
+            if i < n:
+                thresholds[i] = lv.within_days
+            elif i == n:
+                horizon = lv.within_days
+        raise ValueError(
+            f"labels.outcome: the windows do not match the days scheme {self.labels.scheme!r} names its levels by: "
+            f"{'; '.join(said)}. Set thresholds_days: {thresholds} and horizon_days: {horizon}, or add a scheme "
+            "under schemes: whose names say your windows (see docs/config.md)"
+        )
 
     def _survival_fits(self) -> None:
         """train.model survival or best: time-to-event labels and evaluation rows apart from training rows."""
@@ -1195,7 +1204,7 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
             msg = f"YAML reads an unquoted on/off, yes/no or true/false key as {e['input']}: quote it ('{word}')"
             if "joins" in loc:
                 msg += "; a join's key column is `by:`"
-        lines.append(f"  {key}: {msg}")
+        lines.append(f"  {key}: {msg}" if loc else f"  {msg}")  # a whole-config check names its keys itself
     return f"{header} {lines[1].strip()}" if len(lines) == 2 else "\n".join(lines)
 
 

@@ -294,8 +294,9 @@ def test_an_export_date_given_in_the_config_is_where_outcomes_end(tmp_path):
         (lambda r: r["labels"]["outcome"].update(thresholds_days=[30, 90]), "has 5 levels but"),
         (
             lambda r: r["labels"]["outcome"].update(thresholds_days=[14, 90, 180]),
-            r"do not match the windows scheme 'time_to_close' names its levels by: A \('A - closes within 1 "
-            r"month'\) promises 30 days, the label gives 14\. Set thresholds_days to start with \[30, 90, 180\]",
+            r"c\.yaml: labels\.outcome: the windows do not match the days scheme 'time_to_close' names its levels "
+            r"by: A \('A - closes within 1 month'\) promises 30 days, thresholds_days\[0\] is 14\. "
+            r"Set thresholds_days: \[30, 90, 180\] and horizon_days: 270",
         ),
         (lambda r: r["snapshots"].update(train_as_of=["2011-06-01"]), "must precede the evaluation"),
     ],
