@@ -161,10 +161,10 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
 
 
 def _never_negative(column: str) -> str | None:
-    """The unit of a feature column that is never negative (a count, days, seconds, an RFM score), or None."""
+    """The unit of a feature column that is never negative (a count, days, an RFM score), or None."""
     found = meta_of(column)
     unit = found[0].unit if found else None
-    return {"count": "events", "days": "days", "seconds": "seconds", "score": "score points"}.get(unit)
+    return {"count": "events", "days": "days", "score": "score points"}.get(unit)  # durations: as the input has them
 
 
 def _number(value) -> bool:

@@ -298,8 +298,11 @@ def test_a_request_the_model_would_misread_is_a_400_naming_the_column_or_row():
         "column 'rfm_recency_days' counts days, never below 0 in the feature table `leadtier features` builds, "
         "but row 1 gives a negative number"
     )
-    signed = {"cust_region": "string", "rfm_monetary": "double", "cust_budget": "double"}  # net of returns
-    assert request_problem(split(["rfm_monetary", "cust_budget"], [[-20.0, -1.0]]), signed) is None
+    signed = {"rfm_monetary": "double", "cust_budget": "double", "ix_duration_s_30d": "double"}  # as the input says
+    assert (
+        request_problem(split(["rfm_monetary", "cust_budget", "ix_duration_s_30d"], [[-20.0, -1.0, -3.0]]), signed)
+        is None
+    )
     assert request_problem("{not json", schema) is None  # MLflow's own answer, without the body
     nan = '{"dataframe_split": {"columns": ["cust_region", "rfm_recency_days"], "data": [[NaN, 1.0]]}}'
     assert request_problem(nan, schema) is None  # NaN is missing to MLflow, as null is
