@@ -522,15 +522,15 @@ def _measured(protocol: dict, metrics: dict, s: dict) -> dict[str, Any]:
 
 
 def _unlabelled_why(reasons: dict, s: dict) -> str:
-    """'120 closed within their first 7 days, 3 no start date' in the report's language: each reason the
-    label query gives (its number of days as ``{days}``) looked up in ``unlabelled_reasons``."""
+    """' (120 closed within the first 7 days; 3 no start date)' in the report's language, '' without any:
+    each reason the label query gives (its number of days as ``{days}``) looked up in ``unlabelled_reasons``."""
     parts = []
     for reason, n in reasons.items():
         days = re.search(r"\d+", reason)
         key = re.sub(r"\d+", "{days}", reason, count=1)
         text = s["unlabelled_reasons"].get(key)
         parts.append(f"{int(n):,} " + (text.format(days=days.group()) if text and days else text or reason))
-    return s["list_separator"].join(parts) if parts else "-"
+    return s["unlabelled_why"].format(reasons=s["list_separator"].join(parts)) if parts else ""
 
 
 def _label_notes(protocol: dict, s: dict) -> list[str]:

@@ -838,14 +838,17 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
     text = ctx["model_card"]["rows_text"] + ctx["model_card"]["kind_text"]
     assert all(n in text for n in ("1,500", "1,286", "200", "days_open", "cust_stage (E, AUC 0.99)"))
     why = {
-        "en": "14 had no label (12 closed within the first 7 days, which the features describe, 2 no start date)",
-        "zh": "14 个无标签（12 在开始后 7 天内已结束（特征所描述的时段内），2 无开始日期）",
+        "en": "14 had no label (12 closed within the first 7 days, the days the features describe; 2 no start date).",
+        "zh": "14 个无标签（12 在开始后 7 天内已结束（特征所描述的时段内）；2 无开始日期）。",
     }
     assert why[lang] in text
     gap = {"en": "(tier A: 11.5 % expected, 23.6 % observed)", "zh": "（A 级：预计 11.5%，实际 23.6%）"}
     assert gap[lang] in text
     later = {"en": "live figures may be somewhat lower", "zh": "实际效果可能略低"}  # outcomes after the newest began
     assert later[lang] in ctx["model_card"]["protocol_text"]
+    none = {**protocol, "entities": {"entities": 1500, "labelled": 1300, "censored": 200, "unlabelled": 0}}
+    card = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": none})["model_card"]["rows_text"]
+    assert ("0 had no label." if lang == "en" else "0 个无标签。") in card  # no empty brackets
     people = {k: v for k, v in protocol.items() if k not in ("entities", "survival")}  # labels from people
     plain = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": people})
     assert later[lang] not in plain["model_card"]["protocol_text"]
