@@ -921,15 +921,16 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
         if survival is not None and key in ("model", "classifier", "survival"):
             ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba)
     ev.share_gaps = share_gaps(ev.metrics["model"], levels, len(ev.y_true))
-    for code, gap in ev.share_gaps.items():
+    if ev.share_gaps:
         log.warning(
-            "the model's probabilities are off on the evaluation rows: it expected %.1f %% in tier %s, %.1f %% "
-            "were (%d rows; more than chance explains): the tiers' shares differ between the training and the "
-            "evaluation rows (over time, under a time-ordered protocol); read its probabilities as a ranking",
-            100 * gap["expected"],
-            code,
-            100 * gap["observed"],
+            "the model's probabilities are off on the %d evaluation rows by more than chance explains (%s): the "
+            "tiers' shares differ between the training and the evaluation rows (over time, under a time-ordered "
+            "protocol); read its probabilities as a ranking",
             len(ev.y_true),
+            "; ".join(
+                f"tier {k}: {100 * v['expected']:.1f} % expected, {100 * v['observed']:.1f} % were"
+                for k, v in ev.share_gaps.items()
+            ),
         )
     compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
     baselines = [b for b in ev.metrics if not b.startswith("model")]
