@@ -440,7 +440,7 @@ def _score_batches(
 
     def scored_table(batch) -> pa.Table:
         frame = numbers_as_float(batch.to_pandas())
-        scored = model.predict(frame.drop(columns=["customer_id"]), params=params)
+        scored = model.predict(tracking.read_only(model, frame.drop(columns=["customer_id"])), params=params)
         if drift is not None and len(frame):
             drift.add(frame)
         scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())

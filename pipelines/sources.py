@@ -19,12 +19,14 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import sqlglot
 from leadtier.features import inputs as rules
 from leadtier.features.inputs import ident
 from leadtier.features.queries import slug
 from leadtier.models.text import clip
 from leadtier.pipelines.config import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, Config, FileSpec, JoinSpec, TableSpec
 from leadtier.pipelines.errors import UserError
+from sqlglot import exp
 
 log = logging.getLogger(__name__)
 
@@ -324,15 +326,18 @@ def _examples(engine, sql: str) -> str:
 
 
 def _derived(
-    engine, table: str, path: Path, view: str, canon: str, kind: str, expr: str, classes: dict, failing=None
+    engine, table: str, path: Path, view: str, canon: str, kind: str, fs: FileSpec, classes: dict, failing=None
 ) -> str:
-    """The SQL of a ``derived`` column; one that does not evaluate is an error naming the text columns
-    it reads that hold values other than numbers (a price written '12,50 EUR'), with examples. For a
-    scoring input (``failing`` a list) the rows it fails on, where the engine can tell them, are added to
-    ``failing`` as (problem, count, condition, reason) to reject, and the column is NULL on them."""
-    value = f"CAST(({expr}) AS {rules.SQL_TYPES[kind]})"
+    """The SQL of ``fs``'s ``derived`` column ``canon``; one that does not evaluate is an error naming the
+    text columns it reads that hold values other than numbers (a price written '12,50 EUR'), with examples.
+    For a scoring input (``failing`` a list) the rows it fails on, where the engine can tell them, are added
+    to ``failing`` as (problem, count, condition, reason) to reject, and the column is NULL on them. An
+    expression with a window function (``row_number() OVER ()``) is read from the column
+    :func:`_read_numbered` made of it."""
+    expr = fs.derived[canon]
+    value = f"CAST(({ident(_WINDOWED + canon) if _windowed(expr) else expr}) AS {rules.SQL_TYPES[kind]})"
     try:  # every row: a value the expression cannot convert fails here, not later in the feature query
-        engine.rows(f"SELECT count({value}) FROM {view}")
+        engine.rows(f"SELECT count(v) FROM (SELECT {value} AS v FROM {view})")  # a window function may be in it
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
@@ -346,6 +351,39 @@ def _derived(
         failing.append((problem, *rows, f"derived column {canon!r} does not evaluate"))
         value = f"TRY({value})"
     return rules.number_value(value, rules.FLOAT, kind) if kind in {"float", "int"} else value
+
+
+_WINDOWED = "__windowed__"  # prefix of the columns that hold derived expressions with a window function
+
+
+def _windowed(expr: str) -> bool:
+    """Whether a derived expression holds a window function (e.g. ``row_number() OVER ()``, an id or an
+    order from the row's position): it is computed over the file's rows before anything else reads them."""
+    try:
+        return sqlglot.parse_one(expr, read="duckdb").find(exp.Window) is not None
+    except sqlglot.errors.ParseError:
+        return False  # the engine's own error names it when the expression is read
+
+
+def _read_numbered(engine, fs: FileSpec, view: str, path: Path, table: str, text) -> dict[str, str]:
+    """``engine.read`` of one file as ``view``, plus a column per derived expression with a window
+    function, computed over the file's rows in their order (an aggregate or a join read later cannot
+    contain one): the table ``view`` then holds the file."""
+    windowed = {c: e for c, e in fs.derived.items() if _windowed(e)}
+    if not windowed:
+        return engine.read(view, path, fs, table, text)
+    classes = engine.read(f"{view}__read", path, fs, table, text)
+    shown = ", ".join(f"({e}) AS {ident(_WINDOWED + c)}" for c, e in windowed.items())
+    try:
+        engine.create(view, f"SELECT *, {shown} FROM {view}__read", materialize=True)
+    except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
+        if not isinstance(exc, (*engine.errors, ValueError)):
+            raise
+        raise InputError(
+            f"{path}: derived column(s) {sorted(windowed)} = {list(windowed.values())} do not evaluate "
+            f"on {engine.name}: {_first_line(exc)}"
+        ) from None
+    return classes
 
 
 def _rows_failing(engine, view: str, value: str) -> tuple[int, str] | None:
@@ -459,7 +497,7 @@ def _source_columns(
     columns: list[Column] = []
     for canon, kind, required in wanted:
         if canon in fs.derived:
-            value = _derived(engine, table, path, view, canon, kind, fs.derived[canon], classes, failing)
+            value = _derived(engine, table, path, view, canon, kind, fs, classes, failing)
             if kind == "id":  # a derived id follows the rules of a text id
                 columns.append((canon, f"({value})", canon, kind, rules.TEXT))
             out[canon] = value
@@ -602,7 +640,7 @@ def _attributes(
     for attr in [*spec.categorical, *spec.numeric, *leaky]:
         if attr in fs.derived:
             kind = "float" if attr in spec.numeric else "str"
-            value = _derived(engine, table, path, view, attr, kind, fs.derived[attr], classes, failing)
+            value = _derived(engine, table, path, view, attr, kind, fs, classes, failing)
             out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
         elif attr not in classes and tag_rows and table == "customers" and _kept_out(cfg, attr):
             log.info("%s: attribute column %r is absent; features.exclude keeps it out of the model", path, attr)
@@ -632,9 +670,9 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
     file stops the run; keys without a match are counted, and those the lookup spells differently logged."""
     path = cfg.data_path(fs.path)
     if not spec.joins:
-        return engine.read(view, path, fs, table, text)
+        return _read_numbered(engine, fs, view, path, table, text)
     main = f"{view}__main"
-    classes = engine.read(main, path, fs, table, text | {j.by for j in spec.joins.values()})
+    classes = _read_numbered(engine, fs, main, path, table, text | {j.by for j in spec.joins.values()})
     types = classes.pop("__types__", {})
     lookups = []
     for i, (name, join) in enumerate(spec.joins.items()):

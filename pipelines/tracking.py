@@ -283,10 +283,20 @@ class ChampionCannotCompete(Exception):
     logged metrics changed since it was trained)."""
 
 
+def read_only(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the columns the pyfunc ``model``'s input signature lacks (feature-table columns
+    the model does not read, the id): MLflow would drop them with a warning on every call."""
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.has_input_names():
+        return frame
+    names = set(schema.input_names())
+    return frame[[c for c in frame.columns if c in names]]
+
+
 def _champion_scores(model, cfg: Config, features: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """The champion's output and tier probabilities (columns in ``cfg.scheme.codes`` order) for ``features``."""
     try:
-        scored = model.predict(features)
+        scored = model.predict(read_only(model, features))
         proba = scored[[f"proba_{c}" for c in cfg.scheme.codes]].to_numpy()
     except (MlflowException, KeyError, ValueError) as exc:  # input schema, feature columns or tier levels changed
         raise ChampionCannotCompete(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc

@@ -380,3 +380,24 @@ def test_a_header_name_spanning_two_lines_is_one_field_of_the_header(tmp_path):
     assert _repeated_names(path, "utf-8") == ["id"]
     path.write_bytes(b'id;"Budget\n(EUR)";x\r\na;1;2\r\nb;3\r\n')
     assert _ragged_line(path, "utf-8") == "line 4 has 2 fields, the header has 3"  # the file's line, as an editor
+
+
+def test_a_file_without_an_id_column_numbers_its_rows_in_file_order(engine, tmp_path):
+    """A public dataset with no id (bank marketing): `derived: {customer_id: "row_number() OVER ()"}` gives
+    each row its position, and the same expression an order for train.order_by (rows in time order)."""
+    rows = "".join(f"{age};{'yes' if age % 3 == 0 else 'no'}\n" for age in range(30, 60))
+    (tmp_path / "bank.csv").write_text("age;y\n" + rows, encoding="utf-8")
+    spec = {
+        "path": "bank.csv",
+        "derived": {"customer_id": "row_number() OVER ()", "row_no": "row_number() OVER ()"},
+        "numeric": ["age", "row_no"],
+        "leaky": ["y"],
+    }
+    cfg = _config(tmp_path, spec)
+    if isinstance(engine, DuckEngine):
+        register_all(engine, cfg, with_labels=False)
+        got = engine.rows('SELECT customer_id, "row_no", "age" FROM customers ORDER BY "row_no"')
+        assert got == [(str(i + 1), float(i + 1), float(30 + i)) for i in range(30)]
+    else:  # Spark's row_number() needs an ORDER BY: said, not a traceback
+        with pytest.raises(InputError, match=r"bank\.csv: derived column\(s\) \['customer_id', 'row_no'\].*on Spark"):
+            register_all(engine, cfg, with_labels=False)
