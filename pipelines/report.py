@@ -1105,12 +1105,21 @@ def _call_first(b: _Scored, worklist: pd.DataFrame | None, note: str | None, cur
 
 
 def _worklist(
-    b: _Scored, worklist: pd.DataFrame | None, limit: int, csv_path: str | None, currency: str | None
+    b: _Scored,
+    worklist: pd.DataFrame | None,
+    limit: int,
+    csv_path: str | None,
+    currency: str | None,
+    close_tiers: list[str] | None = None,
 ) -> dict | None:
     """The whole worklist, its first ``limit`` rows embedded (:func:`worklist_head`), with counts per
-    status and the path of the full CSV."""
+    status, the path of the full CSV and the heading of its chance column: the chance of the tiers it
+    adds up (the best tier unless ``close_tiers`` says otherwise)."""
     if worklist is None:
         return None
+    s = strings(b.lang)
+    tiers = [t for t in (close_tiers or b.codes[:1]) if t in b.codes]
+    chance = s["chance_of"].format(tiers=s["list_separator"].join(b.scheme.label(t, b.lang) for t in tiers))
     head = worklist_head(worklist, limit)
     counts = worklist["status"].astype(str).value_counts()
     rows = _worklist_rows(b, head, _money_currency(worklist, currency))
@@ -1122,6 +1131,7 @@ def _worklist(
         "counts": {k.replace(" ", "_"): int(counts.get(k, 0)) for k in STATUS_ORDER},
         "estimated": sum(r["estimated"] for r in rows),
         "has_owner": bool(worklist["owner"].fillna("").astype(str).ne("").any()),
+        "chance": chance,
     }
 
 
@@ -1144,6 +1154,7 @@ def build_context(
     worklist_note: str | None = None,
     worklist_csv: str | None = None,
     worklist_rows: int = WORKLIST_ROWS,
+    worklist_close_tiers: list[str] | None = None,
     currency: str | None = None,
     generated: dt.date | None = None,
 ) -> dict[str, Any]:
@@ -1160,6 +1171,7 @@ def build_context(
     ``worklist``: the plan of :func:`leadtier.pipelines.worklist.planned` (with reasons): the call-first
     section shows its first week, the worklist section its first ``worklist_rows`` rows and links
     ``worklist_csv``, the full list; without one the call-first section says ``worklist_note``.
+    ``worklist_close_tiers``: the tiers whose probabilities its chance column adds up (``worklist.close_tiers``).
     ``currency``: ``report.currency``, written with every amount of money.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
@@ -1177,7 +1189,7 @@ def build_context(
         "top_n": int(top_n),
         "currency": currency or "",
         "call_first": _call_first(b, worklist, worklist_note, currency),
-        "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency),
+        "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency, worklist_close_tiers),
         "summary": _summary(b, tier_rows, model_info),
         "playbook": _playbook(
             b,
@@ -1568,7 +1580,12 @@ def run(
     t["features"] = time.perf_counter()
     worklist, note = report_worklist(cfg, frame, lang)
     frame, worklist = with_reasons(cfg, frame, worklist, scorer, lang)
-    action = {"worklist": worklist, "worklist_note": note, "worklist_csv": _csv_link(cfg, out_path)}
+    action = {
+        "worklist": worklist,
+        "worklist_note": note,
+        "worklist_csv": _csv_link(cfg, out_path),
+        "worklist_close_tiers": cfg.worklist.close_tiers or None,
+    }
     extra = {"migration": migration, "drift": drift, "source": pred_path, "action": action}
     ctx = _report_context(frame, scorer, described, revenue, profile, lang, cfg, **extra)
     html_text = render(ctx, lang)
