@@ -286,7 +286,8 @@ class ChampionCannotCompete(Exception):
 def read_only(model, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` without the columns the pyfunc ``model``'s input signature lacks (feature-table columns
     the model does not read, the id): MLflow would drop them with a warning on every call."""
-    schema = model.metadata.get_input_schema()
+    meta = getattr(model, "metadata", None)  # a pyfunc model has it
+    schema = meta.get_input_schema() if meta is not None else None
     if schema is None or not schema.has_input_names():
         return frame
     names = set(schema.input_names())
