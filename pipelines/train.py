@@ -337,9 +337,14 @@ def excluded_columns(cfg: Config, columns: Sequence[str]) -> set[str]:
 
 
 def model_columns(cfg: Config, prep: Prepared) -> list[str]:
-    """The feature columns the tier model reads: all but the id and those :func:`excluded_columns` names."""
+    """The feature columns the tier model reads: all but the id, those :func:`excluded_columns` names and those
+    without a value in any training row."""
     excluded = excluded_columns(cfg, list(prep.features.columns))  # a wrong name stops here, before tuning
     cols = [c for c in prep.features.columns if c != ID_COLUMN and c not in excluded]
+    empty = [c for c in cols if c in prep.train.columns and prep.train[c].isna().all()]
+    if empty and len(empty) < len(cols):  # e.g. the tenure of customers without a created_at column
+        log.info("feature(s) %s have no value in any training row: left out of the model", empty)
+        cols = [c for c in cols if c not in empty]
     if not cols:
         raise TrainingDataError(f"no feature column is left for the model: features.exclude names all of {excluded}")
     return cols

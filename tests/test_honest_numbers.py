@@ -239,3 +239,19 @@ def test_share_gaps_name_only_tiers_whose_probabilities_are_off_beyond_chance():
     assert share_gaps(drifted, ["yes", "no"], 20) == {}  # on 20 rows such a gap is chance
     calibrated = {"observed_share_yes": 0.112, "mean_proba_yes": 0.105}
     assert share_gaps(calibrated, ["yes"], 100_000) == {}  # within the 0.02 floor
+
+
+def test_a_feature_without_a_value_in_any_training_row_is_no_model_feature(demo_data, caplog):
+    """Customers without a created_at column have no tenure: the model does not carry an empty column."""
+    import pandas as pd
+    from leadtier.pipelines.train import model_columns, prepare
+
+    cfg = demo_data
+    customers = pd.read_parquet(cfg.data_path("customers.parquet"))
+    customers.drop(columns=["created_at"]).to_parquet(cfg.data_path("customers.parquet"), index=False)
+    prep = prepare(cfg)
+    assert prep.features["cust_tenure_days"].isna().all()
+    with caplog.at_level("INFO"):
+        cols = model_columns(cfg, prep)
+    assert "cust_tenure_days" not in cols and "rfm_recency_days" in cols
+    assert "['cust_tenure_days'] have no value in any training row" in caplog.text
