@@ -553,7 +553,8 @@ def _label_notes(protocol: dict, s: dict) -> list[str]:
             s["share_gap"].format(tier=k, expected=f"{100 * v['expected']:.1f}", observed=f"{100 * v['observed']:.1f}")
             for k, v in gaps.items()
         )
-        notes.append(s["share_gaps"].format(gaps=named))
+        timed = protocol.get("evaluation") in ("ordered_holdout", "backtest")
+        notes.append(s["share_gaps" if timed else "share_gaps_untimed"].format(gaps=named))
     giveaways = protocol.get("giveaways")
     if isinstance(giveaways, dict) and giveaways:
         named = ", ".join(f"{k} ({v['tier']}, AUC {float(v['auc']):.2f})" for k, v in giveaways.items())

@@ -122,20 +122,24 @@ def read_columns(
     fmt: str = "auto",
     encoding: str = "utf-8",
     id_column: str | None = None,
+    derived_id: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The ``columns`` one file has, read as the tables read it (a CSV's as written, never guessed), with
     ``keys`` as text as joins compare them and ``id_column`` as the customer ids predict writes ('12346'
-    for a float 12346.0); and every column name of the file. ``what`` names the data in an error (an
-    unreadable file is an InputError)."""
+    for a float 12346.0); with ``derived_id`` (the table's ``derived`` customer_id, e.g. its row number)
+    a ``customer_id`` column from it; and every column name of the file. ``what`` names the data in an
+    error (an unreadable file is an InputError)."""
     con = duckdb.connect()
     try:
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, fmt, [], encoding)}").fetchall()]
         present = [c for c in dict.fromkeys(columns) if c in names]
-        if not present:
+        if not present and not derived_id:
             return pd.DataFrame(), names
         reader = _reader(path, fmt, present, encoding)
         values = {c: f"CAST({ident(c)} AS VARCHAR)" if c in keys else ident(c) for c in present}
-        if id_column in values:
+        if derived_id:  # computed over the file's rows in order, as the tables compute it
+            values = {"customer_id": rules.id_value(f"CAST(({derived_id}) AS VARCHAR)", rules.TEXT)} | values
+        if id_column in values and not derived_id:
             types = dict(r[:2] for r in con.execute(f"DESCRIBE SELECT {ident(id_column)} FROM {reader}").fetchall())
             cls = _duck_class(types[id_column])
             float_text = (
@@ -361,7 +365,7 @@ def _windowed(expr: str) -> bool:
     order from the row's position): it is computed over the file's rows before anything else reads them."""
     try:
         return sqlglot.parse_one(expr, read="duckdb").find(exp.Window) is not None
-    except sqlglot.errors.ParseError:
+    except sqlglot.errors.SqlglotError:  # ParseError, TokenError (an unclosed quote), ...
         return False  # the engine's own error names it when the expression is read
 
 

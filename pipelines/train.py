@@ -927,15 +927,18 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
             ev.metrics[key] |= survival_stage.censoring_aware(cfg, ev.y_true, proba)
     ev.share_gaps = share_gaps(ev.metrics["model"], levels, len(ev.y_true))
     if ev.share_gaps:
+        timed = cfg.train.evaluation in ("ordered_holdout", "backtest")
         log.warning(
-            "the model's probabilities are off on the %d evaluation rows by more than chance explains (%s): the "
-            "tiers' shares differ between the training and the evaluation rows (over time, under a time-ordered "
-            "protocol); read its probabilities as a ranking",
+            "the model's probabilities are off on the %d evaluation rows by more than chance explains (%s): %s; "
+            "read its probabilities as a ranking",
             len(ev.y_true),
             "; ".join(
                 f"tier {k}: {100 * v['expected']:.1f} % expected, {100 * v['observed']:.1f} % were"
                 for k, v in ev.share_gaps.items()
             ),
+            "the tiers' shares moved between the older training rows and the newer evaluation rows"
+            if timed
+            else "they are not calibrated on rows like these",
         )
     compared = list(dict.fromkeys([cfg.train.primary_metric, *VERDICT]))
     baselines = [b for b in ev.metrics if not b.startswith("model")]

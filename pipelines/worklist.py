@@ -132,12 +132,15 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
         return pd.DataFrame(columns=["customer_id"])
     spec = cfg.data.tables.customers
     fs = spec.files[0]  # the scoring input is read as the first customers file (predict replaces its path)
-    id_col = fs.columns.get("customer_id", "customer_id")
+    derived_id = fs.derived.get("customer_id")
+    id_col = "customer_id" if derived_id else fs.columns.get("customer_id", "customer_id")
     wanted = {id_col: "customer_id", (wl.owner_column or "owner"): "owner"}
     if wl.value_column:
         wanted[wl.value_column] = "value"
     keys = [j.by for j in spec.joins.values()]
-    frame, names = read_columns(path, "the scoring input", [*wanted, *keys], keys, fs.format, fs.encoding, id_col)
+    frame, names = read_columns(
+        path, "the scoring input", [*wanted, *keys], keys, fs.format, fs.encoding, id_col, derived_id
+    )
     if id_col not in frame.columns:
         raise WorklistError(f"the scoring input {path} has no customer id column {id_col!r}. Got {names}")
     for key, col in (("owner_column", wl.owner_column), ("value_column", wl.value_column)):

@@ -401,3 +401,30 @@ def test_a_file_without_an_id_column_numbers_its_rows_in_file_order(engine, tmp_
     else:  # Spark's row_number() needs an ORDER BY: said, not a traceback
         with pytest.raises(InputError, match=r"bank\.csv: derived column\(s\) \['customer_id', 'row_no'\].*on Spark"):
             register_all(engine, cfg, with_labels=False)
+
+
+def test_the_worklist_reads_a_derived_id_as_the_tables_do(tmp_path):
+    """With `derived: {customer_id: "row_number() OVER ()"}` the owners and values line up with the ids."""
+    from leadtier.pipelines.sources import read_columns
+
+    (tmp_path / "p.csv").write_text("owner;value\nann;10\nbob;20\n", encoding="utf-8")
+    frame, names = read_columns(
+        tmp_path / "p.csv", "the scoring input", ["customer_id", "owner", "value"], derived_id="row_number() OVER ()"
+    )
+    assert names == ["owner", "value"]
+    assert frame.to_dict("list") == {"customer_id": ["1", "2"], "owner": ["ann", "bob"], "value": ["10", "20"]}
+
+
+def test_the_model_gets_only_the_columns_its_signature_names():
+    """Feature-table columns a model does not read are not sent (MLflow would warn on every batch)."""
+    from types import SimpleNamespace
+
+    from leadtier.pipelines.tracking import read_only
+    from mlflow.types import ColSpec, Schema
+
+    frame = pd.DataFrame({"a": [1.0], "b": [2.0], "cust_row_no": [1.0]})
+    signed = SimpleNamespace(metadata=SimpleNamespace(get_input_schema=lambda: Schema([ColSpec("double", "a")])))
+    assert list(read_only(signed, frame).columns) == ["a"]
+    unsigned = SimpleNamespace(metadata=SimpleNamespace(get_input_schema=lambda: None))
+    assert list(read_only(unsigned, frame).columns) == ["a", "b", "cust_row_no"]
+    assert list(read_only(object(), frame).columns) == ["a", "b", "cust_row_no"]  # no MLflow metadata at all

@@ -856,6 +856,10 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
     people = {k: v for k, v in protocol.items() if k not in ("entities", "survival")}  # labels from people
     plain = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": people})
     assert later[lang] not in plain["model_card"]["protocol_text"]
+    folds = report.build_context(frame, scheme5, lang=lang, model_info={"protocol": {**people, "evaluation": "kfold"}})
+    untimed = {"en": "they are not calibrated on rows like these", "zh": "模型在这类样本上未能校准"}
+    assert untimed[lang] in folds["model_card"]["rows_text"]  # no time to move in: no talk of shares moving
+    assert untimed[lang] not in text
     assert ("censored" if lang == "en" else "删失") in text
     assert ("too good" if lang == "en" else "偏高") in text
     html = report.render(ctx, lang)
