@@ -428,3 +428,11 @@ def test_the_model_gets_only_the_columns_its_signature_names():
     unsigned = SimpleNamespace(metadata=SimpleNamespace(get_input_schema=lambda: None))
     assert list(read_only(unsigned, frame).columns) == ["a", "b", "cust_row_no"]
     assert list(read_only(object(), frame).columns) == ["a", "b", "cust_row_no"]  # no MLflow metadata at all
+
+
+def test_a_derived_expression_with_an_unclosed_quote_is_an_input_error(tmp_path):
+    (tmp_path / "c.csv").write_text("id,region\na,north\n", encoding="utf-8")
+    spec = {"path": "c.csv", "columns": {"customer_id": "id"}, "derived": {"zone": "'abc"}, "categorical": ["zone"]}
+    con = connect()
+    with pytest.raises(InputError, match=r"c\.csv: derived column customers\.zone = \"'abc\" does not evaluate"):
+        register_all(DuckEngine(con), _config(tmp_path, spec), with_labels=False)
