@@ -117,7 +117,8 @@ OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
 
 
 EventTable = Literal["transactions", "interactions"]
-Encoding = Literal["utf-8", "utf-16", "latin-1"]  # what DuckDB reads without an extension
+# utf-8, utf-16 and latin-1 DuckDB reads itself; the East Asian ones are read through a UTF-8 copy
+Encoding = Literal["utf-8", "utf-16", "latin-1", "gbk", "gb18030", "big5", "shift_jis"]
 
 
 def _date_formats(value: Any) -> Any:
@@ -1190,7 +1191,7 @@ def _format_errors(header: str, err: ValidationError, prefix: tuple[str, ...] = 
         elif e["type"] == "literal_error" and "expected" in e.get("ctx", {}):
             msg = f"must be {e['ctx']['expected']}. Got {e.get('input')!r} instead"
             if loc and loc[-1] == "encoding":
-                msg += "; convert text in another encoding to UTF-8 first, e.g. iconv -f GBK -t UTF-8"
+                msg += "; convert text in another encoding to UTF-8 first, e.g. iconv -f EUC-KR -t UTF-8"
         elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
             msg = msg.removeprefix("Value error, ")
         if e["type"] in ("string_type", "literal_error") and isinstance(e.get("input"), bool):

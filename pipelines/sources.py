@@ -76,6 +76,8 @@ def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = 
     guessed as numbers (an id '007' or '1.5' must stay as written); the others' types are sniffed from
     ``sample`` rows (-1: all)."""
     fmt = _format(path, fmt)
+    if fmt == "csv" and encoding in TRANSCODED:
+        path, encoding = utf8_copy(path, encoding), "utf-8"
     lit = "'" + str(path).replace("'", "''") + "'"
     if fmt == "parquet":
         return f"read_parquet({lit})"
@@ -87,9 +89,48 @@ def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = 
 
 
 ENCODING_HINT = (
-    "Set encoding: latin-1 (Western European text) or utf-16 for this file in the config; text in another "
-    "encoding (GBK, Big5, Shift-JIS, ...) must be converted to UTF-8 first, e.g. iconv -f GBK -t UTF-8"
+    "Set encoding for this file in the config: latin-1 (Western European text), utf-16, gbk or gb18030 "
+    "(Simplified Chinese, as Excel on Chinese Windows saves CSV), big5 or shift_jis; text in another encoding "
+    "must be converted to UTF-8 first, e.g. iconv -f EUC-KR -t UTF-8"
 )
+TRANSCODED = ("gbk", "gb18030", "big5", "shift_jis")  # read through a UTF-8 copy (DuckDB reads no such text)
+
+
+def codec(encoding: str) -> str:
+    """Python's codec for a file's configured ``encoding`` (UTF-8 with or without a byte-order mark)."""
+    return encoding if encoding in ("latin-1", "utf-16", *TRANSCODED) else "utf-8-sig"
+
+
+def utf8_copy(path: Path, encoding: str) -> Path:
+    """A UTF-8 copy of the text file ``path`` written in ``encoding`` (one of :data:`TRANSCODED`), kept in
+    the temporary folder under a name of the file's path, size and time, so it is made once per version
+    of the file. A byte the encoding has no character for is an error naming its offset."""
+    import hashlib
+    import os
+    import tempfile
+
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{encoding}".encode()
+    folder = Path(tempfile.gettempdir()) / "leadtier-utf8"
+    copy = folder / f"{hashlib.sha256(key).hexdigest()[:24]}{path.suffix or '.csv'}"
+    if copy.is_file():
+        return copy
+    folder.mkdir(parents=True, exist_ok=True)
+    part = copy.with_suffix(f".{os.getpid()}.part")
+    done = 0
+    try:
+        with path.open("r", encoding=encoding, newline="") as src, part.open("w", encoding="utf-8", newline="") as dst:
+            for block in iter(lambda: src.read(1 << 20), ""):
+                dst.write(block)
+                done += len(block)
+    except UnicodeDecodeError as exc:
+        part.unlink(missing_ok=True)
+        raise InputError(
+            f"{path}: is not {encoding} text: byte 0x{exc.object[exc.start]:02x} cannot be read "
+            f"(about character {done + exc.start:,} of the file). {ENCODING_HINT}"
+        ) from None
+    part.replace(copy)
+    return copy
 
 
 def _format(path: Path, fmt: str) -> str:
@@ -160,16 +201,11 @@ def _starts_with(path: Path, magic: bytes) -> bool:
         return fh.read(len(magic)) == magic
 
 
-def _codec(encoding: str) -> str:
-    """Python's codec for a file's configured ``encoding`` (UTF-8 with or without a byte-order mark)."""
-    return {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
-
-
 def _csv_header(path: Path, encoding: str):
     """A CSV's dialect (sniffed from its header line) and header fields; None when no dialect fits."""
     import csv
 
-    with path.open(newline="", encoding=_codec(encoding), errors="replace") as fh:
+    with path.open(newline="", encoding=codec(encoding), errors="replace") as fh:
         try:
             dialect = csv.Sniffer().sniff(fh.readline(), delimiters=",;\t|")
             fh.seek(0)
@@ -186,7 +222,7 @@ def _ragged_line(path: Path, encoding: str) -> str | None:
     if sniffed is None:
         return None
     dialect, header = sniffed
-    with path.open(newline="", encoding=_codec(encoding), errors="replace") as fh:
+    with path.open(newline="", encoding=codec(encoding), errors="replace") as fh:
         rows = csv.reader(fh, dialect)
         try:
             next(rows, None)

@@ -57,7 +57,16 @@ from leadtier.pipelines.errors import UserError
 from leadtier.pipelines.features import POPULATION, check_families, population_readable, query_params
 from leadtier.pipelines.outputs import FORMULA_PREFIX, OutputSet, neutralise_formulas, set_stem, stage
 from leadtier.pipelines.predict import PredictResult
-from leadtier.pipelines.sources import ENCODING_HINT, InputError, register_all, register_table, scoring_spec
+from leadtier.pipelines.sources import (
+    ENCODING_HINT,
+    TRANSCODED,
+    InputError,
+    codec,
+    register_all,
+    register_table,
+    scoring_spec,
+    utf8_copy,
+)
 from leadtier.pipelines.validate import DUPLICATE_IDS
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
@@ -282,8 +291,7 @@ def _ident(name: str) -> str:
 def _separator(path: Path, encoding: str) -> str:
     """The field separator of a CSV file, as DuckDB's sniffer finds it for the files leadtier reads: of
     ',', ';', tab and '|', the one its header line holds most often outside quotes (',' on a tie)."""
-    codec = {"latin-1": "latin-1", "utf-16": "utf-16"}.get(encoding, "utf-8-sig")
-    with path.open(encoding=codec, errors="replace", newline="") as f:
+    with path.open(encoding=codec(encoding), errors="replace", newline="") as f:
         header = re.sub(r'"[^"]*"', "", f.readline())
     return max((",", ";", "\t", "|"), key=header.count)
 
@@ -294,6 +302,8 @@ def _read(spark: SparkSession, path: Path, fmt: str, encoding: str = "utf-8", sc
         return spark.read.parquet(str(path))
     # like DuckDB's read_csv(header = true, sample_size = -1): types inferred from every row, unless given
     options = {"header": True, "inferSchema": schema is None, "mode": "FAILFAST", "sep": _separator(path, encoding)}
+    if encoding in TRANSCODED:  # Spark 4 reads no such charset: its UTF-8 copy, as on DuckDB
+        path, encoding = utf8_copy(path, encoding), "utf-8"
     if encoding == "latin-1":
         options["encoding"] = "ISO-8859-1"
     elif encoding == "utf-16":  # Spark splits lines as bytes unless it reads whole records (multiLine)

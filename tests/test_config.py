@@ -355,9 +355,9 @@ def test_an_order_column_without_the_ordered_protocol_is_said_to_be_unread():
     assert unread_settings(cfg) == []
 
 
-def test_an_encoding_duckdb_cannot_read_says_how_to_convert_the_file(tmp_path):
-    path = _write(tmp_path, lambda r: r["data"]["tables"]["customers"].update(encoding="gbk"))
-    with pytest.raises(ConfigError, match=r"encoding: must be 'utf-8', 'utf-16' or 'latin-1'. Got 'gbk' .*iconv"):
+def test_an_encoding_leadtier_cannot_read_says_how_to_convert_the_file(tmp_path):
+    path = _write(tmp_path, lambda r: r["data"]["tables"]["customers"].update(encoding="euc-kr"))
+    with pytest.raises(ConfigError, match=r"encoding: must be 'utf-8', .*'gbk', .*Got 'euc-kr' .*iconv -f EUC-KR"):
         load_config(path)
 
 

@@ -436,3 +436,19 @@ def test_a_derived_expression_with_an_unclosed_quote_is_an_input_error(tmp_path)
     con = connect()
     with pytest.raises(InputError, match=r"c\.csv: derived column customers\.zone = \"'abc\" does not evaluate"):
         register_all(DuckEngine(con), _config(tmp_path, spec), with_labels=False)
+
+
+def test_a_gbk_export_from_chinese_excel_reads_as_written(engine, tmp_path):
+    """Excel on Chinese Windows saves CSV in GBK: with encoding gbk the names and values read as written;
+    without it the error says which encoding to set."""
+    text = "客户编号,行业,预算(万元)\nc1,制造业,12.5\nc2,零售,8\n"
+    (tmp_path / "k.csv").write_bytes(text.encode("gbk"))
+    spec = {"path": "k.csv", "columns": {"customer_id": "客户编号"}, "categorical": ["行业"], "numeric": ["预算(万元)"]}
+    register_all(engine, _config(tmp_path, {**spec, "encoding": "gbk"}), with_labels=False)
+    got = sorted(engine.rows('SELECT customer_id, "行业", "预算(万元)" FROM customers'))
+    assert got == [("c1", "制造业", 12.5), ("c2", "零售", 8.0)]
+    with pytest.raises(InputError, match=r"k\.csv: .*gbk or gb18030 \(Simplified Chinese"):
+        register_all(engine, _config(tmp_path, spec), with_labels=False)
+    (tmp_path / "k.csv").write_bytes(text.encode("gbk") + b"c3,\x80\xff,1\n")  # no GBK character
+    with pytest.raises(InputError, match=r"k\.csv: is not gbk text: byte 0x80 cannot be read"):
+        register_all(engine, _config(tmp_path, {**spec, "encoding": "gbk"}), with_labels=False)
