@@ -89,8 +89,8 @@ def _reader(path: Path, fmt: str, text_columns: list[str] = (), encoding: str = 
 
 
 ENCODING_HINT = (
-    "Set encoding for this file in the config: latin-1 (Western European text), utf-16, gbk or gb18030 "
-    "(Simplified Chinese, as Excel on Chinese Windows saves CSV), big5 or shift_jis; text in another encoding "
+    "Set encoding: latin-1 (Western European text), utf-16, gbk or gb18030 (Simplified Chinese, as Excel on "
+    "Chinese Windows saves CSV), big5 or shift_jis for this file in the config; text in another encoding "
     "must be converted to UTF-8 first, e.g. iconv -f EUC-KR -t UTF-8"
 )
 TRANSCODED = ("gbk", "gb18030", "big5", "shift_jis")  # read through a UTF-8 copy (DuckDB reads no such text)
