@@ -414,16 +414,23 @@ def _read_numbered(engine, fs: FileSpec, view: str, path: Path, table: str, text
         return engine.read(view, path, fs, table, text)
     classes = engine.read(f"{view}__read", path, fs, table, text)
     shown = ", ".join(f"({e}) AS {ident(_WINDOWED + c)}" for c, e in windowed.items())
+    problem = (
+        f"{path}: derived column(s) {sorted(windowed)} = {list(windowed.values())} do not evaluate on {engine.name}"
+    )
+    _create_table(engine, view, f"SELECT *, {shown} FROM {view}__read", problem)
+    return classes
+
+
+def _create_table(engine, name: str, sql: str, problem: str) -> None:
+    """Table ``name`` of ``sql``, read once; an engine's error (or sqlglot's, for Spark) is an InputError
+    saying ``problem`` and the engine's first line."""
     try:
-        engine.create(view, f"SELECT *, {shown} FROM {view}__read", materialize=True)
+        engine.create(name, sql, materialize=True)
+        engine.rows(f"SELECT * FROM {name} LIMIT 0")
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
         if not isinstance(exc, (*engine.errors, ValueError)):
             raise
-        raise InputError(
-            f"{path}: derived column(s) {sorted(windowed)} = {list(windowed.values())} do not evaluate "
-            f"on {engine.name}: {_first_line(exc)}"
-        ) from None
-    return classes
+        raise InputError(f"{problem}: {_first_line(exc)}") from None
 
 
 def _rows_failing(engine, view: str, value: str) -> tuple[int, str] | None:
@@ -970,16 +977,13 @@ def _derive_customers(engine, spec: TableSpec, stats: TableStats, name: str = "c
     """Customers from event tables (``derive_from``): created at the first event, attributes from the
     first row of the first table."""
     attrs, tables = [*spec.categorical, *spec.numeric], spec.derive_from
-    try:
-        engine.create(name, rules.derive_customers(attrs, tables), materialize=True)
-        engine.rows(f"SELECT * FROM {name} LIMIT 0")
-    except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
-        if not isinstance(exc, (*engine.errors, ValueError)):
-            raise
-        raise InputError(
-            f"tables.customers.derive_from: {tables[0]} must carry the customer attributes "
-            f"{attrs} (list them under tables.{tables[0]}.categorical): {_first_line(exc)}"
-        ) from None
+    _create_table(
+        engine,
+        name,
+        rules.derive_customers(attrs, tables),
+        f"tables.customers.derive_from: {tables[0]} must carry the customer attributes {attrs} "
+        f"(list them under tables.{tables[0]}.categorical)",
+    )
     stats.rows = engine.rows(f"SELECT count(*) FROM {name}")[0][0]
     stats.files[f"(derived from {' and '.join(tables)})"] = stats.rows
     return stats
