@@ -887,6 +887,11 @@ class PredictConfig(_Strict):
 class ReportConfig(_Strict):
     output: str = "outputs/report.html"
     lang: Literal["en", "zh"] = "en"
+    entity: Literal["customer", "lead", "deal", "account"] = Field(
+        default="customer",
+        description="what one scored row is, in the report's words: customer (客户), lead (线索), deal (商机) "
+        "or account (客户)",
+    )
     top_n: Annotated[int, Field(ge=1, le=500)] = 10
     currency: str | None = Field(
         default=None,

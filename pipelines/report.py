@@ -96,13 +96,55 @@ CALL_FIRST_ROWS = 25  # rows of the call-first section (the first week's highest
 # --------------------------------------------------------------------------- strings and formats
 
 
-@lru_cache(maxsize=4)
-def strings(lang: str) -> dict[str, Any]:
-    """The report's strings for ``lang`` from ``pipelines/i18n/<lang>.yaml``."""
+@lru_cache(maxsize=16)
+def strings(lang: str, entity: str = "customer") -> dict[str, Any]:
+    """The report's strings for ``lang`` from ``pipelines/i18n/<lang>.yaml``, written for customers; another
+    ``entity`` (``report.entity``: lead, deal, account) takes the customer's place in every text."""
     if lang not in LANGS:
         raise ValueError(f"report language must be one of {list(LANGS)}. Got {lang!r} instead")
     text = resources.files("leadtier.pipelines").joinpath("i18n", f"{lang}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    texts = yaml.safe_load(text)
+    nouns = texts["entity_nouns"]
+    if entity not in nouns:
+        raise ValueError(f"report entity must be one of {list(nouns)}. Got {entity!r} instead")
+    if entity == "customer":
+        return texts
+    swap = _swap_en if lang == "en" else _swap_zh
+    return _each_text(texts, lambda value: swap(value, nouns["customer"], nouns[entity]))
+
+
+def _each_text(texts: Any, change) -> Any:
+    """``texts`` (nested dicts and lists of strings) with ``change`` applied to every string value."""
+    if isinstance(texts, dict):
+        return {k: _each_text(v, change) for k, v in texts.items()}
+    if isinstance(texts, list):
+        return [_each_text(v, change) for v in texts]
+    return change(texts) if isinstance(texts, str) else texts
+
+
+# "customer", "Customers", "a customer": the word, its plural and an article before it
+_EN_NOUN = re.compile(r"\b(?:([Aa]n?) )?([Cc]ustomer)(s?)\b")
+
+
+def _swap_en(text: str, customer: list[str], noun: list[str]) -> str:
+    """English ``text`` with ``noun`` (singular, plural) for the customer, keeping capitals and the article
+    right ('a customer' -> 'an account'); ``{placeholders}`` such as ``{customers_seen}`` are not words."""
+
+    def word(m: re.Match) -> str:
+        article, written, plural = m.groups()
+        out = noun[1] if plural else noun[0]
+        out = out[:1].upper() + out[1:] if written[0].isupper() else out
+        if article:
+            a = "an" if out[0].lower() in "aeiou" else "a"
+            out = f"{a[0].upper() + a[1:] if article[0].isupper() else a} {out}"
+        return out
+
+    return _EN_NOUN.sub(word, text)
+
+
+def _swap_zh(text: str, customer: list[str], noun: list[str]) -> str:
+    """Chinese ``text`` with ``noun`` (measure word, noun) for the customer's (位, 客户)."""
+    return text.replace(customer[0] + customer[1], noun[0] + noun[1]).replace(customer[1], noun[1])
 
 
 @lru_cache(maxsize=1)
@@ -417,9 +459,8 @@ def _concentration(rev: np.ndarray) -> dict[str, Any]:
 
 
 def _model_card(
-    metrics: dict | None, scheme: TierScheme, lang: str, info: dict, gains: dict | None = None
+    metrics: dict | None, scheme: TierScheme, s: dict[str, Any], lang: str, info: dict, gains: dict | None = None
 ) -> dict[str, Any]:
-    s = strings(lang)
     metrics = metrics or {}
     vs_logreg = (gains or {}).get("logreg") or {}
     keys = [k for k in MODEL_KEYS if isinstance(metrics.get(k), dict) and metrics[k]]
@@ -461,7 +502,7 @@ def _model_card(
             per_tier.append({"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r})
     return {
         **_measured(info.get("protocol") or {}, model_metrics, s),
-        "plain_text": _plain_sentence(model_metrics, metrics.get("majority") or {}, scheme, lang),
+        "plain_text": _plain_sentence(model_metrics, metrics.get("majority") or {}, scheme, s, lang),
         "name": info.get("name") or "–",
         "version": info.get("version") or "–",
         "uri": info.get("uri") or "",
@@ -562,12 +603,11 @@ def _label_notes(protocol: dict, s: dict) -> list[str]:
     return notes
 
 
-def _plain_sentence(metrics: dict, majority: dict, scheme: TierScheme, lang: str) -> str:
+def _plain_sentence(metrics: dict, majority: dict, scheme: TierScheme, s: dict[str, Any], lang: str) -> str:
     """One sentence a marketer reads: for two tiers how well the model ranks (in the words of the scheme's
     positive tier) and how many it expects in that tier against how many were; otherwise how often the
     tier is right, how far off the misses are, and how often always naming the most common tier would be
     right (a share the model may not beat when one tier dominates)."""
-    s = strings(lang)
     n_levels, best = len(scheme.levels), scheme.codes[0]
     if n_levels == 2 and metrics.get("roc_auc") is not None and metrics.get("lift_top_decile") is not None:
         text = s["plain_auc"].format(
@@ -593,8 +633,7 @@ def _plain_sentence(metrics: dict, majority: dict, scheme: TierScheme, lang: str
     return text
 
 
-def _migration(migration: pd.DataFrame, scheme: TierScheme, lang: str) -> dict[str, Any]:
-    s = strings(lang)
+def _migration(migration: pd.DataFrame, scheme: TierScheme, s: dict[str, Any], lang: str) -> dict[str, Any]:
     missing = [c for c in ("previous_tier", "tier", "change") if c not in migration.columns]
     if missing:
         raise ValueError(f"migration frame lacks the columns {missing}")
@@ -689,7 +728,7 @@ class _Scored:
     predictions: pd.DataFrame
     scheme: TierScheme
     lang: str
-    s: dict[str, Any]  # the strings of ``lang``
+    s: dict[str, Any]  # the strings of ``lang``, for the report's entity
     tiers: pd.Series  # tier code per row (text)
     seg_ids: pd.Series  # segment id per row (-1: none)
     colors: dict[str, str]  # tier code -> colour
@@ -710,7 +749,7 @@ class _Scored:
         return bool(self.conc and self.conc["total"] > 0)
 
 
-def _scored(predictions: pd.DataFrame, scheme: TierScheme, revenue, lang: str) -> _Scored:
+def _scored(predictions: pd.DataFrame, scheme: TierScheme, revenue, lang: str, entity: str) -> _Scored:
     codes = scheme.codes
     tiers = predictions["tier"].astype(str)
     rev = _align_revenue(revenue, predictions)
@@ -718,7 +757,7 @@ def _scored(predictions: pd.DataFrame, scheme: TierScheme, revenue, lang: str) -
         predictions=predictions,
         scheme=scheme,
         lang=lang,
-        s=strings(lang),
+        s=strings(lang, entity),
         tiers=tiers,
         seg_ids=pd.to_numeric(predictions["segment_id"], errors="coerce").fillna(-1).astype("int64"),
         colors=dict(zip(codes, tier_colors(len(codes)), strict=True)),
@@ -1158,6 +1197,7 @@ def build_context(
     worklist_close_tiers: list[str] | None = None,
     currency: str | None = None,
     generated: dt.date | None = None,
+    entity: str = "customer",
 ) -> dict[str, Any]:
     """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
 
@@ -1173,19 +1213,21 @@ def build_context(
     section shows its first week, the worklist section its first ``worklist_rows`` rows and links
     ``worklist_csv``, the full list; without one the call-first section says ``worklist_note``.
     ``worklist_close_tiers``: the tiers whose probabilities its chance column adds up (``worklist.close_tiers``).
-    ``currency``: ``report.currency``, written with every amount of money.
+    ``currency``: ``report.currency``, written with every amount of money. ``entity``: ``report.entity``,
+    the word for one scored row in every text.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
     check_predictions(predictions, scheme, source)
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1. Got {top_n} instead")
-    b = _scored(predictions, scheme, revenue, lang)
+    b = _scored(predictions, scheme, revenue, lang, entity)
     model_info = dict(model_info or {})
     tier_rows = _tier_rows(b)
     cross = pd.crosstab(b.seg_ids.to_numpy(), b.tiers.to_numpy()).reindex(columns=b.codes, fill_value=0)
     cards = _segment_cards(b, cross, segment_names, segment_profile, currency)
     return {
         "lang": lang,
+        "entity": entity,
         "generated": (generated or dt.datetime.now(dt.UTC).date()).isoformat(),
         "top_n": int(top_n),
         "currency": currency or "",
@@ -1201,7 +1243,7 @@ def build_context(
             int(model_info.get("entity_days") or 0),
         ),
         **_segment_sections(b, cross, cards, model_info, of_training=_of_training(segment_profile)),
-        "model_card": _model_card(metrics, scheme, lang, model_info, gains),
+        "model_card": _model_card(metrics, scheme, b.s, lang, model_info, gains),
         "top": _top_customers(b, {c["id"]: c["name"] for c in cards}, top_n),
         "top_left_out": [
             {"label": scheme.label(c, lang), "action": getattr(scheme.level(c), f"action_{lang}")}
@@ -1209,7 +1251,7 @@ def build_context(
             if c not in listed_tiers(b.codes)
         ],
         "has_reasons": "reasons" in predictions.columns,
-        "migration": _migration(migration, scheme, lang) if migration is not None and len(migration) else None,
+        "migration": _migration(migration, scheme, b.s, lang) if migration is not None and len(migration) else None,
         "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
     }
 
@@ -1256,7 +1298,7 @@ def render(context: dict[str, Any], lang: str | None = None) -> str:
             f"the context was built for lang {context.get('lang')!r} but render was asked for {lang!r}; "
             "build the context in the language you render"
         )
-    s = strings(lang)
+    s = strings(lang, context.get("entity", "customer"))
     template = _environment().from_string(_template_source())
     return template.render(c=context, s=s, lang=lang)
 
@@ -1476,6 +1518,7 @@ def _report_context(
             currency=cfg.report.currency,
             worklist_rows=cfg.report.worklist_rows,
             generated=today(cfg),
+            entity=cfg.report.entity,
             **action,
         )
     except ValueError as exc:  # one clear CLI message

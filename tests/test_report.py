@@ -472,6 +472,55 @@ def test_i18n_files_have_the_same_keys():
     assert all(isinstance(v, str) and v for v in zh.values() if not isinstance(v, dict))
 
 
+def _visible_text(html: str) -> str:
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", body)
+
+
+@pytest.mark.parametrize(
+    ("lang", "entity", "word", "customer"),
+    [
+        ("en", "deal", "Deals scored", "ustomer"),
+        ("en", "lead", "Leads scored", "ustomer"),
+        ("zh", "deal", "评分商机数", "客户"),
+        ("zh", "lead", "评分线索数", "客户"),
+    ],
+)
+def test_the_report_names_what_a_row_is(scheme5, lang, entity, word, customer):
+    """A report on deals or leads says deals or leads wherever it would say customers."""
+    frame = make_predictions(scheme5, list("ABCDEABCDE"))
+    ctx = context(
+        scheme5,
+        frame,
+        pd.Series(np.arange(10, dtype=float)),
+        lang=lang,
+        migration=_migration(),
+        drift=_drift(),
+        worklist=make_worklist(frame, lang),
+        entity=entity,
+    )
+    text = _visible_text(report.render(ctx, lang))
+    for lv in scheme5.levels:  # the scheme's own words are the company's ("customer case studies")
+        for said in (getattr(lv, f"{part}_{lang}") for part in ("action", "meaning")):
+            text = text.replace(said, " ")
+    assert word in text
+    assert customer not in text, text[max(0, text.find(customer) - 80) : text.find(customer) + 80]
+    plain = _visible_text(report.render(context(scheme5, frame, lang=lang), lang))
+    assert customer in plain and word not in plain
+
+
+def test_entity_words_keep_capitals_articles_and_placeholders():
+    en = report.strings("en", "account")
+    assert en["value_estimated_title"].startswith("The value of this account is unknown")
+    assert "{customers_seen} of the evaluated accounts" in en["rows_counts_backtest"]
+    assert report._swap_en(
+        "A customer, a customer's tier; Customers", ["customer", "customers"], ["account", "accounts"]
+    ) == ("An account, an account's tier; Accounts")
+    assert report.strings("zh", "lead")["rows_counts"].startswith("{train} 条线索用于训练")
+    with pytest.raises(ValueError, match="report entity must be one of .*Got 'patient' instead"):
+        report.strings("en", "patient")
+
+
 def test_render_language_must_match_context(scheme5):
     ctx = context(scheme5, make_predictions(scheme5, ["A"]), lang="en")
     with pytest.raises(ValueError, match="lang"):
@@ -955,15 +1004,15 @@ def test_the_plain_sentence_names_the_positive_tier_and_the_share_always_guessin
     two = scheme2
     best = two.codes[0]
     metrics = {"roc_auc": 0.9, "lift_top_decile": 7.26, f"observed_share_{best}": 0.0149, f"mean_proba_{best}": 0.0139}
-    text = report._plain_sentence(metrics, {"accuracy": 0.985}, two, "en")
+    text = report._plain_sentence(metrics, {"accuracy": 0.985}, two, report.strings("en"), "en")
     assert f"whose tier turned out to be “{two.label(best, 'en')}”" in text and "higher 90 %" in text
     assert text.endswith("It expects 1.4 % of the evaluated customers to be in that tier; 1.5 % were.")
     five = scheme5
     metrics = {"accuracy": 0.875, "adjacent_miss_share": 0.6}
-    text = report._plain_sentence(metrics, {"accuracy": 0.982}, five, "en")
+    text = report._plain_sentence(metrics, {"accuracy": 0.982}, five, report.strings("en"), "en")
     assert "about 7 in 8 evaluated customers in the right tier (88 %); 60 % of the misses are one tier off." in text
     assert text.endswith("Always naming the most common tier would be right for 98 %.")  # it does not beat that
-    assert report._plain_sentence(metrics, {}, five, "zh").endswith("只差一级。")
+    assert report._plain_sentence(metrics, {}, five, report.strings("zh"), "zh").endswith("只差一级。")
 
 
 def test_the_playbook_says_what_happened_to_earn_each_tier_under_outcome_labels():
