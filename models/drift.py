@@ -26,10 +26,22 @@ def reference_profile(
         else:
             x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
             finite = x[np.isfinite(x)]
-            edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
+            edges = _edges(finite, bins)
             counts = bin_counts(frame[c], edges=edges)
             ref[c] = {"edges": edges.tolist(), "share": (counts / max(counts.sum(), 1)).tolist()}
     return ref
+
+
+def _edges(finite: np.ndarray, bins: int) -> np.ndarray:
+    """Decile edges of ``finite`` (bins ``[e_i, e_i+1)``); a value that holds a bin's share or more on its own
+    (0 in a mostly-zero count) gets a bin of its own, else a move from it to any value above the next edge
+    would stay in its bin and go unseen."""
+    if not len(finite):
+        return np.array([])
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+    values, counts = np.unique(finite, return_counts=True)
+    heavy = values[counts >= len(finite) / bins]
+    return np.unique(np.concatenate([edges, heavy, np.nextafter(heavy, np.inf)]))
 
 
 def bin_counts(values: pd.Series, edges=None, cats=None) -> np.ndarray:

@@ -1054,6 +1054,14 @@ class Config(_Strict):
         if bad:
             raise ValueError(f"labels.mapping targets {bad} are not levels of scheme {self.labels.scheme!r}")
         oc, k = self.labels.outcome, len(self.scheme.codes)
+        if self.features.entity_as_of_days and not (self.labels.source == "outcome" and oc.kind == "days_to_win"):
+            raise ValueError(
+                "features.entity_as_of_days describes each entity as of its own start, which only labels.outcome.kind "
+                "'days_to_win' measures from: every other label is as of data.as_of, and so are the features. "
+                f"Remove it, or label with days_to_win. Got labels.source {self.labels.source!r}"
+                + (f" with labels.outcome.kind {oc.kind!r}" if self.labels.source == "outcome" else "")
+                + " instead"
+            )
         if self.labels.source == "outcome" and oc.kind == "days_to_win":
             self._entity_clock_fits()
         elif self.labels.source == "outcome":
@@ -1151,6 +1159,12 @@ class Config(_Strict):
                 f"must be [customers] (attributes known at the start), optionally followed by "
                 f"{list(ENTITY_CLOCK_FAMILIES)} (as of the start + features.entity_as_of_days). "
                 f"Got {self.features.families} instead"
+            )
+        if self.features.entity_as_of_days and not set(self.features.families) & set(ENTITY_CLOCK_FAMILIES):
+            raise ValueError(
+                f"features.entity_as_of_days ({self.features.entity_as_of_days}) sets the day after each entity's start "
+                f"that the {list(ENTITY_CLOCK_FAMILIES)} families describe, and features.families has neither: "
+                f"add one, or remove features.entity_as_of_days. Got {self.features.families} instead"
             )
         if self.train.evaluation == "backtest":
             raise ValueError(

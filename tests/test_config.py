@@ -128,6 +128,23 @@ def test_bad_config_names_the_key(tmp_path, mutate, expected):
         load_config(_write(tmp_path, mutate))
 
 
+def test_entity_as_of_days_that_nothing_reads_is_an_error(tmp_path):
+    """A day after each entity's start only days_to_win labels measure from, and only the event families
+    describe: set anywhere else, it would be silently ignored."""
+    with pytest.raises(
+        ConfigError,
+        match=r"features.entity_as_of_days .*only labels.outcome.kind 'days_to_win'.*Got "
+        r"labels.source 'table' instead",
+    ):
+        load_config(_write(tmp_path, lambda r: r["features"].update(entity_as_of_days=14)))
+    b2b = yaml.safe_load((REPO / "configs" / "demo_b2b.yaml").read_text())
+    b2b["features"]["families"] = ["customers"]
+    path = tmp_path / "b2b.yaml"
+    path.write_text(yaml.safe_dump(b2b))
+    with pytest.raises(ConfigError, match=r"features.entity_as_of_days \(14\) .*neither.*Got \['customers'\] instead"):
+        load_config(path)
+
+
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
         load_config(tmp_path / "nope.yaml")

@@ -189,6 +189,23 @@ def test_a_small_batch_warns_of_drift_only_beyond_what_sampling_alone_gives():
     assert table(same(26))["psi_noise"] == small[0]["psi_noise"]  # seeded: the same noise level each run
 
 
+def test_a_mostly_zero_count_that_turns_positive_is_drift():
+    """A visit count that is 0 for 92 % of training customers: every batch whose customers all visited is
+    drift, though no decile edge lies above 0; one like training is not."""
+    rng = np.random.default_rng(7)
+    visits = np.where(rng.random(5000) < 0.92, 0.0, rng.integers(1, 6, 5000).astype(float))
+    reference = reference_profile(pd.DataFrame({"visits": visits}), ["visits"], {})
+
+    def table(values):
+        acc = DriftAccumulator(reference)
+        acc.add(pd.DataFrame({"visits": values}))
+        return acc.table(threshold=0.2).set_index("feature").loc["visits"]
+
+    assert table(np.full(500, 3.0))["warning"] and table(np.full(500, 3.0))["psi"] > 1
+    alike = table(np.where(rng.random(5000) < 0.92, 0.0, rng.integers(1, 6, 5000).astype(float)))
+    assert not alike["warning"] and alike["psi"] < 0.01
+
+
 def test_migration_names_each_change_and_the_score_trend_at_five_points():
     previous = pd.DataFrame(
         {
