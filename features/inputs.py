@@ -129,34 +129,53 @@ def id_as_written(col: str, cls: str) -> str:
 # or a narrow no-break space, three digits a group), then ',' and the decimals, then an exponent. A '.'
 # that groups no three digits ('12.5', '1,234.56') is no such number: an error, never a guess.
 _GROUP_MARKS = ". \u00a0\u202f"
+_SPACES = " \u00a0\u202f"  # thousands ' ': a space, a no-break or a narrow no-break space
 # \z, not $: Java's $ (Spark) also matches before a final line break
-_COMMA_NUMBER = f"^[+-]?([0-9]{{1,3}}([{_GROUP_MARKS}][0-9]{{3}})+|[0-9]*)(,[0-9]*)?([eE][+-]?[0-9]+)?\\z"
+_NUMBER = "^[+-]?([0-9]{{1,3}}([{marks}][0-9]{{3}})+|[0-9]*)({point}[0-9]*)?([eE][+-]?[0-9]+)?\\z"
+_COMMA_NUMBER = _NUMBER.format(marks=_GROUP_MARKS, point=",")
 _NOT_FINITE_WORD = "^[+-]?(nan|inf|infinity)\\z"
 
 
-def number_text(col: str, decimal: str = ".") -> str:
+def number_grammar(decimal: str = ".", thousands: str = "") -> tuple[str, str] | None:
+    """(pattern, thousands marks) of a number written as text with the ``decimal`` mark and, with a decimal
+    point, the ``thousands`` mark ('1,234.56', "1'234.56", '1 234.56'); None: a plain number, the engine's
+    own cast reads it."""
+    if decimal == ",":
+        return _COMMA_NUMBER, _GROUP_MARKS
+    if not thousands:
+        return None
+    marks = _SPACES if thousands == " " else thousands
+    return _NUMBER.format(marks=marks, point="\\."), marks
+
+
+def number_text(col: str, decimal: str = ".", thousands: str = "") -> str:
     """Text as a number's source: blank (spaces only) is missing, as an empty CSV cell is. With a decimal
-    comma ('1.234,56') the thousands separators go and the comma becomes a point; text that is not such
-    a number (see ``_COMMA_NUMBER``) is NULL, and :func:`number_checks` counts it as bad."""
-    if decimal == ".":
+    comma ('1.234,56') or a thousands mark ('1,234.56') the thousands separators go and the decimal mark
+    becomes a point; text that is not such a number (see :func:`number_grammar`) is NULL, and
+    :func:`number_checks` counts it as bad."""
+    grammar = number_grammar(decimal, thousands)
+    if grammar is None:
         return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END"
+    pattern, marks = grammar
     text = f"trim({col})"
     plain = text
-    for mark in _GROUP_MARKS:
+    for mark in marks:
         plain = f"replace({plain}, {lit(mark)}, '')"
+    if decimal == ",":
+        plain = f"replace({plain}, ',', '.')"
     return (
         f"CASE WHEN {text} = '' THEN NULL "
-        f"WHEN regexp_matches({text}, {lit(_COMMA_NUMBER)}) THEN replace({plain}, ',', '.') "
+        f"WHEN regexp_matches({text}, {lit(pattern)}) THEN {plain} "
         f"WHEN regexp_matches(lower({text}), {lit(_NOT_FINITE_WORD)}) THEN {text} END"
     )
 
 
-def number_checks(col: str, cls: str, kind: str, decimal: str = ".") -> dict[str, str]:
+def number_checks(col: str, cls: str, kind: str, decimal: str = ".", thousands: str = "") -> dict[str, str]:
     """Conditions on the source rows: ``bad`` (text that is no number: an error) and ``not_finite``
-    (NaN, inf, -inf: read as missing and counted); ``decimal``: the decimal mark of the text."""
+    (NaN, inf, -inf: read as missing and counted); ``decimal``, ``thousands``: the marks of the text."""
     target = SQL_TYPES[kind]
     if cls == TEXT:
-        value = number_text(col, decimal)
+        value = number_text(col, decimal, thousands)
         as_double = f"TRY_CAST({value} AS DOUBLE)"
         return {
             "bad": f"coalesce(trim({col}) <> '', false) AND ({value} IS NULL OR "
@@ -168,11 +187,11 @@ def number_checks(col: str, cls: str, kind: str, decimal: str = ".") -> dict[str
     return {}
 
 
-def number_value(col: str, cls: str, kind: str, decimal: str = ".") -> str:
+def number_value(col: str, cls: str, kind: str, decimal: str = ".", thousands: str = "") -> str:
     """The canonical number: NaN, inf and -inf are missing (never an infinite feature)."""
     target = SQL_TYPES[kind]
     if cls == TEXT:
-        value = number_text(col, decimal)
+        value = number_text(col, decimal, thousands)
         return (
             f"CASE WHEN {not_finite(f'TRY_CAST({value} AS DOUBLE)')} THEN NULL ELSE TRY_CAST({value} AS {target}) END"
         )

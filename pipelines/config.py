@@ -131,6 +131,15 @@ def _date_formats(value: Any) -> Any:
 
 
 DateFormat = Annotated[str | list[str] | None, BeforeValidator(_date_formats)]
+Thousands = Literal["", ",", "'", " "]
+
+
+def _notation_fits(decimal: str, thousands: str) -> None:
+    if decimal == "," and thousands:
+        raise ValueError(
+            f"thousands: decimal ',' reads '.' and spaces as thousands marks already ('1.234,56'); thousands is for "
+            f"decimal '.'. Got thousands {thousands!r} instead"
+        )
 
 
 class FileSpec(_Strict):
@@ -154,13 +163,31 @@ class FileSpec(_Strict):
         description="the decimal mark of numbers written as text: ',' reads '1.234,56' as 1234.56 (a '.' or a space "
         "groups thousands, three digits a group; '12.5' is no number there)",
     )
+    thousands: Thousands = Field(
+        default="",
+        description="with decimal '.', the mark that groups thousands in numbers written as text: ',' reads "
+        "'12,500.00' as 12500 (\"'\" and ' ' too; three digits a group, else the value is no number)",
+    )
     derived: dict[str, str] = Field(
         default_factory=dict,
         description='canonical name -> SQL expression over this file\'s columns, e.g. amount: \'"Quantity" * "Price"\'',
     )
 
+    @model_validator(mode="after")
+    def _one_notation(self) -> FileSpec:
+        _notation_fits(self.decimal, self.thousands)
+        return self
 
-_FILE_KEYS = ("format", "columns", "date_format", "encoding", "decimal", "derived")  # describe the one file of `path`
+
+_FILE_KEYS = (
+    "format",
+    "columns",
+    "date_format",
+    "encoding",
+    "decimal",
+    "thousands",
+    "derived",
+)  # describe the one file of `path`
 
 
 class JoinSpec(_Strict):
@@ -191,6 +218,7 @@ class TableSpec(_Strict):
     date_format: DateFormat = None
     encoding: Encoding = "utf-8"
     decimal: Literal[".", ","] = "."
+    thousands: Thousands = ""
     derived: dict[str, str] = Field(default_factory=dict)
     files: list[FileSpec] = Field(default_factory=list)
     joins: dict[str, JoinSpec] = Field(
@@ -1162,8 +1190,8 @@ class Config(_Strict):
             )
         if self.features.entity_as_of_days and not set(self.features.families) & set(ENTITY_CLOCK_FAMILIES):
             raise ValueError(
-                f"features.entity_as_of_days ({self.features.entity_as_of_days}) sets the day after each entity's start "
-                f"that the {list(ENTITY_CLOCK_FAMILIES)} families describe, and features.families has neither: "
+                f"features.entity_as_of_days ({self.features.entity_as_of_days}) sets the day after each entity's "
+                f"start that the {list(ENTITY_CLOCK_FAMILIES)} families describe, and features.families has neither: "
                 f"add one, or remove features.entity_as_of_days. Got {self.features.families} instead"
             )
         if self.train.evaluation == "backtest":

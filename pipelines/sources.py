@@ -294,7 +294,7 @@ class DuckEngine:
             where = _ragged_line(path, fs.encoding)  # None: a genuine one-column file (e.g. a quoted comma)
             if where:
                 raise InputError(f"{path}: cannot split the rows into columns: {where}")
-        if is_csv and fs.decimal == "." and path.is_file():
+        if is_csv and fs.decimal == "." and not fs.thousands and path.is_file():
             self._warn_thousands_dots(path, fs, [c for c, t in cols.items() if t in {"DOUBLE", "FLOAT"}])
         retype = sorted(c for c in text_columns if cols.get(c, "VARCHAR") != "VARCHAR")
         if retype and rel.startswith("read_csv"):
@@ -383,7 +383,7 @@ def _derived(
             raise
         problem = (
             f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
-            f"{_text_read_by(engine, view, expr, classes, value)}"
+            f"{_text_read_by(engine, view, expr, classes, value)}{_numbers_read_by(path, fs, expr, classes)}"
         )
         rows = _rows_failing(engine, view, value) if failing is not None else None
         if rows is None:
@@ -468,6 +468,22 @@ def _text_read_by(engine, view: str, expr: str, classes: dict, value: str) -> st
     return f"; it reads text it cannot convert in {', '.join(found)}: write plain numbers (12.50)" if found else ""
 
 
+def _numbers_read_by(path: Path, fs: FileSpec, expr: str, classes: dict) -> str:
+    """For a CSV file, the columns ``expr`` names that this file holds as numbers: a CSV column's type is
+    guessed from its values, so text functions that work on one file ('12,500.00') fail on another ('950')."""
+    if fs.format == "parquet" or (fs.format == "auto" and path.suffix.lower() == ".parquet"):
+        return ""
+    numbers = [c for c, cls in classes.items() if cls in {rules.FLOAT, rules.INT}]
+    named = [c for c in numbers if re.search(rf"(?<!\w){re.escape(c)}(?!\w)", expr, re.IGNORECASE)][:3]
+    if not named:
+        return ""
+    return (
+        f"; this file's {', '.join(repr(c) for c in named)} holds only numbers, so it was read as numbers (a CSV "
+        f"column's type follows its values): CAST({ident(named[0])} AS VARCHAR) reads it as text in every file"
+        " (numbers like '12,500.00' need no expression: set thousands: ',')"
+    )
+
+
 Column = tuple[str, str, str, str, str]  # (output, source SQL, source name, kind, class)
 
 
@@ -480,9 +496,10 @@ def _file_select(
     wanted = _wanted(table, fs)
     # never guessed from a CSV: ids, dates and times, text, categories (DuckDB reads yes/no as booleans)
     kinds = {"id", "date", "timestamp", "str"}
-    kinds |= {"float", "int"} if fs.decimal == "," else set()  # '2.171' is 2171 there: never guessed a number
+    marked = fs.decimal == "," or bool(fs.thousands)  # '2.171' is 2171 there, '1,234' 1234: never guessed a number
+    kinds |= {"float", "int"} if marked else set()
     text = {fs.columns.get(c, c) for c, k, _ in wanted if k in kinds and c not in fs.derived}
-    text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if fs.decimal == "," else set())
+    text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if marked else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
     if tag_rows and spec is not cfg.data.tables.customers:  # a scoring file replaced the customers table
@@ -602,7 +619,7 @@ def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], t
                 raise InputError(
                     f"{path}: column {src!r} ({_named(table, canon)}) has type {types.get(src, cls)}, not a number"
                 )
-            for name, cond in rules.number_checks(col, cls, kind, fs.decimal).items():
+            for name, cond in rules.number_checks(col, cls, kind, fs.decimal, fs.thousands).items():
                 checks[f"{name}:{canon}"] = f"count(*) FILTER (WHERE {cond})"
     return checks
 
@@ -636,8 +653,8 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             )
         return value
     if kind in {"float", "int"}:
-        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs.decimal)
-        return rules.number_value(col, cls, kind, fs.decimal)
+        _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs)
+        return rules.number_value(col, cls, kind, fs.decimal, fs.thousands)
     return f"CAST({col} AS VARCHAR)"
 
 
@@ -808,23 +825,42 @@ def _count_bad_ids(engine, stats, counts, path, view, table, col, src, cls) -> N
             log.warning("%s: column %r of %s: %d row(s): %s (not used); e.g. %s", path, src, table, n, why, ex)
 
 
-def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, decimal) -> None:
+def _grammar(fs: FileSpec) -> str:
+    """How the file writes its numbers, for an error about one that is not such a number."""
+    if fs.decimal == ",":
+        return " with decimal ',' (a '.' only groups thousands, three digits a group: '1.234,56')"
+    if fs.thousands:
+        example = f"1{fs.thousands}234.56"
+        return f" with thousands {fs.thousands!r} (three digits a group, a '.' before the decimals: {example!r})"
+    return ""
+
+
+# examples like '12,500.00' or "1'250": a thousands mark the file's settings do not name
+_GROUPED = re.compile(r"'[+-]?[0-9]{1,3}([,' \u00a0\u202f][0-9]{3})+(\.[0-9]*)?'")
+
+
+def _thousands_hint(fs: FileSpec, examples: str) -> str:
+    """With a decimal point and no thousands mark, examples grouped by one say which setting reads them."""
+    found = None if fs.decimal == "," or fs.thousands else _GROUPED.search(examples)
+    if found is None:
+        return ""
+    mark = found.group(1)[0]
+    mark = " " if mark in "\u00a0\u202f" else mark
+    return f"; if {mark!r} groups thousands there, set thousands: {mark!r} for this file"
+
+
+def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs) -> None:
     """Text that is no number stops the run (or rejects its row, see :class:`BadCells`); NaN, inf and -inf
     are read as missing, counted and logged."""
-    checked = rules.number_checks(col, cls, kind, decimal)
+    checked = rules.number_checks(col, cls, kind, fs.decimal, fs.thousands)
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
         ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")
-        grammar = (
-            " with decimal ',' (a '.' only groups thousands, three digits a group: '1.234,56')"
-            if decimal == ","
-            else ""
-        )
         problem = (
             f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers"
-            f"{grammar}; e.g. {ex}"
+            f"{_grammar(fs)}; e.g. {ex}{_thousands_hint(fs, ex)}"
         )
-        _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number{grammar}")
+        _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number{_grammar(fs)}")
     n_inf = int(counts.get(f"not_finite:{canon}") or 0)
     if n_inf:
         stats.not_finite[src] = stats.not_finite.get(src, 0) + n_inf

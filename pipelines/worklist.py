@@ -158,15 +158,19 @@ def customer_attributes(cfg: Config) -> pd.DataFrame:
     frame["customer_id"] = frame["customer_id"].astype(str)
     if "value" in frame.columns:
         na = [v.lower() for v in spec.na_values]
-        frame["value"] = _numbers(frame["value"], wl.value_column, path, cfg.predict.max_reject_share, na, fs.decimal)
+        frame["value"] = _numbers(
+            frame["value"], wl.value_column, path, cfg.predict.max_reject_share, na, fs.decimal, fs.thousands
+        )
     return frame.drop_duplicates("customer_id")
 
 
-def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_values=(), decimal: str = ".") -> pd.Series:
+def _numbers(
+    raw: pd.Series, column: str, path: Path, max_share: float, na_values=(), decimal: str = ".", thousands: str = ""
+) -> pd.Series:
     """``raw`` as numbers ('n/a', 'null' and ``na_values`` are missing; text with a ``decimal`` comma reads
-    '1.234,56' as 1234.56, as the tables do); a cell that is not one is unknown (with a warning naming
-    examples), unless more than ``max_share`` of the rows have one: then the column is no number column
-    and the run stops."""
+    '1.234,56' as 1234.56, with a ``thousands`` mark '1,234.56', as the tables do); a cell that is not one is
+    unknown (with a warning naming examples), unless more than ``max_share`` of the rows have one: then the
+    column is no number column and the run stops."""
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         raise WorklistError(f"worklist.value_column: column {column!r} of {path} holds {raw.dtype} values, not numbers")
     text = raw.astype("string").str.strip()
@@ -174,7 +178,7 @@ def _numbers(raw: pd.Series, column: str, path: Path, max_share: float, na_value
         values = pd.to_numeric(raw).where(lambda v: np.isfinite(v))
     else:  # the tables' own rule for text numbers, so a value reads as the features read it
         cell = text.mask(text.str.lower().isin([*NULL_MARKERS, *na_values]))
-        sql = f"SELECT {number_value('cell', TEXT, 'float', decimal)} FROM frame"
+        sql = f"SELECT {number_value('cell', TEXT, 'float', decimal, thousands)} FROM frame"
         con = duckdb.connect()
         con.register("frame", pd.DataFrame({"cell": cell.astype(object)}))
         values = pd.Series(con.execute(sql).df().iloc[:, 0].to_numpy(), index=raw.index, dtype=float)

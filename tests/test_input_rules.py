@@ -208,6 +208,81 @@ def test_numbers_with_a_decimal_comma_read_as_the_file_means_them(engine, tmp_pa
     assert sorted(_rows(engine, "SELECT amount FROM transactions")) == [(1000.5,), (1234.0,)]
 
 
+def test_numbers_with_a_thousands_mark_read_the_same_in_every_file(engine, tmp_path):
+    """An Excel export from the US or China writes '12,500.00'; with thousands ',' it reads 12500, and a
+    daily file whose amounts all stay below 1,000 reads the same way (never guessed a number in one file
+    and text in another); a comma that groups no three digits is an error naming the grammar."""
+    (tmp_path / "k.csv").write_text('id,budget\nk1,"12,500.00"\nk2,950\nk3,"1,000,000"\nk4,\n', encoding="utf-8")
+    (tmp_path / "small.csv").write_text('id,budget\nk5,"950.00"\nk6,12.5\n', encoding="utf-8")
+    (tmp_path / "t.csv").write_text(
+        'id,day,inv,amount,qty\nk1,2026-01-02,i1,"1,250.50","1,200"\nk2,2026-01-03,i2,-99.5,1\n', encoding="utf-8"
+    )
+    customers = {
+        "files": [{"path": "k.csv"}, {"path": "small.csv"}],
+        "columns": {"customer_id": "id"},
+        "numeric": ["budget"],
+        "thousands": ",",
+    }
+    transactions = {
+        "path": "t.csv",
+        "columns": {"customer_id": "id", "ts": "day", "invoice_id": "inv", "amount": "amount", "quantity": "qty"},
+        "thousands": ",",
+    }
+    register_all(engine, _config(tmp_path, customers, transactions), with_labels=False)
+    got = dict(_rows(engine, "SELECT customer_id, budget FROM customers"))
+    assert got == {"k1": 12500.0, "k2": 950.0, "k3": 1_000_000.0, "k4": None, "k5": 950.0, "k6": 12.5}
+    assert sorted(_rows(engine, "SELECT amount, quantity FROM transactions")) == [(-99.5, 1), (1250.5, 1200)]
+    swiss = {"path": "k.csv", "columns": {"customer_id": "id"}, "numeric": ["budget"], "thousands": "'"}
+    (tmp_path / "k.csv").write_text("id,budget\nk1,1'250.5\nk2,-3'000\n", encoding="utf-8")
+    register_all(engine, _config(tmp_path, swiss), with_labels=False)
+    assert dict(_rows(engine, "SELECT customer_id, budget FROM customers")) == {"k1": 1250.5, "k2": -3000.0}
+    (tmp_path / "k.csv").write_text('id,budget\nk1,"1,23.5"\nk2,"12,500.00"\n', encoding="utf-8")
+    with pytest.raises(
+        InputError,
+        match=r"column 'budget' \(customers\.budget\) has 1 value\(s\) that are not numbers with thousands ',' "
+        r"\(three digits a group, a '\.' before the decimals: '1,234\.56'\); e\.g\. '1,23\.5'",
+    ):
+        register_all(engine, _config(tmp_path, {**customers, "files": [{"path": "k.csv"}]}), with_labels=False)
+    (tmp_path / "k.csv").write_text('id,budget\nk1,"12,500.00"\nk2,7\n', encoding="utf-8")
+    plain = {"path": "k.csv", "columns": {"customer_id": "id"}, "numeric": ["budget"]}
+    with pytest.raises(InputError, match=r"e\.g\. '12,500\.00'; if ',' groups thousands there, set thousands: ','"):
+        register_all(engine, _config(tmp_path, plain), with_labels=False)
+
+
+def test_a_text_function_on_a_column_one_file_holds_as_numbers_says_how_to_read_it_as_text(tmp_path):
+    """A cleaning expression written for '12,500.00' meets a daily file whose amounts are all plain: the
+    column is read as numbers there, and the error says how to read it as text in every file."""
+    (tmp_path / "k.csv").write_text("id,amount\nk1,950.00\nk2,12\n", encoding="utf-8")
+    customers = {
+        "path": "k.csv",
+        "columns": {"customer_id": "id"},
+        "numeric": ["amt"],
+        "derived": {"amt": "CAST(replace(amount, ',', '') AS DOUBLE)"},
+    }
+    con = connect(_config(tmp_path, customers))
+    with pytest.raises(
+        InputError,
+        match=r"k\.csv: derived column customers\.amt = .* does not evaluate: .*; this file's 'amount' holds only "
+        r"numbers, so it was read as numbers .*: CAST\(\"amount\" AS VARCHAR\) reads it as text in every file",
+    ):
+        register_all(DuckEngine(con), _config(tmp_path, customers), with_labels=False)
+    customers["derived"]["amt"] = "CAST(replace(CAST(amount AS VARCHAR), ',', '') AS DOUBLE)"
+    register_all(DuckEngine(con), _config(tmp_path, customers), with_labels=False)
+    assert dict(_rows(DuckEngine(con), "SELECT customer_id, amt FROM customers")) == {"k1": 950.0, "k2": 12.0}
+
+
+def test_a_thousands_mark_beside_a_decimal_comma_is_a_config_error(tmp_path):
+    from leadtier.pipelines.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.tables\.customers\.thousands: must be .*Got '\.' instead"):
+        _config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}, "thousands": "."})
+    with pytest.raises(
+        ConfigError,
+        match=r"thousands: decimal ',' reads '\.' and spaces as thousands marks already.*Got thousands ',' instead",
+    ):
+        _config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}, "decimal": ",", "thousands": ","})
+
+
 def test_a_semicolon_export_whose_decimals_all_have_three_digits_is_questioned(tmp_path, caplog):
     """'3.370' in a European export is 3370 seconds: read as 3.37 without decimal ',', and the run says so."""
     rows = "".join(f"k{i};{d}.{d * 7 % 1000:03d};{i}.5;0.{d}25\n" for i, d in enumerate(range(1, 9)))
