@@ -1198,6 +1198,7 @@ def build_context(
     currency: str | None = None,
     generated: dt.date | None = None,
     entity: str = "customer",
+    left_out: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Aggregate scored customers into everything the report shows (pure: no I/O, no MLflow).
 
@@ -1214,7 +1215,8 @@ def build_context(
     ``worklist_csv``, the full list; without one the call-first section says ``worklist_note``.
     ``worklist_close_tiers``: the tiers whose probabilities its chance column adds up (``worklist.close_tiers``).
     ``currency``: ``report.currency``, written with every amount of money. ``entity``: ``report.entity``,
-    the word for one scored row in every text.
+    the word for one scored row in every text. ``left_out``: the input rows the predictions do not hold
+    (:func:`left_out_rows`), said under the count of scored ones.
     Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
     """
     check_predictions(predictions, scheme, source)
@@ -1233,7 +1235,7 @@ def build_context(
         "currency": currency or "",
         "call_first": _call_first(b, worklist, worklist_note, currency),
         "worklist": _worklist(b, worklist, worklist_rows, worklist_csv, currency, worklist_close_tiers),
-        "summary": _summary(b, tier_rows, model_info),
+        "summary": {**_summary(b, tier_rows, model_info), "left_out": left_out},
         "playbook": _playbook(
             b,
             tier_rows,
@@ -1479,6 +1481,7 @@ def _report_context(
     drift: pd.DataFrame | None,
     source: Path,
     action: dict[str, Any],
+    left_out: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """:func:`build_context` for the model ``described`` (:func:`_described_model`) with the worklist
     arguments in ``action``; a problem with the predictions (e.g. tiers the model's scheme does not know)
@@ -1519,6 +1522,7 @@ def _report_context(
             worklist_rows=cfg.report.worklist_rows,
             generated=today(cfg),
             entity=cfg.report.entity,
+            left_out=left_out,
             **action,
         )
     except ValueError as exc:  # one clear CLI message
@@ -1631,6 +1635,7 @@ def run(
         "worklist_close_tiers": cfg.worklist.close_tiers or None,
     }
     extra = {"migration": migration, "drift": drift, "source": pred_path, "action": action}
+    extra["left_out"] = left_out_rows(pred_path)
     ctx = _report_context(frame, scorer, described, revenue, profile, lang, cfg, **extra)
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)
@@ -1648,6 +1653,28 @@ def run(
         path,
     )
     return path
+
+
+def left_out_rows(pred_path: Path, shown: int = 5) -> dict[str, Any] | None:
+    """The input rows the predictions at ``pred_path`` do not hold, from the rejects file of the same set:
+    rejected (bad input) and skipped (by rule or config) counts, the ``shown`` commonest reasons and the
+    file's name; None when every input row was scored."""
+    from leadtier.pipelines.predict import SKIPPED, side_file
+
+    path = side_file(pred_path, "rejects")
+    if not path.is_file():
+        return None
+    reasons = pd.read_csv(path, usecols=["reason"], dtype=str)["reason"].fillna("").value_counts()
+    if reasons.empty:
+        return None
+    skipped = reasons.index.str.startswith(SKIPPED)
+    return {
+        "rejected": int(reasons[~skipped].sum()),
+        "skipped": int(reasons[skipped].sum()),
+        "reasons": [{"reason": str(r), "count": int(n)} for r, n in reasons.head(shown).items()],
+        "more": max(len(reasons) - shown, 0),
+        "file": path.name,
+    }
 
 
 def read_prediction_set(pred_path: Path, migration: pd.DataFrame | None, drift: pd.DataFrame | None):

@@ -151,6 +151,12 @@ def test_predict_rejects_bad_rows_with_reasons(trained):
         "missing",
         "skipped",
     ]
+    from leadtier.pipelines import report as report_stage
+
+    html = report_stage.run(cfg, predictions=str(res.output), output=str(work / "out" / "bad.html")).read_text()
+    note = re.search(r'<div class="note" id="left-out">(.*?)</div>', html, re.S).group(1)
+    assert "Not scored: 3 input rows rejected as bad input and 1 skipped by rule or config" in note
+    assert "bad.rejects.csv" in note and "2 · duplicate customer_id" in note
 
 
 def test_predict_with_reasons_explains_each_customer(trained):

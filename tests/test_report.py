@@ -521,6 +521,29 @@ def test_entity_words_keep_capitals_articles_and_placeholders():
         report.strings("en", "patient")
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_summary_says_which_input_rows_were_not_scored_and_where_they_are_listed(scheme5, tmp_path, lang):
+    pred = tmp_path / "predictions.parquet"
+    assert report.left_out_rows(pred) is None  # every row scored: no rejects file, no note
+    reasons = ["duplicate customer_id: the first occurrence is scored"] * 3 + [
+        "missing customer_id",
+        "skipped: closed (won or lost) before the as-of date",
+        *[f"column 'c{i}' does not parse as a date" for i in range(5)],
+    ]
+    pd.DataFrame({"input_row": range(2, 12), "customer_id": "x", "reason": reasons}).to_csv(
+        tmp_path / "predictions.rejects.csv", index=False
+    )
+    left = report.left_out_rows(pred)
+    assert (left["rejected"], left["skipped"], left["more"], left["file"]) == (9, 1, 3, "predictions.rejects.csv")
+    assert left["reasons"][0] == {"reason": reasons[0], "count": 3}
+    frame = make_predictions(scheme5, list("ABCDE"))
+    html = report.render(context(scheme5, frame, lang=lang, left_out=left), lang)
+    s = report.strings(lang)
+    assert s["left_out_note"].format(rejected=9, skipped=1, file="predictions.rejects.csv") in html
+    assert f"3 · {reasons[0]}" in html and s["left_out_more"].format(n=3) in html
+    assert 'id="left-out"' not in report.render(context(scheme5, frame, lang=lang), lang)
+
+
 def test_render_language_must_match_context(scheme5):
     ctx = context(scheme5, make_predictions(scheme5, ["A"]), lang="en")
     with pytest.raises(ValueError, match="lang"):
