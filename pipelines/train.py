@@ -229,6 +229,7 @@ class Prepared:
     problems: list = field(default_factory=list)
     unlabelled: pd.DataFrame | None = None  # customers of the (last) snapshot without a label
     survival: pd.DataFrame | None = None  # train.model survival or best: the survival model's training entities
+    closed_early: set = field(default_factory=set)  # entities closed within the days their features describe
 
 
 def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
@@ -240,10 +241,15 @@ def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) ->
     return lab[["customer_id", "tier"]]
 
 
-def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict]:
+# the reason labels_days_to_win.sql gives an entity won or lost within the days its features describe
+CLOSED_EARLY = "closed within its first"
+
+
+def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict, set]:
     """Outcome labels on each entity's own clock (``labels.outcome.kind: days_to_win``), evaluated at
-    ``as_of``, and how many entities are labelled, censored (horizon not observed by ``as_of``: no
-    label, never the last level, even when already won or lost) and unlabelled for another reason (logged)."""
+    ``as_of``; how many entities are labelled, censored (horizon not observed by ``as_of``: no
+    label, never the last level, even when already won or lost) and unlabelled for another reason (logged);
+    and the ids of those closed within the days their features describe (never scored as open ones)."""
     oc = cfg.labels.outcome
     sql = entity_label_query(
         as_of, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.observed_from, feature_stage.entity_days(cfg)
@@ -262,7 +268,8 @@ def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict]
         "horizon_days": oc.horizon_days,
     }
     log.info("entities: %s", entity_words(counts))
-    return lab.loc[labelled, ["customer_id", "tier", "started_on"]], counts
+    closed = set(lab.loc[lab["unlabelled"].str.startswith(CLOSED_EARLY, na=False), "customer_id"])
+    return lab.loc[labelled, ["customer_id", "tier", "started_on"]], counts, closed
 
 
 def entity_words(counts: dict) -> str:
@@ -405,6 +412,7 @@ class _Snapshots:
 
     def __init__(self, con, cfg: Config):
         self.con, self.cfg, self.entities = con, cfg, {}
+        self.closed_early: set = set()  # days_to_win: entities closed within the days their features describe
         self.table_labels = None
         if cfg.labels.source == "table":
             self.table_labels = feature_stage.fetch_frame(
@@ -418,7 +426,7 @@ class _Snapshots:
         if cfg.labels.source != "outcome":
             return labels_known_at(self.table_labels, as_of)
         if cfg.labels.outcome.kind == "days_to_win":  # each entity's own clock, censored at as_of
-            lab, self.entities["entities"] = entity_labels(self.con, cfg, as_of)
+            lab, self.entities["entities"], self.closed_early = entity_labels(self.con, cfg, as_of)
             return lab
         if observed_until is None or observed_until <= as_of:
             raise TrainingDataError(
@@ -542,6 +550,7 @@ def prepare(cfg: Config) -> Prepared:
         problems=as_records(problems),
         unlabelled=unlabelled,
         survival=survival,
+        closed_early=snaps.closed_early,
     )
 
 
@@ -1006,10 +1015,26 @@ def make_scorer(
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
         },
     )
-    scorer.drift_reference = reference_profile(prep.features, feature_cols, clf.categories_)
+    scorer.drift_reference = reference_profile(drift_rows(prep), feature_cols, clf.categories_)
     scorer.grade_bands = dict(cfg.train.grade_bands)
     scorer.latest_open_days = latest_open_days(cfg)
     return scorer
+
+
+def drift_rows(prep: Prepared) -> pd.DataFrame:
+    """The snapshot's rows that scoring is compared with: all but the entities closed within the days their
+    features describe, whose features show the close (``predict`` skips closed and younger entities), so
+    that scoring the very snapshot trained on shows no drift."""
+    if not prep.closed_early:
+        return prep.features
+    rows = prep.features[~prep.features[ID_COLUMN].isin(prep.closed_early)]
+    log.info(
+        "drift reference: %d of %d entities (%d closed within their first days left out)",
+        len(rows),
+        len(prep.features),
+        len(prep.features) - len(rows),
+    )
+    return rows
 
 
 def latest_open_days(cfg: Config) -> dict[str, int]:

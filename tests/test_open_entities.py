@@ -183,3 +183,35 @@ def test_label_presence_auc_finds_proxies_of_every_shape():
     assert sampled["age_days"] > 0.95
     with pytest.raises(ValueError, match="one value per row"):
         label_presence_auc(X, has[:10])
+
+
+def test_the_drift_reference_leaves_out_deals_closed_within_the_days_their_features_describe():
+    """A deal won or lost in its first 14 days shows it in its day-14 features (no current stage); predict
+    never scores such a deal as open, so it is left out of the rows scoring is compared with, and scoring
+    the trained snapshot's open deals shows no drift."""
+    from leadtier.models.drift import DriftAccumulator, reference_profile
+    from leadtier.pipelines.train import CLOSED_EARLY, Prepared, drift_rows
+
+    sql = (Path(__file__).parents[1] / "features" / "sql" / "labels_days_to_win.sql").read_text(encoding="utf-8")
+    assert f"THEN '{CLOSED_EARLY} " in sql  # the reason the labels give such deals
+    rng = np.random.default_rng(0)
+    n = 4000
+    closed = rng.random(n) < 0.06
+    feats = pd.DataFrame(
+        {
+            "customer_id": [f"D{i}" for i in range(n)],
+            "stage_current": np.where(closed, np.nan, rng.integers(1, 4, n).astype(float)),
+        }
+    )
+    prep = Prepared(train=feats, test=None, features=feats, stats={}, protocol={})
+    assert drift_rows(prep) is feats  # nothing closed early: every row
+    prep.closed_early = set(feats.loc[closed, "customer_id"])
+    rows = drift_rows(prep)
+    assert len(rows) == n - closed.sum() and not rows["customer_id"].isin(prep.closed_early).any()
+
+    def warned(reference_rows):
+        acc = DriftAccumulator(reference_profile(reference_rows, ["stage_current"], {}))
+        acc.add(feats[~closed])  # the open deals, as predict scores them on the day trained
+        return acc.table(threshold=0.01).set_index("feature").loc["stage_current", "warning"]
+
+    assert warned(feats) and not warned(rows)
