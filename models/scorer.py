@@ -48,6 +48,18 @@ def given_open(proba: np.ndarray, codes: list[str], latest: dict[str, float], op
     return np.where(total > 0, kept / np.where(total > 0, total, 1.0), even)
 
 
+DAYS_LEFT = "tier_days_left"  # entities on their own clock: days until the chosen tier's window closes
+
+
+def days_left(tiers, latest: dict[str, float], open_days) -> np.ndarray:
+    """Per entity, the days from the as-of date to the last day a win still counts for its ``tiers`` entry
+    (``latest[tier]`` - days open: 0 on that day itself); NaN for a tier without such a day (lost, or not won
+    within the horizon) or without days open."""
+    days = pd.to_numeric(pd.Series(np.asarray(open_days, dtype=object)), errors="coerce").to_numpy("float64")
+    last = pd.Series(np.asarray(tiers, dtype=object)).map(latest).to_numpy("float64", na_value=np.nan)
+    return last - days
+
+
 @dataclass
 class TierScorer:
     """Tier classifier + segmenter + scheme: feature table in, tiers out (one row per input row)."""
@@ -95,6 +107,10 @@ class TierScorer:
         bands = getattr(self, "grade_bands", None)  # absent from scorers pickled before grade bands existed
         if bands:
             out["grade"] = grade(out["score"].to_numpy(), bands)
+        latest = getattr(self, "latest_open_days", None)
+        if latest:  # every batch has the column (Spark's schema is the signature's), NaN without days open
+            opened = features[OPEN_DAYS] if OPEN_DAYS in features.columns else np.full(len(features), np.nan)
+            out[DAYS_LEFT] = days_left(tiers, latest, opened) if not empty else np.array([], dtype=float)
         for i, code in enumerate(self.scheme.codes):
             out[proba_column(code)] = proba[:, i]
         seg = self.segmenter.predict(features) if len(features) else np.array([], dtype=int)

@@ -82,7 +82,8 @@ def plan(
     """The worklist: one row per customer whose tier has a service level, with ``expected_value``,
     ``due_date``, ``status`` (planned / deferred / no capacity), the owner's ``rank`` by expected value,
     the ``week`` (1-based) and its ``week_start`` (planned rows only) and ``late`` (the planned week
-    ends after the due date). The ``contacts_per_week * weeks`` customers of highest expected value
+    ends after the due date; an optional ``close_by`` column, the last day the tier can still happen,
+    caps the due date). The ``contacts_per_week * weeks`` customers of highest expected value
     (not deferred) are planned, the earliest due date first (then by rank), which keeps the longest delay
     past a due date as short as any order can. Rows: planned (by owner, week, rank), then deferred, then
     no capacity."""
@@ -92,7 +93,10 @@ def plan(
         out["owner"] = NO_OWNER
     out["owner"] = out["owner"].fillna(NO_OWNER).astype(str)
     out["expected_value"] = expected_value(out["p_close"], out["value"])
-    out["due_date"] = due_dates(out["tier"], start, service_days).dt.date
+    due = due_dates(out["tier"], start, service_days)
+    if "close_by" in out.columns:  # the last day the tier can still happen: no later than that
+        due = due.where(~(pd.to_datetime(out["close_by"]) < due), pd.to_datetime(out["close_by"]))
+    out["due_date"] = due.dt.date
     last = out["last_contact"] if "last_contact" in out.columns else pd.Series(pd.NaT, index=out.index)
     deferred = recently_contacted(last, start, defer_days)
     out = out.sort_values(

@@ -62,6 +62,7 @@ PREDICTION_COLUMNS = (
     "as_of",
     "reasons",
     "past_revenue",  # optional: when predict records it, the report skips the feature rebuild
+    "tier_days_left",  # optional, entities on their own clock: the worklist calls before the tier's window closes
 )
 MODEL_KEYS = ("model", "logreg", "rfm_scorecard", "majority")
 CARD_METRICS = (

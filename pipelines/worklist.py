@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from leadtier.features.inputs import NULL_MARKERS, TEXT, lit, number_value
 from leadtier.features.meta import money
+from leadtier.models.scorer import DAYS_LEFT
 from leadtier.models.text import clip
 from leadtier.models.worklist import DEFERRED, NO_CAPACITY, PLANNED, fill_values, plan, revenue_values, shortfall
 from leadtier.pipelines.config import Config
@@ -241,6 +242,8 @@ def build(cfg: Config, pred: pd.DataFrame, attrs: pd.DataFrame, contacts: pd.Dat
     """The planning frame from predictions, customer attributes and last contacts, then the plan."""
     frame = pred.merge(attrs, on="customer_id", how="left").merge(contacts, on="customer_id", how="left")
     frame["p_close"] = _p_close(frame, cfg)
+    if DAYS_LEFT in frame.columns and "as_of" in frame.columns:  # entities on their own clock
+        frame["close_by"] = pd.to_datetime(frame["as_of"]) + pd.to_timedelta(frame[DAYS_LEFT], unit="D")
     if "value" in frame.columns:  # worklist.value_column: a missing value is not known
         frame["value"], frame["value_estimated"] = fill_values(frame["value"], frame["value"].isna())
     elif "past_revenue" in frame.columns:  # no revenue yet is not known either; returns beyond purchases are

@@ -531,3 +531,10 @@ def test_an_entity_open_past_a_tiers_window_cannot_be_in_that_tier():
     np.testing.assert_allclose(got[4], [0, 0, 0.5, 0.5])  # the model put all on a passed tier: equal shares
     with pytest.raises(ValueError, match="one row per entity"):
         given_open(proba, codes, latest, [10, 20])
+
+
+def test_the_days_left_in_a_tier_count_to_the_last_day_a_win_still_counts_for_it():
+    from leadtier.models.scorer import days_left
+
+    got = days_left(["A", "B", "E", "A", "C"], {"A": 30, "B": 90, "C": 180}, [25, 25, 25, np.nan, "180"])
+    np.testing.assert_allclose(got, [5, 65, np.nan, np.nan, 0])  # E has no last day; unknown days: unknown

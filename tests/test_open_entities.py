@@ -128,6 +128,11 @@ def test_open_only_scores_open_deals_and_lists_the_closed_ones_as_skipped(workdi
         ).any()
         assert (scored.loc[age <= days, f"proba_{tier}"] > 0).all()
     assert (age > 200).any() and (scored.loc[age > 200, "proba_E"] == 1).all()
+    # the days left until the window of each deal's tier closes: the worklist calls before then
+    window = scored["tier"].map({"A": 30, "B": 90, "C": 180, "D": 200})
+    np.testing.assert_allclose(scored["tier_days_left"], window - age)  # NaN for E: no window closes
+    inside = scored["tier"] != "E"
+    assert inside.any() and (scored.loc[inside, "tier_days_left"] >= 0).all(), scored["tier"].value_counts()
 
     # over REST the days open are optional: without them, the tiers as seen from each deal's first days
     cfg = load_config(config)

@@ -94,6 +94,14 @@ def test_due_dates_come_from_the_tier_service_levels_and_tiers_without_one_are_l
     assert (w["week"] == 1).all()  # no capacity limit: everyone in the first week
 
 
+def test_a_tiers_window_closing_before_its_service_level_brings_the_due_date_forward():
+    """A deal 25 days old in A (won within 30 days of its start) is called within its last 5 days, not in A's 7."""
+    frame = _frame(3, owners=("ann",))
+    frame["close_by"] = [START + dt.timedelta(days=5), START + dt.timedelta(days=60), None]
+    due = plan(frame, START, SERVICE, contacts_per_week=None, weeks=1).set_index("customer_id")["due_date"]
+    assert due.to_dict() == {"ann-0": dt.date(2026, 7, 5), "ann-1": dt.date(2026, 7, 30), "ann-2": dt.date(2026, 7, 7)}
+
+
 def test_a_week_that_ends_after_the_due_date_is_marked_late():
     frame = _frame(3, owners=("ann",))
     frame["tier"] = "A"  # due in 7 days: only the first week is on time
