@@ -122,12 +122,37 @@ Encoding = Literal["utf-8", "utf-16", "latin-1", "gbk", "gb18030", "big5", "shif
 
 
 def _date_formats(value: Any) -> Any:
-    """A strptime format, or a non-empty list of them; anything else is one plain error."""
-    if value is None or isinstance(value, str):
+    """A strptime format, or a non-empty list of them, each one DuckDB reads; anything else is one plain error."""
+    if value is None:
         return value
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return value
-    raise ValueError(f"must be a strptime format or a non-empty list of them. Got {value!r} instead")
+    formats = [value] if isinstance(value, str) else value
+    if not (isinstance(formats, list) and formats and all(isinstance(v, str) for v in formats)):
+        raise ValueError(f"must be a strptime format or a non-empty list of them. Got {value!r} instead")
+    for fmt in formats:
+        _readable_format(fmt)
+    return value
+
+
+def _readable_format(fmt: str) -> None:
+    """``fmt`` as DuckDB's strptime reads it, or an error saying which specifier it does not know."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SELECT try_strptime('2020', ?)", [fmt])
+    except duckdb.Error as exc:
+        said = str(exc).removeprefix("Invalid Input Error: ").splitlines()[0].strip()
+        epoch = (
+            "; epoch seconds (1700000000) take no date_format: derive the column, e.g. "
+            "derived: {ts: 'to_timestamp(CAST(\"your_column\" AS BIGINT))'}"
+            if "%s" in fmt
+            else ""
+        )
+        raise ValueError(
+            f"{said} (specifiers: %Y %m %d %H %M %S %f %z %p %b ...){epoch}. Got {fmt!r} instead"
+        ) from None
+    finally:
+        con.close()
 
 
 DateFormat = Annotated[str | list[str] | None, BeforeValidator(_date_formats)]

@@ -104,6 +104,14 @@ def test_demo_config_loads_with_builtin_schemes():
         ),
         (lambda r: r["train"].update(primary_metric="roc_auc"), r"'roc_auc' needs a two-level scheme"),
         (lambda r: r["train"].update(decision_balance=2), r"train\.decision_balance.*less than or equal to 1"),
+        (
+            lambda r: r["data"]["tables"]["customers"].update(date_format="%s"),
+            r"data\.tables\.customers\.date_format: Failed to parse format specifier %s.*epoch seconds .*to_timestamp",
+        ),
+        (
+            lambda r: r["data"]["tables"]["customers"].update(date_format=["%d.%m.%Y", "%Y-%m-%d %Q"]),
+            r"date_format: Failed to parse format specifier .*strptime: %Q .*Got '%Y-%m-%d %Q' instead",
+        ),
         (lambda r: r["train"].update(decision_balance="half"), r"train\.decision_balance.*must be 'auto'"),
         (
             lambda r: r["train"]["tuning"]["search_space"].update(num_leafs={"type": "int", "low": 8, "high": 64}),
