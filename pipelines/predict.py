@@ -379,8 +379,16 @@ def check_reject_share(cfg: Config, outset, input_rows: int, why: dict[str, int]
     raise RejectShareError(
         f"{n_rejected} of {input_rows} input rows ({share:.1%}) were rejected, more than "
         f"predict.max_reject_share = {cfg.predict.max_reject_share:.1%}; no predictions written. "
-        f"Reasons: {why}. See {outset.sides['rejects']}"
+        f"Reasons: {_counted(why, rejected=True)}"
+        + (f" (not counted, skipped: {_counted(why, rejected=False)})" if n_rejected < sum(why.values()) else "")
+        + f". See {outset.sides['rejects']}"
     )
+
+
+def _counted(why: dict[str, int], rejected: bool) -> str:
+    """'3 missing customer_id; 1 duplicate customer_id: ...': the rejected (or skipped) reasons, commonest first."""
+    rows = sorted(((n, r) for r, n in why.items() if r.startswith(SKIPPED) != rejected), key=lambda x: (-x[0], x[1]))
+    return "; ".join(f"{n} {r.removeprefix(SKIPPED)}" for n, r in rows)
 
 
 EMPTY_IN_TRAINING = 0.5  # a feature missing for fewer training rows than this, and for every scored one, is named

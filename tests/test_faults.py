@@ -657,6 +657,7 @@ def test_an_unparseable_created_at_rejects_its_row_and_a_wrong_date_format_stops
 def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, monkeypatch):
     frame = _prospects(world, 100)
     frame.loc[:79, "customer_id"] = None  # 80 % without an id
+    frame.loc[99, "created_at"] = "2099-01-01"  # not created yet: skipped, no reject
     path = tmp_path / "mostly_without_id.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "pred.parquet"
@@ -671,10 +672,12 @@ def test_too_many_rejects_fail_loudly_and_write_no_predictions(world, tmp_path, 
     res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
     rejects = out.with_name("pred.rejects.csv")
     _one_line_error(res, "80 of 100", "80.0%", "max_reject_share", "5.0%", str(rejects))
+    said = " ".join(res.output.split())
+    assert "Reasons: 80 missing customer_id (not counted, skipped: 1 created on or after the as-of date)." in said
     assert not out.exists()
     assert out not in written, "the predictions were written (then deleted) although the run failed"
     assert rejects in written  # the spy sees what is staged
-    assert len(pd.read_csv(rejects)) == 80  # the rejects file the message points at
+    assert len(pd.read_csv(rejects)) == 81  # the rejects file the message points at, the skipped row too
 
     out.write_bytes(b"an earlier run's predictions")  # a failed run leaves the last good output alone
     res = _cli("predict", "--config", str(world.config_path), "--input", str(path), "--output", str(out))
