@@ -47,6 +47,14 @@ LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": loggin
 Check = tuple[str, str, str, str, str, str | None]  # (table, column, level, bad rows' WHERE, message, example)
 
 
+def named_files(files: list[str], most: int = 3) -> str:
+    """The files of a table for a message: all of a few; of many, the first two and the last with the count
+    (a table of 24 monthly exports is no 2,000-character line)."""
+    if len(files) <= most:
+        return ", ".join(files)
+    return f"{files[0]}, {files[1]}, ..., {files[-1]} ({len(files)} files)"
+
+
 def _future(table: str, as_of: dt.date) -> Check:
     return (
         table,
@@ -195,14 +203,15 @@ def check_inputs(
 ) -> list[Problem]:
     """Every check but :func:`check_event_customers` on the tables registered in ``con``; log the
     problems, raise on errors (before any feature is built), return them all."""
-    files = {t: ", ".join(s.files) for t, s in stats.items()}
+    files = {t: named_files(s.files) for t, s in stats.items()}
     checks = _customer_checks(cfg, as_of) + _event_checks(cfg, set(stats), as_of)
     problems = [p for p in (_check(con, t, c, lvl, w, m, files.get(t, t), sel) for t, c, lvl, w, m, sel in checks) if p]
     problems += _reading_problems(stats, files) + _copies(con, cfg, stats, files)
     if "stages" in stats and "stages" in cfg.features.families:
         problems += _unseen_stages(con, cfg, files["stages"])
     for p in problems:
-        log.log(LOG_LEVELS[p.level], "%s", p)
+        if p.level != "error":  # errors are the one line the run stops with
+            log.log(LOG_LEVELS[p.level], "%s", p)
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise InputError("; ".join(str(p) for p in errors))
@@ -224,7 +233,7 @@ def check_event_customers(
     table searched for them (for examples; a different count there means a family no longer counts
     every row it reads, and is logged).
     """
-    files = {t: ", ".join(s.files) for t, s in stats.items()}
+    files = {t: named_files(s.files) for t, s in stats.items()}
     before = f"ts < DATE '{as_of.isoformat()}'"
     problems = []
     for table in (t for t in EVENT_TABLES if t in stats):

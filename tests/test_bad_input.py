@@ -125,7 +125,7 @@ def test_labels_outside_the_scheme(workdir, small):
     _assert_clean_failure(res, "4 value(s)", "'Hot'", "labels.mapping")
 
 
-def test_duplicate_customer_ids_in_training_data(workdir, small):
+def test_duplicate_customer_ids_in_training_data(workdir, small, caplog):
     path = workdir / "data" / "customers.parquet"
     df = pd.read_parquet(path)
     pd.concat([df, df.head(3)], ignore_index=True).to_parquet(path, index=False)
@@ -138,6 +138,8 @@ def test_duplicate_customer_ids_in_training_data(workdir, small):
         "unique",
         output=workdir / "out" / "features.parquet",
     )
+    logged = [r.getMessage() for r in caplog.records if "share a customer_id" in r.getMessage()]
+    assert not logged, logged  # said once, on the error line, not logged before it too
 
 
 def _append_copies(path, **columns) -> pd.DataFrame:
@@ -272,3 +274,11 @@ def test_unknown_customer_rows_counted_from_the_families_match_a_full_search(wor
     assert [(p.table, p.rows) for p in full] == [("interactions", 3)]
     n_tx = con.execute(f"SELECT count(*) FROM transactions WHERE ts < DATE '{cfg.data.as_of}'").fetchall()[0][0]
     assert counted["transactions"] == n_tx  # every transaction row before the as-of date was counted
+
+
+def test_a_table_of_many_files_is_named_in_a_line_a_person_reads():
+    from leadtier.pipelines.validate import named_files
+
+    months = [f"orders_2025-{m:02d}.csv" for m in range(1, 13)]
+    assert named_files(months) == "orders_2025-01.csv, orders_2025-02.csv, ..., orders_2025-12.csv (12 files)"
+    assert named_files(months[:3]) == "orders_2025-01.csv, orders_2025-02.csv, orders_2025-03.csv"
