@@ -167,7 +167,10 @@ def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool, done:
     if cfg.worklist.service_days:
         wl = worklist.run(cfg, lang=lang)
         done("worklist")
-        lines.append(f"worklist: {wl.counts[worklist.PLANNED]} planned -> {wl.output}")
+        lines.append(
+            f"worklist: {wl.counts[worklist.PLANNED]} planned, {wl.counts[worklist.DEFERRED]} deferred, "
+            f"{wl.counts[worklist.NO_CAPACITY]} do not fit the weeks -> {wl.output}"
+        )
     else:
         lines.append("worklist: skipped (worklist.service_days is empty)")
     lines.append(f"report: {report.run(cfg, lang=lang)}")

@@ -145,6 +145,12 @@ def test_retier_runs_every_stage_prints_moves_and_exits_3_on_drift(world):
         assert (work / "outputs" / "demo" / name).is_file(), name
     pred = pd.read_parquet(work / "outputs" / "demo" / "predictions.parquet")
     assert str(pd.to_datetime(pred["as_of"]).max().date()) == "2026-06-30"
+    wl = pd.read_parquet(work / "outputs" / "demo" / "worklist.parquet")["status"].value_counts()
+    said = " ".join(first.output.split())
+    assert (
+        f"worklist: {wl.get('planned', 0)} planned, {wl.get('deferred', 0)} deferred, "
+        f"{wl.get('no capacity', 0)} do not fit the weeks" in said
+    ), said
 
     second = runner.invoke(app, ["retier", "--config", calm, "--as-of", "2026-09-30"])
     assert second.exit_code == 0, (second.output, second.exception)
