@@ -16,7 +16,7 @@ import pyarrow as pa
 from leadtier.features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_query, quote_ident, render_family
 from leadtier.models.frame import ID_COLUMN, numbers_as_float
 from leadtier.pipelines.config import ENTITY_CLOCK_FAMILIES, Config, ConfigError
-from leadtier.pipelines.sources import TableStats, register_all, register_table
+from leadtier.pipelines.sources import InputError, TableStats, register_all, register_table
 from leadtier.pipelines.validate import check_event_customers, check_inputs
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,17 @@ def build(cfg: Config, as_of: dt.date | None = None, with_labels: bool = True) -
         stats = register_all(con, cfg, with_labels=with_labels)
         check_inputs(con, cfg, stats, as_of)
         feats = build_in(con, cfg, as_of, stats)
+        if feats.empty and stats["customers"].rows:
+            first = con.execute("SELECT CAST(min(created_at) AS DATE) FROM customers").fetchall()[0][0]
+            raise InputError(
+                f"{', '.join(stats['customers'].files)}: none of the {stats['customers'].rows} customers exists as of "
+                f"{as_of}"
+                + (
+                    f": each was created on or after it (the first on {first}); choose a later as-of date"
+                    if first
+                    else ""
+                )
+            )
         labels = None
         if with_labels and "labels" in stats:
             labels = fetch_frame(con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier FROM labels")

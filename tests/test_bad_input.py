@@ -282,3 +282,14 @@ def test_a_table_of_many_files_is_named_in_a_line_a_person_reads():
     months = [f"orders_2025-{m:02d}.csv" for m in range(1, 13)]
     assert named_files(months) == "orders_2025-01.csv, orders_2025-02.csv, ..., orders_2025-12.csv (12 files)"
     assert named_files(months[:3]) == "orders_2025-01.csv, orders_2025-02.csv, orders_2025-03.csv"
+
+
+def test_an_as_of_date_before_every_customer_is_an_error_not_an_empty_table(workdir, small):
+    res = _invoke("features", "--config", small, "--as-of", "1990-01-01")
+    _assert_clean_failure(
+        res,
+        "none of the",
+        "customers exists as of 1990-01-01: each was created on or after it (the first on",
+        "choose a later as-of date",
+        output=workdir / "out" / "features.parquet",
+    )
