@@ -204,11 +204,29 @@ def register_population(con: duckdb.DuckDBPyConnection, cfg: Config) -> str:
 
 
 def check_families(cfg: Config) -> None:
+    """Each family's table is configured; attributes listed on another table than the customers are said to
+    make no feature (a user who listed them expects one)."""
     for fam in cfg.features.families:
         table = FAMILY_TABLES[fam]
         if getattr(cfg.data.tables, table) is None:
             raise ConfigError(
                 f"features.families includes {fam!r}, which needs data.tables.{table}; it is not configured"
+            )
+    customers = cfg.data.tables.customers
+    derived = set(customers.categorical) | set(customers.numeric) if customers.derive_from else set()
+    for name in type(cfg.data.tables).model_fields:
+        spec = getattr(cfg.data.tables, name)
+        if name == "customers" or spec is None:
+            continue
+        listed = [c for c in [*getattr(spec, "categorical", []), *getattr(spec, "numeric", [])] if c not in derived]
+        if listed:
+            log.warning(
+                "tables.%s lists %s as categorical or numeric: no feature reads another table's attributes than "
+                "the customers' (the families read the canonical columns; tables.customers.derive_from takes the ones "
+                "listed on the customers too); tables.%s.exclude can still use them",
+                name,
+                listed,
+                name,
             )
 
 

@@ -527,3 +527,24 @@ def test_a_gbk_export_from_chinese_excel_reads_as_written(engine, tmp_path):
     (tmp_path / "k.csv").write_bytes(text.encode("gbk") + b"c3,\x80\xff,1\n")  # no GBK character
     with pytest.raises(InputError, match=r"k\.csv: is not gbk text: byte 0x80 cannot be read"):
         register_all(engine, _config(tmp_path, {**spec, "encoding": "gbk"}), with_labels=False)
+
+
+def test_attributes_listed_on_an_event_table_are_said_to_make_no_feature(tmp_path, caplog):
+    """A currency listed as categorical on the orders feeds no feature (nor does derive_from take it unless the
+    customers list it too): the run says so rather than ignore it."""
+    from leadtier.pipelines.features import check_families
+
+    (tmp_path / "k.csv").write_text("id\nk1\n", encoding="utf-8")
+    orders = {
+        "path": "t.csv",
+        "columns": {"customer_id": "id", "ts": "day", "invoice_id": "inv", "amount": "amount", "quantity": "qty"},
+        "categorical": ["currency"],
+    }
+    with caplog.at_level("WARNING"):
+        check_families(_config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}}, orders))
+    assert "tables.transactions lists ['currency'] as categorical or numeric: no feature reads" in caplog.text
+    caplog.clear()
+    derived = {"derive_from": "transactions", "categorical": ["currency"]}
+    with caplog.at_level("WARNING"):
+        check_families(_config(tmp_path, derived, orders))
+    assert "no feature reads" not in caplog.text  # the customers take it from their orders
