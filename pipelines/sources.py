@@ -383,7 +383,7 @@ def _derived(
             raise
         problem = (
             f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
-            f"{_text_read_by(engine, view, expr, classes, value)}{_numbers_read_by(path, fs, expr, classes)}"
+            f"{_hints(engine, view, expr, classes, value, fs, path, exc)}"
         )
         rows = _rows_failing(engine, view, value) if failing is not None else None
         if rows is None:
@@ -446,26 +446,54 @@ def _rows_failing(engine, view: str, value: str) -> tuple[int, str] | None:
     return (int(n_bad), where) if n_bad else None
 
 
-def _text_read_by(engine, view: str, expr: str, classes: dict, value: str) -> str:
-    """The text columns the expression ``expr`` names, with examples of the values it fails on (or, where
-    the engine cannot say which rows fail, of the values that are not plain numbers); '' when there are
-    none, or when looking fails: the caller's error stands without the hint."""
+def _hints(engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec, path: Path, exc) -> str:
+    """What may have made a derived expression fail, for its error; nothing for a syntax error."""
+    if "Parser Error" in str(exc) or isinstance(exc, sqlglot.errors.ParseError):
+        return ""
+    return _text_read_by(engine, view, expr, classes, value, fs) + _numbers_read_by(path, fs, expr, classes)
+
+
+def _text_read_by(engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec) -> str:
+    """The text columns the expression ``expr`` names whose failing values (or, where the engine cannot say
+    which rows fail, whose values that are no plain numbers) start as numbers do ('61,40', '12,500.00',
+    '12,50 EUR'), with examples and an expression that reads them; '' when there are none ('EUR' in a
+    currency column is text, not a failed number), or when looking fails: the caller's error stands alone."""
     said = [(c, rf"(?<!\w){re.escape(c)}(?!\w)") for c, cls in classes.items() if cls == rules.TEXT]
     named = [c for c, pattern in said if re.search(pattern, expr, re.IGNORECASE)][:3]
-    found = []
+    found, seen = [], []
     for c in named:
         plain = rules.number_checks(ident(c), rules.TEXT, "float")["bad"]
-        for where in (f"TRY(coalesce({value}, 0)) IS NULL", plain):  # DuckDB's TRY: the rows that fail
-            try:
-                ex = _examples(engine, f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {where}")
+        written = f"regexp_matches(trim({ident(c)}), {rules.lit(_WRITTEN_NUMBER)})"
+        for where in (f"TRY(coalesce({value}, 0)) IS NULL AND {written}", f"{plain} AND {written}"):
+            try:  # DuckDB's TRY: the rows that fail; else the values that are numbers only as written
+                rows = engine.rows(f"SELECT DISTINCT {ident(c)} FROM {view} WHERE {where} LIMIT 3")
                 break
             except Exception as exc:  # noqa: BLE001 - a hint only: the engine's own error is what the user gets
                 if not isinstance(exc, (*engine.errors, ValueError)):
                     raise
-                ex = ""
-        if ex:
-            found.append(f"{c!r} (e.g. {ex})")
-    return f"; it reads text it cannot convert in {', '.join(found)}: write plain numbers (12.50)" if found else ""
+                rows = []
+        if rows:
+            found.append(f"{c!r} (e.g. {', '.join(clip(r[0], quote=True) for r in rows)})")
+            seen += [str(r[0]) for r in rows]
+    if not found:
+        return ""
+    grouped = fs.thousands or (fs.decimal == "." and any(_GROUPED_BY_COMMA.fullmatch(v.strip()) for v in seen))
+    col = ident(named[0]) if len(found) == 1 else '"column"'
+    read = (
+        f"CAST(replace({col}, {rules.lit(fs.thousands or ',')}, '') AS DOUBLE)"
+        if grouped
+        else f"CAST(replace(replace({col}, '.', ''), ',', '.') AS DOUBLE)"
+    )
+    return (
+        f"; it reads text it cannot convert in {', '.join(found)}: a derived expression reads the file's columns "
+        f"as written (decimal and thousands apply to mapped columns): write plain numbers (12.50), or convert "
+        f"them in it, e.g. {read}"
+    )
+
+
+# text that starts as a number does ('61,40', '12,500.00', '12,50 EUR'), unlike 'EUR' or 'USD'
+_WRITTEN_NUMBER = "^[+-]?[0-9]"
+_GROUPED_BY_COMMA = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
 
 
 def _numbers_read_by(path: Path, fs: FileSpec, expr: str, classes: dict) -> str:

@@ -548,3 +548,33 @@ def test_attributes_listed_on_an_event_table_are_said_to_make_no_feature(tmp_pat
     with caplog.at_level("WARNING"):
         check_families(_config(tmp_path, derived, orders))
     assert "no feature reads" not in caplog.text  # the customers take it from their orders
+
+
+def test_a_derived_expression_over_decimal_comma_text_says_how_to_convert_it(tmp_path):
+    """decimal ',' reads the mapped columns; a derived expression reads the file as written: its error names
+    the column holding '61,40' (not the currency's 'EUR') and an expression that converts it; a syntax error
+    is only a syntax error."""
+    (tmp_path / "k.csv").write_text("id;amount;currency\nk1;61,40;EUR\nk2;1.200,5;USD\n", encoding="utf-8")
+    spec = {
+        "path": "k.csv",
+        "columns": {"customer_id": "id"},
+        "decimal": ",",
+        "numeric": ["eur"],
+        "derived": {"eur": "CASE WHEN currency = 'USD' THEN amount * 0.92 ELSE amount END"},
+    }
+    con = connect()
+    with pytest.raises(InputError) as err:
+        register_all(DuckEngine(con), _config(tmp_path, spec), with_labels=False)
+    said = str(err.value)
+    assert "it reads text it cannot convert in 'amount' (e.g." in said and "'61,40'" in said
+    assert "'currency'" not in said
+    assert "CAST(replace(replace(\"amount\", '.', ''), ',', '.') AS DOUBLE)" in said
+    spec["derived"]["eur"] = "CASE WHEN currency = 'USD' THEN " + spec["derived"]["eur"].split("THEN ")[1].replace(
+        "amount * 0.92", "CAST(replace(replace(amount, '.', ''), ',', '.') AS DOUBLE) * 0.92"
+    ).replace("ELSE amount", "ELSE CAST(replace(replace(amount, '.', ''), ',', '.') AS DOUBLE)")
+    register_all(DuckEngine(con), _config(tmp_path, spec), with_labels=False)
+    assert dict(_rows(DuckEngine(con), "SELECT customer_id, eur FROM customers")) == {"k1": 61.4, "k2": 1104.46}
+    spec["derived"]["eur"] = "amount *"
+    with pytest.raises(InputError) as err:
+        register_all(DuckEngine(con), _config(tmp_path, spec), with_labels=False)
+    assert "Parser Error" in str(err.value) and "cannot convert" not in str(err.value)
