@@ -231,6 +231,7 @@ def choose(
     tolerance: float = 0.0,
     resamples: int = 1000,
     seed: int = 0,
+    balance_of: Callable[[Validation, str], float | None] | None = None,
 ) -> tuple[Choice, Validation]:
     """Pick one of ``candidates`` (in order of preference; default: every model of ``make``) by
     ``metric`` on validation rows taken from the training rows (see :func:`validation_predictions`,
@@ -239,7 +240,9 @@ def choose(
     ``rule='significant'``: the first candidate stays unless another beats it with the whole 95 %
     paired-bootstrap interval of the gain (``resamples`` draws) above ``tolerance``; of those that do,
     the best scoring wins. A switch on a gain within noise would trade a known model for noise.
-    ``rule='best'``: the best score wins, an earlier candidate when within ``tolerance`` of it."""
+    ``rule='best'``: the best score wins, an earlier candidate when within ``tolerance`` of it.
+    ``balance_of(validation, candidate)``: the decision balance each candidate is judged at (its own best on
+    these rows, say), so that none loses for a balance that suits another; default: each model's own."""
     if rule not in ("significant", "best"):
         raise ValueError(f"rule must be 'significant' or 'best'. Got {rule!r} instead")
     averages = dict(averages or {})
@@ -248,6 +251,10 @@ def choose(
     if unknown or not candidates:
         raise ValueError(f"candidates must be names of {[*make, *averages]}. Got {candidates} instead")
     validation = validation_predictions(make, X, y, splits, candidates, averages)
-    pooled = {c: validation.pooled(c) for c in candidates}
+    balances = {c: balance_of(validation, c) if balance_of else None for c in candidates}
+    pooled = {c: validation.pooled(c, balances[c]) for c in candidates}
     choice = pick(validation.truth, pooled, levels, metric, candidates, rule, tolerance, resamples, seed)
+    if balance_of:
+        each = ", ".join(f"{c} {b:g}" for c, b in balances.items() if b is not None)
+        choice.reasons.append(f"each candidate judged at its own decision balance on these rows: {each}")
     return choice, validation

@@ -665,6 +665,7 @@ def choose_model(cfg: Config, rows: pd.DataFrame, feature_cols: list[str], param
             rule=cfg.train.choice.rule,
             tolerance=cfg.train.choice.tolerance,
             seed=cfg.seed,
+            balance_of=(lambda v, c: balance_on(cfg, v, c)[0]) if balance_matters(cfg) else None,
         )
     choice.decision_balance = fixed
     if balance_matters(cfg):

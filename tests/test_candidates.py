@@ -311,6 +311,23 @@ def test_the_decision_balance_is_chosen_on_validation_rows_and_decides_better_on
     assert AveragedTiers([chosen, full]).fit(X.iloc[fit], y[fit]).decision_balance == balance  # the first member's
 
 
+def test_candidates_are_judged_each_at_its_own_decision_balance_not_at_one_that_suits_another():
+    """Two equal models, one held at balance 1 (every tier as if equally frequent), one at its best on the
+    validation rows: judged each at the balance given, the second wins; judged at their own, they tie."""
+    X, y = _weak_world(4000, 7)
+    make = {"a": lambda: LogisticBaseline(levels=list("ABCDE")), "b": lambda: LogisticBaseline(levels=list("ABCDE"))}
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    tie, _ = choose(make, X, y, splits, list("ABCDE"), "macro_f1", rule="best")
+    assert tie.name == "a" and tie.scores["a"] == tie.scores["b"]
+
+    def balance_of(validation, candidate):
+        return 1.0 if candidate == "a" else choose_balance(validation, candidate, list("ABCDE"), "macro_f1")[0]
+
+    judged, _ = choose(make, X, y, splits, list("ABCDE"), "macro_f1", rule="best", balance_of=balance_of)
+    assert judged.name == "b" and judged.scores["b"] > judged.scores["a"]
+    assert judged.reasons[-1].startswith("each candidate judged at its own decision balance on these rows: a 1, b ")
+
+
 def test_an_average_pickled_before_the_balance_existed_decides_as_its_first_member():
     X, y = _weak_world(1500, 8)
     avg = AveragedTiers([LogisticBaseline(levels=list("ABCDE")), LogisticBaseline(levels=list("ABCDE"), C=0.1)])
