@@ -1217,9 +1217,8 @@ def build_context(
     ``worklist_close_tiers``: the tiers whose probabilities its chance column adds up (``worklist.close_tiers``).
     ``currency``: ``report.currency``, written with every amount of money. ``entity``: ``report.entity``,
     the word for one scored row in every text. ``left_out``: the input rows the predictions do not hold
-    (:func:`left_out_rows`), said under the count of scored ones.
-    Only the columns in :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read.
-    """
+    (:func:`left_out_rows`), said under the count of scored ones. Only the columns in
+    :data:`PREDICTION_COLUMNS` and ``proba_<tier>`` are read."""
     check_predictions(predictions, scheme, source)
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1. Got {top_n} instead")
