@@ -34,14 +34,15 @@ def reference_profile(
 
 def _edges(finite: np.ndarray, bins: int) -> np.ndarray:
     """Decile edges of ``finite`` (bins ``[e_i, e_i+1)``); a value that holds a bin's share or more on its own
-    (0 in a mostly-zero count) gets a bin of its own, else a move from it to any value above the next edge
-    would stay in its bin and go unseen."""
+    (0 in a mostly-zero count) gets a bin of its own (up to a relative 1e-9 above it), else a move from it to
+    any value above the next edge would stay in its bin and go unseen."""
     if not len(finite):
         return np.array([])
     edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
     values, counts = np.unique(finite, return_counts=True)
     heavy = values[counts >= len(finite) / bins]
-    return np.unique(np.concatenate([edges, heavy, np.nextafter(heavy, np.inf)]))
+    # the bin closes a little above the value, so that the same value computed another way (0.1 + 0.2) stays in it
+    return np.unique(np.concatenate([edges, heavy, heavy + np.maximum(np.abs(heavy), 1.0) * 1e-9]))
 
 
 def bin_counts(values: pd.Series, edges=None, cats=None) -> np.ndarray:

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import glob
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from leadtier.features.queries import FAMILY_ROW_COUNTS, FAMILY_TABLES, join_que
 from leadtier.models.frame import ID_COLUMN, numbers_as_float
 from leadtier.pipelines.config import ENTITY_CLOCK_FAMILIES, Config, ConfigError
 from leadtier.pipelines.sources import InputError, TableStats, register_all, register_table
-from leadtier.pipelines.validate import check_event_customers, check_inputs
+from leadtier.pipelines.validate import check_event_customers, check_inputs, named_files
 
 log = logging.getLogger(__name__)
 
@@ -213,17 +214,24 @@ def check_families(cfg: Config) -> None:
                 f"features.families includes {fam!r}, which needs data.tables.{table}; it is not configured"
             )
     customers = cfg.data.tables.customers
-    derived = set(customers.categorical) | set(customers.numeric) if customers.derive_from else set()
+    sources = customers.derive_from or []
+    derived = set(customers.categorical) | set(customers.numeric)
     for name in type(cfg.data.tables).model_fields:
         spec = getattr(cfg.data.tables, name)
         if name == "customers" or spec is None:
             continue
-        listed = [c for c in [*getattr(spec, "categorical", []), *getattr(spec, "numeric", [])] if c not in derived]
+        rules = " ".join(getattr(spec, "exclude", {}).values())
+        listed = [
+            c
+            for c in [*getattr(spec, "categorical", []), *getattr(spec, "numeric", [])]
+            if not (name in sources and c in derived)
+            and not re.search(rf"(?<![\w\"]){re.escape(c)}(?![\w\"])|\"{re.escape(c)}\"", rules)
+        ]
         if listed:
             log.warning(
                 "tables.%s lists %s as categorical or numeric: no feature reads another table's attributes than "
                 "the customers' (the families read the canonical columns; tables.customers.derive_from takes the ones "
-                "listed on the customers too); tables.%s.exclude can still use them",
+                "listed on the customers too); tables.%s.exclude can use them (it does not name these)",
                 name,
                 listed,
                 name,
@@ -307,14 +315,12 @@ def build(cfg: Config, as_of: dt.date | None = None, with_labels: bool = True) -
         feats = build_in(con, cfg, as_of, stats)
         if feats.empty and stats["customers"].rows:
             first = con.execute("SELECT CAST(min(created_at) AS DATE) FROM customers").fetchall()[0][0]
+            when = (
+                f": each was created on or after it (the first on {first}); choose a later as-of date" if first else ""
+            )
             raise InputError(
-                f"{', '.join(stats['customers'].files)}: none of the {stats['customers'].rows} customers exists as of "
-                f"{as_of}"
-                + (
-                    f": each was created on or after it (the first on {first}); choose a later as-of date"
-                    if first
-                    else ""
-                )
+                f"{named_files(stats['customers'].files)}: none of the {stats['customers'].rows} customers exists "
+                f"as of {as_of}{when}"
             )
         labels = None
         if with_labels and "labels" in stats:

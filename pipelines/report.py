@@ -124,7 +124,7 @@ def _each_text(texts: Any, change) -> Any:
 
 
 # "customer", "Customers", "a customer": the word, its plural and an article before it
-_EN_NOUN = re.compile(r"\b(?:([Aa]n?) )?([Cc]ustomer)(s?)\b")
+_EN_NOUN = re.compile(r"(?<!\{)\b(?:([Aa]n?) )?([Cc]ustomer)(s?)\b(?!\})")
 
 
 def _swap_en(text: str, customer: list[str], noun: list[str]) -> str:
@@ -1635,7 +1635,7 @@ def run(
         "worklist_close_tiers": cfg.worklist.close_tiers or None,
     }
     extra = {"migration": migration, "drift": drift, "source": pred_path, "action": action}
-    extra["left_out"] = left_out_rows(pred_path)
+    extra["left_out"] = left_out_rows(pred_path, manifest)
     ctx = _report_context(frame, scorer, described, revenue, profile, lang, cfg, **extra)
     html_text = render(ctx, lang)
     path = write_text(html_text, out_path)
@@ -1655,14 +1655,17 @@ def run(
     return path
 
 
-def left_out_rows(pred_path: Path, shown: int = 5) -> dict[str, Any] | None:
-    """The input rows the predictions at ``pred_path`` do not hold, from the rejects file of the same set:
-    rejected (bad input) and skipped (by rule or config) counts, the ``shown`` commonest reasons and the
-    file's name; None when every input row was scored."""
+def left_out_rows(pred_path: Path, manifest: dict | None, shown: int = 5) -> dict[str, Any] | None:
+    """The input rows the predictions at ``pred_path`` do not hold, from the rejects file the same run
+    wrote (by the set's ``manifest``; a run stopped by predict.max_reject_share leaves its rejects beside
+    the last good predictions): rejected (bad input) and skipped (by rule or config) counts, the ``shown``
+    commonest reasons and the file's name; None when every input row was scored or no run says so."""
     from leadtier.pipelines.predict import SKIPPED, side_file
 
     path = side_file(pred_path, "rejects")
-    if not path.is_file():
+    files = (manifest or {}).get("files", {})
+    ours, theirs = files.get(pred_path.name) or {}, files.get(path.name) or {}
+    if not path.is_file() or not ours.get("run_id") or theirs.get("run_id") != ours["run_id"]:
         return None
     reasons = pd.read_csv(path, usecols=["reason"], dtype=str)["reason"].fillna("").value_counts()
     if reasons.empty:

@@ -448,9 +448,12 @@ def _rows_failing(engine, view: str, value: str) -> tuple[int, str] | None:
 
 def _hints(engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec, path: Path, exc) -> str:
     """What may have made a derived expression fail, for its error; nothing for a syntax error."""
-    if "Parser Error" in str(exc) or isinstance(exc, sqlglot.errors.ParseError):
+    said = str(exc)
+    if "Parser Error" in said or "PARSE_SYNTAX_ERROR" in said or isinstance(exc, sqlglot.errors.SqlglotError):
         return ""
-    return _text_read_by(engine, view, expr, classes, value, fs) + _numbers_read_by(path, fs, expr, classes)
+    text = _text_read_by(engine, view, expr, classes, value, fs)
+    typed = "No function matches" in said or "DATATYPE_MISMATCH" in said  # a text function given a number
+    return text or (_numbers_read_by(path, fs, expr, classes) if typed else "")
 
 
 def _text_read_by(engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec) -> str:
@@ -479,16 +482,18 @@ def _text_read_by(engine, view: str, expr: str, classes: dict, value: str, fs: F
         return ""
     grouped = fs.thousands or (fs.decimal == "." and any(_GROUPED_BY_COMMA.fullmatch(v.strip()) for v in seen))
     col = ident(named[0]) if len(found) == 1 else '"column"'
-    read = (
-        f"CAST(replace({col}, {rules.lit(fs.thousands or ',')}, '') AS DOUBLE)"
+    read = (  # the file's own notation, never a guess that would read '12.50' as 1250
+        f"CAST(replace(replace({col}, '.', ''), ',', '.') AS DOUBLE)"
+        if fs.decimal == ","
+        else f"CAST(replace({col}, {rules.lit(fs.thousands or ',')}, '') AS DOUBLE)"
         if grouped
-        else f"CAST(replace(replace({col}, '.', ''), ',', '.') AS DOUBLE)"
+        else None
     )
-    return (
+    said = (
         f"; it reads text it cannot convert in {', '.join(found)}: a derived expression reads the file's columns "
-        f"as written (decimal and thousands apply to mapped columns): write plain numbers (12.50), or convert "
-        f"them in it, e.g. {read}"
+        "as written (decimal and thousands apply to mapped columns): write plain numbers (12.50)"
     )
+    return said + (f", or convert them in it, e.g. {read}" if read else "")
 
 
 # text that starts as a number does ('61,40', '12,500.00', '12,50 EUR'), unlike 'EUR' or 'USD'
@@ -863,13 +868,17 @@ def _grammar(fs: FileSpec) -> str:
     return ""
 
 
-# examples like '12,500.00' or "1'250": a thousands mark the file's settings do not name
-_GROUPED = re.compile(r"'[+-]?[0-9]{1,3}([,' \u00a0\u202f][0-9]{3})+(\.[0-9]*)?'")
+# values like '12,500.00' or "1'250": a thousands mark the file's settings do not name
+_GROUPED = re.compile(r"[+-]?[0-9]{1,3}([,' \u00a0\u202f][0-9]{3})+(\.[0-9]*)?")
 
 
-def _thousands_hint(fs: FileSpec, examples: str) -> str:
-    """With a decimal point and no thousands mark, examples grouped by one say which setting reads them."""
-    found = None if fs.decimal == "," or fs.thousands else _GROUPED.search(examples)
+def _thousands_hint(fs: FileSpec, values: list) -> str:
+    """With a decimal point and no thousands mark, values grouped by one say which setting reads them."""
+    found = (
+        None
+        if fs.decimal == "," or fs.thousands
+        else next((m for m in (_GROUPED.fullmatch(str(v).strip()) for v in values) if m), None)
+    )
     if found is None:
         return ""
     mark = found.group(1)[0]
@@ -883,10 +892,11 @@ def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cl
     checked = rules.number_checks(col, cls, kind, fs.decimal, fs.thousands)
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
-        ex = _examples(engine, f"SELECT {col} FROM {view} WHERE {checked['bad']}")
+        values = [r[0] for r in engine.rows(f"SELECT {col} FROM {view} WHERE {checked['bad']} LIMIT 3")]
+        ex = ", ".join(clip(v, quote=True) for v in values)
         problem = (
             f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers"
-            f"{_grammar(fs)}; e.g. {ex}{_thousands_hint(fs, ex)}"
+            f"{_grammar(fs)}; e.g. {ex}{_thousands_hint(fs, values)}"
         )
         _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number{_grammar(fs)}")
     n_inf = int(counts.get(f"not_finite:{canon}") or 0)

@@ -247,6 +247,9 @@ def test_numbers_with_a_thousands_mark_read_the_same_in_every_file(engine, tmp_p
     plain = {"path": "k.csv", "columns": {"customer_id": "id"}, "numeric": ["budget"]}
     with pytest.raises(InputError, match=r"e\.g\. '12,500\.00'; if ',' groups thousands there, set thousands: ','"):
         register_all(engine, _config(tmp_path, plain), with_labels=False)
+    (tmp_path / "k.csv").write_text("id,budget\nk1,1'250.50\nk2,7\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"; if \"'\" groups thousands there, set thousands: \"'\""):
+        register_all(engine, _config(tmp_path, plain), with_labels=False)
 
 
 def test_a_text_function_on_a_column_one_file_holds_as_numbers_says_how_to_read_it_as_text(tmp_path):
@@ -548,6 +551,11 @@ def test_attributes_listed_on_an_event_table_are_said_to_make_no_feature(tmp_pat
     with caplog.at_level("WARNING"):
         check_families(_config(tmp_path, derived, orders))
     assert "no feature reads" not in caplog.text  # the customers take it from their orders
+    caplog.clear()
+    orders["exclude"] = {"not euros": "currency <> 'EUR'"}
+    with caplog.at_level("WARNING"):
+        check_families(_config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}}, orders))
+    assert "no feature reads" not in caplog.text  # listed so that its exclude rule can read it
 
 
 def test_a_derived_expression_over_decimal_comma_text_says_how_to_convert_it(tmp_path):
@@ -578,3 +586,15 @@ def test_a_derived_expression_over_decimal_comma_text_says_how_to_convert_it(tmp
     with pytest.raises(InputError) as err:
         register_all(DuckEngine(con), _config(tmp_path, spec), with_labels=False)
     assert "Parser Error" in str(err.value) and "cannot convert" not in str(err.value)
+    # a file with decimal points: no conversion that would read '12.50' as 1250 is suggested
+    (tmp_path / "k.csv").write_text('id,amount,qty\nk1,12.50,2\nk2,"61,40",1\n', encoding="utf-8")
+    plain = {"path": "k.csv", "columns": {"customer_id": "id"}, "numeric": ["eur"]}
+    plain["derived"] = {"eur": "CAST(amount AS DOUBLE) * 2"}
+    with pytest.raises(InputError) as err:
+        register_all(DuckEngine(con), _config(tmp_path, plain), with_labels=False)
+    said = str(err.value)
+    assert "'amount' (e.g. '61,40')" in said and "write plain numbers (12.50)" in said and "replace" not in said
+    plain["derived"] = {"eur": "qty * pric"}  # a typo: said by the engine alone, with no advice on qty
+    with pytest.raises(InputError) as err:
+        register_all(DuckEngine(con), _config(tmp_path, plain), with_labels=False)
+    assert "pric" in str(err.value) and "holds only numbers" not in str(err.value)

@@ -516,6 +516,8 @@ def test_entity_words_keep_capitals_articles_and_placeholders():
     assert report._swap_en(
         "A customer, a customer's tier; Customers", ["customer", "customers"], ["account", "accounts"]
     ) == ("An account, an account's tier; Accounts")
+    placeholders = report._swap_en("{customers} of {customer}", ["customer", "customers"], ["deal", "deals"])
+    assert placeholders == "{customers} of {customer}"  # a placeholder keeps its name
     assert report.strings("zh", "lead")["rows_counts"].startswith("{train} 条线索用于训练")
     with pytest.raises(ValueError, match="report entity must be one of .*Got 'patient' instead"):
         report.strings("en", "patient")
@@ -524,7 +526,8 @@ def test_entity_words_keep_capitals_articles_and_placeholders():
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_the_summary_says_which_input_rows_were_not_scored_and_where_they_are_listed(scheme5, tmp_path, lang):
     pred = tmp_path / "predictions.parquet"
-    assert report.left_out_rows(pred) is None  # every row scored: no rejects file, no note
+    run = {"files": {"predictions.parquet": {"run_id": "r2"}, "predictions.rejects.csv": {"run_id": "r2"}}}
+    assert report.left_out_rows(pred, run) is None  # every row scored: no rejects file, no note
     reasons = ["duplicate customer_id: the first occurrence is scored"] * 3 + [
         "missing customer_id",
         "skipped: closed (won or lost) before the as-of date",
@@ -533,7 +536,10 @@ def test_the_summary_says_which_input_rows_were_not_scored_and_where_they_are_li
     pd.DataFrame({"input_row": range(2, 12), "customer_id": "x", "reason": reasons}).to_csv(
         tmp_path / "predictions.rejects.csv", index=False
     )
-    left = report.left_out_rows(pred)
+    left = report.left_out_rows(pred, run)
+    # a run stopped by predict.max_reject_share left its rejects beside the last good predictions: not theirs
+    stopped = {"files": {"predictions.parquet": {"run_id": "r1"}, "predictions.rejects.csv": {"run_id": "r2"}}}
+    assert report.left_out_rows(pred, stopped) is None and report.left_out_rows(pred, None) is None
     assert (left["rejected"], left["skipped"], left["more"], left["file"]) == (9, 1, 3, "predictions.rejects.csv")
     assert left["reasons"][0] == {"reason": reasons[0], "count": 3}
     frame = make_predictions(scheme5, list("ABCDE"))
