@@ -95,7 +95,7 @@ def plan(
     out["expected_value"] = expected_value(out["p_close"], out["value"])
     due = due_dates(out["tier"], start, service_days)
     if "close_by" in out.columns:  # the last day the tier can still happen: no later than that
-        due = due.where(~(pd.to_datetime(out["close_by"]) < due), pd.to_datetime(out["close_by"]))
+        due = pd.concat([due, pd.to_datetime(out["close_by"])], axis=1).min(axis=1)
     out["due_date"] = due.dt.date
     last = out["last_contact"] if "last_contact" in out.columns else pd.Series(pd.NaT, index=out.index)
     deferred = recently_contacted(last, start, defer_days)

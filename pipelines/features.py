@@ -205,27 +205,30 @@ def register_population(con: duckdb.DuckDBPyConnection, cfg: Config) -> str:
 
 
 def check_families(cfg: Config) -> None:
-    """Each family's table is configured; attributes listed on another table than the customers are said to
-    make no feature (a user who listed them expects one)."""
     for fam in cfg.features.families:
         table = FAMILY_TABLES[fam]
         if getattr(cfg.data.tables, table) is None:
             raise ConfigError(
                 f"features.families includes {fam!r}, which needs data.tables.{table}; it is not configured"
             )
+
+
+def warn_unread_attributes(cfg: Config) -> None:
+    """Say which attributes listed on another table than the customers make no feature (a user who listed
+    them expects one): those neither taken by ``tables.customers.derive_from`` nor read by that table's
+    ``exclude`` rules."""
     customers = cfg.data.tables.customers
-    sources = customers.derive_from or []
     derived = set(customers.categorical) | set(customers.numeric)
     for name in type(cfg.data.tables).model_fields:
         spec = getattr(cfg.data.tables, name)
         if name == "customers" or spec is None:
             continue
-        rules = " ".join(getattr(spec, "exclude", {}).values())
+        rules = " ".join(spec.exclude.values())
+        taken = derived if name in (customers.derive_from or []) else set()
         listed = [
             c
-            for c in [*getattr(spec, "categorical", []), *getattr(spec, "numeric", [])]
-            if not (name in sources and c in derived)
-            and not re.search(rf"(?<![\w\"]){re.escape(c)}(?![\w\"])|\"{re.escape(c)}\"", rules)
+            for c in [*spec.categorical, *spec.numeric]
+            if c not in taken and not re.search(rf"(?<!\w){re.escape(c)}(?!\w)", rules)
         ]
         if listed:
             log.warning(
@@ -307,6 +310,7 @@ def build_in(
 def build(cfg: Config, as_of: dt.date | None = None, with_labels: bool = True) -> FeatureBuild:
     """Register inputs, build features as of ``as_of`` (default: the config's) and read labels."""
     check_families(cfg)
+    warn_unread_attributes(cfg)
     as_of = as_of or cfg.data.as_of
     con = connect(cfg)
     try:

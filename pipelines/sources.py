@@ -480,15 +480,13 @@ def _text_read_by(engine, view: str, expr: str, classes: dict, value: str, fs: F
             seen += [str(r[0]) for r in rows]
     if not found:
         return ""
-    grouped = fs.thousands or (fs.decimal == "." and any(_GROUPED_BY_COMMA.fullmatch(v.strip()) for v in seen))
     col = ident(named[0]) if len(found) == 1 else '"column"'
-    read = (  # the file's own notation, never a guess that would read '12.50' as 1250
-        f"CAST(replace(replace({col}, '.', ''), ',', '.') AS DOUBLE)"
-        if fs.decimal == ","
-        else f"CAST(replace({col}, {rules.lit(fs.thousands or ',')}, '') AS DOUBLE)"
-        if grouped
-        else None
-    )
+    mark = fs.thousands or (_grouping_mark(seen) if fs.decimal == "." else None)
+    read = None  # in the file's own notation, never a guess that would read '12.50' as 1250
+    if fs.decimal == ",":
+        read = f"CAST(replace(replace({col}, '.', ''), ',', '.') AS DOUBLE)"
+    elif mark:
+        read = f"CAST(replace({col}, {rules.lit(mark)}, '') AS DOUBLE)"
     said = (
         f"; it reads text it cannot convert in {', '.join(found)}: a derived expression reads the file's columns "
         "as written (decimal and thousands apply to mapped columns): write plain numbers (12.50)"
@@ -498,7 +496,6 @@ def _text_read_by(engine, view: str, expr: str, classes: dict, value: str, fs: F
 
 # text that starts as a number does ('61,40', '12,500.00', '12,50 EUR'), unlike 'EUR' or 'USD'
 _WRITTEN_NUMBER = "^[+-]?[0-9]"
-_GROUPED_BY_COMMA = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
 
 
 def _numbers_read_by(path: Path, fs: FileSpec, expr: str, classes: dict) -> str:
@@ -872,18 +869,19 @@ def _grammar(fs: FileSpec) -> str:
 _GROUPED = re.compile(r"[+-]?[0-9]{1,3}([,' \u00a0\u202f][0-9]{3})+(\.[0-9]*)?")
 
 
+def _grouping_mark(values: list) -> str | None:
+    """The thousands mark the first of ``values`` written with one uses (',', "'", ' ' for any space)."""
+    found = next((m for m in (_GROUPED.fullmatch(str(v).strip()) for v in values) if m), None)
+    if found is None:
+        return None
+    mark = found.group(1)[0]
+    return " " if mark in "\u00a0\u202f" else mark
+
+
 def _thousands_hint(fs: FileSpec, values: list) -> str:
     """With a decimal point and no thousands mark, values grouped by one say which setting reads them."""
-    found = (
-        None
-        if fs.decimal == "," or fs.thousands
-        else next((m for m in (_GROUPED.fullmatch(str(v).strip()) for v in values) if m), None)
-    )
-    if found is None:
-        return ""
-    mark = found.group(1)[0]
-    mark = " " if mark in "\u00a0\u202f" else mark
-    return f"; if {mark!r} groups thousands there, set thousands: {mark!r} for this file"
+    mark = None if fs.decimal == "," or fs.thousands else _grouping_mark(values)
+    return f"; if {mark!r} groups thousands there, set thousands: {mark!r} for this file" if mark else ""
 
 
 def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs) -> None:

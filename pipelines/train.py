@@ -524,6 +524,7 @@ def prepare(cfg: Config) -> Prepared:
     for unread in unread_settings(cfg):
         log.warning("%s", unread)
     feature_stage.check_families(cfg)
+    feature_stage.warn_unread_attributes(cfg)
     con = feature_stage.connect(cfg)
     try:
         stats = register_all(con, cfg, with_labels=cfg.labels.source == "table")

@@ -535,7 +535,7 @@ def test_a_gbk_export_from_chinese_excel_reads_as_written(engine, tmp_path):
 def test_attributes_listed_on_an_event_table_are_said_to_make_no_feature(tmp_path, caplog):
     """A currency listed as categorical on the orders feeds no feature (nor does derive_from take it unless the
     customers list it too): the run says so rather than ignore it."""
-    from leadtier.pipelines.features import check_families
+    from leadtier.pipelines.features import warn_unread_attributes
 
     (tmp_path / "k.csv").write_text("id\nk1\n", encoding="utf-8")
     orders = {
@@ -544,17 +544,17 @@ def test_attributes_listed_on_an_event_table_are_said_to_make_no_feature(tmp_pat
         "categorical": ["currency"],
     }
     with caplog.at_level("WARNING"):
-        check_families(_config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}}, orders))
+        warn_unread_attributes(_config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}}, orders))
     assert "tables.transactions lists ['currency'] as categorical or numeric: no feature reads" in caplog.text
     caplog.clear()
     derived = {"derive_from": "transactions", "categorical": ["currency"]}
     with caplog.at_level("WARNING"):
-        check_families(_config(tmp_path, derived, orders))
+        warn_unread_attributes(_config(tmp_path, derived, orders))
     assert "no feature reads" not in caplog.text  # the customers take it from their orders
     caplog.clear()
     orders["exclude"] = {"not euros": "currency <> 'EUR'"}
     with caplog.at_level("WARNING"):
-        check_families(_config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}}, orders))
+        warn_unread_attributes(_config(tmp_path, {"path": "k.csv", "columns": {"customer_id": "id"}}, orders))
     assert "no feature reads" not in caplog.text  # listed so that its exclude rule can read it
 
 

@@ -416,18 +416,15 @@ def _headings(lang: str) -> list[str]:
     return [v for k, v in report.strings(lang).items() if k.startswith("h_")]
 
 
+def full_context(scheme, lang: str, **kw) -> dict:
+    """A context with every section: revenue, migration, drift and the worklist, in ``lang``."""
+    frame = make_predictions(scheme, list("ABCDEABCDE"))
+    extra = {"migration": _migration(), "drift": _drift(), "worklist": make_worklist(frame, lang)}
+    return context(scheme, frame, pd.Series(np.arange(10, dtype=float)), lang=lang, **extra, **kw)
+
+
 def test_zh_output_is_chinese(scheme5):
-    frame = make_predictions(scheme5, list("ABCDEABCDE"))
-    ctx = context(
-        scheme5,
-        frame,
-        pd.Series(np.arange(10, dtype=float)),
-        lang="zh",
-        migration=_migration(),
-        drift=_drift(),
-        worklist=make_worklist(frame, "zh"),
-    )
-    html = report.render(ctx, "zh")
+    html = report.render(full_context(scheme5, "zh"), "zh")
     assert '<html lang="zh">' in html and '<meta charset="utf-8">' in html
     for lv in scheme5.levels:
         assert lv.zh in html and lv.action_zh in html and lv.meaning_zh in html
@@ -441,17 +438,7 @@ def test_zh_output_is_chinese(scheme5):
 
 
 def test_en_output_is_english(scheme5):
-    frame = make_predictions(scheme5, list("ABCDEABCDE"))
-    ctx = context(
-        scheme5,
-        frame,
-        pd.Series(np.arange(10, dtype=float)),
-        lang="en",
-        migration=_migration(),
-        drift=_drift(),
-        worklist=make_worklist(frame, "en"),
-    )
-    html = report.render(ctx, "en")
+    html = report.render(full_context(scheme5, "en"), "en")
     assert '<html lang="en">' in html
     for lv in scheme5.levels:
         assert lv.en in html and lv.action_en in html
@@ -488,24 +475,13 @@ def _visible_text(html: str) -> str:
 )
 def test_the_report_names_what_a_row_is(scheme5, lang, entity, word, customer):
     """A report on deals or leads says deals or leads wherever it would say customers."""
-    frame = make_predictions(scheme5, list("ABCDEABCDE"))
-    ctx = context(
-        scheme5,
-        frame,
-        pd.Series(np.arange(10, dtype=float)),
-        lang=lang,
-        migration=_migration(),
-        drift=_drift(),
-        worklist=make_worklist(frame, lang),
-        entity=entity,
-    )
-    text = _visible_text(report.render(ctx, lang))
+    text = _visible_text(report.render(full_context(scheme5, lang, entity=entity), lang))
     for lv in scheme5.levels:  # the scheme's own words are the company's ("customer case studies")
         for said in (getattr(lv, f"{part}_{lang}") for part in ("action", "meaning")):
             text = text.replace(said, " ")
     assert word in text
     assert customer not in text, text[max(0, text.find(customer) - 80) : text.find(customer) + 80]
-    plain = _visible_text(report.render(context(scheme5, frame, lang=lang), lang))
+    plain = _visible_text(report.render(full_context(scheme5, lang), lang))
     assert customer in plain and word not in plain
 
 
