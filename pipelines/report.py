@@ -1284,8 +1284,21 @@ def _segment_sections(
 # --------------------------------------------------------------------------- render
 
 
+def reason_text(reason: str, s: dict[str, Any]) -> str:
+    """A reason of the rejects file (always English) in the report's language: the first template of
+    ``s["reject_reasons"]`` that the whole reason fits, each ``{field}`` standing for any text that is
+    kept; a reason no template fits is shown as written."""
+    for template, text in s["reject_reasons"].items():
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", re.escape(template))
+        m = re.fullmatch(pattern, reason, flags=re.S)
+        if m:
+            return text.format(**m.groupdict())
+    return reason
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["reason"] = reason_text
     env.filters["num"] = fmt_num
     env.filters["pct"] = fmt_pct
     env.filters["money"] = fmt_money

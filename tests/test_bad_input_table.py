@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from leadtier.pipelines import report
 from leadtier.pipelines.cli import app
 from typer.testing import CliRunner
 
@@ -821,6 +822,8 @@ def _check_rejected(res, case: Case, w: World) -> None:
     assert res.exit_code == 0, res.output[-3000:]
     rejects = pd.read_csv(w.out.with_name("pred.rejects.csv"))
     assert len(rejects) == case.count and rejects["reason"].str.contains(case.needles[0], regex=False).all(), rejects
+    for reason in rejects["reason"].unique():  # the Chinese report says it in Chinese
+        assert re.search(r"[\u4e00-\u9fff]", report.reason_text(reason, report.strings("zh"))), reason
     counts = f"{case.count} rejected" if case.outcome == "rejected" else f"0 rejected \\+ {case.count} skipped"
     assert re.search(rf"reconciled: (\d+) = (\d+) scored \+ {counts} \(ok\)", res.stdout), res.stdout
 

@@ -447,6 +447,25 @@ def test_en_output_is_english(scheme5):
     assert not CJK.search(html), CJK.search(html)
 
 
+def test_every_reason_predict_gives_reads_in_chinese_in_the_chinese_report():
+    from leadtier.features import inputs
+    from leadtier.pipelines import predict
+
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "configs" / "demo_b2b.yaml")  # entities on their own clock: the most reasons
+    reasons = [why for _, why in [*predict.scoring_rules(cfg), predict.CLOSED_RULE]]
+    assert len(reasons) == 6
+    reasons += [inputs.MISSING_ID, inputs.MARKER_ID, inputs.PADDED_ID, "derived column 'x' does not evaluate"]
+    reasons += ["column 'order date' does not parse as a date", "excluded by tables.customers.exclude['tests']"]
+    zh, en = report.strings("zh", "deal"), report.strings("en", "deal")
+    for reason in reasons:
+        assert CJK.search(report.reason_text(reason, zh)), reason
+        assert report.reason_text(reason, en) == reason
+    unknown = "a reason no template knows {x}"
+    assert report.reason_text(unknown, zh) == unknown
+
+
 def test_i18n_files_have_the_same_keys():
     def keys(d, prefix=""):
         out = set()
