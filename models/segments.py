@@ -56,6 +56,24 @@ def _words(column: str, words: dict) -> tuple[tuple[str, str], tuple[str, str]]:
     return (f"high {name}", f"{name}高"), (f"low {name}", f"{name}低")
 
 
+def _told_apart(
+    parts: dict[int, list[tuple[str, str]]], spare: dict[int, list[tuple[str, str]]]
+) -> dict[int, list[tuple[str, str]]]:
+    """``parts`` (each segment's words) where segments said alike get, each, the first of their ``spare``
+    words (the next columns where they are far from the average customer) that no other of them has:
+    'frequent, high spend, recent buyers' twice becomes '..., long-standing' and '..., new'."""
+    groups: dict[frozenset, list[int]] = {}
+    for sid, said in parts.items():
+        groups.setdefault(frozenset(said), []).append(sid)
+    out = dict(parts)
+    for sids in (g for g in groups.values() if len(g) > 1):
+        for sid in sids:
+            others = {w for o in sids if o != sid for w in spare[o]}
+            extra = next((w for w in spare[sid] if w not in others), None)
+            out[sid] = parts[sids[0]] + ([extra] if extra else [])  # the first one's wording, as below
+    return out
+
+
 def _transform_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Signed log1p of every column: money and counts are heavily skewed."""
     x = float_matrix(frame, list(columns))
@@ -181,6 +199,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         words = {c: (hi, lo) for c, hi, lo in PROFILE_WORDS}
         events = any(c.startswith(("rfm_", "ix_")) for c in centers.columns)
         parts: dict[int, list[tuple[str, str]]] = {}
+        spare: dict[int, list[tuple[str, str]]] = {}  # the words of the next columns that part it, in order
         for sid, row in centers.sort_index().iterrows():
             # the (at most three) columns furthest from the average customer: with an event log, those of
             # the purchase and interaction features that have words; without one, any column
@@ -188,11 +207,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
             named = [c for c in far if c in words] if events else far
             nevers = [c for c in named[:3] if c in never.columns and row[c] > 0 and never[c].get(sid, 0.0) > 0.5]
             implied = {x for c in nevers for x in NEVER_WORDS[c][1]}  # 'never bought' says 'low spend' already
-            ranked = [c for c in named if c not in implied][:3]
-            parts[int(sid)] = [
+            said = [
                 NEVER_WORDS[c][0] if c in nevers else _words(c, words)[0] if row[c] > 0 else _words(c, words)[1]
-                for c in ranked
-            ] or [("typical", "普通")]
+                for c in named
+                if c not in implied
+            ]
+            parts[int(sid)], spare[int(sid)] = said[:3] or [("typical", "普通")], said[3:]
+        parts = _told_apart(parts, spare)
         # Distinct names: segments described by the same words, in whatever order, share the first one's
         # wording and are numbered, so that a reader sees two segments alike rather than two orders.
         first: dict[frozenset, list[tuple[str, str]]] = {}

@@ -249,6 +249,25 @@ def test_segments_described_by_the_same_words_in_another_order_read_alike_and_ar
     assert names[1]["zh"] == "互动活跃、近期有互动 (2)" and names[2]["en"] == "quiet, gone silent"
 
 
+def test_segments_alike_in_their_three_main_words_are_told_apart_by_the_next_column_that_parts_them():
+    from types import SimpleNamespace
+
+    seg = Segmenter(k=4)
+    seg.columns_ = ["rfm_frequency", "rfm_monetary", "rfm_recency_days", "cust_tenure_days", "ix_count_30d"]
+    centers = [
+        [1.5, 1.4, -1.2, 0.9, 0.1],  # frequent, high spend, recent, and long-standing
+        [1.3, 1.5, -1.1, -0.8, 0.0],  # the same three, and new
+        [1.2, 1.3, -1.0, 0.1, 0.0],  # the same three, nothing else: keeps its three words
+        [-1.0, -1.0, 1.0, 0.0, -0.5],
+    ]
+    seg.model_ = SimpleNamespace(cluster_centers_=np.array(centers))
+    names = seg._names()
+    assert names[0]["en"] == "frequent, high spend, recent buyers, long-standing", names
+    assert names[1]["en"] == "frequent, high spend, recent buyers, new" and names[1]["zh"].endswith("新客户")
+    assert names[2]["en"] == "frequent, high spend, recent buyers"
+    assert len({n["en"] for n in names.values()}) == 4 and not any("(" in n["en"] for n in names.values())
+
+
 def test_a_segment_mostly_of_customers_who_never_bought_is_named_and_profiled_so():
     from leadtier.models.segments import segment_medians
 
