@@ -51,15 +51,18 @@ CLOSED_RULE = ("closed_before", SKIPPED + "closed (won or lost) before the as-of
 
 
 def scoring_rules(cfg: Config) -> list[tuple[str, str]]:
-    """:data:`REJECT_RULES`, and for entities on their own clock that the model reads as of their first
-    ``features.entity_as_of_days`` days, those without a start (``created_at``: rejected, there are no
-    first days to describe) and those not open that long yet (skipped: their features would describe
-    fewer days than the model learnt from, and read as slower than they are)."""
+    """:data:`REJECT_RULES`, and for entities on their own clock (``labels.outcome.kind: days_to_win``:
+    a tier counts the days from each one's ``created_at``) those without a start (rejected: no day to
+    count from, and the model learnt from none such) and, when the model reads them as of their first
+    ``features.entity_as_of_days`` days, those not open that long yet (skipped: their features would
+    describe fewer days than the model learnt from, and read as slower than they are)."""
     from leadtier.pipelines.features import entity_clock
 
-    days = cfg.features.entity_as_of_days if entity_clock(cfg) else 0
-    if not days:
+    if not entity_clock(cfg):
         return list(REJECT_RULES)
+    days = cfg.features.entity_as_of_days
+    if not days:
+        return [*REJECT_RULES, ("created_at IS NULL", "missing created_at: its tier counts the days from it")]
     young = f"created_at IS NOT NULL AND date_diff('day', CAST(created_at AS DATE), $as_of) < {days}"
     return [
         *REJECT_RULES,

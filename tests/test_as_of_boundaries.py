@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 from leadtier.features.queries import label_query
 from leadtier.pipelines import predict as predict_stage
+from leadtier.pipelines.config import load_config
 from leadtier.pipelines.features import build, connect, fetch_frame, staged_families
 from leadtier.pipelines.sources import register_all
 
-from tests.conftest import AS_OF, small_config, write_tables
+from tests.conftest import AS_OF, REPO, small_config, write_tables
 
 TS = pd.Timestamp
 MIDNIGHT = TS(AS_OF)  # 2026-06-30 00:00:00: the first moment of the future
@@ -143,6 +144,26 @@ def test_predict_rejects_prospects_created_on_the_as_of_date_and_scores_the_rest
     ]
     assert sorted(scored["customer_id"]) == ["p-eve", "p-none", "p-old"]
     assert len(scored) + len(rejects) == len(prospects)
+
+
+def test_predict_rejects_a_deal_without_a_start_when_its_tier_counts_the_days_from_it(edge_cfg):
+    """Labels by days to win count each deal's days from its created_at: a deal without one has no day
+    to count from (none such was labelled), with or without features.entity_as_of_days."""
+    clock = load_config(REPO / "configs" / "olist_funnel.yaml")
+    assert clock.labels.outcome.kind == "days_to_win" and not clock.features.entity_as_of_days
+    prospects = _customers({"p-none": None, "p-old": TS("2024-02-29")})
+    prospects.to_parquet(edge_cfg.data_path(".") / "customers.parquet", index=False)
+    con = connect(edge_cfg)
+    try:
+        register_all(con, edge_cfg, with_labels=False, drop_missing_ids=False, tag_rows=True)
+        rejects = predict_stage._split_rejects(con, AS_OF, rules=predict_stage.scoring_rules(clock))
+        scored = [r[0] for r in con.execute("SELECT customer_id FROM customers").fetchall()]
+    finally:
+        con.close()
+    assert rejects[["input_row", "customer_id", "reason"]].values.tolist() == [
+        [1, "p-none", "missing created_at: its tier counts the days from it"]
+    ]
+    assert scored == ["p-old"]
 
 
 # --------------------------------------------------------------------------- outcome labels
