@@ -27,25 +27,51 @@ def proba_column(code: str) -> str:
     return f"proba_{code}"
 
 
-def given_open(proba: np.ndarray, codes: list[str], latest: dict[str, float], open_days) -> np.ndarray:
-    """The tier probabilities of entities not yet won after ``open_days`` days: a tier ``code`` with
-    ``latest[code]`` (the most days from the start within which a win counts for it) below an entity's days
-    is out of reach and gets 0; the rest are scaled up to sum to 1 (all out of reach by the model's own
-    figures: equal shares). The tier whose window holds the days keeps all of its probability, as the model
-    does not say how it splits within a tier. Missing days change nothing; tiers not in ``latest`` (lost or
-    not won within the horizon) stay reachable."""
+def given_open(
+    proba: np.ndarray, codes: list[str], latest: dict[str, float], open_days, still_open: dict | None = None
+) -> np.ndarray:
+    """The tier probabilities of entities neither won nor lost after ``open_days`` days (Bayes' rule:
+    each tier's probability times the share of that tier's entities still open that long, then scaled to
+    sum to 1). ``still_open``: per tier, that share after 0, 1, 2, ... days (:func:`open_shares`; the last
+    day stands for all later ones); without it every tier's entities are taken to stay open until their
+    window ends. A tier ``code`` with ``latest[code]`` (the most days from the start within which a win
+    counts for it) below an entity's days is out of reach and gets 0 either way; all out of reach by the
+    model's own figures: equal shares. Missing days change nothing."""
     days = pd.to_numeric(pd.Series(np.asarray(open_days, dtype=object)), errors="coerce")
     days = days.to_numpy("float64", na_value=np.nan)
     if proba.shape != (len(days), len(codes)):
         raise ValueError(f"proba must have one row per entity and one column per tier. Got {proba.shape} instead")
     reachable = np.ones(proba.shape, dtype=bool)
+    weight = np.ones(proba.shape)
+    known = np.isfinite(days) & (days >= 0)
     for j, code in enumerate(codes):
         if code in latest:
             reachable[:, j] = ~(days > latest[code])  # NaN compares False: reachable
-    kept = np.where(reachable, proba, 0.0)
+        shares = np.asarray((still_open or {}).get(code, []), dtype="float64")
+        if shares.size:
+            day = np.minimum(np.where(known, days, 0), shares.size - 1).astype(int)
+            weight[:, j] = np.where(known, shares[day], 1.0)
+    kept = np.where(reachable, proba * weight, 0.0)
     total = kept.sum(axis=1, keepdims=True)
     even = reachable / reachable.sum(axis=1, keepdims=True)
     return np.where(total > 0, kept / np.where(total > 0, total, 1.0), even)
+
+
+def open_shares(tiers, closed_after, codes, days: int) -> dict[str, list[float]]:
+    """Per tier of ``codes``, for each day 0 .. ``days`` + 1: the share of the entities of that tier (``tiers``)
+    still open after that many days, i.e. neither won nor lost before it (``closed_after``: the days from
+    the start to the first win or loss, NaN for neither), smoothed as (open + 1) / (entities + 2) so that a
+    tier of few entities is not ruled out by chance. The scorer weighs each tier by it (:func:`given_open`):
+    an open deal of 90 days is less likely lost than a new one, as many losses come early."""
+    tier = pd.Series(np.asarray(tiers, dtype=object)).astype(str).to_numpy()
+    after = pd.to_numeric(pd.Series(np.asarray(closed_after, dtype=object)), errors="coerce").to_numpy("float64")
+    after = np.where(np.isnan(after), np.inf, after)
+    out = {}
+    for code in codes:
+        mine = np.sort(after[tier == code])
+        opened = len(mine) - np.searchsorted(mine, np.arange(days + 2), side="left")  # closed on day d or later
+        out[code] = [round(float(v), 6) for v in (opened + 1) / (len(mine) + 2)]
+    return out
 
 
 DAYS_LEFT = "tier_days_left"  # entities on their own clock: days until the chosen tier's window closes
@@ -74,6 +100,8 @@ class TierScorer:
     # entities on their own clock: tier -> the most days from the start within which a win counts for it;
     # the scorer then reads OPEN_DAYS (when given) and rules out the tiers an entity open that long has passed
     latest_open_days: dict = field(default_factory=dict)
+    # ... and tier -> the share of its training entities still open after 0, 1, 2, ... days (open_shares)
+    still_open: dict = field(default_factory=dict)
 
     @property
     def input_columns(self) -> list[str]:
@@ -96,7 +124,8 @@ class TierScorer:
         k = len(self.scheme.codes)
         proba = np.zeros((0, k)) if empty else self.classifier.predict_proba(features, n_jobs=n_jobs)
         if getattr(self, "latest_open_days", None) and OPEN_DAYS in features.columns and not empty:
-            proba = given_open(proba, list(self.scheme.codes), self.latest_open_days, features[OPEN_DAYS])
+            still = getattr(self, "still_open", None)  # absent from older scorers
+            proba = given_open(proba, list(self.scheme.codes), self.latest_open_days, features[OPEN_DAYS], still)
         out = pd.DataFrame(index=features.index)
         if ID_COLUMN in features.columns:
             out[ID_COLUMN] = features[ID_COLUMN].astype(str).to_numpy()

@@ -47,7 +47,7 @@ from leadtier.models.metrics import (
 )
 from leadtier.models.proxies import label_presence_auc, tier_giveaway_auc
 from leadtier.models.schemes import TierScheme
-from leadtier.models.scorer import TierScorer
+from leadtier.models.scorer import TierScorer, open_shares
 from leadtier.models.segments import Segmenter
 from leadtier.models.semi import self_train
 from leadtier.models.text import clip, signed
@@ -243,6 +243,9 @@ def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) ->
 
 # the reason labels_days_to_win.sql gives an entity won or lost within the days its features describe
 CLOSED_EARLY = "closed within its first"
+# what the labels of an entity on its own clock say beside its tier: its start, and the days from it to
+# its first win or loss (NaN: neither); never features
+ENTITY_CLOCK = ["started_on", "closed_after"]
 
 
 def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict, set]:
@@ -269,7 +272,8 @@ def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict,
     }
     log.info("entities: %s", entity_words(counts))
     closed = set(lab.loc[lab["unlabelled"].str.startswith(CLOSED_EARLY, na=False), "customer_id"])
-    return lab.loc[labelled, ["customer_id", "tier", "started_on"]], counts, closed
+    lab["closed_after"] = lab[["days_to_win", "days_to_loss"]].apply(pd.to_numeric).min(axis=1)  # NaN: neither
+    return lab.loc[labelled, ["customer_id", "tier", *ENTITY_CLOCK]], counts, closed
 
 
 def entity_words(counts: dict) -> str:
@@ -441,7 +445,7 @@ class _Snapshots:
         lab = self.labels(as_of, observed_until)
         data = attach_labels(self.cfg, feats, lab)
         if "started_on" in lab.columns:
-            data = data.merge(lab[["customer_id", "started_on"]], on=ID_COLUMN, how="left")
+            data = data.merge(lab[["customer_id", *ENTITY_CLOCK]], on=ID_COLUMN, how="left")
         data.insert(1, "snapshot", as_of)
         if self.cfg.train.evaluation != "backtest":  # a backtest narrows after its last snapshot
             self.entities["empty_tiers"] = drop_empty_tiers(self.cfg, data["tier"])
@@ -1020,6 +1024,9 @@ def make_scorer(
     scorer.drift_reference = reference_profile(drift_rows(prep), feature_cols, clf.categories_)
     scorer.grade_bands = dict(cfg.train.grade_bands)
     scorer.latest_open_days = latest_open_days(cfg)
+    if scorer.latest_open_days and "closed_after" in prep.train.columns:  # training rows only
+        horizon = max(scorer.latest_open_days.values())
+        scorer.still_open = open_shares(prep.train["tier"], prep.train["closed_after"], cfg.scheme.codes, horizon)
     return scorer
 
 

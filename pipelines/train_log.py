@@ -150,7 +150,7 @@ def log_segments(cfg: Config, seg: Segmenter, ami: float, ev: Evaluation) -> Non
     mlflow.log_text(profile.to_csv(), "segments/profile.csv")
 
 
-NOT_FEATURES = (ID_COLUMN, "tier", "snapshot", "labelled_at", "started_on")
+NOT_FEATURES = (ID_COLUMN, "tier", "snapshot", "labelled_at", "started_on", "closed_after")  # train.ENTITY_CLOCK
 
 
 def register_and_gate(

@@ -552,6 +552,31 @@ def test_an_entity_open_past_a_tiers_window_cannot_be_in_that_tier():
         given_open(proba, codes, latest, [10, 20])
 
 
+def test_an_open_entity_is_weighed_by_how_many_of_each_tier_are_still_open_that_long():
+    """Most losses come early: a deal still open after 60 days is less likely lost than a new one. With
+    the prior as the model's probabilities, the conditioned ones match the tier shares of the entities
+    still open that long (Bayes' rule), where ruling out passed tiers alone overstated the loss."""
+    from leadtier.models.scorer import given_open, open_shares
+
+    rng = np.random.default_rng(3)
+    codes, latest = ["A", "B", "C", "E"], {"A": 30, "B": 90, "C": 180}
+    n = 40_000
+    tiers = rng.choice(codes, size=n, p=[0.2, 0.2, 0.1, 0.5])
+    won = {"A": (0, 31), "B": (31, 91), "C": (91, 181)}
+    closed = np.array([rng.integers(*won[t]) if t in won else rng.exponential(40) for t in tiers], dtype=float)
+    closed[(tiers == "E") & (rng.random(n) < 0.2)] = np.nan  # lost after the data ends: never closed here
+    still = open_shares(tiers, closed, codes, 180)
+    assert len(still["A"]) == 182 and still["E"][0] == pytest.approx(1, abs=1e-3) and still["A"][31] < 1e-3
+    prior = np.array([[np.mean(tiers == c) for c in codes]] * 3)
+    conditioned = given_open(prior, codes, latest, [10, 60, 150], still)
+    for row, d in zip(conditioned, (10, 60, 150), strict=True):
+        alive = ~(closed < d)
+        np.testing.assert_allclose(row, [np.mean(tiers[alive] == c) for c in codes], atol=0.01)
+    passed_only = given_open(prior[:1], codes, latest, [60])[0]
+    assert passed_only[3] > np.mean(tiers[~(closed < 60)] == "E") + 0.1  # without the shares: loss overstated
+    np.testing.assert_allclose(given_open(prior, codes, latest, [np.nan] * 3, still), prior)  # days unknown
+
+
 def test_the_days_left_in_a_tier_count_to_the_last_day_a_win_still_counts_for_it():
     from leadtier.models.scorer import days_left
 

@@ -51,6 +51,7 @@ SELECT
     customer_id,
     started_on,
     days_to_win,
+    days_to_loss,
     lost,
     unlabelled,
     CASE
