@@ -14,6 +14,7 @@ no engine guesses them ('007' stays '007', '05/02/2026' is not silently a date).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 
@@ -278,6 +279,28 @@ def category_value(col: str, na_values: Sequence[str]) -> str:
     text = f"trim(CAST({col} AS VARCHAR))"
     na = ", ".join(lit(v) for v in ["", *na_values])
     return f"CASE WHEN {text} IN ({na}) THEN NULL ELSE {text} END"
+
+
+def number_source(col: str, cls: str, na_values: Sequence[str]) -> str:
+    """A number attribute before it is read as a number: the configured ``na_values`` are missing whether
+    the file's column holds text ('n/a'; '999' or '999.0' for a value 999) or numbers (999), so that a row
+    scores the same whatever the other rows of its file make of the column's type."""
+    if not na_values or cls not in (TEXT, FLOAT, INT):
+        return col
+    numbers = []
+    for value in na_values:
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            numbers.append(repr(number))
+    if cls == TEXT:
+        words = category_value(col, na_values)
+        if not numbers:
+            return words
+        return f"CASE WHEN TRY_CAST(trim({col}) AS DOUBLE) IN ({', '.join(numbers)}) THEN NULL ELSE {words} END"
+    return f"CASE WHEN {col} IN ({', '.join(numbers)}) THEN NULL ELSE {col} END" if numbers else col
 
 
 def rule_condition(predicate: str) -> str:

@@ -258,7 +258,9 @@ class TableSpec(_Strict):
         "event there, attributes taken from its first row of the first table listed",
     )
     na_values: list[str] = Field(
-        default_factory=list, description="text values that mean missing in attribute columns, e.g. 'Select'"
+        default_factory=list,
+        description="values that mean missing in attribute columns, e.g. 'Select'; in a numeric "
+        "column also a number such as 999, whether the file holds it as text or as a number",
     )
     leaky: list[str] = Field(
         default_factory=list, description="columns that reveal the outcome: never features (e.g. Tags, Converted)"

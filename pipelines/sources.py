@@ -743,9 +743,8 @@ def _attributes(
             what = "leaky column (read by labels.rules)" if attr in leaky else "attribute column"
             raise InputError(f"{path}: {what} {attr!r} listed in tables.{table} is missing")
         elif attr in spec.numeric:
-            source = ident(attr)
-            if spec.na_values and classes[attr] == rules.TEXT:  # 'n/a' in a number column means missing too
-                source = f"({rules.category_value(source, spec.na_values)})"
+            source = rules.number_source(ident(attr), classes[attr], spec.na_values)  # 'n/a', 999: missing
+            source = source if source == ident(attr) else f"({source})"
             columns.append((ident(attr), source, attr, "float", classes[attr]))
         else:
             out[ident(attr)] = rules.category_value(ident(attr), spec.na_values)

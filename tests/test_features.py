@@ -299,3 +299,27 @@ def test_na_values_mean_missing_in_number_columns_as_in_categories(tmp_path):
     feats = build(cfg, with_labels=False).features.set_index("customer_id")
     got = feats.loc[customers["customer_id"].astype(str), "cust_annual_revenue_musd"].to_numpy()
     assert np.isnan(got[[0, 5]]).all() and np.allclose(got[1:5], customers["annual_revenue_musd"][1:5])
+
+
+def test_a_number_that_means_missing_is_missing_whether_the_file_holds_numbers_or_text(tmp_path):
+    """na_values: [999] ('never contacted') in a number column: the same rows are missing when the file's
+    column is numbers and when one 'n/a' elsewhere makes it text, so a row's features (and score) do not
+    depend on the other rows of its file."""
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.demo_data import write_demo
+    from leadtier.pipelines.features import build
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", data_root=str(tmp_path))
+    write_demo(cfg, n_customers=200)
+    cfg.data.tables.customers.na_values = ["n/a", "999"]
+    customers = pd.read_parquet(tmp_path / "customers.parquet")
+    revenue = customers["annual_revenue_musd"].astype(float)
+    revenue[[0, 5]] = 999.0
+    got = {}
+    for kind, column in (("numbers", revenue), ("text", revenue.astype(str).mask(revenue.index == 7, "n/a"))):
+        customers.assign(annual_revenue_musd=column).to_parquet(tmp_path / "customers.parquet", index=False)
+        feats = build(cfg, with_labels=False).features.set_index("customer_id")
+        got[kind] = feats.loc[customers["customer_id"].astype(str), "cust_annual_revenue_musd"].to_numpy()
+    assert np.isnan(got["numbers"][[0, 5]]).all() and not np.isnan(got["numbers"][7])
+    np.testing.assert_allclose(np.delete(got["numbers"], 7), np.delete(got["text"], 7))
+    assert np.isnan(got["text"][7]) and np.allclose(got["numbers"][1:5], revenue[1:5])

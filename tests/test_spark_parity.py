@@ -265,7 +265,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
             "Account ID": [101, 102, 103, 104, 105],
             "Created": ["13/01/2025", "28/02/2026", "30/06/2026", "", "15/03/2024"],
             "Segment": [" Enterprise ", "Select", "SMB", "", "n/a"],
-            "Employees": [500, None, 12, 40, 7],
+            "Employees": [500, None, 12, 999, 7],
         }
     )
     cust.to_csv(tmp_path / "crm_a.csv", index=False, encoding="utf-16")
@@ -321,7 +321,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
             ],
             "categorical": ["Segment"],
             "numeric": ["Employees"],
-            "na_values": ["Select", "n/a"],
+            "na_values": ["Select", "n/a", "999"],
             "drop_exact_duplicates": True,
         },
         "transactions": {
@@ -344,6 +344,7 @@ def test_mapped_names_csv_and_input_rules_identical_to_duckdb(spark, tmp_path):
     assert sorted(row.index) == ["101", "102", "104", "105", "106"]  # 103 created on the as-of date
     assert row.loc["101", "cust_segment"] == "Enterprise" and pd.isna(row.loc["102", "cust_segment"])
     assert row.loc["106", "cust_segment"] == "Société"
+    assert pd.isna(row.loc["104", "cust_employees"]) and row.loc["106", "cust_employees"] == 3  # 999: na_values
 
     # a Latin-1 file read as UTF-8: both engines refuse it (Spark would decode it as U+FFFD)
     utf8 = cfg.model_copy(deep=True)
