@@ -552,6 +552,9 @@ def _file_select(
     stats.files[str(path)] = int(counts["rows"])
     stats.raw_missing_id += int(counts.get("id:missing") or 0)
     bad_cells = BadCells(cfg.predict.max_reject_share, int(counts["rows"])) if tag_rows else None
+    if bad_cells is not None and classes:  # a blank line of a file whose id is derived (its row number)
+        blank = " AND ".join(f"coalesce(trim(CAST({ident(c)} AS VARCHAR)), '') = ''" for c in classes)
+        bad_cells.found.append((blank, EMPTY_ROW))
     for problem, n_bad, where, reason in failing or ():
         _bad_cells(bad_cells, problem, n_bad, where, reason)
     for column in columns:
@@ -686,6 +689,9 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
         _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs)
         return rules.number_value(col, cls, kind, fs.decimal, fs.thousands)
     return f"CAST({col} AS VARCHAR)"
+
+
+EMPTY_ROW = "empty row: no value in any column"
 
 
 @dataclass

@@ -481,6 +481,21 @@ def test_a_file_without_an_id_column_numbers_its_rows_in_file_order(engine, tmp_
             register_all(engine, cfg, with_labels=False)
 
 
+def test_a_scored_row_with_no_value_in_any_column_is_rejected_as_an_empty_row(tmp_path):
+    """An id from the row number gives even a line of bare separators an id: it is rejected, not scored
+    (as a customer with every attribute unknown) and put on the call list."""
+    from leadtier.pipelines.sources import EMPTY_ROW
+
+    (tmp_path / "bank.csv").write_text("age;job;y\n31;admin;no\n;;\n45; ;yes\n", encoding="utf-8")
+    spec = {"path": "bank.csv", "derived": {"customer_id": "row_number() OVER ()"}, "numeric": ["age"]}
+    spec |= {"categorical": ["job"], "leaky": ["y"]}
+    cfg = _config(tmp_path, spec)
+    con = DuckEngine(connect())
+    register_all(con, cfg, with_labels=False, drop_missing_ids=False, tag_rows=True)
+    got = con.rows("SELECT customer_id, pre_reject FROM customers ORDER BY input_row")
+    assert got == [("1", None), ("2", EMPTY_ROW), ("3", None)]
+
+
 def test_the_worklist_reads_a_derived_id_as_the_tables_do(tmp_path):
     """With `derived: {customer_id: "row_number() OVER ()"}` the owners and values line up with the ids."""
     from leadtier.pipelines.sources import read_columns
