@@ -171,7 +171,8 @@ def _numbers(
     """``raw`` as numbers ('n/a', 'null' and ``na_values`` are missing; text with a ``decimal`` comma reads
     '1.234,56' as 1234.56, with a ``thousands`` mark '1,234.56', as the tables do); a cell that is not one is
     unknown (with a warning naming examples), unless more than ``max_share`` of the rows have one: then the
-    column is no number column and the run stops."""
+    column is no number column and the run stops. A value below 0 is unknown too (with a warning): it is
+    no worth of a deal."""
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         raise WorklistError(f"worklist.value_column: column {column!r} of {path} holds {raw.dtype} values, not numbers")
     text = raw.astype("string").str.strip()
@@ -185,10 +186,15 @@ def _numbers(
         values = pd.Series(con.execute(sql).df().iloc[:, 0].to_numpy(), index=raw.index, dtype=float)
     infinite = text.str.lower().str.lstrip("+-").isin(["inf", "infinity"])  # missing, as the tables read them
     bad = values.isna() & text.notna() & ~text.str.lower().isin(["", *NULL_MARKERS, *na_values]) & ~infinite
+    where = f"worklist.value_column: column {column!r} of {path}"
+    negative = values < 0
+    if negative.any():  # a refund or a typo, not what winning the deal is worth
+        shown = ", ".join(clip(v, quote=True) for v in pd.unique(text[negative])[:3])
+        log.warning("%s: %d value(s) are below 0 (e.g. %s): valued as unknown", where, int(negative.sum()), shown)
+        values = values.mask(negative)
     if not bad.any():
         return values
     examples = ", ".join(clip(v, quote=True) for v in pd.unique(text[bad])[:3])
-    where = f"worklist.value_column: column {column!r} of {path}"
     if bad.mean() > max_share:
         raise WorklistError(
             f"{where} is not a number in {int(bad.sum())} of {len(raw)} rows, e.g. {examples}; name a column of "

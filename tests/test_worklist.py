@@ -294,6 +294,20 @@ def test_a_customer_without_a_known_value_is_valued_at_the_median_of_the_others_
     assert value.tolist() == [1.0, 1.0] and estimated.all()  # nothing known: every customer counts the same
 
 
+def test_a_negative_deal_value_is_unknown_not_the_value_of_every_deal(tmp_path, caplog):
+    """worklist.value_column with -500 (a refund, a typo) beside empty cells: unknown, said, and never the
+    median every other deal is valued at."""
+    from leadtier.pipelines.worklist import _numbers
+
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.worklist"):
+        for raw in (pd.Series([None, -500.0, None, 1200.0]), pd.Series(["", "-500", "n/a", "1200"])):
+            values = _numbers(raw, "close_value", tmp_path / "p.csv", 0.05)
+            assert values.isna().tolist() == [True, True, True, False] and values[3] == 1200.0
+    assert "column 'close_value' of" in caplog.text and "1 value(s) are below 0 (e.g. '-500" in caplog.text
+    value, estimated = fill_values(values, values.isna())
+    assert value.tolist() == [1200.0] * 4 and estimated.tolist() == [True, True, True, False]
+
+
 def test_leads_that_have_not_bought_yet_still_get_called(demo_data, tmp_path):
     """Valued by past revenue, a lead with none is worth the median buyer, not 0 (it would never fit)."""
     config, ids = _config(tmp_path, demo_data, service_days={"A": 7, "B": 30, "C": 90}, value_column=None)
