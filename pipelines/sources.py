@@ -883,9 +883,24 @@ def _grouping_mark(values: list) -> str | None:
     return " " if mark in "\u00a0\u202f" else mark
 
 
+_DECIMAL_COMMA = re.compile(r"[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]*),[0-9]+")
+
+
 def _thousands_hint(fs: FileSpec, values: list) -> str:
-    """With a decimal point and no thousands mark, values grouped by one say which setting reads them."""
-    mark = None if fs.decimal == "," or fs.thousands else _grouping_mark(values)
+    """With a decimal point and no thousands mark, values written with a decimal comma ('1,1', '4,857')
+    or grouped by a thousands mark ('12,500.00') say which setting reads them."""
+    if fs.decimal == "," or fs.thousands:
+        return ""
+    texts = [str(v).strip() for v in values]
+    mark = _grouping_mark(values)
+    comma = [t for t in texts if _DECIMAL_COMMA.fullmatch(t)]
+    if comma and (mark is None or any(not _GROUPED.fullmatch(t) for t in comma)):
+        return "; if ',' marks the decimals there ('1,5' for 1.5), set decimal: ',' for this file"
+    if mark == "," and comma:
+        return (
+            "; if ',' groups thousands there, set thousands: ',' for this file, or if it marks the decimals, "
+            "decimal: ','"
+        )
     return f"; if {mark!r} groups thousands there, set thousands: {mark!r} for this file" if mark else ""
 
 
@@ -895,7 +910,8 @@ def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cl
     checked = rules.number_checks(col, cls, kind, fs.decimal, fs.thousands)
     n_bad = int(counts.get(f"bad:{canon}") or 0)
     if n_bad:
-        values = [r[0] for r in engine.rows(f"SELECT {col} FROM {view} WHERE {checked['bad']} LIMIT 3")]
+        found = [r[0] for r in engine.rows(f"SELECT {col} FROM {view} WHERE {checked['bad']} LIMIT 50")]
+        values = list(dict.fromkeys(found))[:3]  # three different ones
         ex = ", ".join(clip(v, quote=True) for v in values)
         problem = (
             f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers"

@@ -250,6 +250,15 @@ def test_numbers_with_a_thousands_mark_read_the_same_in_every_file(engine, tmp_p
     (tmp_path / "k.csv").write_text("id,budget\nk1,1'250.50\nk2,7\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"; if \"'\" groups thousands there, set thousands: \"'\""):
         register_all(engine, _config(tmp_path, plain), with_labels=False)
+    # a European export read with the decimal point: the error says so, each example once
+    (tmp_path / "k.csv").write_text('id;budget\nk1;"1,1"\nk2;"1,1"\nk3;"4,857"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"e\.g\. '1,1', '4,857'; if ',' marks the decimals there .*decimal: ','"):
+        register_all(engine, _config(tmp_path, plain), with_labels=False)
+    (tmp_path / "k.csv").write_text('id;budget\nk1;"4,857"\nk2;"12,500"\n', encoding="utf-8")
+    with pytest.raises(
+        InputError, match=r"set thousands: ',' for this file, or if it marks the decimals, decimal: ','"
+    ):
+        register_all(engine, _config(tmp_path, plain), with_labels=False)
 
 
 def test_a_text_function_on_a_column_one_file_holds_as_numbers_says_how_to_read_it_as_text(tmp_path):
