@@ -388,16 +388,22 @@ def join_counts(main: str, on: str, lookup: str, key: str) -> str:
     )
 
 
+def unmatched_keys(main: str, on: str, lookup: str, key: str) -> str:
+    """(value, rows) of the keys of ``main`` that ``lookup`` does not have, most rows first."""
+    value = key_text(f"m.{ident(on)}")
+    return (
+        f"SELECT {value} AS value, count(*) AS n FROM {main} AS m "
+        f"LEFT JOIN {_distinct_keys(lookup, key)} AS k ON {value} = k.key "
+        f"WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL GROUP BY {value}"
+    )
+
+
 def spelling_pairs(main: str, on: str, lookup: str, key: str) -> str:
     """(value in ``main``, the lookup's spelling, rows) for keys without a match that the lookup table
     spells differently (``spelling_key``), most rows first."""
-    unmatched = (
-        f"SELECT {key_text(f'm.{ident(on)}')} AS value, count(*) AS n FROM {main} AS m "
-        f"LEFT JOIN {_distinct_keys(lookup, key)} AS k ON {key_text(f'm.{ident(on)}')} = k.key "
-        f"WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL GROUP BY {key_text(f'm.{ident(on)}')}"
-    )
     return (
-        f"SELECT u.value, k.key, u.n FROM ({unmatched}) AS u JOIN {_distinct_keys(lookup, key)} AS k "
+        f"SELECT u.value, k.key, u.n FROM ({unmatched_keys(main, on, lookup, key)}) AS u "
+        f"JOIN {_distinct_keys(lookup, key)} AS k "
         f"ON {spelling_key('u.value')} = {spelling_key('k.key')} ORDER BY u.n DESC, u.value, k.key"
     )
 

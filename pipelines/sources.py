@@ -830,9 +830,15 @@ def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, c
     if no_match:
         pairs = engine.rows(f"{rules.spelling_pairs(main, join.by, view, join.lookup_key)} LIMIT 5")
         spelt = spelt_otherwise(pairs, "values that differ only in spelling")
+        unmatched = rules.unmatched_keys(main, join.by, view, join.lookup_key)
+        ex = ", ".join(
+            f"{clip(v, quote=True)} ({n} row{'' if n == 1 else 's'})"
+            for v, n in engine.rows(f"SELECT value, n FROM ({unmatched}) AS u ORDER BY n DESC, value LIMIT 3")
+        )
         log.warning(
-            "%s: %d row(s) have a %r that %s (%s) does not have: their %s columns are missing%s",
-            *(path, no_match, join.by, lk_path, where, name, spelt),
+            "%s: %d row(s) have a value in column %r that %s (%s) does not have (e.g. %s): their %s columns are "
+            "missing%s",
+            *(path, no_match, join.by, lk_path, where, ex, name, spelt),
         )
     for k, n in stats_row.items():
         stats.joins.setdefault(name, {}).setdefault(k, 0)

@@ -97,7 +97,8 @@ def test_lookup_columns_become_attributes_and_missing_keys_are_counted(tmp_path,
     spelt = [r.getMessage() for r in caplog.records if "differ only in spelling" in r.getMessage()]
     assert len(spelt) == 1 and "'GTX Pro' (2 rows) is spelt 'GTXPro' there" in spelt[0], spelt
     unmatched = [r.getMessage() for r in caplog.records if "accounts.csv" in r.getMessage()]
-    assert len(unmatched) == 1 and "1 row(s) have a 'account'" in unmatched[0], unmatched
+    assert len(unmatched) == 1 and "1 row(s) have a value in column 'account'" in unmatched[0], unmatched
+    assert "(e.g. 'Nowhere Inc' (1 row))" in unmatched[0], unmatched  # which value, to look up or fix
 
 
 def test_a_derived_attribute_is_computed_even_from_a_lookup_column(tmp_path, engine):
