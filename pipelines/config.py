@@ -409,11 +409,13 @@ def unknown_file_keys(table: str, spec: TableSpec, fs: FileSpec) -> str | None:
     if bad:
         return f"columns: {bad} are not canonical columns of {table}; allowed: {canonical}"
     attributes = [*spec.categorical, *spec.numeric, *spec.leaky]
-    bad = sorted(set(fs.derived) - set(canonical) - set(attributes))
+    keys = [j.by for j in spec.joins.values()]
+    bad = sorted(set(fs.derived) - set(canonical) - set(attributes) - set(keys))
     if bad:
         return (
             f"derived: {bad} are neither canonical columns of {table} ({canonical}) nor attributes listed under "
-            f"categorical, numeric or leaky ({attributes}); a derived column must be one of them. Got {bad} instead"
+            f"categorical, numeric or leaky ({attributes}) nor join keys ({keys}); a derived column must be one "
+            f"of them. Got {bad} instead"
         )
     return None
 

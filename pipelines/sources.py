@@ -375,7 +375,7 @@ def _derived(
     expression with a window function (``row_number() OVER ()``) is read from the column
     :func:`_read_numbered` made of it."""
     expr = fs.derived[canon]
-    value = f"CAST(({ident(_WINDOWED + canon) if _windowed(expr) else expr}) AS {rules.SQL_TYPES[kind]})"
+    value = f"CAST(({_derived_sql(fs, canon)}) AS {rules.SQL_TYPES[kind]})"
     try:  # every row: a value the expression cannot convert fails here, not later in the feature query
         engine.rows(f"SELECT count(v) FROM (SELECT {value} AS v FROM {view})")  # a window function may be in it
     except Exception as exc:  # noqa: BLE001 - the engine's error, or sqlglot's for Spark
@@ -771,12 +771,21 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
     if not spec.joins:
         return _read_numbered(engine, fs, view, path, table, text)
     main = f"{view}__main"
-    classes = _read_numbered(engine, fs, main, path, table, text | {j.by for j in spec.joins.values()})
+    keys = {j.by for j in spec.joins.values()}
+    classes = _read_numbered(engine, fs, main, path, table, text | (keys - set(fs.derived)))
     types = classes.pop("__types__", {})
+    derived_keys = sorted(k for k in keys if k in fs.derived)
+    if derived_keys:  # a key cleaned by `derived` ('GTXPro' -> 'GTX Pro') joins by its cleaned value
+        keyed = ", ".join(f"({_derived_sql(fs, k)}) AS {ident(_JOIN_KEY + k)}" for k in derived_keys)
+        problem = f"{path}: derived join key(s) {derived_keys} do not evaluate on {engine.name}"
+        _create_table(engine, f"{main}__keyed", f"SELECT *, {keyed} FROM {main}", problem)
+        main = f"{main}__keyed"
     lookups = []
     for i, (name, join) in enumerate(spec.joins.items()):
         lookup = f"{view}__lookup{i}"
-        lk_classes, lk_types = _read_lookup(engine, cfg, table, name, join, lookup, path, classes, text, stats)
+        on = _JOIN_KEY + join.by if join.by in fs.derived else join.by
+        seen = classes | ({on: rules.TEXT} if on != join.by else {})  # a derived key exists, whatever the file has
+        lk_classes, lk_types = _read_lookup(engine, cfg, table, name, join, lookup, path, seen, text, stats, main, on)
         cols = [(c, join.prefix + c) for c in lk_classes if c != join.lookup_key]
         clash = sorted({n for _, n in cols} & set(classes))
         if clash:
@@ -787,7 +796,7 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
             )
         classes |= {n: lk_classes[c] for c, n in cols}
         types |= {n: lk_types[c] for c, n in cols}
-        lookups.append((lookup, join.by, join.lookup_key, cols))
+        lookups.append((lookup, on, join.lookup_key, cols))
     order = ""
     if in_order:  # a scoring input's rows keep their positions through the join
         engine.number_rows(f"{main}__rows", f"SELECT * FROM {main}")
@@ -796,15 +805,28 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
     return classes | {"__types__": types}
 
 
-def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, classes, text, stats) -> tuple:
+_JOIN_KEY = "__join_key__"  # prefix of the column that holds a join key computed by `derived`
+
+
+def _derived_sql(fs: FileSpec, name: str) -> str:
+    """The expression of ``fs``'s derived column ``name`` over the file's columns (one with a window
+    function: the column :func:`_read_numbered` made of it)."""
+    expr = fs.derived[name]
+    return ident(_WINDOWED + name) if _windowed(expr) else expr
+
+
+def _read_lookup(
+    engine, cfg: Config, table, name, join: JoinSpec, view, path, classes, text, stats, main: str, on: str
+) -> tuple:
     """Read lookup ``name`` into ``view``; check its key (present on both sides, unique in the lookup) and
-    count and log the rows of ``path`` (read as ``view``'s sibling ``__main``) without a match."""
+    count and log the rows of ``path`` (read as ``main``) whose key (column ``on``) has no match."""
     lk_path, where = cfg.data_path(join.path), f"tables.{table}.joins.{name}"
     if not lk_path.is_file():
         raise InputError(f"{where}: lookup file not found: {lk_path}")
-    if join.by not in classes:
+    if on not in classes:
         raise InputError(
-            f"{path}: join key column {join.by!r} ({where}.by) is missing; columns present: {sorted(classes)}"
+            f"{path}: join key column {join.by!r} ({where}.by) is missing; columns present: "
+            f"{sorted(c for c in classes if not c.startswith(_JOIN_KEY))}"
         )
     own = {c.removeprefix(join.prefix) for c in text if c.startswith(join.prefix)} | {join.lookup_key}
     lk_classes = engine.read(
@@ -823,14 +845,13 @@ def _read_lookup(engine, cfg: Config, table, name, join: JoinSpec, view, path, c
             f"{lk_path}: key column {join.lookup_key!r} ({where}) must be unique in the lookup table (one row per "
             f"key, joined many-to-one). Got {n_dup} key(s) on more than one row instead; e.g. {ex}"
         )
-    main = view.rsplit("__lookup", 1)[0] + "__main"
-    rows, no_key, no_match = engine.rows(rules.join_counts(main, join.by, view, join.lookup_key))[0]
+    rows, no_key, no_match = engine.rows(rules.join_counts(main, on, view, join.lookup_key))[0]
     stats_row = {"rows": int(rows), "missing_key": int(no_key), "no_match": int(no_match)}
     log.info("%s: %s joined on %r: %s", path, where, join.by, stats_row)
     if no_match:
-        pairs = engine.rows(f"{rules.spelling_pairs(main, join.by, view, join.lookup_key)} LIMIT 5")
+        pairs = engine.rows(f"{rules.spelling_pairs(main, on, view, join.lookup_key)} LIMIT 5")
         spelt = spelt_otherwise(pairs, "values that differ only in spelling")
-        unmatched = rules.unmatched_keys(main, join.by, view, join.lookup_key)
+        unmatched = rules.unmatched_keys(main, on, view, join.lookup_key)
         ex = ", ".join(
             f"{clip(v, quote=True)} ({n} row{'' if n == 1 else 's'})"
             for v, n in engine.rows(f"SELECT value, n FROM ({unmatched}) AS u ORDER BY n DESC, value LIMIT 3")

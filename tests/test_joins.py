@@ -110,6 +110,24 @@ def test_a_derived_attribute_is_computed_even_from_a_lookup_column(tmp_path, eng
     assert got == {"o1": ("large",), "o2": ("large",), "o3": ("small",), "o4": ("small",), "o5": ("small",)}
 
 
+def test_a_join_key_cleaned_by_derived_joins_by_its_cleaned_value(tmp_path, engine, caplog):
+    """The warning says 'GTX Pro' is spelt 'GTXPro' in products.csv; the fix, a derived key, is what the
+    join reads (as an attribute too), and so is a derived key that is no attribute."""
+    fix = {"product": "replace(product, 'GTX Pro', 'GTXPro')"}
+    raw = _world(tmp_path, derived=fix)
+    raw["data"]["tables"]["customers"]["categorical"].append("product")
+    with caplog.at_level(logging.WARNING, logger="leadtier.pipelines.sources"):
+        stats = register_all(engine, _load(tmp_path, raw))
+    got = _table(engine, 'SELECT customer_id, "product", "series", "sales_price" FROM customers')
+    assert got["o1"] == ("GTXPro", "GTX", 4821.0) and got["o3"] == ("GTXPro", "GTX", 4821.0)
+    assert stats["customers"].joins["products"]["no_match"] == 0 and "products.csv" not in caplog.text
+    raw = _world(tmp_path, derived={"sales_agent": "upper(left(agent, 1)) || lower(substr(agent, 2))"})
+    (tmp_path / "pipeline.csv").write_text(PIPELINE.replace("sales_agent", "agent").replace("Ann", "ANN"))
+    register_all(engine, _load(tmp_path, raw))  # the file's column is 'agent', written 'ANN' and 'Ann'
+    got = _table(engine, 'SELECT customer_id, "regional_office" FROM customers')
+    assert got == {"o1": ("East",), "o2": ("West",), "o3": ("East",), "o4": ("West",), "o5": ("East",)}
+
+
 def test_an_unknown_derived_column_is_an_error_not_ignored(tmp_path):
     raw = _world(tmp_path, derived={"sector": "(SELECT 'x')"})
     raw["data"]["tables"]["customers"]["categorical"].remove("sector")
