@@ -182,9 +182,14 @@ def train(
 
     def go():
         from leadtier.pipelines import train as stage
-        from leadtier.pipelines.config import override
+        from leadtier.pipelines.config import ConfigError, override
 
         cfg = _load(config, data_root, as_of)
+        if as_of is not None and cfg.train.evaluation == "backtest":
+            raise ConfigError(
+                "--as-of is not read by train.evaluation 'backtest': it trains on snapshots.train_as_of and "
+                "evaluates on snapshots.eval_as_of; set those in the config"
+            )
         if n_trials is not None:
             override(cfg, "train.tuning.n_trials", n_trials, source="--n-trials")
         if timeout_s is not None:

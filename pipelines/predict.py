@@ -406,7 +406,8 @@ def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> Non
     outset.stage(outset.sides["drift"], table_writer(table, outset.sides["drift"]))
     for row in table[table["warning"]].itertuples():
         log.warning(
-            "drift: feature %s has PSI %.3f > %.2f against the training data (sampling alone: up to %.3f)",
+            "drift: feature %s has PSI %.3f > %.2f against the model's reference snapshot (every customer as of the "
+            "latest date it was trained or evaluated on; sampling alone: up to %.3f)",
             row.feature,
             row.psi,
             threshold,

@@ -1008,7 +1008,7 @@ def make_scorer(
         metadata={
             "config": cfg.name,
             "scheme_name": cfg.labels.scheme,
-            "as_of": cfg.data.as_of.isoformat(),
+            "as_of": train_log.model_as_of(cfg).isoformat(),
             "protocol": prep.protocol,
             "run_id": run_id,
             "test_metrics": ev.metrics,

@@ -3,6 +3,7 @@ and the registered scorer with the champion gate's decision. Computation stays i
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import mlflow
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 ENTITY_COUNTS = ("labelled", "censored", "unlabelled")
+
+
+def model_as_of(cfg: Config) -> dt.date:
+    """The date of the newest data the registered model learnt from: the last training snapshot of a
+    backtest (its evaluation snapshots are later), else ``data.as_of``."""
+    if cfg.train.evaluation == "backtest":
+        return max(cfg.snapshots.train_as_of)
+    return cfg.data.as_of
 
 
 def flat(prefix: str, d: dict) -> dict[str, object]:
@@ -52,7 +61,7 @@ def log_inputs(cfg: Config, prep: Prepared, feature_cols: list[str]) -> None:
     tuning = flat("", cfg.train.tuning.model_dump(exclude={"search_space"}))
     mlflow.log_params(
         {
-            "as_of": cfg.data.as_of.isoformat(),
+            "as_of": model_as_of(cfg).isoformat(),
             "seed": cfg.seed,
             "scheme": cfg.labels.scheme,
             "label_source": cfg.labels.source,

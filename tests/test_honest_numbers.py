@@ -255,3 +255,23 @@ def test_a_feature_without_a_value_in_any_training_row_is_no_model_feature(demo_
         cols = model_columns(cfg, prep)
     assert "cust_tenure_days" not in cols and "rfm_recency_days" in cols
     assert "['cust_tenure_days'] have no value in any training row" in caplog.text
+
+
+def test_a_backtest_says_its_model_learnt_up_to_the_last_training_snapshot_and_refuses_train_as_of(tmp_path):
+    """A backtest's dates are its snapshots: the model card's 'trained on data as of' is the last training
+    snapshot (not data.as_of), and `train --as-of`, which it would not read, is an error, not ignored."""
+    from leadtier.pipelines.cli import app
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.train_log import model_as_of
+    from typer.testing import CliRunner
+
+    from tests.conftest import REPO
+
+    config = REPO / "configs" / "online_retail.yaml"
+    cfg = load_config(config)
+    assert cfg.train.evaluation == "backtest" and max(cfg.snapshots.train_as_of) < cfg.data.as_of
+    assert model_as_of(cfg) == max(cfg.snapshots.train_as_of)
+    res = CliRunner().invoke(app, ["train", "--config", str(config), "--as-of", "2011-06-01"])
+    assert res.exit_code == 2 and "error: --as-of is not read by train.evaluation 'backtest'" in res.output
+    demo = load_config(REPO / "configs" / "demo.yaml")
+    assert demo.train.evaluation != "backtest" and model_as_of(demo) == demo.data.as_of
