@@ -214,6 +214,23 @@ def _csv_header(path: Path, encoding: str):
             return None
 
 
+_DATA_NAME = re.compile(
+    r"[+-]?[0-9]+([.,][0-9]+)?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([ T].*)?|[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2,4}"
+)
+
+
+SPACED = (
+    " (its one column suggests fields separated by spaces, which are not split: separate them by ',', ';', a "
+    "tab or '|')"
+)
+
+
+def _header_is_data(names: list[str]) -> bool:
+    """Whether every column name of a file is a number or a date ('00035', '19970101', '191.12'), as when
+    a file without a header line has its first row read as one (DuckDB makes a repeated name 'x_1')."""
+    return bool(names) and all(_DATA_NAME.fullmatch(re.sub(r"_[0-9]+$", "", n.strip())) for n in names)
+
+
 def _ragged_line(path: Path, encoding: str) -> str | None:
     """Where a CSV's rows stop matching its header's field count (DuckDB then reads one column)."""
     import csv
@@ -532,6 +549,12 @@ def _file_select(
     text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if marked else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
+    if _format(path, fs.format) == "csv" and _header_is_data(list(types) or list(classes)):
+        raise InputError(
+            f"{path}: every name in its first line is a number or a date (e.g. "
+            f"{', '.join(clip(c, quote=True) for c in list(types)[:3])}): the file seems to have no header line, "
+            "and its first row would be read as column names and lost; add a line naming the columns"
+        )
     if tag_rows and spec is not cfg.data.tables.customers:  # a scoring file replaced the customers table
         _check_scored_columns(cfg, path, fs, classes)
     out: dict[str, str] = {}  # output column -> expression, in the order every file of the table shares
@@ -603,9 +626,10 @@ def _source_columns(
         if src not in classes:
             if required or canon in fs.columns:  # an optional column the config maps must be there too
                 what = "required column" if required else f"column mapped by tables.{table}.columns.{canon}:"
+                spaced = len(classes) == 1 and len(next(iter(classes)).split()) > 2  # 'id date items amount'
                 raise InputError(
                     f"{path}: {what} {src!r} (mapped to {table}.{canon}) is missing; "
-                    f"columns present: {sorted(classes)}" + engine.missing_column_hint(path, fs)
+                    f"columns present: {sorted(classes)}" + (SPACED if spaced else engine.missing_column_hint(path, fs))
                 )
             out[canon] = f"CAST(NULL AS {rules.SQL_TYPES[kind]})"
             continue

@@ -469,6 +469,19 @@ def test_a_header_name_spanning_two_lines_is_one_field_of_the_header(tmp_path):
     assert _ragged_line(path, "utf-8") == "line 4 has 2 fields, the header has 3"  # the file's line, as an editor
 
 
+def test_a_file_without_a_header_line_or_split_by_spaces_is_said_so_not_read_a_row_short(engine, tmp_path):
+    """A purchase log with no header (CDNOW): its first row would be the column names, and lost. One whose
+    fields are padded with spaces reads as one column: the missing-column error says why."""
+    (tmp_path / "t.csv").write_text("00035\t19970101\t5\t191.12\n00036\t19970102\t1\t12.00\n")
+    headerless = {"path": "t.csv", "columns": {"customer_id": "00035"}, "numeric": ["191.12"]}
+    with pytest.raises(InputError, match=r"t\.csv: every name in its first line is a number or a date .*no header"):
+        register_all(engine, _config(tmp_path, headerless), with_labels=False)
+    (tmp_path / "s.txt").write_text("id date items amount\n00035 19970101   5    191.12\n", encoding="utf-8")
+    spaced = {"path": "s.txt", "format": "csv", "columns": {"customer_id": "id"}}
+    with pytest.raises(InputError, match=r"required column 'id' .*fields separated by spaces"):
+        register_all(engine, _config(tmp_path, spaced), with_labels=False)
+
+
 def test_a_file_without_an_id_column_numbers_its_rows_in_file_order(engine, tmp_path):
     """A public dataset with no id (bank marketing): `derived: {customer_id: "row_number() OVER ()"}` gives
     each row its position, and the same expression an order for train.order_by (rows in time order)."""
