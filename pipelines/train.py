@@ -408,6 +408,29 @@ def check_disjoint(train: pd.DataFrame, evaluation: pd.DataFrame, label_source: 
     return shared
 
 
+def warn_not_yet_customers(con, cfg: Config, as_of: dt.date) -> int:
+    """Customers without ``created_at`` count as customers at every snapshot. Those whose first transaction
+    comes after ``as_of`` were most likely not customers yet: labelled from outcomes there, they teach
+    the model that a customer with no history buys soon. A warning says how many (returned)."""
+    if cfg.data.tables.transactions is None:
+        return 0
+    (n,) = con.execute(
+        "SELECT count(*) FROM customers AS c WHERE c.created_at IS NULL AND EXISTS (SELECT 1 FROM transactions AS t "
+        "WHERE t.customer_id = c.customer_id) AND NOT EXISTS (SELECT 1 FROM transactions AS t WHERE "
+        "t.customer_id = c.customer_id AND CAST(t.ts AS DATE) < $as_of)",
+        {"as_of": as_of},
+    ).fetchone()
+    if n:
+        log.warning(
+            "snapshot %s: %d customer(s) without created_at have their first transaction after it, and count as "
+            "customers with no purchase yet there, labelled by what they bought after: map tables.customers."
+            "created_at (a signup date), or derive the customers from the transactions (tables.customers.derive_from)",
+            as_of,
+            n,
+        )
+    return int(n)
+
+
 class _Snapshots:
     """Features and labels of one snapshot at a time, on one open connection with the inputs registered.
 
@@ -437,6 +460,7 @@ class _Snapshots:
                 f"no transactions after the snapshot {as_of}: outcome labels need an observed future"
             )
         check_horizon(cfg, as_of, observed_until)
+        warn_not_yet_customers(self.con, cfg, as_of)
         return outcome_labels(self.con, cfg, as_of, observed_until)
 
     def build(self, as_of: dt.date, observed_until: dt.date | None) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -392,3 +392,35 @@ def test_a_history_of_ratings_gives_each_snapshot_the_latest_rating_known_by_the
     assert early.values.tolist() == [["a", "low"], ["b", "medium"], ["c", "low"], ["c", "high"]]  # c: a conflict
     late = labels_known_at(labels, dt.date(2026, 4, 1))
     assert late.set_index("customer_id").loc["a", "tier"] == "high" and len(late) == 4
+
+
+def test_customers_without_a_signup_date_who_buy_only_after_a_snapshot_are_a_warning(tmp_path, caplog):
+    """Without created_at every customer counts at every snapshot: one whose first purchase is later was
+    most likely not a customer yet, and labelled by that purchase it teaches 'no history buys soon'."""
+    import datetime as dt
+
+    from leadtier.pipelines.demo_data import write_demo
+    from leadtier.pipelines.features import connect
+    from leadtier.pipelines.sources import register_all
+    from leadtier.pipelines.train import warn_not_yet_customers
+
+    from tests.conftest import small_config
+
+    cfg = small_config(tmp_path, n_customers=300)
+    write_demo(cfg)
+    as_of = cfg.data.as_of - dt.timedelta(days=200)
+    tx = pd.read_parquet(tmp_path / "transactions.parquet")
+    first = pd.to_datetime(tx.groupby("customer_id")["ts"].min()).dt.date
+    later = set(first.index[first >= as_of])
+    con = connect(cfg)
+    try:
+        register_all(con, cfg, with_labels=False)
+        assert warn_not_yet_customers(con, cfg, as_of) == 0  # every customer has its created_at
+        con.execute("CREATE OR REPLACE TEMP TABLE customers AS SELECT * REPLACE (NULL AS created_at) FROM customers")
+        with caplog.at_level("WARNING", logger="leadtier.pipelines.train"):
+            assert warn_not_yet_customers(con, cfg, as_of) == len(later) > 0
+    finally:
+        con.close()
+    assert f"snapshot {as_of}: {len(later)} customer(s) without created_at have their first transaction after it" in (
+        caplog.text
+    )
