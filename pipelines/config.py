@@ -576,6 +576,28 @@ class OutcomeConfig(_Strict):
             raise ValueError(f"cut points must be strictly decreasing (best level first). Got {v} instead")
         return v
 
+    @model_validator(mode="after")
+    def _read_by_kind(self) -> OutcomeConfig:
+        """A key the chosen kind does not read, set to other than its default, is an error, not ignored."""
+        reads = {
+            "thresholds_days": ("days_to_next_purchase", "days_to_win"),
+            "cut_points": ("revenue_next_days",),
+            "observed_from": ("days_to_win",),
+        }
+        fields = type(self).model_fields
+        unread = [
+            k
+            for k, kinds in reads.items()
+            if self.kind not in kinds and getattr(self, k) != fields[k].get_default(call_default_factory=True)
+        ]
+        if unread:
+            raise ValueError(
+                f"labels.outcome.kind {self.kind!r} does not read {unread}: "
+                + "; ".join(f"{k} is read by {list(reads[k])}" for k in unread)
+                + ". Remove them, or choose the kind that reads them"
+            )
+        return self
+
 
 class LabelRule(_Strict):
     """One rule of ``labels.source: rules``: the rows its condition holds for (and no earlier rule's) get its tier."""

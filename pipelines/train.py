@@ -419,7 +419,7 @@ def warn_not_yet_customers(con, cfg: Config, as_of: dt.date) -> int:
         "WHERE t.customer_id = c.customer_id) AND NOT EXISTS (SELECT 1 FROM transactions AS t WHERE "
         "t.customer_id = c.customer_id AND CAST(t.ts AS DATE) < $as_of)",
         {"as_of": as_of},
-    ).fetchone()
+    ).fetchall()[0]
     if n:
         log.warning(
             "snapshot %s: %d customer(s) without created_at have their first transaction after it, and count as "

@@ -129,6 +129,16 @@ def test_demo_config_loads_with_builtin_schemes():
             lambda r: r["train"]["tuning"]["search_space"].update(subsample={"type": "float", "low": 0.6, "high": 1.5}),
             r"subsample must lie in \(0, 1\]. Got 1.5 instead",
         ),
+        (
+            lambda r: r["labels"].update(
+                source="outcome", outcome={"kind": "revenue_next_days", "horizon_days": 180, "thresholds_days": [30]}
+            ),
+            r"labels.outcome.kind 'revenue_next_days' does not read \['thresholds_days'\]: thresholds_days is read by",
+        ),
+        (
+            lambda r: r["labels"].update(source="outcome", outcome={"cut_points": [500.0, 50.0]}),
+            r"kind 'days_to_next_purchase' does not read \['cut_points'\]",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):
