@@ -1243,9 +1243,16 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
     model's verdict against each baseline, a table of the gains with their 95 % intervals, and the
     champion gate's reasons; everything fits ``console.WIDTH`` (100) columns."""
     protocol = res.protocol
+    tuning = cfg.train.tuning
+    trials = f"{res.n_trials} tuning trials"
+    if res.n_trials < tuning.n_trials:  # the time limit stopped the study: another run may stop elsewhere
+        trials = (
+            f"{res.n_trials} of {tuning.n_trials} tuning trials: train.tuning.timeout_s ({tuning.timeout_s:g} s) "
+            "ran out, so a run with the same seed may tune differently"
+        )
     lines = wrap(
         f"trained {cfg.mlflow.model_name} v{res.model_version} -> alias '{res.alias}' "
-        f"({protocol['evaluation']}, {res.n_trials} tuning trials, {res.seconds:.0f} s)"
+        f"({protocol['evaluation']}, {trials}, {res.seconds:.0f} s)"
     )
     if "rows" in protocol:
         rows = protocol["rows"]

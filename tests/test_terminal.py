@@ -140,6 +140,11 @@ def test_the_run_summary_is_tables_that_fit_100_columns():
     assert gains.split() == ["gain", "vs", "majority", "vs", "logreg", "vs", "rfm_scorecard"]
     assert re.search(r"^macro_f1 +\+0\.056 \[-0\.010, \+0\.106\] ~", text, re.M), text
     assert "from 2000 paired bootstrap resamples" in " ".join(text.split()) and text.endswith("MLflow run abc123")
+    assert "15 tuning trials" in text  # the demo config's 15, all run
+    cut = _result()
+    cut.n_trials = 6  # the time limit stopped the study: said, as a same-seed rerun may tune otherwise
+    said = " ".join(train_stage.summary_text(cfg, cut).split())
+    assert "6 of 15 tuning trials: train.tuning.timeout_s (" in said and "may tune differently" in said
 
 
 def test_mlflow_chatter_is_silenced_at_the_edge(monkeypatch, caplog):
