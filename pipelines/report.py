@@ -502,7 +502,7 @@ def _model_card(
         if p is not None or r is not None:
             per_tier.append({"code": lv.code, "label": scheme.label(lv.code, lang), "precision": p, "recall": r})
     return {
-        **_measured(info.get("protocol") or {}, model_metrics, s),
+        **_measured(info.get("protocol") or {}, model_metrics, s, lambda c: _tier_name(scheme, c, lang)),
         "plain_text": _plain_sentence(model_metrics, metrics.get("majority") or {}, scheme, s, lang),
         "name": info.get("name") or "–",
         "version": info.get("version") or "–",
@@ -532,9 +532,14 @@ def _verdict(gains: dict, s: dict) -> str:
     return f"{s['verdict_intro']}{s['verdict_join'].join(parts)}{s['verdict_end']}" if parts else ""
 
 
-def _measured(protocol: dict, metrics: dict, s: dict) -> dict[str, Any]:
-    """What the model card says was measured: the protocol, the row counts and the chosen model. Empty
-    strings for a model logged without them."""
+def _tier_name(scheme, code: str, lang: str) -> str:
+    """A tier's name in ``lang`` ('High value'), or its code when the scheme has no such level."""
+    return scheme.label(code, lang) if code in scheme.codes else code
+
+
+def _measured(protocol: dict, metrics: dict, s: dict, name=str) -> dict[str, Any]:
+    """What the model card says was measured: the protocol, the row counts and the chosen model (``name``:
+    a tier's name by its code). Empty strings for a model logged without them."""
     kind = protocol.get("evaluation")
     words = {
         "holdout": lambda: s["protocol_holdout"].format(share=round(100 * protocol.get("test_size", 0))),
@@ -558,7 +563,7 @@ def _measured(protocol: dict, metrics: dict, s: dict) -> dict[str, Any]:
     chosen = protocol.get("model")
     return {
         "protocol_text": words[kind]() if kind in words else "",
-        "rows_text": " ".join(t for t in (counts, *_label_notes(protocol, s)) if t),
+        "rows_text": " ".join(t for t in (counts, *_label_notes(protocol, s, name)) if t),
         "kind_text": s["model_kind"].format(kind=s.get(f"kind_{chosen}", chosen)) if chosen else "",
     }
 
@@ -575,7 +580,7 @@ def _unlabelled_why(reasons: dict, s: dict) -> str:
     return s["unlabelled_why"].format(reasons=s["list_separator"].join(parts)) if parts else ""
 
 
-def _label_notes(protocol: dict, s: dict) -> list[str]:
+def _label_notes(protocol: dict, s: dict, name=str) -> list[str]:
     """What the labels left out: entities on their own clock (labelled, censored, unlabelled), the
     censored ones the survival model learned from, and features that stand in for having a label."""
     notes = []
@@ -592,7 +597,9 @@ def _label_notes(protocol: dict, s: dict) -> list[str]:
     gaps = protocol.get("share_gaps")
     if isinstance(gaps, dict) and gaps:
         named = s["list_separator"].join(
-            s["share_gap"].format(tier=k, expected=f"{100 * v['expected']:.1f}", observed=f"{100 * v['observed']:.1f}")
+            s["share_gap"].format(
+                tier=name(k), expected=f"{100 * v['expected']:.1f}", observed=f"{100 * v['observed']:.1f}"
+            )
             for k, v in gaps.items()
         )
         timed = protocol.get("evaluation") in ("ordered_holdout", "backtest")

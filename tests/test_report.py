@@ -541,7 +541,8 @@ def test_the_summary_says_which_input_rows_were_not_scored_and_where_they_are_li
     html = report.render(context(scheme5, frame, lang=lang, left_out=left), lang)
     s = report.strings(lang)
     assert s["left_out_note"].format(rejected=9, skipped=1, file="predictions.rejects.csv") in html
-    assert f"3 · {reasons[0]}" in html and s["left_out_more"].format(n=3) in html
+    said = {"en": reasons[0], "zh": "customer_id 重复：只对第一次出现的行评分"}[lang]  # in the report's language
+    assert f"3 · {said}" in html and s["left_out_more"].format(n=3) in html
     assert 'id="left-out"' not in report.render(context(scheme5, frame, lang=lang), lang)
 
 
@@ -919,7 +920,10 @@ def test_the_model_card_counts_censored_entities_and_names_proxies_and_giveaways
         "zh": "14 个无标签（12 在开始后 7 天内已结束（特征所描述的时段内）；2 无开始日期）。",
     }
     assert why[lang] in text
-    gap = {"en": "(tier A: 11.5 % expected, 23.6 % observed)", "zh": "（A 级：预计 11.5%，实际 23.6%）"}
+    gap = {  # the tier by its name, not its code
+        "en": "(A - closes within 1 month: 11.5 % expected, 23.6 % observed)",
+        "zh": "（A类 - 1个月内成交：预计 11.5%，实际 23.6%）",
+    }
     assert gap[lang] in text
     later = {"en": "live figures may be somewhat lower", "zh": "实际效果可能略低"}  # outcomes after the newest began
     assert later[lang] in ctx["model_card"]["protocol_text"]
