@@ -298,12 +298,32 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     return res
 
 
+PAST_START_DAYS = 30  # a plan that starts longer ago than this is a warning
+
+
+def warn_past_start(cfg: Config, start: dt.date, now: dt.datetime | None = None) -> int:
+    """A plan that starts more than :data:`PAST_START_DAYS` before today (a placeholder ``data.as_of``, old
+    predictions) has its due dates in the past: a warning says so and how to move it. Returns the days."""
+    from leadtier.pipelines.config import today
+
+    days = (today(cfg, now) - start).days
+    if days > PAST_START_DAYS and cfg.worklist.start is None:
+        log.warning(
+            "worklist: the plan starts %s, the predictions' as-of date, %d days before today, so its due dates "
+            "are past; predict as of today (retier does), or set worklist.start",
+            start,
+            days,
+        )
+    return days
+
+
 def planned(cfg: Config, pred: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dt.date]:
     """The worklist of the predictions ``pred`` (without plain-word reasons) and its first day: owners and
     values from the scoring input, last contacts from the interactions before that day."""
     from leadtier.pipelines.report import scored_as_of
 
     start = cfg.worklist.start or scored_as_of(cfg, pred)
+    warn_past_start(cfg, start)
     return build(cfg, pred, customer_attributes(cfg), last_contacts(cfg, start), start, lang), start
 
 

@@ -421,3 +421,24 @@ def test_only_the_configured_contact_types_count_as_the_last_contact(demo_data, 
     assert sorted(only.index) == sorted(mine["customer_id"].astype(str).unique())
     assert len(only) < len(every) and (only <= every.loc[only.index]).all()
     assert "worklist.contact_types: ['fax'] never occur" in caplog.text
+
+
+def test_a_plan_that_starts_long_before_today_is_a_warning_unless_its_start_is_set(caplog):
+    """Predictions as of a placeholder date (a file without dates) plan weeks long past: said, once."""
+    import datetime as dt
+
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.worklist import warn_past_start
+
+    from tests.conftest import DEMO_CONFIG
+
+    cfg = load_config(DEMO_CONFIG)
+    now = dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC)
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.worklist"):
+        assert warn_past_start(cfg, dt.date(2026, 11, 20), now) == 17 and not caplog.text  # recent enough
+        assert warn_past_start(cfg, dt.date(2026, 1, 1), now) == 340
+        assert "the plan starts 2026-01-01, the predictions' as-of date, 340 days before today" in caplog.text
+        caplog.clear()
+        cfg.worklist.start = dt.date(2026, 1, 1)  # asked for: no warning
+        warn_past_start(cfg, dt.date(2026, 1, 1), now)
+    assert not caplog.text
