@@ -400,7 +400,7 @@ def _derived(
             raise
         problem = (
             f"{path}: derived column {table}.{canon} = {expr!r} does not evaluate: {_first_line(exc)}"
-            f"{_hints(engine, view, expr, classes, value, fs, path, exc)}"
+            f"{_hints(engine, view, expr, classes, value, fs, path, exc, kind)}"
         )
         rows = _rows_failing(engine, view, value) if failing is not None else None
         if rows is None:
@@ -463,14 +463,45 @@ def _rows_failing(engine, view: str, value: str) -> tuple[int, str] | None:
     return (int(n_bad), where) if n_bad else None
 
 
-def _hints(engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec, path: Path, exc) -> str:
+def _hints(
+    engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec, path: Path, exc, kind: str = "float"
+) -> str:
     """What may have made a derived expression fail, for its error; nothing for a syntax error."""
     said = str(exc)
     if "Parser Error" in said or "PARSE_SYNTAX_ERROR" in said or isinstance(exc, sqlglot.errors.SqlglotError):
         return ""
+    if kind in ("date", "timestamp"):
+        return _dates_read_by(engine, view, expr, kind)
     text = _text_read_by(engine, view, expr, classes, value, fs)
     typed = "No function matches" in said or "DATATYPE_MISMATCH" in said  # a text function given a number
     return text or (_numbers_read_by(path, fs, expr, classes) if typed else "")
+
+
+def _dates_read_by(engine, view: str, expr: str, kind: str) -> str:
+    """The values of a derived date expression that are no ISO 8601 date ('31-12-2017'), with examples
+    and the strptime that reads them; '' when there are none or looking fails."""
+    target = rules.SQL_TYPES[kind]
+    try:
+        rows = engine.rows(
+            f"SELECT DISTINCT CAST(({expr}) AS VARCHAR) FROM {view} "
+            f"WHERE ({expr}) IS NOT NULL AND TRY_CAST(CAST(({expr}) AS VARCHAR) AS {target}) IS NULL LIMIT 3"
+        )
+    except Exception as exc:  # noqa: BLE001 - a hint only: the engine's own error is what the user gets
+        if not isinstance(exc, (*engine.errors, ValueError)):
+            raise
+        return ""
+    if not rows:
+        return ""
+    examples = [str(r[0]) for r in rows]
+    readings = next((r for r in map(rules.day_month_readings, examples) if r), [])
+    how = (
+        f"; read them in the expression, e.g. strptime(<the column>, {readings[0][0]!r})"
+        + (f" or {readings[1][0]!r}: day and month are ambiguous" if len(readings) > 1 else "")
+        if readings
+        else "; read them in the expression with strptime(<the column>, '<its format>')"
+    )
+    shown = ", ".join(clip(e, quote=True) for e in examples)
+    return f"; it gives values that are no {target.lower()} in ISO 8601 (YYYY-MM-DD), e.g. {shown}{how}"
 
 
 def _text_read_by(engine, view: str, expr: str, classes: dict, value: str, fs: FileSpec) -> str:

@@ -469,6 +469,20 @@ def test_a_header_name_spanning_two_lines_is_one_field_of_the_header(tmp_path):
     assert _ragged_line(path, "utf-8") == "line 4 has 2 fields, the header has 3"  # the file's line, as an editor
 
 
+def test_a_derived_date_that_does_not_parse_names_the_values_and_the_format_that_reads_them(tmp_path):
+    """`derived: {created_at: CASE ... THEN closed END}` over a column with one '31-12-2017': the error
+    gives that value (not the good dates) and the strptime that reads it, not advice about numbers."""
+    (tmp_path / "d.csv").write_text("id,stage,closed\no1,Won,31-12-2017\no2,Won,2017-09-28\no3,Lost,\n")
+    spec = {"path": "d.csv", "columns": {"customer_id": "id"}}
+    spec["derived"] = {"created_at": "CASE WHEN stage = 'Won' THEN closed END"}
+    with pytest.raises(InputError) as err:
+        register_all(DuckEngine(connect()), _config(tmp_path, spec), with_labels=False)
+    said = str(err.value)
+    assert "derived column customers.created_at" in said and "e.g. '31-12-2017'" in said, said
+    assert "strptime(<the column>, '%d-%m-%Y')" in said and "2017-09-28" not in said.split("e.g.")[-1], said
+    assert "numbers" not in said, said
+
+
 def test_a_file_without_a_header_line_or_split_by_spaces_is_said_so_not_read_a_row_short(engine, tmp_path):
     """A purchase log with no header (CDNOW): its first row would be the column names, and lost. One whose
     fields are padded with spaces reads as one column: the missing-column error says why."""
