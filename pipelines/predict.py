@@ -196,6 +196,17 @@ def _read_tiers(path: Path, suffix: str | None = None) -> pd.DataFrame:
     return pd.read_csv(path, usecols=_TIER_COLUMNS, dtype={"customer_id": str})
 
 
+def positions_said(spec) -> bool:
+    """Ids that are row positions (:func:`~leadtier.pipelines.sources.ids_are_positions`): said, and no
+    tier changes since the last run are written (row 10 of two files is not one customer)."""
+    from leadtier.pipelines.sources import ids_are_positions
+
+    if not ids_are_positions(spec):
+        return False
+    log.info("customer_id is each row's position in its file: no tier changes since the last run are compared")
+    return True
+
+
 def _previous_output(path: Path) -> pd.DataFrame | None:
     """The last run's tiers, for tier migration (None when there is no readable previous output)."""
     if not path.is_file():
@@ -304,7 +315,7 @@ def _run(
         rejects_path = out_path.with_name(out_path.stem + ".rejects.csv")
         why = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()} if len(rejects) else {}
         check_reject_share(cfg, outset, input_rows, why, table_writer(rejects, rejects_path))
-        previous = _previous_output(out_path)
+        previous = None if positions_said(spec) else _previous_output(out_path)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         job = {"reasons": reasons, "n_jobs": scoring_threads(cfg)}
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:

@@ -1179,6 +1179,12 @@ def scoring_spec(cfg: Config, source: str | None) -> TableSpec:
     return spec.model_copy(update={"files": [spec.files[0].model_copy(update={"path": source})]})
 
 
+def ids_are_positions(spec: TableSpec) -> bool:
+    """Whether ``spec``'s ids are row positions (``derived: {customer_id: "row_number() OVER ()"}``): they
+    name no customer outside their own file, so no tiers of another run can be compared with them."""
+    return any(_windowed(fs.derived.get("customer_id", "")) for fs in spec.files if "customer_id" in fs.derived)
+
+
 def _check_scored_columns(cfg: Config, path: Path, fs: FileSpec, classes: dict) -> None:
     """A scoring input (at ``path``, read as ``fs``, with columns ``classes``) that replaces the configured
     customers file and lacks an optional column that file has is an error: without ``created_at`` every

@@ -907,11 +907,12 @@ def _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version) 
     return feats, result
 
 
-def _stage_scores(spark, cfg, outset, feats, result, scorer) -> int:
-    """Stage the predictions, drift and migration files of ``outset``; returns the rows scored."""
+def _stage_scores(spark, cfg, outset, feats, result, scorer, positions: bool = False) -> int:
+    """Stage the predictions, drift and migration files of ``outset`` (no migration when the ids are row
+    ``positions``); returns the rows scored."""
     from leadtier.pipelines.predict import stage_drift
 
-    previous = _previous_tiers(spark, outset)  # read before the commit replaces it
+    previous = None if positions else _previous_tiers(spark, outset)  # read before the commit replaces it
     reference = getattr(scorer, "drift_reference", None)
     stage_drift(outset, _drift_spark(feats, reference) if reference else None, cfg.predict.psi_warning)
     t1 = time.perf_counter()
@@ -954,7 +955,15 @@ def predict_spark(
 
 def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, reasons) -> PredictResult:
     from leadtier.pipelines import tracking
-    from leadtier.pipelines.predict import check_has_rows, check_reject_share, input_facts, scorer_of, warn_open_only
+    from leadtier.pipelines.predict import (
+        check_has_rows,
+        check_reject_share,
+        input_facts,
+        positions_said,
+        scorer_of,
+        warn_open_only,
+    )
+    from leadtier.pipelines.sources import scoring_spec
 
     t0 = time.perf_counter()
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
@@ -973,7 +982,8 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         check_reject_share(cfg, outset, input_rows, why, rejects)  # before scoring
         feats, result = _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version)
         try:
-            n_scored = _stage_scores(spark, cfg, outset, feats, result, scorer)
+            positions = positions_said(scoring_spec(cfg, input_path or cfg.predict.input))
+            n_scored = _stage_scores(spark, cfg, outset, feats, result, scorer, positions)
         finally:
             feats.unpersist()
         if why:

@@ -532,6 +532,19 @@ def test_a_scored_row_with_no_value_in_any_column_is_rejected_as_an_empty_row(tm
     assert got == [("1", None), ("2", EMPTY_ROW), ("3", None)]
 
 
+def test_ids_that_are_row_positions_compare_no_tiers_with_the_last_run(tmp_path, caplog):
+    """Row 10 of today's file is not row 10 of last week's: with ids from row_number() predict writes no
+    tier changes (and says why); with ids from the file it does."""
+    from leadtier.pipelines.predict import positions_said
+
+    (tmp_path / "bank.csv").write_text("id;age\na1;31\n", encoding="utf-8")
+    numbered = _config(tmp_path, {"path": "bank.csv", "derived": {"customer_id": "row_number() OVER ()"}})
+    own = _config(tmp_path, {"path": "bank.csv", "columns": {"customer_id": "id"}})
+    with caplog.at_level("INFO", logger="leadtier.pipelines.predict"):
+        assert positions_said(numbered.data.tables.customers) and not positions_said(own.data.tables.customers)
+    assert "customer_id is each row's position in its file: no tier changes" in caplog.text
+
+
 def test_the_worklist_reads_a_derived_id_as_the_tables_do(tmp_path):
     """With `derived: {customer_id: "row_number() OVER ()"}` the owners and values line up with the ids."""
     from leadtier.pipelines.sources import read_columns
