@@ -1283,6 +1283,8 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
         for reason in protocol.get("model_choice", []):  # "<choice> (<rule>): <scores>" -> two lines
             head, _, scores = reason.partition("): ")
             lines += wrap(f"tier model: {head}" + ("):" if scores else "")) + (wrap(f"  {scores}") if scores else [])
+    if "logreg" in res.metrics and res.beats and "logreg" not in res.beats:
+        lines += wrap("the tier model is the logreg baseline itself: nothing to compare it with, no gain over it")
     lines += ["", *_metrics_table(cfg, res), *wrap(_shares_line(cfg, res.metrics["model"]))]
     if res.gains:
         lines += ["", *_gains_table(res)]

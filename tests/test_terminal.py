@@ -141,6 +141,10 @@ def test_the_run_summary_is_tables_that_fit_100_columns():
     assert re.search(r"^macro_f1 +\+0\.056 \[-0\.010, \+0\.106\] ~", text, re.M), text
     assert "from 2000 paired bootstrap resamples" in " ".join(text.split()) and text.endswith("MLflow run abc123")
     assert "15 tuning trials" in text  # the demo config's 15, all run
+    assert "the tier model is the logreg baseline itself" not in text
+    itself = _result()
+    itself.beats.pop("logreg")  # the logistic regression was chosen: not compared with itself, and said
+    assert "the tier model is the logreg baseline itself" in train_stage.summary_text(cfg, itself)
     cut = _result()
     cut.n_trials = 6  # the time limit stopped the study: said, as a same-seed rerun may tune otherwise
     said = " ".join(train_stage.summary_text(cfg, cut).split())
