@@ -73,6 +73,21 @@ def _drifted(path: Path) -> list[tuple[str, float]]:
     return [(str(f), float(p)) for f, p in zip(flagged["feature"], flagged["psi"], strict=True)]
 
 
+def report_paths(cfg: Config, lang: str | None) -> list[tuple[str, Path]]:
+    """(language, path) of each report a re-tier run writes: the one in ``lang`` (default ``report.lang``),
+    and each other language's report a user made beside it (``report --lang zh``), so that none is left
+    on an older date."""
+    from leadtier.pipelines.report import LANGS
+
+    report = Path(cfg.report.output)
+    lang = lang or cfg.report.lang
+
+    def path(code: str) -> Path:
+        return report if code == cfg.report.lang else report.with_name(f"{report.stem}.{code}{report.suffix}")
+
+    return [(lang, path(lang))] + [(o, path(o)) for o in LANGS if o != lang and path(o).is_file()]
+
+
 def written_paths(cfg: Config, lang: str | None) -> dict[str, list[Path]]:
     """Every file each stage of a re-tier run may write or remove: the feature table, the predictions set
     and the worklist set (each with its manifest and commit journal), the report."""
@@ -81,9 +96,7 @@ def written_paths(cfg: Config, lang: str | None) -> dict[str, list[Path]]:
 
     pred = OutputSet(cfg.predict.output, SIDE_KINDS)
     work = OutputSet(cfg.worklist.output, [])
-    report = Path(cfg.report.output)
-    lang = lang or cfg.report.lang
-    reports = [report] if lang == cfg.report.lang else [report.with_name(f"{report.stem}.{lang}{report.suffix}")]
+    reports = [path for _, path in report_paths(cfg, lang)]
     return {
         "features": [Path(cfg.features.output)],
         "predict": [*pred.members, pred.journal],
@@ -173,7 +186,8 @@ def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool, done:
         )
     else:
         lines.append("worklist: skipped (worklist.service_days is empty)")
-    lines.append(f"report: {report.run(cfg, lang=lang)}")
+    for code, _ in report_paths(cfg, lang):
+        lines.append(f"report: {report.run(cfg, lang=code)}")
     done("report")
     return RetierResult(
         as_of=as_of,

@@ -152,8 +152,13 @@ def test_retier_runs_every_stage_prints_moves_and_exits_3_on_drift(world):
         f"{wl.get('no capacity', 0)} do not fit the weeks" in said
     ), said
 
+    zh = runner.invoke(app, ["report", "--config", calm, "--lang", "zh"])  # a Chinese report beside it
+    assert zh.exit_code == 0 and (work / "outputs" / "demo" / "report.zh.html").is_file(), zh.output
+    assert "2026-09-30" not in (work / "outputs" / "demo" / "report.zh.html").read_text(encoding="utf-8")
     second = runner.invoke(app, ["retier", "--config", calm, "--as-of", "2026-09-30"])
     assert second.exit_code == 0, (second.output, second.exception)
+    for name in ("report.html", "report.zh.html"):  # both re-dated: none left on the older date
+        assert "2026-09-30" in (work / "outputs" / "demo" / name).read_text(encoding="utf-8"), name
     moved = pd.read_csv(work / "outputs" / "demo" / "predictions.migration.csv")
     n_up, n_down = (int((moved["change"] == c).sum()) for c in ("upgraded", "downgraded"))
     assert f"{n_up} upgraded since the last run" in second.output
