@@ -9,12 +9,12 @@ import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
-    balanced_accuracy_score,
     cohen_kappa_score,
     confusion_matrix,
     f1_score,
     log_loss,
     precision_recall_fscore_support,
+    recall_score,
     roc_auc_score,
 )
 
@@ -71,7 +71,9 @@ def _scores(y_idx: np.ndarray, pred_idx: np.ndarray, proba: np.ndarray) -> dict[
     onehot = np.eye(k)[y_idx]
     out = {
         "macro_f1": f1_score(y_idx, pred_idx, average="macro", labels=range(k), zero_division=0),
-        "balanced_accuracy": balanced_accuracy_score(y_idx, pred_idx),
+        # the mean recall of the tiers present, as balanced_accuracy_score, without its warning about a
+        # predicted tier no evaluated row has
+        "balanced_accuracy": recall_score(y_idx, pred_idx, labels=np.unique(y_idx), average="macro", zero_division=0),
         "qwk": cohen_kappa_score(y_idx, pred_idx, weights="quadratic", labels=list(range(k))),
         "accuracy": accuracy_score(y_idx, pred_idx),
         "log_loss": log_loss(y_idx, np.clip(proba, 1e-15, 1), labels=range(k)),
