@@ -565,6 +565,28 @@ def _numbers_read_by(path: Path, fs: FileSpec, expr: str, classes: dict) -> str:
 Column = tuple[str, str, str, str, str]  # (output, source SQL, source name, kind, class)
 
 
+def _log_unread_columns(path: Path, spec: TableSpec, fs: FileSpec, wanted, classes: dict) -> None:
+    """Say (INFO) which columns of a customers file nothing reads: a forgotten feature is then seen; list
+    it under categorical or numeric to use it, or under leaky or personal to say why not."""
+    said = [*spec.categorical, *spec.numeric, *spec.leaky, *spec.personal, *(j.by for j in spec.joins.values())]
+    said += [fs.columns.get(c, c) for c, _, _ in wanted]
+    expressions = " ".join([*fs.derived.values(), *spec.exclude.values()])
+    unread = [
+        c
+        for c in classes
+        if c not in said
+        and not c.startswith((_WINDOWED, _JOIN_KEY))
+        and c != "input_row"
+        and not re.search(rf"(?<!\w){re.escape(c)}(?!\w)", expressions)
+    ]
+    if unread:
+        log.info(
+            "%s: column(s) %s are read by nothing (list them under categorical or numeric to make features)",
+            path,
+            clip(", ".join(repr(c) for c in unread), 300),
+        )
+
+
 def _file_select(
     engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec, stats: TableStats, view: str, tag_rows: bool
 ) -> str:
@@ -580,6 +602,8 @@ def _file_select(
     text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if marked else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
+    if table == "customers" and not tag_rows:
+        _log_unread_columns(path, spec, fs, wanted, classes)
     if _format(path, fs.format) == "csv" and _header_is_data(list(types) or list(classes)):
         raise InputError(
             f"{path}: every name in its first line is a number or a date (e.g. "

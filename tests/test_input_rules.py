@@ -532,6 +532,18 @@ def test_a_scored_row_with_no_value_in_any_column_is_rejected_as_an_empty_row(tm
     assert got == [("1", None), ("2", EMPTY_ROW), ("3", None)]
 
 
+def test_columns_of_the_customers_file_that_nothing_reads_are_named(tmp_path, caplog):
+    """A column left out of every list is said (INFO), so a forgotten feature is seen; one a derived
+    expression or an exclude rule reads is not."""
+    (tmp_path / "bank.csv").write_text("id;age;duration;nr.employed;job;y\na1;31;12;5099.1;admin;no\n")
+    spec = {"path": "bank.csv", "columns": {"customer_id": "id"}, "numeric": ["age"], "leaky": ["y"]}
+    spec |= {"derived": {"age": "age + 0 * length(job)"}}
+    with caplog.at_level("INFO", logger="leadtier.pipelines.sources"):
+        register_all(DuckEngine(connect()), _config(tmp_path, spec), with_labels=False)
+    said = [r.getMessage() for r in caplog.records if "read by nothing" in r.getMessage()]
+    assert len(said) == 1 and "column(s) 'duration', 'nr.employed' are read by nothing" in said[0], said
+
+
 def test_ids_that_are_row_positions_compare_no_tiers_with_the_last_run(tmp_path, caplog):
     """Row 10 of today's file is not row 10 of last week's: with ids from row_number() predict writes no
     tier changes (and says why); with ids from the file it does."""
