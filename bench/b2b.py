@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pandas as pd
+
 from bench.harness import CONFIGS, Ctx, Stopwatch, benchmark, child_task, machine, metric, skipped
 from bench.honesty import honest_figures
 from bench.honesty import names as honesty_names
@@ -181,3 +183,81 @@ def bench_olist_won(ctx: Ctx) -> Iterator[dict]:
             for ci in gain_ci(res, b, m, "ci").values()  # {} when the run computed none
         }
         yield metric(f"olist_funnel_tier_{m}", res["metrics"]["model"][m], "", ctx, baselines=values, **gains, **common)
+
+
+@child_task("open_deals")
+def _task_open_deals(p: dict) -> dict:
+    """Train the B2B demo as of ``horizon + 30`` days before its end; score the deals open then whose whole
+    horizon the data shows, with the scorer's open-deal weights and without them; compare with the tiers
+    the deals went on to reach."""
+    import copy
+    import datetime as dt
+
+    import numpy as np
+    from leadtier.features.queries import entity_label_query
+    from leadtier.pipelines import train
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.demo_data import write_demo
+    from leadtier.pipelines.features import build, connect, entity_days, fetch_frame
+    from leadtier.pipelines.predict import scorer_of
+    from leadtier.pipelines.sources import register_all
+    from leadtier.pipelines.tracking import load_model
+
+    cfg = load_config(B2B_CONFIG, data_root=p["data_root"])
+    cfg.train.n_jobs = 1
+    write_demo(cfg)
+    oc, codes, end = cfg.labels.outcome, list(cfg.scheme.codes), cfg.data.as_of
+    cut = end - dt.timedelta(days=oc.horizon_days + 30)
+    cfg.data.as_of = cut
+    res = train.run(cfg)
+    scorer = scorer_of(load_model(f"models:/{cfg.mlflow.model_name}/{res.model_version}"))
+    feats = build(cfg, as_of=cut, with_labels=False).features
+    con = connect(cfg)
+    try:
+        register_all(con, cfg, with_labels=False)
+        sql = entity_label_query(end, codes, oc.thresholds_days, oc.horizon_days, oc.observed_from, entity_days(cfg))
+        later = fetch_frame(con, sql)
+    finally:
+        con.close()
+    started = pd.to_datetime(later["started_on"])
+    closed = started + pd.to_timedelta(later[["days_to_win", "days_to_loss"]].min(axis=1), unit="D")
+    alive = (started < pd.Timestamp(cut)) & ~(closed < pd.Timestamp(cut)) & later["tier"].notna()
+    truth = later.loc[alive, ["customer_id", "tier"]]
+    rows = feats.merge(truth, on="customer_id").query(f"open_days >= {entity_days(cfg)}").reset_index(drop=True)
+    plain = copy.copy(scorer)
+    plain.still_open = {}
+    onehot = np.stack([(rows["tier"] == c).to_numpy(float) for c in codes], axis=1)
+    out = {
+        "rows": len(rows),
+        "cut": cut.isoformat(),
+        "observed": dict(zip(codes, onehot.mean(axis=0).round(4).tolist(), strict=True)),
+    }
+    for key, s in (("weighted", scorer), ("unweighted", plain)):
+        proba = s.score(rows.drop(columns="tier"))[[f"proba_{c}" for c in codes]].to_numpy()
+        picked = np.clip((proba * onehot).sum(axis=1), 1e-15, 1)
+        out[key] = {
+            "log_loss": float(-np.log(picked).mean()),
+            "mean_proba": dict(zip(codes, proba.mean(axis=0).round(4).tolist(), strict=True)),
+        }
+    return out
+
+
+NAMES_OPEN = ("b2b_demo_open_deals_log_loss",)
+
+
+@benchmark(*NAMES_OPEN)
+def bench_open_deals(ctx: Ctx) -> Iterator[dict]:
+    """How well the tier probabilities of deals already open a while fit what became of them."""
+    res = ctx.child("open_deals", data_root=str(ctx.workdir / "data_b2b_open"))
+    yield metric(
+        "b2b_demo_open_deals_log_loss",
+        res["weighted"]["log_loss"],
+        "",
+        ctx,
+        rows=res["rows"],
+        trained_as_of=res["cut"],
+        unweighted_log_loss=round(res["unweighted"]["log_loss"], 4),
+        mean_proba=res["weighted"]["mean_proba"],
+        unweighted_mean_proba=res["unweighted"]["mean_proba"],
+        observed_share=res["observed"],
+    )

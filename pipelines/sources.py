@@ -565,19 +565,30 @@ def _numbers_read_by(path: Path, fs: FileSpec, expr: str, classes: dict) -> str:
 Column = tuple[str, str, str, str, str]  # (output, source SQL, source name, kind, class)
 
 
-def _log_unread_columns(path: Path, spec: TableSpec, fs: FileSpec, wanted, classes: dict) -> None:
-    """Say (INFO) which columns of a customers file nothing reads: a forgotten feature is then seen; list
-    it under categorical or numeric to use it, or under leaky or personal to say why not."""
-    said = [*spec.categorical, *spec.numeric, *spec.leaky, *spec.personal, *(j.by for j in spec.joins.values())]
-    said += [fs.columns.get(c, c) for c, _, _ in wanted]
-    expressions = " ".join([*fs.derived.values(), *spec.exclude.values()])
+def _log_unread_columns(cfg: Config, path: Path, classes: dict) -> None:
+    """Say (INFO) which columns of a customers file no table of the config reads (the outcomes may come
+    from the same file): a forgotten feature is then seen; list it under categorical or numeric to use it,
+    or under leaky or personal to say why not."""
+    said: set[str] = {"input_row"}
+    expressions = []
+    for name in type(cfg.data.tables).model_fields:
+        spec = getattr(cfg.data.tables, name)
+        if spec is None:
+            continue
+        said |= {*spec.categorical, *spec.numeric, *spec.leaky, *spec.personal, *(j.by for j in spec.joins.values())}
+        expressions += spec.exclude.values()
+        for fs in spec.files:
+            said |= (
+                set(fs.columns.values()) | set(CANONICAL_COLUMNS.get(name, {})) | set(OPTIONAL_COLUMNS.get(name, {}))
+            )
+            expressions += fs.derived.values()
+    text = " ".join(expressions)
     unread = [
         c
         for c in classes
         if c not in said
         and not c.startswith((_WINDOWED, _JOIN_KEY))
-        and c != "input_row"
-        and not re.search(rf"(?<!\w){re.escape(c)}(?!\w)", expressions)
+        and not re.search(rf"(?<!\w){re.escape(c)}(?!\w)", text)
     ]
     if unread:
         log.info(
@@ -603,7 +614,7 @@ def _file_select(
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
     if table == "customers" and not tag_rows:
-        _log_unread_columns(path, spec, fs, wanted, classes)
+        _log_unread_columns(cfg, path, classes)
     if _format(path, fs.format) == "csv" and _header_is_data(list(types) or list(classes)):
         raise InputError(
             f"{path}: every name in its first line is a number or a date (e.g. "

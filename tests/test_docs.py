@@ -38,8 +38,10 @@ NOT_RUN = {
     ".venv/bin/leadtier train --config configs/online_retail.yaml --data-root ../shared/datasets": "real data "
     "(tests/test_real_data.py, when ../shared/datasets is present)",
     "make train CONFIG=configs/x_education_leads.yaml": "real data, a nested k-fold search (about 5 minutes)",
-    ".venv/bin/python -m bench --only olist_funnel_won_auc,b2b_demo_train_seconds": "real data and a B2B "
-    "training (minutes); tests/test_bench.py and tests/test_stages.py run the same code on small data",
+    ".venv/bin/python -m bench --only olist_funnel_won_auc,b2b_demo_train_seconds,b2b_demo_open_deals_log_loss": (
+        "real data and two B2B trainings (minutes); tests/test_bench.py and tests/test_stages.py run the same "
+        "code on small data"
+    ),
     ".venv/bin/python -m bench --only online_retail_survival_log_loss,olist_funnel_survival_log_loss,"
     "olist_funnel_survival_library_c_index": "real data, several trainings (minutes); tests/test_survival_model.py "
     "runs the survival model through the CLI",
