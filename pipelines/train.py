@@ -199,7 +199,8 @@ def check_minimum(cfg: Config, tiers: pd.Series) -> None:
 
 def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
     """Behaviour columns for K-means: RFM and interaction numbers; without an event log (lead-level
-    data), the numeric attributes. ``exclude`` (``segments.exclude_columns``) are never used."""
+    data), the numeric attributes but weekday codes. ``exclude`` (``segments.exclude_columns``) are never
+    used."""
     unknown = sorted(set(exclude) - set(feats.columns))
     if unknown:
         raise TrainingDataError(
@@ -208,8 +209,8 @@ def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
         )
     numeric = [c for c in feats.columns if c not in set(exclude) and pd.api.types.is_numeric_dtype(feats[c])]
     cols = [c for c in numeric if c.startswith(("rfm_", "ix_"))]
-    if not cols:
-        cols = [c for c in numeric if c != ID_COLUMN]
+    if not cols:  # a weekday is a code (7 is not 'more' than 1): it parts no segments
+        cols = [c for c in numeric if c != ID_COLUMN and not c.endswith("_weekday")]
     if not cols:
         raise TrainingDataError(
             f"no numeric feature column is left for the K-means segments (segments.exclude_columns = {list(exclude)})"

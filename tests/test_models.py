@@ -582,3 +582,14 @@ def test_the_days_left_in_a_tier_count_to_the_last_day_a_win_still_counts_for_it
 
     got = days_left(["A", "B", "E", "A", "C"], {"A": 30, "B": 90, "C": 180}, [25, 25, 25, np.nan, "180"])
     np.testing.assert_allclose(got, [5, 65, np.nan, np.nan, 0])  # E has no last day; unknown days: unknown
+
+
+def test_lead_level_segments_leave_out_weekday_codes():
+    """Without an event log the numeric attributes part the segments, but not a weekday (a code, 7 is not
+    'more' than 1: a segment named 'high start weekday' tells a marketer nothing)."""
+    from leadtier.pipelines.train import segment_columns
+
+    feats = pd.DataFrame(
+        {"customer_id": ["a", "b"], "cust_age": [30.0, 50.0], "cust_start_weekday": [1, 7], "cust_region": ["x", "y"]}
+    )
+    assert segment_columns(feats) == ["cust_age"]
