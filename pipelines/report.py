@@ -969,7 +969,11 @@ def _profile_value(column: str, value: Any, currency: str | None, lang: str = "e
     if is_days_since(column) and pd.isna(value):
         return phrase(column, None, lang)
     found = meta_of(column)
-    return fmt_money(value, currency) if found and found[0].unit == "money" else fmt_num(value)
+    if found and found[0].unit == "money":
+        return fmt_money(value, currency)
+    if re.search(r"(^|_)year(_|$)", column) and not pd.isna(value):
+        return f"{float(value):.0f}"  # a year: 2006, not 2,006
+    return fmt_num(value)
 
 
 def _tier_segment(b: _Scored, cross: pd.DataFrame, cards: list[dict]) -> dict[str, Any]:

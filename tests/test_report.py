@@ -1089,3 +1089,8 @@ def test_a_tier_holding_far_more_customers_than_its_probabilities_expect_is_name
     assert notes[0] in report.render(ctx, "en")
     fair = report.build_context(make_predictions(scheme2, [best] * 40 + [rest] * 60), scheme2, SEGMENT_NAMES)
     assert fair["summary"]["inflated"] == []
+
+
+def test_a_segments_typical_year_reads_as_a_year():
+    assert report._profile_value("cust_year_established", 2006.0, None) == "2006"  # not 2,006
+    assert report._profile_value("cust_employees", 2006.0, None) == "2,006"
