@@ -238,7 +238,7 @@ def svg_tier_bars(tiers: list[dict], with_revenue: bool, s: dict[str, Any]) -> M
     vmax = max([t["pct"] for t in tiers] + ([t["revenue_pct"] or 0 for t in tiers] if with_revenue else [])) or 1
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(s["chart_tier_sizes"])}">',
+        f'aria-label="{escape(s["chart_tier_sizes" if with_revenue else "chart_tier_counts"])}">',
         f'<rect x="{label_w}" y="6" width="12" height="12" fill="#4a6fa5"/>'
         f'<text x="{label_w + 18}" y="16" class="legend">{escape(s["legend_customers"])}</text>',
     ]
