@@ -31,7 +31,7 @@ def rule_labels(con, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
                 else ""
             )
             raise InputError(
-                f"labels.rules[{i}] (tier {rule.tier!r}): 'when' must be a SQL condition over the customers "
+                f"labels.rules[{i - 1}] (tier {rule.tier!r}): 'when' must be a SQL condition over the customers "
                 f"table's columns (list a column the rule reads under categorical, numeric or leaky{typed}). Got "
                 f"{rule.when!r} instead: {first}"
             ) from None
@@ -42,5 +42,5 @@ def rule_labels(con, cfg: Config) -> tuple[pd.DataFrame, dict[str, int]]:
     log.info("labels from %d rules (first match wins): %s", len(rules), counts)
     for name, n in counts.items():
         if n == 0 and name != "unlabelled":
-            log.warning("labels.rules[%s]: no row meets this rule", name.split(":")[0])
+            log.warning("labels.rules[%d] (rule %s): no row meets this rule", int(name.split(":")[0]) - 1, name)
     return lab.loc[lab["tier"].notna(), ["customer_id", "tier"]].reset_index(drop=True), counts

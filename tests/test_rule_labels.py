@@ -88,7 +88,7 @@ def test_a_rule_that_reads_no_column_of_the_table_is_one_error_line(tmp_path, wo
     res = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--n-trials", "1"])
     assert res.exit_code == 2, res.output
     (line,) = [x for x in res.output.splitlines() if x.startswith("error:")]
-    assert "labels.rules[1] (tier '90'): 'when' must be a SQL condition over the customers table's columns" in line
+    assert "labels.rules[0] (tier '90'): 'when' must be a SQL condition over the customers table's columns" in line
     assert "Got \"contract = 'signed'\" instead" in line and "Traceback" not in res.output
 
 
