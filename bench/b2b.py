@@ -223,7 +223,10 @@ def _task_open_deals(p: dict) -> dict:
     closed = started + pd.to_timedelta(later[["days_to_win", "days_to_loss"]].min(axis=1), unit="D")
     alive = (started < pd.Timestamp(cut)) & ~(closed < pd.Timestamp(cut)) & later["tier"].notna()
     truth = later.loc[alive, ["customer_id", "tier"]]
-    rows = feats.merge(truth, on="customer_id").query(f"open_days >= {entity_days(cfg)}").reset_index(drop=True)
+    # open at least the days the features describe, and at most the horizon (after it only E is left, for
+    # both variants alike)
+    rows = feats.merge(truth, on="customer_id")
+    rows = rows[rows["open_days"].between(entity_days(cfg), oc.horizon_days)].reset_index(drop=True)
     plain = copy.copy(scorer)
     plain.still_open = {}
     onehot = np.stack([(rows["tier"] == c).to_numpy(float) for c in codes], axis=1)

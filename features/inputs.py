@@ -281,10 +281,11 @@ def category_value(col: str, na_values: Sequence[str]) -> str:
     return f"CASE WHEN {text} IN ({na}) THEN NULL ELSE {text} END"
 
 
-def number_source(col: str, cls: str, na_values: Sequence[str]) -> str:
+def number_source(col: str, cls: str, na_values: Sequence[str], decimal: str = ".", thousands: str = "") -> str:
     """A number attribute before it is read as a number: the configured ``na_values`` are missing whether
-    the file's column holds text ('n/a'; '999' or '999.0' for a value 999) or numbers (999), so that a row
-    scores the same whatever the other rows of its file make of the column's type."""
+    the file's column holds text ('n/a'; '999' or '999.0' for a value 999, read with the file's ``decimal``
+    and ``thousands`` marks) or numbers (999), so that a row scores the same whatever the other rows of its
+    file make of the column's type."""
     if not na_values or cls not in (TEXT, FLOAT, INT):
         return col
     numbers = []
@@ -299,7 +300,8 @@ def number_source(col: str, cls: str, na_values: Sequence[str]) -> str:
         words = category_value(col, na_values)
         if not numbers:
             return words
-        return f"CASE WHEN TRY_CAST(trim({col}) AS DOUBLE) IN ({', '.join(numbers)}) THEN NULL ELSE {words} END"
+        value = f"TRY_CAST({number_text(col, decimal, thousands)} AS DOUBLE)"  # as the file writes numbers
+        return f"CASE WHEN {value} IN ({', '.join(numbers)}) THEN NULL ELSE {words} END"
     return f"CASE WHEN {col} IN ({', '.join(numbers)}) THEN NULL ELSE {col} END" if numbers else col
 
 

@@ -57,20 +57,29 @@ def given_open(
     return np.where(total > 0, kept / np.where(total > 0, total, 1.0), even)
 
 
-def open_shares(tiers, closed_after, codes, days: int) -> dict[str, list[float]]:
+def open_shares(tiers, closed_after, codes, days: int, prior: float = 2.0) -> dict[str, list[float]]:
     """Per tier of ``codes``, for each day 0 .. ``days`` + 1: the share of the entities of that tier (``tiers``)
     still open after that many days, i.e. neither won nor lost before it (``closed_after``: the days from
-    the start to the first win or loss, NaN for neither), smoothed as (open + 1) / (entities + 2) so that a
-    tier of few entities is not ruled out by chance. The scorer weighs each tier by it (:func:`given_open`):
-    an open deal of 90 days is less likely lost than a new one, as many losses come early."""
+    the start to the first win or loss, NaN for neither; a close dated before the start counts as day 0).
+    A tier of few entities is drawn towards the share of all entities still open that day, with the weight
+    of ``prior`` entities: ``(open + prior * pooled) / (entities + prior)``, so no tier is ruled out by
+    chance and every tier weighs 1 while no entity has closed. The scorer weighs each tier by it
+    (:func:`given_open`): an open deal of 90 days is less likely lost than a new one, as many losses come
+    early."""
     tier = pd.Series(np.asarray(tiers, dtype=object)).astype(str).to_numpy()
     after = pd.to_numeric(pd.Series(np.asarray(closed_after, dtype=object)), errors="coerce").to_numpy("float64")
-    after = np.where(np.isnan(after), np.inf, after)
+    after = np.where(np.isnan(after), np.inf, np.maximum(after, 0.0))
+    day = np.arange(days + 2)
+
+    def still(values: np.ndarray) -> np.ndarray:  # how many are open on each day (closed on it or later)
+        ordered = np.sort(values)
+        return len(ordered) - np.searchsorted(ordered, day, side="left")
+
+    pooled = still(after) / max(len(after), 1)
     out = {}
     for code in codes:
-        mine = np.sort(after[tier == code])
-        opened = len(mine) - np.searchsorted(mine, np.arange(days + 2), side="left")  # closed on day d or later
-        out[code] = [round(float(v), 6) for v in (opened + 1) / (len(mine) + 2)]
+        mine = after[tier == code]
+        out[code] = [round(float(v), 6) for v in (still(mine) + prior * pooled) / (len(mine) + prior)]
     return out
 
 

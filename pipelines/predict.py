@@ -230,8 +230,9 @@ def warn_open_only(scorer, cfg: Config) -> None:
     """Warn when the scorer rules out tiers by days open but ``predict.open_only`` scores closed entities too."""
     if getattr(scorer, "latest_open_days", None) and not cfg.predict.open_only:
         log.warning(
-            "predict.open_only is off: every entity is scored as still open (not won) at the as-of date, so one "
-            "open longer than a tier's window is never in that tier; set predict.open_only to skip closed ones"
+            "predict.open_only is off: every entity is scored as still open (neither won nor lost) at the as-of "
+            "date, so one open longer than a tier's window is never in that tier and a lost one reads as open; set "
+            "predict.open_only to skip closed ones"
         )
 
 

@@ -971,7 +971,7 @@ def _profile_value(column: str, value: Any, currency: str | None, lang: str = "e
     found = meta_of(column)
     if found and found[0].unit == "money":
         return fmt_money(value, currency)
-    if re.search(r"(^|_)year(_|$)", column) and not pd.isna(value):
+    if re.search(r"(^|_)year(_|$)", column) and not pd.isna(value) and 1800 <= float(value) <= 2200:
         return f"{float(value):.0f}"  # a year: 2006, not 2,006
     return fmt_num(value)
 

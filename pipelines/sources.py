@@ -470,8 +470,9 @@ def _hints(
     said = str(exc)
     if "Parser Error" in said or "PARSE_SYNTAX_ERROR" in said or isinstance(exc, sqlglot.errors.SqlglotError):
         return ""
-    if kind in ("date", "timestamp"):
-        return _dates_read_by(engine, view, expr, kind)
+    dates = _dates_read_by(engine, view, expr, kind) if kind in ("date", "timestamp") else ""
+    if dates:
+        return dates
     text = _text_read_by(engine, view, expr, classes, value, fs)
     typed = "No function matches" in said or "DATATYPE_MISMATCH" in said  # a text function given a number
     return text or (_numbers_read_by(path, fs, expr, classes) if typed else "")
@@ -569,7 +570,8 @@ def _log_unread_columns(cfg: Config, path: Path, classes: dict) -> None:
     """Say (INFO) which columns of a customers file no table of the config reads (the outcomes may come
     from the same file): a forgotten feature is then seen; list it under categorical or numeric to use it,
     or under leaky or personal to say why not."""
-    said: set[str] = {"input_row"}
+    wl = cfg.worklist
+    said: set[str] = {"input_row", "owner", *(c for c in (wl.owner_column, wl.value_column) if c)}
     expressions = []
     for name in type(cfg.data.tables).model_fields:
         spec = getattr(cfg.data.tables, name)
@@ -583,6 +585,7 @@ def _log_unread_columns(cfg: Config, path: Path, classes: dict) -> None:
             )
             expressions += fs.derived.values()
     text = " ".join(expressions)
+    classes = {c: v for c, v in classes.items() if c != "__types__"}
     unread = [
         c
         for c in classes
@@ -613,8 +616,6 @@ def _file_select(
     text |= set(spec.categorical) | set(spec.leaky) | (set(spec.numeric) if marked else set())
     classes = _read_joined(engine, cfg, table, spec, fs, view, text, stats, tag_rows)
     types = classes.pop("__types__", {})
-    if table == "customers" and not tag_rows:
-        _log_unread_columns(cfg, path, classes)
     if _format(path, fs.format) == "csv" and _header_is_data(list(types) or list(classes)):
         raise InputError(
             f"{path}: every name in its first line is a number or a date (e.g. "
@@ -839,7 +840,7 @@ def _attributes(
             what = "leaky column (read by labels.rules)" if attr in leaky else "attribute column"
             raise InputError(f"{path}: {what} {attr!r} listed in tables.{table} is missing")
         elif attr in spec.numeric:
-            source = rules.number_source(ident(attr), classes[attr], spec.na_values)  # 'n/a', 999: missing
+            source = rules.number_source(ident(attr), classes[attr], spec.na_values, fs.decimal, fs.thousands)
             source = source if source == ident(attr) else f"({source})"
             columns.append((ident(attr), source, attr, "float", classes[attr]))
         else:
@@ -859,11 +860,16 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
     file stops the run; keys without a match are counted, and those the lookup spells differently logged."""
     path = cfg.data_path(fs.path)
     if not spec.joins:
-        return _read_numbered(engine, fs, view, path, table, text)
+        own = _read_numbered(engine, fs, view, path, table, text)
+        if table == "customers" and not in_order:
+            _log_unread_columns(cfg, path, own)
+        return own
     main = f"{view}__main"
     keys = {j.by for j in spec.joins.values()}
-    classes = _read_numbered(engine, fs, main, path, table, text | (keys - set(fs.derived)))
+    classes = _read_numbered(engine, fs, main, path, table, text | keys)  # a key the file lacks reads nothing
     types = classes.pop("__types__", {})
+    if table == "customers" and not in_order:
+        _log_unread_columns(cfg, path, classes)
     derived_keys = sorted(k for k in keys if k in fs.derived)
     if derived_keys:  # a key cleaned by `derived` ('GTXPro' -> 'GTX Pro') joins by its cleaned value
         keyed = ", ".join(f"({_derived_sql(fs, k)}) AS {ident(_JOIN_KEY + k)}" for k in derived_keys)

@@ -197,6 +197,14 @@ def check_minimum(cfg: Config, tiers: pd.Series) -> None:
         )
 
 
+def _is_weekday(column: str) -> bool:
+    """Whether the feature metadata says ``column`` holds a day of the week (1 = Monday .. 7)."""
+    from leadtier.features.meta import meta_of
+
+    found = meta_of(column)
+    return found is not None and found[0].unit == "weekday"
+
+
 def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
     """Behaviour columns for K-means: RFM and interaction numbers; without an event log (lead-level
     data), the numeric attributes but weekday codes. ``exclude`` (``segments.exclude_columns``) are never
@@ -210,7 +218,7 @@ def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
     numeric = [c for c in feats.columns if c not in set(exclude) and pd.api.types.is_numeric_dtype(feats[c])]
     cols = [c for c in numeric if c.startswith(("rfm_", "ix_"))]
     if not cols:  # a weekday is a code (7 is not 'more' than 1): it parts no segments
-        cols = [c for c in numeric if c != ID_COLUMN and not c.endswith("_weekday")]
+        cols = [c for c in numeric if c != ID_COLUMN and not _is_weekday(c)]
     if not cols:
         raise TrainingDataError(
             f"no numeric feature column is left for the K-means segments (segments.exclude_columns = {list(exclude)})"

@@ -481,6 +481,11 @@ def test_a_derived_date_that_does_not_parse_names_the_values_and_the_format_that
     assert "derived column customers.created_at" in said and "e.g. '31-12-2017'" in said, said
     assert "strptime(<the column>, '%d-%m-%Y')" in said and "2017-09-28" not in said.split("e.g.")[-1], said
     assert "numbers" not in said, said
+    # a date function given a column read as numbers: the hint to read it as text stays
+    (tmp_path / "n.csv").write_text("id,signup\no1,20170928\no2,20171001\n")
+    spec = {"path": "n.csv", "columns": {"customer_id": "id"}, "derived": {"created_at": "strptime(signup, '%Y%m%d')"}}
+    with pytest.raises(InputError, match=r"CAST\(\"?signup\"? AS VARCHAR\)"):
+        register_all(DuckEngine(connect()), _config(tmp_path, spec), with_labels=False)
 
 
 def test_a_file_without_a_header_line_or_split_by_spaces_is_said_so_not_read_a_row_short(engine, tmp_path):
@@ -542,6 +547,12 @@ def test_columns_of_the_customers_file_that_nothing_reads_are_named(tmp_path, ca
         register_all(DuckEngine(connect()), _config(tmp_path, spec), with_labels=False)
     said = [r.getMessage() for r in caplog.records if "read by nothing" in r.getMessage()]
     assert len(said) == 1 and "column(s) 'duration', 'nr.employed' are read by nothing" in said[0], said
+    caplog.clear()
+    cfg = _config(tmp_path, spec)
+    cfg.worklist.owner_column = "nr.employed"  # the worklist reads it: not said
+    with caplog.at_level("INFO", logger="leadtier.pipelines.sources"):
+        register_all(DuckEngine(connect()), cfg, with_labels=False)
+    assert "column(s) 'duration' are read by nothing" in caplog.text, caplog.text
 
 
 def test_ids_that_are_row_positions_compare_no_tiers_with_the_last_run(tmp_path, caplog):

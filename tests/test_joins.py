@@ -128,6 +128,17 @@ def test_a_join_key_cleaned_by_derived_joins_by_its_cleaned_value(tmp_path, engi
     assert got == {"o1": ("East",), "o2": ("West",), "o3": ("East",), "o4": ("West",), "o5": ("East",)}
 
 
+def test_a_derived_join_key_is_read_as_text_as_every_join_key_is(tmp_path, engine):
+    """Codes like '1.10' stay text under a derived key too (a number would read '1.1' and miss the lookup)."""
+    pipeline = PIPELINE.replace("GTX Pro", "1.10").replace("MG Special", "2.20").replace("GTX Basic", "3.00")
+    products = PRODUCTS.replace("GTXPro", "1.10").replace("MG Special", "2.20").replace("GTX Basic", "3.00")
+    raw = _world(tmp_path, products=products, derived={"product": "trim(product)"})
+    (tmp_path / "pipeline.csv").write_text(pipeline)
+    stats = register_all(engine, _load(tmp_path, raw))
+    assert stats["customers"].joins["products"]["no_match"] == 0
+    assert _table(engine, 'SELECT customer_id, "series" FROM customers')["o1"] == ("GTX",)
+
+
 def test_an_unknown_derived_column_is_an_error_not_ignored(tmp_path):
     raw = _world(tmp_path, derived={"sector": "(SELECT 'x')"})
     raw["data"]["tables"]["customers"]["categorical"].remove("sector")

@@ -575,6 +575,12 @@ def test_an_open_entity_is_weighed_by_how_many_of_each_tier_are_still_open_that_
     passed_only = given_open(prior[:1], codes, latest, [60])[0]
     assert passed_only[3] > np.mean(tiers[~(closed < 60)] == "E") + 0.1  # without the shares: loss overstated
     np.testing.assert_allclose(given_open(prior, codes, latest, [np.nan] * 3, still), prior)  # days unknown
+    # a small tier is drawn towards the share of all still open, not towards one half: while no entity has
+    # closed, every tier weighs 1 and the model's probabilities stand
+    few = open_shares(["A"] * 10 + ["E"] * 1000, [20.0] * 10 + [np.nan] * 1000, ["A", "E"], 30)
+    assert few["A"][14] == few["E"][14] == 1.0 and 0 < few["A"][21] < 0.2 and few["E"][21] > 0.9999
+    half = np.array([[0.5, 0.5]])
+    np.testing.assert_allclose(given_open(half, ["A", "E"], {"A": 30}, [14], few), half)
 
 
 def test_the_days_left_in_a_tier_count_to_the_last_day_a_win_still_counts_for_it():
@@ -593,3 +599,5 @@ def test_lead_level_segments_leave_out_weekday_codes():
         {"customer_id": ["a", "b"], "cust_age": [30.0, 50.0], "cust_start_weekday": [1, 7], "cust_region": ["x", "y"]}
     )
     assert segment_columns(feats) == ["cust_age"]
+    visits = feats.assign(cust_visits_weekday=[3.0, 9.0])  # an attribute of the user's, named so: a number
+    assert segment_columns(visits) == ["cust_age", "cust_visits_weekday"]
