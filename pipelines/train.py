@@ -207,8 +207,8 @@ def _is_weekday(column: str) -> bool:
 
 def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
     """Behaviour columns for K-means: RFM and interaction numbers; without an event log (lead-level
-    data), the numeric attributes but weekday codes. ``exclude`` (``segments.exclude_columns``) are never
-    used."""
+    data), the numeric attributes but weekday codes (unless nothing else is left). ``exclude``
+    (``segments.exclude_columns``) are never used."""
     unknown = sorted(set(exclude) - set(feats.columns))
     if unknown:
         raise TrainingDataError(
@@ -217,8 +217,9 @@ def segment_columns(feats: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
         )
     numeric = [c for c in feats.columns if c not in set(exclude) and pd.api.types.is_numeric_dtype(feats[c])]
     cols = [c for c in numeric if c.startswith(("rfm_", "ix_"))]
-    if not cols:  # a weekday is a code (7 is not 'more' than 1): it parts no segments
+    if not cols:  # a weekday is a code (7 is not 'more' than 1): it parts segments only when nothing else can
         cols = [c for c in numeric if c != ID_COLUMN and not _is_weekday(c)]
+        cols = cols or [c for c in numeric if c != ID_COLUMN]
     if not cols:
         raise TrainingDataError(
             f"no numeric feature column is left for the K-means segments (segments.exclude_columns = {list(exclude)})"

@@ -601,3 +601,5 @@ def test_lead_level_segments_leave_out_weekday_codes():
     assert segment_columns(feats) == ["cust_age"]
     visits = feats.assign(cust_visits_weekday=[3.0, 9.0])  # an attribute of the user's, named so: a number
     assert segment_columns(visits) == ["cust_age", "cust_visits_weekday"]
+    only = feats.drop(columns="cust_age")  # nothing else to part segments by: the weekday rather than none
+    assert segment_columns(only) == ["cust_start_weekday"]
