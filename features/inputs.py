@@ -363,62 +363,84 @@ def spelling_key(expr: str) -> str:
     return f"ltrim({text}, '0')"
 
 
-def key_text(expr: str) -> str:
-    """A join key as text, so a key read as a number in one file matches the same key in another."""
+AS_WRITTEN, FLOAT_TEXT, FLOAT_NUMBER = "as written", "float text", "float number"  # join key forms: key_text
+
+
+def key_text(expr: str, form: str = AS_WRITTEN) -> str:
+    """A join key as text, so a key read as a number in one file matches the same key in another. A key
+    column of form ``FLOAT_NUMBER`` (a float column) or ``FLOAT_TEXT`` (a text column every key of which
+    is a number with a decimal point), as pandas writes an integer id column with gaps, names by each
+    whole number the integer key another file writes without a decimal point ('100824.0' is '100824')."""
+    if form == FLOAT_NUMBER:
+        return id_value(expr, FLOAT)
+    if form == FLOAT_TEXT:
+        return id_value(f"CAST({expr} AS VARCHAR)", TEXT, float_text=True, all_usable=True)
     return f"CAST({expr} AS VARCHAR)"
 
 
-def duplicate_keys(view: str, key: str) -> str:
-    """(key, rows) for every key that more than one row of lookup ``view`` carries, most rows first."""
-    k = key_text(ident(key))
+def key_form(view: str, key: str) -> str:
+    """One row, one column: whether every key of text column ``key`` of ``view`` is a number with a
+    decimal point (form ``FLOAT_TEXT`` of :func:`key_text`); false when it has none."""
+    return (
+        f"SELECT coalesce(bool_and(regexp_matches({ident(key)}, '{_FLOAT_TEXT}')), false) "
+        f"FROM {view} WHERE {ident(key)} IS NOT NULL"
+    )
+
+
+def duplicate_keys(view: str, key: str, form: str = AS_WRITTEN) -> str:
+    """(key, rows) for every key that more than one row of lookup ``view`` carries, most rows first
+    (``form``: the key column's, see :func:`key_text`)."""
+    k = key_text(ident(key), form)
     return (
         f"SELECT {k} AS key, count(*) AS n FROM {view} WHERE {ident(key)} IS NOT NULL "
         f"GROUP BY {k} HAVING count(*) > 1 ORDER BY n DESC, key"
     )
 
 
-def _distinct_keys(view: str, key: str) -> str:
-    return f"(SELECT DISTINCT {key_text(ident(key))} AS key FROM {view} WHERE {ident(key)} IS NOT NULL)"
+def _distinct_keys(view: str, key: str, form: str) -> str:
+    return f"(SELECT DISTINCT {key_text(ident(key), form)} AS key FROM {view} WHERE {ident(key)} IS NOT NULL)"
 
 
-def join_counts(main: str, on: str, lookup: str, key: str) -> str:
-    """One row: the rows of ``main``, those without a key, and those whose key ``lookup`` does not have."""
+def join_counts(main: str, on: str, on_form: str, lookup: str, key: str, form: str) -> str:
+    """One row: the rows of ``main``, those without a key, and those whose key ``lookup`` does not have
+    (each key column of its form, see :func:`key_text`)."""
     return (
         f"SELECT count(*), count(*) FILTER (WHERE m.{ident(on)} IS NULL), "
-        f"count(*) FILTER (WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL) "
-        f"FROM {main} AS m LEFT JOIN {_distinct_keys(lookup, key)} AS k ON {key_text(f'm.{ident(on)}')} = k.key"
+        f"count(*) FILTER (WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL) FROM {main} AS m "
+        f"LEFT JOIN {_distinct_keys(lookup, key, form)} AS k ON {key_text(f'm.{ident(on)}', on_form)} = k.key"
     )
 
 
-def unmatched_keys(main: str, on: str, lookup: str, key: str) -> str:
+def unmatched_keys(main: str, on: str, on_form: str, lookup: str, key: str, form: str) -> str:
     """(value, rows) of the keys of ``main`` that ``lookup`` does not have, most rows first."""
-    value = key_text(f"m.{ident(on)}")
+    value = key_text(f"m.{ident(on)}", on_form)
     return (
         f"SELECT {value} AS value, count(*) AS n FROM {main} AS m "
-        f"LEFT JOIN {_distinct_keys(lookup, key)} AS k ON {value} = k.key "
+        f"LEFT JOIN {_distinct_keys(lookup, key, form)} AS k ON {value} = k.key "
         f"WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL GROUP BY {value}"
     )
 
 
-def spelling_pairs(main: str, on: str, lookup: str, key: str) -> str:
+def spelling_pairs(main: str, on: str, on_form: str, lookup: str, key: str, form: str) -> str:
     """(value in ``main``, the lookup's spelling, rows) for keys without a match that the lookup table
     spells differently (``spelling_key``), most rows first."""
     return (
-        f"SELECT u.value, k.key, u.n FROM ({unmatched_keys(main, on, lookup, key)}) AS u "
-        f"JOIN {_distinct_keys(lookup, key)} AS k "
+        f"SELECT u.value, k.key, u.n FROM ({unmatched_keys(main, on, on_form, lookup, key, form)}) AS u "
+        f"JOIN {_distinct_keys(lookup, key, form)} AS k "
         f"ON {spelling_key('u.value')} = {spelling_key('k.key')} ORDER BY u.n DESC, u.value, k.key"
     )
 
 
 def lookup_join(
-    main: str, lookups: Sequence[tuple[str, str, str, Sequence[tuple[str, str]]]], order_by: str = ""
+    main: str, lookups: Sequence[tuple[str, str, str, str, str, Sequence[tuple[str, str]]]], order_by: str = ""
 ) -> str:
-    """``main`` with the columns of each lookup table ``(view, on, key, [(column, as name)])`` joined
-    many-to-one by key (a row whose key has no match keeps NULLs); ``order_by``: a column of ``main``
-    that keeps the rows in input order."""
+    """``main`` with the columns of each lookup table ``(view, on, on's form, key, key's form, [(column, as
+    name)])`` joined many-to-one by key (a row whose key has no match keeps NULLs; forms: see
+    :func:`key_text`); ``order_by``: a column of ``main`` that keeps the rows in input order."""
     columns, joins = ["m.*"], []
-    for i, (view, on, key, cols) in enumerate(lookups):
+    for i, (view, on, on_form, key, form, cols) in enumerate(lookups):
         columns += [f"l{i}.{ident(c)} AS {ident(name)}" for c, name in cols]
-        joins.append(f"LEFT JOIN {view} AS l{i} ON {key_text(f'm.{ident(on)}')} = {key_text(f'l{i}.{ident(key)}')}")
+        left, right = key_text(f"m.{ident(on)}", on_form), key_text(f"l{i}.{ident(key)}", form)
+        joins.append(f"LEFT JOIN {view} AS l{i} ON {left} = {right}")
     order = f" ORDER BY m.{ident(order_by)}" if order_by else ""
     return f"SELECT {', '.join(columns)} FROM {main} AS m {' '.join(joins)}{order}"

@@ -881,7 +881,9 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
         lookup = f"{view}__lookup{i}"
         on = _JOIN_KEY + join.by if join.by in fs.derived else join.by
         seen = classes | ({on: rules.TEXT} if on != join.by else {})  # a derived key exists, whatever the file has
-        lk_classes, lk_types = _read_lookup(engine, cfg, table, name, join, lookup, path, seen, text, stats, main, on)
+        lk_classes, lk_types, forms = _read_lookup(
+            engine, cfg, table, name, join, lookup, path, seen, text, stats, main, on
+        )
         cols = [(c, join.prefix + c) for c in lk_classes if c != join.lookup_key]
         clash = sorted({n for _, n in cols} & set(classes))
         if clash:
@@ -892,7 +894,7 @@ def _read_joined(engine, cfg: Config, table: str, spec: TableSpec, fs: FileSpec,
             )
         classes |= {n: lk_classes[c] for c, n in cols}
         types |= {n: lk_types[c] for c, n in cols}
-        lookups.append((lookup, on, join.lookup_key, cols))
+        lookups.append((lookup, on, forms[0], join.lookup_key, forms[1], cols))
     order = ""
     if in_order:  # a scoring input's rows keep their positions through the join
         engine.number_rows(f"{main}__rows", f"SELECT * FROM {main}")
@@ -915,7 +917,8 @@ def _read_lookup(
     engine, cfg: Config, table, name, join: JoinSpec, view, path, classes, text, stats, main: str, on: str
 ) -> tuple:
     """Read lookup ``name`` into ``view``; check its key (present on both sides, unique in the lookup) and
-    count and log the rows of ``path`` (read as ``main``) whose key (column ``on``) has no match."""
+    count and log the rows of ``path`` (read as ``main``) whose key (column ``on``) has no match. Returns
+    the lookup's column classes, its types, and the forms of the two key columns (``rules.key_text``)."""
     lk_path, where = cfg.data_path(join.path), f"tables.{table}.joins.{name}"
     if not lk_path.is_file():
         raise InputError(f"{where}: lookup file not found: {lk_path}")
@@ -933,7 +936,9 @@ def _read_lookup(
         raise InputError(
             f"{lk_path}: key column {join.lookup_key!r} ({where}) is missing; columns present: {sorted(lk_classes)}"
         )
-    dup = rules.duplicate_keys(view, join.lookup_key)
+    keys = (main, on, _key_form(engine, main, on, classes[on]))
+    keys += (view, join.lookup_key, _key_form(engine, view, join.lookup_key, lk_classes[join.lookup_key]))
+    dup = rules.duplicate_keys(*keys[3:])
     (n_dup,) = engine.rows(f"SELECT count(*) FROM ({dup})")[0]
     if n_dup:
         ex = ", ".join(f"{clip(k, quote=True)} ({n} rows)" for k, n in engine.rows(f"{dup} LIMIT 3"))
@@ -941,13 +946,13 @@ def _read_lookup(
             f"{lk_path}: key column {join.lookup_key!r} ({where}) must be unique in the lookup table (one row per "
             f"key, joined many-to-one). Got {n_dup} key(s) on more than one row instead; e.g. {ex}"
         )
-    rows, no_key, no_match = engine.rows(rules.join_counts(main, on, view, join.lookup_key))[0]
+    rows, no_key, no_match = engine.rows(rules.join_counts(*keys))[0]
     stats_row = {"rows": int(rows), "missing_key": int(no_key), "no_match": int(no_match)}
     log.info("%s: %s joined on %r: %s", path, where, join.by, stats_row)
     if no_match:
-        pairs = engine.rows(f"{rules.spelling_pairs(main, on, view, join.lookup_key)} LIMIT 5")
+        pairs = engine.rows(f"{rules.spelling_pairs(*keys)} LIMIT 5")
         spelt = spelt_otherwise(pairs, "values that differ only in spelling")
-        unmatched = rules.unmatched_keys(main, on, view, join.lookup_key)
+        unmatched = rules.unmatched_keys(*keys)
         ex = ", ".join(
             f"{clip(v, quote=True)} ({n} row{'' if n == 1 else 's'})"
             for v, n in engine.rows(f"SELECT value, n FROM ({unmatched}) AS u ORDER BY n DESC, value LIMIT 3")
@@ -960,7 +965,16 @@ def _read_lookup(
     for k, n in stats_row.items():
         stats.joins.setdefault(name, {}).setdefault(k, 0)
         stats.joins[name][k] += n
-    return lk_classes, lk_types
+    return lk_classes, lk_types, (keys[2], keys[5])
+
+
+def _key_form(engine, view: str, key: str, cls: str) -> str:
+    """The form of join key column ``key`` of ``view``, of class ``cls`` (see ``rules.key_text``)."""
+    if cls == rules.FLOAT:
+        return rules.FLOAT_NUMBER
+    if cls == rules.TEXT and engine.rows(rules.key_form(view, key))[0][0]:
+        return rules.FLOAT_TEXT
+    return rules.AS_WRITTEN
 
 
 def spelt_otherwise(pairs, what: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import duckdb
-from leadtier.features.inputs import spelling_pairs
+from leadtier.features.inputs import AS_WRITTEN, spelling_pairs
 from leadtier.models.text import clip
 from leadtier.pipelines.config import Config
 from leadtier.pipelines.sources import InputError, TableStats, spelt_otherwise
@@ -270,7 +270,9 @@ def check_event_customers(
 def _spelt_otherwise(con, rows: str) -> str:
     """For event ``rows`` (a table or subquery) naming unknown customers: ids that match a customer once case,
     separators and leading zeros are ignored ('57254' for '057254': ids a spreadsheet read as numbers)."""
-    pairs = con.execute(f"{spelling_pairs(rows, 'customer_id', 'customers', 'customer_id')} LIMIT 3").fetchall()
+    pairs = con.execute(
+        f"{spelling_pairs(rows, 'customer_id', AS_WRITTEN, 'customers', 'customer_id', AS_WRITTEN)} LIMIT 3"
+    ).fetchall()
     return spelt_otherwise(pairs, "ids the customers table spells otherwise or with leading zeros (keep ids as text)")
 
 

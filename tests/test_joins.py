@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 from leadtier.pipelines.cli import app
@@ -137,6 +138,32 @@ def test_a_derived_join_key_is_read_as_text_as_every_join_key_is(tmp_path, engin
     stats = register_all(engine, _load(tmp_path, raw))
     assert stats["customers"].joins["products"]["no_match"] == 0
     assert _table(engine, 'SELECT customer_id, "series" FROM customers')["o1"] == ("GTX",)
+
+
+def test_integer_keys_written_as_floats_in_one_file_match_the_integers_of_the_other(tmp_path, engine):
+    """pandas writes an integer id column with gaps as floats ('101.0', or a Parquet double): its whole
+    numbers join the lookup's integer keys, in a CSV and a Parquet file alike; a text key column that is not
+    all such numbers ('7.0' beside 'x9') keeps its keys as written."""
+    pipeline = PIPELINE.replace("Acme", "101.0").replace("Betatech", "102.0").replace("Nowhere Inc", "103.5")
+    raw = _world(tmp_path)
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS.replace("Acme", "101").replace("Betatech", "102"))
+    (tmp_path / "pipeline.csv").write_text(pipeline)
+    stats = register_all(engine, _load(tmp_path, raw))
+    assert stats["customers"].joins["accounts"] == {"rows": 5, "missing_key": 1, "no_match": 1}  # 103.5 is no 103
+    expected = {"o1": ("retail",), "o2": ("retail",), "o3": ("software",), "o4": (None,), "o5": (None,)}
+    assert _table(engine, 'SELECT customer_id, "sector" FROM customers') == expected
+    frame = pd.read_csv(tmp_path / "pipeline.csv")
+    assert frame["account"].dtype == "float64"  # as pandas reads and writes it
+    frame.to_parquet(tmp_path / "pipeline.parquet")
+    raw["data"]["tables"]["customers"]["path"] = "pipeline.parquet"
+    register_all(engine, _load(tmp_path, raw))
+    assert _table(engine, 'SELECT customer_id, "sector" FROM customers') == expected
+    raw["data"]["tables"]["customers"]["path"] = "pipeline.csv"
+    (tmp_path / "pipeline.csv").write_text(pipeline.replace("103.5", "x9"))
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS.replace("Acme", "101.0").replace("Betatech", "102"))
+    stats = register_all(engine, _load(tmp_path, raw))  # 'x9' is no number: '101.0' and '102.0' stay as written
+    assert stats["customers"].joins["accounts"]["no_match"] == 2
+    assert _table(engine, 'SELECT customer_id, "sector" FROM customers')["o1"] == ("retail",)
 
 
 def test_an_unknown_derived_column_is_an_error_not_ignored(tmp_path):
