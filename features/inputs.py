@@ -220,6 +220,14 @@ def time_value(col: str, cls: str, kind: str, date_format: str | Sequence[str] |
     return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS {target})"
 
 
+_LOCAL_OFFSET = "[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?[+-][0-9]{2}:?[0-9]{2}$"
+
+
+def local_offset(col: str) -> str:
+    """A text time of day with a UTC offset other than +00:00 ('2026-03-01T09:15:00+08:00')."""
+    return f"regexp_matches({col}, '{_LOCAL_OFFSET}') AND NOT regexp_matches({col}, '[+-]00:?00$')"
+
+
 def time_bad(col: str, value: str) -> str:
     """A date or time ``col`` (not of the temporal class) that is not blank but does not parse."""
     return f"{col} IS NOT NULL AND trim(CAST({col} AS VARCHAR)) <> '' AND {value} IS NULL"

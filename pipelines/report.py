@@ -86,7 +86,7 @@ KEY_FEATURES = (
     "cust_tenure_days",
 )
 MAX_PROFILE_ROWS = 6
-SHORT_CODE = 3  # a tier code this short (A, IV, 90) names its tier in the segment cards; longer ones by label
+SHORT_CODE = 3  # tier codes all this short (A, IV, 90) name their tiers in the segment cards; else every one by label
 CHANGES = ("upgraded", "downgraded", "unchanged", "new", "gone")
 REVENUE_COLUMN = "rfm_monetary"
 WORKLIST_ROWS = 1000  # the default of report.worklist_rows; all of them are in the worklist's CSV
@@ -923,6 +923,7 @@ def _segment_cards(
         first = pd.DataFrame({"sid": b.seg_ids.to_numpy(), "name": b.predictions["segment"].to_numpy()})
         fallback_names = first.drop_duplicates("sid").set_index("sid")["name"].astype(str).to_dict()
     seg_rev = pd.Series(np.clip(b.rev, 0, None)).groupby(b.seg_ids.to_numpy()).sum() if b.has_revenue else None
+    codes_short = all(len(c) <= SHORT_CODE for c in b.codes)  # one choice per scheme: never 'low' beside '高意向'
     cards = []
     for sid in sorted(cross.index):
         size = int(cross.loc[sid].sum())
@@ -930,7 +931,7 @@ def _segment_cards(
             {
                 "code": c,
                 "label": b.scheme.label(c, b.lang),
-                "short": c if len(c) <= SHORT_CODE else b.scheme.label(c, b.lang),  # 'A', 'IV'; '高意向' for 'high'
+                "short": c if codes_short else b.scheme.label(c, b.lang),  # 'A', 'IV'; '高意向' for 'high'
                 "color": b.colors[c],
                 "count": int(cross.loc[sid, c]),
                 "pct": int(cross.loc[sid, c]) / size if size else 0.0,

@@ -647,6 +647,8 @@ def _file_select(
         bad_cells.found.append((blank, EMPTY_ROW))
     for problem, n_bad, where, reason in failing or ():
         _bad_cells(bad_cells, problem, n_bad, where, reason)
+    if cfg.data.time_zone == "UTC":
+        _warn_local_offsets(engine, table, path, view, columns, counts)
     for column in columns:
         out[column[0]] = _canonical_value(engine, table, path, fs, view, stats, counts, column, out, bad_cells)
     order = [c for c, _, _ in wanted] + [ident(a) for a in kept]
@@ -654,6 +656,21 @@ def _file_select(
         out["row_reject"] = rules.row_reject(out["row_reject"], bad_cells.found)
         order += ["input_id", "row_reject"]
     return f"SELECT {', '.join(f'{out[c]} AS {c}' for c in order)} FROM {view}"
+
+
+def _warn_local_offsets(engine, table: str, path: Path, view: str, columns: list[Column], counts: dict) -> None:
+    """Warn of times written with a local UTC offset while ``data.time_zone`` is UTC: each is read as its
+    UTC time, so a day, the as-of date and every window end at midnight UTC, not at the offset's."""
+    for canon, col, src, _, _ in columns:
+        n = int(counts.get(f"offset:{canon}") or 0)
+        if n:
+            (example,) = engine.rows(f"SELECT {col} FROM {view} WHERE {rules.local_offset(col)} LIMIT 1")[0]
+            log.warning(
+                "%s: column %r (%s) has %d time(s) with a UTC offset, e.g. %s, but data.time_zone is UTC: each is "
+                "read as its UTC time, so dates and the as-of date end at midnight UTC; set data.time_zone to the "
+                "IANA zone the offsets are local to (e.g. Asia/Shanghai)",
+                *(path, src, _named(table, canon), n, clip(example, quote=True)),
+            )
 
 
 def _check_file(table: str, path: Path) -> None:
@@ -733,6 +750,8 @@ def _value_checks(table: str, path: Path, fs: FileSpec, columns: list[Column], t
                 )
             if cls != rules.TEMPORAL:
                 checks[f"bad:{canon}"] = f"count(*) FILTER (WHERE {rules.time_bad(col, _time(col, cls, kind, fs))})"
+            if cls == rules.TEXT:
+                checks[f"offset:{canon}"] = f"count(*) FILTER (WHERE {rules.local_offset(col)})"
         elif kind in {"float", "int"}:
             if cls == rules.BOOL and _format(path, fs.format) == "csv":  # a typed boolean (Parquet) counts as 1 / 0
                 raise InputError(

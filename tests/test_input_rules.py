@@ -7,6 +7,7 @@ and Java are there (skipped with the reason otherwise).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import subprocess
@@ -339,13 +340,23 @@ def _offset_config(tmp_path, time_zone: str | None = None):
         ("Asia/Tokyo", ["2026-06-30 06:30:00", "2026-06-30 13:30:00", "2026-06-29 10:00:00"]),
     ],
 )
-def test_timestamps_with_offsets_are_wall_clock_times_of_the_configured_zone(engine, tmp_path, time_zone, expected):
+def test_timestamps_with_offsets_are_wall_clock_times_of_the_configured_zone(
+    engine, tmp_path, time_zone, expected, caplog
+):
     """An offset is an instant, written in ``data.time_zone`` (UTC by default), whatever zone the engine's
-    session had before (here Asia/Tokyo, then America/New_York)."""
+    session had before (here Asia/Tokyo, then America/New_York). Local offsets read under the default UTC
+    are said: the user whose clock is +02:00 learns why a day ends at 02:00 for them."""
     engine.set_time_zone("America/New_York" if time_zone else "Asia/Tokyo")
-    register_all(engine, _offset_config(tmp_path, time_zone), with_labels=False)
+    with caplog.at_level(logging.WARNING, logger="leadtier.pipelines.sources"):
+        register_all(engine, _offset_config(tmp_path, time_zone), with_labels=False)
     got = [str(r[0]) for r in engine.rows("SELECT ts FROM transactions ORDER BY invoice_id")]
     assert got == expected
+    said = [r.getMessage() for r in caplog.records if "UTC offset" in r.getMessage()]
+    if time_zone:
+        assert said == []
+    else:
+        assert len(said) == 1 and "column 'ts' (transactions.ts) has 2 time(s) with a UTC offset" in said[0], said
+        assert "e.g. '2026-06-29T23:30:00+02:00'" in said[0] and "set data.time_zone" in said[0]
 
 
 def test_features_do_not_depend_on_the_machine_time_zone(tmp_path):

@@ -298,6 +298,17 @@ def test_segment_cards_profile_labels(scheme5):
     assert "距上次购买天数" in labels and "历史收入" in labels
     assert [m["count"] for m in cards[1]["mix"]] == [0, 0, 1, 0, 1]
     assert [m["short"] for m in cards[1]["mix"]] == list("ABCDE")  # a short code names its tier
+    words = ("high", "medium", "low")  # 'low' is as short as 'IV', but beside 'high' it is a word: all by label
+    intent = scheme5.model_copy(
+        update={
+            "levels": [
+                lv.model_copy(update={"code": c, "zh": f"{c}意向"})
+                for lv, c in zip(scheme5.levels[:3], words, strict=True)
+            ]
+        }
+    )
+    mixed = context(intent, make_predictions(intent, ["high", "low"], segments=[0, 1]), lang="zh")
+    assert [m["short"] for m in mixed["segments"]["cards"][0]["mix"]] == ["high意向", "medium意向", "low意向"]
     # without known features the card falls back to the column names
     bare = report.build_context(
         frame, scheme5, SEGMENT_NAMES, PROFILE[["size", "some_new_feature"]], METRICS, INFO, lang="en"
