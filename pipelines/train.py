@@ -1053,6 +1053,7 @@ def make_scorer(
             "label_rules": [{"tier": r.tier, "when": r.when} for r in cfg.labels.rules],  # the playbook shows them
             "label_outcome": cfg.labels.outcome.model_dump(mode="json") if cfg.labels.source == "outcome" else None,
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
+            "currency": cfg.report.currency,  # reasons over REST show money as the report does
         },
     )
     scorer.drift_reference = reference_profile(drift_rows(prep), feature_cols, clf.categories_)

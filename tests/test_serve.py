@@ -38,7 +38,7 @@ def test_command_binds_loopback_and_runs_the_limited_app_in_this_interpreter():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    yield from tiny_trained_world(tmp_path_factory, "serve")
+    yield from tiny_trained_world(tmp_path_factory, "serve", adjust=lambda cfg: setattr(cfg.report, "currency", "£"))
 
 
 def test_a_busy_port_is_one_clear_error_before_anything_starts(trained):
@@ -328,3 +328,25 @@ def test_the_server_refuses_short_rows_unknown_languages_and_a_get_with_a_reason
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{server}/invocations", timeout=30)
     assert err.value.code == 405 and "POST /invocations" in json.loads(err.value.read())["message"]
+
+
+def test_reasons_over_rest_equal_batch_reasons_money_in_the_configured_currency(server, trained, batch):
+    """The server has the model alone: the currency of report.currency travels in it."""
+    from leadtier.pipelines import predict
+
+    cfg, work = trained
+    feats, _ = batch
+    res = predict.run(
+        cfg,
+        input_path=str(cfg.data_path("customers.parquet")),
+        output=str(work / "why.parquet"),
+        progress=False,
+        reasons=True,
+    )
+    want = pd.read_parquet(res.output).set_index("customer_id")
+    rows = feats.head(30)
+    doc = json.loads(serve.payload(rows.drop(columns="customer_id")))
+    doc["params"] = {"reasons": True, "lang": "en"}
+    got = pd.DataFrame(_post(server, json.dumps(doc))["predictions"])
+    assert got["reasons"].tolist() == want.loc[rows["customer_id"], "reasons"].tolist()
+    assert got["reasons"].str.contains("£", regex=False).any(), got["reasons"].head().tolist()
