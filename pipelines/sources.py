@@ -1060,6 +1060,15 @@ def _thousands_hint(fs: FileSpec, values: list) -> str:
     return f"; if {mark!r} groups thousands there, set thousands: {mark!r} for this file" if mark else ""
 
 
+def _na_hint(table: str, canon: str, values: list) -> str:
+    """Of an attribute column whose bad values include words without a digit ('未知', 'unknown'), how to
+    read them as missing."""
+    if canon in CANONICAL_COLUMNS[table] or canon in OPTIONAL_COLUMNS[table]:
+        return ""  # na_values reads attribute columns only
+    words = [str(v).strip() for v in values if not any(ch.isdigit() for ch in str(v))]
+    return f"; if {clip(words[0], quote=True)} means unknown, list it under tables.{table}.na_values" if words else ""
+
+
 def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cls, kind, bad_cells, fs) -> None:
     """Text that is no number stops the run (or rejects its row, see :class:`BadCells`); NaN, inf and -inf
     are read as missing, counted and logged."""
@@ -1071,7 +1080,7 @@ def _count_numbers(engine, stats, counts, path, view, table, canon, col, src, cl
         ex = ", ".join(clip(v, quote=True) for v in values)
         problem = (
             f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that are not numbers"
-            f"{_grammar(fs)}; e.g. {ex}{_thousands_hint(fs, values)}"
+            f"{_grammar(fs)}; e.g. {ex}{_thousands_hint(fs, values)}{_na_hint(table, canon, values)}"
         )
         _bad_cells(bad_cells, problem, n_bad, checked["bad"], f"column {src!r} is not a number{_grammar(fs)}")
     n_inf = int(counts.get(f"not_finite:{canon}") or 0)

@@ -162,7 +162,8 @@ def attach_labels(cfg: Config, feats: pd.DataFrame, labels: pd.DataFrame | None)
     if len(bad):
         examples = ", ".join(clip(v, quote=True) for v in sorted(bad.unique())[:5])
         raise InputError(
-            f"{labels_where(cfg)}: {len(bad)} value(s) are not levels of scheme "
+            f"{labels_where(cfg)}: {len(bad)} of the {len(lab)} labels this snapshot uses (of dated ones, each "
+            f"customer's latest by the as-of date) are not levels of scheme "
             f"{cfg.labels.scheme!r} {cfg.scheme.codes}; e.g. {examples} (map them with labels.mapping)"
         )
     dup = lab["customer_id"].duplicated(keep=False)

@@ -293,7 +293,13 @@ CASES: dict[str, Case] = {
         C,
         "features",
         "error",
-        ("customers.parquet", "'annual_revenue_musd'", "2 value(s)", "not numbers"),
+        (
+            "customers.parquet",
+            "'annual_revenue_musd'",
+            "2 value(s)",
+            "not numbers",
+            "'n/a' means unknown, list it under tables.customers.na_values",
+        ),
         edit(
             C,
             lambda f: _set(
@@ -541,7 +547,7 @@ CASES: dict[str, Case] = {
         L,
         "train",
         "error",
-        ("labels.parquet, column 'tier'", "4 value(s)", "'Hot'", "labels.mapping"),
+        ("labels.parquet, column 'tier'", "4 of the ", "'Hot'", "labels.mapping"),
         edit(L, lambda f: _set(f, "tier", [0, 1, 2, 3], "Hot")),
     ),
     "labels-conflicting": Case(

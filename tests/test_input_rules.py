@@ -147,7 +147,8 @@ def test_text_that_is_no_number_stops_the_run_naming_file_and_column(engine, tmp
     cfg = _config(tmp_path, {"path": "a.csv", "columns": {"customer_id": "id"}, "numeric": ["spend"]})
     with pytest.raises(
         InputError,
-        match=r"a\.csv: column 'spend' \(customers\.spend\) has 1 value\(s\) that are not numbers; e\.g\. 'twelve'",
+        match=r"a\.csv: column 'spend' \(customers\.spend\) has 1 value\(s\) that are not numbers; e\.g\. 'twelve'; "
+        r"if 'twelve' means unknown, list it under tables\.customers\.na_values$",
     ):
         register_all(engine, cfg, with_labels=False)
 
