@@ -1666,7 +1666,7 @@ def run(
     path = write_text(html_text, out_path)
     t["end"] = time.perf_counter()
     log.info(
-        "wrote %s report on %d customers (%.0f KB) in %.1f s (read %.1f, model %.1f, features %.1f, report %.1f) -> %s",
+        "wrote %s report on %d rows (%.0f KB) in %.1f s (read %.1f, model %.1f, features %.1f, report %.1f) -> %s",
         lang,
         len(frame),
         len(html_text.encode()) / 1024,
