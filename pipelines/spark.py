@@ -194,11 +194,35 @@ def to_spark_sql(sql: str, ordered: bool = True) -> str:
     explicit ``NULLS LAST`` that DuckDB implies. ``ordered=False`` drops the final ORDER BY (a
     global sort that scoring does not need).
     """
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    tree = _nested_ctes_renamed(sqlglot.parse_one(sql, read="duckdb"))
     tree = tree.transform(_spark_node)
     if not ordered:
         tree.set("order", None)
     return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def _nested_ctes_renamed(tree: exp.Expression) -> exp.Expression:
+    """Each CTE nested in a top-level CTE renamed ``<outer>__<name>``: sqlglot hoists nested WITH clauses to
+    the top for Spark, where two feature families' CTEs of one name (``clock`` in stages and interactions)
+    would clash. A table read by such a name keeps that name as its alias, so columns it qualifies resolve."""
+    top = _with_clause(tree)
+    for outer in top.expressions if top else []:
+        inner = _with_clause(outer.this)
+        if inner is None:
+            continue
+        names = {cte.alias: f"{outer.alias}__{cte.alias}" for cte in inner.expressions}
+        for cte in inner.expressions:
+            cte.set("alias", exp.TableAlias(this=exp.to_identifier(names[cte.alias])))
+        for table in outer.this.find_all(exp.Table):
+            if not table.db and table.name in names:
+                if not table.alias:
+                    table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+                table.set("this", exp.to_identifier(names[table.name]))
+    return tree
+
+
+def _with_clause(node: exp.Expression) -> exp.With | None:
+    return node.args.get("with_") or node.args.get("with")  # the key sqlglot 30 names 'with_'
 
 
 def expr_to_spark(expression: str) -> str:

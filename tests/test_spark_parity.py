@@ -718,7 +718,7 @@ def _deal_tables() -> dict[str, pd.DataFrame]:
 @pytest.mark.parametrize("entity_days", [None, 14], ids=["snapshot", "entity_clock"])
 def test_stage_and_activity_features_identical_to_duckdb(spark, entity_days):
     import duckdb
-    from leadtier.features.queries import render_family
+    from leadtier.features.queries import feature_query, render_family
 
     tables = _deal_tables()
     session = spark.newSession()  # its own temporary views
@@ -743,6 +743,14 @@ def test_stage_and_activity_features_identical_to_duckdb(spark, entity_days):
             created = tables["customers"].set_index("customer_id")["created_at"]
             want = [created[c].isoweekday() for c in got["customer_id"]]
             assert got["cust_start_weekday"].tolist() == want and len(set(want)) > 1
+    # all families in one query, as `leadtier spark-features` runs them: each family's own `clock` and
+    # `per_customer` CTEs, hoisted to the top by sqlglot, must not clash
+    every = feature_query(
+        ["customers", "stages", "interactions"], AS_OF, windows=[7, 30], interaction_types=["call", "email"],
+        stage_order=order, entity_days=entity_days, tenure=entity_days is None,
+    )  # fmt: skip
+    duck = con.execute(every).df()
+    assert_same_table(duck, session.sql(sp.to_spark_sql(every)).toPandas(), set(duck.columns) - {"customer_id"})
     stage = con.execute(render_family("stages", AS_OF, stage_order=order, entity_days=entity_days)).df()
     d1 = stage.set_index("customer_id").loc["D1"]
     assert d1["stage_furthest"] == 3
