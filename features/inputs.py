@@ -220,12 +220,13 @@ def time_value(col: str, cls: str, kind: str, date_format: str | Sequence[str] |
     return f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS {target})"
 
 
-_LOCAL_OFFSET = "[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?[+-][0-9]{2}:?[0-9]{2}$"
+_LOCAL_OFFSET = "[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?[+-][0-9]{2}(:?[0-9]{2})?$"
 
 
 def local_offset(col: str) -> str:
-    """A text time of day with a UTC offset other than +00:00 ('2026-03-01T09:15:00+08:00')."""
-    return f"regexp_matches({col}, '{_LOCAL_OFFSET}') AND NOT regexp_matches({col}, '[+-]00:?00$')"
+    """A text time of day with a UTC offset other than +00:00 ('2026-03-01T09:15:00+08:00', '... +0800',
+    '... +08')."""
+    return f"regexp_matches({col}, '{_LOCAL_OFFSET}') AND NOT regexp_matches({col}, '[+-]00(:?00)?$')"
 
 
 def time_bad(col: str, value: str) -> str:
@@ -389,10 +390,9 @@ def key_text(expr: str, form: str = AS_WRITTEN) -> str:
 def key_form(view: str, key: str) -> str:
     """One row, one column: whether every key of text column ``key`` of ``view`` is a number with a
     decimal point (form ``FLOAT_TEXT`` of :func:`key_text`); false when it has none."""
-    return (
-        f"SELECT coalesce(bool_and(regexp_matches({ident(key)}, '{_FLOAT_TEXT}')), false) "
-        f"FROM {view} WHERE {ident(key)} IS NOT NULL"
-    )
+    text = f"CAST({ident(key)} AS VARCHAR)"  # a derived key may be a number
+    floats = f"coalesce(bool_and(regexp_matches({text}, '{_FLOAT_TEXT}')), false)"
+    return f"SELECT {floats} FROM {view} WHERE {text} IS NOT NULL"
 
 
 def duplicate_keys(view: str, key: str, form: str = AS_WRITTEN) -> str:
@@ -400,22 +400,24 @@ def duplicate_keys(view: str, key: str, form: str = AS_WRITTEN) -> str:
     (``form``: the key column's, see :func:`key_text`)."""
     k = key_text(ident(key), form)
     return (
-        f"SELECT {k} AS key, count(*) AS n FROM {view} WHERE {ident(key)} IS NOT NULL "
+        f"SELECT {k} AS key, count(*) AS n FROM {view} WHERE {k} IS NOT NULL "
         f"GROUP BY {k} HAVING count(*) > 1 ORDER BY n DESC, key"
     )
 
 
 def _distinct_keys(view: str, key: str, form: str) -> str:
-    return f"(SELECT DISTINCT {key_text(ident(key), form)} AS key FROM {view} WHERE {ident(key)} IS NOT NULL)"
+    k = key_text(ident(key), form)
+    return f"(SELECT DISTINCT {k} AS key FROM {view} WHERE {k} IS NOT NULL)"
 
 
 def join_counts(main: str, on: str, on_form: str, lookup: str, key: str, form: str) -> str:
     """One row: the rows of ``main``, those without a key, and those whose key ``lookup`` does not have
     (each key column of its form, see :func:`key_text`)."""
+    value = key_text(f"m.{ident(on)}", on_form)  # NULL for a missing key, NaN too
     return (
-        f"SELECT count(*), count(*) FILTER (WHERE m.{ident(on)} IS NULL), "
-        f"count(*) FILTER (WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL) FROM {main} AS m "
-        f"LEFT JOIN {_distinct_keys(lookup, key, form)} AS k ON {key_text(f'm.{ident(on)}', on_form)} = k.key"
+        f"SELECT count(*), count(*) FILTER (WHERE {value} IS NULL), "
+        f"count(*) FILTER (WHERE {value} IS NOT NULL AND k.key IS NULL) FROM {main} AS m "
+        f"LEFT JOIN {_distinct_keys(lookup, key, form)} AS k ON {value} = k.key"
     )
 
 
@@ -425,7 +427,7 @@ def unmatched_keys(main: str, on: str, on_form: str, lookup: str, key: str, form
     return (
         f"SELECT {value} AS value, count(*) AS n FROM {main} AS m "
         f"LEFT JOIN {_distinct_keys(lookup, key, form)} AS k ON {value} = k.key "
-        f"WHERE m.{ident(on)} IS NOT NULL AND k.key IS NULL GROUP BY {value}"
+        f"WHERE {value} IS NOT NULL AND k.key IS NULL GROUP BY {value}"
     )
 
 

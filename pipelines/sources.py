@@ -955,8 +955,13 @@ def _read_lookup(
         raise InputError(
             f"{lk_path}: key column {join.lookup_key!r} ({where}) is missing; columns present: {sorted(lk_classes)}"
         )
-    keys = (main, on, _key_form(engine, main, on, classes[on]))
-    keys += (view, join.lookup_key, _key_form(engine, view, join.lookup_key, lk_classes[join.lookup_key]))
+    forms = [
+        _key_form(engine, main, on, classes[on]),
+        _key_form(engine, view, join.lookup_key, lk_classes[join.lookup_key]),
+    ]
+    if rules.AS_WRITTEN in forms and forms != [rules.AS_WRITTEN] * 2:  # '101.0' beside 'n/a' still is 101
+        forms = [rules.FLOAT_TEXT if f == rules.AS_WRITTEN else f for f in forms]
+    keys = (main, on, forms[0], view, join.lookup_key, forms[1])
     dup = rules.duplicate_keys(*keys[3:])
     (n_dup,) = engine.rows(f"SELECT count(*) FROM ({dup})")[0]
     if n_dup:

@@ -26,10 +26,13 @@ class Problem:
     rows: int
     examples: list[str]
     message: str
+    file_column: str = ""  # the column's name in the files, when the config maps it from another one
 
     def __str__(self) -> str:
         ex = f"; e.g. {', '.join(self.examples)}" if self.examples else ""
         rows = f"{self.rows} row(s) " if self.rows else ""  # 0: a problem of the column, not of rows
+        if self.file_column and self.file_column != self.column:
+            return f"{self.file}: column {self.file_column!r} ({self.table}.{self.column}): {rows}{self.message}{ex}"
         return f"{self.file}: column {self.column!r} of {self.table}: {rows}{self.message}{ex}"
 
 
@@ -210,12 +213,22 @@ def check_inputs(
     if "stages" in stats and "stages" in cfg.features.families:
         problems += _unseen_stages(con, cfg, files["stages"])
     for p in problems:
+        p.file_column = _file_column(cfg, p.table, p.column)
+    for p in problems:
         if p.level != "error":  # errors are the one line the run stops with
             log.log(LOG_LEVELS[p.level], "%s", p)
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise InputError("; ".join(str(p) for p in errors))
     return problems
+
+
+def _file_column(cfg: Config, table: str, column: str) -> str:
+    """The name every file of ``table`` gives canonical ``column`` (``columns: {customer_id: deal_id}``), or
+    '' when the files name it differently or the column is not mapped."""
+    spec = getattr(cfg.data.tables, table, None)
+    names = {fs.columns.get(column, column) for fs in spec.files} if spec is not None else set()
+    return names.pop() if len(names) == 1 else ""
 
 
 def check_event_customers(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -69,6 +69,7 @@ class WorklistResult:
     estimated: int = 0  # customers without a known value, valued at ``estimate`` (the median of the others)
     estimate: float | None = None
     deferring: bool = True  # worklist.defer_contacted_days is set
+    unlisted: dict[str, int] = field(default_factory=dict)  # rows of tiers without service days, by tier
 
     def summary(self) -> str:
         c = self.counts
@@ -77,6 +78,11 @@ class WorklistResult:
             f"worklist from {self.start}: {c[PLANNED]} planned, {deferred}"
             f"{c[NO_CAPACITY]} do not fit -> {self.output} and {self.csv.name}",
         ]
+        if self.unlisted:
+            tiers = ", ".join(f"{t} ({n})" for t, n in self.unlisted.items())
+            lines.append(
+                f"{sum(self.unlisted.values())} not listed: tiers {tiers} have no days in worklist.service_days"
+            )
         if self.estimated and self.currency is not None:
             lines.append(
                 f"{self.estimated} without a known value (none given, or no revenue yet) valued at the median "
@@ -295,6 +301,9 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     if out.attrs.get("money_values"):  # some customer's value is known (given, or past revenue)
         res.currency = cfg.report.currency or ""
     res.deferring = bool(cfg.worklist.defer_contacted_days)
+    tiers = pred["tier"].astype(str)
+    res.unlisted = {t: int((tiers == t).sum()) for t in cfg.scheme.codes if t not in cfg.worklist.service_days}
+    res.unlisted = {t: n for t, n in res.unlisted.items() if n}
     return res
 
 

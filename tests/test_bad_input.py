@@ -122,7 +122,7 @@ def test_labels_outside_the_scheme(workdir, small):
     df.loc[df.index[:4], "tier"] = "Hot"
     df.to_parquet(path, index=False)
     res = _invoke("train", "--config", small, "--n-trials", "1")
-    _assert_clean_failure(res, "4 value(s)", "'Hot'", "labels.mapping")
+    _assert_clean_failure(res, "4 of the ", "'Hot'", "labels.mapping")
 
 
 def test_duplicate_customer_ids_in_training_data(workdir, small, caplog):

@@ -4,6 +4,7 @@ win, censored per entity at the evaluation date; and the Olist marketing funnel 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_an_entity_closed_before_its_horizon_is_over_is_censored_and_others_get_
     for censored in ("lost_early", "won_early"):  # censored: no tier and no reason
         assert pd.isna(lab.loc[censored, "unlabelled"]), censored
     assert lab["unlabelled"].dropna().to_dict() == {
-        "won_before_start": "won before its start",
+        "won_before_start": "won before the start",
         "starts_on_eval_date": "started on or after the evaluation date",
         "no_start": "no start date",
         "before_records": "started before outcomes were recorded",
@@ -165,7 +166,7 @@ OLIST = "olist_marketing_funnel"
     not (SHARED / OLIST / "olist_marketing_qualified_leads_dataset.csv").is_file(),
     reason=f"the Olist marketing funnel is not under {SHARED} (set LEADTIER_SHARED_DATASETS)",
 )
-def test_olist_funnel_trains_through_the_cli_on_a_slice(workdir):
+def test_olist_funnel_trains_through_the_cli_on_a_slice(workdir, caplog):
     root = workdir / "data" / OLIST
     root.mkdir(parents=True)
     leads, deals = (
@@ -181,10 +182,12 @@ def test_olist_funnel_trains_through_the_cli_on_a_slice(workdir):
     config = REPO / "configs" / "olist_funnel.yaml"
     runner = CliRunner()
     args = ["--config", str(config), "--data-root", str(workdir / "data")]
-    res = runner.invoke(app, ["train", *args, "--n-trials", "2"])
+    with caplog.at_level(logging.WARNING, logger="leadtier.pipelines.train"):
+        res = runner.invoke(app, ["train", *args, "--n-trials", "2"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert f"{n_leads} entities:" in text and "1 won before its start" in text
+    assert f"{n_leads} entities:" in text and "1 won before the start" in text
+    assert "1 entity has a win dated before the start (created_at), e.g. '" in caplog.text  # which one, to look up
     n = {w: int(text.split(f" {w}")[0].split()[-1]) for w in ("labelled,", "censored", "unlabelled")}
     assert sum(n.values()) == n_leads and min(n.values()) > 0
     assert "rows: " in text and " 0 in both" in text

@@ -697,3 +697,34 @@ def test_a_derived_expression_over_decimal_comma_text_says_how_to_convert_it(tmp
     with pytest.raises(InputError) as err:
         register_all(DuckEngine(con), _config(tmp_path, plain), with_labels=False)
     assert "pric" in str(err.value) and "holds only numbers" not in str(err.value)
+
+
+def test_a_problem_of_a_mapped_column_names_it_as_the_file_does(tmp_path):
+    """'deal_id' mapped to customer_id: the duplicate-id error names the user's column, then the canonical one."""
+    from leadtier.pipelines.validate import check_inputs
+
+    (tmp_path / "d.csv").write_text("deal_id,created\nd1,2026-01-01\nd1,2026-01-02\nd2,2026-01-03\n", encoding="utf-8")
+    cfg = _config(tmp_path, {"path": "d.csv", "columns": {"customer_id": "deal_id", "created_at": "created"}})
+    con = connect()
+    stats = register_all(DuckEngine(con), cfg, with_labels=False)
+    with pytest.raises(InputError, match=r"d\.csv: column 'deal_id' \(customers\.customer_id\): 2 row\(s\) share a"):
+        check_inputs(con, cfg, stats, cfg.data.as_of)
+
+
+def test_local_offsets_are_told_apart_from_utc_and_from_times_without_one(engine):
+    """The texts the local-offset warning counts, on both engines: an offset other than +00:00 after a
+    time of day, written with or without a colon or minutes."""
+    values = {
+        "2026-03-01T09:15:00+08:00": True,
+        "2026-03-01 09:15:00+0800": True,
+        "2026-03-01 09:15:00+08": True,
+        "2026-03-01T09:15:00.123-05:30": True,
+        "2026-03-01T09:15:00+00:00": False,
+        "2026-03-01 09:15:00-00": False,
+        "2026-03-01T09:15:00Z": False,
+        "2026-03-01 09:15": False,
+        "2026-03-01": False,  # a date: '-01' is no offset
+    }
+    rows = " UNION ALL ".join(f"SELECT '{v}' AS t" for v in values)
+    got = dict(engine.rows(f"SELECT t, {rules.local_offset('t')} FROM ({rows}) AS x"))
+    assert got == values

@@ -164,6 +164,15 @@ def test_integer_keys_written_as_floats_in_one_file_match_the_integers_of_the_ot
     stats = register_all(engine, _load(tmp_path, raw))  # 'x9' is no number: '101.0' and '102.0' stay as written
     assert stats["customers"].joins["accounts"]["no_match"] == 2
     assert _table(engine, 'SELECT customer_id, "sector" FROM customers')["o1"] == ("retail",)
+    # a float key beside a lookup that also holds a word: its '101.0' still is 101
+    raw["data"]["tables"]["customers"]["path"] = "pipeline.parquet"
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS.replace("Acme", "101.0").replace("Betatech", "102.0") + "n/a,x,1\n")
+    assert register_all(engine, _load(tmp_path, raw))["customers"].joins["accounts"]["no_match"] == 1  # 103.5
+    # a derived key of a number type joins the lookup's text keys
+    raw["data"]["tables"]["customers"]["derived"] = {"account": "CAST(floor(account) AS BIGINT)"}
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS.replace("Acme", "101").replace("Betatech", "103"))
+    stats = register_all(engine, _load(tmp_path, raw))
+    assert stats["customers"].joins["accounts"] == {"rows": 5, "missing_key": 1, "no_match": 1}  # 102
 
 
 def test_an_unknown_derived_column_is_an_error_not_ignored(tmp_path):

@@ -215,7 +215,8 @@ def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_
     assert res.exit_code == 0, (res.output, res.exception)
     assert "do not fit" in res.output and "wl.parquet" in res.output
     w = pd.read_parquet(tmp_path / "wl.parquet")
-    assert len(w) == 9  # the three E customers are not called
+    assert len(w) == 9  # the three E customers are not called, and the run says so
+    assert "3 not listed: tiers E (3) have no days in worklist.service_days" in res.output, res.output
     planned = w[w["status"] == "planned"]
     assert planned.groupby(["owner", "week"]).size().max() == 1
     assert set(w["owner"]) == {"=HYPERLINK(1)", "bob", "cy"}  # Parquet keeps values exact

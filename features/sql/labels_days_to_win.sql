@@ -39,7 +39,7 @@ reason AS (
             {%- if observed_from %}
             WHEN started_on < DATE '{{ observed_from }}' THEN 'started before outcomes were recorded'
             {%- endif %}
-            WHEN days_to_win < 0 THEN 'won before its start'
+            WHEN days_to_win < 0 THEN 'won before the start'
             {%- if entity_days %}
             WHEN days_to_win < {{ entity_days }} OR days_to_loss < {{ entity_days }}
                 THEN 'closed within its first {{ entity_days }} days (its features would show it)'
