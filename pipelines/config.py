@@ -815,6 +815,13 @@ class TrainConfig(_Strict):
         "(data without time), final model on all labels; backtest: snapshots.train_as_of -> eval_as_of; "
         "ordered_holdout: the newest test_size share of rows by order_by is evaluated, the older rows train",
     )
+    refit: bool = Field(
+        default=True,
+        description="holdout, ordered_holdout, backtest: once evaluated, fit the registered model again (the "
+        "candidate choice, calibration and baselines with the tuned hyper-parameters) on training and evaluation "
+        "rows together, so that it knows the newest labels; the figures measure the same procedure on the "
+        "training rows. false registers the evaluated model itself. kfold always fits it on every labelled row",
+    )
     order_by: str | None = Field(
         default=None,
         description="ordered_holdout: the column that orders the rows in time, newest highest (a feature column, "

@@ -315,8 +315,9 @@ def _kfold_comparison(
     eval_keys: pd.DataFrame | None,
     new_scores: tuple[np.ndarray, list[str]] | None,
 ) -> Comparison:
-    """The champion's out-of-sample figures for a k-fold run: both models on the rows the champion's run
-    logged predictions for, or else the champion's logged out-of-fold metrics."""
+    """The champion's out-of-sample figures when the new model was fitted on the evaluation rows (k-fold,
+    train.refit): both models' held-out scores on the rows the champion's run logged predictions for, or
+    else the champion's logged held-out metrics."""
     run_id, primary, codes = run.info.run_id, cfg.train.primary_metric, cfg.scheme.codes
     old = {k[len("test_") :]: v for k, v in run.data.metrics.items() if k.startswith("test_")}
     if primary not in old:
@@ -328,12 +329,13 @@ def _kfold_comparison(
         on_pairs = [tier_metrics(paired.tiers, p, codes, y_pred=t) for p, t in (paired.champion, paired.new)]
         if all(np.isfinite(m.get(primary, np.nan)) for m in on_pairs):
             note = (
-                f"k-fold evaluation: compared on the {len(paired.tiers)} of {len(eval_tiers)} evaluation rows "
-                "that the champion's logged out-of-sample predictions also cover"
+                f"compared on the {len(paired.tiers)} of {len(eval_tiers)} evaluation rows that the champion's "
+                "logged out-of-sample predictions also cover (both models' scores from models that did not train "
+                "on them)"
             )
             return Comparison(on_pairs[0], note, on_pairs[1], paired)
         why = f"{primary} is undefined on the {len(paired.tiers)} rows both models scored"
-    note = f"k-fold evaluation: compared with the champion's logged out-of-fold metrics ({why})"
+    note = f"compared with the champion's logged out-of-sample metrics ({why})"
     return Comparison(old, note, None, None, why)
 
 
@@ -372,16 +374,18 @@ def _champion_metrics(
     be loaded, or cannot score the current feature table.
     """
     run, model = _competing_champion(client, cfg, current)
-    if refit_on_eval:  # k-fold: the champion may have been fitted on these rows; use its out-of-fold figures
-        _champion_scores(model, cfg, eval_features.head(100))  # ... once it is known to score these features
-        return _kfold_comparison(client, cfg, run, eval_tiers, eval_keys, new_scores)
     n, primary = len(eval_tiers), cfg.train.primary_metric
     keep, note = np.ones(n, dtype=bool), ""
-    if eval_keys is not None and new_scores is not None:
+    kfold = cfg.train.evaluation == "kfold"
+    if eval_keys is not None and new_scores is not None and not kfold:
         champion_keys = _logged_train_keys(client, current.run_id)
         keep, note = rows_to_compare(
             champion_keys, eval_keys, new_train_keys, by_customer=cfg.labels.source != "outcome"
         )
+    if refit_on_eval and (kfold or (note and keep.all())):
+        # k-fold, or a refitted champion that saw (nearly) all these rows: both models' out-of-sample scores
+        _champion_scores(model, cfg, eval_features.head(100))  # ... once it is known to score these features
+        return _kfold_comparison(client, cfg, run, eval_tiers, eval_keys, new_scores)
 
     def paired_on(rows: np.ndarray, scored: pd.DataFrame, proba: np.ndarray) -> Paired | None:
         if new_scores is None:
@@ -441,11 +445,12 @@ def champion_gate(
     ``train.gate.min_gain`` and, with ``train.gate.interval``, with the whole 95 % paired-bootstrap interval
     of the gain above that margin; otherwise ``challenger``. Sets the alias and says why, metric by metric.
 
-    With ``refit_on_eval`` (k-fold: the new model was fitted on the evaluation rows) the champion's
-    own logged out-of-fold metrics are compared instead of re-scoring it on rows it may have seen.
-    Otherwise, given ``eval_keys`` (customer id and snapshot of each evaluation row) and ``new_scores``
-    (the new model's probabilities and tiers for them), rows the champion was fitted on and the new model
-    (trained on ``new_train_keys``) was not are left out.
+    Given ``eval_keys`` (customer id and snapshot of each evaluation row) and ``new_scores`` (the new
+    model's probabilities and tiers for them), rows the champion was fitted on and the model that scored
+    them (trained on ``new_train_keys``) was not are left out. With ``refit_on_eval`` (the new registered
+    model was fitted on the evaluation rows too: k-fold, train.refit) the champion's own logged
+    out-of-sample scores are compared instead, in k-fold always, otherwise when fewer than
+    ``MIN_UNSEEN_ROWS`` rows it did not train on are left (a champion refitted on the same data).
     """
     name = cfg.mlflow.model_name
     try:

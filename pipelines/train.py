@@ -282,9 +282,19 @@ def entity_labels(con, cfg: Config, as_of: dt.date) -> tuple[pd.DataFrame, dict,
         "horizon_days": oc.horizon_days,
     }
     log.info("entities: %s", entity_words(counts))
+    early = lab.loc[lab["unlabelled"].eq(WON_EARLY), "customer_id"]
+    if len(early):  # a date typed wrong: the user can look these up
+        log.warning(
+            "%s a win dated before the start (created_at), e.g. %s: left unlabelled; check these dates",
+            "1 entity has" if len(early) == 1 else f"{len(early)} entities have",
+            ", ".join(clip(str(v), quote=True) for v in sorted(early)[:3]),
+        )
     closed = set(lab.loc[lab["unlabelled"].str.startswith(CLOSED_EARLY, na=False), "customer_id"])
     lab["closed_after"] = lab[["days_to_win", "days_to_loss"]].apply(pd.to_numeric).min(axis=1)  # NaN: neither
     return lab.loc[labelled, ["customer_id", "tier", *ENTITY_CLOCK]], counts, closed
+
+
+WON_EARLY = "won before the start"  # the reason features/sql/labels_days_to_win.sql gives
 
 
 def entity_words(counts: dict) -> str:
@@ -549,6 +559,11 @@ def unread_settings(cfg: Config) -> list[str]:
         unread.append(
             f"train.order_by ({cfg.train.order_by!r}) is read only by train.evaluation: ordered_holdout; "
             f"this run evaluates by {cfg.train.evaluation}, with rows in no time order"
+        )
+    if not cfg.train.refit and cfg.train.evaluation == "kfold":
+        unread.append(
+            "train.refit: false is read only by holdout, ordered_holdout and backtest; k-fold's registered model is "
+            "always fitted on every labelled row (each row was evaluated by a fold model)"
         )
     if cfg.labels.outcome.observed_until and not _snapshot_outcomes(cfg):
         unread.append(
@@ -894,8 +909,9 @@ class Evaluation:
 
     ``rows`` are the evaluation rows (k-fold: every training row, each scored out of fold); ``preds``
     maps a model key (``model``, its self-training variants, the baselines) to its probabilities and
-    tiers for them; ``models`` are fitted on every training row; ``choices`` holds the tier-model choice
-    made inside each outer fold, then the registered model's."""
+    tiers for them; ``models``, the registered ones, are fitted on the rows ``fitted``: every training
+    row, or (k-fold, ``train.refit``) every labelled row; ``choices`` holds the tier-model choice made for
+    the scores (inside each outer fold), then the registered model's."""
 
     rows: pd.DataFrame
     y_true: list[str]
@@ -903,6 +919,8 @@ class Evaluation:
     models: dict[str, object]
     choices: list[Choice]
     overlap: int
+    fitted: pd.DataFrame  # the rows ``models`` were fitted on
+    refitted: bool = False  # ``models`` were fitted on the evaluation rows too (k-fold, train.refit)
     outer_folds: list[dict] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     share_gaps: dict[str, dict[str, float]] = field(default_factory=dict)  # tiers whose probabilities are off
@@ -932,7 +950,25 @@ def fit_and_predict(cfg: Config, prep: Prepared, feature_cols: list[str], params
     models, choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled, prep.survival)
     overlap = check_disjoint(train, prep.test, cfg.labels.source)
     preds = predict_all(models, prep.test[feature_cols])
-    return Evaluation(prep.test, prep.test["tier"].tolist(), preds, models, [choice], overlap)
+    ev = Evaluation(prep.test, prep.test["tier"].tolist(), preds, models, [choice], overlap, fitted=train)
+    if cfg.train.refit and not train_log.refits(cfg):
+        choice.reasons.append(
+            "not refitted on the evaluation rows (train.refit): the survival model's training entities are those "
+            "of the training window"
+        )
+    elif cfg.train.refit:
+        every = pd.concat([train, prep.test], ignore_index=True)
+        ev.models, refit = fit_models(cfg, every, feature_cols, params, prep.unlabelled)
+        evaluated = f" (there the choice was {choice.name})" if choice.name != refit.name else ""
+        refit.reasons.append(
+            f"refitted (train.refit) on all {len(every)} labelled rows, training and evaluation together; the "
+            f"figures measure the same procedure on the {len(train)} training rows{evaluated}"
+        )
+        ev.choices.append(refit)
+        ev.fitted, ev.refitted = every, True
+        if refit.name != choice.name:  # the figures are the evaluated choice's
+            prep.protocol["evaluated_model"] = choice.name
+    return ev
 
 
 def _kfold_predictions(cfg: Config, prep: Prepared, feature_cols: list[str], params: dict, tune_fold) -> Evaluation:
@@ -959,7 +995,7 @@ def _kfold_predictions(cfg: Config, prep: Prepared, feature_cols: list[str], par
     partial = {k for k, n in fitted_in.items() if n < len(choices)}
     preds = {k: (proba_parts[k], list(pred_parts[k])) for k in proba_parts if k not in partial}
     models, final_choice = fit_models(cfg, train, feature_cols, params, prep.unlabelled)
-    return Evaluation(train, list(y), preds, models, [*choices, final_choice], overlap)
+    return Evaluation(train, list(y), preds, models, [*choices, final_choice], overlap, fitted=train, refitted=True)
 
 
 def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> Evaluation:
@@ -1060,9 +1096,9 @@ def make_scorer(
     scorer.drift_reference = reference_profile(drift_rows(prep), feature_cols, clf.categories_)
     scorer.grade_bands = dict(cfg.train.grade_bands)
     scorer.latest_open_days = latest_open_days(cfg)
-    if scorer.latest_open_days and "closed_after" in prep.train.columns:  # training rows only
+    if scorer.latest_open_days and "closed_after" in ev.fitted.columns:  # the rows the model was fitted on
         horizon = max(scorer.latest_open_days.values())
-        scorer.still_open = open_shares(prep.train["tier"], prep.train["closed_after"], cfg.scheme.codes, horizon)
+        scorer.still_open = open_shares(ev.fitted["tier"], ev.fitted["closed_after"], cfg.scheme.codes, horizon)
     return scorer
 
 
@@ -1190,6 +1226,7 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
                 "overlap": ev.overlap,
                 # a backtest's rows are customer snapshots: a customer evaluated later may be trained on earlier
                 "customers_seen": int(ev.rows[ID_COLUMN].drop_duplicates().isin(prep.train[ID_COLUMN]).sum()),
+                **({"refit": len(ev.fitted)} if ev.refitted and prep.test is not None else {}),
             },
             "model": ev.chosen.name,
             "model_choice": ev.chosen.reasons,
@@ -1269,6 +1306,11 @@ def summary_text(cfg: Config, res: TrainResult) -> str:
     if "rows" in protocol:
         rows = protocol["rows"]
         lines.append(f"rows: {rows['train']} train, {rows['evaluation']} evaluation, {rows['overlap']} in both")
+        if "refit" in rows:
+            lines += wrap(
+                f"registered model: refitted on all {rows['refit']} labelled rows once evaluated (train.refit); the "
+                "figures below measure the same procedure on the training rows"
+            )
         lines += wrap(f"evaluation: {protocol_words(protocol)}")
         if "entities" in protocol:
             lines += wrap(entity_words(protocol["entities"]))

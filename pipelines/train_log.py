@@ -26,11 +26,17 @@ if TYPE_CHECKING:
 ENTITY_COUNTS = ("labelled", "censored", "unlabelled")
 
 
+def refits(cfg: Config) -> bool:
+    """Whether the registered model is fitted again on the evaluation rows too once they are scored
+    (``train.refit``; not k-fold, which always does, nor a survival model, fitted on the training window)."""
+    return cfg.train.refit and cfg.train.evaluation != "kfold" and cfg.train.model == "classifier"
+
+
 def model_as_of(cfg: Config) -> dt.date:
     """The date of the newest data the registered model learnt from: the last training snapshot of a
-    backtest (its evaluation snapshots are later), else ``data.as_of``."""
+    backtest (its evaluation snapshots are later) unless it is refitted on them, else ``data.as_of``."""
     if cfg.train.evaluation == "backtest":
-        return max(cfg.snapshots.train_as_of)
+        return max(cfg.snapshots.eval_as_of if refits(cfg) else cfg.snapshots.train_as_of)
     return cfg.data.as_of
 
 
@@ -166,13 +172,14 @@ def register_and_gate(
     client: MlflowClient, cfg: Config, scorer: TierScorer, train: pd.DataFrame, ev: Evaluation
 ) -> tuple[str, GateDecision]:
     """Log the scorer with the keys a later gate needs, register it last (a killed run registers
-    nothing), then let the champion gate decide its alias."""
+    nothing), then let the champion gate decide its alias (``train``: the rows the model that scored the
+    evaluation rows was fitted on; the registered one's are ``ev.fitted``)."""
     # every feature column (the champion may read one this model leaves out), the entities' days open
     # unknown: scored as the metrics were, as of each entity's feature date
     X_eval = ev.rows.drop(columns=[c for c in NOT_FEATURES if c in ev.rows.columns])
     if OPEN_DAYS in X_eval.columns:
         X_eval = X_eval.assign(**{OPEN_DAYS: np.nan})
-    tracking.log_train_keys(train)  # what a later gate must not re-score this model on
+    tracking.log_train_keys(ev.fitted)  # what a later gate must not re-score this model on
     tracking.log_eval_predictions(ev.rows, *ev.preds["model"], cfg.scheme.codes)  # what a k-fold gate pairs with
     info = tracking.log_scorer(scorer, X_eval)
     version = tracking.register(info.model_uri, cfg.mlflow.model_name)
@@ -183,7 +190,7 @@ def register_and_gate(
         ev.metrics["model"],
         X_eval,
         ev.y_true,
-        refit_on_eval=cfg.train.evaluation == "kfold",
+        refit_on_eval=ev.refitted,
         eval_keys=ev.rows[[ID_COLUMN, "snapshot"]],
         new_scores=ev.preds["model"],
         new_train_keys=train[[ID_COLUMN, "snapshot"]],

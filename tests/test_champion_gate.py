@@ -20,9 +20,13 @@ from tests.conftest import tiny_trained_world
 pytestmark = pytest.mark.slow
 
 
+def _evaluated_model_registered(cfg) -> None:
+    cfg.train.refit = False  # the champion is re-scored on the new evaluation rows (the refitting gate: below)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    yield from tiny_trained_world(tmp_path_factory, "gate")
+    yield from tiny_trained_world(tmp_path_factory, "gate", adjust=_evaluated_model_registered)
 
 
 def _champion_version(cfg) -> str:
@@ -114,6 +118,7 @@ def outcome_world(tmp_path_factory):
         cfg.labels.outcome.horizon_days = 120
         cfg.train.min_per_tier = 2
         cfg.train.semi_supervised.enabled = False  # self-training needs labels from people
+        _evaluated_model_registered(cfg)
 
     yield from tiny_trained_world(tmp_path_factory, "gate-outcome", n_customers=3000, adjust=outcome)
 
@@ -179,3 +184,30 @@ def test_a_k_fold_gate_pairs_the_new_out_of_fold_predictions_with_the_champions_
     text = "\n".join(third.reasons)
     assert "no interval for the gain (the champion's run logged no predictions" in text, text
     assert f"{primary}: new {third.metrics['model'][primary]:.4f} vs champion v{first.model_version} " in text, text
+
+
+def test_a_refitted_model_is_fitted_on_every_labelled_row_and_gated_on_held_out_predictions(world):
+    """train.refit: the registered model saw the evaluation rows too (its logged training keys say so), so
+    the gate pairs the champion's logged held-out predictions with those of the new model fitted on the
+    training rows alone, never a model re-scored on rows it trained on."""
+    cfg, _ = world
+    refit = cfg.model_copy(deep=True)
+    refit.train.refit = True
+    client = MlflowClient()
+    first = train_stage.run(refit)
+    client.set_registered_model_alias(cfg.mlflow.model_name, "champion", first.model_version)
+    assert first.protocol["rows"]["refit"] == first.n_train + first.n_test
+    run = client.get_run(client.get_model_version(cfg.mlflow.model_name, first.model_version).run_id)
+    keys = pd.read_parquet(Path(urlparse(run.info.artifact_uri).path) / "inputs" / "train_keys.parquet")
+    assert len(keys) == first.n_train + first.n_test
+    assert any("refitted (train.refit) on all" in r for r in first.protocol["model_choice"]), first.protocol
+    changed = refit.model_copy(deep=True)
+    changed.seed, changed.train.test_size = 7, 0.5  # another split: the rows both runs held out are paired
+    second = train_stage.run(changed)
+    both = _logged_predictions(client, cfg, first.model_version).merge(
+        _logged_predictions(client, cfg, second.model_version), on=["customer_id", "snapshot"]
+    )
+    text = "\n".join(second.reasons)
+    assert 30 <= len(both) < second.n_test
+    assert f"compared on the {len(both)} of {second.n_test} evaluation rows that the champion's logged" in text, text
+    assert "rows the champion did not train on" not in text  # never re-scored on rows it may have seen

@@ -202,8 +202,12 @@ def test_the_model_card_says_what_was_measured(trained_shape):
         )
     else:
         counts = (
-            f"{rows['train']:,} customers trained the model; {rows['evaluation']:,} were evaluated; 0 were in both."
-        )
+            f"{rows['train']:,} customers trained the model; {rows['evaluation']:,} were evaluated; 0 were in both. "
+            f"The registered model was then fitted again, the same way, on all {rows['train'] + rows['evaluation']:,} "
+            "training and evaluation rows together"
+        )  # train.refit, the default
+        assert rows["refit"] == rows["train"] + rows["evaluation"]
+        assert "registered model: refitted on all" in " ".join(output.split())
     assert counts in html
     assert "Against the logistic regression on the same rows: " in html or summary["metrics"]["model"] == summary[
         "metrics"
