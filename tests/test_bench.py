@@ -113,6 +113,8 @@ def test_registry_names_and_size_labels():
         "leads_tier_newest_qwk",
         "leads_tier_newest_macro_f1_seed_mean",
         "leads_tier_newest_qwk_seed_mean",
+        "leads_tier_newest_refit_gain_macro_f1",
+        "leads_tier_newest_refit_gain_qwk",
         "leads_converted_auc",
         "leads_converted_newest_auc",
         "leads_converted_newest_auc_without_lead_number",

@@ -29,6 +29,7 @@ def test_self_training_that_learns_noise_is_discarded_and_the_supervised_model_r
     cfg = demo_data
     cfg.train.semi_supervised.enabled = True
     cfg.train.choice.candidates = ["lightgbm"]  # self-training refits the LightGBM
+    cfg.train.refit = False  # the registered model is the evaluated one: scored on the evaluation rows below
     assert cfg.train.primary_metric == "macro_f1"
 
     def noise(make, X, y, unlabelled, threshold, max_rounds):
@@ -58,6 +59,7 @@ def test_the_registered_model_is_the_one_the_validation_rows_favoured(demo_data)
     cfg = demo_data
     cfg.train.semi_supervised.enabled = True
     cfg.train.choice.candidates = ["lightgbm"]  # self-training refits the LightGBM
+    cfg.train.refit = False  # the registered model is the evaluated one: scored on the evaluation rows below
     res = train_stage.run(cfg)
     m = res.metrics
     reasons = res.protocol["model_choice"]
