@@ -246,8 +246,9 @@ def _task_leads_refit(p: dict) -> dict:
         study = train.tune_with(cfg, fit_rows[cols], fit_rows["tier"].tolist())
         params = {**train.fixed_params(cfg), **study.best_params}
         preds, metrics, chosen = {}, {}, {}
+        choice = None  # made on the evaluated fit's rows, fitted again as it is (as train.refit does)
         for name, rows in (("evaluated", fit_rows), ("refitted", older)):
-            models, choice = train.fit_models(cfg, rows.reset_index(drop=True), cols, params)
+            models, choice = train.fit_models(cfg, rows.reset_index(drop=True), cols, params, chosen=choice)
             model = models["model"]
             preds[name] = (model.predict_proba(newest[cols]), list(model.predict(newest[cols])))
             proba, tiers = preds[name]

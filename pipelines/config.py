@@ -818,8 +818,8 @@ class TrainConfig(_Strict):
     refit: bool = Field(
         default=True,
         description="holdout, ordered_holdout, backtest: once evaluated, fit the registered model again (the "
-        "candidate choice, calibration and baselines with the tuned hyper-parameters) on training and evaluation "
-        "rows together, so that it knows the newest labels; the figures measure the same procedure on the "
+        "evaluated candidate and decision balance, the tuned hyper-parameters, calibrated anew) on training and "
+        "evaluation rows together, so that it knows the newest labels; the figures measure it fitted on the "
         "training rows. false registers the evaluated model itself. kfold always fits it on every labelled row",
     )
     order_by: str | None = Field(

@@ -562,14 +562,11 @@ def _measured(protocol: dict, metrics: dict, s: dict, name=str) -> dict[str, Any
         counts = template.format(**{k: f"{int(v):,}" for k, v in rows.items()})
         if "refit" in rows:
             counts += " " + s["rows_refit"].format(refit=f"{int(rows['refit']):,}")
-    chosen, evaluated = protocol.get("model"), protocol.get("evaluated_model")
-    kind_text = s["model_kind"].format(kind=s.get(f"kind_{chosen}", chosen)) if chosen else ""
-    if evaluated:  # train.refit chose another candidate than the evaluated fit did
-        kind_text += " " + s["evaluated_kind"].format(kind=s.get(f"kind_{evaluated}", evaluated))
+    chosen = protocol.get("model")
     return {
         "protocol_text": words[kind]() if kind in words else "",
         "rows_text": " ".join(t for t in (counts, *_label_notes(protocol, s, name)) if t),
-        "kind_text": kind_text,
+        "kind_text": s["model_kind"].format(kind=s.get(f"kind_{chosen}", chosen)) if chosen else "",
     }
 
 

@@ -7,6 +7,7 @@ MLflow run with metrics, plots, the config and the registered pyfunc -> champion
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -790,13 +791,16 @@ def fit_models(
     params: dict,
     unlabelled: pd.DataFrame | None = None,
     survival: pd.DataFrame | None = None,
+    chosen: Choice | None = None,
 ) -> tuple[dict, Choice]:
     """The chosen tier model (and its self-training variant, when enabled) and every baseline, fitted
     on the same training ``rows``; the choice with its reasons. With ``survival`` rows (train.model
-    survival or best) the survival model is fitted too: the tier model or, beside it, a comparison."""
+    survival or best) the survival model is fitted too: the tier model or, beside it, a comparison.
+    ``chosen``: a choice made before, fitted again as it is (train.refit: the evaluated candidate, decision
+    balance and self-training verdict on more rows), not made again."""
     levels = cfg.scheme.codes
     X, y = rows[feature_cols], rows["tier"].tolist()
-    choice = choose_model(cfg, rows, feature_cols, params)
+    choice = copy.deepcopy(chosen) if chosen is not None else choose_model(cfg, rows, feature_cols, params)
     make = model_factories(cfg, params, choice.decision_balance)
     models = {"model": make[choice.name]().fit(X, y)}
     semi = cfg.train.semi_supervised
@@ -804,10 +808,11 @@ def fit_models(
         pool = unlabelled[feature_cols]
         models["model_supervised_only"] = models["model"]
         models["model_self_training"], _ = self_train(make["lightgbm"], X, y, pool, semi.threshold, semi.max_rounds)
-        kept, why = keep_self_training(cfg, rows, feature_cols, make["lightgbm"], pool)
-        choice.self_training = "kept" if kept else "discarded"
-        choice.reasons.append(why)
-        models["model"] = models["model_self_training" if kept else "model_supervised_only"]
+        if chosen is None or chosen.self_training is None:
+            kept, why = keep_self_training(cfg, rows, feature_cols, make["lightgbm"], pool)
+            choice.self_training = "kept" if kept else "discarded"
+            choice.reasons.append(why)
+        models["model"] = models["model_self_training" if choice.self_training == "kept" else "model_supervised_only"]
     elif semi.enabled:
         why = f"self-training not tried: it refits the LightGBM alone, and the tier model is {choice.name}"
         log.warning("%s (train.choice.candidates: [lightgbm] keeps it)", why)
@@ -958,16 +963,13 @@ def fit_and_predict(cfg: Config, prep: Prepared, feature_cols: list[str], params
         )
     elif cfg.train.refit:
         every = pd.concat([train, prep.test], ignore_index=True)
-        ev.models, refit = fit_models(cfg, every, feature_cols, params, prep.unlabelled)
-        evaluated = f" (there the choice was {choice.name})" if choice.name != refit.name else ""
+        ev.models, refit = fit_models(cfg, every, feature_cols, params, prep.unlabelled, chosen=choice)
         refit.reasons.append(
-            f"refitted (train.refit) on all {len(every)} labelled rows, training and evaluation together; the "
-            f"figures measure the same procedure on the {len(train)} training rows{evaluated}"
+            f"refitted (train.refit) on all {len(every)} labelled rows, training and evaluation together, as "
+            f"chosen and evaluated: the figures measure it fitted on the {len(train)} training rows"
         )
         ev.choices.append(refit)
         ev.fitted, ev.refitted = every, True
-        if refit.name != choice.name:  # the figures are the evaluated choice's
-            prep.protocol["evaluated_model"] = choice.name
     return ev
 
 
