@@ -90,9 +90,26 @@ def _word(name: str, lang: str, count: float | None = None) -> str:
     """A name part in words: 'webinar' -> 'webinar' / 'webinars' by ``count`` (English), '网络研讨会'."""
     entry = metadata()["words"].get(lang, {}).get(name)
     if entry is None:
-        return name.replace("_", " ")
+        words = name.replace("_", " ")
+        return _plural(words) if lang == "en" and count is not None and count != 1 else words
     one, _, many = entry.partition("|")
     return many if many and count is not None and count != 1 else one
+
+
+def _plural(words: str) -> str:
+    """English plural of a name's last word, by the regular rules: 'site visit' -> 'site visits', 'box' ->
+    'boxes', 'reply' -> 'replies'. A last word that is not a plain lower-case word is left as written."""
+    head, _, last = words.rpartition(" ")
+    already_plural = last.endswith("s") and not last.endswith("ss")
+    if already_plural or not last.isalpha() or not last.islower():
+        return words
+    if last.endswith(("ss", "x", "z", "ch", "sh")):
+        last += "es"
+    elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
 
 
 def _attribute_word(slugged: str, lang: str, written: str | None) -> str:

@@ -303,7 +303,7 @@ def build_in(
     """
     with staged_families(con, cfg, as_of, population) as sql:
         if stats is not None:
-            check_event_customers(con, stats, as_of, counted=counted_rows(con, cfg))
+            check_event_customers(con, stats, as_of, counted=counted_rows(con, cfg), cfg=cfg)
         return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True))
 
 

@@ -236,6 +236,20 @@ def warn_open_only(scorer, cfg: Config) -> None:
         )
 
 
+def warn_time_zone(scorer, cfg: Config) -> None:
+    """Warn when ``data.time_zone`` differs from the one the model was trained under: the same timestamps
+    then fall on other dates, and day counts and as-of cut-offs move by up to a day."""
+    trained = (getattr(scorer, "metadata", None) or {}).get("time_zone")
+    if trained and trained != cfg.data.time_zone:
+        log.warning(
+            "data.time_zone is %s but the model was trained under %s: timestamps near midnight fall on other "
+            "dates than in training, so day counts and the as-of cut-off can differ by a day; score under %s",
+            cfg.data.time_zone,
+            trained,
+            trained,
+        )
+
+
 def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFrame:
     """Table ``customers`` in ``con``: the rows of the scoring input ``spec`` that ``predict`` scores as of
     ``as_of``, as every stage that rebuilds their features must see them (a row predict rejected for a
@@ -305,6 +319,7 @@ def _run(
     model = tracking.load_model(uri)
     scorer = scorer_of(model)
     warn_open_only(scorer, cfg)
+    warn_time_zone(scorer, cfg)
     source = input_path or cfg.predict.input
     spec = scoring_spec(cfg, source)
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other

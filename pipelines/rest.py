@@ -12,6 +12,9 @@
   the frame they could not score; the answer keeps MLflow's status and error code and the message without
   them (a 400 for a missing feature column still names the column), at most ``MAX_MESSAGE`` characters,
   without a stack trace.
+* A JSON request with text values the model never saw in training is scored (as batch ``predict`` scores
+  them: as missing), and the answer says so: ``warnings`` beside ``predictions``, one line per column with
+  the rows, never the values.
 
 uvicorn imports this module in each worker: the model comes from the environment variable MLflow's
 app reads (``__pyfunc_model_path__``), the limit from ``LEADTIER_SERVE_MAX_BYTES``.
@@ -111,25 +114,18 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
         doc = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(doc, dict):
+    table = _table(doc)
+    if table is None:
         return None
+    columns, rows = table
     if isinstance(doc.get("dataframe_split"), dict):
-        split = doc["dataframe_split"]
-        columns, data = split.get("columns"), split.get("data")
-        if not isinstance(columns, list) or not isinstance(data, list) or not all(isinstance(c, str) for c in columns):
-            return None  # MLflow refuses it itself
-        rows = [dict(zip(columns, row, strict=False)) for row in data if isinstance(row, list)]
+        data = doc["dataframe_split"]["data"]
         short = [i for i, row in enumerate(data) if isinstance(row, list) and len(row) != len(columns)]
         if short:
             return (
                 f"dataframe_split: row {short[0]} has {len(data[short[0]])} values, columns has {len(columns)}"
                 f"{f' ({len(short)} such rows)' if len(short) > 1 else ''}; every row needs one value per column"
             )
-    elif isinstance(doc.get("dataframe_records"), list):
-        rows = [r for r in doc["dataframe_records"] if isinstance(r, dict)]
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-    else:
-        return None
     named = list(columns)
     twice = sorted({c for c in named if named.count(c) > 1})
     if twice:
@@ -158,6 +154,46 @@ def request_problem(text: str, schema: dict[str, str]) -> str | None:
                     f"but row {bad[0]} gives a negative number"
                 )
     return None
+
+
+def _table(doc) -> tuple[list[str], list[dict]] | None:
+    """The column names (as sent, repeats kept) and the rows (column -> value) of a parsed JSON request in
+    MLflow's ``dataframe_split`` or ``dataframe_records`` form; None for anything else (MLflow answers it)."""
+    if not isinstance(doc, dict):
+        return None
+    if isinstance(doc.get("dataframe_split"), dict):
+        split = doc["dataframe_split"]
+        columns, data = split.get("columns"), split.get("data")
+        if not isinstance(columns, list) or not isinstance(data, list) or not all(isinstance(c, str) for c in columns):
+            return None  # MLflow refuses it itself
+        return columns, [dict(zip(columns, row, strict=False)) for row in data if isinstance(row, list)]
+    if isinstance(doc.get("dataframe_records"), list):
+        rows = [r for r in doc["dataframe_records"] if isinstance(r, dict)]
+        return list(dict.fromkeys(k for r in rows for k in r)), rows
+    return None
+
+
+def unseen_notes(text: str, categories: dict[str, list[str]]) -> list[str]:
+    """For a JSON request body ``text``: one note per text column whose values include some the model never
+    saw in training (``categories``: column -> the values it learned), which it scores as missing, as batch
+    ``predict`` warns. Names the column and rows (0-based), never the values."""
+    try:
+        table = _table(json.loads(text))
+    except ValueError:
+        return []
+    if table is None:
+        return []
+    columns, rows = table
+    notes = []
+    for c in (c for c in dict.fromkeys(columns) if c in categories):
+        known = set(categories[c])
+        bad = [i for i, r in enumerate(rows) if isinstance(r.get(c), str) and r[c] not in known]
+        if bad:
+            shown = ", ".join(str(i) for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            notes.append(
+                f"column {c!r}: {len(bad)} row(s) with a value never seen in training, scored as missing (row {shown})"
+            )
+    return notes
 
 
 def _never_negative(column: str) -> str | None:
@@ -191,12 +227,15 @@ class RequestLimits:
     """ASGI middleware: the body-size cap, the request checks and the error answers described in the
     module docstring (``schema``: the model's input columns and types, as :func:`input_schema`)."""
 
-    def __init__(self, app, max_bytes: int, schema: dict[str, str] | None = None):
+    def __init__(
+        self, app, max_bytes: int, schema: dict[str, str] | None = None, categories: dict[str, list[str]] | None = None
+    ):
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be a positive number of bytes. Got {max_bytes} instead")
         self.app = app
         self.max_bytes = int(max_bytes)
         self.schema = schema or {}
+        self.categories = categories or {}
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_bytes:,} bytes (serve.max_request_mb); send fewer rows"
@@ -225,10 +264,13 @@ class RequestLimits:
         body = b"".join(chunks)
         del chunks
         kind = _headers(scope).get(b"content-type", b"").split(b";")[0].strip().lower()
-        if self.schema and scope.get("method") == "POST" and kind == b"application/json":
-            problem = request_problem(body.decode("utf-8", "replace"), self.schema)
+        notes: list[str] = []
+        if scope.get("method") == "POST" and kind == b"application/json":
+            text = body.decode("utf-8", "replace")
+            problem = request_problem(text, self.schema) if self.schema else None
             if problem:
                 return await _answer(send, 400, "BAD_REQUEST", problem)
+            notes = unseen_notes(text, self.categories) if self.categories else []
         replayed = False
 
         async def replay():
@@ -243,15 +285,18 @@ class RequestLimits:
 
         async def guarded_send(message):
             nonlocal held
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                held = message  # an error answer: rewritten once complete
+            if message["type"] == "http.response.start" and (message["status"] >= 400 or notes):
+                held = message  # an error answer, or predictions to add notes to: rewritten once complete
                 return None
             if held is None:
                 return await send(message)
             if message["type"] == "http.response.body":
                 parts.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    await self._rewrite(send, held, b"".join(parts), body)
+                    if held["status"] >= 400:
+                        await self._rewrite(send, held, b"".join(parts), body)
+                    else:
+                        await _with_warnings(send, held, b"".join(parts), notes)
             return None
 
         return await self.app(scope, replay, guarded_send)
@@ -271,11 +316,38 @@ class RequestLimits:
         await _answer(send, start["status"], code, without_request(message, request))
 
 
+async def _with_warnings(send, start: dict, answer: bytes, notes: list[str]) -> None:
+    """MLflow's successful ``answer`` with ``warnings`` (``notes``) beside its ``predictions``; as it was when
+    it is not such a JSON object."""
+    try:
+        doc = json.loads(answer)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and "predictions" in doc:
+        answer = json.dumps({**doc, "warnings": notes}).encode("utf-8")
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    await send({**start, "headers": [*headers, (b"content-length", str(len(answer)).encode())]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def known_categories(model_path: str) -> dict[str, list[str]]:
+    """Text column -> the values the model at ``model_path`` learned in training (empty for a pyfunc that is
+    not leadtier's)."""
+    import mlflow.pyfunc
+
+    try:
+        scorer = mlflow.pyfunc.load_model(model_path).unwrap_python_model().scorer
+    except AttributeError:
+        return {}
+    return dict(getattr(scorer.classifier, "categories_", {}))
+
+
 def _app():
     from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
     from mlflow.pyfunc.scoring_server.app import app as scoring_app  # loads the model named in the environment
 
-    return RequestLimits(scoring_app, int(os.environ[MAX_BYTES_ENV]), input_schema(os.environ[_SERVER_MODEL_PATH]))
+    path = os.environ[_SERVER_MODEL_PATH]
+    return RequestLimits(scoring_app, int(os.environ[MAX_BYTES_ENV]), input_schema(path), known_categories(path))
 
 
 def __getattr__(name: str):

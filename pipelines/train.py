@@ -1093,6 +1093,7 @@ def make_scorer(
             "label_outcome": cfg.labels.outcome.model_dump(mode="json") if cfg.labels.source == "outcome" else None,
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
             "currency": cfg.report.currency,  # reasons over REST show money as the report does
+            "time_zone": cfg.data.time_zone,  # predict warns when it reads dates in another zone
         },
     )
     scorer.drift_reference = reference_profile(drift_rows(prep), feature_cols, clf.categories_)

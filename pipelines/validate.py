@@ -236,9 +236,11 @@ def check_event_customers(
     stats: dict[str, TableStats],
     as_of: dt.date,
     counted: Mapping[str, int] | None = None,
+    cfg: Config | None = None,
 ) -> list[Problem]:
     """Event rows dated before ``as_of`` (the only ones a feature could use) that name a customer absent
-    from the customers table: logged warnings; the rows are ignored.
+    from the customers table: logged warnings; the rows are ignored. With ``cfg``, each warning names the
+    id column as the files write it.
 
     ``counted`` (table -> rows the feature families counted for known customers, see
     ``leadtier.features.queries.FAMILY_ROW_COUNTS``) replaces the anti-join by a count over the timestamps: rows
@@ -275,6 +277,7 @@ def check_event_customers(
             )
         if problem:
             problem.message += _spelt_otherwise(con, f"(SELECT * FROM {table} WHERE {before})")
+            problem.file_column = _file_column(cfg, table, "customer_id") if cfg is not None else ""
             log.warning("%s", problem)
             problems.append(problem)
     return problems
@@ -294,7 +297,7 @@ def validate(
 ) -> list[Problem]:
     """Every check on the tables registered in ``con``: :func:`check_inputs` (raises on errors) and
     :func:`check_event_customers`. Returns all problems."""
-    return check_inputs(con, cfg, stats, as_of) + check_event_customers(con, stats, as_of)
+    return check_inputs(con, cfg, stats, as_of) + check_event_customers(con, stats, as_of, cfg=cfg)
 
 
 def as_records(problems: list[Problem]) -> list[dict]:

@@ -728,3 +728,23 @@ def test_local_offsets_are_told_apart_from_utc_and_from_times_without_one(engine
     rows = " UNION ALL ".join(f"SELECT '{v}' AS t" for v in values)
     got = dict(engine.rows(f"SELECT t, {rules.local_offset('t')} FROM ({rows}) AS x"))
     assert got == values
+
+
+def test_events_of_unknown_customers_are_warned_of_by_the_id_column_the_file_writes(tmp_path, caplog):
+    """The warning points at the column a user can look for in the orders file, not leadtier's name for it."""
+    from leadtier.pipelines import features as feature_stage
+
+    (tmp_path / "c.csv").write_text("id,created\nc1,2026-01-01\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text(
+        "account_ref,ts,inv,amount,quantity\nc1,2026-06-01,i1,10,1\nc9,2026-06-02,i2,10,1\n", encoding="utf-8"
+    )
+    cfg = _config(
+        tmp_path,
+        {"path": "c.csv", "columns": {"customer_id": "id", "created_at": "created"}},
+        {"path": "t.csv", "columns": {"customer_id": "account_ref", "invoice_id": "inv"}},
+    )
+    with caplog.at_level(logging.WARNING, logger="leadtier.pipelines.validate"):
+        feats = feature_stage.build(cfg, with_labels=False).features
+    assert feats["customer_id"].tolist() == ["c1"] and feats["rfm_frequency"].tolist() == [1]
+    said = [r.getMessage() for r in caplog.records if "absent from the customers table" in r.getMessage()]
+    assert len(said) == 1 and "t.csv: column 'account_ref' (transactions.customer_id): 1 row" in said[0], said

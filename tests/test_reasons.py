@@ -45,6 +45,12 @@ runner = CliRunner()
         ("cust_share", 0.04, None, "share: 0.04", "share：0.04"),  # small numbers keep their digits
         ("cust_tenure_days", 417, None, "created 417 days ago", "创建于 417 天前"),  # a lead or a deal, too
         ("ix_拜访_30d", 3.0, None, "3 拜访 in the last 30 days", "近 30 天拜访 3 次"),  # a type named in Chinese
+        # a type leadtier has no words for: its name in words, in the plural where English wants one
+        ("ix_site_visit_30d", 2.0, None, "2 site visits in the last 30 days", "近 30 天site visit 2 次"),
+        ("ix_site_visit_30d", 1.0, None, "1 site visit in the last 30 days", None),
+        ("ix_site_visit_30d", 0.0, None, "no site visit in the last 30 days", None),
+        ("ix_reply_7d", 4.0, None, "4 replies in the last 7 days", None),
+        ("ix_SMS_7d", 4.0, None, "4 SMS in the last 7 days", None),
         ("rfm_frequency_trend_30d", -2, None, "-2 purchases in the last 30 days against the 30 before", None),
         ("ix_duration_s_30d", 300.0, None, "5 min of interactions in the last 30 days", "近 30 天互动时长 5 分钟"),
         ("cust_start_weekday", 3, None, "started on a Wednesday", "在星期三开始"),
@@ -333,3 +339,21 @@ def test_the_scorer_keeps_the_attribute_names_as_the_users_file_writes_them():
     leads = attribute_names(load_config(REPO / "configs" / "x_education_leads.yaml", data_root="/nowhere"))
     assert leads["cust_lead_source"] == "Lead Source"
     assert attribute_names(load_config(REPO / "configs" / "demo.yaml", data_root="/nowhere")) == {}
+
+
+@pytest.mark.slow
+def test_scoring_under_another_time_zone_than_training_is_warned_of(world, caplog):
+    cfg, work = world
+    from leadtier.pipelines import predict
+
+    shanghai = cfg.model_copy(deep=True)
+    shanghai.data.time_zone = "Asia/Shanghai"
+    shanghai.predict.output = str(work / "shanghai" / "predictions.parquet")
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        predict.run(shanghai, progress=False)
+    said = [r.getMessage() for r in caplog.records if "trained under" in r.getMessage()]
+    assert len(said) == 1 and "data.time_zone is Asia/Shanghai but the model was trained under UTC" in said[0], said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        predict.run(cfg.model_copy(update={}, deep=True), progress=False)
+    assert not [r for r in caplog.records if "trained under" in r.getMessage()]
