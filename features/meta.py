@@ -96,14 +96,18 @@ def _word(name: str, lang: str, count: float | None = None) -> str:
     return many if many and count is not None and count != 1 else one
 
 
+PARTICIPLES = {"sent", "done", "won", "lost", "held", "met", "paid", "made", "seen", "given", "taken", "read", "left"}
+
+
 def _plural(words: str) -> str:
-    """English plural of a name's last word, by the regular rules: 'site visit' -> 'site visits', 'box' ->
-    'boxes', 'reply' -> 'replies'. A last word that is not a plain lower-case word is left as written."""
+    """English plural of a name's last word, by the regular rules: 'site visit' -> 'site visits', 'status' ->
+    'statuses', 'reply' -> 'replies'. A last word that reads as a plural ('visits') or a past participle
+    ('proposal sent', 'email opened'), or is not a plain lower-case word ('SMS'), is left as written."""
     head, _, last = words.rpartition(" ")
-    already_plural = last.endswith("s") and not last.endswith("ss")
-    if already_plural or not last.isalpha() or not last.islower():
+    already_plural = last.endswith("s") and not last.endswith(("ss", "us"))
+    if already_plural or last.endswith("ed") or last in PARTICIPLES or not last.isalpha() or not last.islower():
         return words
-    if last.endswith(("ss", "x", "z", "ch", "sh")):
+    if last.endswith(("s", "x", "z", "ch", "sh")):
         last += "es"
     elif last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
         last = last[:-1] + "ies"

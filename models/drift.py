@@ -93,7 +93,7 @@ def psi_noise(expected_share, rows: int, seed: int = 0) -> float:
 
 class DriftAccumulator:
     """Add scored batches; ``table(threshold)`` gives PSI per feature, largest first, and for text
-    features how many values training never saw (the model scores them as missing), with examples.
+    features how many values training never saw (the model learned nothing about them), with examples.
 
     The examples are the first three such values in customer id order (in row order without a
     ``customer_id`` column), whatever order the batches come in, so accumulators filled on parts of the

@@ -250,6 +250,12 @@ def warn_time_zone(scorer, cfg: Config) -> None:
         )
 
 
+def warn_scoring_settings(scorer, cfg: Config) -> None:
+    """What either engine's predict warns of before scoring: settings that differ from what the model expects."""
+    warn_open_only(scorer, cfg)
+    warn_time_zone(scorer, cfg)
+
+
 def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFrame:
     """Table ``customers`` in ``con``: the rows of the scoring input ``spec`` that ``predict`` scores as of
     ``as_of``, as every stage that rebuilds their features must see them (a row predict rejected for a
@@ -318,8 +324,7 @@ def _run(
     version = tracking.resolve_version(client, uri)
     model = tracking.load_model(uri)
     scorer = scorer_of(model)
-    warn_open_only(scorer, cfg)
-    warn_time_zone(scorer, cfg)
+    warn_scoring_settings(scorer, cfg)
     source = input_path or cfg.predict.input
     spec = scoring_spec(cfg, source)
     con = connect(cfg, extra_files=[source] if source else [])  # reads these files and no other
@@ -442,7 +447,7 @@ def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> Non
         )
     for row in table[table["unseen_values"] > 0].itertuples():
         log.warning(
-            "feature %s: %d row(s) with values never seen in training, scored as missing; e.g. %s",
+            "feature %s: %d row(s) with values never seen in training (the model learned nothing about them); e.g. %s",
             row.feature,
             row.unseen_values,
             row.unseen_examples,

@@ -12,9 +12,9 @@
   the frame they could not score; the answer keeps MLflow's status and error code and the message without
   them (a 400 for a missing feature column still names the column), at most ``MAX_MESSAGE`` characters,
   without a stack trace.
-* A JSON request with text values the model never saw in training is scored (as batch ``predict`` scores
-  them: as missing), and the answer says so: ``warnings`` beside ``predictions``, one line per column with
-  the rows, never the values.
+* A JSON request (``dataframe_split`` or ``dataframe_records``) with text values the model never saw in
+  training is scored, and the answer says so, as batch ``predict`` warns of them: ``warnings`` beside
+  ``predictions``, one line per column with the rows, never the values.
 
 uvicorn imports this module in each worker: the model comes from the environment variable MLflow's
 app reads (``__pyfunc_model_path__``), the limit from ``LEADTIER_SERVE_MAX_BYTES``.
@@ -29,6 +29,7 @@ import re
 
 from leadtier.features.meta import meta_of
 from leadtier.models.text import clip
+from mlflow.exceptions import MlflowException
 
 MAX_BYTES_ENV = "LEADTIER_SERVE_MAX_BYTES"
 MAX_MESSAGE = 500
@@ -175,8 +176,8 @@ def _table(doc) -> tuple[list[str], list[dict]] | None:
 
 def unseen_notes(text: str, categories: dict[str, list[str]]) -> list[str]:
     """For a JSON request body ``text``: one note per text column whose values include some the model never
-    saw in training (``categories``: column -> the values it learned), which it scores as missing, as batch
-    ``predict`` warns. Names the column and rows (0-based), never the values."""
+    saw in training (``categories``: column -> the values it learned), of which it has learned nothing, as
+    batch ``predict`` warns. Names the column and rows (0-based), never the values."""
     try:
         table = _table(json.loads(text))
     except ValueError:
@@ -190,9 +191,7 @@ def unseen_notes(text: str, categories: dict[str, list[str]]) -> list[str]:
         bad = [i for i, r in enumerate(rows) if isinstance(r.get(c), str) and r[c] not in known]
         if bad:
             shown = ", ".join(str(i) for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            notes.append(
-                f"column {c!r}: {len(bad)} row(s) with a value never seen in training, scored as missing (row {shown})"
-            )
+            notes.append(f"column {c!r}: {len(bad)} row(s) with a value never seen in training (row {shown})")
     return notes
 
 
@@ -330,24 +329,24 @@ async def _with_warnings(send, start: dict, answer: bytes, notes: list[str]) -> 
     await send({"type": "http.response.body", "body": answer})
 
 
-def known_categories(model_path: str) -> dict[str, list[str]]:
-    """Text column -> the values the model at ``model_path`` learned in training (empty for a pyfunc that is
+def known_categories(model) -> dict[str, list[str]]:
+    """Text column -> the values the loaded pyfunc ``model`` learned in training (empty for a pyfunc that is
     not leadtier's)."""
-    import mlflow.pyfunc
-
     try:
-        scorer = mlflow.pyfunc.load_model(model_path).unwrap_python_model().scorer
-    except AttributeError:
+        scorer = model.unwrap_python_model().scorer
+    except (AttributeError, MlflowException):  # another kind of pyfunc: nothing to compare with
         return {}
     return dict(getattr(scorer.classifier, "categories_", {}))
 
 
 def _app():
-    from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
-    from mlflow.pyfunc.scoring_server.app import app as scoring_app  # loads the model named in the environment
+    from mlflow.pyfunc import scoring_server
 
-    path = os.environ[_SERVER_MODEL_PATH]
-    return RequestLimits(scoring_app, int(os.environ[MAX_BYTES_ENV]), input_schema(path), known_categories(path))
+    path = os.environ[scoring_server._SERVER_MODEL_PATH]
+    model = scoring_server.load_model_with_mlflow_config(path)  # as MLflow's own app loads it, once
+    return RequestLimits(
+        scoring_server.init(model), int(os.environ[MAX_BYTES_ENV]), input_schema(path), known_categories(model)
+    )
 
 
 def __getattr__(name: str):

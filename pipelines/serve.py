@@ -196,7 +196,7 @@ def invoke(url: str, features: pd.DataFrame, timeout_s: float = 60.0) -> pd.Data
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")[:500]
         raise ServeError(f"POST {url}/invocations -> {exc.code}: {detail}") from None
-    for note in body.get("warnings", []):  # text values the model never saw: scored as missing
+    for note in body.get("warnings", []):  # text values the model never saw in training
         log.warning("POST %s/invocations: %s", url, note)
     return pd.DataFrame(body["predictions"])
 

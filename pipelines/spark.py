@@ -985,7 +985,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         input_facts,
         positions_said,
         scorer_of,
-        warn_open_only,
+        warn_scoring_settings,
     )
     from leadtier.pipelines.sources import scoring_spec
 
@@ -995,7 +995,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
     scorer = scorer_of(tracking.load_model(uri))  # the drift reference and the tier levels, as leadtier predict
-    warn_open_only(scorer, cfg)
+    warn_scoring_settings(scorer, cfg)
     if batch_size:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(batch_size)))
     tagged, input_rows, why, population = _scoring_input(spark, cfg, input_path, as_of)

@@ -827,7 +827,10 @@ def test_categories_never_seen_in_training_are_counted_and_named(world, tmp_path
     assert drift.loc["cust_region", "unseen_values"] == 3
     assert drift.loc["cust_region", "unseen_examples"] == "Atlantis, Lemuria"
     assert drift.loc["cust_industry", "unseen_values"] == 0
-    assert "feature cust_region: 3 row(s) with values never seen in training, scored as missing" in caplog.text
+    assert (
+        "feature cust_region: 3 row(s) with values never seen in training (the model learned nothing about them)"
+        in caplog.text
+    )
 
 
 def test_a_column_left_blank_in_every_scored_row_is_named(world, tmp_path, caplog):

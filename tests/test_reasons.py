@@ -51,6 +51,10 @@ runner = CliRunner()
         ("ix_site_visit_30d", 0.0, None, "no site visit in the last 30 days", None),
         ("ix_reply_7d", 4.0, None, "4 replies in the last 7 days", None),
         ("ix_SMS_7d", 4.0, None, "4 SMS in the last 7 days", None),
+        ("ix_proposal_sent_7d", 2.0, None, "2 proposal sent in the last 7 days", None),  # no 'proposal sents'
+        ("ix_email_opened_7d", 2.0, None, "2 email opened in the last 7 days", None),
+        ("ix_status_change_7d", 2.0, None, "2 status changes in the last 7 days", None),
+        ("ix_status_7d", 2.0, None, "2 statuses in the last 7 days", None),
         ("rfm_frequency_trend_30d", -2, None, "-2 purchases in the last 30 days against the 30 before", None),
         ("ix_duration_s_30d", 300.0, None, "5 min of interactions in the last 30 days", "近 30 天互动时长 5 分钟"),
         ("cust_start_weekday", 3, None, "started on a Wednesday", "在星期三开始"),

@@ -352,23 +352,26 @@ def test_reasons_over_rest_equal_batch_reasons_money_in_the_configured_currency(
     assert got["reasons"].str.contains("£", regex=False).any(), got["reasons"].head().tolist()
 
 
-def test_text_values_never_seen_in_training_are_scored_as_missing_and_said(server, batch, caplog):
-    """A new lead source over REST: scored as batch predict scores it (as missing), and the answer says which
-    column and rows, without the value."""
-    feats, want = batch
+def test_text_values_never_seen_in_training_are_scored_and_said(server, trained, batch, caplog):
+    """A new region over REST: scored as the registered model scores it in-process, and the answer says which
+    column and rows, without the value; a request without such values has no warnings."""
+    import mlflow
+
+    cfg, _ = trained
+    feats, _ = batch
     rows = feats.head(3).drop(columns="customer_id").reset_index(drop=True)
     rows.loc[[0, 2], "cust_region"] = "Atlantis"  # no customer of the training data is there
     body = _post(server, serve.payload(rows))
-    assert body["warnings"] == [
-        "column 'cust_region': 2 row(s) with a value never seen in training, scored as missing (row 0, 2)"
-    ]
-    missing = rows.copy()
-    missing.loc[[0, 2], "cust_region"] = None
-    same = _post(server, serve.payload(missing))
-    assert "warnings" not in same and same["predictions"] == body["predictions"]
+    assert body["warnings"] == ["column 'cust_region': 2 row(s) with a value never seen in training (row 0, 2)"]
+    exp = mlflow.pyfunc.load_model(f"models:/{cfg.mlflow.model_name}@champion").predict(rows)
+    got = pd.DataFrame(body["predictions"])
+    assert got["tier"].tolist() == exp["tier"].tolist()
+    probas = [c for c in exp.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(got[probas].to_numpy(float), exp[probas].to_numpy(float), rtol=0, atol=1e-6)
+    assert "warnings" not in _post(server, serve.payload(feats.head(3).drop(columns="customer_id")))
     with caplog.at_level("WARNING", logger="leadtier.pipelines.serve"):
-        got = serve.invoke(server, rows)
-    assert len(got) == 3 and "never seen in training" in caplog.text and "Atlantis" not in caplog.text
+        assert len(serve.invoke(server, rows)) == 3
+    assert "never seen in training (row 0, 2)" in caplog.text and "Atlantis" not in caplog.text
 
 
 def test_unseen_notes_name_columns_and_rows_never_values():
@@ -379,8 +382,7 @@ def test_unseen_notes_name_columns_and_rows_never_values():
         {"dataframe_records": [{"cust_region": "west", "cust_industry": None}] * 7 + [{"cust_region": "north"}]}
     )
     assert unseen_notes(records, cats) == [
-        "column 'cust_region': 7 row(s) with a value never seen in training, scored as missing "
-        "(row 0, 1, 2, 3, 4 and 2 more)"
+        "column 'cust_region': 7 row(s) with a value never seen in training (row 0, 1, 2, 3, 4 and 2 more)"
     ]
     split = json.dumps({"dataframe_split": {"columns": ["cust_industry"], "data": [["retail"], [None]]}})
     assert unseen_notes(split, cats) == [] and unseen_notes("{not json", cats) == []
