@@ -80,6 +80,10 @@ def render_family(
     return sql.replace(":as_of", f"DATE '{as_of.isoformat()}'")
 
 
+# outcome kinds labelled from a snapshot date for every customer (labels_<kind>.sql)
+SNAPSHOT_OUTCOMES = ("days_to_next_purchase", "revenue_next_days", "purchase_stage")
+
+
 def label_query(
     kind: str,
     as_of: dt.date,
@@ -88,10 +92,13 @@ def label_query(
     thresholds: Sequence[int] = (30, 90, 180),
     horizon: int = 365,
     cut_points: Sequence[float] = (),
+    loyal_purchases: int = 3,
 ) -> str:
     """Outcome-label SQL: one row per customer existing at ``as_of`` with a tier or NULL (censored)."""
-    if kind not in ("days_to_next_purchase", "revenue_next_days"):
-        raise ValueError(f"unknown outcome kind {kind!r}; known: days_to_next_purchase, revenue_next_days")
+    if kind not in SNAPSHOT_OUTCOMES:
+        raise ValueError(f"unknown outcome kind {kind!r}; known: {', '.join(SNAPSHOT_OUTCOMES)}")
+    if kind == "purchase_stage" and len(levels) != 4:
+        raise ValueError(f"purchase_stage makes 4 levels (loyal, repeat, first-time, prospect). Got {len(levels)}")
     if observed_until < as_of:
         raise ValueError(f"observed_until ({observed_until}) must not precede as_of ({as_of})")
     text = resources.files("leadtier.features").joinpath("sql", f"labels_{kind}.sql").read_text(encoding="utf-8")
@@ -100,6 +107,7 @@ def label_query(
         thresholds=list(thresholds),
         horizon=int(horizon),
         cut_points=[float(c) for c in cut_points],
+        loyal=int(loyal_purchases),
     )
     return sql.replace(":observed_until", f"DATE '{observed_until.isoformat()}'").replace(
         ":as_of", f"DATE '{as_of.isoformat()}'"

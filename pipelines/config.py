@@ -534,9 +534,10 @@ class FeatureConfig(_Strict):
 class OutcomeConfig(_Strict):
     """Tiers derived from what each customer did after the snapshot date."""
 
-    kind: Literal["days_to_next_purchase", "revenue_next_days", "days_to_win"] = Field(
+    kind: Literal["days_to_next_purchase", "revenue_next_days", "purchase_stage", "days_to_win"] = Field(
         default="days_to_next_purchase",
-        description="days_to_next_purchase / revenue_next_days: from a snapshot date for every customer; "
+        description="days_to_next_purchase / revenue_next_days / purchase_stage: from a snapshot date for every "
+        "customer; "
         "days_to_win: on each entity's own clock, from its start (customers.created_at) to its win "
         "(outcomes.won_at), censored per entity at data.as_of",
     )
@@ -555,11 +556,17 @@ class OutcomeConfig(_Strict):
         default_factory=lambda: [1000.0, 100.0],
         description="revenue_next_days: revenue lower bounds of the levels before the last, best first",
     )
+    loyal_purchases: Annotated[int, Field(ge=2)] = Field(
+        default=3,
+        description="purchase_stage: the purchases within horizon_days after the snapshot that make a customer "
+        "loyal (the best level); then repeat (2 or more purchases in all by the horizon's end), first-time "
+        "(exactly 1) and prospect (none)",
+    )
     observed_until: dt.date | None = Field(
         default=None,
-        description="days_to_next_purchase / revenue_next_days: the day the transactions were exported (outcomes "
-        "are observed before it); default: the day after the last transaction, leaving out a few rows dated "
-        "more than horizon_days after all the others (a mistyped year)",
+        description="days_to_next_purchase / revenue_next_days / purchase_stage: the day the transactions were "
+        "exported (outcomes are observed before it); default: the day after the last transaction, leaving out a "
+        "few rows dated more than horizon_days after all the others (a mistyped year)",
     )
 
     @field_validator("thresholds_days")
@@ -582,6 +589,7 @@ class OutcomeConfig(_Strict):
         reads = {
             "thresholds_days": ("days_to_next_purchase", "days_to_win"),
             "cut_points": ("revenue_next_days",),
+            "loyal_purchases": ("purchase_stage",),
             "observed_from": ("days_to_win",),
         }
         fields = type(self).model_fields
@@ -1153,8 +1161,11 @@ class Config(_Strict):
         elif self.labels.source == "outcome":
             if self.data.tables.transactions is None:
                 raise ValueError("labels.source 'outcome' needs data.tables.transactions")
-            need = len(oc.thresholds_days) + 2 if oc.kind == "days_to_next_purchase" else len(oc.cut_points) + 1
-            what = "thresholds_days + 2" if oc.kind == "days_to_next_purchase" else "cut_points + 1"
+            need, what = {
+                "days_to_next_purchase": (len(oc.thresholds_days) + 2, "thresholds_days + 2"),
+                "revenue_next_days": (len(oc.cut_points) + 1, "cut_points + 1"),
+                "purchase_stage": (4, "loyal, repeat, first-time, prospect: the built-in scheme purchase_stage"),
+            }[oc.kind]
             if need != k:
                 raise ValueError(
                     f"labels.outcome: scheme {self.labels.scheme!r} has {k} levels but {oc.kind} makes {need} ({what})"

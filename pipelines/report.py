@@ -897,6 +897,12 @@ def outcome_words(
         words = [s["outcome_revenue_at_least"].format(amount=fmt_money(c, currency), days=days) for c in cuts]
         words.append(s["outcome_revenue_below"].format(amount=fmt_money(cuts[-1], currency), days=days))
         return dict(zip(codes, words, strict=True))
+    if kind == "purchase_stage":
+        if len(codes) != 4:
+            return {}
+        days, loyal = int(outcome["horizon_days"]), int(outcome.get("loyal_purchases", 3))
+        keys = ("outcome_stage_loyal", "outcome_stage_repeat", "outcome_stage_first", "outcome_stage_prospect")
+        return {code: s[key].format(days=days, n=loyal) for code, key in zip(codes, keys, strict=True)}
     prefix = "outcome_win" if kind == "days_to_win" else "outcome_purchase"
     bounds, horizon = [int(t) for t in outcome.get("thresholds_days", [])], int(outcome["horizon_days"])
     if len(codes) != len(bounds) + 2:

@@ -247,7 +247,14 @@ class Prepared:
 def outcome_labels(con, cfg: Config, as_of: dt.date, observed_until: dt.date) -> pd.DataFrame:
     oc = cfg.labels.outcome
     sql = label_query(
-        oc.kind, as_of, observed_until, cfg.scheme.codes, oc.thresholds_days, oc.horizon_days, oc.cut_points
+        oc.kind,
+        as_of,
+        observed_until,
+        cfg.scheme.codes,
+        oc.thresholds_days,
+        oc.horizon_days,
+        oc.cut_points,
+        oc.loyal_purchases,
     )
     lab = feature_stage.fetch_frame(con, sql)
     return lab[["customer_id", "tier"]]
@@ -335,7 +342,8 @@ def check_horizon(cfg: Config, as_of: dt.date, observed_until: dt.date) -> None:
 
     Censoring alone would still label the customers who bought early, but only them: a training set
     of fast buyers. ``days_to_next_purchase`` needs days 0 to ``horizon_days`` seen (day
-    ``horizon_days`` still counts as D), ``revenue_next_days`` days 0 to ``horizon_days - 1``.
+    ``horizon_days`` still counts as D), ``revenue_next_days`` and ``purchase_stage`` days 0 to
+    ``horizon_days - 1``.
     """
     oc = cfg.labels.outcome
     need = oc.horizon_days + 1 if oc.kind == "days_to_next_purchase" else oc.horizon_days
@@ -568,8 +576,8 @@ def unread_settings(cfg: Config) -> list[str]:
         )
     if cfg.labels.outcome.observed_until and not _snapshot_outcomes(cfg):
         unread.append(
-            "labels.outcome.observed_until is read only by outcome labels days_to_next_purchase and "
-            "revenue_next_days; these labels do not read it"
+            "labels.outcome.observed_until is read only by outcome labels days_to_next_purchase, "
+            "revenue_next_days and purchase_stage; these labels do not read it"
         )
     return unread
 

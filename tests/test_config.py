@@ -139,6 +139,20 @@ def test_demo_config_loads_with_builtin_schemes():
             lambda r: r["labels"].update(source="outcome", outcome={"cut_points": [500.0, 50.0]}),
             r"kind 'days_to_next_purchase' does not read \['cut_points'\]",
         ),
+        (
+            lambda r: r["labels"].update(source="outcome", outcome={"loyal_purchases": 5}),
+            r"kind 'days_to_next_purchase' does not read \['loyal_purchases'\]",
+        ),
+        (
+            lambda r: r["labels"].update(source="outcome", outcome={"kind": "purchase_stage", "horizon_days": 180}),
+            r"scheme 'time_to_close' has 5 levels but purchase_stage makes 4 \(loyal, repeat, first-time, prospect",
+        ),
+        (
+            lambda r: r["labels"].update(
+                source="outcome", scheme="purchase_stage", outcome={"kind": "purchase_stage", "loyal_purchases": 1}
+            ),
+            r"labels.outcome.loyal_purchases.*greater than or equal to 2",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):

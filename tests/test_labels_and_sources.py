@@ -45,7 +45,7 @@ def _labels(
 
 def _tx(rows):
     return pd.DataFrame(rows, columns=["customer_id", "ts", "invoice_id", "amount"]).assign(
-        ts=lambda d: pd.to_datetime(d["ts"])
+        ts=lambda d: pd.to_datetime(d["ts"], format="ISO8601")
     )
 
 
@@ -120,6 +120,60 @@ def test_value_tiers_by_revenue_in_the_horizon_and_censoring():
         observed_until=dt.date(2011, 2, 1),
     )
     assert censored["tier"].isna().all()
+
+
+STAGES = ["loyal", "repeat", "first_time", "prospect"]
+
+
+def _stages(tx, customers, observed_until=dt.date(2012, 1, 1), loyal=3):
+    con = duckdb.connect()
+    con.register("customers", customers)
+    con.register("transactions", tx)
+    sql = label_query("purchase_stage", S, observed_until, STAGES, (), 90, (), loyal)
+    return fetch_frame(con, sql).set_index("customer_id")
+
+
+def test_purchase_stage_is_the_stage_reached_by_the_end_of_the_horizon():
+    tx = _tx(
+        [
+            ("loyal", "2011-01-05", "1", 10.0),  # three purchases in the 90 days: loyal
+            ("loyal", "2011-02-05", "2", 10.0),
+            ("loyal", "2011-03-31 23:59", "3", 10.0),  # day 89, the horizon's last
+            ("old_repeat", "2010-05-01", "4", 10.0),  # bought twice before the snapshot, not since: still repeat
+            ("old_repeat", "2010-06-01", "5", 10.0),
+            ("second", "2010-12-01", "6", 10.0),  # first before the snapshot, second within the horizon
+            ("second", "2011-01-20", "7", 10.0),
+            ("once", "2011-02-01", "8", 10.0),  # a first purchase within the horizon
+            ("once", "2011-02-01", "8", 5.0),  # a second line of the same invoice: still one purchase
+            ("returned", "2011-01-10", "9", 10.0),  # an invoice that nets to a return is no purchase
+            ("returned", "2011-01-10", "9", -10.0),
+            ("late", "2011-04-01", "10", 10.0),  # day 90: after the horizon, a prospect still
+            ("late", "2011-04-02", "11", 10.0),
+            ("late", "2011-04-03", "12", 10.0),
+        ]
+    )
+    ids = ["loyal", "old_repeat", "second", "once", "returned", "late", "never", "future"]
+    created = [pd.Timestamp("2010-01-01")] * 7 + [pd.Timestamp("2011-02-01")]  # 'future' does not exist yet
+    lab = _stages(tx, pd.DataFrame({"customer_id": ids, "created_at": created}))
+    assert lab["tier"].to_dict() == {
+        "loyal": "loyal",
+        "old_repeat": "repeat",
+        "second": "repeat",
+        "once": "first_time",
+        "returned": "prospect",
+        "late": "prospect",
+        "never": "prospect",
+    }
+    assert lab.loc["loyal", "purchases_next"] == 3 and lab.loc["second", "purchases_by_end"] == 2
+    assert _stages(tx, pd.DataFrame({"customer_id": ids, "created_at": created}), loyal=4).loc["loyal", "tier"] == (
+        "repeat"
+    )
+    censored = _stages(
+        tx, pd.DataFrame({"customer_id": ids, "created_at": created}), observed_until=dt.date(2011, 3, 31)
+    )
+    assert censored["tier"].isna().all()  # day 89 not seen yet: nobody gets a stage
+    with pytest.raises(ValueError, match="purchase_stage makes 4 levels"):
+        label_query("purchase_stage", S, dt.date(2012, 1, 1), ["a", "b", "c"], (), 90)
 
 
 def test_label_query_rejects_inverted_dates():

@@ -1074,6 +1074,13 @@ def test_the_playbook_says_what_happened_to_earn_each_tier_under_outcome_labels(
         "revenue below £100 in the 180 days after the snapshot"
     )
     assert report.outcome_words(purchase, ["A", "B"], "en") == {}  # levels that do not match the windows: no claim
+    stage = {"kind": "purchase_stage", "loyal_purchases": 4, "horizon_days": 180}
+    stages = report.outcome_words(stage, ["loyal", "repeat", "first_time", "prospect"], "en")
+    assert stages["loyal"] == "4 or more purchases in the 180 days after the snapshot"
+    assert stages["prospect"] == "no purchase by 180 days after the snapshot"
+    assert report.outcome_words(stage, ["loyal", "repeat", "first_time", "prospect"], "zh")["first_time"] == (
+        "截至快照后第 180 天累计仅购买 1 次"
+    )
 
 
 def test_the_playbook_renders_the_outcome_beside_a_scheme_meaning_it_may_contradict(scheme5):
