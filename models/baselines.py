@@ -223,3 +223,52 @@ class RfmScorecard(OrderedProbaMixin, ClassifierMixin, BaseEstimator):
         # level i when score falls between cut i-1 and cut i (cuts descend from the best tier)
         pos = np.searchsorted(-self.cuts_, -score, side="left")
         return self.classes_[np.clip(pos, 0, len(self.classes_) - 1)]
+
+
+class StageNowBaseline(ClassifierMixin, BaseEstimator):
+    """Purchase stages (``labels.outcome.kind: purchase_stage``, best level first: loyal, repeat, first-time,
+    prospect) as the snapshot finds them, and how customers usually move on from there.
+
+    Each customer's stage at the snapshot comes from the RFM features: no purchase, one, two or more
+    (``rfm_frequency``) and, with ``window`` (the column counting the purchases in the ``horizon_days``
+    before the snapshot, ``rfm_frequency_<horizon>d``), at least ``loyal`` of those. Probabilities are
+    the (Laplace-smoothed) training mix of the stages reached by the horizon's end per stage at the
+    snapshot; the prediction is the most common of them. A model that cannot beat it has learned no
+    more than where customers already stand.
+    """
+
+    STAGES = 4  # loyal, repeat, first-time, prospect: the scheme's levels in order
+
+    def __init__(self, levels: Sequence[str] = ("loyal", "repeat", "first_time", "prospect"), loyal: int = 3,
+                 window: str | None = None):  # fmt: skip
+        self.levels = levels
+        self.loyal = loyal
+        self.window = window
+
+    def stage_now(self, X: pd.DataFrame) -> np.ndarray:
+        """Per row, the stage at the snapshot: 0 loyal, 1 repeat, 2 first-time, 3 prospect."""
+        needed = ["rfm_frequency", *([self.window] if self.window else [])]
+        missing = [c for c in needed if c not in X.columns]
+        if missing:
+            raise ValueError(f"the stage-at-the-snapshot baseline needs columns {missing}, absent from the features")
+        bought = X["rfm_frequency"].fillna(0).to_numpy(dtype=float)
+        stage = np.where(bought >= 2, 1, np.where(bought == 1, 2, 3))
+        if self.window:
+            stage = np.where(X[self.window].fillna(0).to_numpy(dtype=float) >= self.loyal, 0, stage)
+        return stage
+
+    def fit(self, X: pd.DataFrame, y: Sequence[str]) -> StageNowBaseline:
+        if self.loyal < 2:
+            raise ValueError(f"loyal must be at least 2 purchases. Got {self.loyal} instead")
+        self.classes_ = np.asarray(list(self.levels), dtype=object)
+        idx = {c: i for i, c in enumerate(self.classes_)}
+        counts = np.ones((self.STAGES, len(self.classes_)))  # Laplace smoothing
+        np.add.at(counts, (self.stage_now(X), np.asarray([idx[v] for v in y], dtype=int)), 1.0)
+        self.proba_by_stage_ = counts / counts.sum(axis=1, keepdims=True)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.proba_by_stage_[self.stage_now(X)]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

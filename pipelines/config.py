@@ -645,6 +645,12 @@ class LabelConfig(_Strict):
             raise ValueError(
                 f"labels.rules is used only with labels.source 'rules'. Got source {self.source!r} instead"
             )
+        if self.source != "outcome" and self.outcome != OutcomeConfig():
+            raise ValueError(
+                f"labels.outcome is used only with labels.source 'outcome' (tiers from what customers did after "
+                f"the snapshot); set labels.source: outcome, or remove labels.outcome. Got source {self.source!r} "
+                "instead"
+            )
         return self
 
     @field_validator("mapping")

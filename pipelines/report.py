@@ -64,7 +64,7 @@ PREDICTION_COLUMNS = (
     "past_revenue",  # optional: when predict records it, the report skips the feature rebuild
     "tier_days_left",  # optional, entities on their own clock: the worklist calls before the tier's window closes
 )
-MODEL_KEYS = ("model", "logreg", "rfm_scorecard", "majority")
+MODEL_KEYS = ("model", "logreg", "rfm_scorecard", "stage_now", "majority")
 CARD_METRICS = (
     "macro_f1",
     "balanced_accuracy",

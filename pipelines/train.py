@@ -22,7 +22,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from leadtier.features.queries import entity_label_query, label_query, slug
-from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard
+from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, RfmScorecard, StageNowBaseline
 from leadtier.models.candidates import (
     DECISION_METRICS,
     AveragedTiers,
@@ -586,6 +586,12 @@ def prepare(cfg: Config) -> Prepared:
     """Build features (and outcome labels) for every snapshot the evaluation protocol needs."""
     for unread in unread_settings(cfg):
         log.warning("%s", unread)
+    if cfg.labels.source == "table" and cfg.data.tables.labels is None:
+        raise TrainingDataError(
+            "labels.source is 'table' (tiers given by people, the default) but data.tables.labels is not "
+            "configured: add a labels table (it may be the customers file, with its tier column mapped), or set "
+            "labels.source to outcome (tiers from what customers did after the snapshot) or rules"
+        )
     feature_stage.check_families(cfg)
     feature_stage.warn_unread_attributes(cfg)
     con = feature_stage.connect(cfg)
@@ -792,6 +798,17 @@ def keep_self_training(
     return kept, f"self-training {verdict} on {len(val)} validation rows: {primary} {b:.4f} vs {a:.4f} without"
 
 
+def stage_baseline(cfg: Config, columns: Sequence[str]) -> StageNowBaseline | None:
+    """The stage-at-the-snapshot baseline of purchase-stage labels (None for other labels, or without the
+    RFM purchase count); it tells loyal customers apart when the features count the purchases of the
+    horizon's length before the snapshot (``features.windows_days`` holds ``horizon_days``)."""
+    oc = cfg.labels.outcome
+    if cfg.labels.source != "outcome" or oc.kind != "purchase_stage" or "rfm_frequency" not in columns:
+        return None
+    window = f"rfm_frequency_{oc.horizon_days}d"
+    return StageNowBaseline(cfg.scheme.codes, oc.loyal_purchases, window if window in columns else None)
+
+
 def fit_models(
     cfg: Config,
     rows: pd.DataFrame,
@@ -828,6 +845,9 @@ def fit_models(
     models |= {"majority": MajorityBaseline(levels=levels).fit(X, y), "logreg": make["logreg"]().fit(X, y)}
     if "rfm_score" in X.columns:
         models["rfm_scorecard"] = RfmScorecard(levels=levels).fit(X, y)
+    stage_now = stage_baseline(cfg, feature_cols)
+    if stage_now is not None:
+        models["stage_now"] = stage_now.fit(X, y)
     if survival is not None:
         kind, balance, why = choose_kind(cfg, rows, survival, feature_cols, params, choice)
         hazard = survival_stage.fit_hazard(cfg, survival, feature_cols, {**params, "decision_balance": balance})

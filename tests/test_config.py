@@ -140,6 +140,10 @@ def test_demo_config_loads_with_builtin_schemes():
             r"kind 'days_to_next_purchase' does not read \['cut_points'\]",
         ),
         (
+            lambda r: r["labels"].update(outcome={"kind": "purchase_stage", "horizon_days": 90}),
+            r"labels.outcome is used only with labels.source 'outcome' .*Got source 'table' instead",
+        ),
+        (
             lambda r: r["labels"].update(source="outcome", outcome={"loyal_purchases": 5}),
             r"kind 'days_to_next_purchase' does not read \['loyal_purchases'\]",
         ),

@@ -331,9 +331,12 @@ def test_purchase_stages_are_learned_from_what_customers_bought_after_the_snapsh
     metrics = summary["metrics"]
     assert metrics["model"]["log_loss"] < metrics["majority"]["log_loss"]
     assert metrics["model"]["mean_proba_gap"] <= 0.02 and metrics["model"]["ece"] <= 0.05
+    # compared with where customers stood at the snapshot, not only with the tier shares
+    assert "stage_now" in summary["model_gain_95ci"] and "model beats stage_now" in res.output
     assert runner.invoke(app, ["predict", "--config", str(config)]).exit_code == 0
     assert len(pd.read_parquet(tmp_path / "out" / "predictions.parquet")) == len(customers)
     assert runner.invoke(app, ["report", "--config", str(config)]).exit_code == 0
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "3 or more purchases in the 90 days after the snapshot" in html
     assert "exactly 1 purchase in all by 90 days after the snapshot" in html
+    assert "Stage at the snapshot (its usual move)" in html

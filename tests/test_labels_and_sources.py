@@ -176,6 +176,13 @@ def test_purchase_stage_is_the_stage_reached_by_the_end_of_the_horizon():
         label_query("purchase_stage", S, dt.date(2012, 1, 1), ["a", "b", "c"], (), 90)
 
 
+def test_labels_from_people_without_a_labels_table_is_one_clear_error():
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    cfg.data.tables.labels = None  # labels.source stays 'table', the default
+    with pytest.raises(TrainingDataError, match=r"labels.source is 'table' .* data.tables.labels is not configured"):
+        prepare(cfg)
+
+
 def test_label_query_rejects_inverted_dates():
     with pytest.raises(ValueError, match="must not precede"):
         label_query("days_to_next_purchase", S, dt.date(2010, 1, 1), LEVELS)

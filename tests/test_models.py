@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from leadtier.models.baselines import LogisticBaseline, MajorityBaseline
+from leadtier.models.baselines import LogisticBaseline, MajorityBaseline, StageNowBaseline
 from leadtier.models.classifier import TierClassifier, decide
 from leadtier.models.metrics import _Resampler, _scores, compare, confusion, paired_bootstrap, tier_metrics
 from leadtier.models.schemes import TierLevel, TierScheme
@@ -603,3 +603,38 @@ def test_lead_level_segments_leave_out_weekday_codes():
     assert segment_columns(visits) == ["cust_age", "cust_visits_weekday"]
     only = feats.drop(columns="cust_age")  # nothing else to part segments by: the weekday rather than none
     assert segment_columns(only) == ["cust_start_weekday"]
+
+
+def test_the_stage_now_baseline_learns_how_customers_move_on_from_their_stage_at_the_snapshot():
+    levels = ["loyal", "repeat", "first_time", "prospect"]
+    X = pd.DataFrame(
+        {
+            "rfm_frequency": [0, 0, 0, 1, 1, 1, 5, 5, 6, np.nan],
+            "rfm_frequency_90d": [0, 0, 0, 1, 1, 0, 4, 1, 3, np.nan],
+        }
+    )
+    y = [
+        "prospect",
+        "prospect",
+        "first_time",
+        "repeat",
+        "first_time",
+        "first_time",
+        "loyal",
+        "repeat",
+        "loyal",
+        "prospect",
+    ]
+    frame = X.copy()
+    base = StageNowBaseline(levels, loyal=3, window="rfm_frequency_90d").fit(X, y)
+    pd.testing.assert_frame_equal(X, frame)  # the caller's frame is left as it was
+    assert base.stage_now(X).tolist() == [3, 3, 3, 2, 2, 2, 0, 1, 0, 3]  # missing counts: no purchase
+    proba = base.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # the four prospects: 3 stayed, 1 bought once; with Laplace smoothing (+1 each of 4 levels): 4/8, 2/8
+    np.testing.assert_allclose(proba[0], [1 / 8, 1 / 8, 2 / 8, 4 / 8])
+    assert base.predict(X).tolist() == ["prospect"] * 3 + ["first_time"] * 3 + ["loyal", "repeat", "loyal", "prospect"]
+    without_window = StageNowBaseline(levels, loyal=3).fit(X, y)  # loyal ones then count as repeat buyers
+    assert without_window.stage_now(X).tolist() == [3, 3, 3, 2, 2, 2, 1, 1, 1, 3]
+    with pytest.raises(ValueError, match=r"needs columns \['rfm_frequency_90d'\]"):
+        base.predict(X.drop(columns="rfm_frequency_90d"))
