@@ -1,4 +1,5 @@
-"""Exploratory customer segments: K-means on log-scaled behaviour features, named from centroids."""
+"""Exploratory customer segments: K-means on log-scaled behaviour features, named by where each segment's
+median customer stands among all customers."""
 
 from __future__ import annotations
 
@@ -46,6 +47,37 @@ def segment_medians(X: pd.DataFrame, columns: Sequence[str], labels) -> pd.DataF
     values[days_since] = values[days_since].fillna(np.inf)
     medians = values.groupby(np.asarray(labels)).median()
     return medians.replace([np.inf, -np.inf], np.nan)
+
+
+NAMED_AT = 0.2  # a segment is named by a column when its median lies in the top or bottom 30 % of customers
+
+
+def segment_positions(X: pd.DataFrame, columns: Sequence[str], labels) -> pd.DataFrame:
+    """Where each segment's median customer stands among all customers, per column: its mid-rank share
+    (the share below it plus half the share equal to it) minus one half, from -0.5 (below everyone) to +0.5
+    (above everyone). Ranks, not means: a segment of modest spenders is not "high spend" because a mass of
+    customers who never bought pulls the average down. In a "days since" column a missing value counts as
+    longer ago than any (never); a segment without any value elsewhere stands at 0. The columns of
+    :data:`NEVER_WORDS` and those they imply (spend and purchases for "never bought") rank a segment among
+    the customers who did buy (were in touch): among buyers, one that bought twice long ago is a lapsed,
+    infrequent buyer, whatever the share of customers who never bought."""
+    values = X[list(columns)].apply(pd.to_numeric, errors="coerce")
+    days_since = [c for c in values.columns if is_days_since(c)]
+    ever = {c: values[c].notna() for c in days_since if c in NEVER_WORDS}
+    among = {c: ever[d] for d, (_, implied) in NEVER_WORDS.items() if d in ever for c in (d, *implied)}
+    values[days_since] = values[days_since].fillna(np.inf)
+    medians = values.groupby(np.asarray(labels)).median()
+    out = pd.DataFrame(0.0, index=medians.index, columns=medians.columns)
+    for c in medians.columns:
+        reference = values[c][among[c]] if c in among else values[c]
+        v = np.sort(reference.dropna().to_numpy(dtype=float))
+        m = medians[c].to_numpy(dtype=float)
+        if not len(v):
+            continue
+        below = np.searchsorted(v, m, side="left")
+        equal = np.searchsorted(v, m, side="right") - below
+        out[c] = np.where(np.isnan(m), 0.0, (below + 0.5 * equal) / len(v) - 0.5)
+    return out
 
 
 def _words(column: str, words: dict) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -161,7 +193,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
             labels = self._align_to(previous, labels)
         self.profile_ = self._profile(X, labels)
         never = X[[c for c in cols if c in NEVER_WORDS]].isna().groupby(labels).mean()
-        self.names_ = self._names(never)
+        self.names_ = self._names(segment_positions(X, cols, labels), never)
         return self
 
     def _align_to(self, previous: Segmenter, labels: np.ndarray) -> np.ndarray:
@@ -188,22 +220,19 @@ class Segmenter(ClusterMixin, BaseEstimator):
         prof.index.name = "segment_id"
         return prof
 
-    def _names(self, never: pd.DataFrame | None = None) -> dict[int, dict[str, str]]:
-        """Names from the centroids; ``never``: per segment, the share of its customers without a value in
+    def _names(self, positions: pd.DataFrame, never: pd.DataFrame | None = None) -> dict[int, dict[str, str]]:
+        """Names from where each segment stands among all customers (``positions``: segment x column, from
+        :func:`segment_positions`); ``never``: per segment, the share of its customers without a value in
         each column of :data:`NEVER_WORDS` (more than half: named "never ...")."""
         never = pd.DataFrame() if never is None else never
-        centers = pd.DataFrame(self.model_.cluster_centers_, columns=self.columns_)
-        relabel = getattr(self, "relabel_", None)
-        if relabel:
-            centers.index = [relabel[i] for i in range(len(centers))]
         words = {c: (hi, lo) for c, hi, lo in PROFILE_WORDS}
-        events = any(c.startswith(("rfm_", "ix_")) for c in centers.columns)
+        events = any(c.startswith(("rfm_", "ix_")) for c in positions.columns)
         parts: dict[int, list[tuple[str, str]]] = {}
         spare: dict[int, list[tuple[str, str]]] = {}  # the words of the next columns that part it, in order
-        for sid, row in centers.sort_index().iterrows():
-            # the (at most three) columns furthest from the average customer: with an event log, those of
-            # the purchase and interaction features that have words; without one, any column
-            far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= 0.25]
+        for sid, row in positions.sort_index().iterrows():
+            # the (at most three) columns where it stands furthest from the middle customer: with an event
+            # log, those of the purchase and interaction features that have words; without one, any column
+            far = [c for c in row.abs().sort_values(ascending=False, kind="stable").index if abs(row[c]) >= NAMED_AT]
             named = [c for c in far if c in words] if events else far
             nevers = [c for c in named[:3] if c in never.columns and row[c] > 0 and never[c].get(sid, 0.0) > 0.5]
             implied = {x for c in nevers for x in NEVER_WORDS[c][1]}  # 'never bought' says 'low spend' already

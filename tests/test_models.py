@@ -231,37 +231,30 @@ def test_segments_of_data_without_events_are_named_and_profiled_by_the_columns_t
     seg = Segmenter(k=3, random_state=0).fit(X)
     names = [seg.name(i) for i in range(3)]
     assert len(set(names)) == 3 and not any("(" in n or n == "typical" for n in names), names
-    assert all("age" in n or "balance" in n for n in names)
-    assert all(seg.name(i, "zh").endswith(("高", "低")) for i in range(3))  # 'age高、balance低'
+    young = int(pd.Series(seg.predict(X)).groupby(grp).agg(lambda s: s.mode()[0])[0])
+    assert seg.name(young) == "low age, low balance" and seg.name(young, "zh") == "age低、balance低"
+    assert len({seg.name(i, "zh") for i in range(3)}) == 3
     assert profile_columns(seg.profile_)[:1] == ["cust_tenure_days"]  # the known feature, then what differs
     assert set(profile_columns(seg.profile_)[1:]) == {"cust_age", "cust_balance"}
 
 
 def test_segments_described_by_the_same_words_in_another_order_read_alike_and_are_numbered():
-    from types import SimpleNamespace
-
-    seg = Segmenter(k=3)
-    seg.columns_ = ["ix_count_30d", "ix_recency_days", "rfm_monetary"]
-    centers = [[1.2, -0.8, 0.0], [0.6, -0.9, 0.1], [-1.0, 1.0, 0.0]]  # two engaged and in touch, in two orders
-    seg.model_ = SimpleNamespace(cluster_centers_=np.array(centers))
-    names = seg._names()
+    columns = ["ix_count_30d", "ix_recency_days", "rfm_monetary"]
+    at = [[0.4, -0.27, 0.0], [0.25, -0.3, 0.03], [-0.33, 0.33, 0.0]]  # two engaged and in touch, in two orders
+    names = Segmenter(k=3)._names(pd.DataFrame(at, columns=columns))
     assert names[0]["en"] == "highly engaged, recently in touch" and names[1]["en"] == names[0]["en"] + " (2)"
     assert names[1]["zh"] == "互动活跃、近期有互动 (2)" and names[2]["en"] == "quiet, gone silent"
 
 
 def test_segments_alike_in_their_three_main_words_are_told_apart_by_the_next_column_that_parts_them():
-    from types import SimpleNamespace
-
-    seg = Segmenter(k=4)
-    seg.columns_ = ["rfm_frequency", "rfm_monetary", "rfm_recency_days", "cust_tenure_days", "ix_count_30d"]
-    centers = [
-        [1.5, 1.4, -1.2, 0.9, 0.1],  # frequent, high spend, recent, and long-standing
-        [1.3, 1.5, -1.1, -0.8, 0.0],  # the same three, and new
-        [1.2, 1.3, -1.0, 0.1, 0.0],  # the same three, nothing else: keeps its three words
-        [-1.0, -1.0, 1.0, 0.0, -0.5],
+    columns = ["rfm_frequency", "rfm_monetary", "rfm_recency_days", "cust_tenure_days", "ix_count_30d"]
+    at = [
+        [0.45, 0.42, -0.36, 0.27, 0.03],  # frequent, high spend, recent, and long-standing
+        [0.39, 0.45, -0.33, -0.24, 0.0],  # the same three, and new
+        [0.36, 0.39, -0.3, 0.03, 0.0],  # the same three, nothing else: keeps its three words
+        [-0.3, -0.3, 0.3, 0.0, -0.15],
     ]
-    seg.model_ = SimpleNamespace(cluster_centers_=np.array(centers))
-    names = seg._names()
+    names = Segmenter(k=4)._names(pd.DataFrame(at, columns=columns))
     assert names[0]["en"] == "frequent, high spend, recent buyers, long-standing", names
     assert names[1]["en"] == "frequent, high spend, recent buyers, new" and names[1]["zh"].endswith("新客户")
     assert names[2]["en"] == "frequent, high spend, recent buyers"
@@ -297,17 +290,34 @@ def test_a_segment_mostly_of_customers_who_never_bought_is_named_and_profiled_so
 
 
 def test_a_never_word_replaces_only_words_it_implies_when_it_is_itself_in_the_name():
-    from types import SimpleNamespace
-
     seg = Segmenter(k=2)
-    seg.columns_ = ["ix_count_30d", "rfm_recency_days", "rfm_frequency", "rfm_monetary"]
-    # segment 0: mostly never-buyers, but its recency is near the average (not among the words that part it)
-    seg.model_ = SimpleNamespace(cluster_centers_=np.array([[1.5, 0.1, -0.6, -0.5], [-1.5, -0.1, 0.6, 0.5]]))
+    columns = ["ix_count_30d", "rfm_recency_days", "rfm_frequency", "rfm_monetary"]
+    # segment 0: mostly never-buyers, but its recency is near the middle (not among the words that part it)
+    at = pd.DataFrame([[0.45, 0.03, -0.22, -0.21], [-0.45, -0.03, 0.22, 0.21]], columns=columns)
     never = pd.DataFrame({"rfm_recency_days": [0.8, 0.1]}, index=[0, 1])
-    names = seg._names(never)
+    names = seg._names(at, never)
     assert names[0]["en"] == "highly engaged, infrequent, low spend"  # no 'never bought': nothing dropped
-    seg.model_ = SimpleNamespace(cluster_centers_=np.array([[1.5, 1.2, -0.6, -0.5], [-1.5, -1.2, 0.6, 0.5]]))
-    assert seg._names(never)[0]["en"] == "highly engaged, never bought"
+    at = pd.DataFrame([[0.45, 0.36, -0.22, -0.21], [-0.45, -0.36, 0.22, 0.21]], columns=columns)
+    assert seg._names(at, never)[0]["en"] == "highly engaged, never bought"
+
+
+def test_segments_are_named_by_where_their_median_customer_stands_not_by_a_mean_pulled_by_non_buyers():
+    """A quarter of the customers never bought (spend 0): the mean of log spend sits far below the typical
+    buyer, and every buyer segment looked 'high spend'. Named by rank, modest spenders are not."""
+    from leadtier.models.segments import segment_positions
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    grp = np.repeat([0, 1, 2, 3], n // 4)  # never bought; modest; typical; big spenders
+    spend = np.choose(grp, [0.0, 150.0, 400.0, 3000.0]) * rng.uniform(0.8, 1.2, n)
+    X = pd.DataFrame({"rfm_monetary": spend, "rfm_frequency": np.choose(grp, [0.0, 2.0, 3.0, 9.0]) + 0.0})
+    pos = segment_positions(X, ["rfm_monetary"], grp)["rfm_monetary"]
+    assert pos[0] < -0.3 and abs(pos[2]) < 0.2 and pos[3] > 0.3  # the middle of the buyers is no extreme
+    seg = Segmenter(k=4, random_state=0).fit(X)
+    by_group = pd.Series(seg.predict(X)).groupby(grp).agg(lambda s: s.mode()[0])
+    typical = seg.name(int(by_group[2]))
+    assert "high spend" not in typical and "low spend" not in typical, seg.names_
+    assert "high spend" in seg.name(int(by_group[3])) and "never bought" not in seg.name(int(by_group[3]))
 
 
 def test_temperature_calibration_keeps_the_most_probable_tier():

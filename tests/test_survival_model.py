@@ -78,7 +78,10 @@ def test_best_chooses_inside_the_training_rows_and_says_why(workdir):
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"labels": {"source": "rules", "rules": [{"tier": "A", "when": "origin = 'referral'"}]}}, "time-to-event"),
+        (
+            {"labels": {"source": "rules", "rules": [{"tier": "A", "when": "origin = 'referral'"}], "outcome": {}}},
+            "time-to-event",
+        ),
         ({"train": {"evaluation": "kfold"}}, "Got kfold instead"),
         (
             {
