@@ -86,9 +86,10 @@ def _duration(seconds: float, lang: str) -> str:
     return f"{_number(round(minutes, 1))} min" if seconds >= 60 else f"{_number(seconds)} s"
 
 
-def _word(name: str, lang: str, count: float | None = None) -> str:
-    """A name part in words: 'webinar' -> 'webinar' / 'webinars' by ``count`` (English), '网络研讨会'."""
-    entry = metadata()["words"].get(lang, {}).get(name)
+def _word(name: str, lang: str, count: float | None = None, words: dict | None = None) -> str:
+    """A name part in words: 'webinar' -> 'webinar' / 'webinars' by ``count`` (English), '网络研讨会';
+    ``words`` (name -> {lang: 'one|many'}, ``features.type_words``) first, then the metadata's."""
+    entry = (words or {}).get(name, {}).get(lang) or metadata()["words"].get(lang, {}).get(name)
     if entry is None:
         words = name.replace("_", " ")
         return _plural(words) if lang == "en" and count is not None and count != 1 else words
@@ -147,9 +148,17 @@ def format_value(value: Any, unit: str, lang: str = "en", currency: str | None =
     return _number(v)
 
 
-def phrase(column: str, value: Any, lang: str = "en", currency: str | None = None, name: str | None = None) -> str:
+def phrase(
+    column: str,
+    value: Any,
+    lang: str = "en",
+    currency: str | None = None,
+    name: str | None = None,
+    words: dict | None = None,
+) -> str:
     """``column`` = ``value`` in plain words in ``lang``; a column without metadata reads 'name: value'.
-    ``name``: the attribute's column as the user's file writes it ('Budget (EUR)'), for ``cust_budget_eur``."""
+    ``name``: the attribute's column as the user's file writes it ('Budget (EUR)'), for ``cust_budget_eur``;
+    ``words``: interaction type -> {lang: 'one|many'} (``features.type_words``)."""
     if lang not in LANGS:
         raise ValueError(f"reasons come in {list(LANGS)}. Got {lang!r} instead")
     found = meta_of(column)
@@ -162,14 +171,14 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     count = None if missing or isinstance(value, str) else float(value)
     fields = {
         "w": groups.get("w", ""),
-        "type": _word(groups["type"], lang, count) if "type" in groups else "",
+        "type": _word(groups["type"], lang, count, words) if "type" in groups else "",
         "name": _attribute_word(groups["name"], lang, name) if "name" in groups else "",
     }
     if missing:
         template = texts.get("missing") or texts["text"].replace("{v}", "?")
         return template.format(**fields, v="?")
     if count == 0 and "zero" in texts:  # "no webinar in the last 90 days": the singular
-        fields["type"] = _word(groups["type"], lang, 1) if "type" in groups else ""
+        fields["type"] = _word(groups["type"], lang, 1, words) if "type" in groups else ""
         return texts["zero"].format(**fields, v="0")
     named = meta.values.get(lang, {}).get(value) if isinstance(value, str) else None  # 'champions' -> '重要价值客户'
     text = texts["text"].format(**fields, v=named or format_value(value, meta.unit, lang, currency))
@@ -178,7 +187,7 @@ def phrase(column: str, value: Any, lang: str = "en", currency: str | None = Non
     return text
 
 
-_NOUNS = "day|purchase|interaction|order|line|change|visit|product|call|email|meeting"
+_NOUNS = "day|purchase|interaction|order|line|change|visit|product|call|email|meeting|kind"
 _ONE = re.compile(rf"\b(1) ((?:\w+ )?(?:{_NOUNS}))s\b")
 
 

@@ -170,7 +170,8 @@ class TierScorer:
         """Per row, the top 3 features for (↑) and against (↓) its tier ``tiers[i]`` in plain words
         (:func:`~leadtier.models.explain.top_reasons`); money with ``currency``, else the one recorded in
         ``metadata["currency"]`` when there is one; attributes by their columns' names as written
-        (``metadata["attribute_names"]``). An entity described as of its start plus
+        (``metadata["attribute_names"]``), interaction types in the words the config gave them
+        (``metadata["type_words"]``). An entity described as of its start plus
         ``metadata["entity_days"]`` days gets reasons that say so (:func:`~leadtier.features.meta.on_day`)."""
         idx = {c: i for i, c in enumerate(self.classifier.classes_)}
         tier_idx = np.array([idx[t] for t in tiers], dtype=int)
@@ -184,5 +185,7 @@ class TierScorer:
             lang=lang,
             currency=currency,
             names=meta.get("attribute_names"),
+            words=meta.get("type_words"),
+            known=getattr(self.classifier, "categories_", None),
         )
         return on_day(out, meta["entity_days"], lang) if meta.get("entity_days") else out

@@ -468,6 +468,12 @@ class FeatureConfig(_Strict):
     families: list[Literal["customers", "rfm", "interactions", "stages"]] = ["customers", "rfm", "interactions"]
     windows_days: list[Annotated[int, Field(ge=1, le=3650)]] = [7, 30, 90]
     interaction_types: list[str] = Field(default_factory=list)
+    type_words: dict[str, dict[Literal["en", "zh"], str]] = Field(
+        default_factory=dict,
+        description="interaction type -> its words in reasons and the report, per language: {site_visit: {en: "
+        "'site visit|site visits', zh: 现场拜访}} (English: singular|plural); types without words read as "
+        "written, built-in ones (call, meeting, ...) as features.yaml says",
+    )
     output: str = "outputs/features.parquet"
     exclude: list[str] = Field(
         default_factory=list,
@@ -510,6 +516,15 @@ class FeatureConfig(_Strict):
             raise ValueError(
                 "stage_order: the stages family needs the stages in pipeline order, e.g. [prospecting, "
                 "qualification, proposal, negotiation]"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _words_of_listed_types(self) -> FeatureConfig:
+        unknown = [t for t in self.type_words if self.interaction_types and t not in self.interaction_types]
+        if unknown:
+            raise ValueError(
+                f"type_words names {unknown}, which features.interaction_types does not list: {self.interaction_types}"
             )
         return self
 
@@ -1048,7 +1063,9 @@ class WorklistConfig(_Strict):
         "log of the customer's own visits, a page view is no contact)",
     )
     start: dt.date | None = Field(default=None, description="the plan's first day; default the predictions' as-of")
-    lang: Literal["en", "zh"] = "en"
+    lang: Literal["en", "zh"] | None = Field(
+        default=None, description="the language of tiers, actions and reasons; default report.lang"
+    )
 
     @field_validator("output")
     @classmethod

@@ -456,7 +456,8 @@ def stage_drift(outset, drift: DriftAccumulator | None, threshold: float) -> Non
     if len(empty):
         log.warning(
             "%d feature(s) have no value in any scored row, though training had one for most customers: %s; "
-            "is a column of the scoring input empty, or named otherwise than in the training data?",
+            "is a column of the scoring input empty, or named otherwise than in the training data? (A feature of "
+            "purchases or interactions is also empty when no scored customer has that history yet: new ones.)",
             len(empty),
             ", ".join(f"{r.feature} ({1 - r.training_missing_share:.0%} in training)" for r in empty.itertuples()),
         )

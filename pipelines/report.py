@@ -153,16 +153,17 @@ def _template_source() -> str:
     return resources.files("leadtier.pipelines").joinpath("templates", "report.html.j2").read_text(encoding="utf-8")
 
 
-def feature_label(column: str, lang: str) -> str:
+def feature_label(column: str, lang: str, words: dict | None = None) -> str:
     """A readable name for a feature column: the report's own name, else its plain-word phrase from the
     feature metadata with the value left out ('… purchases in the last 90 days'; an attribute's
-    'balance: …' is 'balance'), else the column name."""
+    'balance: …' is 'balance'; interaction types in ``words``, see ``features.type_words``), else the
+    column name."""
     named = strings(lang).get("features", {}).get(column)
     if named:
         return named
     if meta_of(column) is None:
         return column
-    text = phrase(column, "…", lang)
+    text = phrase(column, "…", lang, words=words)
     return text.removesuffix(": …").removesuffix("：…")
 
 
@@ -613,6 +614,9 @@ def _label_notes(protocol: dict, s: dict, name=str) -> list[str]:
     return notes
 
 
+ZH_NUMERALS = "零一二三四五六七八九十"  # a share 'about 5 in 6' reads 约六分之五
+
+
 def _plain_sentence(metrics: dict, majority: dict, scheme: TierScheme, s: dict[str, Any], lang: str) -> str:
     """One sentence a marketer reads: for two tiers how well the model ranks (in the words of the scheme's
     positive tier) and how many it expects in that tier against how many were; otherwise how often the
@@ -631,7 +635,8 @@ def _plain_sentence(metrics: dict, majority: dict, scheme: TierScheme, s: dict[s
     if accuracy is None or not math.isfinite(accuracy):
         return ""
     share = Fraction(accuracy).limit_denominator(10)
-    text = s["plain_accuracy"].format(k=share.numerator, n=share.denominator, pct=round(100 * accuracy))
+    k, n = share.numerator, share.denominator
+    text = s["plain_accuracy"].format(k=k, n=n, k_zh=ZH_NUMERALS[k], n_zh=ZH_NUMERALS[n], pct=round(100 * accuracy))
     adjacent = metrics.get("adjacent_miss_share")
     if adjacent is not None and math.isfinite(adjacent) and n_levels > 2:
         text += s["plain_adjacent"].format(adj=round(100 * adjacent))
@@ -686,7 +691,7 @@ def _migration(migration: pd.DataFrame, scheme: TierScheme, s: dict[str, Any], l
     }
 
 
-def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
+def _drift(drift: pd.DataFrame, lang: str, words: dict | None = None) -> dict[str, Any]:
     missing = [c for c in ("feature", "psi") if c not in drift.columns]
     if missing:
         raise ValueError(f"drift frame lacks the columns {missing}")
@@ -699,7 +704,7 @@ def _drift(drift: pd.DataFrame, lang: str) -> dict[str, Any]:
     rows = [
         {
             "feature": str(f),
-            "label": feature_label(str(f), lang),
+            "label": feature_label(str(f), lang, words),
             "psi": None if pd.isna(p) else float(p),
             "noise": None if pd.isna(n) else float(n),
             "warning": bool(w),
@@ -918,6 +923,7 @@ def _segment_cards(
     segment_names: dict | None,
     segment_profile: pd.DataFrame | None,
     currency: str | None = None,
+    words: dict | None = None,
 ) -> list[dict]:
     """One card per segment, largest first: name, size, revenue share, profile (amounts of money with
     ``currency``) and tier mix."""
@@ -951,7 +957,7 @@ def _segment_cards(
             prof = [
                 {
                     "column": c,
-                    "label": feature_label(c, b.lang),
+                    "label": feature_label(c, b.lang, words),
                     "text": _profile_value(c, profile.loc[sid, c], currency, b.lang),
                 }
                 for c in shown
@@ -1246,7 +1252,7 @@ def build_context(
     model_info = dict(model_info or {})
     tier_rows = _tier_rows(b)
     cross = pd.crosstab(b.seg_ids.to_numpy(), b.tiers.to_numpy()).reindex(columns=b.codes, fill_value=0)
-    cards = _segment_cards(b, cross, segment_names, segment_profile, currency)
+    cards = _segment_cards(b, cross, segment_names, segment_profile, currency, model_info.get("type_words"))
     return {
         "lang": lang,
         "entity": entity,
@@ -1274,7 +1280,7 @@ def build_context(
         ],
         "has_reasons": "reasons" in predictions.columns,
         "migration": _migration(migration, scheme, b.s, lang) if migration is not None and len(migration) else None,
-        "drift": _drift(drift, lang) if drift is not None and len(drift) else None,
+        "drift": _drift(drift, lang, model_info.get("type_words")) if drift is not None and len(drift) else None,
     }
 
 
@@ -1541,6 +1547,7 @@ def _report_context(
                 "label_rules": meta.get("label_rules"),
                 "label_outcome": meta.get("label_outcome"),
                 "entity_days": meta.get("entity_days"),
+                "type_words": meta.get("type_words"),
                 "version_counts": described["counts"],
                 "champion_version": described["champion"],
                 "version_from_champion": not described["counts"],

@@ -139,6 +139,26 @@ def labels_known_at(labels: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     return known.loc[~superseded, ["customer_id", "tier"]]
 
 
+def warn_unknown_tiers(cfg: Config, labels: pd.DataFrame) -> None:
+    """Warn of values anywhere in the labels table that are no level of the scheme once ``labels.mapping``
+    is applied. A snapshot stops on those it uses; these may sit in rows no snapshot of this run reads (a
+    rating replaced by a later one, or given after the last snapshot) until a later run needs them."""
+    raw = labels["tier"].dropna().astype(str).str.strip()
+    tiers = raw.map(lambda v: cfg.labels.mapping.get(v, v))
+    bad = raw[~tiers.isin(set(cfg.scheme.codes))]
+    if len(bad):
+        log.warning(
+            "%s: %d of the %d labels are not levels of scheme %r %s, whether or not a snapshot of this run uses "
+            "them; e.g. %s (map them with labels.mapping)",
+            labels_where(cfg),
+            len(bad),
+            len(raw),
+            cfg.labels.scheme,
+            cfg.scheme.codes,
+            ", ".join(clip(v, quote=True) for v in sorted(bad.unique())[:5]),
+        )
+
+
 def labels_where(cfg: Config) -> str:
     """Where the tiers come from, for a message: the labels file(s) and their tier column, or the rule."""
     spec = cfg.data.tables.labels
@@ -475,6 +495,7 @@ class _Snapshots:
             self.table_labels = feature_stage.fetch_frame(
                 con, "SELECT customer_id, CAST(tier AS VARCHAR) AS tier, labelled_at FROM labels"
             )
+            warn_unknown_tiers(cfg, self.table_labels)
         elif cfg.labels.source == "rules":  # a customer's tier from its columns, like a tier from people
             self.table_labels, self.entities["label_rules"] = rule_labels(con, cfg)
 
@@ -1121,6 +1142,7 @@ def make_scorer(
             "label_outcome": cfg.labels.outcome.model_dump(mode="json") if cfg.labels.source == "outcome" else None,
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
             "currency": cfg.report.currency,  # reasons over REST show money as the report does
+            "type_words": {t: dict(w) for t, w in cfg.features.type_words.items()},  # features.type_words
             "time_zone": cfg.data.time_zone,  # predict warns when it reads dates in another zone
         },
     )

@@ -295,7 +295,7 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
         cfg = with_scored_input(cfg, check_manifest(pred_path, SIDE_KINDS))
     pred = read_predictions(pred_path)
     check_predictions(pred, cfg.scheme, str(pred_path))
-    lang = lang or cfg.worklist.lang
+    lang = lang or cfg.worklist.lang or cfg.report.lang
     out, start = planned(cfg, pred, lang)
     res = _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
     if out.attrs.get("money_values"):  # some customer's value is known (given, or past revenue)

@@ -485,3 +485,22 @@ def test_customers_without_a_signup_date_who_buy_only_after_a_snapshot_are_a_war
     assert f"snapshot {as_of}: {len(later)} customer(s) without created_at have their first transaction after it" in (
         caplog.text
     )
+
+
+def test_a_misspelt_rating_no_snapshot_uses_is_still_warned_of(caplog):
+    """A rating replaced by a later one, or given after the last snapshot, is read by no snapshot of this run;
+    its misspelling is said now, not when a later run stops on it."""
+    from leadtier.pipelines.train import warn_unknown_tiers
+
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    cfg.labels.mapping = {"Level IV": "A"}
+    labels = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "tier": ["A", "4级", " Level IV ", "B "]})
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.train"):
+        warn_unknown_tiers(cfg, labels)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "1 of the 4 labels are not levels of scheme 'time_to_close'" in said[0], said
+    assert "e.g. '4级' (map them with labels.mapping)" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.train"):
+        warn_unknown_tiers(cfg, labels.iloc[[0, 2, 3]])
+    assert not caplog.records

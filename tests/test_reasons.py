@@ -33,6 +33,8 @@ runner = CliRunner()
         ("ix_webinar_90d", 1.0, None, "1 webinar in the last 90 days", "近 90 天网络研讨会 1 次"),
         ("ix_webinar_90d", 0.0, None, "no webinar in the last 90 days", "近 90 天没有网络研讨会"),
         ("ix_count_30d", 0, None, "no interaction in the last 30 days", "近 30 天没有互动"),
+        ("ix_distinct_types_180d", 1.0, None, "1 kind of interaction in the last 180 days", "近 180 天有 1 种互动"),
+        ("ix_distinct_types_180d", 3.0, None, "3 kinds of interaction in the last 180 days", None),
         ("rfm_frequency_365d", 12, None, "12 purchases in the last 365 days", "近 365 天购买 12 次"),
         ("rfm_amount_30d", 1234.5, "£", "spent £1,234.50 in the last 30 days", "近 30 天消费 £1,234.50"),
         ("rfm_amount_30d", 99.0, "EUR", "spent 99.00 EUR in the last 30 days", "近 30 天消费 99.00 EUR"),
@@ -202,7 +204,9 @@ def test_worklist_and_report_carry_plain_reasons_by_default(world):
 
     predict.run(cfg, progress=False)  # no --reasons: the predictions carry none
     assert "reasons" not in pd.read_parquet(cfg.predict.output).columns
-    res = worklist.run(cfg, lang="zh")
+    chinese = cfg.model_copy(deep=True)
+    chinese.report.lang = "zh"  # worklist.lang unset: the worklist speaks the report's language
+    res = worklist.run(chinese)
     everyone = pd.read_parquet(res.output)
     listed = everyone[everyone["status"] != "no capacity"]  # the customers the plan calls
     assert len(listed) > 0 and listed["reasons"].str.len().gt(0).mean() > 0.95
@@ -361,3 +365,35 @@ def test_scoring_under_another_time_zone_than_training_is_warned_of(world, caplo
     with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
         predict.run(cfg.model_copy(update={}, deep=True), progress=False)
     assert not [r for r in caplog.records if "trained under" in r.getMessage()]
+
+
+def test_interaction_types_read_in_the_words_the_config_gives_them(tmp_path):
+    """features.type_words: a Chinese report says 现场拜访, not 'site visit'; a built-in type may be renamed."""
+    from leadtier.pipelines.config import ConfigError, load_config
+
+    words = {"site_visit": {"en": "site visit|site visits", "zh": "现场拜访"}, "call": {"zh": "电话拜访"}}
+    assert phrase("ix_site_visit_30d", 2.0, "zh", words=words) == "近 30 天现场拜访 2 次"
+    assert phrase("ix_site_visit_30d", 0.0, "zh", words=words) == "近 30 天没有现场拜访"
+    assert phrase("ix_site_visit_30d", 1.0, "en", words=words) == "1 site visit in the last 30 days"
+    assert phrase("ix_call_90d", 3.0, "zh", words=words) == "近 90 天电话拜访 3 次"
+    assert phrase("ix_call_90d", 3.0, "en", words=words) == "3 calls in the last 90 days"  # no en words: built-in
+    X = pd.DataFrame({"ix_site_visit_30d": [4.0, 0.0], "rfm_recency_days": [3.0, 400.0]})
+    contrib = np.array([[0.9, 0.1, 0.0], [-0.8, -0.2, 0.0]])
+    got = top_reasons(contrib, X, list(X.columns), k=1, lang="zh", words=words)
+    assert got[0].startswith("近 30 天现场拜访 4 次 (↑)") and got[1].startswith("近 30 天没有现场拜访 (↓)"), got
+    raw = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    raw["features"]["type_words"] = {"site_vist": {"zh": "现场拜访"}}  # a type the config does not list
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"type_words names \['site_vist'\], which features.interaction_types"):
+        load_config(path)
+
+
+def test_a_text_value_the_model_never_saw_is_said_to_be_new_in_a_reason():
+    X = pd.DataFrame({"cust_channel": ["抖音", "app"], "rfm_recency_days": [3.0, 400.0]})
+    contrib = np.array([[-0.9, 0.1, 0.0], [-0.8, 0.2, 0.0]])
+    known = {"cust_channel": ["app", "web"]}
+    got = top_reasons(contrib, X, list(X.columns), k=1, lang="zh", known=known)
+    assert got[0].endswith("channel：抖音（训练中未出现） (↓)") and got[1].endswith("channel：app (↓)"), got
+    en = top_reasons(contrib, X, list(X.columns), k=1, lang="en", known=known)
+    assert en[0].endswith("channel: 抖音 (new since training) (↓)"), en

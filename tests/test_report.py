@@ -1051,7 +1051,8 @@ def test_the_plain_sentence_names_the_positive_tier_and_the_share_always_guessin
     text = report._plain_sentence(metrics, {"accuracy": 0.982}, five, report.strings("en"), "en")
     assert "about 7 in 8 evaluated customers in the right tier (88 %); 60 % of the misses are one tier off." in text
     assert text.endswith("Always naming the most common tier would be right for 98 %.")  # it does not beat that
-    assert report._plain_sentence(metrics, {}, five, report.strings("zh"), "zh").endswith("只差一级。")
+    zh = report._plain_sentence(metrics, {}, five, report.strings("zh"), "zh")
+    assert zh.endswith("只差一级。") and "约八分之七的被评估客户" in zh, zh  # not '约 8 分之 7'
 
 
 def test_the_playbook_says_what_happened_to_earn_each_tier_under_outcome_labels():
