@@ -1036,6 +1036,7 @@ def _top_customers(b: _Scored, segment_names: dict[int, str], top_n: int) -> lis
         .head(top_n)
     )
     top = []
+    codes_short = all(len(c) <= SHORT_CODE for c in b.codes)  # 'A', 'IV' on the badge; no 'first_time' there
     for code in listed_tiers(b.codes):
         part = best[best["tier"] == code]
         pcol = f"proba_{code}"
@@ -1061,6 +1062,7 @@ def _top_customers(b: _Scored, segment_names: dict[int, str], top_n: int) -> lis
         top.append(
             {
                 "code": code,
+                "badge": code if codes_short else "\u00a0",  # a colour chip without the code
                 "label": b.scheme.label(code, b.lang),
                 "color": b.colors[code],
                 "count": int(b.tier_counts[code]),

@@ -250,6 +250,15 @@ def test_top_customers_per_tier(scheme5):
     assert len(top["B"]["rows"]) == 2 and top["C"]["rows"] == []
     assert top["A"]["rows"][0]["segment"] == SEGMENT_NAMES[1]["en"]
     assert not ctx["has_reasons"]
+    assert top["A"]["badge"] == "A"  # short codes name their tier on the badge
+
+
+def test_top_customers_of_a_scheme_with_long_codes_show_no_code_on_the_badge(scheme2):
+    best = scheme2.codes[0]  # 'converted': a code, not words for a marketer
+    ctx = context(scheme2, make_predictions(scheme2, [best] * 3 + [scheme2.codes[1]] * 3), lang="zh")
+    (top,) = ctx["top"]
+    html = report.render(ctx, "zh")
+    assert top["badge"] == "\u00a0" and f">{best}</span>" not in html and scheme2.label(best, "zh") in html
 
 
 def test_top_lists_leave_out_the_lowest_tier(scheme5, scheme2):
