@@ -338,7 +338,7 @@ def _run(
         check_reject_share(cfg, outset, input_rows, why, table_writer(rejects, rejects_path))
         previous = None if positions_said(spec) else _previous_output(out_path)
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
-        job = {"reasons": reasons, "n_jobs": scoring_threads(cfg)}
+        job = {"reasons": reasons, "n_jobs": scoring_threads(cfg), "lang": cfg.report.lang}  # words of report.lang
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
             scored = _score_batches(
                 con, sql, model, outset, version, as_of, batch_size, progress, input_rows - len(rejects), job, drift

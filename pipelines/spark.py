@@ -916,7 +916,7 @@ def _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version) 
         raise tracking.ModelLoadError(f"model {uri} needs feature column(s) that this config does not build: {missing}")
     feats = feats.persist()  # read twice: drift and scoring
     udf = mlflow.pyfunc.spark_udf(
-        spark, uri, result_type=struct, env_manager="local", params={"reasons": True} if reasons else None
+        spark, uri, result_type=struct, env_manager="local", params={"lang": cfg.report.lang, "reasons": reasons}
     )
     # like leadtier predict, keep past revenue for the report (it then needs no feature rebuild)
     extra = [F.col("rfm_monetary").alias("past_revenue")] if "rfm_monetary" in feats.columns else []

@@ -397,3 +397,19 @@ def test_a_text_value_the_model_never_saw_is_said_to_be_new_in_a_reason():
     assert got[0].endswith("channel：抖音（训练中未出现） (↓)") and got[1].endswith("channel：app (↓)"), got
     en = top_reasons(contrib, X, list(X.columns), k=1, lang="en", known=known)
     assert en[0].endswith("channel: 抖音 (new since training) (↓)"), en
+
+
+@pytest.mark.slow
+def test_predict_writes_reasons_and_segment_names_in_the_report_language(world):
+    cfg, work = world
+    from leadtier.pipelines import predict
+
+    chinese = cfg.model_copy(deep=True)
+    chinese.report.lang = "zh"
+    chinese.predict.output = str(work / "zh" / "predictions.parquet")
+    predict.run(chinese, progress=False, reasons=True)
+    scored = pd.read_parquet(chinese.predict.output)
+    assert (
+        scored["reasons"].str.contains("天|次").mean() > 0.9 and not scored["reasons"].str.contains(" days ago").any()
+    )
+    assert scored["segment"].str.contains(r"[\u4e00-\u9fff]").all(), scored["segment"].unique()
