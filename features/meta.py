@@ -94,6 +94,8 @@ def _word(name: str, lang: str, count: float | None = None, words: dict | None =
         words = name.replace("_", " ")
         return _plural(words) if lang == "en" and count is not None and count != 1 else words
     one, _, many = entry.partition("|")
+    if not many and lang == "en":  # words given without their plural: the regular one
+        many = _plural(one)
     return many if many and count is not None and count != 1 else one
 
 

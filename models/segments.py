@@ -193,7 +193,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
             labels = self._align_to(previous, labels)
         self.profile_ = self._profile(X, labels)
         never = X[[c for c in cols if c in NEVER_WORDS]].isna().groupby(labels).mean()
-        self.names_ = self._names(segment_positions(X, cols, labels), never)
+        ids = sorted(getattr(self, "relabel_", {i: i for i in range(self.n_clusters_)}).values())
+        positions = segment_positions(X, cols, labels).reindex(ids, fill_value=0.0)  # an empty cluster: 'typical'
+        self.names_ = self._names(positions, never)
         return self
 
     def _align_to(self, previous: Segmenter, labels: np.ndarray) -> np.ndarray:

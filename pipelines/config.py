@@ -521,7 +521,12 @@ class FeatureConfig(_Strict):
 
     @model_validator(mode="after")
     def _words_of_listed_types(self) -> FeatureConfig:
-        unknown = [t for t in self.type_words if self.interaction_types and t not in self.interaction_types]
+        if self.type_words and not self.interaction_types:
+            raise ValueError(
+                "type_words gives words to interaction types, but features.interaction_types lists none (only "
+                "listed types are counted one by one): list them, or remove type_words"
+            )
+        unknown = [t for t in self.type_words if t not in self.interaction_types]
         if unknown:
             raise ValueError(
                 f"type_words names {unknown}, which features.interaction_types does not list: {self.interaction_types}"

@@ -150,10 +150,12 @@ def test_purchase_stage_is_the_stage_reached_by_the_end_of_the_horizon():
             ("late", "2011-04-01", "10", 10.0),  # day 90: after the horizon, a prospect still
             ("late", "2011-04-02", "11", 10.0),
             ("late", "2011-04-03", "12", 10.0),
+            ("refunded", "2010-12-10", "13", 10.0),  # bought before the snapshot ...
+            ("refunded", "2011-01-10", "13", -10.0),  # ... returned after it under the same invoice: still bought
         ]
     )
-    ids = ["loyal", "old_repeat", "second", "once", "returned", "late", "never", "future"]
-    created = [pd.Timestamp("2010-01-01")] * 7 + [pd.Timestamp("2011-02-01")]  # 'future' does not exist yet
+    ids = ["loyal", "old_repeat", "second", "once", "returned", "late", "refunded", "never", "future"]
+    created = [pd.Timestamp("2010-01-01")] * 8 + [pd.Timestamp("2011-02-01")]  # 'future' does not exist yet
     lab = _stages(tx, pd.DataFrame({"customer_id": ids, "created_at": created}))
     assert lab["tier"].to_dict() == {
         "loyal": "loyal",
@@ -162,6 +164,7 @@ def test_purchase_stage_is_the_stage_reached_by_the_end_of_the_horizon():
         "once": "first_time",
         "returned": "prospect",
         "late": "prospect",
+        "refunded": "first_time",
         "never": "prospect",
     }
     assert lab.loc["loyal", "purchases_next"] == 3 and lab.loc["second", "purchases_by_end"] == 2

@@ -320,6 +320,13 @@ def test_segments_are_named_by_where_their_median_customer_stands_not_by_a_mean_
     assert "high spend" in seg.name(int(by_group[3])) and "never bought" not in seg.name(int(by_group[3]))
 
 
+def test_every_segment_has_a_name_even_a_cluster_k_means_left_empty():
+    X = pd.DataFrame({"rfm_frequency": [1.0] * 6 + [9.0] * 6, "rfm_monetary": [10.0] * 6 + [900.0] * 6})
+    with pytest.warns(Warning):  # two distinct points for three clusters
+        seg = Segmenter(k=3, random_state=0).fit(X)
+    assert set(seg.names_) == set(range(seg.n_clusters_)) and all(seg.name(i) for i in range(seg.n_clusters_))
+
+
 def test_temperature_calibration_keeps_the_most_probable_tier():
     X, y = _data(900)
     cal = TierClassifier(levels=LEVELS, n_estimators=80, calibration="temperature", random_state=1).fit(X, y)

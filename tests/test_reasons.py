@@ -377,6 +377,8 @@ def test_interaction_types_read_in_the_words_the_config_gives_them(tmp_path):
     assert phrase("ix_site_visit_30d", 1.0, "en", words=words) == "1 site visit in the last 30 days"
     assert phrase("ix_call_90d", 3.0, "zh", words=words) == "近 90 天电话拜访 3 次"
     assert phrase("ix_call_90d", 3.0, "en", words=words) == "3 calls in the last 90 days"  # no en words: built-in
+    no_plural = {"site_visit": {"en": "site visit"}}  # the regular plural
+    assert phrase("ix_site_visit_30d", 3.0, "en", words=no_plural) == "3 site visits in the last 30 days"
     X = pd.DataFrame({"ix_site_visit_30d": [4.0, 0.0], "rfm_recency_days": [3.0, 400.0]})
     contrib = np.array([[0.9, 0.1, 0.0], [-0.8, -0.2, 0.0]])
     got = top_reasons(contrib, X, list(X.columns), k=1, lang="zh", words=words)
@@ -386,6 +388,10 @@ def test_interaction_types_read_in_the_words_the_config_gives_them(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"type_words names \['site_vist'\], which features.interaction_types"):
+        load_config(path)
+    raw["features"]["interaction_types"] = []
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"but features.interaction_types lists none"):
         load_config(path)
 
 

@@ -6,10 +6,11 @@
 -- (observed_until more than `horizon` days on); before that every customer gets no tier (NULL), the
 -- early buyers too: labelling them alone would favour early purchases.
 WITH purchases AS (
-    SELECT customer_id, invoice_id, min(ts) AS ts
+    -- a line without an invoice id is an invoice of its own, one per customer and timestamp (rfm.sql)
+    SELECT customer_id, coalesce(invoice_id, 'no invoice ' || CAST(ts AS VARCHAR)) AS invoice_id, min(ts) AS ts
     FROM transactions
     WHERE ts >= :as_of AND ts < :observed_until
-    GROUP BY customer_id, invoice_id
+    GROUP BY 1, 2
     HAVING sum(round(amount * 10000)) > 0   -- exact money in 1/10,000ths, as in rfm.sql
 ),
 next_purchase AS (

@@ -1,19 +1,22 @@
 -- Outcome labels: the purchase stage each customer has reached by the end of the :horizon days from
 -- :as_of, best level first: loyal (at least {{ loyal }} purchases within those days: buys regularly and
 -- often), repeat (2 or more purchases in all by then), first-time (exactly 1), prospect (none yet).
--- A purchase is an invoice whose lines sum to a positive amount, as in rfm.sql.
+-- A purchase is an invoice whose lines sum to a positive amount, as in rfm.sql; the lines of an invoice
+-- before the snapshot are judged apart from its lines after it, so the stage at the snapshot is the one
+-- rfm.sql sees then, and a return after the snapshot under the old invoice's id takes no purchase back.
 -- One row per customer, as of :as_of; only transactions dated before :observed_until are seen.
 -- Censoring rule: when the horizon is not fully observed by :observed_until nobody gets a tier (NULL).
 WITH invoices AS (
     -- a line without an invoice id is an invoice of its own, one per customer and timestamp (rfm.sql)
-    SELECT customer_id, coalesce(invoice_id, 'no invoice ' || CAST(ts AS VARCHAR)) AS invoice_id, min(ts) AS ts
+    SELECT customer_id, coalesce(invoice_id, 'no invoice ' || CAST(ts AS VARCHAR)) AS invoice_id,
+           ts >= :as_of AS after
     FROM transactions
     WHERE ts < :as_of + INTERVAL {{ horizon }} DAY AND ts < :observed_until
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
     HAVING sum(round(amount * 10000)) > 0   -- exact money in 1/10,000ths, as in rfm.sql
 ),
 purchases AS (
-    SELECT customer_id, count(*) AS purchases_by_end, count_if(ts >= :as_of) AS purchases_next
+    SELECT customer_id, count(*) AS purchases_by_end, count_if(after) AS purchases_next
     FROM invoices
     GROUP BY customer_id
 )
