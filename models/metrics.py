@@ -303,6 +303,18 @@ def confusion(y_true: Sequence[str], y_pred: Sequence[str], levels: Sequence[str
     return pd.DataFrame(m, index=pd.Index(levels, name="true"), columns=pd.Index(levels, name="predicted"))
 
 
+def beaten_on(gains: dict[str, dict[str, dict[str, float]]], metrics: Sequence[str]) -> dict[str, list[str]]:
+    """Of :func:`paired_bootstrap`'s ``gains`` of a model over each baseline: the baselines that score
+    better than the model beyond noise (the gain's whole interval below 0), each with the ``metrics``
+    (in their order) where they do."""
+    out: dict[str, list[str]] = {}
+    for baseline, by_metric in gains.items():
+        worse = [m for m in metrics if m in by_metric and by_metric[m]["high"] < 0]
+        if worse:
+            out[baseline] = worse
+    return out
+
+
 def compare(candidate: dict[str, float], reference: dict[str, float], keys: Sequence[str]) -> dict[str, bool]:
     """Metric by metric: does ``candidate`` beat ``reference`` (strictly)?"""
     out = {}

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import pyarrow as pa
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 REJECT_RULES = [
     ("customer_id IS NULL", "missing customer_id"),
-    ("dup_rank > 1", "duplicate customer_id: the first occurrence is scored"),
+    ("dup_rank > 1", "duplicate customer_id: only the first occurrence is read"),
     ("created_at IS NOT NULL AND CAST(created_at AS DATE) >= $as_of", "skipped: created on or after the as-of date"),
 ]
 SKIPPED = "skipped: "  # a reason with this prefix leaves a row out by rule or config, not as bad input
@@ -236,11 +237,26 @@ def warn_open_only(scorer, cfg: Config) -> None:
         )
 
 
+def same_clock(a: str, b: str) -> bool:
+    """Whether time zones ``a`` and ``b`` are one clock under two names (UTC and Etc/UTC, Asia/Shanghai and
+    PRC): the same UTC offset on every day from 1970 to 2049. A name this machine does not know counts as
+    another clock."""
+    if a == b:
+        return True
+    try:
+        za, zb = ZoneInfo(a), ZoneInfo(b)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    start = dt.datetime(1970, 1, 1, 12, tzinfo=dt.UTC)
+    moments = (start + dt.timedelta(days=d) for d in range(80 * 365))
+    return all(m.astimezone(za).utcoffset() == m.astimezone(zb).utcoffset() for m in moments)
+
+
 def warn_time_zone(scorer, cfg: Config) -> None:
     """Warn when ``data.time_zone`` differs from the one the model was trained under: the same timestamps
     then fall on other dates, and day counts and as-of cut-offs move by up to a day."""
     trained = (getattr(scorer, "metadata", None) or {}).get("time_zone")
-    if trained and trained != cfg.data.time_zone:
+    if trained and not same_clock(trained, cfg.data.time_zone):
         log.warning(
             "data.time_zone is %s but the model was trained under %s: timestamps near midnight fall on other "
             "dates than in training, so day counts and the as-of cut-off can differ by a day; score under %s",

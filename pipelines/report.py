@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from leadtier.features.meta import meta_of, phrase
-from leadtier.models.metrics import HIGHER_IS_BETTER
+from leadtier.models.metrics import HIGHER_IS_BETTER, beaten_on
 from leadtier.models.schemes import TierScheme
 from leadtier.models.segments import is_days_since, segment_medians
 from leadtier.models.text import clip
@@ -516,7 +516,21 @@ def _model_card(
         "available": bool(rows),
         "has_gain": any(r["gain"] for r in rows),
         "verdict_text": _verdict(vs_logreg, s),
+        "beaten_text": _beaten(gains or {}, s),
     }
+
+
+def _beaten(gains: dict, s: dict) -> str:
+    """One sentence per baseline other than the logistic regression (:func:`_verdict` speaks of it) that
+    scores better than the model beyond noise: in which of the card's metrics (not ECE, which the majority
+    baseline's constant training shares win by construction); '' when none does."""
+    beaten = beaten_on({b: g for b, g in gains.items() if b != "logreg"}, [m for m in CARD_METRICS if m != "ece"])
+    return " ".join(
+        s["beaten_by"].format(
+            model=s.get(f"model_{b}", b), names=s["verdict_list"].join(s.get(f"metric_{m}", m) for m in metrics)
+        )
+        for b, metrics in beaten.items()
+    )
 
 
 def _verdict(gains: dict, s: dict) -> str:
@@ -890,9 +904,16 @@ def outcome_words(
     outcome: dict, codes: list[str], lang: str, currency: str | None = None, first_day: int = 0
 ) -> dict[str, str]:
     """Tier code -> what happened to earn it under ``labels.outcome`` (``outcome``: its fields), in words:
-    'next purchase 0–30 days after the snapshot', ...; {} when the levels do not match its windows.
+    'next purchase 0–30 days after the snapshot', ...; {} when the levels do not match its windows. Its
+    ``codes`` (the scheme's when labelled) place the windows when the model left empty tiers out.
     ``first_day``: for ``days_to_win``, the days after its start that the features describe, in which a
     win gives no tier (``features.entity_as_of_days``)."""
+    labelled = [str(c) for c in outcome.get("codes") or codes]  # the codes before empty tiers were left out
+    return {c: w for c, w in _window_words(outcome, labelled, lang, currency, first_day).items() if c in codes}
+
+
+def _window_words(outcome: dict, codes: list[str], lang: str, currency: str | None, first_day: int) -> dict[str, str]:
+    """:func:`outcome_words` for the codes the labels were made in."""
     s = strings(lang)
     kind = outcome.get("kind")
     if kind == "revenue_next_days":

@@ -39,6 +39,7 @@ from leadtier.models.frame import ID_COLUMN, OPEN_DAYS
 from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
     adjacent_miss_share,
+    beaten_on,
     compare,
     level_shares,
     mean_probability_gap,
@@ -357,6 +358,14 @@ def drop_empty_tiers(cfg: Config, tiers: pd.Series) -> list[str]:
     return empty
 
 
+def label_outcome(cfg: Config, protocol: dict) -> dict | None:
+    """``labels.outcome`` as the model keeps it (the report says what happened to earn each tier), with
+    the codes its windows were labelled in: all the scheme's, also when empty tiers were left out."""
+    if cfg.labels.source != "outcome":
+        return None
+    return cfg.labels.outcome.model_dump(mode="json") | {"codes": protocol.get("label_codes", cfg.scheme.codes)}
+
+
 def check_horizon(cfg: Config, as_of: dt.date, observed_until: dt.date) -> None:
     """Refuse a snapshot whose label horizon is not fully observed by ``observed_until``.
 
@@ -523,8 +532,16 @@ class _Snapshots:
             data = data.merge(lab[["customer_id", *ENTITY_CLOCK]], on=ID_COLUMN, how="left")
         data.insert(1, "snapshot", as_of)
         if self.cfg.train.evaluation != "backtest":  # a backtest narrows after its last snapshot
-            self.entities["empty_tiers"] = drop_empty_tiers(self.cfg, data["tier"])
+            self.narrow(data["tier"])
         return feats, data
+
+    def narrow(self, tiers: pd.Series) -> None:
+        """:func:`drop_empty_tiers`; when it narrows the scheme, ``entities`` keeps the tiers left out and
+        the codes the labels were made in (an outcome's windows name tiers by position among them)."""
+        codes = list(self.cfg.scheme.codes)
+        self.entities["empty_tiers"] = drop_empty_tiers(self.cfg, tiers)
+        if self.entities["empty_tiers"]:
+            self.entities["label_codes"] = codes
 
 
 def backtest_rows(cfg: Config, snaps: _Snapshots, end: dt.date | None):
@@ -537,7 +554,7 @@ def backtest_rows(cfg: Config, snaps: _Snapshots, end: dt.date | None):
     test = pd.concat([t[1] for t in tests], ignore_index=True)
     if cfg.labels.source != "outcome":
         test = unseen_customers(train, test)
-    snaps.entities["empty_tiers"] = drop_empty_tiers(cfg, pd.concat([train["tier"], test["tier"]]))
+    snaps.narrow(pd.concat([train["tier"], test["tier"]]))
     protocol = {
         "evaluation": "backtest",
         "train_snapshots": [d.isoformat() for d in cfg.snapshots.train_as_of],
@@ -1092,7 +1109,25 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
             n_resamples=cfg.train.bootstrap_resamples,
             seed=cfg.seed,
         )
+        warn_beaten(ev, cfg.train.primary_metric)
     return ev
+
+
+def warn_beaten(ev: Evaluation, metric: str) -> None:
+    """A warning for each baseline that scores better than the registered model on the primary ``metric``
+    beyond noise on the evaluation rows: the run says so, not only a 'NO' in its table."""
+    for baseline in beaten_on(ev.gains, [metric]):
+        g = ev.gains[baseline][metric]
+        log.warning(
+            "the %s baseline scores better than the registered model on %s beyond noise: the model's gain "
+            "over it is %+.4f [%+.4f, %+.4f] on the %d evaluation rows",
+            baseline,
+            metric,
+            g["gain"],
+            g["low"],
+            g["high"],
+            len(ev.y_true),
+        )
 
 
 def segment(cfg: Config, feats: pd.DataFrame, columns: list[str], ev: Evaluation, previous) -> tuple[Segmenter, float]:
@@ -1139,7 +1174,7 @@ def make_scorer(
             "seed": cfg.seed,
             "entity_days": feature_stage.entity_days(cfg),  # reasons then say the day they describe
             "label_rules": [{"tier": r.tier, "when": r.when} for r in cfg.labels.rules],  # the playbook shows them
-            "label_outcome": cfg.labels.outcome.model_dump(mode="json") if cfg.labels.source == "outcome" else None,
+            "label_outcome": label_outcome(cfg, prep.protocol),
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
             "currency": cfg.report.currency,  # reasons over REST show money as the report does
             "type_words": {t: dict(w) for t, w in cfg.features.type_words.items()},  # features.type_words

@@ -70,6 +70,7 @@ class WorklistResult:
     estimate: float | None = None
     deferring: bool = True  # worklist.defer_contacted_days is set
     unlisted: dict[str, int] = field(default_factory=dict)  # rows of tiers without service days, by tier
+    close_tiers: tuple[str, ...] = ("A",)  # worklist.close_tiers (else the best tier): what p_close sums
 
     def summary(self) -> str:
         c = self.counts
@@ -95,7 +96,7 @@ class WorklistResult:
             what = (
                 f"expected value left out {money(left, self.currency)}"
                 if self.currency is not None
-                else f"expected closes left out {left:,.2f}"  # no values: each customer counts 1
+                else f"expected tier {' or '.join(self.close_tiers)} customers left out {left:,.2f}"  # each counts 1
             )
             lines.append(f"  {row['owner'] or '(no owner)'}: {row[NO_CAPACITY]} do not fit, {what}")
         return "\n".join(lines)
@@ -241,8 +242,13 @@ def last_contacts(cfg: Config, start: dt.date) -> pd.DataFrame:
         con.close()
 
 
+def close_tiers(cfg: Config) -> list[str]:
+    """The tiers whose probabilities, summed, are ``p_close``: ``worklist.close_tiers``, else the best tier."""
+    return list(cfg.worklist.close_tiers or cfg.scheme.codes[:1])
+
+
 def _p_close(pred: pd.DataFrame, cfg: Config) -> pd.Series:
-    tiers = cfg.worklist.close_tiers or cfg.scheme.codes[:1]
+    tiers = close_tiers(cfg)
     cols = [f"proba_{t}" for t in tiers]
     missing = [c for c in cols if c not in pred.columns]
     if missing:
@@ -301,6 +307,7 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     if out.attrs.get("money_values"):  # some customer's value is known (given, or past revenue)
         res.currency = cfg.report.currency or ""
     res.deferring = bool(cfg.worklist.defer_contacted_days)
+    res.close_tiers = tuple(close_tiers(cfg))
     tiers = pred["tier"].astype(str)
     res.unlisted = {t: int((tiers == t).sum()) for t in cfg.scheme.codes if t not in cfg.worklist.service_days}
     res.unlisted = {t: n for t, n in res.unlisted.items() if n}

@@ -144,6 +144,17 @@ def test_an_empty_tier_stops_the_run_unless_the_config_allows_it(workdir):
         drop_empty_tiers(cfg, pd.Series(["A"] * 5))
 
 
+def test_the_model_keeps_the_codes_an_outcome_was_labelled_in_when_empty_tiers_are_left_out():
+    from leadtier.pipelines.train import label_outcome
+
+    cfg = load_config(REPO / "configs" / "olist_funnel.yaml", data_root="/nowhere")
+    kept = label_outcome(cfg, {})
+    assert kept["codes"] == cfg.scheme.codes and kept["kind"] == "days_to_win"
+    narrowed = label_outcome(cfg, {"empty_tiers": ["D"], "label_codes": ["A", "B", "C", "D", "E"]})
+    assert narrowed["codes"] == ["A", "B", "C", "D", "E"]  # the report places each window by them
+    assert label_outcome(load_config(REPO / "configs" / "demo.yaml", data_root="/nowhere"), {}) is None
+
+
 def test_entity_clock_config_refuses_event_families_and_backtests(tmp_path):
     cfg = (REPO / "configs" / "olist_funnel.yaml").read_text(encoding="utf-8")
     for bad, words in (

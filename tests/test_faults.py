@@ -612,7 +612,7 @@ def test_every_row_is_scored_or_rejected_with_a_reason(world, tmp_path):
     assert (res.scored, res.rejected, res.skipped) == (36, 3, 1)
     assert res.reasons == {
         "missing customer_id": 1,
-        "duplicate customer_id: the first occurrence is scored": 2,
+        "duplicate customer_id: only the first occurrence is read": 2,
         "skipped: created on or after the as-of date": 1,
     }
     rejects = pd.read_csv(res.rejects, dtype={"customer_id": str})

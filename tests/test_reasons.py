@@ -365,6 +365,22 @@ def test_scoring_under_another_time_zone_than_training_is_warned_of(world, caplo
     with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
         predict.run(cfg.model_copy(update={}, deep=True), progress=False)
     assert not [r for r in caplog.records if "trained under" in r.getMessage()]
+    alias = cfg.model_copy(deep=True)
+    alias.data.time_zone = "Etc/UTC"  # the training clock under another name: nothing to warn of
+    alias.predict.output = str(work / "etc_utc" / "predictions.parquet")
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        predict.run(alias, progress=False)
+    assert not [r for r in caplog.records if "trained under" in r.getMessage()]
+
+
+def test_one_clock_under_two_names_is_the_same_time_zone():
+    from leadtier.pipelines.predict import same_clock
+
+    assert same_clock("UTC", "Etc/UTC") and same_clock("Asia/Shanghai", "PRC")
+    assert same_clock("America/New_York", "US/Eastern")
+    # the same offset in winter, another in summer; the same offset today, another in the 1970s
+    assert not same_clock("Europe/London", "Africa/Abidjan") and not same_clock("Europe/London", "Europe/Lisbon")
+    assert not same_clock("UTC", "Asia/Shanghai") and not same_clock("UTC", "No/Such_Zone")
 
 
 def test_interaction_types_read_in_the_words_the_config_gives_them(tmp_path):

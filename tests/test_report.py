@@ -398,6 +398,24 @@ def test_model_card_marks_best(scheme5):
     worse = {"logreg": {"macro_f1": {"gain": -0.03, "low": -0.05, "high": -0.01}}}
     zh = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=worse), "zh")
     assert "与同一批客户上的逻辑回归相比：宏平均 F1显著更差。" in zh
+    # a rule baseline that beats the model beyond noise is said in words, not only marked best in the table
+    rule = {
+        "logreg": worse["logreg"],
+        "rfm_scorecard": {
+            "macro_f1": {"gain": -0.046, "low": -0.061, "high": -0.033},
+            "qwk": {"gain": -0.01, "low": -0.03, "high": 0.01},  # within noise: not claimed
+        },
+        "majority": {
+            "macro_f1": {"gain": 0.3, "low": 0.25, "high": 0.35},
+            "ece": {"gain": -0.02, "low": -0.03, "high": -0.01},
+        },
+    }
+    html = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"]), gains=rule), "en")
+    said = "“RFM quintile scorecard (rule)” scores better than the model beyond noise in Macro-F1 on these evaluation"
+    assert said in html and "Majority baseline” scores" not in html and "“Logistic regression” scores" not in html
+    zh = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=rule), "zh")
+    assert "的宏平均 F1显著优于模型" in zh
+    assert 'class="plain verdict beaten"' not in report.render(with_gains, "en")
     assert report.strings("zh")["gain_vs_logreg"] in report.render(
         context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=gains), "zh"
     )
@@ -543,7 +561,7 @@ def test_the_summary_says_which_input_rows_were_not_scored_and_where_they_are_li
     pred = tmp_path / "predictions.parquet"
     run = {"files": {"predictions.parquet": {"run_id": "r2"}, "predictions.rejects.csv": {"run_id": "r2"}}}
     assert report.left_out_rows(pred, run) is None  # every row scored: no rejects file, no note
-    reasons = ["duplicate customer_id: the first occurrence is scored"] * 3 + [
+    reasons = ["duplicate customer_id: only the first occurrence is read"] * 3 + [
         "missing customer_id",
         "skipped: closed (won or lost) before the as-of date",
         *[f"column 'c{i}' does not parse as a date" for i in range(5)],
@@ -561,7 +579,7 @@ def test_the_summary_says_which_input_rows_were_not_scored_and_where_they_are_li
     html = report.render(context(scheme5, frame, lang=lang, left_out=left), lang)
     s = report.strings(lang)
     assert s["left_out_note"].format(rejected=9, skipped=1, file="predictions.rejects.csv") in html
-    said = {"en": reasons[0], "zh": "customer_id 重复：只对第一次出现的行评分"}[lang]  # in the report's language
+    said = {"en": reasons[0], "zh": "customer_id 重复：只读取第一次出现的行"}[lang]  # in the report's language
     assert f"3 · {said}" in html and s["left_out_more"].format(n=3) in html
     assert 'id="left-out"' not in report.render(context(scheme5, frame, lang=lang), lang)
 
@@ -1084,6 +1102,9 @@ def test_the_playbook_says_what_happened_to_earn_each_tier_under_outcome_labels(
         "revenue below £100 in the 180 days after the snapshot"
     )
     assert report.outcome_words(purchase, ["A", "B"], "en") == {}  # levels that do not match the windows: no claim
+    # labels.allow_empty_tiers left B out: the windows still belong to the tiers the labels were made in
+    narrowed = report.outcome_words(purchase | {"codes": codes}, ["A", "C", "D", "E"], "en")
+    assert set(narrowed) == {"A", "C", "D", "E"} and narrowed["C"] == words["C"] and narrowed["E"] == words["E"]
     stage = {"kind": "purchase_stage", "loyal_purchases": 4, "horizon_days": 180}
     stages = report.outcome_words(stage, ["loyal", "repeat", "first_time", "prospect"], "en")
     assert stages["loyal"] == "4 or more purchases in the 180 days after the snapshot"

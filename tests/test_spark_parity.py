@@ -471,7 +471,7 @@ def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
                 dup,
                 dup,
                 excluded,
-                "duplicate customer_id: the first occurrence is scored",
+                "duplicate customer_id: only the first occurrence is read",
                 marker,
                 padded,
                 number,
@@ -484,7 +484,7 @@ def test_input_rules_are_listed_as_rejects_by_both_engines(spark, trained):
         assert got.reasons == {
             dup: 2,
             excluded: 1,
-            "duplicate customer_id: the first occurrence is scored": 1,
+            "duplicate customer_id: only the first occurrence is read": 1,
             marker: 1,
             padded: 1,
             number: 1,
@@ -800,7 +800,7 @@ def test_rejects_and_skips_are_the_same_on_both_engines(spark, open_only):
         "",
         "",
         "",
-        "duplicate customer_id: the first occurrence is scored",
+        "duplicate customer_id: only the first occurrence is read",
         "skipped: created on or after the as-of date",
         "",
     ]

@@ -123,6 +123,25 @@ def _result(baselines=("majority", "logreg", "rfm_scorecard")) -> train_stage.Tr
     )
 
 
+def test_a_baseline_that_beats_the_model_beyond_noise_is_warned_of(caplog):
+    gains = {
+        "stage_now": {"macro_f1": {"gain": -0.0461, "low": -0.0612, "high": -0.0331}},
+        "logreg": {"macro_f1": {"gain": -0.01, "low": -0.03, "high": 0.01}},  # within noise: the table says it
+        "majority": {
+            "macro_f1": {"gain": 0.3, "low": 0.2, "high": 0.4},
+            "log_loss": {"gain": -1, "low": -2, "high": -0.5},
+        },
+    }
+    ev = SimpleNamespace(gains=gains, y_true=["A"] * 4540)
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.train"):
+        train_stage.warn_beaten(ev, "macro_f1")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "the stage_now baseline scores better than the registered model on macro_f1 beyond noise: the model's gain "
+        "over it is -0.0461 [-0.0612, -0.0331] on the 4540 evaluation rows"
+    ]
+
+
 def test_the_run_summary_is_tables_that_fit_100_columns():
     cfg = load_config(DEMO_CONFIG)
     text = train_stage.summary_text(cfg, _result())

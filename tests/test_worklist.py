@@ -238,6 +238,12 @@ def test_worklist_command_writes_parquet_and_csv_with_owners_and_says_what_does_
     assert res.exit_code == 0, res.output
     zh = pd.read_parquet(tmp_path / "wl.parquet")
     assert set(zh["status"]) == set(w["status"]) and set(zh.loc[zh["status"] == "planned", "status_name"]) == {"已计划"}
+    raw["worklist"] |= {"value_column": None, "close_tiers": ["A", "B"]}  # no values: each customer counts 1
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(app, ["worklist", "--config", str(config)])
+    assert re.search(r": \d+ do not fit, expected tier A or B customers left out \d+\.\d\d$", res.output, re.M), (
+        res.output
+    )
 
 
 @pytest.mark.parametrize(
