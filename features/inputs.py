@@ -257,8 +257,27 @@ def day_month_readings(example: str) -> list[tuple[str, dt.date]]:
     return out
 
 
-def time_hint(examples: Sequence[str], date_format: str | Sequence[str] | None, null_words: bool) -> str:
-    """What to do about dates that do not parse, shown after the examples."""
+_ISO_SHAPES = (
+    (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "%Y-%m-%d"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"), "%Y-%m-%d %H:%M:%S"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"), "%Y-%m-%dT%H:%M:%S"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$"), "%Y-%m-%d %H:%M"),
+)
+
+
+def iso_format(value: str | None) -> str | None:
+    """The date_format of an ISO 8601 text such as '2024-03-01' or '2024-03-01 10:00:00'; None for any
+    other text (fractions of a second and offsets have no single format to suggest)."""
+    text = (value or "").strip()
+    return next((fmt for shape, fmt in _ISO_SHAPES if shape.match(text)), None)
+
+
+def time_hint(
+    examples: Sequence[str], date_format: str | Sequence[str] | None, null_words: bool, parsed: str | None = None
+) -> str:
+    """What to do about dates that do not parse, shown after the examples. ``parsed``: a value of the same
+    column that does parse (ISO 8601), when there is one: one format alone would lose it, so the hint
+    names a list of both formats."""
     if isinstance(date_format, str):
         return f" with format {date_format!r}"
     if date_format:
@@ -272,12 +291,29 @@ def time_hint(examples: Sequence[str], date_format: str | Sequence[str] | None, 
             (f1, d1), (f2, d2) = readings
             return (
                 f": day and month are ambiguous, {ex!r} reads as {d1} (date_format: {f1!r}) or as {d2} "
-                f"(date_format: {f2!r}); set date_format for this file in the config"
+                f"(date_format: {f2!r}); {_set_format(f1, parsed)}"
             )
         if readings:
             (f1, d1), *_ = readings
-            return f": {ex!r} reads as {d1} with date_format: {f1!r}; set date_format for this file in the config"
+            return f": {ex!r} reads as {d1} with date_format: {f1!r}; {_set_format(f1, parsed)}"
     return " (set date_format in the config)"
+
+
+def _set_format(fmt: str, parsed: str | None) -> str:
+    """'set date_format ...' for the format ``fmt`` of the values that do not parse; with ``parsed`` (a value
+    that does), a list of both, as one format alone would make that one fail."""
+    if parsed is None:
+        return "set date_format for this file in the config"
+    kept = iso_format(parsed)
+    if kept is None:
+        return (
+            f"other values such as {parsed.strip()[:40]!r} parse as they are: give date_format a list of "
+            f"their format and {fmt!r} (each cell is read by the first that fits)"
+        )
+    return (
+        f"other values such as {parsed.strip()[:40]!r} parse as they are, so keep their format too: "
+        f"date_format: [{kept!r}, {fmt!r}] (each cell is read by the first that fits)"
+    )
 
 
 # --------------------------------------------------------------------------- attributes and rules

@@ -46,11 +46,29 @@ def _warning_as_log_line(message, category, filename, lineno, file=None, line=No
     )
 
 
+class _OnceEach(logging.Filter):
+    """leadtier's warnings once per text: a command that reads the same input for several stages (report,
+    retier) would otherwise repeat what the first reading already said."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not record.name.startswith("leadtier"):
+            return True
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
 def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> None:
     """Logging and warnings for a command: leadtier's INFO lines; MLflow, alembic and friends only
     from WARNING (MLflow reads ``MLFLOW_LOGGING_LEVEL`` when it is imported, later); MLflow's pickle
-    notice dropped; a Python warning shown once per text, as one log line; MLflow's artifact download
-    bar only on a terminal."""
+    notice dropped; a Python warning, and a warning of leadtier's, shown once per text (as one log line);
+    MLflow's artifact download bar only on a terminal."""
     stream = stream or sys.stderr
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=stream)
@@ -63,6 +81,9 @@ def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> No
     if _drop_pickle_notice not in pyfunc.filters:
         pyfunc.addFilter(_drop_pickle_notice)
     warnings.showwarning = _warning_as_log_line  # sklearn repeats its warnings once per fold
+    for handler in logging.getLogger().handlers:  # basicConfig's own (not a test harness's subclasses)
+        if type(handler) is logging.StreamHandler and not any(isinstance(f, _OnceEach) for f in handler.filters):
+            handler.addFilter(_OnceEach())
 
 
 @contextlib.contextmanager

@@ -227,6 +227,42 @@ def scorer_of(model):
         return None
 
 
+FAMILY_TABLES = {"rfm": "transactions", "interactions": "interactions", "stages": "stages"}  # the events each reads
+STALE_DAYS = 30  # inputs whose newest event is older than this before the as-of date are warned of
+
+
+def newest_events_sql(cfg: Config, tables: set[str]) -> str | None:
+    """SQL (DuckDB and Spark alike) for the newest event date of each event table the feature families read,
+    of those in ``tables`` (the ones registered); None when the features read no events."""
+    read = [t for fam, t in FAMILY_TABLES.items() if fam in cfg.features.families and t in tables]
+    if not read:
+        return None
+    return " UNION ALL ".join(f"SELECT '{t}' AS events, CAST(max(ts) AS DATE) AS newest FROM {t}" for t in read)
+
+
+def warn_stale_inputs(newest: list[tuple[str, dt.date | None]], as_of: dt.date) -> int | None:
+    """Warn when every event table ends more than :data:`STALE_DAYS` days before ``as_of`` (an old extract
+    scored as of today): the features would read every customer as quiet since the extract. ``newest``:
+    (table, its newest event date) as :func:`newest_events_sql` gives. Returns the days, None without events."""
+    dated = {t: d for t, d in newest if d is not None}
+    if not dated:
+        return None
+    last = max(dated.values())
+    days = (as_of - last).days
+    if days > STALE_DAYS:
+        ends = ", ".join(f"{t} {d}" for t, d in dated.items())
+        log.warning(
+            "the inputs end %d days before the as-of date %s (newest rows: %s): recency and the counts of "
+            "recent days read every customer as quiet since then; refresh the extracts, or score as of their "
+            "end (--as-of %s)",
+            days,
+            as_of,
+            ends,
+            last,
+        )
+    return days
+
+
 def warn_open_only(scorer, cfg: Config) -> None:
     """Warn when the scorer rules out tiers by days open but ``predict.open_only`` scores closed entities too."""
     if getattr(scorer, "latest_open_days", None) and not cfg.predict.open_only:
@@ -356,6 +392,7 @@ def _run(
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         job = {"reasons": reasons, "n_jobs": scoring_threads(cfg), "lang": cfg.report.lang}  # words of report.lang
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
+            warn_stale_inputs(_newest_events(con, cfg), as_of)
             scored = _score_batches(
                 con, sql, model, outset, version, as_of, batch_size, progress, input_rows - len(rejects), job, drift
             )
@@ -376,6 +413,17 @@ def _run(
         as_of=as_of,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _newest_events(con, cfg: Config) -> list[tuple[str, dt.date | None]]:
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()"
+        ).fetchall()
+    }
+    sql = newest_events_sql(cfg, tables)
+    return [tuple(r) for r in con.execute(sql).fetchall()] if sql else []
 
 
 @contextlib.contextmanager

@@ -875,7 +875,8 @@ def _playbook(
     currency: str | None = None,
     first_day: int = 0,
 ) -> list[dict]:
-    """Each tier's meaning, follow-up action and mean score; with labels from rules (``rules``: the
+    """Each tier's meaning, follow-up action, checklists (what must be true of each party) and mean score;
+    with labels from rules (``rules``: the
     training's ``[{tier, when}]``) the rule that gave the tier, and with labels from outcomes
     (``outcome``: the training's ``labels.outcome``) what happened to earn it: what the model learnt,
     whatever the scheme's meaning says."""
@@ -894,6 +895,10 @@ def _playbook(
             "meaning": (lv.meaning_zh if zh else lv.meaning_en) or "",
             "outcome": happened.get(lv.code, ""),
             "action": (lv.action_zh if zh else lv.action_en) or "",
+            "checklists": [
+                {"party": c.party_zh if zh else c.party_en, "items": c.zh if zh else c.en}
+                for c in lv.checklists.values()
+            ],
             "avg_score": float(mean_score[lv.code]) if lv.code in mean_score.index else None,
         }
         for lv, row in zip(b.scheme.levels, tier_rows, strict=True)

@@ -12,6 +12,7 @@ The rules (casts, ids, bad values, duplicates, ``exclude``) are the SQL of
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -786,9 +787,11 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             where = rules.time_bad(col, value)
             examples = [r[0] for r in engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {where} LIMIT 3")]
             null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
+            parsed = engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {value} IS NOT NULL LIMIT 1")
+            hint = rules.time_hint(examples, fs.date_format, null_words, parsed[0][0] if parsed else None)
             problem = (
                 f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that do not parse as a "
-                f"{rules.SQL_TYPES[kind].lower()}{rules.time_hint(examples, fs.date_format, null_words)}; "
+                f"{rules.SQL_TYPES[kind].lower()}{hint}; "
                 f"e.g. {', '.join(clip(e, quote=True) for e in examples)}"
             )
             _bad_cells(
@@ -831,6 +834,14 @@ def _bad_cells(cells: BadCells | None, problem: str, n_bad: int, where: str, rea
     cells.found.append((where, reason))
 
 
+def _near(name: str, classes) -> str:
+    """' (did you mean 'Product_line'?)' when a column of the file is spelt almost like ``name``."""
+    close = difflib.get_close_matches(name, [c for c in classes if c != "__types__"], n=1, cutoff=0.75)
+    if not close:
+        close = [c for c in classes if c.strip().lower() == name.strip().lower()][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _attributes(
     engine, cfg: Config, table, spec: TableSpec, fs: FileSpec, view, classes, columns, out, tag_rows, failing=None
 ):
@@ -857,7 +868,10 @@ def _attributes(
             out[ident(attr)] = "CAST(NULL AS DOUBLE)" if attr in spec.numeric else "CAST(NULL AS VARCHAR)"
         elif attr not in classes:
             what = "leaky column (read by labels.rules)" if attr in leaky else "attribute column"
-            raise InputError(f"{path}: {what} {attr!r} listed in tables.{table} is missing")
+            raise InputError(
+                f"{path}: {what} {attr!r} listed in tables.{table} is missing{_near(attr, classes)}. Columns of "
+                f"the file: {clip(', '.join(c for c in classes if c != '__types__'), 400)}"
+            )
         elif attr in spec.numeric:
             source = rules.number_source(ident(attr), classes[attr], spec.na_values, fs.decimal, fs.thousands)
             source = source if source == ident(attr) else f"({source})"

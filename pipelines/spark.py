@@ -983,9 +983,11 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         check_has_rows,
         check_reject_share,
         input_facts,
+        newest_events_sql,
         positions_said,
         scorer_of,
         warn_scoring_settings,
+        warn_stale_inputs,
     )
     from leadtier.pipelines.sources import scoring_spec
 
@@ -1004,6 +1006,8 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         log.info("read and checked %d input rows in %.1f s", input_rows, time.perf_counter() - t0)
         rejects = _csv_file_writer(spark, _rejects_frame(tagged))
         check_reject_share(cfg, outset, input_rows, why, rejects)  # before scoring
+        newest = newest_events_sql(cfg, {t.name for t in spark.catalog.listTables()})
+        warn_stale_inputs([tuple(r) for r in spark.sql(newest).collect()] if newest else [], as_of)
         feats, result = _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version)
         try:
             positions = positions_said(scoring_spec(cfg, input_path or cfg.predict.input))

@@ -31,6 +31,8 @@ class Problem:
     def __str__(self) -> str:
         ex = f"; e.g. {', '.join(self.examples)}" if self.examples else ""
         rows = f"{self.rows} row(s) " if self.rows else ""  # 0: a problem of the column, not of rows
+        if self.column == "*":  # a problem of whole rows, not of one column
+            return f"{self.file}: {self.table}: {rows}{self.message}{ex}"
         if self.file_column and self.file_column != self.column:
             return f"{self.file}: column {self.file_column!r} ({self.table}.{self.column}): {rows}{self.message}{ex}"
         return f"{self.file}: column {self.column!r} of {self.table}: {rows}{self.message}{ex}"

@@ -494,7 +494,7 @@ CASES: dict[str, Case] = {
         IX,
         "features",
         "warned",
-        ("interactions.parquet", "3 row(s)", "exact copies of another row, each counted"),
+        ("interactions.parquet: interactions: 3 row(s) are exact copies of another row, each counted",),
         edit(IX, _dup_first(3)),
         3,
     ),

@@ -288,6 +288,7 @@ def test_report_says_when_tiers_do_not_come_from_the_champion(trained):
     assert notes(by_champion)[0] == 0
     count, html = notes(by_other)
     assert count == 1 and s["note_not_champion"].format(version=other, champion=champion) in html
+    assert html.index("version-note") < html.index('<section id="call-first">')  # at the top, before the call list
     mixed = pd.concat([pd.read_parquet(by_champion).head(100), pd.read_parquet(by_other).iloc[100:400]])
     mixed.to_parquet(work / "out" / "v_mixed.parquet", index=False)
     count, html = notes(work / "out" / "v_mixed.parquet")

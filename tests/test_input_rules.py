@@ -399,6 +399,34 @@ def test_an_ambiguous_day_month_column_without_date_format_is_an_error(engine, t
     assert [r[0] for r in engine.rows("SELECT created_at FROM customers")] == [dt.date(2026, 2, 5)] * 2
 
 
+def test_a_date_in_another_format_among_iso_dates_is_told_to_keep_both_formats(engine, tmp_path):
+    """Setting the one format the hint names would make every ISO date fail: the hint names a list."""
+    (tmp_path / "a.csv").write_text("id,created\na,2024-08-01\nb,17/08/2024\nc,2024-08-03\n", encoding="utf-8")
+    spec = {"path": "a.csv", "columns": {"customer_id": "id", "created_at": "created"}}
+    with pytest.raises(InputError) as err:
+        register_all(engine, _config(tmp_path, spec), with_labels=False)
+    msg = " ".join(str(err.value).split())
+    assert "'17/08/2024' reads as 2024-08-17 with date_format: '%d/%m/%Y'; other values such as" in msg, msg
+    assert "date_format: ['%Y-%m-%d', '%d/%m/%Y'] (each cell is read by the first that fits)" in msg, msg
+    register_all(engine, _config(tmp_path, spec | {"date_format": ["%Y-%m-%d", "%d/%m/%Y"]}), with_labels=False)
+    assert sorted(r[0] for r in engine.rows("SELECT created_at FROM customers")) == [
+        dt.date(2024, 8, 1),
+        dt.date(2024, 8, 3),
+        dt.date(2024, 8, 17),
+    ]
+    assert rules.iso_format("2024-08-01 10:00:00") == "%Y-%m-%d %H:%M:%S" and rules.iso_format("1.5.2024") is None
+
+
+def test_a_misspelt_attribute_column_names_the_files_columns_and_the_near_one(engine, tmp_path):
+    (tmp_path / "a.csv").write_text("id,Product_Line,spend\na,x,1\n", encoding="utf-8")
+    spec = {"path": "a.csv", "columns": {"customer_id": "id"}, "categorical": ["product_line"]}
+    with pytest.raises(InputError) as err:
+        register_all(engine, _config(tmp_path, spec), with_labels=False)
+    msg = str(err.value)
+    assert "attribute column 'product_line' listed in tables.customers is missing (did you mean 'Product_Line'?)" in msg
+    assert msg.endswith("Columns of the file: id, Product_Line, spend"), msg
+
+
 def test_a_column_of_several_date_formats_reads_each_cell_with_the_first_that_fits(engine, tmp_path):
     """An export mixing '05.02.2026 14:30', '06.02.2026' and ISO timestamps in one column."""
     (tmp_path / "t.csv").write_text(

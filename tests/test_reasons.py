@@ -373,6 +373,38 @@ def test_scoring_under_another_time_zone_than_training_is_warned_of(world, caplo
     assert not [r for r in caplog.records if "trained under" in r.getMessage()]
 
 
+@pytest.mark.slow
+def test_scoring_an_old_extract_as_of_a_later_day_is_warned_of(world, caplog):
+    """retier scores as of today: inputs that ended months ago would read everyone as quiet since then."""
+    cfg, work = world
+    from leadtier.pipelines import predict
+
+    later = cfg.model_copy(deep=True)
+    later.predict.output = str(work / "later" / "predictions.parquet")
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        predict.run(later, as_of=cfg.data.as_of + dt.timedelta(days=161), progress=False)
+    said = [r.getMessage() for r in caplog.records if "the inputs end" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("the inputs end "), said
+    assert f"before the as-of date {cfg.data.as_of + dt.timedelta(days=161)} (newest rows: transactions " in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        predict.run(cfg.model_copy(deep=True), progress=False)  # as of the data's own date: nothing to say
+    assert not [r for r in caplog.records if "the inputs end" in r.getMessage()]
+
+
+def test_stale_inputs_are_judged_by_the_newest_event_table(caplog):
+    from leadtier.pipelines.predict import STALE_DAYS, warn_stale_inputs
+
+    as_of = dt.date(2026, 12, 7)
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        assert warn_stale_inputs([("transactions", dt.date(2026, 6, 29)), ("interactions", None)], as_of) == 161
+        assert warn_stale_inputs([("transactions", dt.date(2026, 1, 1)), ("interactions", as_of)], as_of) == 0
+        assert warn_stale_inputs([("interactions", as_of - dt.timedelta(days=STALE_DAYS))], as_of) == STALE_DAYS
+        assert warn_stale_inputs([], as_of) is None and warn_stale_inputs([("stages", None)], as_of) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "(newest rows: transactions 2026-06-29)" in said[0] and "--as-of 2026-06-29" in said[0]
+
+
 def test_one_clock_under_two_names_is_the_same_time_zone():
     from leadtier.pipelines.predict import same_clock
 

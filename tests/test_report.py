@@ -1143,3 +1143,18 @@ def test_a_tier_holding_far_more_customers_than_its_probabilities_expect_is_name
 def test_a_segments_typical_year_reads_as_a_year():
     assert report._profile_value("cust_year_established", 2006.0, None) == "2006"  # not 2,006
     assert report._profile_value("cust_employees", 2006.0, None) == "2,006"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_playbook_shows_what_must_be_true_of_each_party_at_a_relationship_level(lang):
+    """The relationship scheme (客情关系) says per level what the project owner and the installer do."""
+    relationship = load_config(ROOT / "configs" / "demo.yaml").schemes["relationship"]
+    html = report.render(
+        context(relationship, make_predictions(relationship, ["IV", "III", "II", "I"]), lang=lang), lang
+    )
+    party, item = {
+        "en": ("Project owner:", "Our product is the only brand in the tender"),
+        "zh": ("甲方：", "招标文件中我方产品为唯一品牌"),
+    }[lang]
+    assert f"<b>{party}</b><ul><li>" in html and f"<li>{item}</li>" in html
+    assert html.count('class="meaning checklist"') == 8  # two parties at each of the four levels

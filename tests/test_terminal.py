@@ -195,6 +195,32 @@ def test_mlflow_chatter_is_silenced_at_the_edge(monkeypatch, caplog):
         assert "\n" not in shown[0]
 
 
+def test_a_command_says_each_warning_of_leadtiers_once():
+    """report and retier read the same input for several stages: its warnings are said once, not per stage."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            console.configure_logging(stream=stream)
+        said = logging.getLogger("leadtier.pipelines.sources")
+        for _ in range(3):
+            said.warning("accounts.csv: 1 row(s) have a value in column %r that ...", "account_id")
+        said.warning("another warning")
+        logging.getLogger("leadtier.pipelines.predict").error("an error is never held back")
+        logging.getLogger("leadtier.pipelines.predict").error("an error is never held back")
+    finally:
+        root.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "accounts.csv: 1 row(s) have a value in column 'account_id' that ...",
+        "another warning",
+        "an error is never held back",
+        "an error is never held back",
+    ]
+
+
 def test_version_option_prints_the_installed_version():
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0, res.output
