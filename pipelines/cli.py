@@ -132,6 +132,35 @@ def demo_data(
     _guard(go)
 
 
+def _input_features(config: Path, data_root, as_of, output: str | None, engine: str | None, source: str) -> None:
+    """``leadtier features --input``: the scoring input's features and, beside them, the rows left out."""
+
+    def go():
+        from leadtier.pipelines.errors import UserError
+        from leadtier.pipelines.outputs import write_table
+        from leadtier.pipelines.predict import scoring_features
+
+        cfg = _load(config, data_root, as_of)
+        if (engine or cfg.engine) == "spark":
+            raise UserError("features --input runs on the duckdb engine (--engine duckdb); spark-predict scores inputs")
+        if not output:
+            raise UserError(
+                "features --input needs --output: features.output holds the training snapshot's feature table"
+            )
+        feats, rejects = scoring_features(cfg, _from_cwd(source), as_of.date() if as_of else None)
+        path = write_table(feats, output)
+        typer.echo(f"wrote {len(feats)} rows x {feats.shape[1] - 1} features of {source} -> {path}")
+        left = Path(path).with_name(Path(path).stem + ".rejects.csv")
+        if len(rejects):
+            write_table(rejects, str(left))
+            why = ", ".join(f"{n} {r}" for r, n in rejects["reason"].value_counts().items())
+            typer.echo(f"{len(rejects)} input row(s) left out ({why}) -> {left}")
+        else:
+            left.unlink(missing_ok=True)  # an earlier run's rejects are not this input's
+
+    _guard(go)
+
+
 @app.command("features")
 def features(
     config: ConfigOpt = Path(DEFAULT_CONFIG),
@@ -139,8 +168,15 @@ def features(
     as_of: AsOfOpt = None,
     output: Annotated[str | None, typer.Option(help="Parquet or CSV path; overrides features.output.")] = None,
     engine: EngineOpt = None,
+    input: Annotated[
+        str | None,
+        typer.Option(help="A scoring input (new prospects) to build features of, as predict does; needs --output."),
+    ] = None,
 ) -> None:
-    """Build the customer feature table (one row per customer, as of the snapshot date)."""
+    """Build the customer feature table (one row per customer, as of the snapshot date); with --input, the
+    features of a scoring input as predict builds them, e.g. to send to the REST server."""
+    if input is not None:
+        return _input_features(config, data_root, as_of, output, engine, input)
     if _engine(config, data_root, as_of, engine) == "spark":
         return spark_features(
             config=config,

@@ -316,6 +316,23 @@ def register_scored_input(con, cfg: Config, spec, as_of: dt.date) -> pd.DataFram
     return _split_rejects(con, as_of, cfg.predict.open_only, scoring_rules(cfg))
 
 
+def scoring_features(cfg: Config, source: str, as_of: dt.date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The feature table of the scoring input ``source`` as ``predict`` builds it before scoring (RFM
+    quintiles ranked against the configured customers, rows ``predict`` would reject or skip left out), for a
+    REST client to send; and the rows left out with their reasons (``input_row``, ``customer_id``, ``reason``)."""
+    check_families(cfg)
+    as_of = as_of or cfg.predict.as_of or cfg.data.as_of
+    con = connect(cfg, extra_files=[source])
+    try:
+        population = register_population(con, cfg)
+        rejects = register_scored_input(con, cfg, scoring_spec(cfg, source), as_of)
+        with staged_families(con, cfg, as_of, population) as sql:
+            warn_stale_inputs(_newest_events(con, cfg), as_of)
+            return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True)), rejects
+    finally:
+        con.close()
+
+
 def _split_rejects(con, as_of: dt.date, open_only: bool = False, rules=REJECT_RULES) -> pd.DataFrame:
     """Tag every input row by ``rules``; move rejected and skipped rows (with ``open_only`` also entities
     closed before ``as_of``) out of ``customers``. Returns them with their reasons."""

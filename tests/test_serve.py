@@ -386,3 +386,33 @@ def test_unseen_notes_name_columns_and_rows_never_values():
     ]
     split = json.dumps({"dataframe_split": {"columns": ["cust_industry"], "data": [["retail"], [None]]}})
     assert unseen_notes(split, cats) == [] and unseen_notes("{not json", cats) == []
+
+
+def test_new_prospects_features_from_the_cli_score_over_rest_as_predict_scores_them(server, trained, tmp_path):
+    """`leadtier features --input` builds what a REST client sends: the rows predict scores, as it builds them."""
+    from leadtier.pipelines import predict
+    from leadtier.pipelines.cli import app
+    from typer.testing import CliRunner
+
+    from tests.conftest import DEMO_CONFIG
+
+    cfg, work = trained
+    some = pd.read_parquet(cfg.data_path("customers.parquet")).head(40)
+    prospects = tmp_path / "prospects.csv"
+    pd.concat([some, some.head(1)]).to_csv(prospects, index=False)  # the last row repeats an id: left out
+    out = tmp_path / "prospects_features.parquet"
+    args = ["features", "--config", str(DEMO_CONFIG), "--data-root", str(cfg.data.root), "--input", str(prospects)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "needs --output" in res.output, res.output
+    res = CliRunner().invoke(app, [*args, "--output", str(out)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    said = " ".join(res.output.split())
+    assert "wrote 40 rows" in said and "1 input row(s) left out (1 duplicate customer_id" in said, said
+    assert pd.read_csv(tmp_path / "prospects_features.rejects.csv")["input_row"].tolist() == [41]
+    feats = pd.read_parquet(out)
+    body = _post(server, serve.payload(feats.drop(columns="customer_id")))
+    got = pd.DataFrame(body["predictions"])
+    batch = predict.run(cfg, input_path=str(prospects), output=str(tmp_path / "p.parquet"), progress=False)
+    want = pd.read_parquet(batch.output).set_index("customer_id").loc[feats["customer_id"]]
+    assert got["tier"].tolist() == want["tier"].tolist()
+    np.testing.assert_allclose(got["score"].to_numpy(float), want["score"].to_numpy(float), atol=1e-6)
