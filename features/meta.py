@@ -86,7 +86,7 @@ def _duration(seconds: float, lang: str) -> str:
     return f"{_number(round(minutes, 1))} min" if seconds >= 60 else f"{_number(seconds)} s"
 
 
-def _word(name: str, lang: str, count: float | None = None, words: dict | None = None) -> str:
+def name_word(name: str, lang: str, count: float | None = None, words: dict | None = None) -> str:
     """A name part in words: 'webinar' -> 'webinar' / 'webinars' by ``count`` (English), '网络研讨会';
     ``words`` (name -> {lang: 'one|many'}, ``features.type_words``) first, then the metadata's."""
     entry = (words or {}).get(name, {}).get(lang) or metadata()["words"].get(lang, {}).get(name)
@@ -123,7 +123,7 @@ def _attribute_word(slugged: str, lang: str, written: str | None) -> str:
     """An attribute's name in words: the metadata's word for ``lang`` ('线索来源') when there is one, else the
     column as the user's file writes it ('Budget (EUR)'), else the slug in words ('budget eur')."""
     if slugged in metadata()["words"].get(lang, {}) or not written:
-        return _word(slugged, lang)
+        return name_word(slugged, lang)
     return written
 
 
@@ -173,14 +173,14 @@ def phrase(
     count = None if missing or isinstance(value, str) else float(value)
     fields = {
         "w": groups.get("w", ""),
-        "type": _word(groups["type"], lang, count, words) if "type" in groups else "",
+        "type": name_word(groups["type"], lang, count, words) if "type" in groups else "",
         "name": _attribute_word(groups["name"], lang, name) if "name" in groups else "",
     }
     if missing:
         template = texts.get("missing") or texts["text"].replace("{v}", "?")
         return template.format(**fields, v="?")
     if count == 0 and "zero" in texts:  # "no webinar in the last 90 days": the singular
-        fields["type"] = _word(groups["type"], lang, 1, words) if "type" in groups else ""
+        fields["type"] = name_word(groups["type"], lang, 1, words) if "type" in groups else ""
         return texts["zero"].format(**fields, v="0")
     named = meta.values.get(lang, {}).get(value) if isinstance(value, str) else None  # 'champions' -> '重要价值客户'
     text = texts["text"].format(**fields, v=named or format_value(value, meta.unit, lang, currency))

@@ -3,10 +3,12 @@ median customer stands among all customers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from leadtier.features.meta import name_word
 from leadtier.models.frame import float_matrix
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -80,6 +82,31 @@ def segment_positions(X: pd.DataFrame, columns: Sequence[str], labels) -> pd.Dat
     return out
 
 
+_WINDOWED = re.compile(r"^(ix|rfm)_(.+)_(\d+)d$")
+
+
+def _window_words(column: str, type_words: dict | None = None) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    """(en, zh) words, high and low, for a count or amount over the last days ('more meetings (90 d)',
+    '近 90 天会议多'), used only to tell apart segments whose names would otherwise be alike; None for
+    any other column. ``type_words``: ``features.type_words``, the interaction types' words."""
+    m = _WINDOWED.match(column)
+    if not m or m.group(2).endswith(("trend", "prev")):
+        return None
+    family, what, days = m.groups()
+    if family == "rfm":
+        if what not in ("frequency", "amount"):
+            return None
+        en, zh = ("purchases", "购买") if what == "frequency" else ("spend", "消费")
+    elif what == "count":
+        en, zh = "interactions", "互动"
+    elif what.startswith(("duration", "distinct")):
+        return None
+    else:
+        en, zh = name_word(what, "en", 2, type_words), name_word(what, "zh", None, type_words)
+    less = "less" if en == "spend" else "fewer"
+    return (f"more {en} ({days} d)", f"近 {days} 天{zh}多"), (f"{less} {en} ({days} d)", f"近 {days} 天{zh}少")
+
+
 def _words(column: str, words: dict) -> tuple[tuple[str, str], tuple[str, str]]:
     """(en, zh) for a segment far above and far below the average in ``column``."""
     if column in words:
@@ -117,6 +144,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     Rule for k: the highest silhouette (on a seeded sample of at most ``silhouette_sample``
     rows); Calinski-Harabasz and inertia are recorded in ``k_scores_`` for the elbow plot.
+    ``type_words`` (``features.type_words``) names interaction types in segment names.
     """
 
     def __init__(
@@ -127,6 +155,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         minibatch_above: int = 200_000,
         silhouette_sample: int = 4_000,
         random_state: int = 0,
+        type_words: dict | None = None,
     ):
         self.columns = columns
         self.k = k
@@ -134,6 +163,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.minibatch_above = minibatch_above
         self.silhouette_sample = silhouette_sample
         self.random_state = random_state
+        self.type_words = type_words
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns_ if c not in X.columns]
@@ -243,7 +273,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
                 for c in named
                 if c not in implied
             ]
-            parts[int(sid)], spare[int(sid)] = said[:3] or [("typical", "普通")], said[3:]
+            # alike names are told apart by the next worded columns, then by the counts of recent days
+            windowed = [(c, _window_words(c, self.type_words)) for c in far if c not in named]
+            extra = [w[0] if row[c] > 0 else w[1] for c, w in windowed if w is not None]
+            parts[int(sid)], spare[int(sid)] = said[:3] or [("typical", "普通")], said[3:] + extra
         parts = _told_apart(parts, spare)
         # Distinct names: segments described by the same words, in whatever order, share the first one's
         # wording and are numbered, so that a reader sees two segments alike rather than two orders.

@@ -1140,6 +1140,7 @@ def segment(cfg: Config, feats: pd.DataFrame, columns: list[str], ev: Evaluation
         minibatch_above=cfg.segments.minibatch_above,
         silhouette_sample=cfg.segments.silhouette_sample,
         random_state=cfg.seed,
+        type_words={t: dict(w) for t, w in cfg.features.type_words.items()},
     ).fit(feats, previous=previous)
     ami = float(adjusted_mutual_info_score(ev.rows["tier"], seg.predict(ev.rows)))
     return seg, ami

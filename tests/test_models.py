@@ -261,6 +261,30 @@ def test_segments_alike_in_their_three_main_words_are_told_apart_by_the_next_col
     assert len({n["en"] for n in names.values()}) == 4 and not any("(" in n["en"] for n in names.values())
 
 
+def test_deals_alike_in_engagement_are_told_apart_by_which_interactions_they_had_of_late():
+    """A B2B log has two worded columns (30-day count, days since the last touch): without more words, three
+    segments would all be 'highly engaged, recently in touch' and numbered (2), (3)."""
+    columns = ["ix_count_30d", "ix_recency_days", "ix_meeting_90d", "ix_tender_document_90d", "ix_count_trend_30d"]
+    at = [
+        [0.4, -0.4, 0.35, -0.1, 0.3],  # meetings
+        [0.4, -0.4, -0.1, 0.3, 0.3],  # tender documents
+        [0.4, -0.4, 0.0, 0.0, 0.3],  # neither: keeps the two words
+        [-0.4, 0.4, -0.3, -0.3, 0.0],
+    ]
+    names = Segmenter(k=4)._names(pd.DataFrame(at, columns=columns))
+    assert names[0]["en"] == "highly engaged, recently in touch, more meetings (90 d)", names
+    assert names[1]["en"] == "highly engaged, recently in touch, more tender documents (90 d)"
+    assert names[1]["zh"] == "互动活跃、近期有互动、近 90 天tender document多"
+    assert names[2]["en"] == "highly engaged, recently in touch"
+    assert not any("(2)" in n["en"] for n in names.values())
+    words = {"tender_document": {"en": "tender document", "zh": "招标文件"}}  # features.type_words
+    assert (
+        Segmenter(k=4, type_words=words)
+        ._names(pd.DataFrame(at, columns=columns))[1]["zh"]
+        .endswith("近 90 天招标文件多")
+    )
+
+
 def test_a_segment_mostly_of_customers_who_never_bought_is_named_and_profiled_so():
     from leadtier.models.segments import segment_medians
 
