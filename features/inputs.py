@@ -273,11 +273,11 @@ def iso_format(value: str | None) -> str | None:
 
 
 def time_hint(
-    examples: Sequence[str], date_format: str | Sequence[str] | None, null_words: bool, parsed: str | None = None
+    examples: Sequence[str], date_format: str | Sequence[str] | None, null_words: bool, parsed: Sequence[str] = ()
 ) -> str:
-    """What to do about dates that do not parse, shown after the examples. ``parsed``: a value of the same
-    column that does parse (ISO 8601), when there is one: one format alone would lose it, so the hint
-    names a list of both formats."""
+    """What to do about dates that do not parse, shown after the examples. ``parsed``: values of the same
+    column that do parse (ISO 8601): one format alone would lose them, so the hint names a list of the
+    formats of both."""
     if isinstance(date_format, str):
         return f" with format {date_format!r}"
     if date_format:
@@ -299,20 +299,22 @@ def time_hint(
     return " (set date_format in the config)"
 
 
-def _set_format(fmt: str, parsed: str | None) -> str:
-    """'set date_format ...' for the format ``fmt`` of the values that do not parse; with ``parsed`` (a value
-    that does), a list of both, as one format alone would make that one fail."""
-    if parsed is None:
+def _set_format(fmt: str, parsed: Sequence[str]) -> str:
+    """'set date_format ...' for the format ``fmt`` of the values that do not parse; with ``parsed`` (values
+    that do), a list of their formats and ``fmt``, as ``fmt`` alone would make those fail."""
+    if not parsed:
         return "set date_format for this file in the config"
-    kept = iso_format(parsed)
-    if kept is None:
+    shown = parsed[0].strip()[:40]
+    kept = list(dict.fromkeys(iso_format(p) for p in parsed))
+    if None in kept:
         return (
-            f"other values such as {parsed.strip()[:40]!r} parse as they are: give date_format a list of "
-            f"their format and {fmt!r} (each cell is read by the first that fits)"
+            f"other values such as {shown!r} parse as they are: give date_format a list of their formats and "
+            f"{fmt!r} (each cell is read by the first that fits)"
         )
+    listed = ", ".join(repr(f) for f in [*kept, fmt])
     return (
-        f"other values such as {parsed.strip()[:40]!r} parse as they are, so keep their format too: "
-        f"date_format: [{kept!r}, {fmt!r}] (each cell is read by the first that fits)"
+        f"other values such as {shown!r} parse as they are, so keep their format too: date_format: [{listed}] "
+        "(each cell is read by the first that fits)"
     )
 
 

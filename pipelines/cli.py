@@ -132,7 +132,7 @@ def demo_data(
     _guard(go)
 
 
-def _input_features(config: Path, data_root, as_of, output: str | None, engine: str | None, source: str) -> None:
+def _input_features(config: Path, data_root, as_of, output: str | None, engine: str, source: str) -> None:
     """``leadtier features --input``: the scoring input's features and, beside them, the rows left out."""
 
     def go():
@@ -141,15 +141,17 @@ def _input_features(config: Path, data_root, as_of, output: str | None, engine: 
         from leadtier.pipelines.predict import scoring_features
 
         cfg = _load(config, data_root, as_of)
-        if (engine or cfg.engine) == "spark":
+        if engine == "spark":
             raise UserError("features --input runs on the duckdb engine (--engine duckdb); spark-predict scores inputs")
-        if not output:
+        if not output or Path(output).suffix.lower() != ".parquet":
             raise UserError(
-                "features --input needs --output: features.output holds the training snapshot's feature table"
+                "features --input needs --output with a .parquet name (features.output holds the training "
+                f"snapshot's features; a CSV would guard text cells against spreadsheet formulas). Got {output!r}"
             )
-        feats, rejects = scoring_features(cfg, _from_cwd(source), as_of.date() if as_of else None)
+        when = (as_of.date() if as_of else None) or cfg.predict.as_of or cfg.data.as_of
+        feats, rejects = scoring_features(cfg, _from_cwd(source), when)
         path = write_table(feats, output)
-        typer.echo(f"wrote {len(feats)} rows x {feats.shape[1] - 1} features of {source} -> {path}")
+        typer.echo(f"wrote {len(feats)} rows x {feats.shape[1] - 1} features of {source} as of {when} -> {path}")
         left = Path(path).with_name(Path(path).stem + ".rejects.csv")
         if len(rejects):
             write_table(rejects, str(left))
@@ -170,13 +172,15 @@ def features(
     engine: EngineOpt = None,
     input: Annotated[
         str | None,
-        typer.Option(help="A scoring input (new prospects) to build features of, as predict does; needs --output."),
+        typer.Option(
+            help="A scoring input (new prospects) to build features of, as predict does; needs a .parquet --output."
+        ),
     ] = None,
 ) -> None:
     """Build the customer feature table (one row per customer, as of the snapshot date); with --input, the
     features of a scoring input as predict builds them, e.g. to send to the REST server."""
     if input is not None:
-        return _input_features(config, data_root, as_of, output, engine, input)
+        return _input_features(config, data_root, as_of, output, _engine(config, data_root, as_of, engine), input)
     if _engine(config, data_root, as_of, engine) == "spark":
         return spark_features(
             config=config,

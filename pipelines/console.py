@@ -82,7 +82,9 @@ def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> No
         pyfunc.addFilter(_drop_pickle_notice)
     warnings.showwarning = _warning_as_log_line  # sklearn repeats its warnings once per fold
     for handler in logging.getLogger().handlers:  # basicConfig's own (not a test harness's subclasses)
-        if type(handler) is logging.StreamHandler and not any(isinstance(f, _OnceEach) for f in handler.filters):
+        if type(handler) is logging.StreamHandler:
+            for old in [f for f in handler.filters if isinstance(f, _OnceEach)]:
+                handler.removeFilter(old)  # a new command (a scheduler calling the CLI again) says its own warnings
             handler.addFilter(_OnceEach())
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from leadtier.features.queries import FAMILY_TABLES
 from leadtier.models.drift import DriftAccumulator, migration
 from leadtier.models.frame import FeatureMismatchError, numbers_as_float
 from leadtier.pipelines import tracking
@@ -227,23 +228,25 @@ def scorer_of(model):
         return None
 
 
-FAMILY_TABLES = {"rfm": "transactions", "interactions": "interactions", "stages": "stages"}  # the events each reads
 STALE_DAYS = 30  # inputs whose newest event is older than this before the as-of date are warned of
 
 
-def newest_events_sql(cfg: Config, tables: set[str]) -> str | None:
-    """SQL (DuckDB and Spark alike) for the newest event date of each event table the feature families read,
-    of those in ``tables`` (the ones registered); None when the features read no events."""
-    read = [t for fam, t in FAMILY_TABLES.items() if fam in cfg.features.families and t in tables]
+def newest_events_sql(cfg: Config, as_of: dt.date, has_table) -> str | None:
+    """SQL (DuckDB and Spark alike) for the newest event date before ``as_of`` of each event table the
+    feature families read (``has_table(name)``: it is registered); None when the features read no events."""
+    read = [FAMILY_TABLES[f] for f in cfg.features.families if f != "customers" and has_table(FAMILY_TABLES[f])]
     if not read:
         return None
-    return " UNION ALL ".join(f"SELECT '{t}' AS events, CAST(max(ts) AS DATE) AS newest FROM {t}" for t in read)
+    return " UNION ALL ".join(
+        f"SELECT '{t}' AS events, CAST(max(ts) AS DATE) AS newest FROM {t} WHERE ts < DATE '{as_of.isoformat()}'"
+        for t in read
+    )
 
 
 def warn_stale_inputs(newest: list[tuple[str, dt.date | None]], as_of: dt.date) -> int | None:
     """Warn when every event table ends more than :data:`STALE_DAYS` days before ``as_of`` (an old extract
-    scored as of today): the features would read every customer as quiet since the extract. ``newest``:
-    (table, its newest event date) as :func:`newest_events_sql` gives. Returns the days, None without events."""
+    scored as of today): the features see nothing after that day. ``newest``: (table, its newest event
+    date before ``as_of``) as :func:`newest_events_sql` gives. Returns the days, None without events."""
     dated = {t: d for t, d in newest if d is not None}
     if not dated:
         return None
@@ -252,13 +255,13 @@ def warn_stale_inputs(newest: list[tuple[str, dt.date | None]], as_of: dt.date) 
     if days > STALE_DAYS:
         ends = ", ".join(f"{t} {d}" for t, d in dated.items())
         log.warning(
-            "the inputs end %d days before the as-of date %s (newest rows: %s): recency and the counts of "
-            "recent days read every customer as quiet since then; refresh the extracts, or score as of their "
-            "end (--as-of %s)",
+            "the inputs end %d days before the as-of date %s (newest rows: %s): the features see nothing after "
+            "that day, so recency and the counts of recent days read customers as quiet since then; refresh the "
+            "extracts, or score as of the day after their end (--as-of %s)",
             days,
             as_of,
             ends,
-            last,
+            last + dt.timedelta(days=1),
         )
     return days
 
@@ -275,16 +278,16 @@ def warn_open_only(scorer, cfg: Config) -> None:
 
 def same_clock(a: str, b: str) -> bool:
     """Whether time zones ``a`` and ``b`` are one clock under two names (UTC and Etc/UTC, Asia/Shanghai and
-    PRC): the same UTC offset on every day from 1970 to 2049. A name this machine does not know counts as
-    another clock."""
+    PRC): the same UTC offset on every day from 2000 to 2049 (zones that parted before, such as Europe/Paris
+    and Europe/Berlin, read today's dates alike). A name this machine does not know counts as another clock."""
     if a == b:
         return True
     try:
         za, zb = ZoneInfo(a), ZoneInfo(b)
     except (ZoneInfoNotFoundError, ValueError):
         return False
-    start = dt.datetime(1970, 1, 1, 12, tzinfo=dt.UTC)
-    moments = (start + dt.timedelta(days=d) for d in range(80 * 365))
+    start = dt.datetime(2000, 1, 1, 12, tzinfo=dt.UTC)
+    moments = (start + dt.timedelta(days=d) for d in range(50 * 365))
     return all(m.astimezone(za).utcoffset() == m.astimezone(zb).utcoffset() for m in moments)
 
 
@@ -327,7 +330,7 @@ def scoring_features(cfg: Config, source: str, as_of: dt.date | None = None) -> 
         population = register_population(con, cfg)
         rejects = register_scored_input(con, cfg, scoring_spec(cfg, source), as_of)
         with staged_families(con, cfg, as_of, population) as sql:
-            warn_stale_inputs(_newest_events(con, cfg), as_of)
+            warn_stale_inputs(_newest_events(con, cfg, as_of), as_of)
             return numbers_as_float(fetch_frame(con, sql, numbers_as_double=True)), rejects
     finally:
         con.close()
@@ -409,7 +412,7 @@ def _run(
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         job = {"reasons": reasons, "n_jobs": scoring_threads(cfg), "lang": cfg.report.lang}  # words of report.lang
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
-            warn_stale_inputs(_newest_events(con, cfg), as_of)
+            warn_stale_inputs(_newest_events(con, cfg, as_of), as_of)
             scored = _score_batches(
                 con, sql, model, outset, version, as_of, batch_size, progress, input_rows - len(rejects), job, drift
             )
@@ -432,14 +435,10 @@ def _run(
     )
 
 
-def _newest_events(con, cfg: Config) -> list[tuple[str, dt.date | None]]:
-    tables = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()"
-        ).fetchall()
-    }
-    sql = newest_events_sql(cfg, tables)
+def _newest_events(con, cfg: Config, as_of: dt.date) -> list[tuple[str, dt.date | None]]:
+    names = "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views()"
+    tables = {r[0] for r in con.execute(names).fetchall()}
+    sql = newest_events_sql(cfg, as_of, tables.__contains__)
     return [tuple(r) for r in con.execute(sql).fetchall()] if sql else []
 
 

@@ -524,7 +524,8 @@ def _beaten(gains: dict, s: dict) -> str:
     """One sentence per baseline other than the logistic regression (:func:`_verdict` speaks of it) that
     scores better than the model beyond noise: in which of the card's metrics (not ECE, which the majority
     baseline's constant training shares win by construction); '' when none does."""
-    beaten = beaten_on({b: g for b, g in gains.items() if b != "logreg"}, [m for m in CARD_METRICS if m != "ece"])
+    shown = [k for k in MODEL_KEYS if k not in ("model", "logreg")]  # the card's baselines
+    beaten = beaten_on({b: g for b, g in gains.items() if b in shown}, [m for m in CARD_METRICS if m != "ece"])
     return " ".join(
         s["beaten_by"].format(
             model=s.get(f"model_{b}", b), names=s["verdict_list"].join(s.get(f"metric_{m}", m) for m in metrics)
@@ -914,10 +915,12 @@ def outcome_words(
     ``first_day``: for ``days_to_win``, the days after its start that the features describe, in which a
     win gives no tier (``features.entity_as_of_days``)."""
     labelled = [str(c) for c in outcome.get("codes") or codes]  # the codes before empty tiers were left out
-    return {c: w for c, w in _window_words(outcome, labelled, lang, currency, first_day).items() if c in codes}
+    return {c: w for c, w in _outcome_windows(outcome, labelled, lang, currency, first_day).items() if c in codes}
 
 
-def _window_words(outcome: dict, codes: list[str], lang: str, currency: str | None, first_day: int) -> dict[str, str]:
+def _outcome_windows(
+    outcome: dict, codes: list[str], lang: str, currency: str | None, first_day: int
+) -> dict[str, str]:
     """:func:`outcome_words` for the codes the labels were made in."""
     s = strings(lang)
     kind = outcome.get("kind")

@@ -787,8 +787,11 @@ def _canonical_value(engine, table, path, fs: FileSpec, view, stats, counts, col
             where = rules.time_bad(col, value)
             examples = [r[0] for r in engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {where} LIMIT 3")]
             null_words = {e.strip().lower() for e in examples} <= {*rules.NULL_MARKERS, ""}
-            parsed = engine.rows(f"SELECT CAST({col} AS VARCHAR) FROM {view} WHERE {value} IS NOT NULL LIMIT 1")
-            hint = rules.time_hint(examples, fs.date_format, null_words, parsed[0][0] if parsed else None)
+            parsed = engine.rows(  # the other shapes of the column (date, date and time) a hint must keep
+                f"SELECT length(trim(CAST({col} AS VARCHAR))) AS n, min(CAST({col} AS VARCHAR)) "
+                f"FROM {view} WHERE {value} IS NOT NULL GROUP BY 1 ORDER BY 1 LIMIT 5"
+            )
+            hint = rules.time_hint(examples, fs.date_format, null_words, [r[1] for r in parsed])
             problem = (
                 f"{path}: column {src!r} ({_named(table, canon)}) has {n_bad} value(s) that do not parse as a "
                 f"{rules.SQL_TYPES[kind].lower()}{hint}; "

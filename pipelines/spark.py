@@ -1006,7 +1006,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         log.info("read and checked %d input rows in %.1f s", input_rows, time.perf_counter() - t0)
         rejects = _csv_file_writer(spark, _rejects_frame(tagged))
         check_reject_share(cfg, outset, input_rows, why, rejects)  # before scoring
-        newest = newest_events_sql(cfg, {t.name for t in spark.catalog.listTables()})
+        newest = newest_events_sql(cfg, as_of, spark.catalog.tableExists)
         warn_stale_inputs([tuple(r) for r in spark.sql(newest).collect()] if newest else [], as_of)
         feats, result = _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version)
         try:

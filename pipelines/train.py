@@ -1113,10 +1113,13 @@ def judge(cfg: Config, ev: Evaluation, survival: pd.DataFrame | None = None) -> 
     return ev
 
 
+BASELINES = ("logreg", "majority", "rfm_scorecard", "stage_now")  # not a rival model (classifier, survival)
+
+
 def warn_beaten(ev: Evaluation, metric: str) -> None:
     """A warning for each baseline that scores better than the registered model on the primary ``metric``
     beyond noise on the evaluation rows: the run says so, not only a 'NO' in its table."""
-    for baseline in beaten_on(ev.gains, [metric]):
+    for baseline in beaten_on({b: g for b, g in ev.gains.items() if b in BASELINES}, [metric]):
         g = ev.gains[baseline][metric]
         log.warning(
             "the %s baseline scores better than the registered model on %s beyond noise: the model's gain "

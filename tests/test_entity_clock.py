@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import numpy as np
@@ -145,13 +146,17 @@ def test_an_empty_tier_stops_the_run_unless_the_config_allows_it(workdir):
 
 
 def test_the_model_keeps_the_codes_an_outcome_was_labelled_in_when_empty_tiers_are_left_out():
-    from leadtier.pipelines.train import label_outcome
+    from leadtier.pipelines.train import _Snapshots, label_outcome
 
     cfg = load_config(REPO / "configs" / "olist_funnel.yaml", data_root="/nowhere")
     kept = label_outcome(cfg, {})
-    assert kept["codes"] == cfg.scheme.codes and kept["kind"] == "days_to_win"
-    narrowed = label_outcome(cfg, {"empty_tiers": ["D"], "label_codes": ["A", "B", "C", "D", "E"]})
-    assert narrowed["codes"] == ["A", "B", "C", "D", "E"]  # the report places each window by them
+    assert kept["codes"] == LEVELS and kept["kind"] == "days_to_win"
+    cfg.labels.allow_empty_tiers = True
+    snaps = SimpleNamespace(cfg=cfg, entities={})
+    _Snapshots.narrow(snaps, pd.Series(["A", "B", "C", "E"] * 10))  # no labelled row reaches D
+    assert cfg.scheme.codes == ["A", "B", "C", "E"] and snaps.entities["empty_tiers"] == ["D"]
+    assert label_outcome(cfg, snaps.entities)["codes"] == LEVELS  # the report places each window by them
+    assert label_outcome(cfg, {})["codes"] == ["A", "B", "C", "E"]
     assert label_outcome(load_config(REPO / "configs" / "demo.yaml", data_root="/nowhere"), {}) is None
 
 

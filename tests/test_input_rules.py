@@ -415,6 +415,11 @@ def test_a_date_in_another_format_among_iso_dates_is_told_to_keep_both_formats(e
         dt.date(2024, 8, 17),
     ]
     assert rules.iso_format("2024-08-01 10:00:00") == "%Y-%m-%d %H:%M:%S" and rules.iso_format("1.5.2024") is None
+    (tmp_path / "a.csv").write_text("id,created\na,2024-08-01\nb,17/08/2024\nc,2024-08-03 10:00:00\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        register_all(engine, _config(tmp_path, spec), with_labels=False)
+    listed = "date_format: ['%Y-%m-%d', '%Y-%m-%d %H:%M:%S', '%d/%m/%Y']"  # every shape that parses now, kept
+    assert listed in " ".join(str(err.value).split()), str(err.value)
 
 
 def test_a_misspelt_attribute_column_names_the_files_columns_and_the_near_one(engine, tmp_path):

@@ -409,10 +409,12 @@ def test_model_card_marks_best(scheme5):
             "macro_f1": {"gain": 0.3, "low": 0.25, "high": 0.35},
             "ece": {"gain": -0.02, "low": -0.03, "high": -0.01},
         },
+        "survival": {"macro_f1": {"gain": -0.05, "low": -0.07, "high": -0.03}},  # a rival model, not on the card
     }
     html = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"]), gains=rule), "en")
     said = "“RFM quintile scorecard (rule)” scores better than the model beyond noise in Macro-F1 on these evaluation"
     assert said in html and "Majority baseline” scores" not in html and "“Logistic regression” scores" not in html
+    assert "“survival”" not in html
     zh = report.render(context(scheme5, make_predictions(scheme5, ["A", "B"]), lang="zh", gains=rule), "zh")
     assert "的宏平均 F1显著优于模型" in zh
     assert 'class="plain verdict beaten"' not in report.render(with_gains, "en")

@@ -403,7 +403,7 @@ def test_new_prospects_features_from_the_cli_score_over_rest_as_predict_scores_t
     out = tmp_path / "prospects_features.parquet"
     args = ["features", "--config", str(DEMO_CONFIG), "--data-root", str(cfg.data.root), "--input", str(prospects)]
     res = CliRunner().invoke(app, args)
-    assert res.exit_code == 2 and "needs --output" in res.output, res.output
+    assert res.exit_code == 2 and "needs --output with a .parquet name" in res.output, res.output
     res = CliRunner().invoke(app, [*args, "--output", str(out)])
     assert res.exit_code == 0, (res.output, res.exception)
     said = " ".join(res.output.split())

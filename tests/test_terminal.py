@@ -127,6 +127,7 @@ def test_a_baseline_that_beats_the_model_beyond_noise_is_warned_of(caplog):
     gains = {
         "stage_now": {"macro_f1": {"gain": -0.0461, "low": -0.0612, "high": -0.0331}},
         "logreg": {"macro_f1": {"gain": -0.01, "low": -0.03, "high": 0.01}},  # within noise: the table says it
+        "classifier": {"macro_f1": {"gain": -0.05, "low": -0.07, "high": -0.03}},  # a rival model, not a baseline
         "majority": {
             "macro_f1": {"gain": 0.3, "low": 0.2, "high": 0.4},
             "log_loss": {"gain": -1, "low": -2, "high": -0.5},
@@ -210,6 +211,9 @@ def test_a_command_says_each_warning_of_leadtiers_once():
         said.warning("another warning")
         logging.getLogger("leadtier.pipelines.predict").error("an error is never held back")
         logging.getLogger("leadtier.pipelines.predict").error("an error is never held back")
+        with warnings.catch_warnings():
+            console.configure_logging(stream=stream)  # the next command in the same process
+        said.warning("another warning")
     finally:
         root.removeHandler(handler)
     lines = stream.getvalue().splitlines()
@@ -218,7 +222,9 @@ def test_a_command_says_each_warning_of_leadtiers_once():
         "another warning",
         "an error is never held back",
         "an error is never held back",
+        "another warning",
     ]
+    assert sum(isinstance(f, console._OnceEach) for f in handler.filters) == 1
 
 
 def test_version_option_prints_the_installed_version():
