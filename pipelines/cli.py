@@ -425,7 +425,7 @@ def spark_predict(
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option(help="Output folder (Parquet partitioned by tier); default <predict.output>_spark."),
+        typer.Option(help="Output folder (Parquet partitioned by tier); default <predict.output stem>_spark."),
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Rows per Arrow batch handed to the model (Spark's maxRecordsPerBatch).")

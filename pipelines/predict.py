@@ -36,7 +36,14 @@ from leadtier.pipelines.features import (
     register_population,
     staged_families,
 )
-from leadtier.pipelines.outputs import OutputSet, check_suffix, neutralise_arrow, read_manifest, table_writer
+from leadtier.pipelines.outputs import (
+    OutputSet,
+    check_suffix,
+    neutralise_arrow,
+    read_manifest,
+    set_stem,
+    table_writer,
+)
 from leadtier.pipelines.sources import InputError, register_all, scoring_spec
 from mlflow.exceptions import MlflowException
 from tqdm import tqdm
@@ -183,8 +190,9 @@ def with_scored_input(cfg: Config, manifest: dict | None) -> Config:
 
 
 def side_file(out_path: Path, kind: str) -> Path:
-    """``predictions.parquet`` -> ``predictions.drift.csv`` / ``predictions.migration.csv``."""
-    return out_path.with_name(f"{out_path.stem}.{kind}.csv")
+    """``predictions.parquet`` -> ``predictions.drift.csv`` / ``predictions.migration.csv``; a Spark folder
+    ``run.2024-06`` -> ``run.2024-06.drift.csv`` (as spark-predict names them)."""
+    return out_path.with_name(f"{set_stem(out_path.name)}.{kind}.csv")
 
 
 _TIER_COLUMNS = ["customer_id", "tier", "score"]

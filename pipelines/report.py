@@ -1379,7 +1379,8 @@ def render(context: dict[str, Any], lang: str | None = None) -> str:
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """Read only the report's columns from a Parquet or CSV predictions file.
+    """Read only the report's columns from a Parquet or CSV predictions file, or from the folder of Parquet
+    parts partitioned by tier that ``spark-predict`` writes (its rows ordered by ``customer_id``).
 
     Raises :class:`leadtier.pipelines.sources.InputError` (a ValueError) naming the file when it is empty,
     lacks required columns or has an unknown extension.
@@ -1387,12 +1388,14 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     from leadtier.pipelines.sources import InputError
 
     path = Path(path)
+    if path.is_dir():
+        frame = _read_partitioned(path)
+        _check_columns(frame, str(path))
+        return frame
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path} (run `leadtier predict` first)")
     suffix = path.suffix.lower()
-
-    def wanted(cols: list[str]) -> list[str]:
-        return [c for c in cols if c in PREDICTION_COLUMNS or c.startswith("proba_")]
+    wanted = _report_columns
 
     if suffix not in (".parquet", ".csv"):
         raise InputError(
@@ -1415,6 +1418,39 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
             "is it the output of `leadtier predict`?"
         ) from None
     _check_columns(frame, str(path))
+    return frame
+
+
+def _report_columns(cols: list[str]) -> list[str]:
+    return [c for c in cols if c in PREDICTION_COLUMNS or c.startswith("proba_")]
+
+
+def _read_partitioned(path: Path) -> pd.DataFrame:
+    """The report's columns of a Spark predictions folder (Parquet parts under ``tier=<code>``, the codes
+    read as text: tier 90 stays '90')."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from leadtier.pipelines.sources import InputError
+
+    try:
+        parts = ds.dataset(
+            path,
+            format="parquet",
+            partitioning=ds.partitioning(pa.schema([("tier", pa.string())]), flavor="hive"),
+            exclude_invalid_files=True,
+            ignore_prefixes=[".", "_"],
+        )
+        frame = parts.to_table(columns=_report_columns(parts.schema.names)).to_pandas()
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"predictions folder {path} cannot be read as Parquet parts: {clip(first, 200)}; "
+            "is it the output of `leadtier spark-predict`?"
+        ) from None
+    if "tier" in frame.columns:
+        frame["tier"] = frame["tier"].astype(object).where(frame["tier"].notna(), None)
+    if "customer_id" in frame.columns:
+        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
     return frame
 
 
@@ -1757,7 +1793,7 @@ def read_prediction_set(pred_path: Path, migration: pd.DataFrame | None, drift: 
     from leadtier.pipelines.outputs import check_manifest
     from leadtier.pipelines.predict import SIDE_KINDS, side_file
 
-    manifest = check_manifest(pred_path, SIDE_KINDS) if pred_path.is_file() else None
+    manifest = check_manifest(pred_path, SIDE_KINDS) if pred_path.exists() else None
     frame = read_predictions(pred_path)
     if migration is None and side_file(pred_path, "migration").is_file():
         migration = pd.read_csv(side_file(pred_path, "migration"), dtype={"customer_id": str})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 from leadtier.pipelines.config import Config, today
+
+log = logging.getLogger(__name__)
 
 DRIFT_EXIT = 3  # exit status of `leadtier retier` when drift passes predict.psi_warning
 SHOWN_MOVES = 10  # upgrades and downgrades listed by name; the rest are counted
@@ -156,6 +159,11 @@ def run(cfg: Config, as_of: dt.date | None = None, lang: str | None = None, prog
     every output as it was (:func:`all_or_nothing`); a predict stopped by ``predict.max_reject_share``
     leaves the rejects file its message names, as `leadtier predict` does."""
     as_of = as_of or today(cfg)
+    if cfg.engine == "spark":
+        log.warning(
+            "retier runs every stage on DuckDB: engine 'spark' is read by features and predict, not by retier; "
+            "to score on Spark, schedule `leadtier predict` (or spark-predict), then worklist and report"
+        )
     paths = written_paths(cfg, lang)
     with all_or_nothing([p for group in paths.values() for p in group]) as wrote:
         return _stages(cfg, as_of, lang, progress, lambda stage: wrote(paths[stage]))

@@ -297,7 +297,7 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     if not cfg.worklist.service_days:
         raise WorklistError("worklist.service_days is empty: give each tier to call its days, e.g. {A: 7, B: 30}")
     pred_path = Path(predictions or cfg.predict.output)
-    if pred_path.is_file():
+    if pred_path.exists():  # a file, or spark-predict's folder
         cfg = with_scored_input(cfg, check_manifest(pred_path, SIDE_KINDS))
     pred = read_predictions(pred_path)
     check_predictions(pred, cfg.scheme, str(pred_path))

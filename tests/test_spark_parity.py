@@ -610,6 +610,26 @@ def test_spark_drift_and_migration_files_equal_batch_predicts(spark, trained):
     assert {f["run_id"] for f in manifest["files"].values()} == {manifest["run_id"]}
 
 
+def test_report_and_worklist_read_spark_predictions_as_they_read_batch_predictions(spark, trained):
+    """spark-predict's folder is one set as predict's file is: the report and the worklist read it."""
+    from leadtier.pipelines import predict, report, worklist
+
+    cfg, work = trained
+    first, second = _two_inputs(cfg, work)
+    predict.run(cfg, input_path=second, output=str(work / "read_duck.parquet"), progress=False)
+    sp.predict_spark(spark, cfg, input_path=second, output=str(work / "read_spark"))
+    duck = report.read_predictions(work / "read_duck.parquet").sort_values("customer_id").reset_index(drop=True)
+    got = report.read_predictions(work / "read_spark")
+    assert got["customer_id"].tolist() == duck["customer_id"].tolist() and got["tier"].tolist() == duck["tier"].tolist()
+    html = report.run(cfg, predictions=str(work / "read_spark"), output=str(work / "read_spark.html")).read_text()
+    assert f"{len(duck):,}" in html and "read_spark" not in html.split("<main>")[0]
+    wl = cfg.model_copy(deep=True)
+    wl.worklist.service_days = {"A": 7, "B": 30}
+    res = worklist.run(wl, predictions=str(work / "read_spark"), output=str(work / "read_spark_wl.parquet"))
+    planned = pd.read_parquet(res.output)
+    assert set(planned["tier"]) <= {"A", "B"} and len(planned) == int(duck["tier"].isin(["A", "B"]).sum())
+
+
 def _tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (but the set's lock file) and its bytes."""
     return {
