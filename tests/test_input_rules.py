@@ -432,6 +432,19 @@ def test_a_misspelt_attribute_column_names_the_files_columns_and_the_near_one(en
     assert msg.endswith("Columns of the file: id, Product_Line, spend"), msg
 
 
+def test_transactions_without_quantities_take_one_each_from_derived(engine, tmp_path):
+    """A subscription shop's payments have no quantity: `derived: {quantity: "1"}`, as the docs say."""
+    (tmp_path / "t.csv").write_text("id,ts,inv,paid\nc1,2026-02-05,i1,9.5\nc1,2026-03-05,i2,9.5\n", encoding="utf-8")
+    (tmp_path / "c.csv").write_text("id\nc1\n", encoding="utf-8")
+    tx = {
+        "path": "t.csv",
+        "columns": {"customer_id": "id", "ts": "ts", "invoice_id": "inv", "amount": "paid"},
+        "derived": {"quantity": "1"},
+    }
+    register_all(engine, _config(tmp_path, {"path": "c.csv", "columns": {"customer_id": "id"}}, tx), with_labels=False)
+    assert _rows(engine, "SELECT quantity, amount FROM transactions ORDER BY ts") == [(1, 9.5), (1, 9.5)]
+
+
 def test_a_column_of_several_date_formats_reads_each_cell_with_the_first_that_fits(engine, tmp_path):
     """An export mixing '05.02.2026 14:30', '06.02.2026' and ISO timestamps in one column."""
     (tmp_path / "t.csv").write_text(
