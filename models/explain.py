@@ -53,6 +53,52 @@ def _phrases(
     return np.array(said, dtype=object)[codes]  # code -1 (missing) picks the last entry
 
 
+NEAR_DUPLICATE = 0.9  # |Spearman rho| at or above which two numeric features tell the same story
+
+
+def reason_groups(
+    X: pd.DataFrame, features: list[str], threshold: float = NEAR_DUPLICATE, sample: int = 20_000, seed: int = 0
+) -> list[list[str]]:
+    """Groups of numeric ``features`` that are near-duplicates on the rows of ``X`` (``|Spearman rho| >=
+    threshold`` between every two members, so that no chain of likes joins unlike ends): purchases and
+    transaction lines, spend and its quintile.
+    SHAP splits credit between such features, at times with opposite signs ('14 purchases (↓)' beside '14
+    transaction lines (↑)'); :func:`top_reasons` sums each group's contributions into one reason. At most
+    ``sample`` rows (seeded) are read; groups keep the order of ``features``."""
+    numeric = [f for f in features if f in X.columns and pd.api.types.is_numeric_dtype(X[f])]
+    if len(numeric) < 2 or len(X) < 3:
+        return []
+    rows = X[numeric].sample(n=sample, random_state=seed) if len(X) > sample else X[numeric]
+    rho = rows.astype(float).corr(method="spearman", min_periods=3).abs().fillna(0.0).to_numpy()
+    groups: list[list[int]] = []
+    for i in range(len(numeric)):  # joins the first group it is a near-duplicate of every member of
+        home = next((g for g in groups if all(rho[i, j] >= threshold for j in g)), None)
+        if home is None:
+            groups.append([i])
+        else:
+            home.append(i)
+    return [[numeric[i] for i in g] for g in groups if len(g) > 1]
+
+
+def _grouped(picked: np.ndarray, features: list[str], groups: list[list[str]] | None) -> np.ndarray:
+    """``picked`` with each group's contributions summed onto one member per row: the one pushing hardest in
+    the direction of the sum (its words then stand for the group); the other members get 0."""
+    if not groups:
+        return picked
+    out = picked.copy()
+    rows = np.arange(len(out))
+    at = {f: i for i, f in enumerate(features)}
+    for group in groups:
+        idx = np.array([at[f] for f in group if f in at], dtype=int)
+        if len(idx) < 2:
+            continue
+        total = out[:, idx].sum(axis=1)
+        lead = idx[(out[:, idx] * np.sign(total)[:, None]).argmax(axis=1)]
+        out[:, idx] = 0.0
+        out[rows, lead] = total
+    return out
+
+
 def top_reasons(
     contrib: np.ndarray,
     X: pd.DataFrame,
@@ -63,16 +109,18 @@ def top_reasons(
     names: dict[str, str] | None = None,
     words: dict | None = None,
     known: dict[str, list[str]] | None = None,
+    groups: list[list[str]] | None = None,
 ) -> list[str]:
     """For each row, the ``k`` features pushing hardest towards its tier (``↑``) and the ``k`` pushing away
     (``↓``), in plain words in ``lang``; money with ``currency`` when given; ``names``: feature -> the
     attribute's column as the user's file writes it; ``words``: interaction type -> {lang: words};
-    ``known``: text feature -> the values the model learned (others read as new).
+    ``known``: text feature -> the values the model learned (others read as new); ``groups``: near-duplicate
+    features (:func:`reason_groups`), each group one reason.
 
     ``contrib`` holds each row's SHAP values for its own tier, shape (rows, features [+ 1 bias]), as
     from ``TierClassifier.contributions_for``; a feature with a zero contribution is never a reason.
     """
-    picked = np.asarray(contrib)[:, : len(features)]  # drop the bias column
+    picked = _grouped(np.asarray(contrib, dtype=float)[:, : len(features)], features, groups)  # no bias column
     n = len(picked)
     up, down = _top(picked, k), _top(-picked, k)
     rows = np.arange(n)[:, None]

@@ -111,6 +111,8 @@ class TierScorer:
     latest_open_days: dict = field(default_factory=dict)
     # ... and tier -> the share of its training entities still open after 0, 1, 2, ... days (open_shares)
     still_open: dict = field(default_factory=dict)
+    # near-duplicate features (explain.reason_groups): each group is one reason
+    reason_groups: list = field(default_factory=list)
 
     @property
     def input_columns(self) -> list[str]:
@@ -171,8 +173,9 @@ class TierScorer:
         (:func:`~leadtier.models.explain.top_reasons`); money with ``currency``, else the one recorded in
         ``metadata["currency"]`` when there is one; attributes by their columns' names as written
         (``metadata["attribute_names"]``), interaction types in the words the config gave them
-        (``metadata["type_words"]``). An entity described as of its start plus
-        ``metadata["entity_days"]`` days gets reasons that say so (:func:`~leadtier.features.meta.on_day`)."""
+        (``metadata["type_words"]``); near-duplicate features (``reason_groups``) as one reason. An entity
+        described as of its start plus ``metadata["entity_days"]`` days gets reasons that say so
+        (:func:`~leadtier.features.meta.on_day`)."""
         idx = {c: i for i, c in enumerate(self.classifier.classes_)}
         tier_idx = np.array([idx[t] for t in tiers], dtype=int)
         contrib = self.classifier.contributions_for(features, tier_idx, n_jobs=n_jobs)
@@ -187,5 +190,6 @@ class TierScorer:
             names=meta.get("attribute_names"),
             words=meta.get("type_words"),
             known=getattr(self.classifier, "categories_", None),
+            groups=getattr(self, "reason_groups", None),  # absent from scorers pickled before groups existed
         )
         return on_day(out, meta["entity_days"], lang) if meta.get("entity_days") else out

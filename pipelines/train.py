@@ -35,6 +35,7 @@ from leadtier.models.candidates import (
 from leadtier.models.catboost_tiers import CatBoostTiers
 from leadtier.models.classifier import TierClassifier
 from leadtier.models.drift import reference_profile
+from leadtier.models.explain import reason_groups
 from leadtier.models.frame import ID_COLUMN, OPEN_DAYS
 from leadtier.models.metrics import (
     HIGHER_IS_BETTER,
@@ -1187,6 +1188,7 @@ def make_scorer(
     )
     scorer.drift_reference = reference_profile(drift_rows(prep), feature_cols, clf.categories_)
     scorer.grade_bands = dict(cfg.train.grade_bands)
+    scorer.reason_groups = reason_groups(prep.features, list(clf.feature_names_in_), seed=cfg.seed)
     scorer.latest_open_days = latest_open_days(cfg)
     if scorer.latest_open_days and "closed_after" in ev.fitted.columns:  # the rows the model was fitted on
         horizon = max(scorer.latest_open_days.values())

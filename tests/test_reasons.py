@@ -105,6 +105,34 @@ def test_reasons_point_up_towards_the_tier_and_down_away_from_it_in_both_languag
     assert phrase("cust_lead_source", "Google", "zh", name="Lead Source") == "线索来源：Google"  # a translation wins
 
 
+def test_near_duplicate_features_make_one_reason_not_two_that_contradict_each_other():
+    """SHAP splits credit between purchases and transaction lines, at times with opposite signs: a rep read
+    '14 purchases (↓)' beside '14 transaction lines (↑)'. Summed, the pair is one reason with one arrow."""
+    from leadtier.models.explain import reason_groups
+
+    rng = np.random.default_rng(0)
+    purchases = rng.poisson(6, 2000).astype(float)
+    X = pd.DataFrame(
+        {
+            "rfm_frequency": purchases,
+            "rfm_lines": purchases + rng.integers(0, 2, 2000),  # a line or so more than purchases
+            "rfm_recency_days": rng.integers(1, 400, 2000).astype(float),
+            "cust_region": rng.choice(["N", "S"], 2000),
+        }
+    )
+    groups = reason_groups(X, list(X.columns))
+    assert groups == [["rfm_frequency", "rfm_lines"]]  # recency and the text column stand alone
+    contrib = np.zeros((2, 5))
+    contrib[0, :3] = [-0.3, 0.5, 0.2]  # lines push up more than purchases push down: net +0.2
+    contrib[1, :3] = [-0.4, 0.1, 0.05]  # net -0.3, told by purchases (the one pushing that way)
+    both = top_reasons(contrib, X.head(2), list(X.columns))
+    assert "(↓)" in both[0] and "(↑)" in both[0]  # without groups, the two contradict each other
+    one = top_reasons(contrib, X.head(2), list(X.columns), groups=groups)
+    assert one[0].count("transaction line") == 1 and "purchase" not in one[0] and "(↓)" not in one[0], one
+    assert "purchase" in one[1] and "transaction line" not in one[1] and one[1].split(";")[-1].endswith("(↓)"), one
+    assert reason_groups(X.head(2), list(X.columns)) == []  # too few rows to tell
+
+
 def test_every_feature_column_of_the_demo_feature_table_has_metadata(demo_data):
     """Fails when a family makes a column that features.yaml does not describe: an attribute or interaction
     pattern counts only for the configured attributes and interaction types."""
