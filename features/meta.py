@@ -119,9 +119,13 @@ def _plural(words: str) -> str:
     return f"{head} {last}" if head else last
 
 
-def _attribute_word(slugged: str, lang: str, written: str | None) -> str:
-    """An attribute's name in words: the metadata's word for ``lang`` ('线索来源') when there is one, else the
-    column as the user's file writes it ('Budget (EUR)'), else the slug in words ('budget eur')."""
+def _attribute_word(slugged: str, lang: str, written: str | None, words: dict | None = None) -> str:
+    """An attribute's name in words: the config's for ``lang`` (``features.attribute_words``, in ``words``
+    under ``cust_<slug>``), else the metadata's ('线索来源'), else the column as the user's file writes it
+    ('Budget (EUR)'), else the slug in words ('budget eur')."""
+    given = (words or {}).get(f"cust_{slugged}", {}).get(lang)
+    if given:
+        return given
     if slugged in metadata()["words"].get(lang, {}) or not written:
         return name_word(slugged, lang)
     return written
@@ -160,7 +164,8 @@ def phrase(
 ) -> str:
     """``column`` = ``value`` in plain words in ``lang``; a column without metadata reads 'name: value'.
     ``name``: the attribute's column as the user's file writes it ('Budget (EUR)'), for ``cust_budget_eur``;
-    ``words``: interaction type -> {lang: 'one|many'} (``features.type_words``)."""
+    ``words``: interaction type -> {lang: 'one|many'} (``features.type_words``), and ``cust_<attribute>`` ->
+    {lang: its name} (``features.attribute_words``)."""
     if lang not in LANGS:
         raise ValueError(f"reasons come in {list(LANGS)}. Got {lang!r} instead")
     found = meta_of(column)
@@ -174,7 +179,7 @@ def phrase(
     fields = {
         "w": groups.get("w", ""),
         "type": name_word(groups["type"], lang, count, words) if "type" in groups else "",
-        "name": _attribute_word(groups["name"], lang, name) if "name" in groups else "",
+        "name": _attribute_word(groups["name"], lang, name, words) if "name" in groups else "",
     }
     if missing:
         template = texts.get("missing") or texts["text"].replace("{v}", "?")

@@ -474,6 +474,12 @@ class FeatureConfig(_Strict):
         "'site visit|site visits', zh: 现场拜访}} (English: singular|plural); types without words read as "
         "written, built-in ones (call, meeting, ...) as features.yaml says",
     )
+    attribute_words: dict[str, dict[Literal["en", "zh"], str]] = Field(
+        default_factory=dict,
+        description="customers attribute (as listed under tables.customers categorical or numeric) -> its name "
+        "per language in reasons and the report: {source: {en: Lead source, zh: 线索来源}}; without, an "
+        "attribute reads as its file's column is written",
+    )
     output: str = "outputs/features.parquet"
     exclude: list[str] = Field(
         default_factory=list,
@@ -1127,6 +1133,26 @@ class Config(_Strict):
     def data_path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else Path(self.data.root) / p
+
+    @model_validator(mode="after")
+    def _attribute_words_of_attributes(self) -> Config:
+        spec = self.data.tables.customers
+        listed = [*spec.categorical, *spec.numeric]
+        unknown = [a for a in self.features.attribute_words if a not in listed]
+        if unknown:
+            raise ValueError(
+                f"features.attribute_words names {unknown}, which tables.customers does not list under categorical "
+                f"or numeric: {listed}"
+            )
+        return self
+
+    def words(self) -> dict[str, dict[str, str]]:
+        """The words of reasons and the report: ``features.type_words`` by interaction type and
+        ``features.attribute_words`` by feature column (``cust_<slug>``)."""
+        from leadtier.features.queries import slug
+
+        named = {f"cust_{slug(a)}": dict(w) for a, w in self.features.attribute_words.items()}
+        return {**{t: dict(w) for t, w in self.features.type_words.items()}, **named}
 
     @model_validator(mode="after")
     def _worklist_tiers_known(self) -> Config:

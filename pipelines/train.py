@@ -1144,7 +1144,7 @@ def segment(cfg: Config, feats: pd.DataFrame, columns: list[str], ev: Evaluation
         minibatch_above=cfg.segments.minibatch_above,
         silhouette_sample=cfg.segments.silhouette_sample,
         random_state=cfg.seed,
-        type_words={t: dict(w) for t, w in cfg.features.type_words.items()},
+        type_words=cfg.words(),
     ).fit(feats, previous=previous)
     ami = float(adjusted_mutual_info_score(ev.rows["tier"], seg.predict(ev.rows)))
     return seg, ami
@@ -1182,7 +1182,7 @@ def make_scorer(
             "label_outcome": label_outcome(cfg, prep.protocol),
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
             "currency": cfg.report.currency,  # reasons over REST show money as the report does
-            "type_words": {t: dict(w) for t, w in cfg.features.type_words.items()},  # features.type_words
+            "type_words": cfg.words(),  # features.type_words and attribute_words
             "time_zone": cfg.data.time_zone,  # predict warns when it reads dates in another zone
         },
     )

@@ -472,6 +472,27 @@ def test_interaction_types_read_in_the_words_the_config_gives_them(tmp_path):
         load_config(path)
 
 
+def test_attributes_read_in_the_words_the_config_gives_them(tmp_path):
+    """features.attribute_words: a Chinese report says 来源, not the English column 'source' of the file."""
+    from leadtier.pipelines.config import ConfigError, load_config
+    from leadtier.pipelines.report import feature_label
+
+    words = {"cust_source": {"zh": "来源"}, "cust_deal_size_k": {"en": "Deal size (k€)", "zh": "项目金额（千欧元）"}}
+    assert phrase("cust_source", "tender portal", "zh", words=words) == "来源：tender portal"
+    assert phrase("cust_source", "tender portal", "en", words=words) == "source: tender portal"  # no en words
+    assert phrase("cust_deal_size_k", 12.0, "en", name="deal_size_k", words=words).startswith("Deal size (k€)")
+    assert feature_label("cust_deal_size_k", "zh", words) == "项目金额（千欧元）"
+    raw = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    raw["features"]["attribute_words"] = {"annual_revenue_musd": {"zh": "年收入（百万美元）"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert load_config(path).words()["cust_annual_revenue_musd"] == {"zh": "年收入（百万美元）"}
+    raw["features"]["attribute_words"] = {"revenue": {"zh": "收入"}}  # not a listed attribute
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"attribute_words names \['revenue'\], which tables.customers does not list"):
+        load_config(path)
+
+
 def test_a_text_value_the_model_never_saw_is_said_to_be_new_in_a_reason():
     X = pd.DataFrame({"cust_channel": ["抖音", "app"], "rfm_recency_days": [3.0, 400.0]})
     contrib = np.array([[-0.9, 0.1, 0.0], [-0.8, 0.2, 0.0]])
