@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from leadtier.features.label_rules import rule_label_query
 from leadtier.features.queries import FAMILY_TABLES
 from leadtier.models.drift import DriftAccumulator, migration
 from leadtier.models.frame import FeatureMismatchError, numbers_as_float
@@ -421,6 +422,7 @@ def _run(
         job = {"reasons": reasons, "n_jobs": scoring_threads(cfg), "lang": cfg.report.lang}  # words of report.lang
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
             warn_stale_inputs(_newest_events(con, cfg, as_of), as_of)
+            sql = with_rule_tiers(cfg, sql)
             scored = _score_batches(
                 con, sql, model, outset, version, as_of, batch_size, progress, input_rows - len(rejects), job, drift
             )
@@ -440,6 +442,31 @@ def _run(
         model_version=version,
         as_of=as_of,
         seconds=time.perf_counter() - t0,
+    )
+
+
+RULE_TIER = "rule_tier"  # with labels from rules: the tier the first rule that holds gives (none: no rule holds)
+
+
+def rule_tiers_sql(cfg: Config) -> str | None:
+    """With ``labels.source: rules``, the scored customers' ``customer_id`` and :data:`RULE_TIER` (SQL over
+    table ``customers``, DuckDB's dialect); None otherwise."""
+    if cfg.labels.source != "rules" or not cfg.labels.rules:
+        return None
+    query = rule_label_query([(r.tier, r.when) for r in cfg.labels.rules])
+    return f"SELECT customer_id, tier AS {RULE_TIER} FROM ({query}) AS r"
+
+
+def with_rule_tiers(cfg: Config, sql: str) -> str:
+    """The feature query ``sql`` with :data:`RULE_TIER` beside the features (still ordered by id) when the
+    labels come from rules: where a rule's columns are known the rule is the better answer, and the
+    predictions show it beside the model's tier."""
+    rules = rule_tiers_sql(cfg)
+    if rules is None:
+        return sql
+    return (
+        f"SELECT f.*, r.{RULE_TIER} FROM ({sql}) AS f LEFT JOIN ({rules}) AS r "
+        "ON CAST(f.customer_id AS VARCHAR) = CAST(r.customer_id AS VARCHAR) ORDER BY f.customer_id"
     )
 
 
@@ -573,10 +600,13 @@ def _score_batches(
 
     def scored_table(batch) -> pa.Table:
         frame = numbers_as_float(batch.to_pandas())
+        rule = frame.pop(RULE_TIER) if RULE_TIER in frame.columns else None
         scored = model.predict(tracking.read_only(model, frame.drop(columns=["customer_id"])), params=params)
         if drift is not None and len(frame):
             drift.add(frame)
         scored.insert(0, "customer_id", frame["customer_id"].astype(str).to_numpy())
+        if rule is not None:
+            scored.insert(scored.columns.get_loc("tier") + 1, RULE_TIER, rule.astype(object).to_numpy())
         if "rfm_monetary" in frame.columns:  # what the report needs for revenue shares
             scored["past_revenue"] = frame["rfm_monetary"].to_numpy()
         table = pa.Table.from_pandas(scored, preserve_index=False).replace_schema_metadata(None)

@@ -851,10 +851,10 @@ def _attributes(
     """The attribute columns of one file into ``out`` (categories) and ``columns`` (numbers, checked later;
     ``na_values`` are missing in both); a ``derived`` attribute is its expression (``failing``: see
     :func:`_derived`). With rule labels the
-    customers' ``leaky`` columns are kept as text for the rules (not for a scoring input). Returns the
-    attribute names, in output order."""
+    customers' ``leaky`` columns are kept as text for the rules (a scoring input without one reads it as
+    missing: no rule reading it holds). Returns the attribute names, in output order."""
     path = cfg.data_path(fs.path)
-    leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" and not tag_rows else []
+    leaky = spec.leaky if table == "customers" and cfg.labels.source == "rules" else []
     absent = [c for c in spec.personal if c not in classes]
     if absent and not tag_rows:  # a misspelt name protects nothing; a scoring input may leave them out
         raise InputError(
@@ -866,6 +866,8 @@ def _attributes(
             kind = "float" if attr in spec.numeric else "str"
             value = _derived(engine, table, path, view, attr, kind, fs, classes, failing)
             out[ident(attr)] = value if kind == "float" else rules.category_value(f"({value})", spec.na_values)
+        elif attr not in classes and tag_rows and attr in leaky and attr not in [*spec.categorical, *spec.numeric]:
+            out[ident(attr)] = "CAST(NULL AS VARCHAR)"  # a scoring input without it: no rule can give a tier
         elif attr not in classes and tag_rows and table == "customers" and _kept_out(cfg, attr):
             log.info("%s: attribute column %r is absent; features.exclude keeps it out of the model", path, attr)
             out[ident(attr)] = "CAST(NULL AS DOUBLE)" if attr in spec.numeric else "CAST(NULL AS VARCHAR)"

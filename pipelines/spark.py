@@ -904,6 +904,7 @@ def _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version) 
     """The features of the rows not rejected (persisted: the caller unpersists) and the predictions."""
     import mlflow
     from leadtier.pipelines import tracking
+    from leadtier.pipelines.predict import RULE_TIER, rule_tiers_sql
     from pyspark.sql import functions as F
 
     struct, input_cols = output_struct(uri, reasons=reasons)
@@ -928,6 +929,12 @@ def _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version) 
         F.lit(version).cast("string").alias("model_version"),
         F.lit(as_of).cast("date").alias("as_of"),
     )
+    rules = rule_tiers_sql(cfg)
+    if rules is not None:  # as leadtier predict: the rule's tier beside the model's
+        tiers = spark.sql(input_sql(rules)).withColumn("customer_id", F.col("customer_id").cast("string"))
+        order = list(result.columns)
+        order.insert(order.index("tier") + 1, RULE_TIER)
+        result = result.join(tiers, "customer_id", "left").select(*order)
     return feats, result
 
 

@@ -8,6 +8,7 @@ import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from leadtier.pipelines.cli import app
@@ -115,3 +116,33 @@ def test_deal_heat_from_rules_trains_through_the_cli(workdir):
     assert stats["tables"]["customers"]["joins"]["owners"] == {"rows": 480, "missing_key": 0, "no_match": 0}
     metrics = mlflow.MlflowClient().get_run(run.run_id).data.metrics
     assert metrics["test_macro_f1"] > 0.4, metrics  # learnt from the other columns (4 tiers: 0.25 by chance)
+
+    # predict shows the rule's tier beside the model's where a rule holds (the rule is the better answer there)
+    out = workdir / "heat.parquet"
+    res = CliRunner().invoke(
+        app, ["predict", "--config", str(DEAL_HEAT), "--data-root", str(EXAMPLE), "--output", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    pred = pd.read_parquet(out)
+    assert list(pred.columns[:3]) == ["customer_id", "tier", "rule_tier"]
+    assert pred["rule_tier"].value_counts().to_dict() == {"70": 104, "30": 99, "50": 97, "90": 93}
+    assert pred["rule_tier"].isna().sum() == len(pred) - 393
+    # new projects without the rules' columns (no tender yet): scored, and no rule gives them a tier
+    projects = pd.read_csv(EXAMPLE / "projects.csv", dtype=str)
+    cfg = load_config(DEAL_HEAT, data_root=str(EXAMPLE))
+    projects.drop(columns=[c for c in cfg.data.tables.customers.leaky if c in projects.columns]).head(30).to_csv(
+        workdir / "new_projects.csv", index=False
+    )
+    args = [
+        "predict",
+        "--config",
+        str(DEAL_HEAT),
+        "--data-root",
+        str(EXAMPLE),
+        "--input",
+        str(workdir / "new_projects.csv"),
+    ]
+    res = CliRunner().invoke(app, [*args, "--output", str(workdir / "new.parquet")])
+    assert res.exit_code == 0, res.output
+    new = pd.read_parquet(workdir / "new.parquet")
+    assert len(new) == 30 and new["rule_tier"].isna().all() and new["tier"].notna().all()

@@ -827,3 +827,22 @@ def test_rejects_and_skips_are_the_same_on_both_engines(spark, open_only):
     if open_only:
         expected[:2] = [skipped, skipped]
     assert want["reject_reason"].fillna("").tolist() == expected
+
+
+def test_rule_tiers_beside_the_models_tier_are_the_same_on_spark(spark):
+    """With labels from rules, predict shows the rule's tier; spark-predict runs the same rules, transpiled."""
+    from leadtier.pipelines.predict import rule_tiers_sql
+    from leadtier.pipelines.sources import register_all
+
+    cfg = load_config(REPO / "configs" / "deal_heat.yaml", data_root=str(REPO / "tests" / "fixtures" / "deal_heat"))
+    con = feature_stage.connect(cfg)
+    try:
+        register_all(con, cfg, with_labels=False)
+        want = con.execute(rule_tiers_sql(cfg)).df()
+    finally:
+        con.close()
+    sp.register_inputs(spark, cfg)
+    got = spark.sql(sp.input_sql(rule_tiers_sql(cfg))).toPandas()
+    key = lambda f: f.astype({"customer_id": str}).sort_values("customer_id").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(key(got), key(want), check_dtype=False)
+    assert key(want)["rule_tier"].notna().sum() == 393  # 93 + 104 + 97 + 99 projects a rule holds for
