@@ -161,8 +161,10 @@ def phrase(
     currency: str | None = None,
     name: str | None = None,
     words: dict | None = None,
+    unit: str | None = None,
 ) -> str:
     """``column`` = ``value`` in plain words in ``lang``; a column without metadata reads 'name: value'.
+    ``unit`` overrides the metadata's (``money`` for an attribute listed under ``tables.customers.money``).
     ``name``: the attribute's column as the user's file writes it ('Budget (EUR)'), for ``cust_budget_eur``;
     ``words``: interaction type -> {lang: 'one|many'} (``features.type_words``), and ``cust_<attribute>`` ->
     {lang: its name} (``features.attribute_words``)."""
@@ -188,7 +190,7 @@ def phrase(
         fields["type"] = name_word(groups["type"], lang, 1, words) if "type" in groups else ""
         return texts["zero"].format(**fields, v="0")
     named = meta.values.get(lang, {}).get(value) if isinstance(value, str) else None  # 'champions' -> '重要价值客户'
-    text = texts["text"].format(**fields, v=named or format_value(value, meta.unit, lang, currency))
+    text = texts["text"].format(**fields, v=named or format_value(value, unit or meta.unit, lang, currency))
     if lang == "en" and count is not None and round(count) == 1 and meta.unit in ("days", "count"):
         text = _ONE.sub(r"\1 \2", text)  # "bought 1 days ago" -> "bought 1 day ago"
     return text

@@ -39,13 +39,14 @@ def _phrases(
     name: str | None,
     words: dict | None,
     known: list[str] | None = None,
+    unit: str | None = None,
 ) -> np.ndarray:
     """Every value of one column in words, each distinct value phrased once; a text value outside ``known``
     (the values the model learned) says it is new, since the model learned nothing about it."""
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
     seen = set(known) if known is not None else None
     said = [
-        phrase(feature, v, lang, currency, name, words)
+        phrase(feature, v, lang, currency, name, words, unit)
         + (NEW_VALUE[lang] if seen is not None and isinstance(v, str) and v not in seen else "")
         for v in uniq
     ]
@@ -110,12 +111,14 @@ def top_reasons(
     words: dict | None = None,
     known: dict[str, list[str]] | None = None,
     groups: list[list[str]] | None = None,
+    money: list[str] | None = None,
 ) -> list[str]:
     """For each row, the ``k`` features pushing hardest towards its tier (``↑``) and the ``k`` pushing away
     (``↓``), in plain words in ``lang``; money with ``currency`` when given; ``names``: feature -> the
     attribute's column as the user's file writes it; ``words``: interaction type -> {lang: words};
     ``known``: text feature -> the values the model learned (others read as new); ``groups``: near-duplicate
-    features (:func:`reason_groups`), each group one reason.
+    features (:func:`reason_groups`), each group one reason; ``money``: attribute features that are amounts
+    of money (shown with ``currency``).
 
     ``contrib`` holds each row's SHAP values for its own tier, shape (rows, features [+ 1 bias]), as
     from ``TierClassifier.contributions_for``; a feature with a zero contribution is never a reason.
@@ -129,7 +132,8 @@ def top_reasons(
     phrases = np.full((n, 2 * k), "", dtype=object)
     for j in np.unique(np.concatenate([up[up_ok], down[down_ok]])) if n else []:
         f = features[j]
-        texts = _phrases(X[f], f, lang, currency, (names or {}).get(f), words, (known or {}).get(f))
+        unit = "money" if f in (money or ()) else None
+        texts = _phrases(X[f], f, lang, currency, (names or {}).get(f), words, (known or {}).get(f), unit)
         for arrow, slots, ok, offset in ((UP, up, up_ok, 0), (DOWN, down, down_ok, k)):
             r, slot = np.nonzero((slots == j) & ok)
             phrases[r, slot + offset] = [f"{t} ({arrow})" for t in texts[r]]

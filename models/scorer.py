@@ -173,7 +173,8 @@ class TierScorer:
         (:func:`~leadtier.models.explain.top_reasons`); money with ``currency``, else the one recorded in
         ``metadata["currency"]`` when there is one; attributes by their columns' names as written
         (``metadata["attribute_names"]``), interaction types in the words the config gave them
-        (``metadata["type_words"]``); near-duplicate features (``reason_groups``) as one reason. An entity
+        (``metadata["type_words"]``), amounts of money (``metadata["money_attributes"]``) with it;
+        near-duplicate features (``reason_groups``) as one reason. An entity
         described as of its start plus ``metadata["entity_days"]`` days gets reasons that say so
         (:func:`~leadtier.features.meta.on_day`)."""
         idx = {c: i for i, c in enumerate(self.classifier.classes_)}
@@ -191,5 +192,6 @@ class TierScorer:
             words=meta.get("type_words"),
             known=getattr(self.classifier, "categories_", None),
             groups=getattr(self, "reason_groups", None),  # absent from scorers pickled before groups existed
+            money=meta.get("money_attributes"),
         )
         return on_day(out, meta["entity_days"], lang) if meta.get("entity_days") else out

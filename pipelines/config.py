@@ -267,6 +267,11 @@ class TableSpec(_Strict):
     )
     categorical: list[str] = Field(default_factory=list, description="attribute columns used as categories")
     numeric: list[str] = Field(default_factory=list, description="numeric attribute columns used as features")
+    money: list[str] = Field(
+        default_factory=list,
+        description="numeric attributes that are amounts of money (a deal's value, a budget): reasons show "
+        "them with report.currency and thousands separators",
+    )
     personal: list[str] = Field(
         default_factory=list, description="personal data: never a feature, never logged or reported"
     )
@@ -1133,6 +1138,23 @@ class Config(_Strict):
     def data_path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else Path(self.data.root) / p
+
+    @model_validator(mode="after")
+    def _money_is_numeric(self) -> Config:
+        spec = self.data.tables.customers
+        elsewhere = [
+            t
+            for t in ("transactions", "interactions", "labels", "outcomes", "stages")
+            if getattr(self.data.tables, t, None) is not None and getattr(self.data.tables, t).money
+        ]
+        if elsewhere:
+            raise ValueError(f"money names attributes of tables.customers only. Got money under tables.{elsewhere[0]}")
+        other = [a for a in spec.money if a not in spec.numeric]
+        if other:
+            raise ValueError(
+                f"tables.customers.money names {other}, which tables.customers.numeric does not list: {spec.numeric}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _attribute_words_of_attributes(self) -> Config:

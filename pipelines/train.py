@@ -1183,6 +1183,7 @@ def make_scorer(
             "attribute_names": attribute_names(cfg),  # reasons name an attribute as the user's file does
             "currency": cfg.report.currency,  # reasons over REST show money as the report does
             "type_words": cfg.words(),  # features.type_words and attribute_words
+            "money_attributes": [f"cust_{slug(a)}" for a in cfg.data.tables.customers.money],
             "time_zone": cfg.data.time_zone,  # predict warns when it reads dates in another zone
         },
     )

@@ -493,6 +493,31 @@ def test_attributes_read_in_the_words_the_config_gives_them(tmp_path):
         load_config(path)
 
 
+def test_an_attribute_that_is_money_reads_with_the_currency(tmp_path):
+    """tables.customers.money: 'amount: ¥283,487.10 (↑)', not 'amount: 283487.1 (↑)'."""
+    from leadtier.pipelines.config import ConfigError, load_config
+
+    X = pd.DataFrame({"cust_amount": [283487.1, None], "cust_floors": [12.0, 3.0]})
+    contrib = np.array([[0.9, 0.1, 0.0], [-0.8, -0.2, 0.0]])
+    got = top_reasons(contrib, X, list(X.columns), k=1, currency="¥", money=["cust_amount"])
+    assert got == ["amount: ¥283,487.10 (↑)", "amount unknown (↓)"], got
+    assert top_reasons(contrib, X, list(X.columns), k=1, currency="¥")[0] == "amount: 283487.1 (↑)"  # not money
+    raw = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    raw["data"]["tables"]["customers"]["money"] = ["annual_revenue_musd"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert load_config(path).data.tables.customers.money == ["annual_revenue_musd"]
+    raw["data"]["tables"]["customers"]["money"] = ["region"]  # a category, not an amount
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tables.customers.money names \['region'\], which tables.customers.numeric"):
+        load_config(path)
+    raw["data"]["tables"]["customers"]["money"] = []
+    raw["data"]["tables"]["transactions"]["money"] = ["amount"]  # not read there: an error, not ignored
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"money names attributes of tables.customers only"):
+        load_config(path)
+
+
 def test_a_text_value_the_model_never_saw_is_said_to_be_new_in_a_reason():
     X = pd.DataFrame({"cust_channel": ["抖音", "app"], "rfm_recency_days": [3.0, 400.0]})
     contrib = np.array([[-0.9, 0.1, 0.0], [-0.8, 0.2, 0.0]])
