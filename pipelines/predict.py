@@ -121,6 +121,7 @@ class PredictResult:
     as_of: dt.date
     seconds: float
     engine: str = "DuckDB"
+    stale_days: int | None = None  # days from the newest event read to the as-of date (None: no events)
 
     @property
     def skipped(self) -> int:
@@ -147,7 +148,17 @@ class PredictResult:
         lines.append(
             f"reconciled: {self.input_rows} = {self.scored} scored + {self.rejected} rejected{skipped} ({verdict})"
         )
+        if self.stale_days is not None and self.stale_days > STALE_DAYS:
+            lines.append(stale_line(self.stale_days))
         return "\n".join(lines)
+
+
+def stale_line(days: int) -> str:
+    """The summary's line for inputs that end ``days`` before the as-of date (see :func:`warn_stale_inputs`)."""
+    return (
+        f"stale inputs: the newest event is {days} days before the as-of date; recency and recent counts, and "
+        "any drift they show, come from that gap"
+    )
 
 
 def rebatch(reader, size: int):
@@ -421,7 +432,7 @@ def _run(
         drift = DriftAccumulator(scorer.drift_reference) if getattr(scorer, "drift_reference", None) else None
         job = {"reasons": reasons, "n_jobs": scoring_threads(cfg), "lang": cfg.report.lang}  # words of report.lang
         with _feature_mismatch_is_retrain(uri), staged_families(con, cfg, as_of, population) as sql:
-            warn_stale_inputs(_newest_events(con, cfg, as_of), as_of)
+            stale = warn_stale_inputs(_newest_events(con, cfg, as_of), as_of)
             sql = with_rule_tiers(cfg, sql)
             scored = _score_batches(
                 con, sql, model, outset, version, as_of, batch_size, progress, input_rows - len(rejects), job, drift
@@ -442,6 +453,7 @@ def _run(
         model_version=version,
         as_of=as_of,
         seconds=time.perf_counter() - t0,
+        stale_days=stale,
     )
 
 

@@ -1692,10 +1692,13 @@ def with_reasons(
     return frame.assign(reasons=reasons), worklist
 
 
-def _csv_link(cfg, out_path: Path) -> str | None:
-    """The worklist's CSV relative to the report (a link that works offline); None when none is written."""
+def _csv_link(cfg, out_path: Path, pred_path: Path, manifest: dict | None) -> str | None:
+    """The worklist's CSV relative to the report (a link that works offline); None when none is written, or
+    when it was planned from other predictions than the report's (another run, another file)."""
+    from leadtier.pipelines.worklist import made_from, predictions_source
+
     csv = Path(cfg.worklist.output).with_suffix(".csv")
-    if not csv.is_file():
+    if not csv.is_file() or made_from(cfg) != predictions_source(pred_path, manifest):
         return None
     return Path(os.path.relpath(csv.resolve(), out_path.resolve().parent)).as_posix()
 
@@ -1738,7 +1741,7 @@ def run(
     action = {
         "worklist": worklist,
         "worklist_note": note,
-        "worklist_csv": _csv_link(cfg, out_path),
+        "worklist_csv": _csv_link(cfg, out_path, pred_path, manifest),
         "worklist_close_tiers": cfg.worklist.close_tiers or None,
     }
     extra = {"migration": migration, "drift": drift, "source": pred_path, "action": action}

@@ -36,8 +36,11 @@ class RetierResult:
     drifted: list[tuple[str, float]] = field(default_factory=list)  # (feature, PSI) above the threshold
     threshold: float = 0.2
     first_run: bool = False
+    stale_days: int | None = None  # days from the newest event read to the as-of date
 
     def summary(self) -> str:
+        from leadtier.pipelines.predict import STALE_DAYS, stale_line
+
         lines = [f"retier as of {self.as_of}", *self.lines]
         if self.first_run:
             lines.append("no previous predictions: no upgrades or downgrades to show")
@@ -48,6 +51,8 @@ class RetierResult:
                 lines.append(f"  {row.customer_id}: {row.previous_tier} -> {row.tier} (score {row.score_change:+.1f})")
             if len(part) > SHOWN_MOVES:
                 lines.append(f"  ... and {len(part) - SHOWN_MOVES} more")
+        if self.stale_days is not None and self.stale_days > STALE_DAYS:
+            lines.append(stale_line(self.stale_days))
         if self.drifted:
             worst = ", ".join(f"{f} {psi:.2f}" for f, psi in self.drifted[:5])
             lines.append(
@@ -204,4 +209,5 @@ def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool, done:
         drifted=_drifted(predict.side_file(out_path, "drift")),
         threshold=cfg.predict.psi_warning,
         first_run=first_run,
+        stale_days=scored.stale_days,
     )

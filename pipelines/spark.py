@@ -1014,7 +1014,7 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         rejects = _csv_file_writer(spark, _rejects_frame(tagged))
         check_reject_share(cfg, outset, input_rows, why, rejects)  # before scoring
         newest = newest_events_sql(cfg, as_of, spark.catalog.tableExists)
-        warn_stale_inputs([tuple(r) for r in spark.sql(newest).collect()] if newest else [], as_of)
+        stale = warn_stale_inputs([tuple(r) for r in spark.sql(newest).collect()] if newest else [], as_of)
         feats, result = _scored_frame(spark, cfg, tagged, as_of, population, uri, reasons, version)
         try:
             positions = positions_said(scoring_spec(cfg, input_path or cfg.predict.input))
@@ -1037,4 +1037,5 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         model_version=version,
         as_of=as_of,
         seconds=time.perf_counter() - t0,
+        stale_days=stale,
     )

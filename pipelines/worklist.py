@@ -297,13 +297,14 @@ def run(cfg: Config, predictions: str | None = None, output: str | None = None, 
     if not cfg.worklist.service_days:
         raise WorklistError("worklist.service_days is empty: give each tier to call its days, e.g. {A: 7, B: 30}")
     pred_path = Path(predictions or cfg.predict.output)
-    if pred_path.exists():  # a file, or spark-predict's folder
-        cfg = with_scored_input(cfg, check_manifest(pred_path, SIDE_KINDS))
+    manifest = check_manifest(pred_path, SIDE_KINDS) if pred_path.exists() else None  # a file or a Spark folder
+    cfg = with_scored_input(cfg, manifest)
     pred = read_predictions(pred_path)
     check_predictions(pred, cfg.scheme, str(pred_path))
     lang = lang or cfg.worklist.lang or cfg.report.lang
     out, start = planned(cfg, pred, lang)
-    res = _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start)
+    source = predictions_source(pred_path, manifest)
+    res = _write(with_reasons(cfg, out, pred, lang), check_suffix(output or cfg.worklist.output), start, source)
     if out.attrs.get("money_values"):  # some customer's value is known (given, or past revenue)
         res.currency = cfg.report.currency or ""
     res.deferring = bool(cfg.worklist.defer_contacted_days)
@@ -361,7 +362,22 @@ def with_reasons(cfg: Config, out: pd.DataFrame, pred: pd.DataFrame, lang: str) 
     return out
 
 
-def _write(out: pd.DataFrame, path: Path, start: dt.date) -> WorklistResult:
+def predictions_source(pred_path: Path, manifest: dict | None) -> dict[str, str]:
+    """What a worklist records of the predictions it was planned from: their path and the predict run that
+    wrote them (its manifest's run id; '' for a file written without one)."""
+    return {"predictions": str(pred_path.resolve()), "predictions_run": str((manifest or {}).get("run_id") or "")}
+
+
+def made_from(cfg: Config) -> dict[str, str] | None:
+    """The predictions the worklist at ``worklist.output`` was planned from (:func:`predictions_source`);
+    None when there is none, or its manifest does not say (written before worklists recorded it)."""
+    from leadtier.pipelines.outputs import OutputSet, read_manifest
+
+    manifest = read_manifest(OutputSet(Path(cfg.worklist.output), []).manifest) or {}
+    return {k: manifest[k] for k in ("predictions", "predictions_run")} if "predictions" in manifest else None
+
+
+def _write(out: pd.DataFrame, path: Path, start: dt.date, source: dict | None = None) -> WorklistResult:
     if path.suffix.lower() != ".parquet":
         raise WorklistError(f"the worklist output must end in .parquet (the CSV goes beside it). Got {path} instead")
     csv_path = path.with_suffix(".csv")
@@ -370,7 +386,7 @@ def _write(out: pd.DataFrame, path: Path, start: dt.date) -> WorklistResult:
         outset.open(uuid.uuid4().hex)
         outset.stage(path, table_writer(out, path))
         outset.stage(csv_path, table_writer(out, csv_path))
-        outset.commit()
+        outset.commit(facts=source)
     counts = {s: int((out["status"] == s).sum()) for s in (PLANNED, DEFERRED, NO_CAPACITY)}
     res = WorklistResult(path, csv_path, counts, int(out["late"].sum()), shortfall(out), start)
     guessed = out["value_estimated"].fillna(False).astype(bool)

@@ -192,6 +192,16 @@ def test_retier_runs_every_stage_prints_moves_and_exits_3_on_drift(world):
         f"{wl.get('no capacity', 0)} do not fit the weeks" in said
     ), said
 
+    html = (work / "outputs" / "demo" / "report.html").read_text(encoding="utf-8")
+    assert 'href="worklist.csv" class="csvlink"' in html  # the worklist planned from these very predictions
+    other = work / "outputs" / "other.parquet"
+    assert runner.invoke(app, ["predict", "--config", calm, "--output", str(other)]).exit_code == 0
+    res = runner.invoke(
+        app, ["report", "--config", calm, "--predictions", str(other), "--output", str(work / "o.html")]
+    )
+    assert res.exit_code == 0, res.output
+    assert 'class="csvlink"' not in (work / "o.html").read_text(encoding="utf-8")  # planned from other predictions
+
     zh = runner.invoke(app, ["report", "--config", calm, "--lang", "zh"])  # a Chinese report beside it
     assert zh.exit_code == 0 and (work / "outputs" / "demo" / "report.zh.html").is_file(), zh.output
     assert "2026-09-30" not in (work / "outputs" / "demo" / "report.zh.html").read_text(encoding="utf-8")
@@ -410,9 +420,12 @@ def test_scoring_an_old_extract_as_of_a_later_day_is_warned_of(world, caplog):
     later = cfg.model_copy(deep=True)
     later.predict.output = str(work / "later" / "predictions.parquet")
     with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
-        predict.run(later, as_of=cfg.data.as_of + dt.timedelta(days=161), progress=False)
+        later_res = predict.run(later, as_of=cfg.data.as_of + dt.timedelta(days=161), progress=False)
     said = [r.getMessage() for r in caplog.records if "the inputs end" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("the inputs end "), said
+    days = later_res.stale_days  # the demo's last event is on the eve of data.as_of: 162
+    assert days >= 161 and f"stale inputs: the newest event is {days} days" in later_res.summary()
+    assert f"the inputs end {days} days before" in said[0]
     assert f"before the as-of date {cfg.data.as_of + dt.timedelta(days=161)} (newest rows: transactions " in said[0]
     caplog.clear()
     with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
