@@ -7,6 +7,8 @@ The words come from the feature metadata beside the SQL (:mod:`leadtier.features
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from leadtier.features.meta import join_reasons, phrase
@@ -61,14 +63,15 @@ def reason_groups(
     X: pd.DataFrame, features: list[str], threshold: float = NEAR_DUPLICATE, sample: int = 20_000, seed: int = 0
 ) -> list[list[str]]:
     """Groups of numeric ``features`` that are near-duplicates on the rows of ``X`` (``|Spearman rho| >=
-    threshold`` between every two members, so that no chain of likes joins unlike ends): purchases and
-    transaction lines, spend and its quintile.
-    SHAP splits credit between such features, at times with opposite signs ('14 purchases (↓)' beside '14
-    transaction lines (↑)'); :func:`top_reasons` sums each group's contributions into one reason. At most
-    ``sample`` rows (seeded) are read; groups keep the order of ``features``."""
+    threshold`` between every two members, so that no chain of likes joins unlike ends: purchases and
+    transaction lines, spend and its quintile), joined with the windows of one count (purchases in the last
+    30 and in the last 365 days; :func:`_stem`). SHAP splits credit between such features, at times with
+    opposite signs ('14 purchases (↓)' beside '14 transaction lines (↑)'); :func:`top_reasons` sums each
+    group's contributions into one reason. At most ``sample`` rows (seeded) are read; groups keep the order
+    of ``features``."""
     numeric = [f for f in features if f in X.columns and pd.api.types.is_numeric_dtype(X[f])]
     if len(numeric) < 2 or len(X) < 3:
-        return []
+        return _merged([], features)
     rows = X[numeric].sample(n=sample, random_state=seed) if len(X) > sample else X[numeric]
     rho = rows.astype(float).corr(method="spearman", min_periods=3).abs().fillna(0.0).to_numpy()
     groups: list[list[int]] = []
@@ -78,18 +81,64 @@ def reason_groups(
             groups.append([i])
         else:
             home.append(i)
-    return [[numeric[i] for i in g] for g in groups if len(g) > 1]
+    return _merged([[numeric[i] for i in g] for g in groups], features)
 
 
-def _grouped(picked: np.ndarray, features: list[str], groups: list[list[str]] | None) -> np.ndarray:
+_STEMS = (  # the windows of one count are one story: 3 purchases in 30 days (↑) and 9 in 365 days (↓) contradict
+    (re.compile(r"^ix_count(_\d+d)?$"), "ix_count"),
+    (re.compile(r"^rfm_frequency(_\d+d)?$"), "rfm_frequency"),
+    (re.compile(r"^rfm_amount_\d+d$|^rfm_monetary$"), "rfm_amount"),
+    (re.compile(r"^ix_(?!count_|distinct_types_|duration_s_)(?P<type>.+)_\d+d$"), "ix_type"),
+)
+
+
+def _stem(column: str) -> str | None:
+    """The count a column is one window of ('ix_meeting_90d' -> 'ix_type:meeting'), None for any other."""
+    for pattern, stem in _STEMS:
+        m = pattern.match(column)
+        if m:
+            return f"{stem}:{m.group('type')}" if "type" in pattern.groupindex else stem
+    return None
+
+
+def _merged(groups: list[list[str]], features: list[str]) -> list[list[str]]:
+    """``groups`` joined with the windows of each count (:func:`_stem`), overlapping ones made one; in the
+    order of ``features``, groups of one left out."""
+    by_stem: dict[str, list[str]] = {}
+    for f in features:
+        stem = _stem(f)
+        if stem is not None:
+            by_stem.setdefault(stem, []).append(f)
+    merged: list[set[str]] = []
+    for group in [*groups, *by_stem.values()]:
+        joined = set(group).union(*[m for m in merged if m & set(group)])
+        merged = [m for m in merged if not m & set(group)] + [joined]
+    order = {f: i for i, f in enumerate(features)}
+    out = [sorted(m, key=order.__getitem__) for m in merged if len(m) > 1]
+    return sorted(out, key=lambda g: order[g[0]])
+
+
+NEVER_WITH = {"ix_recency_days": "ix_count", "rfm_recency_days": "rfm_frequency"}  # "never" is "none at all"
+
+
+def _grouped(
+    picked: np.ndarray, features: list[str], groups: list[list[str]] | None, X: pd.DataFrame | None = None
+) -> np.ndarray:
     """``picked`` with each group's contributions summed onto one member per row: the one pushing hardest in
-    the direction of the sum (its words then stand for the group); the other members get 0."""
-    if not groups:
+    the direction of the sum (its words then stand for the group); the other members get 0. For a row of
+    ``X`` that never interacted (never bought), the days since the last one (missing) join the count of
+    them (0): 'never interacted (↓)' and 'no interaction (↑)' are one fact."""
+    if not groups and X is None:
         return picked
     out = picked.copy()
     rows = np.arange(len(out))
     at = {f: i for i, f in enumerate(features)}
-    for group in groups:
+    for days, count in NEVER_WITH.items():
+        if X is not None and days in at and count in at and days in X.columns:
+            never = X[days].isna().to_numpy()
+            out[never, at[count]] += out[never, at[days]]
+            out[never, at[days]] = 0.0
+    for group in groups or []:
         idx = np.array([at[f] for f in group if f in at], dtype=int)
         if len(idx) < 2:
             continue
@@ -123,7 +172,7 @@ def top_reasons(
     ``contrib`` holds each row's SHAP values for its own tier, shape (rows, features [+ 1 bias]), as
     from ``TierClassifier.contributions_for``; a feature with a zero contribution is never a reason.
     """
-    picked = _grouped(np.asarray(contrib, dtype=float)[:, : len(features)], features, groups)  # no bias column
+    picked = _grouped(np.asarray(contrib, dtype=float)[:, : len(features)], features, groups, X)  # no bias
     n = len(picked)
     up, down = _top(picked, k), _top(-picked, k)
     rows = np.arange(n)[:, None]

@@ -133,6 +133,35 @@ def test_near_duplicate_features_make_one_reason_not_two_that_contradict_each_ot
     assert reason_groups(X.head(2), list(X.columns)) == []  # too few rows to tell
 
 
+def test_the_windows_of_one_count_and_never_having_any_make_one_reason():
+    """'3 purchases in the last 30 days (↑) … 9 in the last 365 days (↓)' and 'no interaction (↑) … never
+    interacted (↓)' read as contradictions to a sales rep: one count's windows are one reason, and for a
+    customer who never interacted the missing days since the last contact join the count of them."""
+    from leadtier.models.explain import reason_groups
+
+    columns = [
+        "rfm_frequency_30d",
+        "rfm_frequency_365d",
+        "ix_count",
+        "ix_count_365d",
+        "ix_recency_days",
+        "ix_call_30d",
+        "ix_call_90d",
+        "ix_count_trend_30d",
+    ]
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.integers(0, 9, (50, len(columns))).astype(float), columns=columns)
+    groups = reason_groups(X, columns)
+    assert ["rfm_frequency_30d", "rfm_frequency_365d"] in groups and ["ix_count", "ix_count_365d"] in groups
+    assert ["ix_call_30d", "ix_call_90d"] in groups and not any("ix_count_trend_30d" in g for g in groups)
+    row = pd.DataFrame([[3.0, 9.0, 0.0, 0.0, np.nan, 0.0, 0.0, 0.0]], columns=columns)  # bought lately, never in touch
+    contrib = np.array([[0.5, -0.2, 0.3, -0.1, -0.4, 0.0, 0.0, 0.0, 0.0]])
+    said = top_reasons(contrib, row, columns, groups=groups)[0]
+    assert said.count("purchase") == 1 and "(↑)" in said.split(";")[0], said
+    assert "never interacted" not in said or "no interaction" not in said, said  # one fact, said once
+    assert said.count("(↓)") == 1 and "interaction" in said.split(";")[-1], said  # net -0.2: away from the tier
+
+
 def test_every_feature_column_of_the_demo_feature_table_has_metadata(demo_data):
     """Fails when a family makes a column that features.yaml does not describe: an attribute or interaction
     pattern counts only for the configured attributes and interaction types."""
