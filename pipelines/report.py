@@ -1217,7 +1217,8 @@ def _worklist(
         return None
     s = strings(b.lang)
     tiers = [t for t in (close_tiers or b.codes[:1]) if t in b.codes]
-    chance = s["chance_of"].format(tiers=s["list_separator"].join(b.scheme.label(t, b.lang) for t in tiers))
+    named = s["list_separator"].join(b.scheme.label(t, b.lang) for t in tiers)  # the tooltip: names are long
+    chance = s["chance_of"].format(tiers=" + ".join(tiers))
     head = worklist_head(worklist, limit)
     counts = worklist["status"].astype(str).value_counts()
     rows = _worklist_rows(b, head, _money_currency(worklist, currency))
@@ -1230,6 +1231,7 @@ def _worklist(
         "estimated": sum(r["estimated"] for r in rows),
         "has_owner": bool(worklist["owner"].fillna("").astype(str).ne("").any()),
         "chance": chance,
+        "chance_title": s["chance_of"].format(tiers=named),
     }
 
 
