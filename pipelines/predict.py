@@ -325,6 +325,44 @@ def warn_time_zone(scorer, cfg: Config) -> None:
         )
 
 
+def warn_future_as_of(cfg: Config, as_of: dt.date, now: dt.datetime | None = None) -> bool:
+    """Warn when ``as_of`` lies after today (in ``data.time_zone``): the days up to it have no events yet, so
+    every customer reads as quieter than they are. Returns whether it does."""
+    from leadtier.pipelines.config import today
+
+    day = today(cfg, now)
+    if as_of <= day:
+        return False
+    log.warning(
+        "the as-of date %s is after today (%s in %s): the days between have no events yet, so recency and the "
+        "counts of recent days read every customer as quieter than they are",
+        as_of,
+        day,
+        cfg.data.time_zone,
+    )
+    return True
+
+
+def warn_not_champion(client, uri: str, version: str) -> None:
+    """Warn when ``uri`` names a registered version that is not its model's champion (``--model
+    models:/name/2``): the tiers are not the ones production scores today, as the report says too."""
+    if not version or not uri.startswith("models:/") or "@" in uri:
+        return
+    name = uri[len("models:/") :].partition("/")[0]
+    try:
+        champion = str(client.get_model_version_by_alias(name, "champion").version)
+    except MlflowException:  # no champion yet: nothing to differ from
+        return
+    if champion != version:
+        log.warning(
+            "scoring with version %s of %s, which is not the champion (version %s): these tiers are not the ones "
+            "production scores",
+            version,
+            name,
+            champion,
+        )
+
+
 def warn_scoring_settings(scorer, cfg: Config) -> None:
     """What either engine's predict warns of before scoring: settings that differ from what the model expects."""
     warn_open_only(scorer, cfg)
@@ -410,10 +448,12 @@ def _run(
     t0 = time.perf_counter()
     check_families(cfg)
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
+    warn_future_as_of(cfg, as_of)
     out_path = outset.main
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
+    warn_not_champion(client, uri, version)
     model = tracking.load_model(uri)
     scorer = scorer_of(model)
     warn_scoring_settings(scorer, cfg)

@@ -37,7 +37,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 import yaml
-from leadtier.features.meta import meta_of, phrase
+from leadtier.features.meta import format_value, meta_of, phrase
 from leadtier.models.metrics import HIGHER_IS_BETTER, beaten_on
 from leadtier.models.schemes import TierScheme
 from leadtier.models.segments import is_days_since, segment_medians
@@ -1008,13 +1008,16 @@ def _segment_cards(
 
 
 def _profile_value(column: str, value: Any, currency: str | None, lang: str = "en") -> str:
-    """A segment's median of ``column`` as the card shows it: money with ``currency``, else a number; a
+    """A segment's median of ``column`` as the card shows it: money with ``currency``, a duration in minutes
+    or seconds, else a number; a
     "days since" column without a median (most of the segment never bought) in words ('never bought')."""
     if is_days_since(column) and pd.isna(value):
         return phrase(column, None, lang)
     found = meta_of(column)
     if found and found[0].unit == "money":
         return fmt_money(value, currency)
+    if found and found[0].unit == "seconds" and not pd.isna(value):
+        return format_value(float(value), "seconds", lang)  # 7,303 s reads '121.7 min'
     if re.search(r"(^|_)year(_|$)", column) and not pd.isna(value) and 1800 <= float(value) <= 2200:
         return f"{float(value):.0f}"  # a year: 2006, not 2,006
     return fmt_num(value)

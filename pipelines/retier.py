@@ -62,6 +62,17 @@ class RetierResult:
         return "\n".join(lines)
 
 
+def _previous_as_of(path: Path) -> dt.date | None:
+    """The as-of date of the predictions at ``path`` (the last run's); None when they do not say."""
+    from leadtier.pipelines.report import read_predictions
+
+    try:
+        days = pd.to_datetime(read_predictions(path).get("as_of"), errors="coerce")
+    except (OSError, ValueError):  # unreadable: predict replaces them, and says so
+        return None
+    return None if days is None or days.isna().all() else days.max().date()
+
+
 def _moves(path: Path) -> pd.DataFrame:
     """Upgrades and downgrades of a migration file, the largest score change first."""
     cols = ["customer_id", "previous_tier", "tier", "score_change", "change"]
@@ -186,10 +197,16 @@ def _stages(cfg: Config, as_of: dt.date, lang: str | None, progress: bool, done:
     lines = [f"features: {len(fb.features)} rows as of {as_of} -> {feats_path}"]
     out_path = Path(cfg.predict.output)
     first_run = not out_path.is_file()
+    before = None if first_run else _previous_as_of(out_path)
     scored = predict.run(cfg, as_of=as_of, progress=progress)
     done("predict")
     skipped = f", {scored.skipped} skipped" if scored.skipped else ""
     lines.append(f"predict: {scored.scored} scored, {scored.rejected} rejected{skipped} -> {scored.output}")
+    if before is not None and before > as_of:
+        lines.append(
+            f"the last run was as of {before}, after this one: the moves below go back in time, from {before} "
+            f"to {as_of}"
+        )
     if cfg.worklist.service_days:
         wl = worklist.run(cfg, lang=lang)
         done("worklist")

@@ -993,6 +993,8 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
         newest_events_sql,
         positions_said,
         scorer_of,
+        warn_future_as_of,
+        warn_not_champion,
         warn_scoring_settings,
         warn_stale_inputs,
     )
@@ -1000,9 +1002,11 @@ def _predict_into(spark, cfg, outset, model_uri, input_path, as_of, batch_size, 
 
     t0 = time.perf_counter()
     as_of = as_of or cfg.predict.as_of or cfg.data.as_of
+    warn_future_as_of(cfg, as_of)
     client = tracking.setup(cfg)
     uri = model_uri or tracking.champion_uri(cfg)
     version = tracking.resolve_version(client, uri)
+    warn_not_champion(client, uri, version)
     scorer = scorer_of(tracking.load_model(uri))  # the drift reference and the tier levels, as leadtier predict
     warn_scoring_settings(scorer, cfg)
     if batch_size:

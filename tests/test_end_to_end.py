@@ -267,7 +267,7 @@ def test_report_rebuilds_past_revenue_only_for_the_customers_that_were_scored(tr
     assert no_revenue in html
 
 
-def test_report_says_when_tiers_do_not_come_from_the_champion(trained):
+def test_report_says_when_tiers_do_not_come_from_the_champion(trained, caplog):
     from leadtier.pipelines import report as report_stage
 
     cfg, _, _, _, work = trained
@@ -278,8 +278,20 @@ def test_report_says_when_tiers_do_not_come_from_the_champion(trained):
         v.version for v in client.search_model_versions(f"name='{cfg.mlflow.model_name}'") if v.version != champion
     )
     by_champion, by_other = work / "out" / "v_champion.parquet", work / "out" / "v_other.parquet"
-    predict_stage.run(cfg, output=str(by_champion), progress=False)
-    predict_stage.run(cfg, model_uri=f"models:/{cfg.mlflow.model_name}/{other}", output=str(by_other), progress=False)
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        predict_stage.run(cfg, output=str(by_champion), progress=False)
+        predict_stage.run(
+            cfg, model_uri=f"models:/{cfg.mlflow.model_name}/{champion}", output=str(by_champion), progress=False
+        )
+        assert not [r for r in caplog.records if "not the champion" in r.getMessage()]  # the champion by number
+        predict_stage.run(
+            cfg, model_uri=f"models:/{cfg.mlflow.model_name}/{other}", output=str(by_other), progress=False
+        )
+    said = [r.getMessage() for r in caplog.records if "not the champion" in r.getMessage()]
+    assert said == [
+        f"scoring with version {other} of {cfg.mlflow.model_name}, which is not the champion (version {champion}): "
+        "these tiers are not the ones production scores"
+    ]
 
     def notes(path):
         html = report_stage.run(cfg, predictions=str(path), output=str(work / "out" / "v.html")).read_text()

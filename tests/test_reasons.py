@@ -249,6 +249,10 @@ def test_retier_runs_every_stage_prints_moves_and_exits_3_on_drift(world):
     assert drifted.exit_code == 3, (drifted.output, drifted.exception)
     assert "above predict.psi_warning" in drifted.output and "exit status 3" in drifted.output
 
+    back = runner.invoke(app, ["retier", "--config", calm, "--as-of", "2026-08-31"])  # earlier than the last run
+    assert back.exit_code == 0, back.output
+    assert "the last run was as of 2026-09-30, after this one: the moves below go back in time" in back.output
+
     bad = runner.invoke(app, ["retier", "--config", calm, "--as-of", "yesterday"])
     assert bad.exit_code == 2
 
@@ -460,6 +464,23 @@ def test_scoring_an_old_extract_as_of_a_later_day_is_warned_of(world, caplog):
     with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
         predict.run(cfg.model_copy(deep=True), progress=False)  # as of the data's own date: nothing to say
     assert not [r for r in caplog.records if "the inputs end" in r.getMessage()]
+
+
+def test_an_as_of_date_after_today_is_warned_of(caplog):
+    from leadtier.pipelines.config import load_config
+    from leadtier.pipelines.predict import warn_future_as_of
+
+    cfg = load_config(DEMO_CONFIG, data_root="/nowhere")
+    cfg.data.time_zone = "Asia/Shanghai"
+    now = dt.datetime(2026, 12, 7, 20, 0, tzinfo=dt.UTC)  # already 8 December in Shanghai
+    with caplog.at_level("WARNING", logger="leadtier.pipelines.predict"):
+        assert not warn_future_as_of(cfg, dt.date(2026, 12, 8), now)
+        assert warn_future_as_of(cfg, dt.date(2027, 1, 15), now)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "the as-of date 2027-01-15 is after today (2026-12-08 in Asia/Shanghai): the days between have no events "
+        "yet, so recency and the counts of recent days read every customer as quieter than they are"
+    ]
 
 
 def test_stale_inputs_are_judged_by_the_newest_event_table(caplog):

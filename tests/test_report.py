@@ -323,6 +323,9 @@ def test_segment_cards_profile_labels(scheme5):
         frame, scheme5, SEGMENT_NAMES, PROFILE[["size", "some_new_feature"]], METRICS, INFO, lang="en"
     )
     assert bare["segments"]["cards"][0]["profile"][0]["label"] == "some_new_feature"
+    # a duration reads in minutes, not as a bare count of seconds
+    assert report._profile_value("ix_duration_s_30d", 7303.0, None, "en") == "121.7 min"
+    assert report._profile_value("ix_duration_s_30d", 7303.0, None, "zh") == "121.7 分钟"
 
 
 def test_segment_cards_name_long_tier_codes_in_the_readers_language(scheme2):
