@@ -1326,8 +1326,8 @@ def run(cfg: Config, config_path: str | Path | None = None) -> TrainResult:
             "model": ev.chosen.name,
             "model_choice": ev.chosen.reasons,
         }
-        for reason in ev.chosen.reasons:
-            log.info("tier model: %s", reason)
+        for reason in ev.chosen.reasons:  # the run's summary prints them: a log line each only with --verbose
+            log.debug("tier model: %s", reason)
         with plots.glyphs_missing_said_once(log):  # the figures of the run, one warning for a missing font
             train_log.log_evaluation(cfg, prep, ev)
             seg, ami = segment(cfg, prep.features, seg_cols, ev, tracking.champion_segmenter(client, cfg))

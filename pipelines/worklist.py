@@ -327,7 +327,7 @@ def warn_past_start(cfg: Config, start: dt.date, now: dt.datetime | None = None)
     if days > PAST_START_DAYS and cfg.worklist.start is None:
         log.warning(
             "worklist: the plan starts %s, the predictions' as-of date, %d days before today, so its due dates "
-            "are past; predict as of today (retier does), or set worklist.start",
+            "are past; predict as of today (retier does when no --as-of is given), or set worklist.start",
             start,
             days,
         )
