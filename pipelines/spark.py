@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,7 @@ def spark_session(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     _quiet_global_windows(spark)
+    _quiet_known_notices()
     if spark.conf.get("spark.sql.session.timeZone") != "UTC":
         log.warning(
             "spark.sql.session.timeZone is %s, not UTC: timestamps with a time zone may shift days",
@@ -143,6 +145,24 @@ def _quiet_global_windows(spark) -> None:
     jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
         "org.apache.spark.sql.execution.window.WindowExec", level
     )
+
+
+ENV_MANAGER_NOTICE = 'with `env_manager="local"`'  # MLflow's advice on each spark_udf: local is leadtier's choice
+
+
+def _drop_env_manager_notice(record: logging.LogRecord) -> bool:
+    return ENV_MANAGER_NOTICE not in record.getMessage()
+
+
+def _quiet_known_notices() -> None:
+    """Two advisories every spark-predict printed, each answered by the project: PySpark 4's warning that it
+    does not fully support pandas 3 (the parity tests assert every feature, prediction, reject, drift and
+    migration row equal to DuckDB's under pandas 3) and MLflow's advice against ``env_manager="local"`` (the
+    executors run leadtier's own interpreter by design: see the module docstring)."""
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    pyfunc = logging.getLogger("mlflow.pyfunc")
+    if _drop_env_manager_notice not in pyfunc.filters:
+        pyfunc.addFilter(_drop_env_manager_notice)
 
 
 def parse_conf(pairs: list[str] | None) -> dict[str, str]:
